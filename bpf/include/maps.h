@@ -1,0 +1,31 @@
+/* The maps of the steering program: services, the AF_XDP sockets per RX queue, counters. */
+#ifndef XVS_MAPS_H
+#define XVS_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "xvs_abi.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct xvs_svc_key);
+	__type(value, struct xvs_svc_value);
+	__uint(max_entries, XVS_MAX_SERVICES);
+} xvs_services SEC(".maps");
+
+/* Indexed by RX queue: XDP can only redirect to the socket bound to the packet's queue. */
+struct {
+	__uint(type, BPF_MAP_TYPE_XSKMAP);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+	__uint(max_entries, XVS_MAX_QUEUES);
+} xvs_xsks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xvs_xdp_counters);
+	__uint(max_entries, 1);
+} xvs_counters SEC(".maps");
+
+#endif

@@ -1,0 +1,49 @@
+/* Layouts and constants shared by the BPF programs and Rust: the single source of truth.
+ * build.rs compiles abi_probe.c against this header and the Rust side asserts its own
+ * structs against the sizes and offsets it prints, so a change here that Rust does not
+ * follow fails the build. */
+#ifndef XVS_ABI_H
+#define XVS_ABI_H
+
+#include <linux/types.h>
+
+#define XVS_MAX_SERVICES 4096
+#define XVS_MAX_QUEUES 256
+
+/* A virtual service as the steering program matches it: destination address, port and
+ * IP protocol of the packet. port 0 stands for every port of that address. */
+struct xvs_svc_key {
+	__be32 addr;
+	__be16 port;
+	__u8 proto;
+	__u8 pad; /* always 0: hash maps compare keys byte for byte */
+};
+
+struct xvs_svc_value {
+	__u32 flags; /* reserved, 0 */
+};
+
+/* The steering program's counters, one slot each, in a per-CPU array. X(NAME, label):
+ * label is the Prometheus label value. Every packet increments exactly one of them. */
+#define XVS_XDP_STATS(X)                                                                 \
+	X(STEERED, "steered")               /* redirected to the queue's AF_XDP socket */  \
+	X(PASS_NO_SOCKET, "pass_no_socket") /* a service packet, but no socket bound yet */ \
+	X(PASS_NOT_IPV4, "pass_not_ipv4")   /* ARP, IPv6, VLAN... */                        \
+	X(PASS_OTHER_PROTO, "pass_other_proto") /* ICMP, VRRP, ... */                      \
+	X(PASS_NOT_SERVICE, "pass_not_service") /* TCP/UDP to no configured service */     \
+	X(PASS_FRAGMENT, "pass_fragment")   /* IPv4 fragments carry no usable ports */      \
+	X(PASS_TRUNCATED, "pass_truncated") /* frame shorter than its headers */            \
+	X(PASS_BAD_HEADER, "pass_bad_header") /* IPv4 header length below 20 */
+
+enum xvs_xdp_stat {
+#define XVS_STAT_ENUM(name, label) XVS_STAT_##name,
+	XVS_XDP_STATS(XVS_STAT_ENUM)
+#undef XVS_STAT_ENUM
+	XVS_STAT_MAX
+};
+
+struct xvs_xdp_counters {
+	__u64 packets[XVS_STAT_MAX];
+};
+
+#endif

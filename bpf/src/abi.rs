@@ -1,0 +1,113 @@
+//! Rust mirrors of `bpf/include/xvs_abi.h`, asserted against the C layout at compile time.
+
+use std::mem::{offset_of, size_of};
+use std::net::Ipv4Addr;
+
+/// Constants generated from the C header by `build.rs` (`abi_probe.c`).
+pub mod layout {
+    include!(concat!(env!("OUT_DIR"), "/abi_layout.rs"));
+}
+
+pub use layout::{MAX_QUEUES, MAX_SERVICES, XDP_STAT_LABELS};
+
+/// `struct xvs_svc_key`: what the steering program matches.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SvcKey {
+    /// Network byte order.
+    pub addr: [u8; 4],
+    /// Network byte order; 0 = every port.
+    pub port: [u8; 2],
+    pub proto: u8,
+    pub pad: u8,
+}
+
+const _: () = assert!(size_of::<SvcKey>() == layout::SVC_KEY_SIZE);
+const _: () = assert!(offset_of!(SvcKey, addr) == layout::SVC_KEY_ADDR);
+const _: () = assert!(offset_of!(SvcKey, port) == layout::SVC_KEY_PORT);
+const _: () = assert!(offset_of!(SvcKey, proto) == layout::SVC_KEY_PROTO);
+const _: () = assert!(layout::SVC_VALUE_SIZE == 4);
+const _: () = assert!(layout::XDP_COUNTERS_SIZE == 8 * XDP_STAT_LABELS.len());
+
+impl SvcKey {
+    pub fn new(addr: Ipv4Addr, port: u16, proto: u8) -> Self {
+        SvcKey {
+            addr: addr.octets(),
+            port: port.to_be_bytes(),
+            proto,
+            pad: 0,
+        }
+    }
+
+    /// The key as the map stores it.
+    pub fn to_bytes(self) -> [u8; layout::SVC_KEY_SIZE] {
+        let mut b = [0u8; layout::SVC_KEY_SIZE];
+        b[layout::SVC_KEY_ADDR..layout::SVC_KEY_ADDR + 4].copy_from_slice(&self.addr);
+        b[layout::SVC_KEY_PORT..layout::SVC_KEY_PORT + 2].copy_from_slice(&self.port);
+        b[layout::SVC_KEY_PROTO] = self.proto;
+        b
+    }
+
+    pub fn from_bytes(b: &[u8]) -> Option<Self> {
+        if b.len() != layout::SVC_KEY_SIZE {
+            return None;
+        }
+        let mut k = SvcKey::default();
+        k.addr.copy_from_slice(&b[layout::SVC_KEY_ADDR..layout::SVC_KEY_ADDR + 4]);
+        k.port.copy_from_slice(&b[layout::SVC_KEY_PORT..layout::SVC_KEY_PORT + 2]);
+        k.proto = b[layout::SVC_KEY_PROTO];
+        Some(k)
+    }
+}
+
+/// Index of a steering counter in `XDP_STAT_LABELS` order (`enum xvs_xdp_stat`).
+pub fn xdp_stat_index(label: &str) -> Option<usize> {
+    XDP_STAT_LABELS.iter().position(|l| *l == label)
+}
+
+/// The steering program's counters summed over CPUs, in `XDP_STAT_LABELS` order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XdpCounters(pub [u64; XDP_STAT_LABELS.len()]);
+
+impl XdpCounters {
+    pub fn get(&self, label: &str) -> u64 {
+        xdp_stat_index(label).map_or(0, |i| self.0[i])
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        XDP_STAT_LABELS.iter().copied().zip(self.0.iter().copied())
+    }
+
+    /// Adds one CPU's `struct xvs_xdp_counters`, as the map returns it.
+    pub fn add_raw(&mut self, raw: &[u8]) {
+        for (slot, chunk) in self.0.iter_mut().zip(raw.chunks_exact(8)) {
+            *slot += u64::from_ne_bytes(chunk.try_into().expect("chunks_exact(8)"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn svc_key_round_trip() {
+        let k = SvcKey::new(Ipv4Addr::new(10, 0, 0, 100), 80, 6);
+        let b = k.to_bytes();
+        assert_eq!(b, [10, 0, 0, 100, 0, 80, 6, 0]);
+        assert_eq!(SvcKey::from_bytes(&b), Some(k));
+        assert_eq!(SvcKey::from_bytes(&b[..7]), None);
+    }
+
+    #[test]
+    fn counters_sum_cpus() {
+        let mut c = XdpCounters::default();
+        let mut raw = vec![0u8; layout::XDP_COUNTERS_SIZE];
+        raw[0..8].copy_from_slice(&5u64.to_ne_bytes());
+        c.add_raw(&raw);
+        c.add_raw(&raw);
+        assert_eq!(c.get("steered"), 10);
+        assert_eq!(c.get("pass_no_socket"), 0);
+        assert_eq!(c.get("nonexistent"), 0);
+    }
+}

@@ -1,0 +1,29 @@
+use thiserror::Error;
+
+/// Errors from loading, attaching and talking to the BPF programs.
+#[derive(Debug, Error)]
+pub enum BpfError {
+    #[error("failed to load the BPF object {object}: {source}. Check that the kernel has BPF and that xvs runs as root")]
+    Load {
+        object: &'static str,
+        source: libbpf_rs::Error,
+    },
+    #[error("the BPF object has no {kind} named {name}: the build is inconsistent")]
+    Missing { kind: &'static str, name: &'static str },
+    #[error("failed to attach XDP to interface index {ifindex} in {mode} mode: {source}")]
+    Attach {
+        ifindex: i32,
+        mode: &'static str,
+        source: libbpf_rs::Error,
+    },
+    #[error("failed to {op} map {map}: {source}")]
+    Map {
+        op: &'static str,
+        map: &'static str,
+        source: libbpf_rs::Error,
+    },
+    #[error("RX queue {0} is beyond the {max} queues xvs supports", max = crate::abi::MAX_QUEUES)]
+    QueueOutOfRange(u32),
+    #[error("too many services: {0} (the steering map holds {max})", max = crate::abi::MAX_SERVICES)]
+    TooManyServices(usize),
+}

@@ -1,0 +1,15 @@
+//! xvs's BPF programs and their loader.
+//!
+//! The C sources live in `bpf/src/*.bpf.c`, the layouts shared with Rust in
+//! `bpf/include/xvs_abi.h` (the single source of truth, checked at compile time in [`abi`]).
+//! `unsafe` is not needed here: libbpf-rs wraps the bpf syscalls.
+
+pub mod abi;
+mod error;
+pub mod steer;
+
+pub use error::BpfError;
+pub use steer::{AttachMode, Steer, XdpMode};
+
+/// The compiled steering program (an ELF object for libbpf).
+pub const STEER_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/steer.bpf.o"));

@@ -1,0 +1,76 @@
+//! Per-worker counters: written by their worker only, read by the control thread at scrape
+//! time. A relaxed load + store (not a read-modify-write) costs about as much as a plain
+//! integer on x86 and is still a well-defined cross-thread read.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use crate::verdict::DropReason;
+
+#[derive(Default, Debug)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Only the owning worker may call this: it is not an atomic increment.
+    #[inline]
+    pub fn add(&self, n: u64) {
+        self.0.store(self.0.load(Relaxed).wrapping_add(n), Relaxed);
+    }
+
+    #[inline]
+    pub fn inc(&self) {
+        self.add(1);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+}
+
+/// Per real server (indexed by `DestId`).
+#[derive(Default, Debug)]
+pub struct DestCounters {
+    /// Connections (flows) scheduled to this real server.
+    pub conns: Counter,
+    pub packets: Counter,
+    pub bytes: Counter,
+}
+
+/// One worker's counters, on their own cache lines.
+#[repr(align(64))]
+#[derive(Debug)]
+pub struct WorkerCounters {
+    pub rx_packets: Counter,
+    pub rx_batches: Counter,
+    pub tx_packets: Counter,
+    pub tx_kicks: Counter,
+    pub flows_created: Counter,
+    pub flows_evicted: Counter,
+    pub flows_rescheduled: Counter,
+    pub drops: [Counter; DropReason::COUNT],
+    pub dests: Box<[DestCounters]>,
+}
+
+impl WorkerCounters {
+    pub fn new(max_dests: usize) -> Self {
+        WorkerCounters {
+            rx_packets: Counter::default(),
+            rx_batches: Counter::default(),
+            tx_packets: Counter::default(),
+            tx_kicks: Counter::default(),
+            flows_created: Counter::default(),
+            flows_evicted: Counter::default(),
+            flows_rescheduled: Counter::default(),
+            drops: Default::default(),
+            dests: (0..max_dests).map(|_| DestCounters::default()).collect(),
+        }
+    }
+
+    #[inline]
+    pub fn count_drop(&self, reason: DropReason) {
+        self.drops[reason as usize].inc();
+    }
+
+    pub fn drops(&self, reason: DropReason) -> u64 {
+        self.drops[reason as usize].get()
+    }
+}

@@ -1,0 +1,8 @@
+//! Connection tracking: the bounded flow table and the per-protocol state that sets each
+//! flow's timeout.
+
+pub mod table;
+pub mod tcp_state;
+
+pub use table::{Flow, FlowKey, FlowTable};
+pub use tcp_state::{TcpState, Timeouts};

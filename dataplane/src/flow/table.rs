@@ -1,0 +1,257 @@
+//! The flow table: fixed capacity, allocated once, set-associative.
+//!
+//! A key hashes to one bucket of `WAYS` entries; lookup compares at most `WAYS` keys.
+//! Expiry is lazy: an entry past its deadline counts as free when its bucket is next
+//! touched, so nothing ever scans the table per packet. When a bucket is full, the entry
+//! to replace is, in order: an expired one, a closed one, the one closest to expiry. A
+//! replaced live entry is an eviction, and counted by the caller.
+
+use crate::flow::TcpState;
+use crate::hash::mix64;
+use crate::snapshot::DestId;
+
+/// Entries per bucket: 8 × 32 bytes = four cache lines.
+pub const WAYS: usize = 8;
+
+/// A connection's identity: the client's packet as it arrives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[repr(C)]
+pub struct FlowKey {
+    pub saddr: u32,
+    pub daddr: u32,
+    pub sport: u16,
+    pub dport: u16,
+    pub proto: u8,
+    pub _pad: [u8; 3],
+}
+
+impl FlowKey {
+    pub fn new(saddr: u32, daddr: u32, sport: u16, dport: u16, proto: u8) -> Self {
+        FlowKey {
+            saddr,
+            daddr,
+            sport,
+            dport,
+            proto,
+            _pad: [0; 3],
+        }
+    }
+}
+
+/// One tracked connection.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct Flow {
+    pub key: FlowKey,
+    pub dest: DestId,
+    /// Second (table clock) after which the entry is dead; 0 marks a free slot.
+    pub expires: u32,
+    /// `TcpState` as u8 (0 for UDP).
+    pub state: u8,
+    pub _pad: [u8; 7],
+}
+
+const _: () = assert!(std::mem::size_of::<Flow>() == 32);
+
+impl Flow {
+    pub fn tcp_state(&self) -> TcpState {
+        TcpState::from_u8(self.state)
+    }
+
+    fn live(&self, now: u32) -> bool {
+        self.expires > now
+    }
+}
+
+/// Where a missing key would go: a flat index and whether using it evicts a live flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slot {
+    pub index: usize,
+    pub evicts: bool,
+}
+
+pub struct FlowTable {
+    entries: Box<[Flow]>,
+    bucket_mask: usize,
+    seed: u64,
+}
+
+impl FlowTable {
+    /// A table for at least `capacity` flows (rounded up to a power-of-two number of
+    /// buckets). `seed` keys the hash so that clients cannot aim at one bucket.
+    pub fn new(capacity: usize, seed: u64) -> Self {
+        let buckets = capacity.div_ceil(WAYS).max(1).next_power_of_two();
+        FlowTable {
+            entries: vec![Flow::default(); buckets * WAYS].into_boxed_slice(),
+            bucket_mask: buckets - 1,
+            seed,
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Bytes the table holds, for the operator.
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.entries)
+    }
+
+    #[inline]
+    fn bucket(&self, k: &FlowKey) -> usize {
+        let a = (u64::from(k.saddr) << 32) | u64::from(k.daddr);
+        let b = (u64::from(k.sport) << 24) | (u64::from(k.dport) << 8) | u64::from(k.proto);
+        let h = mix64(a ^ self.seed) ^ mix64(b.wrapping_add(self.seed.rotate_left(17)));
+        (h as usize & self.bucket_mask) * WAYS
+    }
+
+    /// Finds the live flow for `key` (`Ok(index)`), or the slot it should be put in.
+    #[inline]
+    pub fn lookup(&self, key: &FlowKey, now: u32) -> Result<usize, Slot> {
+        let base = self.bucket(key);
+        let bucket = &self.entries[base..base + WAYS];
+        let mut victim = 0;
+        let mut victim_rank = (u8::MAX, u32::MAX);
+        for (i, e) in bucket.iter().enumerate() {
+            if !e.live(now) {
+                if victim_rank.0 > 0 {
+                    victim = i;
+                    victim_rank = (0, 0);
+                }
+                continue;
+            }
+            if e.key == *key {
+                return Ok(base + i);
+            }
+            // Closed connections go before open ones, then the soonest to expire.
+            let closed = matches!(e.tcp_state(), TcpState::Close | TcpState::TimeWait);
+            let rank = (if closed { 1 } else { 2 }, e.expires);
+            if rank < victim_rank {
+                victim = i;
+                victim_rank = rank;
+            }
+        }
+        Err(Slot {
+            index: base + victim,
+            evicts: victim_rank.0 != 0,
+        })
+    }
+
+    #[inline]
+    pub fn get(&self, index: usize) -> &Flow {
+        &self.entries[index]
+    }
+
+    #[inline]
+    pub fn get_mut(&mut self, index: usize) -> &mut Flow {
+        &mut self.entries[index]
+    }
+
+    /// Puts `flow` in `slot` (from a `lookup` of the same key with no change between).
+    #[inline]
+    pub fn insert(&mut self, slot: Slot, flow: Flow) -> &mut Flow {
+        let e = &mut self.entries[slot.index];
+        *e = flow;
+        e
+    }
+
+    /// Frees the entry at `index`.
+    pub fn remove(&mut self, index: usize) {
+        self.entries[index] = Flow::default();
+    }
+
+    /// Live entries now (a full scan: for tests and the control thread, never per packet).
+    pub fn count_live(&self, now: u32) -> usize {
+        self.entries.iter().filter(|e| e.live(now)).count()
+    }
+
+    /// Live flows, for `xvs status --connections` (bounded by the caller's `take`).
+    pub fn iter_live(&self, now: u32) -> impl Iterator<Item = &Flow> {
+        self.entries.iter().filter(move |e| e.live(now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn key(i: u32) -> FlowKey {
+        FlowKey::new(0x0a00_0000 | i, 0x0a00_0064, (i % 60000) as u16 + 1024, 80, 6)
+    }
+
+    /// Returns (inserted, evicted).
+    fn put(t: &mut FlowTable, k: FlowKey, now: u32, ttl: u32) -> (bool, bool) {
+        match t.lookup(&k, now) {
+            Ok(i) => {
+                t.get_mut(i).expires = now + ttl;
+                (false, false)
+            }
+            Err(slot) => {
+                t.insert(
+                    slot,
+                    Flow {
+                        key: k,
+                        dest: 7,
+                        expires: now + ttl,
+                        state: TcpState::Established as u8,
+                        _pad: [0; 7],
+                    },
+                );
+                (true, slot.evicts)
+            }
+        }
+    }
+
+    #[test]
+    fn insert_then_find_until_expiry() {
+        let mut t = FlowTable::new(1024, 42);
+        let k = key(1);
+        assert!(t.lookup(&k, 1).is_err());
+        put(&mut t, k, 1, 10);
+        let i = t.lookup(&k, 5).unwrap();
+        assert_eq!(t.get(i).dest, 7);
+        assert!(t.lookup(&k, 10).is_ok());
+        assert!(t.lookup(&k, 11).is_err(), "expired");
+    }
+
+    #[test]
+    fn full_bucket_evicts_closed_then_soonest() {
+        let mut t = FlowTable::new(WAYS, 1); // one bucket
+        for i in 0..WAYS as u32 {
+            assert_eq!(put(&mut t, key(i), 1, 100 + i), (true, false));
+        }
+        // Mark one closed: it goes first even though it expires last.
+        let closed = t.lookup(&key(WAYS as u32 - 1), 1).unwrap();
+        t.get_mut(closed).state = TcpState::Close as u8;
+        let slot = t.lookup(&key(1000), 1).unwrap_err();
+        assert!(slot.evicts);
+        assert_eq!(slot.index, closed);
+        t.get_mut(closed).state = TcpState::Established as u8;
+        let slot = t.lookup(&key(1000), 1).unwrap_err();
+        assert_eq!(t.get(slot.index).key, key(0), "soonest to expire");
+    }
+
+    proptest! {
+        // The table never grows, and no flow is lost silently: every flow accepted is
+        // still there unless an insert reported evicting it.
+        #[test]
+        fn bounded_and_findable(ids in proptest::collection::vec(0u32..5000, 1..3000)) {
+            let mut t = FlowTable::new(512, 9);
+            let cap = t.capacity();
+            let (mut inserted, mut evicted) = (0, 0);
+            for (n, id) in ids.iter().enumerate() {
+                let (ins, ev) = put(&mut t, key(*id), 1 + n as u32 / 100, 1000);
+                inserted += usize::from(ins);
+                evicted += usize::from(ev);
+                prop_assert_eq!(t.capacity(), cap);
+            }
+            let now = 1 + ids.len() as u32 / 100;
+            let live = t.count_live(now);
+            prop_assert!(live <= cap);
+            prop_assert_eq!(live, inserted - evicted);
+            // The last key inserted is always present.
+            prop_assert!(t.lookup(&key(*ids.last().unwrap()), now).is_ok());
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! In-place frame rewrites, one file per forwarding method.
+
+pub mod dr;

@@ -1,0 +1,91 @@
+//! wrr: IPVS's interleaved weighted round robin. With weights 3:2:1 the sequence is
+//! A A B A B C: the current weight `cw` steps down by the weights' gcd on each pass, and a
+//! real server is picked when its weight is at least `cw`.
+
+use super::effective_weight;
+use crate::snapshot::{DestId, Service, Snapshot};
+
+#[derive(Clone, Debug)]
+pub struct Wrr {
+    /// Position in `Service::dests` of the last pick.
+    i: usize,
+    cw: i64,
+    max_weight: i64,
+    gcd: i64,
+}
+
+fn gcd(a: u32, b: u32) -> u32 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+impl Wrr {
+    pub fn new(svc: &Service, snap: &Snapshot) -> Self {
+        let weights = svc.dests.iter().map(|&id| effective_weight(snap, id));
+        let (max, g) = weights.fold((0, 0), |(m, g), w| (m.max(w), gcd(g, w)));
+        Wrr {
+            // The first step wraps to position 0 and starts a pass at cw = max.
+            i: svc.dests.len().saturating_sub(1),
+            cw: 0,
+            max_weight: i64::from(max),
+            gcd: i64::from(g.max(1)),
+        }
+    }
+
+    pub fn pick(&mut self, svc: &Service, snap: &Snapshot) -> Option<DestId> {
+        let n = svc.dests.len();
+        if self.max_weight == 0 || n == 0 {
+            return None;
+        }
+        // Within one pass some weight >= cw exists or the pass ends; the next pass starts
+        // at cw = max, which the heaviest real server meets. So 2n steps always suffice.
+        for _ in 0..2 * n + 1 {
+            self.i = (self.i + 1) % n;
+            if self.i == 0 {
+                self.cw -= self.gcd;
+                if self.cw <= 0 {
+                    self.cw = self.max_weight;
+                }
+            }
+            let id = svc.dests[self.i];
+            if i64::from(effective_weight(snap, id)) >= self.cw {
+                return Some(id);
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::sched::testutil::picks;
+    use crate::snapshot::SchedulerKind::Wrr;
+    use proptest::prelude::*;
+
+    #[test]
+    fn interleaves_like_ipvs() {
+        assert_eq!(picks(Wrr, &[3, 2, 1], 6), [0, 0, 1, 0, 1, 2].map(Some));
+        assert_eq!(picks(Wrr, &[4, 2], 6), [0, 0, 1, 0, 0, 1].map(Some));
+        assert_eq!(picks(Wrr, &[0, 0], 1), [None]);
+        assert_eq!(picks(Wrr, &[2, 0, u32::MAX], 3), [0, 0, 0].map(Some));
+    }
+
+    proptest! {
+        // Over whole cycles each real server gets exactly its weight's share.
+        #[test]
+        fn exact_shares(weights in proptest::collection::vec(0u32..20, 1..8), cycles in 1usize..4) {
+            let total: u32 = weights.iter().sum();
+            prop_assume!(total > 0);
+            let p = picks(Wrr, &weights, total as usize * cycles);
+            let mut got = vec![0u32; weights.len()];
+            for id in p {
+                got[id.unwrap() as usize] += 1;
+            }
+            let want: Vec<u32> = weights.iter().map(|w| w * cycles as u32).collect();
+            prop_assert_eq!(got, want);
+        }
+    }
+}

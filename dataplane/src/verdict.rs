@@ -1,0 +1,59 @@
+//! What the pipeline decides for each frame, and why frames are dropped.
+
+/// The outcome of processing one frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The frame was rewritten in place; send it out of the interface it came in on.
+    Tx,
+    /// The frame goes no further; the reason is counted.
+    Drop(DropReason),
+}
+
+macro_rules! drop_reasons {
+    ($($variant:ident => $label:literal: $doc:literal,)*) => {
+        /// Why a frame was dropped. Also the `reason` label of the drop counter in /metrics:
+        /// one enum, so a new reason cannot be forgotten in either place.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum DropReason {
+            $(#[doc = $doc] $variant,)*
+        }
+
+        impl DropReason {
+            pub const ALL: &'static [DropReason] = &[$(DropReason::$variant,)*];
+            pub const COUNT: usize = Self::ALL.len();
+
+            pub const fn label(self) -> &'static str {
+                match self {
+                    $(DropReason::$variant => $label,)*
+                }
+            }
+        }
+    };
+}
+
+drop_reasons! {
+    Truncated => "truncated": "A header is cut short.",
+    Malformed => "malformed": "A header field is impossible (IPv4 IHL < 5, TCP offset < 5, ...).",
+    NotIpv4 => "not_ipv4": "Not IPv4; the steering program should have passed it to the kernel.",
+    Fragment => "fragment": "An IPv4 fragment: no ports to schedule on.",
+    NoService => "no_service": "No virtual service matches (removed by a reload in flight).",
+    NoDestination => "no_destination": "The service has no real server that can take a connection.",
+    TxRingFull => "tx_ring_full": "The socket's TX ring had no room.",
+    InvalidDescriptor => "invalid_descriptor": "The kernel handed an RX descriptor outside the UMEM.",
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_unique_snake_case() {
+        let mut seen = std::collections::HashSet::new();
+        for r in DropReason::ALL {
+            assert!(seen.insert(r.label()));
+            assert!(r.label().chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'));
+            assert_eq!(DropReason::ALL[*r as usize], *r);
+        }
+    }
+}
