@@ -53,8 +53,10 @@ impl SvcKey {
             return None;
         }
         let mut k = SvcKey::default();
-        k.addr.copy_from_slice(&b[layout::SVC_KEY_ADDR..layout::SVC_KEY_ADDR + 4]);
-        k.port.copy_from_slice(&b[layout::SVC_KEY_PORT..layout::SVC_KEY_PORT + 2]);
+        k.addr
+            .copy_from_slice(&b[layout::SVC_KEY_ADDR..layout::SVC_KEY_ADDR + 4]);
+        k.port
+            .copy_from_slice(&b[layout::SVC_KEY_PORT..layout::SVC_KEY_PORT + 2]);
         k.proto = b[layout::SVC_KEY_PROTO];
         Some(k)
     }

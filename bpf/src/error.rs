@@ -9,7 +9,10 @@ pub enum BpfError {
         source: libbpf_rs::Error,
     },
     #[error("the BPF object has no {kind} named {name}: the build is inconsistent")]
-    Missing { kind: &'static str, name: &'static str },
+    Missing {
+        kind: &'static str,
+        name: &'static str,
+    },
     #[error("failed to attach XDP to interface index {ifindex} in {mode} mode: {source}")]
     Attach {
         ifindex: i32,

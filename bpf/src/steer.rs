@@ -3,7 +3,9 @@
 use std::collections::HashSet;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
-use libbpf_rs::{Map, MapCore, MapFlags, MapHandle, Object, ObjectBuilder, Program, Xdp, XdpFlags};
+use libbpf_rs::{
+    Map, MapCore, MapFlags, MapHandle, Object, ObjectBuilder, Program, ProgramMut, Xdp, XdpFlags,
+};
 
 use crate::abi::{SvcKey, XdpCounters, MAX_QUEUES, MAX_SERVICES};
 use crate::BpfError;
@@ -80,7 +82,9 @@ impl Steer {
         let obj = open.load().map_err(load_err)?;
         let prog_fd = {
             let prog = find_prog(&obj)?;
-            prog.as_fd().try_clone_to_owned().map_err(|e| load_err(e.into()))?
+            prog.as_fd()
+                .try_clone_to_owned()
+                .map_err(|e| load_err(e.into()))?
         };
         Ok(Steer {
             services: map_handle(&obj, MAP_SERVICES)?,
@@ -93,8 +97,11 @@ impl Steer {
     }
 
     /// The loaded program, for BPF_PROG_TEST_RUN.
-    pub fn program(&self) -> Program<'_> {
-        find_prog(&self.obj).expect("found at load")
+    pub fn program(&self) -> ProgramMut<'_> {
+        self.obj
+            .progs_mut()
+            .find(|p| p.name() == PROG)
+            .expect("found at load")
     }
 
     /// Attaches to `ifindex`, replacing any XDP program there (a crashed run leaves its
@@ -103,11 +110,12 @@ impl Steer {
         self.detach();
         let xdp = Xdp::new(self.prog_fd.as_fd());
         let try_mode = |m: XdpMode| {
-            xdp.attach(ifindex, m.flags()).map_err(|source| BpfError::Attach {
-                ifindex,
-                mode: m.as_str(),
-                source,
-            })
+            xdp.attach(ifindex, m.flags())
+                .map_err(|source| BpfError::Attach {
+                    ifindex,
+                    mode: m.as_str(),
+                    source,
+                })
         };
         let got = match mode {
             AttachMode::Native => try_mode(XdpMode::Native).map(|_| XdpMode::Native)?,
@@ -139,10 +147,12 @@ impl Steer {
         if keys.len() > MAX_SERVICES as usize {
             return Err(BpfError::TooManyServices(keys.len()));
         }
-        let map_err = |op| move |source| BpfError::Map {
-            op,
-            map: MAP_SERVICES,
-            source,
+        let map_err = |op| {
+            move |source| BpfError::Map {
+                op,
+                map: MAP_SERVICES,
+                source,
+            }
         };
         let wanted: HashSet<SvcKey> = keys.iter().copied().collect();
         let value = [0u8; crate::abi::layout::SVC_VALUE_SIZE];

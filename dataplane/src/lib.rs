@@ -19,5 +19,11 @@ pub mod wire;
 
 pub use counters::WorkerCounters;
 pub use pipeline::{Pipeline, PipelineConfig};
-pub use snapshot::{Dest, DestId, Forwarding, SchedulerKind, Service, ServiceKey, SharedSnapshot, Snapshot};
+pub use snapshot::{
+    Dest, DestId, Forwarding, SchedulerKind, Service, ServiceKey, SharedSnapshot, Snapshot,
+};
 pub use verdict::{DropReason, Verdict};
+pub mod fixtures;
+pub mod sys;
+pub mod worker;
+pub mod xsk;

@@ -109,7 +109,11 @@ impl Pipeline {
     /// Readies the scheduler state for `snap`: rebuilt only when the generation changed.
     pub fn prepare(&mut self, snap: &Snapshot) {
         if self.sched_generation != Some(snap.generation) {
-            self.sched = snap.services.iter().map(|s| SchedState::new(s, snap)).collect();
+            self.sched = snap
+                .services
+                .iter()
+                .map(|s| SchedState::new(s, snap))
+                .collect();
             self.sched_generation = Some(snap.generation);
         }
     }
@@ -138,8 +142,8 @@ impl Pipeline {
         let (index, dest) = match self.flows.lookup(k, now) {
             Ok(index) => {
                 let flow = *self.flows.get(index);
-                let new_conn = p.tcp_flags & (FLAG_SYN | FLAG_ACK) == FLAG_SYN
-                    && flow.tcp_state().reusable();
+                let new_conn =
+                    p.tcp_flags & (FLAG_SYN | FLAG_ACK) == FLAG_SYN && flow.tcp_state().reusable();
                 if snap.dest(flow.dest).is_some() && !new_conn {
                     (index, flow.dest)
                 } else {
@@ -147,7 +151,11 @@ impl Pipeline {
                     // finished connection: schedule it as new, in the same slot.
                     self.counters.flows_rescheduled.inc();
                     let dest = self.schedule(snap, svc_idx)?;
-                    *self.flows.get_mut(index) = Flow { dest, state: 0, ..flow };
+                    *self.flows.get_mut(index) = Flow {
+                        dest,
+                        state: 0,
+                        ..flow
+                    };
                     (index, dest)
                 }
             }

@@ -134,7 +134,13 @@ impl Snapshot {
     pub fn lookup(&self, addr: Ipv4Addr, port: u16, proto: u8) -> Option<usize> {
         self.index
             .get(&ServiceKey { addr, port, proto })
-            .or_else(|| self.index.get(&ServiceKey { addr, port: 0, proto }))
+            .or_else(|| {
+                self.index.get(&ServiceKey {
+                    addr,
+                    port: 0,
+                    proto,
+                })
+            })
             .copied()
     }
 
@@ -176,8 +182,13 @@ mod tests {
 
     #[test]
     fn lookup_prefers_exact_port() {
-        let s = Snapshot::new(1, [0; 6], vec![svc(80, vec![0]), svc(0, vec![1])], vec![dest(1), dest(2)])
-            .unwrap();
+        let s = Snapshot::new(
+            1,
+            [0; 6],
+            vec![svc(80, vec![0]), svc(0, vec![1])],
+            vec![dest(1), dest(2)],
+        )
+        .unwrap();
         let vip = Ipv4Addr::new(10, 0, 0, 100);
         assert_eq!(s.lookup(vip, 80, 6), Some(0));
         assert_eq!(s.lookup(vip, 443, 6), Some(1));

@@ -177,7 +177,13 @@ mod tests {
     use proptest::prelude::*;
 
     fn key(i: u32) -> FlowKey {
-        FlowKey::new(0x0a00_0000 | i, 0x0a00_0064, (i % 60000) as u16 + 1024, 80, 6)
+        FlowKey::new(
+            0x0a00_0000 | i,
+            0x0a00_0064,
+            (i % 60000) as u16 + 1024,
+            80,
+            6,
+        )
     }
 
     /// Returns (inserted, evicted).

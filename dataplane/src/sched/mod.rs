@@ -38,7 +38,9 @@ impl SchedState {
 /// The weight a scheduler sees: 0 for a real server that cannot take connections now.
 #[inline]
 pub(crate) fn effective_weight(snap: &Snapshot, id: DestId) -> u32 {
-    snap.dest(id).filter(|d| d.schedulable()).map_or(0, |d| d.weight)
+    snap.dest(id)
+        .filter(|d| d.schedulable())
+        .map_or(0, |d| d.weight)
 }
 
 #[cfg(test)]

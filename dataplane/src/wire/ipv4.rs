@@ -151,7 +151,11 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     }
 
     pub fn set_flags_offset(&mut self, dont_frag: bool) {
-        set_be16(self.buffer.as_mut(), field::FLG_OFF, if dont_frag { FLAG_DF } else { 0 });
+        set_be16(
+            self.buffer.as_mut(),
+            field::FLG_OFF,
+            if dont_frag { FLAG_DF } else { 0 },
+        );
     }
 
     pub fn set_ttl(&mut self, v: u8) {
@@ -274,17 +278,32 @@ mod tests {
     #[test]
     fn rejects_bad_headers() {
         let b = packet();
-        assert_eq!(Ipv4Packet::new_checked(&b[..19]).unwrap_err(), WireError::Truncated);
-        assert_eq!(Ipv4Packet::new_checked(&b[..0x72]).unwrap_err(), WireError::Truncated);
+        assert_eq!(
+            Ipv4Packet::new_checked(&b[..19]).unwrap_err(),
+            WireError::Truncated
+        );
+        assert_eq!(
+            Ipv4Packet::new_checked(&b[..0x72]).unwrap_err(),
+            WireError::Truncated
+        );
         let mut v6 = b.clone();
         v6[0] = 0x65;
-        assert_eq!(Ipv4Packet::new_checked(&v6[..]).unwrap_err(), WireError::Malformed);
+        assert_eq!(
+            Ipv4Packet::new_checked(&v6[..]).unwrap_err(),
+            WireError::Malformed
+        );
         let mut short_ihl = b.clone();
         short_ihl[0] = 0x44;
-        assert_eq!(Ipv4Packet::new_checked(&short_ihl[..]).unwrap_err(), WireError::Malformed);
+        assert_eq!(
+            Ipv4Packet::new_checked(&short_ihl[..]).unwrap_err(),
+            WireError::Malformed
+        );
         let mut short_total = b;
         short_total[3] = 10;
-        assert_eq!(Ipv4Packet::new_checked(&short_total[..]).unwrap_err(), WireError::Malformed);
+        assert_eq!(
+            Ipv4Packet::new_checked(&short_total[..]).unwrap_err(),
+            WireError::Malformed
+        );
     }
 
     #[test]

@@ -186,9 +186,18 @@ mod tests {
     fn rejects_bad_offsets() {
         let mut b = [0u8; 20];
         b[12] = 0x40; // data offset 16 bytes
-        assert_eq!(TcpPacket::new_checked(&b[..]).unwrap_err(), WireError::Malformed);
+        assert_eq!(
+            TcpPacket::new_checked(&b[..]).unwrap_err(),
+            WireError::Malformed
+        );
         b[12] = 0x60; // 24 bytes, buffer has 20
-        assert_eq!(TcpPacket::new_checked(&b[..]).unwrap_err(), WireError::Truncated);
-        assert_eq!(TcpPacket::new_checked(&b[..19]).unwrap_err(), WireError::Truncated);
+        assert_eq!(
+            TcpPacket::new_checked(&b[..]).unwrap_err(),
+            WireError::Truncated
+        );
+        assert_eq!(
+            TcpPacket::new_checked(&b[..19]).unwrap_err(),
+            WireError::Truncated
+        );
     }
 }

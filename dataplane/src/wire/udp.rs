@@ -123,7 +123,11 @@ mod tests {
     fn emit_parse_round_trip() {
         let (s, d) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 100));
         let mut b = [0u8; 13];
-        UdpRepr { src_port: 5353, dst_port: 53 }.emit(&mut b, b"hello", s, d);
+        UdpRepr {
+            src_port: 5353,
+            dst_port: 53,
+        }
+        .emit(&mut b, b"hello", s, d);
         let p = UdpPacket::new_checked(&b[..]).unwrap();
         assert_eq!((p.src_port(), p.dst_port(), p.len()), (5353, 53, 13));
         assert_eq!(p.payload(), b"hello");
@@ -135,9 +139,18 @@ mod tests {
     fn rejects_bad_lengths() {
         let mut b = [0u8; 8];
         b[5] = 4;
-        assert_eq!(UdpPacket::new_checked(&b[..]).unwrap_err(), WireError::Malformed);
+        assert_eq!(
+            UdpPacket::new_checked(&b[..]).unwrap_err(),
+            WireError::Malformed
+        );
         b[5] = 9;
-        assert_eq!(UdpPacket::new_checked(&b[..]).unwrap_err(), WireError::Truncated);
-        assert_eq!(UdpPacket::new_checked(&b[..7]).unwrap_err(), WireError::Truncated);
+        assert_eq!(
+            UdpPacket::new_checked(&b[..]).unwrap_err(),
+            WireError::Truncated
+        );
+        assert_eq!(
+            UdpPacket::new_checked(&b[..7]).unwrap_err(),
+            WireError::Truncated
+        );
     }
 }

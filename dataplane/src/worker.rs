@@ -1,0 +1,180 @@
+//! A worker: one thread per RX queue, pinned to a core, owning its socket, its pipeline
+//! and its counters. It meets the control thread only at the snapshot (loaded once per
+//! batch) and the counters (read by control at scrape time), and at the stop flag.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crate::counters::WorkerCounters;
+use crate::pipeline::{Pipeline, PipelineConfig};
+use crate::snapshot::SharedSnapshot;
+use crate::verdict::{DropReason, Verdict};
+use crate::xsk::{BoundMode, Xsk};
+
+/// Frames taken from the RX ring per batch.
+pub const BATCH: u32 = 64;
+/// How long an idle worker sleeps in poll() before looking at the stop flag again.
+const IDLE_POLL_MS: i32 = 100;
+
+pub struct WorkerConfig {
+    pub queue: u32,
+    /// The core to pin to; `None` leaves the thread unpinned.
+    pub cpu: Option<usize>,
+    pub pipeline: PipelineConfig,
+}
+
+pub struct Worker {
+    xsk: Xsk,
+    pipeline: Pipeline,
+    snapshot: SharedSnapshot,
+    stop: Arc<AtomicBool>,
+    epoch: Instant,
+    /// Frames to return to the fill ring that did not fit in it yet (never in practice:
+    /// the fill ring holds every frame; kept so a frame can never be lost).
+    spare: Vec<u64>,
+    tx_outstanding: u32,
+}
+
+impl Worker {
+    pub fn new(
+        xsk: Xsk,
+        config: &WorkerConfig,
+        snapshot: SharedSnapshot,
+        stop: Arc<AtomicBool>,
+        counters: Arc<WorkerCounters>,
+    ) -> Self {
+        let frames = xsk.umem.frame_count() as usize;
+        Worker {
+            xsk,
+            pipeline: Pipeline::new(&config.pipeline, counters),
+            snapshot,
+            stop,
+            epoch: Instant::now(),
+            spare: Vec::with_capacity(frames),
+            tx_outstanding: 0,
+        }
+    }
+
+    /// Starts the worker on its own thread, pinned to `cpu` if given.
+    pub fn spawn(
+        mut self,
+        queue: u32,
+        cpu: Option<usize>,
+    ) -> io::Result<JoinHandle<io::Result<()>>> {
+        std::thread::Builder::new()
+            .name(format!("xvs-q{queue}"))
+            .spawn(move || {
+                if let Some(cpu) = cpu {
+                    crate::sys::pin_to_cpu(cpu)?;
+                }
+                self.run();
+                Ok(())
+            })
+    }
+
+    /// Seconds since the worker started, from 1 (0 marks free flow slots).
+    fn now(&self) -> u32 {
+        self.epoch.elapsed().as_secs() as u32 + 1
+    }
+
+    pub fn run(&mut self) {
+        while !self.stop.load(Ordering::Relaxed) {
+            if self.poll_once() == 0 {
+                self.reap_completions();
+                if self.tx_outstanding > 0 {
+                    self.kick();
+                }
+                self.xsk.wait_rx(IDLE_POLL_MS);
+            }
+        }
+    }
+
+    /// Processes one batch; returns how many frames it took.
+    pub fn poll_once(&mut self) -> u32 {
+        let n = self.xsk.rx.peek(BATCH);
+        if n == 0 {
+            return 0;
+        }
+        let now = self.now();
+        let snap = self.snapshot.load();
+        self.pipeline.prepare(&snap);
+        let counters = Arc::clone(self.pipeline.counters());
+
+        let tx_free = self.xsk.tx.free(n);
+        let fill_free = self.xsk.fill.free(n);
+        let (mut tx_n, mut fill_n) = (0u32, 0u32);
+        for i in 0..n {
+            let desc = self.xsk.rx.get(i);
+            let verdict = match self.xsk.umem.packet_mut(desc.addr, desc.len) {
+                Some(frame) => self.pipeline.process(&snap, now, frame),
+                None => {
+                    counters.count_drop(DropReason::InvalidDescriptor);
+                    Verdict::Drop(DropReason::InvalidDescriptor)
+                }
+            };
+            match verdict {
+                Verdict::Tx if tx_n < tx_free => {
+                    self.xsk.tx.write(tx_n, desc);
+                    tx_n += 1;
+                    continue;
+                }
+                Verdict::Tx => counters.count_drop(DropReason::TxRingFull),
+                Verdict::Drop(_) => {}
+            }
+            let base = self.xsk.umem.frame_base(desc.addr);
+            if fill_n < fill_free {
+                self.xsk.fill.write(fill_n, base);
+                fill_n += 1;
+            } else {
+                self.spare.push(base);
+            }
+        }
+        self.xsk.rx.release(n);
+        self.xsk.fill.submit(fill_n);
+        if tx_n > 0 {
+            self.xsk.tx.submit(tx_n);
+            self.tx_outstanding += tx_n;
+            self.kick();
+        }
+        counters.rx_packets.add(u64::from(n));
+        counters.rx_batches.inc();
+        counters.tx_packets.add(u64::from(tx_n));
+        self.reap_completions();
+        if self.xsk.fill.needs_wakeup() {
+            self.xsk.wake_fill();
+        }
+        n
+    }
+
+    fn kick(&mut self) {
+        // With need_wakeup the kernel says when it needs the syscall; copy mode always does.
+        if self.xsk.mode() == BoundMode::Copy || self.xsk.tx.needs_wakeup() {
+            self.pipeline.counters().tx_kicks.inc();
+            self.xsk.kick_tx();
+        }
+    }
+
+    /// Moves sent frames from the completion ring (and any spare frames) back to the fill
+    /// ring.
+    fn reap_completions(&mut self) {
+        let done = self.xsk.comp.peek(u32::MAX);
+        let free = self.xsk.fill.free(done + self.spare.len() as u32);
+        let mut filled = 0;
+        while filled < free {
+            let Some(addr) = self.spare.pop() else { break };
+            self.xsk.fill.write(filled, addr);
+            filled += 1;
+        }
+        let take = done.min(free - filled);
+        for i in 0..take {
+            let base = self.xsk.umem.frame_base(self.xsk.comp.get(i));
+            self.xsk.fill.write(filled + i, base);
+        }
+        self.xsk.comp.release(take);
+        self.xsk.fill.submit(filled + take);
+        self.tx_outstanding = self.tx_outstanding.saturating_sub(take);
+    }
+}

@@ -1,0 +1,444 @@
+//! The AF_XDP socket: registers the UMEM, sizes and maps the four rings, binds to one
+//! (interface, queue), zero-copy when the driver supports it, copy mode otherwise.
+
+use std::io;
+use std::mem::size_of;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::ptr::NonNull;
+
+use thiserror::Error;
+
+use super::ring::{ConsRing, ProdRing, RingMem};
+use super::umem::Umem;
+
+#[derive(Debug, Error)]
+pub enum XskError {
+    #[error("failed to {what} for AF_XDP on interface index {ifindex} queue {queue}: {source}")]
+    Setup {
+        what: &'static str,
+        ifindex: u32,
+        queue: u32,
+        source: io::Error,
+    },
+    #[error("invalid AF_XDP sizes: {0}")]
+    Config(&'static str),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BindMode {
+    /// Zero-copy if the driver supports it, else copy.
+    Auto,
+    ZeroCopy,
+    Copy,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BoundMode {
+    ZeroCopy,
+    Copy,
+}
+
+impl BoundMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BoundMode::ZeroCopy => "zero-copy",
+            BoundMode::Copy => "copy",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct XskConfig {
+    pub frame_count: u32,
+    pub frame_size: u32,
+    pub rx_size: u32,
+    pub tx_size: u32,
+    pub bind: BindMode,
+}
+
+impl Default for XskConfig {
+    fn default() -> Self {
+        XskConfig {
+            frame_count: 4096,
+            frame_size: 4096,
+            rx_size: 2048,
+            tx_size: 2048,
+            bind: BindMode::Auto,
+        }
+    }
+}
+
+impl XskConfig {
+    fn check(&self) -> Result<(), XskError> {
+        for n in [self.frame_count, self.rx_size, self.tx_size] {
+            if !n.is_power_of_two() {
+                return Err(XskError::Config(
+                    "ring sizes and frame count must be powers of two",
+                ));
+            }
+        }
+        if self.rx_size > self.frame_count || self.tx_size > self.frame_count {
+            return Err(XskError::Config(
+                "rings cannot be larger than the frame count",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The kernel's socket counters (XDP_STATISTICS).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct XskStats {
+    pub rx_dropped: u64,
+    pub rx_invalid_descs: u64,
+    pub tx_invalid_descs: u64,
+    pub rx_ring_full: u64,
+    pub rx_fill_ring_empty_descs: u64,
+    pub tx_ring_empty_descs: u64,
+}
+
+/// One mmap'd ring region, unmapped on drop.
+struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly what `map_ring` mapped; the rings pointing into it are
+        // dropped with the same `Xsk` (fields drop before this list, see `Xsk`).
+        unsafe {
+            libc::munmap(self.ptr.as_ptr().cast(), self.len);
+        }
+    }
+}
+
+// SAFETY: a mapping is plain memory owned by the socket; it may move with it.
+unsafe impl Send for Mapping {}
+
+/// An AF_XDP socket with its own UMEM. The fill ring is as large as the frame count, so a
+/// frame user space owns always has a place to go back to.
+pub struct Xsk {
+    pub rx: ConsRing<libc::xdp_desc>,
+    pub tx: ProdRing<libc::xdp_desc>,
+    pub fill: ProdRing<u64>,
+    pub comp: ConsRing<u64>,
+    pub umem: Umem,
+    mode: BoundMode,
+    // Declared after the rings so they are dropped after them.
+    _maps: Vec<Mapping>,
+    fd: OwnedFd,
+}
+
+impl Xsk {
+    /// Opens a socket on (ifindex, queue) and primes the fill ring with every frame.
+    pub fn open(ifindex: u32, queue: u32, cfg: &XskConfig) -> Result<Self, XskError> {
+        cfg.check()?;
+        match cfg.bind {
+            BindMode::ZeroCopy => Self::open_mode(ifindex, queue, cfg, BoundMode::ZeroCopy),
+            BindMode::Copy => Self::open_mode(ifindex, queue, cfg, BoundMode::Copy),
+            // A failed bind leaves the socket's rings consumed: retry from scratch.
+            BindMode::Auto => Self::open_mode(ifindex, queue, cfg, BoundMode::ZeroCopy)
+                .or_else(|_| Self::open_mode(ifindex, queue, cfg, BoundMode::Copy)),
+        }
+    }
+
+    fn open_mode(
+        ifindex: u32,
+        queue: u32,
+        cfg: &XskConfig,
+        mode: BoundMode,
+    ) -> Result<Self, XskError> {
+        let err = |what| {
+            move |source| XskError::Setup {
+                what,
+                ifindex,
+                queue,
+                source,
+            }
+        };
+        // SAFETY: plain socket(2); the result is checked before use.
+        let raw = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+        if raw < 0 {
+            return Err(err("create the socket")(io::Error::last_os_error()));
+        }
+        // SAFETY: `raw` is a fresh descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+
+        let umem = Umem::new(cfg.frame_count, cfg.frame_size).map_err(err("map the UMEM"))?;
+        let reg = libc::xdp_umem_reg {
+            addr: umem.as_ptr() as u64,
+            len: umem.len() as u64,
+            chunk_size: cfg.frame_size,
+            headroom: 0,
+            flags: 0,
+            tx_metadata_len: 0,
+        };
+        setsockopt(&fd, libc::XDP_UMEM_REG, &reg).map_err(err("register the UMEM"))?;
+        let fill_size = cfg.frame_count;
+        let comp_size = cfg.frame_count;
+        setsockopt(&fd, libc::XDP_UMEM_FILL_RING, &fill_size).map_err(err("size the fill ring"))?;
+        setsockopt(&fd, libc::XDP_UMEM_COMPLETION_RING, &comp_size)
+            .map_err(err("size the completion ring"))?;
+        setsockopt(&fd, libc::XDP_RX_RING, &cfg.rx_size).map_err(err("size the RX ring"))?;
+        setsockopt(&fd, libc::XDP_TX_RING, &cfg.tx_size).map_err(err("size the TX ring"))?;
+
+        let mut off: libc::xdp_mmap_offsets = zeroed();
+        let mut optlen = size_of::<libc::xdp_mmap_offsets>() as libc::socklen_t;
+        // SAFETY: `off` is a writable buffer of `optlen` bytes.
+        let rc = unsafe {
+            libc::getsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_XDP,
+                libc::XDP_MMAP_OFFSETS,
+                (&mut off as *mut libc::xdp_mmap_offsets).cast(),
+                &mut optlen,
+            )
+        };
+        if rc < 0 {
+            return Err(err("read the ring offsets")(io::Error::last_os_error()));
+        }
+
+        let mut maps = Vec::with_capacity(4);
+        let rx_mem = map_ring::<libc::xdp_desc>(
+            &fd,
+            &off.rx,
+            cfg.rx_size,
+            libc::XDP_PGOFF_RX_RING as u64,
+            &mut maps,
+        )
+        .map_err(err("map the RX ring"))?;
+        let tx_mem = map_ring::<libc::xdp_desc>(
+            &fd,
+            &off.tx,
+            cfg.tx_size,
+            libc::XDP_PGOFF_TX_RING as u64,
+            &mut maps,
+        )
+        .map_err(err("map the TX ring"))?;
+        let fill_mem = map_ring::<u64>(
+            &fd,
+            &off.fr,
+            fill_size,
+            libc::XDP_UMEM_PGOFF_FILL_RING,
+            &mut maps,
+        )
+        .map_err(err("map the fill ring"))?;
+        let comp_mem = map_ring::<u64>(
+            &fd,
+            &off.cr,
+            comp_size,
+            libc::XDP_UMEM_PGOFF_COMPLETION_RING,
+            &mut maps,
+        )
+        .map_err(err("map the completion ring"))?;
+
+        let flags = libc::XDP_USE_NEED_WAKEUP
+            | match mode {
+                BoundMode::ZeroCopy => libc::XDP_ZEROCOPY,
+                BoundMode::Copy => libc::XDP_COPY,
+            };
+        let sa = libc::sockaddr_xdp {
+            sxdp_family: libc::AF_XDP as u16,
+            sxdp_flags: flags,
+            sxdp_ifindex: ifindex,
+            sxdp_queue_id: queue,
+            sxdp_shared_umem_fd: 0,
+        };
+        // SAFETY: `sa` is a valid sockaddr_xdp of the size passed.
+        let rc = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&sa as *const libc::sockaddr_xdp).cast(),
+                size_of::<libc::sockaddr_xdp>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            return Err(err("bind")(io::Error::last_os_error()));
+        }
+
+        // SAFETY: each RingMem points into a mapping kept alive in `maps` for the socket's
+        // lifetime, sized by the kernel's offsets for `size` descriptors; the kernel is the
+        // only other party.
+        let mut xsk = unsafe {
+            Xsk {
+                rx: ConsRing::new(rx_mem),
+                tx: ProdRing::new(tx_mem),
+                fill: ProdRing::new(fill_mem),
+                comp: ConsRing::new(comp_mem),
+                umem,
+                mode,
+                _maps: maps,
+                fd,
+            }
+        };
+        xsk.prime_fill();
+        Ok(xsk)
+    }
+
+    /// Gives every frame to the kernel for receiving.
+    fn prime_fill(&mut self) {
+        let n = self.umem.frame_count();
+        let free = self.fill.free(n);
+        for i in 0..n.min(free) {
+            self.fill
+                .write(i, u64::from(i) * u64::from(self.umem.frame_size()));
+        }
+        self.fill.submit(n.min(free));
+    }
+
+    pub fn mode(&self) -> BoundMode {
+        self.mode
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Asks the kernel to send what the TX ring holds. In copy mode this is what moves
+    /// frames at all. Returns false when the kernel was busy (try again next batch).
+    pub fn kick_tx(&self) -> bool {
+        // SAFETY: a zero-length sendto with no buffer and no address only triggers
+        // transmission on our own socket.
+        let rc = unsafe {
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                std::ptr::null(),
+                0,
+                libc::MSG_DONTWAIT,
+                std::ptr::null(),
+                0,
+            )
+        };
+        if rc >= 0 {
+            return true;
+        }
+        // EAGAIN/EBUSY/ENOBUFS: the kernel is still sending; ENETDOWN: link down. Either way
+        // the descriptors stay queued and the next kick retries.
+        false
+    }
+
+    /// Wakes the kernel to refill from the fill ring when it asked for it.
+    pub fn wake_fill(&self) {
+        // SAFETY: a zero-length non-blocking recvfrom into no buffer only triggers the
+        // driver's RX processing for this socket.
+        unsafe {
+            libc::recvfrom(
+                self.fd.as_raw_fd(),
+                std::ptr::null_mut(),
+                0,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            );
+        }
+    }
+
+    /// Waits up to `timeout_ms` for received frames.
+    pub fn wait_rx(&self, timeout_ms: i32) {
+        let mut pfd = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd; EINTR and timeouts are both fine to ignore here.
+        unsafe {
+            libc::poll(&mut pfd, 1, timeout_ms);
+        }
+    }
+
+    /// The kernel's counters for this socket (a syscall: for the control thread).
+    pub fn stats(&self) -> io::Result<XskStats> {
+        stats_of(self.fd.as_raw_fd())
+    }
+}
+
+/// XDP_STATISTICS of any AF_XDP socket descriptor.
+pub fn stats_of(fd: RawFd) -> io::Result<XskStats> {
+    let mut s: libc::xdp_statistics = zeroed();
+    let mut len = size_of::<libc::xdp_statistics>() as libc::socklen_t;
+    // SAFETY: `s` is a writable buffer of `len` bytes.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_XDP,
+            libc::XDP_STATISTICS,
+            (&mut s as *mut libc::xdp_statistics).cast(),
+            &mut len,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(XskStats {
+        rx_dropped: s.rx_dropped,
+        rx_invalid_descs: s.rx_invalid_descs,
+        tx_invalid_descs: s.tx_invalid_descs,
+        rx_ring_full: s.rx_ring_full,
+        rx_fill_ring_empty_descs: s.rx_fill_ring_empty_descs,
+        tx_ring_empty_descs: s.tx_ring_empty_descs,
+    })
+}
+
+fn zeroed<T: Copy>() -> T {
+    // SAFETY: only used for the kernel's plain-integer structs, for which all-zero is valid.
+    unsafe { std::mem::zeroed() }
+}
+
+fn setsockopt<T>(fd: &OwnedFd, opt: libc::c_int, val: &T) -> io::Result<()> {
+    // SAFETY: `val` points at a live T of the size passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_XDP,
+            opt,
+            (val as *const T).cast(),
+            size_of::<T>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+fn map_ring<T>(
+    fd: &OwnedFd,
+    off: &libc::xdp_ring_offset,
+    size: u32,
+    pgoff: u64,
+    maps: &mut Vec<Mapping>,
+) -> io::Result<RingMem<T>> {
+    let len = off.desc as usize + size as usize * size_of::<T>();
+    // SAFETY: maps the kernel's ring for this socket at its documented page offset; the
+    // length covers the descriptors per the offsets the kernel reported.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_POPULATE,
+            fd.as_raw_fd(),
+            pgoff as libc::off_t,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    let base: *mut u8 = ptr.cast();
+    maps.push(Mapping {
+        ptr: NonNull::new(base).expect("mmap returned non-null"),
+        len,
+    });
+    // SAFETY: the offsets are within the mapping (the kernel laid it out so).
+    unsafe {
+        Ok(RingMem {
+            producer: base.add(off.producer as usize).cast(),
+            consumer: base.add(off.consumer as usize).cast(),
+            flags: base.add(off.flags as usize).cast(),
+            descs: base.add(off.desc as usize).cast(),
+            size,
+        })
+    }
+}
