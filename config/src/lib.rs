@@ -1,1 +1,37 @@
+//! xvs's configuration: the YAML schema, and validation that points at file:line:column
+//! with a hint for every mistake it finds (not only the first).
+//!
+//! `raw` is what the YAML deserialises into (with source spans); `model` is the validated
+//! configuration the daemon uses; `validate` turns one into the other.
 
+mod error;
+pub mod model;
+mod raw;
+mod validate;
+
+pub use error::{ConfigErrors, Diagnostic};
+pub use model::*;
+
+use std::path::Path;
+
+/// Reads and validates a configuration file.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors::single(
+            &file,
+            Diagnostic::new(0, 0, format!("cannot read the file: {e}")),
+        )
+    })?;
+    parse(&file, &text)
+}
+
+/// Parses and validates configuration text; `file` names it in error messages.
+pub fn parse(file: &str, text: &str) -> Result<Config, ConfigErrors> {
+    let raw: raw::RawConfig = serde_saphyr::from_str(text)
+        .map_err(|e| ConfigErrors::single(file, error::from_yaml(&e)))?;
+    validate::validate(raw).map_err(|diagnostics| ConfigErrors {
+        file: file.to_string(),
+        diagnostics,
+    })
+}

@@ -1,1 +1,122 @@
-fn main() {}
+//! `xvs`: the XDP Virtual Server daemon and its command line.
+
+mod daemon;
+mod iface;
+mod netlink;
+mod publish;
+mod report;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use xvs_config::{Config, ConfigErrors, Diagnostic};
+
+use crate::iface::Iface;
+
+#[derive(Parser)]
+#[command(
+    name = "xvs",
+    version,
+    about = "XDP Virtual Server: an L4 load balancer in kernel bypass"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Load the configuration, attach to the interface and balance until SIGINT/SIGTERM.
+    Run {
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Validate the configuration (and that its interface exists here); attach nothing.
+    Check {
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+    },
+}
+
+/// Loads the file and checks what only this host can: that the interface exists.
+fn load(path: &Path) -> Result<(Config, Iface), String> {
+    let cfg = xvs_config::load(path).map_err(|e| e.to_string())?;
+    let name = &cfg.interface;
+    match Iface::lookup(&name.value) {
+        Ok(Some(iface)) => Ok((cfg, iface)),
+        Ok(None) => Err(ConfigErrors::single(
+            &path.display().to_string(),
+            Diagnostic::new(
+                name.line,
+                name.column,
+                format!("interface {:?} does not exist on this host", name.value),
+            )
+            .hint("`ip link` lists the interfaces; xvs attaches to the one facing clients"),
+        )
+        .to_string()),
+        Err(e) => Err(format!(
+            "{}: reading interface {}: {e:#}",
+            path.display(),
+            name.value
+        )),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("XVS_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Check { config } => match load(&config) {
+            Ok((cfg, _)) => {
+                let rs: usize = cfg
+                    .virtual_servers
+                    .iter()
+                    .map(|v| v.real_servers.len())
+                    .sum();
+                println!(
+                    "{}: OK ({} virtual server(s), {rs} real server(s))",
+                    config.display(),
+                    cfg.virtual_servers.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Run { config } => {
+            let (cfg, iface) = match load(&config) {
+                Ok(v) => v,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("xvs: cannot start the control runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(daemon::run(&config, cfg, iface)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("xvs: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

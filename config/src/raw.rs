@@ -1,0 +1,57 @@
+//! The file as written: serde types with spans, before any semantic check.
+
+use std::net::Ipv4Addr;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::model::{Forwarding, Protocol, Scheduler, XdpMode};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub interface: Spanned<String>,
+    #[serde(default)]
+    pub xdp_mode: Option<XdpMode>,
+    #[serde(default)]
+    pub workers: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub flow_table_size: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub timeouts: Option<RawTimeouts>,
+    #[serde(default)]
+    pub virtual_servers: Vec<RawVirtualServer>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTimeouts {
+    pub tcp: Option<Spanned<i64>>,
+    pub tcpfin: Option<Spanned<i64>>,
+    pub udp: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVirtualServer {
+    pub name: Spanned<String>,
+    pub address: Spanned<Ipv4Addr>,
+    pub port: Spanned<i64>,
+    pub protocol: Spanned<Protocol>,
+    #[serde(default)]
+    pub scheduler: Option<Spanned<Scheduler>>,
+    #[serde(default)]
+    pub forwarding: Option<Spanned<Forwarding>>,
+    #[serde(default)]
+    pub real_servers: Vec<RawRealServer>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRealServer {
+    pub address: Spanned<Ipv4Addr>,
+    #[serde(default)]
+    pub port: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub weight: Option<Spanned<i64>>,
+}

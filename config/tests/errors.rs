@@ -1,0 +1,119 @@
+//! Every example validates, and every kind of mistake is reported at its line:column.
+
+use xvs_config::*;
+
+fn errors(yaml: &str) -> String {
+    parse("t.yaml", yaml).unwrap_err().to_string()
+}
+
+const GOOD: &str = "interface: eth0
+virtual_servers:
+  - name: web
+    address: 10.0.0.100
+    port: 80
+    protocol: tcp
+    scheduler: wrr
+    forwarding: dr
+    real_servers:
+      - { address: 10.0.0.11, port: 80, weight: 3 }
+      - { address: 10.0.0.12, weight: 0 }
+";
+
+#[test]
+fn examples_validate() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            load(&path).unwrap_or_else(|e| panic!("{e}"));
+            n += 1;
+        }
+    }
+    assert!(n >= 1);
+}
+
+#[test]
+fn the_issue_shape_parses() {
+    let c = parse("t.yaml", GOOD).unwrap();
+    assert_eq!(c.interface.value, "eth0");
+    assert_eq!((c.interface.line, c.interface.column), (1, 12));
+    let vs = &c.virtual_servers[0];
+    assert_eq!(vs.scheduler, Scheduler::Wrr);
+    assert_eq!(vs.real_servers[1].port, 80, "port defaults to the VIP's");
+    assert_eq!(vs.real_servers[1].weight, 0);
+    assert_eq!(c.flow_table_size, DEFAULT_FLOW_TABLE_SIZE);
+    assert_eq!(c.timeouts, Timeouts::default());
+}
+
+#[test]
+fn unknown_scheduler() {
+    let e = errors(&GOOD.replace("scheduler: wrr", "scheduler: fastest"));
+    assert!(e.starts_with("t.yaml:7:16: error:"), "{e}");
+    assert!(e.contains("fastest") && e.contains("wrr"), "{e}");
+    assert!(e.contains("hint:"), "{e}");
+}
+
+#[test]
+fn negative_weight() {
+    let e = errors(&GOOD.replace("weight: 3", "weight: -3"));
+    assert!(
+        e.starts_with("t.yaml:10:49: error: weight -3 is out of range 0..=65535"),
+        "{e}"
+    );
+    assert!(e.contains("hint: 0 takes no new connections"), "{e}");
+}
+
+#[test]
+fn missing_interface() {
+    let e = errors(&GOOD.replace("interface: eth0\n", ""));
+    assert!(e.contains("missing field `interface`"), "{e}");
+    assert!(e.starts_with("t.yaml:1:1:"), "{e}");
+}
+
+#[test]
+fn duplicate_service_and_real_server_all_reported() {
+    let twice = format!(
+        "{GOOD}  - name: web2\n    address: 10.0.0.100\n    port: 80\n    protocol: tcp\n    real_servers:\n      - {{ address: 10.0.0.11 }}\n      - {{ address: 10.0.0.11 }}\n"
+    );
+    let e = errors(&twice);
+    let lines: Vec<&str> = e.lines().filter(|l| l.contains("error:")).collect();
+    assert_eq!(lines.len(), 2, "{e}");
+    assert!(
+        lines[0].starts_with(
+            "t.yaml:13:14: error: virtual server 10.0.0.100:80/tcp is already defined at line 4"
+        ),
+        "{e}"
+    );
+    assert!(
+        lines[1].starts_with(
+            "t.yaml:18:20: error: real server 10.0.0.11:80 is already listed at line 17"
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn wrong_types_and_keys() {
+    assert!(errors(&GOOD.replace("port: 80\n", "port: http\n")).starts_with("t.yaml:5:11:"));
+    assert!(
+        errors(&GOOD.replace("address: 10.0.0.100", "address: 10.0.0.300"))
+            .starts_with("t.yaml:4:14:")
+    );
+    let e = errors(&GOOD.replace("    protocol: tcp", "    protocl: tcp"));
+    assert!(e.contains("unknown field `protocl`"), "{e}");
+    let e = errors(&GOOD.replace("protocol: tcp", "protocol: sctp"));
+    assert!(e.contains("sctp"), "{e}");
+}
+
+#[test]
+fn dr_cannot_map_ports() {
+    let e = errors(&GOOD.replace("10.0.0.11, port: 80", "10.0.0.11, port: 8080"));
+    assert!(e.contains("which DR cannot do"), "{e}");
+}
+
+#[test]
+fn duplicate_yaml_keys() {
+    let e = errors(&GOOD.replace("    port: 80\n", "    port: 80\n    port: 81\n"));
+    assert!(e.to_lowercase().contains("duplicate"), "{e}");
+}

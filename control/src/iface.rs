@@ -1,0 +1,89 @@
+//! Facts about a network interface, read from the kernel.
+
+use std::ffi::CString;
+use std::fs;
+
+use anyhow::{bail, Context, Result};
+
+#[derive(Clone, Debug)]
+pub struct Iface {
+    pub name: String,
+    pub ifindex: u32,
+    pub mac: [u8; 6],
+    pub rx_queues: u32,
+}
+
+impl Iface {
+    /// `None` when no interface has that name.
+    pub fn lookup(name: &str) -> Result<Option<Iface>> {
+        let Ok(c) = CString::new(name) else {
+            return Ok(None);
+        };
+        // SAFETY: `c` is a valid NUL-terminated string; the call only reads it.
+        let ifindex = unsafe { libc::if_nametoindex(c.as_ptr()) };
+        if ifindex == 0 {
+            return Ok(None);
+        }
+        let sys = format!("/sys/class/net/{name}");
+        let mac_text = fs::read_to_string(format!("{sys}/address"))
+            .with_context(|| format!("reading {sys}/address"))?;
+        let mac = parse_mac(mac_text.trim())
+            .with_context(|| format!("interface {name} has no Ethernet address"))?;
+        let rx_queues = fs::read_dir(format!("{sys}/queues"))
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
+                    .count() as u32
+            })
+            .unwrap_or(1)
+            .max(1);
+        Ok(Some(Iface {
+            name: name.to_string(),
+            ifindex,
+            mac,
+            rx_queues,
+        }))
+    }
+}
+
+pub fn parse_mac(s: &str) -> Result<[u8; 6]> {
+    let parts: Vec<&str> = s.split(':').collect();
+    if parts.len() != 6 {
+        bail!("{s:?} is not a MAC address");
+    }
+    let mut mac = [0u8; 6];
+    for (b, p) in mac.iter_mut().zip(parts) {
+        *b = u8::from_str_radix(p, 16).with_context(|| format!("{s:?} is not a MAC address"))?;
+    }
+    Ok(mac)
+}
+
+#[cfg(test)]
+pub fn format_mac(m: &[u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn macs() {
+        let m = parse_mac("02:00:0a:ff:00:01").unwrap();
+        assert_eq!(m, [2, 0, 10, 255, 0, 1]);
+        assert_eq!(format_mac(&m), "02:00:0a:ff:00:01");
+        assert!(parse_mac("02:00:0a:ff:00").is_err());
+        assert!(parse_mac("02:00:0a:ff:00:zz").is_err());
+    }
+
+    #[test]
+    fn loopback_exists_and_nonsense_does_not() {
+        let lo = Iface::lookup("lo").unwrap().unwrap();
+        assert_eq!(lo.ifindex, 1);
+        assert!(Iface::lookup("xvs-no-such0").unwrap().is_none());
+        assert!(Iface::lookup("bad\0name").unwrap().is_none());
+    }
+}

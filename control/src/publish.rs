@@ -1,0 +1,145 @@
+//! Turning the configuration and what the kernel knows (neighbour MACs) into a dataplane
+//! snapshot, with real-server ids that stay the same from one snapshot to the next.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+use anyhow::{Context, Result};
+use xvs_config::{Config, Forwarding as CfgForwarding, Scheduler as CfgScheduler};
+use xvs_dataplane::snapshot::{
+    Dest, DestId, Forwarding, SchedulerKind, Service, ServiceKey, Snapshot,
+};
+
+/// Identity of a real server within its virtual service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DestKey {
+    pub service: ServiceKey,
+    pub addr: Ipv4Addr,
+    pub port: u16,
+}
+
+/// Hands out `DestId`s: the same real server of the same service keeps its id for the
+/// life of the process, so flows and counters follow it across snapshots.
+#[derive(Default, Debug)]
+pub struct DestRegistry {
+    ids: HashMap<DestKey, DestId>,
+    next: DestId,
+}
+
+impl DestRegistry {
+    pub fn id(&mut self, key: DestKey) -> DestId {
+        *self.ids.entry(key).or_insert_with(|| {
+            let id = self.next;
+            self.next += 1;
+            id
+        })
+    }
+
+    #[cfg(test)]
+    pub fn key_of(&self, id: DestId) -> Option<DestKey> {
+        self.ids.iter().find(|(_, v)| **v == id).map(|(k, _)| *k)
+    }
+}
+
+pub fn service_key(vs: &xvs_config::VirtualServer) -> ServiceKey {
+    ServiceKey {
+        addr: vs.address,
+        port: vs.port,
+        proto: vs.protocol.number(),
+    }
+}
+
+/// Builds snapshot `generation`. Real servers whose MAC is not in `macs` are present but
+/// not schedulable.
+pub fn build(
+    generation: u64,
+    cfg: &Config,
+    local_mac: [u8; 6],
+    macs: &HashMap<Ipv4Addr, [u8; 6]>,
+    registry: &mut DestRegistry,
+) -> Result<Snapshot> {
+    let mut dests: Vec<Option<Dest>> = Vec::new();
+    let mut services = Vec::with_capacity(cfg.virtual_servers.len());
+    for vs in &cfg.virtual_servers {
+        let key = service_key(vs);
+        let mut ids = Vec::with_capacity(vs.real_servers.len());
+        for rs in &vs.real_servers {
+            let id = registry.id(DestKey {
+                service: key,
+                addr: rs.address,
+                port: rs.port,
+            });
+            if dests.len() <= id as usize {
+                dests.resize(id as usize + 1, None);
+            }
+            dests[id as usize] = Some(Dest {
+                addr: rs.address,
+                port: rs.port,
+                weight: rs.weight,
+                mac: macs.get(&rs.address).copied(),
+            });
+            ids.push(id);
+        }
+        services.push(Service {
+            name: vs.name.clone(),
+            key,
+            scheduler: match vs.scheduler {
+                CfgScheduler::Rr => SchedulerKind::Rr,
+                CfgScheduler::Wrr => SchedulerKind::Wrr,
+            },
+            forwarding: match vs.forwarding {
+                CfgForwarding::Dr => Forwarding::Dr,
+            },
+            dests: ids,
+        });
+    }
+    Snapshot::new(generation, local_mac, services, dests).context("building the service snapshot")
+}
+
+/// Real servers (address) that have no MAC yet.
+pub fn unresolved(cfg: &Config, macs: &HashMap<Ipv4Addr, [u8; 6]>) -> Vec<Ipv4Addr> {
+    let mut v: Vec<Ipv4Addr> = cfg
+        .virtual_servers
+        .iter()
+        .flat_map(|vs| vs.real_servers.iter().map(|r| r.address))
+        .filter(|a| !macs.contains_key(a))
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CFG: &str = "interface: eth0
+virtual_servers:
+  - { name: web, address: 10.0.0.100, port: 80, protocol: tcp, real_servers: [ { address: 10.0.0.11 }, { address: 10.0.0.12, weight: 2 } ] }
+  - { name: dns, address: 10.0.0.100, port: 53, protocol: udp, scheduler: rr, real_servers: [ { address: 10.0.0.11 } ] }
+";
+
+    #[test]
+    fn ids_are_stable_and_unresolved_not_schedulable() {
+        let cfg = xvs_config::parse("t", CFG).unwrap();
+        let mut reg = DestRegistry::default();
+        let mut macs = HashMap::new();
+        macs.insert(Ipv4Addr::new(10, 0, 0, 11), [2, 0, 0, 0, 0, 11]);
+        let s1 = build(1, &cfg, [1; 6], &macs, &mut reg).unwrap();
+        assert_eq!(s1.services.len(), 2);
+        assert_eq!(s1.services[0].dests, vec![0, 1]);
+        assert_eq!(
+            s1.services[1].dests,
+            vec![2],
+            "same address in another service is another dest"
+        );
+        assert!(s1.dest(0).unwrap().schedulable());
+        assert!(!s1.dest(1).unwrap().schedulable(), "no MAC yet");
+        assert_eq!(unresolved(&cfg, &macs), vec![Ipv4Addr::new(10, 0, 0, 12)]);
+        macs.insert(Ipv4Addr::new(10, 0, 0, 12), [2, 0, 0, 0, 0, 12]);
+        let s2 = build(2, &cfg, [1; 6], &macs, &mut reg).unwrap();
+        assert_eq!(s2.services[0].dests, vec![0, 1]);
+        assert!(s2.dest(1).unwrap().schedulable());
+        assert_eq!(reg.key_of(2).unwrap().port, 53);
+    }
+}
