@@ -1,1 +1,53 @@
+//! Shared set-up for xvs's benchmarks: a snapshot and frames for many distinct flows.
 
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use xvs_dataplane::fixtures::{self, DIRECTOR_MAC, VIP};
+use xvs_dataplane::snapshot::{
+    Dest, Forwarding, SchedulerKind, Service, ServiceKey, Snapshot, MAX_DESTS,
+};
+use xvs_dataplane::wire::tcp::FLAG_ACK;
+use xvs_dataplane::{Pipeline, PipelineConfig, WorkerCounters};
+
+/// A snapshot with one TCP service on VIP:80 over `n` real servers of weight 1..=3.
+pub fn snapshot(scheduler: SchedulerKind, n: usize) -> Snapshot {
+    let dests = (0..n)
+        .map(|i| {
+            Some(Dest {
+                addr: Ipv4Addr::from(0x0a01_0000 + i as u32),
+                port: 80,
+                weight: 1 + (i as u32 % 3),
+                mac: Some([2, 0, 0, 1, (i >> 8) as u8, i as u8]),
+            })
+        })
+        .collect();
+    let svc = Service {
+        name: "bench".into(),
+        key: ServiceKey {
+            addr: VIP,
+            port: 80,
+            proto: 6,
+        },
+        scheduler,
+        forwarding: Forwarding::Dr,
+        dests: (0..n as u32).collect(),
+    };
+    Snapshot::new(1, DIRECTOR_MAC, vec![svc], dests).expect("valid")
+}
+
+pub fn pipeline(flow_capacity: usize) -> Pipeline {
+    let cfg = PipelineConfig {
+        flow_capacity,
+        hash_seed: 0x1234_5678,
+        ..PipelineConfig::default()
+    };
+    Pipeline::new(&cfg, Arc::new(WorkerCounters::new(MAX_DESTS)))
+}
+
+/// A 64-byte-class client frame (TCP ACK, no payload) of flow number `i`.
+pub fn frame(i: u32) -> Vec<u8> {
+    let src = Ipv4Addr::from(0x0b00_0000 | (i >> 14));
+    let sport = 1024 + (i & 0x3fff) as u16;
+    fixtures::tcp_frame(src, sport, VIP, 80, FLAG_ACK, b"")
+}

@@ -26,8 +26,10 @@ fn loaded() -> Steer {
 /// Runs one frame; returns the XDP action and the counters it changed.
 fn run(steer: &Steer, frame: &[u8]) -> (u32, XdpCounters) {
     let before = steer.counters().unwrap();
-    let mut input = ProgramInput::default();
-    input.data_in = Some(frame);
+    let input = ProgramInput {
+        data_in: Some(frame),
+        ..Default::default()
+    };
     let out = steer.program().test_run(input).expect("BPF_PROG_TEST_RUN");
     let after = steer.counters().unwrap();
     let mut delta = XdpCounters::default();
@@ -75,8 +77,10 @@ fn golden_packets() {
         if fx.frame.len() < 14 {
             // The kernel refuses to test-run a frame shorter than an Ethernet header (and
             // no driver delivers one); the pipeline's tests cover it.
-            let mut input = ProgramInput::default();
-            input.data_in = Some(&fx.frame);
+            let input = ProgramInput {
+                data_in: Some(&fx.frame),
+                ..Default::default()
+            };
             assert!(steer.program().test_run(input).is_err(), "{}", fx.name);
             continue;
         }

@@ -1,0 +1,35 @@
+# The project's commands. `make test` and `make demo` are each the one command a fresh
+# clone needs: both install what is missing first.
+CARGO ?= cargo
+export XVS_BIN := $(CURDIR)/target/release/xvs
+
+.PHONY: setup build test lint unit e2e demo bench clean
+
+setup:
+	@scripts/setup.sh
+
+build: setup
+	$(CARGO) build --release --workspace
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
+
+# Unit, property and BPF fixture tests; then the namespace labs, one at a time (each
+# builds its own namespaces and processes, and two at once would share two CPUs).
+unit: build
+	$(CARGO) test --release --workspace --exclude xvs-tests
+
+e2e: build
+	$(CARGO) test --release -p xvs-tests -- --test-threads=1
+
+test: setup lint unit e2e
+
+demo: build
+	./target/release/xvs-lab demo
+
+bench: setup
+	$(CARGO) bench -p xvs-bench
+
+clean:
+	$(CARGO) clean

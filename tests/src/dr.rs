@@ -1,0 +1,301 @@
+//! The DR lab of the seeds: a client, a director and real servers on one bridge. Real
+//! servers hold the VIP on lo with arp_ignore=1 / arp_announce=2 and answer the client
+//! directly.
+//!
+//! ```text
+//!  client 10.0.0.1 ─┐
+//!  director 10.0.0.2 (+VIP 10.0.0.100) ─┤ br0 (namespace "sw")
+//!  rsN 10.0.0.1N (VIP on lo) ─┘
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitStatus;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use crate::{tools, Lab};
+
+pub const VIP: &str = "10.0.0.100";
+pub const CLIENT: &str = "10.0.0.1";
+pub const DIRECTOR: &str = "10.0.0.2";
+pub const BIG_FILE_BYTES: usize = 20 * 1024 * 1024;
+
+const UDP_ECHO: &str = include_str!("udp_echo.py");
+const UDP_CLIENT: &str = include_str!("udp_client.py");
+const RAW_SEND: &str = include_str!("raw_send.py");
+
+pub fn rs_addr(i: usize) -> String {
+    format!("10.0.0.{}", 11 + i)
+}
+
+pub fn rs_name(i: usize) -> String {
+    format!("rs{}", i + 1)
+}
+
+pub struct DrLab {
+    pub lab: Lab,
+    pub real_servers: usize,
+}
+
+impl DrLab {
+    /// Builds the namespaces and links. The director's link has `queues` RX queues (one
+    /// xvs worker each).
+    pub fn build(real_servers: usize, queues: u32) -> Result<DrLab> {
+        tools::require(&["ip", "ethtool", "sysctl"])?;
+        let mut lab = Lab::new()?;
+        lab.add_ns("sw")?;
+        lab.sh("sw", "ip link add br0 type bridge && ip link set br0 up")?;
+        // A switch forwards frames; with br_netfilter loaded the kernel's bridge would also
+        // validate and filter IPv4 (dropping the malformed frames tests send on purpose).
+        lab.sh(
+            "sw",
+            "if [ -d /proc/sys/net/bridge ]; then sysctl -qw net.bridge.bridge-nf-call-iptables=0 \\
+             net.bridge.bridge-nf-call-ip6tables=0 net.bridge.bridge-nf-call-arptables=0; fi",
+        )?;
+        let mut hosts = vec![
+            ("cl".to_string(), CLIENT.to_string()),
+            ("lb".to_string(), DIRECTOR.to_string()),
+        ];
+        hosts.extend((0..real_servers).map(|i| (rs_name(i), rs_addr(i))));
+        for (host, addr) in &hosts {
+            let ns = lab.add_ns(host)?;
+            let q = if host == "lb" { queues } else { 1 };
+            lab.sh(
+                "sw",
+                &format!(
+                    "ip link add {host} numtxqueues {q} numrxqueues {q} type veth peer name eth0 netns {ns} numtxqueues {q} numrxqueues {q} \
+                     && ip link set {host} master br0 && ip link set {host} up"
+                ),
+            )?;
+            lab.sh(
+                host,
+                &format!("ip link set eth0 up && ip addr add {addr}/24 dev eth0"),
+            )?;
+        }
+        // The director owns the VIP, as keepalived would give it.
+        lab.sh("lb", &format!("ip addr add {VIP}/32 dev eth0"))?;
+        // veth hands TCP from the client over with only the pseudo-header checksum
+        // (CHECKSUM_PARTIAL); a bridge port without TX checksum offload completes it
+        // before the director sees the frame, as a real wire would.
+        lab.sh("sw", "ethtool -K lb tx off >/dev/null")?;
+        for i in 0..real_servers {
+            lab.sh(
+                &rs_name(i),
+                &format!(
+                    "sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 \
+                     net.ipv4.conf.eth0.arp_ignore=1 net.ipv4.conf.eth0.arp_announce=2 && ip addr add {VIP}/32 dev lo"
+                ),
+            )?;
+        }
+        lab.write("udp_echo.py", UDP_ECHO)?;
+        lab.write("udp_client.py", UDP_CLIENT)?;
+        lab.write("raw_send.py", RAW_SEND)?;
+        Ok(DrLab { lab, real_servers })
+    }
+
+    /// Starts nginx on every real server: `/` answers its name, `/big.bin` is the same
+    /// 20 MB on all of them. Access logs record the client address.
+    pub fn start_web(&mut self) -> Result<()> {
+        tools::require(&["nginx"])?;
+        let big = self.lab.dir.join("big.bin");
+        let mut data = vec![0u8; BIG_FILE_BYTES];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for chunk in data.chunks_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+        }
+        std::fs::write(&big, &data)?;
+        for i in 0..self.real_servers {
+            let name = rs_name(i);
+            let root = self.lab.dir.join(&name);
+            let www = root.join("www");
+            std::fs::create_dir_all(&www)?;
+            std::fs::write(www.join("index.html"), format!("{name}\n"))?;
+            std::fs::hard_link(&big, www.join("big.bin"))?;
+            let d = root.display();
+            let conf = format!(
+                "daemon off; user root; worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log;
+events {{ worker_connections 512; }}
+http {{
+  log_format xvs '$remote_addr $request_uri $status';
+  access_log {d}/access.log xvs;
+  client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fastcgi;
+  uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
+  keepalive_timeout 0;
+  server {{ listen 80; root {d}/www; }}
+}}
+"
+            );
+            let conf_path = root.join("nginx.conf");
+            std::fs::write(&conf_path, conf)?;
+            let prefix = format!("{d}/");
+            let conf_s = conf_path.display().to_string();
+            let err = format!("{d}/error.log");
+            self.lab.spawn(
+                &name,
+                &format!("nginx-{name}"),
+                &["nginx", "-p", &prefix, "-e", &err, "-c", &conf_s],
+            )?;
+        }
+        for i in 0..self.real_servers {
+            self.wait_port(&rs_name(i), &rs_addr(i), 80)?;
+        }
+        Ok(())
+    }
+
+    /// Starts the UDP echo on every real server, bound to VIP:port.
+    pub fn start_udp_echo(&mut self, port: u16) -> Result<()> {
+        tools::require(&["python3"])?;
+        let script = self.lab.dir.join("udp_echo.py").display().to_string();
+        for i in 0..self.real_servers {
+            let name = rs_name(i);
+            let p = self.lab.spawn(
+                &name,
+                &format!("udp-{name}"),
+                &["python3", "-u", &script, &name, VIP, &port.to_string()],
+            )?;
+            p.wait_for_log("listening", Duration::from_secs(10))?;
+        }
+        Ok(())
+    }
+
+    /// Waits until something listens on addr:port in namespace `host` (10 s at most).
+    pub fn wait_port(&self, host: &str, addr: &str, port: u16) -> Result<()> {
+        for _ in 0..100 {
+            let out = self
+                .lab
+                .sh_output(host, &format!("ss -Hltn 'sport = :{port}'"))?;
+            if !String::from_utf8_lossy(&out.stdout).trim().is_empty() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        bail!("nothing listens on {addr}:{port} in {host}")
+    }
+
+    pub fn write_config(&self, yaml: &str) -> Result<PathBuf> {
+        self.lab.write("xvs.yaml", yaml)
+    }
+
+    /// Starts `xvs run` on the director and waits until its workers run.
+    pub fn start_xvs(&mut self, config: &std::path::Path) -> Result<()> {
+        let bin = tools::xvs_bin()?.display().to_string();
+        let cfg = config.display().to_string();
+        let p = self.lab.spawn("lb", "xvs", &[&bin, "run", "-c", &cfg])?;
+        p.wait_for_log("xvs running", Duration::from_secs(20))?;
+        // Real servers whose MAC xvs is still resolving are not scheduled yet.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            let log = self.lab.proc("xvs").map(|p| p.output()).unwrap_or_default();
+            let pending = log.contains("not scheduled, resolving");
+            if !pending || log.contains("published snapshot generation") {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        bail!("xvs did not resolve the real servers")
+    }
+
+    /// Stops xvs with SIGTERM; returns its exit status and everything it printed.
+    pub fn stop_xvs(&mut self) -> Result<(ExitStatus, String)> {
+        let out = self.lab.proc("xvs").context("xvs is not running")?.output();
+        let status = self.lab.stop("xvs").context("xvs did not exit")?;
+        let log = std::fs::read_to_string(self.lab.dir.join("xvs.log")).unwrap_or(out);
+        Ok((status, log))
+    }
+
+    /// True when the director's eth0 has an XDP program attached.
+    pub fn director_has_xdp(&self) -> Result<bool> {
+        Ok(self.lab.sh("lb", "ip link show dev eth0")?.contains("xdp"))
+    }
+
+    /// `n` HTTP GETs of `path` from the client, a new connection each; the bodies (or
+    /// "FAIL" for a failed request), in order.
+    pub fn http_gets(&self, n: usize, path: &str) -> Result<Vec<String>> {
+        let out = self.lab.sh(
+            "cl",
+            &format!("for i in $(seq {n}); do curl -s -m 5 http://{VIP}{path} || echo FAIL; done"),
+        )?;
+        Ok(out.lines().map(str::to_string).collect())
+    }
+
+    /// How many times each answer occurs.
+    pub fn tally(answers: &[String]) -> BTreeMap<String, usize> {
+        let mut m = BTreeMap::new();
+        for a in answers {
+            *m.entry(a.clone()).or_insert(0) += 1;
+        }
+        m
+    }
+
+    /// The lines of real server `i`'s access log: "client uri status".
+    pub fn access_log(&self, i: usize) -> Vec<String> {
+        std::fs::read_to_string(self.lab.dir.join(rs_name(i)).join("access.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// `n` UDP datagrams to VIP:port from new sockets; who answered each.
+    pub fn udp_queries(&self, port: u16, n: usize) -> Result<Vec<String>> {
+        let script = self.lab.dir.join("udp_client.py").display().to_string();
+        let out = self
+            .lab
+            .sh("cl", &format!("python3 {script} {VIP} {port} {n}"))?;
+        Ok(out.lines().map(str::to_string).collect())
+    }
+
+    /// Sends raw frames (hex) from the client's eth0.
+    pub fn send_raw(&self, frames_hex: &[String]) -> Result<()> {
+        let script = self.lab.dir.join("raw_send.py").display().to_string();
+        self.lab
+            .sh("cl", &format!("python3 {script} {}", frames_hex.join(" ")))?;
+        Ok(())
+    }
+
+    /// MAC of eth0 in namespace `host`.
+    pub fn mac(&self, host: &str) -> Result<String> {
+        Ok(self
+            .lab
+            .sh(host, "cat /sys/class/net/eth0/address")?
+            .trim()
+            .to_string())
+    }
+}
+
+/// The lab's xvs configuration: web (TCP 80, wrr with `weights`) and, if `udp_port` is
+/// given, an rr UDP service on it, both over every real server.
+pub fn config(weights: &[u32], udp_port: Option<u16>) -> String {
+    let rs = |with_weights: bool| {
+        weights
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                if with_weights {
+                    format!(
+                        "      - {{ address: {}, port: 80, weight: {w} }}\n",
+                        rs_addr(i)
+                    )
+                } else {
+                    format!("      - {{ address: {} }}\n", rs_addr(i))
+                }
+            })
+            .collect::<String>()
+    };
+    let mut s = format!(
+        "interface: eth0\nflow_table_size: 65536\nvirtual_servers:\n  - name: web\n    address: {VIP}\n    port: 80\n    protocol: tcp\n    scheduler: wrr\n    forwarding: dr\n    real_servers:\n{}",
+        rs(true)
+    );
+    if let Some(p) = udp_port {
+        s += &format!(
+            "  - name: dns\n    address: {VIP}\n    port: {p}\n    protocol: udp\n    scheduler: rr\n    forwarding: dr\n    real_servers:\n{}",
+            rs(false)
+        );
+    }
+    s
+}

@@ -1,0 +1,16 @@
+# Sends n datagrams, each from a new socket (a new source port, so a new flow), and
+# prints who answered each, or "timeout". Bounded: n datagrams, 2 s each at most.
+import socket
+import sys
+
+vip, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+for i in range(n):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(2)
+    s.sendto(b"ping%d" % i, (vip, port))
+    try:
+        data, _ = s.recvfrom(2048)
+        print(data.split()[0].decode())
+    except socket.timeout:
+        print("timeout")
+    s.close()

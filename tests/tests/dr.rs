@@ -1,0 +1,228 @@
+//! DR load balancing end to end: a client, xvs on a director, nginx and UDP echoes on
+//! three real servers, all in namespaces this test makes and removes.
+
+use std::time::Duration;
+
+use xvs_tests::dr::{self, DrLab, CLIENT, DIRECTOR, VIP};
+
+const UDP_PORT: u16 = 53;
+
+fn lab_with_xvs(weights: &[u32], queues: u32) -> DrLab {
+    let mut lab = DrLab::build(weights.len(), queues).expect("build the lab");
+    lab.start_web().expect("start nginx");
+    lab.start_udp_echo(UDP_PORT).expect("start the UDP echoes");
+    let cfg = lab
+        .write_config(&dr::config(weights, Some(UDP_PORT)))
+        .unwrap();
+    lab.start_xvs(&cfg).expect("start xvs");
+    assert!(lab.director_has_xdp().unwrap(), "xvs attached XDP");
+    lab
+}
+
+/// Stops xvs and checks it exited cleanly and left no XDP program behind.
+fn stop_clean(lab: &mut DrLab) -> String {
+    let (status, log) = lab.stop_xvs().unwrap();
+    assert!(status.success(), "xvs exit status {status:?}:\n{log}");
+    assert!(
+        !lab.director_has_xdp().unwrap(),
+        "XDP left attached after exit:\n{log}"
+    );
+    log
+}
+
+#[test]
+fn tcp_wrr_shares_and_client_address_kept() {
+    let weights = [3, 2, 1];
+    let mut lab = lab_with_xvs(&weights, 2);
+    let answers = lab.http_gets(600, "/").unwrap();
+    let tally = DrLab::tally(&answers);
+    assert_eq!(tally.get("FAIL"), None, "failed requests: {tally:?}");
+    let total: u32 = weights.iter().sum();
+    for (i, w) in weights.iter().enumerate() {
+        let got = *tally.get(&dr::rs_name(i)).unwrap_or(&0) as f64 / 600.0 * 100.0;
+        let want = f64::from(*w) / f64::from(total) * 100.0;
+        eprintln!(
+            "{}: {got:.1}% of requests (weight share {want:.1}%)",
+            dr::rs_name(i)
+        );
+        assert!(
+            (got - want).abs() <= 5.0,
+            "{}: {got:.1}% vs {want:.1}% ({tally:?})",
+            dr::rs_name(i)
+        );
+        // DR keeps the client's address: the real server sees the client itself.
+        let log = lab.access_log(i);
+        assert!(!log.is_empty());
+        assert!(
+            log.iter().all(|l| l.starts_with(&format!("{CLIENT} "))),
+            "{:?}",
+            &log[..3.min(log.len())]
+        );
+    }
+    let log = stop_clean(&mut lab);
+    assert!(log.contains("workers: 2"), "{log}");
+}
+
+#[test]
+fn long_download_stays_on_one_server_intact() {
+    let mut lab = lab_with_xvs(&[1, 1, 1], 2);
+    let script = format!(
+        "curl -s -m 60 -o {dir}/got.bin http://{VIP}/big.bin && sha256sum {dir}/got.bin {dir}/big.bin",
+        dir = lab.lab.dir.display()
+    );
+    let out = lab.lab.sh("cl", &script).unwrap();
+    let sums: Vec<&str> = out
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(sums.len(), 2, "{out}");
+    assert_eq!(sums[0], sums[1], "the 20 MB download arrived intact");
+    let served: Vec<usize> = (0..3)
+        .filter(|&i| lab.access_log(i).iter().any(|l| l.contains("/big.bin 200")))
+        .collect();
+    assert_eq!(
+        served.len(),
+        1,
+        "served by exactly one real server: {served:?}"
+    );
+    stop_clean(&mut lab);
+}
+
+#[test]
+fn udp_is_balanced() {
+    let mut lab = lab_with_xvs(&[1, 1, 1], 1);
+    let answers = lab.udp_queries(UDP_PORT, 60).unwrap();
+    let tally = DrLab::tally(&answers);
+    assert_eq!(tally.get("timeout"), None, "{tally:?}");
+    for i in 0..3 {
+        assert_eq!(
+            tally.get(&dr::rs_name(i)),
+            Some(&20),
+            "rr over three: {tally:?}"
+        );
+    }
+    stop_clean(&mut lab);
+}
+
+#[test]
+fn director_own_traffic_still_works() {
+    let mut lab = lab_with_xvs(&[1, 1, 1], 1);
+    lab.lab
+        .sh(
+            "cl",
+            &format!("ping -c 3 -i 0.2 -W 2 {DIRECTOR} >/dev/null"),
+        )
+        .expect("ping the director");
+    let script = lab.lab.dir.join("own").display().to_string();
+    std::fs::create_dir_all(&script).unwrap();
+    std::fs::write(format!("{script}/index.html"), "director itself\n").unwrap();
+    lab.lab
+        .spawn(
+            "lb",
+            "own-http",
+            &[
+                "python3",
+                "-m",
+                "http.server",
+                "8080",
+                "--bind",
+                DIRECTOR,
+                "--directory",
+                &script,
+            ],
+        )
+        .unwrap();
+    lab.wait_port("lb", DIRECTOR, 8080).unwrap();
+    let body = lab
+        .lab
+        .sh("cl", &format!("curl -s -m 5 http://{DIRECTOR}:8080/"))
+        .unwrap();
+    assert_eq!(body, "director itself\n");
+    // And a VIP request still goes to a real server meanwhile.
+    assert!(lab.http_gets(1, "/").unwrap()[0].starts_with("rs"));
+    stop_clean(&mut lab);
+}
+
+#[test]
+fn malformed_frames_are_counted_not_fatal() {
+    let mut lab = lab_with_xvs(&[1, 1, 1], 1);
+    let cl = lab.mac("cl").unwrap().replace(':', "");
+    let lb = lab.mac("lb").unwrap().replace(':', "");
+    // VIP:80 TCP whose IPv4 total length (1000) claims more than the frame holds: the
+    // steering program sees whole headers and steers it; the worker must drop it.
+    let ip = "45000".to_string() + "3e8" + "0001400040060000" + "0a000001" + "0a000064";
+    let tcp = "9c40005000000001000000005002faf000000000";
+    let frame = format!("{lb}{cl}0800{ip}{tcp}");
+    lab.send_raw(&vec![frame; 5]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(lab.http_gets(3, "/").unwrap().len(), 3, "still serving");
+    let log = stop_clean(&mut lab);
+    assert!(log.contains("truncated 5"), "{log}");
+}
+
+#[test]
+fn bad_config_attaches_nothing() {
+    let lab = DrLab::build(1, 1).unwrap();
+    let bin = xvs_tests::tools::xvs_bin().unwrap().display().to_string();
+    let cases = [
+        (
+            "duplicate",
+            dr::config(&[1], None)
+                + dr::config(&[1], None)
+                    .split_once("virtual_servers:\n")
+                    .unwrap()
+                    .1,
+            "already defined",
+        ),
+        (
+            "missing interface",
+            dr::config(&[1], None).replacen("interface: eth0\n", "", 1),
+            "missing field `interface`",
+        ),
+        (
+            "no such interface",
+            dr::config(&[1], None).replacen("eth0", "eth9", 1),
+            "does not exist",
+        ),
+        (
+            "negative weight",
+            dr::config(&[1], None).replacen("weight: 1", "weight: -1", 1),
+            "out of range",
+        ),
+        (
+            "unknown scheduler",
+            dr::config(&[1], None).replacen("scheduler: wrr", "scheduler: nope", 1),
+            "unknown variant",
+        ),
+    ];
+    for (what, yaml, needle) in cases {
+        let path = lab
+            .lab
+            .write("bad.yaml", &yaml)
+            .unwrap()
+            .display()
+            .to_string();
+        for verb in ["check", "run"] {
+            let out = lab
+                .lab
+                .sh_output("lb", &format!("{bin} {verb} -c {path}"))
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{what}: {verb} accepted it");
+            assert!(
+                err.contains(&format!("{path}:")) && err.contains(needle),
+                "{what}: {verb}: {err}"
+            );
+            assert!(err.contains("hint:"), "{what}: {err}");
+            assert!(!lab.director_has_xdp().unwrap(), "{what}: attached");
+        }
+    }
+    // The good one still checks fine.
+    let good = lab
+        .write_config(&dr::config(&[1], None))
+        .unwrap()
+        .display()
+        .to_string();
+    let out = lab.lab.sh("lb", &format!("{bin} check -c {good}")).unwrap();
+    assert!(out.contains("OK"), "{out}");
+}
