@@ -2,9 +2,10 @@
 //! (a bare MAC rewrite, what the simplest forwarder does) measured in the same run.
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use xvs_bench::{frame, pipeline, snapshot};
+use xvs_bench::{frame, pipeline, snapshot, SCHEDULERS};
 use xvs_dataplane::flow::{Flow, FlowKey, FlowTable};
 use xvs_dataplane::rewrite;
+use xvs_dataplane::sched::Maglev;
 use xvs_dataplane::snapshot::SchedulerKind;
 use xvs_dataplane::Verdict;
 
@@ -59,7 +60,7 @@ fn established(c: &mut Criterion) {
 fn new_flows(c: &mut Criterion) {
     let mut g = c.benchmark_group("dr_new_flow");
     g.throughput(Throughput::Elements(1));
-    for (name, kind) in [("rr", SchedulerKind::Rr), ("wrr", SchedulerKind::Wrr)] {
+    for (name, kind) in SCHEDULERS {
         let snap = snapshot(kind, 64);
         let mut p = pipeline(FLOWS as usize);
         p.prepare(&snap);
@@ -124,5 +125,22 @@ fn flow_table(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, baseline, established, new_flows, flow_table);
+fn maglev_build(c: &mut Criterion) {
+    let mut g = c.benchmark_group("maglev");
+    g.sample_size(20);
+    let snap = snapshot(SchedulerKind::Mh, 1000);
+    g.bench_function("build_1000_servers_65537", |b| {
+        b.iter(|| black_box(Maglev::build(&snap.services[0], &snap.dests, 65537)))
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    baseline,
+    established,
+    new_flows,
+    flow_table,
+    maglev_build
+);
 criterion_main!(benches);

@@ -22,17 +22,18 @@ pub fn snapshot(scheduler: SchedulerKind, n: usize) -> Snapshot {
             })
         })
         .collect();
-    let svc = Service {
-        name: "bench".into(),
-        key: ServiceKey {
-            addr: VIP,
-            port: 80,
-            proto: 6,
-        },
-        scheduler,
-        forwarding: Forwarding::Dr,
-        dests: (0..n as u32).collect(),
+    let key = ServiceKey {
+        addr: VIP,
+        port: 80,
+        proto: 6,
     };
+    let svc = Service::new(
+        "bench",
+        key,
+        scheduler,
+        Forwarding::Dr,
+        (0..n as u32).collect(),
+    );
     Snapshot::new(1, DIRECTOR_MAC, vec![svc], dests).expect("valid")
 }
 
@@ -44,6 +45,24 @@ pub fn pipeline(flow_capacity: usize) -> Pipeline {
     };
     Pipeline::new(&cfg, Arc::new(WorkerCounters::new(MAX_DESTS)))
 }
+
+/// Every scheduler, with its ipvsadm name.
+pub const SCHEDULERS: [(&str, SchedulerKind); 14] = [
+    ("rr", SchedulerKind::Rr),
+    ("wrr", SchedulerKind::Wrr),
+    ("lc", SchedulerKind::Lc),
+    ("wlc", SchedulerKind::Wlc),
+    ("sed", SchedulerKind::Sed),
+    ("nq", SchedulerKind::Nq),
+    ("sh", SchedulerKind::Sh),
+    ("dh", SchedulerKind::Dh),
+    ("lblc", SchedulerKind::Lblc),
+    ("lblcr", SchedulerKind::Lblcr),
+    ("mh", SchedulerKind::Mh),
+    ("fo", SchedulerKind::Fo),
+    ("ovf", SchedulerKind::Ovf),
+    ("twos", SchedulerKind::Twos),
+];
 
 /// A 64-byte-class client frame (TCP ACK, no payload) of flow number `i`.
 pub fn frame(i: u32) -> Vec<u8> {

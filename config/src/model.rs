@@ -36,12 +36,24 @@ impl Protocol {
     }
 }
 
-/// The schedulers xvs implements so far, named as ipvsadm names them.
+/// The schedulers, named as ipvsadm (and keepalived's lb_algo) name them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scheduler {
     Rr,
     Wrr,
+    Lc,
+    Wlc,
+    Sed,
+    Nq,
+    Sh,
+    Dh,
+    Lblc,
+    Lblcr,
+    Mh,
+    Fo,
+    Ovf,
+    Twos,
 }
 
 impl Scheduler {
@@ -49,8 +61,62 @@ impl Scheduler {
         match self {
             Scheduler::Rr => "rr",
             Scheduler::Wrr => "wrr",
+            Scheduler::Lc => "lc",
+            Scheduler::Wlc => "wlc",
+            Scheduler::Sed => "sed",
+            Scheduler::Nq => "nq",
+            Scheduler::Sh => "sh",
+            Scheduler::Dh => "dh",
+            Scheduler::Lblc => "lblc",
+            Scheduler::Lblcr => "lblcr",
+            Scheduler::Mh => "mh",
+            Scheduler::Fo => "fo",
+            Scheduler::Ovf => "ovf",
+            Scheduler::Twos => "twos",
         }
     }
+}
+
+/// Scheduler flags, with keepalived's names (ipvsadm's `-b`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+pub enum SchedFlag {
+    #[serde(rename = "sh-port")]
+    ShPort,
+    #[serde(rename = "sh-fallback")]
+    ShFallback,
+    #[serde(rename = "mh-port")]
+    MhPort,
+    #[serde(rename = "mh-fallback")]
+    MhFallback,
+}
+
+/// What happens to connections whose real server left the configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum NodestPolicy {
+    /// The connection's next packet is scheduled to another real server.
+    #[default]
+    Reschedule,
+    /// As IPVS's expire_nodest_conn=1: the packet is dropped and the connection forgotten.
+    Expire,
+    /// As IPVS's expire_nodest_conn=0: packets are dropped until the connection times out.
+    Drop,
+}
+
+/// Hash the client's port too / fall back to another server when the hashed one cannot
+/// take the connection.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SchedFlags {
+    pub port: bool,
+    pub fallback: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Persistence {
+    /// Seconds.
+    pub timeout: u32,
+    /// Netmask over the client address.
+    pub granularity: Ipv4Addr,
 }
 
 /// Forwarding methods (`lb_kind`); DR so far.
@@ -79,13 +145,23 @@ pub enum XdpMode {
     Generic,
 }
 
+/// Seconds, IPVS's defaults.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timeouts {
-    /// Established TCP connections, seconds (`ipvsadm --set` first value).
+    /// ESTABLISHED (`ipvsadm --set` first value).
     pub tcp: u32,
-    /// TCP after a FIN, seconds.
+    /// FIN_WAIT (second value).
     pub tcpfin: u32,
+    /// UDP (third value).
     pub udp: u32,
+    pub syn_sent: u32,
+    pub syn_recv: u32,
+    pub time_wait: u32,
+    pub close: u32,
+    pub close_wait: u32,
+    pub last_ack: u32,
+    pub listen: u32,
+    pub synack: u32,
 }
 
 impl Default for Timeouts {
@@ -94,6 +170,14 @@ impl Default for Timeouts {
             tcp: 900,
             tcpfin: 120,
             udp: 300,
+            syn_sent: 120,
+            syn_recv: 60,
+            time_wait: 120,
+            close: 10,
+            close_wait: 60,
+            last_ack: 30,
+            listen: 120,
+            synack: 120,
         }
     }
 }
@@ -109,12 +193,25 @@ pub struct RealServer {
 pub struct VirtualServer {
     pub name: String,
     pub address: Ipv4Addr,
-    /// 0: every port.
-    pub port: u16,
+    /// One or more; the first is the service's identity. [0]: every port.
+    pub ports: Vec<u16>,
     pub protocol: Protocol,
     pub scheduler: Scheduler,
+    pub scheduler_flags: SchedFlags,
+    /// Maglev table size (prime); mh only.
+    pub mh_table_size: u32,
+    pub persistence: Option<Persistence>,
+    /// One-packet scheduling (UDP).
+    pub ops: bool,
     pub forwarding: Forwarding,
     pub real_servers: Vec<RealServer>,
+}
+
+impl VirtualServer {
+    /// The first port: with the address and protocol, the service's identity.
+    pub fn port(&self) -> u16 {
+        self.ports[0]
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -126,8 +223,11 @@ pub struct Config {
     /// Flows each worker tracks.
     pub flow_table_size: usize,
     pub timeouts: Timeouts,
+    pub expire_nodest_conn: NodestPolicy,
     pub virtual_servers: Vec<VirtualServer>,
 }
 
+pub const MH_DEFAULT_TABLE_SIZE: u32 = 65537;
+pub const MH_MAX_TABLE_SIZE: i64 = 1 << 20;
 pub const DEFAULT_FLOW_TABLE_SIZE: usize = 1 << 20;
 pub const MAX_WEIGHT: i64 = 65535;

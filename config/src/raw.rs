@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use crate::model::{Forwarding, Protocol, Scheduler, XdpMode};
+use crate::model::{Forwarding, NodestPolicy, Protocol, SchedFlag, Scheduler, XdpMode};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -20,15 +20,26 @@ pub struct RawConfig {
     #[serde(default)]
     pub timeouts: Option<RawTimeouts>,
     #[serde(default)]
+    pub expire_nodest_conn: Option<NodestPolicy>,
+    #[serde(default)]
     pub virtual_servers: Vec<RawVirtualServer>,
 }
 
-#[derive(Debug, Deserialize)]
+/// Seconds. tcp, tcpfin and udp as `ipvsadm --set`; the rest name IPVS's TCP states.
+#[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawTimeouts {
     pub tcp: Option<Spanned<i64>>,
     pub tcpfin: Option<Spanned<i64>>,
     pub udp: Option<Spanned<i64>>,
+    pub syn_sent: Option<Spanned<i64>>,
+    pub syn_recv: Option<Spanned<i64>>,
+    pub time_wait: Option<Spanned<i64>>,
+    pub close: Option<Spanned<i64>>,
+    pub close_wait: Option<Spanned<i64>>,
+    pub last_ack: Option<Spanned<i64>>,
+    pub listen: Option<Spanned<i64>>,
+    pub synack: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -36,10 +47,24 @@ pub struct RawTimeouts {
 pub struct RawVirtualServer {
     pub name: Spanned<String>,
     pub address: Spanned<Ipv4Addr>,
-    pub port: Spanned<i64>,
+    #[serde(default)]
+    pub port: Option<Spanned<i64>>,
+    /// Several ports as one service (persistence spans them).
+    #[serde(default)]
+    pub ports: Option<Vec<Spanned<i64>>>,
     pub protocol: Spanned<Protocol>,
     #[serde(default)]
     pub scheduler: Option<Spanned<Scheduler>>,
+    #[serde(default)]
+    pub scheduler_flags: Vec<Spanned<SchedFlag>>,
+    #[serde(default)]
+    pub mh_table_size: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub persistence_timeout: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub persistence_granularity: Option<Spanned<Ipv4Addr>>,
+    #[serde(default)]
+    pub ops: Option<Spanned<bool>>,
     #[serde(default)]
     pub forwarding: Option<Spanned<Forwarding>>,
     #[serde(default)]

@@ -73,11 +73,20 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Diagnostic>> {
         });
     let mut timeouts = Timeouts::default();
     if let Some(t) = &raw.timeouts {
-        let hint = "seconds, as `ipvsadm --set tcp tcpfin udp`";
+        let hint = "seconds; tcp, tcpfin and udp are `ipvsadm --set`'s three values";
+        let tm = &mut timeouts;
         for (field, slot) in [
-            (&t.tcp, &mut timeouts.tcp),
-            (&t.tcpfin, &mut timeouts.tcpfin),
-            (&t.udp, &mut timeouts.udp),
+            (&t.tcp, &mut tm.tcp),
+            (&t.tcpfin, &mut tm.tcpfin),
+            (&t.udp, &mut tm.udp),
+            (&t.syn_sent, &mut tm.syn_sent),
+            (&t.syn_recv, &mut tm.syn_recv),
+            (&t.time_wait, &mut tm.time_wait),
+            (&t.close, &mut tm.close),
+            (&t.close_wait, &mut tm.close_wait),
+            (&t.last_ack, &mut tm.last_ack),
+            (&t.listen, &mut tm.listen),
+            (&t.synack, &mut tm.synack),
         ] {
             if let Some(v) = field {
                 *slot = ck.range(v, "timeout", 1, 86400 * 7, hint) as u32;
@@ -85,7 +94,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Diagnostic>> {
         }
     }
 
-    let mut seen_services: HashMap<(Ipv4Addr, i64, Protocol), u64> = HashMap::new();
+    let mut seen_services: HashMap<(Ipv4Addr, u16, Protocol), u64> = HashMap::new();
     let mut seen_names: HashMap<String, u64> = HashMap::new();
     let mut virtual_servers = Vec::new();
     for vs in &raw.virtual_servers {
@@ -99,44 +108,183 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Diagnostic>> {
                 "give each virtual server its own name: metrics and `xvs status` use it",
             );
         }
-        let port = ck.range(
-            &vs.port,
-            "port",
-            0,
-            65535,
-            "0 stands for every port of the address",
-        ) as u16;
-        let key = (vs.address.value, vs.port.value, vs.protocol.value);
-        if let Some(first) = seen_services.insert(key, at(&vs.address).0) {
+        let port_hint = "0 stands for every port of the address";
+        let ports: Vec<u16> = match (&vs.port, &vs.ports) {
+            (Some(p), None) => vec![ck.range(p, "port", 0, 65535, port_hint) as u16],
+            (None, Some(list)) if !list.is_empty() => list
+                .iter()
+                .map(|p| ck.range(p, "port", 1, 65535, "list the ports one by one"))
+                .map(|p| p as u16)
+                .collect(),
+            (None, Some(_)) => {
+                ck.error(
+                    &vs.name,
+                    format!(
+                        "virtual server {:?} has an empty `ports` list",
+                        vs.name.value
+                    ),
+                    "list at least one port",
+                );
+                vec![0]
+            }
+            (Some(p), Some(_)) => {
+                ck.error(
+                    p,
+                    "give either `port` or `ports`, not both".into(),
+                    "`ports: [80, 443]` serves several ports as one service",
+                );
+                vec![0]
+            }
+            (None, None) => {
+                ck.error(
+                    &vs.name,
+                    format!("virtual server {:?} has no `port`", vs.name.value),
+                    "add `port: 80` (0: every port) or `ports: [80, 443]`",
+                );
+                vec![0]
+            }
+        };
+        for (i, &port) in ports.iter().enumerate() {
+            let key = (vs.address.value, port, vs.protocol.value);
+            let span = vs
+                .ports
+                .as_ref()
+                .and_then(|l| l.get(i))
+                .map_or_else(|| at(&vs.address), at);
+            if let Some(first) = seen_services.insert(key, span.0) {
+                ck.out.push(
+                    Diagnostic::new(
+                        span.0,
+                        span.1,
+                        format!("virtual server {}:{port}/{} is already defined at line {first}", vs.address.value, vs.protocol.value.as_str()),
+                    )
+                    .hint("each address, port and protocol may have one virtual server; merge the two"),
+                );
+            }
+        }
+        let scheduler = vs.scheduler.as_ref().map_or(Scheduler::Wrr, |s| s.value);
+        let mut flags = SchedFlags::default();
+        for f in &vs.scheduler_flags {
+            let (fits, port) = match f.value {
+                SchedFlag::ShPort => (scheduler == Scheduler::Sh, true),
+                SchedFlag::ShFallback => (scheduler == Scheduler::Sh, false),
+                SchedFlag::MhPort => (scheduler == Scheduler::Mh, true),
+                SchedFlag::MhFallback => (scheduler == Scheduler::Mh, false),
+            };
+            if !fits {
+                ck.error(
+                    f,
+                    format!(
+                        "this flag does not apply to scheduler {}",
+                        scheduler.as_str()
+                    ),
+                    "sh-* flags go with sh, mh-* flags with mh",
+                );
+            }
+            if port {
+                flags.port = true;
+            } else {
+                flags.fallback = true;
+            }
+        }
+        let mh_table_size = match &vs.mh_table_size {
+            None => MH_DEFAULT_TABLE_SIZE,
+            Some(m) => {
+                let v = ck.range(
+                    m,
+                    "mh_table_size",
+                    2,
+                    MH_MAX_TABLE_SIZE,
+                    "a prime such as 65537 (the default) or 251",
+                );
+                if scheduler != Scheduler::Mh {
+                    ck.error(
+                        m,
+                        "mh_table_size applies to scheduler mh only".into(),
+                        "remove it, or use `scheduler: mh`",
+                    );
+                } else if v >= 2 && !is_prime(v as u64) {
+                    ck.error(m, format!("mh_table_size {v} is not a prime"), "Maglev needs a prime table size: 251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521, 65537, 131071");
+                }
+                v as u32
+            }
+        };
+        let persistence = match (&vs.persistence_timeout, &vs.persistence_granularity) {
+            (None, None) => None,
+            (None, Some(g)) => {
+                ck.error(
+                    g,
+                    "persistence_granularity without persistence_timeout".into(),
+                    "add `persistence_timeout: 300` (seconds)",
+                );
+                None
+            }
+            (Some(t), g) => {
+                let timeout = ck.range(
+                    t,
+                    "persistence_timeout",
+                    1,
+                    86400 * 31,
+                    "seconds a client keeps its real server",
+                ) as u32;
+                let granularity = g.as_ref().map_or(Ipv4Addr::BROADCAST, |g| g.value);
+                if let Some(g) = g {
+                    let m = u32::from(g.value);
+                    if m.leading_ones() + m.trailing_zeros() != 32 {
+                        ck.error(
+                            g,
+                            format!("{} is not a netmask", g.value),
+                            "a contiguous netmask, such as 255.255.255.0",
+                        );
+                    }
+                }
+                Some(Persistence {
+                    timeout,
+                    granularity,
+                })
+            }
+        };
+        let ops = vs.ops.as_ref().is_some_and(|o| o.value);
+        if let Some(o) = vs
+            .ops
+            .as_ref()
+            .filter(|o| o.value && vs.protocol.value != Protocol::Udp)
+        {
             ck.error(
-                &vs.address,
-                format!(
-                    "virtual server {}:{}/{} is already defined at line {first}",
-                    vs.address.value,
-                    vs.port.value,
-                    vs.protocol.value.as_str()
-                ),
-                "each address, port and protocol may have one virtual server; merge the two",
+                o,
+                "ops (one-packet scheduling) applies to UDP only".into(),
+                "remove it, or use `protocol: udp`",
             );
         }
         let forwarding = vs.forwarding.as_ref().map_or(Forwarding::Dr, |f| f.value);
+        let multi = ports.len() > 1;
         let mut seen_rs: HashMap<(Ipv4Addr, u16), u64> = HashMap::new();
         let mut real_servers = Vec::new();
         for rs in &vs.real_servers {
-            let rport = rs.port.as_ref().map_or(port, |p| {
-                ck.range(
+            let rport = match &rs.port {
+                Some(p) if multi => {
+                    ck.error(
+                        p,
+                        "a real server of a multi-port service takes no port".into(),
+                        "packets keep their destination port; remove `port`",
+                    );
+                    0
+                }
+                Some(p) => ck.range(
                     p,
                     "real server port",
                     0,
                     65535,
                     "omit it to use the virtual server's port",
-                ) as u16
-            });
-            if forwarding == Forwarding::Dr && rport != port {
+                ) as u16,
+                None if multi => 0,
+                None => ports[0],
+            };
+            if forwarding == Forwarding::Dr && !multi && rport != ports[0] {
                 let p = rs.port.as_ref().expect("differs only when given");
                 ck.error(
                     p,
-                    format!("real server port {rport} differs from the virtual server's port {port}, which DR cannot do"),
+                    format!("real server port {rport} differs from the virtual server's port {}, which DR cannot do", ports[0]),
                     "DR forwards frames unchanged above Ethernet: use the same port, or omit it",
                 );
             }
@@ -168,9 +316,13 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Diagnostic>> {
         virtual_servers.push(VirtualServer {
             name: vs.name.value.clone(),
             address: vs.address.value,
-            port,
+            ports,
             protocol: vs.protocol.value,
-            scheduler: vs.scheduler.as_ref().map_or(Scheduler::Wrr, |s| s.value),
+            scheduler,
+            scheduler_flags: flags,
+            mh_table_size,
+            persistence,
+            ops,
             forwarding,
             real_servers,
         });
@@ -191,6 +343,14 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Diagnostic>> {
         workers,
         flow_table_size,
         timeouts,
+        expire_nodest_conn: raw.expire_nodest_conn.unwrap_or_default(),
         virtual_servers,
     })
+}
+
+fn is_prime(n: u64) -> bool {
+    n >= 2
+        && (2..)
+            .take_while(|d| d * d <= n)
+            .all(|d| !n.is_multiple_of(d))
 }

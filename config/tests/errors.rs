@@ -117,3 +117,94 @@ fn duplicate_yaml_keys() {
     let e = errors(&GOOD.replace("    port: 80\n", "    port: 80\n    port: 81\n"));
     assert!(e.to_lowercase().contains("duplicate"), "{e}");
 }
+
+#[test]
+fn every_ipvs_scheduler_parses() {
+    for s in [
+        "rr", "wrr", "lc", "wlc", "sed", "nq", "sh", "dh", "lblc", "lblcr", "mh", "fo", "ovf",
+        "twos",
+    ] {
+        let c = parse(
+            "t.yaml",
+            &GOOD.replace("scheduler: wrr", &format!("scheduler: {s}")),
+        )
+        .unwrap();
+        assert_eq!(c.virtual_servers[0].scheduler.as_str(), s);
+    }
+}
+
+#[test]
+fn the_examples_mean_what_they_say() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
+    let shop = load(std::path::Path::new(&format!("{dir}/persistence.yaml"))).unwrap();
+    let vs = &shop.virtual_servers[0];
+    assert_eq!(vs.ports, vec![80, 443]);
+    assert_eq!(vs.persistence.unwrap().timeout, 600);
+    assert_eq!(
+        vs.real_servers[0].port, 0,
+        "multi-port: packets keep their port"
+    );
+    let mh = load(std::path::Path::new(&format!("{dir}/maglev.yaml"))).unwrap();
+    assert_eq!(
+        mh.virtual_servers[0].scheduler_flags,
+        SchedFlags {
+            port: true,
+            fallback: true
+        }
+    );
+    assert_eq!(mh.virtual_servers[0].mh_table_size, 65537);
+    assert!(mh.virtual_servers[1].ops);
+    assert_eq!(mh.expire_nodest_conn, NodestPolicy::Reschedule);
+}
+
+#[test]
+fn scheduler_options_are_checked() {
+    let e = errors(&GOOD.replace(
+        "scheduler: wrr\n",
+        "scheduler: wrr\n    scheduler_flags: [mh-port]\n",
+    ));
+    assert!(e.contains("does not apply to scheduler wrr"), "{e}");
+    let e = errors(&GOOD.replace(
+        "scheduler: wrr\n",
+        "scheduler: mh\n    mh_table_size: 65536\n",
+    ));
+    assert!(e.contains("65536 is not a prime"), "{e}");
+    let e = errors(&GOOD.replace("scheduler: wrr\n", "scheduler: rr\n    ops: true\n"));
+    assert!(e.contains("UDP only"), "{e}");
+    let e = errors(&GOOD.replace(
+        "scheduler: wrr\n",
+        "scheduler: rr\n    persistence_granularity: 255.0.255.0\n",
+    ));
+    assert!(e.contains("without persistence_timeout"), "{e}");
+    let e = errors(&GOOD.replace(
+        "scheduler: wrr\n",
+        "scheduler: rr\n    persistence_timeout: 60\n    persistence_granularity: 255.0.255.0\n",
+    ));
+    assert!(e.contains("is not a netmask"), "{e}");
+    let e = errors(&GOOD.replace("    port: 80\n", "    port: 80\n    ports: [80, 443]\n"));
+    assert!(e.contains("either `port` or `ports`"), "{e}");
+    let e = errors(&GOOD.replace("    port: 80\n", "    ports: [80, 443]\n"));
+    assert!(e.contains("multi-port service takes no port"), "{e}");
+    let e = errors(&GOOD.replace("    port: 80\n", ""));
+    assert!(e.contains("has no `port`"), "{e}");
+}
+
+#[test]
+fn per_state_timeouts() {
+    let c = parse(
+        "t.yaml",
+        &format!("{GOOD}timeouts: {{ tcp: 600, close_wait: 5, udp: 30 }}\n"),
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            c.timeouts.tcp,
+            c.timeouts.close_wait,
+            c.timeouts.udp,
+            c.timeouts.tcpfin
+        ),
+        (600, 5, 30, 120)
+    );
+    let e = errors(&format!("{GOOD}timeouts: {{ tcp: 0 }}\n"));
+    assert!(e.contains("timeout 0 is out of range"), "{e}");
+}

@@ -16,6 +16,8 @@ use tracing::{error, info, warn};
 use xvs_bpf::abi::SvcKey;
 use xvs_bpf::{AttachMode, Steer};
 use xvs_config::{Config, XdpMode};
+use xvs_dataplane::flow::{TcpState, Timeouts};
+use xvs_dataplane::pipeline::NodestPolicy;
 use xvs_dataplane::snapshot::MAX_DESTS;
 use xvs_dataplane::worker::{Worker, WorkerConfig};
 use xvs_dataplane::xsk::{Xsk, XskConfig};
@@ -79,7 +81,11 @@ pub async fn run(path: &Path, cfg: Config, iface: Iface) -> Result<()> {
     let keys: Vec<SvcKey> = cfg
         .virtual_servers
         .iter()
-        .map(|vs| SvcKey::new(vs.address, vs.port, vs.protocol.number()))
+        .flat_map(|vs| {
+            vs.ports
+                .iter()
+                .map(|&p| SvcKey::new(vs.address, p, vs.protocol.number()))
+        })
         .collect();
     steer.set_services(&keys)?;
     let mode = match cfg.xdp_mode {
@@ -117,12 +123,11 @@ pub async fn run(path: &Path, cfg: Config, iface: Iface) -> Result<()> {
             pipeline: PipelineConfig {
                 flow_capacity: cfg.flow_table_size,
                 hash_seed,
-                timeouts: xvs_dataplane::flow::Timeouts {
-                    tcp_established: cfg.timeouts.tcp,
-                    tcp_fin_wait: cfg.timeouts.tcpfin,
-                    tcp_time_wait: cfg.timeouts.tcpfin,
-                    udp: cfg.timeouts.udp,
-                    ..Default::default()
+                timeouts: timeouts(&cfg.timeouts),
+                nodest: match cfg.expire_nodest_conn {
+                    xvs_config::NodestPolicy::Reschedule => NodestPolicy::Reschedule,
+                    xvs_config::NodestPolicy::Expire => NodestPolicy::Expire,
+                    xvs_config::NodestPolicy::Drop => NodestPolicy::Drop,
                 },
             },
         };
@@ -197,6 +202,29 @@ pub async fn run(path: &Path, cfg: Config, iface: Iface) -> Result<()> {
     );
     info!("detached from {}; bye", iface.name);
     Ok(())
+}
+
+/// The configuration's timeouts in the dataplane's per-state form.
+fn timeouts(t: &xvs_config::Timeouts) -> Timeouts {
+    let mut out = Timeouts {
+        udp: t.udp,
+        ..Timeouts::default()
+    };
+    for (state, secs) in [
+        (TcpState::Established, t.tcp),
+        (TcpState::FinWait, t.tcpfin),
+        (TcpState::SynSent, t.syn_sent),
+        (TcpState::SynRecv, t.syn_recv),
+        (TcpState::TimeWait, t.time_wait),
+        (TcpState::Close, t.close),
+        (TcpState::CloseWait, t.close_wait),
+        (TcpState::LastAck, t.last_ack),
+        (TcpState::Listen, t.listen),
+        (TcpState::SynAck, t.synack),
+    ] {
+        out.set_tcp(state, secs);
+    }
+    out
 }
 
 /// Reads the neighbour table; nudges and logs real servers still unresolved. `known` is

@@ -9,6 +9,7 @@ use xvs_config::{Config, Forwarding as CfgForwarding, Scheduler as CfgScheduler}
 use xvs_dataplane::snapshot::{
     Dest, DestId, Forwarding, SchedulerKind, Service, ServiceKey, Snapshot,
 };
+use xvs_dataplane::snapshot::{Persistence, SchedFlags};
 
 /// Identity of a real server within its virtual service.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -44,9 +45,54 @@ impl DestRegistry {
 pub fn service_key(vs: &xvs_config::VirtualServer) -> ServiceKey {
     ServiceKey {
         addr: vs.address,
-        port: vs.port,
+        port: vs.port(),
         proto: vs.protocol.number(),
     }
+}
+
+fn scheduler(s: CfgScheduler) -> SchedulerKind {
+    match s {
+        CfgScheduler::Rr => SchedulerKind::Rr,
+        CfgScheduler::Wrr => SchedulerKind::Wrr,
+        CfgScheduler::Lc => SchedulerKind::Lc,
+        CfgScheduler::Wlc => SchedulerKind::Wlc,
+        CfgScheduler::Sed => SchedulerKind::Sed,
+        CfgScheduler::Nq => SchedulerKind::Nq,
+        CfgScheduler::Sh => SchedulerKind::Sh,
+        CfgScheduler::Dh => SchedulerKind::Dh,
+        CfgScheduler::Lblc => SchedulerKind::Lblc,
+        CfgScheduler::Lblcr => SchedulerKind::Lblcr,
+        CfgScheduler::Mh => SchedulerKind::Mh,
+        CfgScheduler::Fo => SchedulerKind::Fo,
+        CfgScheduler::Ovf => SchedulerKind::Ovf,
+        CfgScheduler::Twos => SchedulerKind::Twos,
+    }
+}
+
+/// The dataplane's view of a virtual server (its real servers' ids filled in by `build`).
+fn service(vs: &xvs_config::VirtualServer, dests: Vec<DestId>) -> Service {
+    let forwarding = match vs.forwarding {
+        CfgForwarding::Dr => Forwarding::Dr,
+    };
+    let mut s = Service::new(
+        vs.name.clone(),
+        service_key(vs),
+        scheduler(vs.scheduler),
+        forwarding,
+        dests,
+    );
+    s.extra_ports = vs.ports[1..].to_vec();
+    s.sched_flags = SchedFlags {
+        port: vs.scheduler_flags.port,
+        fallback: vs.scheduler_flags.fallback,
+    };
+    s.mh_table_size = vs.mh_table_size;
+    s.persistence = vs.persistence.map(|p| Persistence {
+        timeout: p.timeout,
+        netmask: u32::from(p.granularity),
+    });
+    s.ops = vs.ops;
+    s
 }
 
 /// Builds snapshot `generation`. Real servers whose MAC is not in `macs` are present but
@@ -80,18 +126,7 @@ pub fn build(
             });
             ids.push(id);
         }
-        services.push(Service {
-            name: vs.name.clone(),
-            key,
-            scheduler: match vs.scheduler {
-                CfgScheduler::Rr => SchedulerKind::Rr,
-                CfgScheduler::Wrr => SchedulerKind::Wrr,
-            },
-            forwarding: match vs.forwarding {
-                CfgForwarding::Dr => Forwarding::Dr,
-            },
-            dests: ids,
-        });
+        services.push(service(vs, ids));
     }
     Snapshot::new(generation, local_mac, services, dests).context("building the service snapshot")
 }

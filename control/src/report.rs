@@ -34,7 +34,11 @@ pub fn render(
             "{} {}:{}/{} {} {}",
             vs.name,
             vs.address,
-            vs.port,
+            vs.ports
+                .iter()
+                .map(u16::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
             vs.protocol.as_str(),
             vs.scheduler.as_str(),
             vs.forwarding.as_str()
@@ -50,9 +54,11 @@ pub fn render(
             };
             let _ = writeln!(
                 s,
-                "  -> {:<23} {:>10} {:>12} {:>14}   weight {}",
+                "  -> {:<23} {:>10} {:>9} {:>9} {:>12} {:>14}   weight {}",
                 format!("{}:{}", rs.address, rs.port),
                 get(|d| d.conns.get()),
+                get(|d| d.active.get()),
+                get(|d| d.inactive.get()),
                 get(|d| d.packets.get()),
                 get(|d| d.bytes.get()),
                 rs.weight
@@ -61,13 +67,14 @@ pub fn render(
     }
     let _ = writeln!(
         s,
-        "workers: {} rx {} tx {} batches {} kicks {} flows created {} evicted {} rescheduled {}",
+        "workers: {} rx {} tx {} batches {} kicks {} flows created {} expired {} evicted {} rescheduled {}",
         workers.len(),
         sum(workers, |w| w.rx_packets.get()),
         sum(workers, |w| w.tx_packets.get()),
         sum(workers, |w| w.rx_batches.get()),
         sum(workers, |w| w.tx_kicks.get()),
         sum(workers, |w| w.flows_created.get()),
+        sum(workers, |w| w.flows_expired.get()),
         sum(workers, |w| w.flows_evicted.get()),
         sum(workers, |w| w.flows_rescheduled.get()),
     );

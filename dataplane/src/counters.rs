@@ -21,6 +21,12 @@ impl Counter {
         self.add(1);
     }
 
+    /// For gauges (active connections): the owner only, as `add`.
+    #[inline]
+    pub fn dec(&self) {
+        self.add(u64::MAX);
+    }
+
     pub fn get(&self) -> u64 {
         self.0.load(Relaxed)
     }
@@ -33,6 +39,18 @@ pub struct DestCounters {
     pub conns: Counter,
     pub packets: Counter,
     pub bytes: Counter,
+    /// Gauges, IPVS's ActiveConn and InActConn: this worker's connections to the real
+    /// server now, ESTABLISHED and otherwise.
+    pub active: Counter,
+    pub inactive: Counter,
+}
+
+impl DestCounters {
+    /// IPVS's connection overhead: an active connection weighs 256 inactive ones.
+    #[inline]
+    pub fn overhead(&self) -> u64 {
+        (self.active.get() << 8) + self.inactive.get()
+    }
 }
 
 /// One worker's counters, on their own cache lines.
@@ -46,6 +64,7 @@ pub struct WorkerCounters {
     pub flows_created: Counter,
     pub flows_evicted: Counter,
     pub flows_rescheduled: Counter,
+    pub flows_expired: Counter,
     pub drops: [Counter; DropReason::COUNT],
     pub dests: Box<[DestCounters]>,
 }
@@ -60,6 +79,7 @@ impl WorkerCounters {
             flows_created: Counter::default(),
             flows_evicted: Counter::default(),
             flows_rescheduled: Counter::default(),
+            flows_expired: Counter::default(),
             drops: Default::default(),
             dests: (0..max_dests).map(|_| DestCounters::default()).collect(),
         }

@@ -1,21 +1,39 @@
 //! The per-frame decision, without I/O and without a clock: parse → service → flow →
 //! schedule → rewrite. A worker calls `prepare` once per batch with the snapshot it loaded,
-//! then `process` per frame. Nothing here allocates, locks or makes a syscall.
+//! then `process` per frame, and `sweep` now and then. Nothing here allocates, locks or
+//! makes a syscall.
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use crate::counters::WorkerCounters;
-use crate::flow::{Flow, FlowKey, FlowTable, TcpState, Timeouts};
+use crate::flow::table::FLAG_TEMPLATE;
+use crate::flow::{Direction, Flow, FlowKey, FlowTable, Timeouts};
+use crate::hash::mix64;
 use crate::rewrite;
-use crate::sched::SchedState;
-use crate::snapshot::{DestId, Forwarding, Snapshot};
+use crate::sched::{PickCtx, SchedState};
+use crate::snapshot::{DestId, Forwarding, Persistence, Service, Snapshot};
 use crate::verdict::{DropReason, Verdict};
 use crate::wire::ethernet::{EthernetFrame, ETHERTYPE_IPV4};
 use crate::wire::ipv4::{Ipv4Packet, PROTO_TCP, PROTO_UDP};
 use crate::wire::tcp::{TcpPacket, FLAG_ACK, FLAG_SYN};
 use crate::wire::udp::UdpPacket;
 use crate::wire::WireError;
+
+/// What happens to a flow whose real server left the configuration (IPVS's
+/// `expire_nodest_conn`, plus rescheduling).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum NodestPolicy {
+    /// Schedule the flow's next packet anew (default): UDP moves on at once, and a TCP
+    /// client gets a reset from the new server instead of waiting for a timeout.
+    #[default]
+    Reschedule,
+    /// IPVS `expire_nodest_conn=1`: drop the packet and forget the flow; the client's
+    /// next packet is scheduled anew.
+    Expire,
+    /// IPVS `expire_nodest_conn=0`: drop the flow's packets until it times out.
+    Drop,
+}
 
 /// Sizing and policy of one worker's pipeline.
 #[derive(Clone, Debug)]
@@ -25,6 +43,7 @@ pub struct PipelineConfig {
     /// Keys the flow hash (random per process in production).
     pub hash_seed: u64,
     pub timeouts: Timeouts,
+    pub nodest: NodestPolicy,
 }
 
 impl Default for PipelineConfig {
@@ -33,6 +52,7 @@ impl Default for PipelineConfig {
             flow_capacity: 1 << 20,
             hash_seed: 0x5eed,
             timeouts: Timeouts::default(),
+            nodest: NodestPolicy::default(),
         }
     }
 }
@@ -78,13 +98,26 @@ fn parse(frame: &[u8]) -> Result<Parsed, DropReason> {
     })
 }
 
+/// The flow-table key of a persistence template: the client network and the service.
+fn template_key(p: &Persistence, svc: &Service, saddr: u32) -> FlowKey {
+    FlowKey::new(
+        saddr & p.netmask,
+        u32::from(svc.key.addr),
+        0,
+        svc.key.port,
+        0x80 | svc.key.proto,
+    )
+}
+
 pub struct Pipeline {
     flows: FlowTable,
     sched: Vec<SchedState>,
     /// The snapshot generation `sched` was built for.
     sched_generation: Option<u64>,
     timeouts: Timeouts,
+    nodest: NodestPolicy,
     counters: Arc<WorkerCounters>,
+    rand: u64,
 }
 
 impl Pipeline {
@@ -94,7 +127,9 @@ impl Pipeline {
             sched: Vec::new(),
             sched_generation: None,
             timeouts: config.timeouts,
+            nodest: config.nodest,
             counters,
+            rand: config.hash_seed | 1,
         }
     }
 
@@ -118,6 +153,18 @@ impl Pipeline {
         }
     }
 
+    /// Reclaims expired flows in the next `buckets` buckets of the table and takes them
+    /// out of the connection counts.
+    pub fn sweep(&mut self, now: u32, buckets: usize) {
+        let counters = &self.counters;
+        self.flows.sweep(now, buckets, |f| {
+            if !f.is_template() {
+                counters.flows_expired.inc();
+                uncount(counters, f);
+            }
+        });
+    }
+
     /// Decides one frame and rewrites it in place when it is forwarded. `now` is in seconds
     /// on the worker's monotonic clock and must be at least 1. `prepare(snap)` must have
     /// been called for this snapshot.
@@ -138,61 +185,20 @@ impl Pipeline {
         let svc_idx = snap
             .lookup(Ipv4Addr::from(k.daddr), k.dport, k.proto)
             .ok_or(DropReason::NoService)?;
+        let svc = &snap.services[svc_idx];
 
-        let (index, dest) = match self.flows.lookup(k, now) {
-            Ok(index) => {
-                let flow = *self.flows.get(index);
-                let new_conn =
-                    p.tcp_flags & (FLAG_SYN | FLAG_ACK) == FLAG_SYN && flow.tcp_state().reusable();
-                if snap.dest(flow.dest).is_some() && !new_conn {
-                    (index, flow.dest)
-                } else {
-                    // The real server left the config, or the client reuses the tuple of a
-                    // finished connection: schedule it as new, in the same slot.
-                    self.counters.flows_rescheduled.inc();
-                    let dest = self.schedule(snap, svc_idx)?;
-                    *self.flows.get_mut(index) = Flow {
-                        dest,
-                        state: 0,
-                        ..flow
-                    };
-                    (index, dest)
-                }
-            }
-            Err(slot) => {
-                let dest = self.schedule(snap, svc_idx)?;
-                if slot.evicts {
-                    self.counters.flows_evicted.inc();
-                }
-                self.counters.flows_created.inc();
-                self.flows.insert(
-                    slot,
-                    Flow {
-                        key: *k,
-                        dest,
-                        ..Flow::default()
-                    },
-                );
-                (slot.index, dest)
-            }
-        };
-
-        // Flows are scheduled on any packet, not only SYN: after a failover the other
-        // director has no flow state, and a consistent scheduler still finds the server.
-        let flow = self.flows.get_mut(index);
-        let ttl = if k.proto == PROTO_TCP {
-            let s = flow.tcp_state().next(p.tcp_flags);
-            flow.state = s as u8;
-            self.timeouts.tcp(s)
+        let dest = if svc.ops && k.proto == PROTO_UDP {
+            // One-packet scheduling: no flow, every datagram on its own.
+            let dest = self.schedule(snap, svc_idx, k, now)?;
+            self.counters.dests[dest as usize].conns.inc();
+            dest
         } else {
-            flow.state = TcpState::None as u8;
-            self.timeouts.udp
+            self.track(snap, svc_idx, &p, now)?
         };
-        flow.expires = now.saturating_add(ttl.max(1));
 
         let d = snap.dest(dest).ok_or(DropReason::NoDestination)?;
         let mac = d.mac.ok_or(DropReason::NoDestination)?;
-        match snap.services[svc_idx].forwarding {
+        match svc.forwarding {
             Forwarding::Dr => rewrite::dr::rewrite(frame, mac, snap.local_mac),
         }
         let c = &self.counters.dests[dest as usize];
@@ -201,12 +207,207 @@ impl Pipeline {
         Ok(())
     }
 
-    fn schedule(&mut self, snap: &Snapshot, svc_idx: usize) -> Result<DestId, DropReason> {
-        let svc = &snap.services[svc_idx];
-        let dest = self.sched[svc_idx]
-            .pick(svc, snap)
-            .ok_or(DropReason::NoDestination)?;
-        self.counters.dests[dest as usize].conns.inc();
+    /// Finds or creates the packet's flow, updates its state, returns its real server.
+    fn track(
+        &mut self,
+        snap: &Snapshot,
+        svc_idx: usize,
+        p: &Parsed,
+        now: u32,
+    ) -> Result<DestId, DropReason> {
+        let k = &p.key;
+        let mut found = self.flows.lookup(k, now);
+        if let Ok(index) = found {
+            let flow = *self.flows.get(index);
+            let new_conn = k.proto == PROTO_TCP
+                && p.tcp_flags & (FLAG_SYN | FLAG_ACK) == FLAG_SYN
+                && flow.tcp_state().reusable();
+            let gone = snap.dest(flow.dest).is_none();
+            if gone {
+                match self.nodest {
+                    NodestPolicy::Drop => return Err(DropReason::DestUnavailable),
+                    NodestPolicy::Expire => {
+                        uncount(&self.counters, &flow);
+                        self.flows.remove(index);
+                        return Err(DropReason::DestUnavailable);
+                    }
+                    NodestPolicy::Reschedule => self.counters.flows_rescheduled.inc(),
+                }
+            }
+            if gone || new_conn {
+                // A new connection on this tuple (reused, or its server left): free the
+                // entry first, then treat the packet as a miss.
+                uncount(&self.counters, &flow);
+                self.flows.remove(index);
+                found = Err(crate::flow::table::Slot {
+                    index,
+                    evicts: false,
+                });
+            }
+        }
+        let index = match found {
+            Ok(index) => index,
+            Err(_) => {
+                let dest = self.schedule(snap, svc_idx, k, now)?;
+                // Looked up again: scheduling may have put a persistence template in
+                // this very bucket.
+                let slot = match self.flows.lookup(k, now) {
+                    Err(slot) => slot,
+                    Ok(index) => crate::flow::table::Slot {
+                        index,
+                        evicts: false,
+                    },
+                };
+                let old = *self.flows.get(slot.index);
+                if old.occupied() && !old.is_template() {
+                    if slot.evicts {
+                        self.counters.flows_evicted.inc();
+                    } else {
+                        self.counters.flows_expired.inc();
+                    }
+                    uncount(&self.counters, &old);
+                }
+                self.start(slot.index, k, dest, now);
+                slot.index
+            }
+        };
+
+        let flow = self.flows.get_mut(index);
+        let old = flow.tcp_state();
+        let ttl = if k.proto == PROTO_TCP {
+            let s = old.next(Direction::InputOnly, p.tcp_flags);
+            flow.state = s as u8;
+            if s.is_active() != old.is_active() {
+                let c = &self.counters.dests[flow.dest as usize];
+                let (from, to) = if s.is_active() {
+                    (&c.inactive, &c.active)
+                } else {
+                    (&c.active, &c.inactive)
+                };
+                from.dec();
+                to.inc();
+            }
+            self.timeouts.tcp(s)
+        } else {
+            self.timeouts.udp
+        };
+        flow.expires = now.saturating_add(ttl.max(1));
+        let dest = flow.dest;
+
+        // Keep the client's persistence template alive while its connections are: at most
+        // one template lookup per connection every half timeout.
+        if let Some(pers) = snap.services[svc_idx].persistence {
+            if now.saturating_sub(flow.template_seen) >= (pers.timeout / 2).max(1) {
+                flow.template_seen = now;
+                self.refresh_template(&pers, &snap.services[svc_idx], k.saddr, dest, now);
+            }
+        }
         Ok(dest)
+    }
+
+    /// Starts a new connection to `dest` in slot `index`, counted inactive until
+    /// established.
+    fn start(&mut self, index: usize, k: &FlowKey, dest: DestId, now: u32) {
+        let c = &self.counters.dests[dest as usize];
+        c.conns.inc();
+        c.inactive.inc();
+        self.counters.flows_created.inc();
+        self.flows.insert(
+            crate::flow::table::Slot {
+                index,
+                evicts: false,
+            },
+            Flow {
+                key: *k,
+                dest,
+                expires: now + 1,
+                template_seen: now,
+                ..Flow::default()
+            },
+        );
+    }
+
+    fn refresh_template(
+        &mut self,
+        pers: &Persistence,
+        svc: &Service,
+        saddr: u32,
+        dest: DestId,
+        now: u32,
+    ) {
+        let tk = template_key(pers, svc, saddr);
+        let expires = now.saturating_add(pers.timeout.max(1));
+        match self.flows.lookup(&tk, now) {
+            Ok(i) => self.flows.get_mut(i).expires = expires,
+            Err(slot) => {
+                let old = *self.flows.get(slot.index);
+                if old.occupied() && !old.is_template() {
+                    if slot.evicts {
+                        self.counters.flows_evicted.inc();
+                    } else {
+                        self.counters.flows_expired.inc();
+                    }
+                    uncount(&self.counters, &old);
+                }
+                self.flows.insert(
+                    slot,
+                    Flow {
+                        key: tk,
+                        dest,
+                        expires,
+                        flags: FLAG_TEMPLATE,
+                        ..Flow::default()
+                    },
+                );
+            }
+        }
+    }
+
+    /// The real server for a new connection: the client's persistence template if it has
+    /// a live one to a server still present, else the scheduler's pick.
+    fn schedule(
+        &mut self,
+        snap: &Snapshot,
+        svc_idx: usize,
+        k: &FlowKey,
+        now: u32,
+    ) -> Result<DestId, DropReason> {
+        let svc = &snap.services[svc_idx];
+        if let Some(pers) = svc.persistence {
+            let tk = template_key(&pers, svc, k.saddr);
+            if let Ok(i) = self.flows.lookup(&tk, now) {
+                let d = self.flows.get(i).dest;
+                // As IPVS (expire_quiescent_template=0): a quiescent server keeps its
+                // persistent clients; one that left does not.
+                if crate::sched::reachable(snap, d) {
+                    self.flows.get_mut(i).expires = now.saturating_add(pers.timeout.max(1));
+                    return Ok(d);
+                }
+            }
+        }
+        self.rand = mix64(self.rand);
+        let ctx = PickCtx {
+            key: k,
+            conns: &self.counters.dests,
+            rand: self.rand,
+            now,
+        };
+        let dest = self.sched[svc_idx]
+            .pick(svc, snap, &snap.tables[svc_idx], &ctx)
+            .ok_or(DropReason::NoDestination)?;
+        if let Some(pers) = svc.persistence {
+            self.refresh_template(&pers, svc, k.saddr, dest, now);
+        }
+        Ok(dest)
+    }
+}
+
+/// Takes a connection out of its real server's active/inactive gauge.
+fn uncount(counters: &WorkerCounters, f: &Flow) {
+    let c = &counters.dests[f.dest as usize];
+    if f.tcp_state().is_active() {
+        c.active.dec();
+    } else {
+        c.inactive.dec();
     }
 }

@@ -13,6 +13,7 @@ use arc_swap::ArcSwap;
 use thiserror::Error;
 
 use crate::hash::MixBuildHasher;
+use crate::sched::SchedTable;
 use crate::wire::ethernet::Mac;
 
 /// A real server's stable index: into `Snapshot::dests` and the per-worker counters.
@@ -29,13 +30,59 @@ pub struct ServiceKey {
     pub proto: u8,
 }
 
+/// The schedulers, with IPVS's names and semantics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SchedulerKind {
     /// Round robin.
     Rr,
-    /// Interleaved weighted round robin, as IPVS's wrr.
+    /// Interleaved weighted round robin.
     Wrr,
+    /// Least connections (active × 256 + inactive).
+    Lc,
+    /// Weighted least connections.
+    Wlc,
+    /// Shortest expected delay: (active + 1) / weight.
+    Sed,
+    /// Never queue: an idle server first, else sed.
+    Nq,
+    /// Source hashing (flags: port, fallback).
+    Sh,
+    /// Destination hashing.
+    Dh,
+    /// Locality-based least connections (by destination address).
+    Lblc,
+    /// Locality-based least connections with replication.
+    Lblcr,
+    /// Maglev hashing (flags: port, fallback; table size).
+    Mh,
+    /// Weighted failover: the highest weight available.
+    Fo,
+    /// Overflow: the highest weight whose active connections are below its weight.
+    Ovf,
+    /// Weighted random choice of two, the less loaded.
+    Twos,
 }
+
+/// ipvsadm's scheduler flags (`-b sh-port,sh-fallback`, `mh-port`, `mh-fallback`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SchedFlags {
+    /// Hash the client's port too, not only its address.
+    pub port: bool,
+    /// When the hashed server cannot take the connection, try others.
+    pub fallback: bool,
+}
+
+/// Persistence: a client network sticks to one real server across connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Persistence {
+    /// Seconds a client keeps its real server after its last new connection.
+    pub timeout: u32,
+    /// Netmask applied to the client address (255.255.255.255: per client).
+    pub netmask: u32,
+}
+
+/// Maglev's default lookup table size, a prime.
+pub const MH_DEFAULT_TABLE_SIZE: u32 = 65537;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Forwarding {
@@ -63,10 +110,49 @@ impl Dest {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Service {
     pub name: String,
+    /// Address, first port and protocol: the service's identity.
     pub key: ServiceKey,
+    /// More ports of the same address served as one service (persistence spans them, as
+    /// IPVS's firewall-mark services do).
+    pub extra_ports: Vec<u16>,
     pub scheduler: SchedulerKind,
+    pub sched_flags: SchedFlags,
+    /// Maglev lookup table size (a prime); used by mh only.
+    pub mh_table_size: u32,
     pub forwarding: Forwarding,
+    pub persistence: Option<Persistence>,
+    /// One-packet scheduling: every UDP datagram is scheduled on its own, no flow kept.
+    pub ops: bool,
     pub dests: Vec<DestId>,
+}
+
+impl Service {
+    /// A service with no persistence, flags or extra ports.
+    pub fn new(
+        name: impl Into<String>,
+        key: ServiceKey,
+        scheduler: SchedulerKind,
+        forwarding: Forwarding,
+        dests: Vec<DestId>,
+    ) -> Self {
+        Service {
+            name: name.into(),
+            key,
+            extra_ports: Vec::new(),
+            scheduler,
+            sched_flags: SchedFlags::default(),
+            mh_table_size: MH_DEFAULT_TABLE_SIZE,
+            forwarding,
+            persistence: None,
+            ops: false,
+            dests,
+        }
+    }
+
+    /// Every port the service answers on.
+    pub fn ports(&self) -> impl Iterator<Item = u16> + '_ {
+        std::iter::once(self.key.port).chain(self.extra_ports.iter().copied())
+    }
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -89,6 +175,8 @@ pub struct Snapshot {
     pub services: Vec<Service>,
     /// Indexed by `DestId`; `None` for an id not in use.
     pub dests: Vec<Option<Dest>>,
+    /// Per service: lookup tables of the hashing schedulers, built with the snapshot.
+    pub tables: Vec<SchedTable>,
     index: HashMap<ServiceKey, usize, MixBuildHasher>,
 }
 
@@ -111,15 +199,23 @@ impl Snapshot {
             {
                 return Err(SnapshotError::UnknownDest(s.name.clone(), id));
             }
-            if index.insert(s.key, i).is_some() {
-                return Err(SnapshotError::DuplicateService(s.key));
+            for port in s.ports() {
+                let key = ServiceKey { port, ..s.key };
+                if index.insert(key, i).is_some() {
+                    return Err(SnapshotError::DuplicateService(key));
+                }
             }
         }
+        let tables = services
+            .iter()
+            .map(|s| SchedTable::build(s, &dests))
+            .collect();
         Ok(Snapshot {
             generation,
             local_mac,
             services,
             dests,
+            tables,
             index,
         })
     }
@@ -167,17 +263,18 @@ mod tests {
     }
 
     fn svc(port: u16, dests: Vec<DestId>) -> Service {
-        Service {
-            name: format!("s{port}"),
-            key: ServiceKey {
-                addr: Ipv4Addr::new(10, 0, 0, 100),
-                port,
-                proto: 6,
-            },
-            scheduler: SchedulerKind::Rr,
-            forwarding: Forwarding::Dr,
+        let key = ServiceKey {
+            addr: Ipv4Addr::new(10, 0, 0, 100),
+            port,
+            proto: 6,
+        };
+        Service::new(
+            format!("s{port}"),
+            key,
+            SchedulerKind::Rr,
+            Forwarding::Dr,
             dests,
-        }
+        )
     }
 
     #[test]
@@ -210,5 +307,22 @@ mod tests {
             Snapshot::new(1, [0; 6], vec![svc(80, vec![]), svc(80, vec![])], vec![]).unwrap_err(),
             SnapshotError::DuplicateService(_)
         ));
+        let mut multi = svc(80, vec![]);
+        multi.extra_ports = vec![443];
+        assert!(matches!(
+            Snapshot::new(1, [0; 6], vec![multi, svc(443, vec![])], vec![]).unwrap_err(),
+            SnapshotError::DuplicateService(k) if k.port == 443
+        ));
+    }
+
+    #[test]
+    fn extra_ports_share_the_service() {
+        let mut multi = svc(80, vec![]);
+        multi.extra_ports = vec![443];
+        let s = Snapshot::new(1, [0; 6], vec![multi], vec![]).unwrap();
+        let vip = Ipv4Addr::new(10, 0, 0, 100);
+        assert_eq!(s.lookup(vip, 443, 6), Some(0));
+        assert_eq!(s.lookup(vip, 80, 6), Some(0));
+        assert_eq!(s.lookup(vip, 8080, 6), None);
     }
 }

@@ -39,6 +39,7 @@ drop_reasons! {
     Fragment => "fragment": "An IPv4 fragment: no ports to schedule on.",
     NoService => "no_service": "No virtual service matches (removed by a reload in flight).",
     NoDestination => "no_destination": "The service has no real server that can take a connection.",
+    DestUnavailable => "dest_unavailable": "The flow's real server left the configuration (policy drop or expire).",
     TxRingFull => "tx_ring_full": "The socket's TX ring had no room.",
     InvalidDescriptor => "invalid_descriptor": "The kernel handed an RX descriptor outside the UMEM.",
 }

@@ -18,6 +18,10 @@ use crate::xsk::{BoundMode, Xsk};
 pub const BATCH: u32 = 64;
 /// How long an idle worker sleeps in poll() before looking at the stop flag again.
 const IDLE_POLL_MS: i32 = 100;
+/// The sweep visits the whole flow table once per this period...
+const SWEEP_PERIOD_MS: u64 = 2000;
+/// ...in slices of at most this many buckets, so no batch waits long behind it.
+const SWEEP_MAX_BUCKETS: u64 = 4096;
 
 pub struct WorkerConfig {
     pub queue: u32,
@@ -36,6 +40,8 @@ pub struct Worker {
     /// the fill ring holds every frame; kept so a frame can never be lost).
     spare: Vec<u64>,
     tx_outstanding: u32,
+    /// Buckets swept since start: the sweep keeps pace with the clock, not the traffic.
+    swept: u64,
 }
 
 impl Worker {
@@ -55,6 +61,7 @@ impl Worker {
             epoch: Instant::now(),
             spare: Vec::with_capacity(frames),
             tx_outstanding: 0,
+            swept: 0,
         }
     }
 
@@ -87,8 +94,22 @@ impl Worker {
                 if self.tx_outstanding > 0 {
                     self.kick();
                 }
+                self.sweep();
                 self.xsk.wait_rx(IDLE_POLL_MS);
             }
+        }
+    }
+
+    /// Reclaims expired flows at the pace of the clock (see `SWEEP_PERIOD_MS`).
+    fn sweep(&mut self) {
+        let elapsed = self.epoch.elapsed();
+        let buckets = self.pipeline.flows().buckets() as u64;
+        let due = (elapsed.as_millis() as u64).saturating_mul(buckets) / SWEEP_PERIOD_MS;
+        let n = due.saturating_sub(self.swept).min(SWEEP_MAX_BUCKETS);
+        if n > 0 {
+            self.pipeline
+                .sweep(elapsed.as_secs() as u32 + 1, n as usize);
+            self.swept += n;
         }
     }
 
@@ -146,6 +167,7 @@ impl Worker {
         if self.xsk.fill.needs_wakeup() {
             self.xsk.wake_fill();
         }
+        self.sweep();
         n
     }
 

@@ -8,6 +8,8 @@ use xvs_dataplane::fixtures::{
     self, PipelineExpect, CLIENT, DIRECTOR_MAC, VIP, VIP_TCP_PORT, VIP_UDP_PORT,
 };
 use xvs_dataplane::flow::Timeouts;
+use xvs_dataplane::pipeline::NodestPolicy;
+use xvs_dataplane::snapshot::Persistence;
 use xvs_dataplane::snapshot::MAX_DESTS;
 use xvs_dataplane::wire::ipv4::Ipv4Packet;
 use xvs_dataplane::wire::tcp::{TcpPacket, FLAG_ACK, FLAG_FIN, FLAG_SYN};
@@ -27,17 +29,17 @@ fn dest(i: u8, weight: u32) -> Option<Dest> {
 }
 
 fn service(port: u16, proto: u8, scheduler: SchedulerKind, dests: Vec<DestId>) -> Service {
-    Service {
-        name: format!("svc{port}"),
-        key: ServiceKey {
+    Service::new(
+        format!("svc{port}"),
+        ServiceKey {
             addr: VIP,
             port,
             proto,
         },
         scheduler,
-        forwarding: Forwarding::Dr,
+        Forwarding::Dr,
         dests,
-    }
+    )
 }
 
 fn world(weights: &[u32]) -> Snapshot {
@@ -58,13 +60,18 @@ fn world(weights: &[u32]) -> Snapshot {
     .unwrap()
 }
 
-fn pipeline() -> Pipeline {
+fn pipeline_with(nodest: NodestPolicy) -> Pipeline {
     let cfg = PipelineConfig {
         flow_capacity: 4096,
         hash_seed: 7,
         timeouts: Timeouts::default(),
+        nodest,
     };
     Pipeline::new(&cfg, Arc::new(WorkerCounters::new(MAX_DESTS)))
+}
+
+fn pipeline() -> Pipeline {
+    pipeline_with(NodestPolicy::Reschedule)
 }
 
 #[test]
@@ -212,6 +219,206 @@ fn checksums_survive_forwarding() {
     assert!(TcpPacket::new_checked(ip.payload())
         .unwrap()
         .verify_checksum(ip.src(), ip.dst()));
+}
+
+fn from(client: Ipv4Addr, sport: u16, flags: u8) -> Vec<u8> {
+    fixtures::tcp_frame(client, sport, VIP, VIP_TCP_PORT, flags, b"")
+}
+
+#[test]
+fn removed_server_policies() {
+    for (policy, verdict, rescheduled) in [
+        (NodestPolicy::Reschedule, Verdict::Tx, 1),
+        (
+            NodestPolicy::Expire,
+            Verdict::Drop(DropReason::DestUnavailable),
+            0,
+        ),
+        (
+            NodestPolicy::Drop,
+            Verdict::Drop(DropReason::DestUnavailable),
+            0,
+        ),
+    ] {
+        let mut p = pipeline_with(policy);
+        let before = world(&[1, 1]);
+        p.prepare(&before);
+        let mut f = syn(1);
+        p.process(&before, 1, &mut f);
+        let on = dst_mac(&f) as usize;
+        let mut dests = before.dests.clone();
+        dests[on] = None;
+        let other = 1 - on as u32;
+        let after = Snapshot::new(
+            2,
+            DIRECTOR_MAC,
+            vec![service(VIP_TCP_PORT, 6, SchedulerKind::Rr, vec![other])],
+            dests,
+        )
+        .unwrap();
+        p.prepare(&after);
+        let ack = || fixtures::tcp_frame(CLIENT, 1, VIP, VIP_TCP_PORT, FLAG_ACK, b"");
+        assert_eq!(p.process(&after, 2, &mut ack()), verdict, "{policy:?}");
+        assert_eq!(
+            p.counters().flows_rescheduled.get(),
+            rescheduled,
+            "{policy:?}"
+        );
+        // Expire forgot the flow: the next packet is scheduled anew. Drop keeps dropping.
+        let again = p.process(&after, 2, &mut ack());
+        let want = if policy == NodestPolicy::Drop {
+            Verdict::Drop(DropReason::DestUnavailable)
+        } else {
+            Verdict::Tx
+        };
+        assert_eq!(again, want, "{policy:?}");
+    }
+}
+
+#[test]
+fn active_and_inactive_follow_tcp_state_and_expiry() {
+    let snap = world(&[1]);
+    let mut p = pipeline();
+    p.prepare(&snap);
+    let d = |p: &Pipeline| {
+        (
+            p.counters().dests[0].active.get(),
+            p.counters().dests[0].inactive.get(),
+        )
+    };
+    p.process(&snap, 1, &mut syn(1));
+    assert_eq!(d(&p), (0, 1), "SYN_RECV is inactive");
+    p.process(&snap, 1, &mut from(CLIENT, 1, FLAG_ACK));
+    assert_eq!(d(&p), (1, 0), "ESTABLISHED is active");
+    p.process(&snap, 1, &mut syn(2));
+    assert_eq!(d(&p), (1, 1));
+    p.process(&snap, 1, &mut from(CLIENT, 1, FLAG_FIN | FLAG_ACK));
+    assert_eq!(d(&p), (0, 2), "FIN_WAIT is inactive");
+    // SYN_RECV times out after 60 s, FIN_WAIT after 120 s: the sweep takes them out.
+    let buckets = p.flows().buckets();
+    p.sweep(70, buckets);
+    assert_eq!(d(&p), (0, 1));
+    p.sweep(200, buckets);
+    assert_eq!(d(&p), (0, 0));
+    assert_eq!(p.counters().flows_expired.get(), 2);
+}
+
+fn persistent_world(netmask: u32, extra_ports: Vec<u16>) -> Snapshot {
+    let mut svc = service(VIP_TCP_PORT, 6, SchedulerKind::Rr, vec![0, 1, 2]);
+    svc.persistence = Some(Persistence {
+        timeout: 300,
+        netmask,
+    });
+    svc.extra_ports = extra_ports;
+    Snapshot::new(
+        1,
+        DIRECTOR_MAC,
+        vec![svc],
+        (0..3).map(|i| dest(i, 1)).collect(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn persistence_sticks_a_client_across_connections() {
+    let snap = persistent_world(u32::MAX, vec![]);
+    let mut p = pipeline();
+    p.prepare(&snap);
+    let mut first = syn(1000);
+    p.process(&snap, 1, &mut first);
+    for sport in 1001..1010 {
+        let mut f = syn(sport);
+        p.process(&snap, 2, &mut f);
+        assert_eq!(dst_mac(&f), dst_mac(&first), "same client, same server");
+    }
+    // Another client goes elsewhere (rr), and after the timeout the first one may too.
+    let mut other = from(Ipv4Addr::new(10, 9, 9, 9), 1, FLAG_SYN);
+    p.process(&snap, 2, &mut other);
+    assert_ne!(dst_mac(&other), dst_mac(&first));
+    let mut late = syn(2000);
+    p.process(&snap, 1000, &mut late);
+    assert_ne!(
+        dst_mac(&late),
+        dst_mac(&first),
+        "template expired: rr moved on"
+    );
+}
+
+#[test]
+fn persistence_granularity_and_ports() {
+    // /24 granularity, ports 80 and 443 as one service (the firewall-mark example).
+    let snap = persistent_world(0xffff_ff00, vec![443]);
+    let mut p = pipeline();
+    p.prepare(&snap);
+    let mut a = from(Ipv4Addr::new(192, 168, 7, 1), 5000, FLAG_SYN);
+    p.process(&snap, 1, &mut a);
+    let mut b = from(Ipv4Addr::new(192, 168, 7, 200), 5000, FLAG_SYN);
+    p.process(&snap, 1, &mut b);
+    assert_eq!(dst_mac(&a), dst_mac(&b), "same /24, same server");
+    let mut tls = fixtures::tcp_frame(Ipv4Addr::new(192, 168, 7, 1), 5001, VIP, 443, FLAG_SYN, b"");
+    assert_eq!(p.process(&snap, 1, &mut tls), Verdict::Tx);
+    assert_eq!(dst_mac(&tls), dst_mac(&a), "443 follows 80");
+    let mut c = from(Ipv4Addr::new(192, 168, 8, 1), 5000, FLAG_SYN);
+    p.process(&snap, 1, &mut c);
+    assert_ne!(
+        dst_mac(&c),
+        dst_mac(&a),
+        "another /24 is scheduled on its own"
+    );
+}
+
+#[test]
+fn ops_schedules_every_datagram() {
+    let mut svc = service(VIP_UDP_PORT, 17, SchedulerKind::Rr, vec![0, 1, 2]);
+    svc.ops = true;
+    let snap = Snapshot::new(
+        1,
+        DIRECTOR_MAC,
+        vec![svc],
+        (0..3).map(|i| dest(i, 1)).collect(),
+    )
+    .unwrap();
+    let mut p = pipeline();
+    p.prepare(&snap);
+    let got: Vec<u8> = (0..6)
+        .map(|_| {
+            let mut f = fixtures::udp_frame(CLIENT, 5353, VIP, VIP_UDP_PORT, b"q");
+            assert_eq!(p.process(&snap, 1, &mut f), Verdict::Tx);
+            dst_mac(&f)
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [0, 1, 2, 0, 1, 2],
+        "same tuple, a new server each datagram"
+    );
+    assert_eq!(p.counters().flows_created.get(), 0);
+}
+
+proptest! {
+    // Connection gauges never underflow and always equal the live flows, whatever the
+    // order of segments, expiries and snapshot changes.
+    #[test]
+    fn gauges_match_live_flows(ops in proptest::collection::vec((0u16..40, 0u8..5, 0u32..3), 1..300)) {
+        let snap = world(&[1, 2, 1]);
+        let mut p = pipeline();
+        p.prepare(&snap);
+        let mut now = 1;
+        for (sport, kind, tick) in ops {
+            now += tick;
+            let flags = [FLAG_SYN, FLAG_ACK, FLAG_FIN | FLAG_ACK, xvs_dataplane::wire::tcp::FLAG_RST, FLAG_ACK][kind as usize];
+            p.process(&snap, now, &mut from(CLIENT, sport, flags));
+            if tick == 2 {
+                let b = p.flows().buckets();
+                p.sweep(now, b / 2);
+            }
+        }
+        let b = p.flows().buckets();
+        p.sweep(now, b);
+        let live = p.flows().count_live(now) as u64;
+        let gauges: u64 = (0..3).map(|i| p.counters().dests[i].active.get() + p.counters().dests[i].inactive.get()).sum();
+        prop_assert_eq!(gauges, live);
+    }
 }
 
 proptest! {

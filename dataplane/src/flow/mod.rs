@@ -5,4 +5,4 @@ pub mod table;
 pub mod tcp_state;
 
 pub use table::{Flow, FlowKey, FlowTable};
-pub use tcp_state::{TcpState, Timeouts};
+pub use tcp_state::{Direction, TcpState, Timeouts};

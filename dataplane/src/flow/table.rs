@@ -38,7 +38,11 @@ impl FlowKey {
     }
 }
 
-/// One tracked connection.
+/// `Flow::flags`: the entry is a persistence template (client network → real server),
+/// not a connection.
+pub const FLAG_TEMPLATE: u8 = 1;
+
+/// One tracked connection, or a persistence template.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
 pub struct Flow {
@@ -46,9 +50,12 @@ pub struct Flow {
     pub dest: DestId,
     /// Second (table clock) after which the entry is dead; 0 marks a free slot.
     pub expires: u32,
+    /// Second at which this connection last refreshed its persistence template.
+    pub template_seen: u32,
     /// `TcpState` as u8 (0 for UDP).
     pub state: u8,
-    pub _pad: [u8; 7],
+    pub flags: u8,
+    pub _pad: [u8; 2],
 }
 
 const _: () = assert!(std::mem::size_of::<Flow>() == 32);
@@ -60,6 +67,15 @@ impl Flow {
 
     fn live(&self, now: u32) -> bool {
         self.expires > now
+    }
+
+    /// Holds an entry, live or expired but not yet reclaimed.
+    pub fn occupied(&self) -> bool {
+        self.expires != 0
+    }
+
+    pub fn is_template(&self) -> bool {
+        self.flags & FLAG_TEMPLATE != 0
     }
 }
 
@@ -74,6 +90,8 @@ pub struct FlowTable {
     entries: Box<[Flow]>,
     bucket_mask: usize,
     seed: u64,
+    /// Next bucket the incremental sweep looks at.
+    sweep_cursor: usize,
 }
 
 impl FlowTable {
@@ -85,6 +103,27 @@ impl FlowTable {
             entries: vec![Flow::default(); buckets * WAYS].into_boxed_slice(),
             bucket_mask: buckets - 1,
             seed,
+            sweep_cursor: 0,
+        }
+    }
+
+    pub fn buckets(&self) -> usize {
+        self.bucket_mask + 1
+    }
+
+    /// Reclaims expired entries in the next `buckets` buckets, calling `on_expire` with
+    /// each before it is cleared. Lookups treat expired entries as free anyway; the sweep
+    /// is what lets per-server connection counts go down when a flow goes quiet.
+    pub fn sweep(&mut self, now: u32, buckets: usize, mut on_expire: impl FnMut(&Flow)) {
+        for _ in 0..buckets.min(self.buckets()) {
+            let base = self.sweep_cursor * WAYS;
+            for e in &mut self.entries[base..base + WAYS] {
+                if e.occupied() && !e.live(now) {
+                    on_expire(e);
+                    *e = Flow::default();
+                }
+            }
+            self.sweep_cursor = (self.sweep_cursor + 1) & self.bucket_mask;
         }
     }
 
@@ -201,7 +240,7 @@ mod tests {
                         dest: 7,
                         expires: now + ttl,
                         state: TcpState::Established as u8,
-                        _pad: [0; 7],
+                        ..Flow::default()
                     },
                 );
                 (true, slot.evicts)
@@ -236,6 +275,22 @@ mod tests {
         t.get_mut(closed).state = TcpState::Established as u8;
         let slot = t.lookup(&key(1000), 1).unwrap_err();
         assert_eq!(t.get(slot.index).key, key(0), "soonest to expire");
+    }
+
+    #[test]
+    fn sweep_reclaims_expired_once() {
+        let mut t = FlowTable::new(64, 3);
+        for i in 0..20 {
+            put(&mut t, key(i), 1, if i % 2 == 0 { 5 } else { 50 });
+        }
+        let mut seen = 0;
+        t.sweep(10, t.buckets(), |f| {
+            assert_eq!(f.expires, 6);
+            seen += 1;
+        });
+        assert_eq!(seen, 10);
+        t.sweep(10, t.buckets(), |_| panic!("already reclaimed"));
+        assert_eq!(t.count_live(10), 10);
     }
 
     proptest! {
