@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use crate::counters::WorkerCounters;
-use crate::flow::table::FLAG_TEMPLATE;
+use crate::flow::table::{Slot, FLAG_TEMPLATE};
 use crate::flow::{Direction, Flow, FlowKey, FlowTable, Timeouts};
 use crate::hash::mix64;
 use crate::rewrite;
@@ -239,7 +239,7 @@ impl Pipeline {
                 // entry first, then treat the packet as a miss.
                 uncount(&self.counters, &flow);
                 self.flows.remove(index);
-                found = Err(crate::flow::table::Slot {
+                found = Err(Slot {
                     index,
                     evicts: false,
                 });
@@ -253,20 +253,12 @@ impl Pipeline {
                 // this very bucket.
                 let slot = match self.flows.lookup(k, now) {
                     Err(slot) => slot,
-                    Ok(index) => crate::flow::table::Slot {
+                    Ok(index) => Slot {
                         index,
                         evicts: false,
                     },
                 };
-                let old = *self.flows.get(slot.index);
-                if old.occupied() && !old.is_template() {
-                    if slot.evicts {
-                        self.counters.flows_evicted.inc();
-                    } else {
-                        self.counters.flows_expired.inc();
-                    }
-                    uncount(&self.counters, &old);
-                }
+                self.reclaim(slot);
                 self.start(slot.index, k, dest, now);
                 slot.index
             }
@@ -305,6 +297,20 @@ impl Pipeline {
         Ok(dest)
     }
 
+    /// Accounts for whatever connection occupies `slot` before it is overwritten: an
+    /// eviction if it was live, an expiry otherwise.
+    fn reclaim(&self, slot: Slot) {
+        let old = self.flows.get(slot.index);
+        if old.occupied() && !old.is_template() {
+            if slot.evicts {
+                self.counters.flows_evicted.inc();
+            } else {
+                self.counters.flows_expired.inc();
+            }
+            uncount(&self.counters, old);
+        }
+    }
+
     /// Starts a new connection to `dest` in slot `index`, counted inactive until
     /// established.
     fn start(&mut self, index: usize, k: &FlowKey, dest: DestId, now: u32) {
@@ -313,7 +319,7 @@ impl Pipeline {
         c.inactive.inc();
         self.counters.flows_created.inc();
         self.flows.insert(
-            crate::flow::table::Slot {
+            Slot {
                 index,
                 evicts: false,
             },
@@ -340,15 +346,7 @@ impl Pipeline {
         match self.flows.lookup(&tk, now) {
             Ok(i) => self.flows.get_mut(i).expires = expires,
             Err(slot) => {
-                let old = *self.flows.get(slot.index);
-                if old.occupied() && !old.is_template() {
-                    if slot.evicts {
-                        self.counters.flows_evicted.inc();
-                    } else {
-                        self.counters.flows_expired.inc();
-                    }
-                    uncount(&self.counters, &old);
-                }
+                self.reclaim(slot);
                 self.flows.insert(
                     slot,
                     Flow {
