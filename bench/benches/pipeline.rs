@@ -45,10 +45,23 @@ fn established(c: &mut Criterion) {
         })
         .collect();
     let mut n = 0;
+    g.bench_function("batch64_1M_flows_no_prefetch", |b| {
+        b.iter(|| {
+            let batch = &mut batches[n % 64];
+            n += 1;
+            for fr in batch.iter_mut() {
+                black_box(p.process(&snap, 2, fr));
+            }
+        })
+    });
+    // As the worker does it: prefetch the batch's buckets, then process.
     g.bench_function("batch64_1M_flows", |b| {
         b.iter(|| {
             let batch = &mut batches[n % 64];
             n += 1;
+            for fr in batch.iter() {
+                p.prefetch(fr);
+            }
             for fr in batch.iter_mut() {
                 black_box(p.process(&snap, 2, fr));
             }

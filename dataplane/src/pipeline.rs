@@ -165,6 +165,15 @@ impl Pipeline {
         });
     }
 
+    /// Prefetches the flow-table bucket `frame` will need: call for a whole batch before
+    /// processing it. Frames that do not parse are left for `process` to count.
+    #[inline]
+    pub fn prefetch(&self, frame: &[u8]) {
+        if let Ok(p) = parse(frame) {
+            self.flows.prefetch(&p.key);
+        }
+    }
+
     /// Decides one frame and rewrites it in place when it is forwarded. `now` is in seconds
     /// on the worker's monotonic clock and must be at least 1. `prepare(snap)` must have
     /// been called for this snapshot.

@@ -22,12 +22,23 @@ pub type DestId = u32;
 /// The highest number of real servers (ids) a snapshot may use; sizes per-worker counters.
 pub const MAX_DESTS: usize = 16384;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ServiceKey {
     pub addr: Ipv4Addr,
     /// 0: every port of the address.
     pub port: u16,
     pub proto: u8,
+}
+
+impl std::hash::Hash for ServiceKey {
+    // One word: hashed per packet, so no byte-by-byte writes.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(
+            u64::from(u32::from(self.addr)) << 24
+                | u64::from(self.port) << 8
+                | u64::from(self.proto),
+        );
+    }
 }
 
 /// The schedulers, with IPVS's names and semantics.

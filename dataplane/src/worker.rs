@@ -124,6 +124,12 @@ impl Worker {
         self.pipeline.prepare(&snap);
         let counters = Arc::clone(self.pipeline.counters());
 
+        for i in 0..n {
+            let desc = self.xsk.rx.get(i);
+            if let Some(frame) = self.xsk.umem.packet_mut(desc.addr, desc.len) {
+                self.pipeline.prefetch(frame);
+            }
+        }
         let tx_free = self.xsk.tx.free(n);
         let fill_free = self.xsk.fill.free(n);
         let (mut tx_n, mut fill_n) = (0u32, 0u32);

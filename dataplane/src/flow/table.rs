@@ -144,25 +144,41 @@ impl FlowTable {
         (h as usize & self.bucket_mask) * WAYS
     }
 
+    /// Starts loading `key`'s bucket into the cache: a batch prefetches every frame's
+    /// bucket first, so the memory latency of one lookup overlaps the others.
+    #[inline]
+    pub fn prefetch(&self, key: &FlowKey) {
+        let base = self.entries[self.bucket(key)..].as_ptr().cast::<u8>();
+        for line in 0..(WAYS * std::mem::size_of::<Flow>()).div_ceil(64) {
+            crate::sys::prefetch(base.wrapping_add(line * 64));
+        }
+    }
+
     /// Finds the live flow for `key` (`Ok(index)`), or the slot it should be put in.
     #[inline]
     pub fn lookup(&self, key: &FlowKey, now: u32) -> Result<usize, Slot> {
         let base = self.bucket(key);
         let bucket = &self.entries[base..base + WAYS];
+        // The hit path first: most packets belong to a known flow.
+        if let Some(i) = bucket.iter().position(|e| e.key == *key && e.live(now)) {
+            return Ok(base + i);
+        }
+        Err(self.victim(base, now))
+    }
+
+    /// The slot a new entry takes in the bucket at `base`: a free or expired one, else a
+    /// closed connection, else the live entry closest to expiry.
+    #[cold]
+    fn victim(&self, base: usize, now: u32) -> Slot {
         let mut victim = 0;
         let mut victim_rank = (u8::MAX, u32::MAX);
-        for (i, e) in bucket.iter().enumerate() {
+        for (i, e) in self.entries[base..base + WAYS].iter().enumerate() {
             if !e.live(now) {
-                if victim_rank.0 > 0 {
-                    victim = i;
-                    victim_rank = (0, 0);
-                }
-                continue;
+                return Slot {
+                    index: base + i,
+                    evicts: false,
+                };
             }
-            if e.key == *key {
-                return Ok(base + i);
-            }
-            // Closed connections go before open ones, then the soonest to expire.
             let closed = matches!(e.tcp_state(), TcpState::Close | TcpState::TimeWait);
             let rank = (if closed { 1 } else { 2 }, e.expires);
             if rank < victim_rank {
@@ -170,10 +186,10 @@ impl FlowTable {
                 victim_rank = rank;
             }
         }
-        Err(Slot {
+        Slot {
             index: base + victim,
-            evicts: victim_rank.0 != 0,
-        })
+            evicts: true,
+        }
     }
 
     #[inline]
