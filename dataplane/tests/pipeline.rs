@@ -450,3 +450,11 @@ proptest! {
         let _ = p.process(&snap, 1, &mut f);
     }
 }
+
+proptest! {
+    // The fuzz target's harness, as a property test that runs in `make test`.
+    #[test]
+    fn fuzz_harness(data in proptest::collection::vec(any::<u8>(), 0..4096)) {
+        fixtures::exercise(&data);
+    }
+}
