@@ -65,6 +65,8 @@ pub struct WorkerCounters {
     pub flows_evicted: Counter,
     pub flows_rescheduled: Counter,
     pub flows_expired: Counter,
+    /// ICMP fragmentation-needed sent to clients (TUN packets above the path MTU).
+    pub icmp_frag_needed: Counter,
     pub drops: [Counter; DropReason::COUNT],
     pub dests: Box<[DestCounters]>,
 }
@@ -80,6 +82,7 @@ impl WorkerCounters {
             flows_evicted: Counter::default(),
             flows_rescheduled: Counter::default(),
             flows_expired: Counter::default(),
+            icmp_frag_needed: Counter::default(),
             drops: Default::default(),
             dests: (0..max_dests).map(|_| DestCounters::default()).collect(),
         }

@@ -33,6 +33,7 @@ fn eth_ip(proto: u8, src: Ipv4Addr, dst: Ipv4Addr, l4: &[u8]) -> Vec<u8> {
         protocol: proto,
         payload_len: l4.len(),
         ttl: 64,
+        tos: 0,
         ident: 1,
         dont_frag: true,
     }
@@ -140,6 +141,7 @@ pub fn all() -> Vec<Fixture> {
         protocol: PROTO_VRRP,
         payload_len: 8,
         ttl: 255,
+        tos: 0xc0,
         ident: 0,
         dont_frag: false,
     }
@@ -151,6 +153,7 @@ pub fn all() -> Vec<Fixture> {
         protocol: PROTO_ICMP,
         payload_len: 8,
         ttl: 64,
+        tos: 0,
         ident: 0,
         dont_frag: false,
     }

@@ -10,6 +10,7 @@
 pub mod counters;
 pub mod flow;
 pub mod hash;
+pub mod packet;
 pub mod pipeline;
 pub mod rewrite;
 pub mod sched;

@@ -10,7 +10,9 @@ use crate::counters::WorkerCounters;
 use crate::flow::table::{Slot, FLAG_TEMPLATE};
 use crate::flow::{Direction, Flow, FlowKey, FlowTable, Timeouts};
 use crate::hash::mix64;
+use crate::packet::Packet;
 use crate::rewrite;
+use crate::rewrite::tun::TunError;
 use crate::sched::{PickCtx, SchedState};
 use crate::snapshot::{DestId, Forwarding, Persistence, Service, Snapshot};
 use crate::verdict::{DropReason, Verdict};
@@ -118,6 +120,8 @@ pub struct Pipeline {
     nodest: NodestPolicy,
     counters: Arc<WorkerCounters>,
     rand: u64,
+    /// IPv4 identification of the tunnel headers this worker writes.
+    ip_ident: u16,
 }
 
 impl Pipeline {
@@ -130,6 +134,7 @@ impl Pipeline {
             nodest: config.nodest,
             counters,
             rand: config.hash_seed | 1,
+            ip_ident: config.hash_seed as u16,
         }
     }
 
@@ -174,12 +179,20 @@ impl Pipeline {
         }
     }
 
-    /// Decides one frame and rewrites it in place when it is forwarded. `now` is in seconds
-    /// on the worker's monotonic clock and must be at least 1. `prepare(snap)` must have
-    /// been called for this snapshot.
+    /// As [`Pipeline::process_packet`], for a frame with no headroom (TUN cannot
+    /// encapsulate it).
     #[inline]
     pub fn process(&mut self, snap: &Snapshot, now: u32, frame: &mut [u8]) -> Verdict {
-        match self.decide(snap, now, frame) {
+        self.process_packet(snap, now, &mut Packet::whole(frame))
+    }
+
+    /// Decides one frame and rewrites it in place when it is forwarded (it may grow into
+    /// its headroom, or become the ICMP reply to itself). `now` is in seconds on the
+    /// worker's monotonic clock and must be at least 1. `prepare(snap)` must have been
+    /// called for this snapshot.
+    #[inline]
+    pub fn process_packet(&mut self, snap: &Snapshot, now: u32, pkt: &mut Packet<'_>) -> Verdict {
+        match self.decide(snap, now, pkt) {
             Ok(()) => Verdict::Tx,
             Err(reason) => {
                 self.counters.count_drop(reason);
@@ -188,8 +201,13 @@ impl Pipeline {
         }
     }
 
-    fn decide(&mut self, snap: &Snapshot, now: u32, frame: &mut [u8]) -> Result<(), DropReason> {
-        let p = parse(frame)?;
+    fn decide(
+        &mut self,
+        snap: &Snapshot,
+        now: u32,
+        pkt: &mut Packet<'_>,
+    ) -> Result<(), DropReason> {
+        let p = parse(pkt.data())?;
         let k = &p.key;
         let svc_idx = snap
             .lookup(Ipv4Addr::from(k.daddr), k.dport, k.proto)
@@ -207,12 +225,36 @@ impl Pipeline {
 
         let d = snap.dest(dest).ok_or(DropReason::NoDestination)?;
         let mac = d.mac.ok_or(DropReason::NoDestination)?;
+        let bytes = pkt.len() as u64;
         match svc.forwarding {
-            Forwarding::Dr => rewrite::dr::rewrite(frame, mac, snap.local_mac),
+            Forwarding::Dr => rewrite::dr::rewrite(pkt.data_mut(), mac, snap.local_mac),
+            Forwarding::Tun => {
+                self.ip_ident = self.ip_ident.wrapping_add(1);
+                let r = rewrite::tun::encapsulate(
+                    pkt,
+                    mac,
+                    snap.local_mac,
+                    snap.local_addr,
+                    d.addr,
+                    snap.mtu,
+                    self.ip_ident,
+                );
+                match r {
+                    Ok(()) => {}
+                    Err(TunError::TooBig { dont_frag: true }) => {
+                        let mtu = snap.mtu.saturating_sub(rewrite::tun::OVERHEAD as u16);
+                        rewrite::frag_needed::reply(pkt, snap.local_mac, snap.local_addr, mtu);
+                        self.counters.icmp_frag_needed.inc();
+                        return Ok(());
+                    }
+                    Err(TunError::TooBig { dont_frag: false }) => return Err(DropReason::TooBig),
+                    Err(TunError::NoHeadroom) => return Err(DropReason::NoHeadroom),
+                }
+            }
         }
         let c = &self.counters.dests[dest as usize];
         c.packets.inc();
-        c.bytes.add(frame.len() as u64);
+        c.bytes.add(bytes);
         Ok(())
     }
 

@@ -99,6 +99,8 @@ pub const MH_DEFAULT_TABLE_SIZE: u32 = 65537;
 pub enum Forwarding {
     /// Direct routing: only the destination MAC changes.
     Dr,
+    /// IP-in-IP tunnel to the real server (its MAC field holds the next hop's).
+    Tun,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -183,6 +185,11 @@ pub struct Snapshot {
     pub generation: u64,
     /// The director's MAC on the interface (the source MAC of forwarded frames).
     pub local_mac: Mac,
+    /// The director's address on the interface: the tunnel's outer source, and the
+    /// source of the ICMP errors it sends.
+    pub local_addr: Ipv4Addr,
+    /// Path MTU towards tunnelled real servers (TUN packets above MTU − 20 get ICMP).
+    pub mtu: u16,
     pub services: Vec<Service>,
     /// Indexed by `DestId`; `None` for an id not in use.
     pub dests: Vec<Option<Dest>>,
@@ -224,6 +231,8 @@ impl Snapshot {
         Ok(Snapshot {
             generation,
             local_mac,
+            local_addr: Ipv4Addr::UNSPECIFIED,
+            mtu: 1500,
             services,
             dests,
             tables,

@@ -40,6 +40,8 @@ drop_reasons! {
     NoService => "no_service": "No virtual service matches (removed by a reload in flight).",
     NoDestination => "no_destination": "The service has no real server that can take a connection.",
     DestUnavailable => "dest_unavailable": "The flow's real server left the configuration (policy drop or expire).",
+    TooBig => "too_big": "Too big for the tunnel and fragmentable (DF clear): not fragmented.",
+    NoHeadroom => "no_headroom": "No room in front of the frame for the tunnel header.",
     TxRingFull => "tx_ring_full": "The socket's TX ring had no room.",
     InvalidDescriptor => "invalid_descriptor": "The kernel handed an RX descriptor outside the UMEM.",
 }

@@ -134,9 +134,17 @@ impl Worker {
         let fill_free = self.xsk.fill.free(n);
         let (mut tx_n, mut fill_n) = (0u32, 0u32);
         for i in 0..n {
-            let desc = self.xsk.rx.get(i);
-            let verdict = match self.xsk.umem.packet_mut(desc.addr, desc.len) {
-                Some(frame) => self.pipeline.process(&snap, now, frame),
+            let mut desc = self.xsk.rx.get(i);
+            let base = self.xsk.umem.frame_base(desc.addr);
+            let verdict = match self.xsk.umem.packet_in_frame(desc.addr, desc.len) {
+                Some(mut pkt) => {
+                    let v = self.pipeline.process_packet(&snap, now, &mut pkt);
+                    // The frame may have grown into its headroom (TUN) or been replaced
+                    // by a reply: send what it is now.
+                    desc.addr = base + pkt.head() as u64;
+                    desc.len = pkt.len() as u32;
+                    v
+                }
                 None => {
                     counters.count_drop(DropReason::InvalidDescriptor);
                     Verdict::Drop(DropReason::InvalidDescriptor)
@@ -151,7 +159,6 @@ impl Worker {
                 Verdict::Tx => counters.count_drop(DropReason::TxRingFull),
                 Verdict::Drop(_) => {}
             }
-            let base = self.xsk.umem.frame_base(desc.addr);
             if fill_n < fill_free {
                 self.xsk.fill.write(fill_n, base);
                 fill_n += 1;

@@ -458,3 +458,92 @@ proptest! {
         fixtures::exercise(&data);
     }
 }
+
+mod tun {
+    use super::*;
+    use xvs_dataplane::packet::Packet;
+    use xvs_dataplane::wire::icmp::IcmpPacket;
+    use xvs_dataplane::wire::ipv4::PROTO_IPIP;
+
+    const DIRECTOR: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+
+    fn tun_world(mtu: u16) -> Snapshot {
+        let mut snap = Snapshot::new(
+            1,
+            DIRECTOR_MAC,
+            vec![service(VIP_TCP_PORT, 6, SchedulerKind::Rr, vec![0])],
+            vec![dest(0, 1)],
+        )
+        .unwrap();
+        snap.services[0].forwarding = Forwarding::Tun;
+        snap.local_addr = DIRECTOR;
+        snap.mtu = mtu;
+        snap
+    }
+
+    /// Runs `frame` with `headroom` bytes in front; returns the verdict and what is sent.
+    fn run(snap: &Snapshot, frame: &[u8], headroom: usize) -> (Verdict, Vec<u8>, Pipeline) {
+        let mut p = pipeline();
+        p.prepare(snap);
+        let mut buf = vec![0u8; headroom + frame.len() + 128];
+        buf[headroom..headroom + frame.len()].copy_from_slice(frame);
+        let mut pkt = Packet::new(&mut buf, headroom, frame.len()).unwrap();
+        let v = p.process_packet(snap, 1, &mut pkt);
+        let out = pkt.data().to_vec();
+        (v, out, p)
+    }
+
+    #[test]
+    fn encapsulates_in_ipip() {
+        let snap = tun_world(1500);
+        let frame = fixtures::tcp_frame(CLIENT, 4000, VIP, VIP_TCP_PORT, FLAG_SYN, b"");
+        let (v, out, p) = run(&snap, &frame, 256);
+        assert_eq!(v, Verdict::Tx);
+        assert_eq!(&out[..6], &rs_mac(0));
+        let outer = Ipv4Packet::new_checked(&out[14..]).unwrap();
+        assert_eq!(
+            (outer.src(), outer.dst(), outer.protocol()),
+            (DIRECTOR, Ipv4Addr::new(10, 0, 0, 10), PROTO_IPIP)
+        );
+        assert!(outer.verify_checksum());
+        assert_eq!(outer.payload(), &frame[14..], "inner packet intact");
+        assert_eq!(p.counters().dests[0].packets.get(), 1);
+    }
+
+    #[test]
+    fn too_big_gets_icmp_frag_needed() {
+        let snap = tun_world(1500);
+        let frame = fixtures::tcp_frame(CLIENT, 4000, VIP, VIP_TCP_PORT, FLAG_ACK, &[0u8; 1460]);
+        let (v, out, p) = run(&snap, &frame, 256);
+        assert_eq!(v, Verdict::Tx, "the reply goes back out");
+        let ip = Ipv4Packet::new_checked(&out[14..]).unwrap();
+        assert_eq!((ip.src(), ip.dst()), (DIRECTOR, CLIENT));
+        let icmp = IcmpPacket::new_checked(ip.payload()).unwrap();
+        assert_eq!(
+            (icmp.msg_type(), icmp.code(), icmp.next_hop_mtu()),
+            (3, 4, 1480)
+        );
+        assert_eq!(p.counters().icmp_frag_needed.get(), 1);
+        assert_eq!(p.counters().dests[0].packets.get(), 0);
+        // Exactly at the limit it fits.
+        let fits = fixtures::tcp_frame(CLIENT, 4000, VIP, VIP_TCP_PORT, FLAG_ACK, &[0u8; 1440]);
+        assert_eq!(run(&snap, &fits, 256).1.len(), fits.len() + 20);
+    }
+
+    #[test]
+    fn no_headroom_and_fragmentable_are_dropped() {
+        let snap = tun_world(1500);
+        let frame = fixtures::tcp_frame(CLIENT, 4000, VIP, VIP_TCP_PORT, FLAG_SYN, b"");
+        assert_eq!(
+            run(&snap, &frame, 8).0,
+            Verdict::Drop(DropReason::NoHeadroom)
+        );
+        let mut big = fixtures::tcp_frame(CLIENT, 4000, VIP, VIP_TCP_PORT, FLAG_ACK, &[0u8; 1460]);
+        {
+            let mut ip = Ipv4Packet::new_unchecked(&mut big[14..]);
+            ip.set_flags_offset(false);
+            ip.fill_checksum();
+        }
+        assert_eq!(run(&snap, &big, 256).0, Verdict::Drop(DropReason::TooBig));
+    }
+}

@@ -1,3 +1,5 @@
-//! In-place frame rewrites, one file per forwarding method.
+//! In-place frame rewrites, one file per forwarding method, and the ICMP reply TUN needs.
 
 pub mod dr;
+pub mod frag_needed;
+pub mod tun;

@@ -200,6 +200,7 @@ pub struct Ipv4Repr {
     pub protocol: u8,
     pub payload_len: usize,
     pub ttl: u8,
+    pub tos: u8,
     pub ident: u16,
     pub dont_frag: bool,
 }
@@ -212,6 +213,7 @@ impl Ipv4Repr {
             protocol: p.protocol(),
             payload_len: p.payload().len(),
             ttl: p.ttl(),
+            tos: p.tos(),
             ident: p.ident(),
             dont_frag: p.dont_frag(),
         }
@@ -221,7 +223,7 @@ impl Ipv4Repr {
     pub fn emit(&self, buf: &mut [u8]) {
         let mut p = Ipv4Packet::new_unchecked(buf);
         p.set_ver_ihl(MIN_HEADER_LEN);
-        p.set_tos(0);
+        p.set_tos(self.tos);
         p.set_total_len((MIN_HEADER_LEN + self.payload_len) as u16);
         p.set_ident(self.ident);
         p.set_flags_offset(self.dont_frag);

@@ -7,6 +7,7 @@
 
 pub mod checksum;
 pub mod ethernet;
+pub mod icmp;
 pub mod ipv4;
 pub mod tcp;
 pub mod udp;

@@ -71,6 +71,23 @@ impl Umem {
         addr & !(u64::from(self.frame_size) - 1)
     }
 
+    /// The packet a descriptor points at, with its frame's headroom in front, or `None`
+    /// if it leaves its frame.
+    #[inline]
+    pub fn packet_in_frame(&mut self, addr: u64, len: u32) -> Option<crate::packet::Packet<'_>> {
+        let base = self.frame_base(addr);
+        let frame_size = self.frame_size as usize;
+        if base.checked_add(u64::from(self.frame_size))? > self.len as u64 {
+            return None;
+        }
+        // SAFETY: the frame lies inside the mapping (checked above); `&mut self` means no
+        // other slice of it is alive, and the kernel does not touch a frame while user
+        // space owns it (taken from the RX ring, not yet on the fill or TX ring).
+        let frame =
+            unsafe { std::slice::from_raw_parts_mut(self.as_ptr().add(base as usize), frame_size) };
+        crate::packet::Packet::new(frame, (addr - base) as usize, len as usize)
+    }
+
     /// The packet bytes a descriptor points at, or `None` if it leaves its frame.
     #[inline]
     pub fn packet_mut(&mut self, addr: u64, len: u32) -> Option<&mut [u8]> {
@@ -114,6 +131,12 @@ mod tests {
         assert!(u.packet_mut(3 * 4096 + 100, 4000).is_none(), "past the end");
         assert!(u.packet_mut(u64::MAX - 2, 10).is_none());
         assert_eq!(u.frame_base(4096 + 256), 4096);
+        let p = u.packet_in_frame(4096 + 256, 100).unwrap();
+        assert_eq!(
+            (p.headroom(), p.len(), p.tailroom()),
+            (256, 100, 4096 - 356)
+        );
+        assert!(u.packet_in_frame(4096 + 4000, 200).is_none());
         assert!(Umem::new(4, 3000).is_err());
     }
 }
