@@ -46,4 +46,25 @@ struct xvs_xdp_counters {
 	__u64 packets[XVS_STAT_MAX];
 };
 
+/* The real server's IPIP decapsulation (xvs_decap). */
+#define XVS_MAX_DECAP_VIPS 1024
+
+#define XVS_DECAP_STATS(X)                                                              \
+	X(DECAPPED, "decapped")         /* IPIP to a VIP: outer header removed */         \
+	X(PASS_NOT_IPIP, "pass_not_ipip") /* everything else: untouched */                 \
+	X(PASS_NOT_VIP, "pass_not_vip") /* IPIP whose inner destination is no VIP here */ \
+	X(PASS_TRUNCATED, "pass_truncated")                                                \
+	X(ERROR, "error")               /* the kernel refused to shrink the packet */
+
+enum xvs_decap_stat {
+#define XVS_DECAP_ENUM(name, label) XVS_DECAP_##name,
+	XVS_DECAP_STATS(XVS_DECAP_ENUM)
+#undef XVS_DECAP_ENUM
+	XVS_DECAP_MAX
+};
+
+struct xvs_decap_counters {
+	__u64 packets[XVS_DECAP_MAX];
+};
+
 #endif

@@ -28,6 +28,7 @@ const _: () = assert!(offset_of!(SvcKey, port) == layout::SVC_KEY_PORT);
 const _: () = assert!(offset_of!(SvcKey, proto) == layout::SVC_KEY_PROTO);
 const _: () = assert!(layout::SVC_VALUE_SIZE == 4);
 const _: () = assert!(layout::XDP_COUNTERS_SIZE == 8 * XDP_STAT_LABELS.len());
+const _: () = assert!(layout::DECAP_COUNTERS_SIZE == 8 * layout::DECAP_STAT_LABELS.len());
 
 impl SvcKey {
     pub fn new(addr: Ipv4Addr, port: u16, proto: u8) -> Self {
@@ -62,29 +63,74 @@ impl SvcKey {
     }
 }
 
-/// Index of a steering counter in `XDP_STAT_LABELS` order (`enum xvs_xdp_stat`).
-pub fn xdp_stat_index(label: &str) -> Option<usize> {
-    XDP_STAT_LABELS.iter().position(|l| *l == label)
+/// A program's per-CPU counters summed over CPUs, in the order of `labels`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Counters<const N: usize> {
+    pub values: [u64; N],
+    labels: &'static [&'static str; N],
 }
 
-/// The steering program's counters summed over CPUs, in `XDP_STAT_LABELS` order.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct XdpCounters(pub [u64; XDP_STAT_LABELS.len()]);
+/// The steering program's counters (`enum xvs_xdp_stat`).
+pub type XdpCounters = Counters<{ XDP_STAT_LABELS.len() }>;
+/// The decap program's counters (`enum xvs_decap_stat`).
+pub type DecapCounters = Counters<{ layout::DECAP_STAT_LABELS.len() }>;
 
 impl XdpCounters {
+    pub fn new() -> Self {
+        Counters {
+            values: [0; XDP_STAT_LABELS.len()],
+            labels: &XDP_STAT_LABELS,
+        }
+    }
+}
+
+impl Default for XdpCounters {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DecapCounters {
+    pub fn new() -> Self {
+        Counters {
+            values: [0; layout::DECAP_STAT_LABELS.len()],
+            labels: &layout::DECAP_STAT_LABELS,
+        }
+    }
+}
+
+impl Default for DecapCounters {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> Counters<N> {
     pub fn get(&self, label: &str) -> u64 {
-        xdp_stat_index(label).map_or(0, |i| self.0[i])
+        self.labels
+            .iter()
+            .position(|l| *l == label)
+            .map_or(0, |i| self.values[i])
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
-        XDP_STAT_LABELS.iter().copied().zip(self.0.iter().copied())
+        self.labels.iter().copied().zip(self.values.iter().copied())
     }
 
-    /// Adds one CPU's `struct xvs_xdp_counters`, as the map returns it.
+    /// Adds one CPU's counter struct, as the map returns it.
     pub fn add_raw(&mut self, raw: &[u8]) {
-        for (slot, chunk) in self.0.iter_mut().zip(raw.chunks_exact(8)) {
+        for (slot, chunk) in self.values.iter_mut().zip(raw.chunks_exact(8)) {
             *slot += u64::from_ne_bytes(chunk.try_into().expect("chunks_exact(8)"));
         }
+    }
+
+    /// What changed since `before`.
+    pub fn since(&self, before: &Self) -> Self {
+        let mut d = *self;
+        for (v, b) in d.values.iter_mut().zip(before.values) {
+            *v = v.wrapping_sub(b);
+        }
+        d
     }
 }
 

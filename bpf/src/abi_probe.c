@@ -22,5 +22,11 @@ int main(void)
 #define XVS_STAT_LABEL(name, label) printf("    \"%s\",\n", label);
 	XVS_XDP_STATS(XVS_STAT_LABEL)
 	printf("];\n");
+	printf("pub const MAX_DECAP_VIPS: u32 = %d;\n", XVS_MAX_DECAP_VIPS);
+	SIZE("DECAP_COUNTERS", struct xvs_decap_counters);
+	printf("pub const DECAP_STAT_LABELS: [&str; %d] = [\n", XVS_DECAP_MAX);
+#define XVS_DECAP_LABEL(name, label) printf("    \"%s\",\n", label);
+	XVS_DECAP_STATS(XVS_DECAP_LABEL)
+	printf("];\n");
 	return 0;
 }

@@ -5,11 +5,16 @@
 //! `unsafe` is not needed here: libbpf-rs wraps the bpf syscalls.
 
 pub mod abi;
+mod decap;
 mod error;
 pub mod steer;
 
+pub use decap::Decap;
 pub use error::BpfError;
 pub use steer::{AttachMode, Steer, XdpMode};
 
 /// The compiled steering program (an ELF object for libbpf).
 pub const STEER_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/steer.bpf.o"));
+
+/// The compiled real-server decap program.
+pub const DECAP_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/decap.bpf.o"));

@@ -57,7 +57,7 @@ pub struct Steer {
     attached: Option<(i32, XdpMode)>,
 }
 
-fn map_handle(obj: &Object, name: &'static str) -> Result<MapHandle, BpfError> {
+pub(crate) fn map_handle(obj: &Object, name: &'static str) -> Result<MapHandle, BpfError> {
     let map: Map<'_> = obj
         .maps()
         .find(|m| m.name() == name)

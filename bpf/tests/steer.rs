@@ -31,12 +31,7 @@ fn run(steer: &Steer, frame: &[u8]) -> (u32, XdpCounters) {
         ..Default::default()
     };
     let out = steer.program().test_run(input).expect("BPF_PROG_TEST_RUN");
-    let after = steer.counters().unwrap();
-    let mut delta = XdpCounters::default();
-    for (i, (a, b)) in after.0.iter().zip(before.0.iter()).enumerate() {
-        delta.0[i] = a - b;
-    }
-    (out.return_value, delta)
+    (out.return_value, steer.counters().unwrap().since(&before))
 }
 
 /// Moves this test's thread into a new network namespace, so its loopback (where
@@ -93,7 +88,7 @@ fn golden_packets() {
         assert_eq!(action, want, "{}: action", fx.name);
         assert_eq!(delta.get(fx.steer), 1, "{}: counter {}", fx.name, fx.steer);
         assert_eq!(
-            delta.0.iter().sum::<u64>(),
+            delta.values.iter().sum::<u64>(),
             1,
             "{}: exactly one counter",
             fx.name
