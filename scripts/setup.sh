@@ -19,6 +19,7 @@ NEEDS=(
   curl:curl
   python3:python3        # labs: UDP echo and raw frames
   nginx-light:nginx      # labs: the real servers' web server
+  tcpdump:tcpdump        # labs: what goes over the wire
 )
 
 missing=()

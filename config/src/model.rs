@@ -119,17 +119,21 @@ pub struct Persistence {
     pub granularity: Ipv4Addr,
 }
 
-/// Forwarding methods (`lb_kind`); DR so far.
+/// Forwarding methods (keepalived's `lb_kind`); NAT is not implemented yet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Forwarding {
+    /// Direct routing: real servers on the director's segment, VIP on their lo.
     Dr,
+    /// IP-in-IP tunnel: real servers anywhere routable, decapsulating to the VIP.
+    Tun,
 }
 
 impl Forwarding {
     pub fn as_str(self) -> &'static str {
         match self {
             Forwarding::Dr => "dr",
+            Forwarding::Tun => "tun",
         }
     }
 }
@@ -224,6 +228,8 @@ pub struct Config {
     pub flow_table_size: usize,
     pub timeouts: Timeouts,
     pub expire_nodest_conn: NodestPolicy,
+    /// Path MTU towards TUN real servers; `None`: the interface's MTU.
+    pub tun_mtu: Option<u16>,
     pub virtual_servers: Vec<VirtualServer>,
 }
 

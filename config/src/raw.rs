@@ -22,6 +22,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub expire_nodest_conn: Option<NodestPolicy>,
     #[serde(default)]
+    pub tun_mtu: Option<Spanned<i64>>,
+    #[serde(default)]
     pub virtual_servers: Vec<RawVirtualServer>,
 }
 

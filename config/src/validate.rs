@@ -94,6 +94,15 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Diagnostic>> {
         }
     }
 
+    let tun_mtu = raw.tun_mtu.as_ref().map(|m| {
+        ck.range(
+            m,
+            "tun_mtu",
+            576,
+            65535,
+            "the path MTU to tunnelled real servers; omit it to use the interface's",
+        ) as u16
+    });
     let mut seen_services: HashMap<(Ipv4Addr, u16, Protocol), u64> = HashMap::new();
     let mut seen_names: HashMap<String, u64> = HashMap::new();
     let mut virtual_servers = Vec::new();
@@ -280,12 +289,13 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Diagnostic>> {
                 None if multi => 0,
                 None => ports[0],
             };
-            if forwarding == Forwarding::Dr && !multi && rport != ports[0] {
+            if !multi && rport != ports[0] {
                 let p = rs.port.as_ref().expect("differs only when given");
+                let m = forwarding.as_str().to_uppercase();
                 ck.error(
                     p,
-                    format!("real server port {rport} differs from the virtual server's port {}, which DR cannot do", ports[0]),
-                    "DR forwards frames unchanged above Ethernet: use the same port, or omit it",
+                    format!("real server port {rport} differs from the virtual server's port {}, which {m} cannot do", ports[0]),
+                    "DR and TUN deliver the client's packet unchanged: use the same port, or omit it",
                 );
             }
             let weight = rs.weight.as_ref().map_or(1, |w| {
@@ -344,6 +354,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Diagnostic>> {
         flow_table_size,
         timeouts,
         expire_nodest_conn: raw.expire_nodest_conn.unwrap_or_default(),
+        tun_mtu,
         virtual_servers,
     })
 }

@@ -110,6 +110,24 @@ fn wrong_types_and_keys() {
 fn dr_cannot_map_ports() {
     let e = errors(&GOOD.replace("10.0.0.11, port: 80", "10.0.0.11, port: 8080"));
     assert!(e.contains("which DR cannot do"), "{e}");
+    let e = errors(
+        &GOOD
+            .replace("forwarding: dr", "forwarding: tun")
+            .replace("10.0.0.11, port: 80", "10.0.0.11, port: 8080"),
+    );
+    assert!(e.contains("which TUN cannot do"), "{e}");
+    let c = parse(
+        "t.yaml",
+        &format!(
+            "{}tun_mtu: 1400\n",
+            GOOD.replace("forwarding: dr", "forwarding: tun")
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        (c.virtual_servers[0].forwarding, c.tun_mtu),
+        (Forwarding::Tun, Some(1400))
+    );
 }
 
 #[test]

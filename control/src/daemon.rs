@@ -15,7 +15,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tracing::{error, info, warn};
 use xvs_bpf::abi::SvcKey;
 use xvs_bpf::{AttachMode, Steer};
-use xvs_config::{Config, XdpMode};
+use xvs_config::{Config, Forwarding, XdpMode};
 use xvs_dataplane::flow::{TcpState, Timeouts};
 use xvs_dataplane::pipeline::NodestPolicy;
 use xvs_dataplane::snapshot::MAX_DESTS;
@@ -72,9 +72,10 @@ fn seed() -> u64 {
 
 pub async fn run(path: &Path, cfg: Config, iface: Iface) -> Result<()> {
     let mut registry = DestRegistry::default();
+    let local = local_side(&cfg, &iface)?;
     let mut macs = resolve(&cfg, &iface, &HashMap::new());
     let mut generation = 1;
-    let snap = publish::build(generation, &cfg, iface.mac, &macs, &mut registry)?;
+    let snap = publish::build(generation, &cfg, local, &macs, &mut registry)?;
     let shared: SharedSnapshot = Arc::new(ArcSwap::from_pointee(snap));
 
     let mut steer = Steer::load().context("loading the steering program")?;
@@ -176,7 +177,7 @@ pub async fn run(path: &Path, cfg: Config, iface: Iface) -> Result<()> {
                 if fresh != macs {
                     macs = fresh;
                     generation += 1;
-                    match publish::build(generation, &cfg, iface.mac, &macs, &mut registry) {
+                    match publish::build(generation, &cfg, local, &macs, &mut registry) {
                         Ok(s) => {
                             shared.store(Arc::new(s));
                             info!("published snapshot generation {generation} (neighbours changed)");
@@ -227,14 +228,63 @@ fn timeouts(t: &xvs_config::Timeouts) -> Timeouts {
     out
 }
 
-/// Reads the neighbour table; nudges and logs real servers still unresolved. `known` is
-/// kept for an address whose entry disappeared only for a moment (netlink failed).
+/// The director's address on the interface and the tunnel MTU.
+fn local_side(cfg: &Config, iface: &Iface) -> Result<publish::Local> {
+    let addr = netlink::addresses()
+        .context("reading the interface's addresses")?
+        .into_iter()
+        .find(|(i, a, p)| *i == iface.ifindex && *p < 32 && !a.is_loopback())
+        .map(|(_, a, _)| a);
+    let tun = cfg
+        .virtual_servers
+        .iter()
+        .any(|vs| vs.forwarding == Forwarding::Tun);
+    let addr = match addr {
+        Some(a) => a,
+        None if tun => anyhow::bail!(
+            "{} has no IPv4 address of its own (other than /32s): TUN needs one as the tunnel source",
+            iface.name
+        ),
+        None => Ipv4Addr::UNSPECIFIED,
+    };
+    let mtu = cfg
+        .tun_mtu
+        .unwrap_or(iface.mtu.min(u32::from(u16::MAX)) as u16);
+    Ok(publish::Local {
+        mac: iface.mac,
+        addr,
+        mtu,
+    })
+}
+
+/// The address whose MAC a real server's frames go to: itself for DR (it must be on the
+/// segment), the kernel's next hop towards it for TUN (it may sit behind a router).
+fn next_hop(forwarding: Forwarding, rs: Ipv4Addr, iface: &Iface) -> Ipv4Addr {
+    if forwarding == Forwarding::Dr {
+        return rs;
+    }
+    match netlink::route_get(rs) {
+        Ok(r) => {
+            if r.oif != iface.ifindex {
+                warn!("TUN real server {rs} is routed out of another interface than {}; xvs sends it out of {} anyway", iface.name, iface.name);
+            }
+            r.gateway.unwrap_or(rs)
+        }
+        Err(e) => {
+            warn!("no route to TUN real server {rs}: {e}");
+            rs
+        }
+    }
+}
+
+/// Reads the neighbour table: each real server's next-hop MAC. Nudges and logs the ones
+/// still unresolved. `known` is kept when netlink fails for a moment.
 fn resolve(
     cfg: &Config,
     iface: &Iface,
     known: &HashMap<Ipv4Addr, [u8; 6]>,
 ) -> HashMap<Ipv4Addr, [u8; 6]> {
-    let macs = match netlink::neighbours(iface.ifindex) {
+    let neigh = match netlink::neighbours(iface.ifindex) {
         Ok(m) => m,
         Err(e) => {
             warn!(
@@ -244,22 +294,32 @@ fn resolve(
             return known.clone();
         }
     };
-    let wanted: HashMap<Ipv4Addr, [u8; 6]> = cfg
-        .virtual_servers
-        .iter()
-        .flat_map(|vs| vs.real_servers.iter())
-        .filter_map(|rs| macs.get(&rs.address).map(|m| (rs.address, *m)))
-        .collect();
-    for addr in publish::unresolved(cfg, &wanted) {
-        if known.contains_key(&addr) {
-            warn!("real server {addr} lost its neighbour entry on {}: not scheduled until it answers ARP", iface.name);
-        } else {
-            info!(
-                "real server {addr}: no MAC on {} yet; not scheduled, resolving",
-                iface.name
-            );
+    let mut macs = HashMap::new();
+    for vs in &cfg.virtual_servers {
+        for rs in &vs.real_servers {
+            let hop = next_hop(vs.forwarding, rs.address, iface);
+            match neigh.get(&hop) {
+                Some(m) => {
+                    macs.insert(rs.address, *m);
+                }
+                None => {
+                    let via = if hop == rs.address {
+                        String::new()
+                    } else {
+                        format!(" (next hop {hop})")
+                    };
+                    if known.contains_key(&rs.address) {
+                        warn!("real server {}{via} lost its neighbour entry on {}: not scheduled until it answers ARP", rs.address, iface.name);
+                    } else {
+                        info!(
+                            "real server {}{via}: no MAC on {} yet; not scheduled, resolving",
+                            rs.address, iface.name
+                        );
+                    }
+                    netlink::nudge(hop);
+                }
+            }
         }
-        netlink::nudge(addr);
     }
-    wanted
+    macs
 }

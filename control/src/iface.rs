@@ -11,6 +11,7 @@ pub struct Iface {
     pub ifindex: u32,
     pub mac: [u8; 6],
     pub rx_queues: u32,
+    pub mtu: u32,
 }
 
 impl Iface {
@@ -37,11 +38,16 @@ impl Iface {
             })
             .unwrap_or(1)
             .max(1);
+        let mtu = fs::read_to_string(format!("{sys}/mtu"))
+            .ok()
+            .and_then(|m| m.trim().parse().ok())
+            .unwrap_or(1500);
         Ok(Some(Iface {
             name: name.to_string(),
             ifindex,
             mac,
             rx_queues,
+            mtu,
         }))
     }
 }

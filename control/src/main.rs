@@ -4,6 +4,7 @@ mod daemon;
 mod iface;
 mod netlink;
 mod publish;
+mod realserver;
 mod report;
 
 use std::path::{Path, PathBuf};
@@ -36,6 +37,31 @@ enum Command {
     Check {
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
+    },
+    /// Prepare (or restore) a real server for DR or TUN, as LVS's real-server script does.
+    Realserver {
+        #[command(subcommand)]
+        action: RealserverAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum RealserverAction {
+    /// VIPs on lo, ARP for them silenced; for TUN also rp_filter off and IPIP decap on --dev.
+    Up {
+        /// VIPs, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        vip: Vec<std::net::Ipv4Addr>,
+        #[arg(long, value_enum)]
+        mode: realserver::Mode,
+        /// The device clients' packets arrive on (needed for TUN).
+        #[arg(long)]
+        dev: Option<String>,
+    },
+    /// Undo what `up` did for these VIPs (all if none given).
+    Down {
+        #[arg(long, value_delimiter = ',')]
+        vip: Vec<std::net::Ipv4Addr>,
     },
 }
 
@@ -93,6 +119,32 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Realserver { action } => {
+            let result = match action {
+                RealserverAction::Up { vip, mode, dev } => realserver::up(&realserver::Request {
+                    vips: vip,
+                    mode,
+                    dev,
+                }),
+                RealserverAction::Down { vip } => realserver::down(&vip),
+            };
+            match result {
+                Ok(changes) if changes.is_empty() => {
+                    println!("nothing to change");
+                    ExitCode::SUCCESS
+                }
+                Ok(changes) => {
+                    for c in changes {
+                        println!("{c}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("xvs realserver: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Run { config } => {
             let (cfg, iface) = match load(&config) {
                 Ok(v) => v,

@@ -73,6 +73,7 @@ fn scheduler(s: CfgScheduler) -> SchedulerKind {
 fn service(vs: &xvs_config::VirtualServer, dests: Vec<DestId>) -> Service {
     let forwarding = match vs.forwarding {
         CfgForwarding::Dr => Forwarding::Dr,
+        CfgForwarding::Tun => Forwarding::Tun,
     };
     let mut s = Service::new(
         vs.name.clone(),
@@ -95,12 +96,22 @@ fn service(vs: &xvs_config::VirtualServer, dests: Vec<DestId>) -> Service {
     s
 }
 
-/// Builds snapshot `generation`. Real servers whose MAC is not in `macs` are present but
-/// not schedulable.
+/// The director's side of the interface, as the dataplane needs it.
+#[derive(Clone, Copy, Debug)]
+pub struct Local {
+    pub mac: [u8; 6],
+    /// The director's address on the interface (tunnel source, ICMP source).
+    pub addr: Ipv4Addr,
+    /// Path MTU towards tunnelled real servers.
+    pub mtu: u16,
+}
+
+/// Builds snapshot `generation`. `macs` holds each real server's next-hop MAC; one that
+/// has none is present but not schedulable.
 pub fn build(
     generation: u64,
     cfg: &Config,
-    local_mac: [u8; 6],
+    local: Local,
     macs: &HashMap<Ipv4Addr, [u8; 6]>,
     registry: &mut DestRegistry,
 ) -> Result<Snapshot> {
@@ -128,7 +139,11 @@ pub fn build(
         }
         services.push(service(vs, ids));
     }
-    Snapshot::new(generation, local_mac, services, dests).context("building the service snapshot")
+    let mut snap = Snapshot::new(generation, local.mac, services, dests)
+        .context("building the service snapshot")?;
+    snap.local_addr = local.addr;
+    snap.mtu = local.mtu;
+    Ok(snap)
 }
 
 /// Real servers (address) that have no MAC yet.
@@ -160,7 +175,12 @@ virtual_servers:
         let mut reg = DestRegistry::default();
         let mut macs = HashMap::new();
         macs.insert(Ipv4Addr::new(10, 0, 0, 11), [2, 0, 0, 0, 0, 11]);
-        let s1 = build(1, &cfg, [1; 6], &macs, &mut reg).unwrap();
+        let local = Local {
+            mac: [1; 6],
+            addr: Ipv4Addr::new(10, 0, 0, 2),
+            mtu: 1500,
+        };
+        let s1 = build(1, &cfg, local, &macs, &mut reg).unwrap();
         assert_eq!(s1.services.len(), 2);
         assert_eq!(s1.services[0].dests, vec![0, 1]);
         assert_eq!(
@@ -172,7 +192,7 @@ virtual_servers:
         assert!(!s1.dest(1).unwrap().schedulable(), "no MAC yet");
         assert_eq!(unresolved(&cfg, &macs), vec![Ipv4Addr::new(10, 0, 0, 12)]);
         macs.insert(Ipv4Addr::new(10, 0, 0, 12), [2, 0, 0, 0, 0, 12]);
-        let s2 = build(2, &cfg, [1; 6], &macs, &mut reg).unwrap();
+        let s2 = build(2, &cfg, local, &macs, &mut reg).unwrap();
         assert_eq!(s2.services[0].dests, vec![0, 1]);
         assert!(s2.dest(1).unwrap().schedulable());
         assert_eq!(reg.key_of(2).unwrap().port, 53);

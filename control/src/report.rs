@@ -78,6 +78,11 @@ pub fn render(
         sum(workers, |w| w.flows_evicted.get()),
         sum(workers, |w| w.flows_rescheduled.get()),
     );
+    let _ = writeln!(
+        s,
+        "icmp frag needed sent {}",
+        sum(workers, |w| w.icmp_frag_needed.get())
+    );
     let drops: Vec<String> = DropReason::ALL
         .iter()
         .map(|r| (r, sum(workers, |w| w.drops(*r))))

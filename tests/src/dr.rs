@@ -39,10 +39,26 @@ pub struct DrLab {
     pub real_servers: usize,
 }
 
+/// How the real servers get ready for the VIP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Prep {
+    /// As the seeds' shell script: VIP on lo, arp_ignore=1, arp_announce=2.
+    Script,
+    /// `xvs realserver up --mode dr`.
+    XvsDr,
+    /// `xvs realserver up --mode tun --dev eth0` (IPIP decap by xvs's BPF program).
+    XvsTun,
+}
+
 impl DrLab {
     /// Builds the namespaces and links. The director's link has `queues` RX queues (one
     /// xvs worker each).
     pub fn build(real_servers: usize, queues: u32) -> Result<DrLab> {
+        Self::build_with(real_servers, queues, Prep::Script)
+    }
+
+    /// As `build`, preparing the real servers as `prep` says.
+    pub fn build_with(real_servers: usize, queues: u32, prep: Prep) -> Result<DrLab> {
         tools::require(&["ip", "ethtool", "sysctl"])?;
         let mut lab = Lab::new()?;
         lab.add_ns("sw")?;
@@ -81,13 +97,15 @@ impl DrLab {
         // before the director sees the frame, as a real wire would.
         lab.sh("sw", "ethtool -K lb tx off >/dev/null")?;
         for i in 0..real_servers {
-            lab.sh(
-                &rs_name(i),
-                &format!(
+            let script = match prep {
+                Prep::Script => format!(
                     "sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 \
                      net.ipv4.conf.eth0.arp_ignore=1 net.ipv4.conf.eth0.arp_announce=2 && ip addr add {VIP}/32 dev lo"
                 ),
-            )?;
+                Prep::XvsDr => format!("{} realserver up --vip {VIP} --mode dr --dev eth0", tools::xvs_bin()?.display()),
+                Prep::XvsTun => format!("{} realserver up --vip {VIP} --mode tun --dev eth0", tools::xvs_bin()?.display()),
+            };
+            lab.sh(&rs_name(i), &script)?;
         }
         lab.write("udp_echo.py", UDP_ECHO)?;
         lab.write("udp_client.py", UDP_CLIENT)?;
@@ -116,6 +134,7 @@ impl DrLab {
             std::fs::create_dir_all(&www)?;
             std::fs::write(www.join("index.html"), format!("{name}\n"))?;
             std::fs::hard_link(&big, www.join("big.bin"))?;
+            std::fs::create_dir_all(www.join("upload"))?;
             let d = root.display();
             let conf = format!(
                 "daemon off; user root; worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log;
@@ -126,7 +145,10 @@ http {{
   client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fastcgi;
   uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
   keepalive_timeout 0;
-  server {{ listen 80; root {d}/www; }}
+  server {{
+    listen 80; root {d}/www;
+    location /upload/ {{ dav_methods PUT; create_full_put_path on; client_max_body_size 64m; }}
+  }}
 }}
 "
             );

@@ -98,7 +98,8 @@ impl Drop for Proc {
 /// One lab: its namespaces, processes and scratch directory.
 pub struct Lab {
     pub id: String,
-    namespaces: Vec<String>,
+    /// (name, inode): `xvs realserver` names its state files after the inode.
+    namespaces: Vec<(String, u64)>,
     procs: Vec<Proc>,
     pub dir: PathBuf,
 }
@@ -132,7 +133,8 @@ impl Lab {
     pub fn add_ns(&mut self, short: &str) -> Result<String> {
         let ns = self.ns(short);
         run(Command::new("ip").args(["netns", "add", &ns]))?;
-        self.namespaces.push(ns.clone());
+        let ino = std::os::unix::fs::MetadataExt::ino(&fs::metadata(format!("/run/netns/{ns}"))?);
+        self.namespaces.push((ns.clone(), ino));
         self.sh(short, "ip link set lo up")?;
         Ok(ns)
     }
@@ -203,9 +205,12 @@ impl Drop for Lab {
     fn drop(&mut self) {
         // Processes first: a namespace with a live process would outlive `ip netns del`.
         self.procs.clear();
-        for ns in self.namespaces.drain(..).rev() {
+        for (ns, ino) in self.namespaces.drain(..).rev() {
             let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+            // What `xvs realserver up` recorded in a namespace that is gone now.
+            let _ = fs::remove_file(format!("/run/xvs/realserver-net{ino}.state"));
         }
+        let _ = fs::remove_dir("/run/xvs");
         let _ = fs::remove_dir_all(&self.dir);
     }
 }

@@ -1,0 +1,308 @@
+//! `xvs realserver up|down`: what the seeds' real-server script does for LVS DR and TUN,
+//! undoable. The VIPs go on `lo` as /32; ARP for them is silenced (arp_ignore=1,
+//! arp_announce=2); for TUN, reverse-path filtering is relaxed and xvs's IPIP decap
+//! program goes on the device's tc ingress (these kernels have no ipip module).
+//!
+//! Every change is recorded in a state file (one per network namespace, under /run/xvs)
+//! with the value it replaced, so `down` restores exactly what `up` changed and nothing
+//! else; running `up` twice changes nothing the second time.
+
+use std::fs;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use xvs_bpf::Decap;
+
+use crate::iface::Iface;
+use crate::netlink;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    Dr,
+    Tun,
+}
+
+pub struct Request {
+    pub vips: Vec<Ipv4Addr>,
+    pub mode: Mode,
+    pub dev: Option<String>,
+}
+
+/// What `up` changed, as recorded on disk.
+#[derive(Default, Debug, PartialEq, Eq)]
+struct State {
+    /// VIPs this tool added to lo.
+    vips: Vec<Ipv4Addr>,
+    /// (sysctl path under /proc/sys, value before the change).
+    sysctls: Vec<(String, String)>,
+    /// Device the decap program is attached to, and the VIPs it decapsulates.
+    decap: Option<(String, Vec<Ipv4Addr>)>,
+}
+
+impl State {
+    fn parse(text: &str) -> Result<State> {
+        let mut s = State::default();
+        for (n, line) in text.lines().enumerate() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let bad = || format!("line {}: {line:?}", n + 1);
+            match f.as_slice() {
+                [] => {}
+                ["vip", a] => s.vips.push(a.parse().with_context(bad)?),
+                ["sysctl", path, old] => s.sysctls.push((path.to_string(), old.to_string())),
+                ["decap", dev, vips @ ..] => {
+                    let v = vips
+                        .iter()
+                        .map(|a| a.parse())
+                        .collect::<Result<_, _>>()
+                        .with_context(bad)?;
+                    s.decap = Some((dev.to_string(), v));
+                }
+                _ => bail!("unreadable state {}", bad()),
+            }
+        }
+        Ok(s)
+    }
+
+    fn render(&self) -> String {
+        let mut out = String::new();
+        for v in &self.vips {
+            out += &format!("vip {v}\n");
+        }
+        for (p, old) in &self.sysctls {
+            out += &format!("sysctl {p} {old}\n");
+        }
+        if let Some((dev, vips)) = &self.decap {
+            let v: Vec<String> = vips.iter().map(|a| a.to_string()).collect();
+            out += &format!("decap {dev} {}\n", v.join(" "));
+        }
+        out
+    }
+
+    fn is_empty(&self) -> bool {
+        self.vips.is_empty() && self.sysctls.is_empty() && self.decap.is_none()
+    }
+}
+
+/// The state file of this network namespace (they share /run).
+fn state_path() -> Result<PathBuf> {
+    let ns =
+        fs::read_link("/proc/self/ns/net").context("reading this process's network namespace")?;
+    let id: String = ns
+        .to_string_lossy()
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    Ok(PathBuf::from(format!("/run/xvs/realserver-net{id}.state")))
+}
+
+fn load() -> Result<State> {
+    let path = state_path()?;
+    match fs::read_to_string(&path) {
+        Ok(t) => State::parse(&t).with_context(|| format!("{}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+fn save(s: &State) -> Result<()> {
+    let path = state_path()?;
+    if s.is_empty() {
+        let _ = fs::remove_file(&path);
+        return Ok(());
+    }
+    fs::create_dir_all("/run/xvs")?;
+    fs::write(&path, s.render()).with_context(|| format!("writing {}", path.display()))
+}
+
+fn sysctl_path(dev: &str, knob: &str) -> String {
+    format!("net/ipv4/conf/{dev}/{knob}")
+}
+
+fn read_sysctl(path: &str) -> Result<String> {
+    Ok(fs::read_to_string(format!("/proc/sys/{path}"))
+        .with_context(|| format!("reading {path}"))?
+        .trim()
+        .to_string())
+}
+
+fn write_sysctl(path: &str, value: &str) -> Result<()> {
+    fs::write(format!("/proc/sys/{path}"), value).with_context(|| format!("writing {path}"))
+}
+
+/// The sysctls a mode needs, as (path, value).
+fn sysctls(mode: Mode, dev: Option<&str>) -> Vec<(String, &'static str)> {
+    let mut ifs = vec!["all", "lo"];
+    ifs.extend(dev);
+    let mut v = Vec::new();
+    for i in &ifs {
+        v.push((sysctl_path(i, "arp_ignore"), "1"));
+        v.push((sysctl_path(i, "arp_announce"), "2"));
+    }
+    if mode == Mode::Tun {
+        // The kernel uses the larger of `all` and the device's value: both go to 0.
+        for i in &ifs {
+            v.push((sysctl_path(i, "rp_filter"), "0"));
+        }
+    }
+    v
+}
+
+fn lookup_dev(dev: &Option<String>) -> Result<Option<Iface>> {
+    match dev {
+        None => Ok(None),
+        Some(name) => match Iface::lookup(name)? {
+            Some(i) => Ok(Some(i)),
+            None => bail!(
+                "device {name:?} does not exist; nothing was changed (`ip link` lists the devices)"
+            ),
+        },
+    }
+}
+
+/// Applies `req`; returns a line per change made.
+pub fn up(req: &Request) -> Result<Vec<String>> {
+    let dev = lookup_dev(&req.dev)?;
+    if req.mode == Mode::Tun && dev.is_none() {
+        bail!(
+            "--mode tun needs --dev: the device tunnelled packets arrive on; nothing was changed"
+        );
+    }
+    if req.vips.is_empty() {
+        bail!("no VIP given; nothing was changed");
+    }
+    let lo = Iface::lookup("lo")?.context("no loopback device")?;
+    let mut state = load()?;
+    let mut done = Vec::new();
+
+    for &vip in &req.vips {
+        if netlink::add_address(lo.ifindex, vip, 32)
+            .with_context(|| format!("adding {vip}/32 to lo"))?
+        {
+            state.vips.push(vip);
+            done.push(format!("added {vip}/32 to lo"));
+        }
+        save(&state)?;
+    }
+    for (path, value) in sysctls(req.mode, req.dev.as_deref()) {
+        let old = read_sysctl(&path)?;
+        if old != value {
+            write_sysctl(&path, value)?;
+            if !state.sysctls.iter().any(|(p, _)| *p == path) {
+                state.sysctls.push((path.clone(), old.clone()));
+            }
+            done.push(format!(
+                "set {} = {value} (was {old})",
+                path.replace('/', ".")
+            ));
+            save(&state)?;
+        }
+    }
+    if let (Mode::Tun, Some(dev)) = (req.mode, &dev) {
+        let mut vips = match &state.decap {
+            Some((d, v)) if *d == dev.name => v.clone(),
+            _ => Vec::new(),
+        };
+        let decap = Decap::load()?;
+        let before = vips.len();
+        for v in &req.vips {
+            if !vips.contains(v) {
+                vips.push(*v);
+            }
+        }
+        if vips.len() != before || !decap.attached(dev.ifindex as i32) {
+            decap.add_vips(&vips)?;
+            decap.attach(dev.ifindex as i32)?;
+            let list: Vec<String> = vips.iter().map(|v| v.to_string()).collect();
+            done.push(format!(
+                "attached the IPIP decap program to {} ingress for {}",
+                dev.name,
+                list.join(", ")
+            ));
+            state.decap = Some((dev.name.clone(), vips));
+            save(&state)?;
+        }
+    }
+    Ok(done)
+}
+
+/// Undoes what `up` recorded for `vips` (all of them if empty); once no VIP is left, the
+/// sysctls go back to their old values too.
+pub fn down(vips: &[Ipv4Addr]) -> Result<Vec<String>> {
+    let mut state = load()?;
+    let mut done = Vec::new();
+    let wanted = |v: &Ipv4Addr| vips.is_empty() || vips.contains(v);
+    let lo = Iface::lookup("lo")?.context("no loopback device")?;
+    for vip in state.vips.clone().iter().filter(|v| wanted(v)) {
+        if netlink::del_address(lo.ifindex, *vip, 32)
+            .with_context(|| format!("removing {vip}/32 from lo"))?
+        {
+            done.push(format!("removed {vip}/32 from lo"));
+        }
+        state.vips.retain(|v| v != vip);
+        save(&state)?;
+    }
+    if let Some((dev, dvips)) = state.decap.clone() {
+        let left: Vec<Ipv4Addr> = dvips.iter().copied().filter(|v| !wanted(v)).collect();
+        let decap = Decap::load()?;
+        match Iface::lookup(&dev)? {
+            Some(i) if left.is_empty() => {
+                if decap.detach(i.ifindex as i32)? {
+                    done.push(format!("detached the IPIP decap program from {dev}"));
+                }
+            }
+            Some(i) => {
+                decap.add_vips(&left)?;
+                decap.attach(i.ifindex as i32)?;
+                done.push(format!(
+                    "the IPIP decap program on {dev} now serves {} VIP(s)",
+                    left.len()
+                ));
+            }
+            None => done.push(format!(
+                "device {dev} is gone, and its decap program with it"
+            )),
+        }
+        state.decap = (!left.is_empty()).then_some((dev, left));
+        save(&state)?;
+    }
+    if state.vips.is_empty() && state.decap.is_none() {
+        for (path, old) in std::mem::take(&mut state.sysctls) {
+            write_sysctl(&path, &old)?;
+            done.push(format!("restored {} = {old}", path.replace('/', ".")));
+        }
+        save(&state)?;
+    }
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_round_trip_and_bad_input() {
+        let s = State {
+            vips: vec![Ipv4Addr::new(10, 0, 0, 100)],
+            sysctls: vec![("net/ipv4/conf/all/arp_ignore".into(), "0".into())],
+            decap: Some((
+                "eth0".into(),
+                vec![Ipv4Addr::new(10, 0, 0, 100), Ipv4Addr::new(10, 0, 0, 101)],
+            )),
+        };
+        assert_eq!(State::parse(&s.render()).unwrap(), s);
+        assert!(State::parse("vip not-an-address\n").is_err());
+        assert!(State::parse("something else\n").is_err());
+        assert!(State::parse("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn tun_relaxes_rp_filter_on_all_and_the_device() {
+        let dr = sysctls(Mode::Dr, None);
+        assert!(dr.iter().all(|(p, _)| !p.contains("rp_filter")));
+        assert!(dr.contains(&("net/ipv4/conf/all/arp_ignore".into(), "1")));
+        let tun = sysctls(Mode::Tun, Some("eth0"));
+        assert!(tun.contains(&("net/ipv4/conf/eth0/rp_filter".into(), "0")));
+        assert!(tun.contains(&("net/ipv4/conf/all/rp_filter".into(), "0")));
+    }
+}

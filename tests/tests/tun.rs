@@ -1,0 +1,145 @@
+//! TUN end to end: real servers prepared by `xvs realserver up --mode tun` (VIP on lo, ARP
+//! silenced, rp_filter off, xvs's IPIP decap program on eth0) answer through the tunnel.
+
+use std::time::Duration;
+
+use xvs_tests::dr::{self, DrLab, Prep, VIP};
+
+fn tun_lab() -> DrLab {
+    let mut lab = DrLab::build_with(2, 1, Prep::XvsTun).expect("build the lab");
+    lab.start_web().expect("start nginx");
+    let cfg = dr::config(&[1, 1], None)
+        .replace("forwarding: dr", "forwarding: tun")
+        .replace("wrr", "rr");
+    let path = lab.write_config(&cfg).unwrap();
+    lab.start_xvs(&path).expect("start xvs");
+    lab
+}
+
+fn stop_clean(lab: &mut DrLab) -> String {
+    let (status, log) = lab.stop_xvs().unwrap();
+    assert!(status.success(), "xvs exit status {status:?}:\n{log}");
+    assert!(
+        !lab.director_has_xdp().unwrap(),
+        "XDP left attached:\n{log}"
+    );
+    log
+}
+
+#[test]
+fn http_through_the_tunnel_with_the_right_outer_header() {
+    xvs_tests::tools::require(&["tcpdump"]).unwrap();
+    let mut lab = tun_lab();
+    let pcap = lab.lab.dir.join("rs1.pcap").display().to_string();
+    lab.lab
+        .spawn(
+            "rs1",
+            "tcpdump",
+            &[
+                "timeout",
+                "15",
+                "tcpdump",
+                "-i",
+                "eth0",
+                "-nn",
+                "-U",
+                "-c",
+                "1",
+                "-w",
+                &pcap,
+                "ip proto 4",
+            ],
+        )
+        .unwrap()
+        .wait_for_log("listening on", Duration::from_secs(10))
+        .unwrap();
+    let answers = lab.http_gets(10, "/").unwrap();
+    let tally = DrLab::tally(&answers);
+    assert_eq!(tally.get("rs1"), Some(&5), "{tally:?}");
+    assert_eq!(tally.get("rs2"), Some(&5), "{tally:?}");
+    assert!(
+        lab.lab
+            .proc("tcpdump")
+            .unwrap()
+            .wait(Duration::from_secs(10))
+            .is_some(),
+        "tcpdump saw no IPIP"
+    );
+    let seen = lab
+        .lab
+        .sh("rs1", &format!("tcpdump -r {pcap} -nn -v 2>/dev/null"))
+        .unwrap();
+    // Outer: director → real server, IPIP, DF copied; inner: the client's own SYN to the VIP.
+    assert!(seen.contains("proto IPIP (4)"), "{seen}");
+    assert!(
+        seen.contains(&format!("{} > {}:", dr::DIRECTOR, dr::rs_addr(0))),
+        "{seen}"
+    );
+    assert!(
+        seen.contains(&format!("{}.", dr::CLIENT)) && seen.contains(&format!("> {VIP}.80:")),
+        "{seen}"
+    );
+    assert!(seen.contains("flags [DF]"), "{seen}");
+    stop_clean(&mut lab);
+    // The real server's preparation undoes cleanly.
+    let bin = xvs_tests::tools::xvs_bin().unwrap().display().to_string();
+    let down = lab
+        .lab
+        .sh("rs1", &format!("{bin} realserver down"))
+        .unwrap();
+    assert!(
+        down.contains("detached the IPIP decap program from eth0"),
+        "{down}"
+    );
+    assert!(!lab
+        .lab
+        .sh("rs1", "ip addr show dev lo")
+        .unwrap()
+        .contains(VIP));
+    assert_eq!(
+        lab.lab
+            .sh("rs1", "tc filter show dev eth0 ingress")
+            .unwrap()
+            .trim(),
+        ""
+    );
+}
+
+#[test]
+fn upload_adapts_to_the_tunnel_mtu() {
+    let mut lab = tun_lab();
+    let dir = lab.lab.dir.display().to_string();
+    // MTU 1500 on every link: full-size segments do not fit the tunnel until TCP hears
+    // the director's ICMP fragmentation-needed.
+    let out = lab
+        .lab
+        .sh("cl", &format!("curl -s -m 60 -o /dev/null -w '%{{http_code}}' -T {dir}/big.bin http://{VIP}/upload/up.bin"))
+        .unwrap();
+    assert_eq!(out, "201", "upload status");
+    let want = lab
+        .lab
+        .sh("cl", &format!("sha256sum < {dir}/big.bin"))
+        .unwrap();
+    let got: Vec<String> = (0..2)
+        .filter_map(|i| {
+            lab.lab
+                .sh(
+                    &dr::rs_name(i),
+                    &format!("sha256sum < {dir}/{}/www/upload/up.bin", dr::rs_name(i)),
+                )
+                .ok()
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![want],
+        "exactly one real server holds the upload, intact"
+    );
+    let log = stop_clean(&mut lab);
+    let sent: u64 = log
+        .lines()
+        .find_map(|l| l.strip_prefix("icmp frag needed sent "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("counter in the report");
+    assert!(sent > 0, "the client learned the MTU from xvs:\n{log}");
+}
