@@ -28,4 +28,18 @@ struct {
 	__uint(max_entries, 1);
 } xvs_counters SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct xvs_nat_key);
+	__type(value, struct xvs_nat_value);
+	__uint(max_entries, XVS_MAX_NAT_BACKENDS);
+} xvs_nat_backends SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, __be32);
+	__type(value, struct xvs_nat_client);
+	__uint(max_entries, XVS_MAX_NAT_CLIENTS);
+} xvs_nat_clients SEC(".maps");
+
 #endif

@@ -19,8 +19,35 @@ struct xvs_svc_key {
 	__u8 pad; /* always 0: hash maps compare keys byte for byte */
 };
 
+#define XVS_SVC_F_NAT 1 /* NAT service: learn each client's MAC for the replies */
+
 struct xvs_svc_value {
-	__u32 flags; /* reserved, 0 */
+	__u32 flags; /* XVS_SVC_F_* */
+};
+
+/* NAT: a real server's address, port and protocol (the source of its replies)... */
+#define XVS_MAX_NAT_BACKENDS 16384
+struct xvs_nat_key {
+	__be32 addr;
+	__be16 port;
+	__u8 proto;
+	__u8 pad; /* always 0 */
+};
+
+/* ...and what its replies become: from VIP:vport, out of the interface given (0: the one
+ * they arrived on), with the director's MAC there as source. */
+struct xvs_nat_value {
+	__be32 vip;
+	__be16 vport;
+	__u8 src_mac[6];
+	__u32 out_ifindex;
+};
+
+/* NAT clients' next-hop MACs, learned from their requests (LRU: bounded). */
+#define XVS_MAX_NAT_CLIENTS 65536
+struct xvs_nat_client {
+	__u8 mac[6];
+	__u16 pad;
 };
 
 /* The steering program's counters, one slot each, in a per-CPU array. X(NAME, label):
@@ -33,7 +60,10 @@ struct xvs_svc_value {
 	X(PASS_NOT_SERVICE, "pass_not_service") /* TCP/UDP to no configured service */     \
 	X(PASS_FRAGMENT, "pass_fragment")   /* IPv4 fragments carry no usable ports */      \
 	X(PASS_TRUNCATED, "pass_truncated") /* frame shorter than its headers */            \
-	X(PASS_BAD_HEADER, "pass_bad_header") /* IPv4 header length below 20 */
+	X(PASS_BAD_HEADER, "pass_bad_header") /* IPv4 header length below 20 */          \
+	X(NAT_REPLY, "nat_reply")           /* NAT reply translated, to the learned MAC */ \
+	X(NAT_REPLY_FIB, "nat_reply_fib")   /* NAT reply translated, next hop from the FIB */ \
+	X(DROP_NAT_NO_NEIGH, "drop_nat_no_neigh") /* NAT reply with no way to the client */
 
 enum xvs_xdp_stat {
 #define XVS_STAT_ENUM(name, label) XVS_STAT_##name,

@@ -8,7 +8,7 @@ pub mod layout {
     include!(concat!(env!("OUT_DIR"), "/abi_layout.rs"));
 }
 
-pub use layout::{MAX_QUEUES, MAX_SERVICES, XDP_STAT_LABELS};
+pub use layout::{MAX_NAT_BACKENDS, MAX_QUEUES, MAX_SERVICES, SVC_F_NAT, XDP_STAT_LABELS};
 
 /// `struct xvs_svc_key`: what the steering program matches.
 #[repr(C)]
@@ -62,6 +62,57 @@ impl SvcKey {
         Some(k)
     }
 }
+
+/// `struct xvs_nat_key`: a NAT real server's address, port and protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct NatKey {
+    pub addr: Ipv4Addr,
+    pub port: u16,
+    pub proto: u8,
+}
+
+impl NatKey {
+    /// The key as the map stores it (same layout as `xvs_svc_key`).
+    pub fn to_bytes(self) -> [u8; layout::NAT_KEY_SIZE] {
+        SvcKey::new(self.addr, self.port, self.proto).to_bytes()
+    }
+
+    pub fn from_bytes(b: &[u8]) -> Option<Self> {
+        let k = SvcKey::from_bytes(b)?;
+        Some(NatKey {
+            addr: Ipv4Addr::from(k.addr),
+            port: u16::from_be_bytes(k.port),
+            proto: k.proto,
+        })
+    }
+}
+
+/// `struct xvs_nat_value`: what a NAT real server's replies become.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NatValue {
+    pub vip: Ipv4Addr,
+    pub vport: u16,
+    /// The director's MAC on the interface the replies leave by.
+    pub src_mac: [u8; 6],
+    /// That interface; 0: the one they arrive on.
+    pub out_ifindex: u32,
+}
+
+impl NatValue {
+    pub fn to_bytes(self) -> [u8; layout::NAT_VALUE_SIZE] {
+        let mut b = [0u8; layout::NAT_VALUE_SIZE];
+        b[layout::NAT_VALUE_VIP..layout::NAT_VALUE_VIP + 4].copy_from_slice(&self.vip.octets());
+        b[layout::NAT_VALUE_VPORT..layout::NAT_VALUE_VPORT + 2]
+            .copy_from_slice(&self.vport.to_be_bytes());
+        b[layout::NAT_VALUE_SRC_MAC..layout::NAT_VALUE_SRC_MAC + 6].copy_from_slice(&self.src_mac);
+        b[layout::NAT_VALUE_OUT_IFINDEX..layout::NAT_VALUE_OUT_IFINDEX + 4]
+            .copy_from_slice(&self.out_ifindex.to_ne_bytes());
+        b
+    }
+}
+
+const _: () = assert!(layout::NAT_KEY_SIZE == layout::SVC_KEY_SIZE);
+const _: () = assert!(layout::NAT_CLIENT_SIZE == 8);
 
 /// A program's per-CPU counters summed over CPUs, in the order of `labels`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

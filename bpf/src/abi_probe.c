@@ -22,6 +22,15 @@ int main(void)
 #define XVS_STAT_LABEL(name, label) printf("    \"%s\",\n", label);
 	XVS_XDP_STATS(XVS_STAT_LABEL)
 	printf("];\n");
+	printf("pub const SVC_F_NAT: u32 = %d;\n", XVS_SVC_F_NAT);
+	printf("pub const MAX_NAT_BACKENDS: u32 = %d;\n", XVS_MAX_NAT_BACKENDS);
+	SIZE("NAT_KEY", struct xvs_nat_key);
+	SIZE("NAT_VALUE", struct xvs_nat_value);
+	OFF("NAT_VALUE_VIP", struct xvs_nat_value, vip);
+	OFF("NAT_VALUE_VPORT", struct xvs_nat_value, vport);
+	OFF("NAT_VALUE_SRC_MAC", struct xvs_nat_value, src_mac);
+	OFF("NAT_VALUE_OUT_IFINDEX", struct xvs_nat_value, out_ifindex);
+	SIZE("NAT_CLIENT", struct xvs_nat_client);
 	printf("pub const MAX_DECAP_VIPS: u32 = %d;\n", XVS_MAX_DECAP_VIPS);
 	SIZE("DECAP_COUNTERS", struct xvs_decap_counters);
 	printf("pub const DECAP_STAT_LABELS: [&str; %d] = [\n", XVS_DECAP_MAX);

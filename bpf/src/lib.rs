@@ -18,3 +18,6 @@ pub const STEER_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/steer.
 
 /// The compiled real-server decap program.
 pub const DECAP_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/decap.bpf.o"));
+
+/// A program that passes everything, for the peer of a veth that XDP transmits into.
+pub const PASS_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/pass.bpf.o"));

@@ -7,13 +7,19 @@ use libbpf_rs::{
     Map, MapCore, MapFlags, MapHandle, Object, ObjectBuilder, Program, ProgramMut, Xdp, XdpFlags,
 };
 
-use crate::abi::{SvcKey, XdpCounters, MAX_QUEUES, MAX_SERVICES};
+use std::net::Ipv4Addr;
+
+use crate::abi::{
+    NatKey, NatValue, SvcKey, XdpCounters, MAX_NAT_BACKENDS, MAX_QUEUES, MAX_SERVICES,
+};
 use crate::BpfError;
 
 const PROG: &str = "xvs_steer";
 const MAP_SERVICES: &str = "xvs_services";
 const MAP_XSKS: &str = "xvs_xsks";
 const MAP_COUNTERS: &str = "xvs_counters";
+const MAP_NAT_BACKENDS: &str = "xvs_nat_backends";
+const MAP_NAT_CLIENTS: &str = "xvs_nat_clients";
 
 /// How the operator asked for the program to be attached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,6 +60,8 @@ pub struct Steer {
     services: MapHandle,
     xsks: MapHandle,
     counters: MapHandle,
+    nat_backends: MapHandle,
+    nat_clients: MapHandle,
     attached: Option<(i32, XdpMode)>,
 }
 
@@ -90,6 +98,8 @@ impl Steer {
             services: map_handle(&obj, MAP_SERVICES)?,
             xsks: map_handle(&obj, MAP_XSKS)?,
             counters: map_handle(&obj, MAP_COUNTERS)?,
+            nat_backends: map_handle(&obj, MAP_NAT_BACKENDS)?,
+            nat_clients: map_handle(&obj, MAP_NAT_CLIENTS)?,
             prog_fd,
             obj,
             attached: None,
@@ -141,35 +151,51 @@ impl Steer {
         self.attached
     }
 
-    /// Makes the steering map hold exactly `keys`: new ones are added before stale ones go,
-    /// so a service present in both the old and new set is never missing.
-    pub fn set_services(&self, keys: &[SvcKey]) -> Result<(), BpfError> {
-        if keys.len() > MAX_SERVICES as usize {
-            return Err(BpfError::TooManyServices(keys.len()));
+    /// Makes the steering map hold exactly `services` (key, `SVC_F_*` flags): new ones
+    /// are written before stale ones go, so a service in both sets is never missing.
+    pub fn set_services(&self, services: &[(SvcKey, u32)]) -> Result<(), BpfError> {
+        if services.len() > MAX_SERVICES as usize {
+            return Err(BpfError::TooManyServices(services.len()));
         }
-        let map_err = |op| {
-            move |source| BpfError::Map {
-                op,
-                map: MAP_SERVICES,
-                source,
-            }
-        };
-        let wanted: HashSet<SvcKey> = keys.iter().copied().collect();
-        let value = [0u8; crate::abi::layout::SVC_VALUE_SIZE];
-        for k in &wanted {
-            self.services
-                .update(&k.to_bytes(), &value, MapFlags::ANY)
-                .map_err(map_err("update"))?;
-        }
-        let stale: Vec<Vec<u8>> = self
-            .services
-            .keys()
-            .filter(|raw| SvcKey::from_bytes(raw).is_none_or(|k| !wanted.contains(&k)))
+        let entries: Vec<(Vec<u8>, Vec<u8>)> = services
+            .iter()
+            .map(|(k, f)| (k.to_bytes().to_vec(), f.to_ne_bytes().to_vec()))
             .collect();
-        for raw in stale {
-            self.services.delete(&raw).map_err(map_err("delete"))?;
+        replace_all(&self.services, MAP_SERVICES, &entries)
+    }
+
+    /// Makes the NAT map hold exactly `backends`.
+    pub fn set_nat_backends(&self, backends: &[(NatKey, NatValue)]) -> Result<(), BpfError> {
+        if backends.len() > MAX_NAT_BACKENDS as usize {
+            return Err(BpfError::TooManyServices(backends.len()));
         }
-        Ok(())
+        let entries: Vec<(Vec<u8>, Vec<u8>)> = backends
+            .iter()
+            .map(|(k, v)| (k.to_bytes().to_vec(), v.to_bytes().to_vec()))
+            .collect();
+        replace_all(&self.nat_backends, MAP_NAT_BACKENDS, &entries)
+    }
+
+    /// The MAC the steering program learned for a NAT client.
+    pub fn nat_client(&self, client: Ipv4Addr) -> Option<[u8; 6]> {
+        let v = self
+            .nat_clients
+            .lookup(&client.octets(), MapFlags::ANY)
+            .ok()??;
+        v.get(..6)?.try_into().ok()
+    }
+
+    /// Teaches the steering program a NAT client's MAC (tests; requests do it in life).
+    pub fn set_nat_client(&self, client: Ipv4Addr, mac: [u8; 6]) -> Result<(), BpfError> {
+        let mut v = [0u8; 8];
+        v[..6].copy_from_slice(&mac);
+        self.nat_clients
+            .update(&client.octets(), &v, MapFlags::ANY)
+            .map_err(|source| BpfError::Map {
+                op: "update",
+                map: MAP_NAT_CLIENTS,
+                source,
+            })
     }
 
     /// The services the steering map holds now.
@@ -226,6 +252,33 @@ impl Drop for Steer {
     fn drop(&mut self) {
         self.detach();
     }
+}
+
+/// Writes `entries` into `map`, then deletes every other key.
+fn replace_all(
+    map: &MapHandle,
+    name: &'static str,
+    entries: &[(Vec<u8>, Vec<u8>)],
+) -> Result<(), BpfError> {
+    let err = |op| {
+        move |source| BpfError::Map {
+            op,
+            map: name,
+            source,
+        }
+    };
+    for (k, v) in entries {
+        map.update(k, v, MapFlags::ANY).map_err(err("update"))?;
+    }
+    let wanted: HashSet<&[u8]> = entries.iter().map(|(k, _)| k.as_slice()).collect();
+    let stale: Vec<Vec<u8>> = map
+        .keys()
+        .filter(|k| !wanted.contains(k.as_slice()))
+        .collect();
+    for k in stale {
+        map.delete(&k).map_err(err("delete"))?;
+    }
+    Ok(())
 }
 
 fn find_prog(obj: &Object) -> Result<Program<'_>, BpfError> {

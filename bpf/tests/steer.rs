@@ -16,8 +16,8 @@ fn loaded() -> Steer {
     let steer = Steer::load().expect("load the steering program (root and BPF needed)");
     steer
         .set_services(&[
-            SvcKey::new(VIP, VIP_TCP_PORT, 6),
-            SvcKey::new(VIP, VIP_UDP_PORT, 17),
+            (SvcKey::new(VIP, VIP_TCP_PORT, 6), 0),
+            (SvcKey::new(VIP, VIP_UDP_PORT, 17), 0),
         ])
         .unwrap();
     steer
@@ -112,11 +112,131 @@ fn port_zero_service_takes_every_port() {
     steer.register_xsk(0, xsk.fd()).unwrap();
     let frame = fixtures::tcp_frame(fixtures::CLIENT, 1, VIP, 8443, 2, b"");
     assert_eq!(run(&steer, &frame).0, XDP_PASS);
-    steer.set_services(&[SvcKey::new(VIP, 0, 6)]).unwrap();
+    steer.set_services(&[(SvcKey::new(VIP, 0, 6), 0)]).unwrap();
     assert_eq!(run(&steer, &frame).0, XDP_REDIRECT);
     assert_eq!(
         steer.services(),
         vec![SvcKey::new(VIP, 0, 6)],
         "stale services removed"
     );
+}
+
+mod nat {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use xvs_bpf::abi::{NatKey, NatValue, SVC_F_NAT};
+    use xvs_dataplane::fixtures::{CLIENT, CLIENT_MAC};
+    use xvs_dataplane::wire::ipv4::Ipv4Packet;
+    use xvs_dataplane::wire::tcp::TcpPacket;
+    use xvs_dataplane::wire::udp::UdpPacket;
+
+    const XDP_DROP: u32 = 1;
+    const XDP_TX: u32 = 3;
+    const RIP: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 11);
+    const DIRECTOR_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x22];
+
+    fn nat_steer() -> Steer {
+        let steer = Steer::load().unwrap();
+        steer
+            .set_services(&[(SvcKey::new(VIP, 8080, 6), SVC_F_NAT)])
+            .unwrap();
+        let backend = |proto| {
+            (
+                NatKey {
+                    addr: RIP,
+                    port: 80,
+                    proto,
+                },
+                NatValue {
+                    vip: VIP,
+                    vport: 8080,
+                    src_mac: DIRECTOR_MAC,
+                    out_ifindex: 0,
+                },
+            )
+        };
+        steer.set_nat_backends(&[backend(6), backend(17)]).unwrap();
+        steer
+    }
+
+    fn run_out(steer: &Steer, frame: &[u8]) -> (u32, Vec<u8>, XdpCounters) {
+        let before = steer.counters().unwrap();
+        let mut out = vec![0u8; frame.len() + 256];
+        let input = ProgramInput {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            ..Default::default()
+        };
+        let o = steer.program().test_run(input).expect("BPF_PROG_TEST_RUN");
+        let len = o.data.map_or(0, |d| d.len());
+        let delta = steer.counters().unwrap().since(&before);
+        (o.return_value, out[..len].to_vec(), delta)
+    }
+
+    #[test]
+    fn requests_teach_the_client_mac() {
+        let steer = nat_steer();
+        assert_eq!(steer.nat_client(CLIENT), None);
+        let req = fixtures::tcp_frame(CLIENT, 40000, VIP, 8080, 2, b"");
+        run(&steer, &req);
+        assert_eq!(steer.nat_client(CLIENT), Some(CLIENT_MAC));
+    }
+
+    #[test]
+    fn replies_become_the_vip_with_valid_checksums() {
+        let steer = nat_steer();
+        steer.set_nat_client(CLIENT, CLIENT_MAC).unwrap();
+        let reply = fixtures::tcp_frame(RIP, 80, CLIENT, 40000, 0x12, b"hello from rs1");
+        let (action, out, delta) = run_out(&steer, &reply);
+        assert_eq!((action, delta.get("nat_reply")), (XDP_TX, 1));
+        assert_eq!(&out[..6], &CLIENT_MAC);
+        assert_eq!(&out[6..12], &DIRECTOR_MAC);
+        let ip = Ipv4Packet::new_checked(&out[14..]).unwrap();
+        assert_eq!((ip.src(), ip.dst()), (VIP, CLIENT));
+        assert!(
+            ip.verify_checksum(),
+            "IPv4 checksum, recomputed from scratch"
+        );
+        let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+        assert_eq!((tcp.src_port(), tcp.dst_port()), (8080, 40000));
+        assert!(
+            tcp.verify_checksum(VIP, CLIENT),
+            "TCP checksum, recomputed from scratch"
+        );
+
+        let udp = fixtures::udp_frame(RIP, 80, CLIENT, 5353, b"answer");
+        let (action, out, _) = run_out(&steer, &udp);
+        assert_eq!(action, XDP_TX);
+        let ip = Ipv4Packet::new_checked(&out[14..]).unwrap();
+        let u = UdpPacket::new_checked(ip.payload()).unwrap();
+        assert_eq!(u.src_port(), 8080);
+        assert!(u.checksum() != 0 && u.verify_checksum(VIP, CLIENT));
+
+        // A UDP reply without a checksum stays without one.
+        let mut bare = fixtures::udp_frame(RIP, 80, CLIENT, 5353, b"answer");
+        bare[40] = 0;
+        bare[41] = 0;
+        let (_, out, _) = run_out(&steer, &bare);
+        assert_eq!(&out[40..42], &[0, 0]);
+    }
+
+    #[test]
+    fn replies_from_unknown_servers_are_not_touched() {
+        let steer = nat_steer();
+        steer.set_nat_client(CLIENT, CLIENT_MAC).unwrap();
+        let other = fixtures::tcp_frame(RIP, 81, CLIENT, 40000, 0x12, b"");
+        let (action, out, delta) = run_out(&steer, &other);
+        assert_eq!((action, delta.get("pass_not_service")), (XDP_PASS, 1));
+        assert_eq!(out, other);
+    }
+
+    #[test]
+    fn a_reply_with_no_way_to_the_client_is_dropped_and_counted() {
+        own_netns(); // no routes: the FIB knows no way either
+        let steer = nat_steer();
+        let reply = fixtures::tcp_frame(RIP, 80, CLIENT, 40000, 0x12, b"");
+        let (action, _, delta) = run_out(&steer, &reply);
+        assert_eq!((action, delta.get("drop_nat_no_neigh")), (XDP_DROP, 1));
+    }
 }

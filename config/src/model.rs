@@ -119,7 +119,7 @@ pub struct Persistence {
     pub granularity: Ipv4Addr,
 }
 
-/// Forwarding methods (keepalived's `lb_kind`); NAT is not implemented yet.
+/// Forwarding methods (keepalived's `lb_kind`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Forwarding {
@@ -127,6 +127,8 @@ pub enum Forwarding {
     Dr,
     /// IP-in-IP tunnel: real servers anywhere routable, decapsulating to the VIP.
     Tun,
+    /// Masquerading: the director is the real servers' gateway; ports may be mapped.
+    Nat,
 }
 
 impl Forwarding {
@@ -134,6 +136,7 @@ impl Forwarding {
         match self {
             Forwarding::Dr => "dr",
             Forwarding::Tun => "tun",
+            Forwarding::Nat => "nat",
         }
     }
 }

@@ -105,6 +105,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Diagnostic>> {
     });
     let mut seen_services: HashMap<(Ipv4Addr, u16, Protocol), u64> = HashMap::new();
     let mut seen_names: HashMap<String, u64> = HashMap::new();
+    let mut seen_nat: HashMap<(Ipv4Addr, u16, Protocol), u64> = HashMap::new();
     let mut virtual_servers = Vec::new();
     for vs in &raw.virtual_servers {
         if let Some(first) = seen_names.insert(vs.name.value.clone(), at(&vs.name).0) {
@@ -267,6 +268,17 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Diagnostic>> {
         }
         let forwarding = vs.forwarding.as_ref().map_or(Forwarding::Dr, |f| f.value);
         let multi = ports.len() > 1;
+        if forwarding == Forwarding::Nat && ports.contains(&0) {
+            let span = vs.port.as_ref().map_or_else(|| at(&vs.address), at);
+            ck.out.push(
+                Diagnostic::new(
+                    span.0,
+                    span.1,
+                    "a NAT virtual server cannot serve every port (port 0)".to_string(),
+                )
+                .hint("list the ports: NAT must know which port each reply came from"),
+            );
+        }
         let mut seen_rs: HashMap<(Ipv4Addr, u16), u64> = HashMap::new();
         let mut real_servers = Vec::new();
         for rs in &vs.real_servers {
@@ -289,7 +301,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Diagnostic>> {
                 None if multi => 0,
                 None => ports[0],
             };
-            if !multi && rport != ports[0] {
+            if forwarding != Forwarding::Nat && !multi && rport != ports[0] {
                 let p = rs.port.as_ref().expect("differs only when given");
                 let m = forwarding.as_str().to_uppercase();
                 ck.error(
@@ -322,6 +334,26 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Diagnostic>> {
                 port: rport,
                 weight,
             });
+        }
+        if forwarding == Forwarding::Nat {
+            for (rs, raw_rs) in real_servers.iter().zip(&vs.real_servers) {
+                let rports: Vec<u16> = if rs.port == 0 {
+                    ports.clone()
+                } else {
+                    vec![rs.port]
+                };
+                for rp in rports {
+                    if let Some(first) =
+                        seen_nat.insert((rs.address, rp, vs.protocol.value), at(&raw_rs.address).0)
+                    {
+                        ck.error(
+                            &raw_rs.address,
+                            format!("NAT real server {}:{rp} already serves the virtual server at line {first}", rs.address),
+                            "its replies could not be told apart: give it another port in one of them",
+                        );
+                    }
+                }
+            }
         }
         virtual_servers.push(VirtualServer {
             name: vs.name.value.clone(),

@@ -226,3 +226,22 @@ fn per_state_timeouts() {
     let e = errors(&format!("{GOOD}timeouts: {{ tcp: 0 }}\n"));
     assert!(e.contains("timeout 0 is out of range"), "{e}");
 }
+
+#[test]
+fn nat_maps_ports_and_refuses_ambiguity() {
+    let nat = GOOD
+        .replace("forwarding: dr", "forwarding: nat")
+        .replace("10.0.0.11, port: 80", "10.0.0.11, port: 8080");
+    let c = parse("t.yaml", &nat).unwrap();
+    assert_eq!(c.virtual_servers[0].real_servers[0].port, 8080);
+    let e = errors(&nat.replace("    port: 80\n", "    port: 0\n"));
+    assert!(e.contains("cannot serve every port"), "{e}");
+    let twice = format!(
+        "{nat}  - name: web2\n    address: 10.0.0.101\n    port: 80\n    protocol: tcp\n    forwarding: nat\n    real_servers:\n      - {{ address: 10.0.0.11, port: 8080 }}\n"
+    );
+    let e = errors(&twice);
+    assert!(
+        e.contains("already serves the virtual server at line"),
+        "{e}"
+    );
+}

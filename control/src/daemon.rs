@@ -13,7 +13,6 @@ use anyhow::{Context, Result};
 use arc_swap::ArcSwap;
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{error, info, warn};
-use xvs_bpf::abi::SvcKey;
 use xvs_bpf::{AttachMode, Steer};
 use xvs_config::{Config, Forwarding, XdpMode};
 use xvs_dataplane::flow::{TcpState, Timeouts};
@@ -79,16 +78,8 @@ pub async fn run(path: &Path, cfg: Config, iface: Iface) -> Result<()> {
     let shared: SharedSnapshot = Arc::new(ArcSwap::from_pointee(snap));
 
     let mut steer = Steer::load().context("loading the steering program")?;
-    let keys: Vec<SvcKey> = cfg
-        .virtual_servers
-        .iter()
-        .flat_map(|vs| {
-            vs.ports
-                .iter()
-                .map(|&p| SvcKey::new(vs.address, p, vs.protocol.number()))
-        })
-        .collect();
-    steer.set_services(&keys)?;
+    steer.set_services(&publish::steering_services(&cfg))?;
+    steer.set_nat_backends(&publish::nat_backends(&cfg, iface.mac))?;
     let mode = match cfg.xdp_mode {
         XdpMode::Auto => AttachMode::Auto,
         XdpMode::Native => AttachMode::Native,

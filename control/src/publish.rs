@@ -74,6 +74,7 @@ fn service(vs: &xvs_config::VirtualServer, dests: Vec<DestId>) -> Service {
     let forwarding = match vs.forwarding {
         CfgForwarding::Dr => Forwarding::Dr,
         CfgForwarding::Tun => Forwarding::Tun,
+        CfgForwarding::Nat => Forwarding::Nat,
     };
     let mut s = Service::new(
         vs.name.clone(),
@@ -157,6 +158,61 @@ pub fn unresolved(cfg: &Config, macs: &HashMap<Ipv4Addr, [u8; 6]>) -> Vec<Ipv4Ad
     v.sort();
     v.dedup();
     v
+}
+
+/// The steering program's services: every port of every virtual server, NAT ones
+/// flagged so their clients' MACs are learned.
+pub fn steering_services(cfg: &Config) -> Vec<(xvs_bpf::abi::SvcKey, u32)> {
+    cfg.virtual_servers
+        .iter()
+        .flat_map(|vs| {
+            let flags = if vs.forwarding == CfgForwarding::Nat {
+                xvs_bpf::abi::SVC_F_NAT
+            } else {
+                0
+            };
+            vs.ports.iter().map(move |&p| {
+                (
+                    xvs_bpf::abi::SvcKey::new(vs.address, p, vs.protocol.number()),
+                    flags,
+                )
+            })
+        })
+        .collect()
+}
+
+/// The steering program's NAT map: which service each NAT real server's replies answer
+/// for, and what they become.
+pub fn nat_backends(
+    cfg: &Config,
+    local_mac: [u8; 6],
+) -> Vec<(xvs_bpf::abi::NatKey, xvs_bpf::abi::NatValue)> {
+    let mut out = Vec::new();
+    for vs in cfg
+        .virtual_servers
+        .iter()
+        .filter(|v| v.forwarding == CfgForwarding::Nat)
+    {
+        for rs in &vs.real_servers {
+            for &vport in &vs.ports {
+                let rport = if rs.port == 0 { vport } else { rs.port };
+                out.push((
+                    xvs_bpf::abi::NatKey {
+                        addr: rs.address,
+                        port: rport,
+                        proto: vs.protocol.number(),
+                    },
+                    xvs_bpf::abi::NatValue {
+                        vip: vs.address,
+                        vport,
+                        src_mac: local_mac,
+                        out_ifindex: 0,
+                    },
+                ));
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -228,6 +228,10 @@ impl Pipeline {
         let bytes = pkt.len() as u64;
         match svc.forwarding {
             Forwarding::Dr => rewrite::dr::rewrite(pkt.data_mut(), mac, snap.local_mac),
+            Forwarding::Nat => {
+                let rport = if d.port == 0 { p.key.dport } else { d.port };
+                rewrite::nat::dnat(pkt.data_mut(), mac, snap.local_mac, d.addr, rport);
+            }
             Forwarding::Tun => {
                 self.ip_ident = self.ip_ident.wrapping_add(1);
                 let r = rewrite::tun::encapsulate(

@@ -101,11 +101,15 @@ pub enum Forwarding {
     Dr,
     /// IP-in-IP tunnel to the real server (its MAC field holds the next hop's).
     Tun,
+    /// Masquerading: destination VIP:vport → RIP:rport; the steering program translates
+    /// the replies back.
+    Nat,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Dest {
     pub addr: Ipv4Addr,
+    /// NAT's destination port; 0 keeps the packet's (multi-port services).
     pub port: u16,
     /// 0: quiescent, takes no new connections; existing ones continue.
     pub weight: u32,

@@ -37,7 +37,16 @@ pub fn rs_name(i: usize) -> String {
 pub struct DrLab {
     pub lab: Lab,
     pub real_servers: usize,
+    /// The VIP and client address of this lab (NAT puts them on their own subnet).
+    pub vip: &'static str,
+    pub client: &'static str,
 }
+
+/// NAT lab addresses: clients and VIP on 172.16.0.0/24, real servers on 10.0.0.0/24
+/// behind the director (their default gateway), one arm.
+pub const NAT_VIP: &str = "172.16.0.100";
+pub const NAT_CLIENT: &str = "172.16.0.1";
+pub const NAT_DIRECTOR: &str = "172.16.0.2";
 
 /// How the real servers get ready for the VIP.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,6 +57,8 @@ pub enum Prep {
     XvsDr,
     /// `xvs realserver up --mode tun --dev eth0` (IPIP decap by xvs's BPF program).
     XvsTun,
+    /// NAT: no VIP on the real servers; their default route goes through the director.
+    Nat,
 }
 
 impl DrLab {
@@ -70,8 +81,13 @@ impl DrLab {
             "if [ -d /proc/sys/net/bridge ]; then sysctl -qw net.bridge.bridge-nf-call-iptables=0 \\
              net.bridge.bridge-nf-call-ip6tables=0 net.bridge.bridge-nf-call-arptables=0; fi",
         )?;
+        let (vip, client) = if prep == Prep::Nat {
+            (NAT_VIP, NAT_CLIENT)
+        } else {
+            (VIP, CLIENT)
+        };
         let mut hosts = vec![
-            ("cl".to_string(), CLIENT.to_string()),
+            ("cl".to_string(), client.to_string()),
             ("lb".to_string(), DIRECTOR.to_string()),
         ];
         hosts.extend((0..real_servers).map(|i| (rs_name(i), rs_addr(i))));
@@ -91,7 +107,17 @@ impl DrLab {
             )?;
         }
         // The director owns the VIP, as keepalived would give it.
-        lab.sh("lb", &format!("ip addr add {VIP}/32 dev eth0"))?;
+        lab.sh("lb", &format!("ip addr add {vip}/32 dev eth0"))?;
+        if prep == Prep::Nat {
+            // One arm: the director also on the clients' subnet. NAT replies leave by
+            // XDP_TX, which a veth delivers only when its peer runs XDP too.
+            lab.sh("lb", &format!("ip addr add {NAT_DIRECTOR}/24 dev eth0"))?;
+            let pass = lab.write("pass.bpf.o", xvs_bpf::PASS_OBJECT)?;
+            lab.sh(
+                "sw",
+                &format!("ip link set dev lb xdpdrv obj {} sec xdp", pass.display()),
+            )?;
+        }
         // veth hands TCP from the client over with only the pseudo-header checksum
         // (CHECKSUM_PARTIAL); a bridge port without TX checksum offload completes it
         // before the director sees the frame, as a real wire would.
@@ -104,13 +130,19 @@ impl DrLab {
                 ),
                 Prep::XvsDr => format!("{} realserver up --vip {VIP} --mode dr --dev eth0", tools::xvs_bin()?.display()),
                 Prep::XvsTun => format!("{} realserver up --vip {VIP} --mode tun --dev eth0", tools::xvs_bin()?.display()),
+                Prep::Nat => format!("ip route add default via {DIRECTOR}"),
             };
             lab.sh(&rs_name(i), &script)?;
         }
         lab.write("udp_echo.py", UDP_ECHO)?;
         lab.write("udp_client.py", UDP_CLIENT)?;
         lab.write("raw_send.py", RAW_SEND)?;
-        Ok(DrLab { lab, real_servers })
+        Ok(DrLab {
+            lab,
+            real_servers,
+            vip,
+            client,
+        })
     }
 
     /// Starts nginx on every real server: `/` answers its name, `/big.bin` is the same
@@ -240,7 +272,10 @@ http {{
     pub fn http_gets(&self, n: usize, path: &str) -> Result<Vec<String>> {
         let out = self.lab.sh(
             "cl",
-            &format!("for i in $(seq {n}); do curl -s -m 5 http://{VIP}{path} || echo FAIL; done"),
+            &format!(
+                "for i in $(seq {n}); do curl -s -m 5 http://{}{path} || echo FAIL; done",
+                self.vip
+            ),
         )?;
         Ok(out.lines().map(str::to_string).collect())
     }

@@ -2,4 +2,5 @@
 
 pub mod dr;
 pub mod frag_needed;
+pub mod nat;
 pub mod tun;

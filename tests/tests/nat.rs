@@ -1,0 +1,72 @@
+//! NAT end to end, one arm: clients on 172.16.0.0/24, real servers on 10.0.0.0/24 with the
+//! director as their gateway; VIP:8080 maps to port 80 on the real servers. Replies are
+//! translated back to VIP:8080 by the steering program.
+
+use xvs_tests::dr::{DrLab, Prep, NAT_CLIENT, NAT_VIP};
+
+fn config() -> String {
+    format!(
+        "interface: eth0\nflow_table_size: 65536\nvirtual_servers:\n  - name: web\n    address: {NAT_VIP}\n    port: 8080\n    protocol: tcp\n    scheduler: rr\n    forwarding: nat\n    real_servers:\n      - {{ address: 10.0.0.11, port: 80 }}\n      - {{ address: 10.0.0.12, port: 80 }}\n"
+    )
+}
+
+fn nat_lab() -> DrLab {
+    let mut lab = DrLab::build_with(2, 1, Prep::Nat).expect("build the lab");
+    lab.start_web().expect("start nginx");
+    let path = lab.write_config(&config()).unwrap();
+    lab.start_xvs(&path).expect("start xvs");
+    lab
+}
+
+fn stop_clean(lab: &mut DrLab) -> String {
+    let (status, log) = lab.stop_xvs().unwrap();
+    assert!(status.success(), "xvs exit status {status:?}:\n{log}");
+    assert!(
+        !lab.director_has_xdp().unwrap(),
+        "XDP left attached:\n{log}"
+    );
+    log
+}
+
+#[test]
+fn port_mapped_requests_and_replies_from_the_vip() {
+    let mut lab = nat_lab();
+    let answers = lab.http_gets(20, ":8080/").unwrap();
+    let tally = DrLab::tally(&answers);
+    assert_eq!(tally.get("rs1"), Some(&10), "{tally:?}");
+    assert_eq!(tally.get("rs2"), Some(&10), "{tally:?}");
+    // The real servers see the client itself (masquerading keeps the source) on port 80.
+    for i in 0..2 {
+        let log = lab.access_log(i);
+        assert!(
+            log.iter()
+                .all(|l| l.starts_with(&format!("{NAT_CLIENT} / 200"))),
+            "{log:?}"
+        );
+    }
+    // The client talked to VIP:8080 only: curl reports the peer it got its answer from.
+    let peer = lab.lab.sh("cl", &format!("curl -s -m 5 -o /dev/null -w '%{{remote_ip}}:%{{remote_port}}' http://{NAT_VIP}:8080/")).unwrap();
+    assert_eq!(peer, format!("{NAT_VIP}:8080"));
+    let log = stop_clean(&mut lab);
+    assert!(
+        log.contains("nat_reply"),
+        "replies went through the steering program:\n{log}"
+    );
+}
+
+#[test]
+fn long_download_intact() {
+    let mut lab = nat_lab();
+    let dir = lab.lab.dir.display().to_string();
+    let out = lab
+        .lab
+        .sh("cl", &format!("curl -s -m 60 -o {dir}/got.bin http://{NAT_VIP}:8080/big.bin && sha256sum {dir}/got.bin {dir}/big.bin"))
+        .unwrap();
+    let sums: Vec<&str> = out
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(sums.len(), 2, "{out}");
+    assert_eq!(sums[0], sums[1], "20 MB through NAT, intact");
+    stop_clean(&mut lab);
+}
