@@ -7,6 +7,18 @@
 #include <linux/ip.h>
 #include <bpf/bpf_endian.h>
 
+/* ICMP, declared here: linux/icmp.h pulls in libc headers that BPF builds lack. */
+struct xvs_icmphdr {
+	__u8 type;
+	__u8 code;
+	__sum16 checksum;
+	__be32 rest;
+};
+#define ICMP_DEST_UNREACH 3
+#define ICMP_SOURCE_QUENCH 4
+#define ICMP_TIME_EXCEEDED 11
+#define ICMP_PARAMETERPROB 12
+
 #define XVS_PARSE_TRUNCATED -1
 #define XVS_PARSE_BAD_HEADER -2
 

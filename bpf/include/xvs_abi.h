@@ -63,6 +63,7 @@ struct xvs_nat_client {
 	X(PASS_BAD_HEADER, "pass_bad_header") /* IPv4 header length below 20 */          \
 	X(NAT_REPLY, "nat_reply")           /* NAT reply translated, to the learned MAC */ \
 	X(NAT_REPLY_FIB, "nat_reply_fib")   /* NAT reply translated, next hop from the FIB */ \
+	X(NAT_ICMP, "nat_icmp")             /* ICMP error quoting a NAT flow, translated */  \
 	X(DROP_NAT_NO_NEIGH, "drop_nat_no_neigh") /* NAT reply with no way to the client */
 
 enum xvs_xdp_stat {

@@ -38,35 +38,23 @@ static __always_inline int parse_error(int err)
 		     XDP_PASS);
 }
 
-/* A NAT reply: source becomes VIP:vport (checksums updated in place), then out towards
- * the client's next hop: the MAC its requests came from, else the kernel's FIB. */
-static __always_inline int nat_reply(struct xdp_md *ctx, struct ethhdr *eth, struct iphdr *ip, void *l4,
-				     int proto, void *end)
+/* Sends a translated NAT packet on towards its client (the IPv4 destination): to the MAC
+ * its requests came from, else the kernel FIB's next hop, else nowhere (counted). */
+static __always_inline int nat_send(struct xdp_md *ctx, struct ethhdr *eth, struct iphdr *ip,
+				    struct xvs_nat_value *nat, int stat)
 {
-	struct xvs_nat_key key = { .addr = ip->saddr, .proto = proto };
+	struct xvs_nat_client *client = bpf_map_lookup_elem(&xvs_nat_clients, &ip->daddr);
 	struct bpf_fib_lookup fib = {};
-	struct xvs_nat_value *nat;
-	struct xvs_nat_client *client;
-	__be16 *sport = l4;
-	__sum16 *l4sum;
-	__u32 out;
-	int stat = XVS_STAT_NAT_REPLY;
+	__u32 out = nat->out_ifindex;
 
-	key.port = *sport;
-	nat = bpf_map_lookup_elem(&xvs_nat_backends, &key);
-	if (!nat)
-		return -1;
-
-	out = nat->out_ifindex;
-	client = bpf_map_lookup_elem(&xvs_nat_clients, &ip->daddr);
 	if (client) {
 		__builtin_memcpy(eth->h_dest, client->mac, ETH_ALEN);
 		__builtin_memcpy(eth->h_source, nat->src_mac, ETH_ALEN);
 	} else {
 		fib.family = AF_INET;
-		fib.l4_protocol = proto;
+		fib.l4_protocol = ip->protocol;
 		fib.tot_len = bpf_ntohs(ip->tot_len);
-		fib.ipv4_src = nat->vip;
+		fib.ipv4_src = ip->saddr;
 		fib.ipv4_dst = ip->daddr;
 		fib.ifindex = out ? out : ctx->ingress_ifindex;
 		if (bpf_fib_lookup(ctx, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
@@ -74,14 +62,31 @@ static __always_inline int nat_reply(struct xdp_md *ctx, struct ethhdr *eth, str
 		__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
 		__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
 		out = fib.ifindex == ctx->ingress_ifindex ? 0 : fib.ifindex;
-		stat = XVS_STAT_NAT_REPLY_FIB;
+		if (stat == XVS_STAT_NAT_REPLY)
+			stat = XVS_STAT_NAT_REPLY_FIB;
 	}
+	if (!out)
+		return count(stat, XDP_TX);
+	return count(stat, bpf_redirect(out, 0));
+}
 
-	if (proto == IPPROTO_TCP) {
+/* A NAT reply: source RIP:rport becomes VIP:vport, checksums updated in place. */
+static __always_inline int nat_reply(struct xdp_md *ctx, struct ethhdr *eth, struct iphdr *ip, void *l4,
+				     int proto, void *end)
+{
+	struct xvs_nat_key key = { .addr = ip->saddr, .proto = proto };
+	struct xvs_nat_value *nat;
+	__be16 *sport = l4;
+	__sum16 *l4sum;
+
+	key.port = *sport;
+	nat = bpf_map_lookup_elem(&xvs_nat_backends, &key);
+	if (!nat)
+		return -1;
+	if (proto == IPPROTO_TCP)
 		l4sum = &((struct tcphdr *)l4)->check;
-	} else {
+	else
 		l4sum = &((struct udphdr *)l4)->check;
-	}
 	if ((void *)(l4sum + 1) > end)
 		return count(XVS_STAT_PASS_TRUNCATED, XDP_PASS);
 	/* UDP over IPv4 may carry no checksum (0): it stays without one. */
@@ -94,10 +99,65 @@ static __always_inline int nat_reply(struct xdp_md *ctx, struct ethhdr *eth, str
 	ip->check = csum_update32(ip->check, ip->saddr, nat->vip);
 	ip->saddr = nat->vip;
 	*sport = nat->vport;
+	return nat_send(ctx, eth, ip, nat, XVS_STAT_NAT_REPLY);
+}
 
-	if (!out)
-		return count(stat, XDP_TX);
-	return count(stat, bpf_redirect(out, 0));
+/* An ICMP error on its way to a NAT client, quoting the client's packet to RIP:rport
+ * (a real server's fragmentation-needed, say): as IPVS does, the quoted destination
+ * becomes VIP:vport again and the outer source the VIP. Every checksum is updated:
+ * outer IP, ICMP, and the quoted IP and TCP/UDP headers when quoted whole. */
+static __always_inline int nat_icmp(struct xdp_md *ctx, struct ethhdr *eth, struct iphdr *ip, void *l4,
+				    void *end)
+{
+	struct xvs_icmphdr *icmp = l4;
+	struct xvs_nat_key key = {};
+	struct xvs_nat_value *nat;
+	struct iphdr *in;
+	__be16 *ports, old16, new16;
+	__sum16 *l4sum;
+	__be32 old_daddr;
+
+	if ((void *)(icmp + 1) > end)
+		return -1;
+	if (icmp->type != ICMP_DEST_UNREACH && icmp->type != ICMP_TIME_EXCEEDED &&
+	    icmp->type != ICMP_PARAMETERPROB && icmp->type != ICMP_SOURCE_QUENCH)
+		return -1;
+	in = (void *)(icmp + 1);
+	if ((void *)(in + 1) > end || in->ihl != 5)
+		return -1;
+	if (in->protocol != IPPROTO_TCP && in->protocol != IPPROTO_UDP)
+		return -1;
+	ports = (void *)(in + 1);
+	if ((void *)(ports + 2) > end)
+		return -1;
+	key.addr = in->daddr;
+	key.port = ports[1];
+	key.proto = in->protocol;
+	nat = bpf_map_lookup_elem(&xvs_nat_backends, &key);
+	if (!nat)
+		return -1;
+
+	old_daddr = in->daddr;
+	/* The quoted transport checksum, if quoted: it covers the address and the port. */
+	l4sum = in->protocol == IPPROTO_TCP ? (void *)ports + 16 : (void *)ports + 6;
+	if ((void *)(l4sum + 1) <= end && (in->protocol == IPPROTO_TCP || *l4sum)) {
+		old16 = *l4sum;
+		new16 = csum_update16(csum_update32(old16, old_daddr, nat->vip), ports[1], nat->vport);
+		*l4sum = new16;
+		icmp->checksum = csum_update16(icmp->checksum, old16, new16);
+	}
+	icmp->checksum = csum_update16(icmp->checksum, ports[1], nat->vport);
+	ports[1] = nat->vport;
+	old16 = in->check;
+	new16 = csum_update32(old16, old_daddr, nat->vip);
+	in->check = new16;
+	icmp->checksum = csum_update16(icmp->checksum, old16, new16);
+	icmp->checksum = csum_update32(icmp->checksum, old_daddr, nat->vip);
+	in->daddr = nat->vip;
+
+	ip->check = csum_update32(ip->check, ip->saddr, nat->vip);
+	ip->saddr = nat->vip;
+	return nat_send(ctx, eth, ip, nat, XVS_STAT_NAT_ICMP);
 }
 
 /* A request to a NAT service: remember the MAC its client is reached through. */
@@ -138,6 +198,11 @@ int xvs_steer(struct xdp_md *ctx)
 	proto = parse_iphdr(&c, &ip);
 	if (proto < 0)
 		return parse_error(proto);
+	if (proto == IPPROTO_ICMP && !(ip->frag_off & bpf_htons(IP_MF | IP_OFFSET))) {
+		ret = nat_icmp(ctx, eth, ip, c.pos, c.end);
+		if (ret >= 0)
+			return ret;
+	}
 	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
 		return count(XVS_STAT_PASS_OTHER_PROTO, XDP_PASS);
 	if (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET))

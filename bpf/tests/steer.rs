@@ -221,6 +221,79 @@ mod nat {
         assert_eq!(&out[40..42], &[0, 0]);
     }
 
+    /// A real server's "fragmentation needed" to the client, quoting the first `quote`
+    /// bytes of the client's (DNATed) packet to RIP:80.
+    fn icmp_from_rs(quote: usize) -> Vec<u8> {
+        use xvs_dataplane::wire::ethernet::{EthernetRepr, ETHERTYPE_IPV4};
+        use xvs_dataplane::wire::icmp;
+        use xvs_dataplane::wire::ipv4::{Ipv4Repr, PROTO_ICMP};
+        let request = fixtures::tcp_frame(CLIENT, 40000, RIP, 80, 2, b"");
+        let q = &request[14..14 + quote];
+        let mut f = vec![0u8; 14 + 20 + 8 + quote];
+        EthernetRepr {
+            src: [2, 0, 0, 0, 1, 11],
+            dst: DIRECTOR_MAC,
+            ethertype: ETHERTYPE_IPV4,
+        }
+        .emit(&mut f);
+        Ipv4Repr {
+            src: RIP,
+            dst: CLIENT,
+            protocol: PROTO_ICMP,
+            payload_len: 8 + quote,
+            ttl: 64,
+            tos: 0,
+            ident: 5,
+            dont_frag: false,
+        }
+        .emit(&mut f[14..]);
+        icmp::emit_frag_needed(&mut f[34..], 1400, q);
+        f
+    }
+
+    #[test]
+    fn icmp_errors_quoting_a_nat_flow_are_translated() {
+        use xvs_dataplane::wire::icmp::IcmpPacket;
+        let steer = nat_steer();
+        steer.set_nat_client(CLIENT, CLIENT_MAC).unwrap();
+        for quote in [40, 28] {
+            let (action, out, delta) = run_out(&steer, &icmp_from_rs(quote));
+            assert_eq!(
+                (action, delta.get("nat_icmp")),
+                (XDP_TX, 1),
+                "quote {quote}"
+            );
+            assert_eq!(&out[..6], &CLIENT_MAC);
+            let ip = Ipv4Packet::new_checked(&out[14..]).unwrap();
+            assert_eq!((ip.src(), ip.dst()), (VIP, CLIENT));
+            assert!(ip.verify_checksum());
+            let icmp = IcmpPacket::new_checked(ip.payload()).unwrap();
+            assert!(
+                icmp.verify_checksum(),
+                "ICMP checksum, recomputed from scratch (quote {quote})"
+            );
+            assert_eq!(icmp.next_hop_mtu(), 1400);
+            let inner = Ipv4Packet::new_unchecked(icmp.payload());
+            assert_eq!(
+                (inner.src(), inner.dst()),
+                (CLIENT, VIP),
+                "the client sees its own packet to the VIP"
+            );
+            assert!(inner.verify_checksum());
+            let ports = &icmp.payload()[20..24];
+            assert_eq!(ports, &[0x9c, 0x40, 0x1f, 0x90], "40000 -> 8080");
+            if quote == 40 {
+                assert!(TcpPacket::new_checked(&icmp.payload()[20..])
+                    .unwrap()
+                    .verify_checksum(CLIENT, VIP));
+            }
+        }
+        // ICMP quoting something that is no NAT flow: the kernel's business.
+        let mut other = icmp_from_rs(28);
+        other[14 + 20 + 8 + 22] = 81; // quoted destination port 81
+        assert_eq!(run_out(&steer, &other).2.get("pass_other_proto"), 1);
+    }
+
     #[test]
     fn replies_from_unknown_servers_are_not_touched() {
         let steer = nat_steer();
