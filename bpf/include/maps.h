@@ -42,4 +42,11 @@ struct {
 	__uint(max_entries, XVS_MAX_NAT_CLIENTS);
 } xvs_nat_clients SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xvs_steer_config);
+	__uint(max_entries, 1);
+} xvs_steer_config SEC(".maps");
+
 #endif

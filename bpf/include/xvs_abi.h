@@ -25,6 +25,14 @@ struct xvs_svc_value {
 	__u32 flags; /* XVS_SVC_F_* */
 };
 
+/* Program-wide settings, one entry. */
+struct xvs_steer_config {
+	/* Services are steered only on this interface (0: any). Two-arm NAT attaches the
+	 * program to the internal interface too, for the replies, and the sockets in the
+	 * XSK map belong to the external one. */
+	__u32 external_ifindex;
+};
+
 /* NAT: a real server's address, port and protocol (the source of its replies)... */
 #define XVS_MAX_NAT_BACKENDS 16384
 struct xvs_nat_key {

@@ -22,6 +22,7 @@ int main(void)
 #define XVS_STAT_LABEL(name, label) printf("    \"%s\",\n", label);
 	XVS_XDP_STATS(XVS_STAT_LABEL)
 	printf("];\n");
+	SIZE("STEER_CONFIG", struct xvs_steer_config);
 	printf("pub const SVC_F_NAT: u32 = %d;\n", XVS_SVC_F_NAT);
 	printf("pub const MAX_NAT_BACKENDS: u32 = %d;\n", XVS_MAX_NAT_BACKENDS);
 	SIZE("NAT_KEY", struct xvs_nat_key);

@@ -184,6 +184,8 @@ int xvs_steer(struct xdp_md *ctx)
 	};
 	struct xvs_svc_key key = {};
 	struct xvs_svc_value *svc;
+	struct xvs_steer_config *cfg;
+	__u32 zero = 0;
 	struct ethhdr *eth;
 	struct iphdr *ip;
 	__be16 dport;
@@ -216,10 +218,15 @@ int xvs_steer(struct xdp_md *ctx)
 	key.addr = ip->daddr;
 	key.port = dport;
 	key.proto = proto;
-	svc = bpf_map_lookup_elem(&xvs_services, &key);
-	if (!svc) {
-		key.port = 0;
+	cfg = bpf_map_lookup_elem(&xvs_steer_config, &zero);
+	if (cfg && cfg->external_ifindex && cfg->external_ifindex != ctx->ingress_ifindex) {
+		svc = NULL;
+	} else {
 		svc = bpf_map_lookup_elem(&xvs_services, &key);
+		if (!svc) {
+			key.port = 0;
+			svc = bpf_map_lookup_elem(&xvs_services, &key);
+		}
 	}
 	if (!svc) {
 		ret = nat_reply(ctx, eth, ip, c.pos, proto, c.end);

@@ -20,6 +20,7 @@ const MAP_XSKS: &str = "xvs_xsks";
 const MAP_COUNTERS: &str = "xvs_counters";
 const MAP_NAT_BACKENDS: &str = "xvs_nat_backends";
 const MAP_NAT_CLIENTS: &str = "xvs_nat_clients";
+const MAP_CONFIG: &str = "xvs_steer_config";
 
 /// How the operator asked for the program to be attached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,7 +63,8 @@ pub struct Steer {
     counters: MapHandle,
     nat_backends: MapHandle,
     nat_clients: MapHandle,
-    attached: Option<(i32, XdpMode)>,
+    config: MapHandle,
+    attached: Vec<(i32, XdpMode)>,
 }
 
 pub(crate) fn map_handle(obj: &Object, name: &'static str) -> Result<MapHandle, BpfError> {
@@ -100,9 +102,10 @@ impl Steer {
             counters: map_handle(&obj, MAP_COUNTERS)?,
             nat_backends: map_handle(&obj, MAP_NAT_BACKENDS)?,
             nat_clients: map_handle(&obj, MAP_NAT_CLIENTS)?,
+            config: map_handle(&obj, MAP_CONFIG)?,
             prog_fd,
             obj,
-            attached: None,
+            attached: Vec::new(),
         })
     }
 
@@ -114,10 +117,9 @@ impl Steer {
             .expect("found at load")
     }
 
-    /// Attaches to `ifindex`, replacing any XDP program there (a crashed run leaves its
-    /// program behind). Returns the mode it got.
+    /// Attaches to `ifindex` (one more interface), replacing any XDP program there (a
+    /// crashed run leaves its program behind). Returns the mode it got.
     pub fn attach(&mut self, ifindex: i32, mode: AttachMode) -> Result<XdpMode, BpfError> {
-        self.detach();
         let xdp = Xdp::new(self.prog_fd.as_fd());
         let try_mode = |m: XdpMode| {
             xdp.attach(ifindex, m.flags())
@@ -135,20 +137,33 @@ impl Steer {
                 Err(_) => try_mode(XdpMode::Generic).map(|_| XdpMode::Generic)?,
             },
         };
-        self.attached = Some((ifindex, got));
+        self.attached.push((ifindex, got));
         Ok(got)
     }
 
-    /// Detaches from the interface, if attached. Idempotent.
+    /// Detaches from every interface it is attached to. Idempotent.
     pub fn detach(&mut self) {
-        if let Some((ifindex, mode)) = self.attached.take() {
+        for (ifindex, mode) in self.attached.drain(..) {
             // Nothing to do on failure: the interface may be gone already.
             let _ = Xdp::new(self.prog_fd.as_fd()).detach(ifindex, mode.flags());
         }
     }
 
-    pub fn attached(&self) -> Option<(i32, XdpMode)> {
-        self.attached
+    pub fn attached(&self) -> &[(i32, XdpMode)] {
+        &self.attached
+    }
+
+    /// Steers services only on `ifindex` (0: on any interface the program is on).
+    pub fn set_external_ifindex(&self, ifindex: u32) -> Result<(), BpfError> {
+        let mut v = [0u8; crate::abi::layout::STEER_CONFIG_SIZE];
+        v[..4].copy_from_slice(&ifindex.to_ne_bytes());
+        self.config
+            .update(&0u32.to_ne_bytes(), &v, MapFlags::ANY)
+            .map_err(|source| BpfError::Map {
+                op: "update",
+                map: MAP_CONFIG,
+                source,
+            })
     }
 
     /// Makes the steering map hold exactly `services` (key, `SVC_F_*` flags): new ones

@@ -97,6 +97,21 @@ fn golden_packets() {
 }
 
 #[test]
+fn services_are_steered_only_on_the_external_interface() {
+    let steer = loaded();
+    let xsk = loopback_socket();
+    steer.register_xsk(0, xsk.fd()).unwrap();
+    let frame = fixtures::tcp_frame(fixtures::CLIENT, 1, VIP, VIP_TCP_PORT, 2, b"");
+    assert_eq!(run(&steer, &frame).0, XDP_REDIRECT);
+    // BPF_PROG_TEST_RUN's packets arrive on loopback (ifindex 1): another interface.
+    steer.set_external_ifindex(1000).unwrap();
+    let (action, delta) = run(&steer, &frame);
+    assert_eq!((action, delta.get("pass_not_service")), (XDP_PASS, 1));
+    steer.set_external_ifindex(1).unwrap();
+    assert_eq!(run(&steer, &frame).0, XDP_REDIRECT);
+}
+
+#[test]
 fn passes_vip_traffic_while_no_socket_is_bound() {
     let steer = loaded();
     let frame = fixtures::tcp_frame(fixtures::CLIENT, 1, VIP, VIP_TCP_PORT, 2, b"");

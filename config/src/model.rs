@@ -224,6 +224,8 @@ impl VirtualServer {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     pub interface: Located<String>,
+    /// Two-arm NAT: the interface towards the real servers (`interface` faces clients).
+    pub internal_interface: Option<Located<String>>,
     pub xdp_mode: XdpMode,
     /// Workers (RX queues served); `None`: every RX queue of the interface.
     pub workers: Option<u32>,

@@ -12,6 +12,8 @@ use crate::model::{Forwarding, NodestPolicy, Protocol, SchedFlag, Scheduler, Xdp
 pub struct RawConfig {
     pub interface: Spanned<String>,
     #[serde(default)]
+    pub internal_interface: Option<Spanned<String>>,
+    #[serde(default)]
     pub xdp_mode: Option<XdpMode>,
     #[serde(default)]
     pub workers: Option<Spanned<i64>>,

@@ -370,6 +370,23 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Diagnostic>> {
         });
     }
 
+    if let Some(int) = &raw.internal_interface {
+        if int.value == raw.interface.value || int.value.is_empty() || int.value.len() > 15 {
+            ck.error(
+                int,
+                format!(
+                    "internal_interface {:?} must be another valid interface than `interface`",
+                    int.value
+                ),
+                "two-arm NAT: `interface` faces the clients, `internal_interface` the real servers",
+            );
+        } else if !virtual_servers
+            .iter()
+            .any(|v: &VirtualServer| v.forwarding == Forwarding::Nat)
+        {
+            ck.error(int, "internal_interface is for two-arm NAT, and no virtual server uses `forwarding: nat`".into(), "remove it, or use NAT");
+        }
+    }
     if !ck.out.is_empty() {
         ck.out.sort_by_key(|d| (d.line, d.column));
         return Err(ck.out);
@@ -381,6 +398,14 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Diagnostic>> {
             line,
             column,
         },
+        internal_interface: raw.internal_interface.map(|i| {
+            let (line, column) = at(&i);
+            Located {
+                value: i.value,
+                line,
+                column,
+            }
+        }),
         xdp_mode: raw.xdp_mode.unwrap_or_default(),
         workers,
         flow_table_size,

@@ -245,3 +245,30 @@ fn nat_maps_ports_and_refuses_ambiguity() {
         "{e}"
     );
 }
+
+#[test]
+fn internal_interface_is_for_two_arm_nat() {
+    let nat = GOOD.replace("forwarding: dr", "forwarding: nat");
+    let c = parse(
+        "t.yaml",
+        &nat.replace(
+            "interface: eth0\n",
+            "interface: eth0\ninternal_interface: eth1\n",
+        ),
+    )
+    .unwrap();
+    assert_eq!(c.internal_interface.unwrap().value, "eth1");
+    let e = errors(&GOOD.replace(
+        "interface: eth0\n",
+        "interface: eth0\ninternal_interface: eth1\n",
+    ));
+    assert!(
+        e.contains("no virtual server uses `forwarding: nat`"),
+        "{e}"
+    );
+    let e = errors(&nat.replace(
+        "interface: eth0\n",
+        "interface: eth0\ninternal_interface: eth0\n",
+    ));
+    assert!(e.contains("must be another valid interface"), "{e}");
+}

@@ -69,31 +69,67 @@ fn seed() -> u64 {
     u64::from_ne_bytes(b)
 }
 
-pub async fn run(path: &Path, cfg: Config, iface: Iface) -> Result<()> {
+/// The interfaces xvs runs on: the one facing clients, and for two-arm NAT the one
+/// facing the real servers.
+pub struct Ifaces {
+    pub external: Iface,
+    pub internal: Option<Iface>,
+}
+
+impl Ifaces {
+    /// Where a virtual server's real servers are reached.
+    fn towards_real_servers(&self, vs: &xvs_config::VirtualServer) -> &Iface {
+        match (&self.internal, vs.forwarding) {
+            (Some(int), Forwarding::Nat) => int,
+            _ => &self.external,
+        }
+    }
+}
+
+pub async fn run(path: &Path, cfg: Config, ifaces: Ifaces) -> Result<()> {
+    let iface = &ifaces.external;
     let mut registry = DestRegistry::default();
-    let local = local_side(&cfg, &iface)?;
-    let mut macs = resolve(&cfg, &iface, &HashMap::new());
+    let local = local_side(&cfg, &ifaces)?;
+    let mut macs = resolve(&cfg, &ifaces, &HashMap::new());
     let mut generation = 1;
     let snap = publish::build(generation, &cfg, local, &macs, &mut registry)?;
     let shared: SharedSnapshot = Arc::new(ArcSwap::from_pointee(snap));
 
     let mut steer = Steer::load().context("loading the steering program")?;
     steer.set_services(&publish::steering_services(&cfg))?;
-    steer.set_nat_backends(&publish::nat_backends(&cfg, iface.mac))?;
+    let reply_out = if ifaces.internal.is_some() {
+        iface.ifindex
+    } else {
+        0
+    };
+    steer.set_nat_backends(&publish::nat_backends(&cfg, iface.mac, reply_out))?;
     let mode = match cfg.xdp_mode {
         XdpMode::Auto => AttachMode::Auto,
         XdpMode::Native => AttachMode::Native,
         XdpMode::Generic => AttachMode::Generic,
     };
-    let got = steer.attach(iface.ifindex as i32, mode)?;
-    info!(
-        "attached xvs_steer to {} (ifindex {}) in {} mode",
-        iface.name,
-        iface.ifindex,
-        got.as_str()
-    );
-
-    let queues = cfg.workers.unwrap_or(iface.rx_queues).min(iface.rx_queues);
+    let mut queues = cfg.workers.unwrap_or(iface.rx_queues).min(iface.rx_queues);
+    for i in std::iter::once(iface).chain(&ifaces.internal) {
+        let got = steer.attach(i.ifindex as i32, mode)?;
+        info!(
+            "attached xvs_steer to {} (ifindex {}) in {} mode",
+            i.name,
+            i.ifindex,
+            got.as_str()
+        );
+    }
+    if let Some(int) = &ifaces.internal {
+        // Services on the clients' side only; the internal side gets NAT replies.
+        steer.set_external_ifindex(iface.ifindex)?;
+        // Each worker's internal socket needs a queue of its own there.
+        if int.rx_queues < queues {
+            warn!(
+                "{} has {} queue(s): running {} worker(s) instead of {queues}",
+                int.name, int.rx_queues, int.rx_queues
+            );
+            queues = int.rx_queues;
+        }
+    }
     let cpus = xvs_dataplane::sys::allowed_cpus();
     let stop = Arc::new(AtomicBool::new(false));
     let mut workers = Workers {
@@ -124,13 +160,24 @@ pub async fn run(path: &Path, cfg: Config, iface: Iface) -> Result<()> {
             },
         };
         let fd = xsk.fd();
-        let worker = Worker::new(
+        let internal = match &ifaces.internal {
+            Some(int) => Some(xsk.open_shared_tx(int.ifindex, q, XskConfig::default().tx_size)?),
+            None => None,
+        };
+        let mut worker = Worker::new(
             xsk,
             &wc,
             Arc::clone(&shared),
             Arc::clone(&stop),
             Arc::clone(&counters),
         );
+        if let (Some(tx), Some(int)) = (internal, &ifaces.internal) {
+            info!(
+                "queue {q}: NAT requests leave by {} queue {q} (shared UMEM, no copy)",
+                int.name
+            );
+            worker = worker.with_internal(tx);
+        }
         workers.handles.push(
             worker
                 .spawn(q, wc.cpu)
@@ -164,7 +211,7 @@ pub async fn run(path: &Path, cfg: Config, iface: Iface) -> Result<()> {
                 warn!("SIGHUP: live reload is not implemented yet; the running configuration is unchanged");
             }
             _ = tokio::time::sleep(next_resolve) => {
-                let fresh = resolve(&cfg, &iface, &macs);
+                let fresh = resolve(&cfg, &ifaces, &macs);
                 if fresh != macs {
                     macs = fresh;
                     generation += 1;
@@ -220,7 +267,8 @@ fn timeouts(t: &xvs_config::Timeouts) -> Timeouts {
 }
 
 /// The director's address on the interface and the tunnel MTU.
-fn local_side(cfg: &Config, iface: &Iface) -> Result<publish::Local> {
+fn local_side(cfg: &Config, ifaces: &Ifaces) -> Result<publish::Local> {
+    let iface = &ifaces.external;
     let addr = netlink::addresses()
         .context("reading the interface's addresses")?
         .into_iter()
@@ -242,6 +290,7 @@ fn local_side(cfg: &Config, iface: &Iface) -> Result<publish::Local> {
         .tun_mtu
         .unwrap_or(iface.mtu.min(u32::from(u16::MAX)) as u16);
     Ok(publish::Local {
+        internal_mac: ifaces.internal.as_ref().map(|i| i.mac),
         mac: iface.mac,
         addr,
         mtu,
@@ -268,28 +317,34 @@ fn next_hop(forwarding: Forwarding, rs: Ipv4Addr, iface: &Iface) -> Ipv4Addr {
     }
 }
 
-/// Reads the neighbour table: each real server's next-hop MAC. Nudges and logs the ones
+/// Reads the neighbour tables: each real server's next-hop MAC. Nudges and logs the ones
 /// still unresolved. `known` is kept when netlink fails for a moment.
 fn resolve(
     cfg: &Config,
-    iface: &Iface,
+    ifaces: &Ifaces,
     known: &HashMap<Ipv4Addr, [u8; 6]>,
 ) -> HashMap<Ipv4Addr, [u8; 6]> {
-    let neigh = match netlink::neighbours(iface.ifindex) {
-        Ok(m) => m,
-        Err(e) => {
-            warn!(
-                "reading the neighbour table of {} failed: {e}; keeping the last one",
-                iface.name
-            );
-            return known.clone();
+    let mut tables = HashMap::new();
+    for i in std::iter::once(&ifaces.external).chain(&ifaces.internal) {
+        match netlink::neighbours(i.ifindex) {
+            Ok(m) => {
+                tables.insert(i.ifindex, m);
+            }
+            Err(e) => {
+                warn!(
+                    "reading the neighbour table of {} failed: {e}; keeping the last one",
+                    i.name
+                );
+                return known.clone();
+            }
         }
-    };
+    }
     let mut macs = HashMap::new();
     for vs in &cfg.virtual_servers {
+        let iface = ifaces.towards_real_servers(vs);
         for rs in &vs.real_servers {
             let hop = next_hop(vs.forwarding, rs.address, iface);
-            match neigh.get(&hop) {
+            match tables.get(&iface.ifindex).and_then(|t| t.get(&hop)) {
                 Some(m) => {
                     macs.insert(rs.address, *m);
                 }

@@ -65,12 +65,10 @@ enum RealserverAction {
     },
 }
 
-/// Loads the file and checks what only this host can: that the interface exists.
-fn load(path: &Path) -> Result<(Config, Iface), String> {
-    let cfg = xvs_config::load(path).map_err(|e| e.to_string())?;
-    let name = &cfg.interface;
+/// One configured interface, which must exist here.
+fn host_iface(path: &Path, name: &xvs_config::Located<String>) -> Result<Iface, String> {
     match Iface::lookup(&name.value) {
-        Ok(Some(iface)) => Ok((cfg, iface)),
+        Ok(Some(iface)) => Ok(iface),
         Ok(None) => Err(ConfigErrors::single(
             &path.display().to_string(),
             Diagnostic::new(
@@ -87,6 +85,18 @@ fn load(path: &Path) -> Result<(Config, Iface), String> {
             name.value
         )),
     }
+}
+
+/// Loads the file and checks what only this host can: that the interfaces exist.
+fn load(path: &Path) -> Result<(Config, daemon::Ifaces), String> {
+    let cfg = xvs_config::load(path).map_err(|e| e.to_string())?;
+    let external = host_iface(path, &cfg.interface)?;
+    let internal = cfg
+        .internal_interface
+        .as_ref()
+        .map(|i| host_iface(path, i))
+        .transpose()?;
+    Ok((cfg, daemon::Ifaces { external, internal }))
 }
 
 fn main() -> ExitCode {
@@ -146,7 +156,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Run { config } => {
-            let (cfg, iface) = match load(&config) {
+            let (cfg, ifaces) = match load(&config) {
                 Ok(v) => v,
                 Err(e) => {
                     eprintln!("{e}");
@@ -163,7 +173,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match rt.block_on(daemon::run(&config, cfg, iface)) {
+            match rt.block_on(daemon::run(&config, cfg, ifaces)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("xvs: {e:#}");

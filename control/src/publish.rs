@@ -105,6 +105,8 @@ pub struct Local {
     pub addr: Ipv4Addr,
     /// Path MTU towards tunnelled real servers.
     pub mtu: u16,
+    /// Two-arm NAT: the director's MAC on the internal interface.
+    pub internal_mac: Option<[u8; 6]>,
 }
 
 /// Builds snapshot `generation`. `macs` holds each real server's next-hop MAC; one that
@@ -144,6 +146,7 @@ pub fn build(
         .context("building the service snapshot")?;
     snap.local_addr = local.addr;
     snap.mtu = local.mtu;
+    snap.internal_mac = local.internal_mac;
     Ok(snap)
 }
 
@@ -186,6 +189,7 @@ pub fn steering_services(cfg: &Config) -> Vec<(xvs_bpf::abi::SvcKey, u32)> {
 pub fn nat_backends(
     cfg: &Config,
     local_mac: [u8; 6],
+    out_ifindex: u32,
 ) -> Vec<(xvs_bpf::abi::NatKey, xvs_bpf::abi::NatValue)> {
     let mut out = Vec::new();
     for vs in cfg
@@ -206,7 +210,7 @@ pub fn nat_backends(
                         vip: vs.address,
                         vport,
                         src_mac: local_mac,
-                        out_ifindex: 0,
+                        out_ifindex,
                     },
                 ));
             }
@@ -235,6 +239,7 @@ virtual_servers:
             mac: [1; 6],
             addr: Ipv4Addr::new(10, 0, 0, 2),
             mtu: 1500,
+            internal_mac: None,
         };
         let s1 = build(1, &cfg, local, &macs, &mut reg).unwrap();
         assert_eq!(s1.services.len(), 2);

@@ -193,7 +193,7 @@ impl Pipeline {
     #[inline]
     pub fn process_packet(&mut self, snap: &Snapshot, now: u32, pkt: &mut Packet<'_>) -> Verdict {
         match self.decide(snap, now, pkt) {
-            Ok(()) => Verdict::Tx,
+            Ok(v) => v,
             Err(reason) => {
                 self.counters.count_drop(reason);
                 Verdict::Drop(reason)
@@ -206,7 +206,7 @@ impl Pipeline {
         snap: &Snapshot,
         now: u32,
         pkt: &mut Packet<'_>,
-    ) -> Result<(), DropReason> {
+    ) -> Result<Verdict, DropReason> {
         let p = parse(pkt.data())?;
         let k = &p.key;
         let svc_idx = snap
@@ -226,11 +226,16 @@ impl Pipeline {
         let d = snap.dest(dest).ok_or(DropReason::NoDestination)?;
         let mac = d.mac.ok_or(DropReason::NoDestination)?;
         let bytes = pkt.len() as u64;
+        let mut verdict = Verdict::Tx;
         match svc.forwarding {
             Forwarding::Dr => rewrite::dr::rewrite(pkt.data_mut(), mac, snap.local_mac),
             Forwarding::Nat => {
                 let rport = if d.port == 0 { p.key.dport } else { d.port };
-                rewrite::nat::dnat(pkt.data_mut(), mac, snap.local_mac, d.addr, rport);
+                let src = snap.internal_mac.unwrap_or(snap.local_mac);
+                rewrite::nat::dnat(pkt.data_mut(), mac, src, d.addr, rport);
+                if snap.internal_mac.is_some() {
+                    verdict = Verdict::TxInternal;
+                }
             }
             Forwarding::Tun => {
                 self.ip_ident = self.ip_ident.wrapping_add(1);
@@ -249,7 +254,7 @@ impl Pipeline {
                         let mtu = snap.mtu.saturating_sub(rewrite::tun::OVERHEAD as u16);
                         rewrite::frag_needed::reply(pkt, snap.local_mac, snap.local_addr, mtu);
                         self.counters.icmp_frag_needed.inc();
-                        return Ok(());
+                        return Ok(Verdict::Tx);
                     }
                     Err(TunError::TooBig { dont_frag: false }) => return Err(DropReason::TooBig),
                     Err(TunError::NoHeadroom) => return Err(DropReason::NoHeadroom),
@@ -259,7 +264,7 @@ impl Pipeline {
         let c = &self.counters.dests[dest as usize];
         c.packets.inc();
         c.bytes.add(bytes);
-        Ok(())
+        Ok(verdict)
     }
 
     /// Finds or creates the packet's flow, updates its state, returns its real server.

@@ -194,6 +194,9 @@ pub struct Snapshot {
     pub local_addr: Ipv4Addr,
     /// Path MTU towards tunnelled real servers (TUN packets above MTU − 20 get ICMP).
     pub mtu: u16,
+    /// Two-arm NAT: the director's MAC on the internal interface, where NAT requests
+    /// leave (`None`: one arm, they leave where they came in).
+    pub internal_mac: Option<Mac>,
     pub services: Vec<Service>,
     /// Indexed by `DestId`; `None` for an id not in use.
     pub dests: Vec<Option<Dest>>,
@@ -237,6 +240,7 @@ impl Snapshot {
             local_mac,
             local_addr: Ipv4Addr::UNSPECIFIED,
             mtu: 1500,
+            internal_mac: None,
             services,
             dests,
             tables,

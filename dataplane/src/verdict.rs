@@ -5,6 +5,8 @@
 pub enum Verdict {
     /// The frame was rewritten in place; send it out of the interface it came in on.
     Tx,
+    /// Rewritten in place; send it out of the internal interface (two-arm NAT).
+    TxInternal,
     /// The frame goes no further; the reason is counted.
     Drop(DropReason),
 }

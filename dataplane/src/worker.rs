@@ -12,7 +12,7 @@ use crate::counters::WorkerCounters;
 use crate::pipeline::{Pipeline, PipelineConfig};
 use crate::snapshot::SharedSnapshot;
 use crate::verdict::{DropReason, Verdict};
-use crate::xsk::{BoundMode, Xsk};
+use crate::xsk::{BoundMode, Xsk, XskTx};
 
 /// Frames taken from the RX ring per batch.
 pub const BATCH: u32 = 64;
@@ -32,6 +32,9 @@ pub struct WorkerConfig {
 
 pub struct Worker {
     xsk: Xsk,
+    /// Two-arm NAT: the internal interface's transmit socket, sharing `xsk`'s UMEM.
+    internal: Option<XskTx>,
+    internal_outstanding: u32,
     pipeline: Pipeline,
     snapshot: SharedSnapshot,
     stop: Arc<AtomicBool>,
@@ -55,6 +58,8 @@ impl Worker {
         let frames = xsk.umem.frame_count() as usize;
         Worker {
             xsk,
+            internal: None,
+            internal_outstanding: 0,
             pipeline: Pipeline::new(&config.pipeline, counters),
             snapshot,
             stop,
@@ -63,6 +68,12 @@ impl Worker {
             tx_outstanding: 0,
             swept: 0,
         }
+    }
+
+    /// Sends `TxInternal` frames out of `tx` (opened with `Xsk::open_shared_tx`).
+    pub fn with_internal(mut self, tx: XskTx) -> Self {
+        self.internal = Some(tx);
+        self
     }
 
     /// Starts the worker on its own thread, pinned to `cpu` if given.
@@ -93,6 +104,9 @@ impl Worker {
                 self.reap_completions();
                 if self.tx_outstanding > 0 {
                     self.kick();
+                }
+                if let (Some(t), true) = (self.internal.as_ref(), self.internal_outstanding > 0) {
+                    t.kick_tx();
                 }
                 self.sweep();
                 self.xsk.wait_rx(IDLE_POLL_MS);
@@ -132,7 +146,8 @@ impl Worker {
         }
         let tx_free = self.xsk.tx.free(n);
         let fill_free = self.xsk.fill.free(n);
-        let (mut tx_n, mut fill_n) = (0u32, 0u32);
+        let int_free = self.internal.as_mut().map_or(0, |t| t.tx.free(n));
+        let (mut tx_n, mut fill_n, mut int_n) = (0u32, 0u32, 0u32);
         for i in 0..n {
             let mut desc = self.xsk.rx.get(i);
             let base = self.xsk.umem.frame_base(desc.addr);
@@ -157,6 +172,14 @@ impl Worker {
                     continue;
                 }
                 Verdict::Tx => counters.count_drop(DropReason::TxRingFull),
+                Verdict::TxInternal if int_n < int_free => {
+                    if let Some(t) = self.internal.as_mut() {
+                        t.tx.write(int_n, desc);
+                        int_n += 1;
+                        continue;
+                    }
+                }
+                Verdict::TxInternal => counters.count_drop(DropReason::TxRingFull),
                 Verdict::Drop(_) => {}
             }
             if fill_n < fill_free {
@@ -173,9 +196,15 @@ impl Worker {
             self.tx_outstanding += tx_n;
             self.kick();
         }
+        if let (Some(t), true) = (self.internal.as_mut(), int_n > 0) {
+            t.tx.submit(int_n);
+            self.internal_outstanding += int_n;
+            // Shared sockets inherit copy mode on veth; kicking is cheap either way.
+            t.kick_tx();
+        }
         counters.rx_packets.add(u64::from(n));
         counters.rx_batches.inc();
-        counters.tx_packets.add(u64::from(tx_n));
+        counters.tx_packets.add(u64::from(tx_n + int_n));
         self.reap_completions();
         if self.xsk.fill.needs_wakeup() {
             self.xsk.wake_fill();
@@ -196,7 +225,11 @@ impl Worker {
     /// ring.
     fn reap_completions(&mut self) {
         let done = self.xsk.comp.peek(u32::MAX);
-        let free = self.xsk.fill.free(done + self.spare.len() as u32);
+        let internal_done = self.internal.as_mut().map_or(0, |t| t.comp.peek(u32::MAX));
+        let free = self
+            .xsk
+            .fill
+            .free(done + internal_done + self.spare.len() as u32);
         let mut filled = 0;
         while filled < free {
             let Some(addr) = self.spare.pop() else { break };
@@ -209,7 +242,19 @@ impl Worker {
             self.xsk.fill.write(filled + i, base);
         }
         self.xsk.comp.release(take);
-        self.xsk.fill.submit(filled + take);
         self.tx_outstanding = self.tx_outstanding.saturating_sub(take);
+        let mut filled = filled + take;
+        // The internal socket's sent frames come home to the receiving socket's fill ring.
+        if let Some(t) = self.internal.as_mut() {
+            let done = t.comp.peek(u32::MAX).min(free - filled);
+            for i in 0..done {
+                let base = self.xsk.umem.frame_base(t.comp.get(i));
+                self.xsk.fill.write(filled + i, base);
+            }
+            t.comp.release(done);
+            self.internal_outstanding = self.internal_outstanding.saturating_sub(done);
+            filled += done;
+        }
+        self.xsk.fill.submit(filled);
     }
 }

@@ -59,6 +59,9 @@ pub enum Prep {
     XvsTun,
     /// NAT: no VIP on the real servers; their default route goes through the director.
     Nat,
+    /// Two-arm NAT: as `Nat`, with the real servers on a second bridge behind the
+    /// director's eth1.
+    Nat2,
 }
 
 impl DrLab {
@@ -81,24 +84,35 @@ impl DrLab {
             "if [ -d /proc/sys/net/bridge ]; then sysctl -qw net.bridge.bridge-nf-call-iptables=0 \\
              net.bridge.bridge-nf-call-ip6tables=0 net.bridge.bridge-nf-call-arptables=0; fi",
         )?;
-        let (vip, client) = if prep == Prep::Nat {
+        let nat = matches!(prep, Prep::Nat | Prep::Nat2);
+        let two_arm = prep == Prep::Nat2;
+        let (vip, client) = if nat {
             (NAT_VIP, NAT_CLIENT)
         } else {
             (VIP, CLIENT)
         };
+        let director = if two_arm { NAT_DIRECTOR } else { DIRECTOR };
+        if two_arm {
+            lab.sh("sw", "ip link add br1 type bridge && ip link set br1 up")?;
+        }
         let mut hosts = vec![
             ("cl".to_string(), client.to_string()),
-            ("lb".to_string(), DIRECTOR.to_string()),
+            ("lb".to_string(), director.to_string()),
         ];
         hosts.extend((0..real_servers).map(|i| (rs_name(i), rs_addr(i))));
         for (host, addr) in &hosts {
             let ns = lab.add_ns(host)?;
             let q = if host == "lb" { queues } else { 1 };
+            let br = if two_arm && host.starts_with("rs") {
+                "br1"
+            } else {
+                "br0"
+            };
             lab.sh(
                 "sw",
                 &format!(
                     "ip link add {host} numtxqueues {q} numrxqueues {q} type veth peer name eth0 netns {ns} numtxqueues {q} numrxqueues {q} \
-                     && ip link set {host} master br0 && ip link set {host} up"
+                     && ip link set {host} master {br} && ip link set {host} up"
                 ),
             )?;
             lab.sh(
@@ -108,6 +122,28 @@ impl DrLab {
         }
         // The director owns the VIP, as keepalived would give it.
         lab.sh("lb", &format!("ip addr add {vip}/32 dev eth0"))?;
+        if two_arm {
+            // The internal arm: eth1 on the real servers' bridge, same queue count.
+            let ns = lab.ns("lb");
+            lab.sh(
+                "sw",
+                &format!(
+                    "ip link add lb2 numtxqueues {queues} numrxqueues {queues} type veth peer name eth1 netns {ns} \
+                     numtxqueues {queues} numrxqueues {queues} && ip link set lb2 master br1 && ip link set lb2 up \
+                     && ethtool -K lb2 tx off >/dev/null"
+                ),
+            )?;
+            lab.sh(
+                "lb",
+                &format!("ip link set eth1 up && ip addr add {DIRECTOR}/24 dev eth1"),
+            )?;
+            // NAT replies are redirected out of eth0: its peer must run XDP to get them.
+            let pass = lab.write("pass.bpf.o", xvs_bpf::PASS_OBJECT)?;
+            lab.sh(
+                "sw",
+                &format!("ip link set dev lb xdpdrv obj {} sec xdp", pass.display()),
+            )?;
+        }
         if prep == Prep::Nat {
             // One arm: the director also on the clients' subnet. NAT replies leave by
             // XDP_TX, which a veth delivers only when its peer runs XDP too.
@@ -130,7 +166,7 @@ impl DrLab {
                 ),
                 Prep::XvsDr => format!("{} realserver up --vip {VIP} --mode dr --dev eth0", tools::xvs_bin()?.display()),
                 Prep::XvsTun => format!("{} realserver up --vip {VIP} --mode tun --dev eth0", tools::xvs_bin()?.display()),
-                Prep::Nat => format!("ip route add default via {DIRECTOR}"),
+                Prep::Nat | Prep::Nat2 => format!("ip route add default via {DIRECTOR}"),
             };
             lab.sh(&rs_name(i), &script)?;
         }

@@ -11,11 +11,45 @@ fn config() -> String {
 }
 
 fn nat_lab() -> DrLab {
-    let mut lab = DrLab::build_with(2, 1, Prep::Nat).expect("build the lab");
+    lab_with(Prep::Nat, &config())
+}
+
+fn lab_with(prep: Prep, cfg: &str) -> DrLab {
+    let mut lab = DrLab::build_with(2, 1, prep).expect("build the lab");
     lab.start_web().expect("start nginx");
-    let path = lab.write_config(&config()).unwrap();
+    let path = lab.write_config(cfg).unwrap();
     lab.start_xvs(&path).expect("start xvs");
     lab
+}
+
+/// Two arms: clients on eth0, real servers behind eth1 (seed 003's VIP/DIP layout).
+#[test]
+fn two_arm_requests_leave_by_the_internal_interface() {
+    let cfg = config().replacen(
+        "interface: eth0\n",
+        "interface: eth0\ninternal_interface: eth1\n",
+        1,
+    );
+    let mut lab = lab_with(Prep::Nat2, &cfg);
+    let tally = DrLab::tally(&lab.http_gets(20, ":8080/").unwrap());
+    assert_eq!(
+        (tally.get("rs1"), tally.get("rs2")),
+        (Some(&10), Some(&10)),
+        "{tally:?}"
+    );
+    let dir = lab.lab.dir.display().to_string();
+    let out = lab
+        .lab
+        .sh("cl", &format!("curl -s -m 60 -o {dir}/got.bin http://{NAT_VIP}:8080/big.bin && sha256sum {dir}/got.bin {dir}/big.bin"))
+        .unwrap();
+    let sums: Vec<&str> = out
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(sums[0], sums[1], "20 MB through two-arm NAT, intact");
+    let log = stop_clean(&mut lab);
+    assert!(log.contains("shared UMEM"), "{log}");
+    assert!(log.contains("nat_reply"), "{log}");
 }
 
 fn stop_clean(lab: &mut DrLab) -> String {

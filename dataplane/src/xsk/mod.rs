@@ -7,5 +7,5 @@ mod socket;
 mod umem;
 
 pub use ring::{ConsRing, ProdRing, RingMem};
-pub use socket::{stats_of, BindMode, BoundMode, Xsk, XskConfig, XskError, XskStats};
+pub use socket::{stats_of, BindMode, BoundMode, Xsk, XskConfig, XskError, XskStats, XskTx};
 pub use umem::Umem;

@@ -183,21 +183,7 @@ impl Xsk {
         setsockopt(&fd, libc::XDP_RX_RING, &cfg.rx_size).map_err(err("size the RX ring"))?;
         setsockopt(&fd, libc::XDP_TX_RING, &cfg.tx_size).map_err(err("size the TX ring"))?;
 
-        let mut off: libc::xdp_mmap_offsets = zeroed();
-        let mut optlen = size_of::<libc::xdp_mmap_offsets>() as libc::socklen_t;
-        // SAFETY: `off` is a writable buffer of `optlen` bytes.
-        let rc = unsafe {
-            libc::getsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_XDP,
-                libc::XDP_MMAP_OFFSETS,
-                (&mut off as *mut libc::xdp_mmap_offsets).cast(),
-                &mut optlen,
-            )
-        };
-        if rc < 0 {
-            return Err(err("read the ring offsets")(io::Error::last_os_error()));
-        }
+        let off = mmap_offsets(&fd).map_err(err("read the ring offsets"))?;
 
         let mut maps = Vec::with_capacity(4);
         let rx_mem = map_ring::<libc::xdp_desc>(
@@ -298,24 +284,7 @@ impl Xsk {
     /// Asks the kernel to send what the TX ring holds. In copy mode this is what moves
     /// frames at all. Returns false when the kernel was busy (try again next batch).
     pub fn kick_tx(&self) -> bool {
-        // SAFETY: a zero-length sendto with no buffer and no address only triggers
-        // transmission on our own socket.
-        let rc = unsafe {
-            libc::sendto(
-                self.fd.as_raw_fd(),
-                std::ptr::null(),
-                0,
-                libc::MSG_DONTWAIT,
-                std::ptr::null(),
-                0,
-            )
-        };
-        if rc >= 0 {
-            return true;
-        }
-        // EAGAIN/EBUSY/ENOBUFS: the kernel is still sending; ENETDOWN: link down. Either way
-        // the descriptors stay queued and the next kick retries.
-        false
+        kick(&self.fd)
     }
 
     /// Wakes the kernel to refill from the fill ring when it asked for it.
@@ -351,6 +320,158 @@ impl Xsk {
     pub fn stats(&self) -> io::Result<XskStats> {
         stats_of(self.fd.as_raw_fd())
     }
+}
+
+/// A transmit-only socket on another (interface, queue) sharing an [`Xsk`]'s UMEM
+/// (XDP_SHARED_UMEM): frames received on the first socket leave by this one without a
+/// copy. It has fill and completion rings of its own (the kernel wants them for another
+/// device); its completions go back to the first socket's fill ring.
+pub struct XskTx {
+    pub tx: ProdRing<libc::xdp_desc>,
+    pub comp: ConsRing<u64>,
+    // Declared after the rings so they are dropped after them.
+    _maps: Vec<Mapping>,
+    fd: OwnedFd,
+}
+
+impl XskTx {
+    pub fn fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// As [`Xsk::kick_tx`].
+    pub fn kick_tx(&self) -> bool {
+        kick(&self.fd)
+    }
+}
+
+impl Xsk {
+    /// Opens a transmit-only socket on (ifindex, queue) sharing this socket's UMEM. It
+    /// inherits this socket's copy or zero-copy mode.
+    pub fn open_shared_tx(
+        &self,
+        ifindex: u32,
+        queue: u32,
+        tx_size: u32,
+    ) -> Result<XskTx, XskError> {
+        let err = |what| {
+            move |source| XskError::Setup {
+                what,
+                ifindex,
+                queue,
+                source,
+            }
+        };
+        if !tx_size.is_power_of_two() {
+            return Err(XskError::Config(
+                "ring sizes and frame count must be powers of two",
+            ));
+        }
+        // SAFETY: plain socket(2); the result is checked before use.
+        let raw = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+        if raw < 0 {
+            return Err(err("create the socket")(io::Error::last_os_error()));
+        }
+        // SAFETY: `raw` is a fresh descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // A small fill ring: nothing is ever redirected to this socket.
+        let (fill_size, comp_size) = (64u32, self.umem.frame_count());
+        setsockopt(&fd, libc::XDP_UMEM_FILL_RING, &fill_size).map_err(err("size the fill ring"))?;
+        setsockopt(&fd, libc::XDP_UMEM_COMPLETION_RING, &comp_size)
+            .map_err(err("size the completion ring"))?;
+        setsockopt(&fd, libc::XDP_TX_RING, &tx_size).map_err(err("size the TX ring"))?;
+        let off = mmap_offsets(&fd).map_err(err("read the ring offsets"))?;
+        let mut maps = Vec::with_capacity(3);
+        let tx_mem = map_ring::<libc::xdp_desc>(
+            &fd,
+            &off.tx,
+            tx_size,
+            libc::XDP_PGOFF_TX_RING as u64,
+            &mut maps,
+        )
+        .map_err(err("map the TX ring"))?;
+        map_ring::<u64>(
+            &fd,
+            &off.fr,
+            fill_size,
+            libc::XDP_UMEM_PGOFF_FILL_RING,
+            &mut maps,
+        )
+        .map_err(err("map the fill ring"))?;
+        let comp_mem = map_ring::<u64>(
+            &fd,
+            &off.cr,
+            comp_size,
+            libc::XDP_UMEM_PGOFF_COMPLETION_RING,
+            &mut maps,
+        )
+        .map_err(err("map the completion ring"))?;
+        // The kernel refuses mode flags on a shared socket: it takes the first one's.
+        let sa = libc::sockaddr_xdp {
+            sxdp_family: libc::AF_XDP as u16,
+            sxdp_flags: libc::XDP_SHARED_UMEM,
+            sxdp_ifindex: ifindex,
+            sxdp_queue_id: queue,
+            sxdp_shared_umem_fd: self.fd.as_raw_fd() as u32,
+        };
+        // SAFETY: `sa` is a valid sockaddr_xdp of the size passed.
+        let rc = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&sa as *const libc::sockaddr_xdp).cast(),
+                size_of::<libc::sockaddr_xdp>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            return Err(err("bind (shared UMEM)")(io::Error::last_os_error()));
+        }
+        // SAFETY: as in `open_mode`: the RingMems point into mappings kept in `maps`.
+        Ok(unsafe {
+            XskTx {
+                tx: ProdRing::new(tx_mem),
+                comp: ConsRing::new(comp_mem),
+                _maps: maps,
+                fd,
+            }
+        })
+    }
+}
+
+fn kick(fd: &OwnedFd) -> bool {
+    // SAFETY: a zero-length sendto with no buffer and no address only triggers
+    // transmission on our own socket.
+    let rc = unsafe {
+        libc::sendto(
+            fd.as_raw_fd(),
+            std::ptr::null(),
+            0,
+            libc::MSG_DONTWAIT,
+            std::ptr::null(),
+            0,
+        )
+    };
+    // EAGAIN/EBUSY/ENOBUFS: the kernel is still sending; ENETDOWN: link down. Either way
+    // the descriptors stay queued and the next kick retries.
+    rc >= 0
+}
+
+fn mmap_offsets(fd: &OwnedFd) -> io::Result<libc::xdp_mmap_offsets> {
+    let mut off: libc::xdp_mmap_offsets = zeroed();
+    let mut optlen = size_of::<libc::xdp_mmap_offsets>() as libc::socklen_t;
+    // SAFETY: `off` is a writable buffer of `optlen` bytes.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_XDP,
+            libc::XDP_MMAP_OFFSETS,
+            (&mut off as *mut libc::xdp_mmap_offsets).cast(),
+            &mut optlen,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(off)
 }
 
 /// XDP_STATISTICS of any AF_XDP socket descriptor.
