@@ -24,8 +24,8 @@ pub fn render(
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<28} {:>10} {:>12} {:>14}",
-        "virtual server / real server", "conns", "packets", "bytes"
+        "{:<28} {:>10} {:>9} {:>9} {:>12} {:>14}",
+        "virtual server / real server", "conns", "active", "inactive", "packets", "bytes"
     );
     for vs in &cfg.virtual_servers {
         let key = service_key(vs);
