@@ -6,6 +6,8 @@ mod netlink;
 mod publish;
 mod realserver;
 mod report;
+#[allow(dead_code)] // wired into the daemon by the next commit
+mod vrrp;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

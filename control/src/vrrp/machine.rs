@@ -1,0 +1,466 @@
+//! The VRRP state machine of one virtual router (RFC 5798 section 6.4; RFC 3768 for v2),
+//! without I/O or a clock: `start`, `on_advert`, `on_timer`, `on_link` and `shutdown` take
+//! `now` and return what to do; `deadline` says when `on_timer` is due.
+
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use super::packet::{Advert, Version};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    Init,
+    Backup,
+    Master,
+    /// A tracked interface is down: no VIPs, no adverts.
+    Fault,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Init => "INIT",
+            State::Backup => "BACKUP",
+            State::Master => "MASTER",
+            State::Fault => "FAULT",
+        }
+    }
+}
+
+/// What the caller must do, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Send an advertisement with this priority (0: "I am leaving").
+    Advertise { priority: u8 },
+    /// Put the virtual addresses on the interface and announce them (gratuitous ARP).
+    TakeVips,
+    /// Take the virtual addresses off the interface.
+    DropVips,
+    /// The state changed (log, metrics, notify scripts, sync groups).
+    Transition { from: State, to: State },
+}
+
+#[derive(Clone, Debug)]
+pub struct Params {
+    pub version: Version,
+    /// 1–254, or 255 for the address owner.
+    pub priority: u8,
+    /// Our advertisement interval, centiseconds.
+    pub interval_cs: u16,
+    pub preempt: bool,
+    /// keepalived's preempt_delay: after start-up or after first seeing a lower-priority
+    /// master, wait this long before taking over from it.
+    pub preempt_delay: Duration,
+    /// Start by taking over at once (keepalived `state MASTER`) instead of waiting.
+    pub start_as_master: bool,
+    /// Our primary address: breaks priority ties (the higher address wins).
+    pub primary: Ipv4Addr,
+}
+
+pub struct Machine {
+    p: Params,
+    state: State,
+    /// The master's advertisement interval, as learned in Backup (v3), centiseconds.
+    master_interval_cs: u16,
+    /// Master: next advert. Backup: Master_Down_Timer.
+    timer: Option<Instant>,
+    /// Since when a lower-priority master has been heard (preempt_delay).
+    lower_master_since: Option<Instant>,
+    started: Option<Instant>,
+}
+
+fn cs(v: u32) -> Duration {
+    Duration::from_millis(u64::from(v) * 10)
+}
+
+impl Machine {
+    pub fn new(p: Params) -> Self {
+        Machine {
+            master_interval_cs: p.interval_cs,
+            p,
+            state: State::Init,
+            timer: None,
+            lower_master_since: None,
+            started: None,
+        }
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    pub fn priority(&self) -> u8 {
+        self.p.priority
+    }
+
+    /// When `on_timer` must be called next.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.timer
+    }
+
+    /// Skew_Time: v3 ((256 − priority) × Master_Adver_Interval / 256), v2 ((256 −
+    /// priority) / 256 s).
+    fn skew(&self) -> Duration {
+        let weight = 256 - u32::from(self.p.priority);
+        match self.p.version {
+            Version::V3 => cs(weight * u32::from(self.master_interval_cs) / 256),
+            Version::V2 => Duration::from_micros(u64::from(weight) * 1_000_000 / 256),
+        }
+    }
+
+    /// Master_Down_Interval = 3 × Master_Adver_Interval + Skew_Time.
+    pub fn master_down_interval(&self) -> Duration {
+        cs(3 * u32::from(self.master_interval_cs)) + self.skew()
+    }
+
+    fn go(&mut self, to: State, out: &mut Vec<Action>) {
+        let from = self.state;
+        if from == to {
+            return;
+        }
+        if from == State::Master {
+            out.push(Action::DropVips);
+        }
+        self.state = to;
+        if to == State::Master {
+            out.push(Action::TakeVips);
+        }
+        out.push(Action::Transition { from, to });
+    }
+
+    fn become_master(&mut self, now: Instant, out: &mut Vec<Action>) {
+        out.push(Action::Advertise {
+            priority: self.p.priority,
+        });
+        self.go(State::Master, out);
+        self.timer = Some(now + cs(u32::from(self.p.interval_cs)));
+        self.lower_master_since = None;
+    }
+
+    fn become_backup(&mut self, now: Instant, out: &mut Vec<Action>) {
+        self.go(State::Backup, out);
+        self.timer = Some(now + self.master_down_interval());
+    }
+
+    /// Initialize → Master (owner, or `start_as_master`) or Backup.
+    pub fn start(&mut self, now: Instant) -> Vec<Action> {
+        let mut out = Vec::new();
+        self.started = Some(now);
+        self.master_interval_cs = self.p.interval_cs;
+        if self.p.priority == 255 || self.p.start_as_master {
+            self.become_master(now, &mut out);
+        } else {
+            self.become_backup(now, &mut out);
+        }
+        out
+    }
+
+    pub fn on_timer(&mut self, now: Instant) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.timer.is_none_or(|t| now < t) {
+            return out;
+        }
+        match self.state {
+            // Master_Down_Timer fired: the master is gone.
+            State::Backup => self.become_master(now, &mut out),
+            State::Master => {
+                out.push(Action::Advertise {
+                    priority: self.p.priority,
+                });
+                self.timer = Some(now + cs(u32::from(self.p.interval_cs)));
+            }
+            State::Init | State::Fault => self.timer = None,
+        }
+        out
+    }
+
+    /// An advertisement that passed every check of `packet::parse`, from `src`.
+    pub fn on_advert(&mut self, now: Instant, src: Ipv4Addr, adv: &Advert) -> Vec<Action> {
+        let mut out = Vec::new();
+        match self.state {
+            State::Backup => {
+                if adv.priority == 0 {
+                    // The master is leaving: take over after Skew_Time only.
+                    self.timer = Some(now + self.skew());
+                } else if !self.p.preempt
+                    || adv.priority >= self.p.priority
+                    || self.holding_back(now)
+                {
+                    if self.p.version == Version::V3 && adv.interval_cs > 0 {
+                        self.master_interval_cs = adv.interval_cs;
+                    }
+                    self.timer = Some(now + self.master_down_interval());
+                    if adv.priority >= self.p.priority {
+                        self.lower_master_since = None;
+                    }
+                }
+                // Otherwise a lower-priority master: let Master_Down_Timer run out, then
+                // preempt it.
+            }
+            State::Master => {
+                if adv.priority == 0 {
+                    out.push(Action::Advertise {
+                        priority: self.p.priority,
+                    });
+                    self.timer = Some(now + cs(u32::from(self.p.interval_cs)));
+                } else if adv.priority > self.p.priority
+                    || (adv.priority == self.p.priority && src > self.p.primary)
+                {
+                    if self.p.version == Version::V3 && adv.interval_cs > 0 {
+                        self.master_interval_cs = adv.interval_cs;
+                    }
+                    self.become_backup(now, &mut out);
+                }
+            }
+            State::Init | State::Fault => {}
+        }
+        out
+    }
+
+    /// preempt_delay: true while a lower-priority master must still be tolerated.
+    fn holding_back(&mut self, now: Instant) -> bool {
+        if self.p.preempt_delay.is_zero() {
+            return false;
+        }
+        let since = *self.lower_master_since.get_or_insert(now);
+        let since_start = self
+            .started
+            .map_or(Duration::ZERO, |s| now.duration_since(s));
+        now.duration_since(since) < self.p.preempt_delay || since_start < self.p.preempt_delay
+    }
+
+    /// A tracked interface went down (`up == false`) or came back.
+    pub fn on_link(&mut self, now: Instant, up: bool) -> Vec<Action> {
+        let mut out = Vec::new();
+        match (up, self.state) {
+            (false, State::Fault) | (true, State::Backup | State::Master | State::Init) => {}
+            (false, s) => {
+                if s == State::Master {
+                    out.push(Action::Advertise { priority: 0 });
+                }
+                self.go(State::Fault, &mut out);
+                self.timer = None;
+            }
+            (true, State::Fault) => self.become_backup(now, &mut out),
+        }
+        out
+    }
+
+    /// Graceful stop: a master says priority 0 so a backup takes over after its skew time.
+    pub fn shutdown(&mut self) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.state == State::Master {
+            out.push(Action::Advertise { priority: 0 });
+        }
+        self.go(State::Init, &mut out);
+        self.timer = None;
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ME: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+    const PEER_LOW: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+    const PEER_HIGH: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 3);
+
+    fn params(version: Version, priority: u8) -> Params {
+        Params {
+            version,
+            priority,
+            interval_cs: 100,
+            preempt: true,
+            preempt_delay: Duration::ZERO,
+            start_as_master: false,
+            primary: ME,
+        }
+    }
+
+    fn adv(priority: u8, interval_cs: u16) -> Advert {
+        Advert {
+            vrid: 51,
+            priority,
+            interval_cs,
+            addresses: vec![],
+        }
+    }
+
+    fn ms(t0: Instant, n: u64) -> Instant {
+        t0 + Duration::from_millis(n)
+    }
+
+    #[test]
+    fn timers_follow_the_rfc() {
+        let m = Machine::new(params(Version::V3, 100));
+        // 3 × 1 s + (256 − 100) × 1 s / 256 = 3.609375 s (v3 rounds to centiseconds).
+        assert_eq!(m.master_down_interval(), Duration::from_millis(3600));
+        let m = Machine::new(params(Version::V2, 100));
+        assert_eq!(m.master_down_interval(), Duration::from_micros(3_609_375));
+    }
+
+    #[test]
+    fn backup_takes_over_when_adverts_stop() {
+        let t0 = Instant::now();
+        let mut m = Machine::new(params(Version::V2, 100));
+        let a = m.start(t0);
+        assert_eq!(
+            a,
+            [Action::Transition {
+                from: State::Init,
+                to: State::Backup
+            }]
+        );
+        // Adverts from a higher-priority master keep it backup.
+        for s in 1..10 {
+            assert!(m
+                .on_advert(ms(t0, s * 1000), PEER_HIGH, &adv(150, 100))
+                .is_empty());
+            assert!(m.on_timer(ms(t0, s * 1000 + 500)).is_empty());
+        }
+        // Silence: Master_Down_Interval after the last advert, it takes over.
+        assert!(m.on_timer(ms(t0, 9000 + 3609)).is_empty());
+        let a = m.on_timer(ms(t0, 9000 + 3610));
+        assert_eq!(a[0], Action::Advertise { priority: 100 });
+        assert!(a.contains(&Action::TakeVips));
+        assert_eq!(m.state(), State::Master);
+        // And advertises every interval.
+        assert_eq!(
+            m.on_timer(ms(t0, 9000 + 4610)),
+            [Action::Advertise { priority: 100 }]
+        );
+    }
+
+    #[test]
+    fn priority_zero_means_take_over_after_skew() {
+        let t0 = Instant::now();
+        let mut m = Machine::new(params(Version::V3, 200));
+        m.start(t0);
+        m.on_advert(t0, PEER_HIGH, &adv(250, 100));
+        m.on_advert(ms(t0, 500), PEER_HIGH, &adv(0, 100));
+        // Skew = (256 − 200) × 1 s / 256 = 210 ms (whole centiseconds: 210).
+        assert!(m.on_timer(ms(t0, 500 + 200)).is_empty());
+        assert!(m.on_timer(ms(t0, 500 + 210)).contains(&Action::TakeVips));
+    }
+
+    #[test]
+    fn master_yields_to_higher_priority_and_to_higher_address_on_ties() {
+        let t0 = Instant::now();
+        let mut m = Machine::new(Params {
+            start_as_master: true,
+            ..params(Version::V2, 100)
+        });
+        assert!(m.start(t0).contains(&Action::TakeVips));
+        assert!(
+            m.on_advert(t0, PEER_LOW, &adv(50, 100)).is_empty(),
+            "lower: ignored"
+        );
+        assert!(
+            m.on_advert(t0, PEER_LOW, &adv(100, 100)).is_empty(),
+            "tie, lower address: we stay"
+        );
+        let a = m.on_advert(t0, PEER_HIGH, &adv(100, 100));
+        assert_eq!(
+            a,
+            [
+                Action::DropVips,
+                Action::Transition {
+                    from: State::Master,
+                    to: State::Backup
+                }
+            ]
+        );
+        // A master that hears priority 0 re-advertises at once.
+        let mut m = Machine::new(Params {
+            start_as_master: true,
+            ..params(Version::V2, 100)
+        });
+        m.start(t0);
+        assert_eq!(
+            m.on_advert(t0, PEER_LOW, &adv(0, 100)),
+            [Action::Advertise { priority: 100 }]
+        );
+    }
+
+    #[test]
+    fn preempt_nopreempt_and_delay() {
+        let t0 = Instant::now();
+        // preempt: a lower master is not listened to, so we take over after the timer.
+        let mut m = Machine::new(params(Version::V2, 150));
+        m.start(t0);
+        m.on_advert(ms(t0, 1000), PEER_LOW, &adv(100, 100));
+        assert!(
+            m.on_timer(ms(t0, 3500)).contains(&Action::TakeVips),
+            "preempted at start + down interval"
+        );
+        // nopreempt: a lower master keeps us backup for as long as it advertises.
+        let mut m = Machine::new(Params {
+            preempt: false,
+            ..params(Version::V2, 150)
+        });
+        m.start(t0);
+        for s in 1..20 {
+            m.on_advert(ms(t0, s * 1000), PEER_LOW, &adv(100, 100));
+            assert!(m.on_timer(ms(t0, s * 1000 + 900)).is_empty());
+        }
+        assert_eq!(m.state(), State::Backup);
+        // preempt_delay 5 s: tolerated for 5 s, then preempted.
+        let mut m = Machine::new(Params {
+            preempt_delay: Duration::from_secs(5),
+            ..params(Version::V2, 150)
+        });
+        m.start(t0);
+        let mut took = None;
+        for s in 1..20u64 {
+            let t = ms(t0, s * 1000);
+            m.on_advert(t, PEER_LOW, &adv(100, 100));
+            if m.on_timer(ms(t0, s * 1000 + 900))
+                .contains(&Action::TakeVips)
+            {
+                took = Some(s);
+                break;
+            }
+        }
+        let s = took.expect("preempts in the end");
+        assert!(
+            (8..=10).contains(&s),
+            "after the delay plus a down interval, took over at {s} s"
+        );
+    }
+
+    #[test]
+    fn v3_backup_learns_the_masters_interval() {
+        let t0 = Instant::now();
+        let mut m = Machine::new(params(Version::V3, 100));
+        m.start(t0);
+        m.on_advert(t0, PEER_HIGH, &adv(200, 10)); // the master advertises every 100 ms
+                                                   // 3 × 100 ms + (156 × 10 cs / 256 = 6 cs) = 360 ms.
+        assert!(m.on_timer(ms(t0, 350)).is_empty());
+        assert!(m.on_timer(ms(t0, 360)).contains(&Action::TakeVips));
+    }
+
+    #[test]
+    fn owner_starts_as_master_and_fault_drops_everything() {
+        let t0 = Instant::now();
+        let mut m = Machine::new(params(Version::V2, 255));
+        assert!(m.start(t0).contains(&Action::TakeVips));
+        let a = m.on_link(t0, false);
+        assert_eq!(a[0], Action::Advertise { priority: 0 });
+        assert!(a.contains(&Action::DropVips));
+        assert_eq!((m.state(), m.deadline()), (State::Fault, None));
+        assert!(
+            m.on_advert(t0, PEER_HIGH, &adv(100, 100)).is_empty(),
+            "no state change in FAULT"
+        );
+        m.on_link(ms(t0, 10), true);
+        assert_eq!(m.state(), State::Backup);
+        assert_eq!(
+            m.shutdown(),
+            [Action::Transition {
+                from: State::Backup,
+                to: State::Init
+            }]
+        );
+    }
+}
