@@ -20,6 +20,7 @@ NEEDS=(
   python3:python3        # labs: UDP echo and raw frames
   nginx-light:nginx      # labs: the real servers' web server
   tcpdump:tcpdump        # labs: what goes over the wire
+  keepalived:keepalived  # labs: the VRRP peer xvs must interoperate with
 )
 
 missing=()

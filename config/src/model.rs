@@ -236,6 +236,57 @@ pub struct Config {
     /// Path MTU towards TUN real servers; `None`: the interface's MTU.
     pub tun_mtu: Option<u16>,
     pub virtual_servers: Vec<VirtualServer>,
+    pub vrrp_instances: Vec<VrrpInstance>,
+}
+
+/// keepalived's initial `state`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+pub enum VrrpState {
+    #[serde(rename = "MASTER", alias = "master")]
+    Master,
+    #[serde(rename = "BACKUP", alias = "backup")]
+    Backup,
+}
+
+/// keepalived's `auth_type` (VRRPv2 only). AH is deprecated (RFC 3768) and not offered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+pub enum AuthType {
+    #[serde(rename = "PASS", alias = "pass")]
+    Pass,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VrrpInstance {
+    pub name: String,
+    pub interface: Located<String>,
+    pub vrid: u8,
+    /// 1–254; 255 for the address owner.
+    pub priority: u8,
+    pub start_as_master: bool,
+    /// Centiseconds.
+    pub advert_int_cs: u16,
+    /// 2 or 3.
+    pub version: u8,
+    pub preempt: bool,
+    /// Seconds.
+    pub preempt_delay: u32,
+    /// v2 simple password (`auth_type: PASS`).
+    pub password: Option<String>,
+    pub unicast_src_ip: Option<Ipv4Addr>,
+    /// Empty: multicast to 224.0.0.18.
+    pub unicast_peers: Vec<Ipv4Addr>,
+    /// Address and prefix length (default /32).
+    pub virtual_ipaddresses: Vec<(Ipv4Addr, u8)>,
+    /// Gratuitous ARPs per VIP on becoming master.
+    pub garp_master_repeat: u32,
+    /// Seconds between repeated gratuitous ARPs while master (0: none).
+    pub garp_master_refresh: u32,
+    pub notify_master: Option<String>,
+    pub notify_backup: Option<String>,
+    pub notify_fault: Option<String>,
+    /// Called as `notify INSTANCE NAME STATE PRIORITY` on every transition.
+    pub notify: Option<String>,
+    pub track_interfaces: Vec<Located<String>>,
 }
 
 pub const MH_DEFAULT_TABLE_SIZE: u32 = 65537;

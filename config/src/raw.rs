@@ -5,7 +5,9 @@ use std::net::Ipv4Addr;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use crate::model::{Forwarding, NodestPolicy, Protocol, SchedFlag, Scheduler, XdpMode};
+use crate::model::{
+    AuthType, Forwarding, NodestPolicy, Protocol, SchedFlag, Scheduler, VrrpState, XdpMode,
+};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -27,6 +29,57 @@ pub struct RawConfig {
     pub tun_mtu: Option<Spanned<i64>>,
     #[serde(default)]
     pub virtual_servers: Vec<RawVirtualServer>,
+    #[serde(default)]
+    pub vrrp_instances: Vec<RawVrrpInstance>,
+}
+
+/// keepalived's `vrrp_instance`, in YAML.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVrrpInstance {
+    pub name: Spanned<String>,
+    pub interface: Spanned<String>,
+    pub virtual_router_id: Spanned<i64>,
+    pub priority: Spanned<i64>,
+    #[serde(default)]
+    pub state: Option<Spanned<VrrpState>>,
+    /// Seconds; fractions (down to 0.01) with version 3.
+    #[serde(default)]
+    pub advert_int: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub version: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub preempt: Option<bool>,
+    #[serde(default)]
+    pub preempt_delay: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub authentication: Option<Spanned<RawAuth>>,
+    #[serde(default)]
+    pub unicast_src_ip: Option<Spanned<Ipv4Addr>>,
+    #[serde(default)]
+    pub unicast_peers: Vec<Spanned<Ipv4Addr>>,
+    pub virtual_ipaddresses: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub garp_master_repeat: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub garp_master_refresh: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub notify_master: Option<String>,
+    #[serde(default)]
+    pub notify_backup: Option<String>,
+    #[serde(default)]
+    pub notify_fault: Option<String>,
+    #[serde(default)]
+    pub notify: Option<String>,
+    #[serde(default)]
+    pub track_interfaces: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    pub auth_type: AuthType,
+    pub auth_pass: String,
 }
 
 /// Seconds. tcp, tcpfin and udp as `ipvsadm --set`; the rest name IPVS's TCP states.

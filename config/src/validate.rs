@@ -370,6 +370,180 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Diagnostic>> {
         });
     }
 
+    let mut vrrp_instances = Vec::new();
+    let mut seen_vrid: HashMap<(String, u8), u64> = HashMap::new();
+    for vi in &raw.vrrp_instances {
+        if let Some(first) = seen_names.insert(format!("vrrp {}", vi.name.value), at(&vi.name).0) {
+            ck.error(
+                &vi.name,
+                format!(
+                    "VRRP instance name {:?} is already used at line {first}",
+                    vi.name.value
+                ),
+                "give each instance its own name",
+            );
+        }
+        let vrid = ck.range(
+            &vi.virtual_router_id,
+            "virtual_router_id",
+            1,
+            255,
+            "1 to 255; the same on every director of the pair",
+        ) as u8;
+        if let Some(first) = seen_vrid.insert(
+            (vi.interface.value.clone(), vrid),
+            at(&vi.virtual_router_id).0,
+        ) {
+            ck.error(
+                &vi.virtual_router_id,
+                format!(
+                    "virtual_router_id {vrid} on {} is already used at line {first}",
+                    vi.interface.value
+                ),
+                "each virtual router on a link needs its own id",
+            );
+        }
+        let priority = ck.range(
+            &vi.priority,
+            "priority",
+            1,
+            255,
+            "1 to 254; 255 only for the owner of the addresses",
+        ) as u8;
+        let version = vi.version.as_ref().map_or(2, |v| {
+            ck.range(v, "version", 2, 3, "2 (RFC 3768) or 3 (RFC 5798)") as u8
+        });
+        let advert_int_cs = match &vi.advert_int {
+            None => 100,
+            Some(a) => {
+                let cs = (a.value * 100.0).round();
+                let ok = if version == 2 {
+                    (100.0..=25500.0).contains(&cs) && cs % 100.0 == 0.0
+                } else {
+                    (1.0..=4095.0).contains(&cs)
+                };
+                if !ok {
+                    let (l, c) = at(a);
+                    ck.out.push(
+                        Diagnostic::new(
+                            l,
+                            c,
+                            format!(
+                                "advert_int {} is not valid for VRRP version {version}",
+                                a.value
+                            ),
+                        )
+                        .hint(
+                            "version 2: whole seconds 1 to 255; version 3: 0.01 to 40.95 seconds",
+                        ),
+                    );
+                }
+                cs.clamp(1.0, 4095.0) as u16
+            }
+        };
+        let preempt_delay = vi.preempt_delay.as_ref().map_or(0, |d| {
+            ck.range(d, "preempt_delay", 0, 1000, "seconds") as u32
+        });
+        let password = vi.authentication.as_ref().map(|a| {
+            // PASS is the only type offered (AH is deprecated by RFC 3768).
+            let AuthType::Pass = a.value.auth_type;
+            if version != 2 {
+                ck.error(
+                    a,
+                    "authentication exists in VRRP version 2 only".into(),
+                    "remove it, or use `version: 2`",
+                );
+            }
+            if a.value.auth_pass.is_empty() || a.value.auth_pass.len() > 8 {
+                ck.error(
+                    a,
+                    "auth_pass must be 1 to 8 characters".into(),
+                    "VRRPv2 carries 8 bytes of password",
+                );
+            }
+            a.value.auth_pass.clone()
+        });
+        let mut vips = Vec::new();
+        for v in &vi.virtual_ipaddresses {
+            let (addr, len) = v
+                .value
+                .split_once('/')
+                .map_or((v.value.as_str(), "32"), |(a, l)| (a, l));
+            match (addr.trim().parse::<Ipv4Addr>(), len.trim().parse::<u8>()) {
+                (Ok(a), Ok(l)) if l <= 32 => vips.push((a, l)),
+                _ => ck.error(
+                    v,
+                    format!(
+                        "{:?} is not an IPv4 address (with an optional /prefix)",
+                        v.value
+                    ),
+                    "as keepalived: 10.0.0.100 or 10.0.0.100/24",
+                ),
+            }
+        }
+        if vips.is_empty() {
+            ck.error(
+                &vi.name,
+                format!(
+                    "VRRP instance {:?} has no virtual_ipaddresses",
+                    vi.name.value
+                ),
+                "list the addresses the master holds",
+            );
+        }
+        let garp_master_repeat = vi.garp_master_repeat.as_ref().map_or(5, |g| {
+            ck.range(
+                g,
+                "garp_master_repeat",
+                1,
+                100,
+                "gratuitous ARPs per address on becoming master",
+            ) as u32
+        });
+        let garp_master_refresh = vi.garp_master_refresh.as_ref().map_or(0, |g| {
+            ck.range(
+                g,
+                "garp_master_refresh",
+                0,
+                86400,
+                "seconds between refreshes; 0 for none",
+            ) as u32
+        });
+        let loc = |s: &Spanned<String>| {
+            let (line, column) = at(s);
+            Located {
+                value: s.value.clone(),
+                line,
+                column,
+            }
+        };
+        vrrp_instances.push(VrrpInstance {
+            name: vi.name.value.clone(),
+            interface: loc(&vi.interface),
+            vrid,
+            priority,
+            start_as_master: vi
+                .state
+                .as_ref()
+                .is_some_and(|s| s.value == VrrpState::Master),
+            advert_int_cs,
+            version,
+            preempt: vi.preempt.unwrap_or(true),
+            preempt_delay,
+            password,
+            unicast_src_ip: vi.unicast_src_ip.as_ref().map(|u| u.value),
+            unicast_peers: vi.unicast_peers.iter().map(|p| p.value).collect(),
+            virtual_ipaddresses: vips,
+            garp_master_repeat,
+            garp_master_refresh,
+            notify_master: vi.notify_master.clone(),
+            notify_backup: vi.notify_backup.clone(),
+            notify_fault: vi.notify_fault.clone(),
+            notify: vi.notify.clone(),
+            track_interfaces: vi.track_interfaces.iter().map(loc).collect(),
+        });
+    }
+
     if let Some(int) = &raw.internal_interface {
         if int.value == raw.interface.value || int.value.is_empty() || int.value.len() > 15 {
             ck.error(
@@ -412,6 +586,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Diagnostic>> {
         timeouts,
         expire_nodest_conn: raw.expire_nodest_conn.unwrap_or_default(),
         tun_mtu,
+        vrrp_instances,
         virtual_servers,
     })
 }

@@ -272,3 +272,62 @@ fn internal_interface_is_for_two_arm_nat() {
     ));
     assert!(e.contains("must be another valid interface"), "{e}");
 }
+
+const VRRP: &str = "interface: eth0
+vrrp_instances:
+  - name: VI_1
+    interface: eth0
+    virtual_router_id: 51
+    priority: 100
+    virtual_ipaddresses: [10.0.0.100, 10.0.0.101/24]
+";
+
+#[test]
+fn vrrp_instances_in_keepalived_terms() {
+    let c = parse("t.yaml", VRRP).unwrap();
+    let v = &c.vrrp_instances[0];
+    assert_eq!(
+        (v.vrid, v.priority, v.version, v.advert_int_cs, v.preempt),
+        (51, 100, 2, 100, true)
+    );
+    assert_eq!(
+        v.virtual_ipaddresses,
+        vec![
+            ("10.0.0.100".parse().unwrap(), 32),
+            ("10.0.0.101".parse().unwrap(), 24)
+        ]
+    );
+    let v3 = parse(
+        "t.yaml",
+        &VRRP.replace(
+            "priority: 100",
+            "priority: 100\n    version: 3\n    advert_int: 0.1",
+        ),
+    )
+    .unwrap();
+    assert_eq!(v3.vrrp_instances[0].advert_int_cs, 10);
+}
+
+#[test]
+fn vrrp_mistakes() {
+    let e = errors(&VRRP.replace("priority: 100", "priority: 100\n    advert_int: 0.1"));
+    assert!(
+        e.contains("advert_int 0.1 is not valid for VRRP version 2"),
+        "{e}"
+    );
+    let e = errors(&VRRP.replace("virtual_router_id: 51", "virtual_router_id: 300"));
+    assert!(e.contains("virtual_router_id 300 is out of range"), "{e}");
+    let e = errors(&VRRP.replace(
+        "priority: 100",
+        "priority: 100\n    version: 3\n    authentication: { auth_type: PASS, auth_pass: secret }",
+    ));
+    assert!(e.contains("version 2 only"), "{e}");
+    let e = errors(&VRRP.replace("10.0.0.101/24", "10.0.0.301"));
+    assert!(e.contains("not an IPv4 address"), "{e}");
+    let twice = format!("{VRRP}  - name: VI_2\n    interface: eth0\n    virtual_router_id: 51\n    priority: 90\n    virtual_ipaddresses: [10.0.0.102]\n");
+    let e = errors(&twice);
+    assert!(
+        e.contains("virtual_router_id 51 on eth0 is already used at line 5"),
+        "{e}"
+    );
+}

@@ -24,6 +24,7 @@ use xvs_dataplane::{PipelineConfig, SharedSnapshot, WorkerCounters};
 
 use crate::iface::Iface;
 use crate::publish::{self, DestRegistry};
+use crate::vrrp::{self, VrrpStats};
 use crate::{netlink, report};
 
 /// How often unresolved real servers are retried, and resolved ones re-read.
@@ -86,160 +87,247 @@ impl Ifaces {
     }
 }
 
-pub async fn run(path: &Path, cfg: Config, ifaces: Ifaces) -> Result<()> {
-    let iface = &ifaces.external;
-    let mut registry = DestRegistry::default();
-    let local = local_side(&cfg, &ifaces)?;
-    let mut macs = resolve(&cfg, &ifaces, &HashMap::new());
-    let mut generation = 1;
-    let snap = publish::build(generation, &cfg, local, &macs, &mut registry)?;
-    let shared: SharedSnapshot = Arc::new(ArcSwap::from_pointee(snap));
+/// The load balancer: the steering program, the workers, and what feeds them.
+struct Lb {
+    steer: Steer,
+    workers: Workers,
+    shared: SharedSnapshot,
+    registry: DestRegistry,
+    local: publish::Local,
+    macs: HashMap<Ipv4Addr, [u8; 6]>,
+    generation: u64,
+    queues: u32,
+}
 
-    let mut steer = Steer::load().context("loading the steering program")?;
-    steer.set_services(&publish::steering_services(&cfg))?;
-    let reply_out = if ifaces.internal.is_some() {
-        iface.ifindex
-    } else {
-        0
-    };
-    steer.set_nat_backends(&publish::nat_backends(&cfg, iface.mac, reply_out))?;
-    let mode = match cfg.xdp_mode {
-        XdpMode::Auto => AttachMode::Auto,
-        XdpMode::Native => AttachMode::Native,
-        XdpMode::Generic => AttachMode::Generic,
-    };
-    let mut queues = cfg.workers.unwrap_or(iface.rx_queues).min(iface.rx_queues);
-    for i in std::iter::once(iface).chain(&ifaces.internal) {
-        let got = steer.attach(i.ifindex as i32, mode)?;
-        info!(
-            "attached xvs_steer to {} (ifindex {}) in {} mode",
-            i.name,
-            i.ifindex,
-            got.as_str()
-        );
-    }
-    if let Some(int) = &ifaces.internal {
-        // Services on the clients' side only; the internal side gets NAT replies.
-        steer.set_external_ifindex(iface.ifindex)?;
-        // Each worker's internal socket needs a queue of its own there.
-        if int.rx_queues < queues {
-            warn!(
-                "{} has {} queue(s): running {} worker(s) instead of {queues}",
-                int.name, int.rx_queues, int.rx_queues
-            );
-            queues = int.rx_queues;
-        }
-    }
-    let cpus = xvs_dataplane::sys::allowed_cpus();
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut workers = Workers {
-        stop: Arc::clone(&stop),
-        handles: Vec::new(),
-        counters: Vec::new(),
-    };
-    let hash_seed = seed();
-    for q in 0..queues {
-        let xsk = Xsk::open(iface.ifindex, q, &XskConfig::default())?;
-        info!(
-            "queue {q}: AF_XDP socket bound in {} mode",
-            xsk.mode().as_str()
-        );
-        let counters = Arc::new(WorkerCounters::new(MAX_DESTS));
-        let wc = WorkerConfig {
-            queue: q,
-            cpu: cpus.get(q as usize % cpus.len().max(1)).copied(),
-            pipeline: PipelineConfig {
-                flow_capacity: cfg.flow_table_size,
-                hash_seed,
-                timeouts: timeouts(&cfg.timeouts),
-                nodest: match cfg.expire_nodest_conn {
-                    xvs_config::NodestPolicy::Reschedule => NodestPolicy::Reschedule,
-                    xvs_config::NodestPolicy::Expire => NodestPolicy::Expire,
-                    xvs_config::NodestPolicy::Drop => NodestPolicy::Drop,
-                },
-            },
+impl Lb {
+    fn start(path: &Path, cfg: &Config, ifaces: &Ifaces) -> Result<Lb> {
+        let iface = &ifaces.external;
+        let mut registry = DestRegistry::default();
+        let local = local_side(cfg, ifaces)?;
+        let macs = resolve(cfg, ifaces, &HashMap::new());
+        let generation = 1;
+        let snap = publish::build(generation, cfg, local, &macs, &mut registry)?;
+        let shared: SharedSnapshot = Arc::new(ArcSwap::from_pointee(snap));
+
+        let mut steer = Steer::load().context("loading the steering program")?;
+        steer.set_services(&publish::steering_services(cfg))?;
+        let reply_out = if ifaces.internal.is_some() {
+            iface.ifindex
+        } else {
+            0
         };
-        let fd = xsk.fd();
-        let internal = match &ifaces.internal {
-            Some(int) => Some(xsk.open_shared_tx(int.ifindex, q, XskConfig::default().tx_size)?),
-            None => None,
+        steer.set_nat_backends(&publish::nat_backends(cfg, iface.mac, reply_out))?;
+        let mode = match cfg.xdp_mode {
+            XdpMode::Auto => AttachMode::Auto,
+            XdpMode::Native => AttachMode::Native,
+            XdpMode::Generic => AttachMode::Generic,
         };
-        let mut worker = Worker::new(
-            xsk,
-            &wc,
-            Arc::clone(&shared),
-            Arc::clone(&stop),
-            Arc::clone(&counters),
-        );
-        if let (Some(tx), Some(int)) = (internal, &ifaces.internal) {
+        let mut queues = cfg.workers.unwrap_or(iface.rx_queues).min(iface.rx_queues);
+        for i in std::iter::once(iface).chain(&ifaces.internal) {
+            let got = steer.attach(i.ifindex as i32, mode)?;
             info!(
-                "queue {q}: NAT requests leave by {} queue {q} (shared UMEM, no copy)",
-                int.name
+                "attached xvs_steer to {} (ifindex {}) in {} mode",
+                i.name,
+                i.ifindex,
+                got.as_str()
             );
-            worker = worker.with_internal(tx);
         }
-        workers.handles.push(
-            worker
-                .spawn(q, wc.cpu)
-                .context("starting a worker thread")?,
+        if let Some(int) = &ifaces.internal {
+            // Services on the clients' side only; the internal side gets NAT replies.
+            steer.set_external_ifindex(iface.ifindex)?;
+            // Each worker's internal socket needs a queue of its own there.
+            if int.rx_queues < queues {
+                warn!(
+                    "{} has {} queue(s): running {} worker(s) instead of {queues}",
+                    int.name, int.rx_queues, int.rx_queues
+                );
+                queues = int.rx_queues;
+            }
+        }
+        let cpus = xvs_dataplane::sys::allowed_cpus();
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut workers = Workers {
+            stop: Arc::clone(&stop),
+            handles: Vec::new(),
+            counters: Vec::new(),
+        };
+        let hash_seed = seed();
+        for q in 0..queues {
+            let xsk = Xsk::open(iface.ifindex, q, &XskConfig::default())?;
+            info!(
+                "queue {q}: AF_XDP socket bound in {} mode",
+                xsk.mode().as_str()
+            );
+            let counters = Arc::new(WorkerCounters::new(MAX_DESTS));
+            let wc = WorkerConfig {
+                queue: q,
+                cpu: cpus.get(q as usize % cpus.len().max(1)).copied(),
+                pipeline: PipelineConfig {
+                    flow_capacity: cfg.flow_table_size,
+                    hash_seed,
+                    timeouts: timeouts(&cfg.timeouts),
+                    nodest: match cfg.expire_nodest_conn {
+                        xvs_config::NodestPolicy::Reschedule => NodestPolicy::Reschedule,
+                        xvs_config::NodestPolicy::Expire => NodestPolicy::Expire,
+                        xvs_config::NodestPolicy::Drop => NodestPolicy::Drop,
+                    },
+                },
+            };
+            let fd = xsk.fd();
+            let internal = match &ifaces.internal {
+                Some(int) => {
+                    Some(xsk.open_shared_tx(int.ifindex, q, XskConfig::default().tx_size)?)
+                }
+                None => None,
+            };
+            let mut worker = Worker::new(
+                xsk,
+                &wc,
+                Arc::clone(&shared),
+                Arc::clone(&stop),
+                Arc::clone(&counters),
+            );
+            if let (Some(tx), Some(int)) = (internal, &ifaces.internal) {
+                info!(
+                    "queue {q}: NAT requests leave by {} queue {q} (shared UMEM, no copy)",
+                    int.name
+                );
+                worker = worker.with_internal(tx);
+            }
+            workers.handles.push(
+                worker
+                    .spawn(q, wc.cpu)
+                    .context("starting a worker thread")?,
+            );
+            workers.counters.push(counters);
+            // Registered after the worker owns the socket: from here its queue's VIP traffic
+            // goes to the worker instead of the kernel.
+            steer.register_xsk(q, fd)?;
+        }
+        info!(
+            "xvs running: {} virtual server(s), {} worker(s), config {}",
+            cfg.virtual_servers.len(),
+            queues,
+            path.display()
         );
-        workers.counters.push(counters);
-        // Registered after the worker owns the socket: from here its queue's VIP traffic
-        // goes to the worker instead of the kernel.
-        steer.register_xsk(q, fd)?;
+        Ok(Lb {
+            steer,
+            workers,
+            shared,
+            registry,
+            local,
+            macs,
+            generation,
+            queues,
+        })
     }
-    info!(
-        "xvs running: {} virtual server(s), {} worker(s), config {}",
-        cfg.virtual_servers.len(),
-        queues,
-        path.display()
-    );
+
+    /// Re-reads the neighbour tables; publishes a new snapshot if a MAC changed.
+    fn refresh(&mut self, cfg: &Config, ifaces: &Ifaces) {
+        let fresh = resolve(cfg, ifaces, &self.macs);
+        if fresh != self.macs {
+            self.macs = fresh;
+            self.generation += 1;
+            match publish::build(
+                self.generation,
+                cfg,
+                self.local,
+                &self.macs,
+                &mut self.registry,
+            ) {
+                Ok(s) => {
+                    self.shared.store(Arc::new(s));
+                    info!(
+                        "published snapshot generation {} (neighbours changed)",
+                        self.generation
+                    );
+                }
+                Err(e) => error!("{e:#}"),
+            }
+        }
+    }
+
+    fn next_refresh(&self, cfg: &Config) -> Duration {
+        if publish::unresolved(cfg, &self.macs).is_empty() {
+            RESOLVE_REFRESH
+        } else {
+            RESOLVE_RETRY
+        }
+    }
+
+    /// Gives the kernel its traffic back first, then stops the workers; prints the counters.
+    fn stop(mut self, cfg: &Config, ifaces: &Ifaces) {
+        self.steer.detach();
+        for q in 0..self.queues {
+            self.steer.unregister_xsk(q);
+        }
+        self.workers.stop();
+        let xdp = self.steer.counters().ok();
+        print!(
+            "{}",
+            report::render(
+                cfg,
+                &mut self.registry,
+                &self.workers.counters,
+                xdp.as_ref()
+            )
+        );
+        info!("detached from {}", ifaces.external.name);
+    }
+}
+
+pub async fn run(path: &Path, cfg: Config, ifaces: Ifaces) -> Result<()> {
+    let mut lb = if cfg.virtual_servers.is_empty() {
+        info!("no virtual servers: VRRP only, nothing attached");
+        None
+    } else {
+        Some(Lb::start(path, &cfg, &ifaces)?)
+    };
+    // VRRP after the load balancer: a director that becomes master can forward at once.
+    let (stop_vrrp, vrrp_stop) = tokio::sync::watch::channel(false);
+    let mut vrrp = Vec::new();
+    for vi in &cfg.vrrp_instances {
+        let stats = Arc::new(VrrpStats::default());
+        let task = tokio::spawn(vrrp::run(vi.clone(), Arc::clone(&stats), vrrp_stop.clone()));
+        vrrp.push((vi.name.clone(), stats, task));
+    }
 
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
-    let mut next_resolve = if publish::unresolved(&cfg, &macs).is_empty() {
-        RESOLVE_REFRESH
-    } else {
-        RESOLVE_RETRY
-    };
     loop {
+        let next = lb
+            .as_ref()
+            .map_or(RESOLVE_REFRESH, |l| l.next_refresh(&cfg));
         tokio::select! {
             _ = term.recv() => { info!("SIGTERM: shutting down"); break; }
             _ = int.recv() => { info!("SIGINT: shutting down"); break; }
             _ = hup.recv() => {
                 warn!("SIGHUP: live reload is not implemented yet; the running configuration is unchanged");
             }
-            _ = tokio::time::sleep(next_resolve) => {
-                let fresh = resolve(&cfg, &ifaces, &macs);
-                if fresh != macs {
-                    macs = fresh;
-                    generation += 1;
-                    match publish::build(generation, &cfg, local, &macs, &mut registry) {
-                        Ok(s) => {
-                            shared.store(Arc::new(s));
-                            info!("published snapshot generation {generation} (neighbours changed)");
-                        }
-                        Err(e) => error!("{e:#}"),
-                    }
+            _ = tokio::time::sleep(next) => {
+                if let Some(l) = lb.as_mut() {
+                    l.refresh(&cfg, &ifaces);
                 }
-                next_resolve = if publish::unresolved(&cfg, &macs).is_empty() { RESOLVE_REFRESH } else { RESOLVE_RETRY };
             }
         }
     }
 
-    // Give the kernel its traffic back first, then stop the workers.
-    steer.detach();
-    for q in 0..queues {
-        steer.unregister_xsk(q);
+    // VRRP first: a master says goodbye (priority 0) so its backup takes over at once.
+    let _ = stop_vrrp.send(true);
+    for (name, stats, task) in vrrp {
+        match tokio::time::timeout(Duration::from_secs(2), task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => error!("VRRP {name}: {e:#}"),
+            Ok(Err(e)) => error!("VRRP {name}: task failed: {e}"),
+            Err(_) => error!("VRRP {name}: did not stop in time"),
+        }
+        println!("{}", stats.summary(&name));
     }
-    workers.stop();
-    let xdp = steer.counters().ok();
-    print!(
-        "{}",
-        report::render(&cfg, &mut registry, &workers.counters, xdp.as_ref())
-    );
-    info!("detached from {}; bye", iface.name);
+    if let Some(l) = lb.take() {
+        l.stop(&cfg, &ifaces);
+    }
+    info!("bye");
     Ok(())
 }
 

@@ -8,5 +8,6 @@
 pub mod dr;
 mod lab;
 pub mod tools;
+pub mod vrrp;
 
 pub use lab::{Lab, Proc};

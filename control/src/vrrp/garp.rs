@@ -1,0 +1,71 @@
+//! Gratuitous ARP: tells the segment which MAC a VIP now lives at, when this director
+//! becomes master (switches and neighbours update at once instead of timing out).
+
+use std::io;
+use std::mem::size_of;
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+/// The frame: broadcast ARP request with sender and target protocol address = the VIP.
+pub fn frame(mac: [u8; 6], vip: Ipv4Addr) -> [u8; 42] {
+    let mut f = [0u8; 42];
+    f[..6].fill(0xff);
+    f[6..12].copy_from_slice(&mac);
+    f[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
+    f[14..22].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]); // Ethernet/IPv4, request
+    f[22..28].copy_from_slice(&mac);
+    f[28..32].copy_from_slice(&vip.octets());
+    f[38..42].copy_from_slice(&vip.octets());
+    f
+}
+
+/// Sends `repeat` gratuitous ARPs for each of `vips` out of `ifindex`.
+pub fn announce(ifindex: u32, mac: [u8; 6], vips: &[Ipv4Addr], repeat: u32) -> io::Result<()> {
+    // SAFETY: plain socket(2); checked below. Protocol 0: this socket receives nothing.
+    let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: sockaddr_ll is plain data; zeroed is valid before the fields are set.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_ifindex = ifindex as i32;
+    sll.sll_halen = 6;
+    sll.sll_addr[..6].fill(0xff);
+    for _ in 0..repeat {
+        for vip in vips {
+            let f = frame(mac, *vip);
+            // SAFETY: sends `f`, valid for its length, to a valid sockaddr_ll.
+            let rc = unsafe {
+                libc::sendto(
+                    fd.as_raw_fd(),
+                    f.as_ptr().cast(),
+                    f.len(),
+                    0,
+                    (&sll as *const libc::sockaddr_ll).cast(),
+                    size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+                )
+            };
+            if rc < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn announces_the_vip_as_its_own_target() {
+        let f = frame([2, 0, 0, 0, 0, 9], Ipv4Addr::new(10, 0, 0, 100));
+        assert_eq!(&f[..6], &[0xff; 6]);
+        assert_eq!(&f[12..14], &[8, 6]);
+        assert_eq!(&f[20..22], &[0, 1], "request");
+        assert_eq!(&f[28..32], &f[38..42], "sender IP = target IP: gratuitous");
+    }
+}
