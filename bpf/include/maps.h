@@ -49,4 +49,12 @@ struct {
 	__uint(max_entries, 1);
 } xvs_steer_config SEC(".maps");
 
+/* ifindex → the director's MAC there; an interface absent from it is not checked. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, struct xvs_local_mac);
+	__uint(max_entries, XVS_MAX_LOCAL_MACS);
+} xvs_local_macs SEC(".maps");
+
 #endif

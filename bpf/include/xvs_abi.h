@@ -33,6 +33,15 @@ struct xvs_steer_config {
 	__u32 external_ifindex;
 };
 
+/* The director's MAC on each interface the program is attached to: frames addressed to
+ * another host (a switch flooding, a promiscuous NIC) are the kernel's to discard, not
+ * ours to forward. */
+#define XVS_MAX_LOCAL_MACS 16
+struct xvs_local_mac {
+	__u8 mac[6];
+	__u16 pad;
+};
+
 /* NAT: a real server's address, port and protocol (the source of its replies)... */
 #define XVS_MAX_NAT_BACKENDS 16384
 struct xvs_nat_key {
@@ -72,7 +81,8 @@ struct xvs_nat_client {
 	X(NAT_REPLY, "nat_reply")           /* NAT reply translated, to the learned MAC */ \
 	X(NAT_REPLY_FIB, "nat_reply_fib")   /* NAT reply translated, next hop from the FIB */ \
 	X(NAT_ICMP, "nat_icmp")             /* ICMP error quoting a NAT flow, translated */  \
-	X(DROP_NAT_NO_NEIGH, "drop_nat_no_neigh") /* NAT reply with no way to the client */
+	X(DROP_NAT_NO_NEIGH, "drop_nat_no_neigh") /* NAT reply with no way to the client */ \
+	X(PASS_NOT_OURS, "pass_not_ours")   /* unicast to another host's MAC */
 
 enum xvs_xdp_stat {
 #define XVS_STAT_ENUM(name, label) XVS_STAT_##name,

@@ -185,7 +185,8 @@ int xvs_steer(struct xdp_md *ctx)
 	struct xvs_svc_key key = {};
 	struct xvs_svc_value *svc;
 	struct xvs_steer_config *cfg;
-	__u32 zero = 0;
+	struct xvs_local_mac *local;
+	__u32 zero = 0, ifindex;
 	struct ethhdr *eth;
 	struct iphdr *ip;
 	__be16 dport;
@@ -196,6 +197,15 @@ int xvs_steer(struct xdp_md *ctx)
 		return parse_error(proto);
 	if (proto != bpf_htons(ETH_P_IP))
 		return count(XVS_STAT_PASS_NOT_IPV4, XDP_PASS);
+	/* Unicast for another host (group bit clear, not our MAC): not ours to handle. A
+	 * VRRP backup, for one, must not forward what a switch floods to it. */
+	ifindex = ctx->ingress_ifindex;
+	local = bpf_map_lookup_elem(&xvs_local_macs, &ifindex);
+	if (local && !(eth->h_dest[0] & 1) &&
+	    (local->mac[0] != eth->h_dest[0] || local->mac[1] != eth->h_dest[1] ||
+	     local->mac[2] != eth->h_dest[2] || local->mac[3] != eth->h_dest[3] ||
+	     local->mac[4] != eth->h_dest[4] || local->mac[5] != eth->h_dest[5]))
+		return count(XVS_STAT_PASS_NOT_OURS, XDP_PASS);
 
 	proto = parse_iphdr(&c, &ip);
 	if (proto < 0)

@@ -21,6 +21,7 @@ const MAP_COUNTERS: &str = "xvs_counters";
 const MAP_NAT_BACKENDS: &str = "xvs_nat_backends";
 const MAP_NAT_CLIENTS: &str = "xvs_nat_clients";
 const MAP_CONFIG: &str = "xvs_steer_config";
+const MAP_LOCAL_MACS: &str = "xvs_local_macs";
 
 /// How the operator asked for the program to be attached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,6 +65,7 @@ pub struct Steer {
     nat_backends: MapHandle,
     nat_clients: MapHandle,
     config: MapHandle,
+    local_macs: MapHandle,
     attached: Vec<(i32, XdpMode)>,
 }
 
@@ -103,6 +105,7 @@ impl Steer {
             nat_backends: map_handle(&obj, MAP_NAT_BACKENDS)?,
             nat_clients: map_handle(&obj, MAP_NAT_CLIENTS)?,
             config: map_handle(&obj, MAP_CONFIG)?,
+            local_macs: map_handle(&obj, MAP_LOCAL_MACS)?,
             prog_fd,
             obj,
             attached: Vec::new(),
@@ -151,6 +154,20 @@ impl Steer {
 
     pub fn attached(&self) -> &[(i32, XdpMode)] {
         &self.attached
+    }
+
+    /// The director's MAC on `ifindex`: unicast frames to other MACs there are left to
+    /// the kernel.
+    pub fn set_local_mac(&self, ifindex: u32, mac: [u8; 6]) -> Result<(), BpfError> {
+        let mut v = [0u8; 8];
+        v[..6].copy_from_slice(&mac);
+        self.local_macs
+            .update(&ifindex.to_ne_bytes(), &v, MapFlags::ANY)
+            .map_err(|source| BpfError::Map {
+                op: "update",
+                map: MAP_LOCAL_MACS,
+                source,
+            })
     }
 
     /// Steers services only on `ifindex` (0: on any interface the program is on).

@@ -112,6 +112,27 @@ fn services_are_steered_only_on_the_external_interface() {
 }
 
 #[test]
+fn frames_for_another_mac_are_left_to_the_kernel() {
+    let steer = loaded();
+    let xsk = loopback_socket();
+    steer.register_xsk(0, xsk.fd()).unwrap();
+    let frame = fixtures::tcp_frame(fixtures::CLIENT, 1, VIP, VIP_TCP_PORT, 2, b"");
+    // BPF_PROG_TEST_RUN's packets arrive on loopback (ifindex 1).
+    steer.set_local_mac(1, [2, 0, 0, 0, 0, 0x77]).unwrap();
+    let (action, delta) = run(&steer, &frame);
+    assert_eq!((action, delta.get("pass_not_ours")), (XDP_PASS, 1));
+    steer.set_local_mac(1, fixtures::DIRECTOR_MAC).unwrap();
+    assert_eq!(run(&steer, &frame).0, XDP_REDIRECT, "addressed to us");
+    let mut multicast = frame.clone();
+    multicast[0] = 0x01;
+    assert_eq!(
+        run(&steer, &multicast).0,
+        XDP_REDIRECT,
+        "group addresses are not filtered"
+    );
+}
+
+#[test]
 fn passes_vip_traffic_while_no_socket_is_bound() {
     let steer = loaded();
     let frame = fixtures::tcp_frame(fixtures::CLIENT, 1, VIP, VIP_TCP_PORT, 2, b"");

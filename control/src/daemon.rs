@@ -124,6 +124,7 @@ impl Lb {
         };
         let mut queues = cfg.workers.unwrap_or(iface.rx_queues).min(iface.rx_queues);
         for i in std::iter::once(iface).chain(&ifaces.internal) {
+            steer.set_local_mac(i.ifindex, i.mac)?;
             let got = steer.attach(i.ifindex as i32, mode)?;
             info!(
                 "attached xvs_steer to {} (ifindex {}) in {} mode",

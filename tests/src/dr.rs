@@ -25,6 +25,10 @@ pub const BIG_FILE_BYTES: usize = 20 * 1024 * 1024;
 const UDP_ECHO: &str = include_str!("udp_echo.py");
 const UDP_CLIENT: &str = include_str!("udp_client.py");
 const RAW_SEND: &str = include_str!("raw_send.py");
+const HTTP_LOOP: &str = include_str!("http_loop.py");
+
+/// The second director of a VRRP pair.
+pub const DIRECTOR2: &str = "10.0.0.3";
 
 pub fn rs_addr(i: usize) -> String {
     format!("10.0.0.{}", 11 + i)
@@ -173,12 +177,67 @@ impl DrLab {
         lab.write("udp_echo.py", UDP_ECHO)?;
         lab.write("udp_client.py", UDP_CLIENT)?;
         lab.write("raw_send.py", RAW_SEND)?;
+        lab.write("http_loop.py", HTTP_LOOP)?;
         Ok(DrLab {
             lab,
             real_servers,
             vip,
             client,
         })
+    }
+
+    /// A VRRP pair: as `build`, plus a second director `lb2`, and the VIP left to VRRP
+    /// (on neither director at first).
+    pub fn build_pair(real_servers: usize) -> Result<DrLab> {
+        let mut lab = Self::build_with(real_servers, 1, Prep::Script)?;
+        lab.lab
+            .sh("lb", &format!("ip addr del {VIP}/32 dev eth0"))?;
+        let ns = lab.lab.add_ns("lb2")?;
+        lab.lab.sh(
+            "sw",
+            &format!("ip link add lb2 type veth peer name eth0 netns {ns} && ip link set lb2 master br0 && ip link set lb2 up && ethtool -K lb2 tx off >/dev/null"),
+        )?;
+        lab.lab.sh(
+            "lb2",
+            &format!("ip link set eth0 up && ip addr add {DIRECTOR2}/24 dev eth0"),
+        )?;
+        Ok(lab)
+    }
+
+    /// Starts `xvs run` on director `host` under process name `name` and waits until it
+    /// runs.
+    pub fn start_xvs_on(&mut self, host: &str, name: &str, config: &std::path::Path) -> Result<()> {
+        let bin = tools::xvs_bin()?.display().to_string();
+        let cfg = config.display().to_string();
+        let p = self.lab.spawn(host, name, &[&bin, "run", "-c", &cfg])?;
+        p.wait_for_log("xvs running", Duration::from_secs(20))?;
+        Ok(())
+    }
+
+    /// Runs the client loop for `secs` seconds in the background (process "loop");
+    /// `loop_results` reads what it saw.
+    pub fn start_http_loop(&mut self, secs: f64) -> Result<()> {
+        let script = self.lab.dir.join("http_loop.py").display().to_string();
+        let vip = self.vip.to_string();
+        self.lab.spawn(
+            "cl",
+            "loop",
+            &["python3", "-u", &script, &vip, "80", &secs.to_string()],
+        )?;
+        Ok(())
+    }
+
+    /// (time, ok) per request of the client loop, once it has finished.
+    pub fn loop_results(&mut self, timeout: Duration) -> Result<Vec<(f64, bool)>> {
+        let p = self.lab.proc("loop").context("no client loop")?;
+        p.wait(timeout).context("client loop did not finish")?;
+        Ok(p.output()
+            .lines()
+            .filter_map(|l| {
+                let (t, ok) = l.split_once(' ')?;
+                Some((t.parse().ok()?, ok == "1"))
+            })
+            .collect())
     }
 
     /// Starts nginx on every real server: `/` answers its name, `/big.bin` is the same
