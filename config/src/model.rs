@@ -281,6 +281,10 @@ pub struct VrrpInstance {
     pub garp_master_repeat: u32,
     /// Seconds between repeated gratuitous ARPs while master (0: none).
     pub garp_master_refresh: u32,
+    /// Milliseconds between the gratuitous ARPs of one burst.
+    pub garp_interval_ms: u32,
+    /// The `vrrp_sync_groups` entry this instance belongs to.
+    pub sync_group: Option<String>,
     pub notify_master: Option<String>,
     pub notify_backup: Option<String>,
     pub notify_fault: Option<String>,

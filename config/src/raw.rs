@@ -31,6 +31,16 @@ pub struct RawConfig {
     pub virtual_servers: Vec<RawVirtualServer>,
     #[serde(default)]
     pub vrrp_instances: Vec<RawVrrpInstance>,
+    #[serde(default)]
+    pub vrrp_sync_groups: Vec<RawSyncGroup>,
+}
+
+/// keepalived's `vrrp_sync_group`: instances that change state together.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSyncGroup {
+    pub name: Spanned<String>,
+    pub group: Vec<Spanned<String>>,
 }
 
 /// keepalived's `vrrp_instance`, in YAML.
@@ -63,6 +73,9 @@ pub struct RawVrrpInstance {
     pub garp_master_repeat: Option<Spanned<i64>>,
     #[serde(default)]
     pub garp_master_refresh: Option<Spanned<i64>>,
+    /// Seconds between the gratuitous ARPs of one burst.
+    #[serde(default)]
+    pub garp_interval: Option<Spanned<f64>>,
     #[serde(default)]
     pub notify_master: Option<String>,
     #[serde(default)]

@@ -509,6 +509,20 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Diagnostic>> {
                 "seconds between refreshes; 0 for none",
             ) as u32
         });
+        let garp_interval_ms = vi.garp_interval.as_ref().map_or(0, |g| {
+            if !(0.0..=10.0).contains(&g.value) {
+                let (l, c) = at(g);
+                ck.out.push(
+                    Diagnostic::new(
+                        l,
+                        c,
+                        format!("garp_interval {} is out of range 0..=10", g.value),
+                    )
+                    .hint("seconds between the gratuitous ARPs of one burst"),
+                );
+            }
+            (g.value.clamp(0.0, 10.0) * 1000.0) as u32
+        });
         let loc = |s: &Spanned<String>| {
             let (line, column) = at(s);
             Located {
@@ -536,6 +550,8 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Diagnostic>> {
             virtual_ipaddresses: vips,
             garp_master_repeat,
             garp_master_refresh,
+            garp_interval_ms,
+            sync_group: None,
             notify_master: vi.notify_master.clone(),
             notify_backup: vi.notify_backup.clone(),
             notify_fault: vi.notify_fault.clone(),
@@ -544,6 +560,34 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Diagnostic>> {
         });
     }
 
+    let mut grouped: HashMap<String, u64> = HashMap::new();
+    for g in &raw.vrrp_sync_groups {
+        for m in &g.group {
+            match vrrp_instances.iter_mut().find(|v| v.name == m.value) {
+                None => ck.error(
+                    m,
+                    format!(
+                        "sync group {:?} names no VRRP instance {:?}",
+                        g.name.value, m.value
+                    ),
+                    "list names from vrrp_instances",
+                ),
+                Some(v) => {
+                    if let Some(first) = grouped.insert(m.value.clone(), at(m).0) {
+                        ck.error(
+                            m,
+                            format!(
+                                "VRRP instance {:?} is already in a sync group at line {first}",
+                                m.value
+                            ),
+                            "an instance belongs to one sync group at most",
+                        );
+                    }
+                    v.sync_group = Some(g.name.value.clone());
+                }
+            }
+        }
+    }
     if let Some(int) = &raw.internal_interface {
         if int.value == raw.interface.value || int.value.is_empty() || int.value.len() > 15 {
             ck.error(

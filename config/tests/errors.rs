@@ -331,3 +331,24 @@ fn vrrp_mistakes() {
         "{e}"
     );
 }
+
+#[test]
+fn sync_groups_name_existing_instances_once() {
+    let two = format!("{VRRP}  - name: VI_2\n    interface: eth0\n    virtual_router_id: 52\n    priority: 90\n    garp_interval: 0.05\n    virtual_ipaddresses: [10.0.0.102]\n");
+    let c = parse(
+        "t.yaml",
+        &format!("{two}vrrp_sync_groups:\n  - {{ name: G1, group: [VI_1, VI_2] }}\n"),
+    )
+    .unwrap();
+    assert!(c
+        .vrrp_instances
+        .iter()
+        .all(|v| v.sync_group.as_deref() == Some("G1")));
+    assert_eq!(c.vrrp_instances[1].garp_interval_ms, 50);
+    let e = errors(&format!(
+        "{two}vrrp_sync_groups:\n  - {{ name: G1, group: [VI_1, VI_9] }}\n"
+    ));
+    assert!(e.contains("names no VRRP instance \"VI_9\""), "{e}");
+    let e = errors(&format!("{two}vrrp_sync_groups:\n  - {{ name: G1, group: [VI_1] }}\n  - {{ name: G2, group: [VI_1] }}\n"));
+    assert!(e.contains("already in a sync group"), "{e}");
+}

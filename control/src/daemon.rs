@@ -287,9 +287,15 @@ pub async fn run(path: &Path, cfg: Config, ifaces: Ifaces) -> Result<()> {
     // VRRP after the load balancer: a director that becomes master can forward at once.
     let (stop_vrrp, vrrp_stop) = tokio::sync::watch::channel(false);
     let mut vrrp = Vec::new();
+    let (bus, _) = tokio::sync::broadcast::channel::<vrrp::SyncMsg>(64);
     for vi in &cfg.vrrp_instances {
         let stats = Arc::new(VrrpStats::default());
-        let task = tokio::spawn(vrrp::run(vi.clone(), Arc::clone(&stats), vrrp_stop.clone()));
+        let task = tokio::spawn(vrrp::run(
+            vi.clone(),
+            Arc::clone(&stats),
+            vrrp_stop.clone(),
+            bus.clone(),
+        ));
         vrrp.push((vi.name.clone(), stats, task));
     }
 

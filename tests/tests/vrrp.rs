@@ -98,3 +98,89 @@ fn wrong_password_is_rejected_and_counted_without_flapping() {
         "rejected adverts counted by reason: {line}"
     );
 }
+
+/// A tracked link going down puts its instance in FAULT, and its sync group follows: the
+/// other director (keepalived) takes both virtual routers' addresses.
+#[test]
+fn track_interface_fault_takes_the_sync_group_down() {
+    let mut lab = VrrpLab::build().unwrap();
+    // A link of d1's own to track: one end of a veth pair whose other end we can cut.
+    lab.lab.sh("d1", "ip link add trk0 type veth peer name trk1 && ip link set trk0 up && ip link set trk1 up").unwrap();
+    let ka = "global_defs {\n  router_id d2\n}\n".to_string()
+        + &["51 10.0.0.100", "52 10.0.0.101"]
+            .iter()
+            .map(|v| {
+                let (id, vip) = v.split_once(' ').unwrap();
+                format!("vrrp_instance VI_{id} {{\n  state BACKUP\n  interface eth0\n  virtual_router_id {id}\n  priority 100\n  advert_int 1\n  virtual_ipaddress {{\n    {vip}/32\n  }}\n}}\n")
+            })
+            .collect::<String>();
+    let conf = lab
+        .lab
+        .write("keepalived.conf", ka)
+        .unwrap()
+        .display()
+        .to_string();
+    let (pid, vpid) = (
+        lab.path("k.pid").display().to_string(),
+        lab.path("v.pid").display().to_string(),
+    );
+    lab.lab
+        .spawn(
+            "d2",
+            "keepalived",
+            &[
+                "keepalived",
+                "-P",
+                "-n",
+                "-l",
+                "-D",
+                "-f",
+                &conf,
+                "-p",
+                &pid,
+                "-r",
+                &vpid,
+            ],
+        )
+        .unwrap();
+    let xvs = "interface: eth0\nvrrp_instances:\n  - { name: VI_51, interface: eth0, state: MASTER, virtual_router_id: 51, priority: 150, virtual_ipaddresses: [10.0.0.100], track_interfaces: [trk0] }\n  - { name: VI_52, interface: eth0, state: MASTER, virtual_router_id: 52, priority: 150, virtual_ipaddresses: [10.0.0.101] }\nvrrp_sync_groups:\n  - { name: G1, group: [VI_51, VI_52] }\n";
+    let cfg = lab
+        .lab
+        .write("xvs.yaml", xvs)
+        .unwrap()
+        .display()
+        .to_string();
+    let bin = xvs_tests::tools::xvs_bin().unwrap().display().to_string();
+    lab.lab
+        .spawn("d1", "xvs", &[&bin, "run", "-c", &cfg])
+        .unwrap();
+    let has = |lab: &VrrpLab, host: &str, vip: &str| {
+        lab.lab
+            .sh(host, "ip -4 -o addr show dev eth0")
+            .unwrap()
+            .contains(&format!(" {vip}/"))
+    };
+    let wait = |lab: &VrrpLab, host: &str, vip: &str, want: bool| {
+        let t0 = Instant::now();
+        while has(lab, host, vip) != want {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "{host} {vip} {want}:\n{}",
+                lab.lab.sh(host, "ip -4 -o addr").unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait(&lab, "d1", "10.0.0.100", true);
+    wait(&lab, "d1", "10.0.0.101", true);
+    lab.lab.sh("d1", "ip link set trk1 down").unwrap();
+    // VI_51 goes FAULT (its tracked link), VI_52 follows it; keepalived takes both.
+    wait(&lab, "d2", "10.0.0.100", true);
+    wait(&lab, "d2", "10.0.0.101", true);
+    assert!(!has(&lab, "d1", "10.0.0.100") && !has(&lab, "d1", "10.0.0.101"));
+    let log = lab.log("xvs");
+    assert!(
+        log.contains("VI_52: sync group G1 follows VI_51 to FAULT"),
+        "{log}"
+    );
+}

@@ -246,6 +246,24 @@ impl Machine {
         out
     }
 
+    /// A sync group member moved to `to` (keepalived's vrrp_sync_group): follow it. A
+    /// FAULT member takes the group down; MASTER and BACKUP are followed from BACKUP and
+    /// MASTER; a member leaving FAULT lets the others out too, as BACKUP.
+    pub fn force(&mut self, now: Instant, to: State) -> Vec<Action> {
+        let mut out = Vec::new();
+        match (to, self.state) {
+            (State::Fault, State::Backup | State::Master) => return self.on_link(now, false),
+            (State::Master, State::Backup) => self.become_master(now, &mut out),
+            (State::Backup, State::Master) => {
+                out.push(Action::Advertise { priority: 0 });
+                self.become_backup(now, &mut out);
+            }
+            (State::Backup, State::Fault) => return self.on_link(now, true),
+            _ => {}
+        }
+        out
+    }
+
     /// Graceful stop: a master says priority 0 so a backup takes over after its skew time.
     pub fn shutdown(&mut self) -> Vec<Action> {
         let mut out = Vec::new();
@@ -438,6 +456,25 @@ mod tests {
                                                    // 3 × 100 ms + (156 × 10 cs / 256 = 6 cs) = 360 ms.
         assert!(m.on_timer(ms(t0, 350)).is_empty());
         assert!(m.on_timer(ms(t0, 360)).contains(&Action::TakeVips));
+    }
+
+    #[test]
+    fn sync_group_members_follow() {
+        let t0 = Instant::now();
+        let mut m = Machine::new(params(Version::V2, 100));
+        m.start(t0);
+        assert!(m.force(t0, State::Master).contains(&Action::TakeVips));
+        let a = m.force(t0, State::Backup);
+        assert_eq!(a[0], Action::Advertise { priority: 0 }, "hand over at once");
+        assert!(a.contains(&Action::DropVips));
+        m.force(t0, State::Fault);
+        assert_eq!(m.state(), State::Fault);
+        assert!(
+            m.force(t0, State::Master).is_empty(),
+            "a faulty member does not follow to MASTER"
+        );
+        m.force(t0, State::Backup);
+        assert_eq!(m.state(), State::Backup);
     }
 
     #[test]

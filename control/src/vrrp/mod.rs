@@ -7,4 +7,4 @@ pub mod packet;
 mod runner;
 mod socket;
 
-pub use runner::{run, VrrpStats};
+pub use runner::{run, SyncMsg, VrrpStats};

@@ -23,6 +23,17 @@ const LINK_POLL: Duration = Duration::from_millis(200);
 /// The longest a notify script may run.
 const NOTIFY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A sync-group member's transition, told to the other members.
+#[derive(Clone, Debug)]
+pub struct SyncMsg {
+    pub group: String,
+    pub from: String,
+    pub state: State,
+}
+
+/// The channel all instances share for their sync groups.
+pub type SyncBus = tokio::sync::broadcast::Sender<SyncMsg>;
+
 /// What an instance did, for logs now and metrics later.
 #[derive(Default, Debug)]
 pub struct VrrpStats {
@@ -82,6 +93,7 @@ struct Edge<'a> {
     sock: VrrpSocket,
     version: Version,
     stats: &'a VrrpStats,
+    bus: &'a SyncBus,
 }
 
 impl Edge<'_> {
@@ -93,7 +105,9 @@ impl Edge<'_> {
             .collect()
     }
 
-    fn apply(&self, actions: Vec<Action>) {
+    /// Carries out the machine's actions. A transition is told to the instance's sync
+    /// group unless it was itself a group member's doing (`forced`).
+    fn apply(&self, actions: Vec<Action>, forced: bool) {
         for a in actions {
             match a {
                 Action::Advertise { priority } => self.advertise(priority),
@@ -120,6 +134,16 @@ impl Edge<'_> {
                     self.stats.set_state(to);
                     self.stats.transitions.fetch_add(1, Relaxed);
                     self.notify(to);
+                    if let (Some(group), false, false) =
+                        (&self.cfg.sync_group, forced, to == State::Init)
+                    {
+                        // No receiver yet is fine: nobody to follow.
+                        let _ = self.bus.send(SyncMsg {
+                            group: group.clone(),
+                            from: self.cfg.name.clone(),
+                            state: to,
+                        });
+                    }
                 }
             }
         }
@@ -222,7 +246,9 @@ pub async fn run(
     cfg: VrrpInstance,
     stats: Arc<VrrpStats>,
     mut stop: watch::Receiver<bool>,
+    bus: SyncBus,
 ) -> Result<()> {
+    let mut group_rx = bus.subscribe();
     let iface = Iface::lookup(&cfg.interface.value)?
         .with_context(|| format!("VRRP {}: no interface {}", cfg.name, cfg.interface.value))?;
     let src = match cfg.unicast_src_ip {
@@ -257,6 +283,7 @@ pub async fn run(
         sock,
         version,
         stats: &stats,
+        bus: &bus,
     };
 
     // A master killed without a goodbye leaves its VIPs on the interface.
@@ -283,9 +310,9 @@ pub async fn run(
         .map(|t| t.value.clone())
         .collect();
     let mut links_up = tracked.iter().all(|t| link_up(t));
-    edge.apply(machine.start(Instant::now()));
+    edge.apply(machine.start(Instant::now()), false);
     if !links_up {
-        edge.apply(machine.on_link(Instant::now(), false));
+        edge.apply(machine.on_link(Instant::now(), false), false);
     }
     let expect = Expect {
         version,
@@ -305,7 +332,7 @@ pub async fn run(
         let deadline = machine.deadline().map(tokio::time::Instant::from_std);
         tokio::select! {
             _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => {
-                edge.apply(machine.on_timer(Instant::now()));
+                edge.apply(machine.on_timer(Instant::now()), false);
             }
             n = edge.sock.recv(&mut buf) => {
                 let n = n.with_context(|| format!("VRRP {}: receiving", cfg.name))?;
@@ -314,7 +341,7 @@ pub async fn run(
                     Ok((from, _)) if from == src => {}
                     Ok((from, adv)) => {
                         stats.received.fetch_add(1, Relaxed);
-                        edge.apply(machine.on_advert(Instant::now(), from, &adv));
+                        edge.apply(machine.on_advert(Instant::now(), from, &adv), false);
                     }
                     Err(reason) => {
                         stats.rejected[Reject::ALL.iter().position(|r| *r == reason).unwrap_or(0)].fetch_add(1, Relaxed);
@@ -327,7 +354,7 @@ pub async fn run(
                 if up != links_up {
                     links_up = up;
                     info!("VRRP {}: tracked interfaces {}", cfg.name, if up { "up" } else { "down" });
-                    edge.apply(machine.on_link(Instant::now(), up));
+                    edge.apply(machine.on_link(Instant::now(), up), false);
                 }
             }
             _ = garp_tick.tick(), if !refresh.is_zero() => {
@@ -335,8 +362,19 @@ pub async fn run(
                     edge.garp();
                 }
             }
+            msg = group_rx.recv(), if cfg.sync_group.is_some() => {
+                if let Ok(m) = msg {
+                    let mine = cfg.sync_group.as_deref() == Some(m.group.as_str()) && m.from != cfg.name;
+                    // Our own tracked link keeps us in FAULT whatever the group does.
+                    let stuck = machine.state() == State::Fault && !links_up;
+                    if mine && !stuck {
+                        info!("VRRP {}: sync group {} follows {} to {}", cfg.name, m.group, m.from, m.state.as_str());
+                        edge.apply(machine.force(Instant::now(), m.state), true);
+                    }
+                }
+            }
             _ = stop.changed() => {
-                edge.apply(machine.shutdown());
+                edge.apply(machine.shutdown(), false);
                 return Ok(());
             }
         }
