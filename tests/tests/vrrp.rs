@@ -41,7 +41,12 @@ fn xvs_master_keepalived_backup_failover_and_preemption() {
     lab.start_xvs(&peer(false, 150)).unwrap();
     let back = lab.wait_vip("d2", false, Duration::from_secs(10)).unwrap();
     eprintln!("xvs preempted back in {back:?}");
-    assert!(lab.holds_vip("d1"));
+    // xvs advertises before it takes the VIP and logs: keepalived may step down first.
+    lab.wait_vip("d1", true, Duration::from_secs(2)).unwrap();
+    let t0 = Instant::now();
+    while !lab.log("xvs").contains("BACKUP -> MASTER") && t0.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let log = lab.log("xvs");
     assert!(log.contains("left on eth0 by an earlier run"), "{log}");
     assert!(log.contains("BACKUP -> MASTER"), "{log}");
