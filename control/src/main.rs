@@ -1,6 +1,8 @@
 //! `xvs`: the XDP Virtual Server daemon and its command line.
 
 mod daemon;
+#[allow(dead_code)] // wired into the daemon in the following commits
+mod health;
 mod iface;
 mod netlink;
 mod publish;

@@ -1,0 +1,383 @@
+//! keepalived's checkers, one probe each: TCP_CHECK (connect), HTTP_GET (status and
+//! optional MD5 digest of the body), MISC_CHECK (a script's exit code) and a UDP check
+//! (an answer, and no ICMP unreachable). Every probe is bounded in time and in the bytes
+//! it reads, whatever the target does.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use md5::{Digest, Md5};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream, UdpSocket};
+
+/// The most of an HTTP answer read (status line, headers, body for the digest).
+const MAX_HTTP_BYTES: usize = 1 << 20;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Probe {
+    Tcp,
+    Http {
+        path: String,
+        /// Status codes that count as up; empty: any 2xx.
+        status_codes: Vec<u16>,
+        /// MD5 of the body, hex, when the body must match.
+        digest: Option<String>,
+        /// The Host header (default: the target's address).
+        virtualhost: Option<String>,
+    },
+    Misc {
+        /// Run with `sh -c`.
+        script: String,
+        /// keepalived's misc_dynamic: exit 2–255 means up with weight exit − 2.
+        dynamic: bool,
+    },
+    Udp {
+        payload: Vec<u8>,
+    },
+}
+
+/// A probe's verdict.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Up { weight: Option<u32> },
+    Down(String),
+}
+
+async fn connect(target: SocketAddr, source: Option<IpAddr>) -> std::io::Result<TcpStream> {
+    let sock = if target.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    if let Some(src) = source {
+        sock.bind(SocketAddr::new(src, 0))?;
+    }
+    sock.connect(target).await
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Probe {
+    /// Runs the probe once against `target`, within `timeout`.
+    pub async fn run(
+        &self,
+        target: SocketAddr,
+        source: Option<IpAddr>,
+        timeout: Duration,
+    ) -> Outcome {
+        match tokio::time::timeout(timeout, self.run_unbounded(target, source)).await {
+            Ok(o) => o,
+            Err(_) => Outcome::Down(format!("no answer within {:.1} s", timeout.as_secs_f64())),
+        }
+    }
+
+    async fn run_unbounded(&self, target: SocketAddr, source: Option<IpAddr>) -> Outcome {
+        match self {
+            Probe::Tcp => match connect(target, source).await {
+                Ok(_) => Outcome::Up { weight: None },
+                Err(e) => Outcome::Down(format!("connect: {e}")),
+            },
+            Probe::Http {
+                path,
+                status_codes,
+                digest,
+                virtualhost,
+            } => {
+                let mut s = match connect(target, source).await {
+                    Ok(s) => s,
+                    Err(e) => return Outcome::Down(format!("connect: {e}")),
+                };
+                let host = virtualhost
+                    .clone()
+                    .unwrap_or_else(|| target.ip().to_string());
+                let req = format!("GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: xvs-healthcheck\r\nConnection: close\r\n\r\n");
+                if let Err(e) = s.write_all(req.as_bytes()).await {
+                    return Outcome::Down(format!("sending the request: {e}"));
+                }
+                let mut buf = Vec::with_capacity(4096);
+                let mut chunk = [0u8; 8192];
+                loop {
+                    match s.read(&mut chunk).await {
+                        Ok(0) => break,
+                        Ok(n) if buf.len() + n > MAX_HTTP_BYTES => {
+                            return Outcome::Down(format!(
+                                "answer larger than {MAX_HTTP_BYTES} bytes"
+                            ))
+                        }
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        Err(e) => return Outcome::Down(format!("reading the answer: {e}")),
+                    }
+                }
+                http_verdict(&buf, status_codes, digest.as_deref())
+            }
+            Probe::Misc { script, dynamic } => {
+                let child = tokio::process::Command::new("sh")
+                    .arg("-c")
+                    .arg(script)
+                    .kill_on_drop(true)
+                    .spawn();
+                let status = match child {
+                    Ok(mut c) => c.wait().await,
+                    Err(e) => return Outcome::Down(format!("cannot run `{script}`: {e}")),
+                };
+                match status.map(|s| s.code()) {
+                    Ok(Some(0)) => Outcome::Up { weight: None },
+                    Ok(Some(c)) if *dynamic && (2..=255).contains(&c) => Outcome::Up {
+                        weight: Some(c as u32 - 2),
+                    },
+                    Ok(Some(c)) => Outcome::Down(format!("`{script}` exited with {c}")),
+                    Ok(None) => Outcome::Down(format!("`{script}` was killed by a signal")),
+                    Err(e) => Outcome::Down(format!("`{script}`: {e}")),
+                }
+            }
+            Probe::Udp { payload } => {
+                let local = SocketAddr::new(
+                    source.unwrap_or(if target.is_ipv4() {
+                        "0.0.0.0".parse().unwrap()
+                    } else {
+                        "::".parse().unwrap()
+                    }),
+                    0,
+                );
+                let sock = match UdpSocket::bind(local).await {
+                    Ok(s) => s,
+                    Err(e) => return Outcome::Down(format!("bind: {e}")),
+                };
+                // Connected, so an ICMP port unreachable comes back as an error.
+                if let Err(e) = sock.connect(target).await {
+                    return Outcome::Down(format!("connect: {e}"));
+                }
+                if let Err(e) = sock.send(payload).await {
+                    return Outcome::Down(format!("send: {e}"));
+                }
+                let mut buf = [0u8; 2048];
+                match sock.recv(&mut buf).await {
+                    Ok(_) => Outcome::Up { weight: None },
+                    Err(e) => Outcome::Down(format!("no answer: {e}")),
+                }
+            }
+        }
+    }
+}
+
+/// Judges an HTTP answer: its status against `codes` (empty: 2xx), its body's MD5.
+pub fn http_verdict(answer: &[u8], codes: &[u16], digest: Option<&str>) -> Outcome {
+    let head_end = answer.windows(4).position(|w| w == b"\r\n\r\n");
+    let status_line = answer.split(|b| *b == b'\n').next().unwrap_or_default();
+    let status = std::str::from_utf8(status_line)
+        .ok()
+        .filter(|l| l.starts_with("HTTP/"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse::<u16>().ok());
+    let Some(status) = status else {
+        return Outcome::Down("not an HTTP answer".into());
+    };
+    let ok = if codes.is_empty() {
+        (200..300).contains(&status)
+    } else {
+        codes.contains(&status)
+    };
+    if !ok {
+        return Outcome::Down(format!("HTTP status {status}"));
+    }
+    if let Some(want) = digest {
+        let body = head_end.map_or(&[][..], |i| &answer[i + 4..]);
+        let got = hex(&Md5::digest(body));
+        if !got.eq_ignore_ascii_case(want) {
+            return Outcome::Down(format!("body digest {got}, expected {want}"));
+        }
+    }
+    Outcome::Up { weight: None }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    const T: Duration = Duration::from_millis(500);
+
+    fn http() -> Probe {
+        Probe::Http {
+            path: "/health".into(),
+            status_codes: vec![],
+            digest: None,
+            virtualhost: None,
+        }
+    }
+
+    /// A local listener that answers each connection with `behaviour`.
+    async fn server(behaviour: &'static str) -> SocketAddr {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut s, _)) = l.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    let mut req = [0u8; 1024];
+                    let _ = s.read(&mut req).await;
+                    match behaviour {
+                        "ok" => {
+                            let _ = s
+                                .write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+                                .await;
+                        }
+                        "500" => {
+                            let _ = s
+                                .write_all(b"HTTP/1.0 500 Internal Server Error\r\n\r\n")
+                                .await;
+                        }
+                        "garbage" => {
+                            let _ = s.write_all(b"\x00\xffnot http at all\r\n\r\n").await;
+                        }
+                        "hang" => tokio::time::sleep(Duration::from_secs(60)).await,
+                        "slow" => {
+                            tokio::time::sleep(Duration::from_secs(2)).await;
+                            let _ = s.write_all(b"HTTP/1.0 200 OK\r\n\r\n").await;
+                        }
+                        "reset" => {
+                            let _ = s.set_linger(Some(Duration::ZERO));
+                            drop(s);
+                        }
+                        "endless" => {
+                            let junk = vec![b'x'; 65536];
+                            while s.write_all(&junk).await.is_ok() {}
+                        }
+                        _ => {}
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn http_against_misbehaving_servers() {
+        assert_eq!(
+            http().run(server("ok").await, None, T).await,
+            Outcome::Up { weight: None }
+        );
+        assert_eq!(
+            http().run(server("500").await, None, T).await,
+            Outcome::Down("HTTP status 500".into())
+        );
+        assert_eq!(
+            http().run(server("garbage").await, None, T).await,
+            Outcome::Down("not an HTTP answer".into())
+        );
+        for b in ["hang", "slow"] {
+            let o = http().run(server(b).await, None, T).await;
+            assert!(
+                matches!(&o, Outcome::Down(r) if r.starts_with("no answer within")),
+                "{b}: {o:?}"
+            );
+        }
+        let o = http().run(server("reset").await, None, T).await;
+        assert!(matches!(o, Outcome::Down(_)), "reset: {o:?}");
+        let o = http()
+            .run(server("endless").await, None, Duration::from_secs(5))
+            .await;
+        assert!(
+            matches!(&o, Outcome::Down(r) if r.contains("larger than")),
+            "endless: {o:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn http_digest_and_codes() {
+        let addr = server("ok").await;
+        let md5_hello = "5d41402abc4b2a76b9719d911017c592";
+        let with = |codes: Vec<u16>, digest: Option<&str>| Probe::Http {
+            path: "/".into(),
+            status_codes: codes,
+            digest: digest.map(str::to_string),
+            virtualhost: Some("www.example".into()),
+        };
+        assert_eq!(
+            with(vec![], Some(md5_hello)).run(addr, None, T).await,
+            Outcome::Up { weight: None }
+        );
+        assert!(
+            matches!(with(vec![], Some("00")).run(addr, None, T).await, Outcome::Down(r) if r.contains("digest"))
+        );
+        assert!(
+            matches!(with(vec![302], None).run(addr, None, T).await, Outcome::Down(r) if r == "HTTP status 200")
+        );
+    }
+
+    #[tokio::test]
+    async fn tcp_and_refused() {
+        assert_eq!(
+            Probe::Tcp.run(server("hang").await, None, T).await,
+            Outcome::Up { weight: None }
+        );
+        // A port nobody listens on: the bound-then-closed port of a fresh listener.
+        let closed = {
+            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            l.local_addr().unwrap()
+        };
+        assert!(
+            matches!(Probe::Tcp.run(closed, None, T).await, Outcome::Down(r) if r.starts_with("connect"))
+        );
+    }
+
+    #[tokio::test]
+    async fn misc_exit_codes() {
+        let m = |s: &str, dynamic| Probe::Misc {
+            script: s.into(),
+            dynamic,
+        };
+        let any: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        assert_eq!(
+            m("exit 0", false).run(any, None, T).await,
+            Outcome::Up { weight: None }
+        );
+        assert_eq!(
+            m("exit 1", false).run(any, None, T).await,
+            Outcome::Down("`exit 1` exited with 1".into())
+        );
+        assert_eq!(
+            m("exit 7", true).run(any, None, T).await,
+            Outcome::Up { weight: Some(5) }
+        );
+        assert!(matches!(
+            m("exit 7", false).run(any, None, T).await,
+            Outcome::Down(_)
+        ));
+        assert!(
+            matches!(m("/nonexistent/script", false).run(any, None, T).await, Outcome::Down(r) if r.contains("127"))
+        );
+        assert!(
+            matches!(m("sleep 5", false).run(any, None, T).await, Outcome::Down(r) if r.starts_with("no answer within"))
+        );
+    }
+
+    #[tokio::test]
+    async fn udp_answer_or_unreachable() {
+        let echo = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = echo.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut b = [0u8; 64];
+            while let Ok((n, peer)) = echo.recv_from(&mut b).await {
+                let _ = echo.send_to(&b[..n], peer).await;
+            }
+        });
+        let p = Probe::Udp {
+            payload: b"ping".to_vec(),
+        };
+        assert_eq!(p.run(addr, None, T).await, Outcome::Up { weight: None });
+        let closed = {
+            let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            s.local_addr().unwrap()
+        };
+        let o = p.run(closed, None, T).await;
+        assert!(
+            matches!(&o, Outcome::Down(r) if r.contains("refused") || r.starts_with("no answer")),
+            "{o:?}"
+        );
+    }
+}
