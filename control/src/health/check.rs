@@ -240,7 +240,7 @@ mod tests {
                             let _ = s.write_all(b"HTTP/1.0 200 OK\r\n\r\n").await;
                         }
                         "reset" => {
-                            let _ = s.set_linger(Some(Duration::ZERO));
+                            let _ = s.set_zero_linger();
                             drop(s);
                         }
                         "endless" => {
