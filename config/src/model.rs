@@ -194,6 +194,67 @@ pub struct RealServer {
     pub address: Ipv4Addr,
     pub port: u16,
     pub weight: u32,
+    /// Its own check, or the virtual server's; `None`: never checked, always up.
+    pub health_check: Option<HealthCheck>,
+    /// Down means weight 0 (existing connections go on) instead of leaving the pool.
+    pub inhibit_on_failure: bool,
+    pub notify_up: Option<String>,
+    pub notify_down: Option<String>,
+}
+
+/// keepalived's checker types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckType {
+    /// TCP_CHECK: a connection opens.
+    Tcp,
+    /// HTTP_GET: status code (and body digest).
+    Http,
+    /// SSL_GET: not implemented yet (refused with a clear error).
+    Https,
+    /// MISC_CHECK: a script's exit code.
+    Misc,
+    /// A datagram gets an answer.
+    Udp,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CheckKind {
+    Tcp,
+    Http {
+        path: String,
+        /// Empty: any 2xx.
+        status_codes: Vec<u16>,
+        /// MD5 of the body, lowercase hex.
+        digest: Option<String>,
+        virtualhost: Option<String>,
+    },
+    Misc {
+        script: String,
+        dynamic: bool,
+    },
+    Udp {
+        payload: Vec<u8>,
+    },
+}
+
+/// A real server's check. Durations in milliseconds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub kind: CheckKind,
+    pub delay_loop_ms: u64,
+    /// Per attempt; for MISC, `misc_timeout`.
+    pub timeout_ms: u64,
+    /// Attempts after the first before the real server is declared down.
+    pub retry: u32,
+    pub delay_before_retry_ms: u64,
+    /// The first check waits a random time up to this.
+    pub warmup_ms: u64,
+    /// Start down until the first success.
+    pub alpha: bool,
+    pub connect_ip: Option<Ipv4Addr>,
+    pub connect_port: Option<u16>,
+    pub bindto: Option<Ipv4Addr>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -212,6 +273,14 @@ pub struct VirtualServer {
     pub ops: bool,
     pub forwarding: Forwarding,
     pub real_servers: Vec<RealServer>,
+    /// Least total weight of live real servers for the service to be up.
+    pub quorum: u32,
+    /// Tolerance around the quorum before its state changes.
+    pub hysteresis: u32,
+    pub quorum_up: Option<String>,
+    pub quorum_down: Option<String>,
+    /// Takes the connections when no real server is up.
+    pub sorry_server: Option<(Ipv4Addr, u16)>,
 }
 
 impl VirtualServer {

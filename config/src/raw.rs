@@ -6,7 +6,8 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use crate::model::{
-    AuthType, Forwarding, NodestPolicy, Protocol, SchedFlag, Scheduler, VrrpState, XdpMode,
+    AuthType, CheckType, Forwarding, NodestPolicy, Protocol, SchedFlag, Scheduler, VrrpState,
+    XdpMode,
 };
 
 #[derive(Debug, Deserialize)]
@@ -139,6 +140,71 @@ pub struct RawVirtualServer {
     pub forwarding: Option<Spanned<Forwarding>>,
     #[serde(default)]
     pub real_servers: Vec<RawRealServer>,
+    /// The default check of this virtual server's real servers.
+    #[serde(default)]
+    pub health_check: Option<Spanned<RawHealthCheck>>,
+    #[serde(default)]
+    pub inhibit_on_failure: Option<bool>,
+    #[serde(default)]
+    pub quorum: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub hysteresis: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub quorum_up: Option<String>,
+    #[serde(default)]
+    pub quorum_down: Option<String>,
+    #[serde(default)]
+    pub sorry_server: Option<RawSorryServer>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSorryServer {
+    pub address: Spanned<Ipv4Addr>,
+    #[serde(default)]
+    pub port: Option<Spanned<i64>>,
+}
+
+/// keepalived's TCP_CHECK, HTTP_GET, MISC_CHECK and a UDP check, as one map.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealthCheck {
+    #[serde(rename = "type")]
+    pub kind: Spanned<CheckType>,
+    #[serde(default)]
+    pub delay_loop: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub connect_timeout: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub retry: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub delay_before_retry: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub warmup: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub alpha: Option<bool>,
+    #[serde(default)]
+    pub connect_ip: Option<Spanned<Ipv4Addr>>,
+    #[serde(default)]
+    pub connect_port: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub bindto: Option<Spanned<Ipv4Addr>>,
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub status_code: Vec<Spanned<i64>>,
+    #[serde(default)]
+    pub digest: Option<Spanned<String>>,
+    #[serde(default)]
+    pub virtualhost: Option<String>,
+    #[serde(default)]
+    pub misc_path: Option<Spanned<String>>,
+    #[serde(default)]
+    pub misc_timeout: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub misc_dynamic: Option<bool>,
+    #[serde(default)]
+    pub payload: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -149,4 +215,12 @@ pub struct RawRealServer {
     pub port: Option<Spanned<i64>>,
     #[serde(default)]
     pub weight: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub health_check: Option<Spanned<RawHealthCheck>>,
+    #[serde(default)]
+    pub inhibit_on_failure: Option<bool>,
+    #[serde(default)]
+    pub notify_up: Option<String>,
+    #[serde(default)]
+    pub notify_down: Option<String>,
 }

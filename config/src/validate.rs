@@ -329,10 +329,22 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Diagnostic>> {
                     "list each real server once per virtual server; use weight for a bigger share",
                 );
             }
+            let hc = rs
+                .health_check
+                .as_ref()
+                .or(vs.health_check.as_ref())
+                .and_then(|h| health_check(&mut ck, h));
             real_servers.push(RealServer {
                 address: rs.address.value,
                 port: rport,
                 weight,
+                health_check: hc,
+                inhibit_on_failure: rs
+                    .inhibit_on_failure
+                    .or(vs.inhibit_on_failure)
+                    .unwrap_or(false),
+                notify_up: rs.notify_up.clone(),
+                notify_down: rs.notify_down.clone(),
             });
         }
         if forwarding == Forwarding::Nat {
@@ -355,6 +367,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Diagnostic>> {
                 }
             }
         }
+        let first_port = ports[0];
         virtual_servers.push(VirtualServer {
             name: vs.name.value.clone(),
             address: vs.address.value,
@@ -367,6 +380,38 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Diagnostic>> {
             ops,
             forwarding,
             real_servers,
+            quorum: vs.quorum.as_ref().map_or(1, |q| {
+                ck.range(
+                    q,
+                    "quorum",
+                    0,
+                    1 << 24,
+                    "least total weight of live real servers",
+                ) as u32
+            }),
+            hysteresis: vs.hysteresis.as_ref().map_or(0, |q| {
+                ck.range(
+                    q,
+                    "hysteresis",
+                    0,
+                    1 << 24,
+                    "weight tolerance around the quorum",
+                ) as u32
+            }),
+            quorum_up: vs.quorum_up.clone(),
+            quorum_down: vs.quorum_down.clone(),
+            sorry_server: vs.sorry_server.as_ref().map(|s| {
+                let p = s.port.as_ref().map_or(first_port, |p| {
+                    ck.range(
+                        p,
+                        "sorry_server port",
+                        0,
+                        65535,
+                        "omit it to use the virtual server's port",
+                    ) as u16
+                });
+                (s.address.value, p)
+            }),
         });
     }
 
@@ -632,6 +677,121 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Diagnostic>> {
         tun_mtu,
         vrrp_instances,
         virtual_servers,
+    })
+}
+
+/// Seconds (fractions allowed) to milliseconds within `lo..=hi` seconds.
+fn secs(
+    ck: &mut Checker,
+    v: &Option<Spanned<f64>>,
+    what: &str,
+    default: f64,
+    lo: f64,
+    hi: f64,
+) -> u64 {
+    match v {
+        None => (default * 1000.0) as u64,
+        Some(s) if (lo..=hi).contains(&s.value) => (s.value * 1000.0) as u64,
+        Some(s) => {
+            let (l, c) = at(s);
+            ck.out.push(
+                Diagnostic::new(
+                    l,
+                    c,
+                    format!("{what} {} is out of range {lo}..={hi}", s.value),
+                )
+                .hint("seconds"),
+            );
+            (default * 1000.0) as u64
+        }
+    }
+}
+
+fn health_check(ck: &mut Checker, h: &Spanned<RawHealthCheck>) -> Option<HealthCheck> {
+    let r = &h.value;
+    let kind = match r.kind.value {
+        CheckType::Tcp => CheckKind::Tcp,
+        CheckType::Http => {
+            let mut status_codes = Vec::new();
+            for c in &r.status_code {
+                status_codes.push(ck.range(
+                    c,
+                    "status_code",
+                    100,
+                    599,
+                    "an HTTP status code such as 200",
+                ) as u16);
+            }
+            if let Some(d) = &r.digest {
+                if d.value.len() != 32 || !d.value.chars().all(|c| c.is_ascii_hexdigit()) {
+                    ck.error(
+                        d,
+                        "digest must be an MD5 in hex (32 characters)".into(),
+                        "as keepalived's genhash prints it",
+                    );
+                }
+            }
+            CheckKind::Http {
+                path: r.path.clone().unwrap_or_else(|| "/".into()),
+                status_codes,
+                digest: r.digest.as_ref().map(|d| d.value.to_lowercase()),
+                virtualhost: r.virtualhost.clone(),
+            }
+        }
+        CheckType::Https => {
+            ck.error(
+                &r.kind,
+                "SSL_GET (type: https) is not implemented yet".into(),
+                "check the plain HTTP port with `type: http`, or use `type: tcp`",
+            );
+            return None;
+        }
+        CheckType::Misc => match &r.misc_path {
+            Some(p) if !p.value.trim().is_empty() => CheckKind::Misc {
+                script: p.value.clone(),
+                dynamic: r.misc_dynamic.unwrap_or(false),
+            },
+            _ => {
+                ck.error(
+                    &r.kind,
+                    "a misc check needs `misc_path`".into(),
+                    "the script to run; exit 0 means up",
+                );
+                return None;
+            }
+        },
+        CheckType::Udp => CheckKind::Udp {
+            payload: r.payload.clone().unwrap_or_default().into_bytes(),
+        },
+    };
+    let timeout = if matches!(kind, CheckKind::Misc { .. }) {
+        &r.misc_timeout
+    } else {
+        &r.connect_timeout
+    };
+    Some(HealthCheck {
+        kind,
+        delay_loop_ms: secs(ck, &r.delay_loop, "delay_loop", 60.0, 0.1, 86400.0),
+        timeout_ms: secs(ck, timeout, "timeout", 5.0, 0.01, 3600.0),
+        retry: r.retry.as_ref().map_or(1, |v| {
+            ck.range(v, "retry", 0, 100, "attempts after the first failure") as u32
+        }),
+        delay_before_retry_ms: secs(
+            ck,
+            &r.delay_before_retry,
+            "delay_before_retry",
+            1.0,
+            0.0,
+            3600.0,
+        ),
+        warmup_ms: secs(ck, &r.warmup, "warmup", 0.0, 0.0, 3600.0),
+        alpha: r.alpha.unwrap_or(false),
+        connect_ip: r.connect_ip.as_ref().map(|a| a.value),
+        connect_port: r
+            .connect_port
+            .as_ref()
+            .map(|p| ck.range(p, "connect_port", 1, 65535, "the port to check") as u16),
+        bindto: r.bindto.as_ref().map(|a| a.value),
     })
 }
 

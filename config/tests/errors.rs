@@ -352,3 +352,55 @@ fn sync_groups_name_existing_instances_once() {
     let e = errors(&format!("{two}vrrp_sync_groups:\n  - {{ name: G1, group: [VI_1] }}\n  - {{ name: G2, group: [VI_1] }}\n"));
     assert!(e.contains("already in a sync group"), "{e}");
 }
+
+#[test]
+fn health_checks_in_keepalived_terms() {
+    let hc = GOOD.replace(
+        "    real_servers:\n",
+        "    health_check: { type: tcp, delay_loop: 6, connect_timeout: 3, retry: 3, delay_before_retry: 3 }\n    quorum: 2\n    sorry_server: { address: 10.0.0.50 }\n    real_servers:\n",
+    ) + "      - { address: 10.0.0.13, health_check: { type: http, path: /health, status_code: [200, 204], digest: 5D41402ABC4B2A76B9719D911017C592 }, inhibit_on_failure: true, notify_down: /bin/true }\n";
+    let c = parse("t.yaml", &hc).unwrap();
+    let vs = &c.virtual_servers[0];
+    let tcp = vs.real_servers[0].health_check.as_ref().unwrap();
+    assert_eq!(
+        (
+            tcp.delay_loop_ms,
+            tcp.timeout_ms,
+            tcp.retry,
+            tcp.delay_before_retry_ms
+        ),
+        (6000, 3000, 3, 3000)
+    );
+    let http = vs.real_servers[2].health_check.as_ref().unwrap();
+    assert!(
+        matches!(&http.kind, CheckKind::Http { status_codes, digest: Some(d), .. } if status_codes == &vec![200, 204] && d == "5d41402abc4b2a76b9719d911017c592")
+    );
+    assert!(vs.real_servers[2].inhibit_on_failure && !vs.real_servers[0].inhibit_on_failure);
+    assert_eq!(
+        (vs.quorum, vs.sorry_server),
+        (2, Some(("10.0.0.50".parse().unwrap(), 80)))
+    );
+}
+
+#[test]
+fn health_check_mistakes() {
+    let with = |h: &str| {
+        GOOD.replace(
+            "    real_servers:\n",
+            &format!("    health_check: {h}\n    real_servers:\n"),
+        )
+    };
+    let e = errors(&with("{ type: https }"));
+    assert!(
+        e.contains("SSL_GET (type: https) is not implemented yet"),
+        "{e}"
+    );
+    let e = errors(&with("{ type: misc }"));
+    assert!(e.contains("needs `misc_path`"), "{e}");
+    let e = errors(&with("{ type: http, digest: nothex }"));
+    assert!(e.contains("MD5 in hex"), "{e}");
+    let e = errors(&with("{ type: tcp, delay_loop: 0 }"));
+    assert!(e.contains("delay_loop 0 is out of range"), "{e}");
+    let e = errors(&with("{ type: tcp, conect_timeout: 3 }"));
+    assert!(e.contains("unknown field `conect_timeout`"), "{e}");
+}

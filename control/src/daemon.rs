@@ -22,8 +22,9 @@ use xvs_dataplane::worker::{Worker, WorkerConfig};
 use xvs_dataplane::xsk::{Xsk, XskConfig};
 use xvs_dataplane::{PipelineConfig, SharedSnapshot, WorkerCounters};
 
+use crate::health::{self, Health, HealthMap};
 use crate::iface::Iface;
-use crate::publish::{self, DestRegistry};
+use crate::publish::{self, DestKey, DestRegistry};
 use crate::vrrp::{self, VrrpStats};
 use crate::{netlink, report};
 
@@ -95,6 +96,9 @@ struct Lb {
     registry: DestRegistry,
     local: publish::Local,
     macs: HashMap<Ipv4Addr, [u8; 6]>,
+    health: HealthMap,
+    /// Per virtual server: whether its quorum is met.
+    quorum: HashMap<String, bool>,
     generation: u64,
     queues: u32,
 }
@@ -106,7 +110,28 @@ impl Lb {
         let local = local_side(cfg, ifaces)?;
         let macs = resolve(cfg, ifaces, &HashMap::new());
         let generation = 1;
-        let snap = publish::build(generation, cfg, local, &macs, &mut registry)?;
+        // Checked real servers start up, or down with alpha (keepalived's meaning).
+        let health: HealthMap = cfg
+            .virtual_servers
+            .iter()
+            .flat_map(|vs| vs.real_servers.iter().map(move |rs| (vs, rs)))
+            .filter_map(|(vs, rs)| {
+                let hc = rs.health_check.as_ref()?;
+                let key = DestKey {
+                    service: publish::service_key(vs),
+                    addr: rs.address,
+                    port: rs.port,
+                };
+                Some((
+                    key,
+                    Health {
+                        up: !hc.alpha,
+                        weight: None,
+                    },
+                ))
+            })
+            .collect();
+        let snap = publish::build(generation, cfg, local, &macs, &health, &mut registry)?;
         let shared: SharedSnapshot = Arc::new(ArcSwap::from_pointee(snap));
 
         let mut steer = Steer::load().context("loading the steering program")?;
@@ -211,6 +236,11 @@ impl Lb {
             queues,
             path.display()
         );
+        let quorum = cfg
+            .virtual_servers
+            .iter()
+            .map(|v| (v.name.clone(), true))
+            .collect();
         Ok(Lb {
             steer,
             workers,
@@ -218,9 +248,30 @@ impl Lb {
             registry,
             local,
             macs,
+            health,
+            quorum,
             generation,
             queues,
         })
+    }
+
+    /// Builds and publishes a new snapshot from the config, MACs and health.
+    fn publish(&mut self, cfg: &Config, why: &str) {
+        self.generation += 1;
+        match publish::build(
+            self.generation,
+            cfg,
+            self.local,
+            &self.macs,
+            &self.health,
+            &mut self.registry,
+        ) {
+            Ok(s) => {
+                self.shared.store(Arc::new(s));
+                info!("published snapshot generation {} ({why})", self.generation);
+            }
+            Err(e) => error!("{e:#}"),
+        }
     }
 
     /// Re-reads the neighbour tables; publishes a new snapshot if a MAC changed.
@@ -228,22 +279,64 @@ impl Lb {
         let fresh = resolve(cfg, ifaces, &self.macs);
         if fresh != self.macs {
             self.macs = fresh;
-            self.generation += 1;
-            match publish::build(
-                self.generation,
-                cfg,
-                self.local,
-                &self.macs,
-                &mut self.registry,
-            ) {
-                Ok(s) => {
-                    self.shared.store(Arc::new(s));
-                    info!(
-                        "published snapshot generation {} (neighbours changed)",
-                        self.generation
-                    );
+            self.publish(cfg, "neighbours changed");
+        }
+    }
+
+    /// A real server's health changed: log it, publish, and watch each quorum.
+    fn on_health(&mut self, cfg: &Config, ev: health::monitor::Event) {
+        if ev.up {
+            info!("{} up: {}", ev.label, ev.reason);
+        } else {
+            warn!("{} down: {}", ev.label, ev.reason);
+        }
+        self.health.insert(
+            ev.key,
+            Health {
+                up: ev.up,
+                weight: ev.weight,
+            },
+        );
+        self.publish(cfg, "health changed");
+        for vs in &cfg.virtual_servers {
+            let key = publish::service_key(vs);
+            let alive: u32 = vs
+                .real_servers
+                .iter()
+                .map(|rs| {
+                    let dk = DestKey {
+                        service: key,
+                        addr: rs.address,
+                        port: rs.port,
+                    };
+                    match self.health.get(&dk) {
+                        Some(h) if !h.up => 0,
+                        Some(h) => h.weight.unwrap_or(rs.weight),
+                        None => rs.weight,
+                    }
+                })
+                .sum();
+            let was = self.quorum.get(&vs.name).copied().unwrap_or(true);
+            // keepalived: lost below quorum − hysteresis, regained at quorum + hysteresis.
+            let now = if was {
+                alive + vs.hysteresis >= vs.quorum
+            } else {
+                alive >= vs.quorum + vs.hysteresis
+            };
+            if now != was {
+                self.quorum.insert(vs.name.clone(), now);
+                let (what, script) = if now {
+                    ("regained", &vs.quorum_up)
+                } else {
+                    ("lost", &vs.quorum_down)
+                };
+                warn!(
+                    "virtual server {} {what} its quorum: live weight {alive}, quorum {}",
+                    vs.name, vs.quorum
+                );
+                if let Some(s) = script {
+                    health::monitor::spawn_script(format!("virtual server {}", vs.name), s.clone());
                 }
-                Err(e) => error!("{e:#}"),
             }
         }
     }
@@ -286,6 +379,16 @@ pub async fn run(path: &Path, cfg: Config, ifaces: Ifaces) -> Result<()> {
     };
     // VRRP after the load balancer: a director that becomes master can forward at once.
     let (stop_vrrp, vrrp_stop) = tokio::sync::watch::channel(false);
+    let (health_tx, mut health_rx) = tokio::sync::mpsc::channel(64);
+    if lb.is_some() {
+        for t in health_targets(&cfg) {
+            tokio::spawn(health::monitor::run(
+                t,
+                health_tx.clone(),
+                vrrp_stop.clone(),
+            ));
+        }
+    }
     let mut vrrp = Vec::new();
     let (bus, _) = tokio::sync::broadcast::channel::<vrrp::SyncMsg>(64);
     for vi in &cfg.vrrp_instances {
@@ -312,6 +415,11 @@ pub async fn run(path: &Path, cfg: Config, ifaces: Ifaces) -> Result<()> {
             _ = hup.recv() => {
                 warn!("SIGHUP: live reload is not implemented yet; the running configuration is unchanged");
             }
+            Some(ev) = health_rx.recv() => {
+                if let Some(l) = lb.as_mut() {
+                    l.on_health(&cfg, ev);
+                }
+            }
             _ = tokio::time::sleep(next) => {
                 if let Some(l) = lb.as_mut() {
                     l.refresh(&cfg, &ifaces);
@@ -336,6 +444,34 @@ pub async fn run(path: &Path, cfg: Config, ifaces: Ifaces) -> Result<()> {
     }
     info!("bye");
     Ok(())
+}
+
+/// Every checked real server, with where its probes go (connect_ip/connect_port, else
+/// the real server's address and port, else the service's port).
+fn health_targets(cfg: &Config) -> Vec<health::monitor::Target> {
+    let mut out = Vec::new();
+    for vs in &cfg.virtual_servers {
+        for rs in &vs.real_servers {
+            let Some(hc) = &rs.health_check else { continue };
+            let port = hc
+                .connect_port
+                .unwrap_or(if rs.port == 0 { vs.port() } else { rs.port });
+            let ip = hc.connect_ip.unwrap_or(rs.address);
+            out.push(health::monitor::Target {
+                key: DestKey {
+                    service: publish::service_key(vs),
+                    addr: rs.address,
+                    port: rs.port,
+                },
+                label: format!("{}:{} of {}", rs.address, rs.port, vs.name),
+                addr: std::net::SocketAddr::new(ip.into(), port),
+                check: hc.clone(),
+                notify_up: rs.notify_up.clone(),
+                notify_down: rs.notify_down.clone(),
+            });
+        }
+    }
+    out
 }
 
 /// The configuration's timeouts in the dataplane's per-state form.
@@ -437,24 +573,24 @@ fn resolve(
     let mut macs = HashMap::new();
     for vs in &cfg.virtual_servers {
         let iface = ifaces.towards_real_servers(vs);
-        for rs in &vs.real_servers {
-            let hop = next_hop(vs.forwarding, rs.address, iface);
+        for addr in publish::next_hop_addresses(vs) {
+            let hop = next_hop(vs.forwarding, addr, iface);
             match tables.get(&iface.ifindex).and_then(|t| t.get(&hop)) {
                 Some(m) => {
-                    macs.insert(rs.address, *m);
+                    macs.insert(addr, *m);
                 }
                 None => {
-                    let via = if hop == rs.address {
+                    let via = if hop == addr {
                         String::new()
                     } else {
                         format!(" (next hop {hop})")
                     };
-                    if known.contains_key(&rs.address) {
-                        warn!("real server {}{via} lost its neighbour entry on {}: not scheduled until it answers ARP", rs.address, iface.name);
+                    if known.contains_key(&addr) {
+                        warn!("real server {}{via} lost its neighbour entry on {}: not scheduled until it answers ARP", addr, iface.name);
                     } else {
                         info!(
                             "real server {}{via}: no MAC on {} yet; not scheduled, resolving",
-                            rs.address, iface.name
+                            addr, iface.name
                         );
                     }
                     netlink::nudge(hop);

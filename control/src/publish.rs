@@ -11,6 +11,8 @@ use xvs_dataplane::snapshot::{
 };
 use xvs_dataplane::snapshot::{Persistence, SchedFlags};
 
+use crate::health::{Health, HealthMap};
+
 /// Identity of a real server within its virtual service.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct DestKey {
@@ -116,29 +118,73 @@ pub fn build(
     cfg: &Config,
     local: Local,
     macs: &HashMap<Ipv4Addr, [u8; 6]>,
+    health: &HealthMap,
     registry: &mut DestRegistry,
 ) -> Result<Snapshot> {
     let mut dests: Vec<Option<Dest>> = Vec::new();
+    let put = |dests: &mut Vec<Option<Dest>>, id: DestId, d: Dest| {
+        if dests.len() <= id as usize {
+            dests.resize(id as usize + 1, None);
+        }
+        dests[id as usize] = Some(d);
+    };
     let mut services = Vec::with_capacity(cfg.virtual_servers.len());
     for vs in &cfg.virtual_servers {
         let key = service_key(vs);
         let mut ids = Vec::with_capacity(vs.real_servers.len());
+        let mut alive = 0;
         for rs in &vs.real_servers {
-            let id = registry.id(DestKey {
+            let dk = DestKey {
                 service: key,
                 addr: rs.address,
                 port: rs.port,
+            };
+            let h = health.get(&dk).copied().unwrap_or(Health {
+                up: true,
+                weight: None,
             });
-            if dests.len() <= id as usize {
-                dests.resize(id as usize + 1, None);
+            // keepalived: a failed real server leaves the pool (its flows then follow
+            // expire_nodest_conn), or stays with weight 0 under inhibit_on_failure.
+            if !h.up && !rs.inhibit_on_failure {
+                continue;
             }
-            dests[id as usize] = Some(Dest {
-                addr: rs.address,
-                port: rs.port,
-                weight: rs.weight,
-                mac: macs.get(&rs.address).copied(),
-            });
+            let weight = if h.up {
+                h.weight.unwrap_or(rs.weight)
+            } else {
+                0
+            };
+            alive += usize::from(h.up);
+            let id = registry.id(dk);
+            put(
+                &mut dests,
+                id,
+                Dest {
+                    addr: rs.address,
+                    port: rs.port,
+                    weight,
+                    mac: macs.get(&rs.address).copied(),
+                },
+            );
             ids.push(id);
+        }
+        if let (0, Some((addr, port))) = (alive, vs.sorry_server) {
+            // No real server is up: the sorry server takes every new connection.
+            let id = registry.id(DestKey {
+                service: key,
+                addr,
+                port,
+            });
+            put(
+                &mut dests,
+                id,
+                Dest {
+                    addr,
+                    port,
+                    weight: 1,
+                    mac: macs.get(&addr).copied(),
+                },
+            );
+            ids = vec![id];
         }
         services.push(service(vs, ids));
     }
@@ -150,12 +196,20 @@ pub fn build(
     Ok(snap)
 }
 
+/// Real servers (and sorry servers) whose MAC xvs needs: every configured address.
+pub fn next_hop_addresses(vs: &xvs_config::VirtualServer) -> impl Iterator<Item = Ipv4Addr> + '_ {
+    vs.real_servers
+        .iter()
+        .map(|r| r.address)
+        .chain(vs.sorry_server.map(|s| s.0))
+}
+
 /// Real servers (address) that have no MAC yet.
 pub fn unresolved(cfg: &Config, macs: &HashMap<Ipv4Addr, [u8; 6]>) -> Vec<Ipv4Addr> {
     let mut v: Vec<Ipv4Addr> = cfg
         .virtual_servers
         .iter()
-        .flat_map(|vs| vs.real_servers.iter().map(|r| r.address))
+        .flat_map(next_hop_addresses)
         .filter(|a| !macs.contains_key(a))
         .collect();
     v.sort();
@@ -241,7 +295,7 @@ virtual_servers:
             mtu: 1500,
             internal_mac: None,
         };
-        let s1 = build(1, &cfg, local, &macs, &mut reg).unwrap();
+        let s1 = build(1, &cfg, local, &macs, &HealthMap::new(), &mut reg).unwrap();
         assert_eq!(s1.services.len(), 2);
         assert_eq!(s1.services[0].dests, vec![0, 1]);
         assert_eq!(
@@ -253,7 +307,7 @@ virtual_servers:
         assert!(!s1.dest(1).unwrap().schedulable(), "no MAC yet");
         assert_eq!(unresolved(&cfg, &macs), vec![Ipv4Addr::new(10, 0, 0, 12)]);
         macs.insert(Ipv4Addr::new(10, 0, 0, 12), [2, 0, 0, 0, 0, 12]);
-        let s2 = build(2, &cfg, local, &macs, &mut reg).unwrap();
+        let s2 = build(2, &cfg, local, &macs, &HealthMap::new(), &mut reg).unwrap();
         assert_eq!(s2.services[0].dests, vec![0, 1]);
         assert!(s2.dest(1).unwrap().schedulable());
         assert_eq!(reg.key_of(2).unwrap().port, 53);

@@ -296,6 +296,29 @@ http {{
         Ok(())
     }
 
+    /// Stops nginx on real server `i`.
+    pub fn stop_web(&mut self, i: usize) {
+        self.lab.stop(&format!("nginx-{}", rs_name(i)));
+    }
+
+    /// Starts nginx again on real server `i` (after `start_web` set it up).
+    pub fn restart_web(&mut self, i: usize) -> Result<()> {
+        let name = rs_name(i);
+        let root = self.lab.dir.join(&name);
+        let d = root.display().to_string();
+        let (prefix, err, conf) = (
+            format!("{d}/"),
+            format!("{d}/error.log"),
+            format!("{d}/nginx.conf"),
+        );
+        self.lab.spawn(
+            &name,
+            &format!("nginx-{name}"),
+            &["nginx", "-p", &prefix, "-e", &err, "-c", &conf],
+        )?;
+        self.wait_port(&name, &rs_addr(i), 80)
+    }
+
     /// Starts the UDP echo on every real server, bound to VIP:port.
     pub fn start_udp_echo(&mut self, port: u16) -> Result<()> {
         tools::require(&["python3"])?;

@@ -1,0 +1,98 @@
+//! Health checks on the DR lab: a real server whose web server stops leaves the pool by
+//! itself, and comes back when it is started again; with every one down the sorry server
+//! answers.
+
+use std::time::{Duration, Instant};
+
+use xvs_tests::dr::{self, DrLab};
+
+/// web over rs1 and rs2 with a TCP check (delay_loop 1 s, 1 retry after 0.5 s); rs3 is
+/// the sorry server.
+fn config() -> String {
+    dr::config(&[1, 1], None).replace(
+        "    real_servers:\n",
+        "    health_check: { type: tcp, delay_loop: 1, connect_timeout: 1, retry: 1, delay_before_retry: 0.5 }\n    sorry_server: { address: 10.0.0.13 }\n    real_servers:\n",
+    )
+}
+
+fn tally(lab: &DrLab, n: usize) -> std::collections::BTreeMap<String, usize> {
+    DrLab::tally(&lab.http_gets(n, "/").unwrap())
+}
+
+#[test]
+fn a_dead_real_server_leaves_and_comes_back() {
+    let mut lab = DrLab::build(3, 1).unwrap();
+    lab.start_web().unwrap();
+    let cfg = lab.write_config(&config()).unwrap();
+    lab.start_xvs(&cfg).unwrap();
+    let t = tally(&lab, 20);
+    assert_eq!(
+        (t.get("rs1"), t.get("rs2")),
+        (Some(&10), Some(&10)),
+        "{t:?}"
+    );
+
+    lab.stop_web(1);
+    let stopped = Instant::now();
+    // Within delay_loop × (retry + 1) plus slack, rs2 is out of the pool.
+    let mut gone = None;
+    while stopped.elapsed() < Duration::from_secs(6) {
+        if log(&lab).contains("10.0.0.12:80 of web down") {
+            gone = Some(stopped.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let gone = gone.unwrap_or_else(|| panic!("rs2 never declared down:\n{}", log(&lab)));
+    eprintln!("rs2 declared down {gone:?} after its web server stopped");
+    assert!(
+        log(&lab).contains("connect: Connection refused"),
+        "the reason is logged:\n{}",
+        log(&lab)
+    );
+    // From now on no request fails, and rs2 gets none.
+    let t = tally(&lab, 200);
+    assert_eq!(t.get("rs1"), Some(&200), "{t:?}");
+
+    lab.restart_web(1).unwrap();
+    let back = Instant::now();
+    while !log(&lab).contains("10.0.0.12:80 of web up") {
+        assert!(
+            back.elapsed() < Duration::from_secs(6),
+            "rs2 never came back:\n{}",
+            log(&lab)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let t = tally(&lab, 20);
+    assert_eq!(
+        (t.get("rs1"), t.get("rs2")),
+        (Some(&10), Some(&10)),
+        "{t:?}"
+    );
+
+    // Everyone down: the sorry server (rs3) takes the connections.
+    lab.stop_web(0);
+    lab.stop_web(1);
+    let all = Instant::now();
+    while !(log(&lab).contains("10.0.0.11:80 of web down")
+        && log(&lab).matches("10.0.0.12:80 of web down").count() == 2)
+    {
+        assert!(
+            all.elapsed() < Duration::from_secs(8),
+            "not both down:\n{}",
+            log(&lab)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let t = tally(&lab, 10);
+    assert_eq!(t.get("rs3"), Some(&10), "sorry server: {t:?}");
+    let (status, _) = lab.stop_xvs().unwrap();
+    assert!(status.success());
+}
+
+/// What xvs has logged so far.
+fn log(lab: &DrLab) -> String {
+    std::fs::read_to_string(lab.lab.dir.join("xvs.log")).unwrap_or_default()
+}
