@@ -57,4 +57,11 @@ struct {
 	__uint(max_entries, XVS_MAX_LOCAL_MACS);
 } xvs_local_macs SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __be32);
+	__type(value, __u8);
+	__uint(max_entries, XVS_MAX_LOCAL_ADDRS);
+} xvs_local_addrs SEC(".maps");
+
 #endif

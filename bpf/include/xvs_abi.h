@@ -42,6 +42,10 @@ struct xvs_local_mac {
 	__u16 pad;
 };
 
+/* The director's own IPv4 addresses: a real server's answer to the director itself (a
+ * health check's) is no NAT reply, and goes to the kernel untouched. */
+#define XVS_MAX_LOCAL_ADDRS 256
+
 /* NAT: a real server's address, port and protocol (the source of its replies)... */
 #define XVS_MAX_NAT_BACKENDS 16384
 struct xvs_nat_key {

@@ -81,7 +81,7 @@ static __always_inline int nat_reply(struct xdp_md *ctx, struct ethhdr *eth, str
 
 	key.port = *sport;
 	nat = bpf_map_lookup_elem(&xvs_nat_backends, &key);
-	if (!nat)
+	if (!nat || bpf_map_lookup_elem(&xvs_local_addrs, &ip->daddr))
 		return -1;
 	if (proto == IPPROTO_TCP)
 		l4sum = &((struct tcphdr *)l4)->check;
@@ -134,7 +134,7 @@ static __always_inline int nat_icmp(struct xdp_md *ctx, struct ethhdr *eth, stru
 	key.port = ports[1];
 	key.proto = in->protocol;
 	nat = bpf_map_lookup_elem(&xvs_nat_backends, &key);
-	if (!nat)
+	if (!nat || bpf_map_lookup_elem(&xvs_local_addrs, &ip->daddr))
 		return -1;
 
 	old_daddr = in->daddr;

@@ -22,6 +22,7 @@ const MAP_NAT_BACKENDS: &str = "xvs_nat_backends";
 const MAP_NAT_CLIENTS: &str = "xvs_nat_clients";
 const MAP_CONFIG: &str = "xvs_steer_config";
 const MAP_LOCAL_MACS: &str = "xvs_local_macs";
+const MAP_LOCAL_ADDRS: &str = "xvs_local_addrs";
 
 /// How the operator asked for the program to be attached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,6 +67,7 @@ pub struct Steer {
     nat_clients: MapHandle,
     config: MapHandle,
     local_macs: MapHandle,
+    local_addrs: MapHandle,
     attached: Vec<(i32, XdpMode)>,
 }
 
@@ -106,6 +108,7 @@ impl Steer {
             nat_clients: map_handle(&obj, MAP_NAT_CLIENTS)?,
             config: map_handle(&obj, MAP_CONFIG)?,
             local_macs: map_handle(&obj, MAP_LOCAL_MACS)?,
+            local_addrs: map_handle(&obj, MAP_LOCAL_ADDRS)?,
             prog_fd,
             obj,
             attached: Vec::new(),
@@ -168,6 +171,15 @@ impl Steer {
                 map: MAP_LOCAL_MACS,
                 source,
             })
+    }
+
+    /// The director's own addresses: packets to them are never NAT replies.
+    pub fn set_local_addrs(&self, addrs: &[Ipv4Addr]) -> Result<(), BpfError> {
+        let entries: Vec<(Vec<u8>, Vec<u8>)> = addrs
+            .iter()
+            .map(|a| (a.octets().to_vec(), vec![1u8]))
+            .collect();
+        replace_all(&self.local_addrs, MAP_LOCAL_ADDRS, &entries)
     }
 
     /// Steers services only on `ifindex` (0: on any interface the program is on).

@@ -331,6 +331,18 @@ mod nat {
     }
 
     #[test]
+    fn answers_to_the_director_itself_are_no_nat_replies() {
+        // A health check from the director (10.0.0.2) to RIP:80 gets its answer untouched.
+        let steer = nat_steer();
+        let director = Ipv4Addr::new(10, 0, 0, 2);
+        steer.set_local_addrs(&[director]).unwrap();
+        let answer = fixtures::tcp_frame(RIP, 80, director, 45000, 0x12, b"");
+        let (action, out, delta) = run_out(&steer, &answer);
+        assert_eq!((action, delta.get("pass_not_service")), (XDP_PASS, 1));
+        assert_eq!(out, answer);
+    }
+
+    #[test]
     fn replies_from_unknown_servers_are_not_touched() {
         let steer = nat_steer();
         steer.set_nat_client(CLIENT, CLIENT_MAC).unwrap();

@@ -136,6 +136,13 @@ impl Lb {
 
         let mut steer = Steer::load().context("loading the steering program")?;
         steer.set_services(&publish::steering_services(cfg))?;
+        // Answers to the director's own probes are not NAT replies.
+        let own: Vec<Ipv4Addr> = netlink::addresses()
+            .context("reading the director's addresses")?
+            .into_iter()
+            .map(|(_, a, _)| a)
+            .collect();
+        steer.set_local_addrs(&own)?;
         let reply_out = if ifaces.internal.is_some() {
             iface.ifindex
         } else {

@@ -6,7 +6,7 @@ use xvs_tests::dr::{DrLab, Prep, NAT_CLIENT, NAT_VIP};
 
 fn config() -> String {
     format!(
-        "interface: eth0\nflow_table_size: 65536\nvirtual_servers:\n  - name: web\n    address: {NAT_VIP}\n    port: 8080\n    protocol: tcp\n    scheduler: rr\n    forwarding: nat\n    real_servers:\n      - {{ address: 10.0.0.11, port: 80 }}\n      - {{ address: 10.0.0.12, port: 80 }}\n"
+        "interface: eth0\nflow_table_size: 65536\nvirtual_servers:\n  - name: web\n    address: {NAT_VIP}\n    port: 8080\n    protocol: tcp\n    scheduler: rr\n    forwarding: nat\n    health_check: {{ type: tcp, delay_loop: 0.5, connect_timeout: 1, retry: 0 }}\n    real_servers:\n      - {{ address: 10.0.0.11, port: 80 }}\n      - {{ address: 10.0.0.12, port: 80 }}\n"
     )
 }
 
@@ -85,6 +85,11 @@ fn port_mapped_requests_and_replies_from_the_vip() {
     assert!(
         log.contains("nat_reply"),
         "replies went through the steering program:\n{log}"
+    );
+    // The real servers' answers to the director's own health checks are not NAT replies.
+    assert!(
+        !log.contains(" down: "),
+        "health checks through NAT:\n{log}"
     );
 }
 
