@@ -210,7 +210,7 @@ pub enum CheckType {
     Tcp,
     /// HTTP_GET: status code (and body digest).
     Http,
-    /// SSL_GET: not implemented yet (refused with a clear error).
+    /// SSL_GET: HTTP over TLS.
     Https,
     /// MISC_CHECK: a script's exit code.
     Misc,
@@ -228,6 +228,8 @@ pub enum CheckKind {
         /// MD5 of the body, lowercase hex.
         digest: Option<String>,
         virtualhost: Option<String>,
+        /// SSL_GET: over TLS, verifying the certificate or not.
+        tls: Option<TlsCheck>,
     },
     Misc {
         script: String,
@@ -236,6 +238,13 @@ pub enum CheckKind {
     Udp {
         payload: Vec<u8>,
     },
+}
+
+/// SSL_GET's TLS settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TlsCheck {
+    /// Verify the certificate against the web PKI and the server name (`virtualhost`).
+    pub verify: bool,
 }
 
 /// A real server's check. Durations in milliseconds.

@@ -198,6 +198,8 @@ pub struct RawHealthCheck {
     #[serde(default)]
     pub virtualhost: Option<String>,
     #[serde(default)]
+    pub ssl_verify: Option<bool>,
+    #[serde(default)]
     pub misc_path: Option<Spanned<String>>,
     #[serde(default)]
     pub misc_timeout: Option<Spanned<f64>>,

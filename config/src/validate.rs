@@ -711,7 +711,7 @@ fn health_check(ck: &mut Checker, h: &Spanned<RawHealthCheck>) -> Option<HealthC
     let r = &h.value;
     let kind = match r.kind.value {
         CheckType::Tcp => CheckKind::Tcp,
-        CheckType::Http => {
+        CheckType::Http | CheckType::Https => {
             let mut status_codes = Vec::new();
             for c in &r.status_code {
                 status_codes.push(ck.range(
@@ -736,15 +736,10 @@ fn health_check(ck: &mut Checker, h: &Spanned<RawHealthCheck>) -> Option<HealthC
                 status_codes,
                 digest: r.digest.as_ref().map(|d| d.value.to_lowercase()),
                 virtualhost: r.virtualhost.clone(),
+                tls: (r.kind.value == CheckType::Https).then(|| TlsCheck {
+                    verify: r.ssl_verify.unwrap_or(false),
+                }),
             }
-        }
-        CheckType::Https => {
-            ck.error(
-                &r.kind,
-                "SSL_GET (type: https) is not implemented yet".into(),
-                "check the plain HTTP port with `type: http`, or use `type: tcp`",
-            );
-            return None;
         }
         CheckType::Misc => match &r.misc_path {
             Some(p) if !p.value.trim().is_empty() => CheckKind::Misc {

@@ -390,10 +390,24 @@ fn health_check_mistakes() {
             &format!("    health_check: {h}\n    real_servers:\n"),
         )
     };
-    let e = errors(&with("{ type: https }"));
+    let c = parse(
+        "t.yaml",
+        &with("{ type: https, ssl_verify: true, virtualhost: www.example }"),
+    )
+    .unwrap();
+    let hc = c.virtual_servers[0].real_servers[0]
+        .health_check
+        .as_ref()
+        .unwrap();
     assert!(
-        e.contains("SSL_GET (type: https) is not implemented yet"),
-        "{e}"
+        matches!(
+            &hc.kind,
+            CheckKind::Http {
+                tls: Some(TlsCheck { verify: true }),
+                ..
+            }
+        ),
+        "{hc:?}"
     );
     let e = errors(&with("{ type: misc }"));
     assert!(e.contains("needs `misc_path`"), "{e}");

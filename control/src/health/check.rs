@@ -7,7 +7,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use md5::{Digest, Md5};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream, UdpSocket};
 
 /// The most of an HTTP answer read (status line, headers, body for the digest).
@@ -22,8 +24,10 @@ pub enum Probe {
         status_codes: Vec<u16>,
         /// MD5 of the body, hex, when the body must match.
         digest: Option<String>,
-        /// The Host header (default: the target's address).
+        /// The Host header (default: the target's address); also TLS's server name.
         virtualhost: Option<String>,
+        /// SSL_GET: HTTP over TLS.
+        tls: Option<Tls>,
     },
     Misc {
         /// Run with `sh -c`.
@@ -34,6 +38,109 @@ pub enum Probe {
     Udp {
         payload: Vec<u8>,
     },
+}
+
+/// SSL_GET's TLS settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tls {
+    /// Check the certificate against the web PKI roots and the server name. keepalived's
+    /// SSL_GET does not by default, and neither does xvs.
+    pub verify: bool,
+}
+
+/// Accepts any certificate: SSL_GET without `ssl_verify` checks the service, not its
+/// identity (keepalived's default). The handshake signatures are still checked.
+#[derive(Debug)]
+struct AnyCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCert {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+fn tls_config(verify: bool) -> Result<rustls::ClientConfig, rustls::Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()?;
+    Ok(if verify {
+        let roots =
+            rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        builder.with_root_certificates(roots).with_no_client_auth()
+    } else {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
+            .with_no_client_auth()
+    })
+}
+
+/// Sends the GET and judges the answer, over any stream (plain or TLS).
+async fn http_exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    mut s: S,
+    host: &str,
+    path: &str,
+    codes: &[u16],
+    digest: Option<&str>,
+) -> Outcome {
+    let req = format!("GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: xvs-healthcheck\r\nConnection: close\r\n\r\n");
+    if let Err(e) = s.write_all(req.as_bytes()).await {
+        return Outcome::Down(format!("sending the request: {e}"));
+    }
+    let mut buf = Vec::with_capacity(4096);
+    let mut chunk = [0u8; 8192];
+    loop {
+        match s.read(&mut chunk).await {
+            Ok(0) => break,
+            Ok(n) if buf.len() + n > MAX_HTTP_BYTES => {
+                return Outcome::Down(format!("answer larger than {MAX_HTTP_BYTES} bytes"))
+            }
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            // A TLS peer closing without close_notify after a whole answer is common.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !buf.is_empty() => break,
+            Err(e) => return Outcome::Down(format!("reading the answer: {e}")),
+        }
+    }
+    http_verdict(&buf, codes, digest)
 }
 
 /// A probe's verdict.
@@ -84,33 +191,33 @@ impl Probe {
                 status_codes,
                 digest,
                 virtualhost,
+                tls,
             } => {
-                let mut s = match connect(target, source).await {
+                let s = match connect(target, source).await {
                     Ok(s) => s,
                     Err(e) => return Outcome::Down(format!("connect: {e}")),
                 };
                 let host = virtualhost
                     .clone()
                     .unwrap_or_else(|| target.ip().to_string());
-                let req = format!("GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: xvs-healthcheck\r\nConnection: close\r\n\r\n");
-                if let Err(e) = s.write_all(req.as_bytes()).await {
-                    return Outcome::Down(format!("sending the request: {e}"));
+                let Some(tls) = tls else {
+                    return http_exchange(s, &host, path, status_codes, digest.as_deref()).await;
+                };
+                let config = match tls_config(tls.verify) {
+                    Ok(c) => c,
+                    Err(e) => return Outcome::Down(format!("TLS set-up: {e}")),
+                };
+                let name = match rustls::pki_types::ServerName::try_from(host.clone()) {
+                    Ok(n) => n,
+                    Err(e) => return Outcome::Down(format!("TLS server name {host:?}: {e}")),
+                };
+                match tokio_rustls::TlsConnector::from(Arc::new(config))
+                    .connect(name, s)
+                    .await
+                {
+                    Ok(t) => http_exchange(t, &host, path, status_codes, digest.as_deref()).await,
+                    Err(e) => Outcome::Down(format!("TLS handshake: {e}")),
                 }
-                let mut buf = Vec::with_capacity(4096);
-                let mut chunk = [0u8; 8192];
-                loop {
-                    match s.read(&mut chunk).await {
-                        Ok(0) => break,
-                        Ok(n) if buf.len() + n > MAX_HTTP_BYTES => {
-                            return Outcome::Down(format!(
-                                "answer larger than {MAX_HTTP_BYTES} bytes"
-                            ))
-                        }
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        Err(e) => return Outcome::Down(format!("reading the answer: {e}")),
-                    }
-                }
-                http_verdict(&buf, status_codes, digest.as_deref())
             }
             Probe::Misc { script, dynamic } => {
                 let child = tokio::process::Command::new("sh")
@@ -205,6 +312,7 @@ mod tests {
             status_codes: vec![],
             digest: None,
             virtualhost: None,
+            tls: None,
         }
     }
 
@@ -296,6 +404,7 @@ mod tests {
             status_codes: codes,
             digest: digest.map(str::to_string),
             virtualhost: Some("www.example".into()),
+            tls: None,
         };
         assert_eq!(
             with(vec![], Some(md5_hello)).run(addr, None, T).await,
@@ -307,6 +416,75 @@ mod tests {
         assert!(
             matches!(with(vec![302], None).run(addr, None, T).await, Outcome::Down(r) if r == "HTTP status 200")
         );
+    }
+
+    /// A TLS server with the test certificate (CN rs.test) answering "hello".
+    async fn tls_server() -> SocketAddr {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs = vec![CertificateDer::from_pem_slice(include_bytes!(
+            "../../tests/fixtures/test-cert.pem"
+        ))
+        .unwrap()];
+        let key =
+            PrivateKeyDer::from_pem_slice(include_bytes!("../../tests/fixtures/test-key.pem"))
+                .unwrap();
+        let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((s, _)) = l.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    if let Ok(mut t) = acceptor.accept(s).await {
+                        let mut req = [0u8; 1024];
+                        let _ = t.read(&mut req).await;
+                        let _ = t.write_all(b"HTTP/1.0 200 OK\r\n\r\nhello").await;
+                        let _ = t.shutdown().await;
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn ssl_get_with_and_without_verification() {
+        let addr = tls_server().await;
+        let https = |verify| Probe::Http {
+            path: "/".into(),
+            status_codes: vec![200],
+            digest: Some("5d41402abc4b2a76b9719d911017c592".into()),
+            virtualhost: Some("rs.test".into()),
+            tls: Some(Tls { verify }),
+        };
+        assert_eq!(
+            https(false).run(addr, None, T).await,
+            Outcome::Up { weight: None }
+        );
+        // A self-signed certificate fails verification against the web PKI.
+        let o = https(true).run(addr, None, T).await;
+        assert!(
+            matches!(&o, Outcome::Down(r) if r.starts_with("TLS handshake")),
+            "{o:?}"
+        );
+        // Plain HTTP to a TLS port gets no HTTP answer.
+        let plain = Probe::Http {
+            path: "/".into(),
+            status_codes: vec![],
+            digest: None,
+            virtualhost: None,
+            tls: None,
+        };
+        assert!(matches!(plain.run(addr, None, T).await, Outcome::Down(_)));
     }
 
     #[tokio::test]

@@ -42,11 +42,13 @@ fn probe(kind: &CheckKind) -> Probe {
             status_codes,
             digest,
             virtualhost,
+            tls,
         } => Probe::Http {
             path: path.clone(),
             status_codes: status_codes.clone(),
             digest: digest.clone(),
             virtualhost: virtualhost.clone(),
+            tls: tls.map(|t| super::check::Tls { verify: t.verify }),
         },
         CheckKind::Misc { script, dynamic } => Probe::Misc {
             script: script.clone(),
