@@ -290,6 +290,9 @@ pub struct VirtualServer {
     pub quorum_down: Option<String>,
     /// Takes the connections when no real server is up.
     pub sorry_server: Option<(Ipv4Addr, u16)>,
+    /// While below quorum, (VRRP instance, priority it advertises): a healthier director
+    /// takes over.
+    pub quorum_vrrp: Option<(String, u8)>,
 }
 
 impl VirtualServer {

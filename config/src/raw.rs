@@ -155,6 +155,16 @@ pub struct RawVirtualServer {
     pub quorum_down: Option<String>,
     #[serde(default)]
     pub sorry_server: Option<RawSorryServer>,
+    /// While below quorum, this VRRP instance advertises this priority instead.
+    #[serde(default)]
+    pub quorum_vrrp: Option<RawQuorumVrrp>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQuorumVrrp {
+    pub instance: Spanned<String>,
+    pub priority: Spanned<i64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -400,6 +400,27 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Diagnostic>> {
             }),
             quorum_up: vs.quorum_up.clone(),
             quorum_down: vs.quorum_down.clone(),
+            quorum_vrrp: vs.quorum_vrrp.as_ref().map(|q| {
+                let p = ck.range(
+                    &q.priority,
+                    "quorum_vrrp priority",
+                    1,
+                    254,
+                    "the priority to advertise while below quorum",
+                ) as u8;
+                if !raw
+                    .vrrp_instances
+                    .iter()
+                    .any(|v| v.name.value == q.instance.value)
+                {
+                    ck.error(
+                        &q.instance,
+                        format!("no VRRP instance {:?}", q.instance.value),
+                        "name one of vrrp_instances",
+                    );
+                }
+                (q.instance.value.clone(), p)
+            }),
             sorry_server: vs.sorry_server.as_ref().map(|s| {
                 let p = s.port.as_ref().map_or(first_port, |p| {
                     ck.range(

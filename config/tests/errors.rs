@@ -383,6 +383,22 @@ fn health_checks_in_keepalived_terms() {
 }
 
 #[test]
+fn quorum_lowers_a_vrrp_priority() {
+    let cfg = VRRP.to_string()
+        + &GOOD.replace("interface: eth0\n", "").replace(
+            "    real_servers:\n",
+            "    quorum: 2\n    quorum_vrrp: { instance: VI_1, priority: 50 }\n    real_servers:\n",
+        );
+    let c = parse("t.yaml", &cfg).unwrap();
+    assert_eq!(c.virtual_servers[0].quorum_vrrp, Some(("VI_1".into(), 50)));
+    let e = errors(&cfg.replace(
+        "instance: VI_1, priority: 50",
+        "instance: VI_9, priority: 50",
+    ));
+    assert!(e.contains("no VRRP instance \"VI_9\""), "{e}");
+}
+
+#[test]
 fn health_check_mistakes() {
     let with = |h: &str| {
         GOOD.replace(

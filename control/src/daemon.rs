@@ -290,8 +290,14 @@ impl Lb {
         }
     }
 
-    /// A real server's health changed: log it, publish, and watch each quorum.
-    fn on_health(&mut self, cfg: &Config, ev: health::monitor::Event) {
+    /// A real server's health changed: log it, publish, and watch each quorum. Returns
+    /// the virtual servers whose quorum changed, and whether it is met now.
+    fn on_health<'c>(
+        &mut self,
+        cfg: &'c Config,
+        ev: health::monitor::Event,
+    ) -> Vec<(&'c xvs_config::VirtualServer, bool)> {
+        let mut changed = Vec::new();
         if ev.up {
             info!("{} up: {}", ev.label, ev.reason);
         } else {
@@ -344,8 +350,10 @@ impl Lb {
                 if let Some(s) = script {
                     health::monitor::spawn_script(format!("virtual server {}", vs.name), s.clone());
                 }
+                changed.push((vs, now));
             }
         }
+        changed
     }
 
     fn next_refresh(&self, cfg: &Config) -> Duration {
@@ -398,13 +406,17 @@ pub async fn run(path: &Path, cfg: Config, ifaces: Ifaces) -> Result<()> {
     }
     let mut vrrp = Vec::new();
     let (bus, _) = tokio::sync::broadcast::channel::<vrrp::SyncMsg>(64);
+    let mut priorities = HashMap::new();
     for vi in &cfg.vrrp_instances {
+        let (ptx, prx) = tokio::sync::watch::channel(None);
+        priorities.insert(vi.name.clone(), ptx);
         let stats = Arc::new(VrrpStats::default());
         let task = tokio::spawn(vrrp::run(
             vi.clone(),
             Arc::clone(&stats),
             vrrp_stop.clone(),
             bus.clone(),
+            prx,
         ));
         vrrp.push((vi.name.clone(), stats, task));
     }
@@ -424,7 +436,14 @@ pub async fn run(path: &Path, cfg: Config, ifaces: Ifaces) -> Result<()> {
             }
             Some(ev) = health_rx.recv() => {
                 if let Some(l) = lb.as_mut() {
-                    l.on_health(&cfg, ev);
+                    for (vs, met) in l.on_health(&cfg, ev) {
+                        // Below quorum, the director offers its VIPs to a healthier peer.
+                        if let Some((instance, low)) = &vs.quorum_vrrp {
+                            if let Some(tx) = priorities.get(instance) {
+                                let _ = tx.send(if met { None } else { Some(*low) });
+                            }
+                        }
+                    }
                 }
             }
             _ = tokio::time::sleep(next) => {

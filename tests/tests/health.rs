@@ -96,3 +96,89 @@ fn a_dead_real_server_leaves_and_comes_back() {
 fn log(lab: &DrLab) -> String {
     std::fs::read_to_string(lab.lab.dir.join("xvs.log")).unwrap_or_default()
 }
+
+/// Below quorum the director runs `quorum_down` and advertises a lower VRRP priority:
+/// the peer director (keepalived here) takes the VIP.
+#[test]
+fn losing_the_quorum_hands_the_vip_over() {
+    use xvs_tests::vrrp::Peer;
+    let mut lab = DrLab::build_pair(2).unwrap();
+    lab.start_web().unwrap();
+    let ka = Peer {
+        master: false,
+        priority: 100,
+        password: "1111",
+        version: 2,
+        advert_int: 1.0,
+    };
+    let conf = lab
+        .lab
+        .write("keepalived.conf", ka.keepalived_conf())
+        .unwrap()
+        .display()
+        .to_string();
+    let (pid, vpid) = (
+        lab.lab.dir.join("k.pid").display().to_string(),
+        lab.lab.dir.join("v.pid").display().to_string(),
+    );
+    lab.lab
+        .spawn(
+            "lb2",
+            "keepalived",
+            &[
+                "keepalived",
+                "-P",
+                "-n",
+                "-l",
+                "-D",
+                "-f",
+                &conf,
+                "-p",
+                &pid,
+                "-r",
+                &vpid,
+            ],
+        )
+        .unwrap();
+    let flag = lab.lab.dir.join("quorum-lost").display().to_string();
+    let cfg = dr::config(&[1, 1], None).replace(
+        "    real_servers:\n",
+        &format!("    health_check: {{ type: tcp, delay_loop: 0.5, connect_timeout: 1, retry: 0 }}\n    quorum: 2\n    quorum_down: \"touch {flag}\"\n    quorum_vrrp: {{ instance: VI_1, priority: 50 }}\n    real_servers:\n"),
+    ) + &format!(
+        "vrrp_instances:\n  - {{ name: VI_1, interface: eth0, state: MASTER, virtual_router_id: 51, priority: 150, advert_int: 1, authentication: {{ auth_type: PASS, auth_pass: \"1111\" }}, virtual_ipaddresses: [{}] }}\n",
+        dr::VIP
+    );
+    let path = lab.write_config(&cfg).unwrap();
+    lab.start_xvs_on("lb", "xvs", &path).unwrap();
+    let holds = |lab: &DrLab, host: &str| {
+        lab.lab
+            .sh(host, "ip -4 -o addr show dev eth0")
+            .unwrap()
+            .contains(&format!(" {}/", dr::VIP))
+    };
+    let t0 = Instant::now();
+    while !holds(&lab, "lb") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "xvs never became master:\n{}",
+            log(&lab)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    lab.stop_web(1);
+    let t1 = Instant::now();
+    while !holds(&lab, "lb2") || holds(&lab, "lb") {
+        assert!(
+            t1.elapsed() < Duration::from_secs(10),
+            "the VIP did not move:\n{}",
+            log(&lab)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!(
+        "VIP moved to the healthy director {:?} after a real server died",
+        t1.elapsed()
+    );
+    assert!(std::path::Path::new(&flag).exists(), "quorum_down ran");
+    assert!(log(&lab).contains("lost its quorum"), "{}", log(&lab));
+}

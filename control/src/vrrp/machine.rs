@@ -264,6 +264,21 @@ impl Machine {
         out
     }
 
+    /// A new priority (a virtual server lost or regained its quorum). A master tells the
+    /// others at once, so that a peer that is now higher preempts it.
+    pub fn set_priority(&mut self, now: Instant, priority: u8) -> Vec<Action> {
+        let mut out = Vec::new();
+        if priority == self.p.priority {
+            return out;
+        }
+        self.p.priority = priority;
+        if self.state == State::Master {
+            out.push(Action::Advertise { priority });
+            self.timer = Some(now + cs(u32::from(self.p.interval_cs)));
+        }
+        out
+    }
+
     /// Graceful stop: a master says priority 0 so a backup takes over after its skew time.
     pub fn shutdown(&mut self) -> Vec<Action> {
         let mut out = Vec::new();
@@ -456,6 +471,25 @@ mod tests {
                                                    // 3 × 100 ms + (156 × 10 cs / 256 = 6 cs) = 360 ms.
         assert!(m.on_timer(ms(t0, 350)).is_empty());
         assert!(m.on_timer(ms(t0, 360)).contains(&Action::TakeVips));
+    }
+
+    #[test]
+    fn a_lowered_master_says_so_at_once() {
+        let t0 = Instant::now();
+        let mut m = Machine::new(Params {
+            start_as_master: true,
+            ..params(Version::V2, 150)
+        });
+        m.start(t0);
+        assert_eq!(m.set_priority(t0, 50), [Action::Advertise { priority: 50 }]);
+        // Now a peer at 100 wins.
+        assert!(m
+            .on_advert(t0, PEER_LOW, &adv(100, 100))
+            .contains(&Action::DropVips));
+        assert!(
+            m.set_priority(t0, 50).is_empty(),
+            "no change, nothing to say"
+        );
     }
 
     #[test]

@@ -247,6 +247,7 @@ pub async fn run(
     stats: Arc<VrrpStats>,
     mut stop: watch::Receiver<bool>,
     bus: SyncBus,
+    mut priority: watch::Receiver<Option<u8>>,
 ) -> Result<()> {
     let mut group_rx = bus.subscribe();
     let iface = Iface::lookup(&cfg.interface.value)?
@@ -372,6 +373,11 @@ pub async fn run(
                         edge.apply(machine.force(Instant::now(), m.state), true);
                     }
                 }
+            }
+            Ok(()) = priority.changed() => {
+                let p = priority.borrow().unwrap_or(cfg.priority);
+                info!("VRRP {}: priority now {p}", cfg.name);
+                edge.apply(machine.set_priority(Instant::now(), p), false);
             }
             _ = stop.changed() => {
                 edge.apply(machine.shutdown(), false);
