@@ -83,19 +83,7 @@ impl Decap {
     }
 
     pub fn counters(&self) -> Result<DecapCounters, BpfError> {
-        let per_cpu = self
-            .counters
-            .lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY)
-            .map_err(|source| BpfError::Map {
-                op: "read",
-                map: MAP_COUNTERS,
-                source,
-            })?;
-        let mut sum = DecapCounters::new();
-        for cpu in per_cpu.iter().flatten() {
-            sum.add_raw(cpu);
-        }
-        Ok(sum)
+        crate::steer::sum_per_cpu(&self.counters, MAP_COUNTERS, DecapCounters::new())
     }
 
     /// Attaches to tc ingress of `ifindex` (adding the clsact qdisc if missing), replacing

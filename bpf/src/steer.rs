@@ -272,19 +272,7 @@ impl Steer {
 
     /// The steering counters, summed over CPUs.
     pub fn counters(&self) -> Result<XdpCounters, BpfError> {
-        let per_cpu = self
-            .counters
-            .lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY)
-            .map_err(|source| BpfError::Map {
-                op: "read",
-                map: MAP_COUNTERS,
-                source,
-            })?;
-        let mut sum = XdpCounters::default();
-        for cpu in per_cpu.iter().flatten() {
-            sum.add_raw(cpu);
-        }
-        Ok(sum)
+        sum_per_cpu(&self.counters, MAP_COUNTERS, XdpCounters::new())
     }
 
     pub fn prog_fd(&self) -> RawFd {
@@ -296,6 +284,25 @@ impl Drop for Steer {
     fn drop(&mut self) {
         self.detach();
     }
+}
+
+/// Adds up a one-entry per-CPU counter map (entry 0) into `sum`.
+pub(crate) fn sum_per_cpu<const N: usize>(
+    map: &MapHandle,
+    name: &'static str,
+    mut sum: crate::abi::Counters<N>,
+) -> Result<crate::abi::Counters<N>, BpfError> {
+    let per_cpu = map
+        .lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY)
+        .map_err(|source| BpfError::Map {
+            op: "read",
+            map: name,
+            source,
+        })?;
+    for cpu in per_cpu.iter().flatten() {
+        sum.add_raw(cpu);
+    }
+    Ok(sum)
 }
 
 /// Writes `entries` into `map`, then deletes every other key.

@@ -380,6 +380,19 @@ http {{
         Ok((status, log))
     }
 
+    /// Stops xvs and checks it left cleanly: exit status 0 and no XDP program on the
+    /// director. Returns everything it printed.
+    pub fn stop_clean(&mut self) -> Result<String> {
+        let (status, log) = self.stop_xvs()?;
+        if !status.success() {
+            bail!("xvs exit status {status:?}:\n{log}");
+        }
+        if self.director_has_xdp()? {
+            bail!("XDP left attached after exit:\n{log}");
+        }
+        Ok(log)
+    }
+
     /// True when the director's eth0 has an XDP program attached.
     pub fn director_has_xdp(&self) -> Result<bool> {
         Ok(self.lab.sh("lb", "ip link show dev eth0")?.contains("xdp"))

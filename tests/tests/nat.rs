@@ -47,19 +47,9 @@ fn two_arm_requests_leave_by_the_internal_interface() {
         .map(|l| l.split_whitespace().next().unwrap())
         .collect();
     assert_eq!(sums[0], sums[1], "20 MB through two-arm NAT, intact");
-    let log = stop_clean(&mut lab);
+    let log = lab.stop_clean().unwrap();
     assert!(log.contains("shared UMEM"), "{log}");
     assert!(log.contains("nat_reply"), "{log}");
-}
-
-fn stop_clean(lab: &mut DrLab) -> String {
-    let (status, log) = lab.stop_xvs().unwrap();
-    assert!(status.success(), "xvs exit status {status:?}:\n{log}");
-    assert!(
-        !lab.director_has_xdp().unwrap(),
-        "XDP left attached:\n{log}"
-    );
-    log
 }
 
 #[test]
@@ -81,7 +71,7 @@ fn port_mapped_requests_and_replies_from_the_vip() {
     // The client talked to VIP:8080 only: curl reports the peer it got its answer from.
     let peer = lab.lab.sh("cl", &format!("curl -s -m 5 -o /dev/null -w '%{{remote_ip}}:%{{remote_port}}' http://{NAT_VIP}:8080/")).unwrap();
     assert_eq!(peer, format!("{NAT_VIP}:8080"));
-    let log = stop_clean(&mut lab);
+    let log = lab.stop_clean().unwrap();
     assert!(
         log.contains("nat_reply"),
         "replies went through the steering program:\n{log}"
@@ -107,5 +97,5 @@ fn long_download_intact() {
         .collect();
     assert_eq!(sums.len(), 2, "{out}");
     assert_eq!(sums[0], sums[1], "20 MB through NAT, intact");
-    stop_clean(&mut lab);
+    lab.stop_clean().unwrap();
 }

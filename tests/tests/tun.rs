@@ -16,16 +16,6 @@ fn tun_lab() -> DrLab {
     lab
 }
 
-fn stop_clean(lab: &mut DrLab) -> String {
-    let (status, log) = lab.stop_xvs().unwrap();
-    assert!(status.success(), "xvs exit status {status:?}:\n{log}");
-    assert!(
-        !lab.director_has_xdp().unwrap(),
-        "XDP left attached:\n{log}"
-    );
-    log
-}
-
 #[test]
 fn http_through_the_tunnel_with_the_right_outer_header() {
     xvs_tests::tools::require(&["tcpdump"]).unwrap();
@@ -80,7 +70,7 @@ fn http_through_the_tunnel_with_the_right_outer_header() {
         "{seen}"
     );
     assert!(seen.contains("flags [DF]"), "{seen}");
-    stop_clean(&mut lab);
+    lab.stop_clean().unwrap();
     // The real server's preparation undoes cleanly.
     let bin = xvs_tests::tools::xvs_bin().unwrap().display().to_string();
     let down = lab
@@ -135,7 +125,7 @@ fn upload_adapts_to_the_tunnel_mtu() {
         vec![want],
         "exactly one real server holds the upload, intact"
     );
-    let log = stop_clean(&mut lab);
+    let log = lab.stop_clean().unwrap();
     let sent: u64 = log
         .lines()
         .find_map(|l| l.strip_prefix("icmp frag needed sent "))

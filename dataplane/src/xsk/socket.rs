@@ -157,13 +157,7 @@ impl Xsk {
                 source,
             }
         };
-        // SAFETY: plain socket(2); the result is checked before use.
-        let raw = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-        if raw < 0 {
-            return Err(err("create the socket")(io::Error::last_os_error()));
-        }
-        // SAFETY: `raw` is a fresh descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let fd = new_socket().map_err(err("create the socket"))?;
 
         let umem = Umem::new(cfg.frame_count, cfg.frame_size).map_err(err("map the UMEM"))?;
         let reg = libc::xdp_umem_reg {
@@ -177,9 +171,7 @@ impl Xsk {
         setsockopt(&fd, libc::XDP_UMEM_REG, &reg).map_err(err("register the UMEM"))?;
         let fill_size = cfg.frame_count;
         let comp_size = cfg.frame_count;
-        setsockopt(&fd, libc::XDP_UMEM_FILL_RING, &fill_size).map_err(err("size the fill ring"))?;
-        setsockopt(&fd, libc::XDP_UMEM_COMPLETION_RING, &comp_size)
-            .map_err(err("size the completion ring"))?;
+        size_umem_rings(&fd, fill_size, comp_size).map_err(|(what, e)| err(what)(e))?;
         setsockopt(&fd, libc::XDP_RX_RING, &cfg.rx_size).map_err(err("size the RX ring"))?;
         setsockopt(&fd, libc::XDP_TX_RING, &cfg.tx_size).map_err(err("size the TX ring"))?;
 
@@ -202,22 +194,8 @@ impl Xsk {
             &mut maps,
         )
         .map_err(err("map the TX ring"))?;
-        let fill_mem = map_ring::<u64>(
-            &fd,
-            &off.fr,
-            fill_size,
-            libc::XDP_UMEM_PGOFF_FILL_RING,
-            &mut maps,
-        )
-        .map_err(err("map the fill ring"))?;
-        let comp_mem = map_ring::<u64>(
-            &fd,
-            &off.cr,
-            comp_size,
-            libc::XDP_UMEM_PGOFF_COMPLETION_RING,
-            &mut maps,
-        )
-        .map_err(err("map the completion ring"))?;
+        let (fill_mem, comp_mem) = map_umem_rings(&fd, &off, fill_size, comp_size, &mut maps)
+            .map_err(|(what, e)| err(what)(e))?;
 
         let flags = libc::XDP_USE_NEED_WAKEUP
             | match mode {
@@ -231,17 +209,7 @@ impl Xsk {
             sxdp_queue_id: queue,
             sxdp_shared_umem_fd: 0,
         };
-        // SAFETY: `sa` is a valid sockaddr_xdp of the size passed.
-        let rc = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&sa as *const libc::sockaddr_xdp).cast(),
-                size_of::<libc::sockaddr_xdp>() as libc::socklen_t,
-            )
-        };
-        if rc < 0 {
-            return Err(err("bind")(io::Error::last_os_error()));
-        }
+        bind(&fd, &sa).map_err(err("bind"))?;
 
         // SAFETY: each RingMem points into a mapping kept alive in `maps` for the socket's
         // lifetime, sized by the kernel's offsets for `size` descriptors; the kernel is the
@@ -367,18 +335,10 @@ impl Xsk {
                 "ring sizes and frame count must be powers of two",
             ));
         }
-        // SAFETY: plain socket(2); the result is checked before use.
-        let raw = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-        if raw < 0 {
-            return Err(err("create the socket")(io::Error::last_os_error()));
-        }
-        // SAFETY: `raw` is a fresh descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let fd = new_socket().map_err(err("create the socket"))?;
         // A small fill ring: nothing is ever redirected to this socket.
         let (fill_size, comp_size) = (64u32, self.umem.frame_count());
-        setsockopt(&fd, libc::XDP_UMEM_FILL_RING, &fill_size).map_err(err("size the fill ring"))?;
-        setsockopt(&fd, libc::XDP_UMEM_COMPLETION_RING, &comp_size)
-            .map_err(err("size the completion ring"))?;
+        size_umem_rings(&fd, fill_size, comp_size).map_err(|(what, e)| err(what)(e))?;
         setsockopt(&fd, libc::XDP_TX_RING, &tx_size).map_err(err("size the TX ring"))?;
         let off = mmap_offsets(&fd).map_err(err("read the ring offsets"))?;
         let mut maps = Vec::with_capacity(3);
@@ -390,22 +350,9 @@ impl Xsk {
             &mut maps,
         )
         .map_err(err("map the TX ring"))?;
-        map_ring::<u64>(
-            &fd,
-            &off.fr,
-            fill_size,
-            libc::XDP_UMEM_PGOFF_FILL_RING,
-            &mut maps,
-        )
-        .map_err(err("map the fill ring"))?;
-        let comp_mem = map_ring::<u64>(
-            &fd,
-            &off.cr,
-            comp_size,
-            libc::XDP_UMEM_PGOFF_COMPLETION_RING,
-            &mut maps,
-        )
-        .map_err(err("map the completion ring"))?;
+        // The fill ring must exist for the kernel; nothing is ever received here.
+        let (_fill_mem, comp_mem) = map_umem_rings(&fd, &off, fill_size, comp_size, &mut maps)
+            .map_err(|(what, e)| err(what)(e))?;
         // The kernel refuses mode flags on a shared socket: it takes the first one's.
         let sa = libc::sockaddr_xdp {
             sxdp_family: libc::AF_XDP as u16,
@@ -414,17 +361,7 @@ impl Xsk {
             sxdp_queue_id: queue,
             sxdp_shared_umem_fd: self.fd.as_raw_fd() as u32,
         };
-        // SAFETY: `sa` is a valid sockaddr_xdp of the size passed.
-        let rc = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&sa as *const libc::sockaddr_xdp).cast(),
-                size_of::<libc::sockaddr_xdp>() as libc::socklen_t,
-            )
-        };
-        if rc < 0 {
-            return Err(err("bind (shared UMEM)")(io::Error::last_os_error()));
-        }
+        bind(&fd, &sa).map_err(err("bind (shared UMEM)"))?;
         // SAFETY: as in `open_mode`: the RingMems point into mappings kept in `maps`.
         Ok(unsafe {
             XskTx {
@@ -434,6 +371,65 @@ impl Xsk {
                 fd,
             }
         })
+    }
+}
+
+/// A failed set-up step: what was being done, and the error.
+type SetupStep = (&'static str, io::Error);
+
+/// A fresh AF_XDP socket.
+fn new_socket() -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2); the result is checked before use.
+    let raw = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// Sizes a socket's fill and completion rings (every socket on its own device and queue
+/// has them, shared UMEM or not).
+fn size_umem_rings(fd: &OwnedFd, fill: u32, comp: u32) -> Result<(), SetupStep> {
+    setsockopt(fd, libc::XDP_UMEM_FILL_RING, &fill).map_err(|e| ("size the fill ring", e))?;
+    setsockopt(fd, libc::XDP_UMEM_COMPLETION_RING, &comp)
+        .map_err(|e| ("size the completion ring", e))
+}
+
+/// Maps the fill and completion rings sized by `size_umem_rings`.
+fn map_umem_rings(
+    fd: &OwnedFd,
+    off: &libc::xdp_mmap_offsets,
+    fill: u32,
+    comp: u32,
+    maps: &mut Vec<Mapping>,
+) -> Result<(RingMem<u64>, RingMem<u64>), SetupStep> {
+    let f = map_ring::<u64>(fd, &off.fr, fill, libc::XDP_UMEM_PGOFF_FILL_RING, maps)
+        .map_err(|e| ("map the fill ring", e))?;
+    let c = map_ring::<u64>(
+        fd,
+        &off.cr,
+        comp,
+        libc::XDP_UMEM_PGOFF_COMPLETION_RING,
+        maps,
+    )
+    .map_err(|e| ("map the completion ring", e))?;
+    Ok((f, c))
+}
+
+fn bind(fd: &OwnedFd, sa: &libc::sockaddr_xdp) -> io::Result<()> {
+    // SAFETY: `sa` is a valid sockaddr_xdp of the size passed.
+    let rc = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (sa as *const libc::sockaddr_xdp).cast(),
+            size_of::<libc::sockaddr_xdp>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
     }
 }
 
