@@ -110,27 +110,7 @@ impl Lb {
         let local = local_side(cfg, ifaces)?;
         let macs = resolve(cfg, ifaces, &HashMap::new());
         let generation = 1;
-        // Checked real servers start up, or down with alpha (keepalived's meaning).
-        let health: HealthMap = cfg
-            .virtual_servers
-            .iter()
-            .flat_map(|vs| vs.real_servers.iter().map(move |rs| (vs, rs)))
-            .filter_map(|(vs, rs)| {
-                let hc = rs.health_check.as_ref()?;
-                let key = DestKey {
-                    service: publish::service_key(vs),
-                    addr: rs.address,
-                    port: rs.port,
-                };
-                Some((
-                    key,
-                    Health {
-                        up: !hc.alpha,
-                        weight: None,
-                    },
-                ))
-            })
-            .collect();
+        let health = initial_health(cfg);
         let snap = publish::build(generation, cfg, local, &macs, &health, &mut registry)?;
         let shared: SharedSnapshot = Arc::new(ArcSwap::from_pointee(snap));
 
@@ -385,7 +365,58 @@ impl Lb {
     }
 }
 
-pub async fn run(path: &Path, cfg: Config, ifaces: Ifaces) -> Result<()> {
+/// The health of checked real servers when their monitor starts: up, or down with
+/// `alpha` (keepalived's meaning).
+fn initial_health(cfg: &Config) -> HealthMap {
+    cfg.virtual_servers
+        .iter()
+        .flat_map(|vs| vs.real_servers.iter().map(move |rs| (vs, rs)))
+        .filter_map(|(vs, rs)| {
+            let hc = rs.health_check.as_ref()?;
+            let key = DestKey {
+                service: publish::service_key(vs),
+                addr: rs.address,
+                port: rs.port,
+            };
+            Some((
+                key,
+                Health {
+                    up: !hc.alpha,
+                    weight: None,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// What a reload cannot change live, named for the log.
+fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
+    let mut v = Vec::new();
+    if old.xdp_mode != new.xdp_mode {
+        v.push("xdp_mode");
+    }
+    if old.workers != new.workers {
+        v.push("workers");
+    }
+    if old.flow_table_size != new.flow_table_size {
+        v.push("flow_table_size");
+    }
+    if old.timeouts != new.timeouts {
+        v.push("timeouts");
+    }
+    if old.expire_nodest_conn != new.expire_nodest_conn {
+        v.push("expire_nodest_conn");
+    }
+    if old.tun_mtu != new.tun_mtu {
+        v.push("tun_mtu");
+    }
+    if old.vrrp_instances != new.vrrp_instances {
+        v.push("vrrp_instances and vrrp_sync_groups");
+    }
+    v
+}
+
+pub async fn run(path: &Path, mut cfg: Config, ifaces: Ifaces) -> Result<()> {
     let mut lb = if cfg.virtual_servers.is_empty() {
         info!("no virtual servers: VRRP only, nothing attached");
         None
@@ -395,15 +426,11 @@ pub async fn run(path: &Path, cfg: Config, ifaces: Ifaces) -> Result<()> {
     // VRRP after the load balancer: a director that becomes master can forward at once.
     let (stop_vrrp, vrrp_stop) = tokio::sync::watch::channel(false);
     let (health_tx, mut health_rx) = tokio::sync::mpsc::channel(64);
+    let mut monitors = health::Monitors::new(health_tx);
     if lb.is_some() {
-        for t in health_targets(&cfg) {
-            tokio::spawn(health::monitor::run(
-                t,
-                health_tx.clone(),
-                vrrp_stop.clone(),
-            ));
-        }
+        monitors.sync(health_targets(&cfg));
     }
+    let (mut reloads, mut reload_failures) = (0u64, 0u64);
     let mut vrrp = Vec::new();
     let (bus, _) = tokio::sync::broadcast::channel::<vrrp::SyncMsg>(64);
     let mut priorities = HashMap::new();
@@ -432,7 +459,18 @@ pub async fn run(path: &Path, cfg: Config, ifaces: Ifaces) -> Result<()> {
             _ = term.recv() => { info!("SIGTERM: shutting down"); break; }
             _ = int.recv() => { info!("SIGINT: shutting down"); break; }
             _ = hup.recv() => {
-                warn!("SIGHUP: live reload is not implemented yet; the running configuration is unchanged");
+                info!("SIGHUP: reloading {}", path.display());
+                match reload(path, &cfg, &ifaces, lb.as_mut(), &mut monitors) {
+                    Ok(new) => {
+                        cfg = new;
+                        reloads += 1;
+                        info!("reload {reloads} done");
+                    }
+                    Err(e) => {
+                        reload_failures += 1;
+                        error!("reload failed ({reload_failures} so far); the running configuration is unchanged:\n{e:#}");
+                    }
+                }
             }
             Some(ev) = health_rx.recv() => {
                 if let Some(l) = lb.as_mut() {
@@ -456,6 +494,8 @@ pub async fn run(path: &Path, cfg: Config, ifaces: Ifaces) -> Result<()> {
 
     // VRRP first: a master says goodbye (priority 0) so its backup takes over at once.
     let _ = stop_vrrp.send(true);
+    monitors.stop_all();
+    println!("reloads: {reloads} done, {reload_failures} failed");
     for (name, stats, task) in vrrp {
         match tokio::time::timeout(Duration::from_secs(2), task).await {
             Ok(Ok(Ok(()))) => {}
@@ -470,6 +510,72 @@ pub async fn run(path: &Path, cfg: Config, ifaces: Ifaces) -> Result<()> {
     }
     info!("bye");
     Ok(())
+}
+
+/// Parses and checks the file again and, if it is valid, makes it the running one:
+/// services and NAT maps, health monitors (unchanged ones keep their state), and a new
+/// snapshot whose real-server ids are the old ones, so established flows and counters
+/// carry on. Anything wrong: nothing changes.
+fn reload(
+    path: &Path,
+    old: &Config,
+    ifaces: &Ifaces,
+    lb: Option<&mut Lb>,
+    monitors: &mut health::Monitors,
+) -> Result<Config> {
+    let new = xvs_config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if new.interface.value != old.interface.value
+        || new.internal_interface.as_ref().map(|i| &i.value)
+            != old.internal_interface.as_ref().map(|i| &i.value)
+    {
+        anyhow::bail!(
+            "{}: the interfaces cannot change while running; restart xvs",
+            path.display()
+        );
+    }
+    if old.virtual_servers.is_empty() != new.virtual_servers.is_empty() {
+        anyhow::bail!(
+            "{}: going from VRRP only to load balancing (or back) needs a restart",
+            path.display()
+        );
+    }
+    let later = restart_only(old, &new);
+    if !later.is_empty() {
+        warn!(
+            "reload: {} take effect at the next restart",
+            later.join(", ")
+        );
+    }
+    if let Some(lb) = lb {
+        let kept = monitors.sync(health_targets(&new));
+        let fresh = initial_health(&new);
+        lb.health.retain(|k, _| kept.contains(k));
+        for (k, h) in fresh {
+            lb.health.entry(k).or_insert(h);
+        }
+        lb.macs = resolve(&new, ifaces, &lb.macs);
+        // The snapshot first: a worker must know a service before packets are steered to it.
+        lb.publish(&new, "reload");
+        lb.steer.set_services(&publish::steering_services(&new))?;
+        let reply_out = if ifaces.internal.is_some() {
+            ifaces.external.ifindex
+        } else {
+            0
+        };
+        lb.steer
+            .set_nat_backends(&publish::nat_backends(&new, ifaces.external.mac, reply_out))?;
+        lb.quorum = new
+            .virtual_servers
+            .iter()
+            .map(|v| {
+                (
+                    v.name.clone(),
+                    lb.quorum.get(&v.name).copied().unwrap_or(true),
+                )
+            })
+            .collect();
+    }
+    Ok(new)
 }
 
 /// Every checked real server, with where its probes go (connect_ip/connect_port, else

@@ -17,3 +17,50 @@ pub struct Health {
 
 /// Every checked real server's health; an unchecked one is absent (and up).
 pub type HealthMap = HashMap<DestKey, Health>;
+
+/// The running monitors, by real server. A reload keeps a monitor whose check did not
+/// change (and with it the real server's health, as keepalived's migrate does), stops
+/// the ones that went away or changed, and starts the new ones.
+pub struct Monitors {
+    running: HashMap<DestKey, (xvs_config::HealthCheck, tokio::sync::watch::Sender<bool>)>,
+    tx: tokio::sync::mpsc::Sender<monitor::Event>,
+}
+
+impl Monitors {
+    pub fn new(tx: tokio::sync::mpsc::Sender<monitor::Event>) -> Self {
+        Monitors {
+            running: HashMap::new(),
+            tx,
+        }
+    }
+
+    /// Makes the running monitors match `targets`; returns the keys whose monitor (and
+    /// health) carried over.
+    pub fn sync(&mut self, targets: Vec<monitor::Target>) -> Vec<DestKey> {
+        let wanted: HashMap<DestKey, &xvs_config::HealthCheck> =
+            targets.iter().map(|t| (t.key, &t.check)).collect();
+        self.running.retain(|k, (check, stop)| {
+            let keep = wanted.get(k).is_some_and(|c| *c == check);
+            if !keep {
+                let _ = stop.send(true);
+            }
+            keep
+        });
+        let kept: Vec<DestKey> = self.running.keys().copied().collect();
+        for t in targets {
+            if self.running.contains_key(&t.key) {
+                continue;
+            }
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            self.running.insert(t.key, (t.check.clone(), stop));
+            tokio::spawn(monitor::run(t, self.tx.clone(), stopped));
+        }
+        kept
+    }
+
+    pub fn stop_all(&mut self) {
+        for (_, (_, stop)) in self.running.drain() {
+            let _ = stop.send(true);
+        }
+    }
+}
