@@ -21,6 +21,7 @@ NEEDS=(
   nginx-light:nginx      # labs: the real servers' web server
   tcpdump:tcpdump        # labs: what goes over the wire
   keepalived:keepalived  # labs: the VRRP peer xvs must interoperate with
+  prometheus:promtool    # tests: `promtool check metrics` on a scrape
 )
 
 missing=()
@@ -40,12 +41,17 @@ if [ ${#missing[@]} -eq 0 ]; then
 else
   echo "setup: installing ${missing[*]}"
   nginx_before=$(pgrep -x nginx >/dev/null && echo yes || echo no)
+  prom_before=$(pgrep -x prometheus >/dev/null && echo yes || echo no)
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # Debian's package may start a system nginx on port 80; the labs run their own.
   if [ "$nginx_before" = no ] && pgrep -x nginx >/dev/null; then
     nginx -s quit 2>/dev/null || pkill -x nginx || true
+  fi
+  # Likewise the Prometheus server of Debian's package: the tests only need promtool.
+  if [ "$prom_before" = no ] && pgrep -x prometheus >/dev/null; then
+    pkill -x prometheus || true
   fi
 fi
 

@@ -316,6 +316,8 @@ pub struct Config {
     pub expire_nodest_conn: NodestPolicy,
     /// Path MTU towards TUN real servers; `None`: the interface's MTU.
     pub tun_mtu: Option<u16>,
+    /// Where `/metrics` is served; `None`: not at all.
+    pub metrics_listen: Option<std::net::SocketAddr>,
     pub virtual_servers: Vec<VirtualServer>,
     pub vrrp_instances: Vec<VrrpInstance>,
 }
@@ -375,6 +377,8 @@ pub struct VrrpInstance {
 }
 
 pub const MH_DEFAULT_TABLE_SIZE: u32 = 65537;
+/// `/metrics` by default: loopback only, port 9147.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9147";
 pub const MH_MAX_TABLE_SIZE: i64 = 1 << 20;
 pub const DEFAULT_FLOW_TABLE_SIZE: usize = 1 << 20;
 pub const MAX_WEIGHT: i64 = 65535;

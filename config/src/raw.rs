@@ -28,6 +28,9 @@ pub struct RawConfig {
     pub expire_nodest_conn: Option<NodestPolicy>,
     #[serde(default)]
     pub tun_mtu: Option<Spanned<i64>>,
+    /// Where `/metrics` is served ("off": nowhere).
+    #[serde(default)]
+    pub metrics_listen: Option<Spanned<String>>,
     #[serde(default)]
     pub virtual_servers: Vec<RawVirtualServer>,
     #[serde(default)]

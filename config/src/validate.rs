@@ -94,6 +94,21 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Diagnostic>> {
         }
     }
 
+    let metrics_listen = match &raw.metrics_listen {
+        None => DEFAULT_METRICS_LISTEN.parse().ok(),
+        Some(m) if m.value == "off" => None,
+        Some(m) => match m.value.parse() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                ck.error(
+                    m,
+                    format!("metrics_listen {:?} is not an address:port", m.value),
+                    "such as 127.0.0.1:9147, or `off`",
+                );
+                None
+            }
+        },
+    };
     let tun_mtu = raw.tun_mtu.as_ref().map(|m| {
         ck.range(
             m,
@@ -696,6 +711,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Diagnostic>> {
         timeouts,
         expire_nodest_conn: raw.expire_nodest_conn.unwrap_or_default(),
         tun_mtu,
+        metrics_listen,
         vrrp_instances,
         virtual_servers,
     })

@@ -44,6 +44,18 @@ fn the_issue_shape_parses() {
     assert_eq!(vs.real_servers[1].weight, 0);
     assert_eq!(c.flow_table_size, DEFAULT_FLOW_TABLE_SIZE);
     assert_eq!(c.timeouts, Timeouts::default());
+    assert_eq!(
+        c.metrics_listen,
+        Some("127.0.0.1:9147".parse().unwrap()),
+        "documented default"
+    );
+    assert_eq!(
+        parse("t.yaml", &format!("{GOOD}metrics_listen: \"off\"\n"))
+            .unwrap()
+            .metrics_listen,
+        None
+    );
+    assert!(errors(&format!("{GOOD}metrics_listen: nowhere\n")).contains("not an address:port"));
 }
 
 #[test]

@@ -26,7 +26,7 @@ use crate::health::{self, Health, HealthMap};
 use crate::iface::Iface;
 use crate::publish::{self, DestKey, DestRegistry};
 use crate::vrrp::{self, VrrpStats};
-use crate::{netlink, report};
+use crate::{metrics, netlink, report};
 
 /// How often unresolved real servers are retried, and resolved ones re-read.
 const RESOLVE_RETRY: Duration = Duration::from_secs(1);
@@ -432,6 +432,7 @@ pub async fn run(path: &Path, mut cfg: Config, ifaces: Ifaces) -> Result<()> {
     }
     let (mut reloads, mut reload_failures) = (0u64, 0u64);
     let mut vrrp = Vec::new();
+    let mut vrrp_stats = Vec::new();
     let (bus, _) = tokio::sync::broadcast::channel::<vrrp::SyncMsg>(64);
     let mut priorities = HashMap::new();
     for vi in &cfg.vrrp_instances {
@@ -445,7 +446,16 @@ pub async fn run(path: &Path, mut cfg: Config, ifaces: Ifaces) -> Result<()> {
             bus.clone(),
             prx,
         ));
+        vrrp_stats.push((vi.name.clone(), Arc::clone(&stats)));
         vrrp.push((vi.name.clone(), stats, task));
+    }
+
+    let (ask_metrics, mut scrapes) = tokio::sync::mpsc::channel::<metrics::Request>(16);
+    if let Some(addr) = cfg.metrics_listen {
+        if let Some(listener) = metrics::bind(&addr.to_string()).await {
+            info!("serving /metrics on http://{addr}/metrics");
+            tokio::spawn(metrics::serve(listener, ask_metrics));
+        }
     }
 
     let mut term = signal(SignalKind::terminate())?;
@@ -471,6 +481,37 @@ pub async fn run(path: &Path, mut cfg: Config, ifaces: Ifaces) -> Result<()> {
                         error!("reload failed ({reload_failures} so far); the running configuration is unchanged:\n{e:#}");
                     }
                 }
+            }
+            Some(reply) = scrapes.recv() => {
+                // Read now, from the workers' own counters: nothing is pushed anywhere.
+                let text = match lb.as_mut() {
+                    Some(l) => {
+                        let xdp = l.steer.counters().ok();
+                        metrics::render(metrics::Sources {
+                            cfg: &cfg,
+                            registry: Some(&mut l.registry),
+                            workers: &l.workers.counters,
+                            xdp,
+                            health: Some(&l.health),
+                            vrrp: &vrrp_stats,
+                            reloads,
+                            reload_failures,
+                            generation: l.generation,
+                        })
+                    }
+                    None => metrics::render(metrics::Sources {
+                        cfg: &cfg,
+                        registry: None,
+                        workers: &[],
+                        xdp: None,
+                        health: None,
+                        vrrp: &vrrp_stats,
+                        reloads,
+                        reload_failures,
+                        generation: 0,
+                    }),
+                };
+                let _ = reply.send(text);
             }
             Some(ev) = health_rx.recv() => {
                 if let Some(l) = lb.as_mut() {

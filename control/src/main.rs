@@ -4,6 +4,7 @@ mod daemon;
 #[allow(dead_code)] // wired into the daemon in the following commits
 mod health;
 mod iface;
+mod metrics;
 mod netlink;
 mod publish;
 mod realserver;

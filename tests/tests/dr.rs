@@ -215,3 +215,54 @@ fn bad_config_attaches_nothing() {
     let out = lab.lab.sh("lb", &format!("{bin} check -c {good}")).unwrap();
     assert!(out.contains("OK"), "{out}");
 }
+
+#[test]
+fn metrics_are_valid_and_count_every_connection() {
+    xvs_tests::tools::require(&["promtool"]).unwrap();
+    let mut lab = lab_with_xvs(&[1, 1, 1], 2);
+    assert_eq!(lab.http_gets(100, "/").unwrap().len(), 100);
+    let scrape = lab
+        .lab
+        .sh("lb", "curl -s -m 5 http://127.0.0.1:9147/metrics")
+        .unwrap();
+    let path = lab
+        .lab
+        .write("scrape.txt", &scrape)
+        .unwrap()
+        .display()
+        .to_string();
+    let check = lab
+        .lab
+        .sh_output("lb", &format!("promtool check metrics < {path}"))
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    // Connections counted exactly, summed over the workers at scrape time.
+    let conns: u64 = scrape
+        .lines()
+        .filter(|l| l.starts_with("xvs_real_server_connections_total{virtual_server=\"web\""))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(conns, 100, "{scrape}");
+    assert!(
+        scrape.contains("xvs_xdp_packets_total{outcome=\"steered\"}"),
+        "{scrape}"
+    );
+    assert!(
+        scrape.contains("xvs_drops_total{reason=\"no_destination\"} 0"),
+        "{scrape}"
+    );
+    let nf = lab
+        .lab
+        .sh(
+            "lb",
+            "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:9147/other",
+        )
+        .unwrap();
+    assert_eq!(nf, "404");
+    lab.stop_clean().unwrap();
+}
