@@ -318,6 +318,8 @@ pub struct Config {
     pub tun_mtu: Option<u16>,
     /// Where `/metrics` is served; `None`: not at all.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// The control socket's path (`None`: one per network namespace under /run/xvs).
+    pub control_socket: Option<String>,
     pub virtual_servers: Vec<VirtualServer>,
     pub vrrp_instances: Vec<VrrpInstance>,
 }

@@ -32,6 +32,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub metrics_listen: Option<Spanned<String>>,
     #[serde(default)]
+    pub control_socket: Option<String>,
+    #[serde(default)]
     pub virtual_servers: Vec<RawVirtualServer>,
     #[serde(default)]
     pub vrrp_instances: Vec<RawVrrpInstance>,

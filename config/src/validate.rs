@@ -712,6 +712,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Diagnostic>> {
         expire_nodest_conn: raw.expire_nodest_conn.unwrap_or_default(),
         tun_mtu,
         metrics_listen,
+        control_socket: raw.control_socket.clone(),
         vrrp_instances,
         virtual_servers,
     })

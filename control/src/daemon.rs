@@ -26,7 +26,7 @@ use crate::health::{self, Health, HealthMap};
 use crate::iface::Iface;
 use crate::publish::{self, DestKey, DestRegistry};
 use crate::vrrp::{self, VrrpStats};
-use crate::{metrics, netlink, report};
+use crate::{control, metrics, netlink, report};
 
 /// How often unresolved real servers are retried, and resolved ones re-read.
 const RESOLVE_RETRY: Duration = Duration::from_secs(1);
@@ -458,6 +458,38 @@ pub async fn run(path: &Path, mut cfg: Config, ifaces: Ifaces) -> Result<()> {
         }
     }
 
+    let socket_path = cfg
+        .control_socket
+        .as_ref()
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(control::default_path);
+    let (command_tx, mut commands) = tokio::sync::mpsc::channel::<control::Command>(16);
+    match control::bind(&socket_path) {
+        Ok(l) => {
+            info!("control socket {}", socket_path.display());
+            tokio::spawn(control::serve(l, command_tx));
+        }
+        Err(e) => warn!("no control socket: {e:#}"),
+    }
+    // A reload, from SIGHUP or the control socket; its answer for the socket.
+    macro_rules! do_reload {
+        () => {
+            match reload(path, &cfg, &ifaces, lb.as_mut(), &mut monitors) {
+                Ok(new) => {
+                    cfg = new;
+                    reloads += 1;
+                    info!("reload {reloads} done");
+                    Ok(format!("reload {reloads} done\n"))
+                }
+                Err(e) => {
+                    reload_failures += 1;
+                    error!("reload failed ({reload_failures} so far); the running configuration is unchanged:\n{e:#}");
+                    Err(format!("{e:#}\n"))
+                }
+            }
+        };
+    }
+
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
@@ -470,17 +502,21 @@ pub async fn run(path: &Path, mut cfg: Config, ifaces: Ifaces) -> Result<()> {
             _ = int.recv() => { info!("SIGINT: shutting down"); break; }
             _ = hup.recv() => {
                 info!("SIGHUP: reloading {}", path.display());
-                match reload(path, &cfg, &ifaces, lb.as_mut(), &mut monitors) {
-                    Ok(new) => {
-                        cfg = new;
-                        reloads += 1;
-                        info!("reload {reloads} done");
-                    }
-                    Err(e) => {
-                        reload_failures += 1;
-                        error!("reload failed ({reload_failures} so far); the running configuration is unchanged:\n{e:#}");
-                    }
-                }
+                let _ = do_reload!();
+            }
+            Some(cmd) = commands.recv() => {
+                let answer = match cmd.line.as_str() {
+                    "reload" => do_reload!(),
+                    "status" | "status --stats" => match lb.as_mut() {
+                        Some(l) => {
+                            let snap = l.shared.load();
+                            Ok(report::ipvsadm(&cfg, &snap, &mut l.registry, &l.workers.counters, cmd.line.ends_with("--stats")))
+                        }
+                        None => Ok("no virtual servers (VRRP only)\n".into()),
+                    },
+                    other => Err(format!("unknown command {other:?}: status, status --stats, reload\n")),
+                };
+                let _ = cmd.reply.send(answer);
             }
             Some(reply) = scrapes.recv() => {
                 // Read now, from the workers' own counters: nothing is pushed anywhere.
@@ -536,6 +572,7 @@ pub async fn run(path: &Path, mut cfg: Config, ifaces: Ifaces) -> Result<()> {
     // VRRP first: a master says goodbye (priority 0) so its backup takes over at once.
     let _ = stop_vrrp.send(true);
     monitors.stop_all();
+    let _ = std::fs::remove_file(&socket_path);
     println!("reloads: {reloads} done, {reload_failures} failed");
     for (name, stats, task) in vrrp {
         match tokio::time::timeout(Duration::from_secs(2), task).await {

@@ -1,5 +1,6 @@
 //! `xvs`: the XDP Virtual Server daemon and its command line.
 
+mod control;
 mod daemon;
 #[allow(dead_code)] // wired into the daemon in the following commits
 mod health;
@@ -42,6 +43,20 @@ enum Command {
     Check {
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
+    },
+    /// The virtual servers and real servers now, as `ipvsadm -Ln` shows them.
+    Status {
+        /// The configuration naming the control socket (default: this host's).
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Connections, packets and bytes, as `ipvsadm -Ln --stats`.
+        #[arg(long)]
+        stats: bool,
+    },
+    /// Reload the running xvs's configuration file (as SIGHUP does); errors are printed.
+    Reload {
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
     /// Prepare (or restore) a real server for DR or TUN, as LVS's real-server script does.
     Realserver {
@@ -104,6 +119,37 @@ fn load(path: &Path) -> Result<(Config, daemon::Ifaces), String> {
     Ok((cfg, daemon::Ifaces { external, internal }))
 }
 
+/// Sends one command to the running xvs's control socket and prints its answer.
+fn ask(config: Option<PathBuf>, line: &str) -> ExitCode {
+    let path = match config {
+        None => control::default_path(),
+        Some(c) => match xvs_config::load(&c) {
+            Ok(cfg) => cfg
+                .control_socket
+                .map(PathBuf::from)
+                .unwrap_or_else(control::default_path),
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    match control::request(&path, line) {
+        Ok((true, text)) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Ok((false, text)) => {
+            eprint!("{text}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("xvs: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -134,6 +180,10 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Status { config, stats } => {
+            ask(config, if stats { "status --stats" } else { "status" })
+        }
+        Command::Reload { config } => ask(config, "reload"),
         Command::Realserver { action } => {
             let result = match action {
                 RealserverAction::Up { vip, mode, dev } => realserver::up(&realserver::Request {

@@ -207,8 +207,10 @@ impl Drop for Lab {
         self.procs.clear();
         for (ns, ino) in self.namespaces.drain(..).rev() {
             let _ = Command::new("ip").args(["netns", "del", &ns]).status();
-            // What `xvs realserver up` recorded in a namespace that is gone now.
+            // What `xvs realserver up` recorded, and the control socket of an xvs killed
+            // without its cleanup, in a namespace that is gone now.
             let _ = fs::remove_file(format!("/run/xvs/realserver-net{ino}.state"));
+            let _ = fs::remove_file(format!("/run/xvs/xvs-net{ino}.sock"));
         }
         let _ = fs::remove_dir("/run/xvs");
         let _ = fs::remove_dir_all(&self.dir);

@@ -266,3 +266,57 @@ fn metrics_are_valid_and_count_every_connection() {
     assert_eq!(nf, "404");
     lab.stop_clean().unwrap();
 }
+
+#[test]
+fn status_and_reload_over_the_control_socket() {
+    let mut lab = lab_with_xvs(&[3, 2, 1], 1);
+    assert_eq!(lab.http_gets(60, "/").unwrap().len(), 60);
+    let bin = xvs_tests::tools::xvs_bin().unwrap().display().to_string();
+    let status = lab.lab.sh("lb", &format!("{bin} status")).unwrap();
+    assert!(status.contains(&format!("TCP  {VIP}:80 wrr")), "{status}");
+    assert!(
+        status.contains("  -> 10.0.0.11:80") && status.contains("Route   3"),
+        "{status}"
+    );
+    // --stats counts match the connections sent, exactly.
+    let stats = lab.lab.sh("lb", &format!("{bin} status --stats")).unwrap();
+    let line = stats
+        .lines()
+        .find(|l| l.starts_with(&format!("TCP  {VIP}:80 ")))
+        .expect("web line");
+    assert_eq!(line.split_whitespace().nth(2), Some("60"), "{stats}");
+
+    // `xvs reload` applies a new file; an invalid one is refused with its line:column.
+    lab.write_config(&dr::config(&[1, 1, 1], Some(UDP_PORT)))
+        .unwrap();
+    let out = lab.lab.sh("lb", &format!("{bin} reload")).unwrap();
+    assert!(out.contains("reload 1 done"), "{out}");
+    assert!(lab
+        .lab
+        .sh("lb", &format!("{bin} status"))
+        .unwrap()
+        .contains("Route   1"));
+    lab.write_config(&dr::config(&[1, 1, 1], Some(UDP_PORT)).replacen("weight: 1", "weight: x", 1))
+        .unwrap();
+    let bad = lab.lab.sh_output("lb", &format!("{bin} reload")).unwrap();
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success() && err.contains("xvs.yaml:"), "{err}");
+    assert!(
+        lab.lab
+            .sh("lb", &format!("{bin} status"))
+            .unwrap()
+            .contains("Route   1"),
+        "running config unchanged"
+    );
+
+    // Root only.
+    let nobody = lab
+        .lab
+        .sh_output(
+            "lb",
+            &format!("setpriv --reuid=65534 --regid=65534 --clear-groups {bin} status"),
+        )
+        .unwrap();
+    assert!(!nobody.status.success(), "a non-root user was answered");
+    lab.stop_clean().unwrap();
+}
