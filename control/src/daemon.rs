@@ -26,7 +26,7 @@ use crate::health::{self, Health, HealthMap};
 use crate::iface::Iface;
 use crate::publish::{self, DestKey, DestRegistry};
 use crate::vrrp::{self, VrrpStats};
-use crate::{control, metrics, netlink, report};
+use crate::{control, explain, metrics, netlink, report};
 
 /// How often unresolved real servers are retried, and resolved ones re-read.
 const RESOLVE_RETRY: Duration = Duration::from_secs(1);
@@ -514,7 +514,15 @@ pub async fn run(path: &Path, mut cfg: Config, ifaces: Ifaces) -> Result<()> {
                         }
                         None => Ok("no virtual servers (VRRP only)\n".into()),
                     },
-                    other => Err(format!("unknown command {other:?}: status, status --stats, reload\n")),
+                    line if line.starts_with("explain ") => match lb.as_ref() {
+                        Some(l) => {
+                            let snap = l.shared.load();
+                            let conns = l.workers.counters.first().map_or(&[][..], |w| &w.dests[..]);
+                            explain::explain(&snap, conns, &line["explain ".len()..])
+                        }
+                        None => Ok("no virtual servers (VRRP only)\n".into()),
+                    },
+                    other => Err(format!("unknown command {other:?}: status, status --stats, reload, explain\n")),
                 };
                 let _ = cmd.reply.send(answer);
             }

@@ -2,6 +2,7 @@
 
 mod control;
 mod daemon;
+mod explain;
 #[allow(dead_code)] // wired into the daemon in the following commits
 mod health;
 mod iface;
@@ -52,6 +53,17 @@ enum Command {
         /// Connections, packets and bytes, as `ipvsadm -Ln --stats`.
         #[arg(long)]
         stats: bool,
+    },
+    /// Which real server a new flow would get, and why (the live snapshot, the real code).
+    Explain {
+        /// SRC:SPORT
+        src: String,
+        /// DST:DPORT
+        dst: String,
+        /// tcp or udp
+        proto: String,
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
     /// Reload the running xvs's configuration file (as SIGHUP does); errors are printed.
     Reload {
@@ -184,6 +196,12 @@ fn main() -> ExitCode {
             ask(config, if stats { "status --stats" } else { "status" })
         }
         Command::Reload { config } => ask(config, "reload"),
+        Command::Explain {
+            src,
+            dst,
+            proto,
+            config,
+        } => ask(config, &format!("explain {src} {dst} {proto}")),
         Command::Realserver { action } => {
             let result = match action {
                 RealserverAction::Up { vip, mode, dev } => realserver::up(&realserver::Request {

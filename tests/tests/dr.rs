@@ -309,6 +309,16 @@ fn status_and_reload_over_the_control_socket() {
         "running config unchanged"
     );
 
+    // Explain: the real classifier and scheduler on the live snapshot.
+    let why = lab
+        .lab
+        .sh("lb", &format!("{bin} explain 10.0.0.1:40000 {VIP}:80 tcp"))
+        .unwrap();
+    assert!(
+        why.contains("virtual server web") && why.contains("-> 10.0.0.1"),
+        "{why}"
+    );
+
     // Root only.
     let nobody = lab
         .lab
