@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use arc_swap::ArcSwap;
@@ -26,7 +26,7 @@ use crate::health::{self, Health, HealthMap};
 use crate::iface::Iface;
 use crate::publish::{self, DestKey, DestRegistry};
 use crate::vrrp::{self, VrrpStats};
-use crate::{control, explain, metrics, netlink, report};
+use crate::{control, explain, metrics, netlink, report, status};
 
 /// How often unresolved real servers are retried, and resolved ones re-read.
 const RESOLVE_RETRY: Duration = Duration::from_secs(1);
@@ -493,6 +493,10 @@ pub async fn run(path: &Path, mut cfg: Config, ifaces: Ifaces) -> Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
+    // Counter samples for `xvs status --rate`; the first tick is immediate.
+    let mut rates = status::Rates::default();
+    let mut rate_tick = tokio::time::interval(status::RATE_SAMPLE);
+    rate_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let next = lb
             .as_ref()
@@ -500,6 +504,11 @@ pub async fn run(path: &Path, mut cfg: Config, ifaces: Ifaces) -> Result<()> {
         tokio::select! {
             _ = term.recv() => { info!("SIGTERM: shutting down"); break; }
             _ = int.recv() => { info!("SIGINT: shutting down"); break; }
+            _ = rate_tick.tick() => {
+                if let Some(l) = lb.as_ref() {
+                    rates.sample(Instant::now(), &l.registry, &l.workers.counters);
+                }
+            }
             _ = hup.recv() => {
                 info!("SIGHUP: reloading {}", path.display());
                 let _ = do_reload!();
@@ -507,13 +516,17 @@ pub async fn run(path: &Path, mut cfg: Config, ifaces: Ifaces) -> Result<()> {
             Some(cmd) = commands.recv() => {
                 let answer = match cmd.line.as_str() {
                     "reload" => do_reload!(),
-                    "status" | "status --stats" => match lb.as_mut() {
-                        Some(l) => {
-                            let snap = l.shared.load();
-                            Ok(report::ipvsadm(&cfg, &snap, &mut l.registry, &l.workers.counters, cmd.line.ends_with("--stats")))
+                    line if line == "status" || line.starts_with("status ") => {
+                        match (status::Request::parse(line), lb.as_mut()) {
+                            (Err(e), _) => Err(e),
+                            (Ok(req), Some(l)) => {
+                                let snap = l.shared.load();
+                                let rows = status::rows(&cfg, &snap, &mut l.registry, &l.workers.counters, &rates, Instant::now());
+                                Ok(status::render(&rows, req))
+                            }
+                            (Ok(req), None) => Ok(status::render(&[], req)),
                         }
-                        None => Ok("no virtual servers (VRRP only)\n".into()),
-                    },
+                    }
                     line if line.starts_with("explain ") => match lb.as_ref() {
                         Some(l) => {
                             let snap = l.shared.load();
@@ -522,7 +535,7 @@ pub async fn run(path: &Path, mut cfg: Config, ifaces: Ifaces) -> Result<()> {
                         }
                         None => Ok("no virtual servers (VRRP only)\n".into()),
                     },
-                    other => Err(format!("unknown command {other:?}: status, status --stats, reload, explain\n")),
+                    other => Err(format!("unknown command {other:?}: status [--stats|--rate] [--json], reload, explain\n")),
                 };
                 let _ = cmd.reply.send(answer);
             }

@@ -11,6 +11,7 @@ mod netlink;
 mod publish;
 mod realserver;
 mod report;
+mod status;
 #[allow(dead_code)] // wired into the daemon by the next commit
 mod vrrp;
 
@@ -51,8 +52,14 @@ enum Command {
         #[arg(short, long, value_name = "FILE")]
         config: Option<PathBuf>,
         /// Connections, packets and bytes, as `ipvsadm -Ln --stats`.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "rate")]
         stats: bool,
+        /// Connections, packets and bits per second over the last 8 to 10 seconds.
+        #[arg(long)]
+        rate: bool,
+        /// Everything (table, totals, rates) as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Which real server a new flow would get, and why (the live snapshot, the real code).
     Explain {
@@ -192,8 +199,19 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Status { config, stats } => {
-            ask(config, if stats { "status --stats" } else { "status" })
+        Command::Status {
+            config,
+            stats,
+            rate,
+            json,
+        } => {
+            let mut line = String::from("status");
+            for (on, flag) in [(stats, " --stats"), (rate, " --rate"), (json, " --json")] {
+                if on {
+                    line.push_str(flag);
+                }
+            }
+            ask(config, &line)
         }
         Command::Reload { config } => ask(config, "reload"),
         Command::Explain {

@@ -38,6 +38,11 @@ impl DestRegistry {
         })
     }
 
+    /// How many ids were handed out: they are `0..len`.
+    pub fn issued(&self) -> usize {
+        self.next as usize
+    }
+
     #[cfg(test)]
     pub fn key_of(&self, id: DestId) -> Option<DestKey> {
         self.ids.iter().find(|(_, v)| **v == id).map(|(k, _)| *k)

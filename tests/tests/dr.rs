@@ -285,6 +285,22 @@ fn status_and_reload_over_the_control_socket() {
         .find(|l| l.starts_with(&format!("TCP  {VIP}:80 ")))
         .expect("web line");
     assert_eq!(line.split_whitespace().nth(2), Some("60"), "{stats}");
+    // --json: the same counts, per virtual and real server.
+    let json = lab.lab.sh("lb", &format!("{bin} status --json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&json).expect("status --json is JSON");
+    let web = v["virtual_servers"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["name"] == "web"))
+        .unwrap_or_else(|| panic!("no web service: {json}"));
+    assert_eq!(web["totals"]["conns"], 60, "{json}");
+    let per_rs: u64 = web["real_servers"]
+        .as_array()
+        .expect("real_servers")
+        .iter()
+        .map(|r| r["totals"]["conns"].as_u64().expect("conns"))
+        .sum();
+    assert_eq!(per_rs, 60, "{json}");
+    assert_eq!(web["real_servers"][0]["weight"], 3, "{json}");
 
     // `xvs reload` applies a new file; an invalid one is refused with its line:column.
     lab.write_config(&dr::config(&[1, 1, 1], Some(UDP_PORT)))
@@ -308,6 +324,23 @@ fn status_and_reload_over_the_control_socket() {
             .contains("Route   1"),
         "running config unchanged"
     );
+
+    // --rate: a sample (every 2 s) precedes this load, so it shows as connections per second.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(lab.http_gets(30, "/").unwrap().len(), 30);
+    let rate = lab.lab.sh("lb", &format!("{bin} status --rate")).unwrap();
+    let cps: f64 = rate
+        .lines()
+        .find(|l| l.starts_with(&format!("TCP  {VIP}:80 ")))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no CPS for web: {rate}"));
+    assert!(cps >= 1.0, "{rate}");
+    let both = lab
+        .lab
+        .sh_output("lb", &format!("{bin} status --stats --rate"))
+        .unwrap();
+    assert!(!both.status.success(), "--stats with --rate was accepted");
 
     // Explain: the real classifier and scheduler on the live snapshot.
     let why = lab
