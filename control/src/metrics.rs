@@ -241,7 +241,7 @@ pub fn render(src: Sources<'_>) -> String {
             for state in ["INIT", "BACKUP", "MASTER", "FAULT"] {
                 o.sample(
                     "xvs_vrrp_state",
-                    &[("instance", name), ("state", state)],
+                    &[("vrrp_instance", name), ("state", state)],
                     u64::from(s.state().as_str() == state),
                 );
             }
@@ -254,7 +254,7 @@ pub fn render(src: Sources<'_>) -> String {
         for (name, s) in src.vrrp {
             o.sample(
                 "xvs_vrrp_transitions_total",
-                &[("instance", name)],
+                &[("vrrp_instance", name)],
                 s.transitions.load(Relaxed),
             );
         }
@@ -266,19 +266,19 @@ pub fn render(src: Sources<'_>) -> String {
         for (name, s) in src.vrrp {
             o.sample(
                 "xvs_vrrp_adverts_total",
-                &[("instance", name), ("outcome", "sent")],
+                &[("vrrp_instance", name), ("outcome", "sent")],
                 s.sent.load(Relaxed),
             );
             o.sample(
                 "xvs_vrrp_adverts_total",
-                &[("instance", name), ("outcome", "received")],
+                &[("vrrp_instance", name), ("outcome", "received")],
                 s.received.load(Relaxed),
             );
             for (r, n) in crate::vrrp::packet::Reject::ALL.iter().zip(&s.rejected) {
                 let outcome = format!("rejected_{}", r.label());
                 o.sample(
                     "xvs_vrrp_adverts_total",
-                    &[("instance", name), ("outcome", &outcome)],
+                    &[("vrrp_instance", name), ("outcome", &outcome)],
                     n.load(Relaxed),
                 );
             }
@@ -343,6 +343,107 @@ pub async fn bind(addr: &str) -> Option<TcpListener> {
         Err(e) => {
             warn!("cannot serve /metrics on {addr}: {e}");
             None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::{BTreeSet, HashMap};
+
+    /// A scrape with every source present: VRRP, health, steering counters.
+    fn full_scrape() -> String {
+        let cfg = xvs_config::parse(
+            "vrrp-dr.yaml",
+            include_str!("../../config/examples/vrrp-dr.yaml"),
+        )
+        .expect("the example parses");
+        let mut registry = DestRegistry::default();
+        let workers = vec![Arc::new(WorkerCounters::new(8))];
+        let health = HashMap::new();
+        let vrrp = vec![("VI_1".to_string(), Arc::new(VrrpStats::default()))];
+        render(Sources {
+            cfg: &cfg,
+            registry: Some(&mut registry),
+            workers: &workers,
+            xdp: Some(XdpCounters::default()),
+            health: Some(&health),
+            vrrp: &vrrp,
+            reloads: 0,
+            reload_failures: 0,
+            generation: 1,
+        })
+    }
+
+    /// Words made of `[a-z_]` starting at each occurrence of `prefix`.
+    fn words_after<'a>(text: &'a str, prefix: &str) -> Vec<&'a str> {
+        let mut out = Vec::new();
+        let mut rest = text;
+        while let Some(i) = rest.find(prefix) {
+            let tail = &rest[i..];
+            let end = tail
+                .find(|c: char| !(c.is_ascii_lowercase() || c == '_'))
+                .unwrap_or(tail.len());
+            out.push(&tail[..end]);
+            rest = &tail[end.max(1)..];
+        }
+        out
+    }
+
+    #[test]
+    fn the_grafana_dashboard_queries_only_what_a_scrape_has() {
+        let dash: serde_json::Value =
+            serde_json::from_str(include_str!("../dashboards/xvs-grafana.json"))
+                .expect("the dashboard is JSON");
+        let scrape = full_scrape();
+        let families: BTreeSet<&str> = scrape
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split_whitespace().next())
+            .collect();
+        let mut ids = BTreeSet::new();
+        let panels = dash["panels"].as_array().expect("panels");
+        assert!(panels.len() >= 10);
+        for p in panels {
+            assert!(ids.insert(p["id"].as_u64().expect("id")), "duplicate id");
+            let targets = p["targets"].as_array().expect("targets");
+            assert!(!targets.is_empty(), "{}: no query", p["title"]);
+            for t in targets {
+                let expr = t["expr"].as_str().expect("expr");
+                let names = words_after(expr, "xvs_");
+                assert!(!names.is_empty(), "{expr}: no xvs metric");
+                for name in names {
+                    assert!(families.contains(name), "{expr}: {name} is not served");
+                }
+                // Grouping labels are the metric's own, or Prometheus's target label.
+                for by in expr.split("by (").skip(1) {
+                    let labels = by.split(')').next().unwrap_or_default();
+                    for label in labels.split(',').map(str::trim) {
+                        assert!(
+                            label == "instance" || scrape.contains(&format!("{label}=\"")),
+                            "{expr}: label {label} is never served"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn no_label_collides_with_prometheus_target_labels() {
+        // A scraped `instance` or `job` label would be renamed `exported_*` by Prometheus.
+        let scrape = full_scrape();
+        assert!(
+            scrape.contains("xvs_vrrp_state{vrrp_instance=\"VI_1\""),
+            "{scrape}"
+        );
+        for line in scrape.lines().filter(|l| !l.starts_with('#')) {
+            assert!(
+                !line.contains("{instance=") && !line.contains(",instance="),
+                "{line}"
+            );
+            assert!(!line.contains("{job=") && !line.contains(",job="), "{line}");
         }
     }
 }
