@@ -519,6 +519,9 @@ pub async fn run(path: &Path, mut cfg: Config, ifaces: Ifaces) -> Result<()> {
                     line if line == "status" || line.starts_with("status ") => {
                         match (status::Request::parse(line), lb.as_mut()) {
                             (Err(e), _) => Err(e),
+                            (Ok(req), Some(l)) if req.view == status::View::Connections => {
+                                connections(l, req.json).await
+                            }
                             (Ok(req), Some(l)) => {
                                 let snap = l.shared.load();
                                 let rows = status::rows(&cfg, &snap, &mut l.registry, &l.workers.counters, &rates, Instant::now());
@@ -535,7 +538,7 @@ pub async fn run(path: &Path, mut cfg: Config, ifaces: Ifaces) -> Result<()> {
                         }
                         None => Ok("no virtual servers (VRRP only)\n".into()),
                     },
-                    other => Err(format!("unknown command {other:?}: status [--stats|--rate] [--json], reload, explain\n")),
+                    other => Err(format!("unknown command {other:?}: status [--stats|--rate|--connections] [--json], reload, explain\n")),
                 };
                 let _ = cmd.reply.send(answer);
             }
@@ -550,6 +553,7 @@ pub async fn run(path: &Path, mut cfg: Config, ifaces: Ifaces) -> Result<()> {
                             workers: &l.workers.counters,
                             xdp,
                             health: Some(&l.health),
+                            checks: Some(&monitors),
                             vrrp: &vrrp_stats,
                             reloads,
                             reload_failures,
@@ -562,6 +566,7 @@ pub async fn run(path: &Path, mut cfg: Config, ifaces: Ifaces) -> Result<()> {
                         workers: &[],
                         xdp: None,
                         health: None,
+                        checks: None,
                         vrrp: &vrrp_stats,
                         reloads,
                         reload_failures,
@@ -830,4 +835,37 @@ fn resolve(
         }
     }
     macs
+}
+
+/// `status --connections`: each worker copies its flows between two batches (an idle
+/// worker looks every `IDLE_POLL_MS`); a worker that does not answer within a second is
+/// an error, not a short list.
+async fn connections(l: &Lb, json: bool) -> Result<String, String> {
+    let workers = &l.workers.counters;
+    let per_worker = status::CONNECTIONS_LIMIT / workers.len().max(1);
+    let asked: Vec<u64> = workers
+        .iter()
+        .map(|w| w.flow_dump.request(per_worker))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        let answers: Vec<_> = workers
+            .iter()
+            .zip(&asked)
+            .filter_map(|(w, seq)| w.flow_dump.answer(*seq))
+            .collect();
+        if answers.len() == workers.len() {
+            let live = answers.iter().map(|a| a.live).sum();
+            let rows = status::connection_rows(&answers, &l.registry);
+            return Ok(status::render_connections(&rows, live, json));
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "{} of {} workers did not answer within 1 s\n",
+                workers.len() - answers.len(),
+                workers.len()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }

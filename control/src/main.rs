@@ -52,11 +52,14 @@ enum Command {
         #[arg(short, long, value_name = "FILE")]
         config: Option<PathBuf>,
         /// Connections, packets and bytes, as `ipvsadm -Ln --stats`.
-        #[arg(long, conflicts_with = "rate")]
+        #[arg(long, conflicts_with_all = ["rate", "connections"])]
         stats: bool,
         /// Connections, packets and bits per second over the last 8 to 10 seconds.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "connections")]
         rate: bool,
+        /// The connection entries, as `ipvsadm -Lnc` (at most 1000).
+        #[arg(long)]
+        connections: bool,
         /// Everything (table, totals, rates) as JSON.
         #[arg(long)]
         json: bool,
@@ -203,10 +206,16 @@ fn main() -> ExitCode {
             config,
             stats,
             rate,
+            connections,
             json,
         } => {
             let mut line = String::from("status");
-            for (on, flag) in [(stats, " --stats"), (rate, " --rate"), (json, " --json")] {
+            for (on, flag) in [
+                (stats, " --stats"),
+                (rate, " --rate"),
+                (connections, " --connections"),
+                (json, " --json"),
+            ] {
                 if on {
                     line.push_str(flag);
                 }

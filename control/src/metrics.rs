@@ -26,6 +26,8 @@ pub struct Sources<'a> {
     pub workers: &'a [Arc<WorkerCounters>],
     pub xdp: Option<XdpCounters>,
     pub health: Option<&'a HealthMap>,
+    /// The health monitors' probe statistics.
+    pub checks: Option<&'a crate::health::Monitors>,
     pub vrrp: &'a [(String, Arc<VrrpStats>)],
     pub reloads: u64,
     pub reload_failures: u64,
@@ -45,6 +47,10 @@ impl Out {
     }
 
     fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: u64) {
+        self.sample_text(name, labels, &value.to_string());
+    }
+
+    fn sample_text(&mut self, name: &str, labels: &[(&str, &str)], value: &str) {
         let l: Vec<String> = labels
             .iter()
             .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
@@ -169,6 +175,9 @@ pub fn render(src: Sources<'_>) -> String {
                     );
                 }
             }
+        }
+        if let Some(checks) = src.checks {
+            checks_families(&mut o, src.cfg, checks);
         }
         let per_worker: [(&str, &str, Read<WorkerCounters>); 8] = [
             ("xvs_worker_rx_packets_total", "Frames received.", |c| {
@@ -347,6 +356,72 @@ pub async fn bind(addr: &str) -> Option<TcpListener> {
     }
 }
 
+/// Probe durations (a histogram), failed probes and up/down transitions of every
+/// checked real server.
+fn checks_families(o: &mut Out, cfg: &Config, checks: &crate::health::Monitors) {
+    use crate::health::stats::{Read as CheckRead, BUCKETS_MS};
+    let mut reads = Vec::new();
+    for vs in &cfg.virtual_servers {
+        let key = service_key(vs);
+        for rs in &vs.real_servers {
+            let dest = DestKey {
+                service: key,
+                addr: rs.address,
+                port: rs.port,
+            };
+            if let Some(s) = checks.stats(&dest) {
+                reads.push((
+                    vs.name.as_str(),
+                    format!("{}:{}", rs.address, rs.port),
+                    s.read(),
+                ));
+            }
+        }
+    }
+    const H: &str = "xvs_health_check_duration_seconds";
+    o.family(
+        H,
+        "histogram",
+        "How long health-check probes took (retries included).",
+    );
+    for (vs, rs, r) in &reads {
+        let labels = [("virtual_server", *vs), ("real_server", rs.as_str())];
+        for (ms, n) in BUCKETS_MS.iter().zip(r.cumulative) {
+            let le = format!("{}", *ms as f64 / 1000.0);
+            o.sample(
+                &format!("{H}_bucket"),
+                &[labels[0], labels[1], ("le", &le)],
+                n,
+            );
+        }
+        o.sample(
+            &format!("{H}_bucket"),
+            &[labels[0], labels[1], ("le", "+Inf")],
+            r.count,
+        );
+        o.sample_text(&format!("{H}_sum"), &labels, &format!("{}", r.sum_seconds));
+        o.sample(&format!("{H}_count"), &labels, r.count);
+    }
+    let counters: [(&str, &str, Read<CheckRead>); 2] = [
+        (
+            "xvs_health_check_failures_total",
+            "Probes that failed (retries included).",
+            |r| r.failures,
+        ),
+        (
+            "xvs_health_check_transitions_total",
+            "Times the real server went up or down.",
+            |r| r.transitions,
+        ),
+    ];
+    for (name, help, f) in counters {
+        o.family(name, "counter", help);
+        for (vs, rs, r) in &reads {
+            o.sample(name, &[("virtual_server", vs), ("real_server", rs)], f(r));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -369,6 +444,7 @@ mod tests {
             workers: &workers,
             xdp: Some(XdpCounters::default()),
             health: Some(&health),
+            checks: None,
             vrrp: &vrrp,
             reloads: 0,
             reload_failures: 0,

@@ -43,6 +43,11 @@ impl DestRegistry {
         self.next as usize
     }
 
+    /// Every real server with its id.
+    pub fn all(&self) -> impl Iterator<Item = (&DestKey, &DestId)> {
+        self.ids.iter()
+    }
+
     #[cfg(test)]
     pub fn key_of(&self, id: DestId) -> Option<DestKey> {
         self.ids.iter().find(|(_, v)| **v == id).map(|(k, _)| *k)

@@ -69,6 +69,8 @@ pub struct WorkerCounters {
     pub icmp_frag_needed: Counter,
     pub drops: [Counter; DropReason::COUNT],
     pub dests: Box<[DestCounters]>,
+    /// Not a counter, but read the same way: control's window on the flow table.
+    pub flow_dump: crate::flow::dump::FlowDump,
 }
 
 impl WorkerCounters {
@@ -85,6 +87,7 @@ impl WorkerCounters {
             icmp_frag_needed: Counter::default(),
             drops: Default::default(),
             dests: (0..max_dests).map(|_| DestCounters::default()).collect(),
+            flow_dump: Default::default(),
         }
     }
 

@@ -45,6 +45,8 @@ pub struct Worker {
     tx_outstanding: u32,
     /// Buckets swept since start: the sweep keeps pace with the clock, not the traffic.
     swept: u64,
+    /// The last flow-dump request answered (`status --connections`).
+    dump_seen: u64,
 }
 
 impl Worker {
@@ -67,6 +69,7 @@ impl Worker {
             spare: Vec::with_capacity(frames),
             tx_outstanding: 0,
             swept: 0,
+            dump_seen: 0,
         }
     }
 
@@ -100,6 +103,13 @@ impl Worker {
 
     pub fn run(&mut self) {
         while !self.stop.load(Ordering::Relaxed) {
+            let epoch = self.epoch;
+            self.pipeline.counters().flow_dump.serve(
+                &mut self.dump_seen,
+                self.pipeline.flows(),
+                // Read the clock only when asked.
+                || epoch.elapsed().as_secs() as u32 + 1,
+            );
             if self.poll_once() == 0 {
                 self.reap_completions();
                 if self.tx_outstanding > 0 {

@@ -301,6 +301,33 @@ fn status_and_reload_over_the_control_socket() {
         .sum();
     assert_eq!(per_rs, 60, "{json}");
     assert_eq!(web["real_servers"][0]["weight"], 3, "{json}");
+    // --connections (ipvsadm -Lnc): the 60 flows, closed by the client within seconds, so
+    // still in FIN_WAIT/TIME_WAIT (120 s), split 30/20/10 by the wrr weights.
+    let conns = lab
+        .lab
+        .sh("lb", &format!("{bin} status --connections"))
+        .unwrap();
+    let rows: Vec<Vec<&str>> = conns
+        .lines()
+        .filter(|l| l.starts_with("TCP "))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 60, "{conns}");
+    for (i, want) in [30, 20, 10].into_iter().enumerate() {
+        let to = format!("{}:80", dr::rs_addr(i));
+        let n = rows
+            .iter()
+            .filter(|r| r[3].starts_with("10.0.0.1:") && r[4] == format!("{VIP}:80") && r[5] == to)
+            .count();
+        assert_eq!(n, want, "{to}: {conns}");
+    }
+    let cj: serde_json::Value = serde_json::from_str(
+        &lab.lab
+            .sh("lb", &format!("{bin} status --connections --json"))
+            .unwrap(),
+    )
+    .expect("--connections --json is JSON");
+    assert_eq!(cj["live"], 60, "{cj}");
 
     // `xvs reload` applies a new file; an invalid one is refused with its line:column.
     lab.write_config(&dr::config(&[1, 1, 1], Some(UDP_PORT)))

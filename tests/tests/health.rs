@@ -88,6 +88,48 @@ fn a_dead_real_server_leaves_and_comes_back() {
     std::thread::sleep(Duration::from_millis(200));
     let t = tally(&lab, 10);
     assert_eq!(t.get("rs3"), Some(&10), "sorry server: {t:?}");
+
+    // The checks in /metrics: rs2 went down, up, down; rs1 down once; a probe histogram
+    // for each; promtool accepts it.
+    let scrape = lab
+        .lab
+        .sh("lb", "curl -s -m 5 http://127.0.0.1:9147/metrics")
+        .unwrap();
+    let value = |line_start: &str| -> f64 {
+        scrape
+            .lines()
+            .find(|l| l.starts_with(line_start))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {line_start}: {scrape}"))
+    };
+    let rs = |i: u8| format!("{{virtual_server=\"web\",real_server=\"10.0.0.1{i}:80\"}}");
+    assert_eq!(
+        value(&format!("xvs_health_check_transitions_total{}", rs(2))),
+        3.0
+    );
+    assert_eq!(
+        value(&format!("xvs_health_check_transitions_total{}", rs(1))),
+        1.0
+    );
+    assert!(value(&format!("xvs_health_check_failures_total{}", rs(2))) >= 2.0);
+    let count = value(&format!("xvs_health_check_duration_seconds_count{}", rs(1)));
+    let inf = "xvs_health_check_duration_seconds_bucket{virtual_server=\"web\",real_server=\"10.0.0.11:80\",le=\"+Inf\"}";
+    assert!(count >= 3.0 && value(inf) == count, "{scrape}");
+    xvs_tests::tools::require(&["promtool"]).unwrap();
+    let path = lab.lab.write("scrape.txt", &scrape).unwrap();
+    let check = lab
+        .lab
+        .sh_output(
+            "lb",
+            &format!("promtool check metrics < {}", path.display()),
+        )
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "promtool: {}",
+        String::from_utf8_lossy(&check.stderr)
+    );
     let (status, _) = lab.stop_xvs().unwrap();
     assert!(status.success());
 }

@@ -2,8 +2,10 @@
 
 pub mod check;
 pub mod monitor;
+pub mod stats;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::publish::DestKey;
 
@@ -21,8 +23,15 @@ pub type HealthMap = HashMap<DestKey, Health>;
 /// The running monitors, by real server. A reload keeps a monitor whose check did not
 /// change (and with it the real server's health, as keepalived's migrate does), stops
 /// the ones that went away or changed, and starts the new ones.
+/// A running monitor: its check, its stop switch, its statistics.
+type Running = (
+    xvs_config::HealthCheck,
+    tokio::sync::watch::Sender<bool>,
+    Arc<stats::CheckStats>,
+);
+
 pub struct Monitors {
-    running: HashMap<DestKey, (xvs_config::HealthCheck, tokio::sync::watch::Sender<bool>)>,
+    running: HashMap<DestKey, Running>,
     tx: tokio::sync::mpsc::Sender<monitor::Event>,
 }
 
@@ -39,7 +48,7 @@ impl Monitors {
     pub fn sync(&mut self, targets: Vec<monitor::Target>) -> Vec<DestKey> {
         let wanted: HashMap<DestKey, &xvs_config::HealthCheck> =
             targets.iter().map(|t| (t.key, &t.check)).collect();
-        self.running.retain(|k, (check, stop)| {
+        self.running.retain(|k, (check, stop, _)| {
             let keep = wanted.get(k).is_some_and(|c| *c == check);
             if !keep {
                 let _ = stop.send(true);
@@ -52,14 +61,21 @@ impl Monitors {
                 continue;
             }
             let (stop, stopped) = tokio::sync::watch::channel(false);
-            self.running.insert(t.key, (t.check.clone(), stop));
-            tokio::spawn(monitor::run(t, self.tx.clone(), stopped));
+            let stats = Arc::new(stats::CheckStats::default());
+            self.running
+                .insert(t.key, (t.check.clone(), stop, Arc::clone(&stats)));
+            tokio::spawn(monitor::run(t, stats, self.tx.clone(), stopped));
         }
         kept
     }
 
+    /// The check statistics of `key`'s monitor, if it has one.
+    pub fn stats(&self, key: &DestKey) -> Option<&stats::CheckStats> {
+        self.running.get(key).map(|(_, _, s)| &**s)
+    }
+
     pub fn stop_all(&mut self) {
-        for (_, (_, stop)) in self.running.drain() {
+        for (_, (_, stop, _)) in self.running.drain() {
             let _ = stop.send(true);
         }
     }

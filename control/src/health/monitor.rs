@@ -4,13 +4,15 @@
 //! bounded by its timeout.
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 use tracing::warn;
 use xvs_config::{CheckKind, HealthCheck};
 
 use super::check::{Outcome, Probe};
+use super::stats::CheckStats;
 use crate::publish::DestKey;
 
 /// A real server changed health.
@@ -93,7 +95,12 @@ fn jitter(max: Duration) -> Duration {
 
 /// Checks `t` until `stop`; reports each transition on `tx`. Starts up (down with
 /// `alpha`), as keepalived does.
-pub async fn run(t: Target, tx: mpsc::Sender<Event>, mut stop: watch::Receiver<bool>) {
+pub async fn run(
+    t: Target,
+    stats: Arc<CheckStats>,
+    tx: mpsc::Sender<Event>,
+    mut stop: watch::Receiver<bool>,
+) {
     let c = &t.check;
     let probe = probe(&c.kind);
     let timeout = Duration::from_millis(c.timeout_ms);
@@ -105,14 +112,20 @@ pub async fn run(t: Target, tx: mpsc::Sender<Event>, mut stop: watch::Receiver<b
         _ = stop.changed() => return,
     }
     loop {
-        let mut outcome = probe.run(t.addr, source, timeout).await;
+        let timed = || async {
+            let started = Instant::now();
+            let outcome = probe.run(t.addr, source, timeout).await;
+            stats.observe(started.elapsed(), matches!(outcome, Outcome::Up { .. }));
+            outcome
+        };
+        let mut outcome = timed().await;
         let mut tries = 0;
         while matches!(outcome, Outcome::Down(_)) && tries < c.retry {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(c.delay_before_retry_ms)) => {}
                 _ = stop.changed() => return,
             }
-            outcome = probe.run(t.addr, source, timeout).await;
+            outcome = timed().await;
             tries += 1;
         }
         let event = match outcome {
@@ -139,6 +152,7 @@ pub async fn run(t: Target, tx: mpsc::Sender<Event>, mut stop: watch::Receiver<b
             _ => None,
         };
         if let Some((up, reason)) = event {
+            stats.transition();
             let ev = Event {
                 key: t.key,
                 label: t.label.clone(),

@@ -1,6 +1,7 @@
 //! Connection tracking: the bounded flow table and the per-protocol state that sets each
 //! flow's timeout.
 
+pub mod dump;
 pub mod table;
 pub mod tcp_state;
 
