@@ -320,28 +320,75 @@ async fn answer(mut s: TcpStream, ask: mpsc::Sender<Request>) -> std::io::Result
     let n = tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut buf))
         .await
         .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
-    let line = std::str::from_utf8(&buf[..n])
-        .unwrap_or("")
-        .lines()
-        .next()
-        .unwrap_or("");
+    let request = std::str::from_utf8(&buf[..n]).unwrap_or("");
+    let line = request.lines().next().unwrap_or("");
     let path = line.split_whitespace().nth(1).unwrap_or("");
+    let open = wants_openmetrics(request);
     let (status, body) =
         if line.starts_with("GET ") && (path == "/metrics" || path.starts_with("/metrics?")) {
             let (tx, rx) = oneshot::channel();
             if ask.send(tx).await.is_err() {
                 return Ok(());
             }
-            ("200 OK", rx.await.unwrap_or_default())
+            let text = rx.await.unwrap_or_default();
+            ("200 OK", if open { to_openmetrics(&text) } else { text })
         } else {
             ("404 Not Found", "try /metrics\n".to_string())
         };
+    let kind = if open && status.starts_with("200") {
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    } else {
+        "text/plain; version=0.0.4; charset=utf-8"
+    };
     let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     s.write_all(head.as_bytes()).await?;
     s.write_all(body.as_bytes()).await
+}
+
+/// Whether the request's Accept header names OpenMetrics (Prometheus sends it first).
+fn wants_openmetrics(request: &str) -> bool {
+    request.lines().skip(1).any(|h| {
+        h.split_once(':').is_some_and(|(k, v)| {
+            k.trim().eq_ignore_ascii_case("accept")
+                && v.to_ascii_lowercase()
+                    .contains("application/openmetrics-text")
+        })
+    })
+}
+
+/// The text format as OpenMetrics 1.0: a counter family is named without its `_total`
+/// (its samples keep it), and the exposition ends with `# EOF`.
+fn to_openmetrics(text: &str) -> String {
+    let counters: std::collections::HashSet<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(text.len() + 8);
+    for line in text.lines() {
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
+        match meta {
+            Some((p, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                let name = match name.strip_suffix("_total") {
+                    Some(base) if counters.contains(name) => base,
+                    _ => name,
+                };
+                let _ = writeln!(out, "{p}{name} {tail}");
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out.push_str("# EOF\n");
+    out
 }
 
 /// Binds the metrics listener, logging rather than failing: metrics are not worth
@@ -520,6 +567,31 @@ mod tests {
                 "{line}"
             );
             assert!(!line.contains("{job=") && !line.contains(",job="), "{line}");
+        }
+    }
+
+    #[test]
+    fn openmetrics_names_counter_families_without_total_and_ends_with_eof() {
+        assert!(wants_openmetrics(
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: application/openmetrics-text;version=1.0.0,text/plain;q=0.5\r\n\r\n"
+        ));
+        assert!(!wants_openmetrics(
+            "GET /metrics HTTP/1.1\r\nAccept: text/plain\r\n\r\n"
+        ));
+        let om = to_openmetrics(&full_scrape());
+        assert!(om.ends_with("\n# EOF\n"));
+        assert!(om.contains("# TYPE xvs_drops counter\n"), "{om}");
+        assert!(om.contains("# HELP xvs_drops "), "{om}");
+        assert!(om.contains("xvs_drops_total{reason=\"no_destination\"} 0\n"));
+        assert!(om.contains("# TYPE xvs_config_generation gauge\n"));
+        // Every family's samples start with its name.
+        let mut family = "";
+        for line in om.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                family = rest.split(' ').next().unwrap();
+            } else if !line.starts_with('#') {
+                assert!(line.starts_with(family), "{line} outside {family}");
+            }
         }
     }
 }

@@ -248,6 +248,23 @@ fn metrics_are_valid_and_count_every_connection() {
         .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
         .sum();
     assert_eq!(conns, 100, "{scrape}");
+    // OpenMetrics when asked: its content type, counter families without `_total`, `# EOF`.
+    let om = lab
+        .lab
+        .sh(
+            "lb",
+            "curl -s -m 5 -D - -H 'Accept: application/openmetrics-text;version=1.0.0' http://127.0.0.1:9147/metrics",
+        )
+        .unwrap();
+    assert!(
+        om.contains("Content-Type: application/openmetrics-text; version=1.0.0"),
+        "{om}"
+    );
+    assert!(
+        om.contains("# TYPE xvs_real_server_connections counter"),
+        "{om}"
+    );
+    assert!(om.ends_with("\n# EOF\n"), "{om}");
     assert!(
         scrape.contains("xvs_xdp_packets_total{outcome=\"steered\"}"),
         "{scrape}"
