@@ -684,7 +684,7 @@ fn reload(
 
 /// Every checked real server, with where its probes go (connect_ip/connect_port, else
 /// the real server's address and port, else the service's port).
-fn health_targets(cfg: &Config) -> Vec<health::monitor::Target> {
+pub(crate) fn health_targets(cfg: &Config) -> Vec<health::monitor::Target> {
     let mut out = Vec::new();
     for vs in &cfg.virtual_servers {
         for rs in &vs.real_servers {

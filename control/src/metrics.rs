@@ -474,28 +474,41 @@ mod tests {
     use super::*;
     use std::collections::{BTreeSet, HashMap};
 
-    /// A scrape with every source present: VRRP, health, steering counters.
+    /// A scrape with every source present: VRRP, health checks, steering counters.
     fn full_scrape() -> String {
-        let cfg = xvs_config::parse(
-            "vrrp-dr.yaml",
-            include_str!("../../config/examples/vrrp-dr.yaml"),
-        )
-        .expect("the example parses");
+        let yaml = include_str!("../../config/examples/vrrp-dr.yaml").replacen(
+            "    forwarding: dr\n",
+            "    forwarding: dr\n    health_check: { type: tcp }\n",
+            1,
+        );
+        let cfg = xvs_config::parse("vrrp-dr.yaml", &yaml).expect("the example parses");
         let mut registry = DestRegistry::default();
         let workers = vec![Arc::new(WorkerCounters::new(8))];
         let health = HashMap::new();
         let vrrp = vec![("VI_1".to_string(), Arc::new(VrrpStats::default()))];
-        render(Sources {
-            cfg: &cfg,
-            registry: Some(&mut registry),
-            workers: &workers,
-            xdp: Some(XdpCounters::default()),
-            health: Some(&health),
-            checks: None,
-            vrrp: &vrrp,
-            reloads: 0,
-            reload_failures: 0,
-            generation: 1,
+        // Monitors need a runtime to be spawned on; nothing awaits here, so no probe runs.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        rt.block_on(async {
+            let (tx, _rx) = mpsc::channel(1);
+            let mut monitors = crate::health::Monitors::new(tx);
+            monitors.sync(crate::daemon::health_targets(&cfg));
+            let text = render(Sources {
+                cfg: &cfg,
+                registry: Some(&mut registry),
+                workers: &workers,
+                xdp: Some(XdpCounters::default()),
+                health: Some(&health),
+                checks: Some(&monitors),
+                vrrp: &vrrp,
+                reloads: 0,
+                reload_failures: 0,
+                generation: 1,
+            });
+            monitors.stop_all();
+            text
         })
     }
 
@@ -537,7 +550,12 @@ mod tests {
                 let names = words_after(expr, "xvs_");
                 assert!(!names.is_empty(), "{expr}: no xvs metric");
                 for name in names {
-                    assert!(families.contains(name), "{expr}: {name} is not served");
+                    // A histogram's series carry a suffix on its family's name.
+                    let family = ["_bucket", "_sum", "_count"]
+                        .iter()
+                        .find_map(|s| name.strip_suffix(s).filter(|f| families.contains(f)))
+                        .unwrap_or(name);
+                    assert!(families.contains(family), "{expr}: {name} is not served");
                 }
                 // Grouping labels are the metric's own, or Prometheus's target label.
                 for by in expr.split("by (").skip(1) {
@@ -584,6 +602,8 @@ mod tests {
         assert!(om.contains("# HELP xvs_drops "), "{om}");
         assert!(om.contains("xvs_drops_total{reason=\"no_destination\"} 0\n"));
         assert!(om.contains("# TYPE xvs_config_generation gauge\n"));
+        assert!(om.contains("# TYPE xvs_health_check_duration_seconds histogram\n"));
+        assert!(om.contains("le=\"+Inf\"} 0\n"), "{om}");
         // Every family's samples start with its name.
         let mut family = "";
         for line in om.lines() {
