@@ -130,17 +130,21 @@ pub struct VirtualServerRow {
     pub real_servers: Vec<RealServerRow>,
 }
 
+/// One counter of real server `id`, summed over the workers.
+fn dest_sum(
+    workers: &[Arc<WorkerCounters>],
+    id: usize,
+    f: fn(&xvs_dataplane::counters::DestCounters) -> u64,
+) -> u64 {
+    workers.iter().filter_map(|w| w.dests.get(id)).map(f).sum()
+}
+
 fn totals(workers: &[Arc<WorkerCounters>], id: usize) -> Totals {
-    workers
-        .iter()
-        .filter_map(|w| w.dests.get(id))
-        .fold(Totals::default(), |t, d| {
-            t.add(Totals {
-                conns: d.conns.get(),
-                in_packets: d.packets.get(),
-                in_bytes: d.bytes.get(),
-            })
-        })
+    Totals {
+        conns: dest_sum(workers, id, |d| d.conns.get()),
+        in_packets: dest_sum(workers, id, |d| d.packets.get()),
+        in_bytes: dest_sum(workers, id, |d| d.bytes.get()),
+    }
 }
 
 /// Counter samples, a few seconds apart, for the per-second view. Real-server ids are
@@ -209,16 +213,13 @@ pub fn rows(
                     let weight = snap.dest(id).map(|d| d.weight);
                     let idx = id as usize;
                     let t = totals(workers, idx);
-                    let sum = |f: fn(&xvs_dataplane::counters::DestCounters) -> u64| -> u64 {
-                        workers.iter().filter_map(|w| w.dests.get(idx)).map(f).sum()
-                    };
                     RealServerRow {
                         address: rs.address,
                         port: rs.port,
                         in_pool: weight.is_some(),
                         weight,
-                        active_conns: sum(|d| d.active.get()),
-                        inactive_conns: sum(|d| d.inactive.get()),
+                        active_conns: dest_sum(workers, idx, |d| d.active.get()),
+                        inactive_conns: dest_sum(workers, idx, |d| d.inactive.get()),
                         totals: t,
                         rate: rates.rate(now, idx, t),
                     }
