@@ -36,6 +36,13 @@ struct {
 } xvs_nat_backends SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xvs_nat_out);
+	__uint(max_entries, XVS_MAX_NAT_OUT_SLOTS);
+} xvs_nat_out SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__type(key, __be32);
 	__type(value, struct xvs_nat_client);

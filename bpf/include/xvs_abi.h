@@ -62,6 +62,18 @@ struct xvs_nat_value {
 	__be16 vport;
 	__u8 src_mac[6];
 	__u32 out_ifindex;
+	/* This real server's slot in xvs_nat_out (the control plane's id for it); a slot
+	 * out of range counts nothing. */
+	__u32 stats_slot;
+};
+
+/* Packets and bytes (whole frames) the program sent out for one NAT real server: its
+ * translated replies and ICMP errors. Per CPU, summed at scrape time. DR and TUN replies
+ * never cross the director, so only NAT has an outbound direction to count. */
+#define XVS_MAX_NAT_OUT_SLOTS 65536
+struct xvs_nat_out {
+	__u64 packets;
+	__u64 bytes;
 };
 
 /* NAT clients' next-hop MACs, learned from their requests (LRU: bounded). */

@@ -8,7 +8,9 @@ pub mod layout {
     include!(concat!(env!("OUT_DIR"), "/abi_layout.rs"));
 }
 
-pub use layout::{MAX_NAT_BACKENDS, MAX_QUEUES, MAX_SERVICES, SVC_F_NAT, XDP_STAT_LABELS};
+pub use layout::{
+    MAX_NAT_BACKENDS, MAX_NAT_OUT_SLOTS, MAX_QUEUES, MAX_SERVICES, SVC_F_NAT, XDP_STAT_LABELS,
+};
 
 /// `struct xvs_svc_key`: what the steering program matches.
 #[repr(C)]
@@ -96,6 +98,9 @@ pub struct NatValue {
     pub src_mac: [u8; 6],
     /// That interface; 0: the one they arrive on.
     pub out_ifindex: u32,
+    /// The real server's slot in the outbound counters (below `MAX_NAT_OUT_SLOTS`, or
+    /// not counted).
+    pub stats_slot: u32,
 }
 
 impl NatValue {
@@ -107,9 +112,20 @@ impl NatValue {
         b[layout::NAT_VALUE_SRC_MAC..layout::NAT_VALUE_SRC_MAC + 6].copy_from_slice(&self.src_mac);
         b[layout::NAT_VALUE_OUT_IFINDEX..layout::NAT_VALUE_OUT_IFINDEX + 4]
             .copy_from_slice(&self.out_ifindex.to_ne_bytes());
+        b[layout::NAT_VALUE_STATS_SLOT..layout::NAT_VALUE_STATS_SLOT + 4]
+            .copy_from_slice(&self.stats_slot.to_ne_bytes());
         b
     }
 }
+
+/// `struct xvs_nat_out`: one NAT real server's outbound packets and bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NatOut {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+const _: () = assert!(layout::NAT_OUT_SIZE == 16);
 
 const _: () = assert!(layout::NAT_KEY_SIZE == layout::SVC_KEY_SIZE);
 const _: () = assert!(layout::NAT_CLIENT_SIZE == 8);

@@ -31,6 +31,9 @@ int main(void)
 	OFF("NAT_VALUE_VPORT", struct xvs_nat_value, vport);
 	OFF("NAT_VALUE_SRC_MAC", struct xvs_nat_value, src_mac);
 	OFF("NAT_VALUE_OUT_IFINDEX", struct xvs_nat_value, out_ifindex);
+	OFF("NAT_VALUE_STATS_SLOT", struct xvs_nat_value, stats_slot);
+	printf("pub const MAX_NAT_OUT_SLOTS: u32 = %d;\n", XVS_MAX_NAT_OUT_SLOTS);
+	SIZE("NAT_OUT", struct xvs_nat_out);
 	SIZE("NAT_CLIENT", struct xvs_nat_client);
 	printf("pub const MAX_DECAP_VIPS: u32 = %d;\n", XVS_MAX_DECAP_VIPS);
 	SIZE("DECAP_COUNTERS", struct xvs_decap_counters);

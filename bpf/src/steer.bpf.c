@@ -38,6 +38,18 @@ static __always_inline int parse_error(int err)
 		     XDP_PASS);
 }
 
+/* Counts a frame the program sends out for a NAT real server. */
+static __always_inline void count_out(struct xdp_md *ctx, struct xvs_nat_value *nat)
+{
+	__u32 slot = nat->stats_slot;
+	struct xvs_nat_out *o = bpf_map_lookup_elem(&xvs_nat_out, &slot);
+
+	if (o) {
+		o->packets++;
+		o->bytes += ctx->data_end - ctx->data;
+	}
+}
+
 /* Sends a translated NAT packet on towards its client (the IPv4 destination): to the MAC
  * its requests came from, else the kernel FIB's next hop, else nowhere (counted). */
 static __always_inline int nat_send(struct xdp_md *ctx, struct ethhdr *eth, struct iphdr *ip,
@@ -65,6 +77,7 @@ static __always_inline int nat_send(struct xdp_md *ctx, struct ethhdr *eth, stru
 		if (stat == XVS_STAT_NAT_REPLY)
 			stat = XVS_STAT_NAT_REPLY_FIB;
 	}
+	count_out(ctx, nat);
 	if (!out)
 		return count(stat, XDP_TX);
 	return count(stat, bpf_redirect(out, 0));

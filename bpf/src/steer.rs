@@ -10,7 +10,7 @@ use libbpf_rs::{
 use std::net::Ipv4Addr;
 
 use crate::abi::{
-    NatKey, NatValue, SvcKey, XdpCounters, MAX_NAT_BACKENDS, MAX_QUEUES, MAX_SERVICES,
+    NatKey, NatOut, NatValue, SvcKey, XdpCounters, MAX_NAT_BACKENDS, MAX_QUEUES, MAX_SERVICES,
 };
 use crate::BpfError;
 
@@ -20,6 +20,7 @@ const MAP_XSKS: &str = "xvs_xsks";
 const MAP_COUNTERS: &str = "xvs_counters";
 const MAP_NAT_BACKENDS: &str = "xvs_nat_backends";
 const MAP_NAT_CLIENTS: &str = "xvs_nat_clients";
+const MAP_NAT_OUT: &str = "xvs_nat_out";
 const MAP_CONFIG: &str = "xvs_steer_config";
 const MAP_LOCAL_MACS: &str = "xvs_local_macs";
 const MAP_LOCAL_ADDRS: &str = "xvs_local_addrs";
@@ -65,6 +66,7 @@ pub struct Steer {
     counters: MapHandle,
     nat_backends: MapHandle,
     nat_clients: MapHandle,
+    nat_out: MapHandle,
     config: MapHandle,
     local_macs: MapHandle,
     local_addrs: MapHandle,
@@ -106,6 +108,7 @@ impl Steer {
             counters: map_handle(&obj, MAP_COUNTERS)?,
             nat_backends: map_handle(&obj, MAP_NAT_BACKENDS)?,
             nat_clients: map_handle(&obj, MAP_NAT_CLIENTS)?,
+            nat_out: map_handle(&obj, MAP_NAT_OUT)?,
             config: map_handle(&obj, MAP_CONFIG)?,
             local_macs: map_handle(&obj, MAP_LOCAL_MACS)?,
             local_addrs: map_handle(&obj, MAP_LOCAL_ADDRS)?,
@@ -273,6 +276,32 @@ impl Steer {
     /// The steering counters, summed over CPUs.
     pub fn counters(&self) -> Result<XdpCounters, BpfError> {
         sum_per_cpu(&self.counters, MAP_COUNTERS, XdpCounters::new())
+    }
+
+    /// A NAT real server's outbound packets and bytes (its slot's, summed over CPUs).
+    /// A slot out of range reads as nothing sent.
+    pub fn nat_out(&self, slot: u32) -> Result<NatOut, BpfError> {
+        let mut sum = NatOut::default();
+        if slot >= crate::abi::MAX_NAT_OUT_SLOTS {
+            return Ok(sum);
+        }
+        let per_cpu = self
+            .nat_out
+            .lookup_percpu(&slot.to_ne_bytes(), MapFlags::ANY)
+            .map_err(|source| BpfError::Map {
+                op: "read",
+                map: MAP_NAT_OUT,
+                source,
+            })?;
+        for cpu in per_cpu.iter().flatten() {
+            let word = |i: usize| {
+                cpu.get(i * 8..i * 8 + 8)
+                    .map_or(0, |b| u64::from_ne_bytes(b.try_into().expect("8 bytes")))
+            };
+            sum.packets += word(0);
+            sum.bytes += word(1);
+        }
+        Ok(sum)
     }
 
     pub fn prog_fd(&self) -> RawFd {

@@ -189,6 +189,8 @@ mod nat {
                     vport: 8080,
                     src_mac: DIRECTOR_MAC,
                     out_ifindex: 0,
+                    // The real server's outbound-counter slot: one per service.
+                    stats_slot: u32::from(proto),
                 },
             )
         };
@@ -255,6 +257,36 @@ mod nat {
         bare[41] = 0;
         let (_, out, _) = run_out(&steer, &bare);
         assert_eq!(&out[40..42], &[0, 0]);
+    }
+
+    #[test]
+    fn frames_sent_out_are_counted_per_real_server() {
+        let steer = nat_steer();
+        steer.set_nat_client(CLIENT, CLIENT_MAC).unwrap();
+        let reply = fixtures::tcp_frame(RIP, 80, CLIENT, 40000, 0x10, b"some bytes");
+        for _ in 0..3 {
+            assert_eq!(run_out(&steer, &reply).0, XDP_TX);
+        }
+        let udp = fixtures::udp_frame(RIP, 80, CLIENT, 5353, b"answer");
+        assert_eq!(run_out(&steer, &udp).0, XDP_TX);
+        let tcp_out = steer.nat_out(6).unwrap();
+        assert_eq!(
+            (tcp_out.packets, tcp_out.bytes),
+            (3, 3 * reply.len() as u64)
+        );
+        let udp_out = steer.nat_out(17).unwrap();
+        assert_eq!((udp_out.packets, udp_out.bytes), (1, udp.len() as u64));
+        // A request is inbound: the real server's outbound counters do not move.
+        run(
+            &steer,
+            &fixtures::tcp_frame(CLIENT, 40000, VIP, 8080, 2, b""),
+        );
+        assert_eq!(steer.nat_out(6).unwrap(), tcp_out);
+        // A slot past the map's end reads as nothing sent, not as an error.
+        assert_eq!(
+            steer.nat_out(xvs_bpf::abi::MAX_NAT_OUT_SLOTS).unwrap(),
+            Default::default()
+        );
     }
 
     /// A real server's "fragmentation needed" to the client, quoting the first `quote`

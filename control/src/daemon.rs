@@ -128,7 +128,12 @@ impl Lb {
         } else {
             0
         };
-        steer.set_nat_backends(&publish::nat_backends(cfg, iface.mac, reply_out))?;
+        steer.set_nat_backends(&publish::nat_backends(
+            cfg,
+            iface.mac,
+            reply_out,
+            &mut registry,
+        ))?;
         let mode = match cfg.xdp_mode {
             XdpMode::Auto => AttachMode::Auto,
             XdpMode::Native => AttachMode::Native,
@@ -292,16 +297,11 @@ impl Lb {
         );
         self.publish(cfg, "health changed");
         for vs in &cfg.virtual_servers {
-            let key = publish::service_key(vs);
             let alive: u32 = vs
                 .real_servers
                 .iter()
                 .map(|rs| {
-                    let dk = DestKey {
-                        service: key,
-                        addr: rs.address,
-                        port: rs.port,
-                    };
+                    let dk = DestKey::of(vs, rs);
                     match self.health.get(&dk) {
                         Some(h) if !h.up => 0,
                         Some(h) => h.weight.unwrap_or(rs.weight),
@@ -334,6 +334,24 @@ impl Lb {
             }
         }
         changed
+    }
+
+    /// What the steering program sent out for each NAT real server, by id (the rest: 0).
+    fn outbound(&mut self, cfg: &Config) -> Vec<xvs_bpf::abi::NatOut> {
+        let mut out = vec![xvs_bpf::abi::NatOut::default(); self.registry.issued()];
+        for vs in cfg
+            .virtual_servers
+            .iter()
+            .filter(|v| v.forwarding == Forwarding::Nat)
+        {
+            for rs in &vs.real_servers {
+                let id = self.registry.id(publish::DestKey::of(vs, rs));
+                if let (Some(slot), Ok(n)) = (out.get_mut(id as usize), self.steer.nat_out(id)) {
+                    *slot = n;
+                }
+            }
+        }
+        out
     }
 
     fn next_refresh(&self, cfg: &Config) -> Duration {
@@ -373,11 +391,7 @@ fn initial_health(cfg: &Config) -> HealthMap {
         .flat_map(|vs| vs.real_servers.iter().map(move |rs| (vs, rs)))
         .filter_map(|(vs, rs)| {
             let hc = rs.health_check.as_ref()?;
-            let key = DestKey {
-                service: publish::service_key(vs),
-                addr: rs.address,
-                port: rs.port,
-            };
+            let key = DestKey::of(vs, rs);
             Some((
                 key,
                 Health {
@@ -505,8 +519,9 @@ pub async fn run(path: &Path, mut cfg: Config, ifaces: Ifaces) -> Result<()> {
             _ = term.recv() => { info!("SIGTERM: shutting down"); break; }
             _ = int.recv() => { info!("SIGINT: shutting down"); break; }
             _ = rate_tick.tick() => {
-                if let Some(l) = lb.as_ref() {
-                    rates.sample(Instant::now(), &l.registry, &l.workers.counters);
+                if let Some(l) = lb.as_mut() {
+                    let out = l.outbound(&cfg);
+                    rates.sample(Instant::now(), &l.registry, &l.workers.counters, &out);
                 }
             }
             _ = hup.recv() => {
@@ -524,7 +539,8 @@ pub async fn run(path: &Path, mut cfg: Config, ifaces: Ifaces) -> Result<()> {
                             }
                             (Ok(req), Some(l)) => {
                                 let snap = l.shared.load();
-                                let rows = status::rows(&cfg, &snap, &mut l.registry, &l.workers.counters, &rates, Instant::now());
+                                let out = l.outbound(&cfg);
+                                let rows = status::rows(&cfg, &snap, &mut l.registry, &l.workers.counters, &out, &rates, Instant::now());
                                 Ok(status::render(&rows, req))
                             }
                             (Ok(req), None) => Ok(status::render(&[], req)),
@@ -547,10 +563,12 @@ pub async fn run(path: &Path, mut cfg: Config, ifaces: Ifaces) -> Result<()> {
                 let text = match lb.as_mut() {
                     Some(l) => {
                         let xdp = l.steer.counters().ok();
+                        let out = l.outbound(&cfg);
                         metrics::render(metrics::Sources {
                             cfg: &cfg,
                             registry: Some(&mut l.registry),
                             workers: &l.workers.counters,
+                            out: &out,
                             xdp,
                             health: Some(&l.health),
                             checks: Some(&monitors),
@@ -564,6 +582,7 @@ pub async fn run(path: &Path, mut cfg: Config, ifaces: Ifaces) -> Result<()> {
                         cfg: &cfg,
                         registry: None,
                         workers: &[],
+                        out: &[],
                         xdp: None,
                         health: None,
                         checks: None,
@@ -666,8 +685,12 @@ fn reload(
         } else {
             0
         };
-        lb.steer
-            .set_nat_backends(&publish::nat_backends(&new, ifaces.external.mac, reply_out))?;
+        lb.steer.set_nat_backends(&publish::nat_backends(
+            &new,
+            ifaces.external.mac,
+            reply_out,
+            &mut lb.registry,
+        ))?;
         lb.quorum = new
             .virtual_servers
             .iter()
@@ -694,11 +717,7 @@ pub(crate) fn health_targets(cfg: &Config) -> Vec<health::monitor::Target> {
                 .unwrap_or(if rs.port == 0 { vs.port() } else { rs.port });
             let ip = hc.connect_ip.unwrap_or(rs.address);
             out.push(health::monitor::Target {
-                key: DestKey {
-                    service: publish::service_key(vs),
-                    addr: rs.address,
-                    port: rs.port,
-                },
+                key: DestKey::of(vs, rs),
                 label: format!("{}:{} of {}", rs.address, rs.port, vs.name),
                 addr: std::net::SocketAddr::new(ip.into(), port),
                 check: hc.clone(),

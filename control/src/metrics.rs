@@ -16,7 +16,7 @@ use xvs_dataplane::counters::DestCounters;
 use xvs_dataplane::{DropReason, WorkerCounters};
 
 use crate::health::HealthMap;
-use crate::publish::{service_key, DestKey, DestRegistry};
+use crate::publish::{DestKey, DestRegistry};
 use crate::vrrp::VrrpStats;
 
 /// Everything a scrape reads.
@@ -24,6 +24,8 @@ pub struct Sources<'a> {
     pub cfg: &'a Config,
     pub registry: Option<&'a mut DestRegistry>,
     pub workers: &'a [Arc<WorkerCounters>],
+    /// Per real-server id: what the steering program sent out for it (NAT replies).
+    pub out: &'a crate::status::Outbound,
     pub xdp: Option<XdpCounters>,
     pub health: Option<&'a HealthMap>,
     /// The health monitors' probe statistics.
@@ -65,6 +67,27 @@ impl Out {
 
 fn sum(workers: &[Arc<WorkerCounters>], f: impl Fn(&WorkerCounters) -> u64) -> u64 {
     workers.iter().map(|w| f(w)).sum()
+}
+
+/// One sample of `name` per real server of every virtual server, valued by its id.
+fn per_real_server(
+    o: &mut Out,
+    cfg: &Config,
+    registry: &mut DestRegistry,
+    name: &str,
+    value: impl Fn(usize) -> u64,
+) {
+    for vs in &cfg.virtual_servers {
+        for rs in &vs.real_servers {
+            let id = registry.id(DestKey::of(vs, rs)) as usize;
+            let rsl = format!("{}:{}", rs.address, rs.port);
+            o.sample(
+                name,
+                &[("virtual_server", &vs.name), ("real_server", &rsl)],
+                value(id),
+            );
+        }
+    }
 }
 
 pub fn render(src: Sources<'_>) -> String {
@@ -133,23 +156,28 @@ pub fn render(src: Sources<'_>) -> String {
         ];
         for (name, kind, help, f) in per_rs {
             o.family(name, kind, help);
-            for vs in &src.cfg.virtual_servers {
-                let key = service_key(vs);
-                for rs in &vs.real_servers {
-                    let id = registry.id(DestKey {
-                        service: key,
-                        addr: rs.address,
-                        port: rs.port,
-                    }) as usize;
-                    let rsl = format!("{}:{}", rs.address, rs.port);
-                    let v = sum(w, |c| c.dests.get(id).map_or(0, f));
-                    o.sample(
-                        name,
-                        &[("virtual_server", &vs.name), ("real_server", &rsl)],
-                        v,
-                    );
-                }
-            }
+            per_real_server(&mut o, src.cfg, registry, name, |id| {
+                sum(w, |c| c.dests.get(id).map_or(0, f))
+            });
+        }
+        // Server to client: only NAT replies cross the director (DR and TUN read 0).
+        let outbound: [(&str, &str, Read<xvs_bpf::abi::NatOut>); 2] = [
+            (
+                "xvs_real_server_packets_out_total",
+                "Reply packets from the real server sent on to clients (NAT only).",
+                |n| n.packets,
+            ),
+            (
+                "xvs_real_server_bytes_out_total",
+                "Reply bytes from the real server sent on to clients (NAT only).",
+                |n| n.bytes,
+            ),
+        ];
+        for (name, help, f) in outbound {
+            o.family(name, "counter", help);
+            per_real_server(&mut o, src.cfg, registry, name, |id| {
+                src.out.get(id).map_or(0, f)
+            });
         }
         if let Some(health) = src.health {
             o.family(
@@ -158,15 +186,8 @@ pub fn render(src: Sources<'_>) -> String {
                 "1 when the real server's health check passes (or it has none).",
             );
             for vs in &src.cfg.virtual_servers {
-                let key = service_key(vs);
                 for rs in &vs.real_servers {
-                    let up = health
-                        .get(&DestKey {
-                            service: key,
-                            addr: rs.address,
-                            port: rs.port,
-                        })
-                        .is_none_or(|h| h.up);
+                    let up = health.get(&DestKey::of(vs, rs)).is_none_or(|h| h.up);
                     let rsl = format!("{}:{}", rs.address, rs.port);
                     o.sample(
                         "xvs_real_server_up",
@@ -409,13 +430,8 @@ fn checks_families(o: &mut Out, cfg: &Config, checks: &crate::health::Monitors) 
     use crate::health::stats::{Read as CheckRead, BUCKETS_MS};
     let mut reads = Vec::new();
     for vs in &cfg.virtual_servers {
-        let key = service_key(vs);
         for rs in &vs.real_servers {
-            let dest = DestKey {
-                service: key,
-                addr: rs.address,
-                port: rs.port,
-            };
+            let dest = DestKey::of(vs, rs);
             if let Some(s) = checks.stats(&dest) {
                 reads.push((
                     vs.name.as_str(),
@@ -499,6 +515,7 @@ mod tests {
                 cfg: &cfg,
                 registry: Some(&mut registry),
                 workers: &workers,
+                out: &[],
                 xdp: Some(XdpCounters::default()),
                 health: Some(&health),
                 checks: Some(&monitors),

@@ -21,6 +21,17 @@ pub struct DestKey {
     pub port: u16,
 }
 
+impl DestKey {
+    /// A configured real server of a configured virtual server.
+    pub fn of(vs: &xvs_config::VirtualServer, rs: &xvs_config::RealServer) -> DestKey {
+        DestKey {
+            service: service_key(vs),
+            addr: rs.address,
+            port: rs.port,
+        }
+    }
+}
+
 /// Hands out `DestId`s: the same real server of the same service keeps its id for the
 /// life of the process, so flows and counters follow it across snapshots.
 #[derive(Default, Debug)]
@@ -144,11 +155,7 @@ pub fn build(
         let mut ids = Vec::with_capacity(vs.real_servers.len());
         let mut alive = 0;
         for rs in &vs.real_servers {
-            let dk = DestKey {
-                service: key,
-                addr: rs.address,
-                port: rs.port,
-            };
+            let dk = DestKey::of(vs, rs);
             let h = health.get(&dk).copied().unwrap_or(Health {
                 up: true,
                 weight: None,
@@ -249,11 +256,12 @@ pub fn steering_services(cfg: &Config) -> Vec<(xvs_bpf::abi::SvcKey, u32)> {
 }
 
 /// The steering program's NAT map: which service each NAT real server's replies answer
-/// for, and what they become.
+/// for, and what they become. Each counts its outbound frames in the slot of its id.
 pub fn nat_backends(
     cfg: &Config,
     local_mac: [u8; 6],
     out_ifindex: u32,
+    registry: &mut DestRegistry,
 ) -> Vec<(xvs_bpf::abi::NatKey, xvs_bpf::abi::NatValue)> {
     let mut out = Vec::new();
     for vs in cfg
@@ -262,6 +270,7 @@ pub fn nat_backends(
         .filter(|v| v.forwarding == CfgForwarding::Nat)
     {
         for rs in &vs.real_servers {
+            let id = registry.id(DestKey::of(vs, rs));
             for &vport in &vs.ports {
                 let rport = if rs.port == 0 { vport } else { rs.port };
                 out.push((
@@ -275,6 +284,7 @@ pub fn nat_backends(
                         vport,
                         src_mac: local_mac,
                         out_ifindex,
+                        stats_slot: id,
                     },
                 ));
             }

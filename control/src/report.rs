@@ -7,7 +7,7 @@ use xvs_bpf::abi::XdpCounters;
 use xvs_config::Config;
 use xvs_dataplane::{DropReason, WorkerCounters};
 
-use crate::publish::{service_key, DestKey, DestRegistry};
+use crate::publish::{DestKey, DestRegistry};
 
 fn sum(workers: &[Arc<WorkerCounters>], f: impl Fn(&WorkerCounters) -> u64) -> u64 {
     workers.iter().map(|w| f(w)).sum()
@@ -28,7 +28,6 @@ pub fn render(
         "virtual server / real server", "conns", "active", "inactive", "packets", "bytes"
     );
     for vs in &cfg.virtual_servers {
-        let key = service_key(vs);
         let _ = writeln!(
             s,
             "{} {}:{}/{} {} {}",
@@ -44,11 +43,7 @@ pub fn render(
             vs.forwarding.as_str()
         );
         for rs in &vs.real_servers {
-            let id = registry.id(DestKey {
-                service: key,
-                addr: rs.address,
-                port: rs.port,
-            }) as usize;
+            let id = registry.id(DestKey::of(vs, rs)) as usize;
             let get = |f: fn(&xvs_dataplane::counters::DestCounters) -> u64| {
                 sum(workers, |w| w.dests.get(id).map_or(0, f))
             };

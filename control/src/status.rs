@@ -12,7 +12,9 @@ use serde::Serialize;
 use xvs_config::{Config, Forwarding};
 use xvs_dataplane::WorkerCounters;
 
-use crate::publish::{service_key, DestKey, DestRegistry};
+use xvs_bpf::abi::NatOut;
+
+use crate::publish::{DestKey, DestRegistry};
 
 /// How often the daemon samples the counters for `--rate`.
 pub const RATE_SAMPLE: Duration = Duration::from_secs(2);
@@ -65,13 +67,17 @@ impl Request {
     }
 }
 
-/// Connections, packets and bytes sent to a real server (or a virtual server: the sum).
-/// Only the client-to-server direction passes xvs in DR and TUN, so "in" is all there is.
+/// Connections, packets and bytes of a real server (or a virtual server: the sum). "In"
+/// is client to server (the workers count it); "out" is server to client, which crosses
+/// the director only in NAT (the steering program counts it). DR and TUN replies go
+/// straight to the client, so their "out" stays 0, as in IPVS.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Totals {
     pub conns: u64,
     pub in_packets: u64,
+    pub out_packets: u64,
     pub in_bytes: u64,
+    pub out_bytes: u64,
 }
 
 impl Totals {
@@ -79,7 +85,9 @@ impl Totals {
         Totals {
             conns: self.conns + o.conns,
             in_packets: self.in_packets + o.in_packets,
+            out_packets: self.out_packets + o.out_packets,
             in_bytes: self.in_bytes + o.in_bytes,
+            out_bytes: self.out_bytes + o.out_bytes,
         }
     }
 }
@@ -89,7 +97,9 @@ impl Totals {
 pub struct Rate {
     pub cps: f64,
     pub in_pps: f64,
+    pub out_pps: f64,
     pub in_bps: f64,
+    pub out_bps: f64,
 }
 
 impl Rate {
@@ -97,10 +107,16 @@ impl Rate {
         Rate {
             cps: self.cps + o.cps,
             in_pps: self.in_pps + o.in_pps,
+            out_pps: self.out_pps + o.out_pps,
             in_bps: self.in_bps + o.in_bps,
+            out_bps: self.out_bps + o.out_bps,
         }
     }
 }
+
+/// What the director sent out for each real server (by id; NAT only), read from the
+/// steering program at the moment of asking. Ids past its end sent nothing.
+pub type Outbound = [NatOut];
 
 #[derive(Debug, Serialize)]
 pub struct RealServerRow {
@@ -139,11 +155,14 @@ fn dest_sum(
     workers.iter().filter_map(|w| w.dests.get(id)).map(f).sum()
 }
 
-fn totals(workers: &[Arc<WorkerCounters>], id: usize) -> Totals {
+fn totals(workers: &[Arc<WorkerCounters>], out: &Outbound, id: usize) -> Totals {
+    let o = out.get(id).copied().unwrap_or_default();
     Totals {
         conns: dest_sum(workers, id, |d| d.conns.get()),
         in_packets: dest_sum(workers, id, |d| d.packets.get()),
+        out_packets: o.packets,
         in_bytes: dest_sum(workers, id, |d| d.bytes.get()),
+        out_bytes: o.bytes,
     }
 }
 
@@ -160,9 +179,10 @@ impl Rates {
         now: Instant,
         registry: &DestRegistry,
         workers: &[Arc<WorkerCounters>],
+        out: &Outbound,
     ) {
         let all = (0..registry.issued())
-            .map(|id| totals(workers, id))
+            .map(|id| totals(workers, out, id))
             .collect();
         if self.samples.len() == RATE_SAMPLES {
             self.samples.pop_front();
@@ -183,7 +203,9 @@ impl Rates {
         Some(Rate {
             cps: per(current.conns, before.conns),
             in_pps: per(current.in_packets, before.in_packets),
+            out_pps: per(current.out_packets, before.out_packets),
             in_bps: per(current.in_bytes * 8, before.in_bytes * 8),
+            out_bps: per(current.out_bytes * 8, before.out_bytes * 8),
         })
     }
 }
@@ -194,25 +216,21 @@ pub fn rows(
     snap: &xvs_dataplane::Snapshot,
     registry: &mut DestRegistry,
     workers: &[Arc<WorkerCounters>],
+    out: &Outbound,
     rates: &Rates,
     now: Instant,
 ) -> Vec<VirtualServerRow> {
     cfg.virtual_servers
         .iter()
         .map(|vs| {
-            let key = service_key(vs);
             let real_servers: Vec<RealServerRow> = vs
                 .real_servers
                 .iter()
                 .map(|rs| {
-                    let id = registry.id(DestKey {
-                        service: key,
-                        addr: rs.address,
-                        port: rs.port,
-                    });
+                    let id = registry.id(DestKey::of(vs, rs));
                     let weight = snap.dest(id).map(|d| d.weight);
                     let idx = id as usize;
-                    let t = totals(workers, idx);
+                    let t = totals(workers, out, idx);
                     RealServerRow {
                         address: rs.address,
                         port: rs.port,
@@ -372,8 +390,8 @@ pub fn render(rows: &[VirtualServerRow], req: Request) -> String {
     );
     let _ = match req.view {
         View::Table => writeln!(s, "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn"),
-        View::Stats => writeln!(s, "Prot LocalAddress:Port               Conns   InPkts  InBytes\n  -> RemoteAddress:Port"),
-        View::Rate => writeln!(s, "Prot LocalAddress:Port                 CPS    InPPS    InBPS\n  -> RemoteAddress:Port"),
+        View::Stats => writeln!(s, "Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes\n  -> RemoteAddress:Port"),
+        View::Rate => writeln!(s, "Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS\n  -> RemoteAddress:Port"),
         // Answered by `render_connections`.
         View::Connections => Ok(()),
     };
@@ -402,16 +420,16 @@ pub fn render(rows: &[VirtualServerRow], req: Request) -> String {
                 let t = vs.totals;
                 let _ = writeln!(
                     s,
-                    "{proto:<4} {local:<28} {:>8} {:>8} {:>8}",
-                    t.conns, t.in_packets, t.in_bytes
+                    "{proto:<4} {local:<28} {:>8} {:>8} {:>8} {:>8} {:>8}",
+                    t.conns, t.in_packets, t.out_packets, t.in_bytes, t.out_bytes
                 );
                 for rs in &vs.real_servers {
                     let name = format!("{}:{}", rs.address, rs.port);
                     let t = rs.totals;
                     let _ = writeln!(
                         s,
-                        "  -> {name:<28} {:>8} {:>8} {:>8}",
-                        t.conns, t.in_packets, t.in_bytes
+                        "  -> {name:<28} {:>8} {:>8} {:>8} {:>8} {:>8}",
+                        t.conns, t.in_packets, t.out_packets, t.in_bytes, t.out_bytes
                     );
                 }
             }
@@ -420,16 +438,16 @@ pub fn render(rows: &[VirtualServerRow], req: Request) -> String {
                 let r = vs.rate.unwrap_or_default();
                 let _ = writeln!(
                     s,
-                    "{proto:<4} {local:<28} {:>8.0} {:>8.0} {:>8.0}",
-                    r.cps, r.in_pps, r.in_bps
+                    "{proto:<4} {local:<28} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>8.0}",
+                    r.cps, r.in_pps, r.out_pps, r.in_bps, r.out_bps
                 );
                 for rs in &vs.real_servers {
                     let name = format!("{}:{}", rs.address, rs.port);
                     let r = rs.rate.unwrap_or_default();
                     let _ = writeln!(
                         s,
-                        "  -> {name:<28} {:>8.0} {:>8.0} {:>8.0}",
-                        r.cps, r.in_pps, r.in_bps
+                        "  -> {name:<28} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>8.0}",
+                        r.cps, r.in_pps, r.out_pps, r.in_bps, r.out_bps
                     );
                 }
             }
@@ -481,7 +499,9 @@ mod tests {
             vec![Totals {
                 conns: 10,
                 in_packets: 100,
+                out_packets: 50,
                 in_bytes: 1000,
+                out_bytes: 9000,
             }],
         ));
         let now = t0 + Duration::from_secs(4);
@@ -492,7 +512,9 @@ mod tests {
                 Totals {
                     conns: 30,
                     in_packets: 500,
+                    out_packets: 250,
                     in_bytes: 3000,
+                    out_bytes: 29000,
                 },
             )
             .unwrap();
@@ -501,7 +523,9 @@ mod tests {
             Rate {
                 cps: 5.0,
                 in_pps: 100.0,
-                in_bps: 4000.0
+                out_pps: 50.0,
+                in_bps: 4000.0,
+                out_bps: 40000.0,
             }
         );
         // A real server unknown at the sample counts from zero.
@@ -511,8 +535,7 @@ mod tests {
                 7,
                 Totals {
                     conns: 8,
-                    in_packets: 8,
-                    in_bytes: 8,
+                    ..Totals::default()
                 },
             )
             .unwrap();
@@ -538,7 +561,7 @@ mod tests {
         let t0 = Instant::now();
         let mut rates = Rates::default();
         for i in 0..10 {
-            rates.sample(t0 + Duration::from_secs(i), &registry, &workers);
+            rates.sample(t0 + Duration::from_secs(i), &registry, &workers, &[]);
         }
         assert_eq!(rates.samples.len(), RATE_SAMPLES);
         // The oldest kept sample is from t0 + 5 s; both workers count.
@@ -546,9 +569,18 @@ mod tests {
         workers[1].dests[id].conns.add(7);
         workers[1].dests[id].bytes.add(100);
         let now = t0 + Duration::from_secs(10);
-        let r = rates.rate(now, id, totals(&workers, id)).unwrap();
+        // The steering program's outbound count joins in (a NAT real server's replies).
+        let out = vec![
+            NatOut {
+                packets: 20,
+                bytes: 2000
+            };
+            id + 1
+        ];
+        let r = rates.rate(now, id, totals(&workers, &out, id)).unwrap();
         assert_eq!(r.cps, 2.0);
         assert_eq!(r.in_bps, 160.0);
+        assert_eq!((r.out_pps, r.out_bps), (4.0, 3200.0));
     }
 
     #[test]

@@ -97,5 +97,48 @@ fn long_download_intact() {
         .collect();
     assert_eq!(sums.len(), 2, "{out}");
     assert_eq!(sums[0], sums[1], "20 MB through NAT, intact");
+
+    // The replies crossed the director: the real server that served the file counts them
+    // as its outbound packets and bytes (whole frames, so a little more than the file).
+    // The other sent nothing out: its answers to health checks are for the director.
+    let size = std::fs::metadata(lab.lab.dir.join("big.bin"))
+        .unwrap()
+        .len();
+    let bin = xvs_tests::tools::xvs_bin().unwrap().display().to_string();
+    let json = lab
+        .lab
+        .sh("lb", &format!("{bin} status --stats --json"))
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&json).expect("status --json is JSON");
+    let totals: Vec<&serde_json::Value> = v["virtual_servers"][0]["real_servers"]
+        .as_array()
+        .expect("real servers")
+        .iter()
+        .map(|r| &r["totals"])
+        .collect();
+    let served = totals
+        .iter()
+        .find(|t| t["conns"] == 1)
+        .unwrap_or_else(|| panic!("one connection, to one real server: {json}"));
+    let out_bytes = served["out_bytes"].as_u64().unwrap();
+    let out_packets = served["out_packets"].as_u64().unwrap();
+    assert!(
+        out_bytes > size && out_bytes < size + size / 10,
+        "out_bytes {out_bytes} for a {size}-byte file: {json}"
+    );
+    assert!(out_packets >= size / 1500, "{json}");
+    eprintln!("NAT out: {out_packets} packets, {out_bytes} bytes for a {size}-byte file");
+    let idle = totals.iter().find(|t| t["conns"] == 0).expect("the other");
+    assert_eq!(idle["out_packets"], 0, "{json}");
+    let metrics = lab
+        .lab
+        .sh("lb", "curl -s -m 5 http://127.0.0.1:9147/metrics")
+        .unwrap();
+    let scraped: u64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("xvs_real_server_bytes_out_total{"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert!(scraped >= out_bytes, "{scraped} < {out_bytes}");
     lab.stop_clean().unwrap();
 }
