@@ -7,6 +7,9 @@
 mod error;
 pub mod model;
 mod raw;
+pub mod schema;
+mod spanned;
+mod structure;
 mod validate;
 
 pub use error::{ConfigErrors, Diagnostic};
@@ -28,10 +31,23 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 
 /// Parses and validates configuration text; `file` names it in error messages.
 pub fn parse(file: &str, text: &str) -> Result<Config, ConfigErrors> {
-    let raw: raw::RawConfig = serde_saphyr::from_str(text)
-        .map_err(|e| ConfigErrors::single(file, error::from_yaml(&e)))?;
+    let raw: raw::RawConfig = serde_saphyr::from_str(text).map_err(|e| ConfigErrors {
+        file: file.to_string(),
+        diagnostics: structural(text, error::from_yaml(&e)),
+    })?;
     validate::validate(raw).map_err(|diagnostics| ConfigErrors {
         file: file.to_string(),
         diagnostics,
     })
+}
+
+/// The parser stops at its first error: walk the file against the schema for every other
+/// one. The parser's own error is kept unless the walk reports that line already.
+fn structural(text: &str, first: Diagnostic) -> Vec<Diagnostic> {
+    let mut all = structure::check(text, &schema::json_schema());
+    if !all.iter().any(|d| d.line == first.line) {
+        all.push(first);
+        all.sort_by_key(|d| (d.line, d.column));
+    }
+    all
 }

@@ -2,6 +2,7 @@
 
 use std::net::Ipv4Addr;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 /// A value with the place it was written, for checks only the host can make (does this
@@ -13,7 +14,7 @@ pub struct Located<T> {
     pub column: u64,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     Tcp,
@@ -37,7 +38,7 @@ impl Protocol {
 }
 
 /// The schedulers, named as ipvsadm (and keepalived's lb_algo) name them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Scheduler {
     Rr,
@@ -78,7 +79,7 @@ impl Scheduler {
 }
 
 /// Scheduler flags, with keepalived's names (ipvsadm's `-b`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
 pub enum SchedFlag {
     #[serde(rename = "sh-port")]
     ShPort,
@@ -91,7 +92,7 @@ pub enum SchedFlag {
 }
 
 /// What happens to connections whose real server left the configuration.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum NodestPolicy {
     /// The connection's next packet is scheduled to another real server.
@@ -120,7 +121,7 @@ pub struct Persistence {
 }
 
 /// Forwarding methods (keepalived's `lb_kind`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Forwarding {
     /// Direct routing: real servers on the director's segment, VIP on their lo.
@@ -142,7 +143,7 @@ impl Forwarding {
 }
 
 /// How the steering program is attached.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum XdpMode {
     /// Native if the driver supports it, else generic.
@@ -203,7 +204,7 @@ pub struct RealServer {
 }
 
 /// keepalived's checker types.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CheckType {
     /// TCP_CHECK: a connection opens.
@@ -325,7 +326,7 @@ pub struct Config {
 }
 
 /// keepalived's initial `state`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
 pub enum VrrpState {
     #[serde(rename = "MASTER", alias = "master")]
     Master,
@@ -334,7 +335,7 @@ pub enum VrrpState {
 }
 
 /// keepalived's `auth_type` (VRRPv2 only). AH is deprecated (RFC 3768) and not offered.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
 pub enum AuthType {
     #[serde(rename = "PASS", alias = "pass")]
     Pass,

@@ -1,163 +1,248 @@
-//! The file as written: serde types with spans, before any semantic check.
+//! The file as written: serde types with spans, before any semantic check. The doc comment
+//! of each field is its documentation: the JSON Schema (`xvs schema`) and
+//! `docs/configuration.md` are generated from these types.
 
 use std::net::Ipv4Addr;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_saphyr::Spanned;
 
 use crate::model::{
     AuthType, CheckType, Forwarding, NodestPolicy, Protocol, SchedFlag, Scheduler, VrrpState,
     XdpMode,
 };
+use crate::spanned::Spanned;
 
-#[derive(Debug, Deserialize)]
+/// An xvs director: the interface it serves, its virtual servers and VRRP instances.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "xvs configuration")]
 pub struct RawConfig {
+    /// The interface clients reach the virtual servers on (as `ip link` names it). The
+    /// steering XDP program is attached here. Restart-only.
     pub interface: Spanned<String>,
+    /// Two-arm NAT: the interface towards the real servers; `interface` then faces the
+    /// clients only. Restart-only.
     #[serde(default)]
     pub internal_interface: Option<Spanned<String>>,
+    /// How the XDP program is attached: `auto` (native, else generic), `native` or
+    /// `generic`. Default `auto`. Restart-only.
     #[serde(default)]
     pub xdp_mode: Option<XdpMode>,
+    /// Worker threads, one per RX queue served (1 to 256). Default: every RX queue of the
+    /// interface. Restart-only.
     #[serde(default)]
     pub workers: Option<Spanned<i64>>,
+    /// Flows (connections and persistence templates) each worker tracks, 1024 to 2^28;
+    /// 32 bytes each. Default 1048576. Restart-only.
     #[serde(default)]
     pub flow_table_size: Option<Spanned<i64>>,
+    /// Connection timeouts in seconds, as `ipvsadm --set` and IPVS's TCP states.
+    /// Restart-only.
     #[serde(default)]
     pub timeouts: Option<RawTimeouts>,
+    /// What happens to connections whose real server left the configuration (or failed
+    /// its check): `reschedule` (default), `expire` or `drop`. Restart-only.
     #[serde(default)]
     pub expire_nodest_conn: Option<NodestPolicy>,
+    /// Path MTU towards TUN real servers (576 to 65535); larger packets get ICMP
+    /// fragmentation-needed with 20 bytes less. Default: the interface's MTU. Restart-only.
     #[serde(default)]
     pub tun_mtu: Option<Spanned<i64>>,
-    /// Where `/metrics` is served ("off": nowhere).
+    /// Where `/metrics` is served, `address:port`, or `off`. Default `127.0.0.1:9147`.
     #[serde(default)]
     pub metrics_listen: Option<Spanned<String>>,
+    /// Path of the control socket (`xvs status`, `xvs reload`). Default
+    /// `/run/xvs/xvs-net<network namespace inode>.sock`.
     #[serde(default)]
     pub control_socket: Option<String>,
+    /// The services: keepalived's `virtual_server` blocks.
     #[serde(default)]
     pub virtual_servers: Vec<RawVirtualServer>,
+    /// VRRP routers that own the virtual addresses: keepalived's `vrrp_instance` blocks.
+    /// Restart-only.
     #[serde(default)]
     pub vrrp_instances: Vec<RawVrrpInstance>,
+    /// keepalived's `vrrp_sync_group`: instances that change state together.
     #[serde(default)]
     pub vrrp_sync_groups: Vec<RawSyncGroup>,
 }
 
 /// keepalived's `vrrp_sync_group`: instances that change state together.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSyncGroup {
+    /// The group's name.
     pub name: Spanned<String>,
+    /// Names of the VRRP instances in the group.
     pub group: Vec<Spanned<String>>,
 }
 
 /// keepalived's `vrrp_instance`, in YAML.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawVrrpInstance {
+    /// The instance's name (logs, metrics, notify scripts, `quorum_vrrp`).
     pub name: Spanned<String>,
+    /// The interface adverts are sent and received on.
     pub interface: Spanned<String>,
+    /// The VRID, 1 to 255; the same on every router of the group, unique per interface.
     pub virtual_router_id: Spanned<i64>,
+    /// 1 to 255; the highest priority is master. 255 means the address owner.
     pub priority: Spanned<i64>,
+    /// The state to start in: `MASTER` or `BACKUP` (default). keepalived's meaning: a
+    /// hint, the election decides.
     #[serde(default)]
     pub state: Option<Spanned<VrrpState>>,
-    /// Seconds; fractions (down to 0.01) with version 3.
+    /// Seconds between adverts: whole seconds 1 to 255 with version 2; 0.01 to 40.95 with
+    /// version 3. Default 1.
     #[serde(default)]
     pub advert_int: Option<Spanned<f64>>,
+    /// VRRP version: 2 (RFC 3768, default) or 3 (RFC 5798).
     #[serde(default)]
     pub version: Option<Spanned<i64>>,
+    /// Whether a higher priority takes over from a running master. Default true.
     #[serde(default)]
     pub preempt: Option<bool>,
+    /// Seconds to wait before preempting (0 to 1000). Default 0.
     #[serde(default)]
     pub preempt_delay: Option<Spanned<i64>>,
+    /// Version 2 only: simple password authentication.
     #[serde(default)]
     pub authentication: Option<Spanned<RawAuth>>,
+    /// Unicast VRRP: the source address of adverts.
     #[serde(default)]
     pub unicast_src_ip: Option<Spanned<Ipv4Addr>>,
+    /// Unicast VRRP: the peers adverts are sent to (instead of 224.0.0.18).
     #[serde(default)]
     pub unicast_peers: Vec<Spanned<Ipv4Addr>>,
+    /// The virtual addresses, `a.b.c.d` or `a.b.c.d/len`, added to `interface` while
+    /// master.
     pub virtual_ipaddresses: Vec<Spanned<String>>,
+    /// Gratuitous ARPs sent per address on becoming master. Default 5.
     #[serde(default)]
     pub garp_master_repeat: Option<Spanned<i64>>,
+    /// Seconds between repeated gratuitous ARP bursts while master; 0 (default): none.
     #[serde(default)]
     pub garp_master_refresh: Option<Spanned<i64>>,
-    /// Seconds between the gratuitous ARPs of one burst.
+    /// Seconds between the gratuitous ARPs of one burst (0 to 10). Default 0.
     #[serde(default)]
     pub garp_interval: Option<Spanned<f64>>,
+    /// Script run on becoming master.
     #[serde(default)]
     pub notify_master: Option<String>,
+    /// Script run on becoming backup.
     #[serde(default)]
     pub notify_backup: Option<String>,
+    /// Script run on entering fault.
     #[serde(default)]
     pub notify_fault: Option<String>,
+    /// Script run on every change, with `INSTANCE name state priority` as arguments.
     #[serde(default)]
     pub notify: Option<String>,
+    /// Interfaces whose link going down puts the instance in fault.
     #[serde(default)]
     pub track_interfaces: Vec<Spanned<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+/// keepalived's `authentication` block.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawAuth {
+    /// `PASS`: a clear-text password in each advert.
     pub auth_type: AuthType,
+    /// The password, 1 to 8 characters.
     pub auth_pass: String,
 }
 
 /// Seconds. tcp, tcpfin and udp as `ipvsadm --set`; the rest name IPVS's TCP states.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawTimeouts {
+    /// ESTABLISHED TCP connections. Default 900.
     pub tcp: Option<Spanned<i64>>,
+    /// TCP connections after a FIN (FIN_WAIT). Default 120.
     pub tcpfin: Option<Spanned<i64>>,
+    /// UDP flows. Default 300.
     pub udp: Option<Spanned<i64>>,
+    /// SYN_SENT. Default 120.
     pub syn_sent: Option<Spanned<i64>>,
+    /// SYN_RECV. Default 60.
     pub syn_recv: Option<Spanned<i64>>,
+    /// TIME_WAIT. Default 120.
     pub time_wait: Option<Spanned<i64>>,
+    /// CLOSE (after a RST). Default 10.
     pub close: Option<Spanned<i64>>,
+    /// CLOSE_WAIT. Default 60.
     pub close_wait: Option<Spanned<i64>>,
+    /// LAST_ACK. Default 30.
     pub last_ack: Option<Spanned<i64>>,
+    /// LISTEN. Default 120.
     pub listen: Option<Spanned<i64>>,
+    /// SYNACK. Default 120.
     pub synack: Option<Spanned<i64>>,
 }
 
-#[derive(Debug, Deserialize)]
+/// A service: keepalived's `virtual_server` block, `ipvsadm -A`.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawVirtualServer {
+    /// A name of your choice, unique: `xvs status` and the metrics' `virtual_server` label.
     pub name: Spanned<String>,
+    /// The virtual IP (VIP).
     pub address: Spanned<Ipv4Addr>,
+    /// The port; 0 stands for every port of the address. Give `port` or `ports`.
     #[serde(default)]
     pub port: Option<Spanned<i64>>,
-    /// Several ports as one service (persistence spans them).
+    /// Several ports as one service (persistence spans them), as a firewall mark would.
     #[serde(default)]
     pub ports: Option<Vec<Spanned<i64>>>,
+    /// `tcp` or `udp`.
     pub protocol: Spanned<Protocol>,
+    /// The scheduler, named as ipvsadm names it. Default `wrr`.
     #[serde(default)]
     pub scheduler: Option<Spanned<Scheduler>>,
+    /// `sh-port`, `sh-fallback` (with sh), `mh-port`, `mh-fallback` (with mh).
     #[serde(default)]
     pub scheduler_flags: Vec<Spanned<SchedFlag>>,
+    /// Maglev lookup table size, a prime (mh only). Default 65537.
     #[serde(default)]
     pub mh_table_size: Option<Spanned<i64>>,
+    /// Persistence: seconds a client sticks to its real server after its last connection.
     #[serde(default)]
     pub persistence_timeout: Option<Spanned<i64>>,
+    /// Persistence: the netmask grouping clients (default 255.255.255.255).
     #[serde(default)]
     pub persistence_granularity: Option<Spanned<Ipv4Addr>>,
+    /// One-packet scheduling (UDP): every datagram is scheduled on its own.
     #[serde(default)]
     pub ops: Option<Spanned<bool>>,
+    /// `dr` (default), `tun` or `nat`: keepalived's `lb_kind`.
     #[serde(default)]
     pub forwarding: Option<Spanned<Forwarding>>,
+    /// The real servers.
     #[serde(default)]
     pub real_servers: Vec<RawRealServer>,
-    /// The default check of this virtual server's real servers.
+    /// The check of every real server that has none of its own.
     #[serde(default)]
     pub health_check: Option<Spanned<RawHealthCheck>>,
+    /// A failed real server keeps its place with weight 0 (its connections go on)
+    /// instead of leaving the pool. Default false.
     #[serde(default)]
     pub inhibit_on_failure: Option<bool>,
+    /// Least total weight of live real servers for the service to be up. Default 1.
     #[serde(default)]
     pub quorum: Option<Spanned<i64>>,
+    /// Weight tolerance around the quorum before its state changes. Default 0.
     #[serde(default)]
     pub hysteresis: Option<Spanned<i64>>,
+    /// Script run when the quorum is gained.
     #[serde(default)]
     pub quorum_up: Option<String>,
+    /// Script run when the quorum is lost.
     #[serde(default)]
     pub quorum_down: Option<String>,
+    /// Takes the new connections while no real server is up.
     #[serde(default)]
     pub sorry_server: Option<RawSorryServer>,
     /// While below quorum, this VRRP instance advertises this priority instead.
@@ -165,79 +250,113 @@ pub struct RawVirtualServer {
     pub quorum_vrrp: Option<RawQuorumVrrp>,
 }
 
-#[derive(Debug, Deserialize)]
+/// A VRRP instance to demote while the service is below quorum.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawQuorumVrrp {
+    /// The VRRP instance's name.
     pub instance: Spanned<String>,
+    /// The priority it advertises meanwhile (1 to 254).
     pub priority: Spanned<i64>,
 }
 
-#[derive(Debug, Deserialize)]
+/// keepalived's `sorry_server`.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSorryServer {
+    /// Its address.
     pub address: Spanned<Ipv4Addr>,
+    /// Its port. Default: the virtual server's.
     #[serde(default)]
     pub port: Option<Spanned<i64>>,
 }
 
-/// keepalived's TCP_CHECK, HTTP_GET, MISC_CHECK and a UDP check, as one map.
-#[derive(Debug, Deserialize, Clone)]
+/// keepalived's TCP_CHECK, HTTP_GET, SSL_GET, MISC_CHECK and a UDP check, as one map.
+#[derive(Debug, Deserialize, Clone, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawHealthCheck {
+    /// `tcp`, `http`, `https`, `misc` or `udp`.
     #[serde(rename = "type")]
     pub kind: Spanned<CheckType>,
+    /// Seconds between checks. Default 60.
     #[serde(default)]
     pub delay_loop: Option<Spanned<f64>>,
+    /// Seconds an attempt may take. Default 5.
     #[serde(default)]
     pub connect_timeout: Option<Spanned<f64>>,
+    /// Attempts after a failure before the real server is declared down. Default 1.
     #[serde(default)]
     pub retry: Option<Spanned<i64>>,
+    /// Seconds between those attempts. Default 1.
     #[serde(default)]
     pub delay_before_retry: Option<Spanned<f64>>,
+    /// The first check waits a random time up to this many seconds. Default 0.
     #[serde(default)]
     pub warmup: Option<Spanned<f64>>,
+    /// Start down until the first success (keepalived's `alpha`). Default false.
     #[serde(default)]
     pub alpha: Option<bool>,
+    /// Check this address instead of the real server's.
     #[serde(default)]
     pub connect_ip: Option<Spanned<Ipv4Addr>>,
+    /// Check this port instead of the real server's.
     #[serde(default)]
     pub connect_port: Option<Spanned<i64>>,
+    /// The source address of the checks.
     #[serde(default)]
     pub bindto: Option<Spanned<Ipv4Addr>>,
+    /// http/https: the path requested. Default `/`.
     #[serde(default)]
     pub path: Option<String>,
+    /// http/https: the status codes that mean up. Default: any 2xx.
     #[serde(default)]
     pub status_code: Vec<Spanned<i64>>,
+    /// http/https: the MD5 of the body, in hex, as keepalived's genhash prints it.
     #[serde(default)]
     pub digest: Option<Spanned<String>>,
+    /// http/https: the Host header (and the TLS server name).
     #[serde(default)]
     pub virtualhost: Option<String>,
+    /// https: verify the certificate against the web PKI. Default false, as keepalived.
     #[serde(default)]
     pub ssl_verify: Option<bool>,
+    /// misc: the command to run; exit 0 means up (with `misc_dynamic`, 2 to 255 set the
+    /// weight to the code minus 2).
     #[serde(default)]
     pub misc_path: Option<Spanned<String>>,
+    /// misc: seconds the command may run. Default 5.
     #[serde(default)]
     pub misc_timeout: Option<Spanned<f64>>,
+    /// misc: the exit code sets the weight (keepalived's `misc_dynamic`).
     #[serde(default)]
     pub misc_dynamic: Option<bool>,
+    /// udp: the datagram sent; any answer means up.
     #[serde(default)]
     pub payload: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// A real server: keepalived's `real_server` block, `ipvsadm -a`.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRealServer {
+    /// Its address (RIP).
     pub address: Spanned<Ipv4Addr>,
+    /// Its port. Default: the virtual server's; only NAT may map to another port.
     #[serde(default)]
     pub port: Option<Spanned<i64>>,
+    /// 0 to 65535. Default 1. Weight 0 takes no new connections.
     #[serde(default)]
     pub weight: Option<Spanned<i64>>,
+    /// Its own check, instead of the virtual server's.
     #[serde(default)]
     pub health_check: Option<Spanned<RawHealthCheck>>,
+    /// As the virtual server's `inhibit_on_failure`, for this real server.
     #[serde(default)]
     pub inhibit_on_failure: Option<bool>,
+    /// Script run when it comes up.
     #[serde(default)]
     pub notify_up: Option<String>,
+    /// Script run when it goes down.
     #[serde(default)]
     pub notify_down: Option<String>,
 }

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
-use serde_saphyr::Spanned;
+use crate::spanned::Spanned;
 
 use crate::error::Diagnostic;
 use crate::model::*;

@@ -79,8 +79,12 @@ fn negative_weight() {
 #[test]
 fn missing_interface() {
     let e = errors(&GOOD.replace("interface: eth0\n", ""));
-    assert!(e.contains("missing field `interface`"), "{e}");
+    assert!(e.contains("lacks the key `interface`"), "{e}");
     assert!(e.starts_with("t.yaml:1:1:"), "{e}");
+    assert!(
+        e.contains("hint: interface: The interface clients reach"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -113,7 +117,15 @@ fn wrong_types_and_keys() {
             .starts_with("t.yaml:4:14:")
     );
     let e = errors(&GOOD.replace("    protocol: tcp", "    protocl: tcp"));
-    assert!(e.contains("unknown field `protocl`"), "{e}");
+    assert!(
+        e.contains("t.yaml:6:5: error: unknown key `protocl` in virtual_servers[0]"),
+        "{e}"
+    );
+    assert!(e.contains("hint: did you mean `protocol`?"), "{e}");
+    assert!(
+        e.contains("t.yaml:3:5: error: virtual_servers[0] lacks the key `protocol`"),
+        "the misspelt key's absence is said too: {e}"
+    );
     let e = errors(&GOOD.replace("protocol: tcp", "protocol: sctp"));
     assert!(e.contains("sctp"), "{e}");
 }
@@ -444,5 +456,53 @@ fn health_check_mistakes() {
     let e = errors(&with("{ type: tcp, delay_loop: 0 }"));
     assert!(e.contains("delay_loop 0 is out of range"), "{e}");
     let e = errors(&with("{ type: tcp, conect_timeout: 3 }"));
-    assert!(e.contains("unknown field `conect_timeout`"), "{e}");
+    assert!(
+        e.contains("unknown key `conect_timeout` in virtual_servers[0].health_check"),
+        "{e}"
+    );
+    assert!(e.contains("hint: did you mean `connect_timeout`?"), "{e}");
+}
+
+/// The parser stops at the first mistake; `xvs check` reports them all, each at its
+/// place, with the closest valid key or value.
+#[test]
+fn every_structural_mistake_at_once() {
+    let yaml = "interface: eth0
+workers: two
+virtual_servers:
+  - name: web
+    address: 10.0.0.300
+    port: 80
+    protocol: tcp
+    schedular: wrr
+    lb_kind: dr
+    forwarding: dsr
+    real_servers:
+      - { address: 10.0.0.11, weight: heavy }
+      - address: 10.0.0.12
+        address: 10.0.0.13
+    health_check: { type: tcp, delay_loop: soon, retry: 1, retyr: 2 }
+vrrp_instances: none
+";
+    let e = errors(yaml);
+    let lines: Vec<&str> = e.lines().filter(|l| l.contains(": error: ")).collect();
+    let expect = [
+        "t.yaml:2:10: error: workers must be a whole number, not `two`",
+        "t.yaml:5:14: error: virtual_servers[0].address must be an IPv4 address, not `10.0.0.300`",
+        "t.yaml:8:5: error: unknown key `schedular` in virtual_servers[0]",
+        "t.yaml:9:5: error: unknown key `lb_kind` in virtual_servers[0]",
+        "t.yaml:10:17: error: virtual_servers[0].forwarding: `dsr` is not one of `dr`, `tun`, `nat`",
+        "t.yaml:12:39: error: virtual_servers[0].real_servers[0].weight must be a whole number, not `heavy`",
+        "t.yaml:14:9: error: virtual_servers[0].real_servers[1]: key `address` is already given at line 13",
+        "t.yaml:15:44: error: virtual_servers[0].health_check.delay_loop must be a number, not `soon`",
+        "t.yaml:15:60: error: unknown key `retyr` in virtual_servers[0].health_check",
+        "t.yaml:16:17: error: vrrp_instances must be a list, not `none`",
+    ];
+    assert_eq!(lines, expect, "{e}");
+    assert!(e.contains("hint: did you mean `scheduler`?"), "{e}");
+    assert!(
+        e.contains("hint: keepalived's `lb_kind` is `forwarding` here"),
+        "{e}"
+    );
+    assert!(e.contains("hint: did you mean `retry`?"), "{e}");
 }

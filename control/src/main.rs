@@ -46,6 +46,8 @@ enum Command {
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Print the configuration's JSON Schema (for editors; config/xvs.schema.json).
+    Schema,
     /// The virtual servers and real servers now, as `ipvsadm -Ln` shows them.
     Status {
         /// The configuration naming the control socket (default: this host's).
@@ -183,6 +185,16 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match cli.command {
+        Command::Schema => {
+            match serde_json::to_string_pretty(&xvs_config::schema::json_schema()) {
+                Ok(s) => println!("{s}"),
+                Err(e) => {
+                    eprintln!("xvs: cannot render the schema: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+            ExitCode::SUCCESS
+        }
         Command::Check { config } => match load(&config) {
             Ok((cfg, _)) => {
                 let rs: usize = cfg
