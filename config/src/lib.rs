@@ -5,6 +5,7 @@
 //! configuration the daemon uses; `validate` turns one into the other.
 
 mod error;
+pub mod keepalived;
 pub mod model;
 mod raw;
 pub mod schema;

@@ -57,6 +57,11 @@ pub enum Scheduler {
     Twos,
 }
 
+/// Every scheduler's name, as the config spells it.
+pub const SCHEDULER_NAMES: &[&str] = &[
+    "rr", "wrr", "lc", "wlc", "sed", "nq", "sh", "dh", "lblc", "lblcr", "mh", "fo", "ovf", "twos",
+];
+
 impl Scheduler {
     pub fn as_str(self) -> &'static str {
         match self {

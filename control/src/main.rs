@@ -46,6 +46,15 @@ enum Command {
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Convert a keepalived.conf into xvs YAML (stdout); what cannot be converted is
+    /// listed on stderr, and the result is validated.
+    ImportKeepalived {
+        /// The keepalived.conf.
+        file: PathBuf,
+        /// The director's interface, when no vrrp_instance names it.
+        #[arg(long)]
+        interface: Option<String>,
+    },
     /// Print the configuration's JSON Schema (for editors; config/xvs.schema.json).
     Schema,
     /// The virtual servers and real servers now, as `ipvsadm -Ln` shows them.
@@ -194,6 +203,34 @@ fn main() -> ExitCode {
                 }
             }
             ExitCode::SUCCESS
+        }
+        Command::ImportKeepalived { file, interface } => {
+            let text = match std::fs::read_to_string(&file) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("xvs: cannot read {}: {e}", file.display());
+                    return ExitCode::FAILURE;
+                }
+            };
+            let import = xvs_config::keepalived::import(&text, interface.as_deref());
+            print!("{}", import.yaml);
+            let src = file.display();
+            for w in &import.warnings {
+                eprintln!("{src}: {w}");
+            }
+            match xvs_config::parse("converted.yaml", &import.yaml) {
+                Ok(_) => {
+                    eprintln!(
+                        "{src}: converted; {} statement(s) not converted (listed above)",
+                        import.warnings.len()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{src}: the converted file does not validate:\n{e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::Check { config } => match load(&config) {
             Ok((cfg, _)) => {
