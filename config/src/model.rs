@@ -326,6 +326,8 @@ pub struct Config {
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// The control socket's path (`None`: one per network namespace under /run/xvs).
     pub control_socket: Option<String>,
+    /// Reload when the file's content changes.
+    pub watch_config: bool,
     pub virtual_servers: Vec<VirtualServer>,
     pub vrrp_instances: Vec<VrrpInstance>,
 }

@@ -50,12 +50,17 @@ pub struct RawConfig {
     #[serde(default)]
     pub tun_mtu: Option<Spanned<i64>>,
     /// Where `/metrics` is served, `address:port`, or `off`. Default `127.0.0.1:9147`.
+    /// Restart-only.
     #[serde(default)]
     pub metrics_listen: Option<Spanned<String>>,
     /// Path of the control socket (`xvs status`, `xvs reload`). Default
-    /// `/run/xvs/xvs-net<network namespace inode>.sock`.
+    /// `/run/xvs/xvs-net<network namespace inode>.sock`. Restart-only.
     #[serde(default)]
     pub control_socket: Option<String>,
+    /// Reload by itself whenever the file's content changes (as `xvs reload` or SIGHUP
+    /// would), besides SIGHUP and `xvs reload`. Default false. Restart-only.
+    #[serde(default)]
+    pub watch_config: Option<bool>,
     /// The services: keepalived's `virtual_server` blocks.
     #[serde(default)]
     pub virtual_servers: Vec<RawVirtualServer>,

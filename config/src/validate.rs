@@ -713,6 +713,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Diagnostic>> {
         tun_mtu,
         metrics_listen,
         control_socket: raw.control_socket.clone(),
+        watch_config: raw.watch_config.unwrap_or(false),
         vrrp_instances,
         virtual_servers,
     })

@@ -26,7 +26,7 @@ use crate::health::{self, Health, HealthMap};
 use crate::iface::Iface;
 use crate::publish::{self, DestKey, DestRegistry};
 use crate::vrrp::{self, VrrpStats};
-use crate::{control, explain, metrics, netlink, report, status};
+use crate::{control, explain, metrics, netlink, report, status, watch};
 
 /// How often unresolved real servers are retried, and resolved ones re-read.
 const RESOLVE_RETRY: Duration = Duration::from_secs(1);
@@ -427,6 +427,15 @@ fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.vrrp_instances != new.vrrp_instances {
         v.push("vrrp_instances and vrrp_sync_groups");
     }
+    if old.metrics_listen != new.metrics_listen {
+        v.push("metrics_listen");
+    }
+    if old.control_socket != new.control_socket {
+        v.push("control_socket");
+    }
+    if old.watch_config != new.watch_config {
+        v.push("watch_config");
+    }
     v
 }
 
@@ -504,6 +513,21 @@ pub async fn run(path: &Path, mut cfg: Config, ifaces: Ifaces) -> Result<()> {
         };
     }
 
+    // The optional file watch: a closed channel (never ready) when it is off.
+    let mut changes = if cfg.watch_config {
+        match watch::spawn(path) {
+            Ok(rx) => {
+                info!("watching {} for changes", path.display());
+                rx
+            }
+            Err(e) => {
+                warn!("no file watch: {e:#}");
+                tokio::sync::mpsc::channel(1).1
+            }
+        }
+    } else {
+        tokio::sync::mpsc::channel(1).1
+    };
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
@@ -526,6 +550,10 @@ pub async fn run(path: &Path, mut cfg: Config, ifaces: Ifaces) -> Result<()> {
             }
             _ = hup.recv() => {
                 info!("SIGHUP: reloading {}", path.display());
+                let _ = do_reload!();
+            }
+            Some(()) = changes.recv() => {
+                info!("{} changed: reloading", path.display());
                 let _ = do_reload!();
             }
             Some(cmd) = commands.recv() => {

@@ -14,6 +14,7 @@ mod report;
 mod status;
 #[allow(dead_code)] // wired into the daemon by the next commit
 mod vrrp;
+mod watch;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
