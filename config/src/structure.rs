@@ -250,7 +250,7 @@ impl Walk {
         }
         let hint = closest(text, allowed.iter().copied())
             .map(|c| format!("did you mean `{c}`?"))
-            .unwrap_or_else(|| format!("use one of {}", list(allowed)));
+            .unwrap_or_else(|| "use one of the values listed; see docs/configuration.md".into());
         self.error(
             *at,
             format!("{path}: `{text}` is not one of {}", list(allowed)),

@@ -23,6 +23,27 @@ impl Checker {
         self.out.push(Diagnostic::new(l, c, message).hint(hint));
     }
 
+    /// An address a host can be given: not 0.0.0.0, broadcast, multicast or loopback.
+    fn unicast(&mut self, a: &Spanned<Ipv4Addr>, what: &str) {
+        let v = a.value;
+        let class = if v.is_unspecified() {
+            "unspecified"
+        } else if v.is_broadcast() {
+            "broadcast"
+        } else if v.is_multicast() {
+            "multicast"
+        } else if v.is_loopback() {
+            "loopback"
+        } else {
+            return;
+        };
+        self.error(
+            a,
+            format!("{v} is a {class} address, which cannot be {what}"),
+            "give a unicast address of the network",
+        );
+    }
+
     /// An integer field within `lo..=hi`.
     fn range(&mut self, s: &Spanned<i64>, what: &str, lo: i64, hi: i64, hint: &str) -> i64 {
         if s.value < lo || s.value > hi {
@@ -282,6 +303,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Diagnostic>> {
             );
         }
         let forwarding = vs.forwarding.as_ref().map_or(Forwarding::Dr, |f| f.value);
+        ck.unicast(&vs.address, "a virtual server's address");
         let multi = ports.len() > 1;
         if forwarding == Forwarding::Nat && ports.contains(&0) {
             let span = vs.port.as_ref().map_or_else(|| at(&vs.address), at);
@@ -334,6 +356,17 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Diagnostic>> {
                     "0 takes no new connections (quiescent); higher gets more",
                 ) as u32
             });
+            ck.unicast(&rs.address, "a real server's address");
+            if rs.address.value == vs.address.value {
+                ck.error(
+                    &rs.address,
+                    format!("real server {} is the virtual server's own address", rs.address.value),
+                    match forwarding {
+                        Forwarding::Nat => "NAT real servers have addresses of their own, behind the director",
+                        _ => "real servers hold the VIP on lo, but are reached by their own address (RIP)",
+                    },
+                );
+            }
             if let Some(first) = seen_rs.insert((rs.address.value, rport), at(&rs.address).0) {
                 ck.error(
                     &rs.address,
@@ -437,6 +470,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Diagnostic>> {
                 (q.instance.value.clone(), p)
             }),
             sorry_server: vs.sorry_server.as_ref().map(|s| {
+                ck.unicast(&s.address, "a sorry server's address");
                 let p = s.port.as_ref().map_or(first_port, |p| {
                     ck.range(
                         p,
@@ -627,7 +661,14 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Diagnostic>> {
             preempt_delay,
             password,
             unicast_src_ip: vi.unicast_src_ip.as_ref().map(|u| u.value),
-            unicast_peers: vi.unicast_peers.iter().map(|p| p.value).collect(),
+            unicast_peers: vi
+                .unicast_peers
+                .iter()
+                .map(|p| {
+                    ck.unicast(p, "a unicast VRRP peer");
+                    p.value
+                })
+                .collect(),
             virtual_ipaddresses: vips,
             garp_master_repeat,
             garp_master_refresh,

@@ -506,3 +506,28 @@ vrrp_instances: none
     );
     assert!(e.contains("hint: did you mean `retry`?"), "{e}");
 }
+
+#[test]
+fn addresses_that_fit_no_host() {
+    let e = errors(
+        &GOOD
+            .replace("address: 10.0.0.100", "address: 224.0.0.18")
+            .replace("address: 10.0.0.11,", "address: 127.0.0.1,"),
+    );
+    assert!(
+        e.contains("t.yaml:4:14: error: 224.0.0.18 is a multicast address, which cannot be a virtual server's address"),
+        "{e}"
+    );
+    assert!(
+        e.contains("t.yaml:10:20: error: 127.0.0.1 is a loopback address, which cannot be a real server's address"),
+        "{e}"
+    );
+    let e = errors(&GOOD.replace("address: 10.0.0.12,", "address: 10.0.0.100,"));
+    assert!(
+        e.contains(
+            "t.yaml:11:20: error: real server 10.0.0.100 is the virtual server's own address"
+        ),
+        "{e}"
+    );
+    assert!(e.contains("reached by their own address (RIP)"), "{e}");
+}

@@ -440,6 +440,9 @@ fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
 }
 
 pub async fn run(path: &Path, mut cfg: Config, ifaces: Ifaces) -> Result<()> {
+    for w in crate::hostcheck::warnings(&cfg, &ifaces) {
+        warn!("{w}");
+    }
     let mut lb = if cfg.virtual_servers.is_empty() {
         info!("no virtual servers: VRRP only, nothing attached");
         None
@@ -689,6 +692,9 @@ fn reload(
             "{}: going from VRRP only to load balancing (or back) needs a restart",
             path.display()
         );
+    }
+    for w in crate::hostcheck::warnings(&new, ifaces) {
+        warn!("{w}");
     }
     let later = restart_only(old, &new);
     if !later.is_empty() {

@@ -5,6 +5,7 @@ mod daemon;
 mod explain;
 #[allow(dead_code)] // wired into the daemon in the following commits
 mod health;
+mod hostcheck;
 mod iface;
 mod metrics;
 mod netlink;
@@ -234,7 +235,10 @@ fn main() -> ExitCode {
             }
         }
         Command::Check { config } => match load(&config) {
-            Ok((cfg, _)) => {
+            Ok((cfg, ifaces)) => {
+                for w in hostcheck::warnings(&cfg, &ifaces) {
+                    eprintln!("{}: warning: {w}", config.display());
+                }
                 let rs: usize = cfg
                     .virtual_servers
                     .iter()

@@ -166,7 +166,7 @@ fn bad_config_attaches_nothing() {
         (
             "missing interface",
             dr::config(&[1], None).replacen("interface: eth0\n", "", 1),
-            "missing field `interface`",
+            "lacks the key `interface`",
         ),
         (
             "no such interface",
@@ -181,7 +181,7 @@ fn bad_config_attaches_nothing() {
         (
             "unknown scheduler",
             dr::config(&[1], None).replacen("scheduler: wrr", "scheduler: nope", 1),
-            "unknown variant",
+            "`nope` is not one of",
         ),
     ];
     for (what, yaml, needle) in cases {
@@ -214,6 +214,29 @@ fn bad_config_attaches_nothing() {
         .to_string();
     let out = lab.lab.sh("lb", &format!("{bin} check -c {good}")).unwrap();
     assert!(out.contains("OK"), "{out}");
+
+    // Valid, but a DR real server off the director's segment: checked, with a warning
+    // naming it (and only it).
+    let off = lab
+        .lab
+        .write(
+            "off.yaml",
+            dr::config(&[1], None) + "      - { address: 192.168.99.5, port: 80 }\n",
+        )
+        .unwrap()
+        .display()
+        .to_string();
+    let out = lab
+        .lab
+        .sh_output("lb", &format!("{bin} check -c {off}"))
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("warning: DR real server 192.168.99.5 of \"web\"")
+            && !err.contains("10.0.0.11"),
+        "{err}"
+    );
 }
 
 #[test]
