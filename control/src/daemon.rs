@@ -37,9 +37,27 @@ struct Workers {
     stop: Arc<AtomicBool>,
     handles: Vec<JoinHandle<std::io::Result<()>>>,
     counters: Vec<Arc<WorkerCounters>>,
+    /// Each worker's AF_XDP socket, for the kernel's counters (the worker owns it).
+    fds: Vec<std::os::fd::RawFd>,
 }
 
 impl Workers {
+    /// The kernel's XDP_STATISTICS of each worker's socket; None for a worker that has
+    /// ended (its socket is closed, the descriptor number maybe reused).
+    fn xsk_stats(&self) -> Vec<Option<xvs_dataplane::xsk::XskStats>> {
+        self.fds
+            .iter()
+            .zip(&self.handles)
+            .map(|(fd, h)| {
+                if h.is_finished() {
+                    None
+                } else {
+                    xvs_dataplane::xsk::stats_of(*fd).ok()
+                }
+            })
+            .collect()
+    }
+
     fn stop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         for (q, h) in self.handles.drain(..).enumerate() {
@@ -168,6 +186,7 @@ impl Lb {
             stop: Arc::clone(&stop),
             handles: Vec::new(),
             counters: Vec::new(),
+            fds: Vec::new(),
         };
         let hash_seed = seed();
         for q in 0..queues {
@@ -218,6 +237,7 @@ impl Lb {
                     .context("starting a worker thread")?,
             );
             workers.counters.push(counters);
+            workers.fds.push(fd);
             // Registered after the worker owns the socket: from here its queue's VIP traffic
             // goes to the worker instead of the kernel.
             steer.register_xsk(q, fd)?;
@@ -595,10 +615,12 @@ pub async fn run(path: &Path, mut cfg: Config, ifaces: Ifaces) -> Result<()> {
                     Some(l) => {
                         let xdp = l.steer.counters().ok();
                         let out = l.outbound(&cfg);
+                        let xsk = l.workers.xsk_stats();
                         metrics::render(metrics::Sources {
                             cfg: &cfg,
                             registry: Some(&mut l.registry),
                             workers: &l.workers.counters,
+                            xsk: &xsk,
                             out: &out,
                             xdp,
                             health: Some(&l.health),
@@ -613,6 +635,7 @@ pub async fn run(path: &Path, mut cfg: Config, ifaces: Ifaces) -> Result<()> {
                         cfg: &cfg,
                         registry: None,
                         workers: &[],
+                        xsk: &[],
                         out: &[],
                         xdp: None,
                         health: None,

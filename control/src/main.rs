@@ -3,7 +3,6 @@
 mod control;
 mod daemon;
 mod explain;
-#[allow(dead_code)] // wired into the daemon in the following commits
 mod health;
 mod hostcheck;
 mod iface;
@@ -13,7 +12,6 @@ mod publish;
 mod realserver;
 mod report;
 mod status;
-#[allow(dead_code)] // wired into the daemon by the next commit
 mod vrrp;
 mod watch;
 

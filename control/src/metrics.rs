@@ -24,6 +24,8 @@ pub struct Sources<'a> {
     pub cfg: &'a Config,
     pub registry: Option<&'a mut DestRegistry>,
     pub workers: &'a [Arc<WorkerCounters>],
+    /// Per worker: the kernel's counters of its AF_XDP socket.
+    pub xsk: &'a [Option<xvs_dataplane::xsk::XskStats>],
     /// Per real-server id: what the steering program sent out for it (NAT replies).
     pub out: &'a crate::status::Outbound,
     pub xdp: Option<XdpCounters>,
@@ -67,6 +69,52 @@ impl Out {
 
 fn sum(workers: &[Arc<WorkerCounters>], f: impl Fn(&WorkerCounters) -> u64) -> u64 {
     workers.iter().map(|w| f(w)).sum()
+}
+
+/// The kernel's counters of each worker's AF_XDP socket (XDP_STATISTICS), read at scrape
+/// time with getsockopt: frames the kernel could not hand to xvs, and why.
+fn xsk_families(o: &mut Out, xsk: &[Option<xvs_dataplane::xsk::XskStats>]) {
+    use xvs_dataplane::xsk::XskStats;
+    let families: [(&str, &str, Read<XskStats>); 6] = [
+        (
+            "xvs_xsk_rx_dropped_total",
+            "Frames the kernel dropped on the way to the socket (no room in the UMEM).",
+            |s| s.rx_dropped,
+        ),
+        (
+            "xvs_xsk_rx_ring_full_total",
+            "Frames dropped because the RX ring was full (the worker fell behind).",
+            |s| s.rx_ring_full,
+        ),
+        (
+            "xvs_xsk_fill_ring_empty_total",
+            "Times the kernel found the fill ring empty (no frame to receive into).",
+            |s| s.rx_fill_ring_empty_descs,
+        ),
+        (
+            "xvs_xsk_tx_ring_empty_total",
+            "Times the kernel found the TX ring empty when kicked.",
+            |s| s.tx_ring_empty_descs,
+        ),
+        (
+            "xvs_xsk_rx_invalid_descs_total",
+            "Invalid descriptors on the RX side.",
+            |s| s.rx_invalid_descs,
+        ),
+        (
+            "xvs_xsk_tx_invalid_descs_total",
+            "Invalid descriptors xvs put on the TX ring.",
+            |s| s.tx_invalid_descs,
+        ),
+    ];
+    for (name, help, f) in families {
+        o.family(name, "counter", help);
+        for (q, s) in xsk.iter().enumerate() {
+            if let Some(s) = s {
+                o.sample(name, &[("worker", &q.to_string())], f(s));
+            }
+        }
+    }
 }
 
 /// One sample of `name` per real server of every virtual server, valued by its id.
@@ -200,7 +248,7 @@ pub fn render(src: Sources<'_>) -> String {
         if let Some(checks) = src.checks {
             checks_families(&mut o, src.cfg, checks);
         }
-        let per_worker: [(&str, &str, Read<WorkerCounters>); 8] = [
+        let per_worker: [(&str, &str, Read<WorkerCounters>); 10] = [
             ("xvs_worker_rx_packets_total", "Frames received.", |c| {
                 c.rx_packets.get()
             }),
@@ -227,6 +275,16 @@ pub fn render(src: Sources<'_>) -> String {
                 |c| c.flows_evicted.get(),
             ),
             (
+                "xvs_flows_rescheduled_total",
+                "Connections moved to another real server: theirs left (expire_nodest_conn).",
+                |c| c.flows_rescheduled.get(),
+            ),
+            (
+                "xvs_worker_tx_ring_full_total",
+                "Frames dropped because the TX ring had no room.",
+                |c| c.drops(DropReason::TxRingFull),
+            ),
+            (
                 "xvs_icmp_frag_needed_total",
                 "ICMP fragmentation-needed sent (TUN).",
                 |c| c.icmp_frag_needed.get(),
@@ -238,6 +296,36 @@ pub fn render(src: Sources<'_>) -> String {
                 o.sample(name, &[("worker", &q.to_string())], f(c));
             }
         }
+        o.family(
+            "xvs_flow_table_connections",
+            "gauge",
+            "Connections the worker's flow table holds now (persistence templates aside).",
+        );
+        for (q, c) in w.iter().enumerate() {
+            let live: u64 = c
+                .dests
+                .iter()
+                .map(|d| d.active.get() + d.inactive.get())
+                .sum();
+            o.sample(
+                "xvs_flow_table_connections",
+                &[("worker", &q.to_string())],
+                live,
+            );
+        }
+        o.family(
+            "xvs_flow_table_capacity",
+            "gauge",
+            "Flows each worker's table can hold (flow_table_size).",
+        );
+        for q in 0..w.len() {
+            o.sample(
+                "xvs_flow_table_capacity",
+                &[("worker", &q.to_string())],
+                src.cfg.flow_table_size as u64,
+            );
+        }
+        xsk_families(&mut o, src.xsk);
         o.family(
             "xvs_drops_total",
             "counter",
@@ -515,6 +603,7 @@ mod tests {
                 cfg: &cfg,
                 registry: Some(&mut registry),
                 workers: &workers,
+                xsk: &[Some(Default::default())],
                 out: &[],
                 xdp: Some(XdpCounters::default()),
                 health: Some(&health),

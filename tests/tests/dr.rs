@@ -271,6 +271,27 @@ fn metrics_are_valid_and_count_every_connection() {
         .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
         .sum();
     assert_eq!(conns, 100, "{scrape}");
+    // Per worker (two queues): the kernel's socket counters, read by getsockopt at scrape
+    // time, and the flow table's capacity.
+    for w in ["0", "1"] {
+        for family in [
+            "xvs_xsk_fill_ring_empty_total",
+            "xvs_xsk_rx_ring_full_total",
+            "xvs_worker_tx_ring_full_total",
+            "xvs_flows_rescheduled_total",
+        ] {
+            assert!(
+                scrape.contains(&format!("{family}{{worker=\"{w}\"}} ")),
+                "{family} worker {w}: {scrape}"
+            );
+        }
+        assert!(
+            scrape.contains(&format!(
+                "xvs_flow_table_capacity{{worker=\"{w}\"}} 65536\n"
+            )),
+            "{scrape}"
+        );
+    }
     // OpenMetrics when asked: its content type, counter families without `_total`, `# EOF`.
     let om = lab
         .lab

@@ -89,10 +89,6 @@ impl Machine {
         self.state
     }
 
-    pub fn priority(&self) -> u8 {
-        self.p.priority
-    }
-
     /// When `on_timer` must be called next.
     pub fn deadline(&self) -> Option<Instant> {
         self.timer
