@@ -208,6 +208,19 @@ pub fn render(src: Sources<'_>) -> String {
                 sum(w, |c| c.dests.get(id).map_or(0, f))
             });
         }
+        o.family(
+            "xvs_virtual_server_schedule_failures_total",
+            "counter",
+            "New connections the scheduler could place nowhere (no real server available).",
+        );
+        for vs in &src.cfg.virtual_servers {
+            let id = registry.service_id(crate::publish::service_key(vs)) as usize;
+            o.sample(
+                "xvs_virtual_server_schedule_failures_total",
+                &[("virtual_server", &vs.name)],
+                sum(w, |c| c.services.get(id).map_or(0, |s| s.no_dest.get())),
+            );
+        }
         // Server to client: only NAT replies cross the director (DR and TUN read 0).
         let outbound: [(&str, &str, Read<xvs_bpf::abi::NatOut>); 2] = [
             (
@@ -675,6 +688,48 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn schedule_failures_are_counted_per_virtual_server() {
+        let cfg = xvs_config::parse(
+            "t.yaml",
+            "interface: lo\nvirtual_servers:\n  - { name: web, address: 10.0.0.100, port: 80, protocol: tcp }\n  - { name: dns, address: 10.0.0.100, port: 53, protocol: udp }\n",
+        )
+        .unwrap();
+        let mut registry = DestRegistry::default();
+        // The ids the snapshot gives the two services, in configuration order.
+        for vs in &cfg.virtual_servers {
+            registry.service_id(crate::publish::service_key(vs));
+        }
+        let workers = vec![
+            Arc::new(WorkerCounters::new(8)),
+            Arc::new(WorkerCounters::new(8)),
+        ];
+        workers[0].services[1].no_dest.add(2);
+        workers[1].services[1].no_dest.add(1);
+        let text = render(Sources {
+            cfg: &cfg,
+            registry: Some(&mut registry),
+            workers: &workers,
+            xsk: &[],
+            out: &[],
+            xdp: None,
+            health: None,
+            checks: None,
+            vrrp: &[],
+            reloads: 0,
+            reload_failures: 0,
+            generation: 1,
+        });
+        assert!(
+            text.contains("xvs_virtual_server_schedule_failures_total{virtual_server=\"web\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("xvs_virtual_server_schedule_failures_total{virtual_server=\"dns\"} 3\n"),
+            "summed over the workers: {text}"
+        );
     }
 
     #[test]

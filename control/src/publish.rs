@@ -33,14 +33,22 @@ impl DestKey {
 }
 
 /// Hands out `DestId`s: the same real server of the same service keeps its id for the
-/// life of the process, so flows and counters follow it across snapshots.
+/// life of the process, so flows and counters follow it across snapshots. Services get
+/// counter slots the same way.
 #[derive(Default, Debug)]
 pub struct DestRegistry {
     ids: HashMap<DestKey, DestId>,
     next: DestId,
+    services: HashMap<ServiceKey, u32>,
 }
 
 impl DestRegistry {
+    /// The service's slot in the per-worker service counters (never reused).
+    pub fn service_id(&mut self, key: ServiceKey) -> u32 {
+        let n = self.services.len() as u32;
+        *self.services.entry(key).or_insert(n)
+    }
+
     pub fn id(&mut self, key: DestKey) -> DestId {
         *self.ids.entry(key).or_insert_with(|| {
             let id = self.next;
@@ -203,7 +211,9 @@ pub fn build(
             );
             ids = vec![id];
         }
-        services.push(service(vs, ids));
+        let mut svc = service(vs, ids);
+        svc.stats_id = registry.service_id(key);
+        services.push(svc);
     }
     let mut snap = Snapshot::new(generation, local.mac, services, dests)
         .context("building the service snapshot")?;
@@ -317,6 +327,11 @@ virtual_servers:
         };
         let s1 = build(1, &cfg, local, &macs, &HealthMap::new(), &mut reg).unwrap();
         assert_eq!(s1.services.len(), 2);
+        assert_eq!(
+            (s1.services[0].stats_id, s1.services[1].stats_id),
+            (0, 1),
+            "each service its own counter slot"
+        );
         assert_eq!(s1.services[0].dests, vec![0, 1]);
         assert_eq!(
             s1.services[1].dests,
@@ -329,6 +344,7 @@ virtual_servers:
         macs.insert(Ipv4Addr::new(10, 0, 0, 12), [2, 0, 0, 0, 0, 12]);
         let s2 = build(2, &cfg, local, &macs, &HealthMap::new(), &mut reg).unwrap();
         assert_eq!(s2.services[0].dests, vec![0, 1]);
+        assert_eq!(s2.services[1].stats_id, 1, "kept across snapshots");
         assert!(s2.dest(1).unwrap().schedulable());
         assert_eq!(reg.key_of(2).unwrap().port, 53);
     }

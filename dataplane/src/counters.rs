@@ -53,6 +53,13 @@ impl DestCounters {
     }
 }
 
+/// Per virtual service (indexed by `Service::stats_id`).
+#[derive(Debug, Default)]
+pub struct ServiceCounters {
+    /// New connections the scheduler could place nowhere (no real server available).
+    pub no_dest: Counter,
+}
+
 /// One worker's counters, on their own cache lines.
 #[repr(align(64))]
 #[derive(Debug)]
@@ -69,6 +76,7 @@ pub struct WorkerCounters {
     pub icmp_frag_needed: Counter,
     pub drops: [Counter; DropReason::COUNT],
     pub dests: Box<[DestCounters]>,
+    pub services: Box<[ServiceCounters]>,
     /// Not a counter, but read the same way: control's window on the flow table.
     pub flow_dump: crate::flow::dump::FlowDump,
 }
@@ -87,6 +95,9 @@ impl WorkerCounters {
             icmp_frag_needed: Counter::default(),
             drops: Default::default(),
             dests: (0..max_dests).map(|_| DestCounters::default()).collect(),
+            services: (0..crate::snapshot::MAX_SERVICE_STATS)
+                .map(|_| ServiceCounters::default())
+                .collect(),
             flow_dump: Default::default(),
         }
     }

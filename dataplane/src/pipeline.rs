@@ -450,9 +450,12 @@ impl Pipeline {
             rand: self.rand,
             now,
         };
-        let dest = self.sched[svc_idx]
-            .pick(svc, snap, &snap.tables[svc_idx], &ctx)
-            .ok_or(DropReason::NoDestination)?;
+        let Some(dest) = self.sched[svc_idx].pick(svc, snap, &snap.tables[svc_idx], &ctx) else {
+            if let Some(c) = self.counters.services.get(svc.stats_id as usize) {
+                c.no_dest.inc();
+            }
+            return Err(DropReason::NoDestination);
+        };
         if let Some(pers) = svc.persistence {
             self.refresh_template(&pers, svc, k.saddr, dest, now);
         }

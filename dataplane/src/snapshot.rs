@@ -22,6 +22,10 @@ pub type DestId = u32;
 /// The highest number of real servers (ids) a snapshot may use; sizes per-worker counters.
 pub const MAX_DESTS: usize = 16384;
 
+/// Per-service counter slots in each worker; a service whose `stats_id` is past the end
+/// is not counted per service (its drops still are, by reason).
+pub const MAX_SERVICE_STATS: usize = 4096;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ServiceKey {
     pub addr: Ipv4Addr,
@@ -141,6 +145,9 @@ pub struct Service {
     /// One-packet scheduling: every UDP datagram is scheduled on its own, no flow kept.
     pub ops: bool,
     pub dests: Vec<DestId>,
+    /// The service's slot in the per-worker service counters: stable across snapshots
+    /// (control never reuses one), so the counts carry over a reload.
+    pub stats_id: u32,
 }
 
 impl Service {
@@ -163,6 +170,7 @@ impl Service {
             persistence: None,
             ops: false,
             dests,
+            stats_id: 0,
         }
     }
 

@@ -29,7 +29,7 @@ fn dest(i: u8, weight: u32) -> Option<Dest> {
 }
 
 fn service(port: u16, proto: u8, scheduler: SchedulerKind, dests: Vec<DestId>) -> Service {
-    Service::new(
+    let mut s = Service::new(
         format!("svc{port}"),
         ServiceKey {
             addr: VIP,
@@ -39,7 +39,10 @@ fn service(port: u16, proto: u8, scheduler: SchedulerKind, dests: Vec<DestId>) -
         scheduler,
         Forwarding::Dr,
         dests,
-    )
+    );
+    // Each test service counts in its own slot: its port.
+    s.stats_id = u32::from(port);
+    s
 }
 
 fn world(weights: &[u32]) -> Snapshot {
@@ -206,6 +209,10 @@ fn no_schedulable_server_drops() {
         p.process(&snap, 1, &mut syn(1)),
         Verdict::Drop(DropReason::NoDestination)
     );
+    // Counted for its service too, and only for it.
+    let svc = |port: u16| p.counters().services[port as usize].no_dest.get();
+    assert_eq!((svc(VIP_TCP_PORT), svc(VIP_UDP_PORT)), (1, 0));
+    assert_eq!(p.counters().drops(DropReason::NoDestination), 1);
 }
 
 #[test]

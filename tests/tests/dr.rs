@@ -271,6 +271,11 @@ fn metrics_are_valid_and_count_every_connection() {
         .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
         .sum();
     assert_eq!(conns, 100, "{scrape}");
+    // Every one of them found a real server.
+    assert!(
+        scrape.contains("xvs_virtual_server_schedule_failures_total{virtual_server=\"web\"} 0\n"),
+        "{scrape}"
+    );
     // Per worker (two queues): the kernel's socket counters, read by getsockopt at scrape
     // time, and the flow table's capacity.
     for w in ["0", "1"] {
