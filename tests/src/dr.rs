@@ -241,7 +241,7 @@ impl DrLab {
     }
 
     /// Starts nginx on every real server: `/` answers its name, `/big.bin` is the same
-    /// 20 MB on all of them. Access logs record the client address.
+    /// 20 MB on all of them, and whatever is under `/slow/` is sent at 500 kB/s. Access logs record the client address.
     pub fn start_web(&mut self) -> Result<()> {
         tools::require(&["nginx"])?;
         let big = self.lab.dir.join("big.bin");
@@ -275,6 +275,7 @@ http {{
   server {{
     listen 80; root {d}/www;
     location /upload/ {{ dav_methods PUT; create_full_put_path on; client_max_body_size 64m; }}
+    location /slow/ {{ limit_rate 500k; }}
   }}
 }}
 "

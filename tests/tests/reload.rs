@@ -112,7 +112,7 @@ fn shape(lab: &DrLab) -> serde_json::Value {
     v
 }
 
-/// The first 8 MB of the lab's big file: long enough, at 600 kB/s, to span every reload.
+/// The first 8 MB of the lab's big file: about 16 s at 500 kB/s, to span every reload.
 const DOWNLOAD: usize = 8 << 20;
 const DOWNLOADS: usize = 20;
 
@@ -126,39 +126,46 @@ fn reloads_under_load() {
         .unwrap();
     lab.start_xvs(&cfg).unwrap();
 
-    // 20 downloads, rate-limited to outlast the reloads, on rs2 and rs3 (rs1 is the one
-    // that joins and leaves, so none of them is the removed server's).
+    // 20 downloads, paced by the servers (nginx's limit_rate under /slow/; curl's
+    // --limit-rate only slows its own reading, while the server may be done already) to
+    // outlast the reloads, on rs2 and rs3 (rs1 is the one that joins and leaves, so none
+    // of them is the removed server's).
     let dir = lab.lab.dir.display().to_string();
+    let big = std::fs::read(lab.lab.dir.join("big.bin")).unwrap();
+    for rs in ["rs1", "rs2", "rs3"] {
+        let slow = lab.lab.dir.join(rs).join("www/slow");
+        std::fs::create_dir_all(&slow).unwrap();
+        std::fs::write(slow.join("part.bin"), &big[..DOWNLOAD]).unwrap();
+    }
     for i in 0..DOWNLOADS {
         let out = format!("{dir}/dl{i}.bin");
-        let url = format!("http://{VIP}/big.bin");
-        let range = format!("0-{}", DOWNLOAD - 1);
+        let url = format!("http://{VIP}/slow/part.bin");
         lab.lab
             .spawn(
                 "cl",
                 &format!("dl{i}"),
-                &[
-                    "curl",
-                    "-sS",
-                    "-m",
-                    "90",
-                    "--limit-rate",
-                    "600k",
-                    "-r",
-                    &range,
-                    "-o",
-                    &out,
-                    &url,
-                ],
+                &["curl", "-sS", "-m", "90", "-o", &out, &url],
             )
             .unwrap();
     }
     let t0 = Instant::now();
     while active(&lab) < DOWNLOADS as u64 {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "downloads did not start"
-        );
+        if t0.elapsed() > Duration::from_secs(10) {
+            let curls: String = (0..DOWNLOADS)
+                .map(|i| {
+                    let p = lab.lab.proc(&format!("dl{i}")).unwrap();
+                    let st = p.wait(Duration::ZERO);
+                    let size = std::fs::metadata(format!("{dir}/dl{i}.bin")).map_or(0, |m| m.len());
+                    format!("dl{i} exit {st:?}, {size} bytes: {}\n", p.output())
+                })
+                .collect();
+            panic!(
+                "{} of {DOWNLOADS} downloads established:\n{curls}{}\n{}",
+                active(&lab),
+                serde_json::to_string_pretty(&status_json(&lab)).unwrap(),
+                log(&lab)
+            );
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
     lab.start_http_loop(12.0).unwrap();
@@ -260,6 +267,22 @@ fn reloads_under_load() {
         shape(&lab),
         running,
         "xvs status shows the running config unchanged"
+    );
+    // The downloads were in flight through every change.
+    for i in 0..DOWNLOADS {
+        let p = lab.lab.proc(&format!("dl{i}")).unwrap();
+        if !p.running() {
+            let size = std::fs::metadata(format!("{dir}/dl{i}.bin")).map_or(0, |m| m.len());
+            panic!(
+                "download {i} ended before the last reload: {:?}, {size} bytes {}",
+                p.wait(Duration::ZERO),
+                p.output()
+            );
+        }
+    }
+    assert!(
+        active(&lab) >= DOWNLOADS as u64,
+        "their connections are still established"
     );
     let t = DrLab::tally(&lab.http_gets(20, "/").unwrap());
     assert!(
