@@ -125,6 +125,18 @@ pub struct NatOut {
     pub bytes: u64,
 }
 
+impl NatOut {
+    /// Adds one CPU's `struct xvs_nat_out`, as the map returns it.
+    pub fn add_raw(&mut self, raw: &[u8]) {
+        let word = |i: usize| {
+            raw.get(i * 8..i * 8 + 8)
+                .map_or(0, |b| u64::from_ne_bytes(b.try_into().expect("8 bytes")))
+        };
+        self.packets += word(0);
+        self.bytes += word(1);
+    }
+}
+
 const _: () = assert!(layout::NAT_OUT_SIZE == 16);
 
 const _: () = assert!(layout::NAT_KEY_SIZE == layout::SVC_KEY_SIZE);

@@ -83,7 +83,9 @@ impl Decap {
     }
 
     pub fn counters(&self) -> Result<DecapCounters, BpfError> {
-        crate::steer::sum_per_cpu(&self.counters, MAP_COUNTERS, DecapCounters::new())
+        let mut sum = DecapCounters::new();
+        crate::steer::sum_per_cpu(&self.counters, MAP_COUNTERS, 0, |cpu| sum.add_raw(cpu))?;
+        Ok(sum)
     }
 
     /// Attaches to tc ingress of `ifindex` (adding the clsact qdisc if missing), replacing

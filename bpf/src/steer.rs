@@ -275,31 +275,17 @@ impl Steer {
 
     /// The steering counters, summed over CPUs.
     pub fn counters(&self) -> Result<XdpCounters, BpfError> {
-        sum_per_cpu(&self.counters, MAP_COUNTERS, XdpCounters::new())
+        let mut sum = XdpCounters::new();
+        sum_per_cpu(&self.counters, MAP_COUNTERS, 0, |cpu| sum.add_raw(cpu))?;
+        Ok(sum)
     }
 
     /// A NAT real server's outbound packets and bytes (its slot's, summed over CPUs).
     /// A slot out of range reads as nothing sent.
     pub fn nat_out(&self, slot: u32) -> Result<NatOut, BpfError> {
         let mut sum = NatOut::default();
-        if slot >= crate::abi::MAX_NAT_OUT_SLOTS {
-            return Ok(sum);
-        }
-        let per_cpu = self
-            .nat_out
-            .lookup_percpu(&slot.to_ne_bytes(), MapFlags::ANY)
-            .map_err(|source| BpfError::Map {
-                op: "read",
-                map: MAP_NAT_OUT,
-                source,
-            })?;
-        for cpu in per_cpu.iter().flatten() {
-            let word = |i: usize| {
-                cpu.get(i * 8..i * 8 + 8)
-                    .map_or(0, |b| u64::from_ne_bytes(b.try_into().expect("8 bytes")))
-            };
-            sum.packets += word(0);
-            sum.bytes += word(1);
+        if slot < crate::abi::MAX_NAT_OUT_SLOTS {
+            sum_per_cpu(&self.nat_out, MAP_NAT_OUT, slot, |cpu| sum.add_raw(cpu))?;
         }
         Ok(sum)
     }
@@ -315,23 +301,24 @@ impl Drop for Steer {
     }
 }
 
-/// Adds up a one-entry per-CPU counter map (entry 0) into `sum`.
-pub(crate) fn sum_per_cpu<const N: usize>(
+/// Hands each CPU's copy of entry `key` of a per-CPU array to `add`.
+pub(crate) fn sum_per_cpu(
     map: &MapHandle,
     name: &'static str,
-    mut sum: crate::abi::Counters<N>,
-) -> Result<crate::abi::Counters<N>, BpfError> {
+    key: u32,
+    mut add: impl FnMut(&[u8]),
+) -> Result<(), BpfError> {
     let per_cpu = map
-        .lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY)
+        .lookup_percpu(&key.to_ne_bytes(), MapFlags::ANY)
         .map_err(|source| BpfError::Map {
             op: "read",
             map: name,
             source,
         })?;
     for cpu in per_cpu.iter().flatten() {
-        sum.add_raw(cpu);
+        add(cpu);
     }
-    Ok(sum)
+    Ok(())
 }
 
 /// Writes `entries` into `map`, then deletes every other key.

@@ -57,12 +57,30 @@ pub enum Scheduler {
     Twos,
 }
 
-/// Every scheduler's name, as the config spells it.
-pub const SCHEDULER_NAMES: &[&str] = &[
-    "rr", "wrr", "lc", "wlc", "sed", "nq", "sh", "dh", "lblc", "lblcr", "mh", "fo", "ovf", "twos",
-];
-
 impl Scheduler {
+    /// Every scheduler, in ipvsadm's order.
+    pub const ALL: [Scheduler; 14] = [
+        Scheduler::Rr,
+        Scheduler::Wrr,
+        Scheduler::Lc,
+        Scheduler::Wlc,
+        Scheduler::Sed,
+        Scheduler::Nq,
+        Scheduler::Sh,
+        Scheduler::Dh,
+        Scheduler::Lblc,
+        Scheduler::Lblcr,
+        Scheduler::Mh,
+        Scheduler::Fo,
+        Scheduler::Ovf,
+        Scheduler::Twos,
+    ];
+
+    /// The scheduler the config (and ipvsadm) names `name`.
+    pub fn from_name(name: &str) -> Option<Scheduler> {
+        Scheduler::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Scheduler::Rr => "rr",

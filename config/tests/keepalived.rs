@@ -179,7 +179,7 @@ fn every_checker_and_what_cannot_be_converted() {
 
 #[test]
 fn scheduler_names_are_the_configs() {
-    for s in SCHEDULER_NAMES {
+    for s in Scheduler::ALL.map(Scheduler::as_str) {
         let yaml = format!(
             "interface: eth0\nvirtual_servers:\n  - {{ name: a, address: 10.0.0.1, port: 80, protocol: tcp, scheduler: {s} }}\n"
         );

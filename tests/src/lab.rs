@@ -182,6 +182,31 @@ impl Lab {
         Ok(self.procs.last_mut().expect("just pushed"))
     }
 
+    /// Starts keepalived in namespace `short` (process "keepalived") on configuration
+    /// `conf`: in the foreground, logging to its console, its pid files in the lab.
+    pub fn spawn_keepalived(&mut self, short: &str, conf: &str) -> Result<&mut Proc> {
+        let path = self.write("keepalived.conf", conf)?.display().to_string();
+        let pid = |n: &str| self.dir.join(n).display().to_string();
+        let (main, vrrp) = (pid("keepalived.pid"), pid("vrrp.pid"));
+        self.spawn(
+            short,
+            "keepalived",
+            &[
+                "keepalived",
+                "-P",
+                "-n",
+                "-l",
+                "-D",
+                "-f",
+                &path,
+                "-p",
+                &main,
+                "-r",
+                &vrrp,
+            ],
+        )
+    }
+
     pub fn proc(&mut self, name: &str) -> Option<&mut Proc> {
         self.procs.iter_mut().find(|p| p.name == name)
     }

@@ -91,28 +91,7 @@ impl VrrpLab {
     }
 
     pub fn start_keepalived(&mut self, peer: &Peer) -> Result<()> {
-        let conf = self.lab.write("keepalived.conf", peer.keepalived_conf())?;
-        let dir = self.lab.dir.clone();
-        let p = |n: &str| -> String { dir.join(n).display().to_string() };
-        let c = conf.display().to_string();
-        let (pid, vpid) = (p("keepalived.pid"), p("vrrp.pid"));
-        self.lab.spawn(
-            "d2",
-            "keepalived",
-            &[
-                "keepalived",
-                "-P",
-                "-n",
-                "-l",
-                "-D",
-                "-f",
-                &c,
-                "-p",
-                &pid,
-                "-r",
-                &vpid,
-            ],
-        )?;
+        self.lab.spawn_keepalived("d2", &peer.keepalived_conf())?;
         Ok(())
     }
 

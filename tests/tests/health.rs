@@ -153,34 +153,8 @@ fn losing_the_quorum_hands_the_vip_over() {
         version: 2,
         advert_int: 1.0,
     };
-    let conf = lab
-        .lab
-        .write("keepalived.conf", ka.keepalived_conf())
-        .unwrap()
-        .display()
-        .to_string();
-    let (pid, vpid) = (
-        lab.lab.dir.join("k.pid").display().to_string(),
-        lab.lab.dir.join("v.pid").display().to_string(),
-    );
     lab.lab
-        .spawn(
-            "lb2",
-            "keepalived",
-            &[
-                "keepalived",
-                "-P",
-                "-n",
-                "-l",
-                "-D",
-                "-f",
-                &conf,
-                "-p",
-                &pid,
-                "-r",
-                &vpid,
-            ],
-        )
+        .spawn_keepalived("lb2", &ka.keepalived_conf())
         .unwrap();
     let flag = lab.lab.dir.join("quorum-lost").display().to_string();
     let cfg = dr::config(&[1, 1], None).replace(

@@ -119,35 +119,7 @@ fn track_interface_fault_takes_the_sync_group_down() {
                 format!("vrrp_instance VI_{id} {{\n  state BACKUP\n  interface eth0\n  virtual_router_id {id}\n  priority 100\n  advert_int 1\n  virtual_ipaddress {{\n    {vip}/32\n  }}\n}}\n")
             })
             .collect::<String>();
-    let conf = lab
-        .lab
-        .write("keepalived.conf", ka)
-        .unwrap()
-        .display()
-        .to_string();
-    let (pid, vpid) = (
-        lab.path("k.pid").display().to_string(),
-        lab.path("v.pid").display().to_string(),
-    );
-    lab.lab
-        .spawn(
-            "d2",
-            "keepalived",
-            &[
-                "keepalived",
-                "-P",
-                "-n",
-                "-l",
-                "-D",
-                "-f",
-                &conf,
-                "-p",
-                &pid,
-                "-r",
-                &vpid,
-            ],
-        )
-        .unwrap();
+    lab.lab.spawn_keepalived("d2", &ka).unwrap();
     let xvs = "interface: eth0\nvrrp_instances:\n  - { name: VI_51, interface: eth0, state: MASTER, virtual_router_id: 51, priority: 150, virtual_ipaddresses: [10.0.0.100], track_interfaces: [trk0] }\n  - { name: VI_52, interface: eth0, state: MASTER, virtual_router_id: 52, priority: 150, virtual_ipaddresses: [10.0.0.101] }\nvrrp_sync_groups:\n  - { name: G1, group: [VI_51, VI_52] }\n";
     let cfg = lab
         .lab

@@ -423,7 +423,7 @@ fn virtual_server(s: &Stmt, out: &mut Out) {
                 "not converted: quorum scripts run on every crossing already",
             ),
             "lb_algo" | "lvs_sched" => match f.arg(0) {
-                Some(a) if crate::model::SCHEDULER_NAMES.contains(&a) => {
+                Some(a) if crate::model::Scheduler::from_name(a).is_some() => {
                     out.line(4, &format!("scheduler: {a}"))
                 }
                 _ => out.warn(f, "names no scheduler xvs has: wrr (the default) is used"),

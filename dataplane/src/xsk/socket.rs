@@ -24,6 +24,18 @@ pub enum XskError {
     Config(&'static str),
 }
 
+impl XskError {
+    /// A `map_err` adapter: the step `what` failed on `ifindex` queue `queue`.
+    fn setup(what: &'static str, ifindex: u32, queue: u32) -> impl Fn(io::Error) -> XskError {
+        move |source| XskError::Setup {
+            what,
+            ifindex,
+            queue,
+            source,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BindMode {
     /// Zero-copy if the driver supports it, else copy.
@@ -149,14 +161,7 @@ impl Xsk {
         cfg: &XskConfig,
         mode: BoundMode,
     ) -> Result<Self, XskError> {
-        let err = |what| {
-            move |source| XskError::Setup {
-                what,
-                ifindex,
-                queue,
-                source,
-            }
-        };
+        let err = |what| XskError::setup(what, ifindex, queue);
         let fd = new_socket().map_err(err("create the socket"))?;
 
         let umem = Umem::new(cfg.frame_count, cfg.frame_size).map_err(err("map the UMEM"))?;
@@ -322,14 +327,7 @@ impl Xsk {
         queue: u32,
         tx_size: u32,
     ) -> Result<XskTx, XskError> {
-        let err = |what| {
-            move |source| XskError::Setup {
-                what,
-                ifindex,
-                queue,
-                source,
-            }
-        };
+        let err = |what| XskError::setup(what, ifindex, queue);
         if !tx_size.is_power_of_two() {
             return Err(XskError::Config(
                 "ring sizes and frame count must be powers of two",
