@@ -281,7 +281,7 @@ impl Pipeline {
             let flow = *self.flows.get(index);
             let new_conn = k.proto == PROTO_TCP
                 && p.tcp_flags & (FLAG_SYN | FLAG_ACK) == FLAG_SYN
-                && flow.tcp_state().reusable();
+                && flow.tcp_state().reusable(Direction::InputOnly);
             let gone = snap.dest(flow.dest).is_none();
             if gone {
                 match self.nodest {

@@ -554,3 +554,30 @@ mod tun {
         assert_eq!(run(&snap, &big, 256).0, Verdict::Drop(DropReason::TooBig));
     }
 }
+
+/// A DR client that closed a connection (FIN, then ACKs: the director never sees it reach
+/// TIME_WAIT) and opens a new one from the same port within the FIN_WAIT timeout: a new
+/// connection, scheduled and counted as such (IPVS's conn_reuse_mode 2 for DR/TUN).
+#[test]
+fn a_reused_client_port_is_a_new_connection() {
+    let snap = world(&[1, 1]);
+    let mut p = pipeline();
+    p.prepare(&snap);
+    let mut first = syn(7);
+    assert_eq!(p.process(&snap, 1, &mut first), Verdict::Tx);
+    let first_rs = dst_mac(&first) as usize;
+    for flags in [FLAG_ACK, FLAG_FIN | FLAG_ACK, FLAG_ACK] {
+        let mut seg = fixtures::tcp_frame(CLIENT, 7, VIP, VIP_TCP_PORT, flags, b"");
+        assert_eq!(p.process(&snap, 1, &mut seg), Verdict::Tx);
+    }
+    let mut again = syn(7);
+    assert_eq!(p.process(&snap, 2, &mut again), Verdict::Tx);
+    let conns = |i: usize| p.counters().dests[i].conns.get();
+    assert_eq!(conns(0) + conns(1), 2, "the reuse is counted");
+    assert_ne!(
+        dst_mac(&again) as usize,
+        first_rs,
+        "scheduled anew: wrr 1:1 moves on to the other server"
+    );
+    assert_eq!(p.counters().flows_created.get(), 2);
+}

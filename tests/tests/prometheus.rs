@@ -101,6 +101,25 @@ fn promql_gives_the_weighted_split() {
         got = query(&lab);
     }
     eprintln!("PromQL split after {:?}: {got:?}", start.elapsed());
+    if got != want {
+        // What Prometheus made of its last scrapes, and what a scrape says now.
+        let targets = lab
+            .lab
+            .sh(
+                "lb",
+                &format!("curl -s -m 5 http://{PROMETHEUS}/api/v1/targets"),
+            )
+            .unwrap_or_default();
+        let scrape = lab
+            .lab
+            .sh("lb", "curl -s -m 5 http://127.0.0.1:9147/metrics")
+            .unwrap_or_default();
+        let conns: Vec<&str> = scrape
+            .lines()
+            .filter(|l| l.starts_with("xvs_real_server_connections_total"))
+            .collect();
+        eprintln!("targets: {targets}\nscrape now: {conns:?}");
+    }
     assert_eq!(got, want, "PromQL split vs the weights");
     lab.stop_clean().unwrap();
 }

@@ -70,10 +70,18 @@ impl TcpState {
         self == TcpState::Established
     }
 
-    /// True when a new SYN on this flow starts a new connection (IPVS's conn_reuse_mode
-    /// 1: the old one is in TIME_WAIT or CLOSE).
-    pub fn reusable(self) -> bool {
-        matches!(self, TcpState::TimeWait | TcpState::Close)
+    /// True when a new SYN on this flow, tracked in `dir`, starts a new connection: the
+    /// old one is in TIME_WAIT or CLOSE (IPVS's conn_reuse_mode 1) or, when only the
+    /// client's half is seen (DR, TUN), in FIN_WAIT (conn_reuse_mode 2). That half never
+    /// reaches TIME_WAIT: after the client's FIN only ACKs follow, so without it a client
+    /// reusing its port within the FIN_WAIT timeout would stick to the old real server
+    /// and not be counted as a connection.
+    pub fn reusable(self, dir: Direction) -> bool {
+        match self {
+            TcpState::TimeWait | TcpState::Close => true,
+            TcpState::FinWait => dir == Direction::InputOnly,
+            _ => false,
+        }
     }
 
     /// The state after a segment with `flags` seen in `dir`.
@@ -225,7 +233,11 @@ mod tests {
     #[test]
     fn rst_and_reuse() {
         assert_eq!(ES.next(InputOnly, RST | ACK), CL);
-        assert!(CL.reusable() && TW.reusable() && !ES.reusable() && !FW.reusable());
+        assert!(CL.reusable(Input) && TW.reusable(Input) && !ES.reusable(Input));
+        // FIN_WAIT is the end of a connection only when the replies are not seen.
+        assert!(!FW.reusable(Input) && FW.reusable(InputOnly) && !ES.reusable(InputOnly));
+        // A client's close as seen in DR: FIN, then ACKs; it stays FIN_WAIT.
+        assert_eq!(ES.next(InputOnly, FIN_ACK).next(InputOnly, ACK), FW);
         // A segment without SYN/FIN/ACK/RST changes nothing.
         assert_eq!(ES.next(Input, 0), ES);
         // A mid-stream ACK with no history is not trusted as established.
