@@ -25,7 +25,7 @@ use xvs_dataplane::{PipelineConfig, SharedSnapshot, WorkerCounters};
 use crate::health::{self, Health, HealthMap};
 use crate::iface::Iface;
 use crate::publish::{self, DestKey, DestRegistry};
-use crate::vrrp::{self, VrrpStats};
+use crate::vrrp::VrrpThread;
 use crate::{control, explain, metrics, netlink, report, status, watch};
 
 /// How often unresolved real servers are retried, and resolved ones re-read.
@@ -348,7 +348,7 @@ impl Lb {
                     vs.name, vs.quorum
                 );
                 if let Some(s) = script {
-                    health::monitor::spawn_script(format!("virtual server {}", vs.name), s.clone());
+                    crate::notify::spawn(format!("virtual server {}", vs.name), s.clone());
                 }
                 changed.push((vs, now));
             }
@@ -470,31 +470,14 @@ pub async fn run(path: &Path, mut cfg: Config, ifaces: Ifaces) -> Result<()> {
         Some(Lb::start(path, &cfg, &ifaces)?)
     };
     // VRRP after the load balancer: a director that becomes master can forward at once.
-    let (stop_vrrp, vrrp_stop) = tokio::sync::watch::channel(false);
+    // Its own thread: nothing this loop does can delay an advert.
+    let vrrp = VrrpThread::spawn(&cfg.vrrp_instances)?;
     let (health_tx, mut health_rx) = tokio::sync::mpsc::channel(64);
     let mut monitors = health::Monitors::new(health_tx);
     if lb.is_some() {
         monitors.sync(health_targets(&cfg));
     }
     let (mut reloads, mut reload_failures) = (0u64, 0u64);
-    let mut vrrp = Vec::new();
-    let mut vrrp_stats = Vec::new();
-    let (bus, _) = tokio::sync::broadcast::channel::<vrrp::SyncMsg>(64);
-    let mut priorities = HashMap::new();
-    for vi in &cfg.vrrp_instances {
-        let (ptx, prx) = tokio::sync::watch::channel(None);
-        priorities.insert(vi.name.clone(), ptx);
-        let stats = Arc::new(VrrpStats::default());
-        let task = tokio::spawn(vrrp::run(
-            vi.clone(),
-            Arc::clone(&stats),
-            vrrp_stop.clone(),
-            bus.clone(),
-            prx,
-        ));
-        vrrp_stats.push((vi.name.clone(), Arc::clone(&stats)));
-        vrrp.push((vi.name.clone(), stats, task));
-    }
 
     let (ask_metrics, mut scrapes) = tokio::sync::mpsc::channel::<metrics::Request>(16);
     if let Some(addr) = cfg.metrics_listen {
@@ -625,7 +608,7 @@ pub async fn run(path: &Path, mut cfg: Config, ifaces: Ifaces) -> Result<()> {
                             xdp,
                             health: Some(&l.health),
                             checks: Some(&monitors),
-                            vrrp: &vrrp_stats,
+                            vrrp: vrrp.stats(),
                             reloads,
                             reload_failures,
                             generation: l.generation,
@@ -640,7 +623,7 @@ pub async fn run(path: &Path, mut cfg: Config, ifaces: Ifaces) -> Result<()> {
                         xdp: None,
                         health: None,
                         checks: None,
-                        vrrp: &vrrp_stats,
+                        vrrp: vrrp.stats(),
                         reloads,
                         reload_failures,
                         generation: 0,
@@ -653,9 +636,7 @@ pub async fn run(path: &Path, mut cfg: Config, ifaces: Ifaces) -> Result<()> {
                     for (vs, met) in l.on_health(&cfg, ev) {
                         // Below quorum, the director offers its VIPs to a healthier peer.
                         if let Some((instance, low)) = &vs.quorum_vrrp {
-                            if let Some(tx) = priorities.get(instance) {
-                                let _ = tx.send(if met { None } else { Some(*low) });
-                            }
+                            vrrp.set_priority(instance, if met { None } else { Some(*low) });
                         }
                     }
                 }
@@ -669,18 +650,12 @@ pub async fn run(path: &Path, mut cfg: Config, ifaces: Ifaces) -> Result<()> {
     }
 
     // VRRP first: a master says goodbye (priority 0) so its backup takes over at once.
-    let _ = stop_vrrp.send(true);
+    let summaries = vrrp.stop();
     monitors.stop_all();
     let _ = std::fs::remove_file(&socket_path);
     println!("reloads: {reloads} done, {reload_failures} failed");
-    for (name, stats, task) in vrrp {
-        match tokio::time::timeout(Duration::from_secs(2), task).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => error!("VRRP {name}: {e:#}"),
-            Ok(Err(e)) => error!("VRRP {name}: task failed: {e}"),
-            Err(_) => error!("VRRP {name}: did not stop in time"),
-        }
-        println!("{}", stats.summary(&name));
+    for line in summaries {
+        println!("{line}");
     }
     if let Some(l) = lb.take() {
         l.stop(&cfg, &ifaces);

@@ -8,6 +8,7 @@ mod hostcheck;
 mod iface;
 mod metrics;
 mod netlink;
+mod notify;
 mod publish;
 mod realserver;
 mod report;

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
-use tracing::warn;
 use xvs_config::{CheckKind, HealthCheck};
 
 use super::check::{Outcome, Probe};
@@ -62,26 +61,6 @@ fn probe(kind: &CheckKind) -> Probe {
     }
 }
 
-/// Runs a notify script in the background, bounded to 30 s.
-pub fn spawn_script(label: String, script: String) {
-    tokio::spawn(async move {
-        let child = tokio::process::Command::new("sh")
-            .arg("-c")
-            .arg(&script)
-            .kill_on_drop(true)
-            .spawn();
-        match child {
-            Ok(mut c) => match tokio::time::timeout(Duration::from_secs(30), c.wait()).await {
-                Ok(Ok(st)) if st.success() => {}
-                Ok(Ok(st)) => warn!("{label}: notify `{script}` exited with {st}"),
-                Ok(Err(e)) => warn!("{label}: notify `{script}`: {e}"),
-                Err(_) => warn!("{label}: notify `{script}` ran over 30 s: killed"),
-            },
-            Err(e) => warn!("{label}: cannot run notify `{script}`: {e}"),
-        }
-    });
-}
-
 /// A pseudo-random delay in `0..max`, from the clock: warmup only spreads start-up.
 fn jitter(max: Duration) -> Duration {
     if max.is_zero() {
@@ -133,14 +112,14 @@ pub async fn run(
                 up = true;
                 weight = w;
                 if let Some(s) = &t.notify_up {
-                    spawn_script(t.label.clone(), s.clone());
+                    crate::notify::spawn(t.label.clone(), s.clone());
                 }
                 Some((true, "check succeeded".to_string()))
             }
             Outcome::Down(reason) if up => {
                 up = false;
                 if let Some(s) = &t.notify_down {
-                    spawn_script(t.label.clone(), s.clone());
+                    crate::notify::spawn(t.label.clone(), s.clone());
                 }
                 let attempts = if c.retry > 0 {
                     format!(" after {} retries", c.retry)

@@ -1,6 +1,8 @@
 //! The VRRP state machine of one virtual router (RFC 5798 section 6.4; RFC 3768 for v2),
-//! without I/O or a clock: `start`, `on_advert`, `on_timer`, `on_link` and `shutdown` take
-//! `now` and return what to do; `deadline` says when `on_timer` is due.
+//! without I/O or a clock: `start`, `on_advert`, `on_timer`, `on_link`, `on_group` and
+//! `shutdown` take `now` and return what to do; `deadline` says when `on_timer` is due.
+//! It owns everything an instance decides on: its current priority, its tracked links'
+//! state and its part in a sync group.
 
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
@@ -36,8 +38,15 @@ pub enum Action {
     TakeVips,
     /// Take the virtual addresses off the interface.
     DropVips,
-    /// The state changed (log, metrics, notify scripts, sync groups).
-    Transition { from: State, to: State },
+    /// The state changed (log, metrics, notify scripts), at this priority.
+    Transition {
+        from: State,
+        to: State,
+        priority: u8,
+    },
+    /// Tell the other members of our sync group that we moved to `state` (never for a
+    /// move the group itself caused, so a group does not echo).
+    TellGroup { state: State },
 }
 
 #[derive(Clone, Debug)]
@@ -55,6 +64,8 @@ pub struct Params {
     pub start_as_master: bool,
     /// Our primary address: breaks priority ties (the higher address wins).
     pub primary: Ipv4Addr,
+    /// Whether the instance belongs to a vrrp_sync_group.
+    pub sync_group: bool,
 }
 
 pub struct Machine {
@@ -67,6 +78,10 @@ pub struct Machine {
     /// Since when a lower-priority master has been heard (preempt_delay).
     lower_master_since: Option<Instant>,
     started: Option<Instant>,
+    /// Our own tracked interfaces are all up.
+    links_up: bool,
+    /// Inside `on_group`: the transitions are the group's doing.
+    following: bool,
 }
 
 fn cs(v: u32) -> Duration {
@@ -82,11 +97,18 @@ impl Machine {
             timer: None,
             lower_master_since: None,
             started: None,
+            links_up: true,
+            following: false,
         }
     }
 
     pub fn state(&self) -> State {
         self.state
+    }
+
+    /// The priority advertised now (the configured one, or the one quorum set).
+    pub fn priority(&self) -> u8 {
+        self.p.priority
     }
 
     /// When `on_timer` must be called next.
@@ -121,7 +143,14 @@ impl Machine {
         if to == State::Master {
             out.push(Action::TakeVips);
         }
-        out.push(Action::Transition { from, to });
+        out.push(Action::Transition {
+            from,
+            to,
+            priority: self.p.priority,
+        });
+        if self.p.sync_group && !self.following && to != State::Init {
+            out.push(Action::TellGroup { state: to });
+        }
     }
 
     fn become_master(&mut self, now: Instant, out: &mut Vec<Action>) {
@@ -225,8 +254,14 @@ impl Machine {
         now.duration_since(since) < self.p.preempt_delay || since_start < self.p.preempt_delay
     }
 
-    /// A tracked interface went down (`up == false`) or came back.
+    /// Our tracked interfaces went down (`up == false`: one of them) or all came back.
     pub fn on_link(&mut self, now: Instant, up: bool) -> Vec<Action> {
+        self.links_up = up;
+        self.fault(now, up)
+    }
+
+    /// Enters FAULT (`up == false`) or leaves it as BACKUP.
+    fn fault(&mut self, now: Instant, up: bool) -> Vec<Action> {
         let mut out = Vec::new();
         match (up, self.state) {
             (false, State::Fault) | (true, State::Backup | State::Master | State::Init) => {}
@@ -242,19 +277,31 @@ impl Machine {
         out
     }
 
-    /// A sync group member moved to `to` (keepalived's vrrp_sync_group): follow it. A
-    /// FAULT member takes the group down; MASTER and BACKUP are followed from BACKUP and
-    /// MASTER; a member leaving FAULT lets the others out too, as BACKUP.
-    pub fn force(&mut self, now: Instant, to: State) -> Vec<Action> {
+    /// Another member of our sync group moved to `to` (keepalived's vrrp_sync_group):
+    /// follow it, without telling the group again. A FAULT member takes the group down;
+    /// MASTER and BACKUP are followed from BACKUP and MASTER; a member leaving FAULT lets
+    /// the others out too, as BACKUP — except one whose own tracked link is still down.
+    pub fn on_group(&mut self, now: Instant, to: State) -> Vec<Action> {
+        if self.state == State::Fault && !self.links_up {
+            return Vec::new();
+        }
+        self.following = true;
+        let out = self.force(now, to);
+        self.following = false;
+        out
+    }
+
+    /// Moves to `to` as a sync group demands.
+    fn force(&mut self, now: Instant, to: State) -> Vec<Action> {
         let mut out = Vec::new();
         match (to, self.state) {
-            (State::Fault, State::Backup | State::Master) => return self.on_link(now, false),
+            (State::Fault, State::Backup | State::Master) => return self.fault(now, false),
             (State::Master, State::Backup) => self.become_master(now, &mut out),
             (State::Backup, State::Master) => {
                 out.push(Action::Advertise { priority: 0 });
                 self.become_backup(now, &mut out);
             }
-            (State::Backup, State::Fault) => return self.on_link(now, true),
+            (State::Backup, State::Fault) => return self.fault(now, true),
             _ => {}
         }
         out
@@ -304,6 +351,7 @@ mod tests {
             preempt_delay: Duration::ZERO,
             start_as_master: false,
             primary: ME,
+            sync_group: false,
         }
     }
 
@@ -338,7 +386,8 @@ mod tests {
             a,
             [Action::Transition {
                 from: State::Init,
-                to: State::Backup
+                to: State::Backup,
+                priority: 100
             }]
         );
         // Adverts from a higher-priority master keep it backup.
@@ -396,7 +445,8 @@ mod tests {
                 Action::DropVips,
                 Action::Transition {
                     from: State::Master,
-                    to: State::Backup
+                    to: State::Backup,
+                    priority: 100
                 }
             ]
         );
@@ -491,20 +541,72 @@ mod tests {
     #[test]
     fn sync_group_members_follow() {
         let t0 = Instant::now();
-        let mut m = Machine::new(params(Version::V2, 100));
-        m.start(t0);
-        assert!(m.force(t0, State::Master).contains(&Action::TakeVips));
-        let a = m.force(t0, State::Backup);
+        let mut m = Machine::new(Params {
+            sync_group: true,
+            ..params(Version::V2, 100)
+        });
+        assert!(
+            m.start(t0).contains(&Action::TellGroup {
+                state: State::Backup
+            }),
+            "its own transitions are told to the group"
+        );
+        let a = m.on_group(t0, State::Master);
+        assert!(a.contains(&Action::TakeVips));
+        assert!(
+            !a.iter().any(|a| matches!(a, Action::TellGroup { .. })),
+            "following the group is not echoed back to it: {a:?}"
+        );
+        let a = m.on_group(t0, State::Backup);
         assert_eq!(a[0], Action::Advertise { priority: 0 }, "hand over at once");
         assert!(a.contains(&Action::DropVips));
-        m.force(t0, State::Fault);
+        m.on_group(t0, State::Fault);
         assert_eq!(m.state(), State::Fault);
         assert!(
-            m.force(t0, State::Master).is_empty(),
+            m.on_group(t0, State::Master).is_empty(),
             "a faulty member does not follow to MASTER"
         );
-        m.force(t0, State::Backup);
+        m.on_group(t0, State::Backup);
+        assert_eq!(m.state(), State::Backup, "the group's fault is over");
+    }
+
+    #[test]
+    fn a_member_whose_own_link_is_down_stays_in_fault() {
+        let t0 = Instant::now();
+        let mut m = Machine::new(Params {
+            sync_group: true,
+            ..params(Version::V2, 100)
+        });
+        m.start(t0);
+        let a = m.on_link(t0, false);
+        assert!(a.contains(&Action::TellGroup {
+            state: State::Fault
+        }));
+        assert!(
+            m.on_group(t0, State::Backup).is_empty(),
+            "another member leaving FAULT does not free us"
+        );
+        assert_eq!(m.state(), State::Fault);
+        m.on_link(ms(t0, 10), true);
         assert_eq!(m.state(), State::Backup);
+    }
+
+    #[test]
+    fn transitions_carry_the_current_priority() {
+        let t0 = Instant::now();
+        let mut m = Machine::new(params(Version::V2, 150));
+        m.start(t0);
+        m.set_priority(t0, 60);
+        assert_eq!(m.priority(), 60);
+        let a = m.on_timer(ms(t0, 10_000));
+        assert!(
+            a.contains(&Action::Transition {
+                from: State::Backup,
+                to: State::Master,
+                priority: 60
+            }),
+            "{a:?}"
+        );
     }
 
     #[test]
@@ -526,7 +628,8 @@ mod tests {
             m.shutdown(),
             [Action::Transition {
                 from: State::Backup,
-                to: State::Init
+                to: State::Init,
+                priority: 255
             }]
         );
     }

@@ -1,10 +1,14 @@
 //! VRRP (RFC 3768, RFC 5798), interoperable with keepalived: the advertisement codec, the
-//! sans-IO state machine, and the edge that runs an instance (socket, VIPs, ARP).
+//! sans-IO state machine, the edge that runs an instance (socket, VIPs, ARP), and the
+//! thread of its own they all run on.
 
 mod garp;
 pub mod machine;
 pub mod packet;
 mod runner;
 mod socket;
+mod stats;
+mod thread;
 
-pub use runner::{run, SyncMsg, VrrpStats};
+pub use stats::VrrpStats;
+pub use thread::VrrpThread;

@@ -1,8 +1,9 @@
 //! One VRRP instance at the edge: its socket, its VIPs (netlink), gratuitous ARPs,
-//! tracked links, notify scripts, and the state machine in between. A tokio task.
+//! tracked links, notify scripts, and the state machine in between. A task on the VRRP
+//! thread's runtime (`thread.rs`); everything it decides, the machine decides.
 
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,17 +12,16 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 use xvs_config::VrrpInstance;
 
-use super::garp;
+use super::garp::{self, Burst};
 use super::machine::{Action, Machine, Params, State};
-use super::packet::{self, Advert, Expect, Reject, Version, MULTICAST_GROUP};
+use super::packet::{self, Advert, Expect, Version, MULTICAST_GROUP};
 use super::socket::VrrpSocket;
+use super::stats::VrrpStats;
 use crate::iface::Iface;
-use crate::netlink;
+use crate::{netlink, notify};
 
 /// How often tracked interfaces are looked at.
 const LINK_POLL: Duration = Duration::from_millis(200);
-/// The longest a notify script may run.
-const NOTIFY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A sync-group member's transition, told to the other members.
 #[derive(Clone, Debug)]
@@ -34,58 +34,6 @@ pub struct SyncMsg {
 /// The channel all instances share for their sync groups.
 pub type SyncBus = tokio::sync::broadcast::Sender<SyncMsg>;
 
-/// What an instance did, for logs now and metrics later.
-#[derive(Default, Debug)]
-pub struct VrrpStats {
-    pub state: AtomicU8,
-    pub transitions: AtomicU64,
-    pub sent: AtomicU64,
-    pub received: AtomicU64,
-    pub rejected: [AtomicU64; Reject::ALL.len()],
-}
-
-impl VrrpStats {
-    pub fn state(&self) -> State {
-        match self.state.load(Relaxed) {
-            1 => State::Backup,
-            2 => State::Master,
-            3 => State::Fault,
-            _ => State::Init,
-        }
-    }
-
-    fn set_state(&self, s: State) {
-        let v = match s {
-            State::Init => 0,
-            State::Backup => 1,
-            State::Master => 2,
-            State::Fault => 3,
-        };
-        self.state.store(v, Relaxed);
-    }
-
-    pub fn summary(&self, name: &str) -> String {
-        let rejected: Vec<String> = Reject::ALL
-            .iter()
-            .zip(&self.rejected)
-            .filter(|(_, n)| n.load(Relaxed) > 0)
-            .map(|(r, n)| format!("{} {}", r.label(), n.load(Relaxed)))
-            .collect();
-        format!(
-            "vrrp {name}: {} transitions {} adverts sent {} received {} rejected {}",
-            self.state().as_str(),
-            self.transitions.load(Relaxed),
-            self.sent.load(Relaxed),
-            self.received.load(Relaxed),
-            if rejected.is_empty() {
-                "none".into()
-            } else {
-                rejected.join(", ")
-            }
-        )
-    }
-}
-
 struct Edge<'a> {
     cfg: &'a VrrpInstance,
     iface: &'a Iface,
@@ -94,6 +42,8 @@ struct Edge<'a> {
     version: Version,
     stats: &'a VrrpStats,
     bus: &'a SyncBus,
+    /// Gratuitous ARPs still to send, spaced by `garp_interval`.
+    garp: Option<Burst>,
 }
 
 impl Edge<'_> {
@@ -105,9 +55,8 @@ impl Edge<'_> {
             .collect()
     }
 
-    /// Carries out the machine's actions. A transition is told to the instance's sync
-    /// group unless it was itself a group member's doing (`forced`).
-    fn apply(&self, actions: Vec<Action>, forced: bool) {
+    /// Carries out the machine's actions, in order.
+    fn apply(&mut self, now: Instant, actions: Vec<Action>) {
         for a in actions {
             match a {
                 Action::Advertise { priority } => self.advertise(priority),
@@ -120,28 +69,30 @@ impl Edge<'_> {
                             );
                         }
                     }
-                    self.garp();
+                    self.start_garp(now, self.cfg.garp_master_repeat);
                 }
-                Action::DropVips => self.drop_vips(),
-                Action::Transition { from, to } => {
+                Action::DropVips => {
+                    self.garp = None;
+                    self.drop_vips();
+                }
+                Action::Transition { from, to, priority } => {
                     info!(
-                        "VRRP {}: {} -> {} (priority {})",
+                        "VRRP {}: {} -> {} (priority {priority})",
                         self.cfg.name,
                         from.as_str(),
                         to.as_str(),
-                        self.cfg.priority
                     );
                     self.stats.set_state(to);
                     self.stats.transitions.fetch_add(1, Relaxed);
-                    self.notify(to);
-                    if let (Some(group), false, false) =
-                        (&self.cfg.sync_group, forced, to == State::Init)
-                    {
+                    self.notify(to, priority);
+                }
+                Action::TellGroup { state } => {
+                    if let Some(group) = &self.cfg.sync_group {
                         // No receiver yet is fine: nobody to follow.
                         let _ = self.bus.send(SyncMsg {
                             group: group.clone(),
                             from: self.cfg.name.clone(),
-                            state: to,
+                            state,
                         });
                     }
                 }
@@ -173,13 +124,23 @@ impl Edge<'_> {
         }
     }
 
-    fn garp(&self) {
-        if let Err(e) = garp::announce(
-            self.iface.ifindex,
-            self.iface.mac,
-            &self.vips(),
-            self.cfg.garp_master_repeat,
-        ) {
+    /// Starts a burst of `repeat` rounds of gratuitous ARPs; the first goes out now.
+    fn start_garp(&mut self, now: Instant, repeat: u32) {
+        let interval = Duration::from_millis(u64::from(self.cfg.garp_interval_ms));
+        self.garp = Some(Burst::new(self.vips(), repeat, interval, now));
+        self.send_garp(now);
+    }
+
+    /// Sends the gratuitous ARPs that are due.
+    fn send_garp(&mut self, now: Instant) {
+        let Some(burst) = self.garp.as_mut() else {
+            return;
+        };
+        let due = burst.due(now);
+        if burst.deadline().is_none() {
+            self.garp = None;
+        }
+        if let Err(e) = garp::announce(self.iface.ifindex, self.iface.mac, &due) {
             warn!(
                 "VRRP {}: gratuitous ARP on {}: {e}",
                 self.cfg.name, self.iface.name
@@ -199,40 +160,21 @@ impl Edge<'_> {
     }
 
     /// keepalived's notify scripts: the state's own script, then the generic one with
-    /// `INSTANCE name STATE priority`. Bounded in time; a failure is logged, not fatal.
-    fn notify(&self, to: State) {
+    /// `INSTANCE name STATE priority` — the priority advertised now.
+    fn notify(&self, to: State, priority: u8) {
         let own = match to {
             State::Master => self.cfg.notify_master.clone(),
             State::Backup => self.cfg.notify_backup.clone(),
             State::Fault => self.cfg.notify_fault.clone(),
             State::Init => None,
         };
-        let generic = self.cfg.notify.as_ref().map(|s| {
-            format!(
-                "{s} INSTANCE {} {} {}",
-                self.cfg.name,
-                to.as_str(),
-                self.cfg.priority
-            )
-        });
+        let generic = self
+            .cfg
+            .notify
+            .as_ref()
+            .map(|s| format!("{s} INSTANCE {} {} {priority}", self.cfg.name, to.as_str()));
         for script in own.into_iter().chain(generic) {
-            let name = self.cfg.name.clone();
-            tokio::spawn(async move {
-                let child = tokio::process::Command::new("sh")
-                    .arg("-c")
-                    .arg(&script)
-                    .kill_on_drop(true)
-                    .spawn();
-                match child {
-                    Ok(mut c) => match tokio::time::timeout(NOTIFY_TIMEOUT, c.wait()).await {
-                        Ok(Ok(st)) if st.success() => debug!("VRRP {name}: notify `{script}` done"),
-                        Ok(Ok(st)) => warn!("VRRP {name}: notify `{script}` exited with {st}"),
-                        Ok(Err(e)) => warn!("VRRP {name}: notify `{script}`: {e}"),
-                        Err(_) => warn!("VRRP {name}: notify `{script}` still running after {NOTIFY_TIMEOUT:?}: killed"),
-                    },
-                    Err(e) => warn!("VRRP {name}: cannot run notify `{script}`: {e}"),
-                }
-            });
+            notify::spawn(format!("VRRP {}", self.cfg.name), script);
         }
     }
 }
@@ -242,6 +184,7 @@ fn link_up(name: &str) -> bool {
 }
 
 /// Runs one instance until `stop` turns true; then steps down gracefully (priority 0).
+/// `priority` carries the priority quorum asks for (None: the configured one).
 pub async fn run(
     cfg: VrrpInstance,
     stats: Arc<VrrpStats>,
@@ -277,7 +220,7 @@ pub async fn run(
         cfg.unicast_peers.is_empty(),
     )
     .with_context(|| format!("VRRP {}: opening the socket on {}", cfg.name, iface.name))?;
-    let edge = Edge {
+    let mut edge = Edge {
         cfg: &cfg,
         iface: &iface,
         src,
@@ -285,6 +228,7 @@ pub async fn run(
         version,
         stats: &stats,
         bus: &bus,
+        garp: None,
     };
 
     // A master killed without a goodbye leaves its VIPs on the interface.
@@ -304,6 +248,7 @@ pub async fn run(
         preempt_delay: Duration::from_secs(u64::from(cfg.preempt_delay)),
         start_as_master: cfg.start_as_master,
         primary: src,
+        sync_group: cfg.sync_group.is_some(),
     });
     let tracked: Vec<String> = cfg
         .track_interfaces
@@ -311,9 +256,10 @@ pub async fn run(
         .map(|t| t.value.clone())
         .collect();
     let mut links_up = tracked.iter().all(|t| link_up(t));
-    edge.apply(machine.start(Instant::now()), false);
+    let now = Instant::now();
+    edge.apply(now, machine.start(now));
     if !links_up {
-        edge.apply(machine.on_link(Instant::now(), false), false);
+        edge.apply(now, machine.on_link(now, false));
     }
     let expect = Expect {
         version,
@@ -328,12 +274,22 @@ pub async fn run(
     } else {
         refresh
     });
+    // The first tick is immediate: the burst on taking over is the first refresh.
+    garp_tick.reset();
     let mut buf = vec![0u8; 2048];
     loop {
         let deadline = machine.deadline().map(tokio::time::Instant::from_std);
+        let garp_due = edge
+            .garp
+            .as_ref()
+            .and_then(Burst::deadline)
+            .map(tokio::time::Instant::from_std);
         tokio::select! {
+            // Adverts first when several are ready: they are what keeps the peers quiet.
+            biased;
             _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => {
-                edge.apply(machine.on_timer(Instant::now()), false);
+                let now = Instant::now();
+                edge.apply(now, machine.on_timer(now));
             }
             n = edge.sock.recv(&mut buf) => {
                 let n = n.with_context(|| format!("VRRP {}: receiving", cfg.name))?;
@@ -342,45 +298,49 @@ pub async fn run(
                     Ok((from, _)) if from == src => {}
                     Ok((from, adv)) => {
                         stats.received.fetch_add(1, Relaxed);
-                        edge.apply(machine.on_advert(Instant::now(), from, &adv), false);
+                        let now = Instant::now();
+                        edge.apply(now, machine.on_advert(now, from, &adv));
                     }
                     Err(reason) => {
-                        stats.rejected[Reject::ALL.iter().position(|r| *r == reason).unwrap_or(0)].fetch_add(1, Relaxed);
+                        stats.reject(reason);
                         debug!("VRRP {}: advert rejected: {}", cfg.name, reason.label());
                     }
                 }
+            }
+            _ = async { tokio::time::sleep_until(garp_due.unwrap()).await }, if garp_due.is_some() => {
+                edge.send_garp(Instant::now());
             }
             _ = link_tick.tick(), if !tracked.is_empty() => {
                 let up = tracked.iter().all(|t| link_up(t));
                 if up != links_up {
                     links_up = up;
                     info!("VRRP {}: tracked interfaces {}", cfg.name, if up { "up" } else { "down" });
-                    edge.apply(machine.on_link(Instant::now(), up), false);
+                    let now = Instant::now();
+                    edge.apply(now, machine.on_link(now, up));
                 }
             }
             _ = garp_tick.tick(), if !refresh.is_zero() => {
-                if machine.state() == State::Master {
-                    edge.garp();
+                if machine.state() == State::Master && edge.garp.is_none() {
+                    edge.start_garp(Instant::now(), 1);
                 }
             }
             msg = group_rx.recv(), if cfg.sync_group.is_some() => {
                 if let Ok(m) = msg {
-                    let mine = cfg.sync_group.as_deref() == Some(m.group.as_str()) && m.from != cfg.name;
-                    // Our own tracked link keeps us in FAULT whatever the group does.
-                    let stuck = machine.state() == State::Fault && !links_up;
-                    if mine && !stuck {
+                    if cfg.sync_group.as_deref() == Some(m.group.as_str()) && m.from != cfg.name {
                         info!("VRRP {}: sync group {} follows {} to {}", cfg.name, m.group, m.from, m.state.as_str());
-                        edge.apply(machine.force(Instant::now(), m.state), true);
+                        let now = Instant::now();
+                        edge.apply(now, machine.on_group(now, m.state));
                     }
                 }
             }
             Ok(()) = priority.changed() => {
                 let p = priority.borrow().unwrap_or(cfg.priority);
-                info!("VRRP {}: priority now {p}", cfg.name);
-                edge.apply(machine.set_priority(Instant::now(), p), false);
+                let now = Instant::now();
+                edge.apply(now, machine.set_priority(now, p));
+                info!("VRRP {}: priority now {}", cfg.name, machine.priority());
             }
             _ = stop.changed() => {
-                edge.apply(machine.shutdown(), false);
+                edge.apply(Instant::now(), machine.shutdown());
                 return Ok(());
             }
         }

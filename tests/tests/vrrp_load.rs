@@ -1,0 +1,156 @@
+//! VRRP that a busy control plane cannot disturb: an xvs master at `advert_int: 0.1`
+//! (VRRPv3) with keepalived as its backup, while a configuration of 2000 mh virtual
+//! servers (a Maglev table each) is reloaded again and again and `/metrics` is scraped in
+//! a loop. The backup must never leave BACKUP: Master_Down_Interval is 3 × 100 ms + skew,
+//! so one stall of the advert timer that long is a false failover.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use xvs_tests::vrrp::{Peer, VrrpLab, VIP};
+
+const SERVICES: u32 = 2000;
+const RELOADS: u32 = 10;
+
+fn peer(master: bool, priority: u8) -> Peer {
+    Peer {
+        master,
+        priority,
+        password: "",
+        version: 3,
+        advert_int: 0.1,
+    }
+}
+
+/// The master's configuration: its VRRP instance and `SERVICES` mh virtual servers on
+/// the VIP; `weight` changes between reloads so each one builds every table anew.
+fn config(weight: u32) -> String {
+    let mut y = Peer::xvs_yaml(&peer(true, 150));
+    y.push_str("metrics_listen: 127.0.0.1:9147\nvirtual_servers:\n");
+    for i in 0..SERVICES {
+        y.push_str(&format!(
+            "  - name: s{i}\n    address: {VIP}\n    port: {}\n    protocol: tcp\n    scheduler: mh\n    forwarding: dr\n    real_servers:\n      - {{ address: 10.0.0.11, weight: {weight} }}\n      - {{ address: 10.0.0.12, weight: 1 }}\n",
+            10000 + i
+        ));
+    }
+    y
+}
+
+#[test]
+fn reloads_and_scrapes_never_disturb_the_master() {
+    let mut lab = VrrpLab::build().unwrap();
+    // The real servers need no host: static neighbours make them schedulable, so each
+    // service's Maglev table is full.
+    lab.lab
+        .sh(
+            "d1",
+            "ip neigh add 10.0.0.11 lladdr 02:00:00:00:00:11 dev eth0 nud permanent && ip neigh add 10.0.0.12 lladdr 02:00:00:00:00:12 dev eth0 nud permanent",
+        )
+        .unwrap();
+    lab.start_keepalived(&peer(false, 100)).unwrap();
+    let path = lab.lab.write("xvs.yaml", config(1)).unwrap();
+    let bin = xvs_tests::tools::xvs_bin().unwrap().display().to_string();
+    let cfg = path.display().to_string();
+    lab.lab
+        .spawn("d1", "xvs", &[&bin, "run", "-c", &cfg])
+        .unwrap();
+    lab.wait_vip("d1", true, Duration::from_secs(30)).unwrap();
+    lab.lab
+        .proc("xvs")
+        .unwrap()
+        .wait_for_log("xvs running", Duration::from_secs(30))
+        .unwrap();
+    // keepalived, started first, was master until xvs came up and preempted it.
+    lab.wait_vip("d2", false, Duration::from_secs(10)).unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(!lab.holds_vip("d2"), "keepalived is backup before the load");
+    let ka_before = lab.log("keepalived").len();
+
+    // Scrapes in a loop for as long as the reloads go on (bounded in count and time).
+    let done = Arc::new(AtomicBool::new(false));
+    let scrapes = Arc::new(AtomicU64::new(0));
+    let ns = lab.lab.ns("d1");
+    let scraper = {
+        let (done, scrapes) = (Arc::clone(&done), Arc::clone(&scrapes));
+        std::thread::spawn(move || {
+            let t0 = Instant::now();
+            for _ in 0..2000 {
+                if done.load(Ordering::Relaxed) || t0.elapsed() > Duration::from_secs(180) {
+                    break;
+                }
+                let ok = std::process::Command::new("ip")
+                    .args([
+                        "netns",
+                        "exec",
+                        &ns,
+                        "curl",
+                        "-sf",
+                        "-m",
+                        "10",
+                        "-o",
+                        "/dev/null",
+                    ])
+                    .arg("http://127.0.0.1:9147/metrics")
+                    .status()
+                    .is_ok_and(|s| s.success());
+                if ok {
+                    scrapes.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+
+    let pid = lab.lab.proc("xvs").unwrap().pid();
+    let mut took_over = None;
+    let t0 = Instant::now();
+    for r in 1..=RELOADS {
+        std::fs::write(&path, config(1 + r % 2)).unwrap();
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(pid as i32, libc::SIGHUP) };
+        let needle = format!("reload {r} done");
+        let started = Instant::now();
+        while !lab.log("xvs").contains(&needle) {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "reload {r} did not finish:\n{}",
+                lab.log("xvs")
+            );
+            if took_over.is_none() && lab.holds_vip("d2") {
+                took_over = Some(r);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let reloading = t0.elapsed();
+    // Quiet for a while after the last reload: a neighbour refresh or a scrape alone must
+    // not disturb it either.
+    let quiet = Instant::now();
+    while quiet.elapsed() < Duration::from_secs(3) {
+        if took_over.is_none() && lab.holds_vip("d2") {
+            took_over = Some(RELOADS + 1);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    done.store(true, Ordering::Relaxed);
+    scraper.join().unwrap();
+    let scraped = scrapes.load(Ordering::Relaxed);
+    eprintln!(
+        "{RELOADS} reloads of {SERVICES} mh services in {reloading:?}, {scraped} scrapes meanwhile"
+    );
+    let ka = lab.log("keepalived")[ka_before..].to_string();
+    assert!(
+        took_over.is_none() && !ka.contains("Entering MASTER STATE"),
+        "keepalived took the VIP (during reload {took_over:?}):\n{ka}\n--- xvs ---\n{}",
+        lab.log("xvs")
+    );
+    assert!(scraped > 0, "the scrapes got answers");
+    assert!(lab.holds_vip("d1"), "xvs is still master");
+    let log = lab.log("xvs");
+    assert!(
+        !log.contains("MASTER -> BACKUP"),
+        "xvs never stepped down:\n{log}"
+    );
+    let status = lab.lab.stop("xvs").unwrap();
+    assert!(status.success(), "xvs exits cleanly");
+}
