@@ -1,5 +1,7 @@
 //! Shared set-up for xvs's benchmarks: a snapshot and frames for many distinct flows.
 
+#![forbid(unsafe_code)]
+
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 

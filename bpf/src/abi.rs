@@ -9,7 +9,8 @@ pub mod layout {
 }
 
 pub use layout::{
-    MAX_NAT_BACKENDS, MAX_NAT_OUT_SLOTS, MAX_QUEUES, MAX_SERVICES, SVC_F_NAT, XDP_STAT_LABELS,
+    MAX_LOCAL_ADDRS, MAX_LOCAL_MACS, MAX_NAT_BACKENDS, MAX_NAT_CLIENTS, MAX_NAT_OUT_SLOTS,
+    MAX_QUEUES, MAX_SERVICES, SVC_F_NAT, XDP_STAT_LABELS,
 };
 
 /// `struct xvs_svc_key`: what the steering program matches.
@@ -140,7 +141,38 @@ impl NatOut {
 const _: () = assert!(layout::NAT_OUT_SIZE == 16);
 
 const _: () = assert!(layout::NAT_KEY_SIZE == layout::SVC_KEY_SIZE);
-const _: () = assert!(layout::NAT_CLIENT_SIZE == 8);
+const _: () = assert!(layout::NAT_CLIENT_MAC + 6 <= layout::NAT_CLIENT_SIZE);
+const _: () = assert!(layout::LOCAL_MAC_MAC + 6 <= layout::LOCAL_MAC_SIZE);
+const _: () = assert!(layout::STEER_CONFIG_EXTERNAL_IFINDEX + 4 <= layout::STEER_CONFIG_SIZE);
+
+/// A MAC as the value of `xvs_local_macs` (`struct xvs_local_mac`).
+pub fn local_mac_value(mac: [u8; 6]) -> [u8; layout::LOCAL_MAC_SIZE] {
+    let mut v = [0u8; layout::LOCAL_MAC_SIZE];
+    v[layout::LOCAL_MAC_MAC..layout::LOCAL_MAC_MAC + 6].copy_from_slice(&mac);
+    v
+}
+
+/// A MAC as the value of `xvs_nat_clients` (`struct xvs_nat_client`).
+pub fn nat_client_value(mac: [u8; 6]) -> [u8; layout::NAT_CLIENT_SIZE] {
+    let mut v = [0u8; layout::NAT_CLIENT_SIZE];
+    v[layout::NAT_CLIENT_MAC..layout::NAT_CLIENT_MAC + 6].copy_from_slice(&mac);
+    v
+}
+
+/// The MAC of an `xvs_nat_clients` value.
+pub fn nat_client_mac(v: &[u8]) -> Option<[u8; 6]> {
+    v.get(layout::NAT_CLIENT_MAC..layout::NAT_CLIENT_MAC + 6)?
+        .try_into()
+        .ok()
+}
+
+/// The one `xvs_steer_config` value (`struct xvs_steer_config`).
+pub fn steer_config_value(external_ifindex: u32) -> [u8; layout::STEER_CONFIG_SIZE] {
+    let mut v = [0u8; layout::STEER_CONFIG_SIZE];
+    v[layout::STEER_CONFIG_EXTERNAL_IFINDEX..layout::STEER_CONFIG_EXTERNAL_IFINDEX + 4]
+        .copy_from_slice(&external_ifindex.to_ne_bytes());
+    v
+}
 
 /// A program's per-CPU counters summed over CPUs, in the order of `labels`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

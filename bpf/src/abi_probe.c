@@ -23,6 +23,11 @@ int main(void)
 	XVS_XDP_STATS(XVS_STAT_LABEL)
 	printf("];\n");
 	SIZE("STEER_CONFIG", struct xvs_steer_config);
+	OFF("STEER_CONFIG_EXTERNAL_IFINDEX", struct xvs_steer_config, external_ifindex);
+	printf("pub const MAX_LOCAL_MACS: u32 = %d;\n", XVS_MAX_LOCAL_MACS);
+	SIZE("LOCAL_MAC", struct xvs_local_mac);
+	OFF("LOCAL_MAC_MAC", struct xvs_local_mac, mac);
+	printf("pub const MAX_LOCAL_ADDRS: u32 = %d;\n", XVS_MAX_LOCAL_ADDRS);
 	printf("pub const SVC_F_NAT: u32 = %d;\n", XVS_SVC_F_NAT);
 	printf("pub const MAX_NAT_BACKENDS: u32 = %d;\n", XVS_MAX_NAT_BACKENDS);
 	SIZE("NAT_KEY", struct xvs_nat_key);
@@ -34,7 +39,9 @@ int main(void)
 	OFF("NAT_VALUE_STATS_SLOT", struct xvs_nat_value, stats_slot);
 	printf("pub const MAX_NAT_OUT_SLOTS: u32 = %d;\n", XVS_MAX_NAT_OUT_SLOTS);
 	SIZE("NAT_OUT", struct xvs_nat_out);
+	printf("pub const MAX_NAT_CLIENTS: u32 = %d;\n", XVS_MAX_NAT_CLIENTS);
 	SIZE("NAT_CLIENT", struct xvs_nat_client);
+	OFF("NAT_CLIENT_MAC", struct xvs_nat_client, mac);
 	printf("pub const MAX_DECAP_VIPS: u32 = %d;\n", XVS_MAX_DECAP_VIPS);
 	SIZE("DECAP_COUNTERS", struct xvs_decap_counters);
 	printf("pub const DECAP_STAT_LABELS: [&str; %d] = [\n", XVS_DECAP_MAX);

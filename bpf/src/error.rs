@@ -29,4 +29,10 @@ pub enum BpfError {
     QueueOutOfRange(u32),
     #[error("too many services: {0} (the steering map holds {max})", max = crate::abi::MAX_SERVICES)]
     TooManyServices(usize),
+    #[error("too many {what}: {count} (the steering program holds {max})")]
+    TooMany {
+        what: &'static str,
+        count: usize,
+        max: u32,
+    },
 }

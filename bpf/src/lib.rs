@@ -4,6 +4,8 @@
 //! `bpf/include/xvs_abi.h` (the single source of truth, checked at compile time in [`abi`]).
 //! `unsafe` is not needed here: libbpf-rs wraps the bpf syscalls.
 
+#![forbid(unsafe_code)]
+
 pub mod abi;
 mod decap;
 mod error;

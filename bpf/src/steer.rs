@@ -165,10 +165,12 @@ impl Steer {
     /// The director's MAC on `ifindex`: unicast frames to other MACs there are left to
     /// the kernel.
     pub fn set_local_mac(&self, ifindex: u32, mac: [u8; 6]) -> Result<(), BpfError> {
-        let mut v = [0u8; 8];
-        v[..6].copy_from_slice(&mac);
         self.local_macs
-            .update(&ifindex.to_ne_bytes(), &v, MapFlags::ANY)
+            .update(
+                &ifindex.to_ne_bytes(),
+                &crate::abi::local_mac_value(mac),
+                MapFlags::ANY,
+            )
             .map_err(|source| BpfError::Map {
                 op: "update",
                 map: MAP_LOCAL_MACS,
@@ -178,6 +180,13 @@ impl Steer {
 
     /// The director's own addresses: packets to them are never NAT replies.
     pub fn set_local_addrs(&self, addrs: &[Ipv4Addr]) -> Result<(), BpfError> {
+        if addrs.len() > crate::abi::MAX_LOCAL_ADDRS as usize {
+            return Err(BpfError::TooMany {
+                what: "director addresses",
+                count: addrs.len(),
+                max: crate::abi::MAX_LOCAL_ADDRS,
+            });
+        }
         let entries: Vec<(Vec<u8>, Vec<u8>)> = addrs
             .iter()
             .map(|a| (a.octets().to_vec(), vec![1u8]))
@@ -187,10 +196,12 @@ impl Steer {
 
     /// Steers services only on `ifindex` (0: on any interface the program is on).
     pub fn set_external_ifindex(&self, ifindex: u32) -> Result<(), BpfError> {
-        let mut v = [0u8; crate::abi::layout::STEER_CONFIG_SIZE];
-        v[..4].copy_from_slice(&ifindex.to_ne_bytes());
         self.config
-            .update(&0u32.to_ne_bytes(), &v, MapFlags::ANY)
+            .update(
+                &0u32.to_ne_bytes(),
+                &crate::abi::steer_config_value(ifindex),
+                MapFlags::ANY,
+            )
             .map_err(|source| BpfError::Map {
                 op: "update",
                 map: MAP_CONFIG,
@@ -229,15 +240,17 @@ impl Steer {
             .nat_clients
             .lookup(&client.octets(), MapFlags::ANY)
             .ok()??;
-        v.get(..6)?.try_into().ok()
+        crate::abi::nat_client_mac(&v)
     }
 
     /// Teaches the steering program a NAT client's MAC (tests; requests do it in life).
     pub fn set_nat_client(&self, client: Ipv4Addr, mac: [u8; 6]) -> Result<(), BpfError> {
-        let mut v = [0u8; 8];
-        v[..6].copy_from_slice(&mac);
         self.nat_clients
-            .update(&client.octets(), &v, MapFlags::ANY)
+            .update(
+                &client.octets(),
+                &crate::abi::nat_client_value(mac),
+                MapFlags::ANY,
+            )
             .map_err(|source| BpfError::Map {
                 op: "update",
                 map: MAP_NAT_CLIENTS,

@@ -4,6 +4,8 @@
 //! `raw` is what the YAML deserialises into (with source spans); `model` is the validated
 //! configuration the daemon uses; `validate` turns one into the other.
 
+#![forbid(unsafe_code)]
+
 mod error;
 pub mod keepalived;
 pub mod model;

@@ -1,20 +1,24 @@
 //! `xvs`: the XDP Virtual Server daemon and its command line.
+//!
+//! - `daemon/`: `xvs run` (bring-up, the event loop, reload, publishing, resolution)
+//! - `health/`: keepalived's checkers, their policy and quorum
+//! - `vrrp/`: VRRP on a thread of its own
+//! - `observe/`: `/metrics`, `xvs status`, `xvs explain`, the exit report
+//! - `sys/`: the kernel interfaces, and the only `unsafe` (denied elsewhere)
+//! - `control_socket.rs`, `ids.rs`, `notify.rs`, `realserver.rs`
 
-mod control;
+#![deny(unsafe_code)]
+
+mod control_socket;
 mod daemon;
-mod explain;
 mod health;
-mod hostcheck;
-mod iface;
-mod metrics;
-mod netlink;
+mod ids;
 mod notify;
-mod publish;
+mod observe;
 mod realserver;
-mod report;
-mod status;
+#[allow(unsafe_code)]
+mod sys;
 mod vrrp;
-mod watch;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -22,7 +26,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use xvs_config::{Config, ConfigErrors, Diagnostic};
 
-use crate::iface::Iface;
+use crate::daemon::hostcheck;
+use crate::sys::iface::Iface;
 
 #[derive(Parser)]
 #[command(
@@ -156,19 +161,19 @@ fn load(path: &Path) -> Result<(Config, daemon::Ifaces), String> {
 /// Sends one command to the running xvs's control socket and prints its answer.
 fn ask(config: Option<PathBuf>, line: &str) -> ExitCode {
     let path = match config {
-        None => control::default_path(),
+        None => control_socket::default_path(),
         Some(c) => match xvs_config::load(&c) {
             Ok(cfg) => cfg
                 .control_socket
                 .map(PathBuf::from)
-                .unwrap_or_else(control::default_path),
+                .unwrap_or_else(control_socket::default_path),
             Err(e) => {
                 eprintln!("{e}");
                 return ExitCode::FAILURE;
             }
         },
     };
-    match control::request(&path, line) {
+    match control_socket::request(&path, line) {
         Ok((true, text)) => {
             print!("{text}");
             ExitCode::SUCCESS

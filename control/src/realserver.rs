@@ -14,8 +14,8 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use xvs_bpf::Decap;
 
-use crate::iface::Iface;
-use crate::netlink;
+use crate::sys::iface::Iface;
+use crate::sys::netlink;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mode {

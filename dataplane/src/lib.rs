@@ -3,9 +3,12 @@
 //! - [`wire`]: zero-copy header views.
 //! - [`snapshot`]: the immutable service set control publishes.
 //! - [`flow`], [`sched`], [`rewrite`], [`pipeline`]: the per-frame decision, sans I/O.
-//! - [`xsk`]: AF_XDP sockets (the only module with `unsafe`), [`worker`]: the loop.
+//! - [`xsk`]: AF_XDP sockets, [`worker`]: the loop, [`sys`]: CPU pinning and prefetch.
 //!
-//! No tokio, no lock and no allocation per packet.
+//! No tokio, no lock and no allocation per packet. `unsafe` is denied everywhere but in
+//! [`xsk`] and [`sys`], which talk to the kernel and the CPU.
+
+#![deny(unsafe_code)]
 
 pub mod counters;
 pub mod flow;
@@ -25,6 +28,8 @@ pub use snapshot::{
 };
 pub use verdict::{DropReason, Verdict};
 pub mod fixtures;
+#[allow(unsafe_code)]
 pub mod sys;
 pub mod worker;
+#[allow(unsafe_code)]
 pub mod xsk;

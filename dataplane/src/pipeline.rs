@@ -101,7 +101,7 @@ fn parse(frame: &[u8]) -> Result<Parsed, DropReason> {
 }
 
 /// The flow-table key of a persistence template: the client network and the service.
-fn template_key(p: &Persistence, svc: &Service, saddr: u32) -> FlowKey {
+pub fn template_key(p: &Persistence, svc: &Service, saddr: u32) -> FlowKey {
     FlowKey::new(
         saddr & p.netmask,
         u32::from(svc.key.addr),

@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crate::counters::WorkerCounters;
+use crate::flow::dump::DumpCursor;
 use crate::pipeline::{Pipeline, PipelineConfig};
 use crate::snapshot::SharedSnapshot;
 use crate::verdict::{DropReason, Verdict};
@@ -45,8 +46,8 @@ pub struct Worker {
     tx_outstanding: u32,
     /// Buckets swept since start: the sweep keeps pace with the clock, not the traffic.
     swept: u64,
-    /// The last flow-dump request answered (`status --connections`).
-    dump_seen: u64,
+    /// The flow dump under way (`status --connections`).
+    dump: DumpCursor,
 }
 
 impl Worker {
@@ -69,7 +70,7 @@ impl Worker {
             spare: Vec::with_capacity(frames),
             tx_outstanding: 0,
             swept: 0,
-            dump_seen: 0,
+            dump: DumpCursor::default(),
         }
     }
 
@@ -105,8 +106,9 @@ impl Worker {
         while !self.stop.load(Ordering::Relaxed) {
             let epoch = self.epoch;
             self.pipeline.counters().flow_dump.serve(
-                &mut self.dump_seen,
+                &mut self.dump,
                 self.pipeline.flows(),
+                SWEEP_MAX_BUCKETS as usize,
                 // Read the clock only when asked.
                 || epoch.elapsed().as_secs() as u32 + 1,
             );
@@ -119,7 +121,9 @@ impl Worker {
                     t.kick_tx();
                 }
                 self.sweep();
-                self.xsk.wait_rx(IDLE_POLL_MS);
+                // A flow dump under way goes on at once; otherwise sleep until traffic.
+                self.xsk
+                    .wait_rx(if self.dump.busy() { 0 } else { IDLE_POLL_MS });
             }
         }
     }

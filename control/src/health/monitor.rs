@@ -1,7 +1,6 @@
-//! One tokio task per checked real server: a probe every `delay_loop`, `retry` more
-//! attempts `delay_before_retry` apart before it is declared down, and only transitions
-//! reported, with their reason. No probe can hold up another: each is its own task,
-//! bounded by its timeout.
+//! One tokio task per checked real server: it probes when `policy.rs` says, and reports
+//! only transitions, with their reason (and runs notify_up/notify_down). No probe can
+//! hold up another: each is its own task, bounded by its timeout.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -11,8 +10,9 @@ use tokio::sync::{mpsc, watch};
 use xvs_config::{CheckKind, HealthCheck};
 
 use super::check::{Outcome, Probe};
+use super::policy::Policy;
 use super::stats::CheckStats;
-use crate::publish::DestKey;
+use crate::ids::DestKey;
 
 /// A real server changed health.
 #[derive(Clone, Debug)]
@@ -72,8 +72,8 @@ fn jitter(max: Duration) -> Duration {
     Duration::from_nanos(u64::from(nanos) % max.as_nanos().max(1) as u64)
 }
 
-/// Checks `t` until `stop`; reports each transition on `tx`. Starts up (down with
-/// `alpha`), as keepalived does.
+/// Checks `t` until `stop`; reports each transition on `tx`. The policy decides; this
+/// task only probes, sleeps, and carries out what it says.
 pub async fn run(
     t: Target,
     stats: Arc<CheckStats>,
@@ -84,67 +84,35 @@ pub async fn run(
     let probe = probe(&c.kind);
     let timeout = Duration::from_millis(c.timeout_ms);
     let source = c.bindto.map(IpAddr::V4);
-    let mut up = !c.alpha;
-    let mut weight = None;
+    let mut policy = Policy::new(c);
     tokio::select! {
         _ = tokio::time::sleep(jitter(Duration::from_millis(c.warmup_ms))) => {}
         _ = stop.changed() => return,
     }
     loop {
-        let timed = || async {
-            let started = Instant::now();
-            let outcome = probe.run(t.addr, source, timeout).await;
-            stats.observe(started.elapsed(), matches!(outcome, Outcome::Up { .. }));
-            outcome
-        };
-        let mut outcome = timed().await;
-        let mut tries = 0;
-        while matches!(outcome, Outcome::Down(_)) && tries < c.retry {
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(c.delay_before_retry_ms)) => {}
-                _ = stop.changed() => return,
-            }
-            outcome = timed().await;
-            tries += 1;
-        }
-        let event = match outcome {
-            Outcome::Up { weight: w } if !up || w != weight => {
-                up = true;
-                weight = w;
-                if let Some(s) = &t.notify_up {
-                    crate::notify::spawn(t.label.clone(), s.clone());
-                }
-                Some((true, "check succeeded".to_string()))
-            }
-            Outcome::Down(reason) if up => {
-                up = false;
-                if let Some(s) = &t.notify_down {
-                    crate::notify::spawn(t.label.clone(), s.clone());
-                }
-                let attempts = if c.retry > 0 {
-                    format!(" after {} retries", c.retry)
-                } else {
-                    String::new()
-                };
-                Some((false, format!("{reason}{attempts}")))
-            }
-            _ => None,
-        };
-        if let Some((up, reason)) = event {
+        let started = Instant::now();
+        let outcome = probe.run(t.addr, source, timeout).await;
+        stats.observe(started.elapsed(), matches!(outcome, Outcome::Up { .. }));
+        let step = policy.on_outcome(Instant::now(), &outcome);
+        if let Some(tr) = step.transition {
             stats.transition();
+            let script = if tr.up { &t.notify_up } else { &t.notify_down };
+            if let Some(s) = script {
+                crate::notify::spawn(t.label.clone(), s.clone());
+            }
             let ev = Event {
                 key: t.key,
                 label: t.label.clone(),
-                up,
-                weight,
-                reason,
+                up: tr.up,
+                weight: tr.weight,
+                reason: tr.reason,
             };
             if tx.send(ev).await.is_err() {
                 return;
             }
         }
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(c.delay_loop_ms)) => {}
+            _ = tokio::time::sleep_until(step.next.into()) => {}
             _ = stop.changed() => return,
         }
     }

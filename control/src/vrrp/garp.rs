@@ -2,10 +2,10 @@
 //! becomes master (switches and neighbours update at once instead of timing out).
 
 use std::io;
-use std::mem::size_of;
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
+
+use crate::sys::packet::PacketSocket;
 
 /// The frame: broadcast ARP request with sender and target protocol address = the VIP.
 pub fn frame(mac: [u8; 6], vip: Ipv4Addr) -> [u8; 42] {
@@ -70,35 +70,9 @@ pub fn announce(ifindex: u32, mac: [u8; 6], vips: &[Ipv4Addr]) -> io::Result<()>
     if vips.is_empty() {
         return Ok(());
     }
-    // SAFETY: plain socket(2); checked below. Protocol 0: this socket receives nothing.
-    let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-    if raw < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh descriptor nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    // SAFETY: sockaddr_ll is plain data; zeroed is valid before the fields are set.
-    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    sll.sll_family = libc::AF_PACKET as u16;
-    sll.sll_ifindex = ifindex as i32;
-    sll.sll_halen = 6;
-    sll.sll_addr[..6].fill(0xff);
+    let sock = PacketSocket::broadcast(ifindex)?;
     for vip in vips {
-        let f = frame(mac, *vip);
-        // SAFETY: sends `f`, valid for its length, to a valid sockaddr_ll.
-        let rc = unsafe {
-            libc::sendto(
-                fd.as_raw_fd(),
-                f.as_ptr().cast(),
-                f.len(),
-                0,
-                (&sll as *const libc::sockaddr_ll).cast(),
-                size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        sock.send(&frame(mac, *vip))?;
     }
     Ok(())
 }

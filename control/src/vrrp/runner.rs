@@ -17,8 +17,9 @@ use super::machine::{Action, Machine, Params, State};
 use super::packet::{self, Advert, Expect, Version, MULTICAST_GROUP};
 use super::socket::VrrpSocket;
 use super::stats::VrrpStats;
-use crate::iface::Iface;
-use crate::{netlink, notify};
+use crate::notify;
+use crate::sys::iface::Iface;
+use crate::sys::netlink;
 
 /// How often tracked interfaces are looked at.
 const LINK_POLL: Duration = Duration::from_millis(200);

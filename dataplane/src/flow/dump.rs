@@ -1,9 +1,11 @@
 //! `xvs status --connections` (ipvsadm -Lnc): control asks, a worker copies at most
-//! `limit` of its live flows between two batches, control reads the copy. No lock: a
-//! request number and an `ArcSwapOption` carry the question and the answer; the worker
-//! pays one relaxed load per loop and allocates only when asked.
+//! `limit` of its live flows, control reads the copy. The worker walks its table a
+//! slice of buckets per loop turn, between two batches, as the sweep does: a table of
+//! millions of flows never holds up its queue. No lock: a request number and an
+//! `ArcSwapOption` carry the question and the answer; the worker pays one acquire load
+//! per loop turn and allocates only when asked.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
@@ -33,19 +35,53 @@ pub struct Answer {
     pub live: usize,
 }
 
+/// What control asks: at most `limit` live flows, or (`find`) the one flow with that key.
+#[derive(Clone, Copy, Debug)]
+pub struct Query {
+    pub seq: u64,
+    pub limit: usize,
+    pub find: Option<FlowKey>,
+}
+
 #[derive(Debug, Default)]
 pub struct FlowDump {
     requested: AtomicU64,
-    limit: AtomicUsize,
+    query: ArcSwapOption<Query>,
     answer: ArcSwapOption<Answer>,
+}
+
+/// A worker's side of the dump: the last request answered and the walk under way.
+#[derive(Debug, Default)]
+pub struct DumpCursor {
+    seen: u64,
+    /// The request being walked, the next bucket, and what was copied so far.
+    walk: Option<(u64, usize, Answer)>,
+}
+
+impl DumpCursor {
+    /// A walk is under way: the worker should come back soon rather than sleep.
+    pub fn busy(&self) -> bool {
+        self.walk.is_some()
+    }
 }
 
 impl FlowDump {
     /// Control: asks for at most `limit` flows; returns the number to wait for.
     pub fn request(&self, limit: usize) -> u64 {
-        self.limit.store(limit, Ordering::Relaxed);
-        // Release: the worker that sees the new number sees the limit.
-        self.requested.fetch_add(1, Ordering::Release) + 1
+        self.ask(limit, None)
+    }
+
+    /// Control: asks for the live flow (or persistence template) with `key`, if any.
+    pub fn find(&self, key: FlowKey) -> u64 {
+        self.ask(1, Some(key))
+    }
+
+    fn ask(&self, limit: usize, find: Option<FlowKey>) -> u64 {
+        let seq = self.requested.load(Ordering::Relaxed) + 1;
+        self.query.store(Some(Arc::new(Query { seq, limit, find })));
+        // Release: the worker that sees the new number sees the query.
+        self.requested.store(seq, Ordering::Release);
+        seq
     }
 
     /// Control: the answer to `seq` (or a later request), once the worker gave it.
@@ -53,32 +89,79 @@ impl FlowDump {
         self.answer.load_full().filter(|a| a.seq >= seq)
     }
 
-    /// Worker: answers a pending request, if any; `seen` is the last one it answered.
+    /// Worker: walks at most `slice` buckets of a pending request; publishes the answer
+    /// when the walk reaches the end of the table. A newer request restarts the walk.
     #[inline]
-    pub fn serve(&self, seen: &mut u64, table: &FlowTable, now: impl FnOnce() -> u32) {
+    pub fn serve(
+        &self,
+        cur: &mut DumpCursor,
+        table: &FlowTable,
+        slice: usize,
+        now: impl FnOnce() -> u32,
+    ) {
         let seq = self.requested.load(Ordering::Acquire);
-        if seq == *seen {
+        if seq == cur.seen {
             return;
         }
-        let now = now();
-        let limit = self.limit.load(Ordering::Relaxed);
-        let mut live = 0;
-        let mut flows = Vec::with_capacity(limit.min(4096));
-        for f in table.iter_live(now) {
-            live += 1;
-            if flows.len() < limit {
-                flows.push(DumpedFlow {
-                    key: f.key,
-                    dest: f.dest,
-                    expires_in: f.expires.saturating_sub(now),
-                    state: f.state,
-                    template: f.is_template(),
-                });
+        self.walk(cur, seq, table, slice, now());
+    }
+
+    #[cold]
+    fn walk(&self, cur: &mut DumpCursor, seq: u64, table: &FlowTable, slice: usize, now: u32) {
+        let Some(q) = self.query.load_full() else {
+            cur.seen = seq;
+            return;
+        };
+        let copy = |f: &crate::flow::table::Flow| DumpedFlow {
+            key: f.key,
+            dest: f.dest,
+            expires_in: f.expires.saturating_sub(now),
+            state: f.state,
+            template: f.is_template(),
+        };
+        if let Some(key) = q.find {
+            // One lookup, no walk.
+            let flows: Vec<DumpedFlow> = table
+                .lookup(&key, now)
+                .ok()
+                .map(|i| copy(table.get(i)))
+                .into_iter()
+                .collect();
+            let live = flows.len();
+            self.answer.store(Some(Arc::new(Answer {
+                seq: q.seq,
+                flows,
+                live,
+            })));
+            cur.walk = None;
+            cur.seen = seq;
+            return;
+        }
+        let (walking, next, mut answer) = match cur.walk.take() {
+            Some(w) if w.0 == q.seq => w,
+            _ => (
+                q.seq,
+                0,
+                Answer {
+                    seq: q.seq,
+                    flows: Vec::with_capacity(q.limit.min(4096)),
+                    live: 0,
+                },
+            ),
+        };
+        for f in table.iter_live_buckets(next, slice, now) {
+            answer.live += 1;
+            if answer.flows.len() < q.limit {
+                answer.flows.push(copy(f));
             }
         }
-        self.answer
-            .store(Some(Arc::new(Answer { seq, flows, live })));
-        *seen = seq;
+        let next = next.saturating_add(slice.max(1));
+        if next >= table.buckets() {
+            self.answer.store(Some(Arc::new(answer)));
+            cur.seen = seq.max(walking);
+        } else {
+            cur.walk = Some((walking, next, answer));
+        }
     }
 }
 
@@ -111,13 +194,14 @@ mod tests {
         let now = 5;
         let table = table_with(20, now);
         let dump = FlowDump::default();
-        let mut seen = 0;
-        dump.serve(&mut seen, &table, || now);
+        let mut cur = DumpCursor::default();
+        let all = table.buckets();
+        dump.serve(&mut cur, &table, all, || now);
         assert!(dump.answer(1).is_none(), "nothing asked, nothing answered");
 
         let seq = dump.request(8);
         assert!(dump.answer(seq).is_none());
-        dump.serve(&mut seen, &table, || now);
+        dump.serve(&mut cur, &table, all, || now);
         let a = dump.answer(seq).expect("answered");
         assert_eq!((a.flows.len(), a.live), (8, 20));
         assert!(a.flows.iter().all(|f| f.expires_in >= 10 && !f.template));
@@ -125,9 +209,58 @@ mod tests {
         // A later request gets a fresh answer; an old answer does not satisfy it.
         let seq2 = dump.request(100);
         assert!(dump.answer(seq2).is_none());
-        dump.serve(&mut seen, &table, || now + 12);
+        dump.serve(&mut cur, &table, all, || now + 12);
         let b = dump.answer(seq2).expect("answered");
         // Flows with expires <= now + 12 (i < 3) are dead.
         assert_eq!((b.flows.len(), b.live), (17, 17));
+    }
+
+    #[test]
+    fn walks_the_table_a_slice_per_turn() {
+        let now = 5;
+        let table = table_with(200, now);
+        let dump = FlowDump::default();
+        let mut cur = DumpCursor::default();
+        let seq = dump.request(1000);
+        let slice = 16;
+        let turns = table.buckets().div_ceil(slice);
+        assert!(turns > 1, "the table needs several slices");
+        for turn in 1..turns {
+            dump.serve(&mut cur, &table, slice, || now);
+            assert!(dump.answer(seq).is_none(), "no answer before the walk ends");
+            assert!(cur.busy(), "turn {turn}: still walking");
+        }
+        dump.serve(&mut cur, &table, slice, || now);
+        let a = dump.answer(seq).expect("answered after the last slice");
+        assert_eq!((a.flows.len(), a.live), (200, 200), "every flow, each once");
+        assert!(!cur.busy());
+        // A new request in the middle of a walk starts it over.
+        let first = dump.request(1000);
+        dump.serve(&mut cur, &table, slice, || now);
+        let second = dump.request(1000);
+        for _ in 0..turns {
+            dump.serve(&mut cur, &table, slice, || now);
+        }
+        let b = dump
+            .answer(first)
+            .expect("a later answer satisfies an earlier ask");
+        assert_eq!((b.seq, b.live), (second, 200));
+    }
+
+    #[test]
+    fn finds_one_flow_by_its_key_without_a_walk() {
+        let now = 5;
+        let table = table_with(50, now);
+        let dump = FlowDump::default();
+        let mut cur = DumpCursor::default();
+        let key = FlowKey::new(0x0a00_0001, 0x0a00_0064, 40007, 80, 6);
+        let seq = dump.find(key);
+        dump.serve(&mut cur, &table, 1, || now);
+        let a = dump.answer(seq).expect("answered in one turn");
+        assert_eq!(a.flows.len(), 1);
+        assert_eq!((a.flows[0].key, a.flows[0].dest), (key, 7 % 3));
+        let missing = dump.find(FlowKey::new(1, 2, 3, 4, 6));
+        dump.serve(&mut cur, &table, 1, || now);
+        assert!(dump.answer(missing).expect("answered").flows.is_empty());
     }
 }

@@ -220,9 +220,17 @@ impl FlowTable {
         self.entries.iter().filter(|e| e.live(now)).count()
     }
 
-    /// Live flows, for `xvs status --connections` (bounded by the caller's `take`).
-    pub fn iter_live(&self, now: u32) -> impl Iterator<Item = &Flow> {
-        self.entries.iter().filter(move |e| e.live(now))
+    /// Live flows of buckets `first..first + count` (clipped to the table), for `xvs
+    /// status --connections`, which walks the table a slice at a time.
+    pub fn iter_live_buckets(
+        &self,
+        first: usize,
+        count: usize,
+        now: u32,
+    ) -> impl Iterator<Item = &Flow> {
+        let start = (first * WAYS).min(self.entries.len());
+        let end = (first.saturating_add(count).saturating_mul(WAYS)).min(self.entries.len());
+        self.entries[start..end].iter().filter(move |e| e.live(now))
     }
 }
 

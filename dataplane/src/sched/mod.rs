@@ -126,7 +126,7 @@ pub(crate) fn effective_weight(snap: &Snapshot, id: DestId) -> u32 {
 
 /// A real server that can carry packets at all (present, MAC known), whatever its weight.
 #[inline]
-pub(crate) fn reachable(snap: &Snapshot, id: DestId) -> bool {
+pub fn reachable(snap: &Snapshot, id: DestId) -> bool {
     snap.dest(id).is_some_and(|d| d.mac.is_some())
 }
 

@@ -1,5 +1,5 @@
 //! The control socket: a Unix socket, mode 0600, root only (checked on the peer's
-//! credentials too), one command per connection: `status`, `status --stats`, `reload`.
+//! credentials too), one command per connection (`daemon/command.rs` lists them).
 //! Its answer's first line is `ok` or `error`.
 
 use std::path::PathBuf;
@@ -10,8 +10,8 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
-/// A command from the socket, and where its answer goes.
-pub struct Command {
+/// A command line from the socket, and where its answer goes.
+pub struct Incoming {
     pub line: String,
     pub reply: oneshot::Sender<Result<String, String>>,
 }
@@ -45,7 +45,7 @@ pub fn bind(path: &PathBuf) -> Result<UnixListener> {
 }
 
 /// Accepts connections; each sends one line, gets one answer.
-pub async fn serve(listener: UnixListener, tx: mpsc::Sender<Command>) {
+pub async fn serve(listener: UnixListener, tx: mpsc::Sender<Incoming>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
@@ -59,7 +59,7 @@ pub async fn serve(listener: UnixListener, tx: mpsc::Sender<Command>) {
     }
 }
 
-async fn answer(mut s: UnixStream, tx: mpsc::Sender<Command>) -> std::io::Result<()> {
+async fn answer(mut s: UnixStream, tx: mpsc::Sender<Incoming>) -> std::io::Result<()> {
     // The file mode already keeps others out; the peer's credentials say it again.
     if s.peer_cred().map(|c| c.uid()).unwrap_or(u32::MAX) != 0 {
         warn!("control socket: refused a non-root peer");
@@ -75,7 +75,7 @@ async fn answer(mut s: UnixStream, tx: mpsc::Sender<Command>) -> std::io::Result
         .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
     let (reply, rx) = oneshot::channel();
     if tx
-        .send(Command {
+        .send(Incoming {
             line: line.trim().to_string(),
             reply,
         })

@@ -6,7 +6,7 @@
 use xvs_config::{Config, Forwarding};
 
 use crate::daemon::Ifaces;
-use crate::netlink;
+use crate::sys::netlink;
 
 /// One line per DR real server that is not directly reachable on the interface.
 pub fn warnings(cfg: &Config, ifaces: &Ifaces) -> Vec<String> {

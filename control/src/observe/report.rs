@@ -7,11 +7,8 @@ use xvs_bpf::abi::XdpCounters;
 use xvs_config::Config;
 use xvs_dataplane::{DropReason, WorkerCounters};
 
-use crate::publish::{DestKey, DestRegistry};
-
-fn sum(workers: &[Arc<WorkerCounters>], f: impl Fn(&WorkerCounters) -> u64) -> u64 {
-    workers.iter().map(|w| f(w)).sum()
-}
+use super::counters::AllWorkers;
+use crate::ids::{DestKey, DestRegistry};
 
 /// The ipvsadm-like table with per-real-server connections, packets and bytes, then the
 /// worker and steering counters.
@@ -21,6 +18,7 @@ pub fn render(
     workers: &[Arc<WorkerCounters>],
     xdp: Option<&XdpCounters>,
 ) -> String {
+    let all = AllWorkers(workers);
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -44,9 +42,7 @@ pub fn render(
         );
         for rs in &vs.real_servers {
             let id = registry.id(DestKey::of(vs, rs)) as usize;
-            let get = |f: fn(&xvs_dataplane::counters::DestCounters) -> u64| {
-                sum(workers, |w| w.dests.get(id).map_or(0, f))
-            };
+            let get = |f: fn(&xvs_dataplane::counters::DestCounters) -> u64| all.dest(id, f);
             let _ = writeln!(
                 s,
                 "  -> {:<23} {:>10} {:>9} {:>9} {:>12} {:>14}   weight {}",
@@ -64,23 +60,23 @@ pub fn render(
         s,
         "workers: {} rx {} tx {} batches {} kicks {} flows created {} expired {} evicted {} rescheduled {}",
         workers.len(),
-        sum(workers, |w| w.rx_packets.get()),
-        sum(workers, |w| w.tx_packets.get()),
-        sum(workers, |w| w.rx_batches.get()),
-        sum(workers, |w| w.tx_kicks.get()),
-        sum(workers, |w| w.flows_created.get()),
-        sum(workers, |w| w.flows_expired.get()),
-        sum(workers, |w| w.flows_evicted.get()),
-        sum(workers, |w| w.flows_rescheduled.get()),
+        all.sum(|w| w.rx_packets.get()),
+        all.sum(|w| w.tx_packets.get()),
+        all.sum(|w| w.rx_batches.get()),
+        all.sum(|w| w.tx_kicks.get()),
+        all.sum(|w| w.flows_created.get()),
+        all.sum(|w| w.flows_expired.get()),
+        all.sum(|w| w.flows_evicted.get()),
+        all.sum(|w| w.flows_rescheduled.get()),
     );
     let _ = writeln!(
         s,
         "icmp frag needed sent {}",
-        sum(workers, |w| w.icmp_frag_needed.get())
+        all.sum(|w| w.icmp_frag_needed.get())
     );
     let drops: Vec<String> = DropReason::ALL
         .iter()
-        .map(|r| (r, sum(workers, |w| w.drops(*r))))
+        .map(|r| (r, all.drops(*r)))
         .filter(|(_, n)| *n > 0)
         .map(|(r, n)| format!("{} {n}", r.label()))
         .collect();

@@ -1,0 +1,111 @@
+//! Bring-up: the first snapshot, the steering program loaded and its maps filled,
+//! attached, then one worker per queue, each registered in the XSK map once it owns
+//! its socket (until then the kernel keeps that queue's traffic: nothing is lost).
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use arc_swap::ArcSwap;
+use tracing::{info, warn};
+use xvs_bpf::Steer;
+use xvs_config::Config;
+use xvs_dataplane::worker::WorkerConfig;
+use xvs_dataplane::SharedSnapshot;
+
+use super::ifaces::Ifaces;
+use super::lb::{quorums, Lb};
+use super::publish;
+use super::resolve::resolve;
+use super::translate;
+use super::workers::Workers;
+use crate::health::initial_health;
+use crate::ids::DestRegistry;
+use crate::sys::{netlink, random};
+
+impl Lb {
+    pub fn start(path: &Path, cfg: &Config, ifaces: &Ifaces) -> Result<Lb> {
+        let iface = &ifaces.external;
+        let mut registry = DestRegistry::default();
+        let local = translate::local_side(cfg, ifaces)?;
+        let macs = resolve(cfg, ifaces, &HashMap::new());
+        let generation = 1;
+        let health = initial_health(cfg);
+        let snap = publish::build(generation, cfg, local, &macs, &health, &mut registry)?;
+        let shared: SharedSnapshot = Arc::new(ArcSwap::from_pointee(snap));
+
+        let mut steer = Steer::load().context("loading the steering program")?;
+        steer.set_services(&publish::steering_services(cfg))?;
+        // Answers to the director's own probes are not NAT replies.
+        let own: Vec<Ipv4Addr> = netlink::addresses()
+            .context("reading the director's addresses")?
+            .into_iter()
+            .map(|(_, a, _)| a)
+            .collect();
+        steer.set_local_addrs(&own)?;
+        steer.set_nat_backends(&publish::nat_backends(
+            cfg,
+            iface.mac,
+            ifaces.reply_out(),
+            &mut registry,
+        ))?;
+        let mode = translate::attach_mode(cfg.xdp_mode);
+        let mut queues = cfg.workers.unwrap_or(iface.rx_queues).min(iface.rx_queues);
+        for i in ifaces.all() {
+            steer.set_local_mac(i.ifindex, i.mac)?;
+            let got = steer.attach(i.ifindex as i32, mode)?;
+            info!(
+                "attached xvs_steer to {} (ifindex {}) in {} mode",
+                i.name,
+                i.ifindex,
+                got.as_str()
+            );
+        }
+        if let Some(int) = &ifaces.internal {
+            // Services on the clients' side only; the internal side gets NAT replies.
+            steer.set_external_ifindex(iface.ifindex)?;
+            // Each worker's internal socket needs a queue of its own there.
+            if int.rx_queues < queues {
+                warn!(
+                    "{} has {} queue(s): running {} worker(s) instead of {queues}",
+                    int.name, int.rx_queues, int.rx_queues
+                );
+                queues = int.rx_queues;
+            }
+        }
+        let cpus = xvs_dataplane::sys::allowed_cpus();
+        let mut workers = Workers::new();
+        let pipeline = translate::pipeline(cfg, random::seed());
+        for q in 0..queues {
+            let wc = WorkerConfig {
+                queue: q,
+                cpu: cpus.get(q as usize % cpus.len().max(1)).copied(),
+                pipeline: pipeline.clone(),
+            };
+            let fd = workers.start(ifaces, &wc, &shared)?;
+            // Registered after the worker owns the socket: from here its queue's VIP
+            // traffic goes to the worker instead of the kernel.
+            steer.register_xsk(q, fd)?;
+        }
+        info!(
+            "xvs running: {} virtual server(s), {} worker(s), config {}",
+            cfg.virtual_servers.len(),
+            queues,
+            path.display()
+        );
+        Ok(Lb {
+            steer,
+            workers,
+            shared,
+            registry,
+            local,
+            macs,
+            health,
+            quorum: quorums(cfg, &HashMap::new()),
+            generation,
+            queues,
+        })
+    }
+}

@@ -1,0 +1,186 @@
+//! The running load balancer: the steering program, the workers, and what feeds them —
+//! the published snapshot, the real servers' ids, MACs and health, each virtual
+//! server's quorum. Built by `bringup.rs`, changed by the event loop and `reload.rs`.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tracing::{error, info, warn};
+use xvs_bpf::abi::NatOut;
+use xvs_bpf::Steer;
+use xvs_config::{Config, Forwarding, VirtualServer};
+use xvs_dataplane::SharedSnapshot;
+
+use super::ifaces::Ifaces;
+use super::publish::{self, Local};
+use super::resolve::{resolve_off_loop, Macs};
+use super::workers::Workers;
+use crate::health::quorum::{self, Crossing, Quorum};
+use crate::health::{monitor, Health, HealthMap};
+use crate::ids::{DestKey, DestRegistry};
+use crate::observe::report;
+
+/// How often unresolved real servers are retried, and resolved ones re-read.
+const RESOLVE_RETRY: Duration = Duration::from_secs(1);
+pub const RESOLVE_REFRESH: Duration = Duration::from_secs(30);
+
+pub struct Lb {
+    pub steer: Steer,
+    pub workers: Workers,
+    pub shared: SharedSnapshot,
+    pub registry: DestRegistry,
+    pub local: Local,
+    pub macs: Macs,
+    pub health: HealthMap,
+    /// Per virtual server, by name.
+    pub quorum: HashMap<String, Quorum>,
+    pub generation: u64,
+    pub queues: u32,
+}
+
+/// Each virtual server's quorum, keeping the state of those a reload keeps.
+pub fn quorums(cfg: &Config, old: &HashMap<String, Quorum>) -> HashMap<String, Quorum> {
+    cfg.virtual_servers
+        .iter()
+        .map(|v| {
+            let q = match old.get(&v.name) {
+                Some(q) => q.reconfigured(v.quorum, v.hysteresis),
+                None => Quorum::new(v.quorum, v.hysteresis),
+            };
+            (v.name.clone(), q)
+        })
+        .collect()
+}
+
+impl Lb {
+    /// Builds and publishes a new snapshot from the config, MACs and health.
+    pub fn publish(&mut self, cfg: &Config, why: &str) {
+        self.generation += 1;
+        match publish::build(
+            self.generation,
+            cfg,
+            self.local,
+            &self.macs,
+            &self.health,
+            &mut self.registry,
+        ) {
+            Ok(s) => {
+                self.shared.store(std::sync::Arc::new(s));
+                info!("published snapshot generation {} ({why})", self.generation);
+            }
+            Err(e) => error!("{e:#}"),
+        }
+    }
+
+    /// The steering program's service and NAT maps, after the snapshot that knows them.
+    pub fn steer_maps(&mut self, cfg: &Config, ifaces: &Ifaces) -> anyhow::Result<()> {
+        self.steer.set_services(&publish::steering_services(cfg))?;
+        self.steer.set_nat_backends(&publish::nat_backends(
+            cfg,
+            ifaces.external.mac,
+            ifaces.reply_out(),
+            &mut self.registry,
+        ))?;
+        Ok(())
+    }
+
+    /// Re-reads the neighbour tables (off the loop); publishes if a MAC changed.
+    pub async fn refresh(&mut self, cfg: &Config, ifaces: &Ifaces) {
+        let fresh = resolve_off_loop(cfg, ifaces, &self.macs).await;
+        if fresh != self.macs {
+            self.macs = fresh;
+            self.publish(cfg, "neighbours changed");
+        }
+    }
+
+    /// A real server's health changed: log it, publish, and watch each quorum. Returns
+    /// the virtual servers whose quorum crossed its line, and which way.
+    pub fn on_health<'c>(
+        &mut self,
+        cfg: &'c Config,
+        ev: monitor::Event,
+    ) -> Vec<(&'c VirtualServer, Crossing)> {
+        if ev.up {
+            info!("{} up: {}", ev.label, ev.reason);
+        } else {
+            warn!("{} down: {}", ev.label, ev.reason);
+        }
+        self.health.insert(
+            ev.key,
+            Health {
+                up: ev.up,
+                weight: ev.weight,
+            },
+        );
+        self.publish(cfg, "health changed");
+        let mut crossed = Vec::new();
+        for vs in &cfg.virtual_servers {
+            let alive = quorum::live_weight(vs, &self.health);
+            let Some(q) = self.quorum.get_mut(&vs.name) else {
+                continue;
+            };
+            if let Some(c) = q.update(alive) {
+                let (what, script) = match c {
+                    Crossing::Regained => ("regained", &vs.quorum_up),
+                    Crossing::Lost => ("lost", &vs.quorum_down),
+                };
+                warn!(
+                    "virtual server {} {what} its quorum: live weight {alive}, quorum {}",
+                    vs.name, vs.quorum
+                );
+                if let Some(s) = script {
+                    crate::notify::spawn(format!("virtual server {}", vs.name), s.clone());
+                }
+                crossed.push((vs, c));
+            }
+        }
+        crossed
+    }
+
+    /// What the steering program sent out for each NAT real server, by id (the rest: 0).
+    pub fn outbound(&mut self, cfg: &Config) -> Vec<NatOut> {
+        let mut out = vec![NatOut::default(); self.registry.issued()];
+        for vs in cfg
+            .virtual_servers
+            .iter()
+            .filter(|v| v.forwarding == Forwarding::Nat)
+        {
+            for rs in &vs.real_servers {
+                let id = self.registry.id(DestKey::of(vs, rs));
+                if let (Some(slot), Ok(n)) = (out.get_mut(id as usize), self.steer.nat_out(id)) {
+                    *slot = n;
+                }
+            }
+        }
+        out
+    }
+
+    /// When to read the neighbour tables again.
+    pub fn next_refresh(&self, cfg: &Config) -> Duration {
+        if publish::unresolved(cfg, &self.macs).is_empty() {
+            RESOLVE_REFRESH
+        } else {
+            RESOLVE_RETRY
+        }
+    }
+
+    /// Gives the kernel its traffic back first, then stops the workers; prints the counters.
+    pub fn stop(mut self, cfg: &Config, ifaces: &Ifaces) {
+        self.steer.detach();
+        for q in 0..self.queues {
+            self.steer.unregister_xsk(q);
+        }
+        self.workers.stop();
+        let xdp = self.steer.counters().ok();
+        print!(
+            "{}",
+            report::render(
+                cfg,
+                &mut self.registry,
+                self.workers.counters(),
+                xdp.as_ref()
+            )
+        );
+        info!("detached from {}", ifaces.external.name);
+    }
+}

@@ -1,0 +1,299 @@
+//! `xvs run`: the daemon. `run` wires the parts and runs the event loop on the control
+//! thread; each event's handling is a method of `Daemon`. VRRP runs on a thread of its
+//! own (`crate::vrrp::VrrpThread`), the workers on theirs; blocking netlink calls and
+//! file reads go to tokio's blocking pool.
+//!
+//! - `bringup.rs`: steering program, maps, attach, workers
+//! - `lb.rs`: the running load balancer (snapshot, ids, MACs, health, quorum)
+//! - `workers.rs`: the worker threads
+//! - `reload.rs`: reload and what waits for a restart
+//! - `publish.rs`: configuration + MACs + health → snapshot and steering maps
+//! - `resolve.rs`: neighbours and routes
+//! - `translate.rs`: configuration → dataplane settings
+//! - `command.rs`: the control socket's commands, typed
+//! - `watch.rs`: the file watch; `hostcheck.rs`: host-side warnings; `ifaces.rs`
+
+mod bringup;
+mod command;
+pub mod hostcheck;
+mod ifaces;
+mod lb;
+pub mod publish;
+mod reload;
+mod resolve;
+mod translate;
+mod watch;
+mod workers;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Result;
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::{error, info, warn};
+use xvs_config::Config;
+
+pub use ifaces::Ifaces;
+
+use self::command::Command;
+use self::lb::{Lb, RESOLVE_REFRESH};
+use crate::control_socket;
+use crate::health::quorum::Crossing;
+use crate::health::{self, health_targets};
+use crate::observe::{explain, flows, metrics, status};
+use crate::vrrp::VrrpThread;
+
+/// Everything the event loop owns.
+struct Daemon<'p> {
+    path: &'p Path,
+    cfg: Config,
+    ifaces: Ifaces,
+    /// None when the configuration has no virtual servers (VRRP only).
+    lb: Option<Lb>,
+    monitors: health::Monitors,
+    vrrp: VrrpThread,
+    /// Counter samples for `xvs status --rate`.
+    rates: status::Rates,
+    reloads: u64,
+    reload_failures: u64,
+}
+
+impl Daemon<'_> {
+    /// A reload, from SIGHUP, the file watch or the control socket; its answer for the
+    /// socket.
+    async fn reload(&mut self) -> Result<String, String> {
+        match reload::reload(
+            self.path,
+            &self.cfg,
+            &self.ifaces,
+            self.lb.as_mut(),
+            &mut self.monitors,
+        )
+        .await
+        {
+            Ok(new) => {
+                self.cfg = new;
+                self.reloads += 1;
+                info!("reload {} done", self.reloads);
+                Ok(format!("reload {} done\n", self.reloads))
+            }
+            Err(e) => {
+                self.reload_failures += 1;
+                error!(
+                    "reload failed ({} so far); the running configuration is unchanged:\n{e:#}",
+                    self.reload_failures
+                );
+                Err(format!("{e:#}\n"))
+            }
+        }
+    }
+
+    async fn command(&mut self, line: &str) -> Result<String, String> {
+        match Command::parse(line)? {
+            Command::Reload => self.reload().await,
+            Command::Status(req) => match self.lb.as_mut() {
+                Some(l) if req.view == status::View::Connections => {
+                    let per_worker = status::CONNECTIONS_LIMIT / l.workers.counters().len().max(1);
+                    let answers =
+                        flows::ask(l.workers.counters(), |d| d.request(per_worker)).await?;
+                    let live = answers.iter().map(|a| a.live).sum();
+                    let rows = status::connection_rows(&answers, &l.registry);
+                    Ok(status::render_connections(&rows, live, req.json))
+                }
+                Some(l) => {
+                    let snap = l.shared.load();
+                    let out = l.outbound(&self.cfg);
+                    let rows = status::rows(
+                        &self.cfg,
+                        &snap,
+                        &mut l.registry,
+                        l.workers.counters(),
+                        &out,
+                        &self.rates,
+                        Instant::now(),
+                    );
+                    Ok(status::render(&rows, req))
+                }
+                None => Ok(status::render(&[], req)),
+            },
+            Command::Explain(args) => match self.lb.as_ref() {
+                Some(l) => {
+                    explain::explain(&l.shared.load_full(), l.workers.counters(), &args).await
+                }
+                None => Ok("no virtual servers (VRRP only)\n".into()),
+            },
+        }
+    }
+
+    /// `/metrics`, read now from the workers' own counters: nothing is pushed anywhere.
+    fn scrape(&mut self) -> String {
+        let common = metrics::Common {
+            cfg: &self.cfg,
+            vrrp: self.vrrp.stats(),
+            reloads: self.reloads,
+            reload_failures: self.reload_failures,
+        };
+        match self.lb.as_mut() {
+            Some(l) => {
+                let xdp = l.steer.counters().ok();
+                let out = l.outbound(&self.cfg);
+                let xsk = l.workers.xsk_stats();
+                metrics::render(
+                    &common,
+                    Some(metrics::Balancer {
+                        registry: &mut l.registry,
+                        workers: l.workers.counters(),
+                        xsk: &xsk,
+                        out: &out,
+                        xdp,
+                        health: &l.health,
+                        checks: &self.monitors,
+                        generation: l.generation,
+                    }),
+                )
+            }
+            None => metrics::render(&common, None),
+        }
+    }
+
+    fn on_health(&mut self, ev: health::monitor::Event) {
+        let Some(l) = self.lb.as_mut() else { return };
+        for (vs, crossing) in l.on_health(&self.cfg, ev) {
+            // Below quorum, the director offers its VIPs to a healthier peer.
+            if let Some((instance, low)) = &vs.quorum_vrrp {
+                let p = match crossing {
+                    Crossing::Lost => Some(*low),
+                    Crossing::Regained => None,
+                };
+                self.vrrp.set_priority(instance, p);
+            }
+        }
+    }
+
+    fn sample_rates(&mut self) {
+        if let Some(l) = self.lb.as_mut() {
+            let out = l.outbound(&self.cfg);
+            self.rates
+                .sample(Instant::now(), &l.registry, l.workers.counters(), &out);
+        }
+    }
+}
+
+pub async fn run(path: &Path, cfg: Config, ifaces: Ifaces) -> Result<()> {
+    for w in hostcheck::warnings(&cfg, &ifaces) {
+        warn!("{w}");
+    }
+    let lb = if cfg.virtual_servers.is_empty() {
+        info!("no virtual servers: VRRP only, nothing attached");
+        None
+    } else {
+        Some(Lb::start(path, &cfg, &ifaces)?)
+    };
+    // VRRP after the load balancer: a director that becomes master can forward at once.
+    // Its own thread: nothing this loop does can delay an advert.
+    let vrrp = VrrpThread::spawn(&cfg.vrrp_instances)?;
+    let (health_tx, mut health_rx) = tokio::sync::mpsc::channel(64);
+    let mut monitors = health::Monitors::new(health_tx);
+    if lb.is_some() {
+        monitors.sync(health_targets(&cfg));
+    }
+
+    let (ask_metrics, mut scrapes) = tokio::sync::mpsc::channel::<metrics::Request>(16);
+    if let Some(addr) = cfg.metrics_listen {
+        if let Some(listener) = metrics::bind(&addr.to_string()).await {
+            info!("serving /metrics on http://{addr}/metrics");
+            tokio::spawn(metrics::serve(listener, ask_metrics));
+        }
+    }
+    let socket_path = cfg
+        .control_socket
+        .as_ref()
+        .map(PathBuf::from)
+        .unwrap_or_else(control_socket::default_path);
+    let (command_tx, mut commands) = tokio::sync::mpsc::channel::<control_socket::Incoming>(16);
+    match control_socket::bind(&socket_path) {
+        Ok(l) => {
+            info!("control socket {}", socket_path.display());
+            tokio::spawn(control_socket::serve(l, command_tx));
+        }
+        Err(e) => warn!("no control socket: {e:#}"),
+    }
+    // The optional file watch: a closed channel (never ready) when it is off.
+    let mut changes = if cfg.watch_config {
+        match watch::spawn(path) {
+            Ok(rx) => {
+                info!("watching {} for changes", path.display());
+                rx
+            }
+            Err(e) => {
+                warn!("no file watch: {e:#}");
+                tokio::sync::mpsc::channel(1).1
+            }
+        }
+    } else {
+        tokio::sync::mpsc::channel(1).1
+    };
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    // Counter samples for `xvs status --rate`; the first tick is immediate.
+    let mut rate_tick = tokio::time::interval(status::RATE_SAMPLE);
+    rate_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+    let mut d = Daemon {
+        path,
+        cfg,
+        ifaces,
+        lb,
+        monitors,
+        vrrp,
+        rates: status::Rates::default(),
+        reloads: 0,
+        reload_failures: 0,
+    };
+    loop {
+        let next =
+            d.lb.as_ref()
+                .map_or(RESOLVE_REFRESH, |l| l.next_refresh(&d.cfg));
+        tokio::select! {
+            _ = term.recv() => { info!("SIGTERM: shutting down"); break; }
+            _ = int.recv() => { info!("SIGINT: shutting down"); break; }
+            _ = rate_tick.tick() => d.sample_rates(),
+            _ = hup.recv() => {
+                info!("SIGHUP: reloading {}", path.display());
+                let _ = d.reload().await;
+            }
+            Some(()) = changes.recv() => {
+                info!("{} changed: reloading", path.display());
+                let _ = d.reload().await;
+            }
+            Some(cmd) = commands.recv() => {
+                let answer = d.command(&cmd.line).await;
+                let _ = cmd.reply.send(answer);
+            }
+            Some(reply) = scrapes.recv() => {
+                let _ = reply.send(d.scrape());
+            }
+            Some(ev) = health_rx.recv() => d.on_health(ev),
+            _ = tokio::time::sleep(next) => {
+                if let Some(l) = d.lb.as_mut() {
+                    l.refresh(&d.cfg, &d.ifaces).await;
+                }
+            }
+        }
+    }
+
+    // VRRP first: a master says goodbye (priority 0) so its backup takes over at once.
+    let summaries = d.vrrp.stop();
+    d.monitors.stop_all();
+    let _ = std::fs::remove_file(&socket_path);
+    println!("reloads: {} done, {} failed", d.reloads, d.reload_failures);
+    for line in summaries {
+        println!("{line}");
+    }
+    if let Some(l) = d.lb.take() {
+        l.stop(&d.cfg, &d.ifaces);
+    }
+    info!("bye");
+    Ok(())
+}

@@ -1,0 +1,123 @@
+//! Reload (SIGHUP, `xvs reload`, the file watch): parse and check the file again and, if
+//! it is valid, make it the running one — health monitors migrated (an unchanged check
+//! keeps its state), neighbours re-read, a new snapshot whose real-server ids are the
+//! old ones (established flows and counters carry on), then the steering maps. Anything
+//! wrong: nothing changes.
+
+use std::path::Path;
+
+use anyhow::Result;
+use tracing::warn;
+use xvs_config::Config;
+
+use super::hostcheck;
+use super::ifaces::Ifaces;
+use super::lb::{quorums, Lb};
+use super::resolve::resolve_off_loop;
+use crate::health::{self, health_targets, initial_health};
+
+/// What a reload cannot change live, named for the log.
+pub fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
+    let checks: [(&'static str, bool); 10] = [
+        ("xdp_mode", old.xdp_mode != new.xdp_mode),
+        ("workers", old.workers != new.workers),
+        (
+            "flow_table_size",
+            old.flow_table_size != new.flow_table_size,
+        ),
+        ("timeouts", old.timeouts != new.timeouts),
+        (
+            "expire_nodest_conn",
+            old.expire_nodest_conn != new.expire_nodest_conn,
+        ),
+        ("tun_mtu", old.tun_mtu != new.tun_mtu),
+        (
+            "vrrp_instances and vrrp_sync_groups",
+            old.vrrp_instances != new.vrrp_instances,
+        ),
+        ("metrics_listen", old.metrics_listen != new.metrics_listen),
+        ("control_socket", old.control_socket != new.control_socket),
+        ("watch_config", old.watch_config != new.watch_config),
+    ];
+    checks
+        .into_iter()
+        .filter(|(_, changed)| *changed)
+        .map(|(name, _)| name)
+        .collect()
+}
+
+/// Reads and checks the file off the event loop (file I/O and parsing).
+async fn load(path: &Path) -> Result<Config> {
+    let p = path.to_path_buf();
+    tokio::task::spawn_blocking(move || xvs_config::load(&p).map_err(|e| anyhow::anyhow!("{e}")))
+        .await?
+}
+
+/// The reload itself; returns the new configuration, or why nothing changed.
+pub async fn reload(
+    path: &Path,
+    old: &Config,
+    ifaces: &Ifaces,
+    lb: Option<&mut Lb>,
+    monitors: &mut health::Monitors,
+) -> Result<Config> {
+    let new = load(path).await?;
+    if new.interface.value != old.interface.value
+        || new.internal_interface.as_ref().map(|i| &i.value)
+            != old.internal_interface.as_ref().map(|i| &i.value)
+    {
+        anyhow::bail!(
+            "{}: the interfaces cannot change while running; restart xvs",
+            path.display()
+        );
+    }
+    if old.virtual_servers.is_empty() != new.virtual_servers.is_empty() {
+        anyhow::bail!(
+            "{}: going from VRRP only to load balancing (or back) needs a restart",
+            path.display()
+        );
+    }
+    for w in hostcheck::warnings(&new, ifaces) {
+        warn!("{w}");
+    }
+    let later = restart_only(old, &new);
+    if !later.is_empty() {
+        warn!(
+            "reload: {} take effect at the next restart",
+            later.join(", ")
+        );
+    }
+    if let Some(lb) = lb {
+        let kept = monitors.sync(health_targets(&new));
+        let fresh = initial_health(&new);
+        lb.health.retain(|k, _| kept.contains(k));
+        for (k, h) in fresh {
+            lb.health.entry(k).or_insert(h);
+        }
+        lb.macs = resolve_off_loop(&new, ifaces, &lb.macs).await;
+        // The snapshot first: a worker must know a service before packets are steered to it.
+        lb.publish(&new, "reload");
+        lb.steer_maps(&new, ifaces)?;
+        lb.quorum = quorums(&new, &lb.quorum);
+    }
+    Ok(new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(extra: &str) -> Config {
+        xvs_config::parse("t.yaml", &format!("interface: lo\n{extra}")).unwrap()
+    }
+
+    #[test]
+    fn names_what_waits_for_a_restart() {
+        let old = cfg("");
+        assert!(restart_only(&old, &cfg("")).is_empty());
+        assert_eq!(
+            restart_only(&old, &cfg("flow_table_size: 4096\nwatch_config: true\n")),
+            ["flow_table_size", "watch_config"]
+        );
+    }
+}

@@ -1,0 +1,117 @@
+//! The worker threads: one per RX queue, each owning its AF_XDP socket(s) and pipeline.
+//! Dropping `Workers` stops and joins them.
+
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use anyhow::{Context, Result};
+use tracing::{error, info};
+use xvs_dataplane::worker::{Worker, WorkerConfig};
+use xvs_dataplane::xsk::{Xsk, XskConfig, XskStats};
+use xvs_dataplane::{SharedSnapshot, WorkerCounters};
+
+use super::ifaces::Ifaces;
+
+pub struct Workers {
+    stop: Arc<AtomicBool>,
+    handles: Vec<JoinHandle<std::io::Result<()>>>,
+    counters: Vec<Arc<WorkerCounters>>,
+    /// Each worker's AF_XDP socket, for the kernel's counters (the worker owns it).
+    fds: Vec<RawFd>,
+}
+
+impl Workers {
+    pub fn new() -> Workers {
+        Workers {
+            stop: Arc::new(AtomicBool::new(false)),
+            handles: Vec::new(),
+            counters: Vec::new(),
+            fds: Vec::new(),
+        }
+    }
+
+    /// Opens queue `wc.queue`'s socket (and, for two-arm NAT, its transmit-only twin on
+    /// the internal interface, sharing the UMEM), starts its worker, and returns the
+    /// socket for the steering program's XSK map.
+    pub fn start(
+        &mut self,
+        ifaces: &Ifaces,
+        wc: &WorkerConfig,
+        shared: &SharedSnapshot,
+    ) -> Result<RawFd> {
+        let q = wc.queue;
+        let xsk = Xsk::open(ifaces.external.ifindex, q, &XskConfig::default())?;
+        info!(
+            "queue {q}: AF_XDP socket bound in {} mode",
+            xsk.mode().as_str()
+        );
+        let counters = Arc::new(WorkerCounters::new(xvs_dataplane::snapshot::MAX_DESTS));
+        let fd = xsk.fd();
+        let internal = match &ifaces.internal {
+            Some(int) => Some(xsk.open_shared_tx(int.ifindex, q, XskConfig::default().tx_size)?),
+            None => None,
+        };
+        let mut worker = Worker::new(
+            xsk,
+            wc,
+            Arc::clone(shared),
+            Arc::clone(&self.stop),
+            Arc::clone(&counters),
+        );
+        if let (Some(tx), Some(int)) = (internal, &ifaces.internal) {
+            info!(
+                "queue {q}: NAT requests leave by {} queue {q} (shared UMEM, no copy)",
+                int.name
+            );
+            worker = worker.with_internal(tx);
+        }
+        self.handles.push(
+            worker
+                .spawn(q, wc.cpu)
+                .context("starting a worker thread")?,
+        );
+        self.counters.push(counters);
+        self.fds.push(fd);
+        Ok(fd)
+    }
+
+    /// Each worker's counters, by queue.
+    pub fn counters(&self) -> &[Arc<WorkerCounters>] {
+        &self.counters
+    }
+
+    /// The kernel's XDP_STATISTICS of each worker's socket; None for a worker that has
+    /// ended (its socket is closed, the descriptor number maybe reused).
+    pub fn xsk_stats(&self) -> Vec<Option<XskStats>> {
+        self.fds
+            .iter()
+            .zip(&self.handles)
+            .map(|(fd, h)| {
+                if h.is_finished() {
+                    None
+                } else {
+                    xvs_dataplane::xsk::stats_of(*fd).ok()
+                }
+            })
+            .collect()
+    }
+
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for (q, h) in self.handles.drain(..).enumerate() {
+            match h.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => error!("worker for queue {q} failed: {e}"),
+                Err(_) => error!("worker for queue {q} panicked"),
+            }
+        }
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,253 @@
+//! The dataplane families: per real server and virtual server, per worker, the flow
+//! tables, the AF_XDP sockets' kernel counters, drops by reason, the steering program's
+//! outcomes. Read through `AllWorkers` at scrape time.
+
+use xvs_bpf::abi::{NatOut, XdpCounters};
+use xvs_config::Config;
+use xvs_dataplane::counters::DestCounters;
+use xvs_dataplane::xsk::XskStats;
+use xvs_dataplane::{DropReason, WorkerCounters};
+
+use super::text::{Family, Out, Read};
+use crate::ids::{DestKey, DestRegistry};
+use crate::observe::counters::AllWorkers;
+
+/// One sample of `name` per real server of every virtual server, valued by its id.
+fn per_real_server(
+    o: &mut Out,
+    cfg: &Config,
+    registry: &mut DestRegistry,
+    name: &str,
+    value: impl Fn(usize) -> u64,
+) {
+    for vs in &cfg.virtual_servers {
+        for rs in &vs.real_servers {
+            let id = registry.id(DestKey::of(vs, rs)) as usize;
+            let rsl = format!("{}:{}", rs.address, rs.port);
+            o.sample(
+                name,
+                &[("virtual_server", &vs.name), ("real_server", &rsl)],
+                value(id),
+            );
+        }
+    }
+}
+
+/// Connections, gauges and traffic per real server; schedule failures per virtual
+/// server; NAT replies out per real server.
+pub fn servers(
+    o: &mut Out,
+    cfg: &Config,
+    registry: &mut DestRegistry,
+    w: AllWorkers<'_>,
+    out: &[NatOut],
+) {
+    let per_rs: [Family<DestCounters>; 5] = [
+        (
+            "xvs_real_server_connections_total",
+            "counter",
+            "Connections scheduled to the real server.",
+            |d| d.conns.get(),
+        ),
+        (
+            "xvs_real_server_active_connections",
+            "gauge",
+            "ESTABLISHED connections (IPVS ActiveConn).",
+            |d| d.active.get(),
+        ),
+        (
+            "xvs_real_server_inactive_connections",
+            "gauge",
+            "Other connections (IPVS InActConn).",
+            |d| d.inactive.get(),
+        ),
+        (
+            "xvs_real_server_packets_in_total",
+            "counter",
+            "Packets forwarded to the real server.",
+            |d| d.packets.get(),
+        ),
+        (
+            "xvs_real_server_bytes_in_total",
+            "counter",
+            "Bytes forwarded to the real server.",
+            |d| d.bytes.get(),
+        ),
+    ];
+    for (name, kind, help, f) in per_rs {
+        o.family(name, kind, help);
+        per_real_server(o, cfg, registry, name, |id| w.dest(id, f));
+    }
+    o.family(
+        "xvs_virtual_server_schedule_failures_total",
+        "counter",
+        "New connections the scheduler could place nowhere (no real server available).",
+    );
+    for vs in &cfg.virtual_servers {
+        let id = registry.service_id(crate::ids::service_key(vs)) as usize;
+        o.sample(
+            "xvs_virtual_server_schedule_failures_total",
+            &[("virtual_server", &vs.name)],
+            w.service(id, |s| s.no_dest.get()),
+        );
+    }
+    // Server to client: only NAT replies cross the director (DR and TUN read 0).
+    let outbound: [(&str, &str, Read<NatOut>); 2] = [
+        (
+            "xvs_real_server_packets_out_total",
+            "Reply packets from the real server sent on to clients (NAT only).",
+            |n| n.packets,
+        ),
+        (
+            "xvs_real_server_bytes_out_total",
+            "Reply bytes from the real server sent on to clients (NAT only).",
+            |n| n.bytes,
+        ),
+    ];
+    for (name, help, f) in outbound {
+        o.family(name, "counter", help);
+        per_real_server(o, cfg, registry, name, |id| out.get(id).map_or(0, f));
+    }
+}
+
+/// Per worker: frames, batches, kicks, flows, TX ring full, ICMP sent; the flow tables'
+/// fill; drops by reason.
+pub fn workers(o: &mut Out, cfg: &Config, w: AllWorkers<'_>) {
+    let per_worker: [(&str, &str, Read<WorkerCounters>); 10] = [
+        ("xvs_worker_rx_packets_total", "Frames received.", |c| {
+            c.rx_packets.get()
+        }),
+        ("xvs_worker_tx_packets_total", "Frames sent.", |c| {
+            c.tx_packets.get()
+        }),
+        ("xvs_worker_rx_batches_total", "RX batches.", |c| {
+            c.rx_batches.get()
+        }),
+        (
+            "xvs_worker_tx_kicks_total",
+            "sendto() kicks of the TX ring.",
+            |c| c.tx_kicks.get(),
+        ),
+        ("xvs_flows_created_total", "Flows created.", |c| {
+            c.flows_created.get()
+        }),
+        ("xvs_flows_expired_total", "Flows that timed out.", |c| {
+            c.flows_expired.get()
+        }),
+        (
+            "xvs_flows_evicted_total",
+            "Live flows evicted from a full bucket.",
+            |c| c.flows_evicted.get(),
+        ),
+        (
+            "xvs_flows_rescheduled_total",
+            "Connections moved to another real server: theirs left (expire_nodest_conn).",
+            |c| c.flows_rescheduled.get(),
+        ),
+        (
+            "xvs_worker_tx_ring_full_total",
+            "Frames dropped because the TX ring had no room.",
+            |c| c.drops(DropReason::TxRingFull),
+        ),
+        (
+            "xvs_icmp_frag_needed_total",
+            "ICMP fragmentation-needed sent (TUN).",
+            |c| c.icmp_frag_needed.get(),
+        ),
+    ];
+    for (name, help, f) in per_worker {
+        o.family(name, "counter", help);
+        for (q, c) in w.each() {
+            o.sample(name, &[("worker", &q.to_string())], f(c));
+        }
+    }
+    o.family(
+        "xvs_flow_table_connections",
+        "gauge",
+        "Connections the worker's flow table holds now (persistence templates aside).",
+    );
+    for (q, c) in w.each() {
+        o.sample(
+            "xvs_flow_table_connections",
+            &[("worker", &q.to_string())],
+            AllWorkers::connections(c),
+        );
+    }
+    o.family(
+        "xvs_flow_table_capacity",
+        "gauge",
+        "Flows each worker's table can hold (flow_table_size).",
+    );
+    for (q, _) in w.each() {
+        o.sample(
+            "xvs_flow_table_capacity",
+            &[("worker", &q.to_string())],
+            cfg.flow_table_size as u64,
+        );
+    }
+    o.family(
+        "xvs_drops_total",
+        "counter",
+        "Frames dropped by a worker, by reason.",
+    );
+    for r in DropReason::ALL {
+        o.sample("xvs_drops_total", &[("reason", r.label())], w.drops(*r));
+    }
+}
+
+/// The kernel's counters of each worker's AF_XDP socket (XDP_STATISTICS), read at scrape
+/// time with getsockopt: frames the kernel could not hand to xvs, and why.
+pub fn xsk(o: &mut Out, xsk: &[Option<XskStats>]) {
+    let families: [(&str, &str, Read<XskStats>); 6] = [
+        (
+            "xvs_xsk_rx_dropped_total",
+            "Frames the kernel dropped on the way to the socket (no room in the UMEM).",
+            |s| s.rx_dropped,
+        ),
+        (
+            "xvs_xsk_rx_ring_full_total",
+            "Frames dropped because the RX ring was full (the worker fell behind).",
+            |s| s.rx_ring_full,
+        ),
+        (
+            "xvs_xsk_fill_ring_empty_total",
+            "Times the kernel found the fill ring empty (no frame to receive into).",
+            |s| s.rx_fill_ring_empty_descs,
+        ),
+        (
+            "xvs_xsk_tx_ring_empty_total",
+            "Times the kernel found the TX ring empty when kicked.",
+            |s| s.tx_ring_empty_descs,
+        ),
+        (
+            "xvs_xsk_rx_invalid_descs_total",
+            "Invalid descriptors on the RX side.",
+            |s| s.rx_invalid_descs,
+        ),
+        (
+            "xvs_xsk_tx_invalid_descs_total",
+            "Invalid descriptors xvs put on the TX ring.",
+            |s| s.tx_invalid_descs,
+        ),
+    ];
+    for (name, help, f) in families {
+        o.family(name, "counter", help);
+        for (q, s) in xsk.iter().enumerate() {
+            if let Some(s) = s {
+                o.sample(name, &[("worker", &q.to_string())], f(s));
+            }
+        }
+    }
+}
+
+/// What the steering program did with each packet it saw.
+pub fn xdp(o: &mut Out, x: &XdpCounters) {
+    o.family(
+        "xvs_xdp_packets_total",
+        "counter",
+        "Packets seen by the steering program, by outcome.",
+    );
+    for (label, n) in x.iter() {
+        o.sample("xvs_xdp_packets_total", &[("outcome", label)], n);
+    }
+}

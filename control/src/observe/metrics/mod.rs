@@ -1,0 +1,302 @@
+//! `/metrics` in the Prometheus text format (0.0.4, or OpenMetrics 1.0 on request),
+//! rendered at scrape time from the workers' own counters, the steering program's
+//! per-CPU counters, the VRRP and health state: the hot path never touches a registry.
+//!
+//! - `text.rs`: the exposition writer and the OpenMetrics form
+//! - `http.rs`: the listener
+//! - `dataplane.rs`, `health.rs`, `vrrp.rs`: the families, by source
+
+mod dataplane;
+mod health;
+mod http;
+mod text;
+mod vrrp;
+
+use std::sync::Arc;
+
+use xvs_bpf::abi::{NatOut, XdpCounters};
+use xvs_config::Config;
+use xvs_dataplane::xsk::XskStats;
+use xvs_dataplane::WorkerCounters;
+
+pub use http::{bind, serve, Request};
+use text::Out;
+
+use crate::health::{HealthMap, Monitors};
+use crate::ids::DestRegistry;
+use crate::observe::counters::AllWorkers;
+use crate::vrrp::VrrpStats;
+
+/// What every scrape reads, with or without a load balancer (VRRP only).
+pub struct Common<'a> {
+    pub cfg: &'a Config,
+    pub vrrp: &'a [(String, Arc<VrrpStats>)],
+    pub reloads: u64,
+    pub reload_failures: u64,
+}
+
+/// What a scrape reads of the load balancer.
+pub struct Balancer<'a> {
+    pub registry: &'a mut DestRegistry,
+    pub workers: &'a [Arc<WorkerCounters>],
+    /// Per worker: the kernel's counters of its AF_XDP socket.
+    pub xsk: &'a [Option<XskStats>],
+    /// Per real-server id: what the steering program sent out for it (NAT replies).
+    pub out: &'a [NatOut],
+    pub xdp: Option<XdpCounters>,
+    pub health: &'a HealthMap,
+    /// The health monitors' probe statistics.
+    pub checks: &'a Monitors,
+    pub generation: u64,
+}
+
+pub fn render(c: &Common<'_>, lb: Option<Balancer<'_>>) -> String {
+    let mut o = Out(String::with_capacity(8192));
+    o.family("xvs_build_info", "gauge", "xvs version.");
+    o.sample(
+        "xvs_build_info",
+        &[("version", env!("CARGO_PKG_VERSION"))],
+        1,
+    );
+    o.family(
+        "xvs_config_generation",
+        "gauge",
+        "Snapshot generation now in use.",
+    );
+    o.sample(
+        "xvs_config_generation",
+        &[],
+        lb.as_ref().map_or(0, |l| l.generation),
+    );
+    o.family(
+        "xvs_config_reloads_total",
+        "counter",
+        "Configuration reloads, by result.",
+    );
+    o.sample(
+        "xvs_config_reloads_total",
+        &[("result", "success")],
+        c.reloads,
+    );
+    o.sample(
+        "xvs_config_reloads_total",
+        &[("result", "failure")],
+        c.reload_failures,
+    );
+    if let Some(lb) = lb {
+        let w = AllWorkers(lb.workers);
+        dataplane::servers(&mut o, c.cfg, lb.registry, w, lb.out);
+        health::up(&mut o, c.cfg, lb.health);
+        health::checks(&mut o, c.cfg, lb.checks);
+        dataplane::workers(&mut o, c.cfg, w);
+        dataplane::xsk(&mut o, lb.xsk);
+        if let Some(x) = &lb.xdp {
+            dataplane::xdp(&mut o, x);
+        }
+    }
+    vrrp::instances(&mut o, c.vrrp);
+    o.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::text::{to_openmetrics, wants_openmetrics};
+    use super::*;
+    use std::collections::{BTreeSet, HashMap};
+    use tokio::sync::mpsc;
+
+    /// A scrape with every source present: VRRP, health checks, steering counters.
+    fn full_scrape() -> String {
+        let yaml = include_str!("../../../../config/examples/vrrp-dr.yaml").replacen(
+            "    forwarding: dr\n",
+            "    forwarding: dr\n    health_check: { type: tcp }\n",
+            1,
+        );
+        let cfg = xvs_config::parse("vrrp-dr.yaml", &yaml).expect("the example parses");
+        let mut registry = DestRegistry::default();
+        let workers = vec![Arc::new(WorkerCounters::new(8))];
+        let health = HashMap::new();
+        let vrrp = vec![("VI_1".to_string(), Arc::new(VrrpStats::default()))];
+        // Monitors need a runtime to be spawned on; nothing awaits here, so no probe runs.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        rt.block_on(async {
+            let (tx, _rx) = mpsc::channel(1);
+            let mut monitors = crate::health::Monitors::new(tx);
+            monitors.sync(crate::health::health_targets(&cfg));
+            let text = render(
+                &Common {
+                    cfg: &cfg,
+                    vrrp: &vrrp,
+                    reloads: 0,
+                    reload_failures: 0,
+                },
+                Some(Balancer {
+                    registry: &mut registry,
+                    workers: &workers,
+                    xsk: &[Some(Default::default())],
+                    out: &[],
+                    xdp: Some(XdpCounters::default()),
+                    health: &health,
+                    checks: &monitors,
+                    generation: 1,
+                }),
+            );
+            monitors.stop_all();
+            text
+        })
+    }
+
+    /// Words made of `[a-z_]` starting at each occurrence of `prefix`.
+    fn words_after<'a>(text: &'a str, prefix: &str) -> Vec<&'a str> {
+        let mut out = Vec::new();
+        let mut rest = text;
+        while let Some(i) = rest.find(prefix) {
+            let tail = &rest[i..];
+            let end = tail
+                .find(|c: char| !(c.is_ascii_lowercase() || c == '_'))
+                .unwrap_or(tail.len());
+            out.push(&tail[..end]);
+            rest = &tail[end.max(1)..];
+        }
+        out
+    }
+
+    #[test]
+    fn the_grafana_dashboard_queries_only_what_a_scrape_has() {
+        let dash: serde_json::Value =
+            serde_json::from_str(include_str!("../../../dashboards/xvs-grafana.json"))
+                .expect("the dashboard is JSON");
+        let scrape = full_scrape();
+        let families: BTreeSet<&str> = scrape
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split_whitespace().next())
+            .collect();
+        let mut ids = BTreeSet::new();
+        let panels = dash["panels"].as_array().expect("panels");
+        assert!(panels.len() >= 10);
+        for p in panels {
+            assert!(ids.insert(p["id"].as_u64().expect("id")), "duplicate id");
+            let targets = p["targets"].as_array().expect("targets");
+            assert!(!targets.is_empty(), "{}: no query", p["title"]);
+            for t in targets {
+                let expr = t["expr"].as_str().expect("expr");
+                let names = words_after(expr, "xvs_");
+                assert!(!names.is_empty(), "{expr}: no xvs metric");
+                for name in names {
+                    // A histogram's series carry a suffix on its family's name.
+                    let family = ["_bucket", "_sum", "_count"]
+                        .iter()
+                        .find_map(|s| name.strip_suffix(s).filter(|f| families.contains(f)))
+                        .unwrap_or(name);
+                    assert!(families.contains(family), "{expr}: {name} is not served");
+                }
+                // Grouping labels are the metric's own, or Prometheus's target label.
+                for by in expr.split("by (").skip(1) {
+                    let labels = by.split(')').next().unwrap_or_default();
+                    for label in labels.split(',').map(str::trim) {
+                        assert!(
+                            label == "instance" || scrape.contains(&format!("{label}=\"")),
+                            "{expr}: label {label} is never served"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn schedule_failures_are_counted_per_virtual_server() {
+        let cfg = xvs_config::parse(
+            "t.yaml",
+            "interface: lo\nvirtual_servers:\n  - { name: web, address: 10.0.0.100, port: 80, protocol: tcp }\n  - { name: dns, address: 10.0.0.100, port: 53, protocol: udp }\n",
+        )
+        .unwrap();
+        let mut registry = DestRegistry::default();
+        // The ids the snapshot gives the two services, in configuration order.
+        for vs in &cfg.virtual_servers {
+            registry.service_id(crate::ids::service_key(vs));
+        }
+        let workers = vec![
+            Arc::new(WorkerCounters::new(8)),
+            Arc::new(WorkerCounters::new(8)),
+        ];
+        workers[0].services[1].no_dest.add(2);
+        workers[1].services[1].no_dest.add(1);
+        let (tx, _rx) = mpsc::channel(1);
+        let monitors = crate::health::Monitors::new(tx);
+        let text = render(
+            &Common {
+                cfg: &cfg,
+                vrrp: &[],
+                reloads: 0,
+                reload_failures: 0,
+            },
+            Some(Balancer {
+                registry: &mut registry,
+                workers: &workers,
+                xsk: &[],
+                out: &[],
+                xdp: None,
+                health: &HashMap::new(),
+                checks: &monitors,
+                generation: 1,
+            }),
+        );
+        assert!(
+            text.contains("xvs_virtual_server_schedule_failures_total{virtual_server=\"web\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("xvs_virtual_server_schedule_failures_total{virtual_server=\"dns\"} 3\n"),
+            "summed over the workers: {text}"
+        );
+    }
+
+    #[test]
+    fn no_label_collides_with_prometheus_target_labels() {
+        // A scraped `instance` or `job` label would be renamed `exported_*` by Prometheus.
+        let scrape = full_scrape();
+        assert!(
+            scrape.contains("xvs_vrrp_state{vrrp_instance=\"VI_1\""),
+            "{scrape}"
+        );
+        for line in scrape.lines().filter(|l| !l.starts_with('#')) {
+            assert!(
+                !line.contains("{instance=") && !line.contains(",instance="),
+                "{line}"
+            );
+            assert!(!line.contains("{job=") && !line.contains(",job="), "{line}");
+        }
+    }
+
+    #[test]
+    fn openmetrics_names_counter_families_without_total_and_ends_with_eof() {
+        assert!(wants_openmetrics(
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: application/openmetrics-text;version=1.0.0,text/plain;q=0.5\r\n\r\n"
+        ));
+        assert!(!wants_openmetrics(
+            "GET /metrics HTTP/1.1\r\nAccept: text/plain\r\n\r\n"
+        ));
+        let om = to_openmetrics(&full_scrape());
+        assert!(om.ends_with("\n# EOF\n"));
+        assert!(om.contains("# TYPE xvs_drops counter\n"), "{om}");
+        assert!(om.contains("# HELP xvs_drops "), "{om}");
+        assert!(om.contains("xvs_drops_total{reason=\"no_destination\"} 0\n"));
+        assert!(om.contains("# TYPE xvs_config_generation gauge\n"));
+        assert!(om.contains("# TYPE xvs_health_check_duration_seconds histogram\n"));
+        assert!(om.contains("le=\"+Inf\"} 0\n"), "{om}");
+        // Every family's samples start with its name.
+        let mut family = "";
+        for line in om.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                family = rest.split(' ').next().unwrap();
+            } else if !line.starts_with('#') {
+                assert!(line.starts_with(family), "{line} outside {family}");
+            }
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! The `status` command line: which view, text or JSON.
+
+/// Which table the text shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum View {
+    Table,
+    Stats,
+    Rate,
+    Connections,
+}
+
+/// A parsed `status` command line: `status [--stats|--rate|--connections] [--json]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Request {
+    pub view: View,
+    pub json: bool,
+}
+
+impl Request {
+    pub fn parse(line: &str) -> Result<Self, String> {
+        let mut words = line.split_whitespace();
+        if words.next() != Some("status") {
+            return Err(format!("not a status command: {line:?}"));
+        }
+        let mut req = Request {
+            view: View::Table,
+            json: false,
+        };
+        for w in words {
+            match w {
+                "--stats" | "--rate" | "--connections" if req.view != View::Table => {
+                    return Err("status: --stats, --rate and --connections are exclusive\n".into())
+                }
+                "--stats" => req.view = View::Stats,
+                "--rate" => req.view = View::Rate,
+                "--connections" => req.view = View::Connections,
+                "--json" => req.json = true,
+                other => {
+                    return Err(format!(
+                    "status: unknown option {other:?} (--stats, --rate, --connections, --json)\n"
+                ))
+                }
+            }
+        }
+        Ok(req)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_options() {
+        assert_eq!(
+            Request::parse("status").unwrap(),
+            Request {
+                view: View::Table,
+                json: false
+            }
+        );
+        assert_eq!(
+            Request::parse("status --rate --json").unwrap(),
+            Request {
+                view: View::Rate,
+                json: true
+            }
+        );
+        assert_eq!(Request::parse("status --stats").unwrap().view, View::Stats);
+        assert!(Request::parse("status --stats --rate").is_err());
+        assert_eq!(
+            Request::parse("status --connections --json").unwrap(),
+            Request {
+                view: View::Connections,
+                json: true
+            }
+        );
+        assert!(Request::parse("status --bogus").is_err());
+        assert!(Request::parse("stats").is_err());
+    }
+}

@@ -1,0 +1,145 @@
+//! The rows of `xvs status`: every virtual server and its real servers, with weights,
+//! connection gauges, totals and rates, in configuration order.
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+use xvs_bpf::abi::NatOut;
+use xvs_config::{Config, Forwarding};
+use xvs_dataplane::WorkerCounters;
+
+use super::rates::{Rate, Rates};
+use crate::ids::{DestKey, DestRegistry};
+use crate::observe::counters::AllWorkers;
+
+/// Connections, packets and bytes of a real server (or a virtual server: the sum). "In"
+/// is client to server (the workers count it); "out" is server to client, which crosses
+/// the director only in NAT (the steering program counts it). DR and TUN replies go
+/// straight to the client, so their "out" stays 0, as in IPVS.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    pub conns: u64,
+    pub in_packets: u64,
+    pub out_packets: u64,
+    pub in_bytes: u64,
+    pub out_bytes: u64,
+}
+
+impl Totals {
+    pub(super) fn add(self, o: Totals) -> Totals {
+        Totals {
+            conns: self.conns + o.conns,
+            in_packets: self.in_packets + o.in_packets,
+            out_packets: self.out_packets + o.out_packets,
+            in_bytes: self.in_bytes + o.in_bytes,
+            out_bytes: self.out_bytes + o.out_bytes,
+        }
+    }
+}
+
+/// What the director sent out for each real server (by id; NAT only), read from the
+/// steering program at the moment of asking. Ids past its end sent nothing.
+pub type Outbound = [NatOut];
+
+#[derive(Debug, Serialize)]
+pub struct RealServerRow {
+    pub address: Ipv4Addr,
+    pub port: u16,
+    /// False while its health check has it out of the pool.
+    pub in_pool: bool,
+    /// The weight scheduled now (0 when a failed check inhibits it).
+    pub weight: Option<u32>,
+    pub active_conns: u64,
+    pub inactive_conns: u64,
+    pub totals: Totals,
+    pub rate: Option<Rate>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct VirtualServerRow {
+    pub name: String,
+    pub protocol: &'static str,
+    pub address: Ipv4Addr,
+    pub ports: Vec<u16>,
+    pub scheduler: &'static str,
+    pub persistence_timeout: Option<u32>,
+    pub forwarding: &'static str,
+    pub totals: Totals,
+    pub rate: Option<Rate>,
+    pub real_servers: Vec<RealServerRow>,
+}
+
+/// Real server `id`'s totals: in summed over the workers, out from the steering program.
+pub(super) fn totals(workers: &[Arc<WorkerCounters>], out: &Outbound, id: usize) -> Totals {
+    let w = AllWorkers(workers);
+    let o = out.get(id).copied().unwrap_or_default();
+    Totals {
+        conns: w.dest(id, |d| d.conns.get()),
+        in_packets: w.dest(id, |d| d.packets.get()),
+        out_packets: o.packets,
+        in_bytes: w.dest(id, |d| d.bytes.get()),
+        out_bytes: o.bytes,
+    }
+}
+
+/// The rows, in configuration order.
+pub fn rows(
+    cfg: &Config,
+    snap: &xvs_dataplane::Snapshot,
+    registry: &mut DestRegistry,
+    workers: &[Arc<WorkerCounters>],
+    out: &Outbound,
+    rates: &Rates,
+    now: Instant,
+) -> Vec<VirtualServerRow> {
+    cfg.virtual_servers
+        .iter()
+        .map(|vs| {
+            let real_servers: Vec<RealServerRow> = vs
+                .real_servers
+                .iter()
+                .map(|rs| {
+                    let id = registry.id(DestKey::of(vs, rs));
+                    let weight = snap.dest(id).map(|d| d.weight);
+                    let idx = id as usize;
+                    let t = totals(workers, out, idx);
+                    RealServerRow {
+                        address: rs.address,
+                        port: rs.port,
+                        in_pool: weight.is_some(),
+                        weight,
+                        active_conns: AllWorkers(workers).dest(idx, |d| d.active.get()),
+                        inactive_conns: AllWorkers(workers).dest(idx, |d| d.inactive.get()),
+                        totals: t,
+                        rate: rates.rate(now, idx, t),
+                    }
+                })
+                .collect();
+            let totals = real_servers
+                .iter()
+                .fold(Totals::default(), |a, r| a.add(r.totals));
+            let rate = real_servers
+                .iter()
+                .map(|r| r.rate)
+                .try_fold(Rate::default(), |a, r| r.map(|r| a.add(r)));
+            VirtualServerRow {
+                name: vs.name.clone(),
+                protocol: vs.protocol.as_str(),
+                address: vs.address,
+                ports: vs.ports.clone(),
+                scheduler: vs.scheduler.as_str(),
+                persistence_timeout: vs.persistence.map(|p| p.timeout),
+                forwarding: match vs.forwarding {
+                    Forwarding::Dr => "Route",
+                    Forwarding::Tun => "Tunnel",
+                    Forwarding::Nat => "Masq",
+                },
+                totals,
+                rate,
+                real_servers,
+            }
+        })
+        .collect()
+}

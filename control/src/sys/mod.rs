@@ -1,0 +1,10 @@
+//! The control plane's kernel interfaces — netlink, interface facts, inotify, packet
+//! sockets, random seeds, runtime registration — behind safe functions. Control's
+//! `unsafe` lives here and nowhere else.
+
+pub mod async_socket;
+pub mod iface;
+pub mod inotify;
+pub mod netlink;
+pub mod packet;
+pub mod random;
