@@ -214,15 +214,21 @@ impl DrLab {
         Ok(())
     }
 
-    /// Runs the client loop for `secs` seconds in the background (process "loop");
-    /// `loop_results` reads what it saw.
+    /// Runs the client loop for `secs` seconds in the background (process "loop"), a
+    /// request every 20 ms with a 300 ms timeout; `loop_results` reads what it saw.
     pub fn start_http_loop(&mut self, secs: f64) -> Result<()> {
+        self.start_http_loop_paced(secs, 0.02, 0.3)
+    }
+
+    /// As `start_http_loop`, a request every `pace` seconds, each bounded by `timeout`.
+    pub fn start_http_loop_paced(&mut self, secs: f64, pace: f64, timeout: f64) -> Result<()> {
         let script = self.lab.dir.join("http_loop.py").display().to_string();
         let vip = self.vip.to_string();
+        let (secs, pace, timeout) = (secs.to_string(), pace.to_string(), timeout.to_string());
         self.lab.spawn(
             "cl",
             "loop",
-            &["python3", "-u", &script, &vip, "80", &secs.to_string()],
+            &["python3", "-u", &script, &vip, "80", &secs, &pace, &timeout],
         )?;
         Ok(())
     }
