@@ -23,6 +23,20 @@ const IDLE_POLL_MS: i32 = 100;
 const SWEEP_PERIOD_MS: u64 = 2000;
 /// ...in slices of at most this many buckets, so no batch waits long behind it.
 const SWEEP_MAX_BUCKETS: u64 = 4096;
+/// At most this many `sendto()` kicks per turn while the TX ring drains: in copy mode the
+/// kernel sends a bounded batch per call (`TX_BATCH_SIZE`, 32, in net/xdp/xsk.c) and
+/// leaves the rest in the ring.
+const MAX_KICKS: u32 = 64;
+
+/// How many frames a batch may take off the RX ring: at most `BATCH`, and no more than
+/// the TX rings have room for, since each received frame leaves by at most one of them.
+/// A frame is never received and then dropped for want of TX room (it would count as
+/// forwarded and as dropped at once): what does not fit stays in the RX ring, and the
+/// kernel counts it there (`rx_ring_full`) if the ring overflows.
+#[inline]
+pub fn batch_room(tx_free: u32, internal_free: Option<u32>) -> u32 {
+    BATCH.min(tx_free).min(internal_free.unwrap_or(u32::MAX))
+}
 
 pub struct WorkerConfig {
     pub queue: u32,
@@ -143,7 +157,18 @@ impl Worker {
 
     /// Processes one batch; returns how many frames it took.
     pub fn poll_once(&mut self) -> u32 {
-        let n = self.xsk.rx.peek(BATCH);
+        let mut room = self.room();
+        if room == 0 {
+            // The TX ring is full: let the kernel send and hand frames back first.
+            self.reap_completions();
+            self.kick();
+            if let (Some(t), true) = (self.internal.as_ref(), self.internal_outstanding > 0) {
+                t.kick_tx();
+            }
+            self.reap_completions();
+            room = self.room();
+        }
+        let n = self.xsk.rx.peek(room);
         if n == 0 {
             return 0;
         }
@@ -227,11 +252,33 @@ impl Worker {
         n
     }
 
+    /// Room in the TX ring(s) for a batch.
+    fn room(&mut self) -> u32 {
+        let tx = self.xsk.tx.free(BATCH);
+        let internal = self.internal.as_mut().map(|t| t.tx.free(BATCH));
+        batch_room(tx, internal)
+    }
+
+    /// Has the kernel send what the TX ring holds. With need_wakeup the kernel says when it
+    /// needs the syscall; copy mode always does, and sends a bounded batch per call, so
+    /// kick again while descriptors are left and the last kick moved some.
     fn kick(&mut self) {
-        // With need_wakeup the kernel says when it needs the syscall; copy mode always does.
-        if self.xsk.mode() == BoundMode::Copy || self.xsk.tx.needs_wakeup() {
+        if self.xsk.mode() != BoundMode::Copy && !self.xsk.tx.needs_wakeup() {
+            return;
+        }
+        let mut pending = self.xsk.tx.pending();
+        for _ in 0..MAX_KICKS {
+            if pending == 0 {
+                break;
+            }
             self.pipeline.counters().tx_kicks.inc();
             self.xsk.kick_tx();
+            let left = self.xsk.tx.pending();
+            if left >= pending {
+                // No progress (the link is busy or down): the next turn tries again.
+                break;
+            }
+            pending = left;
         }
     }
 
@@ -270,5 +317,19 @@ impl Worker {
             filled += done;
         }
         self.xsk.fill.submit(filled);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_never_takes_more_than_the_tx_rings_can_send() {
+        assert_eq!(batch_room(2048, None), BATCH);
+        assert_eq!(batch_room(10, None), 10, "the TX ring's room bounds the batch");
+        assert_eq!(batch_room(0, None), 0, "a full TX ring: nothing received");
+        assert_eq!(batch_room(2048, Some(3)), 3, "two-arm NAT: the internal ring too");
+        assert_eq!(batch_room(5, Some(3000)), 5);
     }
 }
