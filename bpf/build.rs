@@ -4,7 +4,7 @@ use std::env;
 use std::path::PathBuf;
 use std::process::Command;
 
-const PROGRAMS: &[&str] = &["steer", "decap", "pass"];
+const PROGRAMS: &[&str] = &["steer", "decap", "pass", "trafgen", "sink", "fwd"];
 
 fn main() {
     let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());

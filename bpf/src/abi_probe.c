@@ -3,6 +3,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include "xvs_abi.h"
+#include "bench_abi.h"
 
 #define SIZE(name, type) printf("pub const " name "_SIZE: usize = %zu;\n", sizeof(type))
 #define OFF(name, type, field) printf("pub const " name ": usize = %zu;\n", offsetof(type, field))
@@ -48,5 +49,13 @@ int main(void)
 #define XVS_DECAP_LABEL(name, label) printf("    \"%s\",\n", label);
 	XVS_DECAP_STATS(XVS_DECAP_LABEL)
 	printf("];\n");
+	SIZE("TRAFGEN_CONFIG", struct xvs_trafgen_config);
+	OFF("TRAFGEN_CONFIG_FLOWS", struct xvs_trafgen_config, flows);
+	OFF("TRAFGEN_CONFIG_SADDR_BASE", struct xvs_trafgen_config, saddr_base);
+	SIZE("FWD_CONFIG", struct xvs_fwd_config);
+	OFF("FWD_CONFIG_VIP", struct xvs_fwd_config, vip);
+	OFF("FWD_CONFIG_RS_MAC", struct xvs_fwd_config, rs_mac);
+	OFF("FWD_CONFIG_OWN_MAC", struct xvs_fwd_config, own_mac);
+	SIZE("SINK_COUNT", struct xvs_sink_count);
 	return 0;
 }

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod abi;
+pub mod bench;
 mod decap;
 mod error;
 pub mod steer;

@@ -42,7 +42,7 @@ pub enum XdpMode {
 }
 
 impl XdpMode {
-    fn flags(self) -> XdpFlags {
+    pub(crate) fn flags(self) -> XdpFlags {
         match self {
             XdpMode::Native => XdpFlags::DRV_MODE,
             XdpMode::Generic => XdpFlags::SKB_MODE,

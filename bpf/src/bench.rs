@@ -1,0 +1,288 @@
+//! The benchmark's programs (`make bench`), never loaded by xvs itself: the traffic
+//! generator (`trafgen.bpf.c`, run with BPF_PROG_RUN in live-frame mode), the counting
+//! real server (`sink.bpf.c`) and the in-kernel DR forwarder every path is compared with
+//! (`fwd.bpf.c`). Attaching and the generator's ifindex act in the calling thread's
+//! network namespace.
+
+use std::net::Ipv4Addr;
+use std::os::fd::{AsFd, OwnedFd};
+
+use libbpf_rs::{MapHandle, Object, ObjectBuilder, OpenObject, ProgramInput, Xdp};
+
+use crate::abi::layout as l;
+use crate::steer::{map_handle, sum_per_cpu};
+use crate::{BpfError, XdpMode};
+
+/// The compiled benchmark programs.
+const TRAFGEN_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/trafgen.bpf.o"));
+const SINK_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/sink.bpf.o"));
+const FWD_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/fwd.bpf.o"));
+
+/// `BPF_F_TEST_XDP_LIVE_FRAMES`: frames the program returns XDP_TX for are sent for real.
+const LIVE_FRAMES: u32 = 1 << 1;
+
+fn open(object: &'static str, mem: &[u8]) -> Result<OpenObject, BpfError> {
+    ObjectBuilder::default()
+        .open_memory(mem)
+        .map_err(|source| BpfError::Load { object, source })
+}
+
+/// Writes `cfg` as the object's `.rodata` (its one `volatile const`), then loads it.
+fn load_with(object: &'static str, mem: &[u8], cfg: &[u8]) -> Result<Object, BpfError> {
+    let mut open = open(object, mem)?;
+    let mut written = false;
+    for mut m in open.maps_mut() {
+        if m.name().to_string_lossy().ends_with(".rodata") {
+            if let Some(v) = m.initial_value_mut() {
+                if v.len() >= cfg.len() {
+                    v[..cfg.len()].copy_from_slice(cfg);
+                    written = true;
+                }
+            }
+        }
+    }
+    if !written {
+        return Err(BpfError::Missing {
+            kind: "map",
+            name: ".rodata (the program's settings)",
+        });
+    }
+    open.load()
+        .map_err(|source| BpfError::Load { object, source })
+}
+
+/// Program `name`'s descriptor, owned (the object stays loaded beside it).
+fn prog_fd(object: &'static str, obj: &Object, name: &'static str) -> Result<OwnedFd, BpfError> {
+    let prog = obj
+        .progs()
+        .find(|p| p.name() == name)
+        .ok_or(BpfError::Missing {
+            kind: "program",
+            name,
+        })?;
+    prog.as_fd()
+        .try_clone_to_owned()
+        .map_err(|e| BpfError::Load {
+            object,
+            source: e.into(),
+        })
+}
+
+/// An XDP program attached natively to one interface until dropped.
+struct Attached<'o> {
+    xdp: Xdp<'o>,
+    ifindex: i32,
+}
+
+impl<'o> Attached<'o> {
+    fn new(fd: &'o OwnedFd, ifindex: u32) -> Result<Self, BpfError> {
+        let xdp = Xdp::new(fd.as_fd());
+        let ifindex = ifindex as i32;
+        xdp.attach(ifindex, XdpMode::Native.flags())
+            .map_err(|source| BpfError::Attach {
+                ifindex,
+                mode: "native",
+                source,
+            })?;
+        Ok(Attached { xdp, ifindex })
+    }
+}
+
+impl Drop for Attached<'_> {
+    fn drop(&mut self) {
+        // The interface may be gone already (its namespace deleted): nothing to undo then.
+        let _ = self.xdp.detach(self.ifindex, XdpMode::Native.flags());
+    }
+}
+
+/// The traffic generator: `send` transmits `repeat` frames built from a template.
+pub struct TrafGen {
+    obj: Object,
+}
+
+impl TrafGen {
+    /// Cycles through `flows` flows (source addresses from `saddr_base`, then ports).
+    pub fn load(flows: u32, saddr_base: Ipv4Addr) -> Result<TrafGen, BpfError> {
+        let mut cfg = [0u8; l::TRAFGEN_CONFIG_SIZE];
+        cfg[l::TRAFGEN_CONFIG_FLOWS..l::TRAFGEN_CONFIG_FLOWS + 4]
+            .copy_from_slice(&flows.max(1).to_ne_bytes());
+        cfg[l::TRAFGEN_CONFIG_SADDR_BASE..l::TRAFGEN_CONFIG_SADDR_BASE + 4]
+            .copy_from_slice(&u32::from(saddr_base).to_ne_bytes());
+        Ok(TrafGen {
+            obj: load_with("trafgen.bpf.o", TRAFGEN_OBJECT, &cfg)?,
+        })
+    }
+
+    /// Sends `repeat` frames out of `ifindex` (in the calling thread's namespace), each
+    /// `template` rewritten for the next flow. Blocks until they are sent.
+    pub fn send(&self, ifindex: u32, template: &[u8], repeat: u32) -> Result<(), BpfError> {
+        let prog = self
+            .obj
+            .progs_mut()
+            .find(|p| p.name() == "xvs_trafgen")
+            .ok_or(BpfError::Missing {
+                kind: "program",
+                name: "xvs_trafgen",
+            })?;
+        // struct xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index,
+        // egress_ifindex; live frames leave by the ingress interface.
+        let mut ctx = [0u8; 24];
+        ctx[12..16].copy_from_slice(&ifindex.to_ne_bytes());
+        let mut input = ProgramInput::default();
+        input.context_in = Some(&mut ctx);
+        input.data_in = Some(template);
+        input.flags = LIVE_FRAMES;
+        input.repeat = repeat;
+        prog.test_run(input)
+            .map(|_| ())
+            .map_err(|source| BpfError::Map {
+                op: "run (BPF_PROG_RUN, live frames)",
+                map: "xvs_trafgen",
+                source,
+            })
+    }
+}
+
+impl TrafGen {
+    /// One run without live frames (BPF_PROG_TEST_RUN): the frame the generator would
+    /// send next, in `out`; returns the XDP action. For tests.
+    pub fn program_run(&self, template: &[u8], out: &mut [u8]) -> Result<u32, BpfError> {
+        let prog = self
+            .obj
+            .progs_mut()
+            .find(|p| p.name() == "xvs_trafgen")
+            .ok_or(BpfError::Missing {
+                kind: "program",
+                name: "xvs_trafgen",
+            })?;
+        let mut input = ProgramInput::default();
+        input.data_in = Some(template);
+        input.data_out = Some(out);
+        prog.test_run(input)
+            .map(|o| o.return_value)
+            .map_err(|source| BpfError::Map {
+                op: "run (BPF_PROG_TEST_RUN)",
+                map: "xvs_trafgen",
+                source,
+            })
+    }
+}
+
+/// What reached the sink.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SinkCount {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// The counting real server: attached to an interface, it counts and drops every IPv4
+/// frame.
+pub struct Sink {
+    _obj: Object,
+    fd: OwnedFd,
+    counts: MapHandle,
+}
+
+impl Sink {
+    pub fn load() -> Result<Sink, BpfError> {
+        let obj = open("sink.bpf.o", SINK_OBJECT)?
+            .load()
+            .map_err(|source| BpfError::Load {
+                object: "sink.bpf.o",
+                source,
+            })?;
+        Ok(Sink {
+            counts: map_handle(&obj, "xvs_sink_counts")?,
+            fd: prog_fd("sink.bpf.o", &obj, "xvs_sink")?,
+            _obj: obj,
+        })
+    }
+
+    /// Attaches to `ifindex` (the calling thread's namespace) until the guard drops.
+    pub fn attach(&self, ifindex: u32) -> Result<impl Drop + '_, BpfError> {
+        Attached::new(&self.fd, ifindex)
+    }
+
+    /// Summed over the CPUs, now.
+    pub fn count(&self) -> Result<SinkCount, BpfError> {
+        let mut c = SinkCount::default();
+        sum_per_cpu(&self.counts, "xvs_sink_counts", 0, |raw| {
+            let word = |i: usize| {
+                raw.get(i * 8..i * 8 + 8)
+                    .map_or(0, |b| u64::from_ne_bytes(b.try_into().expect("8 bytes")))
+            };
+            c.packets += word(0);
+            c.bytes += word(1);
+        })?;
+        Ok(c)
+    }
+}
+
+const _: () = assert!(l::SINK_COUNT_SIZE == 16);
+
+/// The in-kernel DR forwarder: a TCP or UDP packet to `vip` leaves again by XDP_TX with
+/// the real server's MAC.
+pub struct Forwarder {
+    obj: Object,
+    fd: OwnedFd,
+}
+
+impl Forwarder {
+    pub fn load(vip: Ipv4Addr, rs_mac: [u8; 6], own_mac: [u8; 6]) -> Result<Forwarder, BpfError> {
+        let mut cfg = [0u8; l::FWD_CONFIG_SIZE];
+        cfg[l::FWD_CONFIG_VIP..l::FWD_CONFIG_VIP + 4].copy_from_slice(&vip.octets());
+        cfg[l::FWD_CONFIG_RS_MAC..l::FWD_CONFIG_RS_MAC + 6].copy_from_slice(&rs_mac);
+        cfg[l::FWD_CONFIG_OWN_MAC..l::FWD_CONFIG_OWN_MAC + 6].copy_from_slice(&own_mac);
+        let obj = load_with("fwd.bpf.o", FWD_OBJECT, &cfg)?;
+        Ok(Forwarder {
+            fd: prog_fd("fwd.bpf.o", &obj, "xvs_fwd")?,
+            obj,
+        })
+    }
+
+    /// Attaches to `ifindex` (the calling thread's namespace) until the guard drops.
+    pub fn attach(&self, ifindex: u32) -> Result<impl Drop + '_, BpfError> {
+        Attached::new(&self.fd, ifindex)
+    }
+
+    /// The loaded program, for BPF_PROG_TEST_RUN.
+    pub fn program(&self) -> Option<libbpf_rs::ProgramMut<'_>> {
+        self.obj.progs_mut().find(|p| p.name() == "xvs_fwd")
+    }
+}
+
+/// A frame for the generator: Ethernet, IPv4 (no options), and UDP with a payload or
+/// a bare TCP SYN, padded to 60 bytes (64 on the wire with the FCS). Checksums are the
+/// generator's to write.
+pub fn template(
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+    dst: Ipv4Addr,
+    dport: u16,
+    syn: bool,
+) -> Vec<u8> {
+    let l4 = if syn { 20 } else { 8 + 18 };
+    let ip_len = 20 + l4;
+    let mut f = vec![0u8; (14 + ip_len).max(60)];
+    f[..6].copy_from_slice(&dst_mac);
+    f[6..12].copy_from_slice(&src_mac);
+    f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    let ip = &mut f[14..];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&(ip_len as u16).to_be_bytes());
+    ip[6] = 0x40; // DF
+    ip[8] = 64;
+    ip[9] = if syn { 6 } else { 17 };
+    ip[16..20].copy_from_slice(&dst.octets());
+    let t = &mut ip[20..];
+    t[2..4].copy_from_slice(&dport.to_be_bytes());
+    if syn {
+        t[4..8].copy_from_slice(&1u32.to_be_bytes());
+        t[12] = 5 << 4;
+        t[13] = 0x02; // SYN
+        t[14..16].copy_from_slice(&64240u16.to_be_bytes());
+    } else {
+        t[4..6].copy_from_slice(&(l4 as u16).to_be_bytes());
+    }
+    f
+}

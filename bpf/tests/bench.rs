@@ -1,0 +1,128 @@
+//! The benchmark's programs, loaded for real and run with BPF_PROG_TEST_RUN: the
+//! generator writes valid frames for each flow in turn (checked with etherparse, an
+//! independent parser), the in-kernel forwarder rewrites exactly what xvs's DR rewrite
+//! does to the golden packets, and nothing else. Needs root and BPF.
+
+use std::net::Ipv4Addr;
+
+use etherparse::{NetHeaders, PacketHeaders, TransportHeader};
+use libbpf_rs::ProgramInput;
+use xvs_bpf::bench::{template, Forwarder, Sink, TrafGen};
+use xvs_dataplane::fixtures::{self, PipelineExpect, DIRECTOR_MAC, VIP};
+
+const XDP_PASS: u32 = 2;
+const XDP_TX: u32 = 3;
+const RS_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x11];
+
+/// (source address, source port) of a generated frame, after checking its checksums.
+fn checked(frame: &[u8]) -> (Ipv4Addr, u16) {
+    let p = PacketHeaders::from_ethernet_slice(frame).expect("etherparse reads it");
+    let Some(NetHeaders::Ipv4(ip, _)) = &p.net else {
+        panic!("not IPv4")
+    };
+    assert_eq!(ip.header_checksum, ip.calc_header_checksum(), "IPv4 checksum");
+    let payload = p.payload.slice();
+    let sport = match &p.transport {
+        Some(TransportHeader::Tcp(t)) => {
+            assert!(t.syn && !t.ack);
+            assert_eq!(
+                t.checksum,
+                t.calc_checksum_ipv4(ip, payload).unwrap(),
+                "TCP checksum"
+            );
+            t.source_port
+        }
+        Some(TransportHeader::Udp(u)) => {
+            assert_eq!(u.checksum, 0, "UDP without checksum (optional in IPv4)");
+            u.source_port
+        }
+        other => panic!("unexpected transport {other:?}"),
+    };
+    (Ipv4Addr::from(ip.source), sport)
+}
+
+#[test]
+fn the_generator_cycles_through_its_flows_with_valid_checksums() {
+    for syn in [false, true] {
+        let gen = TrafGen::load(3, Ipv4Addr::new(10, 128, 0, 0)).expect("load (root)");
+        let t = template([2, 0, 0, 0, 0, 1], DIRECTOR_MAC, VIP, 80, syn);
+        assert_eq!(t.len(), 60, "64 bytes on the wire");
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            let mut out = vec![0u8; t.len()];
+            let o = gen
+                .program_run(&t, &mut out)
+                .expect("BPF_PROG_TEST_RUN");
+            assert_eq!(o, XDP_TX);
+            seen.push(checked(&out));
+        }
+        let a = |n| Ipv4Addr::new(10, 128, 0, n);
+        assert_eq!(
+            seen,
+            [(a(0), 1024), (a(1), 1024), (a(2), 1024), (a(0), 1024)],
+            "3 flows, then the first again"
+        );
+    }
+    // Past 65536 flows the source port moves on.
+    let gen = TrafGen::load(1 << 20, Ipv4Addr::new(10, 128, 0, 0)).unwrap();
+    let t = template([2, 0, 0, 0, 0, 1], DIRECTOR_MAC, VIP, 80, false);
+    let mut out = vec![0u8; t.len()];
+    for _ in 0..65537 {
+        gen.program_run(&t, &mut out).unwrap();
+    }
+    assert_eq!(checked(&out), (Ipv4Addr::new(10, 128, 0, 0), 1025));
+}
+
+#[test]
+fn the_forwarder_rewrites_the_macs_of_what_xvs_forwards() {
+    let fwd = Forwarder::load(VIP, RS_MAC, DIRECTOR_MAC).expect("load (root)");
+    let prog = fwd.program().expect("the program");
+    let mut forwarded = 0;
+    // The kernel refuses to run frames shorter than an Ethernet header.
+    for fx in fixtures::all().into_iter().filter(|f| f.frame.len() >= 14) {
+        let mut out = vec![0u8; fx.frame.len() + 64];
+        let input = ProgramInput {
+            data_in: Some(&fx.frame),
+            data_out: Some(&mut out),
+            ..Default::default()
+        };
+        let o = prog.test_run(input).expect("BPF_PROG_TEST_RUN");
+        match fx.pipeline {
+            PipelineExpect::Forward => {
+                assert_eq!(o.return_value, XDP_TX, "{}", fx.name);
+                let got = &out[..fx.frame.len()];
+                assert_eq!(&got[..6], &RS_MAC, "{}: destination", fx.name);
+                assert_eq!(&got[6..12], &DIRECTOR_MAC, "{}: source", fx.name);
+                assert_eq!(&got[12..], &fx.frame[12..], "{}: the rest unchanged", fx.name);
+                forwarded += 1;
+            }
+            _ if fx.steer == "pass_not_ipv4" || fx.steer == "pass_bad_header" => {
+                assert_eq!(o.return_value, XDP_PASS, "{}", fx.name);
+            }
+            _ => {}
+        }
+    }
+    assert!(forwarded >= 2, "the table has TCP and UDP frames to forward");
+    let other = fixtures::udp_frame(
+        fixtures::CLIENT,
+        1,
+        Ipv4Addr::new(10, 0, 0, 99),
+        53,
+        b"x",
+    );
+    let mut out = vec![0u8; other.len() + 64];
+    let o = prog
+        .test_run(ProgramInput {
+            data_in: Some(&other),
+            data_out: Some(&mut out),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(o.return_value, XDP_PASS, "not to the VIP: the kernel's");
+}
+
+#[test]
+fn the_sink_starts_at_zero() {
+    let sink = Sink::load().expect("load (root)");
+    assert_eq!(sink.count().unwrap().packets, 0);
+}
