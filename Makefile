@@ -28,8 +28,11 @@ test: setup lint unit e2e
 demo: build
 	./target/release/xvs-lab demo
 
-bench: setup
+# Criterion (the per-packet cost of the pipeline), then the side-by-side packet rates of
+# every path through a director (xvs-pps), which writes bench/RESULTS.md.
+bench: build
 	$(CARGO) bench -p xvs-bench
+	./target/release/xvs-pps run --out bench/RESULTS.md
 
 clean:
 	$(CARGO) clean

@@ -22,6 +22,7 @@ NEEDS=(
   tcpdump:tcpdump        # labs: what goes over the wire
   keepalived:keepalived  # labs: the VRRP peer xvs must interoperate with
   prometheus:promtool    # tests: `promtool check metrics` on a scrape
+  nftables:nft           # bench: nftables DNAT, a path xvs is measured against
 )
 
 missing=()

@@ -125,14 +125,18 @@ impl TrafGen {
                 name: "xvs_trafgen",
             })?;
         // struct xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index,
-        // egress_ifindex; live frames leave by the ingress interface.
+        // egress_ifindex. The kernel wants data_end = the frame's length; live frames
+        // leave by the ingress interface.
         let mut ctx = [0u8; 24];
+        ctx[4..8].copy_from_slice(&(template.len() as u32).to_ne_bytes());
         ctx[12..16].copy_from_slice(&ifindex.to_ne_bytes());
-        let mut input = ProgramInput::default();
-        input.context_in = Some(&mut ctx);
-        input.data_in = Some(template);
-        input.flags = LIVE_FRAMES;
-        input.repeat = repeat;
+        let input = ProgramInput {
+            context_in: Some(&mut ctx),
+            data_in: Some(template),
+            flags: LIVE_FRAMES,
+            repeat,
+            ..Default::default()
+        };
         prog.test_run(input)
             .map(|_| ())
             .map_err(|source| BpfError::Map {
@@ -155,9 +159,11 @@ impl TrafGen {
                 kind: "program",
                 name: "xvs_trafgen",
             })?;
-        let mut input = ProgramInput::default();
-        input.data_in = Some(template);
-        input.data_out = Some(out);
+        let input = ProgramInput {
+            data_in: Some(template),
+            data_out: Some(out),
+            ..Default::default()
+        };
         prog.test_run(input)
             .map(|o| o.return_value)
             .map_err(|source| BpfError::Map {

@@ -20,7 +20,11 @@ fn checked(frame: &[u8]) -> (Ipv4Addr, u16) {
     let Some(NetHeaders::Ipv4(ip, _)) = &p.net else {
         panic!("not IPv4")
     };
-    assert_eq!(ip.header_checksum, ip.calc_header_checksum(), "IPv4 checksum");
+    assert_eq!(
+        ip.header_checksum,
+        ip.calc_header_checksum(),
+        "IPv4 checksum"
+    );
     let payload = p.payload.slice();
     let sport = match &p.transport {
         Some(TransportHeader::Tcp(t)) => {
@@ -50,9 +54,7 @@ fn the_generator_cycles_through_its_flows_with_valid_checksums() {
         let mut seen = Vec::new();
         for _ in 0..4 {
             let mut out = vec![0u8; t.len()];
-            let o = gen
-                .program_run(&t, &mut out)
-                .expect("BPF_PROG_TEST_RUN");
+            let o = gen.program_run(&t, &mut out).expect("BPF_PROG_TEST_RUN");
             assert_eq!(o, XDP_TX);
             seen.push(checked(&out));
         }
@@ -93,7 +95,12 @@ fn the_forwarder_rewrites_the_macs_of_what_xvs_forwards() {
                 let got = &out[..fx.frame.len()];
                 assert_eq!(&got[..6], &RS_MAC, "{}: destination", fx.name);
                 assert_eq!(&got[6..12], &DIRECTOR_MAC, "{}: source", fx.name);
-                assert_eq!(&got[12..], &fx.frame[12..], "{}: the rest unchanged", fx.name);
+                assert_eq!(
+                    &got[12..],
+                    &fx.frame[12..],
+                    "{}: the rest unchanged",
+                    fx.name
+                );
                 forwarded += 1;
             }
             _ if fx.steer == "pass_not_ipv4" || fx.steer == "pass_bad_header" => {
@@ -102,14 +109,11 @@ fn the_forwarder_rewrites_the_macs_of_what_xvs_forwards() {
             _ => {}
         }
     }
-    assert!(forwarded >= 2, "the table has TCP and UDP frames to forward");
-    let other = fixtures::udp_frame(
-        fixtures::CLIENT,
-        1,
-        Ipv4Addr::new(10, 0, 0, 99),
-        53,
-        b"x",
+    assert!(
+        forwarded >= 2,
+        "the table has TCP and UDP frames to forward"
     );
+    let other = fixtures::udp_frame(fixtures::CLIENT, 1, Ipv4Addr::new(10, 0, 0, 99), 53, b"x");
     let mut out = vec![0u8; other.len() + 64];
     let o = prog
         .test_run(ProgramInput {

@@ -327,9 +327,17 @@ mod tests {
     #[test]
     fn a_batch_never_takes_more_than_the_tx_rings_can_send() {
         assert_eq!(batch_room(2048, None), BATCH);
-        assert_eq!(batch_room(10, None), 10, "the TX ring's room bounds the batch");
+        assert_eq!(
+            batch_room(10, None),
+            10,
+            "the TX ring's room bounds the batch"
+        );
         assert_eq!(batch_room(0, None), 0, "a full TX ring: nothing received");
-        assert_eq!(batch_room(2048, Some(3)), 3, "two-arm NAT: the internal ring too");
+        assert_eq!(
+            batch_room(2048, Some(3)),
+            3,
+            "two-arm NAT: the internal ring too"
+        );
         assert_eq!(batch_room(5, Some(3000)), 5);
     }
 }

@@ -1,0 +1,353 @@
+//! The bench lab: client → bridge → director → real server, each in a namespace of its
+//! own, and every path the director can take. `Chain` builds the namespaces (and removes
+//! them when dropped, through `xvs_tests::Lab`); `Path::start` sets up the director.
+//!
+//! ```text
+//!  cl 10.0.0.1 (generator) ─┐
+//!  lb 10.0.0.2 (director)  ─┤ br0 in "sw" (xvs_pass on every port: XDP_TX into a veth
+//!  rs 10.0.0.11 (sink)     ─┘   arrives only when its peer runs XDP)
+//! ```
+
+use std::io::{BufRead, BufReader};
+use std::net::Ipv4Addr;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use xvs_tests::Lab;
+
+pub const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
+pub const PORT: u16 = 80;
+pub const RS: &str = "10.0.0.11";
+/// NAT maps the port too, as in the labs.
+pub const NAT_PORT: u16 = 8080;
+
+/// A way through the director.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Path {
+    /// No director: the client sends to the sink itself (the chain's own cost).
+    Direct,
+    /// (a) the in-kernel XDP_TX forwarder with DR's rewrite: the baseline.
+    Fwd,
+    /// (b) a bare AF_XDP loop (rx → MAC rewrite → tx) with xvs's socket settings.
+    Bare,
+    /// (c) the kernel's ip_forward with a route.
+    IpForward,
+    /// (d) nftables DNAT with conntrack.
+    Nft,
+    /// (e), (f), (g): xvs.
+    XvsDr,
+    XvsTun,
+    XvsNat,
+}
+
+impl Path {
+    pub const ALL: [Path; 8] = [
+        Path::Direct,
+        Path::Fwd,
+        Path::Bare,
+        Path::IpForward,
+        Path::Nft,
+        Path::XvsDr,
+        Path::XvsTun,
+        Path::XvsNat,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Path::Direct => "client → sink, no director",
+            Path::Fwd => "(a) in-kernel XDP_TX forwarder (DR rewrite)",
+            Path::Bare => "(b) bare AF_XDP loop (xvs's socket settings)",
+            Path::IpForward => "(c) kernel ip_forward + route",
+            Path::Nft => "(d) nftables DNAT + conntrack",
+            Path::XvsDr => "(e) xvs DR",
+            Path::XvsTun => "(f) xvs TUN",
+            Path::XvsNat => "(g) xvs NAT",
+        }
+    }
+
+    pub fn short(self) -> &'static str {
+        match self {
+            Path::Direct => "direct",
+            Path::Fwd => "fwd",
+            Path::Bare => "bare",
+            Path::IpForward => "ipfwd",
+            Path::Nft => "nft",
+            Path::XvsDr => "xvs-dr",
+            Path::XvsTun => "xvs-tun",
+            Path::XvsNat => "xvs-nat",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Path> {
+        Path::ALL.into_iter().find(|p| p.short() == s)
+    }
+
+    pub fn is_xvs(self) -> bool {
+        matches!(self, Path::XvsDr | Path::XvsTun | Path::XvsNat)
+    }
+}
+
+/// A role (`xvs-pps <role> …`) or xvs running in one of the chain's namespaces. Dropping
+/// it closes its standard input (a lasting role undoes what it attached and exits), then
+/// waits, then kills.
+pub struct Running {
+    child: Child,
+    out: BufReader<ChildStdout>,
+    pub what: String,
+}
+
+impl Running {
+    fn start(ns: &str, what: &str, argv: &[String]) -> Result<Running> {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", ns])
+            .args(argv)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("starting {what}"))?;
+        let out = BufReader::new(child.stdout.take().context("stdout")?);
+        Ok(Running {
+            child,
+            out,
+            what: what.to_string(),
+        })
+    }
+
+    /// The next line that starts with `prefix` (others are skipped); an error if the
+    /// process ends first.
+    pub fn line(&mut self, prefix: &str) -> Result<String> {
+        let mut l = String::new();
+        loop {
+            l.clear();
+            if self.out.read_line(&mut l)? == 0 {
+                bail!("{} ended before saying {prefix:?}", self.what);
+            }
+            if l.starts_with(prefix) {
+                return Ok(l.trim_end().to_string());
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Chain {
+    pub lab: Lab,
+    pub lb_mac: String,
+    pub rs_mac: String,
+    exe: String,
+}
+
+impl Chain {
+    pub fn build() -> Result<Chain> {
+        let mut lab = Lab::new()?;
+        lab.add_ns("sw")?;
+        lab.sh("sw", "ip link add br0 type bridge && ip link set br0 up")?;
+        let pass = lab.write("pass.bpf.o", xvs_bpf::PASS_OBJECT)?;
+        let mut macs = Vec::new();
+        for (host, addr) in [("cl", "10.0.0.1"), ("lb", "10.0.0.2"), ("rs", RS)] {
+            let ns = lab.add_ns(host)?;
+            lab.sh(
+                "sw",
+                &format!(
+                    "ip link add {host} type veth peer name eth0 netns {ns} && ip link set {host} master br0 && ip link set {host} up && ip link set dev {host} xdpdrv obj {} sec xdp",
+                    pass.display()
+                ),
+            )?;
+            lab.sh(
+                host,
+                &format!("ip link set eth0 up && ip addr add {addr}/24 dev eth0 && sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.eth0.rp_filter=0"),
+            )?;
+            let mac = lab
+                .sh(host, "cat /sys/class/net/eth0/address")?
+                .trim()
+                .to_string();
+            // The bridge knows every host from the start: no frame is flooded.
+            lab.sh(
+                "sw",
+                &format!("bridge fdb replace {mac} dev {host} master static"),
+            )?;
+            macs.push(mac);
+        }
+        // The director knows the real server without asking (the sink answers ARP, but
+        // nothing should depend on its timing).
+        lab.sh(
+            "lb",
+            &format!(
+                "ip neigh replace {RS} lladdr {} dev eth0 nud permanent",
+                macs[2]
+            ),
+        )?;
+        let exe = std::env::current_exe()?.display().to_string();
+        Ok(Chain {
+            lab,
+            lb_mac: macs[1].clone(),
+            rs_mac: macs[2].clone(),
+            exe,
+        })
+    }
+
+    /// Starts role `args[0]` in namespace `host`; waits for its `ready` when it lasts.
+    pub fn role(&self, host: &str, args: &[&str], wait_ready: bool) -> Result<Running> {
+        let mut argv = vec![self.exe.clone()];
+        argv.extend(args.iter().map(|a| a.to_string()));
+        let mut r = Running::start(&self.lab.ns(host), args[0], &argv)?;
+        if wait_ready {
+            r.line("ready")?;
+        }
+        Ok(r)
+    }
+
+    /// Sets the director up for `path`; what it returns keeps it running.
+    pub fn start(&mut self, path: Path, syn: bool) -> Result<Option<Running>> {
+        let vip = VIP.to_string();
+        let port = PORT.to_string();
+        match path {
+            Path::Direct => Ok(None),
+            Path::Fwd => Ok(Some(self.role(
+                "lb",
+                &[
+                    "fwd",
+                    "--dev",
+                    "eth0",
+                    "--vip",
+                    &vip,
+                    "--rs-mac",
+                    &self.rs_mac,
+                ],
+                true,
+            )?)),
+            Path::Bare => Ok(Some(self.role(
+                "lb",
+                &[
+                    "bare",
+                    "--dev",
+                    "eth0",
+                    "--vip",
+                    &vip,
+                    "--port",
+                    &port,
+                    "--rs-mac",
+                    &self.rs_mac,
+                ],
+                true,
+            )?)),
+            Path::IpForward => {
+                self.lab.sh(
+                    "lb",
+                    &format!("sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.eth0.send_redirects=0 && ip route add {VIP}/32 via {RS} dev eth0"),
+                )?;
+                Ok(None)
+            }
+            Path::Nft => {
+                let proto = if syn { "tcp" } else { "udp" };
+                let rules = format!(
+                    "table ip xvsbench {{\n  chain pre {{\n    type nat hook prerouting priority dstnat; policy accept;\n    ip daddr {VIP} {proto} dport {PORT} dnat to {RS}\n  }}\n}}\n"
+                );
+                let f = self.lab.write("bench.nft", rules)?;
+                self.lab.sh(
+                    "lb",
+                    &format!("sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.eth0.send_redirects=0 && nft -f {}", f.display()),
+                )?;
+                Ok(None)
+            }
+            Path::XvsDr | Path::XvsTun | Path::XvsNat => {
+                let (fwd, rs_port) = match path {
+                    Path::XvsDr => ("dr", String::new()),
+                    Path::XvsTun => ("tun", String::new()),
+                    _ => ("nat", format!(", port: {NAT_PORT}")),
+                };
+                let mut y = String::from(
+                    "interface: eth0\nmetrics_listen: 127.0.0.1:9147\nvirtual_servers:\n",
+                );
+                for proto in ["udp", "tcp"] {
+                    y.push_str(&format!(
+                        "  - name: bench-{proto}\n    address: {VIP}\n    port: {PORT}\n    protocol: {proto}\n    scheduler: mh\n    forwarding: {fwd}\n    real_servers:\n      - {{ address: {RS}{rs_port} }}\n"
+                    ));
+                }
+                let cfg = self.lab.write("xvs.yaml", y)?.display().to_string();
+                let bin = xvs_tests::tools::xvs_bin()?.display().to_string();
+                let mut argv = vec![bin, "run".into(), "-c".into(), cfg];
+                argv.insert(0, "env".into());
+                argv.insert(1, "XVS_LOG=warn".into());
+                let mut r = Running::start(&self.lab.ns("lb"), "xvs", &argv)?;
+                // xvs logs to stderr (inherited); its readiness is the metrics endpoint.
+                let t0 = Instant::now();
+                loop {
+                    let up = self
+                        .lab
+                        .sh(
+                            "lb",
+                            "curl -sf -m 1 -o /dev/null http://127.0.0.1:9147/metrics",
+                        )
+                        .is_ok();
+                    if up {
+                        break;
+                    }
+                    if t0.elapsed() > Duration::from_secs(20) {
+                        bail!("xvs did not come up in 20 s");
+                    }
+                    if let Ok(Some(st)) = r.child.try_wait() {
+                        bail!("xvs exited: {st}");
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Ok(Some(r))
+            }
+        }
+    }
+
+    /// The generator's destination: the director, or for `Direct` the real server.
+    pub fn first_hop(&self, path: Path) -> &str {
+        if path == Path::Direct {
+            &self.rs_mac
+        } else {
+            &self.lb_mac
+        }
+    }
+
+    /// A few of xvs's counters after a run (`/metrics`): TX ring full, the kernel's RX
+    /// ring full and fill ring empty.
+    pub fn xvs_counters(&self) -> Result<Vec<(String, u64)>> {
+        let text = self
+            .lab
+            .sh("lb", "curl -sf -m 5 http://127.0.0.1:9147/metrics")?;
+        let wanted = [
+            "xvs_worker_tx_ring_full_total",
+            "xvs_xsk_rx_ring_full_total",
+            "xvs_xsk_fill_ring_empty_total",
+            "xvs_worker_rx_packets_total",
+            "xvs_worker_tx_kicks_total",
+        ];
+        Ok(wanted
+            .iter()
+            .map(|w| {
+                let n = text
+                    .lines()
+                    .filter(|l| l.starts_with(w))
+                    .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+                    .sum();
+                (w.to_string(), n)
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,181 @@
+//! `xvs-pps`: the side-by-side packet-rate harness of `make bench`. `xvs-pps run` builds
+//! a namespace chain (client → bridge → director → real server) for each path through
+//! the director — the in-kernel XDP_TX forwarder, a bare AF_XDP loop, ip_forward,
+//! nftables DNAT, xvs DR/TUN/NAT — drives it with a live-frame BPF generator well past
+//! its capacity, counts what reaches a BPF sink, measures the CPU it took, repeats, and
+//! writes the medians to `bench/RESULTS.md`. The other subcommands are the roles it runs
+//! inside the namespaces.
+
+mod chain;
+mod measure;
+mod results;
+mod roles;
+
+use std::net::Ipv4Addr;
+
+use anyhow::{bail, Context, Result};
+
+use chain::Path;
+use roles::{parse_mac, Args};
+
+const USAGE: &str = "usage: xvs-pps run [--secs S] [--warmup S] [--reps N] [--flows 1,1048576] [--paths fwd,bare,...] [--syn-flows N] [--out FILE]
+       xvs-pps gen|sink|fwd|bare ... (the roles `run` starts inside the namespaces)";
+
+fn main() {
+    if let Err(e) = real_main() {
+        eprintln!("xvs-pps: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn real_main() -> Result<()> {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let Some(cmd) = argv.first().cloned() else {
+        bail!("{USAGE}");
+    };
+    let a = Args::new(argv[1..].to_vec());
+    let ip = |name: &str| -> Result<Ipv4Addr> {
+        a.get(name)?
+            .parse()
+            .with_context(|| format!("--{name} is not an IPv4 address"))
+    };
+    match cmd.as_str() {
+        "run" => run(&a),
+        "gen" => roles::generate(
+            a.get("dev")?,
+            parse_mac(a.get("dst-mac")?)?,
+            ip("vip")?,
+            a.get("port")?.parse()?,
+            a.get("flows")?.parse()?,
+            a.has("syn"),
+            a.get("secs")?.parse()?,
+        ),
+        "sink" => roles::sink(
+            a.get("dev")?,
+            a.get("warmup")?.parse()?,
+            a.get("secs")?.parse()?,
+        ),
+        "fwd" => roles::forward(a.get("dev")?, ip("vip")?, parse_mac(a.get("rs-mac")?)?),
+        "bare" => roles::bare(
+            a.get("dev")?,
+            ip("vip")?,
+            a.get("port")?.parse()?,
+            parse_mac(a.get("rs-mac")?)?,
+        ),
+        _ => bail!("{USAGE}"),
+    }
+}
+
+/// The host's conntrack limit, raised for the run so that nftables can track a million
+/// flows, and put back afterwards (also on error).
+struct ConntrackMax(Option<String>);
+
+impl ConntrackMax {
+    const PATH: &'static str = "/proc/sys/net/netfilter/nf_conntrack_max";
+
+    fn raise(to: u64) -> ConntrackMax {
+        let old = std::fs::read_to_string(Self::PATH).ok();
+        if let Some(o) = &old {
+            if o.trim().parse::<u64>().is_ok_and(|v| v < to) {
+                let _ = std::fs::write(Self::PATH, to.to_string());
+            }
+        }
+        ConntrackMax(old)
+    }
+}
+
+impl Drop for ConntrackMax {
+    fn drop(&mut self) {
+        if let Some(o) = &self.0 {
+            let _ = std::fs::write(Self::PATH, o.trim());
+        }
+    }
+}
+
+fn machine() -> String {
+    let sh = |c: &str| {
+        std::process::Command::new("sh")
+            .args(["-c", c])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    };
+    format!(
+        "Kernel {}, {} CPUs ({}), {} memory; {}",
+        sh("uname -r"),
+        sh("nproc"),
+        sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'"),
+        sh("free -h | awk '/Mem:/ {print $2}'"),
+        sh("date -u +%Y-%m-%dT%H:%MZ"),
+    )
+}
+
+fn run(a: &Args) -> Result<()> {
+    let num = |name: &str, default: f64| -> Result<f64> {
+        match a.get(name) {
+            Ok(v) => Ok(v.parse()?),
+            Err(_) => Ok(default),
+        }
+    };
+    let w = measure::Window {
+        warmup: num("warmup", 1.0)?,
+        secs: num("secs", 3.0)?,
+    };
+    let reps = num("reps", 3.0)? as usize;
+    let flows: Vec<u32> = match a.get("flows") {
+        Ok(v) => v.split(',').map(|f| f.parse()).collect::<Result<_, _>>()?,
+        Err(_) => vec![1, 1 << 20],
+    };
+    let paths: Vec<Path> = match a.get("paths") {
+        Ok(v) => v
+            .split(',')
+            .map(|p| Path::parse(p).with_context(|| format!("no path {p:?}")))
+            .collect::<Result<_>>()?,
+        Err(_) => Path::ALL.to_vec(),
+    };
+    let syn_flows: u32 = num("syn-flows", f64::from(1u32 << 24))? as u32;
+    let out = a.get("out").unwrap_or("bench/RESULTS.md").to_string();
+    let _ct = ConntrackMax::raise(u64::from(flows.iter().copied().max().unwrap_or(1)) * 2);
+
+    let mut samples = Vec::new();
+    let syn_paths: Vec<Path> = [Path::Direct, Path::XvsDr, Path::XvsNat, Path::Nft]
+        .into_iter()
+        .filter(|p| paths.contains(p))
+        .collect();
+    // Repetition outermost: drift over the run spreads over every path alike.
+    for rep in 1..=reps {
+        let jobs = flows
+            .iter()
+            .flat_map(|f| paths.iter().map(move |p| (*p, *f, false)))
+            .chain(syn_paths.iter().map(|p| (*p, syn_flows, true)));
+        for (p, f, syn) in jobs {
+            let s = measure::run(p, f, syn, &w)
+                .with_context(|| format!("{} with {f} flows", p.short()))?;
+            eprintln!(
+                "rep {rep}/{reps} {:<8} {:>8} flows{}: {:>9.0} pps delivered of {:>9.0} offered, {:.2} CPUs busy, {:.0} ns/packet{}",
+                p.short(),
+                f,
+                if syn { " (SYN)" } else { "" },
+                s.pps,
+                s.offered,
+                s.busy_cpus,
+                s.busy_ns(),
+                s.director_ns().map_or(String::new(), |d| format!(", process {d:.0} ns/packet"))
+            );
+            samples.push(s);
+        }
+    }
+    let rows = results::group(&samples);
+    let crit = results::criterion(std::path::Path::new("target/criterion"));
+    let header = format!(
+        "# xvs benchmark results\n\nWritten by `make bench` (`xvs-pps run --secs {} --warmup {} --reps {reps}`). {}.\n\nThe chain: client → bridge → director → real server, veth pairs in network namespaces on one host; the generator (BPF_PROG_RUN, live frames, 64-byte frames) sends from the client past what any path delivers; a BPF sink counts what reaches the real server. The generator, the bridge, the director and the sink share the machine's CPUs, so the ratios are the chain's, not the director's alone: the director's own cost per packet is estimated beside them. Medians of {reps} runs; the figures of one run vary by ±10 % or more on this VM, so only ratios within one run are compared.\n",
+        w.secs,
+        w.warmup,
+        machine()
+    );
+    let text = results::render(&rows, &crit, &header) + &results::targets(&rows, &flows);
+    print!("{text}");
+    std::fs::write(&out, &text).with_context(|| format!("writing {out}"))?;
+    eprintln!("written to {out}");
+    Ok(())
+}

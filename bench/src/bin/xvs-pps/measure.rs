@@ -1,0 +1,157 @@
+//! One measurement: a path set up in a fresh chain, the generator running past a warm-up,
+//! the sink counting over a window, and the CPU the machine (and the director's process)
+//! spent in that window.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use crate::chain::{Chain, Path, PORT, VIP};
+
+#[derive(Clone, Debug)]
+pub struct Sample {
+    pub path: Path,
+    pub flows: u32,
+    pub syn: bool,
+    /// Frames per second reaching the real server.
+    pub pps: f64,
+    /// Frames per second the generator sent.
+    pub offered: f64,
+    /// CPU time the whole machine was busy, in CPUs (0..=cores), over the window.
+    pub busy_cpus: f64,
+    /// CPU time of the director's own process (xvs, the bare loop), in CPUs.
+    pub director_cpus: Option<f64>,
+    /// xvs's counters after the run.
+    pub xvs: Vec<(String, u64)>,
+}
+
+impl Sample {
+    /// Busy CPU nanoseconds per delivered packet.
+    pub fn busy_ns(&self) -> f64 {
+        if self.pps > 0.0 {
+            self.busy_cpus * 1e9 / self.pps
+        } else {
+            f64::NAN
+        }
+    }
+
+    pub fn director_ns(&self) -> Option<f64> {
+        self.director_cpus
+            .filter(|_| self.pps > 0.0)
+            .map(|c| c * 1e9 / self.pps)
+    }
+}
+
+/// Busy and total jiffies of all CPUs, from /proc/stat's first line.
+fn cpu_jiffies() -> Result<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let line = stat.lines().next().context("/proc/stat is empty")?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is inside user).
+    let get = |i: usize| v.get(i).copied().unwrap_or(0);
+    let busy = get(0) + get(1) + get(2) + get(5) + get(6) + get(7);
+    Ok((busy, busy + get(3) + get(4)))
+}
+
+/// utime + stime of a process (all its threads), in clock ticks.
+fn proc_ticks(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces: the fields start after its closing parenthesis.
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+fn ticks_per_second() -> f64 {
+    // USER_HZ is 100 on every Linux architecture xvs runs on.
+    100.0
+}
+
+pub struct Window {
+    pub warmup: f64,
+    pub secs: f64,
+}
+
+pub fn run(path: Path, flows: u32, syn: bool, w: &Window) -> Result<Sample> {
+    let mut chain = Chain::build().context("building the bench lab")?;
+    let warm = w.warmup.to_string();
+    let secs = w.secs.to_string();
+    let mut sink = chain.role(
+        "rs",
+        &["sink", "--dev", "eth0", "--warmup", &warm, "--secs", &secs],
+        true,
+    )?;
+    let director = chain.start(path, syn)?;
+    let dst = chain.first_hop(path).to_string();
+    let (vip, port, flows_s) = (VIP.to_string(), PORT.to_string(), flows.to_string());
+    let gen_secs = (w.warmup + w.secs + 0.5).to_string();
+    let mut gen_args = vec![
+        "gen",
+        "--dev",
+        "eth0",
+        "--dst-mac",
+        &dst,
+        "--vip",
+        &vip,
+        "--port",
+        &port,
+        "--flows",
+        &flows_s,
+        "--secs",
+        &gen_secs,
+    ];
+    if syn {
+        gen_args.push("--syn");
+    }
+    let mut gen = chain.role("cl", &gen_args, false)?;
+    std::thread::sleep(Duration::from_secs_f64(w.warmup));
+    let dpid = director
+        .as_ref()
+        .filter(|_| matches!(path, Path::Bare) || path.is_xvs())
+        .map(|d| d.pid());
+    let (b0, t0) = cpu_jiffies()?;
+    let p0 = dpid.and_then(proc_ticks);
+    std::thread::sleep(Duration::from_secs_f64(w.secs));
+    let (b1, t1) = cpu_jiffies()?;
+    let p1 = dpid.and_then(proc_ticks);
+    let delivered = sink.line("delivered")?;
+    let sent = gen.line("sent")?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let busy_cpus = if t1 > t0 {
+        (b1 - b0) as f64 / (t1 - t0) as f64 * cores
+    } else {
+        0.0
+    };
+    let num = |s: &str, i: usize| -> Result<f64> {
+        s.split_whitespace()
+            .nth(i)
+            .and_then(|x| x.parse().ok())
+            .with_context(|| format!("unexpected line {s:?}"))
+    };
+    let pps = num(&delivered, 1)? / num(&delivered, 3)?;
+    let offered = num(&sent, 1)? / num(&sent, 3)?;
+    let director_cpus = match (p0, p1) {
+        (Some(a), Some(b)) => Some((b - a) as f64 / ticks_per_second() / w.secs),
+        _ => None,
+    };
+    let xvs = if path.is_xvs() {
+        chain.xvs_counters().unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    drop(director);
+    Ok(Sample {
+        path,
+        flows,
+        syn,
+        pps,
+        offered,
+        busy_cpus,
+        director_cpus,
+        xvs,
+    })
+}

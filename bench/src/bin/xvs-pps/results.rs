@@ -1,0 +1,300 @@
+//! The report: medians per path, ratios to the in-kernel forwarder (a), the director's
+//! own cost per packet, the criterion figures of the same run, as a table on stdout and
+//! as `bench/RESULTS.md`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use crate::chain::Path;
+use crate::measure::Sample;
+
+pub fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// Medians of one (path, flows, syn) group.
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub pps: f64,
+    pub offered: f64,
+    pub busy_ns: f64,
+    pub director_ns: Option<f64>,
+    pub runs: Vec<f64>,
+    pub tx_ring_full: u64,
+    pub rx_ring_full: u64,
+}
+
+pub type Key = (bool, u32, Path);
+
+pub fn group(samples: &[Sample]) -> BTreeMap<Key, Row> {
+    let mut by: BTreeMap<Key, Vec<&Sample>> = BTreeMap::new();
+    for s in samples {
+        by.entry((s.syn, s.flows, s.path)).or_default().push(s);
+    }
+    by.into_iter()
+        .map(|(k, v)| {
+            let mut pps: Vec<f64> = v.iter().map(|s| s.pps).collect();
+            let runs = pps.clone();
+            let mut off: Vec<f64> = v.iter().map(|s| s.offered).collect();
+            let mut busy: Vec<f64> = v.iter().map(|s| s.busy_ns()).collect();
+            let mut dir: Vec<f64> = v.iter().filter_map(|s| s.director_ns()).collect();
+            let counter = |name: &str| {
+                v.iter()
+                    .flat_map(|s| s.xvs.iter())
+                    .filter(|(n, _)| n == name)
+                    .map(|(_, c)| *c)
+                    .sum()
+            };
+            let row = Row {
+                pps: median(&mut pps),
+                offered: median(&mut off),
+                busy_ns: median(&mut busy),
+                director_ns: (!dir.is_empty()).then(|| median(&mut dir)),
+                runs,
+                tx_ring_full: counter("xvs_worker_tx_ring_full_total"),
+                rx_ring_full: counter("xvs_xsk_rx_ring_full_total"),
+            };
+            (k, row)
+        })
+        .collect()
+}
+
+fn flows_label(n: u32) -> String {
+    match n {
+        1 => "1 flow".into(),
+        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{}M flows", n >> 20),
+        n => format!("{n} flows"),
+    }
+}
+
+/// The tables, as Markdown.
+pub fn render(rows: &BTreeMap<Key, Row>, criterion: &[(String, f64)], header: &str) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "{header}");
+    let flow_counts: Vec<u32> = {
+        let mut v: Vec<u32> = rows.keys().filter(|k| !k.0).map(|k| k.1).collect();
+        v.dedup();
+        v
+    };
+    let base = |f: u32| rows.get(&(false, f, Path::Fwd)).map(|r| r.pps);
+    let direct = |f: u32| rows.get(&(false, f, Path::Direct)).map(|r| r.busy_ns);
+    let _ = writeln!(
+        s,
+        "## xvs against the in-kernel XDP_TX forwarder (a), 64-byte UDP\n"
+    );
+    let _ = write!(s, "| path |");
+    for f in &flow_counts {
+        let _ = write!(s, " {} |", flows_label(*f));
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(s, "|---|{}", "---|".repeat(flow_counts.len()));
+    for p in [Path::XvsDr, Path::XvsTun, Path::XvsNat, Path::Bare] {
+        let _ = write!(s, "| {} |", p.label());
+        for f in &flow_counts {
+            match (rows.get(&(false, *f, p)), base(*f)) {
+                (Some(r), Some(b)) if b > 0.0 => {
+                    let _ = write!(s, " {:.2}× |", r.pps / b);
+                }
+                _ => {
+                    let _ = write!(s, " — |");
+                }
+            }
+        }
+        let _ = writeln!(s);
+    }
+    let _ = writeln!(
+        s,
+        "\n## Every path: delivered pps (median), ratio to (a), CPU per packet\n"
+    );
+    let _ = writeln!(
+        s,
+        "Busy ns/packet: the whole machine's busy CPU time over the window per delivered packet. Director ≈: that minus the same for the client sending straight to the sink (the chain's own cost). Process ns/packet: the director's own process (xvs, the bare loop), from /proc/PID/stat.\n"
+    );
+    for f in &flow_counts {
+        let _ = writeln!(s, "### {}\n", flows_label(*f));
+        let _ = writeln!(s, "| path | delivered pps | runs | ratio to (a) | busy ns/packet | director ≈ ns/packet | process ns/packet | tx_ring_full | rx_ring_full |");
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
+        for p in Path::ALL {
+            let Some(r) = rows.get(&(false, *f, p)) else {
+                continue;
+            };
+            let ratio = base(*f).map_or("—".into(), |b| format!("{:.2}", r.pps / b));
+            let est = match (p, direct(*f)) {
+                (Path::Direct, _) => "—".to_string(),
+                (_, Some(d)) => format!("{:.0}", r.busy_ns - d),
+                _ => "—".into(),
+            };
+            let runs: Vec<String> = r.runs.iter().map(|x| format!("{:.0}k", x / 1e3)).collect();
+            let _ = writeln!(
+                s,
+                "| {} | {:.0} | {} | {ratio} | {:.0} | {est} | {} | {} | {} |",
+                p.label(),
+                r.pps,
+                runs.join(" "),
+                r.busy_ns,
+                r.director_ns.map_or("—".into(), |d| format!("{d:.0}")),
+                if p.is_xvs() {
+                    r.tx_ring_full.to_string()
+                } else {
+                    "—".into()
+                },
+                if p.is_xvs() {
+                    r.rx_ring_full.to_string()
+                } else {
+                    "—".into()
+                },
+            );
+        }
+        if let Some(r) = rows.get(&(false, *f, Path::Direct)) {
+            let _ = writeln!(s, "\nOffered by the generator: {:.0} pps.\n", r.offered);
+        }
+    }
+    let syn: Vec<(&Key, &Row)> = rows.iter().filter(|(k, _)| k.0).collect();
+    if !syn.is_empty() {
+        let _ = writeln!(
+            s,
+            "## New TCP connections per second (each SYN a new flow)\n"
+        );
+        let _ = writeln!(
+            s,
+            "| path | flows | SYNs delivered per second | busy ns/SYN |"
+        );
+        let _ = writeln!(s, "|---|---|---|---|");
+        for (k, r) in syn {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {:.0} | {:.0} |",
+                k.2.label(),
+                flows_label(k.1),
+                r.pps,
+                r.busy_ns
+            );
+        }
+        let _ = writeln!(s);
+    }
+    if !criterion.is_empty() {
+        let _ = writeln!(
+            s,
+            "## Criterion, the same run (`cargo bench -p xvs-bench`)\n"
+        );
+        let _ = writeln!(s, "| benchmark | ns per iteration (median) |");
+        let _ = writeln!(s, "|---|---|");
+        for (name, ns) in criterion {
+            let _ = writeln!(s, "| {name} | {ns:.1} |");
+        }
+        let _ = writeln!(s);
+    }
+    s
+}
+
+/// Criterion's medians from `target/criterion/*/…/new/estimates.json`.
+pub fn criterion(dir: &std::path::Path) -> Vec<(String, f64)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                if p.file_name().is_some_and(|n| n == "new") {
+                    if let Ok(text) = std::fs::read_to_string(p.join("estimates.json")) {
+                        let v: serde_json::Value = match serde_json::from_str(&text) {
+                            Ok(v) => v,
+                            Err(_) => continue,
+                        };
+                        if let (Some(ns), Ok(rel)) = (
+                            v["median"]["point_estimate"].as_f64(),
+                            p.parent().unwrap_or(&p).strip_prefix(dir),
+                        ) {
+                            out.push((rel.display().to_string(), ns));
+                        }
+                    }
+                } else if p.file_name().is_none_or(|n| n != "base" && n != "report") {
+                    stack.push(p);
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// The targets, each said met or not with the figures behind it.
+pub fn targets(rows: &BTreeMap<Key, Row>, flows: &[u32]) -> String {
+    let mut s = String::from("## Targets\n\n");
+    let Some(&many) = flows.iter().max() else {
+        return s;
+    };
+    let pps = |p: Path| rows.get(&(false, many, p)).map(|r| r.pps);
+    let cost = |p: Path| {
+        let d = rows.get(&(false, many, Path::Direct))?.busy_ns;
+        Some(rows.get(&(false, many, p))?.busy_ns - d)
+    };
+    let mut line = |what: &str, got: Option<f64>, goal: f64, higher: bool| {
+        let verdict = match got {
+            Some(g) if (higher && g >= goal) || (!higher && g <= goal) => "met",
+            Some(_) => "not met",
+            None => "not measured",
+        };
+        let _ = writeln!(
+            s,
+            "- {what}: {} (goal {} {goal:.2}) — **{verdict}**",
+            got.map_or("—".into(), |g| format!("{g:.2}")),
+            if higher { "≥" } else { "≤" }
+        );
+    };
+    let ratio = |a: Option<f64>, b: Option<f64>| Some(a? / b?);
+    line(
+        &format!("xvs DR / (a) at {}", flows_label(many)),
+        ratio(pps(Path::XvsDr), pps(Path::Fwd)),
+        1.00,
+        true,
+    );
+    line(
+        "xvs TUN / (a)",
+        ratio(pps(Path::XvsTun), pps(Path::Fwd)),
+        0.95,
+        true,
+    );
+    line(
+        "xvs NAT / (a)",
+        ratio(pps(Path::XvsNat), pps(Path::Fwd)),
+        0.95,
+        true,
+    );
+    line(
+        "xvs DR / bare AF_XDP loop (b)",
+        ratio(pps(Path::XvsDr), pps(Path::Bare)),
+        0.97,
+        true,
+    );
+    line(
+        "director cost, xvs NAT / nftables DNAT",
+        ratio(cost(Path::XvsNat), cost(Path::Nft)),
+        2.0 / 3.0,
+        false,
+    );
+    line(
+        "director cost, xvs DR / in-kernel forwarder",
+        ratio(cost(Path::XvsDr), cost(Path::Fwd)),
+        1.1,
+        false,
+    );
+    let full: u64 = rows
+        .iter()
+        .filter(|(k, _)| k.2.is_xvs())
+        .map(|(_, r)| r.tx_ring_full)
+        .sum();
+    let _ = writeln!(
+        s,
+        "- tx_ring_full drops over every xvs run: {full} (the generator offers more than any path delivers, so this is the overloaded case)"
+    );
+    s
+}

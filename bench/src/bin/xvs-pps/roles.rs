@@ -1,0 +1,212 @@
+//! The parts of the chain that run inside a namespace, each as `xvs-pps <role>` under
+//! `ip netns exec`: the generator, the sink, the in-kernel forwarder and the bare AF_XDP
+//! loop. A role that lasts prints `ready` once set up and ends when its standard input
+//! closes, undoing what it attached.
+
+use std::io::{BufRead, Write};
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use xvs_bpf::abi::SvcKey;
+use xvs_bpf::bench::{template, Forwarder, Sink, TrafGen};
+use xvs_bpf::{AttachMode, Steer};
+use xvs_dataplane::xsk::{Xsk, XskConfig};
+
+/// Frames one BPF_PROG_RUN call sends; the generator checks the clock between calls.
+const GEN_CHUNK: u32 = 1 << 18;
+
+pub fn ifindex(dev: &str) -> Result<u32> {
+    let s = std::fs::read_to_string(format!("/sys/class/net/{dev}/ifindex"))
+        .with_context(|| format!("no interface {dev} here"))?;
+    Ok(s.trim().parse()?)
+}
+
+pub fn mac_of(dev: &str) -> Result<[u8; 6]> {
+    let s = std::fs::read_to_string(format!("/sys/class/net/{dev}/address"))
+        .with_context(|| format!("no interface {dev} here"))?;
+    parse_mac(s.trim())
+}
+
+pub fn parse_mac(s: &str) -> Result<[u8; 6]> {
+    let parts: Vec<u8> = s
+        .split(':')
+        .map(|p| u8::from_str_radix(p, 16))
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("{s:?} is not a MAC address"))?;
+    parts
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("{s:?} is not a MAC address"))
+}
+
+fn ready() {
+    println!("ready");
+    let _ = std::io::stdout().flush();
+}
+
+/// Blocks until standard input closes (the harness is done with this role).
+fn wait_for_eof() {
+    let mut line = String::new();
+    let stdin = std::io::stdin();
+    let mut lock = stdin.lock();
+    while lock.read_line(&mut line).is_ok_and(|n| n > 0) {
+        line.clear();
+    }
+}
+
+/// Sends frames to `dst_mac` for `secs` seconds; prints how many.
+pub fn generate(
+    dev: &str,
+    dst_mac: [u8; 6],
+    vip: Ipv4Addr,
+    port: u16,
+    flows: u32,
+    syn: bool,
+    secs: f64,
+) -> Result<()> {
+    let ifindex = ifindex(dev)?;
+    let gen = TrafGen::load(flows, Ipv4Addr::new(10, 128, 0, 0))?;
+    let frame = template(mac_of(dev)?, dst_mac, vip, port, syn);
+    let t0 = Instant::now();
+    let mut sent = 0u64;
+    while t0.elapsed().as_secs_f64() < secs {
+        gen.send(ifindex, &frame, GEN_CHUNK)?;
+        sent += u64::from(GEN_CHUNK);
+    }
+    println!("sent {sent} in {:.3} s", t0.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Counts what reaches `dev` over `secs` seconds after `warmup`; prints packets and the
+/// window's length.
+pub fn sink(dev: &str, warmup: f64, secs: f64) -> Result<()> {
+    let sink = Sink::load()?;
+    let _attached = sink.attach(ifindex(dev)?)?;
+    ready();
+    std::thread::sleep(Duration::from_secs_f64(warmup));
+    let (c0, t0) = (sink.count()?, Instant::now());
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    let (c1, t1) = (sink.count()?, Instant::now());
+    println!(
+        "delivered {} in {:.6} s",
+        c1.packets - c0.packets,
+        (t1 - t0).as_secs_f64()
+    );
+    Ok(())
+}
+
+/// (a): the in-kernel XDP_TX forwarder doing DR's rewrite, until standard input closes.
+pub fn forward(dev: &str, vip: Ipv4Addr, rs_mac: [u8; 6]) -> Result<()> {
+    let fwd = Forwarder::load(vip, rs_mac, mac_of(dev)?)?;
+    let _attached = fwd.attach(ifindex(dev)?)?;
+    ready();
+    wait_for_eof();
+    Ok(())
+}
+
+/// (b): a bare AF_XDP loop with xvs's own socket settings and steering program: each
+/// frame to the VIP gets the real server's MAC and goes back out; nothing else is done.
+pub fn bare(dev: &str, vip: Ipv4Addr, port: u16, rs_mac: [u8; 6]) -> Result<()> {
+    const BATCH: u32 = 64;
+    let ifindex = ifindex(dev)?;
+    let own = mac_of(dev)?;
+    let mut steer = Steer::load()?;
+    steer.set_services(&[
+        (SvcKey::new(vip, port, 17), 0),
+        (SvcKey::new(vip, port, 6), 0),
+    ])?;
+    steer.set_local_mac(ifindex, own)?;
+    steer.attach(ifindex as i32, AttachMode::Native)?;
+    let mut xsk = Xsk::open(ifindex, 0, &XskConfig::default())?;
+    steer.register_xsk(0, xsk.fd())?;
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            wait_for_eof();
+            stop.store(true, Ordering::Relaxed);
+        });
+    }
+    ready();
+    let (mut rx_total, mut kicks) = (0u64, 0u64);
+    while !stop.load(Ordering::Relaxed) {
+        // Sent frames back to the fill ring.
+        let done = xsk.comp.peek(u32::MAX);
+        let free = xsk.fill.free(done);
+        let take = done.min(free);
+        for i in 0..take {
+            let base = xsk.umem.frame_base(xsk.comp.get(i));
+            xsk.fill.write(i, base);
+        }
+        xsk.comp.release(take);
+        xsk.fill.submit(take);
+        let room = xsk.tx.free(BATCH).min(BATCH);
+        let n = xsk.rx.peek(room);
+        if n == 0 {
+            if xsk.tx.pending() > 0 {
+                xsk.kick_tx();
+                kicks += 1;
+            } else {
+                xsk.wait_rx(10);
+            }
+            continue;
+        }
+        for i in 0..n {
+            let desc = xsk.rx.get(i);
+            if let Some(f) = xsk.umem.packet_mut(desc.addr, desc.len) {
+                if f.len() >= 12 {
+                    f[..6].copy_from_slice(&rs_mac);
+                    f[6..12].copy_from_slice(&own);
+                }
+            }
+            xsk.tx.write(i, desc);
+        }
+        xsk.rx.release(n);
+        xsk.tx.submit(n);
+        rx_total += u64::from(n);
+        // Copy mode sends a bounded batch per kick: kick while it makes progress.
+        let mut pending = xsk.tx.pending();
+        for _ in 0..64 {
+            if pending == 0 {
+                break;
+            }
+            xsk.kick_tx();
+            kicks += 1;
+            let left = xsk.tx.pending();
+            if left >= pending {
+                break;
+            }
+            pending = left;
+        }
+    }
+    steer.detach();
+    eprintln!("bare loop: {rx_total} frames, {kicks} kicks");
+    Ok(())
+}
+
+/// Parses `--name value` pairs of a role's command line.
+pub struct Args(Vec<String>);
+
+impl Args {
+    pub fn new(v: Vec<String>) -> Args {
+        Args(v)
+    }
+
+    pub fn get(&self, name: &str) -> Result<&str> {
+        let flag = format!("--{name}");
+        match self.0.iter().position(|a| *a == flag) {
+            Some(i) => self
+                .0
+                .get(i + 1)
+                .map(String::as_str)
+                .with_context(|| format!("{flag} needs a value")),
+            None => bail!("{flag} is missing"),
+        }
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|a| *a == format!("--{name}"))
+    }
+}
