@@ -71,4 +71,20 @@ struct {
 	__uint(max_entries, XVS_MAX_LOCAL_ADDRS);
 } xvs_local_addrs SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct xvs_fast_key);
+	__type(value, struct xvs_fast_value);
+	__uint(max_entries, XVS_MAX_FAST_FLOWS);
+} xvs_fast_flows SEC(".maps");
+
+/* Per real-server id: packets and bytes the fast path forwarded (added to the workers'
+ * counts at read time). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xvs_nat_out);
+	__uint(max_entries, XVS_MAX_NAT_OUT_SLOTS);
+} xvs_fast_stats SEC(".maps");
+
 #endif

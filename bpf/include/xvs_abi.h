@@ -20,6 +20,7 @@ struct xvs_svc_key {
 };
 
 #define XVS_SVC_F_NAT 1 /* NAT service: learn each client's MAC for the replies */
+#define XVS_SVC_F_FAST 2 /* DR/TUN service whose established flows may take the fast path */
 
 struct xvs_svc_value {
 	__u32 flags; /* XVS_SVC_F_* */
@@ -31,6 +32,10 @@ struct xvs_steer_config {
 	 * program to the internal interface too, for the replies, and the sockets in the
 	 * XSK map belong to the external one. */
 	__u32 external_ifindex;
+	/* The snapshot generation fast-path entries must carry to be used (0: fast path
+	 * off). Control moves it on with every snapshot, so a reload or a health change
+	 * sends every flow to a worker once, which writes its entry anew. */
+	__u32 fast_generation;
 };
 
 /* The director's MAC on each interface the program is attached to: frames addressed to
@@ -83,6 +88,35 @@ struct xvs_nat_client {
 	__u16 pad;
 };
 
+/* The XDP fast path: established DR and TUN flows that a worker handed over, forwarded
+ * by the steering program itself. The worker stays the source of truth: it writes an
+ * entry when a flow is established (and again whenever one of the flow's packets reaches
+ * it without SYN, FIN or RST: the entry was missing or stale), removes it at FIN, RST or
+ * a reused port; SYN, FIN and RST always go to the worker. */
+#define XVS_MAX_FAST_FLOWS 1048576
+struct xvs_fast_key {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+struct xvs_fast_value {
+	__u8 dst_mac[6]; /* the real server's (DR) or the next hop's (TUN) */
+	__u8 tun;        /* 1: encapsulate in IPIP from tun_saddr to tun_daddr */
+	__u8 pad;
+	__be32 tun_saddr;
+	__be32 tun_daddr;
+	__u16 mtu;        /* TUN: a packet that would not fit goes to the worker (ICMP) */
+	__u16 pad2;
+	__u32 stats_slot; /* the real server's id: its slot in xvs_fast_stats */
+	__u32 generation; /* xvs_steer_config.fast_generation when written */
+	__u32 timeout;    /* seconds idle after which the worker decides again */
+	__u64 last_seen;  /* bpf_ktime_get_coarse_ns() of the last packet, to the second */
+};
+
 /* The steering program's counters, one slot each, in a per-CPU array. X(NAME, label):
  * label is the Prometheus label value. Every packet increments exactly one of them. */
 #define XVS_XDP_STATS(X)                                                                 \
@@ -98,7 +132,8 @@ struct xvs_nat_client {
 	X(NAT_REPLY_FIB, "nat_reply_fib")   /* NAT reply translated, next hop from the FIB */ \
 	X(NAT_ICMP, "nat_icmp")             /* ICMP error quoting a NAT flow, translated */  \
 	X(DROP_NAT_NO_NEIGH, "drop_nat_no_neigh") /* NAT reply with no way to the client */ \
-	X(PASS_NOT_OURS, "pass_not_ours")   /* unicast to another host's MAC */
+	X(PASS_NOT_OURS, "pass_not_ours")   /* unicast to another host's MAC */               \
+	X(FAST_PATH, "fast_path")           /* an established DR/TUN flow forwarded in XDP */
 
 enum xvs_xdp_stat {
 #define XVS_STAT_ENUM(name, label) XVS_STAT_##name,

@@ -9,8 +9,8 @@ pub mod layout {
 }
 
 pub use layout::{
-    MAX_LOCAL_ADDRS, MAX_LOCAL_MACS, MAX_NAT_BACKENDS, MAX_NAT_CLIENTS, MAX_NAT_OUT_SLOTS,
-    MAX_QUEUES, MAX_SERVICES, SVC_F_NAT, XDP_STAT_LABELS,
+    MAX_FAST_FLOWS, MAX_LOCAL_ADDRS, MAX_LOCAL_MACS, MAX_NAT_BACKENDS, MAX_NAT_CLIENTS,
+    MAX_NAT_OUT_SLOTS, MAX_QUEUES, MAX_SERVICES, SVC_F_FAST, SVC_F_NAT, XDP_STAT_LABELS,
 };
 
 /// `struct xvs_svc_key`: what the steering program matches.
@@ -167,11 +167,41 @@ pub fn nat_client_mac(v: &[u8]) -> Option<[u8; 6]> {
 }
 
 /// The one `xvs_steer_config` value (`struct xvs_steer_config`).
-pub fn steer_config_value(external_ifindex: u32) -> [u8; layout::STEER_CONFIG_SIZE] {
+pub fn steer_config_value(
+    external_ifindex: u32,
+    fast_generation: u32,
+) -> [u8; layout::STEER_CONFIG_SIZE] {
     let mut v = [0u8; layout::STEER_CONFIG_SIZE];
     v[layout::STEER_CONFIG_EXTERNAL_IFINDEX..layout::STEER_CONFIG_EXTERNAL_IFINDEX + 4]
         .copy_from_slice(&external_ifindex.to_ne_bytes());
+    v[layout::STEER_CONFIG_FAST_GENERATION..layout::STEER_CONFIG_FAST_GENERATION + 4]
+        .copy_from_slice(&fast_generation.to_ne_bytes());
     v
+}
+
+// The worker writes fast-path entries with the dataplane's own types: they must be the
+// C layout, field by field.
+mod fast_layout {
+    use super::layout as l;
+    use std::mem::{offset_of, size_of};
+    use xvs_dataplane::fast::{FastKey, FastValue};
+
+    const _: () = assert!(size_of::<FastKey>() == l::FAST_KEY_SIZE);
+    const _: () = assert!(offset_of!(FastKey, saddr) == l::FAST_KEY_SADDR);
+    const _: () = assert!(offset_of!(FastKey, daddr) == l::FAST_KEY_DADDR);
+    const _: () = assert!(offset_of!(FastKey, sport) == l::FAST_KEY_SPORT);
+    const _: () = assert!(offset_of!(FastKey, dport) == l::FAST_KEY_DPORT);
+    const _: () = assert!(offset_of!(FastKey, proto) == l::FAST_KEY_PROTO);
+    const _: () = assert!(size_of::<FastValue>() == l::FAST_VALUE_SIZE);
+    const _: () = assert!(offset_of!(FastValue, dst_mac) == l::FAST_VALUE_DST_MAC);
+    const _: () = assert!(offset_of!(FastValue, tun) == l::FAST_VALUE_TUN);
+    const _: () = assert!(offset_of!(FastValue, tun_saddr) == l::FAST_VALUE_TUN_SADDR);
+    const _: () = assert!(offset_of!(FastValue, tun_daddr) == l::FAST_VALUE_TUN_DADDR);
+    const _: () = assert!(offset_of!(FastValue, mtu) == l::FAST_VALUE_MTU);
+    const _: () = assert!(offset_of!(FastValue, stats_slot) == l::FAST_VALUE_STATS_SLOT);
+    const _: () = assert!(offset_of!(FastValue, generation) == l::FAST_VALUE_GENERATION);
+    const _: () = assert!(offset_of!(FastValue, timeout) == l::FAST_VALUE_TIMEOUT);
+    const _: () = assert!(offset_of!(FastValue, last_seen) == l::FAST_VALUE_LAST_SEEN);
 }
 
 /// A program's per-CPU counters summed over CPUs, in the order of `labels`.

@@ -49,6 +49,25 @@ int main(void)
 #define XVS_DECAP_LABEL(name, label) printf("    \"%s\",\n", label);
 	XVS_DECAP_STATS(XVS_DECAP_LABEL)
 	printf("];\n");
+	OFF("STEER_CONFIG_FAST_GENERATION", struct xvs_steer_config, fast_generation);
+	printf("pub const SVC_F_FAST: u32 = %d;\n", XVS_SVC_F_FAST);
+	printf("pub const MAX_FAST_FLOWS: u32 = %d;\n", XVS_MAX_FAST_FLOWS);
+	SIZE("FAST_KEY", struct xvs_fast_key);
+	OFF("FAST_KEY_SADDR", struct xvs_fast_key, saddr);
+	OFF("FAST_KEY_DADDR", struct xvs_fast_key, daddr);
+	OFF("FAST_KEY_SPORT", struct xvs_fast_key, sport);
+	OFF("FAST_KEY_DPORT", struct xvs_fast_key, dport);
+	OFF("FAST_KEY_PROTO", struct xvs_fast_key, proto);
+	SIZE("FAST_VALUE", struct xvs_fast_value);
+	OFF("FAST_VALUE_DST_MAC", struct xvs_fast_value, dst_mac);
+	OFF("FAST_VALUE_TUN", struct xvs_fast_value, tun);
+	OFF("FAST_VALUE_TUN_SADDR", struct xvs_fast_value, tun_saddr);
+	OFF("FAST_VALUE_TUN_DADDR", struct xvs_fast_value, tun_daddr);
+	OFF("FAST_VALUE_MTU", struct xvs_fast_value, mtu);
+	OFF("FAST_VALUE_STATS_SLOT", struct xvs_fast_value, stats_slot);
+	OFF("FAST_VALUE_GENERATION", struct xvs_fast_value, generation);
+	OFF("FAST_VALUE_TIMEOUT", struct xvs_fast_value, timeout);
+	OFF("FAST_VALUE_LAST_SEEN", struct xvs_fast_value, last_seen);
 	SIZE("TRAFGEN_CONFIG", struct xvs_trafgen_config);
 	OFF("TRAFGEN_CONFIG_FLOWS", struct xvs_trafgen_config, flows);
 	OFF("TRAFGEN_CONFIG_SADDR_BASE", struct xvs_trafgen_config, saddr_base);

@@ -14,6 +14,7 @@
 #include "csum.h"
 #include "maps.h"
 #include "parse.h"
+#include "fast.h"
 
 #ifndef AF_INET
 #define AF_INET 2
@@ -203,6 +204,7 @@ int xvs_steer(struct xdp_md *ctx)
 	struct ethhdr *eth;
 	struct iphdr *ip;
 	__be16 dport;
+	void *l4;
 	int proto, ret;
 
 	proto = parse_ethhdr(&c, &eth);
@@ -233,6 +235,7 @@ int xvs_steer(struct xdp_md *ctx)
 	if (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET))
 		return count(XVS_STAT_PASS_FRAGMENT, XDP_PASS);
 
+	l4 = c.pos;
 	ret = parse_l4_ports(&c, proto == IPPROTO_TCP ? sizeof(struct tcphdr) : sizeof(struct udphdr),
 			     &dport);
 	if (ret < 0)
@@ -259,6 +262,12 @@ int xvs_steer(struct xdp_md *ctx)
 	}
 	if (svc->flags & XVS_SVC_F_NAT)
 		learn_client(eth, ip);
+	if (svc->flags & XVS_SVC_F_FAST) {
+		ret = fast_path(ctx, eth, ip, l4, c.end, proto, cfg ? cfg->fast_generation : 0,
+				local);
+		if (ret >= 0)
+			return count(XVS_STAT_FAST_PATH, ret);
+	}
 
 	/* The flags argument is the action when no socket is bound to this queue: during
 	 * start-up the kernel keeps the packet rather than losing it. */

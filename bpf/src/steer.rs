@@ -21,6 +21,8 @@ const MAP_COUNTERS: &str = "xvs_counters";
 const MAP_NAT_BACKENDS: &str = "xvs_nat_backends";
 const MAP_NAT_CLIENTS: &str = "xvs_nat_clients";
 const MAP_NAT_OUT: &str = "xvs_nat_out";
+const MAP_FAST_FLOWS: &str = "xvs_fast_flows";
+const MAP_FAST_STATS: &str = "xvs_fast_stats";
 const MAP_CONFIG: &str = "xvs_steer_config";
 const MAP_LOCAL_MACS: &str = "xvs_local_macs";
 const MAP_LOCAL_ADDRS: &str = "xvs_local_addrs";
@@ -68,6 +70,10 @@ pub struct Steer {
     nat_clients: MapHandle,
     nat_out: MapHandle,
     config: MapHandle,
+    /// What `config` holds: (external ifindex, fast-path generation).
+    config_value: (u32, u32),
+    fast_flows: MapHandle,
+    fast_stats: MapHandle,
     local_macs: MapHandle,
     local_addrs: MapHandle,
     attached: Vec<(i32, XdpMode)>,
@@ -110,6 +116,9 @@ impl Steer {
             nat_clients: map_handle(&obj, MAP_NAT_CLIENTS)?,
             nat_out: map_handle(&obj, MAP_NAT_OUT)?,
             config: map_handle(&obj, MAP_CONFIG)?,
+            config_value: (0, 0),
+            fast_flows: map_handle(&obj, MAP_FAST_FLOWS)?,
+            fast_stats: map_handle(&obj, MAP_FAST_STATS)?,
             local_macs: map_handle(&obj, MAP_LOCAL_MACS)?,
             local_addrs: map_handle(&obj, MAP_LOCAL_ADDRS)?,
             prog_fd,
@@ -195,11 +204,24 @@ impl Steer {
     }
 
     /// Steers services only on `ifindex` (0: on any interface the program is on).
-    pub fn set_external_ifindex(&self, ifindex: u32) -> Result<(), BpfError> {
+    pub fn set_external_ifindex(&mut self, ifindex: u32) -> Result<(), BpfError> {
+        self.config_value.0 = ifindex;
+        self.write_config()
+    }
+
+    /// The fast path's generation: entries written under another are ignored (0: the
+    /// fast path is off). Moved on after each published snapshot.
+    pub fn set_fast_generation(&mut self, generation: u32) -> Result<(), BpfError> {
+        self.config_value.1 = generation;
+        self.write_config()
+    }
+
+    fn write_config(&self) -> Result<(), BpfError> {
+        let (ext, gen) = self.config_value;
         self.config
             .update(
                 &0u32.to_ne_bytes(),
-                &crate::abi::steer_config_value(ifindex),
+                &crate::abi::steer_config_value(ext, gen),
                 MapFlags::ANY,
             )
             .map_err(|source| BpfError::Map {
@@ -207,6 +229,29 @@ impl Steer {
                 map: MAP_CONFIG,
                 source,
             })
+    }
+
+    /// A descriptor of `xvs_fast_flows` for a worker to write its entries through.
+    pub fn fast_flows_fd(&self) -> Result<OwnedFd, BpfError> {
+        self.fast_flows
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| BpfError::Map {
+                op: "duplicate",
+                map: MAP_FAST_FLOWS,
+                source: e.into(),
+            })
+    }
+
+    /// What the fast path forwarded for real server `slot` (its id), over every CPU.
+    pub fn fast_in(&self, slot: u32) -> Result<NatOut, BpfError> {
+        let mut sum = NatOut::default();
+        if slot < crate::abi::MAX_NAT_OUT_SLOTS {
+            sum_per_cpu(&self.fast_stats, MAP_FAST_STATS, slot, |cpu| {
+                sum.add_raw(cpu)
+            })?;
+        }
+        Ok(sum)
     }
 
     /// Makes the steering map hold exactly `services` (key, `SVC_F_*` flags): new ones

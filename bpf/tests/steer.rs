@@ -98,7 +98,7 @@ fn golden_packets() {
 
 #[test]
 fn services_are_steered_only_on_the_external_interface() {
-    let steer = loaded();
+    let mut steer = loaded();
     let xsk = loopback_socket();
     steer.register_xsk(0, xsk.fd()).unwrap();
     let frame = fixtures::tcp_frame(fixtures::CLIENT, 1, VIP, VIP_TCP_PORT, 2, b"");

@@ -74,6 +74,8 @@ pub struct WorkerCounters {
     pub flows_expired: Counter,
     /// ICMP fragmentation-needed sent to clients (TUN packets above the path MTU).
     pub icmp_frag_needed: Counter,
+    /// Fast-path entries the worker queued and the kernel refused (or that did not fit).
+    pub fast_path_failed: Counter,
     pub drops: [Counter; DropReason::COUNT],
     pub dests: Box<[DestCounters]>,
     pub services: Box<[ServiceCounters]>,
@@ -93,6 +95,7 @@ impl WorkerCounters {
             flows_rescheduled: Counter::default(),
             flows_expired: Counter::default(),
             icmp_frag_needed: Counter::default(),
+            fast_path_failed: Counter::default(),
             drops: Default::default(),
             dests: (0..max_dests).map(|_| DestCounters::default()).collect(),
             services: (0..crate::snapshot::MAX_SERVICE_STATS)

@@ -11,6 +11,7 @@
 #![deny(unsafe_code)]
 
 pub mod counters;
+pub mod fast;
 pub mod flow;
 pub mod hash;
 pub mod packet;

@@ -7,18 +7,19 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use crate::counters::WorkerCounters;
-use crate::flow::table::{Slot, FLAG_TEMPLATE};
-use crate::flow::{Direction, Flow, FlowKey, FlowTable, Timeouts};
+use crate::fast::{FastKey, FastOps, FastValue};
+use crate::flow::table::{Slot, FLAG_OFFLOADED, FLAG_TEMPLATE};
+use crate::flow::{Direction, Flow, FlowKey, FlowTable, TcpState, Timeouts};
 use crate::hash::mix64;
 use crate::packet::Packet;
 use crate::rewrite;
 use crate::rewrite::tun::TunError;
 use crate::sched::{PickCtx, SchedState};
-use crate::snapshot::{DestId, Forwarding, Persistence, Service, Snapshot};
+use crate::snapshot::{Dest, DestId, Forwarding, Persistence, Service, Snapshot};
 use crate::verdict::{DropReason, Verdict};
 use crate::wire::ethernet::{EthernetFrame, ETHERTYPE_IPV4};
 use crate::wire::ipv4::{Ipv4Packet, PROTO_TCP, PROTO_UDP};
-use crate::wire::tcp::{TcpPacket, FLAG_ACK, FLAG_SYN};
+use crate::wire::tcp::{TcpPacket, FLAG_ACK, FLAG_FIN, FLAG_RST, FLAG_SYN};
 use crate::wire::udp::UdpPacket;
 use crate::wire::WireError;
 
@@ -122,6 +123,8 @@ pub struct Pipeline {
     rand: u64,
     /// IPv4 identification of the tunnel headers this worker writes.
     ip_ident: u16,
+    /// Fast-path entries this batch wrote and removed, for the worker to apply.
+    fast: FastOps,
 }
 
 impl Pipeline {
@@ -135,7 +138,13 @@ impl Pipeline {
             counters,
             rand: config.hash_seed | 1,
             ip_ident: config.hash_seed as u16,
+            fast: FastOps::default(),
         }
+    }
+
+    /// What the batch queued for the XDP fast path; the worker applies and clears it.
+    pub fn fast_ops(&mut self) -> &mut FastOps {
+        &mut self.fast
     }
 
     pub fn counters(&self) -> &Arc<WorkerCounters> {
@@ -161,13 +170,40 @@ impl Pipeline {
     /// Reclaims expired flows in the next `buckets` buckets of the table and takes them
     /// out of the connection counts.
     pub fn sweep(&mut self, now: u32, buckets: usize) {
+        self.sweep_renewing(now, buckets, |_| None)
+    }
+
+    /// As `sweep`; a flow the fast path carries is asked about first: `seen(key)` is when
+    /// its last packet went by there (seconds on this clock), and it lives on from then.
+    pub fn sweep_renewing(
+        &mut self,
+        now: u32,
+        buckets: usize,
+        mut seen: impl FnMut(&FlowKey) -> Option<u32>,
+    ) {
         let counters = &self.counters;
-        self.flows.sweep(now, buckets, |f| {
-            if !f.is_template() {
-                counters.flows_expired.inc();
-                uncount(counters, f);
-            }
-        });
+        let timeouts = &self.timeouts;
+        self.flows.sweep_renewing(
+            now,
+            buckets,
+            |f| {
+                if f.flags & FLAG_OFFLOADED == 0 {
+                    return None;
+                }
+                let ttl = if f.key.proto == PROTO_TCP {
+                    timeouts.tcp(f.tcp_state())
+                } else {
+                    timeouts.udp
+                };
+                seen(&f.key).map(|t| t.saturating_add(ttl))
+            },
+            |f| {
+                if !f.is_template() {
+                    counters.flows_expired.inc();
+                    uncount(counters, f);
+                }
+            },
+        );
     }
 
     /// Prefetches the flow-table bucket `frame` will need: call for a whole batch before
@@ -214,13 +250,14 @@ impl Pipeline {
             .ok_or(DropReason::NoService)?;
         let svc = &snap.services[svc_idx];
 
-        let dest = if svc.ops && k.proto == PROTO_UDP {
+        let (dest, flow) = if svc.ops && k.proto == PROTO_UDP {
             // One-packet scheduling: no flow, every datagram on its own.
             let dest = self.schedule(snap, svc_idx, k, now)?;
             self.counters.dests[dest as usize].conns.inc();
-            dest
+            (dest, None)
         } else {
-            self.track(snap, svc_idx, &p, now)?
+            let (dest, index) = self.track(snap, svc_idx, &p, now)?;
+            (dest, Some(index))
         };
 
         let d = snap.dest(dest).ok_or(DropReason::NoDestination)?;
@@ -261,20 +298,80 @@ impl Pipeline {
                 }
             }
         }
+        if let Some(index) = flow {
+            if snap.fast_generation != 0 && svc.forwarding != Forwarding::Nat {
+                self.offer(snap, svc, index, &p, dest, d, mac);
+            }
+        }
         let c = &self.counters.dests[dest as usize];
         c.packets.inc();
         c.bytes.add(bytes);
         Ok(verdict)
     }
 
-    /// Finds or creates the packet's flow, updates its state, returns its real server.
+    /// Hands a DR or TUN flow to the XDP fast path once it is established (any UDP
+    /// flow; TCP in ESTABLISHED), and again whenever a packet of it reaches the worker
+    /// all the same (the entry was missing, idle or stale). SYN, FIN and RST take it
+    /// back: the worker must see how the connection ends, or that the port is reused.
+    /// Persistent services stay on the worker (their templates live by its packets).
+    #[allow(clippy::too_many_arguments)]
+    fn offer(
+        &mut self,
+        snap: &Snapshot,
+        svc: &Service,
+        index: usize,
+        p: &Parsed,
+        dest: DestId,
+        d: &Dest,
+        mac: [u8; 6],
+    ) {
+        if svc.persistence.is_some() {
+            return;
+        }
+        let flow = self.flows.get_mut(index);
+        let key = FastKey::of(&p.key);
+        let ttl = if p.key.proto == PROTO_TCP {
+            if p.tcp_flags & (FLAG_SYN | FLAG_FIN | FLAG_RST) != 0 {
+                if flow.flags & FLAG_OFFLOADED != 0 {
+                    flow.flags &= !FLAG_OFFLOADED;
+                    self.fast.remove(key);
+                }
+                return;
+            }
+            if flow.tcp_state() != TcpState::Established {
+                return;
+            }
+            self.timeouts.tcp(TcpState::Established)
+        } else {
+            self.timeouts.udp
+        };
+        flow.flags |= FLAG_OFFLOADED;
+        let tun = svc.forwarding == Forwarding::Tun;
+        self.fast.upsert(
+            key,
+            FastValue {
+                dst_mac: mac,
+                tun: u8::from(tun),
+                tun_saddr: snap.local_addr.octets(),
+                tun_daddr: d.addr.octets(),
+                mtu: snap.mtu,
+                stats_slot: dest,
+                generation: snap.fast_generation,
+                timeout: ttl,
+                ..FastValue::default()
+            },
+        );
+    }
+
+    /// Finds or creates the packet's flow, updates its state, returns its real server
+    /// and the flow's slot.
     fn track(
         &mut self,
         snap: &Snapshot,
         svc_idx: usize,
         p: &Parsed,
         now: u32,
-    ) -> Result<DestId, DropReason> {
+    ) -> Result<(DestId, usize), DropReason> {
         let k = &p.key;
         let mut found = self.flows.lookup(k, now);
         if let Ok(index) = found {
@@ -287,6 +384,9 @@ impl Pipeline {
                 match self.nodest {
                     NodestPolicy::Drop => return Err(DropReason::DestUnavailable),
                     NodestPolicy::Expire => {
+                        if flow.flags & FLAG_OFFLOADED != 0 {
+                            self.fast.remove(FastKey::of(k));
+                        }
                         uncount(&self.counters, &flow);
                         self.flows.remove(index);
                         return Err(DropReason::DestUnavailable);
@@ -297,6 +397,9 @@ impl Pipeline {
             if gone || new_conn {
                 // A new connection on this tuple (reused, or its server left): free the
                 // entry first, then treat the packet as a miss.
+                if flow.flags & FLAG_OFFLOADED != 0 {
+                    self.fast.remove(FastKey::of(k));
+                }
                 uncount(&self.counters, &flow);
                 self.flows.remove(index);
                 found = Err(Slot {
@@ -354,13 +457,17 @@ impl Pipeline {
                 self.refresh_template(&pers, &snap.services[svc_idx], k.saddr, dest, now);
             }
         }
-        Ok(dest)
+        Ok((dest, index))
     }
 
     /// Accounts for whatever connection occupies `slot` before it is overwritten: an
     /// eviction if it was live, an expiry otherwise.
-    fn reclaim(&self, slot: Slot) {
-        let old = self.flows.get(slot.index);
+    fn reclaim(&mut self, slot: Slot) {
+        let old = *self.flows.get(slot.index);
+        if old.occupied() && old.flags & FLAG_OFFLOADED != 0 {
+            self.fast.remove(FastKey::of(&old.key));
+        }
+        let old = &old;
         if old.occupied() && !old.is_template() {
             if slot.evicts {
                 self.counters.flows_evicted.inc();

@@ -210,6 +210,9 @@ pub struct Snapshot {
     pub dests: Vec<Option<Dest>>,
     /// Per service: lookup tables of the hashing schedulers, built with the snapshot.
     pub tables: Vec<SchedTable>,
+    /// The XDP fast path's generation for this snapshot (0: fast path off): workers write
+    /// it into the entries they hand over; the steering program ignores older ones.
+    pub fast_generation: u32,
     index: HashMap<ServiceKey, usize, MixBuildHasher>,
 }
 
@@ -252,6 +255,7 @@ impl Snapshot {
             services,
             dests,
             tables,
+            fast_generation: 0,
             index,
         })
     }

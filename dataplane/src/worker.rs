@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crate::counters::WorkerCounters;
+use crate::fast::{FastKey, FastMap};
 use crate::flow::dump::DumpCursor;
 use crate::pipeline::{Pipeline, PipelineConfig};
 use crate::snapshot::SharedSnapshot;
@@ -62,6 +63,10 @@ pub struct Worker {
     swept: u64,
     /// The flow dump under way (`status --connections`).
     dump: DumpCursor,
+    /// The XDP fast path's map, when it is on.
+    fast: Option<FastMap>,
+    /// CLOCK_MONOTONIC_COARSE at `epoch`: converts the fast path's times to this clock.
+    epoch_ns: u64,
 }
 
 impl Worker {
@@ -85,6 +90,32 @@ impl Worker {
             tx_outstanding: 0,
             swept: 0,
             dump: DumpCursor::default(),
+            fast: None,
+            epoch_ns: crate::sys::monotonic_coarse_ns(),
+        }
+    }
+
+    /// Hands established DR/TUN flows to the XDP fast path through `map`.
+    pub fn with_fast_path(mut self, map: FastMap) -> Self {
+        self.fast = Some(map);
+        self
+    }
+
+    /// Writes what the batch (or the sweep) queued for the fast path, stamped now.
+    fn apply_fast(&mut self) {
+        let (Some(map), ops) = (self.fast.as_ref(), self.pipeline.fast_ops()) else {
+            return;
+        };
+        if ops.is_empty() {
+            return;
+        }
+        let now = crate::sys::monotonic_coarse_ns();
+        for v in &mut ops.values {
+            v.last_seen = now;
+        }
+        let failed = map.apply(ops) + std::mem::take(&mut ops.dropped);
+        if failed > 0 {
+            self.pipeline.counters().fast_path_failed.add(failed);
         }
     }
 
@@ -149,8 +180,18 @@ impl Worker {
         let due = (elapsed.as_millis() as u64).saturating_mul(buckets) / SWEEP_PERIOD_MS;
         let n = due.saturating_sub(self.swept).min(SWEEP_MAX_BUCKETS);
         if n > 0 {
-            self.pipeline
-                .sweep(elapsed.as_secs() as u32 + 1, n as usize);
+            let now = elapsed.as_secs() as u32 + 1;
+            match self.fast.as_ref() {
+                Some(map) => {
+                    let epoch = self.epoch_ns;
+                    self.pipeline.sweep_renewing(now, n as usize, |k| {
+                        let ns = map.last_seen(&FastKey::of(k))?;
+                        Some((ns.saturating_sub(epoch) / 1_000_000_000) as u32 + 1)
+                    });
+                    self.apply_fast();
+                }
+                None => self.pipeline.sweep(now, n as usize),
+            }
             self.swept += n;
         }
     }
@@ -241,6 +282,7 @@ impl Worker {
             // Shared sockets inherit copy mode on veth; kicking is cheap either way.
             t.kick_tx();
         }
+        self.apply_fast();
         counters.rx_packets.add(u64::from(n));
         counters.rx_batches.inc();
         counters.tx_packets.add(u64::from(tx_n + int_n));

@@ -41,6 +41,8 @@ impl FlowKey {
 /// `Flow::flags`: the entry is a persistence template (client network → real server),
 /// not a connection.
 pub const FLAG_TEMPLATE: u8 = 1;
+/// The flow has an entry in the XDP fast path (`crate::fast`).
+pub const FLAG_OFFLOADED: u8 = 2;
 
 /// One tracked connection, or a persistence template.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -114,11 +116,27 @@ impl FlowTable {
     /// Reclaims expired entries in the next `buckets` buckets, calling `on_expire` with
     /// each before it is cleared. Lookups treat expired entries as free anyway; the sweep
     /// is what lets per-server connection counts go down when a flow goes quiet.
-    pub fn sweep(&mut self, now: u32, buckets: usize, mut on_expire: impl FnMut(&Flow)) {
+    pub fn sweep(&mut self, now: u32, buckets: usize, on_expire: impl FnMut(&Flow)) {
+        self.sweep_renewing(now, buckets, |_| None, on_expire)
+    }
+
+    /// As `sweep`, asking `renew` first about each expired flow: a new expiry past `now`
+    /// keeps it (a flow the XDP fast path carries is seen there, not here).
+    pub fn sweep_renewing(
+        &mut self,
+        now: u32,
+        buckets: usize,
+        mut renew: impl FnMut(&Flow) -> Option<u32>,
+        mut on_expire: impl FnMut(&Flow),
+    ) {
         for _ in 0..buckets.min(self.buckets()) {
             let base = self.sweep_cursor * WAYS;
             for e in &mut self.entries[base..base + WAYS] {
                 if e.occupied() && !e.live(now) {
+                    if let Some(until) = renew(e).filter(|u| *u > now) {
+                        e.expires = until;
+                        continue;
+                    }
                     on_expire(e);
                     *e = Flow::default();
                 }

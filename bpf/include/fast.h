@@ -1,0 +1,130 @@
+/* The fast path: an established DR or TUN flow forwarded by the steering program itself,
+ * with the decision its worker wrote into xvs_fast_flows; -1 sends the packet on to the
+ * worker (no entry, a stale or idle one, SYN/FIN/RST, too big for the tunnel). */
+#ifndef XVS_FAST_H
+#define XVS_FAST_H
+
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/tcp.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "xvs_abi.h"
+#include "maps.h"
+
+#define XVS_NSEC_PER_SEC 1000000000ULL
+#ifndef IP_DF
+#define IP_DF 0x4000
+#endif
+
+/* The IPv4 header checksum of a 20-byte header whose check field is zero. */
+static __always_inline __u16 ipv4_csum(const struct iphdr *ip)
+{
+	const __u16 *w = (const __u16 *)ip;
+	__u32 sum = 0;
+
+#pragma unroll
+	for (int i = 0; i < 10; i++)
+		sum += w[i];
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (__u16)~sum;
+}
+
+/* The worker's TUN rewrite (dataplane/src/rewrite/tun.rs), in XDP: 20 bytes of headroom
+ * become the outer header, TOS and DF copied from the inner one, TTL 64. */
+static __always_inline int fast_encapsulate(struct xdp_md *ctx, const struct xvs_fast_value *v,
+					    const __u8 *src_mac)
+{
+	struct ethhdr *eth;
+	struct iphdr *outer, *inner;
+	void *data, *end;
+
+	if (bpf_xdp_adjust_head(ctx, -(int)sizeof(struct iphdr)))
+		return -1;
+	data = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
+	eth = data;
+	outer = data + sizeof(*eth);
+	inner = (void *)(outer + 1);
+	if ((void *)(inner + 1) > end) {
+		/* Cannot happen (the packet was parsed): give the worker its frame back. */
+		bpf_xdp_adjust_head(ctx, (int)sizeof(struct iphdr));
+		return -1;
+	}
+	__builtin_memcpy(eth->h_dest, v->dst_mac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, src_mac, ETH_ALEN);
+	eth->h_proto = bpf_htons(ETH_P_IP);
+	outer->version = 4;
+	outer->ihl = 5;
+	outer->tos = inner->tos;
+	outer->tot_len = bpf_htons(bpf_ntohs(inner->tot_len) + sizeof(*outer));
+	/* Without DF the outer packet may be fragmented on the way: give it an ID. */
+	outer->id = (inner->frag_off & bpf_htons(IP_DF)) ? 0 : (__be16)bpf_get_prandom_u32();
+	outer->frag_off = inner->frag_off & bpf_htons(IP_DF);
+	outer->ttl = 64;
+	outer->protocol = IPPROTO_IPIP;
+	outer->check = 0;
+	outer->saddr = v->tun_saddr;
+	outer->daddr = v->tun_daddr;
+	outer->check = ipv4_csum(outer);
+	return XDP_TX;
+}
+
+static __always_inline int fast_path(struct xdp_md *ctx, struct ethhdr *eth, struct iphdr *ip,
+				     void *l4, void *end, int proto, __u32 generation,
+				     const struct xvs_local_mac *local)
+{
+	struct xvs_fast_key k = {};
+	struct xvs_fast_value *v;
+	struct xvs_nat_out *n;
+	__be16 *ports = l4;
+	__u64 now, len;
+	int ret;
+
+	if (!generation || !local)
+		return -1;
+	if (proto == IPPROTO_TCP) {
+		struct tcphdr *tcp = l4;
+
+		if ((void *)(tcp + 1) > end || tcp->syn || tcp->fin || tcp->rst)
+			return -1;
+	} else if ((void *)(ports + 2) > end) {
+		return -1;
+	}
+	k.saddr = ip->saddr;
+	k.daddr = ip->daddr;
+	k.sport = ports[0];
+	k.dport = ports[1];
+	k.proto = proto;
+	v = bpf_map_lookup_elem(&xvs_fast_flows, &k);
+	if (!v || v->generation != generation)
+		return -1;
+	now = bpf_ktime_get_coarse_ns();
+	if (now - v->last_seen > (__u64)v->timeout * XVS_NSEC_PER_SEC)
+		return -1;
+	/* To the second: one write per flow and second, not per packet. */
+	if (now - v->last_seen >= XVS_NSEC_PER_SEC)
+		v->last_seen = now;
+	len = ctx->data_end - ctx->data;
+	if (v->tun) {
+		if (bpf_ntohs(ip->tot_len) + sizeof(struct iphdr) > v->mtu)
+			return -1;
+		ret = fast_encapsulate(ctx, v, local->mac);
+		if (ret < 0)
+			return ret;
+	} else {
+		__builtin_memcpy(eth->h_dest, v->dst_mac, ETH_ALEN);
+		__builtin_memcpy(eth->h_source, local->mac, ETH_ALEN);
+		ret = XDP_TX;
+	}
+	n = bpf_map_lookup_elem(&xvs_fast_stats, &v->stats_slot);
+	if (n) {
+		n->packets++;
+		n->bytes += len;
+	}
+	return ret;
+}
+
+#endif

@@ -1,0 +1,167 @@
+//! The steering program's fast path, loaded for real and run with BPF_PROG_TEST_RUN: an
+//! entry a worker wrote (through the dataplane's own `FastMap`) forwards an established
+//! DR or TUN flow in XDP, rewritten as the worker would (checked with etherparse for
+//! TUN); SYN/FIN/RST, an entry of another generation, an idle one, or a packet too big
+//! for the tunnel go on to the worker. Needs root and BPF.
+
+use std::net::Ipv4Addr;
+
+use etherparse::{NetHeaders, PacketHeaders};
+use libbpf_rs::ProgramInput;
+use xvs_bpf::abi::{SvcKey, XdpCounters, SVC_F_FAST};
+use xvs_bpf::Steer;
+use xvs_dataplane::fast::{FastKey, FastMap, FastOps, FastValue};
+use xvs_dataplane::fixtures::{self, CLIENT, DIRECTOR_MAC, VIP, VIP_TCP_PORT, VIP_UDP_PORT};
+use xvs_dataplane::flow::FlowKey;
+use xvs_dataplane::wire::tcp::{FLAG_ACK, FLAG_FIN, FLAG_PSH, FLAG_SYN};
+
+const XDP_PASS: u32 = 2;
+const XDP_TX: u32 = 3;
+const RS_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x11];
+const SLOT: u32 = 7;
+
+/// The steering program with fast-path services on VIP, the director's MAC on the
+/// interface test runs arrive on (loopback, ifindex 1), generation `gen`.
+fn loaded(gen: u32) -> Steer {
+    let mut steer = Steer::load().expect("load the steering program (root and BPF needed)");
+    steer
+        .set_services(&[
+            (SvcKey::new(VIP, VIP_TCP_PORT, 6), SVC_F_FAST),
+            (SvcKey::new(VIP, VIP_UDP_PORT, 17), SVC_F_FAST),
+        ])
+        .unwrap();
+    steer.set_local_mac(1, DIRECTOR_MAC).unwrap();
+    steer.set_fast_generation(gen).unwrap();
+    steer
+}
+
+fn entry(steer: &Steer, key: FlowKey, gen: u32, tun: bool, mtu: u16, idle_secs: u64) {
+    let map = FastMap::new(steer.fast_flows_fd().unwrap());
+    let mut ops = FastOps::default();
+    ops.upsert(
+        FastKey::of(&key),
+        FastValue {
+            dst_mac: RS_MAC,
+            tun: u8::from(tun),
+            tun_saddr: [10, 0, 0, 2],
+            tun_daddr: [10, 0, 0, 11],
+            mtu,
+            stats_slot: SLOT,
+            generation: gen,
+            timeout: 60,
+            last_seen: xvs_dataplane::sys::monotonic_coarse_ns()
+                .saturating_sub(idle_secs * 1_000_000_000),
+            ..FastValue::default()
+        },
+    );
+    assert_eq!(map.apply(&mut ops), 0, "written");
+}
+
+/// Runs `frame`; returns the action, the output frame and the counters it moved.
+fn run(steer: &Steer, frame: &[u8]) -> (u32, Vec<u8>, XdpCounters) {
+    let before = steer.counters().unwrap();
+    let mut out = vec![0u8; frame.len() + 64];
+    let o = steer
+        .program()
+        .test_run(ProgramInput {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            ..Default::default()
+        })
+        .expect("BPF_PROG_TEST_RUN");
+    let got = o.data.map(|d| d.to_vec()).unwrap_or_default();
+    (
+        o.return_value,
+        got,
+        steer.counters().unwrap().since(&before),
+    )
+}
+
+fn udp_key(sport: u16) -> FlowKey {
+    FlowKey::new(u32::from(CLIENT), u32::from(VIP), sport, VIP_UDP_PORT, 17)
+}
+
+#[test]
+fn an_established_dr_flow_is_forwarded_in_xdp_and_counted() {
+    let steer = loaded(5);
+    let frame = fixtures::udp_frame(CLIENT, 5000, VIP, VIP_UDP_PORT, b"hello");
+    entry(&steer, udp_key(5000), 5, false, 1500, 0);
+    let (action, out, delta) = run(&steer, &frame);
+    assert_eq!(action, XDP_TX);
+    assert_eq!(delta.get("fast_path"), 1);
+    assert_eq!(delta.values.iter().sum::<u64>(), 1, "exactly one counter");
+    assert_eq!(&out[..6], &RS_MAC);
+    assert_eq!(&out[6..12], &DIRECTOR_MAC);
+    assert_eq!(&out[12..], &frame[12..], "DR changes the MACs only");
+    let n = steer.fast_in(SLOT).unwrap();
+    assert_eq!((n.packets, n.bytes), (1, frame.len() as u64));
+
+    // TCP data of the flow: forwarded too.
+    let tkey = FlowKey::new(u32::from(CLIENT), u32::from(VIP), 5001, VIP_TCP_PORT, 6);
+    entry(&steer, tkey, 5, false, 1500, 0);
+    let data = fixtures::tcp_frame(CLIENT, 5001, VIP, VIP_TCP_PORT, FLAG_ACK | FLAG_PSH, b"x");
+    assert_eq!(run(&steer, &data).0, XDP_TX);
+    // SYN, FIN, RST always go to the worker (no socket here: passed, counted so).
+    for flags in [FLAG_SYN, FLAG_FIN | FLAG_ACK, 0x04] {
+        let f = fixtures::tcp_frame(CLIENT, 5001, VIP, VIP_TCP_PORT, flags, b"");
+        let (action, _, delta) = run(&steer, &f);
+        assert_eq!(
+            (action, delta.get("pass_no_socket")),
+            (XDP_PASS, 1),
+            "flags {flags:#x}"
+        );
+    }
+}
+
+#[test]
+fn stale_idle_or_unknown_entries_go_to_the_worker() {
+    let steer = loaded(5);
+    let frame = |sport| fixtures::udp_frame(CLIENT, sport, VIP, VIP_UDP_PORT, b"q");
+    // Another generation (a snapshot was published since).
+    entry(&steer, udp_key(6000), 4, false, 1500, 0);
+    assert_eq!(run(&steer, &frame(6000)).0, XDP_PASS);
+    // Idle past its timeout (60 s).
+    entry(&steer, udp_key(6001), 5, false, 1500, 120);
+    assert_eq!(run(&steer, &frame(6001)).0, XDP_PASS);
+    // No entry.
+    assert_eq!(run(&steer, &frame(6002)).0, XDP_PASS);
+    // Fast path off altogether.
+    let steer = loaded(0);
+    entry(&steer, udp_key(6003), 0, false, 1500, 0);
+    assert_eq!(run(&steer, &frame(6003)).0, XDP_PASS);
+}
+
+#[test]
+fn a_tun_flow_is_encapsulated_as_the_worker_would() {
+    let steer = loaded(5);
+    let frame = fixtures::udp_frame(CLIENT, 7000, VIP, VIP_UDP_PORT, b"tunnel me");
+    entry(&steer, udp_key(7000), 5, true, 1500, 0);
+    let (action, out, _) = run(&steer, &frame);
+    assert_eq!(action, XDP_TX);
+    assert_eq!(out.len(), frame.len() + 20);
+    assert_eq!(&out[..6], &RS_MAC);
+    assert_eq!(&out[6..12], &DIRECTOR_MAC);
+    let p = PacketHeaders::from_ethernet_slice(&out).expect("etherparse reads it");
+    let Some(NetHeaders::Ipv4(outer, _)) = &p.net else {
+        panic!("not IPv4")
+    };
+    assert_eq!(outer.protocol.0, 4, "IPIP");
+    assert_eq!(Ipv4Addr::from(outer.source), Ipv4Addr::new(10, 0, 0, 2));
+    assert_eq!(
+        Ipv4Addr::from(outer.destination),
+        Ipv4Addr::new(10, 0, 0, 11)
+    );
+    assert_eq!(outer.time_to_live, 64);
+    assert_eq!(outer.header_checksum, outer.calc_header_checksum());
+    assert_eq!(usize::from(outer.total_len), frame.len() - 14 + 20);
+    assert_eq!(
+        &out[34..],
+        &frame[14..],
+        "the client's packet inside, unchanged"
+    );
+
+    // Too big for the tunnel: the worker answers with ICMP fragmentation-needed.
+    entry(&steer, udp_key(7001), 5, true, 40, 0);
+    let big = fixtures::udp_frame(CLIENT, 7001, VIP, VIP_UDP_PORT, b"twenty-one bytes long");
+    assert_eq!(run(&steer, &big).0, XDP_PASS);
+}

@@ -1,0 +1,187 @@
+//! The pipeline's side of the XDP fast path: which flows it hands over, with what, and
+//! when it takes them back.
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use xvs_dataplane::fast::FastKey;
+use xvs_dataplane::fixtures::{self, CLIENT, DIRECTOR_MAC, VIP, VIP_TCP_PORT, VIP_UDP_PORT};
+use xvs_dataplane::flow::{FlowKey, TcpState, Timeouts};
+use xvs_dataplane::pipeline::NodestPolicy;
+use xvs_dataplane::snapshot::{Persistence, MAX_DESTS};
+use xvs_dataplane::wire::tcp::{FLAG_ACK, FLAG_FIN, FLAG_RST, FLAG_SYN};
+use xvs_dataplane::*;
+
+const RS_MAC: [u8; 6] = [0x02, 0, 0, 0, 1, 0];
+
+fn world(forwarding: Forwarding, fast_generation: u32, persistent: bool) -> Snapshot {
+    let dests = vec![Some(Dest {
+        addr: Ipv4Addr::new(10, 0, 0, 11),
+        port: 0,
+        weight: 1,
+        mac: Some(RS_MAC),
+    })];
+    let svc = |port, proto| {
+        let mut s = Service::new(
+            format!("s{port}"),
+            ServiceKey {
+                addr: VIP,
+                port,
+                proto,
+            },
+            SchedulerKind::Rr,
+            forwarding,
+            vec![0],
+        );
+        if persistent {
+            s.persistence = Some(Persistence {
+                timeout: 300,
+                netmask: u32::MAX,
+            });
+        }
+        s
+    };
+    let mut snap = Snapshot::new(
+        3,
+        DIRECTOR_MAC,
+        vec![svc(VIP_TCP_PORT, 6), svc(VIP_UDP_PORT, 17)],
+        dests,
+    )
+    .unwrap();
+    snap.local_addr = Ipv4Addr::new(10, 0, 0, 2);
+    snap.mtu = 1500;
+    snap.fast_generation = fast_generation;
+    snap
+}
+
+fn pipeline() -> Pipeline {
+    let cfg = PipelineConfig {
+        flow_capacity: 4096,
+        hash_seed: 7,
+        timeouts: Timeouts::default(),
+        nodest: NodestPolicy::Reschedule,
+    };
+    Pipeline::new(&cfg, Arc::new(WorkerCounters::new(MAX_DESTS)))
+}
+
+/// Runs `frame` (with headroom for TUN) and returns (upserts, removals) it queued.
+fn run(p: &mut Pipeline, snap: &Snapshot, frame: &[u8]) -> (usize, usize) {
+    p.prepare(snap);
+    let mut buf = vec![0u8; 256 + frame.len()];
+    buf[256..].copy_from_slice(frame);
+    let mut pkt = xvs_dataplane::packet::Packet::new(&mut buf, 256, frame.len()).unwrap();
+    assert_eq!(p.process_packet(snap, 10, &mut pkt), Verdict::Tx);
+    let ops = p.fast_ops();
+    let got = (ops.keys.len(), ops.removed.len());
+    ops.clear();
+    got
+}
+
+fn tcp(flags: u8) -> Vec<u8> {
+    fixtures::tcp_frame(CLIENT, 40000, VIP, VIP_TCP_PORT, flags, b"")
+}
+
+#[test]
+fn a_udp_flow_is_handed_over_at_once_with_its_decision() {
+    for fwd in [Forwarding::Dr, Forwarding::Tun] {
+        let snap = world(fwd, 9, false);
+        let mut p = pipeline();
+        let frame = fixtures::udp_frame(CLIENT, 5353, VIP, VIP_UDP_PORT, b"q");
+        p.prepare(&snap);
+        let mut buf = vec![0u8; 256 + frame.len()];
+        buf[256..].copy_from_slice(&frame);
+        let mut pkt = xvs_dataplane::packet::Packet::new(&mut buf, 256, frame.len()).unwrap();
+        assert_eq!(p.process_packet(&snap, 10, &mut pkt), Verdict::Tx);
+        let ops = p.fast_ops();
+        assert_eq!(ops.keys.len(), 1, "{fwd:?}");
+        let key = FlowKey::new(u32::from(CLIENT), u32::from(VIP), 5353, VIP_UDP_PORT, 17);
+        assert_eq!(ops.keys[0], FastKey::of(&key));
+        let v = ops.values[0];
+        assert_eq!(v.dst_mac, RS_MAC);
+        assert_eq!(v.tun, u8::from(fwd == Forwarding::Tun));
+        assert_eq!(v.tun_saddr, [10, 0, 0, 2]);
+        assert_eq!(v.tun_daddr, [10, 0, 0, 11]);
+        assert_eq!((v.mtu, v.stats_slot, v.generation), (1500, 0, 9));
+        assert_eq!(v.timeout, Timeouts::default().udp);
+    }
+}
+
+#[test]
+fn tcp_is_handed_over_when_established_and_taken_back_at_fin() {
+    let snap = world(Forwarding::Dr, 1, false);
+    let mut p = pipeline();
+    assert_eq!(run(&mut p, &snap, &tcp(FLAG_SYN)), (0, 0), "SYN: not yet");
+    assert_eq!(run(&mut p, &snap, &tcp(FLAG_ACK)), (1, 0), "established");
+    // A packet reaching the worker again means the entry was missing: written again.
+    assert_eq!(run(&mut p, &snap, &tcp(FLAG_ACK)), (1, 0));
+    assert_eq!(
+        run(&mut p, &snap, &tcp(FLAG_FIN | FLAG_ACK)),
+        (0, 1),
+        "FIN takes it back"
+    );
+    assert_eq!(
+        run(&mut p, &snap, &tcp(FLAG_ACK)),
+        (0, 0),
+        "after FIN the worker keeps the flow"
+    );
+    // RST of an established flow too.
+    let mut p = pipeline();
+    run(&mut p, &snap, &tcp(FLAG_SYN));
+    run(&mut p, &snap, &tcp(FLAG_ACK));
+    assert_eq!(run(&mut p, &snap, &tcp(FLAG_RST)), (0, 1));
+}
+
+#[test]
+fn a_reused_port_takes_the_entry_back() {
+    let snap = world(Forwarding::Dr, 1, false);
+    let mut p = pipeline();
+    run(&mut p, &snap, &tcp(FLAG_SYN));
+    run(&mut p, &snap, &tcp(FLAG_ACK));
+    run(&mut p, &snap, &tcp(FLAG_FIN | FLAG_ACK));
+    // A new connection on the same tuple, after the old one ended on our side.
+    let (_, removed) = run(&mut p, &snap, &tcp(FLAG_SYN));
+    assert_eq!(removed, 0, "FIN already removed it: nothing left to remove");
+    run(&mut p, &snap, &tcp(FLAG_ACK));
+    assert_eq!(
+        p.flows()
+            .iter_live_buckets(0, p.flows().buckets(), 10)
+            .filter(|f| f.tcp_state() == TcpState::Established)
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn no_fast_path_when_off_for_nat_or_persistent_services() {
+    let udp = fixtures::udp_frame(CLIENT, 5353, VIP, VIP_UDP_PORT, b"q");
+    for snap in [
+        world(Forwarding::Dr, 0, false),
+        world(Forwarding::Nat, 1, false),
+        world(Forwarding::Dr, 1, true),
+    ] {
+        let mut p = pipeline();
+        assert_eq!(run(&mut p, &snap, &udp), (0, 0));
+    }
+}
+
+#[test]
+fn the_sweep_keeps_a_flow_the_fast_path_still_carries() {
+    let snap = world(Forwarding::Dr, 1, false);
+    let mut p = pipeline();
+    run(
+        &mut p,
+        &snap,
+        &fixtures::udp_frame(CLIENT, 5353, VIP, VIP_UDP_PORT, b"q"),
+    );
+    let udp = Timeouts::default().udp;
+    let all = p.flows().buckets();
+    // Past its worker-side expiry, but seen by XDP a moment ago: it lives on.
+    let late = 10 + udp + 5;
+    p.sweep_renewing(late, all, |_| Some(late - 1));
+    assert_eq!(p.flows().count_live(late), 1, "renewed");
+    // Silent there too: it expires.
+    let later = late + udp + 5;
+    p.sweep_renewing(later, all, |_| Some(late - 1));
+    assert_eq!(p.flows().count_live(later), 0);
+    assert_eq!(p.counters().flows_expired.get(), 1);
+}
