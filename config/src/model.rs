@@ -114,6 +114,17 @@ pub enum SchedFlag {
     MhFallback,
 }
 
+/// Whether established DR/TUN flows are forwarded in XDP (see `fast_path`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FastPath {
+    /// The steering program forwards established DR and TUN flows itself.
+    #[default]
+    Xdp,
+    /// Every packet goes to a worker.
+    Off,
+}
+
 /// What happens to connections whose real server left the configuration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -338,6 +349,7 @@ pub struct Config {
     pub flow_table_size: usize,
     pub timeouts: Timeouts,
     pub expire_nodest_conn: NodestPolicy,
+    pub fast_path: FastPath,
     /// Path MTU towards TUN real servers; `None`: the interface's MTU.
     pub tun_mtu: Option<u16>,
     /// Where `/metrics` is served; `None`: not at all.

@@ -8,8 +8,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::model::{
-    AuthType, CheckType, Forwarding, NodestPolicy, Protocol, SchedFlag, Scheduler, VrrpState,
-    XdpMode,
+    AuthType, CheckType, FastPath, Forwarding, NodestPolicy, Protocol, SchedFlag, Scheduler,
+    VrrpState, XdpMode,
 };
 use crate::spanned::Spanned;
 
@@ -45,6 +45,13 @@ pub struct RawConfig {
     /// its check): `reschedule` (default), `expire` or `drop`. Restart-only.
     #[serde(default)]
     pub expire_nodest_conn: Option<NodestPolicy>,
+    /// `xdp` (default): established DR and TUN flows are forwarded by the steering
+    /// program itself, in XDP, with the decision their worker made; SYN, FIN, RST and
+    /// every packet of a changed or idle flow still go to the workers. `off`: every
+    /// packet goes to a worker. Persistent services always stay on the workers.
+    /// Restart-only.
+    #[serde(default)]
+    pub fast_path: Option<FastPath>,
     /// Path MTU towards TUN real servers (576 to 65535); larger packets get ICMP
     /// fragmentation-needed with 20 bytes less. Default: the interface's MTU. Restart-only.
     #[serde(default)]

@@ -751,6 +751,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Diagnostic>> {
         flow_table_size,
         timeouts,
         expire_nodest_conn: raw.expire_nodest_conn.unwrap_or_default(),
+        fast_path: raw.fast_path.unwrap_or_default(),
         tun_mtu,
         metrics_listen,
         control_socket: raw.control_socket.clone(),

@@ -141,23 +141,18 @@ impl DrLab {
                 "lb",
                 &format!("ip link set eth1 up && ip addr add {DIRECTOR}/24 dev eth1"),
             )?;
-            // NAT replies are redirected out of eth0: its peer must run XDP to get them.
-            let pass = lab.write("pass.bpf.o", xvs_bpf::PASS_OBJECT)?;
-            lab.sh(
-                "sw",
-                &format!("ip link set dev lb xdpdrv obj {} sec xdp", pass.display()),
-            )?;
         }
         if prep == Prep::Nat {
-            // One arm: the director also on the clients' subnet. NAT replies leave by
-            // XDP_TX, which a veth delivers only when its peer runs XDP too.
+            // One arm: the director also on the clients' subnet.
             lab.sh("lb", &format!("ip addr add {NAT_DIRECTOR}/24 dev eth0"))?;
-            let pass = lab.write("pass.bpf.o", xvs_bpf::PASS_OBJECT)?;
-            lab.sh(
-                "sw",
-                &format!("ip link set dev lb xdpdrv obj {} sec xdp", pass.display()),
-            )?;
         }
+        // What the director sends with XDP_TX (NAT replies; DR and TUN flows on the fast
+        // path) a veth delivers only when its peer runs XDP too: a NIC needs nothing.
+        let pass = lab.write("pass.bpf.o", xvs_bpf::PASS_OBJECT)?;
+        lab.sh(
+            "sw",
+            &format!("ip link set dev lb xdpdrv obj {} sec xdp", pass.display()),
+        )?;
         // veth hands TCP from the client over with only the pseudo-header checksum
         // (CHECKSUM_PARTIAL); a bridge port without TX checksum offload completes it
         // before the director sees the frame, as a real wire would.
@@ -196,6 +191,12 @@ impl DrLab {
         lab.lab.sh(
             "sw",
             &format!("ip link add lb2 type veth peer name eth0 netns {ns} && ip link set lb2 master br0 && ip link set lb2 up && ethtool -K lb2 tx off >/dev/null"),
+        )?;
+        // As for `lb`: the second director's XDP_TX frames need XDP on its peer.
+        let pass = lab.lab.dir.join("pass.bpf.o");
+        lab.lab.sh(
+            "sw",
+            &format!("ip link set dev lb2 xdpdrv obj {} sec xdp", pass.display()),
         )?;
         lab.lab.sh(
             "lb2",

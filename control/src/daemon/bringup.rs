@@ -37,6 +37,7 @@ impl Lb {
         let shared: SharedSnapshot = Arc::new(ArcSwap::from_pointee(snap));
 
         let mut steer = Steer::load().context("loading the steering program")?;
+        steer.set_fast_generation(publish::fast_generation(cfg, generation))?;
         steer.set_services(&publish::steering_services(cfg))?;
         // Answers to the director's own probes are not NAT replies.
         let own: Vec<Ipv4Addr> = netlink::addresses()
@@ -84,15 +85,23 @@ impl Lb {
                 cpu: cpus.get(q as usize % cpus.len().max(1)).copied(),
                 pipeline: pipeline.clone(),
             };
-            let fd = workers.start(ifaces, &wc, &shared)?;
+            let fast = match cfg.fast_path {
+                xvs_config::FastPath::Xdp => Some(steer.fast_flows_fd()?),
+                xvs_config::FastPath::Off => None,
+            };
+            let fd = workers.start(ifaces, &wc, &shared, fast)?;
             // Registered after the worker owns the socket: from here its queue's VIP
             // traffic goes to the worker instead of the kernel.
             steer.register_xsk(q, fd)?;
         }
         info!(
-            "xvs running: {} virtual server(s), {} worker(s), config {}",
+            "xvs running: {} virtual server(s), {} worker(s), fast path {}, config {}",
             cfg.virtual_servers.len(),
             queues,
+            match cfg.fast_path {
+                xvs_config::FastPath::Xdp => "xdp",
+                xvs_config::FastPath::Off => "off",
+            },
             path.display()
         );
         Ok(Lb {

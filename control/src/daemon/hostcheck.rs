@@ -8,9 +8,21 @@ use xvs_config::{Config, Forwarding};
 use crate::daemon::Ifaces;
 use crate::sys::netlink;
 
-/// One line per DR real server that is not directly reachable on the interface.
+/// One line per DR real server that is not directly reachable on the interface; one if
+/// the fast path would send into a veth (whose peer must run XDP to receive it).
 pub fn warnings(cfg: &Config, ifaces: &Ifaces) -> Vec<String> {
     let mut out = Vec::new();
+    let fast = cfg.fast_path == xvs_config::FastPath::Xdp
+        && cfg
+            .virtual_servers
+            .iter()
+            .any(|v| v.forwarding != Forwarding::Nat);
+    if fast && crate::sys::iface::is_veth(&ifaces.external.name) {
+        out.push(format!(
+            "{} looks like a veth: the fast path (and NAT replies) leave it with XDP_TX, which a veth delivers only when its peer runs an XDP program; attach one there (xvs's xvs_pass will do) or set `fast_path: off`",
+            ifaces.external.name
+        ));
+    }
     for vs in cfg
         .virtual_servers
         .iter()

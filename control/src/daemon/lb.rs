@@ -65,7 +65,13 @@ impl Lb {
             &mut self.registry,
         ) {
             Ok(s) => {
+                let fast = s.fast_generation;
                 self.shared.store(std::sync::Arc::new(s));
+                // After the snapshot: entries of the old one stop being used, and the
+                // workers, on the new one, write them again.
+                if let Err(e) = self.steer.set_fast_generation(fast) {
+                    error!("moving the fast path to generation {fast}: {e}");
+                }
                 info!("published snapshot generation {} ({why})", self.generation);
             }
             Err(e) => error!("{e:#}"),
@@ -155,6 +161,14 @@ impl Lb {
         out
     }
 
+    /// What the XDP fast path forwarded for each real server, by id (added to the
+    /// workers' "in" counts by every view).
+    pub fn fast_in(&self) -> Vec<NatOut> {
+        (0..self.registry.issued() as u32)
+            .map(|id| self.steer.fast_in(id).unwrap_or_default())
+            .collect()
+    }
+
     /// When to read the neighbour tables again.
     pub fn next_refresh(&self, cfg: &Config) -> Duration {
         if publish::unresolved(cfg, &self.macs).is_empty() {
@@ -172,13 +186,15 @@ impl Lb {
         }
         self.workers.stop();
         let xdp = self.steer.counters().ok();
+        let fast_in = self.fast_in();
         print!(
             "{}",
             report::render(
                 cfg,
                 &mut self.registry,
                 self.workers.counters(),
-                xdp.as_ref()
+                xdp.as_ref(),
+                &fast_in,
             )
         );
         info!("detached from {}", ifaces.external.name);

@@ -102,13 +102,16 @@ impl Daemon<'_> {
                 }
                 Some(l) => {
                     let snap = l.shared.load();
-                    let out = l.outbound(&self.cfg);
+                    let (out, fast_in) = (l.outbound(&self.cfg), l.fast_in());
                     let rows = status::rows(
                         &self.cfg,
                         &snap,
                         &mut l.registry,
                         l.workers.counters(),
-                        &out,
+                        status::Steered {
+                            out: &out,
+                            fast_in: &fast_in,
+                        },
                         &self.rates,
                         Instant::now(),
                     );
@@ -136,7 +139,7 @@ impl Daemon<'_> {
         match self.lb.as_mut() {
             Some(l) => {
                 let xdp = l.steer.counters().ok();
-                let out = l.outbound(&self.cfg);
+                let (out, fast_in) = (l.outbound(&self.cfg), l.fast_in());
                 let xsk = l.workers.xsk_stats();
                 metrics::render(
                     &common,
@@ -145,6 +148,7 @@ impl Daemon<'_> {
                         workers: l.workers.counters(),
                         xsk: &xsk,
                         out: &out,
+                        fast_in: &fast_in,
                         xdp,
                         health: &l.health,
                         checks: &self.monitors,
@@ -172,9 +176,13 @@ impl Daemon<'_> {
 
     fn sample_rates(&mut self) {
         if let Some(l) = self.lb.as_mut() {
-            let out = l.outbound(&self.cfg);
+            let (out, fast_in) = (l.outbound(&self.cfg), l.fast_in());
+            let bpf = status::Steered {
+                out: &out,
+                fast_in: &fast_in,
+            };
             self.rates
-                .sample(Instant::now(), &l.registry, l.workers.counters(), &out);
+                .sample(Instant::now(), &l.registry, l.workers.counters(), bpf);
         }
     }
 }

@@ -151,7 +151,26 @@ pub fn build(
     snap.local_addr = local.addr;
     snap.mtu = local.mtu;
     snap.internal_mac = local.internal_mac;
+    snap.fast_generation = fast_generation(cfg, generation);
     Ok(snap)
+}
+
+/// The fast path's generation for snapshot `generation`: never 0 (which means off), so
+/// each snapshot's differs from the one before.
+pub fn fast_generation(cfg: &Config, generation: u64) -> u32 {
+    match cfg.fast_path {
+        xvs_config::FastPath::Off => 0,
+        xvs_config::FastPath::Xdp => (generation as u32).max(1),
+    }
+}
+
+/// Whether a virtual server's established flows may take the XDP fast path: DR and TUN
+/// ones, not persistent (templates live by the worker's packets), not one-packet.
+fn fast(cfg: &Config, vs: &xvs_config::VirtualServer) -> bool {
+    cfg.fast_path == xvs_config::FastPath::Xdp
+        && vs.forwarding != CfgForwarding::Nat
+        && vs.persistence.is_none()
+        && !vs.ops
 }
 
 /// Real servers (and sorry servers) whose MAC xvs needs: every configured address.
@@ -183,6 +202,8 @@ pub fn steering_services(cfg: &Config) -> Vec<(xvs_bpf::abi::SvcKey, u32)> {
         .flat_map(|vs| {
             let flags = if vs.forwarding == CfgForwarding::Nat {
                 xvs_bpf::abi::SVC_F_NAT
+            } else if fast(cfg, vs) {
+                xvs_bpf::abi::SVC_F_FAST
             } else {
                 0
             };

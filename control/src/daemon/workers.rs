@@ -33,13 +33,15 @@ impl Workers {
     }
 
     /// Opens queue `wc.queue`'s socket (and, for two-arm NAT, its transmit-only twin on
-    /// the internal interface, sharing the UMEM), starts its worker, and returns the
-    /// socket for the steering program's XSK map.
+    /// the internal interface, sharing the UMEM), starts its worker (writing fast-path
+    /// entries through `fast`, when on), and returns the socket for the steering
+    /// program's XSK map.
     pub fn start(
         &mut self,
         ifaces: &Ifaces,
         wc: &WorkerConfig,
         shared: &SharedSnapshot,
+        fast: Option<std::os::fd::OwnedFd>,
     ) -> Result<RawFd> {
         let q = wc.queue;
         let xsk = Xsk::open(ifaces.external.ifindex, q, &XskConfig::default())?;
@@ -66,6 +68,9 @@ impl Workers {
                 int.name
             );
             worker = worker.with_internal(tx);
+        }
+        if let Some(fd) = fast {
+            worker = worker.with_fast_path(xvs_dataplane::fast::FastMap::new(fd));
         }
         self.handles.push(
             worker

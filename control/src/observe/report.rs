@@ -17,6 +17,7 @@ pub fn render(
     registry: &mut DestRegistry,
     workers: &[Arc<WorkerCounters>],
     xdp: Option<&XdpCounters>,
+    fast_in: &[xvs_bpf::abi::NatOut],
 ) -> String {
     let all = AllWorkers(workers);
     let mut s = String::new();
@@ -50,8 +51,8 @@ pub fn render(
                 get(|d| d.conns.get()),
                 get(|d| d.active.get()),
                 get(|d| d.inactive.get()),
-                get(|d| d.packets.get()),
-                get(|d| d.bytes.get()),
+                get(|d| d.packets.get()) + fast_in.get(id).map_or(0, |n| n.packets),
+                get(|d| d.bytes.get()) + fast_in.get(id).map_or(0, |n| n.bytes),
                 rs.weight
             );
         }

@@ -52,6 +52,16 @@ impl Iface {
     }
 }
 
+/// Whether `name` looks like a veth: no device behind it, and linked to another
+/// interface (its peer). A heuristic, for a warning.
+pub fn is_veth(name: &str) -> bool {
+    let sys = format!("/sys/class/net/{name}");
+    let read = |f: &str| fs::read_to_string(format!("{sys}/{f}")).map(|v| v.trim().to_string());
+    let virtual_dev = !std::path::Path::new(&format!("{sys}/device")).exists();
+    let linked = matches!((read("iflink"), read("ifindex")), (Ok(a), Ok(b)) if a != b);
+    virtual_dev && linked
+}
+
 pub fn parse_mac(s: &str) -> Result<[u8; 6]> {
     let parts: Vec<&str> = s.split(':').collect();
     if parts.len() != 6 {

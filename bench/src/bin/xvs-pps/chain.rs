@@ -35,14 +35,17 @@ pub enum Path {
     IpForward,
     /// (d) nftables DNAT with conntrack.
     Nft,
-    /// (e), (f), (g): xvs.
+    /// (e), (f), (g): xvs, with its default fast path (`fast_path: xdp`).
     XvsDr,
     XvsTun,
     XvsNat,
+    /// xvs DR and TUN with `fast_path: off`: every packet through a worker.
+    XvsDrWorkers,
+    XvsTunWorkers,
 }
 
 impl Path {
-    pub const ALL: [Path; 8] = [
+    pub const ALL: [Path; 10] = [
         Path::Direct,
         Path::Fwd,
         Path::Bare,
@@ -51,6 +54,8 @@ impl Path {
         Path::XvsDr,
         Path::XvsTun,
         Path::XvsNat,
+        Path::XvsDrWorkers,
+        Path::XvsTunWorkers,
     ];
 
     pub fn label(self) -> &'static str {
@@ -63,6 +68,8 @@ impl Path {
             Path::XvsDr => "(e) xvs DR",
             Path::XvsTun => "(f) xvs TUN",
             Path::XvsNat => "(g) xvs NAT",
+            Path::XvsDrWorkers => "(e) xvs DR, fast_path: off",
+            Path::XvsTunWorkers => "(f) xvs TUN, fast_path: off",
         }
     }
 
@@ -76,6 +83,8 @@ impl Path {
             Path::XvsDr => "xvs-dr",
             Path::XvsTun => "xvs-tun",
             Path::XvsNat => "xvs-nat",
+            Path::XvsDrWorkers => "xvs-dr-off",
+            Path::XvsTunWorkers => "xvs-tun-off",
         }
     }
 
@@ -84,7 +93,10 @@ impl Path {
     }
 
     pub fn is_xvs(self) -> bool {
-        matches!(self, Path::XvsDr | Path::XvsTun | Path::XvsNat)
+        matches!(
+            self,
+            Path::XvsDr | Path::XvsTun | Path::XvsNat | Path::XvsDrWorkers | Path::XvsTunWorkers
+        )
     }
 }
 
@@ -270,14 +282,23 @@ impl Chain {
                 )?;
                 Ok(None)
             }
-            Path::XvsDr | Path::XvsTun | Path::XvsNat => {
+            Path::XvsDr
+            | Path::XvsTun
+            | Path::XvsNat
+            | Path::XvsDrWorkers
+            | Path::XvsTunWorkers => {
                 let (fwd, rs_port) = match path {
-                    Path::XvsDr => ("dr", String::new()),
-                    Path::XvsTun => ("tun", String::new()),
+                    Path::XvsDr | Path::XvsDrWorkers => ("dr", String::new()),
+                    Path::XvsTun | Path::XvsTunWorkers => ("tun", String::new()),
                     _ => ("nat", format!(", port: {NAT_PORT}")),
                 };
-                let mut y = String::from(
-                    "interface: eth0\nmetrics_listen: 127.0.0.1:9147\nvirtual_servers:\n",
+                let fast = match path {
+                    Path::XvsDrWorkers | Path::XvsTunWorkers => "off",
+                    _ => "xdp",
+                };
+                // Room for a million flows in the flow table, so that none is evicted.
+                let mut y = format!(
+                    "interface: eth0\nmetrics_listen: 127.0.0.1:9147\nfast_path: {fast}\nflow_table_size: 4194304\nvirtual_servers:\n"
                 );
                 for proto in ["udp", "tcp"] {
                     y.push_str(&format!(

@@ -76,9 +76,19 @@ pub struct Window {
     pub secs: f64,
 }
 
+impl Window {
+    /// The warm-up for `flows`: long enough for every flow to have reached the director
+    /// at least once at the slowest path's rate (~250k pps), so a path with per-flow
+    /// state is measured in its steady state, not while it learns the flows.
+    pub fn warmup_for(&self, flows: u32) -> f64 {
+        self.warmup.max((f64::from(flows) / 250_000.0).min(8.0))
+    }
+}
+
 pub fn run(path: Path, flows: u32, syn: bool, w: &Window) -> Result<Sample> {
     let mut chain = Chain::build().context("building the bench lab")?;
-    let warm = w.warmup.to_string();
+    let warmup = if syn { w.warmup } else { w.warmup_for(flows) };
+    let warm = warmup.to_string();
     let secs = w.secs.to_string();
     let mut sink = chain.role(
         "rs",
@@ -88,7 +98,7 @@ pub fn run(path: Path, flows: u32, syn: bool, w: &Window) -> Result<Sample> {
     let director = chain.start(path, syn)?;
     let dst = chain.first_hop(path).to_string();
     let (vip, port, flows_s) = (VIP.to_string(), PORT.to_string(), flows.to_string());
-    let gen_secs = (w.warmup + w.secs + 0.5).to_string();
+    let gen_secs = (warmup + w.secs + 0.5).to_string();
     let mut gen_args = vec![
         "gen",
         "--dev",
@@ -108,7 +118,7 @@ pub fn run(path: Path, flows: u32, syn: bool, w: &Window) -> Result<Sample> {
         gen_args.push("--syn");
     }
     let mut gen = chain.role("cl", &gen_args, false)?;
-    std::thread::sleep(Duration::from_secs_f64(w.warmup));
+    std::thread::sleep(Duration::from_secs_f64(warmup));
     let dpid = director
         .as_ref()
         .filter(|_| matches!(path, Path::Bare) || path.is_xvs())

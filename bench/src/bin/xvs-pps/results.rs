@@ -93,7 +93,14 @@ pub fn render(rows: &BTreeMap<Key, Row>, criterion: &[(String, f64)], header: &s
     }
     let _ = writeln!(s);
     let _ = writeln!(s, "|---|{}", "---|".repeat(flow_counts.len()));
-    for p in [Path::XvsDr, Path::XvsTun, Path::XvsNat, Path::Bare] {
+    for p in [
+        Path::XvsDr,
+        Path::XvsTun,
+        Path::XvsNat,
+        Path::XvsDrWorkers,
+        Path::XvsTunWorkers,
+        Path::Bare,
+    ] {
         let _ = write!(s, "| {} |", p.label());
         for f in &flow_counts {
             match (rows.get(&(false, *f, p)), base(*f)) {
@@ -270,8 +277,8 @@ pub fn targets(rows: &BTreeMap<Key, Row>, flows: &[u32]) -> String {
         true,
     );
     line(
-        "xvs DR / bare AF_XDP loop (b)",
-        ratio(pps(Path::XvsDr), pps(Path::Bare)),
+        "without the fast path: xvs DR / bare AF_XDP loop (b)",
+        ratio(pps(Path::XvsDrWorkers), pps(Path::Bare)),
         0.97,
         true,
     );

@@ -41,42 +41,62 @@ pub fn servers(
     registry: &mut DestRegistry,
     w: AllWorkers<'_>,
     out: &[NatOut],
+    fast_in: &[NatOut],
 ) {
-    let per_rs: [Family<DestCounters>; 5] = [
+    // Each with what the XDP fast path adds to the workers' count (nothing for gauges).
+    let none: Read<NatOut> = |_| 0;
+    let per_rs: [(Family<DestCounters>, Read<NatOut>); 5] = [
         (
-            "xvs_real_server_connections_total",
-            "counter",
-            "Connections scheduled to the real server.",
-            |d| d.conns.get(),
+            (
+                "xvs_real_server_connections_total",
+                "counter",
+                "Connections scheduled to the real server.",
+                |d| d.conns.get(),
+            ),
+            none,
         ),
         (
-            "xvs_real_server_active_connections",
-            "gauge",
-            "ESTABLISHED connections (IPVS ActiveConn).",
-            |d| d.active.get(),
+            (
+                "xvs_real_server_active_connections",
+                "gauge",
+                "ESTABLISHED connections (IPVS ActiveConn).",
+                |d| d.active.get(),
+            ),
+            none,
         ),
         (
-            "xvs_real_server_inactive_connections",
-            "gauge",
-            "Other connections (IPVS InActConn).",
-            |d| d.inactive.get(),
+            (
+                "xvs_real_server_inactive_connections",
+                "gauge",
+                "Other connections (IPVS InActConn).",
+                |d| d.inactive.get(),
+            ),
+            none,
         ),
         (
-            "xvs_real_server_packets_in_total",
-            "counter",
-            "Packets forwarded to the real server.",
-            |d| d.packets.get(),
+            (
+                "xvs_real_server_packets_in_total",
+                "counter",
+                "Packets forwarded to the real server.",
+                |d| d.packets.get(),
+            ),
+            |n| n.packets,
         ),
         (
-            "xvs_real_server_bytes_in_total",
-            "counter",
-            "Bytes forwarded to the real server.",
-            |d| d.bytes.get(),
+            (
+                "xvs_real_server_bytes_in_total",
+                "counter",
+                "Bytes forwarded to the real server.",
+                |d| d.bytes.get(),
+            ),
+            |n| n.bytes,
         ),
     ];
-    for (name, kind, help, f) in per_rs {
+    for ((name, kind, help, f), fast) in per_rs {
         o.family(name, kind, help);
-        per_real_server(o, cfg, registry, name, |id| w.dest(id, f));
+        per_real_server(o, cfg, registry, name, |id| {
+            w.dest(id, f) + fast_in.get(id).map_or(0, fast)
+        });
     }
     o.family(
         "xvs_virtual_server_schedule_failures_total",

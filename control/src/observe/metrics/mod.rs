@@ -43,6 +43,8 @@ pub struct Balancer<'a> {
     pub xsk: &'a [Option<XskStats>],
     /// Per real-server id: what the steering program sent out for it (NAT replies).
     pub out: &'a [NatOut],
+    /// Per real-server id: what the XDP fast path forwarded to it (part of "in").
+    pub fast_in: &'a [NatOut],
     pub xdp: Option<XdpCounters>,
     pub health: &'a HealthMap,
     /// The health monitors' probe statistics.
@@ -85,7 +87,7 @@ pub fn render(c: &Common<'_>, lb: Option<Balancer<'_>>) -> String {
     );
     if let Some(lb) = lb {
         let w = AllWorkers(lb.workers);
-        dataplane::servers(&mut o, c.cfg, lb.registry, w, lb.out);
+        dataplane::servers(&mut o, c.cfg, lb.registry, w, lb.out, lb.fast_in);
         health::up(&mut o, c.cfg, lb.health);
         health::checks(&mut o, c.cfg, lb.checks);
         dataplane::workers(&mut o, c.cfg, w);
@@ -138,6 +140,7 @@ mod tests {
                     workers: &workers,
                     xsk: &[Some(Default::default())],
                     out: &[],
+                    fast_in: &[],
                     xdp: Some(XdpCounters::default()),
                     health: &health,
                     checks: &monitors,
@@ -240,6 +243,7 @@ mod tests {
                 workers: &workers,
                 xsk: &[],
                 out: &[],
+                fast_in: &[],
                 xdp: None,
                 health: &HashMap::new(),
                 checks: &monitors,

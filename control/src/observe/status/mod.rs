@@ -16,4 +16,4 @@ pub use connections::{connection_rows, render_connections, CONNECTIONS_LIMIT};
 pub use rates::{Rates, RATE_SAMPLE};
 pub use render::render;
 pub use request::{Request, View};
-pub use rows::rows;
+pub use rows::{rows, Steered};

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use xvs_dataplane::WorkerCounters;
 
-use super::rows::{totals, Outbound, Totals};
+use super::rows::{totals, Steered, Totals};
 use crate::ids::DestRegistry;
 
 /// How often the daemon samples the counters for `--rate`.
@@ -51,10 +51,10 @@ impl Rates {
         now: Instant,
         registry: &DestRegistry,
         workers: &[Arc<WorkerCounters>],
-        out: &Outbound,
+        bpf: Steered<'_>,
     ) {
         let all = (0..registry.issued())
-            .map(|id| totals(workers, out, id))
+            .map(|id| totals(workers, bpf, id))
             .collect();
         if self.samples.len() == RATE_SAMPLES {
             self.samples.pop_front();
@@ -161,7 +161,12 @@ mod tests {
         let t0 = Instant::now();
         let mut rates = Rates::default();
         for i in 0..10 {
-            rates.sample(t0 + Duration::from_secs(i), &registry, &workers, &[]);
+            rates.sample(
+                t0 + Duration::from_secs(i),
+                &registry,
+                &workers,
+                Steered::default(),
+            );
         }
         assert_eq!(rates.samples.len(), RATE_SAMPLES);
         // The oldest kept sample is from t0 + 5 s; both workers count.
@@ -177,7 +182,11 @@ mod tests {
             };
             id + 1
         ];
-        let r = rates.rate(now, id, totals(&workers, &out, id)).unwrap();
+        let bpf = Steered {
+            out: &out,
+            fast_in: &[],
+        };
+        let r = rates.rate(now, id, totals(&workers, bpf, id)).unwrap();
         assert_eq!(r.cps, 2.0);
         assert_eq!(r.in_bps, 160.0);
         assert_eq!((r.out_pps, r.out_bps), (4.0, 3200.0));

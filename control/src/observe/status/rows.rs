@@ -39,9 +39,14 @@ impl Totals {
     }
 }
 
-/// What the director sent out for each real server (by id; NAT only), read from the
-/// steering program at the moment of asking. Ids past its end sent nothing.
-pub type Outbound = [NatOut];
+/// What the steering program counted for each real server (by id), read at the moment
+/// of asking: NAT replies it sent out, and packets its fast path forwarded in (added to
+/// the workers' "in"). Ids past an end counted nothing.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Steered<'a> {
+    pub out: &'a [NatOut],
+    pub fast_in: &'a [NatOut],
+}
 
 #[derive(Debug, Serialize)]
 pub struct RealServerRow {
@@ -72,14 +77,15 @@ pub struct VirtualServerRow {
 }
 
 /// Real server `id`'s totals: in summed over the workers, out from the steering program.
-pub(super) fn totals(workers: &[Arc<WorkerCounters>], out: &Outbound, id: usize) -> Totals {
+pub(super) fn totals(workers: &[Arc<WorkerCounters>], bpf: Steered<'_>, id: usize) -> Totals {
     let w = AllWorkers(workers);
-    let o = out.get(id).copied().unwrap_or_default();
+    let o = bpf.out.get(id).copied().unwrap_or_default();
+    let f = bpf.fast_in.get(id).copied().unwrap_or_default();
     Totals {
         conns: w.dest(id, |d| d.conns.get()),
-        in_packets: w.dest(id, |d| d.packets.get()),
+        in_packets: w.dest(id, |d| d.packets.get()) + f.packets,
         out_packets: o.packets,
-        in_bytes: w.dest(id, |d| d.bytes.get()),
+        in_bytes: w.dest(id, |d| d.bytes.get()) + f.bytes,
         out_bytes: o.bytes,
     }
 }
@@ -90,7 +96,7 @@ pub fn rows(
     snap: &xvs_dataplane::Snapshot,
     registry: &mut DestRegistry,
     workers: &[Arc<WorkerCounters>],
-    out: &Outbound,
+    bpf: Steered<'_>,
     rates: &Rates,
     now: Instant,
 ) -> Vec<VirtualServerRow> {
@@ -104,7 +110,7 @@ pub fn rows(
                     let id = registry.id(DestKey::of(vs, rs));
                     let weight = snap.dest(id).map(|d| d.weight);
                     let idx = id as usize;
-                    let t = totals(workers, out, idx);
+                    let t = totals(workers, bpf, idx);
                     RealServerRow {
                         address: rs.address,
                         port: rs.port,
