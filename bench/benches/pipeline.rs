@@ -4,6 +4,8 @@
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use xvs_bench::{frame, pipeline, snapshot, SCHEDULERS};
 use xvs_dataplane::flow::{Flow, FlowKey, FlowTable};
+use xvs_dataplane::packet::Packet;
+use xvs_dataplane::pipeline::Prefetched;
 use xvs_dataplane::rewrite;
 use xvs_dataplane::sched::Maglev;
 use xvs_dataplane::snapshot::SchedulerKind;
@@ -54,16 +56,37 @@ fn established(c: &mut Criterion) {
             }
         })
     });
+    // Every one of the million flows in turn (a fixed random order), so no batch finds
+    // its buckets in the cache: the DRAM-bound case.
+    let mut all: Vec<Vec<u8>> = (0..FLOWS)
+        .map(|i| frame((i * 16411 + 7919) % FLOWS))
+        .collect();
+    let mut at = 0usize;
+    g.bench_function("batch64_1M_flows_spread", |b| {
+        b.iter(|| {
+            let start = at;
+            at = (at + BATCH) % all.len();
+            let batch = &mut all[start..start + BATCH];
+            let mut pre = [Prefetched::default(); BATCH];
+            for (fr, pr) in batch.iter().zip(pre.iter_mut()) {
+                *pr = p.prefetch(fr);
+            }
+            for (fr, pr) in batch.iter_mut().zip(pre) {
+                black_box(p.process_prefetched(&snap, 2, &mut Packet::whole(fr), pr));
+            }
+        })
+    });
     // As the worker does it: prefetch the batch's buckets, then process.
     g.bench_function("batch64_1M_flows", |b| {
         b.iter(|| {
             let batch = &mut batches[n % 64];
             n += 1;
-            for fr in batch.iter() {
-                p.prefetch(fr);
+            let mut pre = [Prefetched::default(); BATCH];
+            for (fr, pr) in batch.iter().zip(pre.iter_mut()) {
+                *pr = p.prefetch(fr);
             }
-            for fr in batch.iter_mut() {
-                black_box(p.process(&snap, 2, fr));
+            for (fr, pr) in batch.iter_mut().zip(pre) {
+                black_box(p.process_prefetched(&snap, 2, &mut Packet::whole(fr), pr));
             }
         })
     });
@@ -85,6 +108,49 @@ fn new_flows(c: &mut Criterion) {
                     frame(i)
                 },
                 |fr| black_box(p.process(&snap, 1, fr)),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    g.finish();
+}
+
+/// New connections as the worker meets them: batches of 64 SYNs of flows never seen,
+/// their buckets prefetched, spread over a million-entry table (cold in the cache); the
+/// clock moves a second a batch, so old half-open flows expire and slots free up.
+fn new_flows_batched(c: &mut Criterion) {
+    let mut g = c.benchmark_group("dr_new_flow_batch64");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    for (name, kind) in [
+        ("mh", SchedulerKind::Mh),
+        ("rr", SchedulerKind::Rr),
+        ("wlc", SchedulerKind::Wlc),
+    ] {
+        let snap = snapshot(kind, 64);
+        let mut p = pipeline(FLOWS as usize);
+        p.prepare(&snap);
+        let mut i = 0u32;
+        let mut now = 1u32;
+        g.bench_function(name, |b| {
+            b.iter_batched_ref(
+                || {
+                    (0..BATCH)
+                        .map(|_| {
+                            i = i.wrapping_add(1);
+                            xvs_bench::syn_frame(i)
+                        })
+                        .collect::<Vec<_>>()
+                },
+                |batch| {
+                    now += 1;
+                    let mut pre = [Prefetched::default(); BATCH];
+                    for (fr, pr) in batch.iter().zip(pre.iter_mut()) {
+                        *pr = p.prefetch(fr);
+                    }
+                    for (fr, pr) in batch.iter_mut().zip(pre) {
+                        black_box(p.process_prefetched(&snap, now, &mut Packet::whole(fr), pr));
+                    }
+                },
                 BatchSize::SmallInput,
             )
         });
@@ -148,6 +214,7 @@ fn maglev_build(c: &mut Criterion) {
     g.finish();
 }
 
+criterion_group!(batched, new_flows_batched);
 criterion_group!(
     benches,
     baseline,
@@ -156,4 +223,4 @@ criterion_group!(
     flow_table,
     maglev_build
 );
-criterion_main!(benches);
+criterion_main!(benches, batched);

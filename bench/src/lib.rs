@@ -66,6 +66,13 @@ pub const SCHEDULERS: [(&str, SchedulerKind); 14] = [
     ("twos", SchedulerKind::Twos),
 ];
 
+/// The SYN that opens flow number `i` (as `frame`'s addresses and ports).
+pub fn syn_frame(i: u32) -> Vec<u8> {
+    let src = Ipv4Addr::from(0x0b00_0000 | (i >> 14));
+    let sport = 1024 + (i & 0x3fff) as u16;
+    fixtures::tcp_frame(src, sport, VIP, 80, xvs_dataplane::wire::tcp::FLAG_SYN, b"")
+}
+
 /// A 64-byte-class client frame (TCP ACK, no payload) of flow number `i`.
 pub fn frame(i: u32) -> Vec<u8> {
     let src = Ipv4Addr::from(0x0b00_0000 | (i >> 14));

@@ -61,9 +61,21 @@ impl Default for PipelineConfig {
 }
 
 /// The fields of a frame the decision needs, read before anything is rewritten.
+#[derive(Clone, Copy, Debug)]
 struct Parsed {
     key: FlowKey,
     tcp_flags: u8,
+}
+
+/// A frame parsed ahead of its batch (`Pipeline::prefetch`): its flow's bucket is on its
+/// way into the cache, and `Pipeline::process_prefetched` does not parse it again.
+#[derive(Clone, Copy, Debug)]
+pub struct Prefetched(Result<Parsed, DropReason>);
+
+impl Default for Prefetched {
+    fn default() -> Self {
+        Prefetched(Err(DropReason::Truncated))
+    }
 }
 
 impl From<WireError> for DropReason {
@@ -75,6 +87,7 @@ impl From<WireError> for DropReason {
     }
 }
 
+#[inline]
 fn parse(frame: &[u8]) -> Result<Parsed, DropReason> {
     let eth = EthernetFrame::new_checked(frame)?;
     if eth.ethertype() != ETHERTYPE_IPV4 {
@@ -209,9 +222,30 @@ impl Pipeline {
     /// Prefetches the flow-table bucket `frame` will need: call for a whole batch before
     /// processing it. Frames that do not parse are left for `process` to count.
     #[inline]
-    pub fn prefetch(&self, frame: &[u8]) {
-        if let Ok(p) = parse(frame) {
+    pub fn prefetch(&self, frame: &[u8]) -> Prefetched {
+        let p = parse(frame);
+        if let Ok(p) = &p {
             self.flows.prefetch(&p.key);
+        }
+        Prefetched(p)
+    }
+
+    /// As [`Pipeline::process_packet`], for a frame `prefetch` parsed and nothing has
+    /// changed since: it is not parsed again.
+    #[inline]
+    pub fn process_prefetched(
+        &mut self,
+        snap: &Snapshot,
+        now: u32,
+        pkt: &mut Packet<'_>,
+        pre: Prefetched,
+    ) -> Verdict {
+        match pre.0.and_then(|p| self.decide_parsed(snap, now, pkt, p)) {
+            Ok(v) => v,
+            Err(reason) => {
+                self.counters.count_drop(reason);
+                Verdict::Drop(reason)
+            }
         }
     }
 
@@ -237,6 +271,7 @@ impl Pipeline {
         }
     }
 
+    #[inline]
     fn decide(
         &mut self,
         snap: &Snapshot,
@@ -244,6 +279,16 @@ impl Pipeline {
         pkt: &mut Packet<'_>,
     ) -> Result<Verdict, DropReason> {
         let p = parse(pkt.data())?;
+        self.decide_parsed(snap, now, pkt, p)
+    }
+
+    fn decide_parsed(
+        &mut self,
+        snap: &Snapshot,
+        now: u32,
+        pkt: &mut Packet<'_>,
+        p: Parsed,
+    ) -> Result<Verdict, DropReason> {
         let k = &p.key;
         let svc_idx = snap
             .lookup(Ipv4Addr::from(k.daddr), k.dport, k.proto)
@@ -412,13 +457,16 @@ impl Pipeline {
             Ok(index) => index,
             Err(_) => {
                 let dest = self.schedule(snap, svc_idx, k, now)?;
-                // Looked up again: scheduling may have put a persistence template in
-                // this very bucket.
-                let slot = match self.flows.lookup(k, now) {
-                    Err(slot) => slot,
-                    Ok(index) => Slot {
-                        index,
-                        evicts: false,
+                // Scheduling may have put a persistence template in this very bucket, so
+                // a persistent service looks again; otherwise the miss's slot stands.
+                let slot = match (found, snap.services[svc_idx].persistence) {
+                    (Err(slot), None) => slot,
+                    _ => match self.flows.lookup(k, now) {
+                        Err(slot) => slot,
+                        Ok(index) => Slot {
+                            index,
+                            evicts: false,
+                        },
                     },
                 };
                 self.reclaim(slot);

@@ -11,7 +11,7 @@ use std::time::Instant;
 use crate::counters::WorkerCounters;
 use crate::fast::{FastKey, FastMap};
 use crate::flow::dump::DumpCursor;
-use crate::pipeline::{Pipeline, PipelineConfig};
+use crate::pipeline::{Pipeline, PipelineConfig, Prefetched};
 use crate::snapshot::SharedSnapshot;
 use crate::verdict::{DropReason, Verdict};
 use crate::xsk::{BoundMode, Xsk, XskTx};
@@ -63,6 +63,8 @@ pub struct Worker {
     swept: u64,
     /// The flow dump under way (`status --connections`).
     dump: DumpCursor,
+    /// The batch's frames as `Pipeline::prefetch` parsed them.
+    pre: [Option<Prefetched>; BATCH as usize],
     /// The XDP fast path's map, when it is on.
     fast: Option<FastMap>,
     /// CLOCK_MONOTONIC_COARSE at `epoch`: converts the fast path's times to this clock.
@@ -90,6 +92,7 @@ impl Worker {
             tx_outstanding: 0,
             swept: 0,
             dump: DumpCursor::default(),
+            pre: [None; BATCH as usize],
             fast: None,
             epoch_ns: crate::sys::monotonic_coarse_ns(),
         }
@@ -220,9 +223,12 @@ impl Worker {
 
         for i in 0..n {
             let desc = self.xsk.rx.get(i);
-            if let Some(frame) = self.xsk.umem.packet_mut(desc.addr, desc.len) {
-                self.pipeline.prefetch(frame);
-            }
+            // Parsed once: the prefetch's parse is the decision's.
+            self.pre[i as usize] = self
+                .xsk
+                .umem
+                .packet_mut(desc.addr, desc.len)
+                .map(|frame| self.pipeline.prefetch(frame));
         }
         let tx_free = self.xsk.tx.free(n);
         let fill_free = self.xsk.fill.free(n);
@@ -233,7 +239,10 @@ impl Worker {
             let base = self.xsk.umem.frame_base(desc.addr);
             let verdict = match self.xsk.umem.packet_in_frame(desc.addr, desc.len) {
                 Some(mut pkt) => {
-                    let v = self.pipeline.process_packet(&snap, now, &mut pkt);
+                    let v = match self.pre[i as usize].take() {
+                        Some(pre) => self.pipeline.process_prefetched(&snap, now, &mut pkt, pre),
+                        None => self.pipeline.process_packet(&snap, now, &mut pkt),
+                    };
                     // The frame may have grown into its headroom (TUN) or been replaced
                     // by a reply: send what it is now.
                     desc.addr = base + pkt.head() as u64;

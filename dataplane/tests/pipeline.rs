@@ -581,3 +581,31 @@ fn a_reused_client_port_is_a_new_connection() {
     );
     assert_eq!(p.counters().flows_created.get(), 2);
 }
+
+proptest! {
+    // The worker's path (parse once at prefetch, decide on that) gives exactly what
+    // parsing at decision time gives: the same verdicts, the same rewritten bytes.
+    #[test]
+    fn prefetched_frames_are_decided_alike(
+        frames in proptest::collection::vec(
+            prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..128),
+                (0u16..64, 0u8..3).prop_map(|(sport, k)| from(CLIENT, sport, [FLAG_SYN, FLAG_ACK, FLAG_FIN | FLAG_ACK][k as usize])),
+            ],
+            1..64,
+        )
+    ) {
+        let snap = world(&[1, 2]);
+        let (mut a, mut b) = (pipeline(), pipeline());
+        a.prepare(&snap);
+        b.prepare(&snap);
+        for f in frames {
+            let (mut fa, mut fb) = (f.clone(), f);
+            let pre = b.prefetch(&fb);
+            let va = a.process(&snap, 1, &mut fa);
+            let vb = b.process_prefetched(&snap, 1, &mut xvs_dataplane::packet::Packet::whole(&mut fb), pre);
+            prop_assert_eq!(va, vb);
+            prop_assert_eq!(fa, fb);
+        }
+    }
+}
