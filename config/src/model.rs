@@ -114,6 +114,24 @@ pub enum SchedFlag {
     MhFallback,
 }
 
+/// AF_XDP socket sizes per worker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AfXdp {
+    pub frames: u32,
+    pub rx_ring: u32,
+    pub tx_ring: u32,
+}
+
+impl Default for AfXdp {
+    fn default() -> Self {
+        AfXdp {
+            frames: 4096,
+            rx_ring: 2048,
+            tx_ring: 2048,
+        }
+    }
+}
+
 /// Whether established DR/TUN flows are forwarded in XDP (see `fast_path`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -345,6 +363,9 @@ pub struct Config {
     pub xdp_mode: XdpMode,
     /// Workers (RX queues served); `None`: every RX queue of the interface.
     pub workers: Option<u32>,
+    /// CPUs the workers are pinned to, in queue order (`None`: every allowed CPU).
+    pub cpus: Option<Vec<usize>>,
+    pub af_xdp: AfXdp,
     /// Flows each worker tracks.
     pub flow_table_size: usize,
     pub timeouts: Timeouts,

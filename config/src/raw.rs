@@ -33,6 +33,15 @@ pub struct RawConfig {
     /// interface. Restart-only.
     #[serde(default)]
     pub workers: Option<Spanned<i64>>,
+    /// The CPUs the workers are pinned to, in queue order: worker q runs on
+    /// `cpus[q % len]`. Default: every CPU the process may use. Restart-only.
+    #[serde(default)]
+    pub cpus: Option<Vec<Spanned<i64>>>,
+    /// AF_XDP socket sizes per worker: `frames` (UMEM frames of 4 KiB, 64 to 65536,
+    /// default 4096), `rx_ring` and `tx_ring` (descriptors, 64 to 16384 and at most
+    /// `frames`, default 2048). Powers of two. Restart-only.
+    #[serde(default)]
+    pub af_xdp: Option<RawAfXdp>,
     /// Flows (connections and persistence templates) each worker tracks, 1024 to 2^28;
     /// 32 bytes each. Default 1048576. Restart-only.
     #[serde(default)]
@@ -165,6 +174,18 @@ pub struct RawAuth {
     pub auth_type: AuthType,
     /// The password, 1 to 8 characters.
     pub auth_pass: String,
+}
+
+/// AF_XDP socket sizes per worker.
+#[derive(Debug, Deserialize, Default, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAfXdp {
+    /// UMEM frames (4 KiB each), a power of two from 64 to 65536. Default 4096.
+    pub frames: Option<Spanned<i64>>,
+    /// RX ring descriptors, a power of two from 64 to 16384, at most `frames`. Default 2048.
+    pub rx_ring: Option<Spanned<i64>>,
+    /// TX ring descriptors, a power of two from 64 to 16384, at most `frames`. Default 2048.
+    pub tx_ring: Option<Spanned<i64>>,
 }
 
 /// Seconds. tcp, tcpfin and udp as `ipvsadm --set`; the rest name IPVS's TCP states.

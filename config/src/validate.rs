@@ -80,6 +80,64 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Diagnostic>> {
             "one worker serves one RX queue; omit the key to use every queue",
         ) as u32
     });
+    let cpus = raw.cpus.as_ref().map(|list| {
+        if list.is_empty() {
+            // An empty list pins nothing: say so rather than run unpinned silently.
+            ck.error(
+                &raw.interface,
+                "cpus is empty".into(),
+                "list the CPUs the workers run on (`cpus: [0, 1]`), or omit the key",
+            );
+        }
+        list.iter()
+            .map(|c| {
+                ck.range(
+                    c,
+                    "cpu",
+                    0,
+                    4095,
+                    "a CPU number, as in /sys/devices/system/cpu",
+                ) as usize
+            })
+            .collect::<Vec<usize>>()
+    });
+    let mut af_xdp = AfXdp::default();
+    if let Some(a) = &raw.af_xdp {
+        let pow2 = |ck: &mut Checker, v: &Spanned<i64>, what: &str, lo: i64, hi: i64| -> u32 {
+            let n = ck.range(v, what, lo, hi, "a power of two") as u32;
+            if !n.is_power_of_two() {
+                ck.error(
+                    v,
+                    format!("{what} {n} is not a power of two"),
+                    "the kernel's rings take powers of two: 1024, 2048, 4096…",
+                );
+            }
+            n
+        };
+        if let Some(v) = &a.frames {
+            af_xdp.frames = pow2(&mut ck, v, "af_xdp frames", 64, 65536);
+        }
+        for (field, slot, what) in [
+            (&a.rx_ring, &mut af_xdp.rx_ring, "af_xdp rx_ring"),
+            (&a.tx_ring, &mut af_xdp.tx_ring, "af_xdp tx_ring"),
+        ] {
+            if let Some(v) = field {
+                *slot = pow2(&mut ck, v, what, 64, 16384);
+            }
+        }
+        for (field, n, what) in [
+            (&a.rx_ring, af_xdp.rx_ring, "rx_ring"),
+            (&a.tx_ring, af_xdp.tx_ring, "tx_ring"),
+        ] {
+            if let (Some(v), true) = (field, n > af_xdp.frames) {
+                ck.error(
+                    v,
+                    format!("af_xdp {what} {n} is larger than frames {}", af_xdp.frames),
+                    "a ring cannot hold more descriptors than the UMEM has frames",
+                );
+            }
+        }
+    }
     let flow_table_size = raw
         .flow_table_size
         .as_ref()
@@ -752,6 +810,8 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Diagnostic>> {
         timeouts,
         expire_nodest_conn: raw.expire_nodest_conn.unwrap_or_default(),
         fast_path: raw.fast_path.unwrap_or_default(),
+        cpus,
+        af_xdp,
         tun_mtu,
         metrics_listen,
         control_socket: raw.control_socket.clone(),

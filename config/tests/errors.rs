@@ -531,3 +531,39 @@ fn addresses_that_fit_no_host() {
     );
     assert!(e.contains("reached by their own address (RIP)"), "{e}");
 }
+
+#[test]
+fn worker_cpus_socket_sizes_and_fast_path() {
+    let cfg = parse(
+        "t.yaml",
+        &format!("{GOOD}cpus: [1, 0]\naf_xdp: {{ frames: 8192, rx_ring: 4096 }}\nfast_path: off\n"),
+    )
+    .unwrap();
+    assert_eq!(cfg.cpus, Some(vec![1, 0]));
+    assert_eq!(
+        (cfg.af_xdp.frames, cfg.af_xdp.rx_ring, cfg.af_xdp.tx_ring),
+        (8192, 4096, 2048)
+    );
+    assert_eq!(cfg.fast_path, FastPath::Off);
+    let d = parse("t.yaml", GOOD).unwrap();
+    assert_eq!((d.cpus, d.fast_path), (None, FastPath::Xdp), "defaults");
+
+    let e = errors(&format!(
+        "{GOOD}af_xdp: {{ frames: 1000, tx_ring: 8192 }}\n"
+    ));
+    assert!(
+        e.contains("t.yaml:12:19: error: af_xdp frames 1000 is not a power of two"),
+        "{e}"
+    );
+    assert!(
+        e.contains("af_xdp tx_ring 8192 is larger than frames 1000"),
+        "{e}"
+    );
+    let e = errors(&format!("{GOOD}cpus: [0, -1]\n"));
+    assert!(
+        e.contains("t.yaml:12:11: error: cpu -1 is out of range"),
+        "{e}"
+    );
+    let e = errors(&format!("{GOOD}fast_path: ebpf\n"));
+    assert!(e.contains("fast_path"), "{e}");
+}

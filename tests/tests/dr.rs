@@ -456,3 +456,41 @@ fn status_and_reload_over_the_control_socket() {
     assert!(!nobody.status.success(), "a non-root user was answered");
     lab.stop_clean().unwrap();
 }
+
+/// `cpus` pins each worker where it says, and `af_xdp` sizes its socket: traffic flows
+/// with small rings, and the worker thread may run on the configured CPU only.
+#[test]
+fn workers_run_on_the_configured_cpus_with_the_configured_rings() {
+    let cpu = std::thread::available_parallelism().map_or(1, |n| n.get()) - 1;
+    let mut lab = DrLab::build(2, 1).expect("build the lab");
+    lab.start_web().unwrap();
+    let cfg = lab
+        .write_config(
+            &(dr::config(&[1, 1], None)
+                + &format!(
+                    "cpus: [{cpu}]\naf_xdp: {{ frames: 1024, rx_ring: 256, tx_ring: 256 }}\n"
+                )),
+        )
+        .unwrap();
+    lab.start_xvs(&cfg).unwrap();
+    assert_eq!(lab.http_gets(40, "/").unwrap().len(), 40);
+    let pid = lab.lab.proc("xvs").unwrap().pid();
+    let mut pinned = None;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let dir = task.unwrap().path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if comm.trim() == "xvs-q0" {
+            let status = std::fs::read_to_string(dir.join("status")).unwrap();
+            pinned = status
+                .lines()
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                .map(|v| v.trim().to_string());
+        }
+    }
+    assert_eq!(
+        pinned.as_deref(),
+        Some(cpu.to_string().as_str()),
+        "worker 0's CPUs"
+    );
+    lab.stop_clean().unwrap();
+}

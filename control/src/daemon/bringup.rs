@@ -76,7 +76,11 @@ impl Lb {
                 queues = int.rx_queues;
             }
         }
-        let cpus = xvs_dataplane::sys::allowed_cpus();
+        let cpus = cfg
+            .cpus
+            .clone()
+            .unwrap_or_else(xvs_dataplane::sys::allowed_cpus);
+        let xsk = translate::xsk_config(cfg);
         let mut workers = Workers::new();
         let pipeline = translate::pipeline(cfg, random::seed());
         for q in 0..queues {
@@ -89,7 +93,7 @@ impl Lb {
                 xvs_config::FastPath::Xdp => Some(steer.fast_flows_fd()?),
                 xvs_config::FastPath::Off => None,
             };
-            let fd = workers.start(ifaces, &wc, &shared, fast)?;
+            let fd = workers.start(ifaces, &wc, &xsk, &shared, fast)?;
             // Registered after the worker owns the socket: from here its queue's VIP
             // traffic goes to the worker instead of the kernel.
             steer.register_xsk(q, fd)?;

@@ -49,6 +49,16 @@ pub fn pipeline(cfg: &Config, hash_seed: u64) -> PipelineConfig {
     }
 }
 
+/// Each worker's AF_XDP socket sizes.
+pub fn xsk_config(cfg: &Config) -> xvs_dataplane::xsk::XskConfig {
+    xvs_dataplane::xsk::XskConfig {
+        frame_count: cfg.af_xdp.frames,
+        rx_size: cfg.af_xdp.rx_ring,
+        tx_size: cfg.af_xdp.tx_ring,
+        ..Default::default()
+    }
+}
+
 pub fn attach_mode(mode: XdpMode) -> AttachMode {
     match mode {
         XdpMode::Auto => AttachMode::Auto,

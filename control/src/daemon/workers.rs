@@ -40,11 +40,12 @@ impl Workers {
         &mut self,
         ifaces: &Ifaces,
         wc: &WorkerConfig,
+        xsk_cfg: &XskConfig,
         shared: &SharedSnapshot,
         fast: Option<std::os::fd::OwnedFd>,
     ) -> Result<RawFd> {
         let q = wc.queue;
-        let xsk = Xsk::open(ifaces.external.ifindex, q, &XskConfig::default())?;
+        let xsk = Xsk::open(ifaces.external.ifindex, q, xsk_cfg)?;
         info!(
             "queue {q}: AF_XDP socket bound in {} mode",
             xsk.mode().as_str()
@@ -52,7 +53,7 @@ impl Workers {
         let counters = Arc::new(WorkerCounters::new(xvs_dataplane::snapshot::MAX_DESTS));
         let fd = xsk.fd();
         let internal = match &ifaces.internal {
-            Some(int) => Some(xsk.open_shared_tx(int.ifindex, q, XskConfig::default().tx_size)?),
+            Some(int) => Some(xsk.open_shared_tx(int.ifindex, q, xsk_cfg.tx_size)?),
             None => None,
         };
         let mut worker = Worker::new(
