@@ -42,10 +42,12 @@ pub enum Path {
     /// xvs DR and TUN with `fast_path: off`: every packet through a worker.
     XvsDrWorkers,
     XvsTunWorkers,
+    /// xvs DR, `fast_path: off`, two RX queues and two workers (queue scaling).
+    XvsDrWorkers2q,
 }
 
 impl Path {
-    pub const ALL: [Path; 10] = [
+    pub const ALL: [Path; 11] = [
         Path::Direct,
         Path::Fwd,
         Path::Bare,
@@ -56,6 +58,7 @@ impl Path {
         Path::XvsNat,
         Path::XvsDrWorkers,
         Path::XvsTunWorkers,
+        Path::XvsDrWorkers2q,
     ];
 
     pub fn label(self) -> &'static str {
@@ -70,6 +73,7 @@ impl Path {
             Path::XvsNat => "(g) xvs NAT",
             Path::XvsDrWorkers => "(e) xvs DR, fast_path: off",
             Path::XvsTunWorkers => "(f) xvs TUN, fast_path: off",
+            Path::XvsDrWorkers2q => "(e) xvs DR, fast_path: off, 2 queues, 2 workers",
         }
     }
 
@@ -85,6 +89,7 @@ impl Path {
             Path::XvsNat => "xvs-nat",
             Path::XvsDrWorkers => "xvs-dr-off",
             Path::XvsTunWorkers => "xvs-tun-off",
+            Path::XvsDrWorkers2q => "xvs-dr-off-2q",
         }
     }
 
@@ -95,8 +100,22 @@ impl Path {
     pub fn is_xvs(self) -> bool {
         matches!(
             self,
-            Path::XvsDr | Path::XvsTun | Path::XvsNat | Path::XvsDrWorkers | Path::XvsTunWorkers
+            Path::XvsDr
+                | Path::XvsTun
+                | Path::XvsNat
+                | Path::XvsDrWorkers
+                | Path::XvsTunWorkers
+                | Path::XvsDrWorkers2q
         )
+    }
+
+    /// RX queues of the director's interface.
+    pub fn queues(self) -> u32 {
+        if self == Path::XvsDrWorkers2q {
+            2
+        } else {
+            1
+        }
     }
 }
 
@@ -170,7 +189,8 @@ pub struct Chain {
 }
 
 impl Chain {
-    pub fn build() -> Result<Chain> {
+    /// The chain, the director's link with `queues` RX/TX queues.
+    pub fn build(queues: u32) -> Result<Chain> {
         let mut lab = Lab::new()?;
         lab.add_ns("sw")?;
         lab.sh("sw", "ip link add br0 type bridge && ip link set br0 up")?;
@@ -181,8 +201,9 @@ impl Chain {
             lab.sh(
                 "sw",
                 &format!(
-                    "ip link add {host} type veth peer name eth0 netns {ns} && ip link set {host} master br0 && ip link set {host} up && ip link set dev {host} xdpdrv obj {} sec xdp",
-                    pass.display()
+                    "ip link add {host} numtxqueues {q} numrxqueues {q} type veth peer name eth0 netns {ns} numtxqueues {q} numrxqueues {q} && ip link set {host} master br0 && ip link set {host} up && ip link set dev {host} xdpdrv obj {} sec xdp",
+                    pass.display(),
+                    q = if host == "lb" { queues } else { 1 }
                 ),
             )?;
             lab.sh(
@@ -286,14 +307,17 @@ impl Chain {
             | Path::XvsTun
             | Path::XvsNat
             | Path::XvsDrWorkers
-            | Path::XvsTunWorkers => {
+            | Path::XvsTunWorkers
+            | Path::XvsDrWorkers2q => {
                 let (fwd, rs_port) = match path {
-                    Path::XvsDr | Path::XvsDrWorkers => ("dr", String::new()),
+                    Path::XvsDr | Path::XvsDrWorkers | Path::XvsDrWorkers2q => {
+                        ("dr", String::new())
+                    }
                     Path::XvsTun | Path::XvsTunWorkers => ("tun", String::new()),
                     _ => ("nat", format!(", port: {NAT_PORT}")),
                 };
                 let fast = match path {
-                    Path::XvsDrWorkers | Path::XvsTunWorkers => "off",
+                    Path::XvsDrWorkers | Path::XvsTunWorkers | Path::XvsDrWorkers2q => "off",
                     _ => "xdp",
                 };
                 // Room for a million flows in the flow table, so that none is evicted.

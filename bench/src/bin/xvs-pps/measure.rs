@@ -86,7 +86,7 @@ impl Window {
 }
 
 pub fn run(path: Path, flows: u32, syn: bool, w: &Window) -> Result<Sample> {
-    let mut chain = Chain::build().context("building the bench lab")?;
+    let mut chain = Chain::build(path.queues()).context("building the bench lab")?;
     let warmup = if syn { w.warmup } else { w.warmup_for(flows) };
     let warm = warmup.to_string();
     let secs = w.secs.to_string();

@@ -99,6 +99,7 @@ pub fn render(rows: &BTreeMap<Key, Row>, criterion: &[(String, f64)], header: &s
         Path::XvsNat,
         Path::XvsDrWorkers,
         Path::XvsTunWorkers,
+        Path::XvsDrWorkers2q,
         Path::Bare,
     ] {
         let _ = write!(s, "| {} |", p.label());
