@@ -120,6 +120,9 @@ pub struct AfXdp {
     pub frames: u32,
     pub rx_ring: u32,
     pub tx_ring: u32,
+    /// Microseconds; 0: off.
+    pub busy_poll: u32,
+    pub busy_poll_budget: u32,
 }
 
 impl Default for AfXdp {
@@ -128,6 +131,8 @@ impl Default for AfXdp {
             frames: 4096,
             rx_ring: 2048,
             tx_ring: 2048,
+            busy_poll: 0,
+            busy_poll_budget: 64,
         }
     }
 }

@@ -37,9 +37,10 @@ pub struct RawConfig {
     /// `cpus[q % len]`. Default: every CPU the process may use. Restart-only.
     #[serde(default)]
     pub cpus: Option<Vec<Spanned<i64>>>,
-    /// AF_XDP socket sizes per worker: `frames` (UMEM frames of 4 KiB, 64 to 65536,
-    /// default 4096), `rx_ring` and `tx_ring` (descriptors, 64 to 16384 and at most
-    /// `frames`, default 2048). Powers of two. Restart-only.
+    /// AF_XDP sockets per worker: `frames` (UMEM frames of 4 KiB, 64 to 65536, default
+    /// 4096), `rx_ring` and `tx_ring` (descriptors, 64 to 16384 and at most `frames`,
+    /// default 2048), powers of two; `busy_poll` (µs, default 0: off) and
+    /// `busy_poll_budget`. Restart-only.
     #[serde(default)]
     pub af_xdp: Option<RawAfXdp>,
     /// Flows (connections and persistence templates) each worker tracks, 1024 to 2^28;
@@ -186,6 +187,11 @@ pub struct RawAfXdp {
     pub rx_ring: Option<Spanned<i64>>,
     /// TX ring descriptors, a power of two from 64 to 16384, at most `frames`. Default 2048.
     pub tx_ring: Option<Spanned<i64>>,
+    /// Busy polling, in microseconds (0 to 1000; 0, the default: off): the worker's poll
+    /// drives the device's NAPI itself (`SO_PREFER_BUSY_POLL`, `SO_BUSY_POLL`).
+    pub busy_poll: Option<Spanned<i64>>,
+    /// Packets one busy poll may handle (1 to 1024; default 64, `SO_BUSY_POLL_BUDGET`).
+    pub busy_poll_budget: Option<Spanned<i64>>,
 }
 
 /// Seconds. tcp, tcpfin and udp as `ipvsadm --set`; the rest name IPVS's TCP states.

@@ -55,6 +55,8 @@ pub fn xsk_config(cfg: &Config) -> xvs_dataplane::xsk::XskConfig {
         frame_count: cfg.af_xdp.frames,
         rx_size: cfg.af_xdp.rx_ring,
         tx_size: cfg.af_xdp.tx_ring,
+        busy_poll_usecs: cfg.af_xdp.busy_poll,
+        busy_poll_budget: cfg.af_xdp.busy_poll_budget,
         ..Default::default()
     }
 }

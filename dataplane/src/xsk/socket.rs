@@ -66,6 +66,10 @@ pub struct XskConfig {
     pub rx_size: u32,
     pub tx_size: u32,
     pub bind: BindMode,
+    /// Busy polling (`SO_PREFER_BUSY_POLL`, `SO_BUSY_POLL` µs, `SO_BUSY_POLL_BUDGET`):
+    /// the worker's own poll() drives the device's NAPI instead of its interrupt. 0: off.
+    pub busy_poll_usecs: u32,
+    pub busy_poll_budget: u32,
 }
 
 impl Default for XskConfig {
@@ -76,6 +80,8 @@ impl Default for XskConfig {
             rx_size: 2048,
             tx_size: 2048,
             bind: BindMode::Auto,
+            busy_poll_usecs: 0,
+            busy_poll_budget: 64,
         }
     }
 }
@@ -215,6 +221,19 @@ impl Xsk {
             sxdp_shared_umem_fd: 0,
         };
         bind(&fd, &sa).map_err(err("bind"))?;
+        if cfg.busy_poll_usecs > 0 {
+            for (opt, val) in [
+                (libc::SO_PREFER_BUSY_POLL, 1),
+                (libc::SO_BUSY_POLL, cfg.busy_poll_usecs as libc::c_int),
+                (
+                    libc::SO_BUSY_POLL_BUDGET,
+                    cfg.busy_poll_budget as libc::c_int,
+                ),
+            ] {
+                setsockopt_level(&fd, libc::SOL_SOCKET, opt, &val)
+                    .map_err(err("set busy polling"))?;
+            }
+        }
 
         // SAFETY: each RingMem points into a mapping kept alive in `maps` for the socket's
         // lifetime, sized by the kernel's offsets for `size` descriptors; the kernel is the
@@ -501,11 +520,20 @@ fn zeroed<T: Copy>() -> T {
 }
 
 fn setsockopt<T>(fd: &OwnedFd, opt: libc::c_int, val: &T) -> io::Result<()> {
+    setsockopt_level(fd, libc::SOL_XDP, opt, val)
+}
+
+fn setsockopt_level<T>(
+    fd: &OwnedFd,
+    level: libc::c_int,
+    opt: libc::c_int,
+    val: &T,
+) -> io::Result<()> {
     // SAFETY: `val` points at a live T of the size passed.
     let rc = unsafe {
         libc::setsockopt(
             fd.as_raw_fd(),
-            libc::SOL_XDP,
+            level,
             opt,
             (val as *const T).cast(),
             size_of::<T>() as libc::socklen_t,

@@ -240,8 +240,21 @@ impl Chain {
     }
 
     /// Starts role `args[0]` in namespace `host`; waits for its `ready` when it lasts.
+    /// The generator runs on the last CPU, a director's own loop on the first (where xvs
+    /// pins its first worker and the kernel paths get their packets, by RPS): the
+    /// director has a CPU of its own, as on a real one.
     pub fn role(&self, host: &str, args: &[&str], wait_ready: bool) -> Result<Running> {
-        let mut argv = vec![self.exe.clone()];
+        let last = std::thread::available_parallelism().map_or(1, |n| n.get()) - 1;
+        let cpu = match args[0] {
+            "gen" => Some(last),
+            "bare" => Some(0),
+            _ => None,
+        };
+        let mut argv = match cpu {
+            Some(c) => vec!["taskset".to_string(), "-c".into(), c.to_string()],
+            None => Vec::new(),
+        };
+        argv.push(self.exe.clone());
         argv.extend(args.iter().map(|a| a.to_string()));
         let mut r = Running::start(&self.lab.ns(host), args[0], &argv)?;
         if wait_ready {
@@ -250,8 +263,9 @@ impl Chain {
         Ok(r)
     }
 
-    /// Sets the director up for `path`; what it returns keeps it running.
-    pub fn start(&mut self, path: Path, syn: bool) -> Result<Option<Running>> {
+    /// Sets the director up for `path`; what it returns keeps it running. `extra` is
+    /// YAML appended to xvs's configuration (settings under test).
+    pub fn start(&mut self, path: Path, syn: bool, extra: &str) -> Result<Option<Running>> {
         let vip = VIP.to_string();
         let port = PORT.to_string();
         match path {
@@ -285,6 +299,7 @@ impl Chain {
                 true,
             )?)),
             Path::IpForward => {
+                self.rps_to_first_cpu()?;
                 self.lab.sh(
                     "lb",
                     &format!("sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.eth0.send_redirects=0 && ip route add {VIP}/32 via {RS} dev eth0"),
@@ -297,6 +312,7 @@ impl Chain {
                     "table ip xvsbench {{\n  chain pre {{\n    type nat hook prerouting priority dstnat; policy accept;\n    ip daddr {VIP} {proto} dport {PORT} dnat to {RS}\n  }}\n}}\n"
                 );
                 let f = self.lab.write("bench.nft", rules)?;
+                self.rps_to_first_cpu()?;
                 self.lab.sh(
                     "lb",
                     &format!("sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.eth0.send_redirects=0 && nft -f {}", f.display()),
@@ -329,6 +345,7 @@ impl Chain {
                         "  - name: bench-{proto}\n    address: {VIP}\n    port: {PORT}\n    protocol: {proto}\n    scheduler: mh\n    forwarding: {fwd}\n    real_servers:\n      - {{ address: {RS}{rs_port} }}\n"
                     ));
                 }
+                y.push_str(extra);
                 let cfg = self.lab.write("xvs.yaml", y)?.display().to_string();
                 let bin = xvs_tests::tools::xvs_bin()?.display().to_string();
                 let mut argv = vec![bin, "run".into(), "-c".into(), cfg];
@@ -359,6 +376,16 @@ impl Chain {
                 Ok(Some(r))
             }
         }
+    }
+
+    /// The kernel's paths process the director's packets on the first CPU (RPS on every
+    /// RX queue of its interface), away from the generator's.
+    fn rps_to_first_cpu(&self) -> Result<()> {
+        self.lab.sh(
+            "lb",
+            "for q in /sys/class/net/eth0/queues/rx-*; do echo 1 > $q/rps_cpus; done",
+        )?;
+        Ok(())
     }
 
     /// The generator's destination: the director, or for `Direct` the real server.

@@ -18,7 +18,7 @@ use anyhow::{bail, Context, Result};
 use chain::Path;
 use roles::{parse_mac, Args};
 
-const USAGE: &str = "usage: xvs-pps run [--secs S] [--warmup S] [--reps N] [--flows 1,1048576] [--paths fwd,bare,...] [--syn-flows N] [--out FILE]
+const USAGE: &str = "usage: xvs-pps run [--secs S] [--warmup S] [--reps N] [--flows 1,1048576] [--paths fwd,bare,...] [--syn-flows N] [--xvs-extra YAML] [--out FILE]
        xvs-pps gen|sink|fwd|bare ... (the roles `run` starts inside the namespaces)";
 
 fn main() {
@@ -120,6 +120,10 @@ fn run(a: &Args) -> Result<()> {
     let w = measure::Window {
         warmup: num("warmup", 1.0)?,
         secs: num("secs", 3.0)?,
+        xvs_extra: a
+            .get("xvs-extra")
+            .map(|e| format!("{}\n", e.replace("\\n", "\n")))
+            .unwrap_or_default(),
     };
     let reps = num("reps", 3.0)? as usize;
     let flows: Vec<u32> = match a.get("flows") {

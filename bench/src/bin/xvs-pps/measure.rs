@@ -74,6 +74,8 @@ fn ticks_per_second() -> f64 {
 pub struct Window {
     pub warmup: f64,
     pub secs: f64,
+    /// YAML appended to every xvs configuration (`--xvs-extra`).
+    pub xvs_extra: String,
 }
 
 impl Window {
@@ -95,7 +97,7 @@ pub fn run(path: Path, flows: u32, syn: bool, w: &Window) -> Result<Sample> {
         &["sink", "--dev", "eth0", "--warmup", &warm, "--secs", &secs],
         true,
     )?;
-    let director = chain.start(path, syn)?;
+    let director = chain.start(path, syn, &w.xvs_extra)?;
     let dst = chain.first_hop(path).to_string();
     let (vip, port, flows_s) = (VIP.to_string(), PORT.to_string(), flows.to_string());
     let gen_secs = (warmup + w.secs + 0.5).to_string();

@@ -1,0 +1,97 @@
+//! The collector of diagnostics and the checks every section shares: ranges, unicast
+//! addresses, seconds, primes.
+
+use std::net::Ipv4Addr;
+
+use crate::error::Diagnostic;
+use crate::spanned::Spanned;
+
+pub(super) struct Checker {
+    pub(super) out: Vec<Diagnostic>,
+}
+
+pub(super) fn at<T>(s: &Spanned<T>) -> (u64, u64) {
+    (s.referenced.line(), s.referenced.column())
+}
+
+impl Checker {
+    pub(super) fn error<T>(&mut self, s: &Spanned<T>, message: String, hint: &str) {
+        let (l, c) = at(s);
+        self.out.push(Diagnostic::new(l, c, message).hint(hint));
+    }
+
+    /// An address a host can be given: not 0.0.0.0, broadcast, multicast or loopback.
+    pub(super) fn unicast(&mut self, a: &Spanned<Ipv4Addr>, what: &str) {
+        let v = a.value;
+        let class = if v.is_unspecified() {
+            "unspecified"
+        } else if v.is_broadcast() {
+            "broadcast"
+        } else if v.is_multicast() {
+            "multicast"
+        } else if v.is_loopback() {
+            "loopback"
+        } else {
+            return;
+        };
+        self.error(
+            a,
+            format!("{v} is a {class} address, which cannot be {what}"),
+            "give a unicast address of the network",
+        );
+    }
+
+    /// An integer field within `lo..=hi`.
+    pub(super) fn range(
+        &mut self,
+        s: &Spanned<i64>,
+        what: &str,
+        lo: i64,
+        hi: i64,
+        hint: &str,
+    ) -> i64 {
+        if s.value < lo || s.value > hi {
+            self.error(
+                s,
+                format!("{what} {} is out of range {lo}..={hi}", s.value),
+                hint,
+            );
+            return lo;
+        }
+        s.value
+    }
+}
+
+/// Seconds (fractions allowed) to milliseconds within `lo..=hi` seconds.
+pub(super) fn secs(
+    ck: &mut Checker,
+    v: &Option<Spanned<f64>>,
+    what: &str,
+    default: f64,
+    lo: f64,
+    hi: f64,
+) -> u64 {
+    match v {
+        None => (default * 1000.0) as u64,
+        Some(s) if (lo..=hi).contains(&s.value) => (s.value * 1000.0) as u64,
+        Some(s) => {
+            let (l, c) = at(s);
+            ck.out.push(
+                Diagnostic::new(
+                    l,
+                    c,
+                    format!("{what} {} is out of range {lo}..={hi}", s.value),
+                )
+                .hint("seconds"),
+            );
+            (default * 1000.0) as u64
+        }
+    }
+}
+
+pub(super) fn is_prime(n: u64) -> bool {
+    n >= 2
+        && (2..)
+            .take_while(|d| d * d <= n)
+            .all(|d| !n.is_multiple_of(d))
+}
