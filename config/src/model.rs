@@ -123,6 +123,8 @@ pub struct AfXdp {
     /// Microseconds; 0: off.
     pub busy_poll: u32,
     pub busy_poll_budget: u32,
+    /// Frames per worker batch.
+    pub batch: u32,
 }
 
 impl Default for AfXdp {
@@ -133,6 +135,7 @@ impl Default for AfXdp {
             tx_ring: 2048,
             busy_poll: 0,
             busy_poll_budget: 64,
+            batch: 64,
         }
     }
 }

@@ -40,7 +40,7 @@ pub struct RawConfig {
     /// AF_XDP sockets per worker: `frames` (UMEM frames of 4 KiB, 64 to 65536, default
     /// 4096), `rx_ring` and `tx_ring` (descriptors, 64 to 16384 and at most `frames`,
     /// default 2048), powers of two; `busy_poll` (µs, default 0: off) and
-    /// `busy_poll_budget`. Restart-only.
+    /// `busy_poll_budget`; `batch` (frames per batch, 1 to 64, default 64). Restart-only.
     #[serde(default)]
     pub af_xdp: Option<RawAfXdp>,
     /// Flows (connections and persistence templates) each worker tracks, 1024 to 2^28;
@@ -192,6 +192,8 @@ pub struct RawAfXdp {
     pub busy_poll: Option<Spanned<i64>>,
     /// Packets one busy poll may handle (1 to 1024; default 64, `SO_BUSY_POLL_BUDGET`).
     pub busy_poll_budget: Option<Spanned<i64>>,
+    /// Frames a worker takes from its RX ring per batch, 1 to 64. Default 64.
+    pub batch: Option<Spanned<i64>>,
 }
 
 /// Seconds. tcp, tcpfin and udp as `ipvsadm --set`; the rest name IPVS's TCP states.

@@ -536,7 +536,7 @@ fn addresses_that_fit_no_host() {
 fn worker_cpus_socket_sizes_and_fast_path() {
     let cfg = parse(
         "t.yaml",
-        &format!("{GOOD}cpus: [1, 0]\naf_xdp: {{ frames: 8192, rx_ring: 4096 }}\nfast_path: off\n"),
+        &format!("{GOOD}cpus: [1, 0]\naf_xdp: {{ frames: 8192, rx_ring: 4096, batch: 16, busy_poll: 50 }}\nfast_path: off\n"),
     )
     .unwrap();
     assert_eq!(cfg.cpus, Some(vec![1, 0]));
@@ -544,6 +544,7 @@ fn worker_cpus_socket_sizes_and_fast_path() {
         (cfg.af_xdp.frames, cfg.af_xdp.rx_ring, cfg.af_xdp.tx_ring),
         (8192, 4096, 2048)
     );
+    assert_eq!((cfg.af_xdp.batch, cfg.af_xdp.busy_poll), (16, 50));
     assert_eq!(cfg.fast_path, FastPath::Off);
     let d = parse("t.yaml", GOOD).unwrap();
     assert_eq!((d.cpus, d.fast_path), (None, FastPath::Xdp), "defaults");
@@ -564,6 +565,8 @@ fn worker_cpus_socket_sizes_and_fast_path() {
         e.contains("t.yaml:12:11: error: cpu -1 is out of range"),
         "{e}"
     );
+    let e = errors(&format!("{GOOD}af_xdp: {{ batch: 65 }}\n"));
+    assert!(e.contains("af_xdp batch 65 is out of range 1..=64"), "{e}");
     let e = errors(&format!("{GOOD}fast_path: ebpf\n"));
     assert!(e.contains("fast_path"), "{e}");
 }

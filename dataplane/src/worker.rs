@@ -16,7 +16,7 @@ use crate::snapshot::SharedSnapshot;
 use crate::verdict::{DropReason, Verdict};
 use crate::xsk::{BoundMode, Xsk, XskTx};
 
-/// Frames taken from the RX ring per batch.
+/// The most frames a batch takes from the RX ring (`WorkerConfig::batch` may be less).
 pub const BATCH: u32 = 64;
 /// How long an idle worker sleeps in poll() before looking at the stop flag again.
 const IDLE_POLL_MS: i32 = 100;
@@ -29,14 +29,17 @@ const SWEEP_MAX_BUCKETS: u64 = 4096;
 /// leaves the rest in the ring.
 const MAX_KICKS: u32 = 64;
 
-/// How many frames a batch may take off the RX ring: at most `BATCH`, and no more than
+/// How many frames a batch may take off the RX ring: at most `batch`, and no more than
 /// the TX rings have room for, since each received frame leaves by at most one of them.
 /// A frame is never received and then dropped for want of TX room (it would count as
 /// forwarded and as dropped at once): what does not fit stays in the RX ring, and the
 /// kernel counts it there (`rx_ring_full`) if the ring overflows.
 #[inline]
-pub fn batch_room(tx_free: u32, internal_free: Option<u32>) -> u32 {
-    BATCH.min(tx_free).min(internal_free.unwrap_or(u32::MAX))
+pub fn batch_room(batch: u32, tx_free: u32, internal_free: Option<u32>) -> u32 {
+    batch
+        .min(BATCH)
+        .min(tx_free)
+        .min(internal_free.unwrap_or(u32::MAX))
 }
 
 pub struct WorkerConfig {
@@ -44,6 +47,8 @@ pub struct WorkerConfig {
     /// The core to pin to; `None` leaves the thread unpinned.
     pub cpu: Option<usize>,
     pub pipeline: PipelineConfig,
+    /// Frames per batch, 1 to `BATCH`.
+    pub batch: u32,
 }
 
 pub struct Worker {
@@ -65,6 +70,8 @@ pub struct Worker {
     dump: DumpCursor,
     /// The batch's frames as `Pipeline::prefetch` parsed them.
     pre: [Option<Prefetched>; BATCH as usize],
+    /// Frames per batch (`WorkerConfig::batch`).
+    batch: u32,
     /// The XDP fast path's map, when it is on.
     fast: Option<FastMap>,
     /// CLOCK_MONOTONIC_COARSE at `epoch`: converts the fast path's times to this clock.
@@ -93,6 +100,7 @@ impl Worker {
             swept: 0,
             dump: DumpCursor::default(),
             pre: [None; BATCH as usize],
+            batch: config.batch.clamp(1, BATCH),
             fast: None,
             epoch_ns: crate::sys::monotonic_coarse_ns(),
         }
@@ -305,9 +313,9 @@ impl Worker {
 
     /// Room in the TX ring(s) for a batch.
     fn room(&mut self) -> u32 {
-        let tx = self.xsk.tx.free(BATCH);
-        let internal = self.internal.as_mut().map(|t| t.tx.free(BATCH));
-        batch_room(tx, internal)
+        let tx = self.xsk.tx.free(self.batch);
+        let internal = self.internal.as_mut().map(|t| t.tx.free(self.batch));
+        batch_room(self.batch, tx, internal)
     }
 
     /// Has the kernel send what the TX ring holds. With need_wakeup the kernel says when it
@@ -377,18 +385,28 @@ mod tests {
 
     #[test]
     fn a_batch_never_takes_more_than_the_tx_rings_can_send() {
-        assert_eq!(batch_room(2048, None), BATCH);
+        assert_eq!(batch_room(64, 2048, None), BATCH);
+        assert_eq!(batch_room(16, 2048, None), 16, "a smaller batch setting");
         assert_eq!(
-            batch_room(10, None),
+            batch_room(500, 2048, None),
+            BATCH,
+            "never past the arrays' size"
+        );
+        assert_eq!(
+            batch_room(64, 10, None),
             10,
             "the TX ring's room bounds the batch"
         );
-        assert_eq!(batch_room(0, None), 0, "a full TX ring: nothing received");
         assert_eq!(
-            batch_room(2048, Some(3)),
+            batch_room(64, 0, None),
+            0,
+            "a full TX ring: nothing received"
+        );
+        assert_eq!(
+            batch_room(64, 2048, Some(3)),
             3,
             "two-arm NAT: the internal ring too"
         );
-        assert_eq!(batch_room(5, Some(3000)), 5);
+        assert_eq!(batch_room(64, 5, Some(3000)), 5);
     }
 }

@@ -92,6 +92,10 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Diagnostic>> {
                 "microseconds; 0 turns busy polling off",
             ) as u32;
         }
+        if let Some(v) = &a.batch {
+            af_xdp.batch =
+                ck.range(v, "af_xdp batch", 1, 64, "frames a worker takes per batch") as u32;
+        }
         if let Some(v) = &a.busy_poll_budget {
             af_xdp.busy_poll_budget = ck.range(
                 v,

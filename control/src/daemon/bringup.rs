@@ -88,6 +88,7 @@ impl Lb {
                 queue: q,
                 cpu: cpus.get(q as usize % cpus.len().max(1)).copied(),
                 pipeline: pipeline.clone(),
+                batch: cfg.af_xdp.batch,
             };
             let fast = match cfg.fast_path {
                 xvs_config::FastPath::Xdp => Some(steer.fast_flows_fd()?),
