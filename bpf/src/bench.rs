@@ -113,17 +113,20 @@ impl TrafGen {
         })
     }
 
-    /// Sends `repeat` frames out of `ifindex` (in the calling thread's namespace), each
-    /// `template` rewritten for the next flow. Blocks until they are sent.
-    pub fn send(&self, ifindex: u32, template: &[u8], repeat: u32) -> Result<(), BpfError> {
-        let prog = self
-            .obj
+    fn program(&self) -> Result<libbpf_rs::ProgramMut<'_>, BpfError> {
+        self.obj
             .progs_mut()
             .find(|p| p.name() == "xvs_trafgen")
             .ok_or(BpfError::Missing {
                 kind: "program",
                 name: "xvs_trafgen",
-            })?;
+            })
+    }
+
+    /// Sends `repeat` frames out of `ifindex` (in the calling thread's namespace), each
+    /// `template` rewritten for the next flow. Blocks until they are sent.
+    pub fn send(&self, ifindex: u32, template: &[u8], repeat: u32) -> Result<(), BpfError> {
+        let prog = self.program()?;
         // struct xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index,
         // egress_ifindex. The kernel wants data_end = the frame's length; live frames
         // leave by the ingress interface.
@@ -145,20 +148,11 @@ impl TrafGen {
                 source,
             })
     }
-}
 
-impl TrafGen {
     /// One run without live frames (BPF_PROG_TEST_RUN): the frame the generator would
     /// send next, in `out`; returns the XDP action. For tests.
     pub fn program_run(&self, template: &[u8], out: &mut [u8]) -> Result<u32, BpfError> {
-        let prog = self
-            .obj
-            .progs_mut()
-            .find(|p| p.name() == "xvs_trafgen")
-            .ok_or(BpfError::Missing {
-                kind: "program",
-                name: "xvs_trafgen",
-            })?;
+        let prog = self.program()?;
         let input = ProgramInput {
             data_in: Some(template),
             data_out: Some(out),
