@@ -94,13 +94,22 @@ pub(crate) fn map_handle(obj: &Object, name: &'static str) -> Result<MapHandle, 
 impl Steer {
     /// Loads the program into the kernel; nothing is attached yet.
     pub fn load() -> Result<Self, BpfError> {
+        Self::load_sized(crate::abi::MAX_FAST_FLOWS)
+    }
+
+    /// As `load`, with room for `fast_flows` flows in the fast path's map (preallocated
+    /// kernel memory, about 100 bytes a flow: size it to the flows a director carries).
+    pub fn load_sized(fast_flows: u32) -> Result<Self, BpfError> {
         let load_err = |source| BpfError::Load {
             object: "steer.bpf.o",
             source,
         };
-        let open = ObjectBuilder::default()
+        let mut open = ObjectBuilder::default()
             .open_memory(crate::STEER_OBJECT)
             .map_err(load_err)?;
+        if let Some(mut m) = open.maps_mut().find(|m| m.name() == MAP_FAST_FLOWS) {
+            m.set_max_entries(fast_flows.max(1)).map_err(load_err)?;
+        }
         let obj = open.load().map_err(load_err)?;
         let prog_fd = {
             let prog = find_prog(&obj)?;

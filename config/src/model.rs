@@ -379,6 +379,8 @@ pub struct Config {
     pub timeouts: Timeouts,
     pub expire_nodest_conn: NodestPolicy,
     pub fast_path: FastPath,
+    /// Entries of the fast path's map.
+    pub fast_path_flows: u32,
     /// Path MTU towards TUN real servers; `None`: the interface's MTU.
     pub tun_mtu: Option<u16>,
     /// Where `/metrics` is served; `None`: not at all.

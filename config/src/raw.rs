@@ -62,6 +62,12 @@ pub struct RawConfig {
     /// Restart-only.
     #[serde(default)]
     pub fast_path: Option<FastPath>,
+    /// Flows the fast path's map holds (1024 to 67108864; default 1048576). It is kernel
+    /// memory allocated at start, about 100 bytes a flow: size it to the established
+    /// flows a director carries, or a full map sends the least recent ones back through
+    /// the workers. Restart-only.
+    #[serde(default)]
+    pub fast_path_flows: Option<Spanned<i64>>,
     /// Path MTU towards TUN real servers (576 to 65535); larger packets get ICMP
     /// fragmentation-needed with 20 bytes less. Default: the interface's MTU. Restart-only.
     #[serde(default)]

@@ -565,6 +565,12 @@ fn worker_cpus_socket_sizes_and_fast_path() {
         e.contains("t.yaml:12:11: error: cpu -1 is out of range"),
         "{e}"
     );
+    let e = errors(&format!("{GOOD}fast_path_flows: 100\n"));
+    assert!(
+        e.contains("fast_path_flows 100 is out of range 1024..=67108864"),
+        "{e}"
+    );
+    assert_eq!(parse("t.yaml", GOOD).unwrap().fast_path_flows, 1 << 20);
     let e = errors(&format!("{GOOD}af_xdp: {{ batch: 65 }}\n"));
     assert!(e.contains("af_xdp batch 65 is out of range 1..=64"), "{e}");
     let e = errors(&format!("{GOOD}fast_path: ebpf\n"));

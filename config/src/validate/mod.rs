@@ -38,6 +38,15 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Diagnostic>> {
             "one worker serves one RX queue; omit the key to use every queue",
         ) as u32
     });
+    let fast_path_flows = raw.fast_path_flows.as_ref().map_or(1 << 20, |v| {
+        ck.range(
+            v,
+            "fast_path_flows",
+            1024,
+            1 << 26,
+            "flows the XDP fast path holds; about 100 bytes of kernel memory each",
+        ) as u32
+    });
     let cpus = raw.cpus.as_ref().map(|list| {
         if list.is_empty() {
             // An empty list pins nothing: say so rather than run unpinned silently.
@@ -232,6 +241,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Diagnostic>> {
         timeouts,
         expire_nodest_conn: raw.expire_nodest_conn.unwrap_or_default(),
         fast_path: raw.fast_path.unwrap_or_default(),
+        fast_path_flows,
         cpus,
         af_xdp,
         tun_mtu,

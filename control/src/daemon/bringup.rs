@@ -36,7 +36,8 @@ impl Lb {
         let snap = publish::build(generation, cfg, local, &macs, &health, &mut registry)?;
         let shared: SharedSnapshot = Arc::new(ArcSwap::from_pointee(snap));
 
-        let mut steer = Steer::load().context("loading the steering program")?;
+        let mut steer =
+            Steer::load_sized(cfg.fast_path_flows).context("loading the steering program")?;
         steer.set_fast_generation(publish::fast_generation(cfg, generation))?;
         steer.set_services(&publish::steering_services(cfg))?;
         // Answers to the director's own probes are not NAT replies.

@@ -18,7 +18,7 @@ use crate::health::{self, health_targets, initial_health};
 
 /// What a reload cannot change live, named for the log.
 pub fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
-    let checks: [(&'static str, bool); 13] = [
+    let checks: [(&'static str, bool); 14] = [
         ("xdp_mode", old.xdp_mode != new.xdp_mode),
         ("workers", old.workers != new.workers),
         (
@@ -39,6 +39,10 @@ pub fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
         ("control_socket", old.control_socket != new.control_socket),
         ("watch_config", old.watch_config != new.watch_config),
         ("fast_path", old.fast_path != new.fast_path),
+        (
+            "fast_path_flows",
+            old.fast_path_flows != new.fast_path_flows,
+        ),
         ("cpus", old.cpus != new.cpus),
         ("af_xdp", old.af_xdp != new.af_xdp),
     ];

@@ -336,9 +336,10 @@ impl Chain {
                     Path::XvsDrWorkers | Path::XvsTunWorkers | Path::XvsDrWorkers2q => "off",
                     _ => "xdp",
                 };
-                // Room for a million flows in the flow table, so that none is evicted.
+                // Room for a million flows in the flow table and the fast path's map, so
+                // that none is evicted.
                 let mut y = format!(
-                    "interface: eth0\nmetrics_listen: 127.0.0.1:9147\nfast_path: {fast}\nflow_table_size: 4194304\nvirtual_servers:\n"
+                    "interface: eth0\nmetrics_listen: 127.0.0.1:9147\nfast_path: {fast}\nfast_path_flows: 2097152\nflow_table_size: 4194304\nvirtual_servers:\n"
                 );
                 for proto in ["udp", "tcp"] {
                     y.push_str(&format!(
