@@ -205,16 +205,13 @@ impl Sink {
 
     /// Summed over the CPUs, now.
     pub fn count(&self) -> Result<SinkCount, BpfError> {
-        let mut c = SinkCount::default();
-        sum_per_cpu(&self.counts, "xvs_sink_counts", 0, |raw| {
-            let word = |i: usize| {
-                raw.get(i * 8..i * 8 + 8)
-                    .map_or(0, |b| u64::from_ne_bytes(b.try_into().expect("8 bytes")))
-            };
-            c.packets += word(0);
-            c.bytes += word(1);
-        })?;
-        Ok(c)
+        // The same two words as a NAT-out slot: read them the same way.
+        let mut n = crate::abi::NatOut::default();
+        sum_per_cpu(&self.counts, "xvs_sink_counts", 0, |raw| n.add_raw(raw))?;
+        Ok(SinkCount {
+            packets: n.packets,
+            bytes: n.bytes,
+        })
     }
 }
 

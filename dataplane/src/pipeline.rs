@@ -240,13 +240,8 @@ impl Pipeline {
         pkt: &mut Packet<'_>,
         pre: Prefetched,
     ) -> Verdict {
-        match pre.0.and_then(|p| self.decide_parsed(snap, now, pkt, p)) {
-            Ok(v) => v,
-            Err(reason) => {
-                self.counters.count_drop(reason);
-                Verdict::Drop(reason)
-            }
-        }
+        let decided = pre.0.and_then(|p| self.decide_parsed(snap, now, pkt, p));
+        self.verdict(decided)
     }
 
     /// As [`Pipeline::process_packet`], for a frame with no headroom (TUN cannot
@@ -262,13 +257,17 @@ impl Pipeline {
     /// called for this snapshot.
     #[inline]
     pub fn process_packet(&mut self, snap: &Snapshot, now: u32, pkt: &mut Packet<'_>) -> Verdict {
-        match self.decide(snap, now, pkt) {
-            Ok(v) => v,
-            Err(reason) => {
-                self.counters.count_drop(reason);
-                Verdict::Drop(reason)
-            }
-        }
+        let decided = self.decide(snap, now, pkt);
+        self.verdict(decided)
+    }
+
+    /// The decision as a verdict; a drop is counted under its reason.
+    #[inline]
+    fn verdict(&self, decided: Result<Verdict, DropReason>) -> Verdict {
+        decided.unwrap_or_else(|reason| {
+            self.counters.count_drop(reason);
+            Verdict::Drop(reason)
+        })
     }
 
     #[inline]

@@ -24,9 +24,7 @@ const IDLE_POLL_MS: i32 = 100;
 const SWEEP_PERIOD_MS: u64 = 2000;
 /// ...in slices of at most this many buckets, so no batch waits long behind it.
 const SWEEP_MAX_BUCKETS: u64 = 4096;
-/// At most this many `sendto()` kicks per turn while the TX ring drains: in copy mode the
-/// kernel sends a bounded batch per call (`TX_BATCH_SIZE`, 32, in net/xdp/xsk.c) and
-/// leaves the rest in the ring.
+/// At most this many `sendto()` kicks per turn while the TX ring drains (`Xsk::drain_tx`).
 const MAX_KICKS: u32 = 64;
 
 /// How many frames a batch may take off the RX ring: at most `batch`, and no more than
@@ -319,26 +317,13 @@ impl Worker {
     }
 
     /// Has the kernel send what the TX ring holds. With need_wakeup the kernel says when it
-    /// needs the syscall; copy mode always does, and sends a bounded batch per call, so
-    /// kick again while descriptors are left and the last kick moved some.
+    /// needs the syscall; copy mode always does.
     fn kick(&mut self) {
         if self.xsk.mode() != BoundMode::Copy && !self.xsk.tx.needs_wakeup() {
             return;
         }
-        let mut pending = self.xsk.tx.pending();
-        for _ in 0..MAX_KICKS {
-            if pending == 0 {
-                break;
-            }
-            self.pipeline.counters().tx_kicks.inc();
-            self.xsk.kick_tx();
-            let left = self.xsk.tx.pending();
-            if left >= pending {
-                // No progress (the link is busy or down): the next turn tries again.
-                break;
-            }
-            pending = left;
-        }
+        let kicks = self.xsk.drain_tx(MAX_KICKS);
+        self.pipeline.counters().tx_kicks.add(u64::from(kicks));
     }
 
     /// Moves sent frames from the completion ring (and any spare frames) back to the fill

@@ -279,6 +279,25 @@ impl Xsk {
         kick(&self.fd)
     }
 
+    /// Kicks until the TX ring is empty, at most `max_kicks` times: in copy mode the kernel
+    /// sends a bounded batch per `sendto()` (`TX_BATCH_SIZE`, 32, in net/xdp/xsk.c) and
+    /// leaves the rest. Stops early when a kick moved nothing (the link is busy or down:
+    /// the next turn tries again). Returns the kicks made.
+    pub fn drain_tx(&mut self, max_kicks: u32) -> u32 {
+        let mut pending = self.tx.pending();
+        let mut kicks = 0;
+        while pending > 0 && kicks < max_kicks {
+            self.kick_tx();
+            kicks += 1;
+            let left = self.tx.pending();
+            if left >= pending {
+                break;
+            }
+            pending = left;
+        }
+        kicks
+    }
+
     /// Wakes the kernel to refill from the fill ring when it asked for it.
     pub fn wake_fill(&self) {
         // SAFETY: a zero-length non-blocking recvfrom into no buffer only triggers the

@@ -93,15 +93,11 @@ pub fn render(rows: &BTreeMap<Key, Row>, criterion: &[(String, f64)], header: &s
     }
     let _ = writeln!(s);
     let _ = writeln!(s, "|---|{}", "---|".repeat(flow_counts.len()));
-    for p in [
-        Path::XvsDr,
-        Path::XvsTun,
-        Path::XvsNat,
-        Path::XvsDrWorkers,
-        Path::XvsTunWorkers,
-        Path::XvsDrWorkers2q,
-        Path::Bare,
-    ] {
+    let summary = Path::ALL
+        .into_iter()
+        .filter(|p| p.is_xvs())
+        .chain([Path::Bare]);
+    for p in summary {
         let _ = write!(s, "| {} |", p.label());
         for f in &flow_counts {
             match (rows.get(&(false, *f, p)), base(*f)) {
