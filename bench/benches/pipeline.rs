@@ -32,9 +32,12 @@ fn established(c: &mut Criterion) {
     let snap = snapshot(SchedulerKind::Wrr, 64);
     let mut p = pipeline(2 * FLOWS as usize);
     p.prepare(&snap);
-    // Fill the table with 1M flows.
+    // Fill the table with 1M flows, each opened by its SYN.
     for i in 0..FLOWS {
-        assert_eq!(p.process(&snap, 1, &mut frame(i)), Verdict::Tx);
+        assert_eq!(
+            p.process(&snap, 1, &mut xvs_bench::syn_frame(i)),
+            Verdict::Tx
+        );
     }
     let mut g = c.benchmark_group("dr_established");
     g.throughput(Throughput::Elements(BATCH as u64));
@@ -105,7 +108,7 @@ fn new_flows(c: &mut Criterion) {
             b.iter_batched_ref(
                 || {
                     i = i.wrapping_add(1);
-                    frame(i)
+                    xvs_bench::syn_frame(i)
                 },
                 |fr| black_box(p.process(&snap, 1, fr)),
                 BatchSize::SmallInput,

@@ -49,7 +49,7 @@ struct xvs_local_mac {
 
 /* The director's own IPv4 addresses: a real server's answer to the director itself (a
  * health check's) is no NAT reply, and goes to the kernel untouched. */
-#define XVS_MAX_LOCAL_ADDRS 256
+#define XVS_MAX_LOCAL_ADDRS 16384
 
 /* NAT: a real server's address, port and protocol (the source of its replies)... */
 #define XVS_MAX_NAT_BACKENDS 16384
@@ -133,7 +133,24 @@ struct xvs_fast_value {
 	X(NAT_ICMP, "nat_icmp")             /* ICMP error quoting a NAT flow, translated */  \
 	X(DROP_NAT_NO_NEIGH, "drop_nat_no_neigh") /* NAT reply with no way to the client */ \
 	X(PASS_NOT_OURS, "pass_not_ours")   /* unicast to another host's MAC */               \
-	X(FAST_PATH, "fast_path")           /* an established DR/TUN flow forwarded in XDP */
+	X(FAST_PATH, "fast_path")           /* an established DR/TUN flow forwarded in XDP */ \
+	X(DROP_L2_MULTICAST, "drop_l2_multicast") /* to a service, in an L2 group frame */  \
+	X(DROP_BAD_IP_LENGTH, "drop_bad_ip_length") /* total length < IHL or > frame */     \
+	X(DROP_BAD_IP_CHECKSUM, "drop_bad_ip_checksum")                                    \
+	X(DROP_MARTIAN_SOURCE, "drop_martian_source") /* 0/8, 127/8, 224/4, 255.255.255.255, own */ \
+	X(DROP_PORT_ZERO, "drop_port_zero")                                                \
+	X(DROP_BAD_TCP_OFFSET, "drop_bad_tcp_offset") /* data offset < 5 or past the end */ \
+	X(DROP_BAD_TCP_FLAGS, "drop_bad_tcp_flags") /* SYN+FIN, SYN+RST, none, ... */      \
+	X(DROP_BAD_UDP_LENGTH, "drop_bad_udp_length") /* < 8 or past the IP payload */
+
+/* The TCP flag combinations a stack sends, a bit set indexed by flags & 0x37 (FIN, SYN,
+ * RST, ACK, URG; PSH, ECE and CWR go with any): SYN, SYN+URG, SYN+ACK, RST, RST+ACK,
+ * FIN+ACK, FIN+ACK+URG, ACK, ACK+URG (conntrack's table). The pipeline checks the same
+ * set (dataplane/src/screen.rs); the ABI probe compares the two. */
+#define XVS_TCP_VALID_FLAGS                                                              \
+	((1ULL << 0x02) | (1ULL << 0x22) | (1ULL << 0x12) | (1ULL << 0x04) | (1ULL << 0x14) | \
+	 (1ULL << 0x11) | (1ULL << 0x31) | (1ULL << 0x10) | (1ULL << 0x30))
+#define XVS_TCP_FLAGS_MASK 0x37
 
 enum xvs_xdp_stat {
 #define XVS_STAT_ENUM(name, label) XVS_STAT_##name,

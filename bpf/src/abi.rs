@@ -32,6 +32,9 @@ const _: () = assert!(offset_of!(SvcKey, proto) == layout::SVC_KEY_PROTO);
 const _: () = assert!(layout::SVC_VALUE_SIZE == 4);
 const _: () = assert!(layout::XDP_COUNTERS_SIZE == 8 * XDP_STAT_LABELS.len());
 const _: () = assert!(layout::DECAP_COUNTERS_SIZE == 8 * layout::DECAP_STAT_LABELS.len());
+// The steering program and the pipeline accept the same TCP flags.
+const _: () = assert!(layout::TCP_VALID_FLAGS == xvs_dataplane::screen::TCP_VALID_FLAGS);
+const _: () = assert!(layout::TCP_FLAGS_MASK == xvs_dataplane::screen::TCP_FLAGS_MASK);
 
 impl SvcKey {
     pub fn new(addr: Ipv4Addr, port: u16, proto: u8) -> Self {

@@ -3,8 +3,8 @@
  * AF_XDP socket of the packet's RX queue; replies of NAT real servers are translated back
  * here (stateless: the real server's address and port say which service they answer for)
  * and sent on; everything else (ARP, VRRP, ICMP, SSH to the director, ...) goes on to the
- * kernel. Apart from a NAT reply it cannot deliver, it never drops: what it cannot read,
- * the kernel gets. */
+ * kernel. It drops a packet to a service that fails the kernel's input checks (screen.h)
+ * and a NAT reply it cannot deliver; what it cannot read, the kernel gets. */
 #include <linux/bpf.h>
 #include <linux/in.h>
 #include <linux/tcp.h>
@@ -15,6 +15,7 @@
 #include "maps.h"
 #include "parse.h"
 #include "fast.h"
+#include "screen.h"
 
 #ifndef AF_INET
 #define AF_INET 2
@@ -260,6 +261,9 @@ int xvs_steer(struct xdp_md *ctx)
 			return ret;
 		return count(XVS_STAT_PASS_NOT_SERVICE, XDP_PASS);
 	}
+	ret = screen(eth, ip, l4, proto, c.end);
+	if (ret >= 0)
+		return count(ret, XDP_DROP);
 	if (svc->flags & XVS_SVC_F_NAT)
 		learn_client(eth, ip);
 	if (svc->flags & XVS_SVC_F_FAST) {

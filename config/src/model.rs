@@ -151,6 +151,33 @@ pub enum FastPath {
     Off,
 }
 
+/// Which TCP packets may open a connection (see `sloppy_tcp`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SloppyTcp {
+    /// `on` for sh, dh, mh and fo; `off` for the other schedulers.
+    #[default]
+    Auto,
+    /// Any valid TCP packet opens a connection.
+    On,
+    /// Only a SYN does (IPVS's default).
+    Off,
+}
+
+impl SloppyTcp {
+    /// Whether a virtual server scheduled by `scheduler` lets any packet open a flow.
+    pub fn applies_to(self, scheduler: Scheduler) -> bool {
+        match self {
+            SloppyTcp::On => true,
+            SloppyTcp::Off => false,
+            SloppyTcp::Auto => matches!(
+                scheduler,
+                Scheduler::Sh | Scheduler::Dh | Scheduler::Mh | Scheduler::Fo
+            ),
+        }
+    }
+}
+
 /// What happens to connections whose real server left the configuration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -379,6 +406,7 @@ pub struct Config {
     pub timeouts: Timeouts,
     pub expire_nodest_conn: NodestPolicy,
     pub fast_path: FastPath,
+    pub sloppy_tcp: SloppyTcp,
     /// Entries of the fast path's map.
     pub fast_path_flows: u32,
     /// Path MTU towards TUN real servers; `None`: the interface's MTU.

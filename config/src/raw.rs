@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use crate::model::{
     AuthType, CheckType, FastPath, Forwarding, NodestPolicy, Protocol, SchedFlag, Scheduler,
-    VrrpState, XdpMode,
+    SloppyTcp, VrrpState, XdpMode,
 };
 use crate::spanned::Spanned;
 
@@ -62,6 +62,14 @@ pub struct RawConfig {
     /// Restart-only.
     #[serde(default)]
     pub fast_path: Option<FastPath>,
+    /// Which TCP packets may open a connection the director has not seen (IPVS's
+    /// `sloppy_tcp`): `off`, only a SYN, as IPVS by default; `on`, any valid packet;
+    /// `auto` (default), `on` for the schedulers every director agrees on (sh, dh, mh,
+    /// fo), so that after a failover the backup sends an established connection to the
+    /// real server that already has it, and `off` for the others, whose pick would reset
+    /// it. Reloadable.
+    #[serde(default)]
+    pub sloppy_tcp: Option<SloppyTcp>,
     /// Flows the fast path's map holds (1024 to 67108864; default 1048576). It is kernel
     /// memory allocated at start, about 100 bytes a flow: size it to the established
     /// flows a director carries, or a full map sends the least recent ones back through

@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use crate::verdict::DropReason;
 use crate::wire::ethernet::{EthernetRepr, Mac, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 use crate::wire::ipv4::{Ipv4Packet, Ipv4Repr, PROTO_ICMP, PROTO_TCP, PROTO_UDP, PROTO_VRRP};
-use crate::wire::tcp::{TcpRepr, FLAG_ACK, FLAG_SYN};
+use crate::wire::tcp::{TcpRepr, FLAG_ACK, FLAG_FIN, FLAG_PSH, FLAG_RST, FLAG_SYN};
 use crate::wire::udp::UdpRepr;
 
 pub const CLIENT_MAC: Mac = [0x02, 0, 0, 0, 0, 0x01];
@@ -19,11 +19,38 @@ pub const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
 pub const VIP_TCP_PORT: u16 = 80;
 pub const VIP_UDP_PORT: u16 = 53;
 
-fn eth_ip(proto: u8, src: Ipv4Addr, dst: Ipv4Addr, l4: &[u8]) -> Vec<u8> {
+/// The addresses a fixture frame carries: the fixtures' own world (`World::default()`),
+/// or a lab's, so an end-to-end test can send the same table over a wire.
+#[derive(Clone, Copy, Debug)]
+pub struct World {
+    pub client_mac: Mac,
+    pub director_mac: Mac,
+    pub client: Ipv4Addr,
+    pub director: Ipv4Addr,
+    pub vip: Ipv4Addr,
+    pub tcp_port: u16,
+    pub udp_port: u16,
+}
+
+impl Default for World {
+    fn default() -> Self {
+        World {
+            client_mac: CLIENT_MAC,
+            director_mac: DIRECTOR_MAC,
+            client: CLIENT,
+            director: DIRECTOR,
+            vip: VIP,
+            tcp_port: VIP_TCP_PORT,
+            udp_port: VIP_UDP_PORT,
+        }
+    }
+}
+
+fn eth_ip_in(w: &World, proto: u8, src: Ipv4Addr, dst: Ipv4Addr, ttl: u8, l4: &[u8]) -> Vec<u8> {
     let mut f = vec![0u8; 14 + 20 + l4.len()];
     EthernetRepr {
-        src: CLIENT_MAC,
-        dst: DIRECTOR_MAC,
+        src: w.client_mac,
+        dst: w.director_mac,
         ethertype: ETHERTYPE_IPV4,
     }
     .emit(&mut f);
@@ -32,7 +59,7 @@ fn eth_ip(proto: u8, src: Ipv4Addr, dst: Ipv4Addr, l4: &[u8]) -> Vec<u8> {
         dst,
         protocol: proto,
         payload_len: l4.len(),
-        ttl: 64,
+        ttl,
         tos: 0,
         ident: 1,
         dont_frag: true,
@@ -42,8 +69,7 @@ fn eth_ip(proto: u8, src: Ipv4Addr, dst: Ipv4Addr, l4: &[u8]) -> Vec<u8> {
     f
 }
 
-/// An Ethernet + IPv4 + TCP frame from the client.
-pub fn tcp_frame(
+fn tcp_l4(
     src: Ipv4Addr,
     sport: u16,
     dst: Ipv4Addr,
@@ -62,30 +88,55 @@ pub fn tcp_frame(
     };
     let mut l4 = vec![0u8; repr.len()];
     repr.emit(&mut l4, src, dst);
-    eth_ip(PROTO_TCP, src, dst, &l4)
+    l4
 }
 
-/// An Ethernet + IPv4 + UDP frame from the client.
-pub fn udp_frame(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, payload: &[u8]) -> Vec<u8> {
+/// An Ethernet + IPv4 + TCP frame from the client.
+pub fn tcp_frame(
+    src: Ipv4Addr,
+    sport: u16,
+    dst: Ipv4Addr,
+    dport: u16,
+    flags: u8,
+    payload: &[u8],
+) -> Vec<u8> {
+    let l4 = tcp_l4(src, sport, dst, dport, flags, payload);
+    eth_ip_in(&World::default(), PROTO_TCP, src, dst, 64, &l4)
+}
+
+fn udp_l4(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, payload: &[u8]) -> Vec<u8> {
     let mut l4 = vec![0u8; 8 + payload.len()];
     UdpRepr {
         src_port: sport,
         dst_port: dport,
     }
     .emit(&mut l4, payload, src, dst);
-    eth_ip(PROTO_UDP, src, dst, &l4)
+    l4
 }
 
-fn raw(ethertype: u16, body: &[u8]) -> Vec<u8> {
+/// An Ethernet + IPv4 + UDP frame from the client.
+pub fn udp_frame(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let l4 = udp_l4(src, sport, dst, dport, payload);
+    eth_ip_in(&World::default(), PROTO_UDP, src, dst, 64, &l4)
+}
+
+fn raw_in(w: &World, ethertype: u16, body: &[u8]) -> Vec<u8> {
     let mut f = vec![0u8; 14];
     EthernetRepr {
-        src: CLIENT_MAC,
-        dst: DIRECTOR_MAC,
+        src: w.client_mac,
+        dst: w.director_mac,
         ethertype,
     }
     .emit(&mut f);
     f.extend_from_slice(body);
     f
+}
+
+/// `frame` with its IPv4 header edited by `edit`, the header checksum made right again.
+fn ip_edited(mut frame: Vec<u8>, edit: impl FnOnce(&mut [u8])) -> Vec<u8> {
+    edit(&mut frame[14..]);
+    Ipv4Packet::new_unchecked(&mut frame[14..]).fill_checksum();
+    frame
 }
 
 /// What the pipeline does with a fixture once the steering program sent it to a worker.
@@ -102,25 +153,59 @@ pub struct Fixture {
     pub name: &'static str,
     pub frame: Vec<u8>,
     /// The steering counter (`xvs_abi.h` label) this frame increments when a socket is
-    /// bound; "steered" means XDP_REDIRECT, anything else XDP_PASS.
+    /// bound; "steered" and "fast_path" mean XDP_REDIRECT, a "drop_" one XDP_DROP,
+    /// anything else XDP_PASS.
     pub steer: &'static str,
     pub pipeline: PipelineExpect,
+    /// Why this is the outcome (the kernel's or IPVS's behaviour it follows).
+    pub why: &'static str,
 }
 
-/// The golden table.
+/// The first source port of the fixtures a real server must never see (a lab's capture
+/// tells them apart by port); forwarded ones use ports below it.
+pub const DROPPED_PORT_BASE: u16 = 41000;
+
+/// The golden table, in the fixtures' world.
 pub fn all() -> Vec<Fixture> {
+    table(&World::default())
+}
+
+/// The golden table with `w`'s addresses. The steering program's services are VIP:tcp_port
+/// over TCP and VIP:udp_port over UDP, scheduled by a non-hashing scheduler (`sloppy_tcp`
+/// off), and the director's address and the VIP are its own.
+pub fn table(w: &World) -> Vec<Fixture> {
     use PipelineExpect::*;
-    let syn = tcp_frame(CLIENT, 40000, VIP, VIP_TCP_PORT, FLAG_SYN, b"");
-    let mut fragment = tcp_frame(CLIENT, 40001, VIP, VIP_TCP_PORT, FLAG_ACK, b"data");
-    {
-        let mut ip = Ipv4Packet::new_unchecked(&mut fragment[14..]);
-        ip.set_flags_offset(false);
-        ip.into_inner()[6] |= 0x20; // more fragments
-        Ipv4Packet::new_unchecked(&mut fragment[14..]).fill_checksum();
-    }
-    let mut bad_ihl = syn.clone();
-    bad_ihl[14] = 0x44;
-    let mut ip_options = tcp_frame(CLIENT, 40002, VIP, VIP_TCP_PORT, FLAG_SYN, b"");
+    let (c, vip, tp, up) = (w.client, w.vip, w.tcp_port, w.udp_port);
+    let tcp = |src: Ipv4Addr, sport: u16, dport: u16, flags: u8, payload: &[u8]| {
+        eth_ip_in(
+            w,
+            PROTO_TCP,
+            src,
+            vip,
+            64,
+            &tcp_l4(src, sport, vip, dport, flags, payload),
+        )
+    };
+    let udp = |src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, payload: &[u8]| {
+        eth_ip_in(
+            w,
+            PROTO_UDP,
+            src,
+            dst,
+            64,
+            &udp_l4(src, sport, dst, dport, payload),
+        )
+    };
+    let drop_tcp = |n: u16, flags: u8| tcp(c, DROPPED_PORT_BASE + n, tp, flags, b"");
+    let syn = tcp(c, 40000, tp, FLAG_SYN, b"");
+    let fragment = |first: bool| {
+        ip_edited(tcp(c, 40001, tp, FLAG_ACK, b"data"), |ip| {
+            // More fragments follow (first) / offset 1480 (a later one).
+            ip[6] = if first { 0x20 } else { 0x00 };
+            ip[7] = if first { 0 } else { 185 };
+        })
+    };
+    let mut ip_options = syn.clone();
     {
         // IHL 6: four bytes of options (NOPs + EOL) between the IP and TCP headers.
         let tcp = ip_options.split_off(34);
@@ -128,15 +213,18 @@ pub fn all() -> Vec<Fixture> {
         ip_options.extend_from_slice(&tcp);
         ip_options[14] = 0x46;
         let total = (ip_options.len() - 14) as u16;
-        let mut ip = Ipv4Packet::new_unchecked(&mut ip_options[14..]);
-        ip.set_total_len(total);
-        ip.fill_checksum();
+        ip_options = ip_edited(ip_options, |ip| {
+            ip[2..4].copy_from_slice(&total.to_be_bytes())
+        });
+        ip_options[34 + 4..34 + 6].copy_from_slice(&(40002u16).to_be_bytes());
+        // The TCP checksum is not checked on the way (as IPVS in DR): left stale.
     }
-    let mut short_tcp = syn.clone();
+    let ttl = |t: u8, sport: u16| ip_edited(tcp(c, sport, tp, FLAG_SYN, b""), |ip| ip[8] = t);
+    let mut short_tcp = drop_tcp(0, FLAG_SYN);
     short_tcp.truncate(14 + 20 + 10);
     let mut vrrp_body = vec![0u8; 20 + 8];
     Ipv4Repr {
-        src: DIRECTOR,
+        src: w.director,
         dst: Ipv4Addr::new(224, 0, 0, 18),
         protocol: PROTO_VRRP,
         payload_len: 8,
@@ -146,73 +234,185 @@ pub fn all() -> Vec<Fixture> {
         dont_frag: false,
     }
     .emit(&mut vrrp_body);
-    let mut icmp_body = vec![0u8; 20 + 8];
-    Ipv4Repr {
-        src: CLIENT,
-        dst: VIP,
-        protocol: PROTO_ICMP,
-        payload_len: 8,
-        ttl: 64,
-        tos: 0,
-        ident: 0,
-        dont_frag: false,
+    let icmp_in = |ty: u8, quoted: &[u8]| {
+        let mut icmp = vec![ty, 0, 0, 0, 0, 0, 0, 0];
+        icmp.extend_from_slice(quoted);
+        let sum = crate::wire::checksum::fold(crate::wire::checksum::sum(0, &icmp));
+        icmp[2..4].copy_from_slice(&(!sum).to_be_bytes());
+        eth_ip_in(w, PROTO_ICMP, c, vip, 64, &icmp)
+    };
+    // An ICMP error from the client quoting the VIP's reply to it (VIP:port → client).
+    let quoted = {
+        let l4 = tcp_l4(vip, tp, c, 40003, FLAG_SYN | FLAG_ACK, b"");
+        let mut q = eth_ip_in(w, PROTO_TCP, vip, c, 64, &l4)[14..].to_vec();
+        q.truncate(28);
+        q
+    };
+    let mut bad_ihl = drop_tcp(1, FLAG_SYN);
+    bad_ihl[14] = 0x44;
+    let mut bad_version = drop_tcp(2, FLAG_SYN);
+    bad_version[14] = 0x65;
+    let long_total = ip_edited(drop_tcp(3, FLAG_SYN), |ip| {
+        let t = u16::from_be_bytes([ip[2], ip[3]]) + 8;
+        ip[2..4].copy_from_slice(&t.to_be_bytes());
+    });
+    let short_total = ip_edited(drop_tcp(4, FLAG_SYN), |ip| {
+        ip[2..4].copy_from_slice(&19u16.to_be_bytes())
+    });
+    let mut bad_csum = drop_tcp(5, FLAG_SYN);
+    bad_csum[24] ^= 0x5a;
+    let martian = |src: [u8; 4], n: u16| {
+        tcp(
+            Ipv4Addr::from(src),
+            DROPPED_PORT_BASE + n,
+            tp,
+            FLAG_SYN,
+            b"",
+        )
+    };
+    let mut l2_broadcast = drop_tcp(12, FLAG_SYN);
+    l2_broadcast[..6].copy_from_slice(&[0xff; 6]);
+    let mut l2_multicast = drop_tcp(13, FLAG_SYN);
+    l2_multicast[..6].copy_from_slice(&[0x01, 0x00, 0x5e, 0x00, 0x00, 0x01]);
+    let mut doff_small = drop_tcp(20, FLAG_SYN);
+    doff_small[14 + 20 + 12] = 0x40;
+    let mut doff_past = drop_tcp(21, FLAG_SYN);
+    doff_past[14 + 20 + 12] = 0xf0;
+    let udp_len = |len: u16, n: u16| {
+        let mut f = udp(c, DROPPED_PORT_BASE + n, vip, up, b"query");
+        f[14 + 20 + 4..14 + 20 + 6].copy_from_slice(&len.to_be_bytes());
+        f
+    };
+    let mut bad_tcp_csum = tcp(c, 40010, tp, FLAG_SYN, b"");
+    bad_tcp_csum[14 + 20 + 16] ^= 0x5a;
+    let mut bad_udp_csum = udp(c, 40011, vip, up, b"query");
+    bad_udp_csum[14 + 20 + 6] ^= 0x5a;
+    let mut vlan = syn.clone();
+    {
+        let ip = vlan.split_off(12);
+        vlan.extend_from_slice(&[0x81, 0x00, 0x00, 0x0a]);
+        vlan.extend_from_slice(&ip);
     }
-    .emit(&mut icmp_body);
-    icmp_body[20] = 8; // echo request
+    let mut garbage: Vec<u8> = raw_in(w, ETHERTYPE_IPV4, &[0u8; 46]);
+    let mut x = 0x9e37_79b9u32;
+    for b in &mut garbage[14..] {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        *b = x as u8;
+    }
+    garbage[14] = 0xa5; // whatever the bytes, not IPv4's version
 
     vec![
         Fixture {
-            name: "VIP TCP SYN",
+            name: "TCP SYN to a TCP service",
             frame: syn.clone(),
             steer: "steered",
             pipeline: Forward,
+            why: "a new connection",
         },
         Fixture {
-            name: "VIP TCP data",
-            frame: tcp_frame(
-                CLIENT,
-                40000,
-                VIP,
-                VIP_TCP_PORT,
-                FLAG_ACK,
-                b"GET / HTTP/1.0\r\n\r\n",
-            ),
+            name: "TCP ACK (data) of no known connection",
+            frame: drop_tcp(30, FLAG_ACK),
+            steer: "steered",
+            pipeline: Drop(DropReason::NoFlow),
+            why: "as IPVS without sloppy_tcp: only a SYN opens a connection",
+        },
+        Fixture {
+            name: "TCP SYN with payload, full-size frame (1514 bytes)",
+            frame: tcp(c, 40004, tp, FLAG_SYN, &[0x61; 1460]),
             steer: "steered",
             pipeline: Forward,
+            why: "a valid segment",
         },
         Fixture {
-            name: "VIP UDP",
-            frame: udp_frame(CLIENT, 5353, VIP, VIP_UDP_PORT, b"query"),
+            name: "UDP to a UDP service",
+            frame: udp(c, 5353, vip, up, b"query"),
             steer: "steered",
             pipeline: Forward,
+            why: "a new flow",
         },
         Fixture {
-            name: "VIP TCP with IP options",
+            name: "TCP with IPv4 options",
             frame: ip_options,
             steer: "steered",
             pipeline: Forward,
+            why: "options are legal and carried unchanged (IPVS forwards them)",
         },
         Fixture {
-            name: "VIP TCP to a port with no service",
-            frame: tcp_frame(CLIENT, 40000, VIP, 22, FLAG_SYN, b""),
-            steer: "pass_not_service",
-            pipeline: Drop(DropReason::NoService),
+            name: "TCP SYN with TTL 1",
+            frame: ttl(1, 40005),
+            steer: "steered",
+            pipeline: Forward,
+            why: "the director is the destination, not a router: TTL is not checked nor decremented (IPVS DR)",
         },
         Fixture {
-            name: "VIP UDP on the TCP service's port",
-            frame: udp_frame(CLIENT, 5353, VIP, VIP_TCP_PORT, b"x"),
+            name: "TCP SYN with TTL 0",
+            frame: ttl(0, 40006),
+            steer: "steered",
+            pipeline: Forward,
+            why: "as TTL 1",
+        },
+        Fixture {
+            name: "TCP SYN with a wrong TCP checksum",
+            frame: bad_tcp_csum,
+            steer: "steered",
+            pipeline: Forward,
+            why: "L4 checksums are not verified on the way (IPVS DR neither); the real server's stack drops it",
+        },
+        Fixture {
+            name: "UDP with a wrong UDP checksum",
+            frame: bad_udp_csum,
+            steer: "steered",
+            pipeline: Forward,
+            why: "as the TCP checksum",
+        },
+        Fixture {
+            name: "TCP to a VIP port with no service",
+            frame: tcp(c, 40007, 22, FLAG_SYN, b""),
             steer: "pass_not_service",
             pipeline: Drop(DropReason::NoService),
+            why: "not a service: the kernel's (it answers or drops as for any local port)",
+        },
+        Fixture {
+            name: "UDP to the TCP service's port",
+            frame: udp(c, 5353, vip, tp, b"x"),
+            steer: "pass_not_service",
+            pipeline: Drop(DropReason::NoService),
+            why: "services are per protocol",
+        },
+        Fixture {
+            name: "TCP to destination port 0",
+            frame: tcp(c, 40008, 0, FLAG_SYN, b""),
+            steer: "pass_not_service",
+            pipeline: Drop(DropReason::NoService),
+            why: "no service listens on port 0 (an all-ports service would drop it as port_zero)",
         },
         Fixture {
             name: "TCP to the director's own address",
-            frame: tcp_frame(CLIENT, 40000, DIRECTOR, 22, FLAG_SYN, b""),
+            frame: eth_ip_in(w, PROTO_TCP, c, w.director, 64, &tcp_l4(c, 40009, w.director, 22, FLAG_SYN, b"")),
             steer: "pass_not_service",
             pipeline: NotSteered,
+            why: "the director's own traffic (SSH, ...)",
+        },
+        Fixture {
+            name: "UDP to the limited broadcast",
+            frame: udp(c, 5353, Ipv4Addr::BROADCAST, up, b"x"),
+            steer: "pass_not_service",
+            pipeline: NotSteered,
+            why: "a VIP is unicast: the kernel's",
+        },
+        Fixture {
+            name: "UDP to a multicast group",
+            frame: udp(c, 5353, Ipv4Addr::new(239, 1, 1, 1), up, b"x"),
+            steer: "pass_not_service",
+            pipeline: NotSteered,
+            why: "as broadcast",
         },
         Fixture {
             name: "ARP request",
-            frame: raw(
+            frame: raw_in(
+                w,
                 ETHERTYPE_ARP,
                 &[
                     0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 1, 10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 10, 0,
@@ -221,56 +421,274 @@ pub fn all() -> Vec<Fixture> {
             ),
             steer: "pass_not_ipv4",
             pipeline: Drop(DropReason::NotIpv4),
+            why: "the kernel answers ARP",
         },
         Fixture {
             name: "VRRP advert",
-            frame: raw(ETHERTYPE_IPV4, &vrrp_body),
+            frame: raw_in(w, ETHERTYPE_IPV4, &vrrp_body),
             steer: "pass_other_proto",
             pipeline: NotSteered,
+            why: "the control plane's (its raw socket)",
         },
         Fixture {
             name: "ICMP echo to the VIP",
-            frame: raw(ETHERTYPE_IPV4, &icmp_body),
+            frame: icmp_in(8, &[]),
             steer: "pass_other_proto",
             pipeline: NotSteered,
+            why: "the kernel answers ping for the VIP it holds",
+        },
+        Fixture {
+            name: "ICMP error quoting a VIP flow (DR/TUN)",
+            frame: icmp_in(3, &quoted),
+            steer: "pass_other_proto",
+            pipeline: NotSteered,
+            why: "DR/TUN replies bypass the director: the kernel's (NAT flows' are translated: nat_icmp)",
         },
         Fixture {
             name: "IPv6",
-            frame: raw(ETHERTYPE_IPV6, &[0x60; 40]),
+            frame: raw_in(w, ETHERTYPE_IPV6, &[0x60; 40]),
             steer: "pass_not_ipv4",
             pipeline: Drop(DropReason::NotIpv4),
+            why: "no IPv6 services yet: the kernel's",
         },
         Fixture {
-            name: "VIP TCP fragment",
-            frame: fragment,
+            name: "802.1Q VLAN-tagged TCP SYN",
+            frame: vlan,
+            steer: "pass_not_ipv4",
+            pipeline: Drop(DropReason::NotIpv4),
+            why: "xvs serves untagged frames; a VLAN's own interface is where to attach it",
+        },
+        Fixture {
+            name: "first fragment (MF set)",
+            frame: fragment(true),
             steer: "pass_fragment",
             pipeline: Drop(DropReason::Fragment),
+            why: "no ports to schedule on: the kernel reassembles (and, holding no service, drops)",
         },
         Fixture {
-            name: "truncated Ethernet",
+            name: "later fragment (offset set)",
+            frame: fragment(false),
+            steer: "pass_fragment",
+            pipeline: Drop(DropReason::Fragment),
+            why: "as the first",
+        },
+        Fixture {
+            name: "truncated Ethernet (10 bytes)",
             frame: syn[..10].to_vec(),
             steer: "pass_truncated",
             pipeline: Drop(DropReason::Truncated),
+            why: "no driver delivers it; the kernel's test run refuses it",
         },
         Fixture {
-            name: "truncated IPv4",
+            name: "truncated IPv4 header (12 bytes)",
             frame: syn[..14 + 12].to_vec(),
             steer: "pass_truncated",
             pipeline: Drop(DropReason::Truncated),
+            why: "the kernel drops it (ip_rcv: header too short)",
         },
         Fixture {
-            name: "truncated TCP",
+            name: "truncated TCP header (10 bytes)",
             frame: short_tcp,
             steer: "pass_truncated",
-            pipeline: Drop(DropReason::Truncated),
+            pipeline: Drop(DropReason::BadIpLength),
+            why: "ports unreadable: the kernel's, which drops it (total length past the frame)",
         },
         Fixture {
-            name: "IPv4 IHL 4",
+            name: "IPv4 header length 4 words",
             frame: bad_ihl,
             steer: "pass_bad_header",
-            pipeline: Drop(DropReason::Malformed),
+            pipeline: Drop(DropReason::BadIpHeaderLen),
+            why: "no header to read ports behind: the kernel drops it (ip_rcv)",
+        },
+        Fixture {
+            name: "IP version 6 in an IPv4 EtherType",
+            frame: bad_version,
+            steer: "pass_bad_header",
+            pipeline: Drop(DropReason::BadIpVersion),
+            why: "as a bad header length",
+        },
+        Fixture {
+            name: "garbage after an IPv4 EtherType",
+            frame: garbage,
+            steer: "pass_bad_header",
+            pipeline: Drop(DropReason::BadIpVersion),
+            why: "as a bad version",
+        },
+        Fixture {
+            name: "IPv4 total length past the frame",
+            frame: long_total,
+            steer: "drop_bad_ip_length",
+            pipeline: Drop(DropReason::BadIpLength),
+            why: "ip_rcv drops it",
+        },
+        Fixture {
+            name: "IPv4 total length below the header",
+            frame: short_total,
+            steer: "drop_bad_ip_length",
+            pipeline: Drop(DropReason::BadIpLength),
+            why: "ip_rcv drops it",
+        },
+        Fixture {
+            name: "IPv4 header checksum wrong",
+            frame: bad_csum,
+            steer: "drop_bad_ip_checksum",
+            pipeline: Drop(DropReason::BadIpChecksum),
+            why: "ip_rcv drops it",
+        },
+        Fixture {
+            name: "source 127.0.0.1",
+            frame: martian([127, 0, 0, 1], 6),
+            steer: "drop_martian_source",
+            pipeline: Drop(DropReason::MartianSource),
+            why: "a martian source (ip_route_input)",
+        },
+        Fixture {
+            name: "source 0.0.0.0",
+            frame: martian([0, 0, 0, 0], 7),
+            steer: "drop_martian_source",
+            pipeline: Drop(DropReason::MartianSource),
+            why: "a martian source",
+        },
+        Fixture {
+            name: "source a multicast address",
+            frame: martian([224, 0, 0, 5], 8),
+            steer: "drop_martian_source",
+            pipeline: Drop(DropReason::MartianSource),
+            why: "a martian source",
+        },
+        Fixture {
+            name: "source 255.255.255.255",
+            frame: martian([255, 255, 255, 255], 9),
+            steer: "drop_martian_source",
+            pipeline: Drop(DropReason::MartianSource),
+            why: "a martian source",
+        },
+        Fixture {
+            name: "source the VIP itself",
+            frame: martian(vip.octets(), 10),
+            steer: "drop_martian_source",
+            pipeline: Drop(DropReason::MartianSource),
+            why: "a local address as the source: the kernel drops it",
+        },
+        Fixture {
+            name: "source the director's own address",
+            frame: martian(w.director.octets(), 11),
+            steer: "drop_martian_source",
+            pipeline: Drop(DropReason::MartianSource),
+            why: "as the VIP",
+        },
+        Fixture {
+            name: "in an Ethernet broadcast frame",
+            frame: l2_broadcast,
+            steer: "drop_l2_multicast",
+            pipeline: Drop(DropReason::L2Multicast),
+            why: "flooded to every director: forwarded by none (a VIP is unicast)",
+        },
+        Fixture {
+            name: "in an Ethernet multicast frame",
+            frame: l2_multicast,
+            steer: "drop_l2_multicast",
+            pipeline: Drop(DropReason::L2Multicast),
+            why: "as broadcast",
+        },
+        Fixture {
+            name: "TCP from source port 0",
+            frame: tcp(c, 0, tp, FLAG_SYN, b""),
+            steer: "drop_port_zero",
+            pipeline: Drop(DropReason::PortZero),
+            why: "no stack sends from port 0",
+        },
+        Fixture {
+            name: "UDP from source port 0",
+            frame: udp(c, 0, vip, up, b"query"),
+            steer: "drop_port_zero",
+            pipeline: Drop(DropReason::PortZero),
+            why: "as TCP",
+        },
+        Fixture {
+            name: "TCP SYN+FIN",
+            frame: drop_tcp(14, FLAG_SYN | FLAG_FIN),
+            steer: "drop_bad_tcp_flags",
+            pipeline: Drop(DropReason::BadTcpFlags),
+            why: "no stack sends it (a scan); conntrack calls it invalid",
+        },
+        Fixture {
+            name: "TCP SYN+RST",
+            frame: drop_tcp(15, FLAG_SYN | FLAG_RST),
+            steer: "drop_bad_tcp_flags",
+            pipeline: Drop(DropReason::BadTcpFlags),
+            why: "as SYN+FIN",
+        },
+        Fixture {
+            name: "TCP with no flag (null scan)",
+            frame: drop_tcp(16, 0),
+            steer: "drop_bad_tcp_flags",
+            pipeline: Drop(DropReason::BadTcpFlags),
+            why: "as SYN+FIN",
+        },
+        Fixture {
+            name: "TCP FIN+PSH+URG without ACK (Xmas scan)",
+            frame: drop_tcp(17, FLAG_FIN | FLAG_PSH | 0x20),
+            steer: "drop_bad_tcp_flags",
+            pipeline: Drop(DropReason::BadTcpFlags),
+            why: "as SYN+FIN",
+        },
+        Fixture {
+            name: "TCP FIN without ACK",
+            frame: drop_tcp(18, FLAG_FIN),
+            steer: "drop_bad_tcp_flags",
+            pipeline: Drop(DropReason::BadTcpFlags),
+            why: "as SYN+FIN",
+        },
+        Fixture {
+            name: "TCP data offset 4 words",
+            frame: doff_small,
+            steer: "drop_bad_tcp_offset",
+            pipeline: Drop(DropReason::BadTcpOffset),
+            why: "tcp_v4_rcv drops it",
+        },
+        Fixture {
+            name: "TCP data offset past the segment",
+            frame: doff_past,
+            steer: "drop_bad_tcp_offset",
+            pipeline: Drop(DropReason::BadTcpOffset),
+            why: "tcp_v4_rcv drops it",
+        },
+        Fixture {
+            name: "UDP length below 8",
+            frame: udp_len(7, 22),
+            steer: "drop_bad_udp_length",
+            pipeline: Drop(DropReason::BadUdpLength),
+            why: "udp_rcv drops it",
+        },
+        Fixture {
+            name: "UDP length past the IP payload",
+            frame: udp_len(200, 23),
+            steer: "drop_bad_udp_length",
+            pipeline: Drop(DropReason::BadUdpLength),
+            why: "udp_rcv drops it",
         },
     ]
+}
+
+/// The table as the Markdown of `docs/input.md`'s outcome section (kept in step by a test).
+pub fn markdown(table: &[Fixture]) -> String {
+    let mut s =
+        String::from("| frame | steering program (XDP) | worker | why |\n|---|---|---|---|\n");
+    for f in table {
+        let xdp = match f.steer {
+            "steered" => "to a worker".to_string(),
+            l if l.starts_with("drop_") => format!("dropped: `{l}`"),
+            l => format!("to the kernel: `{l}`"),
+        };
+        let worker = match f.pipeline {
+            PipelineExpect::Forward => "forwarded".to_string(),
+            PipelineExpect::Drop(r) => format!("dropped: `{}`", r.label()),
+            PipelineExpect::NotSteered => "—".to_string(),
+        };
+        s.push_str(&format!("| {} | {xdp} | {worker} | {} |\n", f.name, f.why));
+    }
+    s
 }
 
 /// The harness the fuzz target and the property tests share: `data` is cut into frames

@@ -18,6 +18,7 @@ pub mod packet;
 pub mod pipeline;
 pub mod rewrite;
 pub mod sched;
+pub mod screen;
 pub mod snapshot;
 pub mod verdict;
 pub mod wire;

@@ -15,12 +15,12 @@ use crate::packet::Packet;
 use crate::rewrite;
 use crate::rewrite::tun::TunError;
 use crate::sched::{PickCtx, SchedState};
+use crate::screen;
 use crate::snapshot::{Dest, DestId, Forwarding, Persistence, Service, Snapshot};
 use crate::verdict::{DropReason, Verdict};
 use crate::wire::ethernet::{EthernetFrame, ETHERTYPE_IPV4};
-use crate::wire::ipv4::{Ipv4Packet, PROTO_TCP, PROTO_UDP};
-use crate::wire::tcp::{TcpPacket, FLAG_ACK, FLAG_FIN, FLAG_RST, FLAG_SYN};
-use crate::wire::udp::UdpPacket;
+use crate::wire::ipv4::{PROTO_TCP, PROTO_UDP};
+use crate::wire::tcp::{FLAG_ACK, FLAG_FIN, FLAG_RST, FLAG_SYN};
 use crate::wire::WireError;
 
 /// What happens to a flow whose real server left the configuration (IPVS's
@@ -87,27 +87,34 @@ impl From<WireError> for DropReason {
     }
 }
 
+/// The frame's flow key and TCP flags, after every check that needs only the frame
+/// (`screen`); the director's own addresses are checked against the snapshot later.
 #[inline]
 fn parse(frame: &[u8]) -> Result<Parsed, DropReason> {
     let eth = EthernetFrame::new_checked(frame)?;
     if eth.ethertype() != ETHERTYPE_IPV4 {
         return Err(DropReason::NotIpv4);
     }
-    let ip = Ipv4Packet::new_checked(eth.payload())?;
+    let ip = screen::ipv4(eth.payload())?;
     if ip.is_fragment() {
         return Err(DropReason::Fragment);
     }
     let (sport, dport, tcp_flags) = match ip.protocol() {
-        PROTO_TCP => {
-            let tcp = TcpPacket::new_checked(ip.payload())?;
-            (tcp.src_port(), tcp.dst_port(), tcp.flags())
-        }
+        PROTO_TCP => screen::tcp(ip.payload())?,
         PROTO_UDP => {
-            let udp = UdpPacket::new_checked(ip.payload())?;
-            (udp.src_port(), udp.dst_port(), 0)
+            let (s, d) = screen::udp(ip.payload())?;
+            (s, d, 0)
         }
         _ => return Err(DropReason::NoService),
     };
+    // A VIP is unicast: the same frame flooded to every director (a VRRP backup too)
+    // must not be forwarded by each.
+    if eth.dst()[0] & 1 != 0 {
+        return Err(DropReason::L2Multicast);
+    }
+    if screen::martian_source(ip.src_raw()) {
+        return Err(DropReason::MartianSource);
+    }
     Ok(Parsed {
         key: FlowKey::new(ip.src_raw(), ip.dst_raw(), sport, dport, ip.protocol()),
         tcp_flags,
@@ -292,6 +299,13 @@ impl Pipeline {
         let svc_idx = snap
             .lookup(Ipv4Addr::from(k.daddr), k.dport, k.proto)
             .ok_or(DropReason::NoService)?;
+        if snap.is_own(k.saddr) {
+            return Err(DropReason::MartianSource);
+        }
+        // After the lookup, as the steering program: port 0 matches an all-ports service.
+        if k.sport == 0 || k.dport == 0 {
+            return Err(DropReason::PortZero);
+        }
         let svc = &snap.services[svc_idx];
 
         let (dest, flow) = if svc.ops && k.proto == PROTO_UDP {
@@ -418,6 +432,15 @@ impl Pipeline {
     ) -> Result<(DestId, usize), DropReason> {
         let k = &p.key;
         let mut found = self.flows.lookup(k, now);
+        // As IPVS without sloppy_tcp: only a SYN opens a TCP connection the director has
+        // not seen (a known one whose server left is rescheduled whatever the packet).
+        if found.is_err()
+            && k.proto == PROTO_TCP
+            && !snap.services[svc_idx].sloppy_tcp
+            && p.tcp_flags & (FLAG_SYN | FLAG_ACK | FLAG_RST | FLAG_FIN) != FLAG_SYN
+        {
+            return Err(DropReason::NoFlow);
+        }
         if let Ok(index) = found {
             let flow = *self.flows.get(index);
             let new_conn = k.proto == PROTO_TCP

@@ -78,6 +78,18 @@ pub enum SchedulerKind {
     Twos,
 }
 
+impl SchedulerKind {
+    /// Whether two directors with the same real servers pick the same one for a client
+    /// (the hashing schedulers and fo): then a connection a director has never seen can
+    /// still go to its real server, and `sloppy_tcp`'s `auto` lets any packet open a flow.
+    pub fn same_pick_on_every_director(self) -> bool {
+        matches!(
+            self,
+            SchedulerKind::Sh | SchedulerKind::Dh | SchedulerKind::Mh | SchedulerKind::Fo
+        )
+    }
+}
+
 /// ipvsadm's scheduler flags (`-b sh-port,sh-fallback`, `mh-port`, `mh-fallback`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SchedFlags {
@@ -144,6 +156,9 @@ pub struct Service {
     pub persistence: Option<Persistence>,
     /// One-packet scheduling: every UDP datagram is scheduled on its own, no flow kept.
     pub ops: bool,
+    /// IPVS's `sloppy_tcp`: any TCP packet may open a flow, not only a SYN (a backup can
+    /// then carry on connections begun on another director).
+    pub sloppy_tcp: bool,
     pub dests: Vec<DestId>,
     /// The service's slot in the per-worker service counters: stable across snapshots
     /// (control never reuses one), so the counts carry over a reload.
@@ -169,6 +184,7 @@ impl Service {
             forwarding,
             persistence: None,
             ops: false,
+            sloppy_tcp: scheduler.same_pick_on_every_director(),
             dests,
             stats_id: 0,
         }
@@ -214,6 +230,8 @@ pub struct Snapshot {
     /// it into the entries they hand over; the steering program ignores older ones.
     pub fast_generation: u32,
     index: HashMap<ServiceKey, usize, MixBuildHasher>,
+    /// The VIPs and the director's own addresses, sorted: martian as a source.
+    own: Box<[u32]>,
 }
 
 impl Snapshot {
@@ -246,6 +264,9 @@ impl Snapshot {
             .iter()
             .map(|s| SchedTable::build(s, &dests))
             .collect();
+        let mut own: Vec<u32> = services.iter().map(|s| u32::from(s.key.addr)).collect();
+        own.sort_unstable();
+        own.dedup();
         Ok(Snapshot {
             generation,
             local_mac,
@@ -257,6 +278,7 @@ impl Snapshot {
             tables,
             fast_generation: 0,
             index,
+            own: own.into(),
         })
     }
 
@@ -278,6 +300,21 @@ impl Snapshot {
                 })
             })
             .copied()
+    }
+
+    /// Adds the director's own addresses to the VIPs a packet may not come from.
+    pub fn add_own_addrs(&mut self, addrs: impl IntoIterator<Item = Ipv4Addr>) {
+        let mut own: Vec<u32> = self.own.to_vec();
+        own.extend(addrs.into_iter().map(u32::from));
+        own.sort_unstable();
+        own.dedup();
+        self.own = own.into();
+    }
+
+    /// Whether `addr` is a VIP or one of the director's addresses.
+    #[inline]
+    pub fn is_own(&self, addr: u32) -> bool {
+        self.own.binary_search(&addr).is_ok()
     }
 
     #[inline]

@@ -12,7 +12,7 @@ use xvs_dataplane::pipeline::NodestPolicy;
 use xvs_dataplane::snapshot::Persistence;
 use xvs_dataplane::snapshot::MAX_DESTS;
 use xvs_dataplane::wire::ipv4::Ipv4Packet;
-use xvs_dataplane::wire::tcp::{TcpPacket, FLAG_ACK, FLAG_FIN, FLAG_SYN};
+use xvs_dataplane::wire::tcp::{TcpPacket, FLAG_ACK, FLAG_FIN, FLAG_RST, FLAG_SYN};
 use xvs_dataplane::*;
 
 fn rs_mac(i: u8) -> [u8; 6] {
@@ -79,7 +79,8 @@ fn pipeline() -> Pipeline {
 
 #[test]
 fn golden_packets() {
-    let snap = world(&[3, 2, 1]);
+    let mut snap = world(&[3, 2, 1]);
+    snap.add_own_addrs([fixtures::DIRECTOR]);
     for fx in fixtures::all() {
         let mut p = pipeline();
         p.prepare(&snap);
@@ -271,14 +272,51 @@ fn removed_server_policies() {
             rescheduled,
             "{policy:?}"
         );
-        // Expire forgot the flow: the next packet is scheduled anew. Drop keeps dropping.
+        // Expire forgot the flow: its next ACK opens none (only a SYN does, sloppy_tcp
+        // off). Drop keeps dropping.
         let again = p.process(&after, 2, &mut ack());
-        let want = if policy == NodestPolicy::Drop {
-            Verdict::Drop(DropReason::DestUnavailable)
-        } else {
-            Verdict::Tx
+        let want = match policy {
+            NodestPolicy::Drop => Verdict::Drop(DropReason::DestUnavailable),
+            NodestPolicy::Expire => Verdict::Drop(DropReason::NoFlow),
+            NodestPolicy::Reschedule => Verdict::Tx,
         };
         assert_eq!(again, want, "{policy:?}");
+    }
+}
+
+/// sloppy_tcp: off, only a SYN opens a flow; on (or auto with a hashing scheduler), any
+/// valid packet does, so a backup carries on a connection begun on another director.
+#[test]
+fn only_a_syn_opens_a_flow_unless_sloppy() {
+    let mut snap = world(&[1, 1]);
+    let mut p = pipeline();
+    p.prepare(&snap);
+    for flags in [FLAG_ACK, FLAG_ACK | FLAG_FIN, FLAG_RST, FLAG_SYN | FLAG_ACK] {
+        assert_eq!(
+            p.process(&snap, 1, &mut from(CLIENT, 99, flags)),
+            Verdict::Drop(DropReason::NoFlow),
+            "{flags:#x}"
+        );
+    }
+    assert_eq!(p.counters().drops(DropReason::NoFlow), 4);
+    assert_eq!(p.counters().flows_created.get(), 0);
+    snap.services[0].sloppy_tcp = true;
+    assert_eq!(
+        p.process(&snap, 1, &mut from(CLIENT, 99, FLAG_ACK)),
+        Verdict::Tx
+    );
+    assert_eq!(p.counters().flows_created.get(), 1);
+    // auto: on for the schedulers every director agrees on.
+    for (kind, sloppy) in [
+        (SchedulerKind::Mh, true),
+        (SchedulerKind::Sh, true),
+        (SchedulerKind::Dh, true),
+        (SchedulerKind::Fo, true),
+        (SchedulerKind::Rr, false),
+        (SchedulerKind::Wlc, false),
+        (SchedulerKind::Lblc, false),
+    ] {
+        assert_eq!(service(1, 6, kind, vec![]).sloppy_tcp, sloppy, "{kind:?}");
     }
 }
 
@@ -483,6 +521,8 @@ mod tun {
         )
         .unwrap();
         snap.services[0].forwarding = Forwarding::Tun;
+        // Mid-connection frames are sent without their SYN.
+        snap.services[0].sloppy_tcp = true;
         snap.local_addr = DIRECTOR;
         snap.mtu = mtu;
         snap

@@ -241,6 +241,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Diagnostic>> {
         timeouts,
         expire_nodest_conn: raw.expire_nodest_conn.unwrap_or_default(),
         fast_path: raw.fast_path.unwrap_or_default(),
+        sloppy_tcp: raw.sloppy_tcp.unwrap_or_default(),
         fast_path_flows,
         cpus,
         af_xdp,

@@ -3,7 +3,6 @@
 //! its socket (until then the kernel keeps that queue's traffic: nothing is lost).
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -23,7 +22,7 @@ use super::translate;
 use super::workers::Workers;
 use crate::health::initial_health;
 use crate::ids::DestRegistry;
-use crate::sys::{netlink, random};
+use crate::sys::random;
 
 impl Lb {
     pub fn start(path: &Path, cfg: &Config, ifaces: &Ifaces) -> Result<Lb> {
@@ -40,13 +39,9 @@ impl Lb {
             Steer::load_sized(cfg.fast_path_flows).context("loading the steering program")?;
         steer.set_fast_generation(publish::fast_generation(cfg, generation))?;
         steer.set_services(&publish::steering_services(cfg))?;
-        // Answers to the director's own probes are not NAT replies.
-        let own: Vec<Ipv4Addr> = netlink::addresses()
-            .context("reading the director's addresses")?
-            .into_iter()
-            .map(|(_, a, _)| a)
-            .collect();
-        steer.set_local_addrs(&own)?;
+        // Answers to the director's own probes are not NAT replies; packets from its
+        // addresses or VIPs are martians.
+        steer.set_local_addrs(&publish::own_addrs(cfg, super::lb::host_addrs()?))?;
         steer.set_nat_backends(&publish::nat_backends(
             cfg,
             iface.mac,

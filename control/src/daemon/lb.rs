@@ -81,6 +81,8 @@ impl Lb {
     /// The steering program's service and NAT maps, after the snapshot that knows them.
     pub fn steer_maps(&mut self, cfg: &Config, ifaces: &Ifaces) -> anyhow::Result<()> {
         self.steer.set_services(&publish::steering_services(cfg))?;
+        self.steer
+            .set_local_addrs(&publish::own_addrs(cfg, host_addrs()?))?;
         self.steer.set_nat_backends(&publish::nat_backends(
             cfg,
             ifaces.external.mac,
@@ -199,4 +201,14 @@ impl Lb {
         );
         info!("detached from {}", ifaces.external.name);
     }
+}
+
+/// The addresses of the director's interfaces (a netlink dump: quick, no I/O wait).
+pub fn host_addrs() -> anyhow::Result<Vec<std::net::Ipv4Addr>> {
+    use anyhow::Context;
+    Ok(crate::sys::netlink::addresses()
+        .context("reading the director's addresses")?
+        .into_iter()
+        .map(|(_, a, _)| a)
+        .collect())
 }

@@ -32,7 +32,7 @@ fn scheduler(s: CfgScheduler) -> SchedulerKind {
 }
 
 /// The dataplane's view of a virtual server (its real servers' ids filled in by `build`).
-fn service(vs: &xvs_config::VirtualServer, dests: Vec<DestId>) -> Service {
+fn service(cfg: &Config, vs: &xvs_config::VirtualServer, dests: Vec<DestId>) -> Service {
     let forwarding = match vs.forwarding {
         CfgForwarding::Dr => Forwarding::Dr,
         CfgForwarding::Tun => Forwarding::Tun,
@@ -56,6 +56,7 @@ fn service(vs: &xvs_config::VirtualServer, dests: Vec<DestId>) -> Service {
         netmask: u32::from(p.granularity),
     });
     s.ops = vs.ops;
+    s.sloppy_tcp = cfg.sloppy_tcp.applies_to(vs.scheduler);
     s
 }
 
@@ -142,17 +143,38 @@ pub fn build(
             );
             ids = vec![id];
         }
-        let mut svc = service(vs, ids);
+        let mut svc = service(cfg, vs, ids);
         svc.stats_id = registry.service_id(key);
         services.push(svc);
     }
     let mut snap = Snapshot::new(generation, local.mac, services, dests)
         .context("building the service snapshot")?;
     snap.local_addr = local.addr;
+    snap.add_own_addrs(std::iter::once(local.addr).chain(vrrp_vips(cfg)));
     snap.mtu = local.mtu;
     snap.internal_mac = local.internal_mac;
     snap.fast_generation = fast_generation(cfg, generation);
     Ok(snap)
+}
+
+/// The addresses of every VRRP instance (VIPs with no virtual server among them).
+fn vrrp_vips(cfg: &Config) -> impl Iterator<Item = Ipv4Addr> + '_ {
+    cfg.vrrp_instances
+        .iter()
+        .flat_map(|v| v.virtual_ipaddresses.iter().map(|&(a, _)| a))
+}
+
+/// What the steering program takes for the director's own addresses: `addrs` (the
+/// interfaces') and every VIP. A packet to one is no NAT reply; one from one is martian.
+pub fn own_addrs(cfg: &Config, addrs: impl IntoIterator<Item = Ipv4Addr>) -> Vec<Ipv4Addr> {
+    let mut own: Vec<Ipv4Addr> = addrs
+        .into_iter()
+        .chain(cfg.virtual_servers.iter().map(|vs| vs.address))
+        .chain(vrrp_vips(cfg))
+        .collect();
+    own.sort_unstable();
+    own.dedup();
+    own
 }
 
 /// The fast path's generation for snapshot `generation`: never 0 (which means off), so

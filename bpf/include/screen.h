@@ -1,0 +1,100 @@
+/* The input checks on a packet to a service: what the kernel's IPv4 input and TCP rules
+ * reject in front of IPVS. The pipeline holds the same rules (dataplane/src/screen.rs)
+ * and counts under the same labels. Version and header length were checked by
+ * parse_iphdr; what fails there goes to the kernel, which drops it itself. */
+#ifndef XVS_SCREEN_H
+#define XVS_SCREEN_H
+
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+#include <linux/in.h>
+#include <bpf/bpf_endian.h>
+#include "xvs_abi.h"
+#include "csum.h"
+#include "maps.h"
+
+/* The header checksum over IHL words: the fixed 20 bytes at once, options (rare) in a
+ * loop unrolled over constant offsets, each bounds-checked for the verifier. */
+static __always_inline int ip_csum_ok(struct iphdr *ip, void *end)
+{
+	__u16 *w = (void *)ip;
+	int words = ip->ihl * 2;
+	__u32 sum = 0;
+
+	if ((void *)(w + 10) > end)
+		return 0;
+#pragma unroll
+	for (int i = 0; i < 10; i++)
+		sum += w[i];
+#pragma unroll
+	for (int i = 10; i < 30; i++) {
+		if (i < words) {
+			if ((void *)(w + i + 1) > end)
+				return 0;
+			sum += w[i];
+		}
+	}
+	return csum_fold32(sum) == 0xffff;
+}
+
+/* The kernel's martian sources, and the VIPs and the director's own addresses. */
+static __always_inline int martian_source(__be32 saddr)
+{
+	__u32 a = bpf_ntohl(saddr);
+	__u32 first = a >> 24;
+
+	if (first == 0 || first == 127 || (first & 0xf0) == 0xe0 || a == 0xffffffff)
+		return 1;
+	return bpf_map_lookup_elem(&xvs_local_addrs, &saddr) != NULL;
+}
+
+/* The drop counter of a packet to a service that fails a check, or -1. `l4` holds at
+ * least the protocol's minimal header (parse_l4_ports). */
+static __always_inline int screen(struct ethhdr *eth, struct iphdr *ip, void *l4, int proto,
+				  void *end)
+{
+	__u32 tot = bpf_ntohs(ip->tot_len);
+	__u32 ihl = ip->ihl * 4;
+	__be16 *ports = l4;
+
+	/* A VIP is unicast: a flooded frame reaches every director, a backup too. */
+	if (eth->h_dest[0] & 1)
+		return XVS_STAT_DROP_L2_MULTICAST;
+	if (tot < ihl || (void *)ip + tot > end)
+		return XVS_STAT_DROP_BAD_IP_LENGTH;
+	if (!ip_csum_ok(ip, end))
+		return XVS_STAT_DROP_BAD_IP_CHECKSUM;
+	if (martian_source(ip->saddr))
+		return XVS_STAT_DROP_MARTIAN_SOURCE;
+	if ((void *)(ports + 2) > end)
+		return -1;
+	if (!ports[0] || !ports[1])
+		return XVS_STAT_DROP_PORT_ZERO;
+	if (proto == IPPROTO_TCP) {
+		struct tcphdr *tcp = l4;
+		__u8 *flags = (__u8 *)l4 + 13;
+		__u32 doff;
+
+		if ((void *)(tcp + 1) > end)
+			return -1;
+		doff = tcp->doff * 4;
+		if (doff < sizeof(*tcp) || doff > tot - ihl)
+			return XVS_STAT_DROP_BAD_TCP_OFFSET;
+		if (!((XVS_TCP_VALID_FLAGS >> (*flags & XVS_TCP_FLAGS_MASK)) & 1))
+			return XVS_STAT_DROP_BAD_TCP_FLAGS;
+	} else {
+		struct udphdr *udp = l4;
+		__u32 len;
+
+		if ((void *)(udp + 1) > end)
+			return -1;
+		len = bpf_ntohs(udp->len);
+		if (len < sizeof(*udp) || len > tot - ihl)
+			return XVS_STAT_DROP_BAD_UDP_LENGTH;
+	}
+	return -1;
+}
+
+#endif

@@ -1,0 +1,188 @@
+//! The input checks a frame passes before it may reach a real server: what the kernel's
+//! IPv4 input (`ip_rcv`, `ip_route_input`) and TCP rules reject in front of IPVS. The
+//! steering program runs the same checks (`bpf/include/screen.h`) on every packet to a
+//! service, so a worker sees a rejected frame only in tests; both count each rejection
+//! under the same reason label.
+
+use crate::verdict::DropReason;
+use crate::wire::ipv4::{self, Ipv4Packet};
+use crate::wire::tcp::{self, TcpPacket};
+use crate::wire::udp::{self, UdpPacket};
+
+/// TCP flag combinations a stack sends (Netfilter conntrack's table), as a bit set
+/// indexed by the flags FIN, SYN, RST, ACK and URG (`flags & 0x37`: PSH, ECE and CWR do
+/// not matter). SYN+FIN, SYN+RST, no flag at all, FIN or URG without ACK: never.
+pub const TCP_VALID_FLAGS: u64 = 1 << 0x02 // SYN
+    | 1 << 0x22 // SYN URG
+    | 1 << 0x12 // SYN ACK
+    | 1 << 0x04 // RST
+    | 1 << 0x14 // RST ACK
+    | 1 << 0x11 // FIN ACK
+    | 1 << 0x31 // FIN ACK URG
+    | 1 << 0x10 // ACK
+    | 1 << 0x30; // ACK URG
+
+/// The flags that decide validity; the rest (PSH, ECE, CWR) go with any combination.
+pub const TCP_FLAGS_MASK: u8 = 0x37;
+
+#[inline]
+pub fn tcp_flags_valid(flags: u8) -> bool {
+    TCP_VALID_FLAGS >> (flags & TCP_FLAGS_MASK) & 1 != 0
+}
+
+/// A source no host may send from (the kernel's martian sources): 0.0.0.0/8,
+/// 127.0.0.0/8, multicast and the limited broadcast. The director's own addresses and
+/// its VIPs are checked against the snapshot.
+#[inline]
+pub fn martian_source(saddr: u32) -> bool {
+    let first = saddr >> 24;
+    first == 0 || first == 127 || (first & 0xf0) == 0xe0 || saddr == u32::MAX
+}
+
+/// The IPv4 header of `b` (an Ethernet payload), checked as `ip_rcv` does: version,
+/// header length, total length against the frame, header checksum.
+#[inline]
+pub fn ipv4(b: &[u8]) -> Result<Ipv4Packet<&[u8]>, DropReason> {
+    if b.len() < ipv4::MIN_HEADER_LEN {
+        return Err(DropReason::Truncated);
+    }
+    let ip = Ipv4Packet::new_unchecked(b);
+    if ip.version() != 4 {
+        return Err(DropReason::BadIpVersion);
+    }
+    let hl = ip.header_len();
+    if hl < ipv4::MIN_HEADER_LEN {
+        return Err(DropReason::BadIpHeaderLen);
+    }
+    let tl = usize::from(ip.total_len());
+    if tl < hl || tl > b.len() {
+        return Err(DropReason::BadIpLength);
+    }
+    if !ip.verify_checksum() {
+        return Err(DropReason::BadIpChecksum);
+    }
+    Ok(ip)
+}
+
+/// Ports and flags of a TCP segment (`seg`: the IP payload), its header checked.
+#[inline]
+pub fn tcp(seg: &[u8]) -> Result<(u16, u16, u8), DropReason> {
+    if seg.len() < tcp::MIN_HEADER_LEN {
+        return Err(DropReason::Truncated);
+    }
+    let t = TcpPacket::new_unchecked(seg);
+    let hl = t.header_len();
+    if hl < tcp::MIN_HEADER_LEN || hl > seg.len() {
+        return Err(DropReason::BadTcpOffset);
+    }
+    if !tcp_flags_valid(t.flags()) {
+        return Err(DropReason::BadTcpFlags);
+    }
+    Ok((t.src_port(), t.dst_port(), t.flags()))
+}
+
+/// Ports of a UDP datagram (`dgram`: the IP payload), its length checked.
+#[inline]
+pub fn udp(dgram: &[u8]) -> Result<(u16, u16), DropReason> {
+    if dgram.len() < udp::HEADER_LEN {
+        return Err(DropReason::Truncated);
+    }
+    let u = UdpPacket::new_unchecked(dgram);
+    let len = usize::from(u.len());
+    if len < udp::HEADER_LEN || len > dgram.len() {
+        return Err(DropReason::BadUdpLength);
+    }
+    Ok((u.src_port(), u.dst_port()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::tcp::{FLAG_ACK, FLAG_FIN, FLAG_PSH, FLAG_RST, FLAG_SYN};
+
+    const URG: u8 = 0x20;
+    const ECE: u8 = 0x40;
+    const CWR: u8 = 0x80;
+
+    #[test]
+    fn flags_a_stack_sends_pass() {
+        for f in [
+            FLAG_SYN,
+            FLAG_SYN | ECE | CWR,
+            FLAG_SYN | FLAG_ACK,
+            FLAG_ACK,
+            FLAG_ACK | FLAG_PSH,
+            FLAG_FIN | FLAG_ACK,
+            FLAG_FIN | FLAG_ACK | FLAG_PSH,
+            FLAG_RST,
+            FLAG_RST | FLAG_ACK,
+            FLAG_ACK | URG,
+        ] {
+            assert!(tcp_flags_valid(f), "{f:#04x}");
+        }
+    }
+
+    #[test]
+    fn flags_no_stack_sends_fail() {
+        for f in [
+            0,
+            FLAG_PSH,
+            FLAG_SYN | FLAG_FIN,
+            FLAG_SYN | FLAG_RST,
+            FLAG_SYN | FLAG_FIN | FLAG_ACK,
+            FLAG_FIN,
+            FLAG_FIN | FLAG_PSH | URG,
+            URG,
+            FLAG_RST | FLAG_FIN,
+            0x3f,
+            0xff,
+        ] {
+            assert!(!tcp_flags_valid(f), "{f:#04x}");
+        }
+    }
+
+    /// The bit set against the rule it encodes, over all 256 flag bytes.
+    #[test]
+    fn flag_table_matches_its_rule() {
+        for f in 0..=255u8 {
+            let (syn, fin, rst, ack) = (
+                f & FLAG_SYN != 0,
+                f & FLAG_FIN != 0,
+                f & FLAG_RST != 0,
+                f & FLAG_ACK != 0,
+            );
+            let urg = f & URG != 0;
+            let rule = match (syn, fin, rst) {
+                (true, false, false) => !(ack && urg),
+                (false, false, true) => !urg,
+                (false, true, false) => ack,
+                (false, false, false) => ack,
+                _ => false,
+            };
+            assert_eq!(tcp_flags_valid(f), rule, "{f:#04x}");
+        }
+    }
+
+    #[test]
+    fn martians() {
+        for a in [
+            0u32,
+            0x00ff_ffff,
+            0x7f00_0001,
+            0xe000_0001,
+            0xefff_ffff,
+            u32::MAX,
+        ] {
+            assert!(martian_source(a), "{a:#x}");
+        }
+        for a in [
+            0x0a00_0001u32,
+            0xc0a8_0101,
+            0xf000_0001,
+            0x0100_0000,
+            0xdfff_ffff,
+        ] {
+            assert!(!martian_source(a), "{a:#x}");
+        }
+    }
+}
