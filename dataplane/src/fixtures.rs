@@ -139,6 +139,16 @@ fn ip_edited(mut frame: Vec<u8>, edit: impl FnOnce(&mut [u8])) -> Vec<u8> {
     frame
 }
 
+/// The client's ARP request for the VIP.
+fn arp_request(w: &World) -> Vec<u8> {
+    let mut b = vec![0, 1, 8, 0, 6, 4, 0, 1];
+    b.extend_from_slice(&w.client_mac);
+    b.extend_from_slice(&w.client.octets());
+    b.extend_from_slice(&[0; 6]);
+    b.extend_from_slice(&w.vip.octets());
+    b
+}
+
 /// What the pipeline does with a fixture once the steering program sent it to a worker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PipelineExpect {
@@ -411,14 +421,7 @@ pub fn table(w: &World) -> Vec<Fixture> {
         },
         Fixture {
             name: "ARP request",
-            frame: raw_in(
-                w,
-                ETHERTYPE_ARP,
-                &[
-                    0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 1, 10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 10, 0,
-                    0, 100,
-                ],
-            ),
+            frame: raw_in(w, ETHERTYPE_ARP, &arp_request(w)),
             steer: "pass_not_ipv4",
             pipeline: Drop(DropReason::NotIpv4),
             why: "the kernel answers ARP",
@@ -456,7 +459,7 @@ pub fn table(w: &World) -> Vec<Fixture> {
             frame: vlan,
             steer: "pass_not_ipv4",
             pipeline: Drop(DropReason::NotIpv4),
-            why: "xvs serves untagged frames; a VLAN's own interface is where to attach it",
+            why: "xvs serves untagged frames; a VLAN's own interface is where to attach it. A tag the NIC (rx-vlan offload) or a bridge strips into metadata is invisible to XDP: turn `rxvlan` off",
         },
         Fixture {
             name: "first fragment (MF set)",

@@ -7,6 +7,7 @@
 
 pub mod dr;
 mod lab;
+pub mod metrics;
 pub mod tools;
 pub mod vrrp;
 
