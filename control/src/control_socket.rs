@@ -3,11 +3,13 @@
 //! Its answer's first line is `ok` or `error`.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use tracing::{debug, warn};
 
 /// A command line from the socket, and where its answer goes.
@@ -44,10 +46,29 @@ pub fn bind(path: &PathBuf) -> Result<UnixListener> {
     Ok(l)
 }
 
+/// Connections served at once; one more is told so and closed.
+pub const MAX_CLIENTS: usize = 64;
+/// A command's line must arrive within this; the answer is not bounded (a `status` of a
+/// large table takes the loop's time), but a client that stops reading is.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest command line.
+pub const MAX_LINE: usize = 4096;
+
 /// Accepts connections; each sends one line, gets one answer.
 pub async fn serve(listener: UnixListener, tx: mpsc::Sender<Incoming>) {
+    let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+            tokio::spawn(async move {
+                let busy = format!("error\nbusy: {MAX_CLIENTS} clients are connected; try again\n");
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(1), stream.write_all(busy.as_bytes()))
+                        .await;
+            });
             continue;
         };
         let tx = tx.clone();
@@ -55,33 +76,44 @@ pub async fn serve(listener: UnixListener, tx: mpsc::Sender<Incoming>) {
             if let Err(e) = answer(stream, tx).await {
                 debug!("control socket: {e}");
             }
+            drop(permit);
         });
     }
+}
+
+fn timed_out() -> std::io::Error {
+    std::io::Error::from(std::io::ErrorKind::TimedOut)
 }
 
 async fn answer(mut s: UnixStream, tx: mpsc::Sender<Incoming>) -> std::io::Result<()> {
     // The file mode already keeps others out; the peer's credentials say it again.
     if s.peer_cred().map(|c| c.uid()).unwrap_or(u32::MAX) != 0 {
         warn!("control socket: refused a non-root peer");
-        return s
-            .write_all(b"error\npermission denied: xvs's control socket is for root\n")
-            .await;
+        return send_answer(
+            &mut s,
+            "error\npermission denied: xvs's control socket is for root\n",
+        )
+        .await;
     }
-    let mut line = String::new();
-    // A bounded read: a line longer than 4 KiB is not a command.
-    let mut r = BufReader::new(AsyncReadExt::take(&mut s, 4096));
-    tokio::time::timeout(std::time::Duration::from_secs(5), r.read_line(&mut line))
+    let mut line = Vec::new();
+    // A bounded read: a line longer than MAX_LINE is not a command.
+    let mut r = BufReader::new(AsyncReadExt::take(&mut s, MAX_LINE as u64 + 1));
+    tokio::time::timeout(READ_TIMEOUT, r.read_until(b'\n', &mut line))
         .await
-        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+        .map_err(|_| timed_out())??;
+    let line = match std::str::from_utf8(&line) {
+        Ok(l) if line.len() <= MAX_LINE => l.trim().to_string(),
+        Ok(_) => {
+            return send_answer(
+                &mut s,
+                &format!("error\na command is at most {MAX_LINE} bytes\n"),
+            )
+            .await
+        }
+        Err(_) => return send_answer(&mut s, "error\na command is UTF-8 text\n").await,
+    };
     let (reply, rx) = oneshot::channel();
-    if tx
-        .send(Incoming {
-            line: line.trim().to_string(),
-            reply,
-        })
-        .await
-        .is_err()
-    {
+    if tx.send(Incoming { line, reply }).await.is_err() {
         return Ok(());
     }
     let out = match rx.await {
@@ -89,7 +121,14 @@ async fn answer(mut s: UnixStream, tx: mpsc::Sender<Incoming>) -> std::io::Resul
         Ok(Err(text)) => format!("error\n{text}"),
         Err(_) => "error\nxvs is shutting down\n".into(),
     };
-    s.write_all(out.as_bytes()).await
+    send_answer(&mut s, &out).await
+}
+
+/// Writes the answer, giving up on a client that does not read it.
+async fn send_answer(s: &mut UnixStream, out: &str) -> std::io::Result<()> {
+    tokio::time::timeout(WRITE_TIMEOUT, s.write_all(out.as_bytes()))
+        .await
+        .map_err(|_| timed_out())?
 }
 
 /// The CLI side: sends `line`, returns (success, text).

@@ -1,59 +1,101 @@
 //! `/metrics` over HTTP: each scrape asks the control loop for a rendering (through a
-//! channel) and answers in the format the scraper accepts. Requests are bounded in size
-//! and time.
+//! channel) and answers in the format the scraper accepts. A client gets a bounded time
+//! for its whole exchange, a bounded request head (`request.rs`), and one of a bounded
+//! number of connections: slow, huge or many clients cost the control loop nothing but
+//! the renderings they asked for.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use tracing::{debug, warn};
 
-use super::text::{to_openmetrics, wants_openmetrics};
+use super::request::{self, Head};
+use super::text::to_openmetrics;
 
 /// A scrape waiting for the control loop to render.
 pub type Request = oneshot::Sender<String>;
 
+/// Connections served at once; one more is answered 503 and closed.
+pub const MAX_CLIENTS: usize = 64;
+/// A client's whole exchange, request to last byte of the answer.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Serves `/metrics` on `listener`.
 pub async fn serve(listener: TcpListener, ask: mpsc::Sender<Request>) {
+    let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+            tokio::spawn(async move {
+                let busy = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+                let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(busy)).await;
+            });
             continue;
         };
         let ask = ask.clone();
         tokio::spawn(async move {
-            if let Err(e) = answer(stream, ask).await {
-                debug!("metrics: {e}");
+            match tokio::time::timeout(CLIENT_TIMEOUT, answer(stream, ask)).await {
+                Ok(Err(e)) => debug!("metrics: {e}"),
+                Err(_) => debug!("metrics: a client took longer than {CLIENT_TIMEOUT:?}"),
+                Ok(Ok(())) => {}
             }
+            drop(permit);
         });
     }
 }
 
+/// Reads until the request head is whole (or cannot be one), then answers it.
+async fn read_head(s: &mut TcpStream) -> std::io::Result<Head> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    loop {
+        let n = s.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(Head::Malformed);
+        }
+        // At most MAX_HEAD + one chunk: parse says TooLarge past MAX_HEAD.
+        buf.extend_from_slice(&chunk[..n]);
+        match request::parse(&buf) {
+            Head::Incomplete => continue,
+            head => return Ok(head),
+        }
+    }
+}
+
 async fn answer(mut s: TcpStream, ask: mpsc::Sender<Request>) -> std::io::Result<()> {
-    let mut buf = [0u8; 4096];
-    let n = tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut buf))
-        .await
-        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
-    let request = std::str::from_utf8(&buf[..n]).unwrap_or("");
-    let line = request.lines().next().unwrap_or("");
-    let path = line.split_whitespace().nth(1).unwrap_or("");
-    let open = wants_openmetrics(request);
-    let (status, body) =
-        if line.starts_with("GET ") && (path == "/metrics" || path.starts_with("/metrics?")) {
+    let head = read_head(&mut s).await?;
+    let (open, body) = match head {
+        Head::Metrics { openmetrics } => {
             let (tx, rx) = oneshot::channel();
             if ask.send(tx).await.is_err() {
                 return Ok(());
             }
             let text = rx.await.unwrap_or_default();
-            ("200 OK", if open { to_openmetrics(&text) } else { text })
-        } else {
-            ("404 Not Found", "try /metrics\n".to_string())
-        };
-    let kind = if open && status.starts_with("200") {
+            (
+                openmetrics,
+                if openmetrics {
+                    to_openmetrics(&text)
+                } else {
+                    text
+                },
+            )
+        }
+        Head::OtherPath => (false, "try /metrics\n".to_string()),
+        ref h => (false, format!("{}\n", h.status())),
+    };
+    let kind = if open {
         "application/openmetrics-text; version=1.0.0; charset=utf-8"
     } else {
         "text/plain; version=0.0.4; charset=utf-8"
     };
     let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        head.status(),
         body.len()
     );
     s.write_all(head.as_bytes()).await?;

@@ -23,7 +23,7 @@ impl Out {
     pub fn sample_text(&mut self, name: &str, labels: &[(&str, &str)], value: &str) {
         let l: Vec<String> = labels
             .iter()
-            .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
+            .map(|(k, v)| format!("{k}=\"{}\"", escape_label(v)))
             .collect();
         if l.is_empty() {
             let _ = writeln!(self.0, "{name} {value}");
@@ -33,15 +33,19 @@ impl Out {
     }
 }
 
-/// Whether the request's Accept header names OpenMetrics (Prometheus sends it first).
-pub fn wants_openmetrics(request: &str) -> bool {
-    request.lines().skip(1).any(|h| {
-        h.split_once(':').is_some_and(|(k, v)| {
-            k.trim().eq_ignore_ascii_case("accept")
-                && v.to_ascii_lowercase()
-                    .contains("application/openmetrics-text")
-        })
-    })
+/// A label value as the exposition formats require: backslash, double quote and line
+/// feed escaped (a name with a newline would otherwise end the sample mid-line).
+pub fn escape_label(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The text format as OpenMetrics 1.0: a counter family is named without its `_total`
@@ -79,6 +83,14 @@ pub fn to_openmetrics(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn newlines_in_label_values_are_escaped() {
+        let mut o = Out(String::new());
+        o.sample("x", &[("virtual_server", "a\nb 1\nc\\\"")], 2);
+        assert_eq!(o.0, "x{virtual_server=\"a\\nb 1\\nc\\\\\\\"\"} 2\n");
+        assert_eq!(o.0.lines().count(), 1);
+    }
 
     #[test]
     fn labels_are_escaped_and_openmetrics_drops_total_from_counter_families() {

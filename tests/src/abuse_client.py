@@ -1,0 +1,110 @@
+# Abusive local clients of xvs's /metrics (127.0.0.1:9147) and control socket: idle
+# connections, huge requests, more connections than xvs serves, a slow client. Prints
+# one "name value..." line per observation; every step is bounded in time.
+import os
+import socket
+import sys
+import time
+
+METRICS = ("127.0.0.1", 9147)
+ns = "".join(c for c in os.readlink("/proc/self/ns/net") if c.isdigit())
+CTL = f"/run/xvs/xvs-net{ns}.sock"
+IDLE = int(sys.argv[1])
+
+
+def read_all(s):
+    data = b""
+    while True:
+        try:
+            c = s.recv(65536)
+        except OSError:
+            break
+        if not c:
+            break
+        data += c
+    return data
+
+
+def scrape():
+    t = time.time()
+    s = socket.create_connection(METRICS, timeout=5)
+    s.settimeout(5)
+    s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    d = read_all(s)
+    return time.time() - t, d.split(b"\r\n", 1)[0].decode(), len(d)
+
+
+def command(line):
+    t = time.time()
+    u = socket.socket(socket.AF_UNIX)
+    u.settimeout(5)
+    u.connect(CTL)
+    try:
+        u.sendall(line)
+    except OSError:
+        pass
+    d = read_all(u)
+    return time.time() - t, d.split(b"\n")[0].decode(), d.split(b"\n")[1].decode()[:60] if b"\n" in d else ""
+
+
+idle = []
+for _ in range(IDLE):
+    idle.append(socket.create_connection(METRICS))
+    u = socket.socket(socket.AF_UNIX)
+    u.connect(CTL)
+    idle.append(u)
+time.sleep(0.3)
+t, status, n = scrape()
+print(f"scrape_beside_idle {t:.3f} {status.replace(' ', '_')} {n}", flush=True)
+t, first, _ = command(b"status\n")
+print(f"status_beside_idle {t:.3f} {first}", flush=True)
+
+# A request head of 1 MiB, and a command line of 100 kB.
+s = socket.create_connection(METRICS, timeout=5)
+s.settimeout(5)
+try:
+    s.sendall(b"GET /metrics HTTP/1.1\r\nX: " + b"a" * (1 << 20) + b"\r\n\r\n")
+except OSError:
+    pass
+print("huge_request " + read_all(s).split(b"\r\n", 1)[0].decode().replace(" ", "_"), flush=True)
+t, first, second = command(b"s" * 100000 + b"\n")
+print(f"huge_command {first} {second.replace(' ', '_')}", flush=True)
+
+# More connections than xvs serves at once: the extra ones are told so at once.
+more = []
+for _ in range(100):
+    m = socket.create_connection(METRICS, timeout=5)
+    more.append(m)
+time.sleep(0.5)
+busy = 0
+for m in more:
+    m.settimeout(0.2)
+    try:
+        if m.recv(64).startswith(b"HTTP/1.1 503"):
+            busy += 1
+    except OSError:
+        pass
+print(f"over_limit_503 {busy}", flush=True)
+for c in idle + more:
+    c.close()
+time.sleep(0.3)
+t, status, n = scrape()
+print(f"scrape_after {t:.3f} {status.replace(' ', '_')} {n}", flush=True)
+
+# A slow client: a byte every 0.5 s, never the blank line. xvs must hang up on it.
+s = socket.create_connection(METRICS, timeout=5)
+t = time.time()
+cut = None
+for b in (b"GET /metrics HTTP/1.1\r\nX: " + b"a" * 60):
+    try:
+        s.sendall(bytes([b]))
+        s.settimeout(0.5)
+        if s.recv(64) == b"":
+            cut = time.time() - t
+            break
+    except socket.timeout:
+        continue
+    except OSError:
+        cut = time.time() - t
+        break
+print(f"slow_client_cut {cut if cut is None else round(cut, 1)}", flush=True)
