@@ -3,7 +3,7 @@
 CARGO ?= cargo
 export XVS_BIN := $(CURDIR)/target/release/xvs
 
-.PHONY: setup build test lint unit e2e demo bench clean
+.PHONY: setup build test lint unit e2e demo bench fuzz clean
 
 setup:
 	@scripts/setup.sh
@@ -33,6 +33,11 @@ demo: build
 bench: build
 	$(CARGO) bench -p xvs-bench
 	./target/release/xvs-pps run --out bench/RESULTS.md
+
+# Every fuzz target for FUZZ_SECS seconds (default 60) from the checked-in seed corpora;
+# prints executions and findings, fails on any. Not part of `make test`.
+fuzz: setup
+	@scripts/fuzz.sh
 
 clean:
 	$(CARGO) clean

@@ -1,5 +1,5 @@
 //! Arbitrary bytes through the pipeline: no panic, every frame counted once.
-//! Run: `cargo fuzz run -s none pipeline -- -max_total_time=60` (stable Rust, no sanitizer).
+//! Run: `make fuzz` (every target, bounded), or `cargo fuzz run -s none pipeline`.
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {

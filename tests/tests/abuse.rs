@@ -53,7 +53,10 @@ fn slow_huge_and_many_clients_are_bounded() {
         "HTTP/1.1_431_Request_Header_Fields_Too_Large"
     );
     assert_eq!(get("huge_command")[0], "error", "{out}");
-    assert!(get("huge_command")[1].starts_with("a_command_is_at_most"), "{out}");
+    assert!(
+        get("huge_command")[1].starts_with("a_command_is_at_most"),
+        "{out}"
+    );
     // 40 idle + 100 more: past 64 at once, told 503 straight away.
     let busy: usize = get("over_limit_503")[0].parse().unwrap();
     assert!(busy >= 100 - 64 + 40 - 10, "{busy} answered 503:\n{out}");

@@ -102,6 +102,10 @@ pub fn parse(datagram: &[u8], expect: &Expect<'_>) -> Result<(Ipv4Addr, Advert),
     let total =
         usize::from(u16::from_be_bytes([datagram[2], datagram[3]])).clamp(ihl, datagram.len());
     let v = &datagram[ihl..total];
+    // The IPv4 total length may claim less than the header holds (found by fuzzing).
+    if v.len() < 8 {
+        return Err(Reject::Truncated);
+    }
     let version = match v[0] >> 4 {
         2 => Version::V2,
         3 => Version::V3,
@@ -284,6 +288,24 @@ mod tests {
         assert_eq!(
             parse(&datagram(&m, 255), &expect(Version::V2, None)),
             Err(Reject::Auth)
+        );
+    }
+
+    /// Found by the fuzzer (fuzz/artifacts would hold it): an IPv4 total length of 0
+    /// left an empty message, and reading its version panicked.
+    #[test]
+    fn a_total_length_short_of_the_header_is_truncated() {
+        let m = build(Version::V2, &advert(100, 100), None, SRC, MULTICAST_GROUP);
+        let mut d = datagram(&m, 255);
+        d[2..4].copy_from_slice(&0u16.to_be_bytes());
+        assert_eq!(
+            parse(&d, &expect(Version::V2, None)),
+            Err(Reject::Truncated)
+        );
+        d[2..4].copy_from_slice(&24u16.to_be_bytes());
+        assert_eq!(
+            parse(&d, &expect(Version::V2, None)),
+            Err(Reject::Truncated)
         );
     }
 
