@@ -77,6 +77,10 @@ enum Command {
         /// The connection entries, as `ipvsadm -Lnc` (at most 1000).
         #[arg(long)]
         connections: bool,
+        /// Packets refused, by reason: the steering program's drops and what it left to
+        /// the kernel, and the workers' drops (docs/input.md lists every reason).
+        #[arg(long)]
+        drops: bool,
         /// Everything (table, totals, rates) as JSON.
         #[arg(long)]
         json: bool,
@@ -265,6 +269,7 @@ fn main() -> ExitCode {
             stats,
             rate,
             connections,
+            drops,
             json,
         } => {
             let mut line = String::from("status");
@@ -272,6 +277,7 @@ fn main() -> ExitCode {
                 (stats, " --stats"),
                 (rate, " --rate"),
                 (connections, " --connections"),
+                (drops, " --drops"),
                 (json, " --json"),
             ] {
                 if on {

@@ -198,5 +198,19 @@ fn every_kind_of_frame_gets_its_documented_outcome() {
             "forwarded fixture from port {port} not captured on a real server"
         );
     }
+    // `xvs status --drops` tells the operator the same: 5 kinds of bad flags, 3 each.
+    let bin = xvs_tests::tools::xvs_bin().unwrap().display().to_string();
+    let drops = lab.lab.sh("lb", &format!("{bin} status --drops")).unwrap();
+    eprintln!("{drops}");
+    let row = |label: &str| {
+        drops
+            .lines()
+            .find(|l| l.split_whitespace().any(|w| w == label))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|n| n.parse::<usize>().ok())
+    };
+    assert_eq!(row("drop_bad_tcp_flags"), Some(5 * COPIES), "{drops}");
+    assert_eq!(row("drop_martian_source"), Some(6 * COPIES), "{drops}");
+    assert_eq!(row("no_flow"), Some(COPIES), "{drops}");
     lab.stop_clean().unwrap();
 }

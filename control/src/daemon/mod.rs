@@ -40,6 +40,7 @@ use self::lb::{Lb, RESOLVE_REFRESH};
 use crate::control_socket;
 use crate::health::quorum::Crossing;
 use crate::health::{self, health_targets};
+use crate::observe::counters::AllWorkers;
 use crate::observe::{explain, flows, metrics, status};
 use crate::vrrp::VrrpThread;
 
@@ -100,6 +101,11 @@ impl Daemon<'_> {
                     let rows = status::connection_rows(&answers, &l.registry);
                     Ok(status::render_connections(&rows, live, req.json))
                 }
+                Some(l) if req.view == status::View::Drops => Ok(status::render_drops(
+                    l.steer.counters().ok().as_ref(),
+                    AllWorkers(l.workers.counters()),
+                    req.json,
+                )),
                 Some(l) => {
                     let snap = l.shared.load();
                     let (out, fast_in) = (l.outbound(&self.cfg), l.fast_in());

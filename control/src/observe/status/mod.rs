@@ -1,18 +1,21 @@
 //! `xvs status`: the virtual and real servers as `ipvsadm -Ln` shows them, with the
-//! `--stats` (totals), `--rate` (per second, over the last seconds) and `--connections`
-//! (`ipvsadm -Lnc`) views, as text or JSON. Everything is summed over the workers' own
+//! `--stats` (totals), `--rate` (per second, over the last seconds), `--connections`
+//! (`ipvsadm -Lnc`) and `--drops` (what was refused, by reason) views, as text or JSON. Everything is summed over the workers' own
 //! counters at the moment of asking.
 //!
 //! - `request.rs`: the command line; `rows.rs`: the rows and totals; `rates.rs`: the
-//!   samples behind `--rate`; `connections.rs`: the flow rows; `render.rs`: the text.
+//!   samples behind `--rate`; `connections.rs`: the flow rows; `drops.rs`: the drop counters;
+//!   `render.rs`: the text.
 
 mod connections;
+mod drops;
 mod rates;
 mod render;
 mod request;
 mod rows;
 
 pub use connections::{connection_rows, render_connections, CONNECTIONS_LIMIT};
+pub use drops::render_drops;
 pub use rates::{Rates, RATE_SAMPLE};
 pub use render::render;
 pub use request::{Request, View};

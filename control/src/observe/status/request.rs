@@ -7,9 +7,10 @@ pub enum View {
     Stats,
     Rate,
     Connections,
+    Drops,
 }
 
-/// A parsed `status` command line: `status [--stats|--rate|--connections] [--json]`.
+/// A parsed `status` command line: `status [--stats|--rate|--connections|--drops] [--json]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Request {
     pub view: View,
@@ -28,16 +29,19 @@ impl Request {
         };
         for w in words {
             match w {
-                "--stats" | "--rate" | "--connections" if req.view != View::Table => {
-                    return Err("status: --stats, --rate and --connections are exclusive\n".into())
+                "--stats" | "--rate" | "--connections" | "--drops" if req.view != View::Table => {
+                    return Err(
+                        "status: --stats, --rate, --connections and --drops are exclusive\n".into(),
+                    )
                 }
                 "--stats" => req.view = View::Stats,
                 "--rate" => req.view = View::Rate,
                 "--connections" => req.view = View::Connections,
+                "--drops" => req.view = View::Drops,
                 "--json" => req.json = true,
                 other => {
                     return Err(format!(
-                    "status: unknown option {other:?} (--stats, --rate, --connections, --json)\n"
+                    "status: unknown option {other:?} (--stats, --rate, --connections, --drops, --json)\n"
                 ))
                 }
             }
@@ -75,6 +79,8 @@ mod tests {
                 json: true
             }
         );
+        assert_eq!(Request::parse("status --drops").unwrap().view, View::Drops);
+        assert!(Request::parse("status --drops --stats").is_err());
         assert!(Request::parse("status --bogus").is_err());
         assert!(Request::parse("stats").is_err());
     }
