@@ -9,7 +9,7 @@
 
 struct xvs_trafgen_config {
 	__u32 flows;      /* distinct flows to cycle through, >= 1 */
-	__u32 saddr_base; /* first client address, host order: flow i uses base + (i & 0xffff) */
+	__u32 saddr_base; /* first client address, host order: flow i uses base + (i & 0xfffff) */
 };
 
 struct xvs_fwd_config {

@@ -15,8 +15,8 @@
 #include "csum.h"
 #include "bench_abi.h"
 
-/* Set by the loader. Flow i has source address saddr_base + (i & 0xffff) and source port
- * 1024 + (i >> 16). */
+/* Set by the loader. Flow i has source address saddr_base + (i & 0xfffff) and source port
+ * 1024 + (i >> 20): a million flows are a million sources (a spoofed SYN flood's). */
 volatile const struct xvs_trafgen_config cfg = { .flows = 1 };
 
 struct {
@@ -54,8 +54,8 @@ int xvs_trafgen(struct xdp_md *ctx)
 		return XDP_ABORTED;
 	__u32 flows = cfg.flows ? cfg.flows : 1;
 	__u32 i = (__u32)((*seq)++ % flows);
-	__u32 saddr = bpf_htonl(cfg.saddr_base + (i & 0xffff));
-	__u16 sport = bpf_htons(1024 + (i >> 16));
+	__u32 saddr = bpf_htonl(cfg.saddr_base + (i & 0xfffff));
+	__u16 sport = bpf_htons(1024 + (i >> 20));
 
 	ip->saddr = saddr;
 	ip->check = 0;

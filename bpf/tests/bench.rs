@@ -67,11 +67,11 @@ fn the_generator_cycles_through_its_flows_with_valid_checksums() {
             "3 flows, then the first again"
         );
     }
-    // Past 65536 flows the source port moves on.
-    let gen = TrafGen::load(1 << 20, Ipv4Addr::new(10, 128, 0, 0)).unwrap();
+    // Flows are sources first: past 2^20 of them the source port moves on.
+    let gen = TrafGen::load(1 << 21, Ipv4Addr::new(10, 128, 0, 0)).unwrap();
     let t = template([2, 0, 0, 0, 0, 1], DIRECTOR_MAC, VIP, 80, false);
     let mut out = vec![0u8; t.len()];
-    for _ in 0..65537 {
+    for _ in 0..(1 << 20) + 1 {
         gen.program_run(&t, &mut out).unwrap();
     }
     assert_eq!(checked(&out), (Ipv4Addr::new(10, 128, 0, 0), 1025));

@@ -49,6 +49,8 @@ fn real_main() -> Result<()> {
             a.get("flows")?.parse()?,
             a.has("syn"),
             a.get("secs")?.parse()?,
+            a.opt("pps")?,
+            a.opt("count")?,
         ),
         "sink" => roles::sink(
             a.get("dev")?,

@@ -56,7 +56,10 @@ fn wait_for_eof() {
     }
 }
 
-/// Sends frames to `dst_mac` for `secs` seconds; prints how many.
+/// Sends frames to `dst_mac` for `secs` seconds (or until `count` are sent), as fast as
+/// it can or, with `pps`, at that rate (in bursts every few milliseconds); prints how
+/// many.
+#[allow(clippy::too_many_arguments)]
 pub fn generate(
     dev: &str,
     dst_mac: [u8; 6],
@@ -65,15 +68,37 @@ pub fn generate(
     flows: u32,
     syn: bool,
     secs: f64,
+    pps: Option<u64>,
+    count: Option<u64>,
 ) -> Result<()> {
     let ifindex = ifindex(dev)?;
     let gen = TrafGen::load(flows, Ipv4Addr::new(10, 128, 0, 0))?;
     let frame = template(mac_of(dev)?, dst_mac, vip, port, syn);
     let t0 = Instant::now();
     let mut sent = 0u64;
-    while t0.elapsed().as_secs_f64() < secs {
-        gen.send(ifindex, &frame, GEN_CHUNK)?;
-        sent += u64::from(GEN_CHUNK);
+    let count = count.unwrap_or(u64::MAX);
+    while t0.elapsed().as_secs_f64() < secs && sent < count {
+        match pps {
+            None => {
+                gen.send(ifindex, &frame, GEN_CHUNK)?;
+                sent += u64::from(GEN_CHUNK);
+            }
+            Some(rate) => {
+                // What is due by now, in bursts of at most 10 ms' worth (one BPF_PROG_RUN
+                // call costs too much to make per frame), so a stall is not made up for
+                // with a flood.
+                let due = (t0.elapsed().as_secs_f64() * rate as f64) as u64;
+                let burst = due
+                    .saturating_sub(sent)
+                    .min(rate / 100 + 1)
+                    .min(count - sent);
+                if burst > 0 {
+                    gen.send(ifindex, &frame, burst as u32)?;
+                    sent += burst;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
     }
     println!("sent {sent} in {:.3} s", t0.elapsed().as_secs_f64());
     Ok(())
@@ -192,6 +217,17 @@ impl Args {
                 .with_context(|| format!("{flag} needs a value")),
             None => bail!("{flag} is missing"),
         }
+    }
+
+    /// An optional `--name value`, parsed.
+    pub fn opt<T: std::str::FromStr>(&self, name: &str) -> Result<Option<T>> {
+        if !self.has(name) {
+            return Ok(None);
+        }
+        let v = self.get(name)?;
+        v.parse()
+            .map(Some)
+            .map_err(|_| anyhow::anyhow!("--{name} {v:?}: not a valid value"))
     }
 
     pub fn has(&self, name: &str) -> bool {
