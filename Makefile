@@ -3,7 +3,7 @@
 CARGO ?= cargo
 export XVS_BIN := $(CURDIR)/target/release/xvs
 
-.PHONY: setup build test lint unit e2e demo bench fuzz clean
+.PHONY: setup build test lint unit e2e demo bench fuzz soak clean
 
 setup:
 	@scripts/setup.sh
@@ -38,6 +38,11 @@ bench: build
 # prints executions and findings, fails on any. Not part of `make test`.
 fuzz: setup
 	@scripts/fuzz.sh
+
+# Half an hour (SOAK_SECS) of traffic, reloads, a flapping real server and VRRP peer:
+# memory, descriptors and threads flat, no error logged. Not part of `make test`.
+soak: build
+	$(CARGO) test --release -p xvs-tests --test soak -- --ignored --nocapture
 
 clean:
 	$(CARGO) clean
