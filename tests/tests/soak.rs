@@ -66,7 +66,7 @@ fn half_an_hour_of_traffic_reloads_and_flapping() {
     while t0.elapsed().as_secs_f64() < secs {
         std::thread::sleep(Duration::from_secs(1));
         tick += 1;
-        if tick % 30 == 0 {
+        if tick.is_multiple_of(30) {
             let w = if reloads % 2 == 0 { [2, 1] } else { [1, 1] };
             std::fs::write(&cfg, config(w)).unwrap();
             // SAFETY: kill(2) on our own child's pid.
@@ -80,7 +80,7 @@ fn half_an_hour_of_traffic_reloads_and_flapping() {
         if tick % 20 == 12 {
             lab.restart_web(1).unwrap();
         }
-        if tick % 45 == 0 {
+        if tick.is_multiple_of(45) {
             if peer_up {
                 lab.lab.stop("keepalived");
             } else {
@@ -89,7 +89,7 @@ fn half_an_hour_of_traffic_reloads_and_flapping() {
             }
             peer_up = !peer_up;
         }
-        if tick % 10 == 0 {
+        if tick.is_multiple_of(10) {
             samples.push((
                 tick,
                 proc_status(pid, "VmRSS:"),
