@@ -89,7 +89,7 @@ impl From<WireError> for DropReason {
 
 /// The frame's flow key and TCP flags, after every check that needs only the frame
 /// (`screen`); the director's own addresses are checked against the snapshot later.
-#[inline]
+#[inline(always)]
 fn parse(frame: &[u8]) -> Result<Parsed, DropReason> {
     let eth = EthernetFrame::new_checked(frame)?;
     if eth.ethertype() != ETHERTYPE_IPV4 {

@@ -23,11 +23,13 @@ pub struct EthernetFrame<T: AsRef<[u8]>> {
 }
 
 impl<T: AsRef<[u8]>> EthernetFrame<T> {
+    #[inline]
     pub const fn new_unchecked(buffer: T) -> Self {
         EthernetFrame { buffer }
     }
 
     /// Checks the frame holds a whole Ethernet header.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self> {
         if buffer.as_ref().len() < HEADER_LEN {
             return Err(WireError::Truncated);
@@ -35,40 +37,49 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
         Ok(EthernetFrame { buffer })
     }
 
+    #[inline]
     pub fn into_inner(self) -> T {
         self.buffer
     }
 
+    #[inline]
     pub fn dst(&self) -> Mac {
         self.buffer.as_ref()[field::DST].try_into().unwrap()
     }
 
+    #[inline]
     pub fn src(&self) -> Mac {
         self.buffer.as_ref()[field::SRC].try_into().unwrap()
     }
 
+    #[inline]
     pub fn ethertype(&self) -> u16 {
         be16(self.buffer.as_ref(), field::ETHERTYPE)
     }
 
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[HEADER_LEN..]
     }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
+    #[inline]
     pub fn set_dst(&mut self, mac: Mac) {
         self.buffer.as_mut()[field::DST].copy_from_slice(&mac);
     }
 
+    #[inline]
     pub fn set_src(&mut self, mac: Mac) {
         self.buffer.as_mut()[field::SRC].copy_from_slice(&mac);
     }
 
+    #[inline]
     pub fn set_ethertype(&mut self, v: u16) {
         set_be16(self.buffer.as_mut(), field::ETHERTYPE, v);
     }
 
+    #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         &mut self.buffer.as_mut()[HEADER_LEN..]
     }
@@ -83,6 +94,7 @@ pub struct EthernetRepr {
 }
 
 impl EthernetRepr {
+    #[inline]
     pub fn parse<T: AsRef<[u8]>>(frame: &EthernetFrame<T>) -> Self {
         EthernetRepr {
             src: frame.src(),
@@ -92,6 +104,7 @@ impl EthernetRepr {
     }
 
     /// Writes the header into the first [`HEADER_LEN`] bytes of `buf`.
+    #[inline]
     pub fn emit(&self, buf: &mut [u8]) {
         let mut f = EthernetFrame::new_unchecked(buf);
         f.set_dst(self.dst);

@@ -40,10 +40,12 @@ pub struct Ipv4Packet<T: AsRef<[u8]>> {
 }
 
 impl<T: AsRef<[u8]>> Ipv4Packet<T> {
+    #[inline]
     pub const fn new_unchecked(buffer: T) -> Self {
         Ipv4Packet { buffer }
     }
 
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self> {
         let b = buffer.as_ref();
         if b.len() < MIN_HEADER_LEN {
@@ -61,95 +63,117 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         Ok(p)
     }
 
+    #[inline]
     pub fn into_inner(self) -> T {
         self.buffer
     }
 
+    #[inline]
     pub fn version(&self) -> u8 {
         self.buffer.as_ref()[field::VER_IHL] >> 4
     }
 
+    #[inline]
     pub fn header_len(&self) -> usize {
         usize::from(self.buffer.as_ref()[field::VER_IHL] & 0x0f) * 4
     }
 
+    #[inline]
     pub fn tos(&self) -> u8 {
         self.buffer.as_ref()[field::TOS]
     }
 
+    #[inline]
     pub fn total_len(&self) -> u16 {
         be16(self.buffer.as_ref(), field::LENGTH)
     }
 
+    #[inline]
     pub fn ident(&self) -> u16 {
         be16(self.buffer.as_ref(), field::IDENT)
     }
 
+    #[inline]
     pub fn dont_frag(&self) -> bool {
         be16(self.buffer.as_ref(), field::FLG_OFF) & FLAG_DF != 0
     }
 
     /// True for any fragment: more follow, or this is not the first.
+    #[inline]
     pub fn is_fragment(&self) -> bool {
         be16(self.buffer.as_ref(), field::FLG_OFF) & (FLAG_MF | OFFSET_MASK) != 0
     }
 
+    #[inline]
     pub fn ttl(&self) -> u8 {
         self.buffer.as_ref()[field::TTL]
     }
 
+    #[inline]
     pub fn protocol(&self) -> u8 {
         self.buffer.as_ref()[field::PROTOCOL]
     }
 
+    #[inline]
     pub fn checksum(&self) -> u16 {
         be16(self.buffer.as_ref(), field::CHECKSUM)
     }
 
+    #[inline]
     pub fn src_raw(&self) -> u32 {
         be32(self.buffer.as_ref(), field::SRC)
     }
 
+    #[inline]
     pub fn dst_raw(&self) -> u32 {
         be32(self.buffer.as_ref(), field::DST)
     }
 
+    #[inline]
     pub fn src(&self) -> Ipv4Addr {
         Ipv4Addr::from(self.src_raw())
     }
 
+    #[inline]
     pub fn dst(&self) -> Ipv4Addr {
         Ipv4Addr::from(self.dst_raw())
     }
 
     /// True when the header checksum is correct.
+    #[inline]
     pub fn verify_checksum(&self) -> bool {
         checksum::fold(checksum::sum(0, &self.buffer.as_ref()[..self.header_len()])) == 0xffff
     }
 
     /// The L4 bytes: from the end of the header to `total_len`.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[self.header_len()..usize::from(self.total_len())]
     }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
+    #[inline]
     pub fn set_ver_ihl(&mut self, header_len: usize) {
         self.buffer.as_mut()[field::VER_IHL] = 0x40 | ((header_len / 4) as u8 & 0x0f);
     }
 
+    #[inline]
     pub fn set_tos(&mut self, v: u8) {
         self.buffer.as_mut()[field::TOS] = v;
     }
 
+    #[inline]
     pub fn set_total_len(&mut self, v: u16) {
         set_be16(self.buffer.as_mut(), field::LENGTH, v);
     }
 
+    #[inline]
     pub fn set_ident(&mut self, v: u16) {
         set_be16(self.buffer.as_mut(), field::IDENT, v);
     }
 
+    #[inline]
     pub fn set_flags_offset(&mut self, dont_frag: bool) {
         set_be16(
             self.buffer.as_mut(),
@@ -158,27 +182,33 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
         );
     }
 
+    #[inline]
     pub fn set_ttl(&mut self, v: u8) {
         self.buffer.as_mut()[field::TTL] = v;
     }
 
+    #[inline]
     pub fn set_protocol(&mut self, v: u8) {
         self.buffer.as_mut()[field::PROTOCOL] = v;
     }
 
+    #[inline]
     pub fn set_checksum(&mut self, v: u16) {
         set_be16(self.buffer.as_mut(), field::CHECKSUM, v);
     }
 
+    #[inline]
     pub fn set_src_raw(&mut self, v: u32) {
         set_be32(self.buffer.as_mut(), field::SRC, v);
     }
 
+    #[inline]
     pub fn set_dst_raw(&mut self, v: u32) {
         set_be32(self.buffer.as_mut(), field::DST, v);
     }
 
     /// Computes the header checksum from scratch.
+    #[inline]
     pub fn fill_checksum(&mut self) {
         self.set_checksum(0);
         let hl = self.header_len();
@@ -186,6 +216,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
         self.set_checksum(c);
     }
 
+    #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let (start, end) = (self.header_len(), usize::from(self.total_len()));
         &mut self.buffer.as_mut()[start..end]
@@ -206,6 +237,7 @@ pub struct Ipv4Repr {
 }
 
 impl Ipv4Repr {
+    #[inline]
     pub fn parse<T: AsRef<[u8]>>(p: &Ipv4Packet<T>) -> Self {
         Ipv4Repr {
             src: p.src(),
@@ -220,6 +252,7 @@ impl Ipv4Repr {
     }
 
     /// Writes the header, with its checksum, into the first 20 bytes of `buf`.
+    #[inline]
     pub fn emit(&self, buf: &mut [u8]) {
         let mut p = Ipv4Packet::new_unchecked(buf);
         p.set_ver_ihl(MIN_HEADER_LEN);

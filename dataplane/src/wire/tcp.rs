@@ -32,10 +32,12 @@ pub struct TcpPacket<T: AsRef<[u8]>> {
 }
 
 impl<T: AsRef<[u8]>> TcpPacket<T> {
+    #[inline]
     pub const fn new_unchecked(buffer: T) -> Self {
         TcpPacket { buffer }
     }
 
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self> {
         if buffer.as_ref().len() < MIN_HEADER_LEN {
             return Err(WireError::Truncated);
@@ -51,40 +53,49 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
         Ok(p)
     }
 
+    #[inline]
     pub fn src_port(&self) -> u16 {
         be16(self.buffer.as_ref(), field::SRC_PORT)
     }
 
+    #[inline]
     pub fn dst_port(&self) -> u16 {
         be16(self.buffer.as_ref(), field::DST_PORT)
     }
 
+    #[inline]
     pub fn seq(&self) -> u32 {
         be32(self.buffer.as_ref(), field::SEQ)
     }
 
+    #[inline]
     pub fn ack(&self) -> u32 {
         be32(self.buffer.as_ref(), field::ACK)
     }
 
+    #[inline]
     pub fn header_len(&self) -> usize {
         usize::from(self.buffer.as_ref()[field::OFF_FLAGS.start] >> 4) * 4
     }
 
     /// The low eight flag bits (CWR..FIN).
+    #[inline]
     pub fn flags(&self) -> u8 {
         self.buffer.as_ref()[field::OFF_FLAGS.start + 1]
     }
 
+    #[inline]
     pub fn window(&self) -> u16 {
         be16(self.buffer.as_ref(), field::WINDOW)
     }
 
+    #[inline]
     pub fn checksum(&self) -> u16 {
         be16(self.buffer.as_ref(), field::CHECKSUM)
     }
 
     /// True when the checksum over the pseudo-header and the whole segment is right.
+    #[inline]
     pub fn verify_checksum(&self, src: Ipv4Addr, dst: Ipv4Addr) -> bool {
         let seg = self.buffer.as_ref();
         let acc = checksum::pseudo_header(src.octets(), dst.octets(), 6, seg.len() as u16);
@@ -93,19 +104,23 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
+    #[inline]
     pub fn set_src_port(&mut self, v: u16) {
         set_be16(self.buffer.as_mut(), field::SRC_PORT, v);
     }
 
+    #[inline]
     pub fn set_dst_port(&mut self, v: u16) {
         set_be16(self.buffer.as_mut(), field::DST_PORT, v);
     }
 
+    #[inline]
     pub fn set_checksum(&mut self, v: u16) {
         set_be16(self.buffer.as_mut(), field::CHECKSUM, v);
     }
 
     /// Computes the checksum from scratch over the pseudo-header and the whole buffer.
+    #[inline]
     pub fn fill_checksum(&mut self, src: Ipv4Addr, dst: Ipv4Addr) {
         self.set_checksum(0);
         let seg = self.buffer.as_ref();
@@ -128,15 +143,18 @@ pub struct TcpRepr<'a> {
 }
 
 impl TcpRepr<'_> {
+    #[inline]
     pub fn len(&self) -> usize {
         MIN_HEADER_LEN + self.payload.len()
     }
 
+    #[inline]
     pub fn is_empty(&self) -> bool {
         false
     }
 
     /// Writes header and payload into `buf[..self.len()]`, checksum included.
+    #[inline]
     pub fn emit(&self, buf: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) {
         let buf = &mut buf[..self.len()];
         set_be16(buf, field::SRC_PORT, self.src_port);

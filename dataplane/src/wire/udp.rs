@@ -22,10 +22,12 @@ pub struct UdpPacket<T: AsRef<[u8]>> {
 }
 
 impl<T: AsRef<[u8]>> UdpPacket<T> {
+    #[inline]
     pub const fn new_unchecked(buffer: T) -> Self {
         UdpPacket { buffer }
     }
 
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self> {
         let b = buffer.as_ref();
         if b.len() < HEADER_LEN {
@@ -42,29 +44,35 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
         Ok(p)
     }
 
+    #[inline]
     pub fn src_port(&self) -> u16 {
         be16(self.buffer.as_ref(), field::SRC_PORT)
     }
 
+    #[inline]
     pub fn dst_port(&self) -> u16 {
         be16(self.buffer.as_ref(), field::DST_PORT)
     }
 
     /// The length field: header plus payload.
     #[allow(clippy::len_without_is_empty)]
+    #[inline]
     pub fn len(&self) -> u16 {
         be16(self.buffer.as_ref(), field::LENGTH)
     }
 
+    #[inline]
     pub fn checksum(&self) -> u16 {
         be16(self.buffer.as_ref(), field::CHECKSUM)
     }
 
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[HEADER_LEN..usize::from(self.len())]
     }
 
     /// True when the checksum is right, or absent (0: allowed over IPv4).
+    #[inline]
     pub fn verify_checksum(&self, src: Ipv4Addr, dst: Ipv4Addr) -> bool {
         if self.checksum() == 0 {
             return true;
@@ -76,14 +84,17 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
+    #[inline]
     pub fn set_src_port(&mut self, v: u16) {
         set_be16(self.buffer.as_mut(), field::SRC_PORT, v);
     }
 
+    #[inline]
     pub fn set_dst_port(&mut self, v: u16) {
         set_be16(self.buffer.as_mut(), field::DST_PORT, v);
     }
 
+    #[inline]
     pub fn set_checksum(&mut self, v: u16) {
         set_be16(self.buffer.as_mut(), field::CHECKSUM, v);
     }
@@ -98,6 +109,7 @@ pub struct UdpRepr {
 
 impl UdpRepr {
     /// Writes header and `payload` into `buf`, checksum included.
+    #[inline]
     pub fn emit(&self, buf: &mut [u8], payload: &[u8], src: Ipv4Addr, dst: Ipv4Addr) {
         let len = HEADER_LEN + payload.len();
         let buf = &mut buf[..len];
