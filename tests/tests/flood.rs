@@ -8,7 +8,8 @@ use std::time::Duration;
 use xvs_tests::dr::{self, DrLab, VIP};
 use xvs_tests::metrics;
 
-/// SYNs per second: about a third of what this lab's path forwards (docs/input.md).
+/// The pace asked of the generator; one pinned generator sharing the machine reaches
+/// about 37k/s of it, well below what the path forwards (docs/input.md).
 const FLOOD_PPS: u64 = 100_000;
 /// The flood ends when every source has sent once, or after this long.
 const FLOOD_SECS: f64 = 40.0;
@@ -73,7 +74,12 @@ fn a_syn_flood_below_capacity_leaves_real_clients_served() {
         FLOOD_SECS.to_string(),
         FLOOD_PPS.to_string(),
     );
+    // The generator's flow sequence is per CPU: on one CPU it sends each flow once.
+    let last_cpu = (std::thread::available_parallelism().map_or(1, |n| n.get()) - 1).to_string();
     let mut argv = vec![
+        "taskset",
+        "-c",
+        &last_cpu,
         pps.as_str(),
         "gen",
         "--dev",
@@ -130,7 +136,7 @@ fn a_syn_flood_below_capacity_leaves_real_clients_served() {
     let ring_drops =
         sum(&scrape, "xvs_xsk_rx_dropped_total") + sum(&scrape, "xvs_xsk_rx_ring_full_total");
     eprintln!(
-        "flood ({}): {sent} SYNs from {SOURCES} sources at {FLOOD_PPS}/s; {steered} steered, {ring_drops} lost at the AF_XDP rings; flows created {created}, evicted {evicted}, held {held} of {capacity}; \
+        "flood ({}): {sent} SYNs from {SOURCES} sources, paced at most {FLOOD_PPS}/s; {steered} steered, {ring_drops} lost at the AF_XDP rings; flows created {created}, evicted {evicted}, held {held} of {capacity}; \
          the client's new connections: {ok} of {} succeeded; xvs RSS {rss_before} -> {rss_after} KiB",
         out.trim(),
         results.len()
@@ -148,9 +154,11 @@ fn a_syn_flood_below_capacity_leaves_real_clients_served() {
         lab.stop_clean().unwrap();
         return;
     }
-    // The generator's bursts overrun the veth queues on the way now and then: most, not
-    // all, arrive (the figure is printed).
-    assert!(created >= 0.8 * sent as f64, "the SYNs reached the workers");
+    // Each SYN a new flow (the client's too): all of them reached a worker.
+    assert!(
+        created >= 0.99 * sent as f64,
+        "the SYNs reached the workers"
+    );
     assert!(
         ok * 100 >= results.len() * 99 && results.len() > 100,
         "{ok} of {} connections succeeded",
