@@ -40,3 +40,13 @@ pub fn xvs_bin() -> Result<std::path::PathBuf> {
     }
     bail!("no xvs binary: build it with `make build` or set XVS_BIN")
 }
+
+/// A number from `/proc/PID/status` (`VmRSS:` in KiB, `Threads:`, ...).
+pub fn proc_status(pid: u32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in /proc/{pid}/status"))
+}

@@ -5,15 +5,6 @@
 
 use xvs_tests::dr::{self, DrLab};
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
-        .expect("VmRSS")
-}
-
 #[test]
 fn slow_huge_and_many_clients_are_bounded() {
     let mut lab = DrLab::build(1, 1).expect("build the lab");
@@ -25,12 +16,12 @@ fn slow_huge_and_many_clients_are_bounded() {
         .lab
         .write("abuse_client.py", include_str!("../src/abuse_client.py"))
         .unwrap();
-    let before = rss_kib(pid);
+    let before = xvs_tests::tools::proc_status(pid, "VmRSS:");
     let out = lab
         .lab
         .sh("lb", &format!("timeout 60 python3 {} 40", script.display()))
         .unwrap();
-    let after = rss_kib(pid);
+    let after = xvs_tests::tools::proc_status(pid, "VmRSS:");
     eprintln!("{out}xvs resident memory: {before} KiB before, {after} KiB after");
     let get = |name: &str| -> Vec<String> {
         out.lines()

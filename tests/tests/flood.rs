@@ -17,15 +17,6 @@ const FLOOD_SECS: f64 = 40.0;
 const LOOP_SECS: f64 = 25.0;
 const SOURCES: u32 = 1 << 20;
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
-        .expect("VmRSS")
-}
-
 fn sum(m: &std::collections::BTreeMap<String, f64>, prefix: &str) -> f64 {
     m.iter()
         .filter(|(k, _)| k.starts_with(prefix))
@@ -48,7 +39,7 @@ fn a_syn_flood_below_capacity_leaves_real_clients_served() {
         )
         .unwrap();
     let pid = lab.lab.proc("xvs").unwrap().pid();
-    let rss_before = rss_kib(pid);
+    let rss_before = xvs_tests::tools::proc_status(pid, "VmRSS:");
     let dir = lab.lab.dir.display().to_string();
     for i in 0..3 {
         // 20 MiB at 1 MiB/s: the downloads last through the flood.
@@ -116,7 +107,7 @@ fn a_syn_flood_below_capacity_leaves_real_clients_served() {
     let results = lab.loop_results(Duration::from_secs(30)).unwrap();
     let ok = results.iter().filter(|r| r.1).count();
     let scrape = metrics::scrape(&lab.lab, "lb").unwrap();
-    let rss_after = rss_kib(pid);
+    let rss_after = xvs_tests::tools::proc_status(pid, "VmRSS:");
     for i in 0..3 {
         lab.lab
             .proc(&format!("dl{i}"))

@@ -10,15 +10,6 @@ use xvs_tests::dr::{self, DrLab, VIP};
 use xvs_tests::metrics;
 use xvs_tests::vrrp::Peer;
 
-fn proc_status(pid: u32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
-        .unwrap_or_else(|| panic!("{key} of {pid}"))
-}
-
 fn fds(pid: u32) -> u64 {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
@@ -92,9 +83,9 @@ fn half_an_hour_of_traffic_reloads_and_flapping() {
         if tick.is_multiple_of(10) {
             samples.push((
                 tick,
-                proc_status(pid, "VmRSS:"),
+                xvs_tests::tools::proc_status(pid, "VmRSS:"),
                 fds(pid),
-                proc_status(pid, "Threads:"),
+                xvs_tests::tools::proc_status(pid, "Threads:"),
             ));
         }
     }
