@@ -48,13 +48,15 @@ fn every_kind_of_frame_gets_its_documented_outcome() {
         .write_config(&dr::config(&[1, 1], Some(UDP_PORT)))
         .unwrap();
     lab.start_xvs(&cfg).unwrap();
-    for i in 0..2 {
-        let pcap = lab
-            .lab
+    let pcap_of = |lab: &DrLab, i: usize| {
+        lab.lab
             .dir
             .join(format!("rs{i}.pcap"))
             .display()
-            .to_string();
+            .to_string()
+    };
+    for i in 0..2 {
+        let pcap = pcap_of(&lab, i);
         lab.lab
             .spawn(
                 &dr::rs_name(i),
@@ -148,12 +150,7 @@ fn every_kind_of_frame_gets_its_documented_outcome() {
     let mut seen_ports = Vec::new();
     for i in 0..2 {
         lab.lab.stop(&format!("tcpdump{i}"));
-        let pcap = lab
-            .lab
-            .dir
-            .join(format!("rs{i}.pcap"))
-            .display()
-            .to_string();
+        let pcap = pcap_of(&lab, i);
         let text = lab
             .lab
             .sh(

@@ -43,6 +43,23 @@ pub fn update32(check: u16, old: u32, new: u32) -> u16 {
     update16(c, old as u16, new as u16)
 }
 
+/// Whether an IPv4 header (a multiple of 4 bytes) sums to 0xffff, its checksum included.
+/// Per packet on the hot path, so four bytes at a time in native order: the one's
+/// complement sum is the same in either byte order up to a swap, and 0xffff swapped is
+/// 0xffff.
+#[inline(always)]
+pub fn header_ok(h: &[u8]) -> bool {
+    let mut acc: u64 = 0;
+    for c in h.chunks_exact(4) {
+        acc += u64::from(u32::from_ne_bytes([c[0], c[1], c[2], c[3]]));
+    }
+    acc = (acc & 0xffff_ffff) + (acc >> 32);
+    acc = (acc & 0xffff_ffff) + (acc >> 32);
+    acc = (acc & 0xffff) + (acc >> 16);
+    acc = (acc & 0xffff) + (acc >> 16);
+    acc == 0xffff
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

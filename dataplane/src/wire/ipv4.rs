@@ -142,7 +142,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     /// True when the header checksum is correct.
     #[inline]
     pub fn verify_checksum(&self) -> bool {
-        checksum::fold(checksum::sum(0, &self.buffer.as_ref()[..self.header_len()])) == 0xffff
+        checksum::header_ok(&self.buffer.as_ref()[..self.header_len()])
     }
 
     /// The L4 bytes: from the end of the header to `total_len`.
