@@ -51,6 +51,10 @@ enum Command {
     Check {
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
+        /// Only what needs no host (syntax, meaning, references): for CI and config
+        /// management, on a machine without the director's interfaces.
+        #[arg(long)]
+        no_host: bool,
     },
     /// Convert a keepalived.conf into xvs YAML (stdout); what cannot be converted is
     /// listed on stderr, and the result is validated.
@@ -121,10 +125,17 @@ enum RealserverAction {
         #[arg(long)]
         dev: Option<String>,
     },
-    /// Undo what `up` did for these VIPs (all if none given).
+    /// Undo what `up` did for these VIPs (all if none given). Takes `up`'s arguments, so
+    /// the line that brought a real server up takes it down with `up` replaced by `down`.
     Down {
         #[arg(long, value_delimiter = ',')]
         vip: Vec<std::net::Ipv4Addr>,
+        /// Accepted as `up` takes it; when given, it must be what `up` recorded.
+        #[arg(long, value_enum)]
+        mode: Option<realserver::Mode>,
+        /// Accepted as `up` takes it; when given, it must be the device `up` recorded.
+        #[arg(long)]
+        dev: Option<String>,
     },
 }
 
@@ -160,6 +171,19 @@ fn load(path: &Path) -> Result<(Config, daemon::Ifaces), String> {
         .map(|i| host_iface(path, i))
         .transpose()?;
     Ok((cfg, daemon::Ifaces { external, internal }))
+}
+
+/// `xvs check`: the file alone with `no_host`, else also what this host must have (its
+/// interfaces), with the host's warnings on stderr.
+fn check(path: &Path, no_host: bool) -> Result<Config, String> {
+    if no_host {
+        return xvs_config::load(path).map_err(|e| e.to_string());
+    }
+    let (cfg, ifaces) = load(path)?;
+    for w in hostcheck::warnings(&cfg, &ifaces) {
+        eprintln!("{}: warning: {w}", path.display());
+    }
+    Ok(cfg)
 }
 
 /// Sends one command to the running xvs's control socket and prints its answer.
@@ -242,20 +266,22 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Check { config } => match load(&config) {
-            Ok((cfg, ifaces)) => {
-                for w in hostcheck::warnings(&cfg, &ifaces) {
-                    eprintln!("{}: warning: {w}", config.display());
-                }
+        Command::Check { config, no_host } => match check(&config, no_host) {
+            Ok(cfg) => {
                 let rs: usize = cfg
                     .virtual_servers
                     .iter()
                     .map(|v| v.real_servers.len())
                     .sum();
                 println!(
-                    "{}: OK ({} virtual server(s), {rs} real server(s))",
+                    "{}: OK ({} virtual server(s), {rs} real server(s){})",
                     config.display(),
-                    cfg.virtual_servers.len()
+                    cfg.virtual_servers.len(),
+                    if no_host {
+                        "; interfaces and routes not checked (--no-host)"
+                    } else {
+                        ""
+                    }
                 );
                 ExitCode::SUCCESS
             }
@@ -300,7 +326,9 @@ fn main() -> ExitCode {
                     mode,
                     dev,
                 }),
-                RealserverAction::Down { vip } => realserver::down(&vip),
+                RealserverAction::Down { vip, mode, dev } => {
+                    realserver::down(&vip, mode, dev.as_deref())
+                }
             };
             match result {
                 Ok(changes) if changes.is_empty() => {

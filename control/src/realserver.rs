@@ -226,10 +226,46 @@ pub fn up(req: &Request) -> Result<Vec<String>> {
     Ok(done)
 }
 
+/// The devices whose sysctls `up` changed (besides `all` and `lo`).
+fn recorded_devs(state: &State) -> Vec<&str> {
+    let mut devs: Vec<&str> = state
+        .sysctls
+        .iter()
+        .filter_map(|(p, _)| p.strip_prefix("net/ipv4/conf/")?.split('/').next())
+        .filter(|d| *d != "all" && *d != "lo")
+        .collect();
+    devs.sort_unstable();
+    devs.dedup();
+    devs
+}
+
+/// `down` takes `up`'s `--mode` and `--dev` so that the same line undoes it; given, they
+/// must agree with what `up` recorded, or nothing is changed.
+fn check_down_args(state: &State, mode: Option<Mode>, dev: Option<&str>) -> Result<()> {
+    if mode == Some(Mode::Tun) && dev.is_none() {
+        bail!("--mode tun needs --dev, as for `up`; nothing was changed");
+    }
+    let Some(dev) = dev else { return Ok(()) };
+    let recorded = recorded_devs(state);
+    let decap = state.decap.as_ref().map(|(d, _)| d.as_str());
+    if let Some(other) = decap.filter(|d| *d != dev) {
+        bail!("`up` attached the decap program to {other}, not {dev}; nothing was changed (`down` without --dev undoes what `up` recorded)");
+    }
+    if let Some(other) = recorded.iter().find(|d| **d != dev) {
+        bail!("`up` changed the sysctls of {other}, not {dev}; nothing was changed (`down` without --dev undoes what `up` recorded)");
+    }
+    if mode == Some(Mode::Dr) && decap.is_some() {
+        bail!("`up` set {dev} up for TUN (its decap program is attached), not DR; nothing was changed");
+    }
+    Ok(())
+}
+
 /// Undoes what `up` recorded for `vips` (all of them if empty); once no VIP is left, the
-/// sysctls go back to their old values too.
-pub fn down(vips: &[Ipv4Addr]) -> Result<Vec<String>> {
+/// sysctls go back to their old values too. `mode` and `dev`, when given, are checked
+/// against the record.
+pub fn down(vips: &[Ipv4Addr], mode: Option<Mode>, dev: Option<&str>) -> Result<Vec<String>> {
     let mut state = load()?;
+    check_down_args(&state, mode, dev)?;
     let mut done = Vec::new();
     let wanted = |v: &Ipv4Addr| vips.is_empty() || vips.contains(v);
     let lo = Iface::lookup("lo")?.context("no loopback device")?;
@@ -294,6 +330,37 @@ mod tests {
         assert!(State::parse("vip not-an-address\n").is_err());
         assert!(State::parse("something else\n").is_err());
         assert!(State::parse("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn down_takes_ups_arguments_and_checks_them_against_the_record() {
+        let vip = Ipv4Addr::new(10, 0, 0, 100);
+        let tun = State {
+            vips: vec![vip],
+            sysctls: sysctls(Mode::Tun, Some("eth0"))
+                .into_iter()
+                .map(|(p, _)| (p, "0".into()))
+                .collect(),
+            decap: Some(("eth0".into(), vec![vip])),
+        };
+        assert!(check_down_args(&tun, None, None).is_ok());
+        assert!(check_down_args(&tun, Some(Mode::Tun), Some("eth0")).is_ok());
+        let e = check_down_args(&tun, Some(Mode::Tun), Some("eth1")).unwrap_err();
+        assert!(e.to_string().contains("eth0, not eth1"), "{e}");
+        assert!(check_down_args(&tun, Some(Mode::Tun), None).is_err());
+        assert!(check_down_args(&tun, Some(Mode::Dr), Some("eth0")).is_err());
+        let dr = State {
+            vips: vec![vip],
+            sysctls: sysctls(Mode::Dr, Some("eth0"))
+                .into_iter()
+                .map(|(p, _)| (p, "0".into()))
+                .collect(),
+            decap: None,
+        };
+        assert_eq!(recorded_devs(&dr), vec!["eth0"]);
+        assert!(check_down_args(&dr, Some(Mode::Dr), Some("eth0")).is_ok());
+        assert!(check_down_args(&dr, Some(Mode::Dr), None).is_ok());
+        assert!(check_down_args(&dr, Some(Mode::Dr), Some("eth9")).is_err());
     }
 
     #[test]

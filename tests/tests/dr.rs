@@ -188,6 +188,22 @@ fn bad_config_attaches_nothing() {
             assert!(err.contains("hint:"), "{what}: {err}");
             assert!(!lab.director_has_xdp().unwrap(), "{what}: attached");
         }
+        // `--no-host` checks the file alone: only the interface's absence passes.
+        let out = lab
+            .lab
+            .sh_output("lb", &format!("{bin} check --no-host -c {path}"))
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        if what == "no such interface" {
+            assert!(out.status.success(), "{what}: --no-host refused it: {err}");
+            assert!(
+                String::from_utf8_lossy(&out.stdout).contains("not checked (--no-host)"),
+                "{what}: {out:?}"
+            );
+        } else {
+            assert!(!out.status.success(), "{what}: --no-host accepted it");
+            assert!(err.contains(needle), "{what}: --no-host: {err}");
+        }
     }
     // The good one still checks fine.
     let good = lab
@@ -220,6 +236,12 @@ fn bad_config_attaches_nothing() {
             && !err.contains("10.0.0.11"),
         "{err}"
     );
+    // Routes are the host's: `--no-host` does not look.
+    let out = lab
+        .lab
+        .sh_output("lb", &format!("{bin} check --no-host -c {off}"))
+        .unwrap();
+    assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
 }
 
 #[test]

@@ -73,9 +73,28 @@ fn http_through_the_tunnel_with_the_right_outer_header() {
     lab.stop_clean().unwrap();
     // The real server's preparation undoes cleanly.
     let bin = xvs_tests::tools::xvs_bin().unwrap().display().to_string();
+    // `down` takes `up`'s line; a device `up` did not record is refused, nothing changed.
+    let wrong = lab.lab.sh(
+        "rs1",
+        &format!("{bin} realserver down --vip {VIP} --mode tun --dev eth9"),
+    );
+    assert!(
+        wrong
+            .as_ref()
+            .is_err_and(|e| format!("{e:#}").contains("not eth9")),
+        "{wrong:?}"
+    );
+    assert!(lab
+        .lab
+        .sh("rs1", "ip addr show dev lo")
+        .unwrap()
+        .contains(VIP));
     let down = lab
         .lab
-        .sh("rs1", &format!("{bin} realserver down"))
+        .sh(
+            "rs1",
+            &format!("{bin} realserver down --vip {VIP} --mode tun --dev eth0"),
+        )
         .unwrap();
     assert!(
         down.contains("detached the IPIP decap program from eth0"),
