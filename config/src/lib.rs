@@ -7,6 +7,8 @@
 #![forbid(unsafe_code)]
 
 mod error;
+mod import;
+pub mod ipvsadm;
 pub mod keepalived;
 pub mod model;
 mod raw;
@@ -16,6 +18,7 @@ mod structure;
 mod validate;
 
 pub use error::{ConfigErrors, Diagnostic};
+pub use import::Import;
 pub use model::*;
 
 use std::path::Path;

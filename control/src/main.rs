@@ -65,6 +65,20 @@ enum Command {
         #[arg(long)]
         interface: Option<String>,
     },
+    /// Convert ipvsadm rules (`ipvsadm-save -n` output, or `ipvsadm -A/-a` lines) into xvs
+    /// YAML (stdout); what cannot be converted is listed on stderr, and the result is
+    /// validated.
+    ImportIpvsadm {
+        /// The rules (e.g. /etc/sysconfig/ipvsadm); standard input when absent.
+        file: Option<PathBuf>,
+        /// `iptables-save` output: its mangle MARK rules give firewall-mark services
+        /// their addresses and ports.
+        #[arg(long, value_name = "FILE")]
+        iptables: Option<PathBuf>,
+        /// The director's interface (ipvsadm rules name none).
+        #[arg(long)]
+        interface: Option<String>,
+    },
     /// Print the configuration's JSON Schema (for editors; config/xvs.schema.json).
     Schema,
     /// The virtual servers and real servers now, as `ipvsadm -Ln` shows them.
@@ -186,6 +200,39 @@ fn check(path: &Path, no_host: bool) -> Result<Config, String> {
     Ok(cfg)
 }
 
+/// A file's text, or standard input's when there is no file.
+fn read_input(path: Option<&Path>) -> Result<String, String> {
+    match path {
+        Some(p) => {
+            std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+        }
+        None => std::io::read_to_string(std::io::stdin())
+            .map_err(|e| format!("cannot read standard input: {e}")),
+    }
+}
+
+/// An importer's result: the YAML on stdout, what was left behind on stderr, and whether
+/// the YAML validates.
+fn converted(src: &str, import: xvs_config::Import) -> ExitCode {
+    print!("{}", import.yaml);
+    for w in &import.warnings {
+        eprintln!("{src}: {w}");
+    }
+    match xvs_config::parse("converted.yaml", &import.yaml) {
+        Ok(_) => {
+            eprintln!(
+                "{src}: converted; {} statement(s) not converted (listed above)",
+                import.warnings.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{src}: the converted file does not validate:\n{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Sends one command to the running xvs's control socket and prints its answer.
 fn ask(config: Option<PathBuf>, line: &str) -> ExitCode {
     let path = match config {
@@ -238,30 +285,39 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Command::ImportKeepalived { file, interface } => {
-            let text = match std::fs::read_to_string(&file) {
-                Ok(t) => t,
-                Err(e) => {
-                    eprintln!("xvs: cannot read {}: {e}", file.display());
-                    return ExitCode::FAILURE;
-                }
-            };
-            let import = xvs_config::keepalived::import(&text, interface.as_deref());
-            print!("{}", import.yaml);
-            let src = file.display();
-            for w in &import.warnings {
-                eprintln!("{src}: {w}");
+        Command::ImportKeepalived { file, interface } => match read_input(Some(&file)) {
+            Ok(text) => converted(
+                &file.display().to_string(),
+                xvs_config::keepalived::import(&text, interface.as_deref()),
+            ),
+            Err(e) => {
+                eprintln!("xvs: {e}");
+                ExitCode::FAILURE
             }
-            match xvs_config::parse("converted.yaml", &import.yaml) {
-                Ok(_) => {
-                    eprintln!(
-                        "{src}: converted; {} statement(s) not converted (listed above)",
-                        import.warnings.len()
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("{src}: the converted file does not validate:\n{e}");
+        },
+        Command::ImportIpvsadm {
+            file,
+            iptables,
+            interface,
+        } => {
+            let rules = read_input(file.as_deref());
+            let marks = iptables
+                .as_deref()
+                .map(|p| read_input(Some(p)).map(|t| (p.display().to_string(), t)))
+                .transpose();
+            match (rules, marks) {
+                (Ok(rules), Ok(marks)) => converted(
+                    &file.map_or("stdin".into(), |f| f.display().to_string()),
+                    xvs_config::ipvsadm::import(
+                        &rules,
+                        marks
+                            .as_ref()
+                            .map(|(name, text)| xvs_config::ipvsadm::Marks { name, text }),
+                        interface.as_deref(),
+                    ),
+                ),
+                (Err(e), _) | (_, Err(e)) => {
+                    eprintln!("xvs: {e}");
                     ExitCode::FAILURE
                 }
             }

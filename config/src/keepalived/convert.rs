@@ -23,10 +23,7 @@ impl Out {
     }
 }
 
-/// A string as YAML reads it back unchanged (a JSON string is a YAML double-quoted one).
-fn quote(s: &str) -> String {
-    serde_json::Value::String(s.to_string()).to_string()
-}
+use crate::import::quote;
 
 /// A number as written, when it is one; keepalived writes seconds as `3` or `0.5`.
 fn number(s: &Stmt, out: &mut Out) -> Option<String> {

@@ -5,13 +5,7 @@
 mod convert;
 mod tree;
 
-/// The converted file and what was left behind.
-#[derive(Debug)]
-pub struct Import {
-    pub yaml: String,
-    /// `line N: ...`, one per statement not converted (or converted in part).
-    pub warnings: Vec<String>,
-}
+pub use crate::import::Import;
 
 /// Converts keepalived.conf text. `interface` names the director's interface when the
 /// file's VRRP instances do not (IPVS needs none; xvs attaches to one).
@@ -21,12 +15,6 @@ pub fn import(text: &str, interface: Option<&str>) -> Import {
     for line in stray {
         warnings.push(format!("line {line}: `}}` closes no block: ignored"));
     }
-    // In the file's order (the conversion visits sections by kind).
-    warnings.sort_by_key(|w| {
-        w.strip_prefix("line ")
-            .and_then(|r| r.split(':').next())
-            .and_then(|n| n.parse::<usize>().ok())
-            .unwrap_or(0)
-    });
+    crate::import::in_file_order(&mut warnings);
     Import { yaml, warnings }
 }

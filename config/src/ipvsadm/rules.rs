@@ -1,0 +1,446 @@
+//! ipvsadm's command lines (`ipvsadm-save -n` output, or `ipvsadm -A ...` typed by hand)
+//! applied in order to a table of services, as the kernel would hold it.
+
+use std::net::Ipv4Addr;
+
+/// How ipvsadm names a service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServiceKey {
+    Tcp(Ipv4Addr, u16),
+    Udp(Ipv4Addr, u16),
+    Fwmark(u32),
+}
+
+/// `-g`, `-i`, `-m`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Dr,
+    Tun,
+    Nat,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Dr => "dr",
+            Method::Tun => "tun",
+            Method::Nat => "nat",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Server {
+    pub line: usize,
+    pub addr: Ipv4Addr,
+    /// None (or 0): the service's port.
+    pub port: Option<u16>,
+    pub method: Method,
+    pub weight: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Service {
+    pub line: usize,
+    pub key: ServiceKey,
+    /// ipvsadm's default is wlc.
+    pub scheduler: String,
+    /// `-p [timeout]`: seconds.
+    pub persistent: Option<u32>,
+    pub netmask: Option<Ipv4Addr>,
+    /// `-b`, as written.
+    pub flags: Vec<String>,
+    pub ops: bool,
+    pub servers: Vec<Server>,
+}
+
+/// Everything the lines set up.
+#[derive(Debug, Default)]
+pub struct Table {
+    pub services: Vec<Service>,
+    /// `--set tcp tcpfin udp` (0: unchanged), and its line.
+    pub timeouts: Option<(usize, [u32; 3])>,
+}
+
+/// The options of one line, before they are applied.
+#[derive(Default)]
+struct Line {
+    command: Option<&'static str>,
+    key: Option<ServiceKey>,
+    scheduler: Option<String>,
+    persistent: Option<u32>,
+    netmask: Option<Ipv4Addr>,
+    flags: Option<Vec<String>>,
+    ops: bool,
+    server: Option<(Ipv4Addr, Option<u16>)>,
+    method: Option<Method>,
+    weight: Option<u32>,
+    set: Option<[u32; 3]>,
+}
+
+/// ipvsadm's default persistence timeout.
+const PERSISTENT_DEFAULT: u32 = 300;
+
+fn addr_port(word: &str) -> Result<(Ipv4Addr, Option<u16>), String> {
+    if word.starts_with('[') {
+        return Err(format!(
+            "`{word}` is an IPv6 address: xvs serves IPv4 only (not converted)"
+        ));
+    }
+    let (a, p) = match word.rsplit_once(':') {
+        Some((a, p)) => (a, Some(p)),
+        None => (word, None),
+    };
+    let addr = a.parse::<Ipv4Addr>().map_err(|_| {
+        format!("`{a}` is no IPv4 address (save the rules with `ipvsadm-save -n`, numeric)")
+    })?;
+    let port = match p {
+        None => None,
+        Some(p) => Some(p.parse::<u16>().map_err(|_| {
+            format!("`{p}` is no port number (save the rules with `ipvsadm-save -n`, numeric)")
+        })?),
+    };
+    Ok((addr, port))
+}
+
+fn number(opt: &str, word: Option<&str>) -> Result<u32, String> {
+    let w = word.ok_or_else(|| format!("{opt} needs a value"))?;
+    w.parse()
+        .map_err(|_| format!("{opt} {w}: not a whole number"))
+}
+
+/// Splits `--opt=value` so both spellings read alike.
+fn words(text: &str) -> Vec<&str> {
+    text.split_whitespace()
+        .flat_map(|w| match w.split_once('=') {
+            Some((o, v)) if o.starts_with("--") => vec![o, v],
+            _ => vec![w],
+        })
+        .collect()
+}
+
+/// One line's options; `warn` collects what is read but not converted.
+fn parse_line(text: &str, warn: &mut Vec<String>) -> Result<Line, String> {
+    let w = words(text);
+    let mut l = Line::default();
+    let mut i = 0;
+    let set_cmd = |l: &mut Line, c: &'static str| -> Result<(), String> {
+        match l.command {
+            Some(o) if o != c => Err(format!("two commands on one line ({o} and {c})")),
+            _ => {
+                l.command = Some(c);
+                Ok(())
+            }
+        }
+    };
+    while i < w.len() {
+        let opt = w[i];
+        let next = w.get(i + 1).copied();
+        let mut took = 0;
+        match opt {
+            "-A" | "--add-service" => set_cmd(&mut l, "-A")?,
+            "-E" | "--edit-service" => set_cmd(&mut l, "-E")?,
+            "-D" | "--delete-service" => set_cmd(&mut l, "-D")?,
+            "-a" | "--add-server" => set_cmd(&mut l, "-a")?,
+            "-e" | "--edit-server" => set_cmd(&mut l, "-e")?,
+            "-d" | "--delete-server" => set_cmd(&mut l, "-d")?,
+            "-C" | "--clear" => set_cmd(&mut l, "-C")?,
+            "--set" => {
+                set_cmd(&mut l, "--set")?;
+                let mut t = [0; 3];
+                for (k, slot) in t.iter_mut().enumerate() {
+                    *slot = number("--set", w.get(i + 1 + k).copied())?;
+                }
+                l.set = Some(t);
+                took = 3;
+            }
+            "-t" | "--tcp-service" | "-u" | "--udp-service" => {
+                let (a, p) = addr_port(next.ok_or_else(|| format!("{opt} needs VIP:PORT"))?)?;
+                let p = p.unwrap_or(0);
+                l.key = Some(if opt.contains('t') {
+                    ServiceKey::Tcp(a, p)
+                } else {
+                    ServiceKey::Udp(a, p)
+                });
+                took = 1;
+            }
+            "-f" | "--fwmark-service" => {
+                let m = next.ok_or("-f needs a mark")?;
+                let mark = parse_mark(m).ok_or_else(|| format!("-f {m}: not a mark"))?;
+                l.key = Some(ServiceKey::Fwmark(mark));
+                took = 1;
+            }
+            "--sctp-service" => {
+                return Err("SCTP services: xvs balances TCP and UDP (not converted)".into())
+            }
+            "-s" | "--scheduler" => {
+                l.scheduler = Some(next.ok_or("-s needs a scheduler")?.to_string());
+                took = 1;
+            }
+            "-p" | "--persistent" => {
+                // The timeout is optional: the next word is it when it is a number.
+                match next.and_then(|n| n.parse::<u32>().ok()) {
+                    Some(t) => {
+                        l.persistent = Some(t);
+                        took = 1;
+                    }
+                    None => l.persistent = Some(PERSISTENT_DEFAULT),
+                }
+            }
+            "-M" | "--netmask" => {
+                let m = next.ok_or("-M needs a netmask")?;
+                l.netmask = Some(
+                    m.parse()
+                        .map_err(|_| format!("-M {m}: not an IPv4 netmask"))?,
+                );
+                took = 1;
+            }
+            "-b" | "--sched-flags" => {
+                let f = next.ok_or("-b needs flags")?;
+                l.flags = Some(f.split(',').map(str::to_string).collect());
+                took = 1;
+            }
+            "-o" | "--ops" => l.ops = true,
+            "-r" | "--real-server" => {
+                l.server = Some(addr_port(next.ok_or("-r needs RIP[:PORT]")?)?);
+                took = 1;
+            }
+            "-g" | "--gatewaying" => l.method = Some(Method::Dr),
+            "-i" | "--ipip" => l.method = Some(Method::Tun),
+            "-m" | "--masquerading" => l.method = Some(Method::Nat),
+            "-w" | "--weight" => {
+                l.weight = Some(number(opt, next)?);
+                took = 1;
+            }
+            "-x" | "--u-threshold" | "-y" | "--l-threshold" => {
+                warn.push(format!(
+                    "`{opt} {}` not converted: xvs has no connection thresholds",
+                    next.unwrap_or("")
+                ));
+                took = 1;
+            }
+            "--pe" | "--tun-type" | "--tun-port" => {
+                warn.push(format!(
+                    "`{opt} {}` not converted: xvs tunnels plain IPIP, with no persistence engine",
+                    next.unwrap_or("")
+                ));
+                took = 1;
+            }
+            "--tun-nocsum" | "--tun-csum" | "--tun-remcsum" => {
+                warn.push(format!("`{opt}` not converted: xvs tunnels plain IPIP"))
+            }
+            "-n" | "--numeric" => {}
+            _ => return Err(format!("`{opt}` is no ipvsadm option xvs knows")),
+        }
+        i += 1 + took;
+    }
+    Ok(l)
+}
+
+/// A mark as iptables and ipvsadm write it: decimal or 0x hex.
+pub fn parse_mark(s: &str) -> Option<u32> {
+    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => u32::from_str_radix(h, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+impl Table {
+    fn service(&mut self, key: ServiceKey) -> Option<&mut Service> {
+        self.services.iter_mut().find(|s| s.key == key)
+    }
+
+    /// Applies one line (1-based `n`); an error names what could not be applied.
+    fn apply(&mut self, n: usize, l: Line) -> Result<(), String> {
+        let cmd = l
+            .command
+            .ok_or("no command (-A, -a, -E, -e, -D, -d, -C, --set)")?;
+        if cmd == "-C" {
+            self.services.clear();
+            return Ok(());
+        }
+        if cmd == "--set" {
+            self.timeouts = l.set.map(|t| (n, t));
+            return Ok(());
+        }
+        let key = l.key.ok_or_else(|| format!("{cmd} needs -t, -u or -f"))?;
+        match cmd {
+            "-A" => {
+                if self.service(key).is_some() {
+                    return Err("the service exists already (ipvsadm refuses it too)".into());
+                }
+                self.services.push(Service {
+                    line: n,
+                    key,
+                    scheduler: l.scheduler.unwrap_or_else(|| "wlc".into()),
+                    persistent: l.persistent,
+                    netmask: l.netmask,
+                    flags: l.flags.unwrap_or_default(),
+                    ops: l.ops,
+                    servers: Vec::new(),
+                });
+            }
+            "-E" => {
+                let s = self.service(key).ok_or("no such service to edit")?;
+                if let Some(sc) = l.scheduler {
+                    s.scheduler = sc;
+                }
+                s.persistent = l.persistent;
+                s.netmask = l.netmask.or(s.netmask);
+                if let Some(f) = l.flags {
+                    s.flags = f;
+                }
+                s.ops = l.ops;
+            }
+            "-D" => {
+                let before = self.services.len();
+                self.services.retain(|s| s.key != key);
+                if before == self.services.len() {
+                    return Err("no such service to delete".into());
+                }
+            }
+            "-a" | "-e" | "-d" => {
+                let (addr, port) = l
+                    .server
+                    .ok_or_else(|| format!("{cmd} needs -r RIP[:PORT]"))?;
+                let s = self
+                    .service(key)
+                    .ok_or("no such service: its -A line must come first")?;
+                // The service's own port, as ipvsadm-save writes it, is no mapping.
+                let own = match key {
+                    ServiceKey::Tcp(_, p) | ServiceKey::Udp(_, p) => Some(p),
+                    ServiceKey::Fwmark(_) => None,
+                };
+                let port = port.filter(|&p| p != 0 && Some(p) != own);
+                let at = s
+                    .servers
+                    .iter()
+                    .position(|r| r.addr == addr && r.port == port);
+                match (cmd, at) {
+                    ("-a", Some(_)) => return Err("the real server exists already".into()),
+                    ("-a", None) => s.servers.push(Server {
+                        line: n,
+                        addr,
+                        port,
+                        method: l.method.unwrap_or(Method::Dr),
+                        weight: l.weight.unwrap_or(1),
+                    }),
+                    ("-e", Some(i)) => {
+                        let r = &mut s.servers[i];
+                        r.method = l.method.unwrap_or(r.method);
+                        r.weight = l.weight.unwrap_or(r.weight);
+                    }
+                    ("-d", Some(i)) => {
+                        s.servers.remove(i);
+                    }
+                    _ => return Err("no such real server".into()),
+                }
+            }
+            _ => unreachable!("every command is handled above"),
+        }
+        Ok(())
+    }
+}
+
+/// Reads the lines in order into a table; each line that cannot be applied, or that is
+/// applied in part, gives a `line N: ...` warning.
+pub fn read(text: &str) -> (Table, Vec<String>) {
+    let mut table = Table::default();
+    let mut warnings = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let n = i + 1;
+        let text = raw.split('#').next().unwrap_or("").trim();
+        let text = text.strip_prefix("ipvsadm ").unwrap_or(text).trim();
+        if text.is_empty() || text == "ipvsadm" {
+            continue;
+        }
+        let mut notes = Vec::new();
+        let result = parse_line(text, &mut notes).and_then(|l| table.apply(n, l));
+        for note in notes {
+            warnings.push(format!("line {n}: {note}"));
+        }
+        if let Err(e) = result {
+            warnings.push(format!("line {n}: `{text}`: {e}: not converted"));
+        }
+    }
+    (table, warnings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn save_output_and_typed_lines_read_alike() {
+        let saved = "-A -t 10.0.0.100:80 -s rr\n-a -t 10.0.0.100:80 -r 10.0.0.2:80 -g -w 1\n";
+        let typed = "ipvsadm -A -t 10.0.0.100:80 -s rr\nipvsadm --add-server --tcp-service=10.0.0.100:80 --real-server 10.0.0.2 --gatewaying\n";
+        let (s, w) = read(saved);
+        let (t, v) = read(typed);
+        assert!(w.is_empty() && v.is_empty(), "{w:?} {v:?}");
+        assert_eq!(s.services, t.services);
+        let svc = &s.services[0];
+        assert_eq!(svc.key, ServiceKey::Tcp(a("10.0.0.100"), 80));
+        assert_eq!(svc.servers[0].port, None);
+        assert_eq!(svc.servers[0].method, Method::Dr);
+    }
+
+    #[test]
+    fn defaults_are_ipvsadms() {
+        let (t, w) = read("-A -u 10.0.0.1:53 -p\n-a -u 10.0.0.1:53 -r 10.0.0.5:5353 -m\n");
+        assert!(w.is_empty(), "{w:?}");
+        let s = &t.services[0];
+        assert_eq!(s.scheduler, "wlc");
+        assert_eq!(s.persistent, Some(300));
+        assert_eq!(s.servers[0].weight, 1);
+        assert_eq!(s.servers[0].port, Some(5353));
+        let (t, _) = read("-A -f 0x63 -s sh -b sh-port -p 60 -M 255.255.255.0\n");
+        let s = &t.services[0];
+        assert_eq!(s.key, ServiceKey::Fwmark(99));
+        assert_eq!(s.persistent, Some(60));
+        assert_eq!(s.netmask, Some(a("255.255.255.0")));
+        assert_eq!(s.flags, vec!["sh-port"]);
+    }
+
+    #[test]
+    fn edits_deletes_clears_and_timeouts_apply_in_order() {
+        let text = "-A -t 1.1.1.1:80\n-a -t 1.1.1.1:80 -r 2.2.2.2 -w 5\n-a -t 1.1.1.1:80 -r 2.2.2.3\n-e -t 1.1.1.1:80 -r 2.2.2.2 -w 7\n-d -t 1.1.1.1:80 -r 2.2.2.3\n-E -t 1.1.1.1:80 -s rr\n-A -t 1.1.1.2:80\n-D -t 1.1.1.2:80\n--set 900 120 300\n";
+        let (t, w) = read(text);
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(t.services.len(), 1);
+        assert_eq!(t.services[0].scheduler, "rr");
+        assert_eq!(t.services[0].servers.len(), 1);
+        assert_eq!(t.services[0].servers[0].weight, 7);
+        assert_eq!(t.timeouts, Some((9, [900, 120, 300])));
+        let (t, _) = read("-A -t 1.1.1.1:80\n-C\n");
+        assert!(t.services.is_empty());
+    }
+
+    #[test]
+    fn what_cannot_be_applied_is_named_with_its_line() {
+        let text = "-A -t www.example.com:http\n-a -t 1.1.1.1:80 -r 2.2.2.2\n-A -t [::1]:80\n-A -t 1.1.1.1:80 -x 100\n-A --sctp-service 1.1.1.1:80\n-A -t 1.1.1.9:80 --bogus\n-A -t 1.1.1.1:80\n";
+        let (t, w) = read(text);
+        assert_eq!(t.services.len(), 1, "{w:?}");
+        let joined = w.join("\n");
+        for needle in [
+            "line 1: ",
+            "ipvsadm-save -n",
+            "line 2: ",
+            "its -A line must come first",
+            "line 3: ",
+            "IPv6",
+            "line 4: `-x 100` not converted",
+            "line 5: ",
+            "SCTP",
+            "line 6: ",
+            "--bogus",
+            "line 7: ",
+            "exists already",
+        ] {
+            assert!(joined.contains(needle), "{needle}: {joined}");
+        }
+    }
+}
