@@ -119,11 +119,38 @@ enum Command {
         #[arg(short, long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Stop sending new connections to a real server (weight 0, as `ipvsadm -e ... -w 0`)
+    /// while its established ones finish; kept across reloads until `xvs undrain`. Prints
+    /// the connections still open.
+    Drain(DrainArgs),
+    /// Schedule a drained real server again.
+    Undrain(DrainArgs),
     /// Prepare (or restore) a real server for DR or TUN, as LVS's real-server script does.
     Realserver {
         #[command(subcommand)]
         action: RealserverAction,
     },
+}
+
+#[derive(clap::Args)]
+struct DrainArgs {
+    /// The real server: ADDR, or ADDR:PORT.
+    #[arg(value_name = "RS")]
+    real_server: String,
+    /// Only in this virtual server (by name); otherwise in every one that has it.
+    #[arg(long = "virtual", value_name = "NAME")]
+    virtual_server: Option<String>,
+    #[arg(short, long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+impl DrainArgs {
+    fn line(&self, verb: &str) -> String {
+        match &self.virtual_server {
+            Some(v) => format!("{verb} {} --virtual {v}", self.real_server),
+            None => format!("{verb} {}", self.real_server),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -369,6 +396,14 @@ fn main() -> ExitCode {
             ask(config, &line)
         }
         Command::Reload { config } => ask(config, "reload"),
+        Command::Drain(a) => {
+            let line = a.line("drain");
+            ask(a.config, &line)
+        }
+        Command::Undrain(a) => {
+            let line = a.line("undrain");
+            ask(a.config, &line)
+        }
         Command::Explain {
             src,
             dst,

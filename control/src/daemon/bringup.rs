@@ -14,6 +14,7 @@ use xvs_config::Config;
 use xvs_dataplane::worker::WorkerConfig;
 use xvs_dataplane::SharedSnapshot;
 
+use super::drain::Drains;
 use super::ifaces::Ifaces;
 use super::lb::{quorums, Lb};
 use super::publish;
@@ -32,7 +33,16 @@ impl Lb {
         let macs = resolve(cfg, ifaces, &HashMap::new());
         let generation = 1;
         let health = initial_health(cfg);
-        let snap = publish::build(generation, cfg, local, &macs, &health, &mut registry)?;
+        let drains = Drains::default();
+        let snap = publish::build(
+            generation,
+            cfg,
+            local,
+            &macs,
+            &health,
+            &drains,
+            &mut registry,
+        )?;
         let shared: SharedSnapshot = Arc::new(ArcSwap::from_pointee(snap));
 
         let mut steer =
@@ -113,6 +123,7 @@ impl Lb {
             local,
             macs,
             health,
+            drains,
             quorum: quorums(cfg, &HashMap::new()),
             generation,
             queues,

@@ -1,6 +1,7 @@
 //! The control socket's commands, typed: parsed once from the line the CLI sent, then
 //! dispatched by the event loop on the variant, never on strings.
 
+use super::drain::Target;
 use crate::observe::status;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -11,6 +12,8 @@ pub enum Command {
     Status(status::Request),
     /// `explain SRC:SPORT DST:DPORT PROTO`: the arguments, checked by `explain`.
     Explain(String),
+    /// `drain ADDR[:PORT] [--virtual NAME]` (`on`), or `undrain ...`.
+    Drain { target: Target, on: bool },
 }
 
 impl Command {
@@ -19,11 +22,15 @@ impl Command {
         match word {
             "reload" if line.trim() == "reload" => Ok(Command::Reload),
             "status" => status::Request::parse(line).map(Command::Status),
+            "drain" | "undrain" => Ok(Command::Drain {
+                target: Target::parse(line.trim_start()[word.len()..].trim())?,
+                on: word == "drain",
+            }),
             "explain" => Ok(Command::Explain(
                 line.trim_start()["explain".len()..].trim().to_string(),
             )),
             _ => Err(format!(
-                "unknown command {line:?}: status [--stats|--rate|--connections] [--json], reload, explain\n"
+                "unknown command {line:?}: status [--stats|--rate|--connections|--drops] [--json], reload, explain, drain, undrain\n"
             )),
         }
     }
@@ -48,7 +55,26 @@ mod tests {
             Command::parse("explain 10.0.0.1:1234 10.0.0.100:80 tcp"),
             Ok(Command::Explain("10.0.0.1:1234 10.0.0.100:80 tcp".into()))
         );
-        for bad in ["", "reload now", "stats", "status --bogus", "statusx"] {
+        assert_eq!(
+            Command::parse("undrain 10.0.0.11:80 --virtual web"),
+            Ok(Command::Drain {
+                target: Target {
+                    addr: "10.0.0.11".parse().unwrap(),
+                    port: Some(80),
+                    virtual_server: Some("web".into()),
+                },
+                on: false
+            })
+        );
+        for bad in [
+            "",
+            "reload now",
+            "stats",
+            "status --bogus",
+            "statusx",
+            "drain",
+            "drain nothing",
+        ] {
             assert!(Command::parse(bad).is_err(), "{bad:?}");
         }
     }

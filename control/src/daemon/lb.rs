@@ -11,6 +11,7 @@ use xvs_bpf::Steer;
 use xvs_config::{Config, Forwarding, VirtualServer};
 use xvs_dataplane::SharedSnapshot;
 
+use super::drain::{self, Drains, Target};
 use super::ifaces::Ifaces;
 use super::publish::{self, Local};
 use super::resolve::{resolve_off_loop, Macs};
@@ -18,6 +19,7 @@ use super::workers::Workers;
 use crate::health::quorum::{self, Crossing, Quorum};
 use crate::health::{monitor, Health, HealthMap};
 use crate::ids::{DestKey, DestRegistry};
+use crate::observe::counters::AllWorkers;
 use crate::observe::report;
 
 /// How often unresolved real servers are retried, and resolved ones re-read.
@@ -32,6 +34,8 @@ pub struct Lb {
     pub local: Local,
     pub macs: Macs,
     pub health: HealthMap,
+    /// Real servers the operator drained (`xvs drain`).
+    pub drains: Drains,
     /// Per virtual server, by name.
     pub quorum: HashMap<String, Quorum>,
     pub generation: u64,
@@ -62,6 +66,7 @@ impl Lb {
             self.local,
             &self.macs,
             &self.health,
+            &self.drains,
             &mut self.registry,
         ) {
             Ok(s) => {
@@ -143,6 +148,38 @@ impl Lb {
             }
         }
         crossed
+    }
+
+    /// `xvs drain` (`on`) or `xvs undrain`: publishes if anything changed; answers with
+    /// each real server named and the connections it still has.
+    pub fn drain(&mut self, cfg: &Config, target: &Target, on: bool) -> Result<String, String> {
+        let named = target.resolve(cfg)?;
+        let changed = self.drains.set(named.clone(), on);
+        if !changed.is_empty() {
+            self.publish(cfg, if on { "drain" } else { "undrain" });
+        }
+        let mut answer = String::new();
+        for d in &named {
+            let Some(vs) = cfg
+                .virtual_servers
+                .iter()
+                .find(|v| v.name == d.virtual_server)
+            else {
+                continue;
+            };
+            let id = self.registry.id(DestKey {
+                service: crate::ids::service_key(vs),
+                addr: d.addr,
+                port: d.port,
+            }) as usize;
+            let w = AllWorkers(self.workers.counters());
+            let open = (
+                w.dest(id, |c| c.active.get()),
+                w.dest(id, |c| c.inactive.get()),
+            );
+            answer += &drain::answer(d, changed.contains(d), on, open);
+        }
+        Ok(answer)
     }
 
     /// What the steering program sent out for each NAT real server, by id (the rest: 0).

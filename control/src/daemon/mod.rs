@@ -10,11 +10,12 @@
 //! - `publish.rs`: configuration + MACs + health → snapshot and steering maps
 //! - `resolve.rs`: neighbours and routes
 //! - `translate.rs`: configuration → dataplane settings
-//! - `command.rs`: the control socket's commands, typed
+//! - `command.rs`: the control socket's commands, typed; `drain.rs`: drained real servers
 //! - `watch.rs`: the file watch; `hostcheck.rs`: host-side warnings; `ifaces.rs`
 
 mod bringup;
 mod command;
+pub mod drain;
 pub mod hostcheck;
 mod ifaces;
 mod lb;
@@ -109,9 +110,13 @@ impl Daemon<'_> {
                 Some(l) => {
                     let snap = l.shared.load();
                     let (out, fast_in) = (l.outbound(&self.cfg), l.fast_in());
+                    let pool = status::Pool {
+                        snap: &snap,
+                        drains: &l.drains,
+                    };
                     let rows = status::rows(
                         &self.cfg,
-                        &snap,
+                        pool,
                         &mut l.registry,
                         l.workers.counters(),
                         status::Steered {
@@ -124,6 +129,10 @@ impl Daemon<'_> {
                     Ok(status::render(&rows, req))
                 }
                 None => Ok(status::render(&[], req)),
+            },
+            Command::Drain { target, on } => match self.lb.as_mut() {
+                Some(l) => l.drain(&self.cfg, &target, on),
+                None => Err("no virtual servers (VRRP only): nothing to drain\n".into()),
             },
             Command::Explain(args) => match self.lb.as_ref() {
                 Some(l) => {
@@ -157,6 +166,7 @@ impl Daemon<'_> {
                         fast_in: &fast_in,
                         xdp,
                         health: &l.health,
+                        drains: &l.drains,
                         checks: &self.monitors,
                         generation: l.generation,
                     }),

@@ -9,6 +9,7 @@ use xvs_config::{Config, Forwarding as CfgForwarding, Scheduler as CfgScheduler}
 use xvs_dataplane::snapshot::{Dest, DestId, Forwarding, SchedulerKind, Service, Snapshot};
 use xvs_dataplane::snapshot::{Persistence, SchedFlags};
 
+use super::drain::Drains;
 use crate::health::{Health, HealthMap};
 use crate::ids::{service_key, DestKey, DestRegistry};
 
@@ -73,13 +74,15 @@ pub struct Local {
 }
 
 /// Builds snapshot `generation`. `macs` holds each real server's next-hop MAC; one that
-/// has none is present but not schedulable.
+/// has none is present but not schedulable. A drained real server keeps its place (its
+/// flows go on) with weight 0.
 pub fn build(
     generation: u64,
     cfg: &Config,
     local: Local,
     macs: &HashMap<Ipv4Addr, [u8; 6]>,
     health: &HealthMap,
+    drains: &Drains,
     registry: &mut DestRegistry,
 ) -> Result<Snapshot> {
     let mut dests: Vec<Option<Dest>> = Vec::new();
@@ -105,7 +108,7 @@ pub fn build(
             if !h.up && !rs.inhibit_on_failure {
                 continue;
             }
-            let weight = if h.up {
+            let weight = if h.up && !drains.contains(vs, rs) {
                 h.weight.unwrap_or(rs.weight)
             } else {
                 0
@@ -299,7 +302,10 @@ virtual_servers:
             mtu: 1500,
             internal_mac: None,
         };
-        let s1 = build(1, &cfg, local, &macs, &HealthMap::new(), &mut reg).unwrap();
+        let snap = |g, macs: &HashMap<_, _>, drains: &Drains, reg: &mut DestRegistry| {
+            build(g, &cfg, local, macs, &HealthMap::new(), drains, reg).unwrap()
+        };
+        let s1 = snap(1, &macs, &Drains::default(), &mut reg);
         assert_eq!(s1.services.len(), 2);
         assert_eq!(
             (s1.services[0].stats_id, s1.services[1].stats_id),
@@ -316,10 +322,21 @@ virtual_servers:
         assert!(!s1.dest(1).unwrap().schedulable(), "no MAC yet");
         assert_eq!(unresolved(&cfg, &macs), vec![Ipv4Addr::new(10, 0, 0, 12)]);
         macs.insert(Ipv4Addr::new(10, 0, 0, 12), [2, 0, 0, 0, 0, 12]);
-        let s2 = build(2, &cfg, local, &macs, &HealthMap::new(), &mut reg).unwrap();
+        let s2 = snap(2, &macs, &Drains::default(), &mut reg);
         assert_eq!(s2.services[0].dests, vec![0, 1]);
         assert_eq!(s2.services[1].stats_id, 1, "kept across snapshots");
         assert!(s2.dest(1).unwrap().schedulable());
         assert_eq!(reg.key_of(2).unwrap().port, 53);
+        // Drained: the same id, still in the pool, weight 0.
+        let mut drains = Drains::default();
+        let rs = super::super::drain::Target::parse("10.0.0.12 --virtual web")
+            .unwrap()
+            .resolve(&cfg)
+            .unwrap();
+        drains.set(rs, true);
+        let s3 = snap(3, &macs, &drains, &mut reg);
+        assert_eq!(s3.services[0].dests, vec![0, 1]);
+        assert_eq!(s3.dest(1).unwrap().weight, 0);
+        assert_eq!(s3.dest(0).unwrap().weight, 1);
     }
 }

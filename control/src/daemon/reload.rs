@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use anyhow::Result;
-use tracing::warn;
+use tracing::{info, warn};
 use xvs_config::Config;
 
 use super::hostcheck;
@@ -102,6 +102,12 @@ pub async fn reload(
             lb.health.entry(k).or_insert(h);
         }
         lb.macs = resolve_off_loop(&new, ifaces, &lb.macs).await;
+        for d in lb.drains.retain_configured(&new) {
+            info!(
+                "the drain of {}:{} in {} ends: it left the configuration",
+                d.addr, d.port, d.virtual_server
+            );
+        }
         // The snapshot first: a worker must know a service before packets are steered to it.
         lb.publish(&new, "reload");
         lb.steer_maps(&new, ifaces)?;

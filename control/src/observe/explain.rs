@@ -176,7 +176,16 @@ mod tests {
             internal_mac: None,
         };
         let mut registry = DestRegistry::default();
-        let snap = publish::build(1, &cfg, local, &macs, &HealthMap::new(), &mut registry).unwrap();
+        let snap = publish::build(
+            1,
+            &cfg,
+            local,
+            &macs,
+            &HealthMap::new(),
+            &Default::default(),
+            &mut registry,
+        )
+        .unwrap();
         (snap, registry)
     }
 

@@ -1,9 +1,10 @@
-//! The health families: each checked real server's state, probe durations (a
-//! histogram), failed probes and transitions.
+//! The health families: each real server's state (its check's, and the operator's drain),
+//! probe durations (a histogram), failed probes and transitions.
 
 use xvs_config::Config;
 
 use super::text::{Out, Read};
+use crate::daemon::drain::Drains;
 use crate::health::{HealthMap, Monitors};
 use crate::ids::DestKey;
 
@@ -22,6 +23,26 @@ pub fn up(o: &mut Out, cfg: &Config, health: &HealthMap) {
                 "xvs_real_server_up",
                 &[("virtual_server", &vs.name), ("real_server", &rsl)],
                 u64::from(up),
+            );
+        }
+    }
+}
+
+/// `xvs_real_server_drained`: 1 while the operator has it drained (`xvs drain`).
+pub fn drained(o: &mut Out, cfg: &Config, drains: &Drains) {
+    const F: &str = "xvs_real_server_drained";
+    o.family(
+        F,
+        "gauge",
+        "1 while the real server is drained (`xvs drain`): no new connections, established ones go on.",
+    );
+    for vs in &cfg.virtual_servers {
+        for rs in &vs.real_servers {
+            let rsl = format!("{}:{}", rs.address, rs.port);
+            o.sample(
+                F,
+                &[("virtual_server", &vs.name), ("real_server", &rsl)],
+                u64::from(drains.contains(vs, rs)),
             );
         }
     }

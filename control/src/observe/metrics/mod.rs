@@ -23,6 +23,7 @@ use xvs_dataplane::WorkerCounters;
 pub use http::{bind, serve, Request};
 use text::Out;
 
+use crate::daemon::drain::Drains;
 use crate::health::{HealthMap, Monitors};
 use crate::ids::DestRegistry;
 use crate::observe::counters::AllWorkers;
@@ -48,6 +49,7 @@ pub struct Balancer<'a> {
     pub fast_in: &'a [NatOut],
     pub xdp: Option<XdpCounters>,
     pub health: &'a HealthMap,
+    pub drains: &'a Drains,
     /// The health monitors' probe statistics.
     pub checks: &'a Monitors,
     pub generation: u64,
@@ -90,6 +92,7 @@ pub fn render(c: &Common<'_>, lb: Option<Balancer<'_>>) -> String {
         let w = AllWorkers(lb.workers);
         dataplane::servers(&mut o, c.cfg, lb.registry, w, lb.out, lb.fast_in);
         health::up(&mut o, c.cfg, lb.health);
+        health::drained(&mut o, c.cfg, lb.drains);
         health::checks(&mut o, c.cfg, lb.checks);
         dataplane::workers(&mut o, c.cfg, w);
         dataplane::xsk(&mut o, lb.xsk);
@@ -144,6 +147,7 @@ mod tests {
                     fast_in: &[],
                     xdp: Some(XdpCounters::default()),
                     health: &health,
+                    drains: &Drains::default(),
                     checks: &monitors,
                     generation: 1,
                 }),
@@ -247,6 +251,7 @@ mod tests {
                 fast_in: &[],
                 xdp: None,
                 health: &HashMap::new(),
+                drains: &Drains::default(),
                 checks: &monitors,
                 generation: 1,
             }),

@@ -19,4 +19,4 @@ pub use drops::render_drops;
 pub use rates::{Rates, RATE_SAMPLE};
 pub use render::render;
 pub use request::{Request, View};
-pub use rows::{rows, Steered};
+pub use rows::{rows, Pool, Steered};

@@ -46,9 +46,10 @@ pub fn render(rows: &[VirtualServerRow], req: Request) -> String {
                     // A real server out of the pool (its check failed) is not listed, as ipvsadm.
                     let Some(w) = rs.weight else { continue };
                     let name = format!("{}:{}", rs.address, rs.port);
+                    let drained = if rs.drained { " drained" } else { "" };
                     let _ = writeln!(
                         s,
-                        "  -> {name:<28} {:<7} {w:<6} {:<10} {}",
+                        "  -> {name:<28} {:<7} {w:<6} {:<10} {}{drained}",
                         vs.forwarding, rs.active_conns, rs.inactive_conns
                     );
                 }

@@ -11,6 +11,7 @@ use xvs_config::{Config, Forwarding};
 use xvs_dataplane::WorkerCounters;
 
 use super::rates::{Rate, Rates};
+use crate::daemon::drain::Drains;
 use crate::ids::{DestKey, DestRegistry};
 use crate::observe::counters::AllWorkers;
 
@@ -54,8 +55,11 @@ pub struct RealServerRow {
     pub port: u16,
     /// False while its health check has it out of the pool.
     pub in_pool: bool,
-    /// The weight scheduled now (0 when a failed check inhibits it).
+    /// The weight scheduled now (0 when a failed check inhibits it, or drained).
     pub weight: Option<u32>,
+    /// Drained by the operator (`xvs drain`): no new connections until `xvs undrain`;
+    /// the connection gauges say how many are still open.
+    pub drained: bool,
     pub active_conns: u64,
     pub inactive_conns: u64,
     pub totals: Totals,
@@ -90,10 +94,17 @@ pub(super) fn totals(workers: &[Arc<WorkerCounters>], bpf: Steered<'_>, id: usiz
     }
 }
 
+/// What is scheduled now: the published snapshot, and the operator's drains.
+#[derive(Clone, Copy)]
+pub struct Pool<'a> {
+    pub snap: &'a xvs_dataplane::Snapshot,
+    pub drains: &'a Drains,
+}
+
 /// The rows, in configuration order.
 pub fn rows(
     cfg: &Config,
-    snap: &xvs_dataplane::Snapshot,
+    pool: Pool<'_>,
     registry: &mut DestRegistry,
     workers: &[Arc<WorkerCounters>],
     bpf: Steered<'_>,
@@ -108,7 +119,7 @@ pub fn rows(
                 .iter()
                 .map(|rs| {
                     let id = registry.id(DestKey::of(vs, rs));
-                    let weight = snap.dest(id).map(|d| d.weight);
+                    let weight = pool.snap.dest(id).map(|d| d.weight);
                     let idx = id as usize;
                     let t = totals(workers, bpf, idx);
                     RealServerRow {
@@ -116,6 +127,7 @@ pub fn rows(
                         port: rs.port,
                         in_pool: weight.is_some(),
                         weight,
+                        drained: pool.drains.contains(vs, rs),
                         active_conns: AllWorkers(workers).dest(idx, |d| d.active.get()),
                         inactive_conns: AllWorkers(workers).dest(idx, |d| d.inactive.get()),
                         totals: t,
