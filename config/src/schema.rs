@@ -25,23 +25,30 @@ const SECTIONS: &[(&str, &str)] = &[
     ("RawSyncGroup", "vrrp_sync_groups[]"),
 ];
 
-/// `docs/configuration.md`: every key of every section, from the schema.
-pub fn reference_markdown() -> String {
+/// One key of a section of the reference.
+struct Row {
+    key: String,
+    /// In markdown: `code` spans, `\|` between alternatives.
+    kind: String,
+    required: bool,
+    meaning: String,
+}
+
+struct Section {
+    title: &'static str,
+    description: Option<String>,
+    rows: Vec<Row>,
+}
+
+/// Every key of every section, from the schema: what both renderings show.
+fn sections() -> Vec<Section> {
     let schema = json_schema();
     let empty = serde_json::Map::new();
     let defs = schema
         .get("$defs")
         .and_then(Value::as_object)
         .unwrap_or(&empty);
-    let mut s = String::from(
-        "# xvs configuration reference\n\n\
-         Generated from the parser's types by `XVS_BLESS=1 cargo test -p xvs-config --test schema`;\n\
-         do not edit by hand. The same types give the JSON Schema `config/xvs.schema.json` \
-         (`xvs schema` prints it) for editors. Examples: `config/examples/`.\n\
-         Durations are seconds. \"Restart-only\" keys are read at start: a reload that \
-         changes `interface` is refused, one that changes another is applied except for \
-         that key, and says so in the log.\n",
-    );
+    let mut out = Vec::new();
     for (def, title) in SECTIONS {
         let d = if def.is_empty() {
             &schema
@@ -51,11 +58,6 @@ pub fn reference_markdown() -> String {
                 None => continue,
             }
         };
-        s.push_str(&format!("\n## {title}\n\n"));
-        if let Some(desc) = d.get("description").and_then(Value::as_str) {
-            s.push_str(&format!("{}\n\n", one_line(desc)));
-        }
-        s.push_str("| key | type | required | meaning |\n|---|---|---|---|\n");
         let required: Vec<&str> = d
             .get("required")
             .and_then(Value::as_array)
@@ -63,24 +65,114 @@ pub fn reference_markdown() -> String {
             .flatten()
             .filter_map(Value::as_str)
             .collect();
-        for (key, p) in d
+        let rows = d
             .get("properties")
             .and_then(Value::as_object)
             .unwrap_or(&empty)
-        {
-            let desc = p.get("description").and_then(Value::as_str).unwrap_or("");
+            .iter()
+            .map(|(key, p)| Row {
+                key: key.clone(),
+                kind: type_name(p, defs),
+                required: required.contains(&key.as_str()),
+                meaning: one_line(p.get("description").and_then(Value::as_str).unwrap_or("")),
+            })
+            .collect();
+        out.push(Section {
+            title,
+            description: d.get("description").and_then(Value::as_str).map(one_line),
+            rows,
+        });
+    }
+    out
+}
+
+/// The reference's preamble, in markdown.
+const PREAMBLE: &str = "Durations are seconds. \"Restart-only\" keys are read at start: a reload \
+     that changes `interface` is refused, one that changes another is applied except for \
+     that key, and says so in the log.";
+
+/// `docs/configuration.md`: every key of every section, from the schema.
+pub fn reference_markdown() -> String {
+    let mut s = format!(
+        "# xvs configuration reference\n\n\
+         Generated from the parser's types by `XVS_BLESS=1 cargo test -p xvs-config --test schema`;\n\
+         do not edit by hand. The same types give the JSON Schema `config/xvs.schema.json` \
+         (`xvs schema` prints it) for editors. Examples: `config/examples/`.\n{PREAMBLE}\n"
+    );
+    for sec in sections() {
+        s.push_str(&format!("\n## {}\n\n", sec.title));
+        if let Some(desc) = &sec.description {
+            s.push_str(&format!("{desc}\n\n"));
+        }
+        s.push_str("| key | type | required | meaning |\n|---|---|---|---|\n");
+        for r in &sec.rows {
             s.push_str(&format!(
-                "| `{key}` | {} | {} | {} |\n",
-                type_name(p, defs),
-                if required.contains(&key.as_str()) {
-                    "yes"
-                } else {
-                    ""
-                },
-                one_line(desc).replace('|', "\\|")
+                "| `{}` | {} | {} | {} |\n",
+                r.key,
+                r.kind,
+                if r.required { "yes" } else { "" },
+                r.meaning.replace('|', "\\|")
             ));
         }
     }
+    s
+}
+
+/// Markdown text as roff: `code` in bold, roff's escapes escaped, no line starting with
+/// a control character.
+fn roff_text(md: &str) -> String {
+    let mut out = String::new();
+    let mut code = false;
+    for c in md.replace("\\|", "|").chars() {
+        match c {
+            '`' => {
+                out.push_str(if code { "\\fR" } else { "\\fB" });
+                code = !code;
+            }
+            '\\' => out.push_str("\\e"),
+            '-' => out.push_str("\\-"),
+            c => out.push(c),
+        }
+    }
+    if code {
+        out.push_str("\\fR");
+    }
+    if out.starts_with('.') || out.starts_with('\'') {
+        out.insert_str(0, "\\&");
+    }
+    out
+}
+
+/// `xvs.yaml(5)`: the same reference as a manual page.
+pub fn reference_man(version: &str) -> String {
+    let mut s = format!(
+        ".TH XVS.YAML 5 \"\" \"xvs {version}\" \"File Formats Manual\"\n\
+         .SH NAME\nxvs.yaml \\- configuration of xvs, the XDP Virtual Server\n\
+         .SH SYNOPSIS\n/etc/xvs/xvs.yaml\n\
+         .SH DESCRIPTION\n\
+         The YAML file \\fBxvs run \\-c\\fR reads: the interface it serves, its virtual servers \
+         (keepalived's \\fBvirtual_server\\fR blocks, \\fBipvsadm \\-A\\fR) and VRRP instances. \
+         \\fBxvs check \\-c\\fR validates it and names every mistake with its line and column; \
+         \\fBxvs schema\\fR prints its JSON Schema for editors; \\fBxvs import\\-keepalived\\fR and \
+         \\fBxvs import\\-ipvsadm\\fR write one from existing setups.\n.PP\n{}\n",
+        roff_text(PREAMBLE)
+    );
+    for sec in sections() {
+        s.push_str(&format!(".SH {}\n", roff_text(&sec.title.to_uppercase())));
+        if let Some(desc) = &sec.description {
+            s.push_str(&format!("{}\n", roff_text(desc)));
+        }
+        for r in &sec.rows {
+            s.push_str(&format!(
+                ".TP\n\\fB{}\\fR ({}{})\n{}\n",
+                roff_text(&r.key),
+                roff_text(&r.kind),
+                if r.required { ", required" } else { "" },
+                roff_text(&r.meaning)
+            ));
+        }
+    }
+    s.push_str(".SH SEE ALSO\n\\fBxvs\\fR(8), \\fBkeepalived.conf\\fR(5), \\fBipvsadm\\fR(8)\n");
     s
 }
 

@@ -1,0 +1,171 @@
+//! The command line's definitions: what `xvs --help` says, and what the man pages and
+//! shell completions (`xvs generate`) are made from.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::realserver;
+
+#[derive(Parser)]
+#[command(
+    name = "xvs",
+    version,
+    about = "XDP Virtual Server: an L4 load balancer in kernel bypass"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Load the configuration, attach to the interface and balance until SIGINT/SIGTERM.
+    Run {
+        /// The configuration (xvs.yaml(5)), e.g. /etc/xvs/xvs.yaml.
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Validate the configuration (and that its interface exists here); attach nothing.
+    Check {
+        /// The configuration to check.
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+        /// Only what needs no host (syntax, meaning, references): for CI and config
+        /// management, on a machine without the director's interfaces.
+        #[arg(long)]
+        no_host: bool,
+    },
+    /// Convert a keepalived.conf into xvs YAML (stdout); what cannot be converted is
+    /// listed on stderr, and the result is validated.
+    ImportKeepalived {
+        /// The keepalived.conf.
+        file: PathBuf,
+        /// The director's interface, when no vrrp_instance names it.
+        #[arg(long)]
+        interface: Option<String>,
+    },
+    /// Convert ipvsadm rules (`ipvsadm-save -n` output, or `ipvsadm -A/-a` lines) into xvs
+    /// YAML (stdout); what cannot be converted is listed on stderr, and the result is
+    /// validated.
+    ImportIpvsadm {
+        /// The rules (e.g. /etc/sysconfig/ipvsadm); standard input when absent.
+        file: Option<PathBuf>,
+        /// `iptables-save` output: its mangle MARK rules give firewall-mark services
+        /// their addresses and ports.
+        #[arg(long, value_name = "FILE")]
+        iptables: Option<PathBuf>,
+        /// The director's interface (ipvsadm rules name none).
+        #[arg(long)]
+        interface: Option<String>,
+    },
+    /// Print the configuration's JSON Schema (for editors; config/xvs.schema.json).
+    Schema,
+    /// Write the man pages (xvs(8), one per subcommand, xvs.yaml(5)) and the bash, zsh
+    /// and fish completions under DIR, from these very definitions (for packaging).
+    #[command(hide = true)]
+    Generate {
+        #[arg(value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// The virtual servers and real servers now, as `ipvsadm -Ln` shows them.
+    Status {
+        /// The configuration naming the control socket (default: this host's).
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Connections, packets and bytes, as `ipvsadm -Ln --stats`.
+        #[arg(long, conflicts_with_all = ["rate", "connections"])]
+        stats: bool,
+        /// Connections, packets and bits per second over the last 8 to 10 seconds.
+        #[arg(long, conflicts_with = "connections")]
+        rate: bool,
+        /// The connection entries, as `ipvsadm -Lnc` (at most 1000).
+        #[arg(long)]
+        connections: bool,
+        /// Packets refused, by reason: the steering program's drops and what it left to
+        /// the kernel, and the workers' drops (docs/input.md lists every reason).
+        #[arg(long)]
+        drops: bool,
+        /// Everything (table, totals, rates) as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Which real server a new flow would get, and why (the live snapshot, the real code).
+    Explain {
+        /// SRC:SPORT
+        src: String,
+        /// DST:DPORT
+        dst: String,
+        /// tcp or udp
+        proto: String,
+        /// The configuration naming the control socket (default: this host's).
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Reload the running xvs's configuration file (as SIGHUP does); errors are printed.
+    Reload {
+        /// The configuration naming the control socket (default: this host's).
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Stop sending new connections to a real server (weight 0, as `ipvsadm -e ... -w 0`)
+    /// while its established ones finish; kept across reloads until `xvs undrain`. Prints
+    /// the connections still open.
+    Drain(DrainArgs),
+    /// Schedule a drained real server again.
+    Undrain(DrainArgs),
+    /// Prepare (or restore) a real server for DR or TUN, as LVS's real-server script does.
+    Realserver {
+        #[command(subcommand)]
+        action: RealserverAction,
+    },
+}
+
+#[derive(clap::Args)]
+pub struct DrainArgs {
+    /// The real server: ADDR, or ADDR:PORT.
+    #[arg(value_name = "RS")]
+    pub real_server: String,
+    /// Only in this virtual server (by name); otherwise in every one that has it.
+    #[arg(long = "virtual", value_name = "NAME")]
+    pub virtual_server: Option<String>,
+    /// The configuration naming the control socket (default: this host's).
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+impl DrainArgs {
+    pub fn line(&self, verb: &str) -> String {
+        match &self.virtual_server {
+            Some(v) => format!("{verb} {} --virtual {v}", self.real_server),
+            None => format!("{verb} {}", self.real_server),
+        }
+    }
+}
+
+#[derive(Subcommand)]
+pub enum RealserverAction {
+    /// VIPs on lo, ARP for them silenced; for TUN also rp_filter off and IPIP decap on --dev.
+    Up {
+        /// VIPs, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        vip: Vec<std::net::Ipv4Addr>,
+        #[arg(long, value_enum)]
+        mode: realserver::Mode,
+        /// The device clients' packets arrive on (needed for TUN).
+        #[arg(long)]
+        dev: Option<String>,
+    },
+    /// Undo what `up` did for these VIPs (all if none given). Takes `up`'s arguments, so
+    /// the line that brought a real server up takes it down with `up` replaced by `down`.
+    Down {
+        #[arg(long, value_delimiter = ',')]
+        vip: Vec<std::net::Ipv4Addr>,
+        /// Accepted as `up` takes it; when given, it must be what `up` recorded.
+        #[arg(long, value_enum)]
+        mode: Option<realserver::Mode>,
+        /// Accepted as `up` takes it; when given, it must be the device `up` recorded.
+        #[arg(long)]
+        dev: Option<String>,
+    },
+}
