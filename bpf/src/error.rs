@@ -3,7 +3,7 @@ use thiserror::Error;
 /// Errors from loading, attaching and talking to the BPF programs.
 #[derive(Debug, Error)]
 pub enum BpfError {
-    #[error("failed to load the BPF object {object}: {source}. Check that the kernel has BPF and that xvs runs as root")]
+    #[error("failed to load the BPF object {object}: {source}. Check that the kernel has BPF and that xvs holds CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN (root has them)")]
     Load {
         object: &'static str,
         source: libbpf_rs::Error,

@@ -11,6 +11,7 @@
 //! - `resolve.rs`: neighbours and routes
 //! - `translate.rs`: configuration → dataplane settings
 //! - `command.rs`: the control socket's commands, typed; `drain.rs`: drained real servers
+//! - `privilege.rs`: the capabilities a configuration needs, checked first
 //! - `watch.rs`: the file watch; `hostcheck.rs`: host-side warnings; `ifaces.rs`
 
 mod bringup;
@@ -19,6 +20,7 @@ pub mod drain;
 pub mod hostcheck;
 mod ifaces;
 mod lb;
+mod privilege;
 pub mod publish;
 mod reload;
 mod resolve;
@@ -204,6 +206,7 @@ impl Daemon<'_> {
 }
 
 pub async fn run(path: &Path, cfg: Config, ifaces: Ifaces) -> Result<()> {
+    privilege::check(&cfg)?;
     for w in hostcheck::warnings(&cfg, &ifaces) {
         warn!("{w}");
     }

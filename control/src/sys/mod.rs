@@ -3,6 +3,7 @@
 //! `unsafe` lives here and nowhere else.
 
 pub mod async_socket;
+pub mod caps;
 pub mod iface;
 pub mod inotify;
 pub mod netlink;

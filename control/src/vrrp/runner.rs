@@ -18,6 +18,7 @@ use super::packet::{self, Advert, Expect, Version, MULTICAST_GROUP};
 use super::socket::VrrpSocket;
 use super::stats::VrrpStats;
 use crate::notify;
+use crate::sys::caps::{self, Cap};
 use crate::sys::iface::Iface;
 use crate::sys::netlink;
 
@@ -65,8 +66,10 @@ impl Edge<'_> {
                     for &(vip, len) in &self.cfg.virtual_ipaddresses {
                         if let Err(e) = netlink::add_address(self.iface.ifindex, vip, len) {
                             warn!(
-                                "VRRP {}: adding {vip}/{len} to {}: {e}",
-                                self.cfg.name, self.iface.name
+                                "VRRP {}: adding {vip}/{len} to {}: {e}{}",
+                                self.cfg.name,
+                                self.iface.name,
+                                caps::hint(&e, Cap::NetAdmin)
                             );
                         }
                     }
@@ -220,7 +223,14 @@ pub async fn run(
         src,
         cfg.unicast_peers.is_empty(),
     )
-    .with_context(|| format!("VRRP {}: opening the socket on {}", cfg.name, iface.name))?;
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "VRRP {}: opening the socket on {}: {e}{}",
+            cfg.name,
+            iface.name,
+            caps::hint(&e, Cap::NetRaw)
+        )
+    })?;
     let mut edge = Edge {
         cfg: &cfg,
         iface: &iface,

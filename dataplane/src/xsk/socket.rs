@@ -13,7 +13,10 @@ use super::umem::Umem;
 
 #[derive(Debug, Error)]
 pub enum XskError {
-    #[error("failed to {what} for AF_XDP on interface index {ifindex} queue {queue}: {source}")]
+    #[error(
+        "failed to {what} for AF_XDP on interface index {ifindex} queue {queue}: {source}{}",
+        privilege_hint(what, source)
+    )]
     Setup {
         what: &'static str,
         ifindex: u32,
@@ -22,6 +25,17 @@ pub enum XskError {
     },
     #[error("invalid AF_XDP sizes: {0}")]
     Config(&'static str),
+}
+
+/// The privilege a failed step most likely lacked, named so the admin can grant it.
+fn privilege_hint(what: &str, e: &io::Error) -> &'static str {
+    match (what, e.raw_os_error()) {
+        ("create the socket", Some(libc::EPERM)) => " (an AF_XDP socket needs CAP_NET_RAW)",
+        ("register the UMEM", Some(libc::ENOBUFS | libc::EPERM | libc::ENOMEM)) => {
+            " (the UMEM's pages count against RLIMIT_MEMLOCK unless the process holds CAP_IPC_LOCK)"
+        }
+        _ => "",
+    }
 }
 
 impl XskError {
