@@ -3,7 +3,7 @@
 CARGO ?= cargo
 export XVS_BIN := $(CURDIR)/target/release/xvs
 
-.PHONY: setup build test lint unit e2e demo bench fuzz soak clean
+.PHONY: setup build test lint unit e2e demo bench fuzz soak deb clean
 
 setup:
 	@scripts/setup.sh
@@ -43,6 +43,11 @@ fuzz: setup
 # memory, descriptors and threads flat, no error logged. Not part of `make test`.
 soak: build
 	$(CARGO) test --release -p xvs-tests --test soak -- --ignored --nocapture
+
+# The Debian package (target/deb/xvs_<version>_<arch>.deb): binary, unit, conffile, man
+# pages, completions, dashboard. Install it with `dpkg -i` (or `apt install ./FILE`).
+deb: build
+	@scripts/deb.sh
 
 clean:
 	$(CARGO) clean

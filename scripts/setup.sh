@@ -23,6 +23,9 @@ NEEDS=(
   keepalived:keepalived  # labs: the VRRP peer xvs must interoperate with
   prometheus:promtool    # tests: `promtool check metrics` on a scrape
   nftables:nft           # bench: nftables DNAT, a path xvs is measured against
+  dpkg-dev:dpkg-shlibdeps  # make deb: the package's library dependencies
+  lintian:lintian        # tests: the package is lintian-clean
+  mmdebstrap:mmdebstrap  # tests: a clean Debian 12 to install the package in
 )
 
 missing=()

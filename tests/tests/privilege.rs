@@ -8,8 +8,28 @@ use std::time::Duration;
 
 use xvs_tests::dr::{self, DrLab, VIP};
 
-/// What `deploy/xvs.service` grants, as setpriv spells it.
+/// What `packaging/xvs.service` grants, as setpriv spells it.
 const CAPS: [&str; 5] = ["net_admin", "net_raw", "bpf", "perfmon", "ipc_lock"];
+
+/// The unit grants exactly this set, in both its lines.
+#[test]
+fn the_unit_grants_exactly_this_set() {
+    let unit = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/xvs.service"),
+    )
+    .unwrap();
+    let mut want: Vec<String> = CAPS
+        .iter()
+        .map(|c| format!("CAP_{}", c.to_uppercase()))
+        .collect();
+    want.sort();
+    for key in ["AmbientCapabilities=", "CapabilityBoundingSet="] {
+        let line = unit.lines().find_map(|l| l.strip_prefix(key)).expect(key);
+        let mut got: Vec<String> = line.split_whitespace().map(str::to_string).collect();
+        got.sort();
+        assert_eq!(got, want, "{key}");
+    }
+}
 /// Debian's `nobody`: a user with no privilege and no files.
 const UID: &str = "65534";
 
