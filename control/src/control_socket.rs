@@ -1,5 +1,6 @@
-//! The control socket: a Unix socket, mode 0600, root only (checked on the peer's
-//! credentials too), one command per connection (`daemon/command.rs` lists them).
+//! The control socket: a Unix socket, mode 0600, for root and the user xvs runs as
+//! (checked on the peer's credentials too), one command per connection
+//! (`daemon/command.rs` lists them).
 //! Its answer's first line is `ok` or `error`.
 
 use std::path::PathBuf;
@@ -57,6 +58,13 @@ pub const MAX_LINE: usize = 4096;
 
 /// Accepts connections; each sends one line, gets one answer.
 pub async fn serve(listener: UnixListener, tx: mpsc::Sender<Incoming>) {
+    use std::os::unix::fs::MetadataExt;
+    // The socket's owner is the user xvs runs as (`xvs` under the packaged unit).
+    let owner = listener
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_pathname().and_then(|p| std::fs::metadata(p).ok()))
+        .map_or(0, |m| m.uid());
     let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
     loop {
         let Ok((mut stream, _)) = listener.accept().await else {
@@ -73,7 +81,7 @@ pub async fn serve(listener: UnixListener, tx: mpsc::Sender<Incoming>) {
         };
         let tx = tx.clone();
         tokio::spawn(async move {
-            if let Err(e) = answer(stream, tx).await {
+            if let Err(e) = answer(stream, tx, owner).await {
                 debug!("control socket: {e}");
             }
             drop(permit);
@@ -85,13 +93,14 @@ fn timed_out() -> std::io::Error {
     std::io::Error::from(std::io::ErrorKind::TimedOut)
 }
 
-async fn answer(mut s: UnixStream, tx: mpsc::Sender<Incoming>) -> std::io::Result<()> {
+async fn answer(mut s: UnixStream, tx: mpsc::Sender<Incoming>, owner: u32) -> std::io::Result<()> {
     // The file mode already keeps others out; the peer's credentials say it again.
-    if s.peer_cred().map(|c| c.uid()).unwrap_or(u32::MAX) != 0 {
-        warn!("control socket: refused a non-root peer");
+    let peer = s.peer_cred().map(|c| c.uid()).unwrap_or(u32::MAX);
+    if peer != 0 && peer != owner {
+        warn!("control socket: refused a peer of uid {peer}");
         return send_answer(
             &mut s,
-            "error\npermission denied: xvs's control socket is for root\n",
+            "error\npermission denied: xvs's control socket is for root and the user xvs runs as\n",
         )
         .await;
     }

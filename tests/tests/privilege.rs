@@ -107,6 +107,15 @@ fn a_dr_director_with_vrrp_runs_with_exactly_its_capabilities() {
     );
     let status = lab.lab.sh("lb", &format!("{bin} status -c {cfg}")).unwrap();
     assert!(status.contains(&format!("TCP  {VIP}:80 wrr")), "{status}");
+    // The user it runs as may ask too, with no capability at all.
+    let own = lab
+        .lab
+        .sh(
+            "lb",
+            &format!("setpriv --reuid {UID} --regid {UID} --clear-groups {bin} status -c {cfg}"),
+        )
+        .unwrap();
+    assert!(own.contains(&format!("TCP  {VIP}:80 wrr")), "{own}");
     let (exit, out) = lab.stop_xvs().unwrap();
     assert!(exit.success(), "{out}");
     assert!(!lab.director_has_xdp().unwrap(), "detached");
