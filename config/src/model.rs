@@ -286,8 +286,40 @@ pub struct RealServer {
     pub health_check: Option<HealthCheck>,
     /// Down means weight 0 (existing connections go on) instead of leaving the pool.
     pub inhibit_on_failure: bool,
+    /// `uthreshold`/`lthreshold`: the connection limit, if any.
+    pub thresholds: Option<Thresholds>,
     pub notify_up: Option<String>,
     pub notify_down: Option<String>,
+}
+
+/// IPVS's connection thresholds (`ipvsadm -x/-y`): a real server with `upper` or more
+/// connections (active and inactive) is overloaded, and takes no new one until it has
+/// fewer than `lower`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Thresholds {
+    pub upper: u32,
+    pub lower: u32,
+}
+
+impl Thresholds {
+    /// `lthreshold` 0 or absent means three quarters of `upper`, as in IPVS.
+    pub fn new(upper: u32, lower: u32) -> Thresholds {
+        let lower = if lower == 0 {
+            (u64::from(upper) * 3).div_ceil(4) as u32
+        } else {
+            lower
+        };
+        Thresholds { upper, lower }
+    }
+
+    /// Whether a real server with `conns` connections is overloaded, given whether it was.
+    pub fn overloaded(&self, was: bool, conns: u64) -> bool {
+        if was {
+            conns >= u64::from(self.lower)
+        } else {
+            conns >= u64::from(self.upper)
+        }
+    }
 }
 
 /// keepalived's checker types.
@@ -481,3 +513,5 @@ pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9147";
 pub const MH_MAX_TABLE_SIZE: i64 = 1 << 20;
 pub const DEFAULT_FLOW_TABLE_SIZE: usize = 1 << 20;
 pub const MAX_WEIGHT: i64 = 65535;
+/// The largest connection threshold: more than a director's flow table could hold.
+pub const MAX_THRESHOLD: i64 = 1 << 30;

@@ -408,6 +408,16 @@ pub struct RawRealServer {
     /// As the virtual server's `inhibit_on_failure`, for this real server.
     #[serde(default)]
     pub inhibit_on_failure: Option<bool>,
+    /// Connections (active and inactive) at which it takes no new ones until it is back
+    /// below `lthreshold`, as keepalived's `uthreshold` and `ipvsadm -x`. Checked every
+    /// 100 ms. Default: no limit.
+    #[serde(default)]
+    pub uthreshold: Option<Spanned<i64>>,
+    /// Below this many connections an overloaded real server takes new ones again, as
+    /// keepalived's `lthreshold` and `ipvsadm -y`. Default: three quarters of
+    /// `uthreshold`.
+    #[serde(default)]
+    pub lthreshold: Option<Spanned<i64>>,
     /// Script run when it comes up.
     #[serde(default)]
     pub notify_up: Option<String>,

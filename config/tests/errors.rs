@@ -77,6 +77,28 @@ fn negative_weight() {
 }
 
 #[test]
+fn connection_thresholds() {
+    let c = parse(
+        "t.yaml",
+        &GOOD.replace(
+            "weight: 3 }",
+            "weight: 3, uthreshold: 100, lthreshold: 60 }",
+        ),
+    )
+    .unwrap();
+    let t = c.virtual_servers[0].real_servers[0].thresholds.unwrap();
+    assert_eq!((t.upper, t.lower), (100, 60));
+    assert_eq!(c.virtual_servers[0].real_servers[1].thresholds, None);
+    let e = errors(&GOOD.replace("weight: 3 }", "weight: 3, uthreshold: 10, lthreshold: 20 }"));
+    assert!(e.contains("10:"), "{e}");
+    assert!(e.contains("lthreshold 20 is above uthreshold 10"), "{e}");
+    let e = errors(&GOOD.replace("weight: 0 }", "weight: 0, lthreshold: 5 }"));
+    assert!(e.contains("lthreshold without uthreshold"), "{e}");
+    let e = errors(&GOOD.replace("weight: 3 }", "weight: 3, uthreshold: 0 }"));
+    assert!(e.contains("uthreshold 0 is out of range"), "{e}");
+}
+
+#[test]
 fn missing_interface() {
     let e = errors(&GOOD.replace("interface: eth0\n", ""));
     assert!(e.contains("lacks the key `interface`"), "{e}");

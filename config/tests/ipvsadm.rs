@@ -197,8 +197,15 @@ mod hostile {
             prop_oneof![Just(""), Just(":80"), Just(":8080"), Just(":0")],
             prop_oneof![Just("-g"), Just("-m"), Just("-i")],
             0..3u32,
+            prop_oneof![
+                Just(""),
+                Just("-x 10"),
+                Just("-x 10 -y 20"),
+                Just("-y 3"),
+                Just("-x 0 -y 0")
+            ],
         )
-            .prop_map(|(r, p, m, w)| format!("-r 10.0.1.{r}{p} {m} -w {w}"));
+            .prop_map(|(r, p, m, w, t)| format!("-r 10.0.1.{r}{p} {m} -w {w} {t}"));
         let line = prop_oneof![
             (svc.clone(), opts).prop_map(|(s, (a, b))| format!("-A {s} {a} {b}")),
             (svc, server).prop_map(|(s, r)| format!("-a {s} {r}")),

@@ -235,6 +235,13 @@ fn write_vs(i: usize, vs: &Vs, plan: &Plan, dropped: &[Elem], w: &mut Writer) {
             w.put(e, &format!("        port: {p}"));
         }
         w.put(e, &format!("        weight: {}", r.weight));
+        // ipvsadm's 0 is no threshold.
+        if r.upper > 0 {
+            w.put(e, &format!("        uthreshold: {}", r.upper));
+            if r.lower > 0 {
+                w.put(e, &format!("        lthreshold: {}", r.lower));
+            }
+        }
     }
 }
 
@@ -397,7 +404,7 @@ mod tests {
     #[test]
     fn services_and_their_options_convert() {
         let i = import(
-            "-A -t 10.0.0.100:80 -s wrr -p 120 -M 255.255.255.0\n-a -t 10.0.0.100:80 -r 10.0.0.2:80 -g -w 3\n-a -t 10.0.0.100:80 -r 10.0.0.3 -g -w 0\n-A -u 10.0.0.100:53 -s sh -b flag-2,sh-fallback -o\n-a -u 10.0.0.100:53 -r 10.0.0.2:5353 -m\n--set 600 0 60\n",
+            "-A -t 10.0.0.100:80 -s wrr -p 120 -M 255.255.255.0\n-a -t 10.0.0.100:80 -r 10.0.0.2:80 -g -w 3 -x 100 -y 50\n-a -t 10.0.0.100:80 -r 10.0.0.3 -g -w 0\n-A -u 10.0.0.100:53 -s sh -b flag-2,sh-fallback -o\n-a -u 10.0.0.100:53 -r 10.0.0.2:5353 -m\n--set 600 0 60\n",
             None,
             Some("bond0"),
         );
@@ -409,6 +416,9 @@ mod tests {
         assert_eq!(web.persistence.unwrap().timeout, 120);
         assert_eq!(web.real_servers[0].weight, 3);
         assert_eq!(web.real_servers[1].weight, 0);
+        let t = web.real_servers[0].thresholds.unwrap();
+        assert_eq!((t.upper, t.lower), (100, 50));
+        assert_eq!(web.real_servers[1].thresholds, None);
         let dns = &c.virtual_servers[1];
         assert_eq!(dns.forwarding, crate::Forwarding::Nat);
         assert!(dns.ops && dns.scheduler_flags.port && dns.scheduler_flags.fallback);

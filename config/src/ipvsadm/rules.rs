@@ -37,6 +37,9 @@ pub struct Server {
     pub port: Option<u16>,
     pub method: Method,
     pub weight: u32,
+    /// `-x`, `-y`: connection thresholds (0: none).
+    pub upper: u32,
+    pub lower: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,6 +78,8 @@ struct Line {
     server: Option<(Ipv4Addr, Option<u16>)>,
     method: Option<Method>,
     weight: Option<u32>,
+    upper: Option<u32>,
+    lower: Option<u32>,
     set: Option<[u32; 3]>,
 }
 
@@ -212,11 +217,12 @@ fn parse_line(text: &str, warn: &mut Vec<String>) -> Result<Line, String> {
                 l.weight = Some(number(opt, next)?);
                 took = 1;
             }
-            "-x" | "--u-threshold" | "-y" | "--l-threshold" => {
-                warn.push(format!(
-                    "`{opt} {}` not converted: xvs has no connection thresholds",
-                    next.unwrap_or("")
-                ));
+            "-x" | "--u-threshold" => {
+                l.upper = Some(number(opt, next)?);
+                took = 1;
+            }
+            "-y" | "--l-threshold" => {
+                l.lower = Some(number(opt, next)?);
                 took = 1;
             }
             "--pe" | "--tun-type" | "--tun-port" => {
@@ -324,11 +330,15 @@ impl Table {
                         port,
                         method: l.method.unwrap_or(Method::Dr),
                         weight: l.weight.unwrap_or(1),
+                        upper: l.upper.unwrap_or(0),
+                        lower: l.lower.unwrap_or(0),
                     }),
                     ("-e", Some(i)) => {
                         let r = &mut s.servers[i];
                         r.method = l.method.unwrap_or(r.method);
                         r.weight = l.weight.unwrap_or(r.weight);
+                        r.upper = l.upper.unwrap_or(r.upper);
+                        r.lower = l.lower.unwrap_or(r.lower);
                     }
                     ("-d", Some(i)) => {
                         s.servers.remove(i);
@@ -421,7 +431,7 @@ mod tests {
 
     #[test]
     fn what_cannot_be_applied_is_named_with_its_line() {
-        let text = "-A -t www.example.com:http\n-a -t 1.1.1.1:80 -r 2.2.2.2\n-A -t [::1]:80\n-A -t 1.1.1.1:80 -x 100\n-A --sctp-service 1.1.1.1:80\n-A -t 1.1.1.9:80 --bogus\n-A -t 1.1.1.1:80\n";
+        let text = "-A -t www.example.com:http\n-a -t 1.1.1.1:80 -r 2.2.2.2\n-A -t [::1]:80\n-A -t 1.1.1.1:80 --pe sip\n-A --sctp-service 1.1.1.1:80\n-A -t 1.1.1.9:80 --bogus\n-A -t 1.1.1.1:80\n";
         let (t, w) = read(text);
         assert_eq!(t.services.len(), 1, "{w:?}");
         let joined = w.join("\n");
@@ -432,7 +442,7 @@ mod tests {
             "its -A line must come first",
             "line 3: ",
             "IPv6",
-            "line 4: `-x 100` not converted",
+            "line 4: `--pe sip` not converted",
             "line 5: ",
             "SCTP",
             "line 6: ",

@@ -520,6 +520,11 @@ fn real_server(
                 }
             }
             "inhibit_on_failure" => lines.push("inhibit_on_failure: true".into()),
+            "uthreshold" | "lthreshold" => {
+                if let Some(v) = whole(f, out) {
+                    lines.push(format!("{k}: {v}"));
+                }
+            }
             "notify_up" | "notify_down" => {
                 lines.push(format!("{k}: {}", quote(&f.args().join(" "))))
             }

@@ -264,6 +264,39 @@ pub(super) fn check(
                 "list each real server once per virtual server; use weight for a bigger share",
             );
         }
+        let upper = rs.uthreshold.as_ref().map(|u| {
+            ck.range(
+                u,
+                "uthreshold",
+                1,
+                MAX_THRESHOLD,
+                "the connections at which it takes no new ones; omit it for no limit",
+            ) as u32
+        });
+        let lower = rs.lthreshold.as_ref().map(|l| {
+            let v = ck.range(
+                l,
+                "lthreshold",
+                0,
+                MAX_THRESHOLD,
+                "the connections below which it takes new ones again",
+            ) as u32;
+            match upper {
+                None => ck.error(
+                    l,
+                    "lthreshold without uthreshold".into(),
+                    "give `uthreshold` too: lthreshold is where an overloaded real server recovers",
+                ),
+                Some(u) if v > u => ck.error(
+                    l,
+                    format!("lthreshold {v} is above uthreshold {u}"),
+                    "an overloaded real server recovers below lthreshold: make it at most uthreshold",
+                ),
+                Some(_) => {}
+            }
+            v
+        });
+        let thresholds = upper.map(|u| Thresholds::new(u, lower.unwrap_or(0)));
         let hc = rs
             .health_check
             .as_ref()
@@ -278,6 +311,7 @@ pub(super) fn check(
                 .inhibit_on_failure
                 .or(vs.inhibit_on_failure)
                 .unwrap_or(false),
+            thresholds,
             notify_up: rs.notify_up.clone(),
             notify_down: rs.notify_down.clone(),
         });

@@ -17,6 +17,7 @@ use xvs_dataplane::SharedSnapshot;
 use super::drain::Drains;
 use super::ifaces::Ifaces;
 use super::lb::{quorums, Lb};
+use super::overload::Overload;
 use super::publish;
 use super::resolve::resolve;
 use super::translate;
@@ -33,14 +34,17 @@ impl Lb {
         let macs = resolve(cfg, ifaces, &HashMap::new());
         let generation = 1;
         let health = initial_health(cfg);
-        let drains = Drains::default();
+        let (drains, overload) = (Drains::default(), Overload::default());
         let snap = publish::build(
             generation,
             cfg,
             local,
             &macs,
             &health,
-            &drains,
+            publish::Quiet {
+                drains: &drains,
+                overload: &overload,
+            },
             &mut registry,
         )?;
         let shared: SharedSnapshot = Arc::new(ArcSwap::from_pointee(snap));
@@ -124,6 +128,7 @@ impl Lb {
             macs,
             health,
             drains,
+            overload,
             quorum: quorums(cfg, &HashMap::new()),
             generation,
             queues,

@@ -13,6 +13,7 @@ use xvs_dataplane::SharedSnapshot;
 
 use super::drain::{self, Drains, Target};
 use super::ifaces::Ifaces;
+use super::overload::{self, Overload};
 use super::publish::{self, Local};
 use super::resolve::{resolve_off_loop, Macs};
 use super::workers::Workers;
@@ -36,6 +37,8 @@ pub struct Lb {
     pub health: HealthMap,
     /// Real servers the operator drained (`xvs drain`).
     pub drains: Drains,
+    /// Real servers past their connection threshold.
+    pub overload: Overload,
     /// Per virtual server, by name.
     pub quorum: HashMap<String, Quorum>,
     pub generation: u64,
@@ -66,7 +69,10 @@ impl Lb {
             self.local,
             &self.macs,
             &self.health,
-            &self.drains,
+            publish::Quiet {
+                drains: &self.drains,
+                overload: &self.overload,
+            },
             &mut self.registry,
         ) {
             Ok(s) => {
@@ -180,6 +186,39 @@ impl Lb {
             answer += &drain::answer(d, changed.contains(d), on, open);
         }
         Ok(answer)
+    }
+
+    /// Checks the connection thresholds against the workers' gauges; publishes when a
+    /// real server crossed one.
+    pub fn check_thresholds(&mut self, cfg: &Config) {
+        let w = AllWorkers(self.workers.counters());
+        let registry = &mut self.registry;
+        let crossed = self.overload.update(cfg, |key| {
+            let id = registry.id(key) as usize;
+            w.dest(id, |c| c.active.get()) + w.dest(id, |c| c.inactive.get())
+        });
+        if crossed.is_empty() {
+            return;
+        }
+        for (key, over) in &crossed {
+            if *over {
+                warn!(
+                    "real server {}:{} overloaded: it reached its uthreshold; no new connections",
+                    key.addr, key.port
+                );
+            } else {
+                info!(
+                    "real server {}:{} below its lthreshold: scheduled again",
+                    key.addr, key.port
+                );
+            }
+        }
+        self.publish(cfg, "connection threshold crossed");
+    }
+
+    /// When to check the thresholds next: `overload::TICK` when a real server has one.
+    pub fn threshold_tick(cfg: &Config) -> Option<Duration> {
+        Overload::any(cfg).then_some(overload::TICK)
     }
 
     /// What the steering program sent out for each NAT real server, by id (the rest: 0).

@@ -11,6 +11,7 @@
 //! - `resolve.rs`: neighbours and routes
 //! - `translate.rs`: configuration → dataplane settings
 //! - `command.rs`: the control socket's commands, typed; `drain.rs`: drained real servers
+//! - `overload.rs`: connection thresholds (uthreshold, lthreshold)
 //! - `privilege.rs`: the capabilities a configuration needs, checked first
 //! - `watch.rs`: the file watch; `hostcheck.rs`: host-side warnings; `ifaces.rs`
 
@@ -20,6 +21,7 @@ pub mod drain;
 pub mod hostcheck;
 mod ifaces;
 mod lb;
+pub mod overload;
 mod privilege;
 pub mod publish;
 mod reload;
@@ -115,6 +117,7 @@ impl Daemon<'_> {
                     let pool = status::Pool {
                         snap: &snap,
                         drains: &l.drains,
+                        overload: &l.overload,
                     };
                     let rows = status::rows(
                         &self.cfg,
@@ -169,6 +172,7 @@ impl Daemon<'_> {
                         xdp,
                         health: &l.health,
                         drains: &l.drains,
+                        overload: &l.overload,
                         checks: &self.monitors,
                         generation: l.generation,
                     }),
@@ -202,6 +206,14 @@ impl Daemon<'_> {
             self.rates
                 .sample(Instant::now(), &l.registry, l.workers.counters(), bpf);
         }
+    }
+}
+
+/// Sleeps until `at`, or forever when there is none.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -278,10 +290,17 @@ pub async fn run(path: &Path, cfg: Config, ifaces: Ifaces) -> Result<()> {
         reloads: 0,
         reload_failures: 0,
     };
+    // Deadlines from the last run, not sleeps from now: every other event restarts the
+    // loop, and a sleep begun anew each time would never end.
+    let (mut refreshed, mut thresholds_read) = (Instant::now(), Instant::now());
     loop {
         let next =
             d.lb.as_ref()
                 .map_or(RESOLVE_REFRESH, |l| l.next_refresh(&d.cfg));
+        let refresh_due = tokio::time::Instant::from_std(refreshed + next);
+        let threshold_due = Lb::threshold_tick(&d.cfg)
+            .filter(|_| d.lb.is_some())
+            .map(|t| tokio::time::Instant::from_std(thresholds_read + t));
         tokio::select! {
             _ = term.recv() => { info!("SIGTERM: shutting down"); break; }
             _ = int.recv() => { info!("SIGINT: shutting down"); break; }
@@ -302,10 +321,17 @@ pub async fn run(path: &Path, cfg: Config, ifaces: Ifaces) -> Result<()> {
                 let _ = reply.send(d.scrape());
             }
             Some(ev) = health_rx.recv() => d.on_health(ev),
-            _ = tokio::time::sleep(next) => {
+            _ = sleep_until(threshold_due) => {
+                thresholds_read = Instant::now();
+                if let Some(l) = d.lb.as_mut() {
+                    l.check_thresholds(&d.cfg);
+                }
+            }
+            _ = tokio::time::sleep_until(refresh_due) => {
                 if let Some(l) = d.lb.as_mut() {
                     l.refresh(&d.cfg, &d.ifaces).await;
                 }
+                refreshed = Instant::now();
             }
         }
     }

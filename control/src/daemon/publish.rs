@@ -10,6 +10,7 @@ use xvs_dataplane::snapshot::{Dest, DestId, Forwarding, SchedulerKind, Service, 
 use xvs_dataplane::snapshot::{Persistence, SchedFlags};
 
 use super::drain::Drains;
+use super::overload::Overload;
 use crate::health::{Health, HealthMap};
 use crate::ids::{service_key, DestKey, DestRegistry};
 
@@ -73,16 +74,30 @@ pub struct Local {
     pub internal_mac: Option<[u8; 6]>,
 }
 
+/// Real servers that are up but take no new connection: drained by the operator, or
+/// overloaded (past their connection threshold).
+#[derive(Clone, Copy)]
+pub struct Quiet<'a> {
+    pub drains: &'a Drains,
+    pub overload: &'a Overload,
+}
+
+impl Quiet<'_> {
+    fn holds(&self, vs: &xvs_config::VirtualServer, rs: &xvs_config::RealServer) -> bool {
+        self.drains.contains(vs, rs) || self.overload.contains(&DestKey::of(vs, rs))
+    }
+}
+
 /// Builds snapshot `generation`. `macs` holds each real server's next-hop MAC; one that
-/// has none is present but not schedulable. A drained real server keeps its place (its
-/// flows go on) with weight 0.
+/// has none is present but not schedulable. A quiet (drained or overloaded) real server
+/// keeps its place (its flows go on) with weight 0.
 pub fn build(
     generation: u64,
     cfg: &Config,
     local: Local,
     macs: &HashMap<Ipv4Addr, [u8; 6]>,
     health: &HealthMap,
-    drains: &Drains,
+    quiet: Quiet<'_>,
     registry: &mut DestRegistry,
 ) -> Result<Snapshot> {
     let mut dests: Vec<Option<Dest>> = Vec::new();
@@ -108,7 +123,7 @@ pub fn build(
             if !h.up && !rs.inhibit_on_failure {
                 continue;
             }
-            let weight = if h.up && !drains.contains(vs, rs) {
+            let weight = if h.up && !quiet.holds(vs, rs) {
                 h.weight.unwrap_or(rs.weight)
             } else {
                 0
@@ -302,8 +317,13 @@ virtual_servers:
             mtu: 1500,
             internal_mac: None,
         };
+        let none = Overload::default();
         let snap = |g, macs: &HashMap<_, _>, drains: &Drains, reg: &mut DestRegistry| {
-            build(g, &cfg, local, macs, &HealthMap::new(), drains, reg).unwrap()
+            let quiet = Quiet {
+                drains,
+                overload: &none,
+            };
+            build(g, &cfg, local, macs, &HealthMap::new(), quiet, reg).unwrap()
         };
         let s1 = snap(1, &macs, &Drains::default(), &mut reg);
         assert_eq!(s1.services.len(), 2);

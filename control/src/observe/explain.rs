@@ -182,7 +182,10 @@ mod tests {
             local,
             &macs,
             &HealthMap::new(),
-            &Default::default(),
+            publish::Quiet {
+                drains: &Default::default(),
+                overload: &Default::default(),
+            },
             &mut registry,
         )
         .unwrap();

@@ -1,10 +1,11 @@
 //! The health families: each real server's state (its check's, and the operator's drain),
 //! probe durations (a histogram), failed probes and transitions.
 
-use xvs_config::Config;
+use xvs_config::{Config, RealServer, VirtualServer};
 
 use super::text::{Out, Read};
 use crate::daemon::drain::Drains;
+use crate::daemon::overload::Overload;
 use crate::health::{HealthMap, Monitors};
 use crate::ids::DestKey;
 
@@ -28,24 +29,52 @@ pub fn up(o: &mut Out, cfg: &Config, health: &HealthMap) {
     }
 }
 
-/// `xvs_real_server_drained`: 1 while the operator has it drained (`xvs drain`).
-pub fn drained(o: &mut Out, cfg: &Config, drains: &Drains) {
-    const F: &str = "xvs_real_server_drained";
-    o.family(
-        F,
-        "gauge",
-        "1 while the real server is drained (`xvs drain`): no new connections, established ones go on.",
-    );
+/// A 0/1 gauge family per real server (those `flag` answers for).
+fn flags(
+    o: &mut Out,
+    cfg: &Config,
+    (name, help): (&str, &str),
+    flag: impl Fn(&VirtualServer, &RealServer) -> Option<bool>,
+) {
+    o.family(name, "gauge", help);
     for vs in &cfg.virtual_servers {
         for rs in &vs.real_servers {
+            let Some(on) = flag(vs, rs) else { continue };
             let rsl = format!("{}:{}", rs.address, rs.port);
             o.sample(
-                F,
+                name,
                 &[("virtual_server", &vs.name), ("real_server", &rsl)],
-                u64::from(drains.contains(vs, rs)),
+                u64::from(on),
             );
         }
     }
+}
+
+/// `xvs_real_server_drained`: 1 while the operator has it drained (`xvs drain`).
+pub fn drained(o: &mut Out, cfg: &Config, drains: &Drains) {
+    flags(
+        o,
+        cfg,
+        (
+            "xvs_real_server_drained",
+            "1 while the real server is drained (`xvs drain`): no new connections, established ones go on.",
+        ),
+        |vs, rs| Some(drains.contains(vs, rs)),
+    );
+}
+
+/// `xvs_real_server_overloaded`: 1 while past its connection threshold (`uthreshold`);
+/// only real servers that have one.
+pub fn overloaded(o: &mut Out, cfg: &Config, overload: &Overload) {
+    flags(
+        o,
+        cfg,
+        (
+            "xvs_real_server_overloaded",
+            "1 while the real server is past its uthreshold and not yet below its lthreshold: no new connections.",
+        ),
+        |vs, rs| rs.thresholds.map(|_| overload.contains(&DestKey::of(vs, rs))),
+    );
 }
 
 /// Probe durations (a histogram), failed probes and up/down transitions of every

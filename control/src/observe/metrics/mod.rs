@@ -24,6 +24,7 @@ pub use http::{bind, serve, Request};
 use text::Out;
 
 use crate::daemon::drain::Drains;
+use crate::daemon::overload::Overload;
 use crate::health::{HealthMap, Monitors};
 use crate::ids::DestRegistry;
 use crate::observe::counters::AllWorkers;
@@ -50,6 +51,7 @@ pub struct Balancer<'a> {
     pub xdp: Option<XdpCounters>,
     pub health: &'a HealthMap,
     pub drains: &'a Drains,
+    pub overload: &'a Overload,
     /// The health monitors' probe statistics.
     pub checks: &'a Monitors,
     pub generation: u64,
@@ -93,6 +95,7 @@ pub fn render(c: &Common<'_>, lb: Option<Balancer<'_>>) -> String {
         dataplane::servers(&mut o, c.cfg, lb.registry, w, lb.out, lb.fast_in);
         health::up(&mut o, c.cfg, lb.health);
         health::drained(&mut o, c.cfg, lb.drains);
+        health::overloaded(&mut o, c.cfg, lb.overload);
         health::checks(&mut o, c.cfg, lb.checks);
         dataplane::workers(&mut o, c.cfg, w);
         dataplane::xsk(&mut o, lb.xsk);
@@ -148,6 +151,7 @@ mod tests {
                     xdp: Some(XdpCounters::default()),
                     health: &health,
                     drains: &Drains::default(),
+                    overload: &Overload::default(),
                     checks: &monitors,
                     generation: 1,
                 }),
@@ -252,6 +256,7 @@ mod tests {
                 xdp: None,
                 health: &HashMap::new(),
                 drains: &Drains::default(),
+                overload: &Overload::default(),
                 checks: &monitors,
                 generation: 1,
             }),

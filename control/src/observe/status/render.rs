@@ -47,9 +47,10 @@ pub fn render(rows: &[VirtualServerRow], req: Request) -> String {
                     let Some(w) = rs.weight else { continue };
                     let name = format!("{}:{}", rs.address, rs.port);
                     let drained = if rs.drained { " drained" } else { "" };
+                    let over = if rs.overloaded { " overloaded" } else { "" };
                     let _ = writeln!(
                         s,
-                        "  -> {name:<28} {:<7} {w:<6} {:<10} {}{drained}",
+                        "  -> {name:<28} {:<7} {w:<6} {:<10} {}{drained}{over}",
                         vs.forwarding, rs.active_conns, rs.inactive_conns
                     );
                 }

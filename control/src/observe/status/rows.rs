@@ -12,6 +12,7 @@ use xvs_dataplane::WorkerCounters;
 
 use super::rates::{Rate, Rates};
 use crate::daemon::drain::Drains;
+use crate::daemon::overload::Overload;
 use crate::ids::{DestKey, DestRegistry};
 use crate::observe::counters::AllWorkers;
 
@@ -60,6 +61,8 @@ pub struct RealServerRow {
     /// Drained by the operator (`xvs drain`): no new connections until `xvs undrain`;
     /// the connection gauges say how many are still open.
     pub drained: bool,
+    /// Past its `uthreshold` (and not yet below its `lthreshold`): no new connections.
+    pub overloaded: bool,
     pub active_conns: u64,
     pub inactive_conns: u64,
     pub totals: Totals,
@@ -94,11 +97,13 @@ pub(super) fn totals(workers: &[Arc<WorkerCounters>], bpf: Steered<'_>, id: usiz
     }
 }
 
-/// What is scheduled now: the published snapshot, and the operator's drains.
+/// What is scheduled now: the published snapshot, the operator's drains, and the real
+/// servers past their connection threshold.
 #[derive(Clone, Copy)]
 pub struct Pool<'a> {
     pub snap: &'a xvs_dataplane::Snapshot,
     pub drains: &'a Drains,
+    pub overload: &'a Overload,
 }
 
 /// The rows, in configuration order.
@@ -128,6 +133,7 @@ pub fn rows(
                         in_pool: weight.is_some(),
                         weight,
                         drained: pool.drains.contains(vs, rs),
+                        overloaded: pool.overload.contains(&DestKey::of(vs, rs)),
                         active_conns: AllWorkers(workers).dest(idx, |d| d.active.get()),
                         inactive_conns: AllWorkers(workers).dest(idx, |d| d.inactive.get()),
                         totals: t,
