@@ -126,8 +126,10 @@ pub struct RawVrrpInstance {
     pub virtual_router_id: Spanned<i64>,
     /// 1 to 255; the highest priority is master. 255 means the address owner.
     pub priority: Spanned<i64>,
-    /// The state to start in: `MASTER` or `BACKUP` (default). keepalived's meaning: a
-    /// hint, the election decides.
+    /// `MASTER` or `BACKUP` (default), keepalived's hint. As in keepalived 2.x, every
+    /// instance below priority 255 starts as backup and becomes master only after
+    /// Master_Down_Interval without hearing a higher priority, so a restarted director
+    /// never claims VIPs a higher-priority master holds; priority 255 starts as master.
     #[serde(default)]
     pub state: Option<Spanned<VrrpState>>,
     /// Seconds between adverts: whole seconds 1 to 255 with version 2; 0.01 to 40.95 with

@@ -53,6 +53,37 @@ fn xvs_master_keepalived_backup_failover_and_preemption() {
 }
 
 #[test]
+fn a_state_master_below_the_peers_priority_never_claims_the_vip() {
+    let mut lab = VrrpLab::build().unwrap();
+    lab.start_keepalived(&peer(true, 200)).unwrap();
+    lab.wait_vip("d2", true, Duration::from_secs(10)).unwrap();
+    // As keepalived 2.x: `state MASTER` at 150 starts as backup, hears 200, stays so.
+    // Before, it took the VIP at once and held it until keepalived's next advert.
+    lab.start_xvs(&peer(true, 150)).unwrap();
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(5) {
+        assert!(
+            !lab.holds_vip("d1"),
+            "xvs claimed the VIP:\n{}",
+            lab.log("xvs")
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let log = lab.log("xvs");
+    assert!(log.contains("starts as BACKUP"), "{log}");
+    assert!(!log.contains("-> MASTER"), "{log}");
+    // With the master gone (killed, no goodbye) it takes over after Master_Down_Interval.
+    let t0 = Instant::now();
+    lab.kill("keepalived");
+    lab.wait_vip("d1", true, Duration::from_secs(8)).unwrap();
+    assert!(
+        t0.elapsed() < Duration::from_millis(3600 + 1500),
+        "{:?}",
+        t0.elapsed()
+    );
+}
+
+#[test]
 fn keepalived_master_xvs_backup_graceful_handover() {
     let mut lab = VrrpLab::build().unwrap();
     lab.start_keepalived(&peer(true, 150)).unwrap();

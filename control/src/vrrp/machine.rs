@@ -60,8 +60,6 @@ pub struct Params {
     /// keepalived's preempt_delay: after start-up or after first seeing a lower-priority
     /// master, wait this long before taking over from it.
     pub preempt_delay: Duration,
-    /// Start by taking over at once (keepalived `state MASTER`) instead of waiting.
-    pub start_as_master: bool,
     /// Our primary address: breaks priority ties (the higher address wins).
     pub primary: Ipv4Addr,
     /// Whether the instance belongs to a vrrp_sync_group.
@@ -167,12 +165,15 @@ impl Machine {
         self.timer = Some(now + self.master_down_interval());
     }
 
-    /// Initialize → Master (owner, or `start_as_master`) or Backup.
+    /// Initialize → Master for the address owner (priority 255), else Backup: as
+    /// keepalived 2.x, even with `state MASTER`, so that a director restarting below the
+    /// owner's priority never claims VIPs that a higher-priority master is advertising;
+    /// with no one advertising it takes over after Master_Down_Interval.
     pub fn start(&mut self, now: Instant) -> Vec<Action> {
         let mut out = Vec::new();
         self.started = Some(now);
         self.master_interval_cs = self.p.interval_cs;
-        if self.p.priority == 255 || self.p.start_as_master {
+        if self.p.priority == 255 {
             self.become_master(now, &mut out);
         } else {
             self.become_backup(now, &mut out);
@@ -349,10 +350,18 @@ mod tests {
             interval_cs: 100,
             preempt: true,
             preempt_delay: Duration::ZERO,
-            start_as_master: false,
             primary: ME,
             sync_group: false,
         }
+    }
+
+    /// A machine that started at `t0` as backup, heard nobody and took over; and when.
+    fn master(p: Params, t0: Instant) -> (Machine, Instant) {
+        let mut m = Machine::new(p);
+        m.start(t0);
+        let t = t0 + m.master_down_interval();
+        assert!(m.on_timer(t).contains(&Action::TakeVips));
+        (m, t)
     }
 
     fn adv(priority: u8, interval_cs: u16) -> Advert {
@@ -425,11 +434,7 @@ mod tests {
     #[test]
     fn master_yields_to_higher_priority_and_to_higher_address_on_ties() {
         let t0 = Instant::now();
-        let mut m = Machine::new(Params {
-            start_as_master: true,
-            ..params(Version::V2, 100)
-        });
-        assert!(m.start(t0).contains(&Action::TakeVips));
+        let (mut m, t0) = master(params(Version::V2, 100), t0);
         assert!(
             m.on_advert(t0, PEER_LOW, &adv(50, 100)).is_empty(),
             "lower: ignored"
@@ -451,11 +456,7 @@ mod tests {
             ]
         );
         // A master that hears priority 0 re-advertises at once.
-        let mut m = Machine::new(Params {
-            start_as_master: true,
-            ..params(Version::V2, 100)
-        });
-        m.start(t0);
+        let (mut m, t0) = master(params(Version::V2, 100), t0);
         assert_eq!(
             m.on_advert(t0, PEER_LOW, &adv(0, 100)),
             [Action::Advertise { priority: 100 }]
@@ -522,11 +523,7 @@ mod tests {
     #[test]
     fn a_lowered_master_says_so_at_once() {
         let t0 = Instant::now();
-        let mut m = Machine::new(Params {
-            start_as_master: true,
-            ..params(Version::V2, 150)
-        });
-        m.start(t0);
+        let (mut m, t0) = master(params(Version::V2, 150), t0);
         assert_eq!(m.set_priority(t0, 50), [Action::Advertise { priority: 50 }]);
         // Now a peer at 100 wins.
         assert!(m

@@ -251,13 +251,18 @@ pub async fn run(
             );
         }
     }
+    if cfg.start_as_master && cfg.priority < 255 {
+        info!(
+            "VRRP {}: state MASTER below priority 255 starts as BACKUP, master after Master_Down_Interval unless a higher priority advertises (as keepalived 2.x)",
+            cfg.name
+        );
+    }
     let mut machine = Machine::new(Params {
         version,
         priority: cfg.priority,
         interval_cs: cfg.advert_int_cs,
         preempt: cfg.preempt,
         preempt_delay: Duration::from_secs(u64::from(cfg.preempt_delay)),
-        start_as_master: cfg.start_as_master,
         primary: src,
         sync_group: cfg.sync_group.is_some(),
     });
