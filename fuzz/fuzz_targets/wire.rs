@@ -1,10 +1,11 @@
-//! Arbitrary bytes through every `wire` view and the input screen: no panic, and the
-//! screen's IPv4 verdict agrees with an independent parser (etherparse).
+//! Arbitrary bytes through every `wire` view (IPv6's extension-header walk too) and the
+//! input screen: no panic, and the screen's IPv4 verdict agrees with an independent
+//! parser (etherparse).
 #![no_main]
 
 use etherparse::Ipv4HeaderSlice;
 use xvs_dataplane::screen;
-use xvs_dataplane::wire::{ethernet, icmp, ipv4, tcp, udp};
+use xvs_dataplane::wire::{ethernet, icmp, ipv4, ipv6, tcp, udp};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     if let Ok(e) = ethernet::EthernetFrame::new_checked(data) {
@@ -19,6 +20,13 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
             ip.is_fragment(),
         );
         let _ = (ip.verify_checksum(), ip.payload().len());
+    }
+    if let Ok(ip) = ipv6::Ipv6Packet::new_checked(data) {
+        let _ = (ip.src(), ip.dst(), ip.hop_limit(), ip.flow_label());
+        // Where the walk finds an upper layer, it lies inside the payload.
+        if let ipv6::Upper::Found { offset, .. } = ip.upper_layer() {
+            assert!(offset <= ip.payload().len());
+        }
     }
     if let Ok(t) = tcp::TcpPacket::new_checked(data) {
         let _ = (
