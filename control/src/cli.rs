@@ -147,9 +147,9 @@ impl DrainArgs {
 pub enum RealserverAction {
     /// VIPs on lo, ARP for them silenced; for TUN also rp_filter off and IPIP decap on --dev.
     Up {
-        /// VIPs, comma-separated.
+        /// VIPs, comma-separated: IPv4 or IPv6 (DR only).
         #[arg(long, value_delimiter = ',', required = true)]
-        vip: Vec<std::net::Ipv4Addr>,
+        vip: Vec<std::net::IpAddr>,
         #[arg(long, value_enum)]
         mode: realserver::Mode,
         /// The device clients' packets arrive on (needed for TUN).
@@ -160,7 +160,7 @@ pub enum RealserverAction {
     /// the line that brought a real server up takes it down with `up` replaced by `down`.
     Down {
         #[arg(long, value_delimiter = ',')]
-        vip: Vec<std::net::Ipv4Addr>,
+        vip: Vec<std::net::IpAddr>,
         /// Accepted as `up` takes it; when given, it must be what `up` recorded.
         #[arg(long, value_enum)]
         mode: Option<realserver::Mode>,

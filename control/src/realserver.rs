@@ -1,14 +1,18 @@
 //! `xvs realserver up|down`: what the seeds' real-server script does for LVS DR and TUN,
-//! undoable. The VIPs go on `lo` as /32; ARP for them is silenced (arp_ignore=1,
-//! arp_announce=2); for TUN, reverse-path filtering is relaxed and xvs's IPIP decap
-//! program goes on the device's tc ingress (these kernels have no ipip module).
+//! undoable. The VIPs go on `lo`, IPv4 as /32 and IPv6 as /128 (without DAD); ARP for
+//! IPv4 VIPs is silenced (arp_ignore=1, arp_announce=2). IPv6 needs no sysctl: Linux
+//! answers a neighbour solicitation only for addresses of the interface it arrived on,
+//! so a VIP on lo is never claimed on the wire (`tests/tests/realserver6.rs` shows it),
+//! while packets to it are still accepted on any interface. For TUN, reverse-path
+//! filtering is relaxed and xvs's IPIP decap program goes on the device's tc ingress
+//! (these kernels have no ipip module); TUN takes IPv4 VIPs only.
 //!
 //! Every change is recorded in a state file (one per network namespace, under /run/xvs)
 //! with the value it replaced, so `down` restores exactly what `up` changed and nothing
 //! else; running `up` twice changes nothing the second time.
 
 use std::fs;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
@@ -24,7 +28,7 @@ pub enum Mode {
 }
 
 pub struct Request {
-    pub vips: Vec<Ipv4Addr>,
+    pub vips: Vec<IpAddr>,
     pub mode: Mode,
     pub dev: Option<String>,
 }
@@ -33,7 +37,7 @@ pub struct Request {
 #[derive(Default, Debug, PartialEq, Eq)]
 struct State {
     /// VIPs this tool added to lo.
-    vips: Vec<Ipv4Addr>,
+    vips: Vec<IpAddr>,
     /// (sysctl path under /proc/sys, value before the change).
     sysctls: Vec<(String, String)>,
     /// Device the decap program is attached to, and the VIPs it decapsulates.
@@ -115,6 +119,15 @@ fn save(s: &State) -> Result<()> {
     fs::write(&path, s.render()).with_context(|| format!("writing {}", path.display()))
 }
 
+/// A VIP's prefix on lo: the address alone.
+fn host_prefix(vip: IpAddr) -> u8 {
+    if vip.is_ipv4() {
+        32
+    } else {
+        128
+    }
+}
+
 fn sysctl_path(dev: &str, knob: &str) -> String {
     format!("net/ipv4/conf/{dev}/{knob}")
 }
@@ -130,12 +143,13 @@ fn write_sysctl(path: &str, value: &str) -> Result<()> {
     fs::write(format!("/proc/sys/{path}"), value).with_context(|| format!("writing {path}"))
 }
 
-/// The sysctls a mode needs, as (path, value).
-fn sysctls(mode: Mode, dev: Option<&str>) -> Vec<(String, &'static str)> {
+/// The sysctls a mode needs, as (path, value); `ipv4` when an IPv4 VIP is among them
+/// (ARP is IPv4's).
+fn sysctls(mode: Mode, dev: Option<&str>, ipv4: bool) -> Vec<(String, &'static str)> {
     let mut ifs = vec!["all", "lo"];
     ifs.extend(dev);
     let mut v = Vec::new();
-    for i in &ifs {
+    for i in ifs.iter().filter(|_| ipv4) {
         v.push((sysctl_path(i, "arp_ignore"), "1"));
         v.push((sysctl_path(i, "arp_announce"), "2"));
     }
@@ -171,20 +185,25 @@ pub fn up(req: &Request) -> Result<Vec<String>> {
     if req.vips.is_empty() {
         bail!("no VIP given; nothing was changed");
     }
+    if let (Mode::Tun, Some(v6)) = (req.mode, req.vips.iter().find(|v| v.is_ipv6())) {
+        bail!("--mode tun takes IPv4 VIPs only (IPv6-in-IPv6 decap is not built yet), not {v6}; nothing was changed");
+    }
     let lo = Iface::lookup("lo")?.context("no loopback device")?;
     let mut state = load()?;
     let mut done = Vec::new();
 
     for &vip in &req.vips {
-        if netlink::add_address(lo.ifindex, vip, 32)
-            .with_context(|| format!("adding {vip}/32 to lo"))?
+        let len = host_prefix(vip);
+        if netlink::add_address(lo.ifindex, vip, len)
+            .with_context(|| format!("adding {vip}/{len} to lo"))?
         {
             state.vips.push(vip);
-            done.push(format!("added {vip}/32 to lo"));
+            done.push(format!("added {vip}/{len} to lo"));
         }
         save(&state)?;
     }
-    for (path, value) in sysctls(req.mode, req.dev.as_deref()) {
+    let ipv4 = req.vips.iter().any(IpAddr::is_ipv4);
+    for (path, value) in sysctls(req.mode, req.dev.as_deref(), ipv4) {
         let old = read_sysctl(&path)?;
         if old != value {
             write_sysctl(&path, value)?;
@@ -205,9 +224,12 @@ pub fn up(req: &Request) -> Result<Vec<String>> {
         };
         let decap = Decap::load()?;
         let before = vips.len();
-        for v in &req.vips {
-            if !vips.contains(v) {
-                vips.push(*v);
+        for v in req.vips.iter().filter_map(|v| match v {
+            IpAddr::V4(a) => Some(*a),
+            IpAddr::V6(_) => None,
+        }) {
+            if !vips.contains(&v) {
+                vips.push(v);
             }
         }
         if vips.len() != before || !decap.attached(dev.ifindex as i32) {
@@ -263,23 +285,28 @@ fn check_down_args(state: &State, mode: Option<Mode>, dev: Option<&str>) -> Resu
 /// Undoes what `up` recorded for `vips` (all of them if empty); once no VIP is left, the
 /// sysctls go back to their old values too. `mode` and `dev`, when given, are checked
 /// against the record.
-pub fn down(vips: &[Ipv4Addr], mode: Option<Mode>, dev: Option<&str>) -> Result<Vec<String>> {
+pub fn down(vips: &[IpAddr], mode: Option<Mode>, dev: Option<&str>) -> Result<Vec<String>> {
     let mut state = load()?;
     check_down_args(&state, mode, dev)?;
     let mut done = Vec::new();
-    let wanted = |v: &Ipv4Addr| vips.is_empty() || vips.contains(v);
+    let wanted = |v: &IpAddr| vips.is_empty() || vips.contains(v);
     let lo = Iface::lookup("lo")?.context("no loopback device")?;
     for vip in state.vips.clone().iter().filter(|v| wanted(v)) {
-        if netlink::del_address(lo.ifindex, *vip, 32)
-            .with_context(|| format!("removing {vip}/32 from lo"))?
+        let len = host_prefix(*vip);
+        if netlink::del_address(lo.ifindex, *vip, len)
+            .with_context(|| format!("removing {vip}/{len} from lo"))?
         {
-            done.push(format!("removed {vip}/32 from lo"));
+            done.push(format!("removed {vip}/{len} from lo"));
         }
         state.vips.retain(|v| v != vip);
         save(&state)?;
     }
     if let Some((dev, dvips)) = state.decap.clone() {
-        let left: Vec<Ipv4Addr> = dvips.iter().copied().filter(|v| !wanted(v)).collect();
+        let left: Vec<Ipv4Addr> = dvips
+            .iter()
+            .copied()
+            .filter(|v| !wanted(&IpAddr::V4(*v)))
+            .collect();
         let decap = Decap::load()?;
         match Iface::lookup(&dev)? {
             Some(i) if left.is_empty() => {
@@ -319,7 +346,10 @@ mod tests {
     #[test]
     fn state_round_trip_and_bad_input() {
         let s = State {
-            vips: vec![Ipv4Addr::new(10, 0, 0, 100)],
+            vips: vec![
+                IpAddr::V4(Ipv4Addr::new(10, 0, 0, 100)),
+                "2001:db8::100".parse().unwrap(),
+            ],
             sysctls: vec![("net/ipv4/conf/all/arp_ignore".into(), "0".into())],
             decap: Some((
                 "eth0".into(),
@@ -336,8 +366,8 @@ mod tests {
     fn down_takes_ups_arguments_and_checks_them_against_the_record() {
         let vip = Ipv4Addr::new(10, 0, 0, 100);
         let tun = State {
-            vips: vec![vip],
-            sysctls: sysctls(Mode::Tun, Some("eth0"))
+            vips: vec![IpAddr::V4(vip)],
+            sysctls: sysctls(Mode::Tun, Some("eth0"), true)
                 .into_iter()
                 .map(|(p, _)| (p, "0".into()))
                 .collect(),
@@ -350,8 +380,8 @@ mod tests {
         assert!(check_down_args(&tun, Some(Mode::Tun), None).is_err());
         assert!(check_down_args(&tun, Some(Mode::Dr), Some("eth0")).is_err());
         let dr = State {
-            vips: vec![vip],
-            sysctls: sysctls(Mode::Dr, Some("eth0"))
+            vips: vec![IpAddr::V4(vip)],
+            sysctls: sysctls(Mode::Dr, Some("eth0"), true)
                 .into_iter()
                 .map(|(p, _)| (p, "0".into()))
                 .collect(),
@@ -365,10 +395,14 @@ mod tests {
 
     #[test]
     fn tun_relaxes_rp_filter_on_all_and_the_device() {
-        let dr = sysctls(Mode::Dr, None);
+        assert!(
+            sysctls(Mode::Dr, None, false).is_empty(),
+            "IPv6 VIPs alone need no ARP sysctl"
+        );
+        let dr = sysctls(Mode::Dr, None, true);
         assert!(dr.iter().all(|(p, _)| !p.contains("rp_filter")));
         assert!(dr.contains(&("net/ipv4/conf/all/arp_ignore".into(), "1")));
-        let tun = sysctls(Mode::Tun, Some("eth0"));
+        let tun = sysctls(Mode::Tun, Some("eth0"), true);
         assert!(tun.contains(&("net/ipv4/conf/eth0/rp_filter".into(), "0")));
         assert!(tun.contains(&("net/ipv4/conf/all/rp_filter".into(), "0")));
     }

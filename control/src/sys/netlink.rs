@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 const NLMSG_HDR: usize = 16;
@@ -205,23 +205,37 @@ pub fn addresses() -> io::Result<Vec<(u32, Ipv4Addr, u8)>> {
     Ok(out)
 }
 
-fn addr_msg(kind: u16, flags: u16, ifindex: u32, addr: Ipv4Addr, prefix: u8) -> Msg {
+/// ifaddrmsg's flag: no duplicate address detection, so an IPv6 address is usable at
+/// once (a VIP on lo has no one to collide with).
+const IFA_F_NODAD: u8 = 0x02;
+
+fn addr_msg(kind: u16, flags: u16, ifindex: u32, addr: IpAddr, prefix: u8) -> Msg {
     let mut ifa = [0u8; 8];
-    ifa[0] = libc::AF_INET as u8;
     ifa[1] = prefix;
     ifa[4..8].copy_from_slice(&ifindex.to_ne_bytes());
-    Msg::new(kind, flags | NLM_F_ACK, &ifa)
-        .attr(IFA_LOCAL, &addr.octets())
-        .attr(IFA_ADDRESS, &addr.octets())
+    match addr {
+        IpAddr::V4(a) => {
+            ifa[0] = libc::AF_INET as u8;
+            Msg::new(kind, flags | NLM_F_ACK, &ifa)
+                .attr(IFA_LOCAL, &a.octets())
+                .attr(IFA_ADDRESS, &a.octets())
+        }
+        // IPv6 takes IFA_ADDRESS alone (with IFA_LOCAL too it would be a peer address).
+        IpAddr::V6(a) => {
+            ifa[0] = libc::AF_INET6 as u8;
+            ifa[2] = IFA_F_NODAD;
+            Msg::new(kind, flags | NLM_F_ACK, &ifa).attr(IFA_ADDRESS, &a.octets())
+        }
+    }
 }
 
-/// Adds `addr/prefix` to `ifindex`; false if it was there already.
-pub fn add_address(ifindex: u32, addr: Ipv4Addr, prefix: u8) -> io::Result<bool> {
+/// Adds `addr/prefix` to `ifindex` (IPv6 without DAD); false if it was there already.
+pub fn add_address(ifindex: u32, addr: impl Into<IpAddr>, prefix: u8) -> io::Result<bool> {
     match addr_msg(
         RTM_NEWADDR,
         NLM_F_CREATE | NLM_F_EXCL,
         ifindex,
-        addr,
+        addr.into(),
         prefix,
     )
     .exchange(|_, _| {})
@@ -233,8 +247,8 @@ pub fn add_address(ifindex: u32, addr: Ipv4Addr, prefix: u8) -> io::Result<bool>
 }
 
 /// Removes `addr/prefix` from `ifindex`; false if it was not there.
-pub fn del_address(ifindex: u32, addr: Ipv4Addr, prefix: u8) -> io::Result<bool> {
-    match addr_msg(RTM_DELADDR, 0, ifindex, addr, prefix).exchange(|_, _| {}) {
+pub fn del_address(ifindex: u32, addr: impl Into<IpAddr>, prefix: u8) -> io::Result<bool> {
+    match addr_msg(RTM_DELADDR, 0, ifindex, addr.into(), prefix).exchange(|_, _| {}) {
         Ok(()) => Ok(true),
         Err(e) if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) => Ok(false),
         Err(e) => Err(e),
