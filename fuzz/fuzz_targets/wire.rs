@@ -5,7 +5,7 @@
 
 use etherparse::Ipv4HeaderSlice;
 use xvs_dataplane::screen;
-use xvs_dataplane::wire::{ethernet, icmp, ipv4, ipv6, tcp, udp};
+use xvs_dataplane::wire::{ethernet, icmp, icmpv6, ipv4, ipv6, tcp, udp};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     if let Ok(e) = ethernet::EthernetFrame::new_checked(data) {
@@ -27,6 +27,10 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         if let ipv6::Upper::Found { offset, .. } = ip.upper_layer() {
             assert!(offset <= ip.payload().len());
         }
+    }
+    if let Ok(i) = icmpv6::Icmpv6Packet::new_checked(data) {
+        let _ = (i.msg_type(), i.code(), i.mtu(), i.is_error(), i.payload().len());
+        let _ = i.verify_checksum([0; 16], [0; 16]);
     }
     if let Ok(t) = tcp::TcpPacket::new_checked(data) {
         let _ = (
