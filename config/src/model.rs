@@ -1,6 +1,6 @@
 //! The validated configuration.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -486,11 +486,11 @@ pub struct VrrpInstance {
     pub preempt_delay: u32,
     /// v2 simple password (`auth_type: PASS`).
     pub password: Option<String>,
-    pub unicast_src_ip: Option<Ipv4Addr>,
-    /// Empty: multicast to 224.0.0.18.
-    pub unicast_peers: Vec<Ipv4Addr>,
-    /// Address and prefix length (default /32).
-    pub virtual_ipaddresses: Vec<(Ipv4Addr, u8)>,
+    pub unicast_src_ip: Option<IpAddr>,
+    /// Empty: multicast to 224.0.0.18 (ff02::12 for IPv6).
+    pub unicast_peers: Vec<IpAddr>,
+    /// Address and prefix length (default /32, /128): all IPv4, or all IPv6.
+    pub virtual_ipaddresses: Vec<(IpAddr, u8)>,
     /// Gratuitous ARPs per VIP on becoming master.
     pub garp_master_repeat: u32,
     /// Seconds between repeated gratuitous ARPs while master (0: none).

@@ -2,7 +2,7 @@
 //! of each field is its documentation: the JSON Schema (`xvs schema`) and
 //! `docs/configuration.md` are generated from these types.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -148,14 +148,16 @@ pub struct RawVrrpInstance {
     /// Version 2 only: simple password authentication.
     #[serde(default)]
     pub authentication: Option<Spanned<RawAuth>>,
-    /// Unicast VRRP: the source address of adverts.
+    /// Unicast VRRP: the source address of adverts (of the VIPs' family).
     #[serde(default)]
-    pub unicast_src_ip: Option<Spanned<Ipv4Addr>>,
-    /// Unicast VRRP: the peers adverts are sent to (instead of 224.0.0.18).
+    pub unicast_src_ip: Option<Spanned<IpAddr>>,
+    /// Unicast VRRP: the peers adverts are sent to (instead of 224.0.0.18, or ff02::12
+    /// for IPv6), of the VIPs' family.
     #[serde(default)]
-    pub unicast_peers: Vec<Spanned<Ipv4Addr>>,
-    /// The virtual addresses, `a.b.c.d` or `a.b.c.d/len`, added to `interface` while
-    /// master.
+    pub unicast_peers: Vec<Spanned<IpAddr>>,
+    /// The virtual addresses, `a.b.c.d[/len]` or, all of them, IPv6 `x::y[/len]` (VRRP
+    /// version 3 over IPv6, RFC 5798, with unsolicited neighbour advertisements), added to
+    /// `interface` while master.
     pub virtual_ipaddresses: Vec<Spanned<String>>,
     /// Gratuitous ARPs sent per address on becoming master. Default 5.
     #[serde(default)]

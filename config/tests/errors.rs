@@ -369,7 +369,37 @@ fn vrrp_mistakes() {
     ));
     assert!(e.contains("version 2 only"), "{e}");
     let e = errors(&VRRP.replace("10.0.0.101/24", "10.0.0.301"));
-    assert!(e.contains("not an IPv4 address"), "{e}");
+    assert!(e.contains("not an IP address"), "{e}");
+    // IPv6: version 3 only, one family per instance, peers of the VIPs' family.
+    let mixed = VRRP.replace("10.0.0.101/24", "2001:db8::100/64");
+    let e = errors(&mixed);
+    assert!(
+        e.contains("is not of the instance's first address's family"),
+        "{e}"
+    );
+    let v2 = mixed.replace("10.0.0.100,", "2001:db8::101,");
+    assert!(
+        errors(&v2).contains("it needs version 3"),
+        "{}",
+        errors(&v2)
+    );
+    let v6only = VRRP
+        .replace("10.0.0.100", "2001:db8::101")
+        .replace("10.0.0.101/24", "2001:db8::100/64")
+        .replace(
+            "priority: 100",
+            "priority: 100\n    version: 3\n    unicast_peers: [10.0.0.3]",
+        );
+    let e = errors(&v6only);
+    assert!(e.contains("10.0.0.3 is not of the VIPs' family"), "{e}");
+    let ok = parse("t.yaml", &v6only.replace("[10.0.0.3]", "[\"2001:db8::3\"]")).unwrap();
+    assert_eq!(
+        ok.vrrp_instances[0].virtual_ipaddresses,
+        [
+            ("2001:db8::101".parse().unwrap(), 128),
+            ("2001:db8::100".parse().unwrap(), 64)
+        ]
+    );
     let twice = format!("{VRRP}  - name: VI_2\n    interface: eth0\n    virtual_router_id: 51\n    priority: 90\n    virtual_ipaddresses: [10.0.0.102]\n");
     let e = errors(&twice);
     assert!(

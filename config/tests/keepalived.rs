@@ -208,3 +208,23 @@ fn truncated_files_never_panic() {
         let _ = parse("cut.yaml", &yaml[..cut]);
     }
 }
+
+/// keepalived runs an instance of IPv6 addresses as VRRPv3 over IPv6: the conversion
+/// says `version: 3` whatever `vrrp_version` is, and keeps the peers.
+#[test]
+fn an_ipv6_instance_converts_as_version_3() {
+    let text = "global_defs {\n  vrrp_version 2\n}\nvrrp_instance VI_6 {\n  state BACKUP\n  interface eth0\n  virtual_router_id 61\n  priority 100\n  unicast_src_ip 2001:db8::2\n  unicast_peer {\n    2001:db8::3\n  }\n  virtual_ipaddress {\n    2001:db8::100/64\n  }\n}\n";
+    let i = keepalived::import(text, None);
+    let c = load("ipv6.conf", &i);
+    let v = &c.vrrp_instances[0];
+    assert_eq!(v.version, 3);
+    assert_eq!(
+        v.virtual_ipaddresses,
+        [("2001:db8::100".parse().unwrap(), 64)]
+    );
+    assert_eq!(
+        v.unicast_peers,
+        ["2001:db8::3".parse::<std::net::IpAddr>().unwrap()]
+    );
+    assert!(i.warnings.is_empty(), "{:?}", i.warnings);
+}

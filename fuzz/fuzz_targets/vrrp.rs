@@ -1,5 +1,5 @@
-//! Arbitrary datagrams through the VRRP advertisement parser (v2 and v3): no panic; and
-//! what xvs builds, it parses back.
+//! Arbitrary datagrams through the VRRP advertisement parsers (v2 and v3 over IPv4, v3
+//! over IPv6): no panic.
 #![no_main]
 
 #[allow(dead_code)]
@@ -21,5 +21,12 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
             password,
         };
         let _ = packet::parse(data, &expect);
+        let _ = packet::parse_v6(
+            data,
+            "fe80::2".parse().unwrap(),
+            packet::MULTICAST_GROUP_V6,
+            255,
+            &expect,
+        );
     }
 });

@@ -164,7 +164,16 @@ fn sync_group(s: &Stmt, out: &mut Out) {
 
 fn vrrp_instance(s: &Stmt, version: Option<&str>, out: &mut Out) {
     out.line(2, &format!("- name: {}", quote(s.arg(0).unwrap_or("VI"))));
-    if let Some(v) = version {
+    // keepalived runs an instance of IPv6 addresses as VRRPv3 over IPv6, whatever
+    // vrrp_version says.
+    let ipv6 = inner(s)
+        .iter()
+        .filter(|i| i.keyword() == "virtual_ipaddress")
+        .flat_map(inner)
+        .any(|a| a.keyword().contains(':'));
+    if ipv6 {
+        out.line(4, "version: 3");
+    } else if let Some(v) = version {
         out.line(4, &format!("version: {v}"));
     }
     for i in inner(s) {
@@ -235,15 +244,14 @@ fn vrrp_instance(s: &Stmt, version: Option<&str>, out: &mut Out) {
                     out.line(6, &format!("- {}", quote(ip)));
                 }
             }
-            "unicast_src_ip" => {
-                if let Some(a) = addr(i.arg(0)) {
-                    out.line(4, &format!("unicast_src_ip: {a}"));
-                }
-            }
+            "unicast_src_ip" => match i.arg(0).and_then(|a| a.parse::<std::net::IpAddr>().ok()) {
+                Some(a) => out.line(4, &format!("unicast_src_ip: {}", quote(&a.to_string()))),
+                None => out.warn(i, "is no IP address: not converted"),
+            },
             "unicast_peer" => {
                 out.line(4, "unicast_peers:");
                 for p in inner(i) {
-                    out.line(6, &format!("- {}", p.keyword()));
+                    out.line(6, &format!("- {}", quote(p.keyword())));
                 }
             }
             "track_interface" => {

@@ -2,7 +2,7 @@
 //! references between them.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use super::checker::{at, Checker};
 use crate::error::Diagnostic;
@@ -104,22 +104,54 @@ pub(super) fn instance(
         }
         a.value.auth_pass.clone()
     });
-    let mut vips = Vec::new();
+    let mut vips: Vec<(IpAddr, u8)> = Vec::new();
     for v in &vi.virtual_ipaddresses {
-        let (addr, len) = v
-            .value
-            .split_once('/')
-            .map_or((v.value.as_str(), "32"), |(a, l)| (a, l));
-        match (addr.trim().parse::<Ipv4Addr>(), len.trim().parse::<u8>()) {
-            (Ok(a), Ok(l)) if l <= 32 => vips.push((a, l)),
-            _ => ck.error(
+        let (addr, len) = match v.value.split_once('/') {
+            Some((a, l)) => (a.trim(), Some(l.trim())),
+            None => (v.value.trim(), None),
+        };
+        let parsed = addr.parse::<IpAddr>().ok().and_then(|a| {
+            let max = if a.is_ipv4() { 32 } else { 128 };
+            match len {
+                None => Some((a, max)),
+                Some(l) => l.parse::<u8>().ok().filter(|l| *l <= max).map(|l| (a, l)),
+            }
+        });
+        match parsed {
+            Some(p) if vips.first().is_some_and(|f| f.0.is_ipv4() != p.0.is_ipv4()) => ck.error(
+                v,
+                format!("{} is not of the instance's first address's family", p.0),
+                "an instance's VIPs are all IPv4 or all IPv6: give IPv6 ones an instance of their own, as keepalived does",
+            ),
+            Some(p) => vips.push(p),
+            None => ck.error(
                 v,
                 format!(
-                    "{:?} is not an IPv4 address (with an optional /prefix)",
+                    "{:?} is not an IP address (with an optional /prefix)",
                     v.value
                 ),
-                "as keepalived: 10.0.0.100 or 10.0.0.100/24",
+                "as keepalived: 10.0.0.100, 10.0.0.100/24 or 2001:db8::100/64",
             ),
+        }
+    }
+    let ipv6 = vips.first().is_some_and(|v| v.0.is_ipv6());
+    if ipv6 && version != 3 {
+        ck.error(
+            &vi.name,
+            format!(
+                "VRRP instance {:?} has IPv6 addresses: it needs version 3",
+                vi.name.value
+            ),
+            "VRRP over IPv6 exists in version 3 only (RFC 5798): add `version: 3`",
+        );
+    }
+    for a in vi.unicast_src_ip.iter().chain(&vi.unicast_peers) {
+        if !vips.is_empty() && a.value.is_ipv6() != ipv6 {
+            ck.error(
+                a,
+                format!("{} is not of the VIPs' family", a.value),
+                "unicast_src_ip and unicast_peers are of the VIPs' family",
+            );
         }
     }
     if vips.is_empty() {
@@ -191,7 +223,22 @@ pub(super) fn instance(
             .unicast_peers
             .iter()
             .map(|p| {
-                ck.unicast(p, "a unicast VRRP peer");
+                if let IpAddr::V4(v4) = p.value {
+                    let at = Spanned {
+                        value: v4,
+                        referenced: p.referenced,
+                    };
+                    ck.unicast(&at, "a unicast VRRP peer");
+                } else if p.value.is_multicast()
+                    || p.value.is_unspecified()
+                    || p.value.is_loopback()
+                {
+                    ck.error(
+                        p,
+                        format!("{} cannot be a unicast VRRP peer", p.value),
+                        "give a unicast address of the network",
+                    );
+                }
                 p.value
             })
             .collect(),

@@ -179,7 +179,12 @@ pub fn build(
 fn vrrp_vips(cfg: &Config) -> impl Iterator<Item = Ipv4Addr> + '_ {
     cfg.vrrp_instances
         .iter()
-        .flat_map(|v| v.virtual_ipaddresses.iter().map(|&(a, _)| a))
+        .flat_map(|v| v.virtual_ipaddresses.iter())
+        // The steering maps are IPv4's.
+        .filter_map(|&(a, _)| match a {
+            std::net::IpAddr::V4(v4) => Some(v4),
+            std::net::IpAddr::V6(_) => None,
+        })
 }
 
 /// What the steering program takes for the director's own addresses: `addrs` (the

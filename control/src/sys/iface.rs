@@ -52,6 +52,33 @@ impl Iface {
     }
 }
 
+/// The link-local IPv6 address of `ifindex` (what VRRP over IPv6 advertises from), from
+/// /proc/net/if_inet6: `address ifindex prefix scope flags name`, hex; scope 0x20 is
+/// link-local. Tentative addresses (flag 0x40) are not usable yet.
+pub fn link_local_v6(ifindex: u32) -> Option<std::net::Ipv6Addr> {
+    let text = fs::read_to_string("/proc/net/if_inet6").ok()?;
+    link_local_in(&text, ifindex)
+}
+
+fn link_local_in(text: &str, ifindex: u32) -> Option<std::net::Ipv6Addr> {
+    text.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let [addr, idx, _, scope, flags, ..] = f.as_slice() else {
+            return None;
+        };
+        let usable = u32::from_str_radix(idx, 16).ok()? == ifindex
+            && *scope == "20"
+            && u8::from_str_radix(flags, 16).ok()? & 0x40 == 0;
+        (usable && addr.len() == 32)
+            .then(|| {
+                u128::from_str_radix(addr, 16)
+                    .ok()
+                    .map(std::net::Ipv6Addr::from)
+            })
+            .flatten()
+    })
+}
+
 /// Whether `name` looks like a veth: no device behind it, and linked to another
 /// interface (its peer). A heuristic, for a warning.
 pub fn is_veth(name: &str) -> bool {
@@ -85,6 +112,17 @@ pub fn format_mac(m: &[u8; 6]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_link_local_address_of_an_interface() {
+        let text = "20010db8000000000000000000000003 02 40 00 80     eth0\nfe800000000000003c9c45fffeeb19e3 02 40 20 80     eth0\nfe800000000000000000000000000009 03 40 20 c0     eth1\n00000000000000000000000000000001 01 80 10 80       lo\n";
+        assert_eq!(
+            link_local_in(text, 2),
+            Some("fe80::3c9c:45ff:feeb:19e3".parse().unwrap())
+        );
+        assert_eq!(link_local_in(text, 3), None, "tentative");
+        assert_eq!(link_local_in(text, 1), None, "no link-local");
+    }
 
     #[test]
     fn macs() {

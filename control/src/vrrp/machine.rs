@@ -4,7 +4,7 @@
 //! It owns everything an instance decides on: its current priority, its tracked links'
 //! state and its part in a sync group.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use super::packet::{Advert, Version};
@@ -61,7 +61,7 @@ pub struct Params {
     /// master, wait this long before taking over from it.
     pub preempt_delay: Duration,
     /// Our primary address: breaks priority ties (the higher address wins).
-    pub primary: Ipv4Addr,
+    pub primary: IpAddr,
     /// Whether the instance belongs to a vrrp_sync_group.
     pub sync_group: bool,
 }
@@ -201,7 +201,7 @@ impl Machine {
     }
 
     /// An advertisement that passed every check of `packet::parse`, from `src`.
-    pub fn on_advert(&mut self, now: Instant, src: Ipv4Addr, adv: &Advert) -> Vec<Action> {
+    pub fn on_advert(&mut self, now: Instant, src: IpAddr, adv: &Advert) -> Vec<Action> {
         let mut out = Vec::new();
         match self.state {
             State::Backup => {
@@ -339,9 +339,11 @@ impl Machine {
 mod tests {
     use super::*;
 
-    const ME: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
-    const PEER_LOW: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
-    const PEER_HIGH: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 3);
+    use std::net::Ipv4Addr;
+
+    const ME: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+    const PEER_LOW: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+    const PEER_HIGH: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 3));
 
     fn params(version: Version, priority: u8) -> Params {
         Params {

@@ -1,12 +1,14 @@
-//! VRRP advertisements: VRRPv2 (RFC 3768) and VRRPv3 for IPv4 (RFC 5798), parsed with
-//! every check the RFCs require of a receiver, and built for sending.
+//! VRRP advertisements: VRRPv2 (RFC 3768) and VRRPv3 for IPv4 and IPv6 (RFC 5798),
+//! parsed with every check the RFCs require of a receiver, and built for sending.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use xvs_dataplane::wire::checksum;
 
 pub const PROTO_VRRP: u8 = 112;
 pub const MULTICAST_GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
+/// RFC 5798 5.1.2.2: VRRP's IPv6 link-local multicast group.
+pub const MULTICAST_GROUP_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
 const TYPE_ADVERTISEMENT: u8 = 1;
 const AUTH_NONE: u8 = 0;
 const AUTH_SIMPLE: u8 = 1;
@@ -71,7 +73,8 @@ pub struct Advert {
     pub priority: u8,
     /// Centiseconds (v2's whole seconds converted).
     pub interval_cs: u16,
-    pub addresses: Vec<Ipv4Addr>,
+    /// All IPv4 (IPv4 adverts) or all IPv6.
+    pub addresses: Vec<IpAddr>,
 }
 
 /// What a receiver checks an advertisement against.
@@ -86,7 +89,7 @@ pub struct Expect<'a> {
 }
 
 /// Checks a received IPv4 datagram (header included, as a raw socket gives it).
-pub fn parse(datagram: &[u8], expect: &Expect<'_>) -> Result<(Ipv4Addr, Advert), Reject> {
+pub fn parse(datagram: &[u8], expect: &Expect<'_>) -> Result<(IpAddr, Advert), Reject> {
     if datagram.len() < 20 {
         return Err(Reject::Truncated);
     }
@@ -101,7 +104,52 @@ pub fn parse(datagram: &[u8], expect: &Expect<'_>) -> Result<(Ipv4Addr, Advert),
     let dst = Ipv4Addr::new(datagram[16], datagram[17], datagram[18], datagram[19]);
     let total =
         usize::from(u16::from_be_bytes([datagram[2], datagram[3]])).clamp(ihl, datagram.len());
-    let v = &datagram[ihl..total];
+    let advert = message(
+        &datagram[ihl..total],
+        IpAddr::V4(src),
+        IpAddr::V4(dst),
+        expect,
+    )?;
+    Ok((IpAddr::V4(src), advert))
+}
+
+/// Checks a received IPv6 VRRP message: a raw IPv6 socket gives the message alone, and
+/// its source, destination and hop limit beside it.
+pub fn parse_v6(
+    msg: &[u8],
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    hop_limit: u8,
+    expect: &Expect<'_>,
+) -> Result<(IpAddr, Advert), Reject> {
+    if hop_limit != 255 {
+        return Err(Reject::Ttl);
+    }
+    let advert = message(msg, IpAddr::V6(src), IpAddr::V6(dst), expect)?;
+    Ok((IpAddr::V6(src), advert))
+}
+
+/// The checksum a VRRP message carries: v2's over the message, v3's with the pseudo-
+/// header of the IP family it travels in.
+fn sum(version: Version, msg: &[u8], src: IpAddr, dst: IpAddr) -> u32 {
+    match (version, src, dst) {
+        (Version::V2, _, _) => checksum::sum(0, msg),
+        (Version::V3, IpAddr::V4(s), IpAddr::V4(d)) => {
+            let acc = checksum::pseudo_header(s.octets(), d.octets(), PROTO_VRRP, msg.len() as u16);
+            checksum::sum(acc, msg)
+        }
+        (Version::V3, IpAddr::V6(s), IpAddr::V6(d)) => {
+            let acc =
+                checksum::pseudo_header_v6(s.octets(), d.octets(), PROTO_VRRP, msg.len() as u32);
+            checksum::sum(acc, msg)
+        }
+        // Mixed families: no pseudo-header fits, so no checksum can be right.
+        _ => 0,
+    }
+}
+
+/// The checks on the VRRP message itself, in `src`'s family.
+fn message(v: &[u8], src: IpAddr, dst: IpAddr, expect: &Expect<'_>) -> Result<Advert, Reject> {
     // The IPv4 total length may claim less than the header holds (found by fuzzing).
     if v.len() < 8 {
         return Err(Reject::Truncated);
@@ -111,14 +159,15 @@ pub fn parse(datagram: &[u8], expect: &Expect<'_>) -> Result<(Ipv4Addr, Advert),
         3 => Version::V3,
         _ => return Err(Reject::Version),
     };
-    if version != expect.version {
+    if version != expect.version || (src.is_ipv6() && version != Version::V3) {
         return Err(Reject::Version);
     }
     if v[0] & 0x0f != TYPE_ADVERTISEMENT {
         return Err(Reject::Type);
     }
+    let width = if src.is_ipv4() { 4 } else { 16 };
     let count = usize::from(v[3]);
-    let addrs_end = 8 + 4 * count;
+    let addrs_end = 8 + width * count;
     let len = match version {
         Version::V2 => addrs_end + AUTH_DATA_LEN,
         Version::V3 => addrs_end,
@@ -127,14 +176,7 @@ pub fn parse(datagram: &[u8], expect: &Expect<'_>) -> Result<(Ipv4Addr, Advert),
         return Err(Reject::Truncated);
     }
     let msg = &v[..len];
-    let sum_ok = match version {
-        Version::V2 => checksum::fold(checksum::sum(0, msg)) == 0xffff,
-        Version::V3 => {
-            let acc = checksum::pseudo_header(src.octets(), dst.octets(), PROTO_VRRP, len as u16);
-            checksum::fold(checksum::sum(acc, msg)) == 0xffff
-        }
-    };
-    if !sum_ok {
+    if checksum::fold(sum(version, msg, src, dst)) != 0xffff {
         return Err(Reject::Checksum);
     }
     if v[1] != expect.vrid {
@@ -167,18 +209,18 @@ pub fn parse(datagram: &[u8], expect: &Expect<'_>) -> Result<(Ipv4Addr, Advert),
         Version::V3 => u16::from_be_bytes([v[4], v[5]]) & 0x0fff,
     };
     let addresses = msg[8..addrs_end]
-        .chunks_exact(4)
-        .map(|a| Ipv4Addr::new(a[0], a[1], a[2], a[3]))
+        .chunks_exact(width)
+        .map(|a| match <[u8; 4]>::try_from(a) {
+            Ok(v4) => IpAddr::from(v4),
+            Err(_) => IpAddr::from(<[u8; 16]>::try_from(a).unwrap_or([0; 16])),
+        })
         .collect();
-    Ok((
-        src,
-        Advert {
-            vrid: v[1],
-            priority: v[2],
-            interval_cs,
-            addresses,
-        },
-    ))
+    Ok(Advert {
+        vrid: v[1],
+        priority: v[2],
+        interval_cs,
+        addresses,
+    })
 }
 
 fn padded_password(pw: &[u8]) -> [u8; AUTH_DATA_LEN] {
@@ -189,20 +231,23 @@ fn padded_password(pw: &[u8]) -> [u8; AUTH_DATA_LEN] {
 }
 
 /// Builds the VRRP message (the IP header is the kernel's). v3's checksum needs the IP
-/// addresses it will travel between.
+/// addresses it will travel between, of the adverts' family.
 pub fn build(
     version: Version,
     advert: &Advert,
     password: Option<&[u8]>,
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
+    src: IpAddr,
+    dst: IpAddr,
 ) -> Vec<u8> {
     let mut m = vec![0u8; 8];
     m[1] = advert.vrid;
     m[2] = advert.priority;
     m[3] = advert.addresses.len() as u8;
     for a in &advert.addresses {
-        m.extend_from_slice(&a.octets());
+        match a {
+            IpAddr::V4(v4) => m.extend_from_slice(&v4.octets()),
+            IpAddr::V6(v6) => m.extend_from_slice(&v6.octets()),
+        }
     }
     match version {
         Version::V2 => {
@@ -214,18 +259,14 @@ pub fn build(
             };
             m[5] = (advert.interval_cs / 100).clamp(1, 255) as u8;
             m.extend_from_slice(&padded_password(password.unwrap_or(&[])));
-            let c = checksum::checksum(&m);
-            m[6..8].copy_from_slice(&c.to_be_bytes());
         }
         Version::V3 => {
             m[0] = 0x30 | TYPE_ADVERTISEMENT;
             m[4..6].copy_from_slice(&(advert.interval_cs & 0x0fff).to_be_bytes());
-            let acc =
-                checksum::pseudo_header(src.octets(), dst.octets(), PROTO_VRRP, m.len() as u16);
-            let c = !checksum::fold(checksum::sum(acc, &m));
-            m[6..8].copy_from_slice(&c.to_be_bytes());
         }
     }
+    let c = !checksum::fold(sum(version, &m, src, dst));
+    m[6..8].copy_from_slice(&c.to_be_bytes());
     m
 }
 
@@ -233,14 +274,16 @@ pub fn build(
 mod tests {
     use super::*;
 
-    const SRC: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
-    const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
+    const SRC4: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+    const SRC: IpAddr = IpAddr::V4(SRC4);
+    const GROUP: IpAddr = IpAddr::V4(MULTICAST_GROUP);
+    const VIP: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 100));
 
     /// An IPv4 datagram around a VRRP message, as the raw socket delivers it.
     fn datagram(msg: &[u8], ttl: u8) -> Vec<u8> {
         let mut d = vec![0x45, 0xc0, 0, 0, 0, 0, 0, 0, ttl, PROTO_VRRP, 0, 0];
         d[2..4].copy_from_slice(&((20 + msg.len()) as u16).to_be_bytes());
-        d.extend_from_slice(&SRC.octets());
+        d.extend_from_slice(&SRC4.octets());
         d.extend_from_slice(&MULTICAST_GROUP.octets());
         d.extend_from_slice(msg);
         d
@@ -266,13 +309,7 @@ mod tests {
 
     #[test]
     fn v2_round_trip_with_password() {
-        let m = build(
-            Version::V2,
-            &advert(100, 100),
-            Some(b"1111"),
-            SRC,
-            MULTICAST_GROUP,
-        );
+        let m = build(Version::V2, &advert(100, 100), Some(b"1111"), SRC, GROUP);
         assert_eq!(m.len(), 8 + 4 + 8);
         assert_eq!(
             checksum::checksum(&m),
@@ -295,7 +332,7 @@ mod tests {
     /// left an empty message, and reading its version panicked.
     #[test]
     fn a_total_length_short_of_the_header_is_truncated() {
-        let m = build(Version::V2, &advert(100, 100), None, SRC, MULTICAST_GROUP);
+        let m = build(Version::V2, &advert(100, 100), None, SRC, GROUP);
         let mut d = datagram(&m, 255);
         d[2..4].copy_from_slice(&0u16.to_be_bytes());
         assert_eq!(
@@ -311,7 +348,7 @@ mod tests {
 
     #[test]
     fn v3_checksum_covers_the_pseudo_header() {
-        let m = build(Version::V3, &advert(150, 10), None, SRC, MULTICAST_GROUP);
+        let m = build(Version::V3, &advert(150, 10), None, SRC, GROUP);
         assert_eq!(m.len(), 12);
         let (_, a) = parse(&datagram(&m, 255), &expect(Version::V3, None)).unwrap();
         assert_eq!(a.interval_cs, 10);
@@ -322,8 +359,41 @@ mod tests {
     }
 
     #[test]
+    fn v3_over_ipv6_round_trip_and_checks() {
+        let me: Ipv6Addr = "fe80::2".parse().unwrap();
+        let vip: IpAddr = "2001:db8::100".parse().unwrap();
+        let a = Advert {
+            addresses: vec![vip],
+            ..advert(150, 100)
+        };
+        let group = IpAddr::V6(MULTICAST_GROUP_V6);
+        let m = build(Version::V3, &a, None, IpAddr::V6(me), group);
+        assert_eq!(m.len(), 8 + 16, "keepalived's IPv6 advert: 24 bytes");
+        let e = expect(Version::V3, None);
+        let (from, got) = parse_v6(&m, me, MULTICAST_GROUP_V6, 255, &e).unwrap();
+        assert_eq!((from, got), (IpAddr::V6(me), a));
+        assert_eq!(
+            parse_v6(&m, me, MULTICAST_GROUP_V6, 64, &e),
+            Err(Reject::Ttl)
+        );
+        let other: Ipv6Addr = "fe80::3".parse().unwrap();
+        assert_eq!(
+            parse_v6(&m, other, MULTICAST_GROUP_V6, 255, &e),
+            Err(Reject::Checksum),
+            "the pseudo-header covers the source"
+        );
+        assert_eq!(
+            parse_v6(&m, me, MULTICAST_GROUP_V6, 255, &expect(Version::V2, None)),
+            Err(Reject::Version)
+        );
+        for n in 0..m.len() {
+            assert!(parse_v6(&m[..n], me, MULTICAST_GROUP_V6, 255, &e).is_err());
+        }
+    }
+
+    #[test]
     fn every_rfc_check() {
-        let m = build(Version::V2, &advert(100, 100), None, SRC, MULTICAST_GROUP);
+        let m = build(Version::V2, &advert(100, 100), None, SRC, GROUP);
         let e = expect(Version::V2, None);
         assert_eq!(parse(&datagram(&m, 254), &e), Err(Reject::Ttl));
         assert_eq!(
@@ -341,10 +411,10 @@ mod tests {
             },
             None,
             SRC,
-            MULTICAST_GROUP,
+            GROUP,
         );
         assert_eq!(parse(&datagram(&other, 255), &e), Err(Reject::Vrid));
-        let slow = build(Version::V2, &advert(100, 300), None, SRC, MULTICAST_GROUP);
+        let slow = build(Version::V2, &advert(100, 300), None, SRC, GROUP);
         assert_eq!(parse(&datagram(&slow, 255), &e), Err(Reject::Interval));
         let mut typ = m.clone();
         typ[0] = 0x22;
@@ -353,7 +423,7 @@ mod tests {
 
     #[test]
     fn garbage_and_truncation_never_panic() {
-        let m = build(Version::V2, &advert(100, 100), None, SRC, MULTICAST_GROUP);
+        let m = build(Version::V2, &advert(100, 100), None, SRC, GROUP);
         let d = datagram(&m, 255);
         for n in 0..d.len() {
             assert!(parse(&d[..n], &expect(Version::V2, None)).is_err());

@@ -2,7 +2,7 @@
 //! tracked links, notify scripts, and the state machine in between. A task on the VRRP
 //! thread's runtime (`thread.rs`); everything it decides, the machine decides.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,8 +14,8 @@ use xvs_config::VrrpInstance;
 
 use super::garp::{self, Burst};
 use super::machine::{Action, Machine, Params, State};
-use super::packet::{self, Advert, Expect, Version, MULTICAST_GROUP};
-use super::socket::VrrpSocket;
+use super::packet::{self, Advert, Expect, Version, MULTICAST_GROUP, MULTICAST_GROUP_V6};
+use super::socket::{Incoming, VrrpSocket};
 use super::stats::VrrpStats;
 use crate::notify;
 use crate::sys::caps::{self, Cap};
@@ -39,7 +39,8 @@ pub type SyncBus = tokio::sync::broadcast::Sender<SyncMsg>;
 struct Edge<'a> {
     cfg: &'a VrrpInstance,
     iface: &'a Iface,
-    src: Ipv4Addr,
+    /// Adverts' source: the interface's IPv4 address, or its IPv6 link-local one.
+    src: IpAddr,
     sock: VrrpSocket,
     version: Version,
     stats: &'a VrrpStats,
@@ -49,7 +50,7 @@ struct Edge<'a> {
 }
 
 impl Edge<'_> {
-    fn vips(&self) -> Vec<Ipv4Addr> {
+    fn vips(&self) -> Vec<IpAddr> {
         self.cfg
             .virtual_ipaddresses
             .iter()
@@ -113,7 +114,10 @@ impl Edge<'_> {
         };
         let pw = self.cfg.password.as_deref().map(str::as_bytes);
         let dsts = if self.cfg.unicast_peers.is_empty() {
-            vec![MULTICAST_GROUP]
+            vec![match self.src {
+                IpAddr::V4(_) => IpAddr::V4(MULTICAST_GROUP),
+                IpAddr::V6(_) => IpAddr::V6(MULTICAST_GROUP_V6),
+            }]
         } else {
             self.cfg.unicast_peers.clone()
         };
@@ -144,9 +148,13 @@ impl Edge<'_> {
         if burst.deadline().is_none() {
             self.garp = None;
         }
-        if let Err(e) = garp::announce(self.iface.ifindex, self.iface.mac, &due) {
+        let link_local = match self.src {
+            IpAddr::V6(a) => Some(a),
+            IpAddr::V4(_) => None,
+        };
+        if let Err(e) = garp::announce(self.iface.ifindex, self.iface.mac, link_local, &due) {
             warn!(
-                "VRRP {}: gratuitous ARP on {}: {e}",
+                "VRRP {}: announcing the VIPs on {}: {e}",
                 self.cfg.name, self.iface.name
             );
         }
@@ -183,6 +191,22 @@ impl Edge<'_> {
     }
 }
 
+/// The interface's link-local address, waiting out duplicate address detection (a few
+/// seconds after the link comes up).
+async fn link_local(name: &str, iface: &Iface) -> Result<Ipv6Addr> {
+    for _ in 0..50 {
+        if let Some(a) = crate::sys::iface::link_local_v6(iface.ifindex) {
+            return Ok(a);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!(
+        "VRRP {name}: {} has no usable IPv6 link-local address to advertise from (is IPv6 on? `ip -6 addr show dev {}`)",
+        iface.name,
+        iface.name
+    )
+}
+
 fn link_up(name: &str) -> bool {
     std::fs::read_to_string(format!("/sys/class/net/{name}/carrier")).is_ok_and(|c| c.trim() == "1")
 }
@@ -199,18 +223,22 @@ pub async fn run(
     let mut group_rx = bus.subscribe();
     let iface = Iface::lookup(&cfg.interface.value)?
         .with_context(|| format!("VRRP {}: no interface {}", cfg.name, cfg.interface.value))?;
+    let ipv6 = cfg.virtual_ipaddresses.iter().any(|(a, _)| a.is_ipv6());
     let src = match cfg.unicast_src_ip {
         Some(a) => a,
-        None => netlink::addresses()?
-            .into_iter()
-            .find(|(i, a, p)| *i == iface.ifindex && *p < 32 && !a.is_loopback())
-            .map(|(_, a, _)| a)
-            .with_context(|| {
-                format!(
-                    "VRRP {}: {} has no IPv4 address to advertise from",
-                    cfg.name, iface.name
-                )
-            })?,
+        None if ipv6 => IpAddr::V6(link_local(&cfg.name, &iface).await?),
+        None => IpAddr::V4(
+            netlink::addresses()?
+                .into_iter()
+                .find(|(i, a, p)| *i == iface.ifindex && *p < 32 && !a.is_loopback())
+                .map(|(_, a, _)| a)
+                .with_context(|| {
+                    format!(
+                        "VRRP {}: {} has no IPv4 address to advertise from",
+                        cfg.name, iface.name
+                    )
+                })?,
+        ),
     };
     let version = if cfg.version == 3 {
         Version::V3
@@ -309,8 +337,14 @@ pub async fn run(
             }
             n = edge.sock.recv(&mut buf) => {
                 let n = n.with_context(|| format!("VRRP {}: receiving", cfg.name))?;
-                tracing::trace!("VRRP {}: {n} bytes", cfg.name);
-                match packet::parse(&buf[..n], &expect) {
+                tracing::trace!("VRRP {}: {n:?}", cfg.name);
+                let parsed = match n {
+                    Incoming::V4 { len } => packet::parse(&buf[..len], &expect),
+                    Incoming::V6 { len, src, dst, hop_limit } => {
+                        packet::parse_v6(&buf[..len], src, dst, hop_limit, &expect)
+                    }
+                };
+                match parsed {
                     Ok((from, _)) if from == src => {}
                     Ok((from, adv)) => {
                         stats.received.fetch_add(1, Relaxed);
