@@ -42,6 +42,17 @@ fn shared(label: &str) -> bool {
 fn every_kind_of_frame_gets_its_documented_outcome() {
     xvs_tests::tools::require(&["tcpdump", "python3"]).unwrap();
     let mut lab = DrLab::build(2, 1).expect("build the lab");
+    // The fixtures' source ports (40000 up, 41000 up for the dropped ones) are not the
+    // client's: its own connections must never be mistaken for a fixture that leaked.
+    lab.lab
+        .sh(
+            "cl",
+            &format!(
+                "sysctl -qw net.ipv4.ip_local_reserved_ports=40000-{}",
+                DROPPED_PORT_BASE + 99
+            ),
+        )
+        .unwrap();
     lab.start_web().unwrap();
     lab.start_udp_echo(UDP_PORT).unwrap();
     let cfg = lab
