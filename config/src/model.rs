@@ -381,9 +381,9 @@ pub struct HealthCheck {
     pub warmup_ms: u64,
     /// Start down until the first success.
     pub alpha: bool,
-    pub connect_ip: Option<Ipv4Addr>,
+    pub connect_ip: Option<IpAddr>,
     pub connect_port: Option<u16>,
-    pub bindto: Option<Ipv4Addr>,
+    pub bindto: Option<IpAddr>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -355,15 +355,16 @@ pub struct RawHealthCheck {
     /// Start down until the first success (keepalived's `alpha`). Default false.
     #[serde(default)]
     pub alpha: Option<bool>,
-    /// Check this address instead of the real server's.
+    /// Check this address instead of the real server's: IPv4 or IPv6 (a dual-stack real
+    /// server checked over IPv6).
     #[serde(default)]
-    pub connect_ip: Option<Spanned<Ipv4Addr>>,
+    pub connect_ip: Option<Spanned<IpAddr>>,
     /// Check this port instead of the real server's.
     #[serde(default)]
     pub connect_port: Option<Spanned<i64>>,
-    /// The source address of the checks.
+    /// The source address of the checks, of the checked address's family.
     #[serde(default)]
-    pub bindto: Option<Spanned<Ipv4Addr>>,
+    pub bindto: Option<Spanned<IpAddr>>,
     /// http/https: the path requested. Default `/`.
     #[serde(default)]
     pub path: Option<String>,

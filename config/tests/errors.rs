@@ -77,6 +77,36 @@ fn negative_weight() {
 }
 
 #[test]
+fn health_checks_over_ipv6() {
+    let c = parse(
+        "t.yaml",
+        &GOOD.replace(
+            "weight: 3 }",
+            "weight: 3, health_check: { type: tcp, connect_ip: \"2001:db8::11\", bindto: \"2001:db8::2\" } }",
+        ),
+    )
+    .unwrap();
+    let hc = c.virtual_servers[0].real_servers[0]
+        .health_check
+        .as_ref()
+        .unwrap();
+    assert_eq!(hc.connect_ip, Some("2001:db8::11".parse().unwrap()));
+    let e = errors(&GOOD.replace(
+        "weight: 3 }",
+        "weight: 3, health_check: { type: tcp, bindto: \"2001:db8::2\" } }",
+    ));
+    assert!(
+        e.contains("bindto 2001:db8::2 is not of the checked address's family (IPv4)"),
+        "{e}"
+    );
+    let e = errors(&GOOD.replace(
+        "weight: 3 }",
+        "weight: 3, health_check: { type: tcp, connect_ip: \"2001:db8::11\", bindto: 10.0.0.2 } }",
+    ));
+    assert!(e.contains("(IPv6 connect_ip)"), "{e}");
+}
+
+#[test]
 fn connection_thresholds() {
     let c = parse(
         "t.yaml",

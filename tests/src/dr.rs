@@ -280,7 +280,7 @@ http {{
   uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
   keepalive_timeout 0;
   server {{
-    listen 80; root {d}/www;
+    listen 80; listen [::]:80; root {d}/www;
     location /upload/ {{ dav_methods PUT; create_full_put_path on; client_max_body_size 64m; }}
     location /slow/ {{ limit_rate 500k; }}
   }}

@@ -134,6 +134,70 @@ fn a_dead_real_server_leaves_and_comes_back() {
     assert!(status.success());
 }
 
+/// A dual-stack real server checked over IPv6 (`connect_ip`, `bindto`): its checks reach
+/// it from the director's IPv6 address (its access log says so), and its failure takes it
+/// out of the pool as an IPv4 check's would.
+#[test]
+fn a_real_server_checked_over_ipv6_leaves_and_comes_back() {
+    let mut lab = DrLab::build(2, 1).unwrap();
+    for (host, addr) in [
+        ("lb", "2001:db8::2"),
+        ("rs1", "2001:db8::11"),
+        ("rs2", "2001:db8::12"),
+    ] {
+        lab.lab
+            .sh(host, &format!("ip -6 addr add {addr}/64 dev eth0 nodad"))
+            .unwrap();
+    }
+    lab.start_web().unwrap();
+    let yaml = dr::config(&[1, 1], None).replacen(
+        "{ address: 10.0.0.11, port: 80, weight: 1 }",
+        "{ address: 10.0.0.11, port: 80, weight: 1, health_check: { type: http, connect_ip: \"2001:db8::11\", bindto: \"2001:db8::2\", delay_loop: 1, connect_timeout: 1, retry: 1, delay_before_retry: 0.5 } }",
+        1,
+    );
+    assert!(yaml.contains("connect_ip"), "{yaml}");
+    let cfg = lab.write_config(&yaml).unwrap();
+    lab.start_xvs(&cfg).unwrap();
+    let t0 = Instant::now();
+    while !lab
+        .access_log(0)
+        .iter()
+        .any(|l| l.starts_with("2001:db8::2 / 200"))
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "no check over IPv6 reached rs1: {:?}",
+            lab.access_log(0)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    lab.stop_web(0);
+    let t0 = Instant::now();
+    while !log(&lab).contains("10.0.0.11:80 of web down") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(6),
+            "rs1 never declared down:\n{}",
+            log(&lab)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let t = tally(&lab, 20);
+    assert_eq!(t.get("rs2"), Some(&20), "{t:?}");
+    lab.restart_web(0).unwrap();
+    let t0 = Instant::now();
+    while !log(&lab).contains("10.0.0.11:80 of web up") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(6),
+            "rs1 never came back:\n{}",
+            log(&lab)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let t = tally(&lab, 20);
+    assert_eq!(t.get("rs1"), Some(&10), "back in the pool: {t:?}");
+    lab.stop_clean().unwrap();
+}
+
 /// What xvs has logged so far.
 fn log(lab: &DrLab) -> String {
     std::fs::read_to_string(lab.lab.dir.join("xvs.log")).unwrap_or_default()

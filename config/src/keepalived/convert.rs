@@ -312,10 +312,12 @@ fn checker(c: &Stmt, delay_loop: Option<&str>, alpha: bool, out: &mut Out) -> Op
                     lines.push(format!("connect_port: {v}"));
                 }
             }
-            "connect_ip" | "bindto" => match addr(f.arg(0)) {
-                Some(a) => lines.push(format!("{k}: {a}")),
-                None => out.warn(f, "is no IPv4 address: not converted"),
-            },
+            "connect_ip" | "bindto" => {
+                match f.arg(0).and_then(|a| a.parse::<std::net::IpAddr>().ok()) {
+                    Some(a) => lines.push(format!("{k}: {}", quote(&a.to_string()))),
+                    None => out.warn(f, "is no IP address: not converted"),
+                }
+            }
             "misc_path" => lines.push(format!("misc_path: {}", quote(&f.args().join(" ")))),
             "misc_dynamic" => lines.push("misc_dynamic: true".into()),
             "virtualhost" => {

@@ -84,6 +84,22 @@ pub(super) fn health_check(ck: &mut Checker, h: &Spanned<RawHealthCheck>) -> Opt
             .connect_port
             .as_ref()
             .map(|p| ck.range(p, "connect_port", 1, 65535, "the port to check") as u16),
-        bindto: r.bindto.as_ref().map(|a| a.value),
+        bindto: r.bindto.as_ref().map(|b| {
+            // The probe's source and its target are of one family; without connect_ip
+            // the target is the real server, an IPv4 address.
+            let target_v6 = r.connect_ip.as_ref().is_some_and(|c| c.value.is_ipv6());
+            if b.value.is_ipv6() != target_v6 {
+                ck.error(
+                    b,
+                    format!(
+                        "bindto {} is not of the checked address's family ({})",
+                        b.value,
+                        if target_v6 { "IPv6 connect_ip" } else { "IPv4" }
+                    ),
+                    "a probe's source and target are both IPv4 or both IPv6",
+                );
+            }
+            b.value
+        }),
     })
 }

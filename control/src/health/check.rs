@@ -363,6 +363,39 @@ mod tests {
         addr
     }
 
+    /// A dual-stack real server checked over IPv6 (`connect_ip`, `bindto`): the probes
+    /// speak IPv6 end to end.
+    #[tokio::test]
+    async fn tcp_and_http_over_ipv6() {
+        let l = TcpListener::bind("[::1]:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, peer)) = l.accept().await {
+                assert!(peer.is_ipv6());
+                let mut req = [0u8; 1024];
+                let _ = s.read(&mut req).await;
+                let _ = s
+                    .write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+                    .await;
+            }
+        });
+        let source = Some("::1".parse().unwrap());
+        assert_eq!(
+            Probe::Tcp.run(addr, source, T).await,
+            Outcome::Up { weight: None }
+        );
+        assert_eq!(
+            http().run(addr, source, T).await,
+            Outcome::Up { weight: None }
+        );
+        // Nothing listens on this one: down, with the reason.
+        let closed: SocketAddr = "[::1]:1".parse().unwrap();
+        assert!(matches!(
+            Probe::Tcp.run(closed, None, T).await,
+            Outcome::Down(_)
+        ));
+    }
+
     #[tokio::test]
     async fn http_against_misbehaving_servers() {
         assert_eq!(

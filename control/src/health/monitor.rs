@@ -2,7 +2,7 @@
 //! only transitions, with their reason (and runs notify_up/notify_down). No probe can
 //! hold up another: each is its own task, bounded by its timeout.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -83,7 +83,7 @@ pub async fn run(
     let c = &t.check;
     let probe = probe(&c.kind);
     let timeout = Duration::from_millis(c.timeout_ms);
-    let source = c.bindto.map(IpAddr::V4);
+    let source = c.bindto;
     let mut policy = Policy::new(c);
     tokio::select! {
         _ = tokio::time::sleep(jitter(Duration::from_millis(c.warmup_ms))) => {}
