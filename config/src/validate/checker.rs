@@ -1,7 +1,7 @@
 //! The collector of diagnostics and the checks every section shares: ranges, unicast
 //! addresses, seconds, primes.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use crate::error::Diagnostic;
 use crate::spanned::Spanned;
@@ -21,11 +21,11 @@ impl Checker {
     }
 
     /// An address a host can be given: not 0.0.0.0, broadcast, multicast or loopback.
-    pub(super) fn unicast(&mut self, a: &Spanned<Ipv4Addr>, what: &str) {
-        let v = a.value;
+    pub(super) fn unicast<A: Copy + Into<IpAddr>>(&mut self, a: &Spanned<A>, what: &str) {
+        let v: IpAddr = a.value.into();
         let class = if v.is_unspecified() {
             "unspecified"
-        } else if v.is_broadcast() {
+        } else if matches!(v, IpAddr::V4(v4) if v4.is_broadcast()) {
             "broadcast"
         } else if v.is_multicast() {
             "multicast"

@@ -223,22 +223,7 @@ pub(super) fn instance(
             .unicast_peers
             .iter()
             .map(|p| {
-                if let IpAddr::V4(v4) = p.value {
-                    let at = Spanned {
-                        value: v4,
-                        referenced: p.referenced,
-                    };
-                    ck.unicast(&at, "a unicast VRRP peer");
-                } else if p.value.is_multicast()
-                    || p.value.is_unspecified()
-                    || p.value.is_loopback()
-                {
-                    ck.error(
-                        p,
-                        format!("{} cannot be a unicast VRRP peer", p.value),
-                        "give a unicast address of the network",
-                    );
-                }
+                ck.unicast(p, "a unicast VRRP peer");
                 p.value
             })
             .collect(),

@@ -19,6 +19,8 @@ use crate::sys::ip6msg;
 pub struct VrrpSocket {
     fd: AsyncFd<Socket>,
     ifindex: u32,
+    /// An IPv6 socket: its messages come with their addresses beside them.
+    v6: bool,
 }
 
 /// What one receive gave: an IPv4 datagram (header included) in the buffer, or an IPv6
@@ -91,12 +93,13 @@ impl VrrpSocket {
         Ok(VrrpSocket {
             fd: crate::sys::async_socket::register(sock)?,
             ifindex,
+            v6: src.is_ipv6(),
         })
     }
 
     /// The next datagram.
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<Incoming> {
-        let v6 = self.fd.get_ref().domain()? == Domain::IPV6;
+        let v6 = self.v6;
         loop {
             let mut guard = self.fd.readable().await?;
             let got = guard.try_io(|s| {
