@@ -17,7 +17,7 @@ pub fn snapshot(scheduler: SchedulerKind, n: usize) -> Snapshot {
     let dests = (0..n)
         .map(|i| {
             Some(Dest {
-                addr: Ipv4Addr::from(0x0a01_0000 + i as u32),
+                addr: Ipv4Addr::from(0x0a01_0000 + i as u32).into(),
                 port: 80,
                 weight: 1 + (i as u32 % 3),
                 mac: Some([2, 0, 0, 1, (i >> 8) as u8, i as u8]),
@@ -25,7 +25,7 @@ pub fn snapshot(scheduler: SchedulerKind, n: usize) -> Snapshot {
         })
         .collect();
     let key = ServiceKey {
-        addr: VIP,
+        addr: VIP.into(),
         port: 80,
         proto: 6,
     };

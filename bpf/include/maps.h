@@ -3,6 +3,7 @@
 #define XVS_MAPS_H
 
 #include <linux/bpf.h>
+#include <linux/in6.h>
 #include <bpf/bpf_helpers.h>
 #include "xvs_abi.h"
 
@@ -12,6 +13,13 @@ struct {
 	__type(value, struct xvs_svc_value);
 	__uint(max_entries, XVS_MAX_SERVICES);
 } xvs_services SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct xvs_svc6_key);
+	__type(value, struct xvs_svc_value);
+	__uint(max_entries, XVS_MAX_SERVICES);
+} xvs_services6 SEC(".maps");
 
 /* Indexed by RX queue: XDP can only redirect to the socket bound to the packet's queue. */
 struct {
@@ -70,6 +78,14 @@ struct {
 	__type(value, __u8);
 	__uint(max_entries, XVS_MAX_LOCAL_ADDRS);
 } xvs_local_addrs SEC(".maps");
+
+/* The director's IPv6 addresses and VIPs: martian as a source. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct in6_addr);
+	__type(value, __u8);
+	__uint(max_entries, XVS_MAX_LOCAL_ADDRS);
+} xvs_local_addrs6 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

@@ -5,7 +5,9 @@
 
 #include <linux/if_ether.h>
 #include <linux/ip.h>
+#include <linux/ipv6.h>
 #include <bpf/bpf_endian.h>
+#include "xvs_abi.h"
 
 /* ICMP, declared here: linux/icmp.h pulls in libc headers that BPF builds lack. */
 struct xvs_icmphdr {
@@ -54,6 +56,63 @@ static __always_inline int parse_iphdr(struct hdr_cursor *c, struct iphdr **ip)
 	c->pos += len;
 	*ip = h;
 	return h->protocol;
+}
+
+#define XVS_PARSE_FRAGMENT -3
+#define XVS_PARSE_EXT -4
+
+#define NEXTHDR_HOP 0
+#define NEXTHDR_ROUTING 43
+#define NEXTHDR_FRAGMENT 44
+#define NEXTHDR_AUTH 51
+#define NEXTHDR_DEST 60
+
+/* The IPv6 header and its extension headers, at most XVS_MAX_EXT_HEADERS of them (the
+ * pipeline's walk, dataplane/src/wire/ipv6.rs, decides the same): returns the upper
+ * protocol with the cursor on it, or XVS_PARSE_FRAGMENT (a fragment but an atomic one),
+ * XVS_PARSE_EXT (too long, truncated, hop-by-hop not first), XVS_PARSE_TRUNCATED,
+ * XVS_PARSE_BAD_HEADER (not version 6). */
+static __always_inline int parse_ipv6hdr(struct hdr_cursor *c, struct ipv6hdr **ip6)
+{
+	struct ipv6hdr *h = c->pos;
+	__u8 nh;
+	__u32 len;
+
+	if ((void *)(h + 1) > c->end)
+		return XVS_PARSE_TRUNCATED;
+	if (h->version != 6)
+		return XVS_PARSE_BAD_HEADER;
+	*ip6 = h;
+	c->pos = h + 1;
+	nh = h->nexthdr;
+#pragma unroll
+	for (int i = 0; i <= XVS_MAX_EXT_HEADERS; i++) {
+		__u8 *e = c->pos;
+
+		if (nh != NEXTHDR_HOP && nh != NEXTHDR_ROUTING && nh != NEXTHDR_DEST &&
+		    nh != NEXTHDR_FRAGMENT && nh != NEXTHDR_AUTH)
+			return nh;
+		if ((void *)(e + 8) > c->end)
+			return XVS_PARSE_EXT;
+		if (nh == NEXTHDR_FRAGMENT)
+			len = 8;
+		else if (nh == NEXTHDR_AUTH)
+			len = ((__u32)e[1] + 2) * 4;
+		else
+			len = ((__u32)e[1] + 1) * 8;
+		if (c->pos + len > c->end)
+			return XVS_PARSE_EXT;
+		if (i == XVS_MAX_EXT_HEADERS)
+			return XVS_PARSE_EXT;
+		if (nh == NEXTHDR_HOP && i != 0)
+			return XVS_PARSE_EXT;
+		/* Offset and M: an atomic fragment (both clear, RFC 6946) is a whole packet. */
+		if (nh == NEXTHDR_FRAGMENT && (((e[2] << 8) | e[3]) & 0xfff9))
+			return XVS_PARSE_FRAGMENT;
+		nh = e[0];
+		c->pos += len;
+	}
+	return XVS_PARSE_EXT;
 }
 
 /* TCP and UDP both start with the source and destination ports; the full minimal

@@ -7,6 +7,7 @@
 
 #include <linux/if_ether.h>
 #include <linux/ip.h>
+#include <linux/ipv6.h>
 #include <linux/tcp.h>
 #include <linux/udp.h>
 #include <linux/in.h>
@@ -50,24 +51,12 @@ static __always_inline int martian_source(__be32 saddr)
 	return bpf_map_lookup_elem(&xvs_local_addrs, &saddr) != NULL;
 }
 
-/* The drop counter of a packet to a service that fails a check, or -1. `l4` holds at
- * least the protocol's minimal header (parse_l4_ports). */
-static __always_inline int screen(struct ethhdr *eth, struct iphdr *ip, void *l4, int proto,
-				  void *end)
+/* The transport checks of both families: ports, TCP offset and flags, UDP length, with
+ * `l4_len` the bytes from the transport header to the end of the IP packet. */
+static __always_inline int screen_l4(void *l4, int proto, __u32 l4_len, void *end)
 {
-	__u32 tot = bpf_ntohs(ip->tot_len);
-	__u32 ihl = ip->ihl * 4;
 	__be16 *ports = l4;
 
-	/* A VIP is unicast: a flooded frame reaches every director, a backup too. */
-	if (eth->h_dest[0] & 1)
-		return XVS_STAT_DROP_L2_MULTICAST;
-	if (tot < ihl || (void *)ip + tot > end)
-		return XVS_STAT_DROP_BAD_IP_LENGTH;
-	if (!ip_csum_ok(ip, end))
-		return XVS_STAT_DROP_BAD_IP_CHECKSUM;
-	if (martian_source(ip->saddr))
-		return XVS_STAT_DROP_MARTIAN_SOURCE;
 	if ((void *)(ports + 2) > end)
 		return -1;
 	if (!ports[0] || !ports[1])
@@ -80,7 +69,7 @@ static __always_inline int screen(struct ethhdr *eth, struct iphdr *ip, void *l4
 		if ((void *)(tcp + 1) > end)
 			return -1;
 		doff = tcp->doff * 4;
-		if (doff < sizeof(*tcp) || doff > tot - ihl)
+		if (doff < sizeof(*tcp) || doff > l4_len)
 			return XVS_STAT_DROP_BAD_TCP_OFFSET;
 		if (!((XVS_TCP_VALID_FLAGS >> (*flags & XVS_TCP_FLAGS_MASK)) & 1))
 			return XVS_STAT_DROP_BAD_TCP_FLAGS;
@@ -91,10 +80,61 @@ static __always_inline int screen(struct ethhdr *eth, struct iphdr *ip, void *l4
 		if ((void *)(udp + 1) > end)
 			return -1;
 		len = bpf_ntohs(udp->len);
-		if (len < sizeof(*udp) || len > tot - ihl)
+		if (len < sizeof(*udp) || len > l4_len)
 			return XVS_STAT_DROP_BAD_UDP_LENGTH;
 	}
 	return -1;
+}
+
+/* The drop counter of a packet to a service that fails a check, or -1. `l4` holds at
+ * least the protocol's minimal header (parse_l4_ports). */
+static __always_inline int screen(struct ethhdr *eth, struct iphdr *ip, void *l4, int proto,
+				  void *end)
+{
+	__u32 tot = bpf_ntohs(ip->tot_len);
+	__u32 ihl = ip->ihl * 4;
+
+	/* A VIP is unicast: a flooded frame reaches every director, a backup too. */
+	if (eth->h_dest[0] & 1)
+		return XVS_STAT_DROP_L2_MULTICAST;
+	if (tot < ihl || (void *)ip + tot > end)
+		return XVS_STAT_DROP_BAD_IP_LENGTH;
+	if (!ip_csum_ok(ip, end))
+		return XVS_STAT_DROP_BAD_IP_CHECKSUM;
+	if (martian_source(ip->saddr))
+		return XVS_STAT_DROP_MARTIAN_SOURCE;
+	return screen_l4(l4, proto, tot - ihl, end);
+}
+
+/* The IPv6 martian sources (the pipeline's martian_source6): ::, ::1, ff00::/8,
+ * ::ffff:0:0/96, and the VIPs and the director's own addresses. */
+static __always_inline int martian_source6(struct ipv6hdr *ip6)
+{
+	__be32 *w = ip6->saddr.in6_u.u6_addr32;
+
+	if (ip6->saddr.in6_u.u6_addr8[0] == 0xff)
+		return 1;
+	if (!w[0] && !w[1] && !w[2] && (!w[3] || w[3] == bpf_htonl(1)))
+		return 1;
+	if (!w[0] && !w[1] && w[2] == bpf_htonl(0xffff))
+		return 1;
+	return bpf_map_lookup_elem(&xvs_local_addrs6, &ip6->saddr) != NULL;
+}
+
+/* screen() for IPv6: the same checks, with the payload length in place of the total
+ * length and no header checksum. `l4` holds at least the protocol's minimal header. */
+static __always_inline int screen6(struct ethhdr *eth, struct ipv6hdr *ip6, void *l4, int proto,
+				   void *end)
+{
+	void *ip_end = (void *)(ip6 + 1) + bpf_ntohs(ip6->payload_len);
+
+	if (eth->h_dest[0] & 1)
+		return XVS_STAT_DROP_L2_MULTICAST;
+	if (ip_end > end || ip_end < l4)
+		return XVS_STAT_DROP_BAD_IP_LENGTH;
+	if (martian_source6(ip6))
+		return XVS_STAT_DROP_MARTIAN_SOURCE;
+	return screen_l4(l4, proto, ip_end - l4, end);
 }
 
 #endif

@@ -19,6 +19,18 @@ struct xvs_svc_key {
 	__u8 pad; /* always 0: hash maps compare keys byte for byte */
 };
 
+/* An IPv6 virtual service: the same, in the map of IPv6 services. */
+struct xvs_svc6_key {
+	__u8 addr[16]; /* network byte order */
+	__be16 port;
+	__u8 proto;
+	__u8 pad; /* always 0 */
+};
+
+/* Extension headers the steering program walks before it gives an IPv6 packet to the
+ * kernel (the pipeline's bound too: dataplane/src/wire/ipv6.rs MAX_EXT_HEADERS). */
+#define XVS_MAX_EXT_HEADERS 4
+
 #define XVS_SVC_F_NAT 1 /* NAT service: learn each client's MAC for the replies */
 #define XVS_SVC_F_FAST 2 /* DR/TUN service whose established flows may take the fast path */
 
@@ -122,12 +134,13 @@ struct xvs_fast_value {
 #define XVS_XDP_STATS(X)                                                                 \
 	X(STEERED, "steered")               /* redirected to the queue's AF_XDP socket */  \
 	X(PASS_NO_SOCKET, "pass_no_socket") /* a service packet, but no socket bound yet */ \
-	X(PASS_NOT_IPV4, "pass_not_ipv4")   /* ARP, IPv6, VLAN... */                        \
+	X(PASS_NOT_IP, "pass_not_ip")       /* ARP, VLAN... : neither IPv4 nor IPv6 */      \
 	X(PASS_OTHER_PROTO, "pass_other_proto") /* ICMP, VRRP, ... */                      \
 	X(PASS_NOT_SERVICE, "pass_not_service") /* TCP/UDP to no configured service */     \
-	X(PASS_FRAGMENT, "pass_fragment")   /* IPv4 fragments carry no usable ports */      \
+	X(PASS_FRAGMENT, "pass_fragment")   /* IPv4 and IPv6 fragments carry no usable ports */ \
+	X(PASS_IPV6_EXT, "pass_ipv6_ext")   /* an IPv6 extension chain too long, truncated, or bad */ \
 	X(PASS_TRUNCATED, "pass_truncated") /* frame shorter than its headers */            \
-	X(PASS_BAD_HEADER, "pass_bad_header") /* IPv4 header length below 20 */          \
+	X(PASS_BAD_HEADER, "pass_bad_header") /* IPv4 header below 20 bytes, wrong IP version */ \
 	X(NAT_REPLY, "nat_reply")           /* NAT reply translated, to the learned MAC */ \
 	X(NAT_REPLY_FIB, "nat_reply_fib")   /* NAT reply translated, next hop from the FIB */ \
 	X(NAT_ICMP, "nat_icmp")             /* ICMP error quoting a NAT flow, translated */  \
@@ -135,9 +148,9 @@ struct xvs_fast_value {
 	X(PASS_NOT_OURS, "pass_not_ours")   /* unicast to another host's MAC */               \
 	X(FAST_PATH, "fast_path")           /* an established DR/TUN flow forwarded in XDP */ \
 	X(DROP_L2_MULTICAST, "drop_l2_multicast") /* to a service, in an L2 group frame */  \
-	X(DROP_BAD_IP_LENGTH, "drop_bad_ip_length") /* total length < IHL or > frame */     \
+	X(DROP_BAD_IP_LENGTH, "drop_bad_ip_length") /* total length < IHL or > frame; IPv6 payload > frame */ \
 	X(DROP_BAD_IP_CHECKSUM, "drop_bad_ip_checksum")                                    \
-	X(DROP_MARTIAN_SOURCE, "drop_martian_source") /* 0/8, 127/8, 224/4, 255.255.255.255, own */ \
+	X(DROP_MARTIAN_SOURCE, "drop_martian_source") /* 0/8, 127/8, 224/4, 255.255.255.255, ::, ::1, ff00::/8, ::ffff:0:0/96, own */ \
 	X(DROP_PORT_ZERO, "drop_port_zero")                                                \
 	X(DROP_BAD_TCP_OFFSET, "drop_bad_tcp_offset") /* data offset < 5 or past the end */ \
 	X(DROP_BAD_TCP_FLAGS, "drop_bad_tcp_flags") /* SYN+FIN, SYN+RST, none, ... */      \

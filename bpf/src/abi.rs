@@ -1,7 +1,7 @@
 //! Rust mirrors of `bpf/include/xvs_abi.h`, asserted against the C layout at compile time.
 
 use std::mem::{offset_of, size_of};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// Constants generated from the C header by `build.rs` (`abi_probe.c`).
 pub mod layout {
@@ -65,6 +65,58 @@ impl SvcKey {
         k.port
             .copy_from_slice(&b[layout::SVC_KEY_PORT..layout::SVC_KEY_PORT + 2]);
         k.proto = b[layout::SVC_KEY_PROTO];
+        Some(k)
+    }
+}
+
+/// `struct xvs_svc6_key`: an IPv6 service as the steering program matches it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Svc6Key {
+    /// Network byte order.
+    pub addr: [u8; 16],
+    /// Network byte order; 0 = every port.
+    pub port: [u8; 2],
+    pub proto: u8,
+    pub pad: u8,
+}
+
+const _: () = assert!(size_of::<Svc6Key>() == layout::SVC6_KEY_SIZE);
+const _: () = assert!(offset_of!(Svc6Key, addr) == layout::SVC6_KEY_ADDR);
+const _: () = assert!(offset_of!(Svc6Key, port) == layout::SVC6_KEY_PORT);
+const _: () = assert!(offset_of!(Svc6Key, proto) == layout::SVC6_KEY_PROTO);
+// The steering program and the pipeline walk the same number of extension headers.
+const _: () = assert!(layout::MAX_EXT_HEADERS == xvs_dataplane::wire::ipv6::MAX_EXT_HEADERS);
+
+impl Svc6Key {
+    pub fn new(addr: Ipv6Addr, port: u16, proto: u8) -> Self {
+        Svc6Key {
+            addr: addr.octets(),
+            port: port.to_be_bytes(),
+            proto,
+            pad: 0,
+        }
+    }
+
+    /// The key as the map stores it.
+    pub fn to_bytes(self) -> [u8; layout::SVC6_KEY_SIZE] {
+        let mut b = [0u8; layout::SVC6_KEY_SIZE];
+        b[layout::SVC6_KEY_ADDR..layout::SVC6_KEY_ADDR + 16].copy_from_slice(&self.addr);
+        b[layout::SVC6_KEY_PORT..layout::SVC6_KEY_PORT + 2].copy_from_slice(&self.port);
+        b[layout::SVC6_KEY_PROTO] = self.proto;
+        b
+    }
+
+    pub fn from_bytes(b: &[u8]) -> Option<Self> {
+        if b.len() != layout::SVC6_KEY_SIZE {
+            return None;
+        }
+        let mut k = Svc6Key::default();
+        k.addr
+            .copy_from_slice(&b[layout::SVC6_KEY_ADDR..layout::SVC6_KEY_ADDR + 16]);
+        k.port
+            .copy_from_slice(&b[layout::SVC6_KEY_PORT..layout::SVC6_KEY_PORT + 2]);
+        k.proto = b[layout::SVC6_KEY_PROTO];
         Some(k)
     }
 }

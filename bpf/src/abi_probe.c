@@ -17,6 +17,11 @@ int main(void)
 	OFF("SVC_KEY_ADDR", struct xvs_svc_key, addr);
 	OFF("SVC_KEY_PORT", struct xvs_svc_key, port);
 	OFF("SVC_KEY_PROTO", struct xvs_svc_key, proto);
+	SIZE("SVC6_KEY", struct xvs_svc6_key);
+	OFF("SVC6_KEY_ADDR", struct xvs_svc6_key, addr);
+	OFF("SVC6_KEY_PORT", struct xvs_svc6_key, port);
+	OFF("SVC6_KEY_PROTO", struct xvs_svc6_key, proto);
+	printf("pub const MAX_EXT_HEADERS: usize = %d;\n", XVS_MAX_EXT_HEADERS);
 	SIZE("SVC_VALUE", struct xvs_svc_value);
 	SIZE("XDP_COUNTERS", struct xvs_xdp_counters);
 	printf("pub const XDP_STAT_LABELS: [&str; %d] = [\n", XVS_STAT_MAX);

@@ -190,6 +190,61 @@ static __always_inline void learn_client(struct ethhdr *eth, struct iphdr *ip)
 	bpf_map_update_elem(&xvs_nat_clients, &ip->saddr, &fresh, BPF_ANY);
 }
 
+/* Sends a packet to a service to its queue's AF_XDP socket. */
+static __always_inline int to_worker(struct xdp_md *ctx)
+{
+	/* The flags argument is the action when no socket is bound to this queue: during
+	 * start-up the kernel keeps the packet rather than losing it. */
+	int ret = bpf_redirect_map(&xvs_xsks, ctx->rx_queue_index, XDP_PASS);
+
+	return count(ret == XDP_REDIRECT ? XVS_STAT_STEERED : XVS_STAT_PASS_NO_SOCKET, ret);
+}
+
+/* IPv6: TCP and UDP to an IPv6 service go to the workers (DR); neighbour discovery,
+ * router and multicast traffic (ICMPv6), fragments and what the walk cannot read are the
+ * kernel's. No fast path and no NAT over IPv6 yet. */
+static __always_inline int steer6(struct xdp_md *ctx, struct hdr_cursor *c, struct ethhdr *eth,
+				  struct xvs_steer_config *cfg)
+{
+	struct xvs_svc6_key key = {};
+	struct xvs_svc_value *svc;
+	struct ipv6hdr *ip6;
+	__be16 dport;
+	void *l4;
+	int proto, ret;
+
+	proto = parse_ipv6hdr(c, &ip6);
+	if (proto == XVS_PARSE_FRAGMENT)
+		return count(XVS_STAT_PASS_FRAGMENT, XDP_PASS);
+	if (proto == XVS_PARSE_EXT)
+		return count(XVS_STAT_PASS_IPV6_EXT, XDP_PASS);
+	if (proto < 0)
+		return parse_error(proto);
+	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+		return count(XVS_STAT_PASS_OTHER_PROTO, XDP_PASS);
+	l4 = c->pos;
+	ret = parse_l4_ports(c, proto == IPPROTO_TCP ? sizeof(struct tcphdr) : sizeof(struct udphdr),
+			     &dport);
+	if (ret < 0)
+		return parse_error(ret);
+	if (cfg && cfg->external_ifindex && cfg->external_ifindex != ctx->ingress_ifindex)
+		return count(XVS_STAT_PASS_NOT_SERVICE, XDP_PASS);
+	__builtin_memcpy(key.addr, &ip6->daddr, sizeof(key.addr));
+	key.port = dport;
+	key.proto = proto;
+	svc = bpf_map_lookup_elem(&xvs_services6, &key);
+	if (!svc) {
+		key.port = 0;
+		svc = bpf_map_lookup_elem(&xvs_services6, &key);
+	}
+	if (!svc)
+		return count(XVS_STAT_PASS_NOT_SERVICE, XDP_PASS);
+	ret = screen6(eth, ip6, l4, proto, c->end);
+	if (ret >= 0)
+		return count(ret, XDP_DROP);
+	return to_worker(ctx);
+}
+
 SEC("xdp")
 int xvs_steer(struct xdp_md *ctx)
 {
@@ -211,8 +266,8 @@ int xvs_steer(struct xdp_md *ctx)
 	proto = parse_ethhdr(&c, &eth);
 	if (proto < 0)
 		return parse_error(proto);
-	if (proto != bpf_htons(ETH_P_IP))
-		return count(XVS_STAT_PASS_NOT_IPV4, XDP_PASS);
+	if (proto != bpf_htons(ETH_P_IP) && proto != bpf_htons(ETH_P_IPV6))
+		return count(XVS_STAT_PASS_NOT_IP, XDP_PASS);
 	/* Unicast for another host (group bit clear, not our MAC): not ours to handle. A
 	 * VRRP backup, for one, must not forward what a switch floods to it. */
 	ifindex = ctx->ingress_ifindex;
@@ -222,6 +277,9 @@ int xvs_steer(struct xdp_md *ctx)
 	     local->mac[2] != eth->h_dest[2] || local->mac[3] != eth->h_dest[3] ||
 	     local->mac[4] != eth->h_dest[4] || local->mac[5] != eth->h_dest[5]))
 		return count(XVS_STAT_PASS_NOT_OURS, XDP_PASS);
+	cfg = bpf_map_lookup_elem(&xvs_steer_config, &zero);
+	if (proto == bpf_htons(ETH_P_IPV6))
+		return steer6(ctx, &c, eth, cfg);
 
 	proto = parse_iphdr(&c, &ip);
 	if (proto < 0)
@@ -245,7 +303,6 @@ int xvs_steer(struct xdp_md *ctx)
 	key.addr = ip->daddr;
 	key.port = dport;
 	key.proto = proto;
-	cfg = bpf_map_lookup_elem(&xvs_steer_config, &zero);
 	if (cfg && cfg->external_ifindex && cfg->external_ifindex != ctx->ingress_ifindex) {
 		svc = NULL;
 	} else {
@@ -273,10 +330,7 @@ int xvs_steer(struct xdp_md *ctx)
 			return count(XVS_STAT_FAST_PATH, ret);
 	}
 
-	/* The flags argument is the action when no socket is bound to this queue: during
-	 * start-up the kernel keeps the packet rather than losing it. */
-	ret = bpf_redirect_map(&xvs_xsks, ctx->rx_queue_index, XDP_PASS);
-	return count(ret == XDP_REDIRECT ? XVS_STAT_STEERED : XVS_STAT_PASS_NO_SOCKET, ret);
+	return to_worker(ctx);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -7,15 +7,17 @@ use libbpf_rs::{
     Map, MapCore, MapFlags, MapHandle, Object, ObjectBuilder, Program, ProgramMut, Xdp, XdpFlags,
 };
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::abi::{
-    NatKey, NatOut, NatValue, SvcKey, XdpCounters, MAX_NAT_BACKENDS, MAX_QUEUES, MAX_SERVICES,
+    NatKey, NatOut, NatValue, Svc6Key, SvcKey, XdpCounters, MAX_NAT_BACKENDS, MAX_QUEUES,
+    MAX_SERVICES,
 };
 use crate::BpfError;
 
 const PROG: &str = "xvs_steer";
 const MAP_SERVICES: &str = "xvs_services";
+const MAP_SERVICES6: &str = "xvs_services6";
 const MAP_XSKS: &str = "xvs_xsks";
 const MAP_COUNTERS: &str = "xvs_counters";
 const MAP_NAT_BACKENDS: &str = "xvs_nat_backends";
@@ -26,6 +28,7 @@ const MAP_FAST_STATS: &str = "xvs_fast_stats";
 const MAP_CONFIG: &str = "xvs_steer_config";
 const MAP_LOCAL_MACS: &str = "xvs_local_macs";
 const MAP_LOCAL_ADDRS: &str = "xvs_local_addrs";
+const MAP_LOCAL_ADDRS6: &str = "xvs_local_addrs6";
 
 /// How the operator asked for the program to be attached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,6 +67,7 @@ pub struct Steer {
     obj: Object,
     prog_fd: OwnedFd,
     services: MapHandle,
+    services6: MapHandle,
     xsks: MapHandle,
     counters: MapHandle,
     nat_backends: MapHandle,
@@ -76,6 +80,7 @@ pub struct Steer {
     fast_stats: MapHandle,
     local_macs: MapHandle,
     local_addrs: MapHandle,
+    local_addrs6: MapHandle,
     attached: Vec<(i32, XdpMode)>,
 }
 
@@ -119,6 +124,7 @@ impl Steer {
         };
         Ok(Steer {
             services: map_handle(&obj, MAP_SERVICES)?,
+            services6: map_handle(&obj, MAP_SERVICES6)?,
             xsks: map_handle(&obj, MAP_XSKS)?,
             counters: map_handle(&obj, MAP_COUNTERS)?,
             nat_backends: map_handle(&obj, MAP_NAT_BACKENDS)?,
@@ -130,6 +136,7 @@ impl Steer {
             fast_stats: map_handle(&obj, MAP_FAST_STATS)?,
             local_macs: map_handle(&obj, MAP_LOCAL_MACS)?,
             local_addrs: map_handle(&obj, MAP_LOCAL_ADDRS)?,
+            local_addrs6: map_handle(&obj, MAP_LOCAL_ADDRS6)?,
             prog_fd,
             obj,
             attached: Vec::new(),
@@ -198,18 +205,24 @@ impl Steer {
 
     /// The director's own addresses: packets to them are never NAT replies.
     pub fn set_local_addrs(&self, addrs: &[Ipv4Addr]) -> Result<(), BpfError> {
-        if addrs.len() > crate::abi::MAX_LOCAL_ADDRS as usize {
-            return Err(BpfError::TooMany {
-                what: "director addresses",
-                count: addrs.len(),
-                max: crate::abi::MAX_LOCAL_ADDRS,
-            });
-        }
-        let entries: Vec<(Vec<u8>, Vec<u8>)> = addrs
-            .iter()
-            .map(|a| (a.octets().to_vec(), vec![1u8]))
-            .collect();
-        replace_all(&self.local_addrs, MAP_LOCAL_ADDRS, &entries)
+        let keys = addrs.iter().map(|a| a.octets().to_vec()).collect();
+        set_addrs(
+            &self.local_addrs,
+            MAP_LOCAL_ADDRS,
+            "director addresses",
+            keys,
+        )
+    }
+
+    /// The director's own IPv6 addresses and VIPs: martian as a source.
+    pub fn set_local_addrs6(&self, addrs: &[Ipv6Addr]) -> Result<(), BpfError> {
+        let keys = addrs.iter().map(|a| a.octets().to_vec()).collect();
+        set_addrs(
+            &self.local_addrs6,
+            MAP_LOCAL_ADDRS6,
+            "director IPv6 addresses",
+            keys,
+        )
     }
 
     /// Steers services only on `ifindex` (0: on any interface the program is on).
@@ -266,14 +279,22 @@ impl Steer {
     /// Makes the steering map hold exactly `services` (key, `SVC_F_*` flags): new ones
     /// are written before stale ones go, so a service in both sets is never missing.
     pub fn set_services(&self, services: &[(SvcKey, u32)]) -> Result<(), BpfError> {
-        if services.len() > MAX_SERVICES as usize {
-            return Err(BpfError::TooManyServices(services.len()));
-        }
-        let entries: Vec<(Vec<u8>, Vec<u8>)> = services
-            .iter()
-            .map(|(k, f)| (k.to_bytes().to_vec(), f.to_ne_bytes().to_vec()))
-            .collect();
-        replace_all(&self.services, MAP_SERVICES, &entries)
+        let keys = services.iter().map(|(k, f)| (k.to_bytes().to_vec(), *f));
+        set_service_map(&self.services, MAP_SERVICES, keys.collect())
+    }
+
+    /// As `set_services`, for the IPv6 services' map.
+    pub fn set_services6(&self, services: &[(Svc6Key, u32)]) -> Result<(), BpfError> {
+        let keys = services.iter().map(|(k, f)| (k.to_bytes().to_vec(), *f));
+        set_service_map(&self.services6, MAP_SERVICES6, keys.collect())
+    }
+
+    /// The IPv6 services the steering map holds now.
+    pub fn services6(&self) -> Vec<Svc6Key> {
+        self.services6
+            .keys()
+            .filter_map(|raw| Svc6Key::from_bytes(&raw))
+            .collect()
     }
 
     /// Makes the NAT map hold exactly `backends`.
@@ -386,6 +407,40 @@ pub(crate) fn sum_per_cpu(
         add(cpu);
     }
     Ok(())
+}
+
+/// A service map holding exactly `services` (key bytes, `SVC_F_*` flags).
+fn set_service_map(
+    map: &MapHandle,
+    name: &'static str,
+    services: Vec<(Vec<u8>, u32)>,
+) -> Result<(), BpfError> {
+    if services.len() > MAX_SERVICES as usize {
+        return Err(BpfError::TooManyServices(services.len()));
+    }
+    let entries: Vec<(Vec<u8>, Vec<u8>)> = services
+        .into_iter()
+        .map(|(k, f)| (k, f.to_ne_bytes().to_vec()))
+        .collect();
+    replace_all(map, name, &entries)
+}
+
+/// An address set (key bytes → 1) holding exactly `keys`.
+fn set_addrs(
+    map: &MapHandle,
+    name: &'static str,
+    what: &'static str,
+    keys: Vec<Vec<u8>>,
+) -> Result<(), BpfError> {
+    if keys.len() > crate::abi::MAX_LOCAL_ADDRS as usize {
+        return Err(BpfError::TooMany {
+            what,
+            count: keys.len(),
+            max: crate::abi::MAX_LOCAL_ADDRS,
+        });
+    }
+    let entries: Vec<(Vec<u8>, Vec<u8>)> = keys.into_iter().map(|k| (k, vec![1u8])).collect();
+    replace_all(map, name, &entries)
 }
 
 /// Writes `entries` into `map`, then deletes every other key.

@@ -83,7 +83,11 @@ fn the_forwarder_rewrites_the_macs_of_what_xvs_forwards() {
     let prog = fwd.program().expect("the program");
     let mut forwarded = 0;
     // The kernel refuses to run frames shorter than an Ethernet header.
-    for fx in fixtures::all().into_iter().filter(|f| f.frame.len() >= 14) {
+    // The baseline forwarder is IPv4's (the benchmark's chain is): IPv6 frames are not its.
+    for fx in fixtures::all()
+        .into_iter()
+        .filter(|f| f.frame.len() >= 14 && f.frame[12..14] != [0x86, 0xdd])
+    {
         let mut out = vec![0u8; fx.frame.len() + 64];
         let input = ProgramInput {
             data_in: Some(&fx.frame),
@@ -105,7 +109,7 @@ fn the_forwarder_rewrites_the_macs_of_what_xvs_forwards() {
                 );
                 forwarded += 1;
             }
-            _ if fx.steer == "pass_not_ipv4" || fx.steer == "pass_bad_header" => {
+            _ if fx.steer == "pass_not_ip" || fx.steer == "pass_bad_header" => {
                 assert_eq!(o.return_value, XDP_PASS, "{}", fx.name);
             }
             _ => {}

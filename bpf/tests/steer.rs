@@ -4,7 +4,7 @@
 use std::ffi::CString;
 
 use libbpf_rs::ProgramInput;
-use xvs_bpf::abi::{SvcKey, XdpCounters};
+use xvs_bpf::abi::{Svc6Key, SvcKey, XdpCounters};
 use xvs_bpf::Steer;
 use xvs_dataplane::fixtures::{self, VIP, VIP_TCP_PORT, VIP_UDP_PORT};
 use xvs_dataplane::xsk::{BindMode, Xsk, XskConfig};
@@ -23,6 +23,15 @@ fn loaded() -> Steer {
         .unwrap();
     // As control does: the VIPs and the director's addresses are martian sources.
     steer.set_local_addrs(&[VIP, fixtures::DIRECTOR]).unwrap();
+    steer
+        .set_services6(&[
+            (Svc6Key::new(fixtures::VIP6, VIP_TCP_PORT, 6), 0),
+            (Svc6Key::new(fixtures::VIP6, VIP_UDP_PORT, 17), 0),
+        ])
+        .unwrap();
+    steer
+        .set_local_addrs6(&[fixtures::VIP6, fixtures::DIRECTOR6])
+        .unwrap();
     steer
 }
 

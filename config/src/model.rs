@@ -203,8 +203,10 @@ pub struct SchedFlags {
 pub struct Persistence {
     /// Seconds.
     pub timeout: u32,
-    /// Netmask over the client address.
+    /// Netmask over an IPv4 client address.
     pub granularity: Ipv4Addr,
+    /// Prefix length over an IPv6 client address (128: per client).
+    pub prefix6: u8,
 }
 
 /// Forwarding methods (keepalived's `lb_kind`).
@@ -279,7 +281,8 @@ impl Default for Timeouts {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RealServer {
-    pub address: Ipv4Addr,
+    /// Of its virtual server's family.
+    pub address: IpAddr,
     pub port: u16,
     pub weight: u32,
     /// Its own check, or the virtual server's; `None`: never checked, always up.
@@ -389,7 +392,8 @@ pub struct HealthCheck {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VirtualServer {
     pub name: String,
-    pub address: Ipv4Addr,
+    /// IPv4 or IPv6 (then forwarded by DR).
+    pub address: IpAddr,
     /// One or more; the first is the service's identity. [0]: every port.
     pub ports: Vec<u16>,
     pub protocol: Protocol,
@@ -409,7 +413,7 @@ pub struct VirtualServer {
     pub quorum_up: Option<String>,
     pub quorum_down: Option<String>,
     /// Takes the connections when no real server is up.
-    pub sorry_server: Option<(Ipv4Addr, u16)>,
+    pub sorry_server: Option<(IpAddr, u16)>,
     /// While below quorum, (VRRP instance, priority it advertises): a healthier director
     /// takes over.
     pub quorum_vrrp: Option<(String, u8)>,

@@ -242,14 +242,22 @@ pub struct RawTimeouts {
     pub synack: Option<Spanned<i64>>,
 }
 
+/// `persistence_granularity`: a netmask (IPv4) or a prefix length.
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Granularity {
+    Netmask(Ipv4Addr),
+    Prefix(i64),
+}
+
 /// A service: keepalived's `virtual_server` block, `ipvsadm -A`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawVirtualServer {
     /// A name of your choice, unique: `xvs status` and the metrics' `virtual_server` label.
     pub name: Spanned<String>,
-    /// The virtual IP (VIP).
-    pub address: Spanned<Ipv4Addr>,
+    /// The virtual IP (VIP), IPv4 or IPv6; its real servers are of its family.
+    pub address: Spanned<IpAddr>,
     /// The port; 0 stands for every port of the address. Give `port` or `ports`.
     #[serde(default)]
     pub port: Option<Spanned<i64>>,
@@ -270,9 +278,10 @@ pub struct RawVirtualServer {
     /// Persistence: seconds a client sticks to its real server after its last connection.
     #[serde(default)]
     pub persistence_timeout: Option<Spanned<i64>>,
-    /// Persistence: the netmask grouping clients (default 255.255.255.255).
+    /// Persistence: what groups clients: a netmask for IPv4 (default 255.255.255.255), a
+    /// prefix length for IPv6 (default 128, as ipvsadm's `-6 -M`; IPv4 takes one too).
     #[serde(default)]
-    pub persistence_granularity: Option<Spanned<Ipv4Addr>>,
+    pub persistence_granularity: Option<Spanned<Granularity>>,
     /// One-packet scheduling (UDP): every datagram is scheduled on its own.
     #[serde(default)]
     pub ops: Option<Spanned<bool>>,
@@ -323,8 +332,8 @@ pub struct RawQuorumVrrp {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSorryServer {
-    /// Its address.
-    pub address: Spanned<Ipv4Addr>,
+    /// Its address, of the virtual server's family.
+    pub address: Spanned<IpAddr>,
     /// Its port. Default: the virtual server's.
     #[serde(default)]
     pub port: Option<Spanned<i64>>,
@@ -399,8 +408,8 @@ pub struct RawHealthCheck {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRealServer {
-    /// Its address (RIP).
-    pub address: Spanned<Ipv4Addr>,
+    /// Its address (RIP), of the virtual server's family.
+    pub address: Spanned<IpAddr>,
     /// Its port. Default: the virtual server's; only NAT may map to another port.
     #[serde(default)]
     pub port: Option<Spanned<i64>>,

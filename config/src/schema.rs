@@ -224,6 +224,9 @@ fn type_name(p: &Value, defs: &serde_json::Map<String, Value>) -> String {
         Some("string") if p.get("format").and_then(Value::as_str) == Some("ipv4") => {
             "IPv4 address".into()
         }
+        Some("string") if p.get("format").and_then(Value::as_str) == Some("ip") => {
+            "IP address".into()
+        }
         Some("object") => "map".into(),
         Some(t) => t.into(),
         None => "any".into(),

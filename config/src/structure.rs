@@ -8,7 +8,7 @@
 //! mistake the parser reports, never invent one.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use granit_parser::{Event, Parser, ScalarStyle};
 use serde_json::{Map, Value};
@@ -140,6 +140,19 @@ struct Walk {
     out: Vec<Diagnostic>,
 }
 
+/// What a scalar alternative of a schema takes, in words; `None` for anything else.
+fn scalar_kind(alt: &Value) -> Option<&'static str> {
+    let format = alt.get("format").and_then(Value::as_str);
+    Some(match (alt.get("type").and_then(Value::as_str)?, format) {
+        ("string", Some("ipv4")) => "an IPv4 address",
+        ("string", Some("ip")) => "an IP address",
+        ("integer", _) => "a whole number",
+        ("number", _) => "a number",
+        ("boolean", _) => "true or false",
+        _ => return None,
+    })
+}
+
 impl Walk {
     fn error(&mut self, at: Pos, message: String, hint: Option<String>) {
         let mut d = Diagnostic::new(at.0, at.1, message);
@@ -200,8 +213,8 @@ impl Walk {
             }
         } else {
             let kind = types.iter().copied().find(|t| *t != "null").unwrap_or("");
-            let ipv4 = schema.get("format").and_then(Value::as_str) == Some("ipv4");
-            self.scalar(node, kind, ipv4, path);
+            let format = schema.get("format").and_then(Value::as_str);
+            self.scalar(node, kind, format, path);
         }
     }
 
@@ -219,6 +232,30 @@ impl Walk {
             return;
         }
         let rest: Vec<&Value> = alts.iter().filter(|a| !is_null(a)).collect();
+        // Scalars of several kinds (a netmask or a prefix length): name them all.
+        let kinds: Vec<&str> = rest.iter().filter_map(|a| scalar_kind(a)).collect();
+        if kinds.len() > 1 && kinds.len() == rest.len() {
+            let fits = rest.iter().any(|alt| {
+                let mut trial = Walk {
+                    defs: self.defs.clone(),
+                    out: Vec::new(),
+                };
+                trial.node(node, alt, path);
+                trial.out.is_empty()
+            });
+            if !fits {
+                self.error(
+                    node.at(),
+                    format!(
+                        "{path} must be {}, not {}",
+                        kinds.join(" or "),
+                        node.describe()
+                    ),
+                    None,
+                );
+            }
+            return;
+        }
         // The first alternative the node fits; else the first one's complaints.
         let mut first = None;
         for alt in &rest {
@@ -258,7 +295,7 @@ impl Walk {
         );
     }
 
-    fn scalar(&mut self, node: &Node, kind: &str, ipv4: bool, path: &str) {
+    fn scalar(&mut self, node: &Node, kind: &str, format: Option<&str>, path: &str) {
         let Node::Scalar { text, at, .. } = node else {
             let what = match kind {
                 "integer" => "a whole number",
@@ -289,10 +326,15 @@ impl Walk {
                 "true or false",
                 "write true or false",
             ),
-            "string" if ipv4 => (
+            "string" if format == Some("ipv4") => (
                 t.parse::<Ipv4Addr>().is_ok(),
                 "an IPv4 address",
                 "such as 10.0.0.100",
+            ),
+            "string" if format == Some("ip") => (
+                t.parse::<IpAddr>().is_ok(),
+                "an IP address",
+                "IPv4 or IPv6, such as 10.0.0.100 or 2001:db8::100",
             ),
             _ => (true, "", ""),
         };

@@ -570,7 +570,7 @@ vrrp_instances: none
     let lines: Vec<&str> = e.lines().filter(|l| l.contains(": error: ")).collect();
     let expect = [
         "t.yaml:2:10: error: workers must be a whole number, not `two`",
-        "t.yaml:5:14: error: virtual_servers[0].address must be an IPv4 address, not `10.0.0.300`",
+        "t.yaml:5:14: error: virtual_servers[0].address must be an IP address, not `10.0.0.300`",
         "t.yaml:8:5: error: unknown key `schedular` in virtual_servers[0]",
         "t.yaml:9:5: error: unknown key `lb_kind` in virtual_servers[0]",
         "t.yaml:10:17: error: virtual_servers[0].forwarding: `dsr` is not one of `dr`, `tun`, `nat`",
@@ -657,4 +657,106 @@ fn worker_cpus_socket_sizes_and_fast_path() {
     assert!(e.contains("af_xdp batch 65 is out of range 1..=64"), "{e}");
     let e = errors(&format!("{GOOD}fast_path: ebpf\n"));
     assert!(e.contains("fast_path"), "{e}");
+}
+
+const GOOD6: &str = "interface: eth0
+virtual_servers:
+  - name: web6
+    address: 2001:db8::100
+    port: 80
+    protocol: tcp
+    scheduler: wrr
+    real_servers:
+      - { address: \"2001:db8::11\", weight: 3 }
+      - { address: \"2001:db8::12\" }
+";
+
+#[test]
+fn ipv6_virtual_servers() {
+    let c = parse("t.yaml", GOOD6).unwrap();
+    let vs = &c.virtual_servers[0];
+    assert_eq!(
+        vs.address,
+        "2001:db8::100".parse::<std::net::IpAddr>().unwrap()
+    );
+    assert_eq!(vs.forwarding, Forwarding::Dr);
+    assert_eq!(vs.real_servers[1].port, 80);
+    // A prefix length groups IPv6 clients, as ipvsadm -6 -M does.
+    let c = parse(
+        "t.yaml",
+        &GOOD6.replace(
+            "scheduler: wrr\n",
+            "scheduler: wrr\n    persistence_timeout: 60\n    persistence_granularity: 64\n",
+        ),
+    )
+    .unwrap();
+    assert_eq!(c.virtual_servers[0].persistence.unwrap().prefix6, 64);
+    // IPv4 takes a prefix length too.
+    let c = parse(
+        "t.yaml",
+        &GOOD.replace(
+            "scheduler: wrr\n",
+            "scheduler: wrr\n    persistence_timeout: 60\n    persistence_granularity: 24\n",
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        c.virtual_servers[0].persistence.unwrap().granularity,
+        std::net::Ipv4Addr::new(255, 255, 255, 0)
+    );
+}
+
+#[test]
+fn ipv6_mistakes_are_located() {
+    // A real server of the other family, at its line and column.
+    let e = errors(&GOOD6.replace("\"2001:db8::12\"", "10.0.0.12"));
+    assert!(
+        e.contains("t.yaml:10:20")
+            && e.contains("10.0.0.12 is IPv4, and the virtual server 2001:db8::100 is IPv6"),
+        "{e}"
+    );
+    let e = errors(&GOOD.replace("10.0.0.11", "\"2001:db8::11\""));
+    assert!(
+        e.contains("is IPv6, and the virtual server 10.0.0.100 is IPv4"),
+        "{e}"
+    );
+    // NAT and TUN are IPv4's for now.
+    for f in ["nat", "tun"] {
+        let e = errors(&GOOD6.replace(
+            "scheduler: wrr\n",
+            &format!("scheduler: wrr\n    forwarding: {f}\n"),
+        ));
+        assert!(
+            e.contains(&format!("{f} over IPv6 is not supported yet")),
+            "{e}"
+        );
+    }
+    // A netmask is IPv4's; a prefix past 128 is no prefix.
+    let pers = |g: &str| {
+        GOOD6.replace(
+            "scheduler: wrr\n",
+            &format!(
+                "scheduler: wrr\n    persistence_timeout: 60\n    persistence_granularity: {g}\n"
+            ),
+        )
+    };
+    let e = errors(&pers("255.255.255.0"));
+    assert!(
+        e.contains("is an IPv4 netmask") && e.contains("-6 -M"),
+        "{e}"
+    );
+    assert!(errors(&pers("129")).contains("prefix length 129 is out of 0 to 128"));
+    let e = errors(&GOOD.replace(
+        "scheduler: wrr\n",
+        "scheduler: wrr\n    persistence_timeout: 60\n    persistence_granularity: 33\n",
+    ));
+    assert!(e.contains("out of 0 to 32"), "{e}");
+    // A sorry server of the other family.
+    let e = errors(&format!(
+        "{GOOD6}    sorry_server: {{ address: 10.0.0.99 }}\n"
+    ));
+    assert!(
+        e.contains("a sorry server is of its virtual server's family"),
+        "{e}"
+    );
 }

@@ -228,3 +228,35 @@ fn an_ipv6_instance_converts_as_version_3() {
     );
     assert!(i.warnings.is_empty(), "{:?}", i.warnings);
 }
+
+#[test]
+fn an_ipv6_director_converts() {
+    let (name, i) = fixture("ipv6-dr.conf");
+    let c = load(&name, &i);
+    assert_eq!(c.virtual_servers.len(), 1, "the NAT66 one is not converted");
+    let vs = &c.virtual_servers[0];
+    assert_eq!(vs.name, "[2001:db8::100]:80/tcp");
+    assert_eq!(
+        vs.address,
+        "2001:db8::100".parse::<std::net::IpAddr>().unwrap()
+    );
+    assert_eq!(vs.persistence.unwrap().prefix6, 64);
+    assert_eq!(vs.sorry_server, Some(("2001:db8::99".parse().unwrap(), 80)));
+    assert_eq!(
+        vs.real_servers
+            .iter()
+            .map(|r| (r.address.to_string(), r.weight))
+            .collect::<Vec<_>>(),
+        [("2001:db8::11".into(), 3), ("2001:db8::12".into(), 1)]
+    );
+    assert!(vs.real_servers[0].health_check.is_some());
+    assert_eq!(c.vrrp_instances[0].version, 3, "IPv6 VRRP is VRRPv3");
+    let w = i.warnings.join("\n");
+    for needle in [
+        "line 34: `real_server 10.0.0.13 80` needs an address of the virtual server's family",
+        "line 40: `lb_kind NAT` over IPv6",
+    ] {
+        assert!(w.contains(needle), "{needle:?} in\n{w}");
+    }
+    assert_eq!(i.warnings.len(), 2, "{w}");
+}

@@ -3,15 +3,24 @@
 //! a real server from one snapshot to the next.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use xvs_dataplane::snapshot::{DestId, ServiceKey};
+
+/// An address and port (or port list) as people write them: `10.0.0.1:80`,
+/// `[2001:db8::1]:80`, `10.0.0.100:80,443`.
+pub fn endpoint(addr: IpAddr, port: impl std::fmt::Display) -> String {
+    match addr {
+        IpAddr::V4(a) => format!("{a}:{port}"),
+        IpAddr::V6(a) => format!("[{a}]:{port}"),
+    }
+}
 
 /// Identity of a real server within its virtual service.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct DestKey {
     pub service: ServiceKey,
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     pub port: u16,
 }
 

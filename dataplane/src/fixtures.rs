@@ -2,11 +2,13 @@
 //! with each. The same table drives the BPF tests (BPF_PROG_TEST_RUN) and the pipeline's
 //! tests, so the two stay in agreement. Also the frame builders tests and benches share.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::verdict::DropReason;
+use crate::wire::checksum;
 use crate::wire::ethernet::{EthernetRepr, Mac, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 use crate::wire::ipv4::{Ipv4Packet, Ipv4Repr, PROTO_ICMP, PROTO_TCP, PROTO_UDP, PROTO_VRRP};
+use crate::wire::ipv6::{Ipv6Repr, NH_DEST_OPTS, NH_FRAGMENT, NH_HOP_BY_HOP, NH_ICMPV6};
 use crate::wire::tcp::{TcpRepr, FLAG_ACK, FLAG_FIN, FLAG_PSH, FLAG_RST, FLAG_SYN};
 use crate::wire::udp::UdpRepr;
 
@@ -15,6 +17,9 @@ pub const DIRECTOR_MAC: Mac = [0x02, 0, 0, 0, 0, 0x02];
 pub const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 pub const DIRECTOR: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 pub const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
+pub const CLIENT6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1);
+pub const DIRECTOR6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 2);
+pub const VIP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0x100);
 /// Services in the fixtures' world: VIP:80/tcp and VIP:53/udp.
 pub const VIP_TCP_PORT: u16 = 80;
 pub const VIP_UDP_PORT: u16 = 53;
@@ -28,6 +33,9 @@ pub struct World {
     pub client: Ipv4Addr,
     pub director: Ipv4Addr,
     pub vip: Ipv4Addr,
+    pub client6: Ipv6Addr,
+    pub director6: Ipv6Addr,
+    pub vip6: Ipv6Addr,
     pub tcp_port: u16,
     pub udp_port: u16,
 }
@@ -40,6 +48,9 @@ impl Default for World {
             client: CLIENT,
             director: DIRECTOR,
             vip: VIP,
+            client6: CLIENT6,
+            director6: DIRECTOR6,
+            vip6: VIP6,
             tcp_port: VIP_TCP_PORT,
             udp_port: VIP_UDP_PORT,
         }
@@ -118,6 +129,94 @@ fn udp_l4(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, payload: &[u8]) 
 pub fn udp_frame(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, payload: &[u8]) -> Vec<u8> {
     let l4 = udp_l4(src, sport, dst, dport, payload);
     eth_ip_in(&World::default(), PROTO_UDP, src, dst, 64, &l4)
+}
+
+/// An Ethernet + IPv6 frame from the client: `exts` (extension headers, the first of
+/// type `nh`) then `l4`, whose protocol the last extension header names.
+fn eth_ip6_in(w: &World, nh: u8, src: Ipv6Addr, dst: Ipv6Addr, exts: &[u8], l4: &[u8]) -> Vec<u8> {
+    let mut f = vec![0u8; 14 + 40];
+    EthernetRepr {
+        src: w.client_mac,
+        dst: w.director_mac,
+        ethertype: ETHERTYPE_IPV6,
+    }
+    .emit(&mut f);
+    Ipv6Repr {
+        src,
+        dst,
+        next_header: nh,
+        payload_len: exts.len() + l4.len(),
+        hop_limit: 64,
+        traffic_class: 0,
+        flow_label: 0x12345,
+    }
+    .emit(&mut f[14..]);
+    f.extend_from_slice(exts);
+    f.extend_from_slice(l4);
+    f
+}
+
+/// `l4` (a TCP or UDP header and payload) with its checksum over the IPv6 pseudo-header.
+fn checksum6(mut l4: Vec<u8>, proto: u8, src: Ipv6Addr, dst: Ipv6Addr) -> Vec<u8> {
+    let at = if proto == PROTO_TCP { 16 } else { 6 };
+    l4[at..at + 2].fill(0);
+    let acc = checksum::pseudo_header_v6(src.octets(), dst.octets(), proto, l4.len() as u32);
+    let c = match !checksum::fold(checksum::sum(acc, &l4)) {
+        // UDP over IPv6 must carry a checksum: 0 is sent as all ones (RFC 8200 8.1).
+        0 if proto == PROTO_UDP => 0xffff,
+        c => c,
+    };
+    l4[at..at + 2].copy_from_slice(&c.to_be_bytes());
+    l4
+}
+
+fn tcp6_l4(
+    src: Ipv6Addr,
+    sport: u16,
+    dst: Ipv6Addr,
+    dport: u16,
+    flags: u8,
+    payload: &[u8],
+) -> Vec<u8> {
+    let l4 = tcp_l4(
+        Ipv4Addr::UNSPECIFIED,
+        sport,
+        Ipv4Addr::UNSPECIFIED,
+        dport,
+        flags,
+        payload,
+    );
+    checksum6(l4, PROTO_TCP, src, dst)
+}
+
+fn udp6_l4(src: Ipv6Addr, sport: u16, dst: Ipv6Addr, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let l4 = udp_l4(
+        Ipv4Addr::UNSPECIFIED,
+        sport,
+        Ipv4Addr::UNSPECIFIED,
+        dport,
+        payload,
+    );
+    checksum6(l4, PROTO_UDP, src, dst)
+}
+
+/// An Ethernet + IPv6 + TCP frame from the client.
+pub fn tcp6_frame(
+    src: Ipv6Addr,
+    sport: u16,
+    dst: Ipv6Addr,
+    dport: u16,
+    flags: u8,
+    payload: &[u8],
+) -> Vec<u8> {
+    let l4 = tcp6_l4(src, sport, dst, dport, flags, payload);
+    eth_ip6_in(&World::default(), PROTO_TCP, src, dst, &[], &l4)
+}
+
+/// An Ethernet + IPv6 + UDP frame from the client.
+pub fn udp6_frame(src: Ipv6Addr, sport: u16, dst: Ipv6Addr, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let l4 = udp6_l4(src, sport, dst, dport, payload);
+    eth_ip6_in(&World::default(), PROTO_UDP, src, dst, &[], &l4)
 }
 
 fn raw_in(w: &World, ethertype: u16, body: &[u8]) -> Vec<u8> {
@@ -313,7 +412,238 @@ pub fn table(w: &World) -> Vec<Fixture> {
     }
     garbage[14] = 0xa5; // whatever the bytes, not IPv4's version
 
-    vec![
+    // IPv6: the same services on the VIP's IPv6 address.
+    let (c6, vip6) = (w.client6, w.vip6);
+    let tcp6x = |src: Ipv6Addr, sport: u16, flags: u8, exts: &[u8], nh: u8| {
+        let l4 = tcp6_l4(src, sport, vip6, tp, flags, b"");
+        eth_ip6_in(
+            w,
+            if exts.is_empty() { PROTO_TCP } else { nh },
+            src,
+            vip6,
+            exts,
+            &l4,
+        )
+    };
+    let tcp6 = |src: Ipv6Addr, sport: u16, flags: u8| tcp6x(src, sport, flags, &[], 0);
+    let drop6 = |n: u16, flags: u8| tcp6(c6, DROPPED_PORT_BASE + 50 + n, flags);
+    // An 8-byte extension header of type `ty`'s body, followed by `next`.
+    let ext = |next: u8| vec![next, 0, 1, 4, 0, 0, 0, 0];
+    let hop_by_hop = ext(PROTO_TCP);
+    let mut five_dest_opts = Vec::new();
+    for i in 0..5 {
+        five_dest_opts.extend(ext(if i < 4 { NH_DEST_OPTS } else { PROTO_TCP }));
+    }
+    let mut hbh_second = ext(NH_HOP_BY_HOP);
+    hbh_second.extend(ext(PROTO_TCP));
+    let frag6 = |offset_m: u16| {
+        let mut h = vec![PROTO_TCP, 0];
+        h.extend_from_slice(&offset_m.to_be_bytes());
+        h.extend_from_slice(&[0, 0, 0x12, 0x34]);
+        h
+    };
+    let icmp6 = |ty: u8, dst: Ipv6Addr, body: &[u8]| {
+        let mut m = vec![ty, 0, 0, 0];
+        m.extend_from_slice(body);
+        let acc = checksum::pseudo_header_v6(c6.octets(), dst.octets(), NH_ICMPV6, m.len() as u32);
+        let sum = !checksum::fold(checksum::sum(acc, &m));
+        m[2..4].copy_from_slice(&sum.to_be_bytes());
+        eth_ip6_in(w, NH_ICMPV6, c6, dst, &[], &m)
+    };
+    // A neighbour solicitation for the VIP, to its solicited-node group.
+    let snm = {
+        let o = vip6.octets();
+        Ipv6Addr::from([
+            0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, o[13], o[14], o[15],
+        ])
+    };
+    let mut ns_body = vec![0u8; 4];
+    ns_body.extend_from_slice(&vip6.octets());
+    let mut ns = icmp6(135, snm, &ns_body);
+    ns[..6].copy_from_slice(&[
+        0x33,
+        0x33,
+        0xff,
+        snm.octets()[13],
+        snm.octets()[14],
+        snm.octets()[15],
+    ]);
+    let mut long_payload6 = drop6(1, FLAG_SYN);
+    let pl = u16::from_be_bytes([long_payload6[18], long_payload6[19]]) + 8;
+    long_payload6[18..20].copy_from_slice(&pl.to_be_bytes());
+    let mut short6 = drop6(2, FLAG_SYN);
+    short6.truncate(14 + 24);
+    let mut l2_multicast6 = drop6(3, FLAG_SYN);
+    l2_multicast6[..6].copy_from_slice(&[0x33, 0x33, 0, 0, 0, 1]);
+    let mut trunc_ext = tcp6x(
+        c6,
+        DROPPED_PORT_BASE + 54,
+        FLAG_SYN,
+        &ext(PROTO_TCP),
+        NH_HOP_BY_HOP,
+    );
+    trunc_ext[14 + 40 + 1] = 200; // 1608 bytes of options in a 60-byte payload
+    let martian6 = |src: Ipv6Addr, n: u16| tcp6(src, DROPPED_PORT_BASE + 60 + n, FLAG_SYN);
+    let udp6 = |sport: u16| {
+        let l4 = udp6_l4(c6, sport, vip6, up, b"query");
+        eth_ip6_in(w, PROTO_UDP, c6, vip6, &[], &l4)
+    };
+    let v6_rows =
+        vec![
+        Fixture {
+            name: "IPv6 TCP SYN to a TCP service",
+            frame: tcp6(c6, 40020, FLAG_SYN),
+            steer: "steered",
+            pipeline: Forward,
+            why: "a new connection",
+        },
+        Fixture {
+            name: "IPv6 UDP to a UDP service",
+            frame: udp6(40021),
+            steer: "steered",
+            pipeline: Forward,
+            why: "a datagram of a new flow",
+        },
+        Fixture {
+            name: "IPv6 TCP SYN after hop-by-hop options",
+            frame: tcp6x(c6, 40022, FLAG_SYN, &hop_by_hop, NH_HOP_BY_HOP),
+            steer: "steered",
+            pipeline: Forward,
+            why: "the chain is walked to the TCP header (at most 4 extension headers)",
+        },
+        Fixture {
+            name: "IPv6 TCP SYN in an atomic fragment (offset 0, M clear)",
+            frame: tcp6x(c6, 40023, FLAG_SYN, &frag6(0), NH_FRAGMENT),
+            steer: "steered",
+            pipeline: Forward,
+            why: "a whole packet (RFC 6946): its ports are there",
+        },
+        Fixture {
+            name: "IPv6 TCP ACK of no known connection",
+            frame: drop6(0, FLAG_ACK),
+            steer: "steered",
+            pipeline: Drop(DropReason::NoFlow),
+            why: "as IPVS without sloppy_tcp: only a SYN opens a connection",
+        },
+        Fixture {
+            name: "IPv6 TCP to a VIP port with no service",
+            frame: tcp6x(c6, DROPPED_PORT_BASE + 55, FLAG_SYN, &[], 0)
+                .into_iter()
+                .enumerate()
+                .map(|(i, b)| if i == 14 + 40 + 3 { b ^ 1 } else { b })
+                .collect(),
+            steer: "pass_not_service",
+            pipeline: NotSteered,
+            why: "the kernel's (it holds no socket there: a RST)",
+        },
+        Fixture {
+            name: "IPv6 neighbour solicitation for the VIP",
+            frame: ns,
+            steer: "pass_other_proto",
+            pipeline: NotSteered,
+            why: "neighbour discovery, router and multicast traffic are always the kernel's",
+        },
+        Fixture {
+            name: "ICMPv6 echo to the VIP",
+            frame: icmp6(128, vip6, &[0, 1, 0, 1]),
+            steer: "pass_other_proto",
+            pipeline: NotSteered,
+            why: "the kernel answers ping for the VIP it holds",
+        },
+        Fixture {
+            name: "IPv6 first fragment (M set)",
+            frame: tcp6x(c6, DROPPED_PORT_BASE + 56, FLAG_SYN, &frag6(1), NH_FRAGMENT),
+            steer: "pass_fragment",
+            pipeline: Drop(DropReason::Fragment),
+            why: "no ports to schedule on: the kernel reassembles (and, holding no service, drops)",
+        },
+        Fixture {
+            name: "IPv6 later fragment (offset set)",
+            frame: tcp6x(c6, DROPPED_PORT_BASE + 57, FLAG_SYN, &frag6(185 << 3), NH_FRAGMENT),
+            steer: "pass_fragment",
+            pipeline: Drop(DropReason::Fragment),
+            why: "as the first fragment",
+        },
+        Fixture {
+            name: "IPv6 with five extension headers",
+            frame: tcp6x(c6, DROPPED_PORT_BASE + 58, FLAG_SYN, &five_dest_opts, NH_DEST_OPTS),
+            steer: "pass_ipv6_ext",
+            pipeline: Drop(DropReason::ExtHeaders),
+            why: "past the walk's bound of 4: the kernel's, which walks any chain",
+        },
+        Fixture {
+            name: "IPv6 hop-by-hop options not first",
+            frame: tcp6x(c6, DROPPED_PORT_BASE + 59, FLAG_SYN, &hbh_second, NH_DEST_OPTS),
+            steer: "pass_ipv6_ext",
+            pipeline: Drop(DropReason::ExtHeaders),
+            why: "RFC 8200 4.1: the kernel answers with a parameter problem",
+        },
+        Fixture {
+            name: "IPv6 extension header past the payload",
+            frame: trunc_ext,
+            steer: "pass_ipv6_ext",
+            pipeline: Drop(DropReason::ExtHeaders),
+            why: "the kernel drops it",
+        },
+        Fixture {
+            name: "truncated IPv6 header (24 bytes)",
+            frame: short6,
+            steer: "pass_truncated",
+            pipeline: Drop(DropReason::Truncated),
+            why: "the kernel drops it",
+        },
+        Fixture {
+            name: "IPv6 payload length past the frame",
+            frame: long_payload6,
+            steer: "drop_bad_ip_length",
+            pipeline: Drop(DropReason::BadIpLength),
+            why: "ipv6_rcv drops it",
+        },
+        Fixture {
+            name: "IPv6 source ::1",
+            frame: martian6(Ipv6Addr::LOCALHOST, 0),
+            steer: "drop_martian_source",
+            pipeline: Drop(DropReason::MartianSource),
+            why: "ip6_rcv_core drops loopback from the wire",
+        },
+        Fixture {
+            name: "IPv6 source a multicast address",
+            frame: martian6("ff02::1".parse().unwrap_or(Ipv6Addr::UNSPECIFIED), 1),
+            steer: "drop_martian_source",
+            pipeline: Drop(DropReason::MartianSource),
+            why: "RFC 4291 2.7: never a source",
+        },
+        Fixture {
+            name: "IPv6 source an IPv4-mapped address",
+            frame: martian6(c.to_ipv6_mapped(), 2),
+            steer: "drop_martian_source",
+            pipeline: Drop(DropReason::MartianSource),
+            why: "RFC 4291 2.5.5.2: not on the wire",
+        },
+        Fixture {
+            name: "IPv6 source the VIP itself",
+            frame: martian6(vip6, 3),
+            steer: "drop_martian_source",
+            pipeline: Drop(DropReason::MartianSource),
+            why: "a spoofed packet: the VIP is the director's",
+        },
+        Fixture {
+            name: "IPv6 in an Ethernet multicast frame",
+            frame: l2_multicast6,
+            steer: "drop_l2_multicast",
+            pipeline: Drop(DropReason::L2Multicast),
+            why: "a VIP is unicast: every director of a pair would forward it",
+        },
+        Fixture {
+            name: "IPv6 TCP SYN+FIN",
+            frame: drop6(4, FLAG_SYN | FLAG_FIN),
+            steer: "drop_bad_tcp_flags",
+            pipeline: Drop(DropReason::BadTcpFlags),
+            why: "as over IPv4",
+        },
+    ];
+
+    let mut rows = vec![
         Fixture {
             name: "TCP SYN to a TCP service",
             frame: syn.clone(),
@@ -422,8 +752,8 @@ pub fn table(w: &World) -> Vec<Fixture> {
         Fixture {
             name: "ARP request",
             frame: raw_in(w, ETHERTYPE_ARP, &arp_request(w)),
-            steer: "pass_not_ipv4",
-            pipeline: Drop(DropReason::NotIpv4),
+            steer: "pass_not_ip",
+            pipeline: Drop(DropReason::NotIp),
             why: "the kernel answers ARP",
         },
         Fixture {
@@ -448,17 +778,17 @@ pub fn table(w: &World) -> Vec<Fixture> {
             why: "DR/TUN replies bypass the director: the kernel's (NAT flows' are translated: nat_icmp)",
         },
         Fixture {
-            name: "IPv6",
-            frame: raw_in(w, ETHERTYPE_IPV6, &[0x60; 40]),
-            steer: "pass_not_ipv4",
-            pipeline: Drop(DropReason::NotIpv4),
-            why: "no IPv6 services yet: the kernel's",
+            name: "IP version 4 in an IPv6 EtherType",
+            frame: raw_in(w, ETHERTYPE_IPV6, &[0x45; 40]),
+            steer: "pass_bad_header",
+            pipeline: Drop(DropReason::BadIpVersion),
+            why: "the kernel drops it",
         },
         Fixture {
             name: "802.1Q VLAN-tagged TCP SYN",
             frame: vlan,
-            steer: "pass_not_ipv4",
-            pipeline: Drop(DropReason::NotIpv4),
+            steer: "pass_not_ip",
+            pipeline: Drop(DropReason::NotIp),
             why: "xvs serves untagged frames; a VLAN's own interface is where to attach it. A tag the NIC (rx-vlan offload) or a bridge strips into metadata is invisible to XDP: turn `rxvlan` off",
         },
         Fixture {
@@ -671,7 +1001,9 @@ pub fn table(w: &World) -> Vec<Fixture> {
             pipeline: Drop(DropReason::BadUdpLength),
             why: "udp_rcv drops it",
         },
-    ]
+    ];
+    rows.extend(v6_rows);
+    rows
 }
 
 /// The table as the Markdown of `docs/input.md`'s outcome section (kept in step by a test).
@@ -722,30 +1054,39 @@ pub fn exercise(data: &[u8]) {
         SchedulerKind::Ovf,
         SchedulerKind::Twos,
     ];
-    let dests: Vec<Option<Dest>> = (0..4u8)
+    // Real servers 0-3 are IPv4's, 4-7 IPv6's; every scheduler serves both families.
+    let dests: Vec<Option<Dest>> = (0..8u8)
         .map(|i| {
             Some(Dest {
-                addr: Ipv4Addr::new(10, 0, 0, 11 + i),
+                addr: if i < 4 {
+                    Ipv4Addr::new(10, 0, 0, 11 + i).into()
+                } else {
+                    std::net::Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 11 + u16::from(i)).into()
+                },
                 port: 80,
-                weight: u32::from(i),
-                mac: (i != 3).then_some([2, 0, 0, 0, 1, i]),
+                weight: u32::from(i % 4),
+                mac: (i % 4 != 3).then_some([2, 0, 0, 0, 1, i]),
             })
         })
         .collect();
     let mut services = Vec::new();
     for (i, kind) in KINDS.iter().enumerate() {
-        for proto in [6u8, 17] {
+        for (proto, v6) in [(6u8, false), (17, false), (6, true), (17, true)] {
             let key = ServiceKey {
-                addr: VIP,
+                addr: if v6 { VIP6.into() } else { VIP.into() },
                 port: 1 + i as u16,
                 proto,
             };
             let mut s = Service::new(
-                format!("{kind:?}{proto}"),
+                format!("{kind:?}{proto}{}", if v6 { "v6" } else { "" }),
                 key,
                 *kind,
                 crate::snapshot::Forwarding::Dr,
-                vec![0, 1, 2, 3],
+                if v6 {
+                    vec![4, 5, 6, 7]
+                } else {
+                    vec![0, 1, 2, 3]
+                },
             );
             s.mh_table_size = 251;
             s.sched_flags = SchedFlags {
@@ -755,6 +1096,7 @@ pub fn exercise(data: &[u8]) {
             s.persistence = (i % 4 == 0).then_some(Persistence {
                 timeout: 30,
                 netmask: 0xffff_ff00,
+                netmask6: !0 << 64,
             });
             s.ops = proto == 17 && i % 5 == 0;
             services.push(s);
@@ -772,8 +1114,19 @@ pub fn exercise(data: &[u8]) {
     while let Some((&len, tail)) = rest.split_first() {
         let n = usize::from(len).min(tail.len());
         let mut frame = tail[..n].to_vec();
-        // Make most frames reach the scheduler: a VIP destination with a valid header.
-        if frame.len() >= 38 && len % 4 != 0 {
+        // Make most frames reach the scheduler: a VIP destination with a valid header,
+        // IPv6's or IPv4's.
+        if frame.len() >= 58 && len % 4 == 3 {
+            frame[12] = 0x86;
+            frame[13] = 0xdd;
+            frame[14] = 0x60;
+            let payload = (frame.len() - 54) as u16;
+            frame[18..20].copy_from_slice(&payload.to_be_bytes());
+            frame[20] = if len % 2 == 0 { 6 } else { 17 };
+            frame[38..54].copy_from_slice(&VIP6.octets());
+            frame[56] = 0;
+            frame[57] %= 16;
+        } else if frame.len() >= 38 && len % 4 != 0 {
             frame[12] = 0x08;
             frame[13] = 0x00;
             frame[14] = 0x45;

@@ -3,22 +3,22 @@
 //! then `process` per frame, and `sweep` now and then. Nothing here allocates, locks or
 //! makes a syscall.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use crate::counters::WorkerCounters;
 use crate::fast::{FastKey, FastOps, FastValue};
-use crate::flow::table::{Slot, FLAG_OFFLOADED, FLAG_TEMPLATE};
-use crate::flow::{Direction, Flow, FlowKey, FlowTable, TcpState, Timeouts};
+use crate::flow::table::{Key, Slot, FLAG_OFFLOADED, FLAG_TEMPLATE};
+use crate::flow::{Direction, Flow, FlowKey, FlowKey6, FlowTable, TcpState, Timeouts};
 use crate::hash::mix64;
 use crate::packet::Packet;
 use crate::rewrite;
 use crate::rewrite::tun::TunError;
 use crate::sched::{PickCtx, SchedState};
 use crate::screen;
-use crate::snapshot::{Dest, DestId, Forwarding, Persistence, Service, Snapshot};
+use crate::snapshot::{DestId, Forwarding, Persistence, Service, Snapshot};
 use crate::verdict::{DropReason, Verdict};
-use crate::wire::ethernet::{EthernetFrame, ETHERTYPE_IPV4};
+use crate::wire::ethernet::{EthernetFrame, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 use crate::wire::ipv4::{PROTO_TCP, PROTO_UDP};
 use crate::wire::tcp::{FLAG_ACK, FLAG_FIN, FLAG_RST, FLAG_SYN};
 use crate::wire::WireError;
@@ -62,15 +62,22 @@ impl Default for PipelineConfig {
 
 /// The fields of a frame the decision needs, read before anything is rewritten.
 #[derive(Clone, Copy, Debug)]
-struct Parsed {
-    key: FlowKey,
+struct Parsed<K> {
+    key: K,
     tcp_flags: u8,
+}
+
+/// A frame's parse, of either family.
+#[derive(Clone, Copy, Debug)]
+enum AnyParsed {
+    V4(Parsed<FlowKey>),
+    V6(Parsed<FlowKey6>),
 }
 
 /// A frame parsed ahead of its batch (`Pipeline::prefetch`): its flow's bucket is on its
 /// way into the cache, and `Pipeline::process_prefetched` does not parse it again.
 #[derive(Clone, Copy, Debug)]
-pub struct Prefetched(Result<Parsed, DropReason>);
+pub struct Prefetched(Result<AnyParsed, DropReason>);
 
 impl Default for Prefetched {
     fn default() -> Self {
@@ -90,23 +97,35 @@ impl From<WireError> for DropReason {
 /// The frame's flow key and TCP flags, after every check that needs only the frame
 /// (`screen`); the director's own addresses are checked against the snapshot later.
 #[inline(always)]
-fn parse(frame: &[u8]) -> Result<Parsed, DropReason> {
+fn parse(frame: &[u8]) -> Result<AnyParsed, DropReason> {
     let eth = EthernetFrame::new_checked(frame)?;
-    if eth.ethertype() != ETHERTYPE_IPV4 {
-        return Err(DropReason::NotIpv4);
+    match eth.ethertype() {
+        ETHERTYPE_IPV4 => parse_v4(eth).map(AnyParsed::V4),
+        ETHERTYPE_IPV6 => parse_v6(eth).map(AnyParsed::V6),
+        _ => Err(DropReason::NotIp),
     }
+}
+
+/// The ports and flags of a TCP or UDP header.
+#[inline(always)]
+fn ports(protocol: u8, l4: &[u8]) -> Result<(u16, u16, u8), DropReason> {
+    match protocol {
+        PROTO_TCP => screen::tcp(l4),
+        PROTO_UDP => {
+            let (s, d) = screen::udp(l4)?;
+            Ok((s, d, 0))
+        }
+        _ => Err(DropReason::NoService),
+    }
+}
+
+#[inline(always)]
+fn parse_v4(eth: EthernetFrame<&[u8]>) -> Result<Parsed<FlowKey>, DropReason> {
     let ip = screen::ipv4(eth.payload())?;
     if ip.is_fragment() {
         return Err(DropReason::Fragment);
     }
-    let (sport, dport, tcp_flags) = match ip.protocol() {
-        PROTO_TCP => screen::tcp(ip.payload())?,
-        PROTO_UDP => {
-            let (s, d) = screen::udp(ip.payload())?;
-            (s, d, 0)
-        }
-        _ => return Err(DropReason::NoService),
-    };
+    let (sport, dport, tcp_flags) = ports(ip.protocol(), ip.payload())?;
     // A VIP is unicast: the same frame flooded to every director (a VRRP backup too)
     // must not be forwarded by each.
     if eth.dst()[0] & 1 != 0 {
@@ -121,19 +140,171 @@ fn parse(frame: &[u8]) -> Result<Parsed, DropReason> {
     })
 }
 
+#[inline(always)]
+fn parse_v6(eth: EthernetFrame<&[u8]>) -> Result<Parsed<FlowKey6>, DropReason> {
+    let (ip, protocol, l4) = screen::ipv6(eth.payload())?;
+    let (sport, dport, tcp_flags) = ports(protocol, l4)?;
+    if eth.dst()[0] & 1 != 0 {
+        return Err(DropReason::L2Multicast);
+    }
+    let (saddr, daddr) = (
+        u128::from_be_bytes(ip.src_raw()),
+        u128::from_be_bytes(ip.dst_raw()),
+    );
+    if screen::martian_source6(saddr) {
+        return Err(DropReason::MartianSource);
+    }
+    Ok(Parsed {
+        key: FlowKey6::new(saddr, daddr, sport, dport, protocol),
+        tcp_flags,
+    })
+}
+
+/// A flow key of either family: what the pipeline's decision needs to know of one,
+/// so that the decision is written once and compiled for each.
+trait FamilyKey: Key {
+    /// The destination: the service's address.
+    fn daddr(&self) -> IpAddr;
+    /// The source is a VIP or one of the director's addresses.
+    fn source_is_own(&self, snap: &Snapshot) -> bool;
+    /// The key of the persistence template for this connection's client network.
+    fn template(&self, p: &Persistence, svc: &Service) -> Self;
+    /// The key the schedulers hash.
+    fn sched_key(&self) -> FlowKey;
+    /// The fast path's key (IPv4 only: the steering program forwards IPv4 flows).
+    fn fast_key(&self) -> Option<FastKey>;
+    fn ports(&self) -> (u16, u16);
+    fn proto(&self) -> u8;
+    fn table(t: &Tables) -> &FlowTable<Self>;
+    fn table_mut(t: &mut Tables) -> &mut FlowTable<Self>;
+}
+
+impl FamilyKey for FlowKey {
+    #[inline(always)]
+    fn daddr(&self) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::from(self.daddr))
+    }
+    #[inline(always)]
+    fn source_is_own(&self, snap: &Snapshot) -> bool {
+        snap.is_own(self.saddr)
+    }
+    fn template(&self, p: &Persistence, svc: &Service) -> Self {
+        template_key(p, svc, self.saddr)
+    }
+    #[inline(always)]
+    fn sched_key(&self) -> FlowKey {
+        *self
+    }
+    #[inline(always)]
+    fn fast_key(&self) -> Option<FastKey> {
+        Some(FastKey::of(self))
+    }
+    #[inline(always)]
+    fn ports(&self) -> (u16, u16) {
+        (self.sport, self.dport)
+    }
+    #[inline(always)]
+    fn proto(&self) -> u8 {
+        self.proto
+    }
+    #[inline(always)]
+    fn table(t: &Tables) -> &FlowTable<Self> {
+        &t.v4
+    }
+    #[inline(always)]
+    fn table_mut(t: &mut Tables) -> &mut FlowTable<Self> {
+        &mut t.v4
+    }
+}
+
+impl FamilyKey for FlowKey6 {
+    #[inline(always)]
+    fn daddr(&self) -> IpAddr {
+        IpAddr::V6(Ipv6Addr::from(self.daddr))
+    }
+    #[inline(always)]
+    fn source_is_own(&self, snap: &Snapshot) -> bool {
+        snap.is_own6(self.saddr)
+    }
+    fn template(&self, p: &Persistence, svc: &Service) -> Self {
+        template_key6(p, svc, self.saddr)
+    }
+    #[inline(always)]
+    fn sched_key(&self) -> FlowKey {
+        self.folded()
+    }
+    #[inline(always)]
+    fn fast_key(&self) -> Option<FastKey> {
+        None
+    }
+    #[inline(always)]
+    fn ports(&self) -> (u16, u16) {
+        (self.sport, self.dport)
+    }
+    #[inline(always)]
+    fn proto(&self) -> u8 {
+        self.proto
+    }
+    #[inline(always)]
+    fn table(t: &Tables) -> &FlowTable<Self> {
+        &t.v6
+    }
+    #[inline(always)]
+    fn table_mut(t: &mut Tables) -> &mut FlowTable<Self> {
+        &mut t.v6
+    }
+}
+
+/// The service address as the templates of an IPv4 service hold it.
+fn v4_bits(a: IpAddr) -> u32 {
+    match a {
+        IpAddr::V4(a) => u32::from(a),
+        IpAddr::V6(_) => 0,
+    }
+}
+
+/// The same for an IPv6 service.
+fn v6_bits(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V6(a) => u128::from(a),
+        IpAddr::V4(_) => 0,
+    }
+}
+
 /// The flow-table key of a persistence template: the client network and the service.
 pub fn template_key(p: &Persistence, svc: &Service, saddr: u32) -> FlowKey {
     FlowKey::new(
         saddr & p.netmask,
-        u32::from(svc.key.addr),
+        v4_bits(svc.key.addr),
         0,
         svc.key.port,
         0x80 | svc.key.proto,
     )
 }
 
+/// As `template_key`, for an IPv6 client: its prefix of the service's granularity.
+pub fn template_key6(p: &Persistence, svc: &Service, saddr: u128) -> FlowKey6 {
+    FlowKey6::new(
+        saddr & p.netmask6,
+        v6_bits(svc.key.addr),
+        0,
+        svc.key.port,
+        0x80 | svc.key.proto,
+    )
+}
+
+/// The worker's flow tables, one per family.
+pub struct Tables {
+    v4: FlowTable,
+    /// IPv6 flows: a table of their own, of one bucket until a snapshot has an IPv6
+    /// service (its entries are twice IPv4's, see `FlowKey6`).
+    v6: FlowTable<FlowKey6>,
+}
+
 pub struct Pipeline {
-    flows: FlowTable,
+    tables: Tables,
+    flow_capacity: usize,
+    hash_seed: u64,
     sched: Vec<SchedState>,
     /// The snapshot generation `sched` was built for.
     sched_generation: Option<u64>,
@@ -150,7 +321,12 @@ pub struct Pipeline {
 impl Pipeline {
     pub fn new(config: &PipelineConfig, counters: Arc<WorkerCounters>) -> Self {
         Pipeline {
-            flows: FlowTable::new(config.flow_capacity, config.hash_seed),
+            tables: Tables {
+                v4: FlowTable::new(config.flow_capacity, config.hash_seed),
+                v6: FlowTable::new(1, config.hash_seed),
+            },
+            flow_capacity: config.flow_capacity,
+            hash_seed: config.hash_seed,
             sched: Vec::new(),
             sched_generation: None,
             timeouts: config.timeouts,
@@ -172,12 +348,21 @@ impl Pipeline {
     }
 
     pub fn flows(&self) -> &FlowTable {
-        &self.flows
+        &self.tables.v4
+    }
+
+    pub fn flows6(&self) -> &FlowTable<FlowKey6> {
+        &self.tables.v6
     }
 
     /// Readies the scheduler state for `snap`: rebuilt only when the generation changed.
+    /// The first snapshot with an IPv6 service allocates the IPv6 flow table (once: a
+    /// director that serves IPv4 only never pays for it).
     pub fn prepare(&mut self, snap: &Snapshot) {
         if self.sched_generation != Some(snap.generation) {
+            if snap.has_ipv6() && self.tables.v6.buckets() == 1 {
+                self.tables.v6 = FlowTable::new(self.flow_capacity, self.hash_seed);
+            }
             self.sched = snap
                 .services
                 .iter()
@@ -203,7 +388,7 @@ impl Pipeline {
     ) {
         let counters = &self.counters;
         let timeouts = &self.timeouts;
-        self.flows.sweep_renewing(
+        self.tables.v4.sweep_renewing(
             now,
             buckets,
             |f| {
@@ -224,6 +409,15 @@ impl Pipeline {
                 }
             },
         );
+        // The IPv6 table at the same pace: its share of the same period.
+        let (b4, b6) = (self.tables.v4.buckets(), self.tables.v6.buckets());
+        let buckets6 = (buckets.saturating_mul(b6)).div_ceil(b4);
+        self.tables.v6.sweep(now, buckets6, |f| {
+            if !f.is_template() {
+                counters.flows_expired.inc();
+                uncount(counters, f);
+            }
+        });
     }
 
     /// Prefetches the flow-table bucket `frame` will need: call for a whole batch before
@@ -231,8 +425,10 @@ impl Pipeline {
     #[inline]
     pub fn prefetch(&self, frame: &[u8]) -> Prefetched {
         let p = parse(frame);
-        if let Ok(p) = &p {
-            self.flows.prefetch(&p.key);
+        match &p {
+            Ok(AnyParsed::V4(p)) => self.tables.v4.prefetch(&p.key),
+            Ok(AnyParsed::V6(p)) => self.tables.v6.prefetch(&p.key),
+            Err(_) => {}
         }
         Prefetched(p)
     }
@@ -247,7 +443,7 @@ impl Pipeline {
         pkt: &mut Packet<'_>,
         pre: Prefetched,
     ) -> Verdict {
-        let decided = pre.0.and_then(|p| self.decide_parsed(snap, now, pkt, p));
+        let decided = pre.0.and_then(|p| self.decide_any(snap, now, pkt, p));
         self.verdict(decided)
     }
 
@@ -285,30 +481,45 @@ impl Pipeline {
         pkt: &mut Packet<'_>,
     ) -> Result<Verdict, DropReason> {
         let p = parse(pkt.data())?;
-        self.decide_parsed(snap, now, pkt, p)
+        self.decide_any(snap, now, pkt, p)
     }
 
-    fn decide_parsed(
+    #[inline(always)]
+    fn decide_any(
         &mut self,
         snap: &Snapshot,
         now: u32,
         pkt: &mut Packet<'_>,
-        p: Parsed,
+        p: AnyParsed,
+    ) -> Result<Verdict, DropReason> {
+        match p {
+            AnyParsed::V4(p) => self.decide_parsed(snap, now, pkt, p),
+            AnyParsed::V6(p) => self.decide_parsed(snap, now, pkt, p),
+        }
+    }
+
+    fn decide_parsed<K: FamilyKey>(
+        &mut self,
+        snap: &Snapshot,
+        now: u32,
+        pkt: &mut Packet<'_>,
+        p: Parsed<K>,
     ) -> Result<Verdict, DropReason> {
         let k = &p.key;
+        let (sport, dport) = k.ports();
         let svc_idx = snap
-            .lookup(Ipv4Addr::from(k.daddr), k.dport, k.proto)
+            .lookup(k.daddr(), dport, k.proto())
             .ok_or(DropReason::NoService)?;
-        if snap.is_own(k.saddr) {
+        if k.source_is_own(snap) {
             return Err(DropReason::MartianSource);
         }
         // After the lookup, as the steering program: port 0 matches an all-ports service.
-        if k.sport == 0 || k.dport == 0 {
+        if sport == 0 || dport == 0 {
             return Err(DropReason::PortZero);
         }
         let svc = &snap.services[svc_idx];
 
-        let (dest, flow) = if svc.ops && k.proto == PROTO_UDP {
+        let (dest, flow) = if svc.ops && k.proto() == PROTO_UDP {
             // One-packet scheduling: no flow, every datagram on its own.
             let dest = self.schedule(snap, svc_idx, k, now)?;
             self.counters.dests[dest as usize].conns.inc();
@@ -322,24 +533,30 @@ impl Pipeline {
         let mac = d.mac.ok_or(DropReason::NoDestination)?;
         let bytes = pkt.len() as u64;
         let mut verdict = Verdict::Tx;
-        match svc.forwarding {
-            Forwarding::Dr => rewrite::dr::rewrite(pkt.data_mut(), mac, snap.local_mac),
-            Forwarding::Nat => {
-                let rport = if d.port == 0 { p.key.dport } else { d.port };
+        // NAT and TUN are IPv4's (the configuration refuses IPv6 for them).
+        let rip = match d.addr {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
+        };
+        match (svc.forwarding, rip) {
+            (Forwarding::Dr, _) => rewrite::dr::rewrite(pkt.data_mut(), mac, snap.local_mac),
+            (Forwarding::Nat | Forwarding::Tun, None) => return Err(DropReason::NoDestination),
+            (Forwarding::Nat, Some(rip)) => {
+                let rport = if d.port == 0 { dport } else { d.port };
                 let src = snap.internal_mac.unwrap_or(snap.local_mac);
-                rewrite::nat::dnat(pkt.data_mut(), mac, src, d.addr, rport);
+                rewrite::nat::dnat(pkt.data_mut(), mac, src, rip, rport);
                 if snap.internal_mac.is_some() {
                     verdict = Verdict::TxInternal;
                 }
             }
-            Forwarding::Tun => {
+            (Forwarding::Tun, Some(rip)) => {
                 self.ip_ident = self.ip_ident.wrapping_add(1);
                 let r = rewrite::tun::encapsulate(
                     pkt,
                     mac,
                     snap.local_mac,
                     snap.local_addr,
-                    d.addr,
+                    rip,
                     snap.mtu,
                     self.ip_ident,
                 );
@@ -356,9 +573,9 @@ impl Pipeline {
                 }
             }
         }
-        if let Some(index) = flow {
+        if let (Some(index), Some(fast_key), Some(rip)) = (flow, k.fast_key(), rip) {
             if snap.fast_generation != 0 && svc.forwarding != Forwarding::Nat {
-                self.offer(snap, svc, index, &p, dest, d, mac);
+                self.offer(snap, svc, index, fast_key, &p, dest, rip, mac);
             }
         }
         let c = &self.counters.dests[dest as usize];
@@ -373,22 +590,22 @@ impl Pipeline {
     /// back: the worker must see how the connection ends, or that the port is reused.
     /// Persistent services stay on the worker (their templates live by its packets).
     #[allow(clippy::too_many_arguments)]
-    fn offer(
+    fn offer<K: FamilyKey>(
         &mut self,
         snap: &Snapshot,
         svc: &Service,
         index: usize,
-        p: &Parsed,
+        key: FastKey,
+        p: &Parsed<K>,
         dest: DestId,
-        d: &Dest,
+        rip: Ipv4Addr,
         mac: [u8; 6],
     ) {
         if svc.persistence.is_some() {
             return;
         }
-        let flow = self.flows.get_mut(index);
-        let key = FastKey::of(&p.key);
-        let ttl = if p.key.proto == PROTO_TCP {
+        let flow = K::table_mut(&mut self.tables).get_mut(index);
+        let ttl = if p.key.proto() == PROTO_TCP {
             if p.tcp_flags & (FLAG_SYN | FLAG_FIN | FLAG_RST) != 0 {
                 if flow.flags & FLAG_OFFLOADED != 0 {
                     flow.flags &= !FLAG_OFFLOADED;
@@ -411,7 +628,7 @@ impl Pipeline {
                 dst_mac: mac,
                 tun: u8::from(tun),
                 tun_saddr: snap.local_addr.octets(),
-                tun_daddr: d.addr.octets(),
+                tun_daddr: rip.octets(),
                 mtu: snap.mtu,
                 stats_slot: dest,
                 generation: snap.fast_generation,
@@ -423,27 +640,28 @@ impl Pipeline {
 
     /// Finds or creates the packet's flow, updates its state, returns its real server
     /// and the flow's slot.
-    fn track(
+    fn track<K: FamilyKey>(
         &mut self,
         snap: &Snapshot,
         svc_idx: usize,
-        p: &Parsed,
+        p: &Parsed<K>,
         now: u32,
     ) -> Result<(DestId, usize), DropReason> {
         let k = &p.key;
-        let mut found = self.flows.lookup(k, now);
+        let tcp = k.proto() == PROTO_TCP;
+        let mut found = K::table(&self.tables).lookup(k, now);
         // As IPVS without sloppy_tcp: only a SYN opens a TCP connection the director has
         // not seen (a known one whose server left is rescheduled whatever the packet).
         if found.is_err()
-            && k.proto == PROTO_TCP
+            && tcp
             && !snap.services[svc_idx].sloppy_tcp
             && p.tcp_flags & (FLAG_SYN | FLAG_ACK | FLAG_RST | FLAG_FIN) != FLAG_SYN
         {
             return Err(DropReason::NoFlow);
         }
         if let Ok(index) = found {
-            let flow = *self.flows.get(index);
-            let new_conn = k.proto == PROTO_TCP
+            let flow = *K::table(&self.tables).get(index);
+            let new_conn = tcp
                 && p.tcp_flags & (FLAG_SYN | FLAG_ACK) == FLAG_SYN
                 && flow.tcp_state().reusable(Direction::InputOnly);
             let gone = snap.dest(flow.dest).is_none();
@@ -451,11 +669,9 @@ impl Pipeline {
                 match self.nodest {
                     NodestPolicy::Drop => return Err(DropReason::DestUnavailable),
                     NodestPolicy::Expire => {
-                        if flow.flags & FLAG_OFFLOADED != 0 {
-                            self.fast.remove(FastKey::of(k));
-                        }
+                        self.take_back(&flow);
                         uncount(&self.counters, &flow);
-                        self.flows.remove(index);
+                        K::table_mut(&mut self.tables).remove(index);
                         return Err(DropReason::DestUnavailable);
                     }
                     NodestPolicy::Reschedule => self.counters.flows_rescheduled.inc(),
@@ -464,11 +680,9 @@ impl Pipeline {
             if gone || new_conn {
                 // A new connection on this tuple (reused, or its server left): free the
                 // entry first, then treat the packet as a miss.
-                if flow.flags & FLAG_OFFLOADED != 0 {
-                    self.fast.remove(FastKey::of(k));
-                }
+                self.take_back(&flow);
                 uncount(&self.counters, &flow);
-                self.flows.remove(index);
+                K::table_mut(&mut self.tables).remove(index);
                 found = Err(Slot {
                     index,
                     evicts: false,
@@ -483,7 +697,7 @@ impl Pipeline {
                 // a persistent service looks again; otherwise the miss's slot stands.
                 let slot = match (found, snap.services[svc_idx].persistence) {
                     (Err(slot), None) => slot,
-                    _ => match self.flows.lookup(k, now) {
+                    _ => match K::table(&self.tables).lookup(k, now) {
                         Err(slot) => slot,
                         Ok(index) => Slot {
                             index,
@@ -491,15 +705,16 @@ impl Pipeline {
                         },
                     },
                 };
-                self.reclaim(slot);
+                self.reclaim::<K>(slot);
                 self.start(slot.index, k, dest, now);
                 slot.index
             }
         };
 
-        let flow = self.flows.get_mut(index);
+        let timeouts = self.timeouts;
+        let flow = K::table_mut(&mut self.tables).get_mut(index);
         let old = flow.tcp_state();
-        let ttl = if k.proto == PROTO_TCP {
+        let ttl = if tcp {
             let s = old.next(Direction::InputOnly, p.tcp_flags);
             flow.state = s as u8;
             if s.is_active() != old.is_active() {
@@ -512,9 +727,9 @@ impl Pipeline {
                 from.dec();
                 to.inc();
             }
-            self.timeouts.tcp(s)
+            timeouts.tcp(s)
         } else {
-            self.timeouts.udp
+            timeouts.udp
         };
         flow.expires = now.saturating_add(ttl.max(1));
         let dest = flow.dest;
@@ -524,18 +739,29 @@ impl Pipeline {
         if let Some(pers) = snap.services[svc_idx].persistence {
             if now.saturating_sub(flow.template_seen) >= (pers.timeout / 2).max(1) {
                 flow.template_seen = now;
-                self.refresh_template(&pers, &snap.services[svc_idx], k.saddr, dest, now);
+                let tk = k.template(&pers, &snap.services[svc_idx]);
+                self.refresh_template(&pers, tk, dest, now);
             }
         }
         Ok((dest, index))
     }
 
+    /// Takes a flow's entry back from the fast path, if it has one.
+    #[inline]
+    fn take_back<K: FamilyKey>(&mut self, flow: &Flow<K>) {
+        if flow.flags & FLAG_OFFLOADED != 0 {
+            if let Some(fk) = flow.key.fast_key() {
+                self.fast.remove(fk);
+            }
+        }
+    }
+
     /// Accounts for whatever connection occupies `slot` before it is overwritten: an
     /// eviction if it was live, an expiry otherwise.
-    fn reclaim(&mut self, slot: Slot) {
-        let old = *self.flows.get(slot.index);
-        if old.occupied() && old.flags & FLAG_OFFLOADED != 0 {
-            self.fast.remove(FastKey::of(&old.key));
+    fn reclaim<K: FamilyKey>(&mut self, slot: Slot) {
+        let old = *K::table(&self.tables).get(slot.index);
+        if old.occupied() {
+            self.take_back(&old);
         }
         let old = &old;
         if old.occupied() && !old.is_template() {
@@ -550,12 +776,12 @@ impl Pipeline {
 
     /// Starts a new connection to `dest` in slot `index`, counted inactive until
     /// established.
-    fn start(&mut self, index: usize, k: &FlowKey, dest: DestId, now: u32) {
+    fn start<K: FamilyKey>(&mut self, index: usize, k: &K, dest: DestId, now: u32) {
         let c = &self.counters.dests[dest as usize];
         c.conns.inc();
         c.inactive.inc();
         self.counters.flows_created.inc();
-        self.flows.insert(
+        K::table_mut(&mut self.tables).insert(
             Slot {
                 index,
                 evicts: false,
@@ -570,21 +796,19 @@ impl Pipeline {
         );
     }
 
-    fn refresh_template(
+    fn refresh_template<K: FamilyKey>(
         &mut self,
         pers: &Persistence,
-        svc: &Service,
-        saddr: u32,
+        tk: K,
         dest: DestId,
         now: u32,
     ) {
-        let tk = template_key(pers, svc, saddr);
         let expires = now.saturating_add(pers.timeout.max(1));
-        match self.flows.lookup(&tk, now) {
-            Ok(i) => self.flows.get_mut(i).expires = expires,
+        match K::table(&self.tables).lookup(&tk, now) {
+            Ok(i) => K::table_mut(&mut self.tables).get_mut(i).expires = expires,
             Err(slot) => {
-                self.reclaim(slot);
-                self.flows.insert(
+                self.reclaim::<K>(slot);
+                K::table_mut(&mut self.tables).insert(
                     slot,
                     Flow {
                         key: tk,
@@ -600,29 +824,31 @@ impl Pipeline {
 
     /// The real server for a new connection: the client's persistence template if it has
     /// a live one to a server still present, else the scheduler's pick.
-    fn schedule(
+    fn schedule<K: FamilyKey>(
         &mut self,
         snap: &Snapshot,
         svc_idx: usize,
-        k: &FlowKey,
+        k: &K,
         now: u32,
     ) -> Result<DestId, DropReason> {
         let svc = &snap.services[svc_idx];
         if let Some(pers) = svc.persistence {
-            let tk = template_key(&pers, svc, k.saddr);
-            if let Ok(i) = self.flows.lookup(&tk, now) {
-                let d = self.flows.get(i).dest;
+            let tk = k.template(&pers, svc);
+            if let Ok(i) = K::table(&self.tables).lookup(&tk, now) {
+                let d = K::table(&self.tables).get(i).dest;
                 // As IPVS (expire_quiescent_template=0): a quiescent server keeps its
                 // persistent clients; one that left does not.
                 if crate::sched::reachable(snap, d) {
-                    self.flows.get_mut(i).expires = now.saturating_add(pers.timeout.max(1));
+                    K::table_mut(&mut self.tables).get_mut(i).expires =
+                        now.saturating_add(pers.timeout.max(1));
                     return Ok(d);
                 }
             }
         }
         self.rand = mix64(self.rand);
+        let sched_key = k.sched_key();
         let ctx = PickCtx {
-            key: k,
+            key: &sched_key,
             conns: &self.counters.dests,
             rand: self.rand,
             now,
@@ -634,14 +860,14 @@ impl Pipeline {
             return Err(DropReason::NoDestination);
         };
         if let Some(pers) = svc.persistence {
-            self.refresh_template(&pers, svc, k.saddr, dest, now);
+            self.refresh_template(&pers, k.template(&pers, svc), dest, now);
         }
         Ok(dest)
     }
 }
 
 /// Takes a connection out of its real server's active/inactive gauge.
-fn uncount(counters: &WorkerCounters, f: &Flow) {
+fn uncount<K>(counters: &WorkerCounters, f: &Flow<K>) {
     let c = &counters.dests[f.dest as usize];
     if f.tcp_state().is_active() {
         c.active.dec();

@@ -6,6 +6,7 @@
 
 use crate::verdict::DropReason;
 use crate::wire::ipv4::{self, Ipv4Packet};
+use crate::wire::ipv6::{self, Ipv6Packet, Upper};
 use crate::wire::tcp::{self, TcpPacket};
 use crate::wire::udp::{self, UdpPacket};
 
@@ -37,6 +38,45 @@ pub fn tcp_flags_valid(flags: u8) -> bool {
 pub fn martian_source(saddr: u32) -> bool {
     let first = saddr >> 24;
     first == 0 || first == 127 || (first & 0xf0) == 0xe0 || saddr == u32::MAX
+}
+
+/// An IPv6 packet's header, its upper-layer protocol, and the upper layer's bytes.
+pub type Ipv6Upper<'a> = (Ipv6Packet<&'a [u8]>, u8, &'a [u8]);
+
+/// An IPv6 source no host may send from, as the kernel's `ip6_rcv_core` and RFC 4291
+/// see it: the unspecified address, loopback, multicast and IPv4-mapped addresses. The
+/// director's own addresses and its VIPs are checked against the snapshot.
+#[inline(always)]
+pub fn martian_source6(saddr: u128) -> bool {
+    saddr <= 1 || saddr >> 120 == 0xff || saddr >> 32 == 0xffff
+}
+
+/// The IPv6 header of `b` (an Ethernet payload), its payload length checked against the
+/// frame, and the upper layer after at most `ipv6::MAX_EXT_HEADERS` extension headers:
+/// the header, the upper protocol and its bytes. A fragment has no ports to schedule
+/// on; a chain the walk cannot follow (too long, truncated, hop-by-hop not first) is
+/// `ExtHeaders` (the steering program hands both to the kernel).
+#[inline(always)]
+pub fn ipv6(b: &[u8]) -> Result<Ipv6Upper<'_>, DropReason> {
+    if b.len() < ipv6::HEADER_LEN {
+        return Err(DropReason::Truncated);
+    }
+    let ip = Ipv6Packet::new_unchecked(b);
+    if ip.version() != 6 {
+        return Err(DropReason::BadIpVersion);
+    }
+    let end = ipv6::HEADER_LEN + usize::from(ip.payload_len());
+    if end > b.len() {
+        return Err(DropReason::BadIpLength);
+    }
+    match ip.upper_layer() {
+        // The walk stays inside the payload, so `offset` is at most its length.
+        Upper::Found { protocol, offset } => {
+            Ok((ip, protocol, &b[(ipv6::HEADER_LEN + offset).min(end)..end]))
+        }
+        Upper::Fragment => Err(DropReason::Fragment),
+        Upper::TooLong | Upper::Truncated | Upper::Malformed => Err(DropReason::ExtHeaders),
+    }
 }
 
 /// The IPv4 header of `b` (an Ethernet payload), checked as `ip_rcv` does: version,

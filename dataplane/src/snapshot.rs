@@ -6,7 +6,7 @@
 //! snapshots, so flows and counters survive a reload.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -28,7 +28,8 @@ pub const MAX_SERVICE_STATS: usize = 4096;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ServiceKey {
-    pub addr: Ipv4Addr,
+    /// The VIP: a service and its real servers are of one family.
+    pub addr: IpAddr,
     /// 0: every port of the address.
     pub port: u16,
     pub proto: u8,
@@ -37,11 +38,14 @@ pub struct ServiceKey {
 impl std::hash::Hash for ServiceKey {
     // One word: hashed per packet, so no byte-by-byte writes.
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        state.write_u64(
-            u64::from(u32::from(self.addr)) << 24
-                | u64::from(self.port) << 8
-                | u64::from(self.proto),
-        );
+        let low = u64::from(self.port) << 8 | u64::from(self.proto);
+        match self.addr {
+            IpAddr::V4(a) => state.write_u64(u64::from(u32::from(a)) << 24 | low),
+            IpAddr::V6(a) => {
+                let a = u128::from(a);
+                state.write_u64(crate::hash::mix64(a as u64 ^ low) ^ (a >> 64) as u64);
+            }
+        }
     }
 }
 
@@ -104,8 +108,22 @@ pub struct SchedFlags {
 pub struct Persistence {
     /// Seconds a client keeps its real server after its last new connection.
     pub timeout: u32,
-    /// Netmask applied to the client address (255.255.255.255: per client).
+    /// Netmask applied to an IPv4 client address (255.255.255.255: per client).
     pub netmask: u32,
+    /// The same over an IPv6 client address: the prefix length as a mask (IPVS's `-M`
+    /// for `-6` services; all ones: per client).
+    pub netmask6: u128,
+}
+
+impl Persistence {
+    /// Per client of either family, for `timeout` seconds.
+    pub fn per_client(timeout: u32) -> Self {
+        Persistence {
+            timeout,
+            netmask: u32::MAX,
+            netmask6: u128::MAX,
+        }
+    }
 }
 
 /// Maglev's default lookup table size, a prime.
@@ -124,7 +142,8 @@ pub enum Forwarding {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Dest {
-    pub addr: Ipv4Addr,
+    /// Of the family of its services' VIPs.
+    pub addr: IpAddr,
     /// NAT's destination port; 0 keeps the packet's (multi-port services).
     pub port: u16,
     /// 0: quiescent, takes no new connections; existing ones continue.
@@ -202,7 +221,7 @@ pub enum SnapshotError {
     UnknownDest(String, DestId),
     #[error("{0} real server ids exceed the limit of {MAX_DESTS}")]
     TooManyDests(usize),
-    #[error("service {addr}:{port} proto {proto} is listed twice", addr = .0.addr, port = .0.port, proto = .0.proto)]
+    #[error("service {addr} proto {proto} is listed twice", addr = std::net::SocketAddr::new(.0.addr, .0.port), proto = .0.proto)]
     DuplicateService(ServiceKey),
 }
 
@@ -232,6 +251,8 @@ pub struct Snapshot {
     index: HashMap<ServiceKey, usize, MixBuildHasher>,
     /// The VIPs and the director's own addresses, sorted: martian as a source.
     own: Box<[u32]>,
+    /// The same for IPv6.
+    own6: Box<[u128]>,
 }
 
 impl Snapshot {
@@ -264,9 +285,8 @@ impl Snapshot {
             .iter()
             .map(|s| SchedTable::build(s, &dests))
             .collect();
-        let mut own: Vec<u32> = services.iter().map(|s| u32::from(s.key.addr)).collect();
-        own.sort_unstable();
-        own.dedup();
+        let mut snap_own = Own::default();
+        snap_own.extend(services.iter().map(|s| s.key.addr));
         Ok(Snapshot {
             generation,
             local_mac,
@@ -278,7 +298,8 @@ impl Snapshot {
             tables,
             fast_generation: 0,
             index,
-            own: own.into(),
+            own: snap_own.v4.into(),
+            own6: snap_own.v6.into(),
         })
     }
 
@@ -289,7 +310,7 @@ impl Snapshot {
 
     /// The service for a packet to `addr:port`: an exact port first, then a port-0 service.
     #[inline]
-    pub fn lookup(&self, addr: Ipv4Addr, port: u16, proto: u8) -> Option<usize> {
+    pub fn lookup(&self, addr: IpAddr, port: u16, proto: u8) -> Option<usize> {
         self.index
             .get(&ServiceKey { addr, port, proto })
             .or_else(|| {
@@ -303,23 +324,58 @@ impl Snapshot {
     }
 
     /// Adds the director's own addresses to the VIPs a packet may not come from.
-    pub fn add_own_addrs(&mut self, addrs: impl IntoIterator<Item = Ipv4Addr>) {
-        let mut own: Vec<u32> = self.own.to_vec();
-        own.extend(addrs.into_iter().map(u32::from));
-        own.sort_unstable();
-        own.dedup();
-        self.own = own.into();
+    pub fn add_own_addrs(&mut self, addrs: impl IntoIterator<Item = IpAddr>) {
+        let mut own = Own {
+            v4: self.own.to_vec(),
+            v6: self.own6.to_vec(),
+        };
+        own.extend(addrs);
+        self.own = own.v4.into();
+        self.own6 = own.v6.into();
     }
 
-    /// Whether `addr` is a VIP or one of the director's addresses.
+    /// Whether a service is IPv6's (the workers then allocate their IPv6 flow table).
+    pub fn has_ipv6(&self) -> bool {
+        self.services.iter().any(|s| s.key.addr.is_ipv6())
+    }
+
+    /// Whether `addr` is a VIP or one of the director's IPv4 addresses.
     #[inline]
     pub fn is_own(&self, addr: u32) -> bool {
         self.own.binary_search(&addr).is_ok()
     }
 
+    /// Whether `addr` is a VIP or one of the director's IPv6 addresses.
+    #[inline]
+    pub fn is_own6(&self, addr: u128) -> bool {
+        self.own6.binary_search(&addr).is_ok()
+    }
+
     #[inline]
     pub fn dest(&self, id: DestId) -> Option<&Dest> {
         self.dests.get(id as usize).and_then(Option::as_ref)
+    }
+}
+
+/// The director's own addresses and VIPs, by family, sorted and deduplicated.
+#[derive(Default)]
+struct Own {
+    v4: Vec<u32>,
+    v6: Vec<u128>,
+}
+
+impl Own {
+    fn extend(&mut self, addrs: impl IntoIterator<Item = IpAddr>) {
+        for a in addrs {
+            match a {
+                IpAddr::V4(a) => self.v4.push(u32::from(a)),
+                IpAddr::V6(a) => self.v6.push(u128::from(a)),
+            }
+        }
+        self.v4.sort_unstable();
+        self.v4.dedup();
+        self.v6.sort_unstable();
+        self.v6.dedup();
     }
 }
 
@@ -332,7 +388,7 @@ mod tests {
 
     fn dest(last: u8) -> Option<Dest> {
         Some(Dest {
-            addr: Ipv4Addr::new(10, 0, 0, last),
+            addr: Ipv4Addr::new(10, 0, 0, last).into(),
             port: 80,
             weight: 1,
             mac: Some([2, 0, 0, 0, 0, last]),
@@ -341,7 +397,7 @@ mod tests {
 
     fn svc(port: u16, dests: Vec<DestId>) -> Service {
         let key = ServiceKey {
-            addr: Ipv4Addr::new(10, 0, 0, 100),
+            addr: Ipv4Addr::new(10, 0, 0, 100).into(),
             port,
             proto: 6,
         };
@@ -363,11 +419,11 @@ mod tests {
             vec![dest(1), dest(2)],
         )
         .unwrap();
-        let vip = Ipv4Addr::new(10, 0, 0, 100);
+        let vip = IpAddr::from(Ipv4Addr::new(10, 0, 0, 100));
         assert_eq!(s.lookup(vip, 80, 6), Some(0));
         assert_eq!(s.lookup(vip, 443, 6), Some(1));
         assert_eq!(s.lookup(vip, 80, 17), None);
-        assert_eq!(s.lookup(Ipv4Addr::new(10, 0, 0, 1), 80, 6), None);
+        assert_eq!(s.lookup(Ipv4Addr::new(10, 0, 0, 1).into(), 80, 6), None);
     }
 
     #[test]
@@ -397,7 +453,7 @@ mod tests {
         let mut multi = svc(80, vec![]);
         multi.extra_ports = vec![443];
         let s = Snapshot::new(1, [0; 6], vec![multi], vec![]).unwrap();
-        let vip = Ipv4Addr::new(10, 0, 0, 100);
+        let vip = IpAddr::from(Ipv4Addr::new(10, 0, 0, 100));
         assert_eq!(s.lookup(vip, 443, 6), Some(0));
         assert_eq!(s.lookup(vip, 80, 6), Some(0));
         assert_eq!(s.lookup(vip, 8080, 6), None);

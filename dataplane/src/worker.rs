@@ -162,6 +162,7 @@ impl Worker {
             self.pipeline.counters().flow_dump.serve(
                 &mut self.dump,
                 self.pipeline.flows(),
+                self.pipeline.flows6(),
                 SWEEP_MAX_BUCKETS as usize,
                 // Read the clock only when asked.
                 || epoch.elapsed().as_secs() as u32 + 1,

@@ -16,7 +16,7 @@ const RS_MAC: [u8; 6] = [0x02, 0, 0, 0, 1, 0];
 
 fn world(forwarding: Forwarding, fast_generation: u32, persistent: bool) -> Snapshot {
     let dests = vec![Some(Dest {
-        addr: Ipv4Addr::new(10, 0, 0, 11),
+        addr: Ipv4Addr::new(10, 0, 0, 11).into(),
         port: 0,
         weight: 1,
         mac: Some(RS_MAC),
@@ -25,7 +25,7 @@ fn world(forwarding: Forwarding, fast_generation: u32, persistent: bool) -> Snap
         let mut s = Service::new(
             format!("s{port}"),
             ServiceKey {
-                addr: VIP,
+                addr: VIP.into(),
                 port,
                 proto,
             },
@@ -37,6 +37,7 @@ fn world(forwarding: Forwarding, fast_generation: u32, persistent: bool) -> Snap
             s.persistence = Some(Persistence {
                 timeout: 300,
                 netmask: u32::MAX,
+                netmask6: u128::MAX,
             });
         }
         s

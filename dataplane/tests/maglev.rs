@@ -11,7 +11,7 @@ fn dests(n: usize, weight: u32) -> Vec<Option<Dest>> {
     (0..n)
         .map(|i| {
             Some(Dest {
-                addr: Ipv4Addr::new(10, 1, (i >> 8) as u8, i as u8),
+                addr: Ipv4Addr::new(10, 1, (i >> 8) as u8, i as u8).into(),
                 port: 80,
                 weight,
                 mac: Some([2, 0, 0, 0, 0, 1]),
@@ -22,7 +22,7 @@ fn dests(n: usize, weight: u32) -> Vec<Option<Dest>> {
 
 fn service(ids: Vec<u32>) -> Service {
     let key = ServiceKey {
-        addr: Ipv4Addr::new(10, 0, 0, 100),
+        addr: Ipv4Addr::new(10, 0, 0, 100).into(),
         port: 80,
         proto: 6,
     };

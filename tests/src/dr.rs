@@ -34,6 +34,15 @@ pub fn rs_addr(i: usize) -> String {
     format!("10.0.0.{}", 11 + i)
 }
 
+/// The same hosts' IPv6 addresses (`DrLab::add_ipv6`), one /64 on the same bridge.
+pub const VIP6: &str = "2001:db8::100";
+pub const CLIENT6: &str = "2001:db8::1";
+pub const DIRECTOR6: &str = "2001:db8::2";
+
+pub fn rs_addr6(i: usize) -> String {
+    format!("2001:db8::{}", 11 + i)
+}
+
 pub fn rs_name(i: usize) -> String {
     format!("rs{}", i + 1)
 }
@@ -203,6 +212,45 @@ impl DrLab {
             &format!("ip link set eth0 up && ip addr add {DIRECTOR2}/24 dev eth0"),
         )?;
         Ok(lab)
+    }
+
+    /// Gives every host its IPv6 address on the bridge (2001:db8::/64, no DAD), the
+    /// director the IPv6 VIP on eth0, and each real server the IPv6 VIP on lo as /128, as
+    /// `xvs realserver up` does (Linux answers neighbour solicitations only for the
+    /// addresses of the interface they arrive on: nothing else is needed).
+    pub fn add_ipv6(&mut self) -> Result<()> {
+        let mut hosts = vec![("cl".to_string(), CLIENT6.to_string())];
+        hosts.push(("lb".to_string(), DIRECTOR6.to_string()));
+        hosts.extend((0..self.real_servers).map(|i| (rs_name(i), rs_addr6(i))));
+        for (host, addr) in &hosts {
+            self.lab.sh(
+                host,
+                &format!(
+                    "sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.eth0.accept_dad=0 \
+                     net.ipv6.conf.eth0.router_solicitations=0 && ip -6 addr add {addr}/64 dev eth0 nodad"
+                ),
+            )?;
+        }
+        self.lab
+            .sh("lb", &format!("ip -6 addr add {VIP6}/128 dev eth0 nodad"))?;
+        for i in 0..self.real_servers {
+            self.lab.sh(
+                &rs_name(i),
+                &format!("ip -6 addr add {VIP6}/128 dev lo nodad"),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// As `http_gets`, to the IPv6 VIP.
+    pub fn http_gets6(&self, n: usize, path: &str) -> Result<Vec<String>> {
+        let out = self.lab.sh(
+            "cl",
+            &format!(
+                "for i in $(seq {n}); do curl -s -g -m 5 'http://[{VIP6}]{path}' || echo FAIL; done"
+            ),
+        )?;
+        Ok(out.lines().map(str::to_string).collect())
     }
 
     /// Starts `xvs run` on director `host` under process name `name` and waits until it
@@ -491,6 +539,37 @@ pub fn config(weights: &[u32], udp_port: Option<u16>) -> String {
         s += &format!(
             "  - name: dns\n    address: {VIP}\n    port: {p}\n    protocol: udp\n    scheduler: rr\n    forwarding: dr\n    real_servers:\n{}",
             rs(false)
+        );
+    }
+    s
+}
+
+/// `config`, and the same services on the IPv6 VIP over the real servers' IPv6
+/// addresses (`web6`, `dns6`): a dual-stack director.
+pub fn config_dual(weights: &[u32], udp_port: Option<u16>) -> String {
+    let rs6 = |with_weights: bool| {
+        weights
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                let weight = if with_weights {
+                    format!(", port: 80, weight: {w}")
+                } else {
+                    String::new()
+                };
+                format!("      - {{ address: \"{}\"{weight} }}\n", rs_addr6(i))
+            })
+            .collect::<String>()
+    };
+    let mut s = config(weights, udp_port);
+    s += &format!(
+        "  - name: web6\n    address: \"{VIP6}\"\n    port: 80\n    protocol: tcp\n    scheduler: wrr\n    forwarding: dr\n    real_servers:\n{}",
+        rs6(true)
+    );
+    if let Some(p) = udp_port {
+        s += &format!(
+            "  - name: dns6\n    address: \"{VIP6}\"\n    port: {p}\n    protocol: udp\n    scheduler: rr\n    forwarding: dr\n    real_servers:\n{}",
+            rs6(false)
         );
     }
     s

@@ -4,11 +4,11 @@
 //! reaches a real server (tcpdump on each); the client's requests all succeed.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use xvs_dataplane::fixtures::{self, PipelineExpect, World, DROPPED_PORT_BASE};
-use xvs_tests::dr::{self, DrLab, CLIENT, DIRECTOR, VIP};
+use xvs_tests::dr::{self, DrLab, CLIENT, CLIENT6, DIRECTOR, DIRECTOR6, VIP, VIP6};
 use xvs_tests::metrics;
 
 const UDP_PORT: u16 = 53;
@@ -34,7 +34,7 @@ fn hex(b: &[u8]) -> String {
 fn shared(label: &str) -> bool {
     matches!(
         label,
-        "steered" | "fast_path" | "pass_not_ipv4" | "pass_other_proto"
+        "steered" | "fast_path" | "pass_not_ip" | "pass_other_proto"
     )
 }
 
@@ -42,6 +42,7 @@ fn shared(label: &str) -> bool {
 fn every_kind_of_frame_gets_its_documented_outcome() {
     xvs_tests::tools::require(&["tcpdump", "python3"]).unwrap();
     let mut lab = DrLab::build(2, 1).expect("build the lab");
+    lab.add_ipv6().expect("IPv6 on the lab");
     // The fixtures' source ports (40000 up, 41000 up for the dropped ones) are not the
     // client's: its own connections must never be mistaken for a fixture that leaked.
     lab.lab
@@ -56,7 +57,7 @@ fn every_kind_of_frame_gets_its_documented_outcome() {
     lab.start_web().unwrap();
     lab.start_udp_echo(UDP_PORT).unwrap();
     let cfg = lab
-        .write_config(&dr::config(&[1, 1], Some(UDP_PORT)))
+        .write_config(&dr::config_dual(&[1, 1], Some(UDP_PORT)))
         .unwrap();
     lab.start_xvs(&cfg).unwrap();
     let pcap_of = |lab: &DrLab, i: usize| {
@@ -92,6 +93,9 @@ fn every_kind_of_frame_gets_its_documented_outcome() {
         client: CLIENT.parse().unwrap(),
         director: DIRECTOR.parse().unwrap(),
         vip: VIP.parse().unwrap(),
+        client6: CLIENT6.parse().unwrap(),
+        director6: DIRECTOR6.parse().unwrap(),
+        vip6: VIP6.parse().unwrap(),
         tcp_port: 80,
         udp_port: UDP_PORT,
     };
@@ -186,7 +190,7 @@ fn every_kind_of_frame_gets_its_documented_outcome() {
             let Some((addr, port)) = src.rsplit_once('.') else {
                 continue;
             };
-            if let (Ok(a), Ok(p)) = (addr.parse::<Ipv4Addr>(), port.parse::<u16>()) {
+            if let (Ok(a), Ok(p)) = (addr.parse::<IpAddr>(), port.parse::<u16>()) {
                 seen_ports.push((a, p, line.to_string()));
             }
         }
@@ -200,13 +204,15 @@ fn every_kind_of_frame_gets_its_documented_outcome() {
         leaked.is_empty(),
         "dropped frames reached a real server: {leaked:?}"
     );
-    for port in [40000u16, 40004, 40005, 40006] {
+    // IPv4's and IPv6's forwarded fixtures.
+    for port in [40000u16, 40004, 40005, 40006, 40020, 40021, 40022, 40023] {
         assert!(
             seen_ports.iter().any(|(_, p, _)| *p == port),
             "forwarded fixture from port {port} not captured on a real server"
         );
     }
-    // `xvs status --drops` tells the operator the same: 5 kinds of bad flags, 3 each.
+    // `xvs status --drops` tells the operator the same: 5 kinds of bad flags over IPv4
+    // and 1 over IPv6, 3 each; 6 martian sources over IPv4 and 4 over IPv6.
     let bin = xvs_tests::tools::xvs_bin().unwrap().display().to_string();
     let drops = lab.lab.sh("lb", &format!("{bin} status --drops")).unwrap();
     eprintln!("{drops}");
@@ -217,8 +223,8 @@ fn every_kind_of_frame_gets_its_documented_outcome() {
             .and_then(|l| l.split_whitespace().last())
             .and_then(|n| n.parse::<usize>().ok())
     };
-    assert_eq!(row("drop_bad_tcp_flags"), Some(5 * COPIES), "{drops}");
-    assert_eq!(row("drop_martian_source"), Some(6 * COPIES), "{drops}");
-    assert_eq!(row("no_flow"), Some(COPIES), "{drops}");
+    assert_eq!(row("drop_bad_tcp_flags"), Some(6 * COPIES), "{drops}");
+    assert_eq!(row("drop_martian_source"), Some(10 * COPIES), "{drops}");
+    assert_eq!(row("no_flow"), Some(2 * COPIES), "{drops}");
     lab.stop_clean().unwrap();
 }

@@ -1,6 +1,6 @@
 //! keepalived.conf's statements into xvs YAML, saying what could not be converted.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use super::tree::Stmt;
 
@@ -47,6 +47,10 @@ fn whole(s: &Stmt, out: &mut Out) -> Option<String> {
 }
 
 fn addr(word: Option<&str>) -> Option<Ipv4Addr> {
+    word?.parse().ok()
+}
+
+fn ip(word: Option<&str>) -> Option<IpAddr> {
     word?.parse().ok()
 }
 
@@ -367,12 +371,12 @@ fn checker(c: &Stmt, delay_loop: Option<&str>, alpha: bool, out: &mut Out) -> Op
 }
 
 fn virtual_server(s: &Stmt, out: &mut Out) {
-    let (Some(vip), Some(port)) = (addr(s.arg(0)), s.arg(1).and_then(|p| p.parse::<u16>().ok()))
+    let (Some(vip), Some(port)) = (ip(s.arg(0)), s.arg(1).and_then(|p| p.parse::<u16>().ok()))
     else {
         let why = if s.arg(0) == Some("fwmark") {
             "not converted: no firewall marks in xvs; give the ports as `ports: [80, 443]`"
         } else {
-            "needs an IPv4 address and a port: not converted"
+            "needs an address and a port: not converted"
         };
         return out.warn(s, why);
     };
@@ -408,9 +412,20 @@ fn virtual_server(s: &Stmt, out: &mut Out) {
             );
         }
     };
+    if vip.is_ipv6() && forwarding != "dr" {
+        let k = get("lb_kind").or_else(|| get("lvs_method")).expect("found");
+        return out.warn(
+            k,
+            "over IPv6: xvs forwards IPv6 with DR only for now: virtual server not converted",
+        );
+    }
+    let endpoint = match vip {
+        IpAddr::V4(a) => format!("{a}:{port}"),
+        IpAddr::V6(a) => format!("[{a}]:{port}"),
+    };
     out.line(
         2,
-        &format!("- name: {}", quote(&format!("{vip}:{port}/{proto}"))),
+        &format!("- name: {}", quote(&format!("{endpoint}/{proto}"))),
     );
     out.line(4, &format!("address: {vip}"));
     out.line(4, &format!("port: {port}"));
@@ -440,15 +455,26 @@ fn virtual_server(s: &Stmt, out: &mut Out) {
                     out.line(4, &format!("{k}: {v}"));
                 }
             }
-            "persistence_granularity" => match addr(f.arg(0)) {
-                Some(m) => out.line(4, &format!("persistence_granularity: {m}")),
-                None => out.warn(f, "is no IPv4 netmask: not converted"),
+            // keepalived takes a netmask for IPv4, a prefix length for IPv6.
+            "persistence_granularity" => match (
+                vip,
+                addr(f.arg(0)),
+                f.arg(0).and_then(|a| a.parse::<u8>().ok()),
+            ) {
+                (IpAddr::V4(_), Some(m), _) => {
+                    out.line(4, &format!("persistence_granularity: {m}"))
+                }
+                (IpAddr::V6(_), None, Some(p)) if p <= 128 => {
+                    out.line(4, &format!("persistence_granularity: {p}"))
+                }
+                (IpAddr::V4(_), ..) => out.warn(f, "is no IPv4 netmask: not converted"),
+                (IpAddr::V6(_), ..) => out.warn(f, "is no IPv6 prefix length: not converted"),
             },
             "ops" => out.line(4, "ops: true"),
             "quorum_up" | "quorum_down" => {
                 out.line(4, &format!("{k}: {}", quote(&f.args().join(" "))))
             }
-            "sorry_server" => match addr(f.arg(0)) {
+            "sorry_server" => match ip(f.arg(0)).filter(|a| a.is_ipv6() == vip.is_ipv6()) {
                 Some(a) => {
                     out.line(4, "sorry_server:");
                     out.line(6, &format!("address: {a}"));
@@ -456,7 +482,10 @@ fn virtual_server(s: &Stmt, out: &mut Out) {
                         out.line(6, &format!("port: {p}"));
                     }
                 }
-                None => out.warn(f, "is no IPv4 address: not converted"),
+                None => out.warn(
+                    f,
+                    "is no address of the virtual server's family: not converted",
+                ),
             },
             // Given to each HTTP and SSL check below.
             "virtualhost" => {}
@@ -469,7 +498,7 @@ fn virtual_server(s: &Stmt, out: &mut Out) {
     }
     let vhost = get("virtualhost").and_then(|v| v.arg(0));
     for r in body.iter().filter(|f| f.keyword() == "real_server") {
-        if let Some(rs) = real_server(r, delay_loop.as_deref(), alpha, vhost, out) {
+        if let Some(rs) = real_server(r, vip, delay_loop.as_deref(), alpha, vhost, out) {
             real_servers.push(rs);
         }
     }
@@ -507,13 +536,17 @@ type RealServerLines = (Vec<String>, Option<Vec<String>>);
 
 fn real_server(
     r: &Stmt,
+    vip: IpAddr,
     delay_loop: Option<&str>,
     alpha: bool,
     vhost: Option<&str>,
     out: &mut Out,
 ) -> Option<RealServerLines> {
-    let Some(a) = addr(r.arg(0)) else {
-        out.warn(r, "needs an IPv4 address: not converted");
+    let Some(a) = ip(r.arg(0)).filter(|a| a.is_ipv6() == vip.is_ipv6()) else {
+        out.warn(
+            r,
+            "needs an address of the virtual server's family: not converted",
+        );
         return None;
     };
     let mut lines = vec![format!("address: {a}")];

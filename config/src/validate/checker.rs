@@ -41,6 +41,23 @@ impl Checker {
         );
     }
 
+    /// `a` is of `vip`'s family: a virtual server and its real servers are.
+    pub(super) fn same_family(&mut self, a: &Spanned<IpAddr>, vip: IpAddr, what: &str) {
+        if a.value.is_ipv6() != vip.is_ipv6() {
+            let family = |ip: IpAddr| if ip.is_ipv6() { "IPv6" } else { "IPv4" };
+            self.error(
+                a,
+                format!(
+                    "{} is {}, and the virtual server {vip} is {}",
+                    a.value,
+                    family(a.value),
+                    family(vip)
+                ),
+                &format!("{what} is of its virtual server's family: give an {} address, or a virtual server of its own", family(vip)),
+            );
+        }
+    }
+
     /// An integer field within `lo..=hi`.
     pub(super) fn range(
         &mut self,

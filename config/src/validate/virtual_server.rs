@@ -2,7 +2,9 @@
 //! persistence, checks, quorum, and what must be unique across the file.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
+
+use crate::raw::Granularity;
 
 use super::checker::{at, is_prime, Checker};
 use super::health::health_check;
@@ -15,9 +17,9 @@ use crate::raw::*;
 pub(super) struct Seen {
     /// Virtual server and VRRP instance names.
     pub names: HashMap<String, u64>,
-    pub services: HashMap<(Ipv4Addr, u16, Protocol), u64>,
+    pub services: HashMap<(IpAddr, u16, Protocol), u64>,
     /// NAT real servers (address, port, protocol): each answers for one service.
-    pub nat: HashMap<(Ipv4Addr, u16, Protocol), u64>,
+    pub nat: HashMap<(IpAddr, u16, Protocol), u64>,
 }
 
 /// `instances`: the file's VRRP instances, which `quorum_vrrp` may name.
@@ -160,20 +162,49 @@ pub(super) fn check(
                 86400 * 31,
                 "seconds a client keeps its real server",
             ) as u32;
-            let granularity = g.as_ref().map_or(Ipv4Addr::BROADCAST, |g| g.value);
-            if let Some(g) = g {
-                let m = u32::from(g.value);
-                if m.leading_ones() + m.trailing_zeros() != 32 {
-                    ck.error(
-                        g,
-                        format!("{} is not a netmask", g.value),
-                        "a contiguous netmask, such as 255.255.255.0",
-                    );
+            let v6 = vs.address.value.is_ipv6();
+            let (mut granularity, mut prefix6) = (Ipv4Addr::BROADCAST, 128u8);
+            match g.as_ref().map(|g| (g, g.value)) {
+                None => {}
+                Some((g, Granularity::Netmask(m))) if v6 => ck.error(
+                    g,
+                    format!("{m} is an IPv4 netmask, and {} is an IPv6 virtual server", vs.address.value),
+                    "give an IPv6 virtual server a prefix length, as ipvsadm -6 -M does: `persistence_granularity: 64`",
+                ),
+                Some((g, Granularity::Netmask(m))) => {
+                    let bits = u32::from(m);
+                    if bits.leading_ones() + bits.trailing_zeros() != 32 {
+                        ck.error(
+                            g,
+                            format!("{m} is not a netmask"),
+                            "a contiguous netmask, such as 255.255.255.0",
+                        );
+                    }
+                    granularity = m;
+                }
+                Some((g, Granularity::Prefix(len))) => {
+                    let max = if v6 { 128 } else { 32 };
+                    if !(0..=max).contains(&len) {
+                        ck.error(
+                            g,
+                            format!("prefix length {len} is out of 0 to {max}"),
+                            if v6 {
+                                "an IPv6 prefix length, such as 64"
+                            } else {
+                                "an IPv4 prefix length, such as 24, or a netmask such as 255.255.255.0"
+                            },
+                        );
+                    } else if v6 {
+                        prefix6 = len as u8;
+                    } else {
+                        granularity = Ipv4Addr::from(u32::MAX.checked_shl(32 - len as u32).unwrap_or(0));
+                    }
                 }
             }
             Some(Persistence {
                 timeout,
                 granularity,
+                prefix6,
             })
         }
     };
@@ -191,6 +222,15 @@ pub(super) fn check(
     }
     let forwarding = vs.forwarding.as_ref().map_or(Forwarding::Dr, |f| f.value);
     ck.unicast(&vs.address, "a virtual server's address");
+    if let (true, Some(f)) = (vs.address.value.is_ipv6(), vs.forwarding.as_ref()) {
+        if f.value != Forwarding::Dr {
+            ck.error(
+                f,
+                format!("{} over IPv6 is not supported yet", f.value.as_str()),
+                "an IPv6 virtual server forwards with `forwarding: dr`; NAT66 and IPv6 tunnels are not built yet",
+            );
+        }
+    }
     let multi = ports.len() > 1;
     if forwarding == Forwarding::Nat && ports.contains(&0) {
         let span = vs.port.as_ref().map_or_else(|| at(&vs.address), at);
@@ -203,7 +243,7 @@ pub(super) fn check(
             .hint("list the ports: NAT must know which port each reply came from"),
         );
     }
-    let mut seen_rs: HashMap<(Ipv4Addr, u16), u64> = HashMap::new();
+    let mut seen_rs: HashMap<(IpAddr, u16), u64> = HashMap::new();
     let mut real_servers = Vec::new();
     for rs in &vs.real_servers {
         let rport = match &rs.port {
@@ -244,6 +284,7 @@ pub(super) fn check(
             ) as u32
         });
         ck.unicast(&rs.address, "a real server's address");
+        ck.same_family(&rs.address, vs.address.value, "a real server");
         if rs.address.value == vs.address.value {
             ck.error(
                     &rs.address,
@@ -389,6 +430,7 @@ pub(super) fn check(
         }),
         sorry_server: vs.sorry_server.as_ref().map(|s| {
             ck.unicast(&s.address, "a sorry server's address");
+            ck.same_family(&s.address, vs.address.value, "a sorry server");
             let p = s.port.as_ref().map_or(first_port, |p| {
                 ck.range(
                     p,

@@ -52,10 +52,7 @@ impl Lb {
         let mut steer =
             Steer::load_sized(cfg.fast_path_flows).context("loading the steering program")?;
         steer.set_fast_generation(publish::fast_generation(cfg, generation))?;
-        steer.set_services(&publish::steering_services(cfg))?;
-        // Answers to the director's own probes are not NAT replies; packets from its
-        // addresses or VIPs are martians.
-        steer.set_local_addrs(&publish::own_addrs(cfg, super::lb::host_addrs()?))?;
+        super::lb::write_services(&steer, cfg)?;
         steer.set_nat_backends(&publish::nat_backends(
             cfg,
             iface.mac,

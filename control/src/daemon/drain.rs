@@ -4,7 +4,7 @@
 //! only when the real server leaves the configuration.
 
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use xvs_config::{Config, RealServer, VirtualServer};
 
@@ -12,14 +12,14 @@ use xvs_config::{Config, RealServer, VirtualServer};
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Drained {
     pub virtual_server: String,
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     pub port: u16,
 }
 
 /// What `drain`/`undrain` names: `ADDR[:PORT]`, in one virtual server or in all.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     pub port: Option<u16>,
     pub virtual_server: Option<String>,
 }
@@ -108,8 +108,9 @@ pub fn answer(d: &Drained, changed: bool, on: bool, (active, inactive): (u64, u6
         (false, false) => "was not drained",
     };
     format!(
-        "{}:{} of {}: {what}; {active} active and {inactive} inactive connection(s) open\n",
-        d.addr, d.port, d.virtual_server
+        "{} of {}: {what}; {active} active and {inactive} inactive connection(s) open\n",
+        crate::ids::endpoint(d.addr, d.port),
+        d.virtual_server
     )
 }
 

@@ -91,9 +91,7 @@ impl Lb {
 
     /// The steering program's service and NAT maps, after the snapshot that knows them.
     pub fn steer_maps(&mut self, cfg: &Config, ifaces: &Ifaces) -> anyhow::Result<()> {
-        self.steer.set_services(&publish::steering_services(cfg))?;
-        self.steer
-            .set_local_addrs(&publish::own_addrs(cfg, host_addrs()?))?;
+        write_services(&self.steer, cfg)?;
         self.steer.set_nat_backends(&publish::nat_backends(
             cfg,
             ifaces.external.mac,
@@ -203,13 +201,13 @@ impl Lb {
         for (key, over) in &crossed {
             if *over {
                 warn!(
-                    "real server {}:{} overloaded: it reached its uthreshold; no new connections",
-                    key.addr, key.port
+                    "real server {} overloaded: it reached its uthreshold; no new connections",
+                    crate::ids::endpoint(key.addr, key.port)
                 );
             } else {
                 info!(
-                    "real server {}:{} below its lthreshold: scheduled again",
-                    key.addr, key.port
+                    "real server {} below its lthreshold: scheduled again",
+                    crate::ids::endpoint(key.addr, key.port)
                 );
             }
         }
@@ -279,12 +277,26 @@ impl Lb {
     }
 }
 
-/// The addresses of the director's interfaces (a netlink dump: quick, no I/O wait).
-pub fn host_addrs() -> anyhow::Result<Vec<std::net::Ipv4Addr>> {
+/// The addresses of the director's interfaces, both families (netlink dumps: quick, no
+/// I/O wait).
+pub fn host_addrs() -> anyhow::Result<Vec<std::net::IpAddr>> {
     use anyhow::Context;
-    Ok(crate::sys::netlink::addresses()
-        .context("reading the director's addresses")?
+    let v4 = crate::sys::netlink::addresses().context("reading the director's addresses")?;
+    let v6 = crate::sys::netlink::addresses6().context("reading the director's IPv6 addresses")?;
+    Ok(v4
         .into_iter()
-        .map(|(_, a, _)| a)
+        .map(|(_, a, _)| a.into())
+        .chain(v6.into_iter().map(|(_, a, _)| a.into()))
         .collect())
+}
+
+/// The steering program's service maps, both families, and the addresses it takes for
+/// the director's own (answers to them are no NAT replies; packets from them martian).
+pub fn write_services(steer: &xvs_bpf::Steer, cfg: &Config) -> anyhow::Result<()> {
+    steer.set_services(&publish::steering_services(cfg))?;
+    steer.set_services6(&publish::steering_services6(cfg))?;
+    let (own4, own6) = publish::own_addrs(cfg, host_addrs()?);
+    steer.set_local_addrs(&own4)?;
+    steer.set_local_addrs6(&own6)?;
+    Ok(())
 }

@@ -2,7 +2,7 @@
 //! snapshot, with real-server ids that stay the same from one snapshot to the next.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use anyhow::{Context, Result};
 use xvs_config::{Config, Forwarding as CfgForwarding, Scheduler as CfgScheduler};
@@ -56,6 +56,9 @@ fn service(cfg: &Config, vs: &xvs_config::VirtualServer, dests: Vec<DestId>) -> 
     s.persistence = vs.persistence.map(|p| Persistence {
         timeout: p.timeout,
         netmask: u32::from(p.granularity),
+        netmask6: u128::MAX
+            .checked_shl(128 - u32::from(p.prefix6))
+            .unwrap_or(0),
     });
     s.ops = vs.ops;
     s.sloppy_tcp = cfg.sloppy_tcp.applies_to(vs.scheduler);
@@ -95,7 +98,7 @@ pub fn build(
     generation: u64,
     cfg: &Config,
     local: Local,
-    macs: &HashMap<Ipv4Addr, [u8; 6]>,
+    macs: &HashMap<IpAddr, [u8; 6]>,
     health: &HealthMap,
     quiet: Quiet<'_>,
     registry: &mut DestRegistry,
@@ -168,7 +171,7 @@ pub fn build(
     let mut snap = Snapshot::new(generation, local.mac, services, dests)
         .context("building the service snapshot")?;
     snap.local_addr = local.addr;
-    snap.add_own_addrs(std::iter::once(local.addr).chain(vrrp_vips(cfg)));
+    snap.add_own_addrs(std::iter::once(local.addr.into()).chain(vrrp_vips(cfg)));
     snap.mtu = local.mtu;
     snap.internal_mac = local.internal_mac;
     snap.fast_generation = fast_generation(cfg, generation);
@@ -176,28 +179,36 @@ pub fn build(
 }
 
 /// The addresses of every VRRP instance (VIPs with no virtual server among them).
-fn vrrp_vips(cfg: &Config) -> impl Iterator<Item = Ipv4Addr> + '_ {
+fn vrrp_vips(cfg: &Config) -> impl Iterator<Item = IpAddr> + '_ {
     cfg.vrrp_instances
         .iter()
         .flat_map(|v| v.virtual_ipaddresses.iter())
-        // The steering maps are IPv4's.
-        .filter_map(|&(a, _)| match a {
-            std::net::IpAddr::V4(v4) => Some(v4),
-            std::net::IpAddr::V6(_) => None,
-        })
+        .map(|&(a, _)| a)
 }
 
-/// What the steering program takes for the director's own addresses: `addrs` (the
-/// interfaces') and every VIP. A packet to one is no NAT reply; one from one is martian.
-pub fn own_addrs(cfg: &Config, addrs: impl IntoIterator<Item = Ipv4Addr>) -> Vec<Ipv4Addr> {
-    let mut own: Vec<Ipv4Addr> = addrs
+/// What the steering program takes for the director's own addresses, by family: `addrs`
+/// (the interfaces') and every VIP. A packet to one is no NAT reply; one from one is
+/// martian.
+pub fn own_addrs(
+    cfg: &Config,
+    addrs: impl IntoIterator<Item = IpAddr>,
+) -> (Vec<Ipv4Addr>, Vec<Ipv6Addr>) {
+    let (mut v4, mut v6) = (Vec::new(), Vec::new());
+    for a in addrs
         .into_iter()
         .chain(cfg.virtual_servers.iter().map(|vs| vs.address))
         .chain(vrrp_vips(cfg))
-        .collect();
-    own.sort_unstable();
-    own.dedup();
-    own
+    {
+        match a {
+            IpAddr::V4(a) => v4.push(a),
+            IpAddr::V6(a) => v6.push(a),
+        }
+    }
+    v4.sort_unstable();
+    v4.dedup();
+    v6.sort_unstable();
+    v6.dedup();
+    (v4, v6)
 }
 
 /// The fast path's generation for snapshot `generation`: never 0 (which means off), so
@@ -219,7 +230,7 @@ fn fast(cfg: &Config, vs: &xvs_config::VirtualServer) -> bool {
 }
 
 /// Real servers (and sorry servers) whose MAC xvs needs: every configured address.
-pub fn next_hop_addresses(vs: &xvs_config::VirtualServer) -> impl Iterator<Item = Ipv4Addr> + '_ {
+pub fn next_hop_addresses(vs: &xvs_config::VirtualServer) -> impl Iterator<Item = IpAddr> + '_ {
     vs.real_servers
         .iter()
         .map(|r| r.address)
@@ -227,8 +238,8 @@ pub fn next_hop_addresses(vs: &xvs_config::VirtualServer) -> impl Iterator<Item 
 }
 
 /// Real servers (address) that have no MAC yet.
-pub fn unresolved(cfg: &Config, macs: &HashMap<Ipv4Addr, [u8; 6]>) -> Vec<Ipv4Addr> {
-    let mut v: Vec<Ipv4Addr> = cfg
+pub fn unresolved(cfg: &Config, macs: &HashMap<IpAddr, [u8; 6]>) -> Vec<IpAddr> {
+    let mut v: Vec<IpAddr> = cfg
         .virtual_servers
         .iter()
         .flat_map(next_hop_addresses)
@@ -239,12 +250,16 @@ pub fn unresolved(cfg: &Config, macs: &HashMap<Ipv4Addr, [u8; 6]>) -> Vec<Ipv4Ad
     v
 }
 
-/// The steering program's services: every port of every virtual server, NAT ones
+/// The steering program's IPv4 services: every port of every virtual server, NAT ones
 /// flagged so their clients' MACs are learned.
 pub fn steering_services(cfg: &Config) -> Vec<(xvs_bpf::abi::SvcKey, u32)> {
     cfg.virtual_servers
         .iter()
-        .flat_map(|vs| {
+        .filter_map(|vs| match vs.address {
+            IpAddr::V4(a) => Some((vs, a)),
+            IpAddr::V6(_) => None,
+        })
+        .flat_map(|(vs, addr)| {
             let flags = if vs.forwarding == CfgForwarding::Nat {
                 xvs_bpf::abi::SVC_F_NAT
             } else if fast(cfg, vs) {
@@ -254,10 +269,26 @@ pub fn steering_services(cfg: &Config) -> Vec<(xvs_bpf::abi::SvcKey, u32)> {
             };
             vs.ports.iter().map(move |&p| {
                 (
-                    xvs_bpf::abi::SvcKey::new(vs.address, p, vs.protocol.number()),
+                    xvs_bpf::abi::SvcKey::new(addr, p, vs.protocol.number()),
                     flags,
                 )
             })
+        })
+        .collect()
+}
+
+/// The steering program's IPv6 services (DR, through the workers: no flags yet).
+pub fn steering_services6(cfg: &Config) -> Vec<(xvs_bpf::abi::Svc6Key, u32)> {
+    cfg.virtual_servers
+        .iter()
+        .filter_map(|vs| match vs.address {
+            IpAddr::V6(a) => Some((vs, a)),
+            IpAddr::V4(_) => None,
+        })
+        .flat_map(|(vs, addr)| {
+            vs.ports
+                .iter()
+                .map(move |&p| (xvs_bpf::abi::Svc6Key::new(addr, p, vs.protocol.number()), 0))
         })
         .collect()
 }
@@ -276,18 +307,25 @@ pub fn nat_backends(
         .iter()
         .filter(|v| v.forwarding == CfgForwarding::Nat)
     {
+        // NAT is IPv4's (the configuration refuses it over IPv6).
+        let IpAddr::V4(vip) = vs.address else {
+            continue;
+        };
         for rs in &vs.real_servers {
+            let IpAddr::V4(rip) = rs.address else {
+                continue;
+            };
             let id = registry.id(DestKey::of(vs, rs));
             for &vport in &vs.ports {
                 let rport = if rs.port == 0 { vport } else { rs.port };
                 out.push((
                     xvs_bpf::abi::NatKey {
-                        addr: rs.address,
+                        addr: rip,
                         port: rport,
                         proto: vs.protocol.number(),
                     },
                     xvs_bpf::abi::NatValue {
-                        vip: vs.address,
+                        vip,
                         vport,
                         src_mac: local_mac,
                         out_ifindex,
@@ -315,7 +353,7 @@ virtual_servers:
         let cfg = xvs_config::parse("t", CFG).unwrap();
         let mut reg = DestRegistry::default();
         let mut macs = HashMap::new();
-        macs.insert(Ipv4Addr::new(10, 0, 0, 11), [2, 0, 0, 0, 0, 11]);
+        macs.insert(Ipv4Addr::new(10, 0, 0, 11).into(), [2, 0, 0, 0, 0, 11]);
         let local = Local {
             mac: [1; 6],
             addr: Ipv4Addr::new(10, 0, 0, 2),
@@ -345,8 +383,11 @@ virtual_servers:
         );
         assert!(s1.dest(0).unwrap().schedulable());
         assert!(!s1.dest(1).unwrap().schedulable(), "no MAC yet");
-        assert_eq!(unresolved(&cfg, &macs), vec![Ipv4Addr::new(10, 0, 0, 12)]);
-        macs.insert(Ipv4Addr::new(10, 0, 0, 12), [2, 0, 0, 0, 0, 12]);
+        assert_eq!(
+            unresolved(&cfg, &macs),
+            vec![IpAddr::from(Ipv4Addr::new(10, 0, 0, 12))]
+        );
+        macs.insert(Ipv4Addr::new(10, 0, 0, 12).into(), [2, 0, 0, 0, 0, 12]);
         let s2 = snap(2, &macs, &Drains::default(), &mut reg);
         assert_eq!(s2.services[0].dests, vec![0, 1]);
         assert_eq!(s2.services[1].stats_id, 1, "kept across snapshots");

@@ -104,8 +104,9 @@ pub async fn reload(
         lb.macs = resolve_off_loop(&new, ifaces, &lb.macs).await;
         for d in lb.drains.retain_configured(&new) {
             info!(
-                "the drain of {}:{} in {} ends: it left the configuration",
-                d.addr, d.port, d.virtual_server
+                "the drain of {} in {} ends: it left the configuration",
+                crate::ids::endpoint(d.addr, d.port),
+                d.virtual_server
             );
         }
         // The snapshot first: a worker must know a service before packets are steered to it.

@@ -3,7 +3,7 @@
 //! tokio's blocking pool (`resolve_off_loop`), never on its own thread.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use tracing::{info, warn};
 use xvs_config::{Config, Forwarding};
@@ -14,24 +14,28 @@ use crate::sys::iface::Iface;
 use crate::sys::netlink;
 
 /// Real server address → next-hop MAC.
-pub type Macs = HashMap<Ipv4Addr, [u8; 6]>;
+pub type Macs = HashMap<IpAddr, [u8; 6]>;
 
 /// The address whose MAC a real server's frames go to: itself for DR (it must be on the
 /// segment), the kernel's next hop towards it for TUN (it may sit behind a router).
-fn next_hop(forwarding: Forwarding, rs: Ipv4Addr, iface: &Iface) -> Ipv4Addr {
-    if forwarding == Forwarding::Dr {
+/// IPv6 real servers are DR's (the configuration says so).
+fn next_hop(forwarding: Forwarding, rs: IpAddr, iface: &Iface) -> IpAddr {
+    let IpAddr::V4(rs) = rs else {
         return rs;
+    };
+    if forwarding == Forwarding::Dr {
+        return rs.into();
     }
     match netlink::route_get(rs) {
         Ok(r) => {
             if r.oif != iface.ifindex {
                 warn!("TUN real server {rs} is routed out of another interface than {}; xvs sends it out of {} anyway", iface.name, iface.name);
             }
-            r.gateway.unwrap_or(rs)
+            r.gateway.unwrap_or(rs.into())
         }
         Err(e) => {
             warn!("no route to TUN real server {rs}: {e}");
-            rs
+            rs.into()
         }
     }
 }
@@ -56,7 +60,7 @@ pub fn resolve(cfg: &Config, ifaces: &Ifaces, known: &Macs) -> Macs {
     }
     let mut macs = HashMap::new();
     // A route lookup per TUN real server, not per (virtual server, real server).
-    let mut hops: HashMap<(bool, Ipv4Addr, u32), Ipv4Addr> = HashMap::new();
+    let mut hops: HashMap<(bool, IpAddr, u32), IpAddr> = HashMap::new();
     for vs in &cfg.virtual_servers {
         let iface = ifaces.towards_real_servers(vs);
         for addr in publish::next_hop_addresses(vs) {
@@ -77,7 +81,7 @@ pub fn resolve(cfg: &Config, ifaces: &Ifaces, known: &Macs) -> Macs {
                         format!(" (next hop {hop})")
                     };
                     if known.contains_key(&addr) {
-                        warn!("real server {}{via} lost its neighbour entry on {}: not scheduled until it answers ARP", addr, iface.name);
+                        warn!("real server {}{via} lost its neighbour entry on {}: not scheduled until it answers ARP (or neighbour discovery)", addr, iface.name);
                     } else {
                         info!(
                             "real server {}{via}: no MAC on {} yet; not scheduled, resolving",

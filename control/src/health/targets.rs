@@ -17,10 +17,14 @@ pub fn health_targets(cfg: &Config) -> Vec<Target> {
             let port = hc
                 .connect_port
                 .unwrap_or(if rs.port == 0 { vs.port() } else { rs.port });
-            let ip = hc.connect_ip.unwrap_or(std::net::IpAddr::V4(rs.address));
+            let ip = hc.connect_ip.unwrap_or(rs.address);
             out.push(Target {
                 key: DestKey::of(vs, rs),
-                label: format!("{}:{} of {}", rs.address, rs.port, vs.name),
+                label: format!(
+                    "{} of {}",
+                    crate::ids::endpoint(rs.address, rs.port),
+                    vs.name
+                ),
                 addr: std::net::SocketAddr::new(ip, port),
                 check: hc.clone(),
                 notify_up: rs.notify_up.clone(),

@@ -4,18 +4,19 @@
 //! flow tables, which comes before any scheduler.
 
 use std::fmt::Write;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
-use xvs_dataplane::flow::FlowKey;
-use xvs_dataplane::pipeline::template_key;
+use xvs_dataplane::flow::dump::Tuple;
+use xvs_dataplane::flow::{FlowKey, FlowKey6};
+use xvs_dataplane::pipeline::{template_key, template_key6};
 use xvs_dataplane::sched::{reachable, PickCtx, SchedState};
 use xvs_dataplane::snapshot::{SchedulerKind, Service};
 use xvs_dataplane::{Snapshot, WorkerCounters};
 
 use super::flows;
 
-/// `args`: "SRC:SPORT DST:DPORT PROTO". `workers`: their flow tables are asked for the
+/// `args`: "SRC:SPORT DST:DPORT PROTO" (IPv6 as [ADDR]:PORT). `workers`: their flow tables are asked for the
 /// client's persistence template; the first one's connection counts stand for the
 /// least-connection schedulers'.
 pub async fn explain(
@@ -23,17 +24,23 @@ pub async fn explain(
     workers: &[Arc<WorkerCounters>],
     args: &str,
 ) -> Result<String, String> {
-    let usage = || "usage: explain SRC:SPORT DST:DPORT tcp|udp".to_string();
+    let usage =
+        || "usage: explain SRC:SPORT DST:DPORT tcp|udp (IPv6: [SRC]:SPORT [DST]:DPORT)".to_string();
     let mut it = args.split_whitespace();
-    let src: SocketAddrV4 = it.next().and_then(|a| a.parse().ok()).ok_or_else(usage)?;
-    let dst: SocketAddrV4 = it.next().and_then(|a| a.parse().ok()).ok_or_else(usage)?;
+    let src: SocketAddr = it.next().and_then(|a| a.parse().ok()).ok_or_else(usage)?;
+    let dst: SocketAddr = it.next().and_then(|a| a.parse().ok()).ok_or_else(usage)?;
+    if src.is_ipv6() != dst.is_ipv6() {
+        return Err(format!(
+            "{src} and {dst} are of two families: a flow is IPv4 or IPv6 end to end"
+        ));
+    }
     let proto = match it.next() {
         Some("tcp") => 6,
         Some("udp") => 17,
         _ => return Err(usage()),
     };
     let mut out = String::new();
-    let Some(idx) = snap.lookup(*dst.ip(), dst.port(), proto) else {
+    let Some(idx) = snap.lookup(dst.ip(), dst.port(), proto) else {
         let _ = writeln!(
             out,
             "no virtual service for {dst}/{}: the steering program passes it to the kernel",
@@ -44,10 +51,9 @@ pub async fn explain(
     let svc = &snap.services[idx];
     let _ = writeln!(
         out,
-        "virtual server {} ({}:{} proto {}), scheduler {:?}, forwarding {:?}{}",
+        "virtual server {} ({} proto {}), scheduler {:?}, forwarding {:?}{}",
         svc.name,
-        svc.key.addr,
-        svc.key.port,
+        SocketAddr::new(svc.key.addr, svc.key.port),
         svc.key.proto,
         svc.scheduler,
         svc.forwarding,
@@ -61,12 +67,29 @@ pub async fn explain(
                 (_, None) => "no MAC yet: not scheduled",
                 _ => "schedulable",
             };
-            let _ = writeln!(out, "  {}:{} weight {} — {why}", d.addr, d.port, d.weight);
+            let _ = writeln!(
+                out,
+                "  {} weight {} — {why}",
+                SocketAddr::new(d.addr, d.port),
+                d.weight
+            );
         }
     }
     if let Some(pers) = svc.persistence {
-        let tk = template_key(&pers, svc, u32::from(*src.ip()));
-        match template(snap, svc, workers, tk, src).await? {
+        let (tk, net) = match src.ip() {
+            IpAddr::V4(a) => {
+                let k = template_key(&pers, svc, u32::from(a));
+                (
+                    Tuple::from(&k),
+                    IpAddr::from(std::net::Ipv4Addr::from(k.saddr)),
+                )
+            }
+            IpAddr::V6(a) => {
+                let k = template_key6(&pers, svc, u128::from(a));
+                (Tuple::from(&k), IpAddr::from(Ipv6Addr::from(k.saddr)))
+            }
+        };
+        match template(snap, svc, workers, tk, net, src).await? {
             Ok(pinned) => {
                 out.push_str(&pinned);
                 return Ok(out);
@@ -75,13 +98,19 @@ pub async fn explain(
         }
     }
     let conns = workers.first().map_or(&[][..], |w| &w.dests[..]);
-    let key = FlowKey::new(
-        u32::from(*src.ip()),
-        u32::from(*dst.ip()),
-        src.port(),
-        dst.port(),
-        proto,
-    );
+    // The schedulers hash an IPv6 address folded, as the pipeline gives it them.
+    let key = match (src.ip(), dst.ip()) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            FlowKey::new(s.into(), d.into(), src.port(), dst.port(), proto)
+        }
+        (s, d) => {
+            let bits = |a: IpAddr| match a {
+                IpAddr::V6(a) => u128::from(a),
+                IpAddr::V4(a) => u128::from(a.to_ipv6_mapped()),
+            };
+            FlowKey6::new(bits(s), bits(d), src.port(), dst.port(), proto).folded()
+        }
+    };
     let ctx = PickCtx {
         key: &key,
         conns,
@@ -100,8 +129,8 @@ pub async fn explain(
             };
             let _ = writeln!(
                 out,
-                "a new flow from {src} -> {}:{} ({note})",
-                d.addr, d.port
+                "a new flow from {src} -> {} ({note})",
+                SocketAddr::new(d.addr, d.port)
             );
         }
         None => {
@@ -125,10 +154,10 @@ async fn template(
     snap: &Snapshot,
     svc: &Service,
     workers: &[Arc<WorkerCounters>],
-    tk: FlowKey,
-    src: SocketAddrV4,
+    tk: Tuple,
+    net: IpAddr,
+    src: SocketAddr,
 ) -> Result<Result<String, String>, String> {
-    let net = Ipv4Addr::from(tk.saddr);
     let answers = flows::ask(workers, |d| d.find(tk)).await?;
     let found = answers
         .iter()
@@ -141,8 +170,8 @@ async fn template(
         )),
         Some((q, f)) => match snap.dest(f.dest) {
             Some(d) if reachable(snap, f.dest) => Ok(format!(
-                "a new flow from {src} -> {}:{} (persistence template of client network {net} on worker {q}, expires in {} s: every new connection from that network goes there while it lives)\n",
-                d.addr, d.port, f.expires_in
+                "a new flow from {src} -> {} (persistence template of client network {net} on worker {q}, expires in {} s: every new connection from that network goes there while it lives)\n",
+                SocketAddr::new(d.addr, d.port), f.expires_in
             )),
             _ => Err(format!(
                 "the persistence template of client network {net} names a real server that cannot take connections now: the scheduler picks anew\n"
@@ -160,6 +189,7 @@ mod tests {
     use crate::daemon::publish::{self, Local};
     use crate::health::HealthMap;
     use crate::ids::DestRegistry;
+    use std::net::Ipv4Addr;
     use xvs_dataplane::flow::dump::DumpCursor;
     use xvs_dataplane::flow::table::FLAG_TEMPLATE;
     use xvs_dataplane::flow::{Flow, FlowTable};
@@ -167,8 +197,10 @@ mod tests {
     fn snapshot(yaml: &str) -> (Snapshot, DestRegistry) {
         let cfg = xvs_config::parse("t", yaml).unwrap();
         let mut macs = HashMap::new();
-        macs.insert(Ipv4Addr::new(10, 0, 0, 11), [2, 0, 0, 0, 0, 11]);
-        macs.insert(Ipv4Addr::new(10, 0, 0, 12), [2, 0, 0, 0, 0, 12]);
+        macs.insert(Ipv4Addr::new(10, 0, 0, 11).into(), [2, 0, 0, 0, 0, 11]);
+        macs.insert(Ipv4Addr::new(10, 0, 0, 12).into(), [2, 0, 0, 0, 0, 12]);
+        macs.insert("2001:db8::11".parse().unwrap(), [2, 0, 0, 0, 6, 11]);
+        macs.insert("2001:db8::12".parse().unwrap(), [2, 0, 0, 0, 6, 12]);
         let local = Local {
             mac: [1; 6],
             addr: Ipv4Addr::new(10, 0, 0, 2),
@@ -211,6 +243,29 @@ mod tests {
         assert!(explain(&snap, &workers, "garbage").await.is_err());
     }
 
+    #[tokio::test]
+    async fn explains_an_ipv6_flow() {
+        let (snap, _) = snapshot(
+            "interface: eth0\nvirtual_servers:\n  - { name: api6, address: \"2001:db8::100\", port: 443, protocol: tcp, scheduler: mh, real_servers: [ { address: \"2001:db8::11\" }, { address: \"2001:db8::12\", weight: 0 } ] }\n",
+        );
+        let workers = vec![Arc::new(WorkerCounters::new(16))];
+        let out = explain(
+            &snap,
+            &workers,
+            "[2001:db8::9]:40000 [2001:db8::100]:443 tcp",
+        )
+        .await
+        .unwrap();
+        assert!(
+            out.contains("virtual server api6 ([2001:db8::100]:443"),
+            "{out}"
+        );
+        assert!(out.contains("[2001:db8::12]:443 weight 0"), "{out}");
+        assert!(out.contains("-> [2001:db8::11]:443 (by hash"), "{out}");
+        let mixed = explain(&snap, &workers, "10.0.0.1:1 [2001:db8::100]:443 tcp").await;
+        assert!(mixed.unwrap_err().contains("two families"));
+    }
+
     /// A client network that a live template pins is answered with that server, found in
     /// the worker's flow table (a fresh rr would say the first server).
     #[tokio::test]
@@ -223,7 +278,7 @@ mod tests {
             .dest(svc.dests[1])
             .map(|d| d.addr)
             .expect("the second real server");
-        assert_eq!(second, Ipv4Addr::new(10, 0, 0, 12));
+        assert_eq!(second, IpAddr::from(Ipv4Addr::new(10, 0, 0, 12)));
         let now = 10;
         let mut table = FlowTable::new(1024, 1);
         let client = u32::from(Ipv4Addr::new(192, 168, 7, 9));
@@ -241,13 +296,14 @@ mod tests {
         );
         drop(registry);
         let workers = vec![Arc::new(WorkerCounters::new(16))];
+        let none6 = xvs_dataplane::flow::FlowTable::<FlowKey6>::new(1, 1);
         let stop = Arc::new(AtomicBool::new(false));
         let worker = {
             let (w, stop) = (Arc::clone(&workers[0]), Arc::clone(&stop));
             std::thread::spawn(move || {
                 let mut cur = DumpCursor::default();
                 while !stop.load(Ordering::Relaxed) {
-                    w.flow_dump.serve(&mut cur, &table, 64, || now);
+                    w.flow_dump.serve(&mut cur, &table, &none6, 64, || now);
                     std::thread::sleep(std::time::Duration::from_millis(1));
                 }
             })

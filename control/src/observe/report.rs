@@ -29,14 +29,16 @@ pub fn render(
     for vs in &cfg.virtual_servers {
         let _ = writeln!(
             s,
-            "{} {}:{}/{} {} {}",
+            "{} {}/{} {} {}",
             vs.name,
-            vs.address,
-            vs.ports
-                .iter()
-                .map(u16::to_string)
-                .collect::<Vec<_>>()
-                .join(","),
+            crate::ids::endpoint(
+                vs.address,
+                vs.ports
+                    .iter()
+                    .map(u16::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
             vs.protocol.as_str(),
             vs.scheduler.as_str(),
             vs.forwarding.as_str()
@@ -47,7 +49,7 @@ pub fn render(
             let _ = writeln!(
                 s,
                 "  -> {:<23} {:>10} {:>9} {:>9} {:>12} {:>14}   weight {}",
-                format!("{}:{}", rs.address, rs.port),
+                crate::ids::endpoint(rs.address, rs.port),
                 get(|d| d.conns.get()),
                 get(|d| d.active.get()),
                 get(|d| d.inactive.get()),

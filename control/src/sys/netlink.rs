@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 const NLMSG_HDR: usize = 16;
@@ -60,6 +60,20 @@ fn u32_at(b: &[u8], at: usize) -> Option<u32> {
 fn ipv4(data: &[u8]) -> Option<Ipv4Addr> {
     let o: [u8; 4] = data.try_into().ok()?;
     Some(Ipv4Addr::from(o))
+}
+
+fn ipv6(data: &[u8]) -> Option<Ipv6Addr> {
+    let o: [u8; 16] = data.try_into().ok()?;
+    Some(Ipv6Addr::from(o))
+}
+
+/// An address attribute of `family`'s size.
+fn ip(family: u8, data: &[u8]) -> Option<IpAddr> {
+    match i32::from(family) {
+        libc::AF_INET => ipv4(data).map(IpAddr::V4),
+        libc::AF_INET6 => ipv6(data).map(IpAddr::V6),
+        _ => None,
+    }
 }
 
 /// A request: header, fixed part, then attributes.
@@ -149,18 +163,20 @@ fn attrs(payload: &[u8], fixed: usize) -> impl Iterator<Item = (u16, &[u8])> {
     })
 }
 
-/// The usable IPv4 neighbours on `ifindex`: address → MAC.
-pub fn neighbours(ifindex: u32) -> io::Result<HashMap<Ipv4Addr, [u8; 6]>> {
-    let mut ndmsg = [0u8; 12];
-    ndmsg[0] = libc::AF_INET as u8;
+/// The usable neighbours on `ifindex`, IPv4's (ARP) and IPv6's (NDP): address → MAC.
+pub fn neighbours(ifindex: u32) -> io::Result<HashMap<IpAddr, [u8; 6]>> {
     let mut out = HashMap::new();
-    Msg::new(RTM_GETNEIGH, NLM_F_DUMP, &ndmsg)
-        .exchange(|kind, p| parse_neigh(kind, p, ifindex, &mut out))?;
+    for family in [libc::AF_INET, libc::AF_INET6] {
+        let mut ndmsg = [0u8; 12];
+        ndmsg[0] = family as u8;
+        Msg::new(RTM_GETNEIGH, NLM_F_DUMP, &ndmsg)
+            .exchange(|kind, p| parse_neigh(kind, p, ifindex, &mut out))?;
+    }
     Ok(out)
 }
 
-fn parse_neigh(kind: u16, p: &[u8], ifindex: u32, out: &mut HashMap<Ipv4Addr, [u8; 6]>) {
-    if kind != RTM_NEWNEIGH || p.len() < 12 || p[0] != libc::AF_INET as u8 {
+fn parse_neigh(kind: u16, p: &[u8], ifindex: u32, out: &mut HashMap<IpAddr, [u8; 6]>) {
+    if kind != RTM_NEWNEIGH || p.len() < 12 {
         return;
     }
     if u32_at(p, 4) != Some(ifindex) || u16_at(p, 8).unwrap_or(0) & NUD_USABLE == 0 {
@@ -169,7 +185,7 @@ fn parse_neigh(kind: u16, p: &[u8], ifindex: u32, out: &mut HashMap<Ipv4Addr, [u
     let (mut dst, mut mac) = (None, None);
     for (t, d) in attrs(p, 12) {
         match t {
-            NDA_DST => dst = ipv4(d),
+            NDA_DST => dst = ip(p[0], d),
             NDA_LLADDR => mac = <[u8; 6]>::try_from(d).ok(),
             _ => {}
         }
@@ -199,6 +215,26 @@ pub fn addresses() -> io::Result<Vec<(u32, Ipv4Addr, u8)>> {
                 .and_then(|(_, d)| ipv4(d))
         });
         if let Some(a) = addr {
+            out.push((ifindex, a, prefix));
+        }
+    })?;
+    Ok(out)
+}
+
+/// IPv6 addresses: (ifindex, address, prefix length).
+pub fn addresses6() -> io::Result<Vec<(u32, Ipv6Addr, u8)>> {
+    let mut ifa = [0u8; 8];
+    ifa[0] = libc::AF_INET6 as u8;
+    let mut out = Vec::new();
+    Msg::new(RTM_GETADDR, NLM_F_DUMP, &ifa).exchange(|kind, p| {
+        if kind != RTM_NEWADDR || p.len() < 8 || p[0] != libc::AF_INET6 as u8 {
+            return;
+        }
+        let (prefix, ifindex) = (p[1], u32_at(p, 4).unwrap_or(0));
+        if let Some(a) = attrs(p, 8)
+            .find(|(t, _)| *t == IFA_ADDRESS)
+            .and_then(|(_, d)| ipv6(d))
+        {
             out.push((ifindex, a, prefix));
         }
     })?;
@@ -260,18 +296,23 @@ pub fn del_address(ifindex: u32, addr: impl Into<IpAddr>, prefix: u8) -> io::Res
 pub struct Route {
     pub oif: u32,
     /// The next hop when it is not the destination itself.
-    pub gateway: Option<Ipv4Addr>,
+    pub gateway: Option<IpAddr>,
     /// The source address the kernel would pick.
-    pub prefsrc: Option<Ipv4Addr>,
+    pub prefsrc: Option<IpAddr>,
 }
 
-pub fn route_get(dst: Ipv4Addr) -> io::Result<Route> {
+pub fn route_get(dst: impl Into<IpAddr>) -> io::Result<Route> {
+    let dst: IpAddr = dst.into();
     let mut rtm = [0u8; 12];
-    rtm[0] = libc::AF_INET as u8;
-    rtm[1] = 32; // dst_len
+    let (family, octets) = match dst {
+        IpAddr::V4(a) => (libc::AF_INET as u8, a.octets().to_vec()),
+        IpAddr::V6(a) => (libc::AF_INET6 as u8, a.octets().to_vec()),
+    };
+    rtm[0] = family;
+    rtm[1] = (octets.len() * 8) as u8; // dst_len
     let mut route = None;
     Msg::new(RTM_GETROUTE, 0, &rtm)
-        .attr(RTA_DST, &dst.octets())
+        .attr(RTA_DST, &octets)
         .exchange(|kind, p| {
             if kind != RTM_NEWROUTE {
                 return;
@@ -284,8 +325,8 @@ pub fn route_get(dst: Ipv4Addr) -> io::Result<Route> {
             for (t, d) in attrs(p, 12) {
                 match t {
                     RTA_OIF => r.oif = u32_at(d, 0).unwrap_or(0),
-                    RTA_GATEWAY => r.gateway = ipv4(d),
-                    RTA_PREFSRC => r.prefsrc = ipv4(d),
+                    RTA_GATEWAY => r.gateway = ip(family, d),
+                    RTA_PREFSRC => r.prefsrc = ip(family, d),
                     _ => {}
                 }
             }
@@ -296,8 +337,12 @@ pub fn route_get(dst: Ipv4Addr) -> io::Result<Route> {
 
 /// Makes the kernel resolve `addr` by sending it an empty UDP datagram (discard port):
 /// resolution happens as a side effect, and the datagram itself is harmless.
-pub fn nudge(addr: Ipv4Addr) {
-    if let Ok(s) = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)) {
+pub fn nudge(addr: IpAddr) {
+    let any: IpAddr = match addr {
+        IpAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
+        IpAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
+    };
+    if let Ok(s) = std::net::UdpSocket::bind((any, 0)) {
         let _ = s.send_to(&[], (addr, 9));
     }
 }
@@ -342,7 +387,10 @@ mod tests {
             &mut out,
         );
         assert_eq!(out.len(), 1);
-        assert_eq!(out[&Ipv4Addr::new(10, 0, 0, 11)], [2, 0, 0, 0, 0, 11]);
+        assert_eq!(
+            out[&IpAddr::from(Ipv4Addr::new(10, 0, 0, 11))],
+            [2, 0, 0, 0, 0, 11]
+        );
     }
 
     #[test]

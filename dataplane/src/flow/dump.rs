@@ -5,18 +5,81 @@
 //! `ArcSwapOption` carry the question and the answer; the worker pays one acquire load
 //! per loop turn and allocates only when asked.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
 
-use crate::flow::table::{FlowKey, FlowTable};
+use crate::flow::table::{Flow, FlowKey, FlowKey6, FlowTable, Key};
 use crate::snapshot::DestId;
+
+/// A flow's 5-tuple, of either family (a template's: client network, service address,
+/// 0, service port, protocol | 0x80).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Tuple {
+    pub saddr: IpAddr,
+    pub daddr: IpAddr,
+    pub sport: u16,
+    pub dport: u16,
+    pub proto: u8,
+}
+
+impl From<&FlowKey> for Tuple {
+    fn from(k: &FlowKey) -> Self {
+        Tuple {
+            saddr: Ipv4Addr::from(k.saddr).into(),
+            daddr: Ipv4Addr::from(k.daddr).into(),
+            sport: k.sport,
+            dport: k.dport,
+            proto: k.proto,
+        }
+    }
+}
+
+impl From<&FlowKey6> for Tuple {
+    fn from(k: &FlowKey6) -> Self {
+        Tuple {
+            saddr: Ipv6Addr::from(k.saddr).into(),
+            daddr: Ipv6Addr::from(k.daddr).into(),
+            sport: k.sport,
+            dport: k.dport,
+            proto: k.proto,
+        }
+    }
+}
+
+/// The tuple as a table's key: `None` when it is of the other family (or mixed).
+trait FromTuple: Key + Sized {
+    fn from_tuple(t: &Tuple) -> Option<Self>;
+}
+
+impl FromTuple for FlowKey {
+    fn from_tuple(t: &Tuple) -> Option<Self> {
+        match (t.saddr, t.daddr) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => {
+                Some(FlowKey::new(s.into(), d.into(), t.sport, t.dport, t.proto))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl FromTuple for FlowKey6 {
+    fn from_tuple(t: &Tuple) -> Option<Self> {
+        match (t.saddr, t.daddr) {
+            (IpAddr::V6(s), IpAddr::V6(d)) => {
+                Some(FlowKey6::new(s.into(), d.into(), t.sport, t.dport, t.proto))
+            }
+            _ => None,
+        }
+    }
+}
 
 /// One flow as copied for display.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DumpedFlow {
-    pub key: FlowKey,
+    pub key: Tuple,
     pub dest: DestId,
     /// Seconds until it expires.
     pub expires_in: u32,
@@ -40,7 +103,7 @@ pub struct Answer {
 pub struct Query {
     pub seq: u64,
     pub limit: usize,
-    pub find: Option<FlowKey>,
+    pub find: Option<Tuple>,
 }
 
 #[derive(Debug, Default)]
@@ -72,11 +135,11 @@ impl FlowDump {
     }
 
     /// Control: asks for the live flow (or persistence template) with `key`, if any.
-    pub fn find(&self, key: FlowKey) -> u64 {
+    pub fn find(&self, key: Tuple) -> u64 {
         self.ask(1, Some(key))
     }
 
-    fn ask(&self, limit: usize, find: Option<FlowKey>) -> u64 {
+    fn ask(&self, limit: usize, find: Option<Tuple>) -> u64 {
         let seq = self.requested.load(Ordering::Relaxed) + 1;
         self.query.store(Some(Arc::new(Query { seq, limit, find })));
         // Release: the worker that sees the new number sees the query.
@@ -89,13 +152,15 @@ impl FlowDump {
         self.answer.load_full().filter(|a| a.seq >= seq)
     }
 
-    /// Worker: walks at most `slice` buckets of a pending request; publishes the answer
-    /// when the walk reaches the end of the table. A newer request restarts the walk.
+    /// Worker: walks at most `slice` buckets of a pending request over its IPv4 table,
+    /// then its IPv6 one; publishes the answer when the walk reaches the end of both. A
+    /// newer request restarts the walk.
     #[inline]
     pub fn serve(
         &self,
         cur: &mut DumpCursor,
-        table: &FlowTable,
+        v4: &FlowTable,
+        v6: &FlowTable<FlowKey6>,
         slice: usize,
         now: impl FnOnce() -> u32,
     ) {
@@ -103,28 +168,27 @@ impl FlowDump {
         if seq == cur.seen {
             return;
         }
-        self.walk(cur, seq, table, slice, now());
+        self.walk(cur, seq, v4, v6, slice, now());
     }
 
     #[cold]
-    fn walk(&self, cur: &mut DumpCursor, seq: u64, table: &FlowTable, slice: usize, now: u32) {
+    fn walk(
+        &self,
+        cur: &mut DumpCursor,
+        seq: u64,
+        v4: &FlowTable,
+        v6: &FlowTable<FlowKey6>,
+        slice: usize,
+        now: u32,
+    ) {
         let Some(q) = self.query.load_full() else {
             cur.seen = seq;
             return;
         };
-        let copy = |f: &crate::flow::table::Flow| DumpedFlow {
-            key: f.key,
-            dest: f.dest,
-            expires_in: f.expires.saturating_sub(now),
-            state: f.state,
-            template: f.is_template(),
-        };
-        if let Some(key) = q.find {
+        if let Some(t) = q.find {
             // One lookup, no walk.
-            let flows: Vec<DumpedFlow> = table
-                .lookup(&key, now)
-                .ok()
-                .map(|i| copy(table.get(i)))
+            let flows: Vec<DumpedFlow> = find(v4, &t, now)
+                .or_else(|| find(v6, &t, now))
                 .into_iter()
                 .collect();
             let live = flows.len();
@@ -149,14 +213,26 @@ impl FlowDump {
                 },
             ),
         };
-        for f in table.iter_live_buckets(next, slice, now) {
+        // The two tables as one sequence of buckets: IPv4's, then IPv6's.
+        let b4 = v4.buckets();
+        let mut take = |f: DumpedFlow| {
             answer.live += 1;
             if answer.flows.len() < q.limit {
-                answer.flows.push(copy(f));
+                answer.flows.push(f);
             }
+        };
+        let end = next.saturating_add(slice.max(1));
+        if next < b4 {
+            v4.iter_live_buckets(next, end.min(b4) - next, now)
+                .for_each(|f| take(copy(f, now)));
         }
-        let next = next.saturating_add(slice.max(1));
-        if next >= table.buckets() {
+        if end > b4 {
+            let from = next.max(b4) - b4;
+            v6.iter_live_buckets(from, end - b4 - from, now)
+                .for_each(|f| take(copy(f, now)));
+        }
+        let next = end;
+        if next >= b4 + v6.buckets() {
             self.answer.store(Some(Arc::new(answer)));
             cur.seen = seq.max(walking);
         } else {
@@ -165,10 +241,37 @@ impl FlowDump {
     }
 }
 
+fn copy<K: Key>(f: &Flow<K>, now: u32) -> DumpedFlow
+where
+    for<'a> Tuple: From<&'a K>,
+{
+    DumpedFlow {
+        key: Tuple::from(&f.key),
+        dest: f.dest,
+        expires_in: f.expires.saturating_sub(now),
+        state: f.state,
+        template: f.is_template(),
+    }
+}
+
+/// The live flow of `table` with tuple `t`, if the tuple is of its family.
+fn find<K: FromTuple>(table: &FlowTable<K>, t: &Tuple, now: u32) -> Option<DumpedFlow>
+where
+    for<'a> Tuple: From<&'a K>,
+{
+    let key = K::from_tuple(t)?;
+    let i = table.lookup(&key, now).ok()?;
+    Some(copy(table.get(i), now))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::flow::table::Flow;
+
+    fn none6() -> FlowTable<FlowKey6> {
+        FlowTable::new(1, 0)
+    }
 
     fn table_with(n: u32, now: u32) -> FlowTable {
         let mut t = FlowTable::new(1024, 7);
@@ -195,13 +298,13 @@ mod tests {
         let table = table_with(20, now);
         let dump = FlowDump::default();
         let mut cur = DumpCursor::default();
-        let all = table.buckets();
-        dump.serve(&mut cur, &table, all, || now);
+        let all = table.buckets() + 1; // and the IPv6 table's one bucket
+        dump.serve(&mut cur, &table, &none6(), all, || now);
         assert!(dump.answer(1).is_none(), "nothing asked, nothing answered");
 
         let seq = dump.request(8);
         assert!(dump.answer(seq).is_none());
-        dump.serve(&mut cur, &table, all, || now);
+        dump.serve(&mut cur, &table, &none6(), all, || now);
         let a = dump.answer(seq).expect("answered");
         assert_eq!((a.flows.len(), a.live), (8, 20));
         assert!(a.flows.iter().all(|f| f.expires_in >= 10 && !f.template));
@@ -209,7 +312,7 @@ mod tests {
         // A later request gets a fresh answer; an old answer does not satisfy it.
         let seq2 = dump.request(100);
         assert!(dump.answer(seq2).is_none());
-        dump.serve(&mut cur, &table, all, || now + 12);
+        dump.serve(&mut cur, &table, &none6(), all, || now + 12);
         let b = dump.answer(seq2).expect("answered");
         // Flows with expires <= now + 12 (i < 3) are dead.
         assert_eq!((b.flows.len(), b.live), (17, 17));
@@ -223,23 +326,23 @@ mod tests {
         let mut cur = DumpCursor::default();
         let seq = dump.request(1000);
         let slice = 16;
-        let turns = table.buckets().div_ceil(slice);
+        let turns = (table.buckets() + 1).div_ceil(slice);
         assert!(turns > 1, "the table needs several slices");
         for turn in 1..turns {
-            dump.serve(&mut cur, &table, slice, || now);
+            dump.serve(&mut cur, &table, &none6(), slice, || now);
             assert!(dump.answer(seq).is_none(), "no answer before the walk ends");
             assert!(cur.busy(), "turn {turn}: still walking");
         }
-        dump.serve(&mut cur, &table, slice, || now);
+        dump.serve(&mut cur, &table, &none6(), slice, || now);
         let a = dump.answer(seq).expect("answered after the last slice");
         assert_eq!((a.flows.len(), a.live), (200, 200), "every flow, each once");
         assert!(!cur.busy());
         // A new request in the middle of a walk starts it over.
         let first = dump.request(1000);
-        dump.serve(&mut cur, &table, slice, || now);
+        dump.serve(&mut cur, &table, &none6(), slice, || now);
         let second = dump.request(1000);
         for _ in 0..turns {
-            dump.serve(&mut cur, &table, slice, || now);
+            dump.serve(&mut cur, &table, &none6(), slice, || now);
         }
         let b = dump
             .answer(first)
@@ -254,13 +357,16 @@ mod tests {
         let dump = FlowDump::default();
         let mut cur = DumpCursor::default();
         let key = FlowKey::new(0x0a00_0001, 0x0a00_0064, 40007, 80, 6);
-        let seq = dump.find(key);
-        dump.serve(&mut cur, &table, 1, || now);
+        let seq = dump.find(Tuple::from(&key));
+        dump.serve(&mut cur, &table, &none6(), 1, || now);
         let a = dump.answer(seq).expect("answered in one turn");
         assert_eq!(a.flows.len(), 1);
-        assert_eq!((a.flows[0].key, a.flows[0].dest), (key, 7 % 3));
-        let missing = dump.find(FlowKey::new(1, 2, 3, 4, 6));
-        dump.serve(&mut cur, &table, 1, || now);
+        assert_eq!(
+            (a.flows[0].key, a.flows[0].dest),
+            (Tuple::from(&key), 7 % 3)
+        );
+        let missing = dump.find(Tuple::from(&FlowKey::new(1, 2, 3, 4, 6)));
+        dump.serve(&mut cur, &table, &none6(), 1, || now);
         assert!(dump.answer(missing).expect("answered").flows.is_empty());
     }
 }

@@ -5,5 +5,5 @@ pub mod dump;
 pub mod table;
 pub mod tcp_state;
 
-pub use table::{Flow, FlowKey, FlowTable};
+pub use table::{Flow, FlowKey, FlowKey6, FlowTable};
 pub use tcp_state::{Direction, TcpState, Timeouts};

@@ -10,8 +10,17 @@ use crate::flow::TcpState;
 use crate::hash::mix64;
 use crate::snapshot::DestId;
 
-/// Entries per bucket: 8 × 32 bytes = four cache lines.
+/// Entries per bucket of the IPv4 table: 8 × 32 bytes = four cache lines.
 pub const WAYS: usize = 8;
+
+/// What a table is keyed by: an IPv4 or an IPv6 5-tuple. Each family has a table of its
+/// own, so that IPv4's entries stay 32 bytes (IPv6's addresses alone are 32).
+pub trait Key: Copy + Default + Eq + std::fmt::Debug {
+    /// Entries per bucket: as many as fit in four cache lines.
+    const WAYS: usize;
+    /// The bucket hash, keyed by the table's seed.
+    fn hash(&self, seed: u64) -> u64;
+}
 
 /// A connection's identity: the client's packet as it arrives.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -38,6 +47,82 @@ impl FlowKey {
     }
 }
 
+impl Key for FlowKey {
+    const WAYS: usize = WAYS;
+
+    #[inline(always)]
+    fn hash(&self, seed: u64) -> u64 {
+        let a = (u64::from(self.saddr) << 32) | u64::from(self.daddr);
+        let b = ports_proto(self.sport, self.dport, self.proto);
+        mix64(a ^ seed) ^ mix64(b.wrapping_add(seed.rotate_left(17)))
+    }
+}
+
+#[inline(always)]
+fn ports_proto(sport: u16, dport: u16, proto: u8) -> u64 {
+    (u64::from(sport) << 24) | (u64::from(dport) << 8) | u64::from(proto)
+}
+
+/// An IPv6 connection's identity. Addresses as integers (network order read big-endian)
+/// so that masks and comparisons are single operations.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[repr(C)]
+pub struct FlowKey6 {
+    pub saddr: u128,
+    pub daddr: u128,
+    pub sport: u16,
+    pub dport: u16,
+    pub proto: u8,
+    pub _pad: [u8; 11],
+}
+
+impl FlowKey6 {
+    pub fn new(saddr: u128, daddr: u128, sport: u16, dport: u16, proto: u8) -> Self {
+        FlowKey6 {
+            saddr,
+            daddr,
+            sport,
+            dport,
+            proto,
+            _pad: [0; 11],
+        }
+    }
+
+    /// The key as the schedulers see it: each address folded to 32 bits by XOR of its
+    /// words, as IPVS's hashing schedulers fold an IPv6 address.
+    #[inline]
+    pub fn folded(&self) -> FlowKey {
+        FlowKey::new(
+            fold128(self.saddr),
+            fold128(self.daddr),
+            self.sport,
+            self.dport,
+            self.proto,
+        )
+    }
+}
+
+/// The XOR of an IPv6 address's four 32-bit words.
+#[inline(always)]
+pub fn fold128(a: u128) -> u32 {
+    (a ^ (a >> 64)) as u64 as u32 ^ ((a ^ (a >> 64)) as u64 >> 32) as u32
+}
+
+impl Key for FlowKey6 {
+    /// 4 × 64 bytes: the same four cache lines per bucket as IPv4's.
+    const WAYS: usize = 4;
+
+    #[inline(always)]
+    fn hash(&self, seed: u64) -> u64 {
+        let s = (self.saddr as u64) ^ ((self.saddr >> 64) as u64).rotate_left(29);
+        let d = (self.daddr as u64) ^ ((self.daddr >> 64) as u64).rotate_left(29);
+        let b = ports_proto(self.sport, self.dport, self.proto);
+        mix64(s ^ seed)
+            ^ mix64(d ^ seed.rotate_left(7))
+            ^ mix64(b.wrapping_add(seed.rotate_left(17)))
+    }
+}
+
 /// `Flow::flags`: the entry is a persistence template (client network → real server),
 /// not a connection.
 pub const FLAG_TEMPLATE: u8 = 1;
@@ -47,8 +132,8 @@ pub const FLAG_OFFLOADED: u8 = 2;
 /// One tracked connection, or a persistence template.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
-pub struct Flow {
-    pub key: FlowKey,
+pub struct Flow<K = FlowKey> {
+    pub key: K,
     pub dest: DestId,
     /// Second (table clock) after which the entry is dead; 0 marks a free slot.
     pub expires: u32,
@@ -61,8 +146,10 @@ pub struct Flow {
 }
 
 const _: () = assert!(std::mem::size_of::<Flow>() == 32);
+// The u128 addresses align an IPv6 entry to 16 bytes: 48 of key, 16 of state.
+const _: () = assert!(std::mem::size_of::<Flow<FlowKey6>>() == 64);
 
-impl Flow {
+impl<K> Flow<K> {
     pub fn tcp_state(&self) -> TcpState {
         TcpState::from_u8(self.state)
     }
@@ -88,21 +175,21 @@ pub struct Slot {
     pub evicts: bool,
 }
 
-pub struct FlowTable {
-    entries: Box<[Flow]>,
+pub struct FlowTable<K: Key = FlowKey> {
+    entries: Box<[Flow<K>]>,
     bucket_mask: usize,
     seed: u64,
     /// Next bucket the incremental sweep looks at.
     sweep_cursor: usize,
 }
 
-impl FlowTable {
+impl<K: Key> FlowTable<K> {
     /// A table for at least `capacity` flows (rounded up to a power-of-two number of
     /// buckets). `seed` keys the hash so that clients cannot aim at one bucket.
     pub fn new(capacity: usize, seed: u64) -> Self {
-        let buckets = capacity.div_ceil(WAYS).max(1).next_power_of_two();
+        let buckets = capacity.div_ceil(K::WAYS).max(1).next_power_of_two();
         FlowTable {
-            entries: vec![Flow::default(); buckets * WAYS].into_boxed_slice(),
+            entries: vec![Flow::default(); buckets * K::WAYS].into_boxed_slice(),
             bucket_mask: buckets - 1,
             seed,
             sweep_cursor: 0,
@@ -116,7 +203,7 @@ impl FlowTable {
     /// Reclaims expired entries in the next `buckets` buckets, calling `on_expire` with
     /// each before it is cleared. Lookups treat expired entries as free anyway; the sweep
     /// is what lets per-server connection counts go down when a flow goes quiet.
-    pub fn sweep(&mut self, now: u32, buckets: usize, on_expire: impl FnMut(&Flow)) {
+    pub fn sweep(&mut self, now: u32, buckets: usize, on_expire: impl FnMut(&Flow<K>)) {
         self.sweep_renewing(now, buckets, |_| None, on_expire)
     }
 
@@ -126,12 +213,12 @@ impl FlowTable {
         &mut self,
         now: u32,
         buckets: usize,
-        mut renew: impl FnMut(&Flow) -> Option<u32>,
-        mut on_expire: impl FnMut(&Flow),
+        mut renew: impl FnMut(&Flow<K>) -> Option<u32>,
+        mut on_expire: impl FnMut(&Flow<K>),
     ) {
         for _ in 0..buckets.min(self.buckets()) {
-            let base = self.sweep_cursor * WAYS;
-            for e in &mut self.entries[base..base + WAYS] {
+            let base = self.sweep_cursor * K::WAYS;
+            for e in &mut self.entries[base..base + K::WAYS] {
                 if e.occupied() && !e.live(now) {
                     if let Some(until) = renew(e).filter(|u| *u > now) {
                         e.expires = until;
@@ -155,28 +242,25 @@ impl FlowTable {
     }
 
     #[inline]
-    fn bucket(&self, k: &FlowKey) -> usize {
-        let a = (u64::from(k.saddr) << 32) | u64::from(k.daddr);
-        let b = (u64::from(k.sport) << 24) | (u64::from(k.dport) << 8) | u64::from(k.proto);
-        let h = mix64(a ^ self.seed) ^ mix64(b.wrapping_add(self.seed.rotate_left(17)));
-        (h as usize & self.bucket_mask) * WAYS
+    fn bucket(&self, k: &K) -> usize {
+        (k.hash(self.seed) as usize & self.bucket_mask) * K::WAYS
     }
 
     /// Starts loading `key`'s bucket into the cache: a batch prefetches every frame's
     /// bucket first, so the memory latency of one lookup overlaps the others.
     #[inline]
-    pub fn prefetch(&self, key: &FlowKey) {
+    pub fn prefetch(&self, key: &K) {
         let base = self.entries[self.bucket(key)..].as_ptr().cast::<u8>();
-        for line in 0..(WAYS * std::mem::size_of::<Flow>()).div_ceil(64) {
+        for line in 0..(K::WAYS * std::mem::size_of::<Flow<K>>()).div_ceil(64) {
             crate::sys::prefetch(base.wrapping_add(line * 64));
         }
     }
 
     /// Finds the live flow for `key` (`Ok(index)`), or the slot it should be put in.
     #[inline]
-    pub fn lookup(&self, key: &FlowKey, now: u32) -> Result<usize, Slot> {
+    pub fn lookup(&self, key: &K, now: u32) -> Result<usize, Slot> {
         let base = self.bucket(key);
-        let bucket = &self.entries[base..base + WAYS];
+        let bucket = &self.entries[base..base + K::WAYS];
         // The hit path first: most packets belong to a known flow.
         if let Some(i) = bucket.iter().position(|e| e.key == *key && e.live(now)) {
             return Ok(base + i);
@@ -190,7 +274,7 @@ impl FlowTable {
     fn victim(&self, base: usize, now: u32) -> Slot {
         let mut victim = 0;
         let mut victim_rank = (u8::MAX, u32::MAX);
-        for (i, e) in self.entries[base..base + WAYS].iter().enumerate() {
+        for (i, e) in self.entries[base..base + K::WAYS].iter().enumerate() {
             if !e.live(now) {
                 return Slot {
                     index: base + i,
@@ -211,18 +295,18 @@ impl FlowTable {
     }
 
     #[inline]
-    pub fn get(&self, index: usize) -> &Flow {
+    pub fn get(&self, index: usize) -> &Flow<K> {
         &self.entries[index]
     }
 
     #[inline]
-    pub fn get_mut(&mut self, index: usize) -> &mut Flow {
+    pub fn get_mut(&mut self, index: usize) -> &mut Flow<K> {
         &mut self.entries[index]
     }
 
     /// Puts `flow` in `slot` (from a `lookup` of the same key with no change between).
     #[inline]
-    pub fn insert(&mut self, slot: Slot, flow: Flow) -> &mut Flow {
+    pub fn insert(&mut self, slot: Slot, flow: Flow<K>) -> &mut Flow<K> {
         let e = &mut self.entries[slot.index];
         *e = flow;
         e
@@ -245,9 +329,9 @@ impl FlowTable {
         first: usize,
         count: usize,
         now: u32,
-    ) -> impl Iterator<Item = &Flow> {
-        let start = (first * WAYS).min(self.entries.len());
-        let end = (first.saturating_add(count).saturating_mul(WAYS)).min(self.entries.len());
+    ) -> impl Iterator<Item = &Flow<K>> {
+        let start = (first * K::WAYS).min(self.entries.len());
+        let end = (first.saturating_add(count).saturating_mul(K::WAYS)).min(self.entries.len());
         self.entries[start..end].iter().filter(move |e| e.live(now))
     }
 }

@@ -4,6 +4,8 @@
 //! 1/N of the clients. Hashes are our own (stable across Rust releases and hosts), so
 //! every director of a pair builds the same table from the same configuration.
 
+use std::net::IpAddr;
+
 use super::{effective_weight, PickCtx};
 use crate::hash::mix64;
 use crate::snapshot::{Dest, DestId, Service, Snapshot};
@@ -20,7 +22,13 @@ pub struct Maglev {
 }
 
 fn dest_hash(d: &Dest, seed: u64) -> u64 {
-    mix64((u64::from(u32::from(d.addr)) << 16 | u64::from(d.port)) ^ seed)
+    match d.addr {
+        IpAddr::V4(a) => mix64((u64::from(u32::from(a)) << 16 | u64::from(d.port)) ^ seed),
+        IpAddr::V6(a) => {
+            let a = u128::from(a);
+            mix64(mix64(a as u64 ^ seed) ^ (a >> 64) as u64 ^ u64::from(d.port) << 48)
+        }
+    }
 }
 
 fn gcd(a: u32, b: u32) -> u32 {

@@ -151,7 +151,7 @@ pub(crate) mod testutil {
             .enumerate()
             .map(|(i, &w)| {
                 Some(Dest {
-                    addr: Ipv4Addr::new(10, 0, (i >> 8) as u8, i as u8),
+                    addr: Ipv4Addr::new(10, 0, (i >> 8) as u8, i as u8).into(),
                     port: 80,
                     weight: if w == u32::MAX { 1 } else { w },
                     mac: (w != u32::MAX).then_some([2, 0, 0, 0, 1, i as u8]),
@@ -159,7 +159,7 @@ pub(crate) mod testutil {
             })
             .collect();
         let key = ServiceKey {
-            addr: Ipv4Addr::new(10, 0, 0, 100),
+            addr: Ipv4Addr::new(10, 0, 0, 100).into(),
             port: 80,
             proto: 6,
         };

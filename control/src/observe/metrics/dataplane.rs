@@ -23,7 +23,7 @@ fn per_real_server(
     for vs in &cfg.virtual_servers {
         for rs in &vs.real_servers {
             let id = registry.id(DestKey::of(vs, rs)) as usize;
-            let rsl = format!("{}:{}", rs.address, rs.port);
+            let rsl = crate::ids::endpoint(rs.address, rs.port);
             o.sample(
                 name,
                 &[("virtual_server", &vs.name), ("real_server", &rsl)],

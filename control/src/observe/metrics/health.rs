@@ -19,7 +19,7 @@ pub fn up(o: &mut Out, cfg: &Config, health: &HealthMap) {
     for vs in &cfg.virtual_servers {
         for rs in &vs.real_servers {
             let up = health.get(&DestKey::of(vs, rs)).is_none_or(|h| h.up);
-            let rsl = format!("{}:{}", rs.address, rs.port);
+            let rsl = crate::ids::endpoint(rs.address, rs.port);
             o.sample(
                 "xvs_real_server_up",
                 &[("virtual_server", &vs.name), ("real_server", &rsl)],
@@ -40,7 +40,7 @@ fn flags(
     for vs in &cfg.virtual_servers {
         for rs in &vs.real_servers {
             let Some(on) = flag(vs, rs) else { continue };
-            let rsl = format!("{}:{}", rs.address, rs.port);
+            let rsl = crate::ids::endpoint(rs.address, rs.port);
             o.sample(
                 name,
                 &[("virtual_server", &vs.name), ("real_server", &rsl)],
@@ -88,7 +88,7 @@ pub fn checks(o: &mut Out, cfg: &Config, checks: &Monitors) {
             if let Some(s) = checks.stats(&dest) {
                 reads.push((
                     vs.name.as_str(),
-                    format!("{}:{}", rs.address, rs.port),
+                    crate::ids::endpoint(rs.address, rs.port),
                     s.read(),
                 ));
             }

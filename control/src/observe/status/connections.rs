@@ -1,7 +1,7 @@
 //! `--connections` (ipvsadm -Lnc): the workers' flow copies as rows, and their text.
 
 use std::fmt::Write;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -30,7 +30,7 @@ pub fn connection_rows(
     answers: &[Arc<xvs_dataplane::flow::dump::Answer>],
     registry: &DestRegistry,
 ) -> Vec<ConnectionRow> {
-    let names: std::collections::HashMap<u32, (Ipv4Addr, u16)> = registry
+    let names: std::collections::HashMap<u32, (IpAddr, u16)> = registry
         .all()
         .map(|(k, id)| (*id, (k.addr, k.port)))
         .collect();
@@ -43,7 +43,7 @@ pub fn connection_rows(
             let destination = match names.get(&f.dest) {
                 Some((addr, port)) => {
                     let port = if *port == 0 { k.dport } else { *port };
-                    format!("{addr}:{port}")
+                    SocketAddr::new(*addr, port).to_string()
                 }
                 None => format!("(real server {})", f.dest),
             };
@@ -59,8 +59,8 @@ pub fn connection_rows(
                     (false, 17) => "UDP",
                     _ => "NONE",
                 },
-                source: format!("{}:{}", Ipv4Addr::from(k.saddr), k.sport),
-                virtual_: format!("{}:{}", Ipv4Addr::from(k.daddr), k.dport),
+                source: SocketAddr::new(k.saddr, k.sport).to_string(),
+                virtual_: SocketAddr::new(k.daddr, k.dport).to_string(),
                 destination,
             }
         })
@@ -110,6 +110,7 @@ pub fn render_connections(rows: &[ConnectionRow], live: usize, json: bool) -> St
 mod tests {
     use super::*;
     use crate::ids::DestKey;
+    use std::net::Ipv4Addr;
 
     #[test]
     fn connection_rows_read_like_ipvsadm_lnc() {
@@ -117,18 +118,18 @@ mod tests {
         use xvs_dataplane::flow::FlowKey;
         let mut registry = DestRegistry::default();
         let svc = xvs_dataplane::ServiceKey {
-            addr: Ipv4Addr::new(10, 0, 0, 100),
+            addr: Ipv4Addr::new(10, 0, 0, 100).into(),
             port: 80,
             proto: 6,
         };
         let id = registry.id(DestKey {
             service: svc,
-            addr: Ipv4Addr::new(10, 0, 0, 11),
+            addr: Ipv4Addr::new(10, 0, 0, 11).into(),
             port: 0,
         });
         let vip = u32::from(Ipv4Addr::new(10, 0, 0, 100));
         let flow = |saddr: [u8; 4], sport, dport, proto, state, template| DumpedFlow {
-            key: FlowKey::new(u32::from(Ipv4Addr::from(saddr)), vip, sport, dport, proto),
+            key: (&FlowKey::new(u32::from(Ipv4Addr::from(saddr)), vip, sport, dport, proto)).into(),
             dest: id,
             expires_in: 125,
             state,

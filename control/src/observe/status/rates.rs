@@ -147,11 +147,11 @@ mod tests {
         let mut registry = DestRegistry::default();
         let id = registry.id(DestKey {
             service: xvs_dataplane::ServiceKey {
-                addr: Ipv4Addr::new(10, 0, 0, 100),
+                addr: Ipv4Addr::new(10, 0, 0, 100).into(),
                 port: 80,
                 proto: 6,
             },
-            addr: Ipv4Addr::new(10, 0, 0, 11),
+            addr: Ipv4Addr::new(10, 0, 0, 11).into(),
             port: 80,
         }) as usize;
         let workers = vec![

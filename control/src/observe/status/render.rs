@@ -35,7 +35,7 @@ pub fn render(rows: &[VirtualServerRow], req: Request) -> String {
     for vs in rows {
         let proto = vs.protocol.to_uppercase();
         let ports: Vec<String> = vs.ports.iter().map(u16::to_string).collect();
-        let local = format!("{}:{}", vs.address, ports.join(","));
+        let local = crate::ids::endpoint(vs.address, ports.join(","));
         match req.view {
             View::Table => {
                 let flags = vs
@@ -45,7 +45,7 @@ pub fn render(rows: &[VirtualServerRow], req: Request) -> String {
                 for rs in &vs.real_servers {
                     // A real server out of the pool (its check failed) is not listed, as ipvsadm.
                     let Some(w) = rs.weight else { continue };
-                    let name = format!("{}:{}", rs.address, rs.port);
+                    let name = crate::ids::endpoint(rs.address, rs.port);
                     let drained = if rs.drained { " drained" } else { "" };
                     let over = if rs.overloaded { " overloaded" } else { "" };
                     let _ = writeln!(
@@ -63,7 +63,7 @@ pub fn render(rows: &[VirtualServerRow], req: Request) -> String {
                     t.conns, t.in_packets, t.out_packets, t.in_bytes, t.out_bytes
                 );
                 for rs in &vs.real_servers {
-                    let name = format!("{}:{}", rs.address, rs.port);
+                    let name = crate::ids::endpoint(rs.address, rs.port);
                     let t = rs.totals;
                     let _ = writeln!(
                         s,
@@ -81,7 +81,7 @@ pub fn render(rows: &[VirtualServerRow], req: Request) -> String {
                     r.cps, r.in_pps, r.out_pps, r.in_bps, r.out_bps
                 );
                 for rs in &vs.real_servers {
-                    let name = format!("{}:{}", rs.address, rs.port);
+                    let name = crate::ids::endpoint(rs.address, rs.port);
                     let r = rs.rate.unwrap_or_default();
                     let _ = writeln!(
                         s,

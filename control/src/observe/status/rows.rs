@@ -1,7 +1,7 @@
 //! The rows of `xvs status`: every virtual server and its real servers, with weights,
 //! connection gauges, totals and rates, in configuration order.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -52,7 +52,7 @@ pub struct Steered<'a> {
 
 #[derive(Debug, Serialize)]
 pub struct RealServerRow {
-    pub address: Ipv4Addr,
+    pub address: IpAddr,
     pub port: u16,
     /// False while its health check has it out of the pool.
     pub in_pool: bool,
@@ -73,7 +73,7 @@ pub struct RealServerRow {
 pub struct VirtualServerRow {
     pub name: String,
     pub protocol: &'static str,
-    pub address: Ipv4Addr,
+    pub address: IpAddr,
     pub ports: Vec<u16>,
     pub scheduler: &'static str,
     pub persistence_timeout: Option<u32>,
