@@ -2,7 +2,7 @@
 //! (a bare MAC rewrite, what the simplest forwarder does) measured in the same run.
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use xvs_bench::{frame, pipeline, snapshot, SCHEDULERS};
+use xvs_bench::{frame, frame6, pipeline, snapshot, snapshot6, syn_frame6, SCHEDULERS};
 use xvs_dataplane::flow::{Flow, FlowKey, FlowTable};
 use xvs_dataplane::packet::Packet;
 use xvs_dataplane::pipeline::Prefetched;
@@ -91,6 +91,55 @@ fn established(c: &mut Criterion) {
             for (fr, pr) in batch.iter_mut().zip(pre) {
                 black_box(p.process_prefetched(&snap, 2, &mut Packet::whole(fr), pr));
             }
+        })
+    });
+    g.finish();
+}
+
+/// `dr_established`'s worker case over IPv6: 1M flows in the IPv6 table (64-byte
+/// entries, 4 per bucket), batches of 64 prefetched, cached and spread.
+fn established6(c: &mut Criterion) {
+    let snap = snapshot6(SchedulerKind::Wrr, 64);
+    let mut p = pipeline(2 * FLOWS as usize);
+    p.prepare(&snap);
+    for i in 0..FLOWS {
+        assert_eq!(p.process(&snap, 1, &mut syn_frame6(i)), Verdict::Tx);
+    }
+    let mut g = c.benchmark_group("dr6_established");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    let mut batches: Vec<Vec<Vec<u8>>> = (0..64u32)
+        .map(|b| {
+            (0..BATCH as u32)
+                .map(|i| frame6((b * 7919 + i * 16411) % FLOWS))
+                .collect()
+        })
+        .collect();
+    let mut all: Vec<Vec<u8>> = (0..FLOWS)
+        .map(|i| frame6((i * 16411 + 7919) % FLOWS))
+        .collect();
+    let mut n = 0;
+    let mut at = 0usize;
+    let run = |p: &mut xvs_dataplane::Pipeline, batch: &mut [Vec<u8>]| {
+        let mut pre = [Prefetched::default(); BATCH];
+        for (fr, pr) in batch.iter().zip(pre.iter_mut()) {
+            *pr = p.prefetch(fr);
+        }
+        for (fr, pr) in batch.iter_mut().zip(pre) {
+            black_box(p.process_prefetched(&snap, 2, &mut Packet::whole(fr), pr));
+        }
+    };
+    g.bench_function("batch64_1M_flows", |b| {
+        b.iter(|| {
+            let batch = &mut batches[n % 64];
+            n += 1;
+            run(&mut p, batch);
+        })
+    });
+    g.bench_function("batch64_1M_flows_spread", |b| {
+        b.iter(|| {
+            let start = at;
+            at = (at + BATCH) % all.len();
+            run(&mut p, &mut all[start..start + BATCH]);
         })
     });
     g.finish();
@@ -222,6 +271,7 @@ criterion_group!(
     benches,
     baseline,
     established,
+    established6,
     new_flows,
     flow_table,
     maglev_build

@@ -2,10 +2,10 @@
 
 #![forbid(unsafe_code)]
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
-use xvs_dataplane::fixtures::{self, DIRECTOR_MAC, VIP};
+use xvs_dataplane::fixtures::{self, DIRECTOR_MAC, VIP, VIP6};
 use xvs_dataplane::snapshot::{
     Dest, Forwarding, SchedulerKind, Service, ServiceKey, Snapshot, MAX_DESTS,
 };
@@ -36,6 +36,25 @@ pub fn snapshot(scheduler: SchedulerKind, n: usize) -> Snapshot {
         Forwarding::Dr,
         (0..n as u32).collect(),
     );
+    Snapshot::new(1, DIRECTOR_MAC, vec![svc], dests).expect("valid")
+}
+
+/// As `snapshot`, on the IPv6 VIP over IPv6 real servers.
+pub fn snapshot6(scheduler: SchedulerKind, n: usize) -> Snapshot {
+    let mut snap = snapshot(scheduler, n);
+    let mut svc = snap.services[0].clone();
+    svc.key.addr = VIP6.into();
+    let dests = snap
+        .dests
+        .iter_mut()
+        .enumerate()
+        .map(|(i, d)| {
+            d.take().map(|d| Dest {
+                addr: Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, (i >> 16) as u16, i as u16).into(),
+                ..d
+            })
+        })
+        .collect();
     Snapshot::new(1, DIRECTOR_MAC, vec![svc], dests).expect("valid")
 }
 
@@ -78,4 +97,29 @@ pub fn frame(i: u32) -> Vec<u8> {
     let src = Ipv4Addr::from(0x0b00_0000 | (i >> 14));
     let sport = 1024 + (i & 0x3fff) as u16;
     fixtures::tcp_frame(src, sport, VIP, 80, FLAG_ACK, b"")
+}
+
+/// The IPv6 source of flow number `i`.
+fn client6(i: u32) -> (Ipv6Addr, u16) {
+    let s = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, (i >> 14) as u16);
+    (s, 1024 + (i & 0x3fff) as u16)
+}
+
+/// `syn_frame` over IPv6.
+pub fn syn_frame6(i: u32) -> Vec<u8> {
+    let (src, sport) = client6(i);
+    fixtures::tcp6_frame(
+        src,
+        sport,
+        VIP6,
+        80,
+        xvs_dataplane::wire::tcp::FLAG_SYN,
+        b"",
+    )
+}
+
+/// `frame` over IPv6.
+pub fn frame6(i: u32) -> Vec<u8> {
+    let (src, sport) = client6(i);
+    fixtures::tcp6_frame(src, sport, VIP6, 80, FLAG_ACK, b"")
 }

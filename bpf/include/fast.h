@@ -7,6 +7,7 @@
 #include <linux/bpf.h>
 #include <linux/in.h>
 #include <linux/ip.h>
+#include <linux/ipv6.h>
 #include <linux/tcp.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
@@ -72,41 +73,93 @@ static __always_inline int fast_encapsulate(struct xdp_md *ctx, const struct xvs
 	return XDP_TX;
 }
 
+/* Whether a packet may take the fast path at all: SYN, FIN and RST are the worker's. */
+static __always_inline int fast_eligible(void *l4, void *end, int proto, __u32 generation,
+					 const struct xvs_local_mac *local)
+{
+	__be16 *ports = l4;
+
+	if (!generation || !local)
+		return 0;
+	if (proto == IPPROTO_TCP) {
+		struct tcphdr *tcp = l4;
+
+		return (void *)(tcp + 1) <= end && !tcp->syn && !tcp->fin && !tcp->rst;
+	}
+	return (void *)(ports + 2) <= end;
+}
+
+/* An entry of the current generation, not idle past its timeout; its last-seen time
+ * refreshed to the second (one write per flow and second, not per packet). */
+static __always_inline int fast_live(struct xvs_fast_value *v, __u32 generation)
+{
+	__u64 now;
+
+	if (!v || v->generation != generation)
+		return 0;
+	now = bpf_ktime_get_coarse_ns();
+	if (now - v->last_seen > (__u64)v->timeout * XVS_NSEC_PER_SEC)
+		return 0;
+	if (now - v->last_seen >= XVS_NSEC_PER_SEC)
+		v->last_seen = now;
+	return 1;
+}
+
+static __always_inline void fast_count(struct xvs_fast_value *v, __u64 len)
+{
+	struct xvs_nat_out *n = bpf_map_lookup_elem(&xvs_fast_stats, &v->stats_slot);
+
+	if (n) {
+		n->packets++;
+		n->bytes += len;
+	}
+}
+
+/* DR over IPv6: the MACs rewritten, as over IPv4 (no tunnel over IPv6 yet). */
+static __always_inline int fast_path6(struct xdp_md *ctx, struct ethhdr *eth, struct ipv6hdr *ip6,
+				      void *l4, void *end, int proto, __u32 generation,
+				      const struct xvs_local_mac *local)
+{
+	struct xvs_fast6_key k = {};
+	struct xvs_fast_value *v;
+	__be16 *ports = l4;
+
+	if (!fast_eligible(l4, end, proto, generation, local))
+		return -1;
+	__builtin_memcpy(k.saddr, &ip6->saddr, sizeof(k.saddr));
+	__builtin_memcpy(k.daddr, &ip6->daddr, sizeof(k.daddr));
+	k.sport = ports[0];
+	k.dport = ports[1];
+	k.proto = proto;
+	v = bpf_map_lookup_elem(&xvs_fast_flows6, &k);
+	if (!fast_live(v, generation) || v->tun)
+		return -1;
+	__builtin_memcpy(eth->h_dest, v->dst_mac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, local->mac, ETH_ALEN);
+	fast_count(v, ctx->data_end - ctx->data);
+	return XDP_TX;
+}
+
 static __always_inline int fast_path(struct xdp_md *ctx, struct ethhdr *eth, struct iphdr *ip,
 				     void *l4, void *end, int proto, __u32 generation,
 				     const struct xvs_local_mac *local)
 {
 	struct xvs_fast_key k = {};
 	struct xvs_fast_value *v;
-	struct xvs_nat_out *n;
 	__be16 *ports = l4;
-	__u64 now, len;
+	__u64 len;
 	int ret;
 
-	if (!generation || !local)
+	if (!fast_eligible(l4, end, proto, generation, local))
 		return -1;
-	if (proto == IPPROTO_TCP) {
-		struct tcphdr *tcp = l4;
-
-		if ((void *)(tcp + 1) > end || tcp->syn || tcp->fin || tcp->rst)
-			return -1;
-	} else if ((void *)(ports + 2) > end) {
-		return -1;
-	}
 	k.saddr = ip->saddr;
 	k.daddr = ip->daddr;
 	k.sport = ports[0];
 	k.dport = ports[1];
 	k.proto = proto;
 	v = bpf_map_lookup_elem(&xvs_fast_flows, &k);
-	if (!v || v->generation != generation)
+	if (!fast_live(v, generation))
 		return -1;
-	now = bpf_ktime_get_coarse_ns();
-	if (now - v->last_seen > (__u64)v->timeout * XVS_NSEC_PER_SEC)
-		return -1;
-	/* To the second: one write per flow and second, not per packet. */
-	if (now - v->last_seen >= XVS_NSEC_PER_SEC)
-		v->last_seen = now;
 	len = ctx->data_end - ctx->data;
 	if (v->tun) {
 		if (bpf_ntohs(ip->tot_len) + sizeof(struct iphdr) > v->mtu)
@@ -119,11 +172,7 @@ static __always_inline int fast_path(struct xdp_md *ctx, struct ethhdr *eth, str
 		__builtin_memcpy(eth->h_source, local->mac, ETH_ALEN);
 		ret = XDP_TX;
 	}
-	n = bpf_map_lookup_elem(&xvs_fast_stats, &v->stats_slot);
-	if (n) {
-		n->packets++;
-		n->bytes += len;
-	}
+	fast_count(v, len);
 	return ret;
 }
 

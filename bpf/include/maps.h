@@ -94,6 +94,13 @@ struct {
 	__uint(max_entries, XVS_MAX_FAST_FLOWS);
 } xvs_fast_flows SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct xvs_fast6_key);
+	__type(value, struct xvs_fast_value);
+	__uint(max_entries, XVS_MAX_FAST_FLOWS);
+} xvs_fast_flows6 SEC(".maps");
+
 /* Per real-server id: packets and bytes the fast path forwarded (added to the workers'
  * counts at read time). */
 struct {

@@ -115,6 +115,16 @@ struct xvs_fast_key {
 	__u8 pad[3];
 };
 
+/* The same for IPv6 flows (xvs_fast_flows6), DR only: an entry's tun is always 0. */
+struct xvs_fast6_key {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 pad[3];
+};
+
 struct xvs_fast_value {
 	__u8 dst_mac[6]; /* the real server's (DR) or the next hop's (TUN) */
 	__u8 tun;        /* 1: encapsulate in IPIP from tun_saddr to tun_daddr */

@@ -239,7 +239,7 @@ pub fn steer_config_value(
 mod fast_layout {
     use super::layout as l;
     use std::mem::{offset_of, size_of};
-    use xvs_dataplane::fast::{FastKey, FastValue};
+    use xvs_dataplane::fast::{FastKey, FastKey6, FastValue};
 
     const _: () = assert!(size_of::<FastKey>() == l::FAST_KEY_SIZE);
     const _: () = assert!(offset_of!(FastKey, saddr) == l::FAST_KEY_SADDR);
@@ -247,6 +247,12 @@ mod fast_layout {
     const _: () = assert!(offset_of!(FastKey, sport) == l::FAST_KEY_SPORT);
     const _: () = assert!(offset_of!(FastKey, dport) == l::FAST_KEY_DPORT);
     const _: () = assert!(offset_of!(FastKey, proto) == l::FAST_KEY_PROTO);
+    const _: () = assert!(size_of::<FastKey6>() == l::FAST6_KEY_SIZE);
+    const _: () = assert!(offset_of!(FastKey6, saddr) == l::FAST6_KEY_SADDR);
+    const _: () = assert!(offset_of!(FastKey6, daddr) == l::FAST6_KEY_DADDR);
+    const _: () = assert!(offset_of!(FastKey6, sport) == l::FAST6_KEY_SPORT);
+    const _: () = assert!(offset_of!(FastKey6, dport) == l::FAST6_KEY_DPORT);
+    const _: () = assert!(offset_of!(FastKey6, proto) == l::FAST6_KEY_PROTO);
     const _: () = assert!(size_of::<FastValue>() == l::FAST_VALUE_SIZE);
     const _: () = assert!(offset_of!(FastValue, dst_mac) == l::FAST_VALUE_DST_MAC);
     const _: () = assert!(offset_of!(FastValue, tun) == l::FAST_VALUE_TUN);

@@ -63,6 +63,12 @@ int main(void)
 	OFF("FAST_KEY_SPORT", struct xvs_fast_key, sport);
 	OFF("FAST_KEY_DPORT", struct xvs_fast_key, dport);
 	OFF("FAST_KEY_PROTO", struct xvs_fast_key, proto);
+	SIZE("FAST6_KEY", struct xvs_fast6_key);
+	OFF("FAST6_KEY_SADDR", struct xvs_fast6_key, saddr);
+	OFF("FAST6_KEY_DADDR", struct xvs_fast6_key, daddr);
+	OFF("FAST6_KEY_SPORT", struct xvs_fast6_key, sport);
+	OFF("FAST6_KEY_DPORT", struct xvs_fast6_key, dport);
+	OFF("FAST6_KEY_PROTO", struct xvs_fast6_key, proto);
 	SIZE("FAST_VALUE", struct xvs_fast_value);
 	OFF("FAST_VALUE_DST_MAC", struct xvs_fast_value, dst_mac);
 	OFF("FAST_VALUE_TUN", struct xvs_fast_value, tun);

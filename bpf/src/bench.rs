@@ -4,7 +4,7 @@
 //! (`fwd.bpf.c`). Attaching and the generator's ifindex act in the calling thread's
 //! network namespace.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsFd, OwnedFd};
 
 use libbpf_rs::{MapHandle, Object, ObjectBuilder, OpenObject, ProgramInput, Xdp};
@@ -176,7 +176,7 @@ pub struct SinkCount {
 }
 
 /// The counting real server: attached to an interface, it counts and drops every IPv4
-/// frame.
+/// frame, and every IPv6 one but ICMPv6 (neighbour discovery goes on to the kernel).
 pub struct Sink {
     _obj: Object,
     fd: OwnedFd,
@@ -271,7 +271,13 @@ pub fn template(
     ip[8] = 64;
     ip[9] = if syn { 6 } else { 17 };
     ip[16..20].copy_from_slice(&dst.octets());
-    let t = &mut ip[20..];
+    transport(&mut ip[20..], dport, syn, l4);
+    f
+}
+
+/// The template's TCP SYN or UDP header (`l4` bytes with the payload), source port and
+/// checksum left to the generator.
+fn transport(t: &mut [u8], dport: u16, syn: bool, l4: usize) {
     t[2..4].copy_from_slice(&dport.to_be_bytes());
     if syn {
         t[4..8].copy_from_slice(&1u32.to_be_bytes());
@@ -281,5 +287,33 @@ pub fn template(
     } else {
         t[4..6].copy_from_slice(&(l4 as u16).to_be_bytes());
     }
+}
+
+/// The IPv6 benchmark source: the generator writes the last 32 bits of it (the base and
+/// flow number, as IPv4's address).
+pub const TEMPLATE6_SOURCE: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0);
+
+/// As `template`, over IPv6 (no extension headers): Ethernet, IPv6, and a UDP header
+/// without payload or a bare TCP SYN (62 and 74 bytes). Checksums are the generator's.
+pub fn template6(
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+    dst: Ipv6Addr,
+    dport: u16,
+    syn: bool,
+) -> Vec<u8> {
+    let l4 = if syn { 20 } else { 8 };
+    let mut f = vec![0u8; 14 + 40 + l4];
+    f[..6].copy_from_slice(&dst_mac);
+    f[6..12].copy_from_slice(&src_mac);
+    f[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
+    let ip = &mut f[14..];
+    ip[0] = 0x60;
+    ip[4..6].copy_from_slice(&(l4 as u16).to_be_bytes());
+    ip[6] = if syn { 6 } else { 17 };
+    ip[7] = 64;
+    ip[8..24].copy_from_slice(&TEMPLATE6_SOURCE.octets());
+    ip[24..40].copy_from_slice(&dst.octets());
+    transport(&mut ip[40..], dport, syn, l4);
     f
 }

@@ -200,11 +200,11 @@ static __always_inline int to_worker(struct xdp_md *ctx)
 	return count(ret == XDP_REDIRECT ? XVS_STAT_STEERED : XVS_STAT_PASS_NO_SOCKET, ret);
 }
 
-/* IPv6: TCP and UDP to an IPv6 service go to the workers (DR); neighbour discovery,
- * router and multicast traffic (ICMPv6), fragments and what the walk cannot read are the
- * kernel's. No fast path and no NAT over IPv6 yet. */
+/* IPv6: TCP and UDP to an IPv6 service go to the workers (DR), established flows by the
+ * fast path as over IPv4; neighbour discovery, router and multicast traffic (ICMPv6),
+ * fragments and what the walk cannot read are the kernel's. No NAT over IPv6 yet. */
 static __always_inline int steer6(struct xdp_md *ctx, struct hdr_cursor *c, struct ethhdr *eth,
-				  struct xvs_steer_config *cfg)
+				  struct xvs_steer_config *cfg, const struct xvs_local_mac *local)
 {
 	struct xvs_svc6_key key = {};
 	struct xvs_svc_value *svc;
@@ -242,6 +242,12 @@ static __always_inline int steer6(struct xdp_md *ctx, struct hdr_cursor *c, stru
 	ret = screen6(eth, ip6, l4, proto, c->end);
 	if (ret >= 0)
 		return count(ret, XDP_DROP);
+	if (svc->flags & XVS_SVC_F_FAST) {
+		ret = fast_path6(ctx, eth, ip6, l4, c->end, proto, cfg ? cfg->fast_generation : 0,
+				 local);
+		if (ret >= 0)
+			return count(XVS_STAT_FAST_PATH, ret);
+	}
 	return to_worker(ctx);
 }
 
@@ -279,7 +285,7 @@ int xvs_steer(struct xdp_md *ctx)
 		return count(XVS_STAT_PASS_NOT_OURS, XDP_PASS);
 	cfg = bpf_map_lookup_elem(&xvs_steer_config, &zero);
 	if (proto == bpf_htons(ETH_P_IPV6))
-		return steer6(ctx, &c, eth, cfg);
+		return steer6(ctx, &c, eth, cfg, local);
 
 	proto = parse_iphdr(&c, &ip);
 	if (proto < 0)

@@ -24,6 +24,7 @@ const MAP_NAT_BACKENDS: &str = "xvs_nat_backends";
 const MAP_NAT_CLIENTS: &str = "xvs_nat_clients";
 const MAP_NAT_OUT: &str = "xvs_nat_out";
 const MAP_FAST_FLOWS: &str = "xvs_fast_flows";
+const MAP_FAST_FLOWS6: &str = "xvs_fast_flows6";
 const MAP_FAST_STATS: &str = "xvs_fast_stats";
 const MAP_CONFIG: &str = "xvs_steer_config";
 const MAP_LOCAL_MACS: &str = "xvs_local_macs";
@@ -77,6 +78,7 @@ pub struct Steer {
     /// What `config` holds: (external ifindex, fast-path generation).
     config_value: (u32, u32),
     fast_flows: MapHandle,
+    fast_flows6: MapHandle,
     fast_stats: MapHandle,
     local_macs: MapHandle,
     local_addrs: MapHandle,
@@ -112,7 +114,10 @@ impl Steer {
         let mut open = ObjectBuilder::default()
             .open_memory(crate::STEER_OBJECT)
             .map_err(load_err)?;
-        if let Some(mut m) = open.maps_mut().find(|m| m.name() == MAP_FAST_FLOWS) {
+        for mut m in open
+            .maps_mut()
+            .filter(|m| m.name() == MAP_FAST_FLOWS || m.name() == MAP_FAST_FLOWS6)
+        {
             m.set_max_entries(fast_flows.max(1)).map_err(load_err)?;
         }
         let obj = open.load().map_err(load_err)?;
@@ -133,6 +138,7 @@ impl Steer {
             config: map_handle(&obj, MAP_CONFIG)?,
             config_value: (0, 0),
             fast_flows: map_handle(&obj, MAP_FAST_FLOWS)?,
+            fast_flows6: map_handle(&obj, MAP_FAST_FLOWS6)?,
             fast_stats: map_handle(&obj, MAP_FAST_STATS)?,
             local_macs: map_handle(&obj, MAP_LOCAL_MACS)?,
             local_addrs: map_handle(&obj, MAP_LOCAL_ADDRS)?,
@@ -253,16 +259,20 @@ impl Steer {
             })
     }
 
-    /// A descriptor of `xvs_fast_flows` for a worker to write its entries through.
-    pub fn fast_flows_fd(&self) -> Result<OwnedFd, BpfError> {
-        self.fast_flows
-            .as_fd()
-            .try_clone_to_owned()
-            .map_err(|e| BpfError::Map {
+    /// Descriptors of `xvs_fast_flows` and `xvs_fast_flows6` for a worker to write its
+    /// entries through.
+    pub fn fast_flows_fds(&self) -> Result<(OwnedFd, OwnedFd), BpfError> {
+        let dup = |m: &MapHandle, map: &'static str| {
+            m.as_fd().try_clone_to_owned().map_err(|e| BpfError::Map {
                 op: "duplicate",
-                map: MAP_FAST_FLOWS,
+                map,
                 source: e.into(),
             })
+        };
+        Ok((
+            dup(&self.fast_flows, MAP_FAST_FLOWS)?,
+            dup(&self.fast_flows6, MAP_FAST_FLOWS6)?,
+        ))
     }
 
     /// What the fast path forwarded for real server `slot` (its id), over every CPU.

@@ -3,11 +3,11 @@
 //! independent parser), the in-kernel forwarder rewrites exactly what xvs's DR rewrite
 //! does to the golden packets, and nothing else. Needs root and BPF.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use etherparse::{NetHeaders, PacketHeaders, TransportHeader};
 use libbpf_rs::ProgramInput;
-use xvs_bpf::bench::{template, Forwarder, Sink, TrafGen};
+use xvs_bpf::bench::{template, template6, Forwarder, Sink, TrafGen, TEMPLATE6_SOURCE};
 use xvs_dataplane::fixtures::{self, PipelineExpect, DIRECTOR_MAC, VIP};
 
 const XDP_PASS: u32 = 2;
@@ -43,6 +43,58 @@ fn checked(frame: &[u8]) -> (Ipv4Addr, u16) {
         other => panic!("unexpected transport {other:?}"),
     };
     (Ipv4Addr::from(ip.source), sport)
+}
+
+/// As `checked`, for an IPv6 frame: UDP carries a checksum there.
+fn checked6(frame: &[u8]) -> (Ipv6Addr, u16) {
+    let p = PacketHeaders::from_ethernet_slice(frame).expect("etherparse reads it");
+    let Some(NetHeaders::Ipv6(ip, _)) = &p.net else {
+        panic!("not IPv6")
+    };
+    let payload = p.payload.slice();
+    let sport = match &p.transport {
+        Some(TransportHeader::Tcp(t)) => {
+            assert!(t.syn && !t.ack);
+            assert_eq!(
+                t.checksum,
+                t.calc_checksum_ipv6(ip, payload).unwrap(),
+                "TCP checksum"
+            );
+            t.source_port
+        }
+        Some(TransportHeader::Udp(u)) => {
+            assert_eq!(
+                u.checksum,
+                u.calc_checksum_ipv6(ip, payload).unwrap(),
+                "UDP checksum"
+            );
+            assert_ne!(u.checksum, 0, "mandatory over IPv6");
+            u.source_port
+        }
+        other => panic!("unexpected transport {other:?}"),
+    };
+    (Ipv6Addr::from(ip.source), sport)
+}
+
+#[test]
+fn the_generator_writes_ipv6_flows_with_valid_checksums() {
+    pin_to_one_cpu();
+    let vip6 = fixtures::VIP6;
+    for syn in [false, true] {
+        let gen = TrafGen::load(2, Ipv4Addr::new(10, 128, 0, 7)).expect("load (root)");
+        let t = template6([2, 0, 0, 0, 0, 1], DIRECTOR_MAC, vip6, 80, syn);
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let mut out = vec![0u8; t.len()];
+            assert_eq!(gen.program_run(&t, &mut out).unwrap(), XDP_TX);
+            seen.push(checked6(&out));
+        }
+        let a = |n: u16| {
+            let s = TEMPLATE6_SOURCE.segments();
+            Ipv6Addr::new(s[0], s[1], s[2], s[3], s[4], s[5], 0x0a80, n)
+        };
+        assert_eq!(seen, [(a(7), 1024), (a(8), 1024), (a(7), 1024)]);
+    }
 }
 
 #[test]

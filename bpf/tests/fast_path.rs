@@ -8,11 +8,11 @@ use std::net::Ipv4Addr;
 
 use etherparse::{NetHeaders, PacketHeaders};
 use libbpf_rs::ProgramInput;
-use xvs_bpf::abi::{SvcKey, XdpCounters, SVC_F_FAST};
+use xvs_bpf::abi::{Svc6Key, SvcKey, XdpCounters, SVC_F_FAST};
 use xvs_bpf::Steer;
-use xvs_dataplane::fast::{FastKey, FastMap, FastOps, FastValue};
+use xvs_dataplane::fast::{FastKey, FastKey6, FastMap, FastOps, FastValue};
 use xvs_dataplane::fixtures::{self, CLIENT, DIRECTOR_MAC, VIP, VIP_TCP_PORT, VIP_UDP_PORT};
-use xvs_dataplane::flow::FlowKey;
+use xvs_dataplane::flow::{FlowKey, FlowKey6};
 use xvs_dataplane::wire::tcp::{FLAG_ACK, FLAG_FIN, FLAG_PSH, FLAG_SYN};
 
 const XDP_PASS: u32 = 2;
@@ -36,7 +36,8 @@ fn loaded(gen: u32) -> Steer {
 }
 
 fn entry(steer: &Steer, key: FlowKey, gen: u32, tun: bool, mtu: u16, idle_secs: u64) {
-    let map = FastMap::new(steer.fast_flows_fd().unwrap());
+    let (v4, v6) = steer.fast_flows_fds().unwrap();
+    let map = FastMap::new(v4, v6);
     let mut ops = FastOps::default();
     ops.upsert(
         FastKey::of(&key),
@@ -164,4 +165,45 @@ fn a_tun_flow_is_encapsulated_as_the_worker_would() {
     entry(&steer, udp_key(7001), 5, true, 40, 0);
     let big = fixtures::udp_frame(CLIENT, 7001, VIP, VIP_UDP_PORT, b"twenty-one bytes long");
     assert_eq!(run(&steer, &big).0, XDP_PASS);
+}
+
+/// An established IPv6 DR flow: forwarded by the steering program from the IPv6 map
+/// (MACs only), its SYN/FIN/RST and a stale entry still the worker's.
+#[test]
+fn an_established_ipv6_dr_flow_is_forwarded_in_xdp() {
+    let steer = loaded(5);
+    steer
+        .set_services6(&[(Svc6Key::new(fixtures::VIP6, VIP_UDP_PORT, 17), SVC_F_FAST)])
+        .unwrap();
+    let (c6, vip6) = (fixtures::CLIENT6, fixtures::VIP6);
+    let key = |sport| FlowKey6::new(u128::from(c6), u128::from(vip6), sport, VIP_UDP_PORT, 17);
+    let write = |sport, gen| {
+        let (v4, v6) = steer.fast_flows_fds().unwrap();
+        let mut ops = FastOps::default();
+        ops.upsert(
+            FastKey6::of(&key(sport)),
+            FastValue {
+                dst_mac: RS_MAC,
+                stats_slot: SLOT,
+                generation: gen,
+                timeout: 60,
+                last_seen: xvs_dataplane::sys::monotonic_coarse_ns(),
+                ..FastValue::default()
+            },
+        );
+        assert_eq!(FastMap::new(v4, v6).apply(&mut ops), 0);
+    };
+    let frame = |sport| fixtures::udp6_frame(c6, sport, vip6, VIP_UDP_PORT, b"hello6");
+    write(5000, 5);
+    let (action, out, delta) = run(&steer, &frame(5000));
+    assert_eq!((action, delta.get("fast_path")), (XDP_TX, 1));
+    assert_eq!(delta.values.iter().sum::<u64>(), 1, "exactly one counter");
+    assert_eq!(&out[..6], &RS_MAC);
+    assert_eq!(&out[6..12], &DIRECTOR_MAC);
+    assert_eq!(&out[12..], &frame(5000)[12..], "DR changes the MACs only");
+    assert_eq!(steer.fast_in(SLOT).unwrap().packets, 1);
+    // The IPv4 map's key for the same ports does not match it, nor a stale entry.
+    write(5001, 4);
+    assert_eq!(run(&steer, &frame(5001)).0, XDP_PASS);
+    assert_eq!(run(&steer, &frame(5002)).0, XDP_PASS, "no entry");
 }

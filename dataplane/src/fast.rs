@@ -8,7 +8,7 @@
 //! reaching the worker, has it written again. The layouts are `bpf/include/xvs_abi.h`'s
 //! (asserted in `xvs_bpf::abi`).
 
-use crate::flow::FlowKey;
+use crate::flow::{FlowKey, FlowKey6};
 
 /// `struct xvs_fast_key`: the 5-tuple, network order.
 #[repr(C)]
@@ -25,6 +25,31 @@ pub struct FastKey {
 impl FastKey {
     pub fn of(k: &FlowKey) -> FastKey {
         FastKey {
+            saddr: k.saddr.to_be_bytes(),
+            daddr: k.daddr.to_be_bytes(),
+            sport: k.sport.to_be_bytes(),
+            dport: k.dport.to_be_bytes(),
+            proto: k.proto,
+            pad: [0; 3],
+        }
+    }
+}
+
+/// `struct xvs_fast6_key`: an IPv6 flow's 5-tuple, network order (`xvs_fast_flows6`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FastKey6 {
+    pub saddr: [u8; 16],
+    pub daddr: [u8; 16],
+    pub sport: [u8; 2],
+    pub dport: [u8; 2],
+    pub proto: u8,
+    pub pad: [u8; 3],
+}
+
+impl FastKey6 {
+    pub fn of(k: &FlowKey6) -> FastKey6 {
+        FastKey6 {
             saddr: k.saddr.to_be_bytes(),
             daddr: k.daddr.to_be_bytes(),
             sport: k.sport.to_be_bytes(),
@@ -57,97 +82,160 @@ pub struct FastValue {
 }
 
 const _: () = assert!(std::mem::size_of::<FastKey>() == 16);
+const _: () = assert!(std::mem::size_of::<FastKey6>() == 40);
 const _: () = assert!(std::mem::size_of::<FastValue>() == 40);
 
 /// Most entries one batch can queue: one per frame, and removals as many again.
 pub const MAX_OPS: usize = 128;
 
-/// The entries a batch wrote and removed, for the worker to apply after the batch.
-/// Allocated once; a batch never queues more than `MAX_OPS` (one per frame).
+/// One family's entries a batch wrote and removed.
 #[derive(Debug)]
-pub struct FastOps {
-    pub keys: Vec<FastKey>,
+pub struct FastBatch<K> {
+    pub keys: Vec<K>,
     pub values: Vec<FastValue>,
-    pub removed: Vec<FastKey>,
-    /// Ops that did not fit (never with batches of `MAX_OPS / 2` frames).
-    pub dropped: u64,
+    pub removed: Vec<K>,
 }
 
-impl Default for FastOps {
+impl<K> Default for FastBatch<K> {
     fn default() -> Self {
-        FastOps {
+        FastBatch {
             keys: Vec::with_capacity(MAX_OPS),
             values: Vec::with_capacity(MAX_OPS),
             removed: Vec::with_capacity(MAX_OPS),
-            dropped: 0,
         }
     }
 }
 
-impl FastOps {
-    pub fn upsert(&mut self, key: FastKey, value: FastValue) {
-        if self.keys.len() < MAX_OPS {
-            self.keys.push(key);
-            self.values.push(value);
-        } else {
-            self.dropped += 1;
-        }
-    }
-
-    pub fn remove(&mut self, key: FastKey) {
-        if self.removed.len() < MAX_OPS {
-            self.removed.push(key);
-        } else {
-            self.dropped += 1;
-        }
-    }
-
+impl<K> FastBatch<K> {
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty() && self.removed.is_empty()
     }
 
-    pub fn clear(&mut self) {
+    fn clear(&mut self) {
         self.keys.clear();
         self.values.clear();
         self.removed.clear();
     }
 }
 
-/// The steering program's `xvs_fast_flows`, written by a worker.
+/// A fast-path key of either family: which batch (and map) it belongs to.
+pub trait FastFamily: Copy {
+    fn batch(ops: &mut FastOps) -> &mut FastBatch<Self>;
+}
+
+impl FastFamily for FastKey {
+    #[inline(always)]
+    fn batch(ops: &mut FastOps) -> &mut FastBatch<Self> {
+        &mut ops.v4
+    }
+}
+
+impl FastFamily for FastKey6 {
+    #[inline(always)]
+    fn batch(ops: &mut FastOps) -> &mut FastBatch<Self> {
+        &mut ops.v6
+    }
+}
+
+/// The entries a batch wrote and removed, for the worker to apply after the batch, for
+/// `xvs_fast_flows` and `xvs_fast_flows6`. Allocated once; a batch never queues more
+/// than `MAX_OPS` (one per frame) of a kind.
+#[derive(Debug, Default)]
+pub struct FastOps {
+    pub v4: FastBatch<FastKey>,
+    pub v6: FastBatch<FastKey6>,
+    /// Ops that did not fit (never with batches of `MAX_OPS / 2` frames).
+    pub dropped: u64,
+}
+
+impl FastOps {
+    pub fn upsert<K: FastFamily>(&mut self, key: K, value: FastValue) {
+        let b = K::batch(self);
+        if b.keys.len() < MAX_OPS {
+            b.keys.push(key);
+            b.values.push(value);
+        } else {
+            self.dropped += 1;
+        }
+    }
+
+    pub fn remove<K: FastFamily>(&mut self, key: K) {
+        let b = K::batch(self);
+        if b.removed.len() < MAX_OPS {
+            b.removed.push(key);
+        } else {
+            self.dropped += 1;
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.v4.is_empty() && self.v6.is_empty()
+    }
+
+    /// Stamps every entry written with `now` (CLOCK_MONOTONIC_COARSE ns).
+    pub fn stamp(&mut self, now: u64) {
+        for v in self.v4.values.iter_mut().chain(self.v6.values.iter_mut()) {
+            v.last_seen = now;
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.v4.clear();
+        self.v6.clear();
+    }
+}
+
+/// The steering program's `xvs_fast_flows` and `xvs_fast_flows6`, written by a worker.
 pub struct FastMap {
-    fd: std::os::fd::OwnedFd,
+    v4: std::os::fd::OwnedFd,
+    v6: std::os::fd::OwnedFd,
 }
 
 impl FastMap {
-    /// `fd`: the map, from `xvs_bpf::Steer::fast_flows_fd` (a duplicate the worker owns).
-    pub fn new(fd: std::os::fd::OwnedFd) -> FastMap {
-        FastMap { fd }
+    /// The maps, from `xvs_bpf::Steer::fast_flows_fds` (duplicates
+    /// the worker owns).
+    pub fn new(v4: std::os::fd::OwnedFd, v6: std::os::fd::OwnedFd) -> FastMap {
+        FastMap { v4, v6 }
     }
 
-    /// Writes and removes what a batch queued (one syscall for the writes, one per
-    /// removal, which are rare: FIN, RST, a reused port); empties `ops`. Returns the
-    /// entries that could not be written.
+    /// Writes and removes what a batch queued (one syscall per family for the writes,
+    /// one per removal, which are rare: FIN, RST, a reused port); empties `ops`. Returns
+    /// the entries that could not be written.
     pub fn apply(&self, ops: &mut FastOps) -> u64 {
-        use std::os::fd::AsRawFd;
-        let mut failed = 0;
-        if !ops.keys.is_empty() {
-            let n = crate::sys::bpf_map_update_batch(self.fd.as_raw_fd(), &ops.keys, &ops.values);
-            failed += (ops.keys.len() - n) as u64;
-        }
-        for k in &ops.removed {
-            // Absent already (LRU evicted it, or it was never written): nothing to do.
-            let _ = crate::sys::bpf_map_delete(self.fd.as_raw_fd(), k);
-        }
+        let failed = apply(&self.v4, &ops.v4) + apply(&self.v6, &ops.v6);
         ops.clear();
         failed
     }
 
     /// The entry's last packet, if the map has it.
     pub fn last_seen(&self, key: &FastKey) -> Option<u64> {
-        use std::os::fd::AsRawFd;
-        let mut v = FastValue::default();
-        crate::sys::bpf_map_lookup(self.fd.as_raw_fd(), key, &mut v).then_some(v.last_seen)
+        last_seen(&self.v4, key)
     }
+
+    /// The same for an IPv6 flow.
+    pub fn last_seen6(&self, key: &FastKey6) -> Option<u64> {
+        last_seen(&self.v6, key)
+    }
+}
+
+fn apply<K>(fd: &std::os::fd::OwnedFd, b: &FastBatch<K>) -> u64 {
+    use std::os::fd::AsRawFd;
+    let mut failed = 0;
+    if !b.keys.is_empty() {
+        let n = crate::sys::bpf_map_update_batch(fd.as_raw_fd(), &b.keys, &b.values);
+        failed += (b.keys.len() - n) as u64;
+    }
+    for k in &b.removed {
+        // Absent already (LRU evicted it, or it was never written): nothing to do.
+        let _ = crate::sys::bpf_map_delete(fd.as_raw_fd(), k);
+    }
+    failed
+}
+
+fn last_seen<K>(fd: &std::os::fd::OwnedFd, key: &K) -> Option<u64> {
+    use std::os::fd::AsRawFd;
+    let mut v = FastValue::default();
+    crate::sys::bpf_map_lookup(fd.as_raw_fd(), key, &mut v).then_some(v.last_seen)
 }
 
 #[cfg(test)]
@@ -170,8 +258,14 @@ mod tests {
         for _ in 0..MAX_OPS + 3 {
             ops.upsert(FastKey::default(), FastValue::default());
         }
-        assert_eq!((ops.keys.len(), ops.dropped), (MAX_OPS, 3));
-        assert_eq!(ops.keys.capacity(), MAX_OPS, "no allocation past the first");
+        assert_eq!((ops.v4.keys.len(), ops.dropped), (MAX_OPS, 3));
+        assert_eq!(
+            ops.v4.keys.capacity(),
+            MAX_OPS,
+            "no allocation past the first"
+        );
+        ops.upsert(FastKey6::default(), FastValue::default());
+        assert_eq!(ops.v6.keys.len(), 1, "IPv6 in a batch of its own");
         ops.clear();
         assert!(ops.is_empty());
     }

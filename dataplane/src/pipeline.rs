@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use crate::counters::WorkerCounters;
-use crate::fast::{FastKey, FastOps, FastValue};
+use crate::fast::{FastFamily, FastKey, FastKey6, FastOps, FastValue};
 use crate::flow::table::{Key, Slot, FLAG_OFFLOADED, FLAG_TEMPLATE};
 use crate::flow::{Direction, Flow, FlowKey, FlowKey6, FlowTable, TcpState, Timeouts};
 use crate::hash::mix64;
@@ -171,8 +171,9 @@ trait FamilyKey: Key {
     fn template(&self, p: &Persistence, svc: &Service) -> Self;
     /// The key the schedulers hash.
     fn sched_key(&self) -> FlowKey;
-    /// The fast path's key (IPv4 only: the steering program forwards IPv4 flows).
-    fn fast_key(&self) -> Option<FastKey>;
+    /// The fast path's key (`xvs_fast_flows` or `xvs_fast_flows6`).
+    type Fast: FastFamily;
+    fn fast_key(&self) -> Self::Fast;
     fn ports(&self) -> (u16, u16);
     fn proto(&self) -> u8;
     fn table(t: &Tables) -> &FlowTable<Self>;
@@ -195,9 +196,10 @@ impl FamilyKey for FlowKey {
     fn sched_key(&self) -> FlowKey {
         *self
     }
+    type Fast = FastKey;
     #[inline(always)]
-    fn fast_key(&self) -> Option<FastKey> {
-        Some(FastKey::of(self))
+    fn fast_key(&self) -> FastKey {
+        FastKey::of(self)
     }
     #[inline(always)]
     fn ports(&self) -> (u16, u16) {
@@ -233,9 +235,10 @@ impl FamilyKey for FlowKey6 {
     fn sched_key(&self) -> FlowKey {
         self.folded()
     }
+    type Fast = FastKey6;
     #[inline(always)]
-    fn fast_key(&self) -> Option<FastKey> {
-        None
+    fn fast_key(&self) -> FastKey6 {
+        FastKey6::of(self)
     }
     #[inline(always)]
     fn ports(&self) -> (u16, u16) {
@@ -375,49 +378,38 @@ impl Pipeline {
     /// Reclaims expired flows in the next `buckets` buckets of the table and takes them
     /// out of the connection counts.
     pub fn sweep(&mut self, now: u32, buckets: usize) {
-        self.sweep_renewing(now, buckets, |_| None)
+        self.sweep_renewing(now, buckets, |_| None, |_| None)
     }
 
-    /// As `sweep`; a flow the fast path carries is asked about first: `seen(key)` is when
-    /// its last packet went by there (seconds on this clock), and it lives on from then.
+    /// As `sweep`; a flow the fast path carries is asked about first: `seen(key)` (for
+    /// IPv6, `seen6`) is when its last packet went by there (seconds on this clock), and
+    /// it lives on from then. The IPv6 table is swept at the same pace: its share of
+    /// the same period.
     pub fn sweep_renewing(
         &mut self,
         now: u32,
         buckets: usize,
-        mut seen: impl FnMut(&FlowKey) -> Option<u32>,
+        seen: impl FnMut(&FlowKey) -> Option<u32>,
+        seen6: impl FnMut(&FlowKey6) -> Option<u32>,
     ) {
-        let counters = &self.counters;
-        let timeouts = &self.timeouts;
-        self.tables.v4.sweep_renewing(
-            now,
-            buckets,
-            |f| {
-                if f.flags & FLAG_OFFLOADED == 0 {
-                    return None;
-                }
-                let ttl = if f.key.proto == PROTO_TCP {
-                    timeouts.tcp(f.tcp_state())
-                } else {
-                    timeouts.udp
-                };
-                seen(&f.key).map(|t| t.saturating_add(ttl))
-            },
-            |f| {
-                if !f.is_template() {
-                    counters.flows_expired.inc();
-                    uncount(counters, f);
-                }
-            },
-        );
-        // The IPv6 table at the same pace: its share of the same period.
         let (b4, b6) = (self.tables.v4.buckets(), self.tables.v6.buckets());
         let buckets6 = (buckets.saturating_mul(b6)).div_ceil(b4);
-        self.tables.v6.sweep(now, buckets6, |f| {
-            if !f.is_template() {
-                counters.flows_expired.inc();
-                uncount(counters, f);
-            }
-        });
+        sweep_table(
+            &mut self.tables.v4,
+            &self.counters,
+            &self.timeouts,
+            now,
+            buckets,
+            seen,
+        );
+        sweep_table(
+            &mut self.tables.v6,
+            &self.counters,
+            &self.timeouts,
+            now,
+            buckets6,
+            seen6,
+        );
     }
 
     /// Prefetches the flow-table bucket `frame` will need: call for a whole batch before
@@ -573,9 +565,11 @@ impl Pipeline {
                 }
             }
         }
-        if let (Some(index), Some(fast_key), Some(rip)) = (flow, k.fast_key(), rip) {
+        if let Some(index) = flow {
             if snap.fast_generation != 0 && svc.forwarding != Forwarding::Nat {
-                self.offer(snap, svc, index, fast_key, &p, dest, rip, mac);
+                // TUN's outer destination (TUN is IPv4's); unused by DR.
+                let tun_daddr = rip.map_or([0; 4], |a| a.octets());
+                self.offer(snap, svc, index, &p, dest, tun_daddr, mac);
             }
         }
         let c = &self.counters.dests[dest as usize];
@@ -595,15 +589,15 @@ impl Pipeline {
         snap: &Snapshot,
         svc: &Service,
         index: usize,
-        key: FastKey,
         p: &Parsed<K>,
         dest: DestId,
-        rip: Ipv4Addr,
+        tun_daddr: [u8; 4],
         mac: [u8; 6],
     ) {
         if svc.persistence.is_some() {
             return;
         }
+        let key = p.key.fast_key();
         let flow = K::table_mut(&mut self.tables).get_mut(index);
         let ttl = if p.key.proto() == PROTO_TCP {
             if p.tcp_flags & (FLAG_SYN | FLAG_FIN | FLAG_RST) != 0 {
@@ -628,7 +622,7 @@ impl Pipeline {
                 dst_mac: mac,
                 tun: u8::from(tun),
                 tun_saddr: snap.local_addr.octets(),
-                tun_daddr: rip.octets(),
+                tun_daddr,
                 mtu: snap.mtu,
                 stats_slot: dest,
                 generation: snap.fast_generation,
@@ -750,9 +744,7 @@ impl Pipeline {
     #[inline]
     fn take_back<K: FamilyKey>(&mut self, flow: &Flow<K>) {
         if flow.flags & FLAG_OFFLOADED != 0 {
-            if let Some(fk) = flow.key.fast_key() {
-                self.fast.remove(fk);
-            }
+            self.fast.remove(flow.key.fast_key());
         }
     }
 
@@ -864,6 +856,39 @@ impl Pipeline {
         }
         Ok(dest)
     }
+}
+
+/// One table's sweep slice: an expired flow the fast path carries lives on from when
+/// `seen` says its last packet went by there; the others leave their gauges.
+fn sweep_table<K: FamilyKey>(
+    table: &mut FlowTable<K>,
+    counters: &WorkerCounters,
+    timeouts: &Timeouts,
+    now: u32,
+    buckets: usize,
+    mut seen: impl FnMut(&K) -> Option<u32>,
+) {
+    table.sweep_renewing(
+        now,
+        buckets,
+        |f| {
+            if f.flags & FLAG_OFFLOADED == 0 {
+                return None;
+            }
+            let ttl = if f.key.proto() == PROTO_TCP {
+                timeouts.tcp(f.tcp_state())
+            } else {
+                timeouts.udp
+            };
+            seen(&f.key).map(|t| t.saturating_add(ttl))
+        },
+        |f| {
+            if !f.is_template() {
+                counters.flows_expired.inc();
+                uncount(counters, f);
+            }
+        },
+    );
 }
 
 /// Takes a connection out of its real server's active/inactive gauge.

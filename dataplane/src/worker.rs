@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crate::counters::WorkerCounters;
-use crate::fast::{FastKey, FastMap};
+use crate::fast::{FastKey, FastKey6, FastMap};
 use crate::flow::dump::DumpCursor;
 use crate::pipeline::{Pipeline, PipelineConfig, Prefetched};
 use crate::snapshot::SharedSnapshot;
@@ -118,10 +118,7 @@ impl Worker {
         if ops.is_empty() {
             return;
         }
-        let now = crate::sys::monotonic_coarse_ns();
-        for v in &mut ops.values {
-            v.last_seen = now;
-        }
+        ops.stamp(crate::sys::monotonic_coarse_ns());
         let failed = map.apply(ops) + std::mem::take(&mut ops.dropped);
         if failed > 0 {
             self.pipeline.counters().fast_path_failed.add(failed);
@@ -194,10 +191,13 @@ impl Worker {
             match self.fast.as_ref() {
                 Some(map) => {
                     let epoch = self.epoch_ns;
-                    self.pipeline.sweep_renewing(now, n as usize, |k| {
-                        let ns = map.last_seen(&FastKey::of(k))?;
-                        Some((ns.saturating_sub(epoch) / 1_000_000_000) as u32 + 1)
-                    });
+                    let secs = |ns: u64| (ns.saturating_sub(epoch) / 1_000_000_000) as u32 + 1;
+                    self.pipeline.sweep_renewing(
+                        now,
+                        n as usize,
+                        |k| map.last_seen(&FastKey::of(k)).map(secs),
+                        |k| map.last_seen6(&FastKey6::of(k)).map(secs),
+                    );
                     self.apply_fast();
                 }
                 None => self.pipeline.sweep(now, n as usize),

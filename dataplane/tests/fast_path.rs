@@ -73,7 +73,7 @@ fn run(p: &mut Pipeline, snap: &Snapshot, frame: &[u8]) -> (usize, usize) {
     let mut pkt = xvs_dataplane::packet::Packet::new(&mut buf, 256, frame.len()).unwrap();
     assert_eq!(p.process_packet(snap, 10, &mut pkt), Verdict::Tx);
     let ops = p.fast_ops();
-    let got = (ops.keys.len(), ops.removed.len());
+    let got = (ops.v4.keys.len(), ops.v4.removed.len());
     ops.clear();
     got
 }
@@ -94,10 +94,10 @@ fn a_udp_flow_is_handed_over_at_once_with_its_decision() {
         let mut pkt = xvs_dataplane::packet::Packet::new(&mut buf, 256, frame.len()).unwrap();
         assert_eq!(p.process_packet(&snap, 10, &mut pkt), Verdict::Tx);
         let ops = p.fast_ops();
-        assert_eq!(ops.keys.len(), 1, "{fwd:?}");
+        assert_eq!(ops.v4.keys.len(), 1, "{fwd:?}");
         let key = FlowKey::new(u32::from(CLIENT), u32::from(VIP), 5353, VIP_UDP_PORT, 17);
-        assert_eq!(ops.keys[0], FastKey::of(&key));
-        let v = ops.values[0];
+        assert_eq!(ops.v4.keys[0], FastKey::of(&key));
+        let v = ops.v4.values[0];
         assert_eq!(v.dst_mac, RS_MAC);
         assert_eq!(v.tun, u8::from(fwd == Forwarding::Tun));
         assert_eq!(v.tun_saddr, [10, 0, 0, 2]);
@@ -178,11 +178,71 @@ fn the_sweep_keeps_a_flow_the_fast_path_still_carries() {
     let all = p.flows().buckets();
     // Past its worker-side expiry, but seen by XDP a moment ago: it lives on.
     let late = 10 + udp + 5;
-    p.sweep_renewing(late, all, |_| Some(late - 1));
+    p.sweep_renewing(late, all, |_| Some(late - 1), |_| None);
     assert_eq!(p.flows().count_live(late), 1, "renewed");
     // Silent there too: it expires.
     let later = late + udp + 5;
-    p.sweep_renewing(later, all, |_| Some(late - 1));
+    p.sweep_renewing(later, all, |_| Some(late - 1), |_| None);
     assert_eq!(p.flows().count_live(later), 0);
     assert_eq!(p.counters().flows_expired.get(), 1);
+}
+
+/// An IPv6 DR flow is handed over as IPv4's, into the IPv6 map's batch.
+#[test]
+fn an_ipv6_dr_flow_is_handed_over_to_the_ipv6_map() {
+    let dests = vec![Some(Dest {
+        addr: "2001:db8::11".parse::<std::net::IpAddr>().unwrap(),
+        port: 0,
+        weight: 1,
+        mac: Some(RS_MAC),
+    })];
+    let svc = Service::new(
+        "web6",
+        ServiceKey {
+            addr: fixtures::VIP6.into(),
+            port: VIP_TCP_PORT,
+            proto: 6,
+        },
+        SchedulerKind::Rr,
+        Forwarding::Dr,
+        vec![0],
+    );
+    let mut snap = Snapshot::new(3, DIRECTOR_MAC, vec![svc], dests).unwrap();
+    snap.fast_generation = 5;
+    let mut p = pipeline();
+    let frame = |flags| {
+        fixtures::tcp6_frame(
+            fixtures::CLIENT6,
+            40000,
+            fixtures::VIP6,
+            VIP_TCP_PORT,
+            flags,
+            b"",
+        )
+    };
+    let mut counts = Vec::new();
+    for flags in [FLAG_SYN, FLAG_ACK, FLAG_FIN | FLAG_ACK] {
+        p.prepare(&snap);
+        let mut f = frame(flags);
+        assert_eq!(p.process(&snap, 10, &mut f), Verdict::Tx);
+        let ops = p.fast_ops();
+        assert!(ops.v4.is_empty(), "nothing for the IPv4 map");
+        counts.push((ops.v6.keys.len(), ops.v6.removed.len()));
+        if let Some(v) = ops.v6.values.first() {
+            assert_eq!((v.dst_mac, v.tun, v.generation), (RS_MAC, 0, 5));
+            let k = ops.v6.keys[0];
+            assert_eq!(k.saddr, fixtures::CLIENT6.octets());
+            assert_eq!(k.daddr, fixtures::VIP6.octets());
+            assert_eq!(
+                (k.sport, k.dport, k.proto),
+                (40000u16.to_be_bytes(), [0, 80], 6)
+            );
+        }
+        ops.clear();
+    }
+    assert_eq!(
+        counts,
+        [(0, 0), (1, 0), (0, 1)],
+        "SYN: not yet; established; FIN"
+    );
 }

@@ -1,7 +1,8 @@
 //! IPv6 DR end to end, on a dual-stack director: the same three nginx real servers
 //! behind an IPv4 and an IPv6 virtual server at once, wrr over both; the real servers
-//! see the client's own IPv6 address; `xvs status`, `--connections` and `/metrics` name
-//! the IPv6 service and its real servers as `[addr]:port`.
+//! see the client's own IPv6 address; an established IPv6 flow takes the XDP fast path;
+//! `xvs status`, `--connections` and `/metrics` name the IPv6 service and its real
+//! servers as `[addr]:port`.
 
 use xvs_tests::dr::{self, DrLab, CLIENT, CLIENT6, VIP, VIP6};
 use xvs_tests::metrics;
@@ -92,7 +93,14 @@ fn a_dual_stack_director_splits_ipv4_and_ipv6_by_weight() {
     let v: serde_json::Value = serde_json::from_str(&json).expect("status --json");
     assert!(json.contains(VIP6), "{v}");
 
-    // A live connection shows in --connections with both ends in brackets.
+    // A live connection shows in --connections with both ends in brackets; its ACKs,
+    // established, take the XDP fast path (only IPv6 traffic flows meanwhile).
+    let fast = |m: &std::collections::BTreeMap<String, f64>| {
+        m.get("xvs_xdp_packets_total{outcome=\"fast_path\"}")
+            .copied()
+            .unwrap_or(0.0)
+    };
+    let before = fast(&metrics::scrape(&lab.lab, "lb").unwrap());
     lab.lab
         .spawn(
             "cl",
@@ -124,7 +132,14 @@ fn a_dual_stack_director_splits_ipv4_and_ipv6_by_weight() {
     }
     assert!(conns.contains(&format!("[{VIP6}]:80")), "{conns}");
     assert!(conns.contains(&format!("[{CLIENT6}]:")), "{conns}");
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let after = fast(&metrics::scrape(&lab.lab, "lb").unwrap());
     lab.lab.stop("slow6");
+    eprintln!("IPv6 download: {} packets on the fast path", after - before);
+    assert!(
+        after - before > 10.0,
+        "the IPv6 flow's ACKs took the fast path"
+    );
 
     // /metrics: the IPv6 real servers counted under their bracketed names.
     let m = metrics::scrape(&lab.lab, "lb").unwrap();

@@ -98,7 +98,7 @@ impl Lb {
                 batch: cfg.af_xdp.batch,
             };
             let fast = match cfg.fast_path {
-                xvs_config::FastPath::Xdp => Some(steer.fast_flows_fd()?),
+                xvs_config::FastPath::Xdp => Some(steer.fast_flows_fds()?),
                 xvs_config::FastPath::Off => None,
             };
             let fd = workers.start(ifaces, &wc, &xsk, &shared, fast)?;

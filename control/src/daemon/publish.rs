@@ -277,7 +277,7 @@ pub fn steering_services(cfg: &Config) -> Vec<(xvs_bpf::abi::SvcKey, u32)> {
         .collect()
 }
 
-/// The steering program's IPv6 services (DR, through the workers: no flags yet).
+/// The steering program's IPv6 services (DR: only the fast path's flag).
 pub fn steering_services6(cfg: &Config) -> Vec<(xvs_bpf::abi::Svc6Key, u32)> {
     cfg.virtual_servers
         .iter()
@@ -286,9 +286,17 @@ pub fn steering_services6(cfg: &Config) -> Vec<(xvs_bpf::abi::Svc6Key, u32)> {
             IpAddr::V4(_) => None,
         })
         .flat_map(|(vs, addr)| {
-            vs.ports
-                .iter()
-                .map(move |&p| (xvs_bpf::abi::Svc6Key::new(addr, p, vs.protocol.number()), 0))
+            vs.ports.iter().map(move |&p| {
+                let flags = if fast(cfg, vs) {
+                    xvs_bpf::abi::SVC_F_FAST
+                } else {
+                    0
+                };
+                (
+                    xvs_bpf::abi::Svc6Key::new(addr, p, vs.protocol.number()),
+                    flags,
+                )
+            })
         })
         .collect()
 }

@@ -42,7 +42,8 @@ impl Workers {
         wc: &WorkerConfig,
         xsk_cfg: &XskConfig,
         shared: &SharedSnapshot,
-        fast: Option<std::os::fd::OwnedFd>,
+        // The fast path's maps, IPv4's and IPv6's, when it is on.
+        fast: Option<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)>,
     ) -> Result<RawFd> {
         let q = wc.queue;
         let xsk = Xsk::open(ifaces.external.ifindex, q, xsk_cfg)?;
@@ -70,8 +71,8 @@ impl Workers {
             );
             worker = worker.with_internal(tx);
         }
-        if let Some(fd) = fast {
-            worker = worker.with_fast_path(xvs_dataplane::fast::FastMap::new(fd));
+        if let Some((v4, v6)) = fast {
+            worker = worker.with_fast_path(xvs_dataplane::fast::FastMap::new(v4, v6));
         }
         self.handles.push(
             worker

@@ -9,7 +9,7 @@
 //! ```
 
 use std::io::{BufRead, BufReader};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,9 @@ use anyhow::{bail, Context, Result};
 use xvs_tests::Lab;
 
 pub const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
+/// The IPv6 path's addresses (`Path::XvsDr6`), on the same links.
+pub const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x100);
+pub const RS6: &str = "2001:db8::11";
 pub const PORT: u16 = 80;
 pub const RS: &str = "10.0.0.11";
 /// NAT maps the port too, as in the labs.
@@ -44,10 +47,13 @@ pub enum Path {
     XvsTunWorkers,
     /// xvs DR, `fast_path: off`, two RX queues and two workers (queue scaling).
     XvsDrWorkers2q,
+    /// xvs DR over IPv6, with the fast path and without.
+    XvsDr6,
+    XvsDr6Workers,
 }
 
 impl Path {
-    pub const ALL: [Path; 11] = [
+    pub const ALL: [Path; 13] = [
         Path::Direct,
         Path::Fwd,
         Path::Bare,
@@ -59,6 +65,8 @@ impl Path {
         Path::XvsDrWorkers,
         Path::XvsTunWorkers,
         Path::XvsDrWorkers2q,
+        Path::XvsDr6,
+        Path::XvsDr6Workers,
     ];
 
     pub fn label(self) -> &'static str {
@@ -74,6 +82,8 @@ impl Path {
             Path::XvsDrWorkers => "(e) xvs DR, fast_path: off",
             Path::XvsTunWorkers => "(f) xvs TUN, fast_path: off",
             Path::XvsDrWorkers2q => "(e) xvs DR, fast_path: off, 2 queues, 2 workers",
+            Path::XvsDr6 => "(e6) xvs DR over IPv6",
+            Path::XvsDr6Workers => "(e6) xvs DR over IPv6, fast_path: off",
         }
     }
 
@@ -90,6 +100,8 @@ impl Path {
             Path::XvsDrWorkers => "xvs-dr-off",
             Path::XvsTunWorkers => "xvs-tun-off",
             Path::XvsDrWorkers2q => "xvs-dr-off-2q",
+            Path::XvsDr6 => "xvs-dr6",
+            Path::XvsDr6Workers => "xvs-dr6-off",
         }
     }
 
@@ -106,7 +118,22 @@ impl Path {
                 | Path::XvsDrWorkers
                 | Path::XvsTunWorkers
                 | Path::XvsDrWorkers2q
+                | Path::XvsDr6
+                | Path::XvsDr6Workers
         )
+    }
+
+    pub fn is_ipv6(self) -> bool {
+        matches!(self, Path::XvsDr6 | Path::XvsDr6Workers)
+    }
+
+    /// The destination the generator sends to: the IPv6 VIP for the IPv6 path.
+    pub fn vip(self) -> IpAddr {
+        if self.is_ipv6() {
+            VIP6.into()
+        } else {
+            VIP.into()
+        }
     }
 
     /// RX queues of the director's interface.
@@ -196,7 +223,11 @@ impl Chain {
         lab.sh("sw", "ip link add br0 type bridge && ip link set br0 up")?;
         let pass = lab.write("pass.bpf.o", xvs_bpf::PASS_OBJECT)?;
         let mut macs = Vec::new();
-        for (host, addr) in [("cl", "10.0.0.1"), ("lb", "10.0.0.2"), ("rs", RS)] {
+        for (host, addr, addr6) in [
+            ("cl", "10.0.0.1", "2001:db8::1"),
+            ("lb", "10.0.0.2", "2001:db8::2"),
+            ("rs", RS, RS6),
+        ] {
             let ns = lab.add_ns(host)?;
             lab.sh(
                 "sw",
@@ -208,7 +239,7 @@ impl Chain {
             )?;
             lab.sh(
                 host,
-                &format!("ip link set eth0 up && ip addr add {addr}/24 dev eth0 && sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.eth0.rp_filter=0"),
+                &format!("sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0 && ip link set eth0 up && ip addr add {addr}/24 dev eth0 && ip -6 addr add {addr6}/64 dev eth0 nodad && sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.eth0.rp_filter=0"),
             )?;
             let mac = lab
                 .sh(host, "cat /sys/class/net/eth0/address")?
@@ -226,8 +257,8 @@ impl Chain {
         lab.sh(
             "lb",
             &format!(
-                "ip neigh replace {RS} lladdr {} dev eth0 nud permanent",
-                macs[2]
+                "ip neigh replace {RS} lladdr {m} dev eth0 nud permanent && ip -6 neigh replace {RS6} lladdr {m} dev eth0 nud permanent",
+                m = macs[2]
             ),
         )?;
         let exe = std::env::current_exe()?.display().to_string();
@@ -324,16 +355,23 @@ impl Chain {
             | Path::XvsNat
             | Path::XvsDrWorkers
             | Path::XvsTunWorkers
-            | Path::XvsDrWorkers2q => {
+            | Path::XvsDrWorkers2q
+            | Path::XvsDr6
+            | Path::XvsDr6Workers => {
                 let (fwd, rs_port) = match path {
-                    Path::XvsDr | Path::XvsDrWorkers | Path::XvsDrWorkers2q => {
-                        ("dr", String::new())
-                    }
+                    Path::XvsDr
+                    | Path::XvsDrWorkers
+                    | Path::XvsDrWorkers2q
+                    | Path::XvsDr6
+                    | Path::XvsDr6Workers => ("dr", String::new()),
                     Path::XvsTun | Path::XvsTunWorkers => ("tun", String::new()),
                     _ => ("nat", format!(", port: {NAT_PORT}")),
                 };
                 let fast = match path {
-                    Path::XvsDrWorkers | Path::XvsTunWorkers | Path::XvsDrWorkers2q => "off",
+                    Path::XvsDrWorkers
+                    | Path::XvsTunWorkers
+                    | Path::XvsDrWorkers2q
+                    | Path::XvsDr6Workers => "off",
                     _ => "xdp",
                 };
                 // Room for a million flows in the flow table and the fast path's map, so
@@ -341,9 +379,14 @@ impl Chain {
                 let mut y = format!(
                     "interface: eth0\nmetrics_listen: 127.0.0.1:9147\nfast_path: {fast}\nfast_path_flows: 2097152\nflow_table_size: 4194304\nvirtual_servers:\n"
                 );
+                let (vip, rs) = if path.is_ipv6() {
+                    (format!("\"{VIP6}\""), format!("\"{RS6}\""))
+                } else {
+                    (VIP.to_string(), RS.to_string())
+                };
                 for proto in ["udp", "tcp"] {
                     y.push_str(&format!(
-                        "  - name: bench-{proto}\n    address: {VIP}\n    port: {PORT}\n    protocol: {proto}\n    scheduler: mh\n    forwarding: {fwd}\n    real_servers:\n      - {{ address: {RS}{rs_port} }}\n"
+                        "  - name: bench-{proto}\n    address: {vip}\n    port: {PORT}\n    protocol: {proto}\n    scheduler: mh\n    forwarding: {fwd}\n    real_servers:\n      - {{ address: {rs}{rs_port} }}\n"
                     ));
                 }
                 y.push_str(extra);

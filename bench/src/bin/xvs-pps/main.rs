@@ -44,7 +44,9 @@ fn real_main() -> Result<()> {
         "gen" => roles::generate(
             a.get("dev")?,
             parse_mac(a.get("dst-mac")?)?,
-            ip("vip")?,
+            a.get("vip")?
+                .parse()
+                .context("--vip is not an IP address")?,
             a.get("port")?.parse()?,
             a.get("flows")?.parse()?,
             a.has("syn"),

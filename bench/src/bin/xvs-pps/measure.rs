@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::chain::{Chain, Path, PORT, VIP};
+use crate::chain::{Chain, Path, PORT};
 
 #[derive(Clone, Debug)]
 pub struct Sample {
@@ -99,7 +99,7 @@ pub fn run(path: Path, flows: u32, syn: bool, w: &Window) -> Result<Sample> {
     )?;
     let director = chain.start(path, syn, &w.xvs_extra)?;
     let dst = chain.first_hop(path).to_string();
-    let (vip, port, flows_s) = (VIP.to_string(), PORT.to_string(), flows.to_string());
+    let (vip, port, flows_s) = (path.vip().to_string(), PORT.to_string(), flows.to_string());
     let gen_secs = (warmup + w.secs + 0.5).to_string();
     let mut gen_args = vec![
         "gen",

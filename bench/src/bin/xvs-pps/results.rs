@@ -274,6 +274,18 @@ pub fn targets(rows: &BTreeMap<Key, Row>, flows: &[u32]) -> String {
         true,
     );
     line(
+        "xvs DR over IPv6 / xvs DR over IPv4",
+        ratio(pps(Path::XvsDr6), pps(Path::XvsDr)),
+        0.90,
+        true,
+    );
+    line(
+        "without the fast path: xvs DR over IPv6 / over IPv4",
+        ratio(pps(Path::XvsDr6Workers), pps(Path::XvsDrWorkers)),
+        0.90,
+        true,
+    );
+    line(
         "without the fast path: xvs DR / bare AF_XDP loop (b)",
         ratio(pps(Path::XvsDrWorkers), pps(Path::Bare)),
         0.97,

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use xvs_bpf::abi::SvcKey;
-use xvs_bpf::bench::{template, Forwarder, Sink, TrafGen};
+use xvs_bpf::bench::{template, template6, Forwarder, Sink, TrafGen};
 use xvs_bpf::{AttachMode, Steer};
 use xvs_dataplane::xsk::{Xsk, XskConfig};
 
@@ -63,7 +63,7 @@ fn wait_for_eof() {
 pub fn generate(
     dev: &str,
     dst_mac: [u8; 6],
-    vip: Ipv4Addr,
+    vip: std::net::IpAddr,
     port: u16,
     flows: u32,
     syn: bool,
@@ -73,7 +73,10 @@ pub fn generate(
 ) -> Result<()> {
     let ifindex = ifindex(dev)?;
     let gen = TrafGen::load(flows, Ipv4Addr::new(10, 128, 0, 0))?;
-    let frame = template(mac_of(dev)?, dst_mac, vip, port, syn);
+    let frame = match vip {
+        std::net::IpAddr::V4(v) => template(mac_of(dev)?, dst_mac, v, port, syn),
+        std::net::IpAddr::V6(v) => template6(mac_of(dev)?, dst_mac, v, port, syn),
+    };
     let t0 = Instant::now();
     let mut sent = 0u64;
     let count = count.unwrap_or(u64::MAX);
