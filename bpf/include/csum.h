@@ -28,4 +28,13 @@ static __always_inline __sum16 csum_update32(__sum16 sum, __be32 from, __be32 to
 	return csum_update16(sum, (__be16)(from & 0xffff), (__be16)(to & 0xffff));
 }
 
+/* The same for a 128-bit field (an IPv6 address), as four 32-bit words. */
+static __always_inline __sum16 csum_update128(__sum16 sum, const __be32 *from, const __be32 *to)
+{
+#pragma unroll
+	for (int i = 0; i < 4; i++)
+		sum = csum_update32(sum, from[i], to[i]);
+	return sum;
+}
+
 #endif

@@ -44,6 +44,13 @@ struct {
 } xvs_nat_backends SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct xvs_nat6_key);
+	__type(value, struct xvs_nat6_value);
+	__uint(max_entries, XVS_MAX_NAT_BACKENDS);
+} xvs_nat_backends6 SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__type(key, __u32);
 	__type(value, struct xvs_nat_out);
@@ -56,6 +63,13 @@ struct {
 	__type(value, struct xvs_nat_client);
 	__uint(max_entries, XVS_MAX_NAT_CLIENTS);
 } xvs_nat_clients SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct in6_addr);
+	__type(value, struct xvs_nat_client);
+	__uint(max_entries, XVS_MAX_NAT_CLIENTS);
+} xvs_nat_clients6 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

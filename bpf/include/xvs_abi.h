@@ -84,6 +84,23 @@ struct xvs_nat_value {
 	__u32 stats_slot;
 };
 
+/* NAT66: the same for IPv6 real servers (xvs_nat_backends6): the key has
+ * xvs_svc6_key's layout, the value says what the replies become. */
+struct xvs_nat6_key {
+	__u8 addr[16];
+	__be16 port;
+	__u8 proto;
+	__u8 pad; /* always 0 */
+};
+
+struct xvs_nat6_value {
+	__u8 vip[16];
+	__be16 vport;
+	__u8 src_mac[6];
+	__u32 out_ifindex;
+	__u32 stats_slot;
+};
+
 /* Packets and bytes (whole frames) the program sent out for one NAT real server: its
  * translated replies and ICMP errors. Per CPU, summed at scrape time. DR and TUN replies
  * never cross the director, so only NAT has an outbound direction to count. */
@@ -190,8 +207,8 @@ struct xvs_xdp_counters {
 #define XVS_MAX_DECAP_VIPS 1024
 
 #define XVS_DECAP_STATS(X)                                                              \
-	X(DECAPPED, "decapped")         /* IPIP to a VIP: outer header removed */         \
-	X(PASS_NOT_IPIP, "pass_not_ipip") /* everything else: untouched */                 \
+	X(DECAPPED, "decapped")         /* IPIP or IPv6-in-IPv6 to a VIP: outer header removed */ \
+	X(PASS_NOT_IPIP, "pass_not_ipip") /* everything else (no tunnel): untouched */     \
 	X(PASS_NOT_VIP, "pass_not_vip") /* IPIP whose inner destination is no VIP here */ \
 	X(PASS_TRUNCATED, "pass_truncated")                                                \
 	X(ERROR, "error")               /* the kernel refused to shrink the packet */

@@ -1,7 +1,7 @@
 //! Rust mirrors of `bpf/include/xvs_abi.h`, asserted against the C layout at compile time.
 
 use std::mem::{offset_of, size_of};
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Constants generated from the C header by `build.rs` (`abi_probe.c`).
 pub mod layout {
@@ -121,34 +121,47 @@ impl Svc6Key {
     }
 }
 
-/// `struct xvs_nat_key`: a NAT real server's address, port and protocol.
+/// `struct xvs_nat_key` (`xvs_nat6_key` for an IPv6 one): a NAT real server's address,
+/// port and protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct NatKey {
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     pub port: u16,
     pub proto: u8,
 }
 
 impl NatKey {
-    /// The key as the map stores it (same layout as `xvs_svc_key`).
-    pub fn to_bytes(self) -> [u8; layout::NAT_KEY_SIZE] {
-        SvcKey::new(self.addr, self.port, self.proto).to_bytes()
+    /// The key as its family's map stores it (the layouts of `xvs_svc_key` and
+    /// `xvs_svc6_key`).
+    pub fn to_bytes(self) -> Vec<u8> {
+        match self.addr {
+            IpAddr::V4(a) => SvcKey::new(a, self.port, self.proto).to_bytes().to_vec(),
+            IpAddr::V6(a) => Svc6Key::new(a, self.port, self.proto).to_bytes().to_vec(),
+        }
     }
 
     pub fn from_bytes(b: &[u8]) -> Option<Self> {
-        let k = SvcKey::from_bytes(b)?;
+        if let Some(k) = SvcKey::from_bytes(b) {
+            return Some(NatKey {
+                addr: Ipv4Addr::from(k.addr).into(),
+                port: u16::from_be_bytes(k.port),
+                proto: k.proto,
+            });
+        }
+        let k = Svc6Key::from_bytes(b)?;
         Some(NatKey {
-            addr: Ipv4Addr::from(k.addr),
+            addr: Ipv6Addr::from(k.addr).into(),
             port: u16::from_be_bytes(k.port),
             proto: k.proto,
         })
     }
 }
 
-/// `struct xvs_nat_value`: what a NAT real server's replies become.
+/// `struct xvs_nat_value` (`xvs_nat6_value`): what a NAT real server's replies become.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NatValue {
-    pub vip: Ipv4Addr,
+    /// Of the real server's family.
+    pub vip: IpAddr,
     pub vport: u16,
     /// The director's MAC on the interface the replies leave by.
     pub src_mac: [u8; 6],
@@ -160,16 +173,35 @@ pub struct NatValue {
 }
 
 impl NatValue {
-    pub fn to_bytes(self) -> [u8; layout::NAT_VALUE_SIZE] {
-        let mut b = [0u8; layout::NAT_VALUE_SIZE];
-        b[layout::NAT_VALUE_VIP..layout::NAT_VALUE_VIP + 4].copy_from_slice(&self.vip.octets());
-        b[layout::NAT_VALUE_VPORT..layout::NAT_VALUE_VPORT + 2]
-            .copy_from_slice(&self.vport.to_be_bytes());
-        b[layout::NAT_VALUE_SRC_MAC..layout::NAT_VALUE_SRC_MAC + 6].copy_from_slice(&self.src_mac);
-        b[layout::NAT_VALUE_OUT_IFINDEX..layout::NAT_VALUE_OUT_IFINDEX + 4]
-            .copy_from_slice(&self.out_ifindex.to_ne_bytes());
-        b[layout::NAT_VALUE_STATS_SLOT..layout::NAT_VALUE_STATS_SLOT + 4]
-            .copy_from_slice(&self.stats_slot.to_ne_bytes());
+    /// The value as its family's map stores it.
+    pub fn to_bytes(self) -> Vec<u8> {
+        use layout as l;
+        let (size, vip, vport, mac, out, slot, addr) = match self.vip {
+            IpAddr::V4(a) => (
+                l::NAT_VALUE_SIZE,
+                l::NAT_VALUE_VIP,
+                l::NAT_VALUE_VPORT,
+                l::NAT_VALUE_SRC_MAC,
+                l::NAT_VALUE_OUT_IFINDEX,
+                l::NAT_VALUE_STATS_SLOT,
+                a.octets().to_vec(),
+            ),
+            IpAddr::V6(a) => (
+                l::NAT6_VALUE_SIZE,
+                l::NAT6_VALUE_VIP,
+                l::NAT6_VALUE_VPORT,
+                l::NAT6_VALUE_SRC_MAC,
+                l::NAT6_VALUE_OUT_IFINDEX,
+                l::NAT6_VALUE_STATS_SLOT,
+                a.octets().to_vec(),
+            ),
+        };
+        let mut b = vec![0u8; size];
+        b[vip..vip + addr.len()].copy_from_slice(&addr);
+        b[vport..vport + 2].copy_from_slice(&self.vport.to_be_bytes());
+        b[mac..mac + 6].copy_from_slice(&self.src_mac);
+        b[out..out + 4].copy_from_slice(&self.out_ifindex.to_ne_bytes());
+        b[slot..slot + 4].copy_from_slice(&self.stats_slot.to_ne_bytes());
         b
     }
 }
@@ -196,6 +228,7 @@ impl NatOut {
 const _: () = assert!(layout::NAT_OUT_SIZE == 16);
 
 const _: () = assert!(layout::NAT_KEY_SIZE == layout::SVC_KEY_SIZE);
+const _: () = assert!(layout::NAT6_KEY_SIZE == layout::SVC6_KEY_SIZE);
 const _: () = assert!(layout::NAT_CLIENT_MAC + 6 <= layout::NAT_CLIENT_SIZE);
 const _: () = assert!(layout::LOCAL_MAC_MAC + 6 <= layout::LOCAL_MAC_SIZE);
 const _: () = assert!(layout::STEER_CONFIG_EXTERNAL_IFINDEX + 4 <= layout::STEER_CONFIG_SIZE);

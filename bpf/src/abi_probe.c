@@ -43,6 +43,13 @@ int main(void)
 	OFF("NAT_VALUE_SRC_MAC", struct xvs_nat_value, src_mac);
 	OFF("NAT_VALUE_OUT_IFINDEX", struct xvs_nat_value, out_ifindex);
 	OFF("NAT_VALUE_STATS_SLOT", struct xvs_nat_value, stats_slot);
+	SIZE("NAT6_KEY", struct xvs_nat6_key);
+	SIZE("NAT6_VALUE", struct xvs_nat6_value);
+	OFF("NAT6_VALUE_VIP", struct xvs_nat6_value, vip);
+	OFF("NAT6_VALUE_VPORT", struct xvs_nat6_value, vport);
+	OFF("NAT6_VALUE_SRC_MAC", struct xvs_nat6_value, src_mac);
+	OFF("NAT6_VALUE_OUT_IFINDEX", struct xvs_nat6_value, out_ifindex);
+	OFF("NAT6_VALUE_STATS_SLOT", struct xvs_nat6_value, stats_slot);
 	printf("pub const MAX_NAT_OUT_SLOTS: u32 = %d;\n", XVS_MAX_NAT_OUT_SLOTS);
 	SIZE("NAT_OUT", struct xvs_nat_out);
 	printf("pub const MAX_NAT_CLIENTS: u32 = %d;\n", XVS_MAX_NAT_CLIENTS);

@@ -1,7 +1,8 @@
-//! The real server's IPIP decap program: loading, its VIP map, and attaching it to tc
-//! ingress so that it stays attached after the loading process exits.
+//! The real server's tunnel decap program (IPIP, and IPv6-in-IPv6): loading, its VIP
+//! maps, and attaching it to tc ingress so that it stays attached after the loading
+//! process exits.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::os::fd::{AsFd, OwnedFd};
 
 use libbpf_rs::{
@@ -14,6 +15,7 @@ use crate::BpfError;
 
 const PROG: &str = "xvs_decap";
 const MAP_VIPS: &str = "xvs_decap_vips";
+const MAP_VIPS6: &str = "xvs_decap_vips6";
 const MAP_COUNTERS: &str = "xvs_decap_counters";
 /// xvs's tc filter: a fixed handle and priority, so a later `xvs realserver down` finds it.
 pub const TC_HANDLE: u32 = 0x5856;
@@ -23,6 +25,7 @@ pub struct Decap {
     obj: Object,
     prog_fd: OwnedFd,
     vips: MapHandle,
+    vips6: MapHandle,
     counters: MapHandle,
 }
 
@@ -51,6 +54,7 @@ impl Decap {
         };
         Ok(Decap {
             vips: crate::steer::map_handle(&obj, MAP_VIPS)?,
+            vips6: crate::steer::map_handle(&obj, MAP_VIPS6)?,
             counters: crate::steer::map_handle(&obj, MAP_COUNTERS)?,
             prog_fd,
             obj,
@@ -65,17 +69,21 @@ impl Decap {
             .expect("found at load")
     }
 
-    /// The VIPs whose tunnelled packets are decapsulated (added; none removed).
-    pub fn add_vips(&self, vips: &[Ipv4Addr]) -> Result<(), BpfError> {
+    /// The VIPs whose tunnelled packets are decapsulated (added; none removed): IPv4
+    /// ones from IPIP, IPv6 ones from IPv6-in-IPv6.
+    pub fn add_vips(&self, vips: &[IpAddr]) -> Result<(), BpfError> {
         if vips.len() > MAX_DECAP_VIPS as usize {
             return Err(BpfError::TooManyServices(vips.len()));
         }
         for v in vips {
-            self.vips
-                .update(&v.octets(), &[1], MapFlags::ANY)
+            let (map, name, key) = match v {
+                IpAddr::V4(a) => (&self.vips, MAP_VIPS, a.octets().to_vec()),
+                IpAddr::V6(a) => (&self.vips6, MAP_VIPS6, a.octets().to_vec()),
+            };
+            map.update(&key, &[1], MapFlags::ANY)
                 .map_err(|source| BpfError::Map {
                     op: "update",
-                    map: MAP_VIPS,
+                    map: name,
                     source,
                 })?;
         }

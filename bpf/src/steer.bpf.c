@@ -20,6 +20,9 @@
 #ifndef AF_INET
 #define AF_INET 2
 #endif
+#ifndef AF_INET6
+#define AF_INET6 10
+#endif
 
 #define IP_MF 0x2000
 #define IP_OFFSET 0x1fff
@@ -40,16 +43,25 @@ static __always_inline int parse_error(int err)
 		     XDP_PASS);
 }
 
-/* Counts a frame the program sends out for a NAT real server. */
-static __always_inline void count_out(struct xdp_md *ctx, struct xvs_nat_value *nat)
+/* Counts a frame the program sends out for the NAT real server of id `slot`. */
+static __always_inline void count_out(struct xdp_md *ctx, __u32 slot)
 {
-	__u32 slot = nat->stats_slot;
 	struct xvs_nat_out *o = bpf_map_lookup_elem(&xvs_nat_out, &slot);
 
 	if (o) {
 		o->packets++;
 		o->bytes += ctx->data_end - ctx->data;
 	}
+}
+
+/* Counts a translated NAT packet for its real server and sends it out of `out` (0: the
+ * interface it came in on). */
+static __always_inline int nat_deliver(struct xdp_md *ctx, __u32 slot, __u32 out, int stat)
+{
+	count_out(ctx, slot);
+	if (!out)
+		return count(stat, XDP_TX);
+	return count(stat, bpf_redirect(out, 0));
 }
 
 /* Sends a translated NAT packet on towards its client (the IPv4 destination): to the MAC
@@ -79,10 +91,120 @@ static __always_inline int nat_send(struct xdp_md *ctx, struct ethhdr *eth, stru
 		if (stat == XVS_STAT_NAT_REPLY)
 			stat = XVS_STAT_NAT_REPLY_FIB;
 	}
-	count_out(ctx, nat);
-	if (!out)
-		return count(stat, XDP_TX);
-	return count(stat, bpf_redirect(out, 0));
+	return nat_deliver(ctx, nat->stats_slot, out, stat);
+}
+
+/* nat_send for IPv6: to the MAC the client's requests came from, else the FIB's next
+ * hop, else nowhere (counted). */
+static __always_inline int nat_send6(struct xdp_md *ctx, struct ethhdr *eth, struct ipv6hdr *ip6,
+				     struct xvs_nat6_value *nat, int stat)
+{
+	struct xvs_nat_client *client = bpf_map_lookup_elem(&xvs_nat_clients6, &ip6->daddr);
+	struct bpf_fib_lookup fib = {};
+	__u32 out = nat->out_ifindex;
+
+	if (client) {
+		__builtin_memcpy(eth->h_dest, client->mac, ETH_ALEN);
+		__builtin_memcpy(eth->h_source, nat->src_mac, ETH_ALEN);
+	} else {
+		fib.family = AF_INET6;
+		fib.l4_protocol = ip6->nexthdr;
+		fib.tot_len = bpf_ntohs(ip6->payload_len) + sizeof(*ip6);
+		__builtin_memcpy(fib.ipv6_src, &ip6->saddr, sizeof(fib.ipv6_src));
+		__builtin_memcpy(fib.ipv6_dst, &ip6->daddr, sizeof(fib.ipv6_dst));
+		fib.ifindex = out ? out : ctx->ingress_ifindex;
+		if (bpf_fib_lookup(ctx, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
+			return count(XVS_STAT_DROP_NAT_NO_NEIGH, XDP_DROP);
+		__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
+		__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
+		out = fib.ifindex == ctx->ingress_ifindex ? 0 : fib.ifindex;
+		if (stat == XVS_STAT_NAT_REPLY)
+			stat = XVS_STAT_NAT_REPLY_FIB;
+	}
+	return nat_deliver(ctx, nat->stats_slot, out, stat);
+}
+
+/* A NAT66 reply: source [RIP]:rport becomes [VIP]:vport; the transport checksum covers
+ * the address through the pseudo-header (IPv6 has no header checksum). */
+static __always_inline int nat_reply6(struct xdp_md *ctx, struct ethhdr *eth, struct ipv6hdr *ip6,
+				      void *l4, int proto, void *end)
+{
+	struct xvs_nat6_key key = { .proto = proto };
+	struct xvs_nat6_value *nat;
+	__be16 *sport = l4;
+	__sum16 *l4sum;
+
+	if ((void *)(sport + 1) > end)
+		return -1;
+	__builtin_memcpy(key.addr, &ip6->saddr, sizeof(key.addr));
+	key.port = *sport;
+	nat = bpf_map_lookup_elem(&xvs_nat_backends6, &key);
+	if (!nat || bpf_map_lookup_elem(&xvs_local_addrs6, &ip6->daddr))
+		return -1;
+	if (proto == IPPROTO_TCP)
+		l4sum = &((struct tcphdr *)l4)->check;
+	else
+		l4sum = &((struct udphdr *)l4)->check;
+	if ((void *)(l4sum + 1) > end)
+		return count(XVS_STAT_PASS_TRUNCATED, XDP_PASS);
+	*l4sum = csum_update128(*l4sum, (__be32 *)&ip6->saddr, (__be32 *)nat->vip);
+	*l4sum = csum_update16(*l4sum, *sport, nat->vport);
+	/* Over IPv6 a UDP checksum is mandatory: 0 is sent as all ones. */
+	if (proto == IPPROTO_UDP && !*l4sum)
+		*l4sum = 0xffff;
+	__builtin_memcpy(&ip6->saddr, nat->vip, sizeof(nat->vip));
+	*sport = nat->vport;
+	return nat_send6(ctx, eth, ip6, nat, XVS_STAT_NAT_REPLY);
+}
+
+/* An ICMPv6 error (destination unreachable, packet too big, time exceeded, parameter
+ * problem) on its way to a NAT66 client, quoting its packet to [RIP]:rport: as over
+ * IPv4, the quoted destination becomes [VIP]:vport again and the outer source the VIP;
+ * the ICMPv6 checksum (which covers the outer addresses too) and the quoted transport
+ * checksum, when quoted, are updated. */
+static __always_inline int nat_icmp6(struct xdp_md *ctx, struct ethhdr *eth, struct ipv6hdr *ip6,
+				     void *l4, void *end)
+{
+	struct xvs_icmphdr *icmp = l4;
+	struct xvs_nat6_key key = {};
+	struct xvs_nat6_value *nat;
+	struct ipv6hdr *in;
+	__be16 *ports, old16, new16;
+	__sum16 *l4sum;
+
+	if ((void *)(icmp + 1) > end || icmp->type < 1 || icmp->type > 4)
+		return -1;
+	in = (void *)(icmp + 1);
+	if ((void *)(in + 1) > end)
+		return -1;
+	if (in->nexthdr != IPPROTO_TCP && in->nexthdr != IPPROTO_UDP)
+		return -1;
+	ports = (void *)(in + 1);
+	if ((void *)(ports + 2) > end)
+		return -1;
+	__builtin_memcpy(key.addr, &in->daddr, sizeof(key.addr));
+	key.port = ports[1];
+	key.proto = in->nexthdr;
+	nat = bpf_map_lookup_elem(&xvs_nat_backends6, &key);
+	if (!nat || bpf_map_lookup_elem(&xvs_local_addrs6, &ip6->daddr))
+		return -1;
+
+	l4sum = in->nexthdr == IPPROTO_TCP ? (void *)ports + 16 : (void *)ports + 6;
+	if ((void *)(l4sum + 1) <= end && (in->nexthdr == IPPROTO_TCP || *l4sum)) {
+		old16 = *l4sum;
+		new16 = csum_update16(csum_update128(old16, (__be32 *)&in->daddr, (__be32 *)nat->vip),
+				      ports[1], nat->vport);
+		*l4sum = new16;
+		icmp->checksum = csum_update16(icmp->checksum, old16, new16);
+	}
+	icmp->checksum = csum_update16(icmp->checksum, ports[1], nat->vport);
+	ports[1] = nat->vport;
+	icmp->checksum = csum_update128(icmp->checksum, (__be32 *)&in->daddr, (__be32 *)nat->vip);
+	__builtin_memcpy(&in->daddr, nat->vip, sizeof(nat->vip));
+	/* The outer source, in the pseudo-header. */
+	icmp->checksum = csum_update128(icmp->checksum, (__be32 *)&ip6->saddr, (__be32 *)nat->vip);
+	__builtin_memcpy(&ip6->saddr, nat->vip, sizeof(nat->vip));
+	return nat_send6(ctx, eth, ip6, nat, XVS_STAT_NAT_ICMP);
 }
 
 /* A NAT reply: source RIP:rport becomes VIP:vport, checksums updated in place. */
@@ -190,6 +312,20 @@ static __always_inline void learn_client(struct ethhdr *eth, struct iphdr *ip)
 	bpf_map_update_elem(&xvs_nat_clients, &ip->saddr, &fresh, BPF_ANY);
 }
 
+/* learn_client for IPv6 clients. */
+static __always_inline void learn_client6(struct ethhdr *eth, struct ipv6hdr *ip6)
+{
+	struct xvs_nat_client *known = bpf_map_lookup_elem(&xvs_nat_clients6, &ip6->saddr);
+	struct xvs_nat_client fresh = {};
+
+	if (known && known->mac[0] == eth->h_source[0] && known->mac[1] == eth->h_source[1] &&
+	    known->mac[2] == eth->h_source[2] && known->mac[3] == eth->h_source[3] &&
+	    known->mac[4] == eth->h_source[4] && known->mac[5] == eth->h_source[5])
+		return;
+	__builtin_memcpy(fresh.mac, eth->h_source, ETH_ALEN);
+	bpf_map_update_elem(&xvs_nat_clients6, &ip6->saddr, &fresh, BPF_ANY);
+}
+
 /* Sends a packet to a service to its queue's AF_XDP socket. */
 static __always_inline int to_worker(struct xdp_md *ctx)
 {
@@ -200,9 +336,10 @@ static __always_inline int to_worker(struct xdp_md *ctx)
 	return count(ret == XDP_REDIRECT ? XVS_STAT_STEERED : XVS_STAT_PASS_NO_SOCKET, ret);
 }
 
-/* IPv6: TCP and UDP to an IPv6 service go to the workers (DR), established flows by the
- * fast path as over IPv4; neighbour discovery, router and multicast traffic (ICMPv6),
- * fragments and what the walk cannot read are the kernel's. No NAT over IPv6 yet. */
+/* IPv6: TCP and UDP to an IPv6 service go to the workers, established DR flows by the
+ * fast path as over IPv4, NAT66 replies (and ICMPv6 errors quoting a NAT66 flow) are
+ * translated here; neighbour discovery, router and multicast traffic (ICMPv6),
+ * fragments and what the walk cannot read are the kernel's. */
 static __always_inline int steer6(struct xdp_md *ctx, struct hdr_cursor *c, struct ethhdr *eth,
 				  struct xvs_steer_config *cfg, const struct xvs_local_mac *local)
 {
@@ -220,6 +357,11 @@ static __always_inline int steer6(struct xdp_md *ctx, struct hdr_cursor *c, stru
 		return count(XVS_STAT_PASS_IPV6_EXT, XDP_PASS);
 	if (proto < 0)
 		return parse_error(proto);
+	if (proto == IPPROTO_ICMPV6) {
+		ret = nat_icmp6(ctx, eth, ip6, c->pos, c->end);
+		if (ret >= 0)
+			return ret;
+	}
 	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
 		return count(XVS_STAT_PASS_OTHER_PROTO, XDP_PASS);
 	l4 = c->pos;
@@ -227,21 +369,29 @@ static __always_inline int steer6(struct xdp_md *ctx, struct hdr_cursor *c, stru
 			     &dport);
 	if (ret < 0)
 		return parse_error(ret);
-	if (cfg && cfg->external_ifindex && cfg->external_ifindex != ctx->ingress_ifindex)
-		return count(XVS_STAT_PASS_NOT_SERVICE, XDP_PASS);
 	__builtin_memcpy(key.addr, &ip6->daddr, sizeof(key.addr));
 	key.port = dport;
 	key.proto = proto;
-	svc = bpf_map_lookup_elem(&xvs_services6, &key);
-	if (!svc) {
-		key.port = 0;
+	if (cfg && cfg->external_ifindex && cfg->external_ifindex != ctx->ingress_ifindex) {
+		svc = NULL;
+	} else {
 		svc = bpf_map_lookup_elem(&xvs_services6, &key);
+		if (!svc) {
+			key.port = 0;
+			svc = bpf_map_lookup_elem(&xvs_services6, &key);
+		}
 	}
-	if (!svc)
+	if (!svc) {
+		ret = nat_reply6(ctx, eth, ip6, l4, proto, c->end);
+		if (ret >= 0)
+			return ret;
 		return count(XVS_STAT_PASS_NOT_SERVICE, XDP_PASS);
+	}
 	ret = screen6(eth, ip6, l4, proto, c->end);
 	if (ret >= 0)
 		return count(ret, XDP_DROP);
+	if (svc->flags & XVS_SVC_F_NAT)
+		learn_client6(eth, ip6);
 	if (svc->flags & XVS_SVC_F_FAST) {
 		ret = fast_path6(ctx, eth, ip6, l4, c->end, proto, cfg ? cfg->fast_generation : 0,
 				 local);

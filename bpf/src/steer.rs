@@ -7,7 +7,7 @@ use libbpf_rs::{
     Map, MapCore, MapFlags, MapHandle, Object, ObjectBuilder, Program, ProgramMut, Xdp, XdpFlags,
 };
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::abi::{
     NatKey, NatOut, NatValue, Svc6Key, SvcKey, XdpCounters, MAX_NAT_BACKENDS, MAX_QUEUES,
@@ -21,7 +21,9 @@ const MAP_SERVICES6: &str = "xvs_services6";
 const MAP_XSKS: &str = "xvs_xsks";
 const MAP_COUNTERS: &str = "xvs_counters";
 const MAP_NAT_BACKENDS: &str = "xvs_nat_backends";
+const MAP_NAT_BACKENDS6: &str = "xvs_nat_backends6";
 const MAP_NAT_CLIENTS: &str = "xvs_nat_clients";
+const MAP_NAT_CLIENTS6: &str = "xvs_nat_clients6";
 const MAP_NAT_OUT: &str = "xvs_nat_out";
 const MAP_FAST_FLOWS: &str = "xvs_fast_flows";
 const MAP_FAST_FLOWS6: &str = "xvs_fast_flows6";
@@ -72,7 +74,9 @@ pub struct Steer {
     xsks: MapHandle,
     counters: MapHandle,
     nat_backends: MapHandle,
+    nat_backends6: MapHandle,
     nat_clients: MapHandle,
+    nat_clients6: MapHandle,
     nat_out: MapHandle,
     config: MapHandle,
     /// What `config` holds: (external ifindex, fast-path generation).
@@ -133,7 +137,9 @@ impl Steer {
             xsks: map_handle(&obj, MAP_XSKS)?,
             counters: map_handle(&obj, MAP_COUNTERS)?,
             nat_backends: map_handle(&obj, MAP_NAT_BACKENDS)?,
+            nat_backends6: map_handle(&obj, MAP_NAT_BACKENDS6)?,
             nat_clients: map_handle(&obj, MAP_NAT_CLIENTS)?,
+            nat_clients6: map_handle(&obj, MAP_NAT_CLIENTS6)?,
             nat_out: map_handle(&obj, MAP_NAT_OUT)?,
             config: map_handle(&obj, MAP_CONFIG)?,
             config_value: (0, 0),
@@ -307,38 +313,43 @@ impl Steer {
             .collect()
     }
 
-    /// Makes the NAT map hold exactly `backends`.
+    /// Makes the NAT maps hold exactly `backends` (each in its family's map).
     pub fn set_nat_backends(&self, backends: &[(NatKey, NatValue)]) -> Result<(), BpfError> {
         if backends.len() > MAX_NAT_BACKENDS as usize {
             return Err(BpfError::TooManyServices(backends.len()));
         }
-        let entries: Vec<(Vec<u8>, Vec<u8>)> = backends
-            .iter()
-            .map(|(k, v)| (k.to_bytes().to_vec(), v.to_bytes().to_vec()))
-            .collect();
-        replace_all(&self.nat_backends, MAP_NAT_BACKENDS, &entries)
+        let entries = |v6: bool| -> Vec<(Vec<u8>, Vec<u8>)> {
+            backends
+                .iter()
+                .filter(|(k, _)| k.addr.is_ipv6() == v6)
+                .map(|(k, v)| (k.to_bytes(), v.to_bytes()))
+                .collect()
+        };
+        replace_all(&self.nat_backends, MAP_NAT_BACKENDS, &entries(false))?;
+        replace_all(&self.nat_backends6, MAP_NAT_BACKENDS6, &entries(true))
+    }
+
+    fn nat_clients_of(&self, client: IpAddr) -> (&MapHandle, &'static str, Vec<u8>) {
+        match client {
+            IpAddr::V4(a) => (&self.nat_clients, MAP_NAT_CLIENTS, a.octets().to_vec()),
+            IpAddr::V6(a) => (&self.nat_clients6, MAP_NAT_CLIENTS6, a.octets().to_vec()),
+        }
     }
 
     /// The MAC the steering program learned for a NAT client.
-    pub fn nat_client(&self, client: Ipv4Addr) -> Option<[u8; 6]> {
-        let v = self
-            .nat_clients
-            .lookup(&client.octets(), MapFlags::ANY)
-            .ok()??;
+    pub fn nat_client(&self, client: impl Into<IpAddr>) -> Option<[u8; 6]> {
+        let (map, _, key) = self.nat_clients_of(client.into());
+        let v = map.lookup(&key, MapFlags::ANY).ok()??;
         crate::abi::nat_client_mac(&v)
     }
 
     /// Teaches the steering program a NAT client's MAC (tests; requests do it in life).
-    pub fn set_nat_client(&self, client: Ipv4Addr, mac: [u8; 6]) -> Result<(), BpfError> {
-        self.nat_clients
-            .update(
-                &client.octets(),
-                &crate::abi::nat_client_value(mac),
-                MapFlags::ANY,
-            )
+    pub fn set_nat_client(&self, client: impl Into<IpAddr>, mac: [u8; 6]) -> Result<(), BpfError> {
+        let (map, name, key) = self.nat_clients_of(client.into());
+        map.update(&key, &crate::abi::nat_client_value(mac), MapFlags::ANY)
             .map_err(|source| BpfError::Map {
                 op: "update",
-                map: MAP_NAT_CLIENTS,
+                map: name,
                 source,
             })
     }

@@ -1,13 +1,13 @@
-//! The real server's decap program through BPF_PROG_TEST_RUN: IPIP to a VIP comes out as
-//! the client's own packet; everything else comes out unchanged.
+//! The real server's decap program through BPF_PROG_TEST_RUN: IPIP (or IPv6-in-IPv6) to a
+//! VIP comes out as the client's own packet; everything else comes out unchanged.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use libbpf_rs::ProgramInput;
 use xvs_bpf::Decap;
 use xvs_dataplane::fixtures::{self, CLIENT, VIP};
 use xvs_dataplane::packet::Packet;
-use xvs_dataplane::rewrite::tun;
+use xvs_dataplane::rewrite::{tun, tun6};
 use xvs_dataplane::wire::ipv4::{Ipv4Packet, Ipv4Repr, PROTO_IPIP};
 
 const TC_ACT_OK: u32 = 0;
@@ -56,7 +56,7 @@ fn run(d: &Decap, frame: &[u8]) -> (u32, Vec<u8>, &'static str) {
 #[test]
 fn decapsulates_tunnelled_vip_traffic_only() {
     let d = Decap::load().expect("load the decap program (root and BPF needed)");
-    d.add_vips(&[VIP]).unwrap();
+    d.add_vips(&[VIP.into()]).unwrap();
     let inner = fixtures::tcp_frame(CLIENT, 40000, VIP, 80, 0x02, b"hello");
 
     let (action, out, counter) = run(&d, &tunnelled(&inner));
@@ -101,4 +101,51 @@ fn decapsulates_tunnelled_vip_traffic_only() {
     opts[14] = 0x46;
     opts.extend_from_slice(&inner[14..]);
     assert_eq!(run(&d, &opts).2, "pass_not_ipip");
+}
+
+/// The client's IPv6 frame as xvs's IPv6 TUN rewrite sends it.
+fn tunnelled6(inner: &[u8]) -> Vec<u8> {
+    let mut buf = vec![0u8; 64 + inner.len()];
+    buf[64..].copy_from_slice(inner);
+    let mut pkt = Packet::new(&mut buf, 64, inner.len()).unwrap();
+    tun6::encapsulate(
+        &mut pkt,
+        [2, 0, 0, 0, 0, 11],
+        [2, 0, 0, 0, 0, 2],
+        fixtures::DIRECTOR6,
+        Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x11),
+        1500,
+    )
+    .unwrap();
+    pkt.data().to_vec()
+}
+
+#[test]
+fn decapsulates_ipv6_in_ipv6_to_an_ipv6_vip_only() {
+    let d = Decap::load().expect("load the decap program (root and BPF needed)");
+    let vip6 = fixtures::VIP6;
+    // One program for both families, as `xvs realserver up` loads it.
+    d.add_vips(&[IpAddr::from(VIP), IpAddr::from(vip6)])
+        .unwrap();
+    let inner = fixtures::tcp6_frame(fixtures::CLIENT6, 40000, vip6, 80, 0x02, b"hello6");
+    let (action, out, counter) = run(&d, &tunnelled6(&inner));
+    assert_eq!((action, counter), (TC_ACT_OK, "decapped"));
+    assert_eq!(
+        &out[12..],
+        &inner[12..],
+        "the client's packet, byte for byte"
+    );
+
+    // To another address: left alone; plain IPv6: untouched; cut short: untouched.
+    let other = fixtures::tcp6_frame(fixtures::CLIENT6, 1, Ipv6Addr::LOCALHOST, 80, 0x02, b"");
+    let frame = tunnelled6(&other);
+    assert_eq!(run(&d, &frame), (TC_ACT_OK, frame.clone(), "pass_not_vip"));
+    let (_, out, counter) = run(&d, &inner);
+    assert_eq!((counter, out), ("pass_not_ipip", inner.clone()));
+    let mut short = tunnelled6(&inner);
+    short.truncate(14 + 40 + 20);
+    assert_eq!(run(&d, &short).2, "pass_truncated");
+    // The IPv4 VIP's IPIP still decapsulates beside it.
+    let v4 = fixtures::tcp_frame(CLIENT, 40000, VIP, 80, 0x02, b"");
+    assert_eq!(run(&d, &tunnelled(&v4)).2, "decapped");
 }

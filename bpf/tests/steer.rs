@@ -195,12 +195,12 @@ mod nat {
         let backend = |proto| {
             (
                 NatKey {
-                    addr: RIP,
+                    addr: RIP.into(),
                     port: 80,
                     proto,
                 },
                 NatValue {
-                    vip: VIP,
+                    vip: VIP.into(),
                     vport: 8080,
                     src_mac: DIRECTOR_MAC,
                     out_ifindex: 0,
@@ -406,5 +406,122 @@ mod nat {
         let reply = fixtures::tcp_frame(RIP, 80, CLIENT, 40000, 0x12, b"");
         let (action, _, delta) = run_out(&steer, &reply);
         assert_eq!((action, delta.get("drop_nat_no_neigh")), (XDP_DROP, 1));
+    }
+
+    /// NAT66: the IPv6 real server's reply and an ICMPv6 error quoting the client's
+    /// packet to it, translated back to [VIP]:8080, every checksum valid (etherparse).
+    #[test]
+    fn nat66_replies_and_icmpv6_errors_become_the_vip() {
+        use etherparse::{NetHeaders, PacketHeaders, TransportHeader};
+        use std::net::Ipv6Addr;
+        use xvs_bpf::abi::Svc6Key;
+        use xvs_dataplane::fixtures::{CLIENT6, VIP6};
+        let rip6 = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x11);
+        let steer = Steer::load().unwrap();
+        steer
+            .set_services6(&[(Svc6Key::new(VIP6, 8080, 6), SVC_F_NAT)])
+            .unwrap();
+        steer
+            .set_nat_backends(&[(
+                NatKey {
+                    addr: rip6.into(),
+                    port: 80,
+                    proto: 6,
+                },
+                NatValue {
+                    vip: VIP6.into(),
+                    vport: 8080,
+                    src_mac: DIRECTOR_MAC,
+                    out_ifindex: 0,
+                    stats_slot: 9,
+                },
+            )])
+            .unwrap();
+        // A request teaches the client's MAC (no socket: passed to the kernel, counted).
+        run(
+            &steer,
+            &fixtures::tcp6_frame(CLIENT6, 40000, VIP6, 8080, 2, b""),
+        );
+        assert_eq!(steer.nat_client(CLIENT6), Some(CLIENT_MAC));
+
+        let reply = fixtures::tcp6_frame(rip6, 80, CLIENT6, 40000, 0x12, b"hello from rs1");
+        let (action, out, delta) = run_out(&steer, &reply);
+        assert_eq!((action, delta.get("nat_reply")), (XDP_TX, 1));
+        assert_eq!(&out[..6], &CLIENT_MAC);
+        assert_eq!(&out[6..12], &DIRECTOR_MAC);
+        let p = PacketHeaders::from_ethernet_slice(&out).unwrap();
+        let (Some(NetHeaders::Ipv6(ip, _)), Some(TransportHeader::Tcp(t))) = (&p.net, &p.transport)
+        else {
+            panic!("not IPv6 + TCP")
+        };
+        assert_eq!(
+            (Ipv6Addr::from(ip.source), Ipv6Addr::from(ip.destination)),
+            (VIP6, CLIENT6)
+        );
+        assert_eq!((t.source_port, t.destination_port), (8080, 40000));
+        assert_eq!(
+            t.checksum,
+            t.calc_checksum_ipv6(ip, p.payload.slice()).unwrap()
+        );
+        assert_eq!(steer.nat_out(9).unwrap().packets, 1);
+
+        // A Packet Too Big from the real server, quoting the client's packet to it.
+        use xvs_dataplane::wire::ethernet::{EthernetRepr, ETHERTYPE_IPV6};
+        use xvs_dataplane::wire::icmpv6;
+        use xvs_dataplane::wire::ipv6::{Ipv6Repr, NH_ICMPV6};
+        let request = fixtures::tcp6_frame(CLIENT6, 40000, rip6, 80, 0x10, b"data");
+        let quote = &request[14..];
+        let mut f = vec![0u8; 14 + 40 + 8 + quote.len()];
+        EthernetRepr {
+            src: [2, 0, 0, 0, 1, 11],
+            dst: DIRECTOR_MAC,
+            ethertype: ETHERTYPE_IPV6,
+        }
+        .emit(&mut f);
+        Ipv6Repr {
+            src: rip6,
+            dst: CLIENT6,
+            next_header: NH_ICMPV6,
+            payload_len: 8 + quote.len(),
+            hop_limit: 64,
+            traffic_class: 0,
+            flow_label: 0,
+        }
+        .emit(&mut f[14..]);
+        icmpv6::emit_packet_too_big(&mut f[54..], 1400, quote, rip6.octets(), CLIENT6.octets());
+        let (action, out, delta) = run_out(&steer, &f);
+        assert_eq!((action, delta.get("nat_icmp")), (XDP_TX, 1));
+        let p = PacketHeaders::from_ethernet_slice(&out).unwrap();
+        let (Some(NetHeaders::Ipv6(ip, _)), Some(TransportHeader::Icmpv6(h))) =
+            (&p.net, &p.transport)
+        else {
+            panic!("not ICMPv6")
+        };
+        assert_eq!(Ipv6Addr::from(ip.source), VIP6, "from the VIP");
+        let quoted = p.payload.slice();
+        assert_eq!(
+            h.checksum,
+            h.icmp_type
+                .calc_checksum(ip.source, ip.destination, quoted)
+                .unwrap(),
+            "ICMPv6 checksum"
+        );
+        // The quoted packet is the client's to [VIP]:8080 again, its TCP checksum valid.
+        let q = PacketHeaders::from_ip_slice(quoted).unwrap();
+        let (Some(NetHeaders::Ipv6(qip, _)), Some(TransportHeader::Tcp(qt))) =
+            (&q.net, &q.transport)
+        else {
+            panic!("quoted packet")
+        };
+        assert_eq!(Ipv6Addr::from(qip.destination), VIP6);
+        assert_eq!(qt.destination_port, 8080);
+        assert_eq!(
+            qt.checksum,
+            qt.calc_checksum_ipv6(qip, q.payload.slice()).unwrap()
+        );
+        // Answers to the director itself are not replies.
+        steer.set_local_addrs6(&[CLIENT6]).unwrap();
+        let (_, _, delta) = run_out(&steer, &reply);
+        assert_eq!(delta.get("nat_reply"), 0);
     }
 }

@@ -77,7 +77,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub fast_path_flows: Option<Spanned<i64>>,
     /// Path MTU towards TUN real servers (576 to 65535); larger packets get ICMP
-    /// fragmentation-needed with 20 bytes less. Default: the interface's MTU. Restart-only.
+    /// fragmentation-needed with 20 bytes less (IPv6: Packet Too Big with 40 less, at
+    /// least 1280). Default: the interface's MTU. Restart-only.
     #[serde(default)]
     pub tun_mtu: Option<Spanned<i64>>,
     /// Where `/metrics` is served, `address:port`, or `off`. Default `127.0.0.1:9147`.

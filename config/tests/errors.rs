@@ -720,16 +720,16 @@ fn ipv6_mistakes_are_located() {
         e.contains("is IPv6, and the virtual server 10.0.0.100 is IPv4"),
         "{e}"
     );
-    // NAT and TUN are IPv4's for now.
-    for f in ["nat", "tun"] {
-        let e = errors(&GOOD6.replace(
-            "scheduler: wrr\n",
-            &format!("scheduler: wrr\n    forwarding: {f}\n"),
-        ));
-        assert!(
-            e.contains(&format!("{f} over IPv6 is not supported yet")),
-            "{e}"
-        );
+    // Every forwarding method over IPv6, NAT66 with its port mapping.
+    for f in ["tun", "nat"] {
+        parse(
+            "t.yaml",
+            &GOOD6.replace(
+                "scheduler: wrr\n",
+                &format!("scheduler: wrr\n    forwarding: {f}\n"),
+            ),
+        )
+        .unwrap();
     }
     // A netmask is IPv4's; a prefix past 128 is no prefix.
     let pers = |g: &str| {

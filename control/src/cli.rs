@@ -92,9 +92,9 @@ pub enum Command {
     },
     /// Which real server a new flow would get, and why (the live snapshot, the real code).
     Explain {
-        /// SRC:SPORT
+        /// SRC:SPORT (IPv6: [SRC]:SPORT)
         src: String,
-        /// DST:DPORT
+        /// DST:DPORT (IPv6: [DST]:DPORT), of the source's family
         dst: String,
         /// tcp or udp
         proto: String,

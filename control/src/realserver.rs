@@ -4,15 +4,16 @@
 //! answers a neighbour solicitation only for addresses of the interface it arrived on,
 //! so a VIP on lo is never claimed on the wire (`tests/tests/realserver6.rs` shows it),
 //! while packets to it are still accepted on any interface. For TUN, reverse-path
-//! filtering is relaxed and xvs's IPIP decap program goes on the device's tc ingress
-//! (these kernels have no ipip module); TUN takes IPv4 VIPs only.
+//! filtering is relaxed and xvs's decap program goes on the device's tc ingress (these
+//! kernels have no ipip or ip6_tunnel module): it takes IPIP to the IPv4 VIPs and
+//! IPv6-in-IPv6 to the IPv6 ones (IPv6 has no reverse-path filter to relax).
 //!
 //! Every change is recorded in a state file (one per network namespace, under /run/xvs)
 //! with the value it replaced, so `down` restores exactly what `up` changed and nothing
 //! else; running `up` twice changes nothing the second time.
 
 use std::fs;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
@@ -41,7 +42,7 @@ struct State {
     /// (sysctl path under /proc/sys, value before the change).
     sysctls: Vec<(String, String)>,
     /// Device the decap program is attached to, and the VIPs it decapsulates.
-    decap: Option<(String, Vec<Ipv4Addr>)>,
+    decap: Option<(String, Vec<IpAddr>)>,
 }
 
 impl State {
@@ -153,7 +154,7 @@ fn sysctls(mode: Mode, dev: Option<&str>, ipv4: bool) -> Vec<(String, &'static s
         v.push((sysctl_path(i, "arp_ignore"), "1"));
         v.push((sysctl_path(i, "arp_announce"), "2"));
     }
-    if mode == Mode::Tun {
+    if mode == Mode::Tun && ipv4 {
         // The kernel uses the larger of `all` and the device's value: both go to 0.
         for i in &ifs {
             v.push((sysctl_path(i, "rp_filter"), "0"));
@@ -184,9 +185,6 @@ pub fn up(req: &Request) -> Result<Vec<String>> {
     }
     if req.vips.is_empty() {
         bail!("no VIP given; nothing was changed");
-    }
-    if let (Mode::Tun, Some(v6)) = (req.mode, req.vips.iter().find(|v| v.is_ipv6())) {
-        bail!("--mode tun takes IPv4 VIPs only (IPv6-in-IPv6 decap is not built yet), not {v6}; nothing was changed");
     }
     let lo = Iface::lookup("lo")?.context("no loopback device")?;
     let mut state = load()?;
@@ -224,10 +222,7 @@ pub fn up(req: &Request) -> Result<Vec<String>> {
         };
         let decap = Decap::load()?;
         let before = vips.len();
-        for v in req.vips.iter().filter_map(|v| match v {
-            IpAddr::V4(a) => Some(*a),
-            IpAddr::V6(_) => None,
-        }) {
+        for &v in &req.vips {
             if !vips.contains(&v) {
                 vips.push(v);
             }
@@ -237,7 +232,7 @@ pub fn up(req: &Request) -> Result<Vec<String>> {
             decap.attach(dev.ifindex as i32)?;
             let list: Vec<String> = vips.iter().map(|v| v.to_string()).collect();
             done.push(format!(
-                "attached the IPIP decap program to {} ingress for {}",
+                "attached the tunnel decap program to {} ingress for {}",
                 dev.name,
                 list.join(", ")
             ));
@@ -302,23 +297,19 @@ pub fn down(vips: &[IpAddr], mode: Option<Mode>, dev: Option<&str>) -> Result<Ve
         save(&state)?;
     }
     if let Some((dev, dvips)) = state.decap.clone() {
-        let left: Vec<Ipv4Addr> = dvips
-            .iter()
-            .copied()
-            .filter(|v| !wanted(&IpAddr::V4(*v)))
-            .collect();
+        let left: Vec<IpAddr> = dvips.iter().copied().filter(|v| !wanted(v)).collect();
         let decap = Decap::load()?;
         match Iface::lookup(&dev)? {
             Some(i) if left.is_empty() => {
                 if decap.detach(i.ifindex as i32)? {
-                    done.push(format!("detached the IPIP decap program from {dev}"));
+                    done.push(format!("detached the tunnel decap program from {dev}"));
                 }
             }
             Some(i) => {
                 decap.add_vips(&left)?;
                 decap.attach(i.ifindex as i32)?;
                 done.push(format!(
-                    "the IPIP decap program on {dev} now serves {} VIP(s)",
+                    "the tunnel decap program on {dev} now serves {} VIP(s)",
                     left.len()
                 ));
             }
@@ -342,6 +333,7 @@ pub fn down(vips: &[IpAddr], mode: Option<Mode>, dev: Option<&str>) -> Result<Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     #[test]
     fn state_round_trip_and_bad_input() {
@@ -353,7 +345,10 @@ mod tests {
             sysctls: vec![("net/ipv4/conf/all/arp_ignore".into(), "0".into())],
             decap: Some((
                 "eth0".into(),
-                vec![Ipv4Addr::new(10, 0, 0, 100), Ipv4Addr::new(10, 0, 0, 101)],
+                vec![
+                    Ipv4Addr::new(10, 0, 0, 100).into(),
+                    "2001:db8::100".parse().unwrap(),
+                ],
             )),
         };
         assert_eq!(State::parse(&s.render()).unwrap(), s);
@@ -371,7 +366,7 @@ mod tests {
                 .into_iter()
                 .map(|(p, _)| (p, "0".into()))
                 .collect(),
-            decap: Some(("eth0".into(), vec![vip])),
+            decap: Some(("eth0".into(), vec![IpAddr::V4(vip)])),
         };
         assert!(check_down_args(&tun, None, None).is_ok());
         assert!(check_down_args(&tun, Some(Mode::Tun), Some("eth0")).is_ok());

@@ -72,7 +72,8 @@ pub struct WorkerCounters {
     pub flows_evicted: Counter,
     pub flows_rescheduled: Counter,
     pub flows_expired: Counter,
-    /// ICMP fragmentation-needed sent to clients (TUN packets above the path MTU).
+    /// ICMP fragmentation-needed (ICMPv6 Packet Too Big over IPv6) sent to clients: TUN
+    /// packets above the path MTU.
     pub icmp_frag_needed: Counter,
     /// Fast-path entries the worker queued and the kernel refused (or that did not fit).
     pub fast_path_failed: Counter,

@@ -235,7 +235,11 @@ pub struct Snapshot {
     /// The director's address on the interface: the tunnel's outer source, and the
     /// source of the ICMP errors it sends.
     pub local_addr: Ipv4Addr,
-    /// Path MTU towards tunnelled real servers (TUN packets above MTU − 20 get ICMP).
+    /// The director's IPv6 address on the interface: the IPv6 tunnel's outer source and
+    /// the source of its Packet Too Big (`None`: it has none; no IPv6 TUN service then).
+    pub local_addr6: Option<std::net::Ipv6Addr>,
+    /// Path MTU towards tunnelled real servers (TUN packets above MTU − 20 get ICMP; over
+    /// IPv6, above MTU − 40, Packet Too Big).
     pub mtu: u16,
     /// Two-arm NAT: the director's MAC on the internal interface, where NAT requests
     /// leave (`None`: one arm, they leave where they came in).
@@ -291,6 +295,7 @@ impl Snapshot {
             generation,
             local_mac,
             local_addr: Ipv4Addr::UNSPECIFIED,
+            local_addr6: None,
             mtu: 1500,
             internal_mac: None,
             services,

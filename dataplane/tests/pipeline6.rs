@@ -205,3 +205,88 @@ fn expired_ipv6_flows_are_swept() {
     assert_eq!(p.counters().dests[0].inactive.get(), 0);
     assert_eq!(p.counters().flows_expired.get(), 1);
 }
+
+/// TUN over IPv6: the client's packet inside IPv6 from the director's IPv6 address; too
+/// big for the tunnel, a Packet Too Big back to the client instead.
+#[test]
+fn tun_over_ipv6_encapsulates_or_answers_packet_too_big() {
+    let mut snap = snapshot(SchedulerKind::Rr, &[1], None);
+    let mut svc = snap.services[0].clone();
+    svc.forwarding = Forwarding::Tun;
+    let dests = snap.dests.clone();
+    snap = Snapshot::new(2, DIRECTOR_MAC, vec![svc], dests).unwrap();
+    let run = |p: &mut Pipeline, snap: &Snapshot, frame: &[u8]| {
+        let mut buf = vec![0u8; 256 + frame.len() + 256];
+        buf[256..256 + frame.len()].copy_from_slice(frame);
+        let mut pkt = xvs_dataplane::packet::Packet::new(&mut buf, 256, frame.len()).unwrap();
+        let v = p.process_packet(snap, 1, &mut pkt);
+        (v, pkt.data().to_vec())
+    };
+    // Without an IPv6 address of the director's, no tunnel: dropped, counted.
+    let mut p = pipeline(&snap);
+    let syn = tcp(client(1), 1000, FLAG_SYN);
+    assert_eq!(
+        run(&mut p, &snap, &syn).0,
+        Verdict::Drop(DropReason::NoDestination)
+    );
+    let director6: Ipv6Addr = "2001:db8::2".parse().unwrap();
+    snap.local_addr6 = Some(director6);
+    let (v, out) = run(&mut p, &snap, &syn);
+    assert_eq!(v, Verdict::Tx);
+    let outer = etherparse::Ipv6HeaderSlice::from_slice(&out[14..]).unwrap();
+    assert_eq!(outer.source_addr(), director6);
+    assert_eq!(
+        outer.destination_addr(),
+        "fd00::10".parse::<Ipv6Addr>().unwrap()
+    );
+    assert_eq!(outer.next_header().0, 41);
+    assert_eq!(&out[54..], &syn[14..], "the client's packet inside");
+    assert!(p.fast_ops().is_empty(), "IPv6 tunnels stay on the worker");
+    // A full-size segment: Packet Too Big to the client, MTU 1460.
+    snap.mtu = 1500;
+    let big = fixtures::tcp6_frame(client(1), 1000, VIP6, VIP_TCP_PORT, FLAG_ACK, &[1u8; 1440]);
+    let (v, out) = run(&mut p, &snap, &big);
+    assert_eq!(v, Verdict::Tx);
+    let parsed = etherparse::SlicedPacket::from_ethernet(&out).unwrap();
+    let Some(etherparse::TransportSlice::Icmpv6(icmp)) = parsed.transport else {
+        panic!("no ICMPv6: {:?}", parsed.transport)
+    };
+    assert_eq!(
+        icmp.icmp_type(),
+        etherparse::Icmpv6Type::PacketTooBig { mtu: 1460 }
+    );
+    assert_eq!(&out[..6], &fixtures::CLIENT_MAC, "back where it came from");
+    assert_eq!(p.counters().icmp_frag_needed.get(), 1);
+}
+
+/// NAT66: [VIP]:80 becomes [RIP]:8080, the TCP checksum valid (etherparse).
+#[test]
+fn nat66_translates_the_destination_and_its_port() {
+    let snap0 = snapshot(SchedulerKind::Rr, &[1], None);
+    let mut svc = snap0.services[0].clone();
+    svc.forwarding = Forwarding::Nat;
+    let mut dests = snap0.dests.clone();
+    if let Some(d) = dests[0].as_mut() {
+        d.port = 8080;
+    }
+    let snap = Snapshot::new(2, DIRECTOR_MAC, vec![svc], dests).unwrap();
+    let mut p = pipeline(&snap);
+    let mut f = tcp(client(1), 1000, FLAG_SYN);
+    assert_eq!(p.process(&snap, 1, &mut f), Verdict::Tx);
+    let parsed = etherparse::PacketHeaders::from_ethernet_slice(&f).unwrap();
+    let (Some(etherparse::NetHeaders::Ipv6(ip, _)), Some(etherparse::TransportHeader::Tcp(t))) =
+        (&parsed.net, &parsed.transport)
+    else {
+        panic!("not IPv6 + TCP")
+    };
+    assert_eq!(
+        Ipv6Addr::from(ip.destination),
+        "fd00::10".parse::<Ipv6Addr>().unwrap()
+    );
+    assert_eq!(Ipv6Addr::from(ip.source), client(1), "the client is kept");
+    assert_eq!(t.destination_port, 8080);
+    assert_eq!(
+        t.checksum,
+        t.calc_checksum_ipv6(ip, parsed.payload.slice()).unwrap()
+    );
+}

@@ -39,6 +39,11 @@ pub const VIP6: &str = "2001:db8::100";
 pub const CLIENT6: &str = "2001:db8::1";
 pub const DIRECTOR6: &str = "2001:db8::2";
 
+/// The NAT66 lab's client side (`DrLab::add_ipv6_nat`).
+pub const NAT_VIP6: &str = "2001:db8:1::100";
+pub const NAT_CLIENT6: &str = "2001:db8:1::1";
+pub const NAT_DIRECTOR6: &str = "2001:db8:1::2";
+
 pub fn rs_addr6(i: usize) -> String {
     format!("2001:db8::{}", 11 + i)
 }
@@ -53,6 +58,8 @@ pub struct DrLab {
     /// The VIP and client address of this lab (NAT puts them on their own subnet).
     pub vip: &'static str,
     pub client: &'static str,
+    /// How the real servers were prepared.
+    pub prep: Prep,
 }
 
 /// NAT lab addresses: clients and VIP on 172.16.0.0/24, real servers on 10.0.0.0/24
@@ -187,6 +194,7 @@ impl DrLab {
             real_servers,
             vip,
             client,
+            prep,
         })
     }
 
@@ -215,14 +223,31 @@ impl DrLab {
     }
 
     /// Gives every host its IPv6 address on the bridge (2001:db8::/64, no DAD), the
-    /// director the IPv6 VIP on eth0, and each real server the IPv6 VIP on lo as /128, as
-    /// `xvs realserver up` does (Linux answers neighbour solicitations only for the
-    /// addresses of the interface they arrive on: nothing else is needed).
+    /// director the IPv6 VIP on eth0, and, when the real servers were prepared by the
+    /// script (`Prep::Script`), each of them the IPv6 VIP on lo as /128, as `xvs
+    /// realserver up` does (Linux answers neighbour solicitations only for the addresses
+    /// of the interface they arrive on: nothing else is needed). Otherwise the test runs
+    /// `xvs realserver up` for the IPv6 VIP itself.
     pub fn add_ipv6(&mut self) -> Result<()> {
         let mut hosts = vec![("cl".to_string(), CLIENT6.to_string())];
         hosts.push(("lb".to_string(), DIRECTOR6.to_string()));
         hosts.extend((0..self.real_servers).map(|i| (rs_name(i), rs_addr6(i))));
-        for (host, addr) in &hosts {
+        self.ipv6_addrs(&hosts)?;
+        self.lab
+            .sh("lb", &format!("ip -6 addr add {VIP6}/128 dev eth0 nodad"))?;
+        for i in (0..self.real_servers).filter(|_| self.prep == Prep::Script) {
+            self.lab.sh(
+                &rs_name(i),
+                &format!("ip -6 addr add {VIP6}/128 dev lo nodad"),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// (host, address): each /64 on the host's eth0, usable at once (no DAD), and no
+    /// router solicitations on the wire.
+    fn ipv6_addrs(&self, hosts: &[(String, String)]) -> Result<()> {
+        for (host, addr) in hosts {
             self.lab.sh(
                 host,
                 &format!(
@@ -231,12 +256,28 @@ impl DrLab {
                 ),
             )?;
         }
-        self.lab
-            .sh("lb", &format!("ip -6 addr add {VIP6}/128 dev eth0 nodad"))?;
+        Ok(())
+    }
+
+    /// IPv6 for a one-arm NAT lab (`Prep::Nat`), as IPv4's: the client and the NAT66 VIP
+    /// on 2001:db8:1::/64, the real servers on 2001:db8::/64 with the director
+    /// (2001:db8::2) as their default gateway; the director on both.
+    pub fn add_ipv6_nat(&mut self) -> Result<()> {
+        let mut hosts = vec![
+            ("cl".to_string(), NAT_CLIENT6.to_string()),
+            ("lb".to_string(), NAT_DIRECTOR6.to_string()),
+            ("lb".to_string(), DIRECTOR6.to_string()),
+        ];
+        hosts.extend((0..self.real_servers).map(|i| (rs_name(i), rs_addr6(i))));
+        self.ipv6_addrs(&hosts)?;
+        self.lab.sh(
+            "lb",
+            &format!("ip -6 addr add {NAT_VIP6}/128 dev eth0 nodad"),
+        )?;
         for i in 0..self.real_servers {
             self.lab.sh(
                 &rs_name(i),
-                &format!("ip -6 addr add {VIP6}/128 dev lo nodad"),
+                &format!("ip -6 route add default via {DIRECTOR6}"),
             )?;
         }
         Ok(())

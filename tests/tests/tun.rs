@@ -97,7 +97,7 @@ fn http_through_the_tunnel_with_the_right_outer_header() {
         )
         .unwrap();
     assert!(
-        down.contains("detached the IPIP decap program from eth0"),
+        down.contains("detached the tunnel decap program from eth0"),
         "{down}"
     );
     assert!(!lab

@@ -412,13 +412,6 @@ fn virtual_server(s: &Stmt, out: &mut Out) {
             );
         }
     };
-    if vip.is_ipv6() && forwarding != "dr" {
-        let k = get("lb_kind").or_else(|| get("lvs_method")).expect("found");
-        return out.warn(
-            k,
-            "over IPv6: xvs forwards IPv6 with DR only for now: virtual server not converted",
-        );
-    }
     let endpoint = match vip {
         IpAddr::V4(a) => format!("{a}:{port}"),
         IpAddr::V6(a) => format!("[{a}]:{port}"),

@@ -222,15 +222,6 @@ pub(super) fn check(
     }
     let forwarding = vs.forwarding.as_ref().map_or(Forwarding::Dr, |f| f.value);
     ck.unicast(&vs.address, "a virtual server's address");
-    if let (true, Some(f)) = (vs.address.value.is_ipv6(), vs.forwarding.as_ref()) {
-        if f.value != Forwarding::Dr {
-            ck.error(
-                f,
-                format!("{} over IPv6 is not supported yet", f.value.as_str()),
-                "an IPv6 virtual server forwards with `forwarding: dr`; NAT66 and IPv6 tunnels are not built yet",
-            );
-        }
-    }
     let multi = ports.len() > 1;
     if forwarding == Forwarding::Nat && ports.contains(&0) {
         let span = vs.port.as_ref().map_or_else(|| at(&vs.address), at);

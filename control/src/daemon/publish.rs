@@ -71,6 +71,8 @@ pub struct Local {
     pub mac: [u8; 6],
     /// The director's address on the interface (tunnel source, ICMP source).
     pub addr: Ipv4Addr,
+    /// Its IPv6 address there, if any (the IPv6 tunnel's source, Packet Too Big's).
+    pub addr6: Option<Ipv6Addr>,
     /// Path MTU towards tunnelled real servers.
     pub mtu: u16,
     /// Two-arm NAT: the director's MAC on the internal interface.
@@ -171,6 +173,7 @@ pub fn build(
     let mut snap = Snapshot::new(generation, local.mac, services, dests)
         .context("building the service snapshot")?;
     snap.local_addr = local.addr;
+    snap.local_addr6 = local.addr6;
     snap.add_own_addrs(std::iter::once(local.addr.into()).chain(vrrp_vips(cfg)));
     snap.mtu = local.mtu;
     snap.internal_mac = local.internal_mac;
@@ -250,6 +253,18 @@ pub fn unresolved(cfg: &Config, macs: &HashMap<IpAddr, [u8; 6]>) -> Vec<IpAddr> 
     v
 }
 
+/// A service's flags in the steering maps: NAT ones learn their clients' MACs, DR and TUN
+/// ones may take the fast path.
+fn service_flags(cfg: &Config, vs: &xvs_config::VirtualServer) -> u32 {
+    if vs.forwarding == CfgForwarding::Nat {
+        xvs_bpf::abi::SVC_F_NAT
+    } else if fast(cfg, vs) {
+        xvs_bpf::abi::SVC_F_FAST
+    } else {
+        0
+    }
+}
+
 /// The steering program's IPv4 services: every port of every virtual server, NAT ones
 /// flagged so their clients' MACs are learned.
 pub fn steering_services(cfg: &Config) -> Vec<(xvs_bpf::abi::SvcKey, u32)> {
@@ -260,13 +275,7 @@ pub fn steering_services(cfg: &Config) -> Vec<(xvs_bpf::abi::SvcKey, u32)> {
             IpAddr::V6(_) => None,
         })
         .flat_map(|(vs, addr)| {
-            let flags = if vs.forwarding == CfgForwarding::Nat {
-                xvs_bpf::abi::SVC_F_NAT
-            } else if fast(cfg, vs) {
-                xvs_bpf::abi::SVC_F_FAST
-            } else {
-                0
-            };
+            let flags = service_flags(cfg, vs);
             vs.ports.iter().map(move |&p| {
                 (
                     xvs_bpf::abi::SvcKey::new(addr, p, vs.protocol.number()),
@@ -277,7 +286,7 @@ pub fn steering_services(cfg: &Config) -> Vec<(xvs_bpf::abi::SvcKey, u32)> {
         .collect()
 }
 
-/// The steering program's IPv6 services (DR: only the fast path's flag).
+/// The steering program's IPv6 services, flagged as IPv4's.
 pub fn steering_services6(cfg: &Config) -> Vec<(xvs_bpf::abi::Svc6Key, u32)> {
     cfg.virtual_servers
         .iter()
@@ -287,15 +296,8 @@ pub fn steering_services6(cfg: &Config) -> Vec<(xvs_bpf::abi::Svc6Key, u32)> {
         })
         .flat_map(|(vs, addr)| {
             vs.ports.iter().map(move |&p| {
-                let flags = if fast(cfg, vs) {
-                    xvs_bpf::abi::SVC_F_FAST
-                } else {
-                    0
-                };
-                (
-                    xvs_bpf::abi::Svc6Key::new(addr, p, vs.protocol.number()),
-                    flags,
-                )
+                let key = xvs_bpf::abi::Svc6Key::new(addr, p, vs.protocol.number());
+                (key, service_flags(cfg, vs))
             })
         })
         .collect()
@@ -315,14 +317,14 @@ pub fn nat_backends(
         .iter()
         .filter(|v| v.forwarding == CfgForwarding::Nat)
     {
-        // NAT is IPv4's (the configuration refuses it over IPv6).
-        let IpAddr::V4(vip) = vs.address else {
-            continue;
-        };
-        for rs in &vs.real_servers {
-            let IpAddr::V4(rip) = rs.address else {
-                continue;
-            };
+        // A virtual server and its real servers are of one family (the configuration).
+        let vip = vs.address;
+        for rs in vs
+            .real_servers
+            .iter()
+            .filter(|r| r.address.is_ipv6() == vip.is_ipv6())
+        {
+            let rip = rs.address;
             let id = registry.id(DestKey::of(vs, rs));
             for &vport in &vs.ports {
                 let rport = if rs.port == 0 { vport } else { rs.port };
@@ -365,6 +367,7 @@ virtual_servers:
         let local = Local {
             mac: [1; 6],
             addr: Ipv4Addr::new(10, 0, 0, 2),
+            addr6: None,
             mtu: 1500,
             internal_mac: None,
         };

@@ -78,18 +78,33 @@ pub fn local_side(cfg: &Config, ifaces: &Ifaces) -> Result<Local> {
         .into_iter()
         .find(|(i, a, p)| *i == iface.ifindex && *p < 32 && !a.is_loopback())
         .map(|(_, a, _)| a);
-    let tun = cfg
-        .virtual_servers
-        .iter()
-        .any(|vs| vs.forwarding == Forwarding::Tun);
+    // A global IPv6 address of its own: not link-local, not a /128 (a VIP).
+    let addr6 = netlink::addresses6()
+        .context("reading the interface's IPv6 addresses")?
+        .into_iter()
+        .find(|(i, a, p)| {
+            *i == iface.ifindex && *p < 128 && !a.is_loopback() && !a.is_unicast_link_local()
+        })
+        .map(|(_, a, _)| a);
+    let tun = |v6: bool| {
+        cfg.virtual_servers
+            .iter()
+            .any(|vs| vs.forwarding == Forwarding::Tun && vs.address.is_ipv6() == v6)
+    };
     let addr = match addr {
         Some(a) => a,
-        None if tun => anyhow::bail!(
+        None if tun(false) => anyhow::bail!(
             "{} has no IPv4 address of its own (other than /32s): TUN needs one as the tunnel source",
             iface.name
         ),
         None => Ipv4Addr::UNSPECIFIED,
     };
+    if addr6.is_none() && tun(true) {
+        anyhow::bail!(
+            "{} has no global IPv6 address of its own (other than /128s): TUN over IPv6 needs one as the tunnel source",
+            iface.name
+        );
+    }
     let mtu = cfg
         .tun_mtu
         .unwrap_or(iface.mtu.min(u32::from(u16::MAX)) as u16);
@@ -97,6 +112,7 @@ pub fn local_side(cfg: &Config, ifaces: &Ifaces) -> Result<Local> {
         internal_mac: ifaces.internal.as_ref().map(|i| i.mac),
         mac: iface.mac,
         addr,
+        addr6,
         mtu,
     })
 }

@@ -204,6 +204,7 @@ mod tests {
         let local = Local {
             mac: [1; 6],
             addr: Ipv4Addr::new(10, 0, 0, 2),
+            addr6: None,
             mtu: 1500,
             internal_mac: None,
         };

@@ -1,6 +1,9 @@
-//! In-place frame rewrites, one file per forwarding method, and the ICMP reply TUN needs.
+//! In-place frame rewrites, one file per forwarding method (and family), and the ICMP
+//! replies TUN needs.
 
 pub mod dr;
 pub mod frag_needed;
 pub mod nat;
+pub mod nat6;
 pub mod tun;
+pub mod tun6;

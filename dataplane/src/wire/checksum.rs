@@ -51,6 +51,14 @@ pub fn update32(check: u16, old: u32, new: u32) -> u16 {
     update16(c, old as u16, new as u16)
 }
 
+/// As [`update16`], for a 128-bit field (an IPv6 address) that changed.
+pub fn update128(check: u16, old: u128, new: u128) -> u16 {
+    let c = update32(check, (old >> 96) as u32, (new >> 96) as u32);
+    let c = update32(c, (old >> 64) as u32, (new >> 64) as u32);
+    let c = update32(c, (old >> 32) as u32, (new >> 32) as u32);
+    update32(c, old as u32, new as u32)
+}
+
 /// Whether an IPv4 header (a multiple of 4 bytes) sums to 0xffff, its checksum included.
 /// Per packet on the hot path, so four bytes at a time in native order: the one's
 /// complement sum is the same in either byte order up to a swap, and 0xffff swapped is

@@ -96,16 +96,31 @@ pub fn emit_packet_too_big(
     let room = MIN_MTU - super::ipv6::HEADER_LEN - HEADER_LEN;
     let quoted = quote.len().min(room);
     let len = HEADER_LEN + quoted;
-    let b = &mut buf[..len];
-    b[field::TYPE] = TYPE_PACKET_TOO_BIG;
-    b[field::CODE] = 0;
-    set_be16(b, field::CHECKSUM, 0);
-    set_be32(b, field::MTU, mtu);
-    b[HEADER_LEN..].copy_from_slice(&quote[..quoted]);
-    let acc = checksum::pseudo_header_v6(src, dst, super::ipv6::NH_ICMPV6, len as u32);
-    let c = !checksum::fold(checksum::sum(acc, b));
-    set_be16(b, field::CHECKSUM, c);
+    let (head, body) = buf[..len].split_at_mut(HEADER_LEN);
+    body.copy_from_slice(&quote[..quoted]);
+    emit_packet_too_big_header(head, mtu, body, src, dst);
     len
+}
+
+/// Writes Packet Too Big's 8-byte header into `head` for `quote`, which follows it in
+/// the packet (already in place: a frame turned into its own error), checksummed for
+/// `src` → `dst`.
+pub fn emit_packet_too_big_header(
+    head: &mut [u8],
+    mtu: u32,
+    quote: &[u8],
+    src: [u8; 16],
+    dst: [u8; 16],
+) {
+    let h = &mut head[..HEADER_LEN];
+    h[field::TYPE] = TYPE_PACKET_TOO_BIG;
+    h[field::CODE] = 0;
+    set_be16(h, field::CHECKSUM, 0);
+    set_be32(h, field::MTU, mtu);
+    let len = (HEADER_LEN + quote.len()) as u32;
+    let acc = checksum::pseudo_header_v6(src, dst, super::ipv6::NH_ICMPV6, len);
+    let c = !checksum::fold(checksum::sum(checksum::sum(acc, h), quote));
+    set_be16(h, field::CHECKSUM, c);
 }
 
 #[cfg(test)]

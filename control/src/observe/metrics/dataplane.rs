@@ -171,7 +171,7 @@ pub fn workers(o: &mut Out, cfg: &Config, w: AllWorkers<'_>) {
         ),
         (
             "xvs_icmp_frag_needed_total",
-            "ICMP fragmentation-needed sent (TUN).",
+            "ICMP fragmentation-needed, or ICMPv6 Packet Too Big, sent (TUN).",
             |c| c.icmp_frag_needed.get(),
         ),
     ];
