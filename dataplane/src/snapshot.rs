@@ -252,7 +252,9 @@ pub struct Snapshot {
     /// The XDP fast path's generation for this snapshot (0: fast path off): workers write
     /// it into the entries they hand over; the steering program ignores older ones.
     pub fast_generation: u32,
-    index: HashMap<ServiceKey, usize, MixBuildHasher>,
+    /// Per family, keyed as the packet gives it: per packet, IPv4's is one word to hash.
+    index4: HashMap<Key4, usize, MixBuildHasher>,
+    index6: HashMap<Key6, usize, MixBuildHasher>,
     /// The VIPs and the director's own addresses, sorted: martian as a source.
     own: Box<[u32]>,
     /// The same for IPv6.
@@ -269,7 +271,8 @@ impl Snapshot {
         if dests.len() > MAX_DESTS {
             return Err(SnapshotError::TooManyDests(dests.len()));
         }
-        let mut index = HashMap::with_capacity_and_hasher(services.len(), MixBuildHasher);
+        let mut index4 = HashMap::with_capacity_and_hasher(services.len(), MixBuildHasher);
+        let mut index6 = HashMap::with_hasher(MixBuildHasher);
         for (i, s) in services.iter().enumerate() {
             if let Some(&id) = s
                 .dests
@@ -280,7 +283,11 @@ impl Snapshot {
             }
             for port in s.ports() {
                 let key = ServiceKey { port, ..s.key };
-                if index.insert(key, i).is_some() {
+                let twice = match key.addr {
+                    IpAddr::V4(a) => index4.insert(Key4::new(u32::from(a), port, key.proto), i),
+                    IpAddr::V6(a) => index6.insert(Key6::new(u128::from(a), port, key.proto), i),
+                };
+                if twice.is_some() {
                     return Err(SnapshotError::DuplicateService(key));
                 }
             }
@@ -302,7 +309,8 @@ impl Snapshot {
             dests,
             tables,
             fast_generation: 0,
-            index,
+            index4,
+            index6,
             own: snap_own.v4.into(),
             own6: snap_own.v6.into(),
         })
@@ -316,15 +324,27 @@ impl Snapshot {
     /// The service for a packet to `addr:port`: an exact port first, then a port-0 service.
     #[inline]
     pub fn lookup(&self, addr: IpAddr, port: u16, proto: u8) -> Option<usize> {
-        self.index
-            .get(&ServiceKey { addr, port, proto })
-            .or_else(|| {
-                self.index.get(&ServiceKey {
-                    addr,
-                    port: 0,
-                    proto,
-                })
-            })
+        match addr {
+            IpAddr::V4(a) => self.lookup4(u32::from(a), port, proto),
+            IpAddr::V6(a) => self.lookup6(u128::from(a), port, proto),
+        }
+    }
+
+    /// `lookup` for an IPv4 packet (its destination as the integer the header holds).
+    #[inline(always)]
+    pub fn lookup4(&self, addr: u32, port: u16, proto: u8) -> Option<usize> {
+        self.index4
+            .get(&Key4::new(addr, port, proto))
+            .or_else(|| self.index4.get(&Key4::new(addr, 0, proto)))
+            .copied()
+    }
+
+    /// `lookup` for an IPv6 packet.
+    #[inline(always)]
+    pub fn lookup6(&self, addr: u128, port: u16, proto: u8) -> Option<usize> {
+        self.index6
+            .get(&Key6::new(addr, port, proto))
+            .or_else(|| self.index6.get(&Key6::new(addr, 0, proto)))
             .copied()
     }
 
@@ -359,6 +379,51 @@ impl Snapshot {
     #[inline]
     pub fn dest(&self, id: DestId) -> Option<&Dest> {
         self.dests.get(id as usize).and_then(Option::as_ref)
+    }
+}
+
+/// A service's IPv4 address, port and protocol as the index holds them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Key4(u64);
+
+impl Key4 {
+    #[inline(always)]
+    fn new(addr: u32, port: u16, proto: u8) -> Self {
+        Key4(u64::from(addr) << 24 | u64::from(port) << 8 | u64::from(proto))
+    }
+}
+
+impl std::hash::Hash for Key4 {
+    #[inline(always)]
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0);
+    }
+}
+
+/// The same for IPv6.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Key6 {
+    addr: u128,
+    port_proto: u32,
+}
+
+impl Key6 {
+    #[inline(always)]
+    fn new(addr: u128, port: u16, proto: u8) -> Self {
+        Key6 {
+            addr,
+            port_proto: u32::from(port) << 8 | u32::from(proto),
+        }
+    }
+}
+
+impl std::hash::Hash for Key6 {
+    #[inline(always)]
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let a = self.addr;
+        state.write_u64(
+            crate::hash::mix64(a as u64 ^ u64::from(self.port_proto)) ^ (a >> 64) as u64,
+        );
     }
 }
 

@@ -290,3 +290,27 @@ fn nat66_translates_the_destination_and_its_port() {
         t.calc_checksum_ipv6(ip, parsed.payload.slice()).unwrap()
     );
 }
+
+/// The worker's way, prefetch then decide: an IPv6 frame is parsed again (its parse is
+/// not kept) and decided as `process` decides it.
+#[test]
+fn a_prefetched_ipv6_frame_is_decided_as_any_other() {
+    let snap = snapshot(SchedulerKind::Wrr, &[3, 2, 1], None);
+    let mut a = pipeline(&snap);
+    let mut b = pipeline(&snap);
+    for i in 0..60u16 {
+        let frame = tcp(client(i), 2000 + i, FLAG_SYN);
+        let (mut fa, mut fb) = (frame.clone(), frame);
+        let pre = a.prefetch(&fa);
+        let va = a.process_prefetched(
+            &snap,
+            1,
+            &mut xvs_dataplane::packet::Packet::whole(&mut fa),
+            pre,
+        );
+        let vb = b.process(&snap, 1, &mut fb);
+        assert_eq!((va, &fa), (vb, &fb));
+        assert_eq!(va, Verdict::Tx);
+    }
+    assert_eq!(a.flows6().count_live(1), 60);
+}

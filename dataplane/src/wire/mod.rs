@@ -29,12 +29,12 @@ pub type Result<T> = core::result::Result<T, WireError>;
 
 pub(crate) type Field = core::ops::Range<usize>;
 
-#[inline]
+#[inline(always)]
 pub(crate) fn be16(b: &[u8], f: Field) -> u16 {
     u16::from_be_bytes([b[f.start], b[f.start + 1]])
 }
 
-#[inline]
+#[inline(always)]
 pub(crate) fn be32(b: &[u8], f: Field) -> u32 {
     u32::from_be_bytes([b[f.start], b[f.start + 1], b[f.start + 2], b[f.start + 3]])
 }
