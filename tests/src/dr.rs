@@ -259,17 +259,28 @@ impl DrLab {
         Ok(())
     }
 
-    /// IPv6 for a one-arm NAT lab (`Prep::Nat`), as IPv4's: the client and the NAT66 VIP
-    /// on 2001:db8:1::/64, the real servers on 2001:db8::/64 with the director
-    /// (2001:db8::2) as their default gateway; the director on both.
+    /// IPv6 for a NAT lab (`Prep::Nat`, `Prep::Nat2`), as IPv4's: the client and the
+    /// NAT66 VIP on 2001:db8:1::/64, the real servers on 2001:db8::/64 with the director
+    /// (2001:db8::2, on the internal arm when there are two) as their default gateway.
     pub fn add_ipv6_nat(&mut self) -> Result<()> {
         let mut hosts = vec![
             ("cl".to_string(), NAT_CLIENT6.to_string()),
             ("lb".to_string(), NAT_DIRECTOR6.to_string()),
-            ("lb".to_string(), DIRECTOR6.to_string()),
         ];
         hosts.extend((0..self.real_servers).map(|i| (rs_name(i), rs_addr6(i))));
         self.ipv6_addrs(&hosts)?;
+        // The real servers' gateway: on eth0 (one arm) or the internal arm, eth1 (two).
+        let internal = if self.prep == Prep::Nat2 {
+            "eth1"
+        } else {
+            "eth0"
+        };
+        self.lab.sh(
+            "lb",
+            &format!(
+                "sysctl -qw net.ipv6.conf.{internal}.accept_dad=0 && ip -6 addr add {DIRECTOR6}/64 dev {internal} nodad"
+            ),
+        )?;
         self.lab.sh(
             "lb",
             &format!("ip -6 addr add {NAT_VIP6}/128 dev eth0 nodad"),

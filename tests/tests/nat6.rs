@@ -1,24 +1,61 @@
-//! NAT66 end to end, one arm: the client and the IPv6 VIP on 2001:db8:1::/64, real
-//! servers on 2001:db8::/64 with the director as their gateway; [VIP]:8080 maps to port
-//! 80 on the real servers. Replies (and the real servers' answers to the director's own
-//! health checks, which are not replies) are told apart and translated back to
+//! NAT66 end to end, one arm and two: the client and the IPv6 VIP on 2001:db8:1::/64,
+//! real servers on 2001:db8::/64 with the director as their gateway; [VIP]:8080 maps to
+//! port 80 on the real servers. Replies (and the real servers' answers to the director's
+//! own health checks, which are not replies) are told apart and translated back to
 //! [VIP]:8080 by the steering program.
 
 use xvs_tests::dr::{self, DrLab, Prep, NAT_CLIENT6, NAT_VIP6};
 
-#[test]
-fn nat66_maps_ports_and_answers_from_the_vip() {
-    let mut lab = DrLab::build_with(2, 1, Prep::Nat).expect("build the lab");
+fn nat6_lab(prep: Prep) -> DrLab {
+    let mut lab = DrLab::build_with(2, 1, prep).expect("build the lab");
     lab.add_ipv6_nat().expect("IPv6 on the NAT lab");
     lab.start_web().expect("start nginx");
+    let internal = if prep == Prep::Nat2 {
+        "internal_interface: eth1\n"
+    } else {
+        ""
+    };
     let cfg = format!(
-        "interface: eth0\nflow_table_size: 65536\nvirtual_servers:\n  - name: web6\n    address: \"{NAT_VIP6}\"\n    port: 8080\n    protocol: tcp\n    scheduler: rr\n    forwarding: nat\n    health_check: {{ type: tcp, delay_loop: 0.5, connect_timeout: 1, retry: 0 }}\n    real_servers:\n      - {{ address: \"{}\", port: 80 }}\n      - {{ address: \"{}\", port: 80 }}\n",
+        "interface: eth0\n{internal}flow_table_size: 65536\nvirtual_servers:\n  - name: web6\n    address: \"{NAT_VIP6}\"\n    port: 8080\n    protocol: tcp\n    scheduler: rr\n    forwarding: nat\n    health_check: {{ type: tcp, delay_loop: 0.5, connect_timeout: 1, retry: 0 }}\n    real_servers:\n      - {{ address: \"{}\", port: 80 }}\n      - {{ address: \"{}\", port: 80 }}\n",
         dr::rs_addr6(0),
         dr::rs_addr6(1)
     );
     let path = lab.write_config(&cfg).unwrap();
     lab.start_xvs(&path).expect("start xvs");
+    lab
+}
 
+/// Two arms: the client on eth0, the real servers behind eth1; requests leave by the
+/// internal interface, replies come back there and leave translated by the external one.
+#[test]
+fn nat66_with_two_arms() {
+    let mut lab = nat6_lab(Prep::Nat2);
+    let out = lab
+        .lab
+        .sh(
+            "cl",
+            &format!("for i in $(seq 10); do curl -s -g -m 5 'http://[{NAT_VIP6}]:8080/' || echo FAIL; done"),
+        )
+        .unwrap();
+    let answers: Vec<String> = out.lines().map(str::to_string).collect();
+    let tally = DrLab::tally(&answers);
+    assert_eq!(
+        (tally.get("rs1"), tally.get("rs2")),
+        (Some(&5), Some(&5)),
+        "{tally:?}"
+    );
+    let log = lab.stop_clean().unwrap();
+    assert!(log.contains("shared UMEM"), "{log}");
+    assert!(log.contains("nat_reply"), "{log}");
+    assert!(
+        !log.contains(" down: "),
+        "health checks through NAT66:\n{log}"
+    );
+}
+
+#[test]
+fn nat66_maps_ports_and_answers_from_the_vip() {
+    let mut lab = nat6_lab(Prep::Nat);
     let out = lab
         .lab
         .sh(
