@@ -26,27 +26,15 @@ pub const MAX_DESTS: usize = 16384;
 /// is not counted per service (its drops still are, by reason).
 pub const MAX_SERVICE_STATS: usize = 4096;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A service's identity. Per packet, services are found through per-family indexes
+/// keyed as the packet gives them (`Snapshot::lookup4`, `lookup6`), not by this.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ServiceKey {
     /// The VIP: a service and its real servers are of one family.
     pub addr: IpAddr,
     /// 0: every port of the address.
     pub port: u16,
     pub proto: u8,
-}
-
-impl std::hash::Hash for ServiceKey {
-    // One word: hashed per packet, so no byte-by-byte writes.
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        let low = u64::from(self.port) << 8 | u64::from(self.proto);
-        match self.addr {
-            IpAddr::V4(a) => state.write_u64(u64::from(u32::from(a)) << 24 | low),
-            IpAddr::V6(a) => {
-                let a = u128::from(a);
-                state.write_u64(crate::hash::mix64(a as u64 ^ low) ^ (a >> 64) as u64);
-            }
-        }
-    }
 }
 
 /// The schedulers, with IPVS's names and semantics.
