@@ -257,3 +257,20 @@ mod hostile {
         }
     }
 }
+
+/// `-6` services as `ipvsadm-save -n` writes them, beside IPv4 ones: the IPv6 one
+/// converts with its prefix-length persistence; its real server of the other family is
+/// left out, named with its line.
+#[test]
+fn a_dual_stack_director() {
+    let (c, w) = convert("dual-stack.rules", None, "dual-stack.yaml");
+    assert_eq!(c.virtual_servers.len(), 2);
+    let v6 = &c.virtual_servers[1];
+    assert_eq!(v6.name, "[2001:db8::100]:80/tcp");
+    assert!(v6.address.is_ipv6());
+    assert_eq!(v6.persistence.map(|p| p.prefix6), Some(64));
+    assert_eq!(addrs(v6), ["2001:db8::11:80", "2001:db8::12:80"]);
+    assert_eq!(addrs(&c.virtual_servers[0]).len(), 2);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].starts_with("line 9:"), "{w:?}");
+}

@@ -10,7 +10,7 @@ mod marks;
 mod rules;
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use crate::import::{in_file_order, quote, Import};
 use crate::model::Scheduler;
@@ -20,7 +20,7 @@ use rules::{Method, Service, ServiceKey};
 /// One xvs virtual server to write: an ipvsadm service, or a part of a firewall-mark one.
 struct Vs<'a> {
     name: String,
-    addr: Ipv4Addr,
+    addr: IpAddr,
     proto: &'static str,
     /// One port (0: every port), or several as `ports:`.
     ports: Vec<u16>,
@@ -35,7 +35,7 @@ fn fwmark_parts<'a>(
     rules: &[MarkRule],
     warnings: &mut Vec<String>,
 ) -> Vec<Vs<'a>> {
-    let mut groups: BTreeMap<(Ipv4Addr, &'static str), Option<Vec<u16>>> = BTreeMap::new();
+    let mut groups: BTreeMap<(IpAddr, &'static str), Option<Vec<u16>>> = BTreeMap::new();
     for r in rules.iter().filter(|r| r.mark == mark) {
         let protos: &[&'static str] = match r.proto {
             Some(Proto::Tcp) => &["tcp"],
@@ -43,7 +43,7 @@ fn fwmark_parts<'a>(
             None => &["tcp", "udp"],
         };
         for &p in protos {
-            let slot = groups.entry((r.addr, p)).or_insert(Some(Vec::new()));
+            let slot = groups.entry((r.addr.into(), p)).or_insert(Some(Vec::new()));
             match (slot.as_mut(), r.ports.is_empty()) {
                 // A rule for every port covers the others.
                 (_, true) => *slot = None,
@@ -210,8 +210,14 @@ fn write_vs(i: usize, vs: &Vs, plan: &Plan, dropped: &[Elem], w: &mut Writer) {
     if let Some(t) = svc.persistent {
         w.put(e, &format!("    persistence_timeout: {t}"));
     }
-    if let Some(m) = svc.netmask {
-        w.put(e, &format!("    persistence_granularity: {m}"));
+    match svc.netmask {
+        Some(crate::raw::Granularity::Netmask(m)) => {
+            w.put(e, &format!("    persistence_granularity: {m}"))
+        }
+        Some(crate::raw::Granularity::Prefix(p)) => {
+            w.put(e, &format!("    persistence_granularity: {p}"))
+        }
+        None => {}
     }
     if svc.ops {
         w.put(e, "    ops: true");
@@ -359,7 +365,10 @@ pub fn import(ipvsadm: &str, iptables: Option<Marks>, interface: Option<&str>) -
         };
         match svc.key {
             ServiceKey::Tcp(a, p) | ServiceKey::Udp(a, p) => all.push(Vs {
-                name: format!("{a}:{p}/{proto}"),
+                name: match a {
+                    IpAddr::V4(v4) => format!("{v4}:{p}/{proto}"),
+                    IpAddr::V6(v6) => format!("[{v6}]:{p}/{proto}"),
+                },
                 addr: a,
                 proto,
                 ports: vec![p],

@@ -1,13 +1,15 @@
 //! ipvsadm's command lines (`ipvsadm-save -n` output, or `ipvsadm -A ...` typed by hand)
 //! applied in order to a table of services, as the kernel would hold it.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::raw::Granularity;
 
 /// How ipvsadm names a service.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ServiceKey {
-    Tcp(Ipv4Addr, u16),
-    Udp(Ipv4Addr, u16),
+    Tcp(IpAddr, u16),
+    Udp(IpAddr, u16),
     Fwmark(u32),
 }
 
@@ -32,7 +34,7 @@ impl Method {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Server {
     pub line: usize,
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     /// None (or 0): the service's port.
     pub port: Option<u16>,
     pub method: Method,
@@ -50,7 +52,8 @@ pub struct Service {
     pub scheduler: String,
     /// `-p [timeout]`: seconds.
     pub persistent: Option<u32>,
-    pub netmask: Option<Ipv4Addr>,
+    /// `-M`: a netmask (IPv4) or a prefix length (`-6` services).
+    pub netmask: Option<Granularity>,
     /// `-b`, as written.
     pub flags: Vec<String>,
     pub ops: bool,
@@ -72,10 +75,10 @@ struct Line {
     key: Option<ServiceKey>,
     scheduler: Option<String>,
     persistent: Option<u32>,
-    netmask: Option<Ipv4Addr>,
+    netmask: Option<Granularity>,
     flags: Option<Vec<String>>,
     ops: bool,
-    server: Option<(Ipv4Addr, Option<u16>)>,
+    server: Option<(IpAddr, Option<u16>)>,
     method: Option<Method>,
     weight: Option<u32>,
     upper: Option<u32>,
@@ -86,19 +89,36 @@ struct Line {
 /// ipvsadm's default persistence timeout.
 const PERSISTENT_DEFAULT: u32 = 300;
 
-fn addr_port(word: &str) -> Result<(Ipv4Addr, Option<u16>), String> {
-    if word.starts_with('[') {
-        return Err(format!(
-            "`{word}` is an IPv6 address: xvs serves IPv4 only (not converted)"
-        ));
-    }
-    let (a, p) = match word.rsplit_once(':') {
-        Some((a, p)) => (a, Some(p)),
-        None => (word, None),
+/// `ADDR[:PORT]`, IPv6 as ipvsadm writes it: `[ADDR]:PORT`, or a bare address.
+fn addr_port(word: &str) -> Result<(IpAddr, Option<u16>), String> {
+    let numeric = "(save the rules with `ipvsadm-save -n`, numeric)";
+    let (addr, p) = if let Some(rest) = word.strip_prefix('[') {
+        let (a, tail) = rest
+            .split_once(']')
+            .ok_or_else(|| format!("`{word}`: no `]` after the IPv6 address"))?;
+        let a = a
+            .parse::<Ipv6Addr>()
+            .map_err(|_| format!("`{a}` is no IPv6 address {numeric}"))?;
+        let p = match tail {
+            "" => None,
+            t => Some(
+                t.strip_prefix(':')
+                    .ok_or_else(|| format!("`{word}`: `:PORT` after `]`"))?,
+            ),
+        };
+        (IpAddr::V6(a), p)
+    } else if let Ok(a) = word.parse::<Ipv6Addr>() {
+        (IpAddr::V6(a), None)
+    } else {
+        let (a, p) = match word.rsplit_once(':') {
+            Some((a, p)) => (a, Some(p)),
+            None => (word, None),
+        };
+        let a = a
+            .parse::<Ipv4Addr>()
+            .map_err(|_| format!("`{a}` is no IPv4 address {numeric}"))?;
+        (IpAddr::V4(a), p)
     };
-    let addr = a.parse::<Ipv4Addr>().map_err(|_| {
-        format!("`{a}` is no IPv4 address (save the rules with `ipvsadm-save -n`, numeric)")
-    })?;
     let port = match p {
         None => None,
         Some(p) => Some(p.parse::<u16>().map_err(|_| {
@@ -194,10 +214,16 @@ fn parse_line(text: &str, warn: &mut Vec<String>) -> Result<Line, String> {
             }
             "-M" | "--netmask" => {
                 let m = next.ok_or("-M needs a netmask")?;
-                l.netmask = Some(
-                    m.parse()
-                        .map_err(|_| format!("-M {m}: not an IPv4 netmask"))?,
-                );
+                l.netmask = Some(match (m.parse::<Ipv4Addr>(), m.parse::<u8>()) {
+                    (Ok(mask), _) => Granularity::Netmask(mask),
+                    // `-6` services take a prefix length.
+                    (_, Ok(len)) => Granularity::Prefix(i64::from(len)),
+                    _ => {
+                        return Err(format!(
+                            "-M {m}: neither an IPv4 netmask nor a prefix length"
+                        ))
+                    }
+                });
                 took = 1;
             }
             "-b" | "--sched-flags" => {
@@ -235,7 +261,8 @@ fn parse_line(text: &str, warn: &mut Vec<String>) -> Result<Line, String> {
             "--tun-nocsum" | "--tun-csum" | "--tun-remcsum" => {
                 warn.push(format!("`{opt}` not converted: xvs tunnels plain IPIP"))
             }
-            "-n" | "--numeric" => {}
+            // The family is the addresses' (`[...]` for IPv6).
+            "-n" | "--numeric" | "-6" | "--ipv6" => {}
             _ => return Err(format!("`{opt}` is no ipvsadm option xvs knows")),
         }
         i += 1 + took;
@@ -380,7 +407,7 @@ pub fn read(text: &str) -> (Table, Vec<String>) {
 mod tests {
     use super::*;
 
-    fn a(s: &str) -> Ipv4Addr {
+    fn a(s: &str) -> IpAddr {
         s.parse().unwrap()
     }
 
@@ -411,8 +438,35 @@ mod tests {
         let s = &t.services[0];
         assert_eq!(s.key, ServiceKey::Fwmark(99));
         assert_eq!(s.persistent, Some(60));
-        assert_eq!(s.netmask, Some(a("255.255.255.0")));
+        assert_eq!(
+            s.netmask,
+            Some(Granularity::Netmask(Ipv4Addr::new(255, 255, 255, 0)))
+        );
         assert_eq!(s.flags, vec!["sh-port"]);
+    }
+
+    /// `ipvsadm-save -n` of `-6` services: bracketed addresses, `-M` a prefix length.
+    #[test]
+    fn ipv6_services_read_as_ipvsadm_writes_them() {
+        let text = "-A -t [2001:db8::100]:80 -s wrr -p 120 -M 64\n\
+                    -a -t [2001:db8::100]:80 -r [2001:db8::11]:80 -g -w 3\n\
+                    -a -t [2001:db8::100]:80 -r 2001:db8::12 -i\n\
+                    ipvsadm -A -6 -u [2001:db8::100]:53\n";
+        let (t, w) = read(text);
+        assert!(w.is_empty(), "{w:?}");
+        let s = &t.services[0];
+        assert_eq!(s.key, ServiceKey::Tcp(a("2001:db8::100"), 80));
+        assert_eq!(s.netmask, Some(Granularity::Prefix(64)));
+        assert_eq!(
+            s.servers
+                .iter()
+                .map(|r| (r.addr, r.port, r.weight))
+                .collect::<Vec<_>>(),
+            [(a("2001:db8::11"), None, 3), (a("2001:db8::12"), None, 1)]
+        );
+        assert_eq!(t.services[1].key, ServiceKey::Udp(a("2001:db8::100"), 53));
+        let (_, w) = read("-A -t [2001:db8::zz]:80\n-A -t [2001:db8::1]x\n");
+        assert_eq!(w.len(), 2, "{w:?}");
     }
 
     #[test]
@@ -431,7 +485,7 @@ mod tests {
 
     #[test]
     fn what_cannot_be_applied_is_named_with_its_line() {
-        let text = "-A -t www.example.com:http\n-a -t 1.1.1.1:80 -r 2.2.2.2\n-A -t [::1]:80\n-A -t 1.1.1.1:80 --pe sip\n-A --sctp-service 1.1.1.1:80\n-A -t 1.1.1.9:80 --bogus\n-A -t 1.1.1.1:80\n";
+        let text = "-A -t www.example.com:http\n-a -t 1.1.1.1:80 -r 2.2.2.2\n-A -t [::1:80\n-A -t 1.1.1.1:80 --pe sip\n-A --sctp-service 1.1.1.1:80\n-A -t 1.1.1.9:80 --bogus\n-A -t 1.1.1.1:80\n";
         let (t, w) = read(text);
         assert_eq!(t.services.len(), 1, "{w:?}");
         let joined = w.join("\n");
