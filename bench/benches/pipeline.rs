@@ -8,7 +8,7 @@ use xvs_dataplane::packet::Packet;
 use xvs_dataplane::pipeline::Prefetched;
 use xvs_dataplane::rewrite;
 use xvs_dataplane::sched::Maglev;
-use xvs_dataplane::snapshot::SchedulerKind;
+use xvs_dataplane::snapshot::{SchedulerKind, Snapshot};
 use xvs_dataplane::Verdict;
 
 const BATCH: usize = 64;
@@ -26,6 +26,18 @@ fn baseline(c: &mut Criterion) {
         })
     });
     g.finish();
+}
+
+/// One batch as the worker processes it: every frame's bucket prefetched, then each
+/// frame decided.
+fn prefetched_batch(p: &mut xvs_dataplane::Pipeline, snap: &Snapshot, batch: &mut [Vec<u8>]) {
+    let mut pre = [Prefetched::default(); BATCH];
+    for (fr, pr) in batch.iter().zip(pre.iter_mut()) {
+        *pr = p.prefetch(fr);
+    }
+    for (fr, pr) in batch.iter_mut().zip(pre) {
+        black_box(p.process_prefetched(snap, 2, &mut Packet::whole(fr), pr));
+    }
 }
 
 fn established(c: &mut Criterion) {
@@ -70,13 +82,7 @@ fn established(c: &mut Criterion) {
             let start = at;
             at = (at + BATCH) % all.len();
             let batch = &mut all[start..start + BATCH];
-            let mut pre = [Prefetched::default(); BATCH];
-            for (fr, pr) in batch.iter().zip(pre.iter_mut()) {
-                *pr = p.prefetch(fr);
-            }
-            for (fr, pr) in batch.iter_mut().zip(pre) {
-                black_box(p.process_prefetched(&snap, 2, &mut Packet::whole(fr), pr));
-            }
+            prefetched_batch(&mut p, &snap, batch);
         })
     });
     // As the worker does it: prefetch the batch's buckets, then process.
@@ -84,13 +90,7 @@ fn established(c: &mut Criterion) {
         b.iter(|| {
             let batch = &mut batches[n % 64];
             n += 1;
-            let mut pre = [Prefetched::default(); BATCH];
-            for (fr, pr) in batch.iter().zip(pre.iter_mut()) {
-                *pr = p.prefetch(fr);
-            }
-            for (fr, pr) in batch.iter_mut().zip(pre) {
-                black_box(p.process_prefetched(&snap, 2, &mut Packet::whole(fr), pr));
-            }
+            prefetched_batch(&mut p, &snap, batch);
         })
     });
     g.finish();
@@ -119,27 +119,18 @@ fn established6(c: &mut Criterion) {
         .collect();
     let mut n = 0;
     let mut at = 0usize;
-    let run = |p: &mut xvs_dataplane::Pipeline, batch: &mut [Vec<u8>]| {
-        let mut pre = [Prefetched::default(); BATCH];
-        for (fr, pr) in batch.iter().zip(pre.iter_mut()) {
-            *pr = p.prefetch(fr);
-        }
-        for (fr, pr) in batch.iter_mut().zip(pre) {
-            black_box(p.process_prefetched(&snap, 2, &mut Packet::whole(fr), pr));
-        }
-    };
     g.bench_function("batch64_1M_flows", |b| {
         b.iter(|| {
             let batch = &mut batches[n % 64];
             n += 1;
-            run(&mut p, batch);
+            prefetched_batch(&mut p, &snap, batch);
         })
     });
     g.bench_function("batch64_1M_flows_spread", |b| {
         b.iter(|| {
             let start = at;
             at = (at + BATCH) % all.len();
-            run(&mut p, &mut all[start..start + BATCH]);
+            prefetched_batch(&mut p, &snap, &mut all[start..start + BATCH]);
         })
     });
     g.finish();

@@ -64,6 +64,22 @@ static __always_inline int nat_deliver(struct xdp_md *ctx, __u32 slot, __u32 out
 	return count(stat, bpf_redirect(out, 0));
 }
 
+/* The client's next hop from the kernel's FIB (`fib` holds the family's fields), for a
+ * NAT packet whose client's MAC was not learned; none: dropped, counted. */
+static __always_inline int nat_fib_send(struct xdp_md *ctx, struct ethhdr *eth,
+					struct bpf_fib_lookup *fib, __u32 out, __u32 slot, int stat)
+{
+	fib->ifindex = out ? out : ctx->ingress_ifindex;
+	if (bpf_fib_lookup(ctx, fib, sizeof(*fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
+		return count(XVS_STAT_DROP_NAT_NO_NEIGH, XDP_DROP);
+	__builtin_memcpy(eth->h_dest, fib->dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, fib->smac, ETH_ALEN);
+	out = fib->ifindex == ctx->ingress_ifindex ? 0 : fib->ifindex;
+	if (stat == XVS_STAT_NAT_REPLY)
+		stat = XVS_STAT_NAT_REPLY_FIB;
+	return nat_deliver(ctx, slot, out, stat);
+}
+
 /* Sends a translated NAT packet on towards its client (the IPv4 destination): to the MAC
  * its requests came from, else the kernel FIB's next hop, else nowhere (counted). */
 static __always_inline int nat_send(struct xdp_md *ctx, struct ethhdr *eth, struct iphdr *ip,
@@ -82,14 +98,7 @@ static __always_inline int nat_send(struct xdp_md *ctx, struct ethhdr *eth, stru
 		fib.tot_len = bpf_ntohs(ip->tot_len);
 		fib.ipv4_src = ip->saddr;
 		fib.ipv4_dst = ip->daddr;
-		fib.ifindex = out ? out : ctx->ingress_ifindex;
-		if (bpf_fib_lookup(ctx, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
-			return count(XVS_STAT_DROP_NAT_NO_NEIGH, XDP_DROP);
-		__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
-		__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
-		out = fib.ifindex == ctx->ingress_ifindex ? 0 : fib.ifindex;
-		if (stat == XVS_STAT_NAT_REPLY)
-			stat = XVS_STAT_NAT_REPLY_FIB;
+		return nat_fib_send(ctx, eth, &fib, out, nat->stats_slot, stat);
 	}
 	return nat_deliver(ctx, nat->stats_slot, out, stat);
 }
@@ -112,14 +121,7 @@ static __always_inline int nat_send6(struct xdp_md *ctx, struct ethhdr *eth, str
 		fib.tot_len = bpf_ntohs(ip6->payload_len) + sizeof(*ip6);
 		__builtin_memcpy(fib.ipv6_src, &ip6->saddr, sizeof(fib.ipv6_src));
 		__builtin_memcpy(fib.ipv6_dst, &ip6->daddr, sizeof(fib.ipv6_dst));
-		fib.ifindex = out ? out : ctx->ingress_ifindex;
-		if (bpf_fib_lookup(ctx, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
-			return count(XVS_STAT_DROP_NAT_NO_NEIGH, XDP_DROP);
-		__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
-		__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
-		out = fib.ifindex == ctx->ingress_ifindex ? 0 : fib.ifindex;
-		if (stat == XVS_STAT_NAT_REPLY)
-			stat = XVS_STAT_NAT_REPLY_FIB;
+		return nat_fib_send(ctx, eth, &fib, out, nat->stats_slot, stat);
 	}
 	return nat_deliver(ctx, nat->stats_slot, out, stat);
 }
