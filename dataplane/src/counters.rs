@@ -77,6 +77,15 @@ pub struct WorkerCounters {
     pub icmp_frag_needed: Counter,
     /// Fast-path entries the worker queued and the kernel refused (or that did not fit).
     pub fast_path_failed: Counter,
+    /// Connection sync: entries handed to the sync thread, and lost for want of room.
+    pub sync_queued: Counter,
+    pub sync_queue_full: Counter,
+    /// Entries from the peers installed in this worker's tables, and those whose real
+    /// server this worker's snapshot no longer has.
+    pub sync_installed: Counter,
+    pub sync_install_stale: Counter,
+    /// Entries this worker's resync walks put in the bulk queue.
+    pub sync_walked: Counter,
     pub drops: [Counter; DropReason::COUNT],
     pub dests: Box<[DestCounters]>,
     pub services: Box<[ServiceCounters]>,
@@ -97,6 +106,11 @@ impl WorkerCounters {
             flows_expired: Counter::default(),
             icmp_frag_needed: Counter::default(),
             fast_path_failed: Counter::default(),
+            sync_queued: Counter::default(),
+            sync_queue_full: Counter::default(),
+            sync_installed: Counter::default(),
+            sync_install_stale: Counter::default(),
+            sync_walked: Counter::default(),
             drops: Default::default(),
             dests: (0..max_dests).map(|_| DestCounters::default()).collect(),
             services: (0..crate::snapshot::MAX_SERVICE_STATS)

@@ -3,6 +3,7 @@
 //! - [`wire`]: zero-copy header views.
 //! - [`snapshot`]: the immutable service set control publishes.
 //! - [`flow`], [`sched`], [`rewrite`], [`pipeline`]: the per-frame decision, sans I/O.
+//! - [`sync`]: connection sync's records and queues (the workers' side).
 //! - [`xsk`]: AF_XDP sockets, [`worker`]: the loop, [`sys`]: CPU pinning and prefetch.
 //!
 //! No tokio, no lock and no allocation per packet. `unsafe` is denied everywhere but in
@@ -20,6 +21,7 @@ pub mod rewrite;
 pub mod sched;
 pub mod screen;
 pub mod snapshot;
+pub mod sync;
 pub mod verdict;
 pub mod wire;
 

@@ -18,11 +18,16 @@ use crate::rewrite::tun6::Tun6Error;
 use crate::sched::{PickCtx, SchedState};
 use crate::screen;
 use crate::snapshot::{DestId, Forwarding, Persistence, Service, Snapshot};
+use crate::sync::record::{refresh_after, tcp_state_synced};
+use crate::sync::{SyncChannel, SyncKey, SyncRecord};
 use crate::verdict::{DropReason, Verdict};
 use crate::wire::ethernet::{EthernetFrame, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 use crate::wire::ipv4::{PROTO_TCP, PROTO_UDP};
 use crate::wire::tcp::{FLAG_ACK, FLAG_FIN, FLAG_RST, FLAG_SYN};
 use crate::wire::WireError;
+
+mod synced;
+pub use synced::ResyncCursor;
 
 /// What happens to a flow whose real server left the configuration (IPVS's
 /// `expire_nodest_conn`, plus rescheduling).
@@ -192,6 +197,8 @@ trait FamilyKey: Key {
     fn proto(&self) -> u8;
     fn table(t: &Tables) -> &FlowTable<Self>;
     fn table_mut(t: &mut Tables) -> &mut FlowTable<Self>;
+    /// The key as connection sync carries it.
+    fn sync_key(&self) -> SyncKey;
 }
 
 impl FamilyKey for FlowKey {
@@ -232,6 +239,9 @@ impl FamilyKey for FlowKey {
     fn table_mut(t: &mut Tables) -> &mut FlowTable<Self> {
         &mut t.v4
     }
+    fn sync_key(&self) -> SyncKey {
+        SyncKey::V4(*self)
+    }
 }
 
 impl FamilyKey for FlowKey6 {
@@ -271,6 +281,9 @@ impl FamilyKey for FlowKey6 {
     #[inline(always)]
     fn table_mut(t: &mut Tables) -> &mut FlowTable<Self> {
         &mut t.v6
+    }
+    fn sync_key(&self) -> SyncKey {
+        SyncKey::V6(*self)
     }
 }
 
@@ -335,6 +348,8 @@ pub struct Pipeline {
     ip_ident: u16,
     /// Fast-path entries this batch wrote and removed, for the worker to apply.
     fast: FastOps,
+    /// Connection sync's queues, when it is on.
+    sync: Option<Arc<SyncChannel>>,
 }
 
 impl Pipeline {
@@ -354,7 +369,19 @@ impl Pipeline {
             rand: config.hash_seed | 1,
             ip_ident: config.hash_seed as u16,
             fast: FastOps::default(),
+            sync: None,
         }
+    }
+
+    /// Sends this pipeline's flows to connection sync and installs the peers' (through
+    /// `channel`'s queues).
+    pub fn with_sync(mut self, channel: Arc<SyncChannel>) -> Self {
+        self.sync = Some(channel);
+        self
+    }
+
+    pub fn sync(&self) -> Option<&Arc<SyncChannel>> {
+        self.sync.as_ref()
     }
 
     /// What the batch queued for the XDP fast path; the worker applies and clears it.
@@ -410,10 +437,12 @@ impl Pipeline {
     ) {
         let (b4, b6) = (self.tables.v4.buckets(), self.tables.v6.buckets());
         let buckets6 = (buckets.saturating_mul(b6)).div_ceil(b4);
+        let sync = self.sync.as_deref();
         sweep_table(
             &mut self.tables.v4,
             &self.counters,
             &self.timeouts,
+            sync,
             now,
             buckets,
             seen,
@@ -422,6 +451,7 @@ impl Pipeline {
             &mut self.tables.v6,
             &self.counters,
             &self.timeouts,
+            sync,
             now,
             buckets6,
             seen6,
@@ -742,6 +772,7 @@ impl Pipeline {
                 });
             }
         }
+        let created = found.is_err();
         let index = match found {
             Ok(index) => index,
             Err(_) => {
@@ -785,6 +816,21 @@ impl Pipeline {
         };
         flow.expires = now.saturating_add(ttl.max(1));
         let dest = flow.dest;
+        if let Some(ch) = self.sync.as_deref() {
+            // Established (UDP: new), a later state change, or half its timeout since
+            // the peers last heard of it.
+            let s = flow.tcp_state();
+            let due = if tcp {
+                tcp_state_synced(s)
+                    && (s != old || (now as u16).wrapping_sub(flow.synced) >= refresh_after(ttl))
+            } else {
+                created || (now as u16).wrapping_sub(flow.synced) >= refresh_after(ttl)
+            };
+            if due {
+                flow.synced = now as u16;
+                send_record(ch, &self.counters, flow, ttl.max(1));
+            }
+        }
 
         // Keep the client's persistence template alive while its connections are: at most
         // one template lookup per connection every half timeout.
@@ -855,19 +901,37 @@ impl Pipeline {
     ) {
         let expires = now.saturating_add(pers.timeout.max(1));
         match K::table(&self.tables).lookup(&tk, now) {
-            Ok(i) => K::table_mut(&mut self.tables).get_mut(i).expires = expires,
+            Ok(i) => self.touch_template::<K>(i, pers, now),
             Err(slot) => {
                 self.reclaim::<K>(slot);
-                K::table_mut(&mut self.tables).insert(
+                let t = K::table_mut(&mut self.tables).insert(
                     slot,
                     Flow {
                         key: tk,
                         dest,
                         expires,
+                        // A template's own connection-sync clock.
+                        template_seen: now,
                         flags: FLAG_TEMPLATE,
                         ..Flow::default()
                     },
                 );
+                if let Some(ch) = self.sync.as_deref() {
+                    send_record(ch, &self.counters, t, pers.timeout.max(1));
+                }
+            }
+        }
+    }
+
+    /// A live template used again: it lives for another timeout, and the peers hear of
+    /// it when half its timeout has gone by since they last did.
+    fn touch_template<K: FamilyKey>(&mut self, i: usize, pers: &Persistence, now: u32) {
+        let t = K::table_mut(&mut self.tables).get_mut(i);
+        t.expires = now.saturating_add(pers.timeout.max(1));
+        if let Some(ch) = self.sync.as_deref() {
+            if now.saturating_sub(t.template_seen) >= (pers.timeout / 2).max(1) {
+                t.template_seen = now;
+                send_record(ch, &self.counters, t, pers.timeout.max(1));
             }
         }
     }
@@ -889,8 +953,7 @@ impl Pipeline {
                 // As IPVS (expire_quiescent_template=0): a quiescent server keeps its
                 // persistent clients; one that left does not.
                 if crate::sched::reachable(snap, d) {
-                    K::table_mut(&mut self.tables).get_mut(i).expires =
-                        now.saturating_add(pers.timeout.max(1));
+                    self.touch_template::<K>(i, &pers, now);
                     return Ok(d);
                 }
             }
@@ -918,10 +981,14 @@ impl Pipeline {
 
 /// One table's sweep slice: an expired flow the fast path carries lives on from when
 /// `seen` says its last packet went by there; the others leave their gauges.
+///
+/// With connection sync on, a renewed flow is sent again: its packets go by in XDP, so
+/// this is the one place its worker learns that it lives on.
 fn sweep_table<K: FamilyKey>(
     table: &mut FlowTable<K>,
     counters: &WorkerCounters,
     timeouts: &Timeouts,
+    sync: Option<&SyncChannel>,
     now: u32,
     buckets: usize,
     mut seen: impl FnMut(&K) -> Option<u32>,
@@ -938,7 +1005,11 @@ fn sweep_table<K: FamilyKey>(
             } else {
                 timeouts.udp
             };
-            seen(&f.key).map(|t| t.saturating_add(ttl))
+            let until = seen(&f.key).map(|t| t.saturating_add(ttl));
+            if let (Some(ch), Some(u)) = (sync, until.filter(|u| *u > now)) {
+                send_record(ch, counters, f, u - now);
+            }
+            until
         },
         |f| {
             if !f.is_template() {
@@ -947,6 +1018,23 @@ fn sweep_table<K: FamilyKey>(
             }
         },
     );
+}
+
+/// Hands an entry with `ttl` seconds left to the sync thread; a full queue loses it
+/// (counted): its next change or refresh is sent again.
+#[cold]
+fn send_record<K: FamilyKey>(ch: &SyncChannel, counters: &WorkerCounters, f: &Flow<K>, ttl: u32) {
+    let rec = SyncRecord {
+        key: f.key.sync_key(),
+        dest: f.dest,
+        state: f.state,
+        template: f.is_template(),
+        timeout: ttl,
+    };
+    match ch.changes.push(rec) {
+        Ok(()) => counters.sync_queued.inc(),
+        Err(_) => counters.sync_queue_full.inc(),
+    }
 }
 
 /// Takes a connection out of its real server's active/inactive gauge.

@@ -11,7 +11,7 @@ use std::time::Instant;
 use crate::counters::WorkerCounters;
 use crate::fast::{FastKey, FastKey6, FastMap};
 use crate::flow::dump::DumpCursor;
-use crate::pipeline::{Pipeline, PipelineConfig, Prefetched};
+use crate::pipeline::{Pipeline, PipelineConfig, Prefetched, ResyncCursor};
 use crate::snapshot::SharedSnapshot;
 use crate::verdict::{DropReason, Verdict};
 use crate::xsk::{BoundMode, Xsk, XskTx};
@@ -26,6 +26,12 @@ const SWEEP_PERIOD_MS: u64 = 2000;
 const SWEEP_MAX_BUCKETS: u64 = 4096;
 /// At most this many `sendto()` kicks per turn while the TX ring drains (`Xsk::drain_tx`).
 const MAX_KICKS: u32 = 64;
+/// With connection sync on, an idle worker wakes this often to install what the peers
+/// sent (a backup receives no traffic, only sync).
+const SYNC_IDLE_POLL_MS: i32 = 10;
+/// Synced entries a worker installs per loop turn, and buckets a resync walk covers.
+const SYNC_INSTALL_PER_TURN: usize = 4096;
+const SYNC_WALK_BUCKETS_PER_TURN: usize = 4096;
 
 /// How many frames a batch may take off the RX ring: at most `batch`, and no more than
 /// the TX rings have room for, since each received frame leaves by at most one of them.
@@ -74,6 +80,8 @@ pub struct Worker {
     fast: Option<FastMap>,
     /// CLOCK_MONOTONIC_COARSE at `epoch`: converts the fast path's times to this clock.
     epoch_ns: u64,
+    /// A peer's resync under way (connection sync).
+    resync: ResyncCursor,
 }
 
 impl Worker {
@@ -101,7 +109,37 @@ impl Worker {
             batch: config.batch.clamp(1, BATCH),
             fast: None,
             epoch_ns: crate::sys::monotonic_coarse_ns(),
+            resync: ResyncCursor::default(),
         }
+    }
+
+    /// Sends this worker's flows to connection sync and installs the peers', through
+    /// `channel` (one per worker).
+    pub fn with_sync(mut self, channel: Arc<crate::sync::SyncChannel>) -> Self {
+        self.pipeline = self.pipeline.with_sync(channel);
+        self
+    }
+
+    /// Connection sync's share of a loop turn: install what the peers sent, go on with a
+    /// resync walk. Returns true when more is waiting (the worker must not sleep).
+    fn serve_sync(&mut self) -> bool {
+        let Some(ch) = self.pipeline.sync() else {
+            return false;
+        };
+        if ch.inbound.is_empty() && self.resync.idle(ch.walk_asked()) {
+            return false;
+        }
+        let now = self.now();
+        let snap = self.snapshot.load();
+        self.pipeline
+            .install_synced(&snap, now, SYNC_INSTALL_PER_TURN);
+        let walking = self
+            .pipeline
+            .resync_walk(&mut self.resync, now, SYNC_WALK_BUCKETS_PER_TURN);
+        // A walk that waits for room in the bulk queue sleeps a turn: the sync thread
+        // drains it at its own pace.
+        let more = self.pipeline.sync().is_some_and(|c| !c.inbound.is_empty());
+        more || (walking && self.pipeline.sync().is_some_and(|c| !c.bulk.is_full()))
     }
 
     /// Hands established DR/TUN flows to the XDP fast path through `map`.
@@ -164,6 +202,7 @@ impl Worker {
                 // Read the clock only when asked.
                 || epoch.elapsed().as_secs() as u32 + 1,
             );
+            let sync_busy = self.serve_sync();
             if self.poll_once() == 0 {
                 self.reap_completions();
                 if self.tx_outstanding > 0 {
@@ -173,9 +212,16 @@ impl Worker {
                     t.kick_tx();
                 }
                 self.sweep();
-                // A flow dump under way goes on at once; otherwise sleep until traffic.
-                self.xsk
-                    .wait_rx(if self.dump.busy() { 0 } else { IDLE_POLL_MS });
+                // A flow dump or sync work under way goes on at once; otherwise sleep
+                // until traffic.
+                let idle = if self.dump.busy() || sync_busy {
+                    0
+                } else if self.pipeline.sync().is_some() {
+                    SYNC_IDLE_POLL_MS
+                } else {
+                    IDLE_POLL_MS
+                };
+                self.xsk.wait_rx(idle);
             }
         }
     }

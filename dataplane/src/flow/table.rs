@@ -142,7 +142,9 @@ pub struct Flow<K = FlowKey> {
     /// `TcpState` as u8 (0 for UDP).
     pub state: u8,
     pub flags: u8,
-    pub _pad: [u8; 2],
+    /// Connection sync: the table clock's second, modulo 2^16, at which the entry was
+    /// last sent to (or received from) the peers; refreshes are due from it.
+    pub synced: u16,
 }
 
 const _: () = assert!(std::mem::size_of::<Flow>() == 32);
