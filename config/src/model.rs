@@ -455,7 +455,27 @@ pub struct Config {
     pub watch_config: bool,
     pub virtual_servers: Vec<VirtualServer>,
     pub vrrp_instances: Vec<VrrpInstance>,
+    pub connection_sync: Option<ConnectionSync>,
 }
+
+/// `connection_sync`, checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectionSync {
+    pub interface: Located<String>,
+    /// Empty: multicast to `group`.
+    pub peers: Vec<IpAddr>,
+    pub key: String,
+    pub port: u16,
+    pub group: std::net::Ipv4Addr,
+    pub resync_timeout_ms: u64,
+    /// Entries per second.
+    pub resync_rate: u32,
+}
+
+pub const DEFAULT_SYNC_PORT: u16 = 8848;
+pub const DEFAULT_SYNC_GROUP: std::net::Ipv4Addr = std::net::Ipv4Addr::new(224, 0, 0, 81);
+pub const DEFAULT_RESYNC_TIMEOUT_S: f64 = 5.0;
+pub const DEFAULT_RESYNC_RATE: u32 = 100_000;
 
 /// keepalived's initial `state`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]

@@ -103,6 +103,44 @@ pub struct RawConfig {
     /// keepalived's `vrrp_sync_group`: instances that change state together.
     #[serde(default)]
     pub vrrp_sync_groups: Vec<RawSyncGroup>,
+    /// Connection sync between directors (what IPVS's sync daemon does): each director
+    /// sends the connections and persistence templates it creates, and their changes, to
+    /// its peers, so that whichever holds the VIPs forwards an established connection to
+    /// the real server that has it. Restart-only.
+    #[serde(default)]
+    pub connection_sync: Option<RawConnectionSync>,
+}
+
+/// `connection_sync`: where the directors meet, and the key their messages carry.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawConnectionSync {
+    /// The interface sync messages go out and come in on; its first IPv4 address is
+    /// their source.
+    pub interface: Spanned<String>,
+    /// The other directors' addresses (unicast). Default: none, and messages go to the
+    /// multicast `group`, as IPVS's sync daemon sends them. With peers, a message from
+    /// any other address is rejected.
+    #[serde(default)]
+    pub peers: Vec<Spanned<IpAddr>>,
+    /// The shared secret (16 to 256 characters, the same on every director): each
+    /// message carries an HMAC-SHA256 of it, so no one without the key can install or
+    /// change a connection.
+    pub key: Spanned<String>,
+    /// UDP port, 1 to 65535. Default 8848 (IPVS's).
+    #[serde(default)]
+    pub port: Option<Spanned<i64>>,
+    /// The IPv4 multicast group when there are no `peers`. Default 224.0.0.81 (IPVS's).
+    #[serde(default)]
+    pub group: Option<Spanned<std::net::Ipv4Addr>>,
+    /// Seconds (0 to 60) a VRRP instance about to preempt a lower-priority master waits
+    /// for this director's resync to finish before it takes over. Default 5. A backup
+    /// taking over from a master that went silent never waits.
+    #[serde(default)]
+    pub resync_timeout: Option<Spanned<f64>>,
+    /// Entries per second a resync is sent at (1000 to 10000000). Default 100000.
+    #[serde(default)]
+    pub resync_rate: Option<Spanned<i64>>,
 }
 
 /// keepalived's `vrrp_sync_group`: instances that change state together.

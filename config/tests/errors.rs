@@ -760,3 +760,50 @@ fn ipv6_mistakes_are_located() {
         "{e}"
     );
 }
+
+#[test]
+fn connection_sync_defaults_and_mistakes() {
+    let ok =
+        format!("{GOOD}connection_sync:\n  interface: eth0\n  key: \"0123456789abcdef0123\"\n");
+    let cs = parse("t.yaml", &ok).unwrap().connection_sync.unwrap();
+    assert_eq!(cs.port, DEFAULT_SYNC_PORT);
+    assert_eq!(cs.group, DEFAULT_SYNC_GROUP);
+    assert!(cs.peers.is_empty(), "multicast by default");
+    assert_eq!(cs.resync_timeout_ms, 5000);
+    assert_eq!(cs.resync_rate, DEFAULT_RESYNC_RATE);
+    assert_eq!((cs.interface.line, cs.interface.column), (13, 14));
+    let unicast = format!("{ok}  peers: [10.0.0.3]\n  resync_timeout: 0.5\n");
+    let cs = parse("t.yaml", &unicast).unwrap().connection_sync.unwrap();
+    assert_eq!(
+        cs.peers,
+        vec!["10.0.0.3".parse::<std::net::IpAddr>().unwrap()]
+    );
+    assert_eq!(cs.resync_timeout_ms, 500);
+
+    let e = errors(&format!(
+        "{GOOD}connection_sync:\n  interface: eth0\n  key: short\n"
+    ));
+    assert!(e.contains("14:8") && e.contains("not 16 to 256"), "{e}");
+    let e = errors(&format!("{ok}  peers: [\"2001:db8::3\", 224.0.0.5]\n"));
+    assert!(
+        e.contains("travel over IPv4") && e.contains("multicast address"),
+        "{e}"
+    );
+    let e = errors(&format!("{ok}  group: 10.0.0.9\n"));
+    assert!(e.contains("not an IPv4 multicast address"), "{e}");
+    let e = errors(&format!("{ok}  group: 224.0.0.82\n  peers: [10.0.0.3]\n"));
+    assert!(e.contains("both `group` and `peers`"), "{e}");
+    let e = errors(&format!(
+        "{ok}  resync_timeout: 90\n  resync_rate: 5\n  port: 0\n"
+    ));
+    assert!(
+        e.contains("resync_timeout 90 is out of range")
+            && e.contains("resync_rate 5 is out of range")
+            && e.contains("port 0 is out of range"),
+        "{e}"
+    );
+    let e = errors(&format!("{ok}  bogus: 1\n"));
+    assert!(e.contains("bogus"), "{e}");
+    let e = errors(&format!("{GOOD}connection_sync:\n  interface: eth0\n"));
+    assert!(e.contains("key"), "the key is required: {e}");
+}

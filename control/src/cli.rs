@@ -86,6 +86,11 @@ pub enum Command {
         /// the kernel, and the workers' drops (docs/input.md lists every reason).
         #[arg(long)]
         drops: bool,
+        /// Connection sync: the peers (when each was last heard, the connections each
+        /// reports beside this director's), entries sent, received, installed and
+        /// rejected by reason, and the resyncs.
+        #[arg(long, conflicts_with_all = ["stats", "rate", "connections", "drops"])]
+        sync: bool,
         /// Everything (table, totals, rates) as JSON.
         #[arg(long)]
         json: bool,

@@ -19,6 +19,7 @@ mod ids;
 mod notify;
 mod observe;
 mod realserver;
+mod sync;
 #[allow(unsafe_code)]
 mod sys;
 mod vrrp;
@@ -244,6 +245,7 @@ fn main() -> ExitCode {
             rate,
             connections,
             drops,
+            sync,
             json,
         } => {
             let mut line = String::from("status");
@@ -252,6 +254,7 @@ fn main() -> ExitCode {
                 (rate, " --rate"),
                 (connections, " --connections"),
                 (drops, " --drops"),
+                (sync, " --sync"),
                 (json, " --json"),
             ] {
                 if on {

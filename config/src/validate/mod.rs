@@ -4,6 +4,7 @@
 
 mod checker;
 mod health;
+mod sync;
 mod virtual_server;
 mod vrrp;
 
@@ -216,6 +217,10 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Diagnostic>> {
             ck.error(int, "internal_interface is for two-arm NAT, and no virtual server uses `forwarding: nat`".into(), "remove it, or use NAT");
         }
     }
+    let connection_sync = raw
+        .connection_sync
+        .as_ref()
+        .and_then(|cs| sync::check(&mut ck, cs));
     if !ck.out.is_empty() {
         ck.out.sort_by_key(|d| (d.line, d.column));
         return Err(ck.out);
@@ -251,5 +256,6 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Diagnostic>> {
         watch_config: raw.watch_config.unwrap_or(false),
         vrrp_instances,
         virtual_servers,
+        connection_sync,
     })
 }

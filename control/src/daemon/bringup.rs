@@ -89,6 +89,7 @@ impl Lb {
             .unwrap_or_else(xvs_dataplane::sys::allowed_cpus);
         let xsk = translate::xsk_config(cfg);
         let mut workers = Workers::new();
+        let mut channels = Vec::new();
         let pipeline = translate::pipeline(cfg, random::seed());
         for q in 0..queues {
             let wc = WorkerConfig {
@@ -101,7 +102,12 @@ impl Lb {
                 xvs_config::FastPath::Xdp => Some(steer.fast_flows_fds()?),
                 xvs_config::FastPath::Off => None,
             };
-            let fd = workers.start(ifaces, &wc, &xsk, &shared, fast)?;
+            let channel = cfg
+                .connection_sync
+                .as_ref()
+                .map(|_| Arc::new(xvs_dataplane::sync::SyncChannel::default()));
+            channels.extend(channel.clone());
+            let fd = workers.start(ifaces, &wc, &xsk, &shared, fast, channel)?;
             // Registered after the worker owns the socket: from here its queue's VIP
             // traffic goes to the worker instead of the kernel.
             steer.register_xsk(q, fd)?;
@@ -117,6 +123,10 @@ impl Lb {
             path.display()
         );
         Ok(Lb {
+            sync: match &cfg.connection_sync {
+                Some(cs) => Some(start_sync(cs, channels, workers.counters(), &shared)?),
+                None => None,
+            },
             steer,
             workers,
             shared,
@@ -131,4 +141,43 @@ impl Lb {
             queues,
         })
     }
+}
+
+/// Connection sync's thread, fed by every worker's queues; its readiness is what a
+/// preempting VRRP instance waits for.
+fn start_sync(
+    cs: &xvs_config::ConnectionSync,
+    channels: Vec<Arc<xvs_dataplane::sync::SyncChannel>>,
+    workers: &[Arc<xvs_dataplane::WorkerCounters>],
+    shared: &SharedSnapshot,
+) -> Result<super::lb::Sync> {
+    let name = &cs.interface.value;
+    let iface = crate::sys::iface::Iface::lookup(name)?.with_context(|| {
+        format!(
+            "connection_sync interface {name} does not exist (line {}): `ip link` lists them",
+            cs.interface.line
+        )
+    })?;
+    let own = crate::sys::netlink::addresses()?
+        .into_iter()
+        .find(|(i, a, p)| *i == iface.ifindex && *p < 32 && !a.is_loopback())
+        .map(|(_, a, _)| a)
+        .with_context(|| format!("connection_sync: {name} has no IPv4 address to send from"))?;
+    let (ready, ready_rx) = tokio::sync::watch::channel(false);
+    let thread = crate::sync::SyncThread::spawn(
+        cs,
+        iface.ifindex,
+        own,
+        crate::sync::Wiring {
+            channels,
+            workers: workers.to_vec(),
+            snapshot: Arc::clone(shared),
+            ready,
+        },
+    )?;
+    Ok(super::lb::Sync {
+        thread,
+        ready: ready_rx,
+        resync_timeout: std::time::Duration::from_millis(cs.resync_timeout_ms),
+    })
 }

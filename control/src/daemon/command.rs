@@ -8,7 +8,7 @@ use crate::observe::status;
 pub enum Command {
     /// `reload`: as SIGHUP, but the errors go back to the caller.
     Reload,
-    /// `status [--stats|--rate|--connections] [--json]`.
+    /// `status [--stats|--rate|--connections|--drops|--sync] [--json]`.
     Status(status::Request),
     /// `explain SRC:SPORT DST:DPORT PROTO`: the arguments, checked by `explain`.
     Explain(String),
@@ -30,7 +30,7 @@ impl Command {
                 line.trim_start()["explain".len()..].trim().to_string(),
             )),
             _ => Err(format!(
-                "unknown command {line:?}: status [--stats|--rate|--connections|--drops] [--json], reload, explain, drain, undrain\n"
+                "unknown command {line:?}: status [--stats|--rate|--connections|--drops|--sync] [--json], reload, explain, drain, undrain\n"
             )),
         }
     }

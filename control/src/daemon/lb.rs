@@ -43,6 +43,17 @@ pub struct Lb {
     pub quorum: HashMap<String, Quorum>,
     pub generation: u64,
     pub queues: u32,
+    /// Connection sync, when configured.
+    pub sync: Option<Sync>,
+}
+
+/// Connection sync's thread and what VRRP waits on.
+pub struct Sync {
+    pub thread: crate::sync::SyncThread,
+    /// True once this director's table is in step with its peers'.
+    pub ready: tokio::sync::watch::Receiver<bool>,
+    /// How long a preempting instance waits for it.
+    pub resync_timeout: Duration,
 }
 
 /// Each virtual server's quorum, keeping the state of those a reload keeps.
@@ -256,6 +267,9 @@ impl Lb {
 
     /// Gives the kernel its traffic back first, then stops the workers; prints the counters.
     pub fn stop(mut self, cfg: &Config, ifaces: &Ifaces) {
+        if let Some(s) = self.sync.as_mut() {
+            s.thread.stop();
+        }
         self.steer.detach();
         for q in 0..self.queues {
             self.steer.unregister_xsk(q);

@@ -47,7 +47,7 @@ use crate::health::quorum::Crossing;
 use crate::health::{self, health_targets};
 use crate::observe::counters::AllWorkers;
 use crate::observe::{explain, flows, metrics, status};
-use crate::vrrp::VrrpThread;
+use crate::vrrp::{SyncGate, VrrpThread};
 
 /// Everything the event loop owns.
 struct Daemon<'p> {
@@ -106,6 +106,14 @@ impl Daemon<'_> {
                     let rows = status::connection_rows(&answers, &l.registry);
                     Ok(status::render_connections(&rows, live, req.json))
                 }
+                Some(l) if req.view == status::View::Sync => match &l.sync {
+                    Some(s) => Ok(status::render_sync(
+                        &s.thread.stats,
+                        AllWorkers(l.workers.counters()),
+                        req.json,
+                    )),
+                    None => Err("connection sync is off: add a `connection_sync:` section to the configuration (docs/configuration.md)\n".into()),
+                },
                 Some(l) if req.view == status::View::Drops => Ok(status::render_drops(
                     l.steer.counters().ok().as_ref(),
                     AllWorkers(l.workers.counters()),
@@ -175,6 +183,7 @@ impl Daemon<'_> {
                         overload: &l.overload,
                         checks: &self.monitors,
                         generation: l.generation,
+                        sync: l.sync.as_ref().map(|s| &*s.thread.stats),
                     }),
                 )
             }
@@ -230,7 +239,12 @@ pub async fn run(path: &Path, cfg: Config, ifaces: Ifaces) -> Result<()> {
     };
     // VRRP after the load balancer: a director that becomes master can forward at once.
     // Its own thread: nothing this loop does can delay an advert.
-    let vrrp = VrrpThread::spawn(&cfg.vrrp_instances)?;
+    // With connection sync, a preempting instance waits for this director's resync.
+    let gate = lb.as_ref().and_then(|l| l.sync.as_ref()).map(|s| SyncGate {
+        ready: s.ready.clone(),
+        wait: s.resync_timeout,
+    });
+    let vrrp = VrrpThread::spawn(&cfg.vrrp_instances, gate)?;
     let (health_tx, mut health_rx) = tokio::sync::mpsc::channel(64);
     let mut monitors = health::Monitors::new(health_tx);
     if lb.is_some() {

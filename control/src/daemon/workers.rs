@@ -44,6 +44,8 @@ impl Workers {
         shared: &SharedSnapshot,
         // The fast path's maps, IPv4's and IPv6's, when it is on.
         fast: Option<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)>,
+        // Connection sync's queues for this worker, when it is on.
+        sync: Option<Arc<xvs_dataplane::sync::SyncChannel>>,
     ) -> Result<RawFd> {
         let q = wc.queue;
         let xsk = Xsk::open(ifaces.external.ifindex, q, xsk_cfg)?;
@@ -73,6 +75,9 @@ impl Workers {
         }
         if let Some((v4, v6)) = fast {
             worker = worker.with_fast_path(xvs_dataplane::fast::FastMap::new(v4, v6));
+        }
+        if let Some(ch) = sync {
+            worker = worker.with_sync(ch);
         }
         self.handles.push(
             worker

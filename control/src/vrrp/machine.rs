@@ -64,6 +64,10 @@ pub struct Params {
     pub primary: IpAddr,
     /// Whether the instance belongs to a vrrp_sync_group.
     pub sync_group: bool,
+    /// Connection sync is on: before preempting a lower-priority master (one still
+    /// advertising), wait this long at most for `set_synced(true)`, so that the
+    /// connections the master carries are known here before their packets arrive.
+    pub failback_wait: Option<Duration>,
 }
 
 pub struct Machine {
@@ -80,6 +84,12 @@ pub struct Machine {
     links_up: bool,
     /// Inside `on_group`: the transitions are the group's doing.
     following: bool,
+    /// When a lower-priority master last advertised (Backup).
+    lower_heard: Option<Instant>,
+    /// Connection sync's table is in step with the peers'.
+    synced: bool,
+    /// Since when a preemption has been held back for connection sync.
+    holding_since: Option<Instant>,
 }
 
 fn cs(v: u32) -> Duration {
@@ -97,7 +107,46 @@ impl Machine {
             started: None,
             links_up: true,
             following: false,
+            lower_heard: None,
+            synced: false,
+            holding_since: None,
         }
+    }
+
+    /// Connection sync's readiness changed. A preemption held back for it happens now.
+    pub fn set_synced(&mut self, now: Instant, synced: bool) -> Vec<Action> {
+        self.synced = synced;
+        let mut out = Vec::new();
+        if synced && self.state == State::Backup && self.holding_since.take().is_some() {
+            self.become_master(now, &mut out);
+        }
+        out
+    }
+
+    /// A preemption is being held back for connection sync.
+    pub fn holding(&self) -> bool {
+        self.holding_since.is_some()
+    }
+
+    /// When Master_Down_Timer fires while a lower-priority master still advertises and
+    /// connection sync is not ready: until when to wait instead of taking over (re-armed
+    /// every master interval, so a master that goes quiet meanwhile is taken over from
+    /// at once, as any).
+    fn failback_hold(&mut self, now: Instant) -> Option<Instant> {
+        let wait = self.p.failback_wait?;
+        let preempting = self
+            .lower_heard
+            .is_some_and(|t| now.duration_since(t) < self.master_down_interval());
+        if self.synced || !preempting {
+            self.holding_since = None;
+            return None;
+        }
+        let end = *self.holding_since.get_or_insert(now) + wait;
+        if now >= end {
+            self.holding_since = None;
+            return None;
+        }
+        Some((now + cs(u32::from(self.master_interval_cs))).min(end))
     }
 
     pub fn state(&self) -> State {
@@ -187,8 +236,12 @@ impl Machine {
             return out;
         }
         match self.state {
-            // Master_Down_Timer fired: the master is gone.
-            State::Backup => self.become_master(now, &mut out),
+            // Master_Down_Timer fired: the master is gone, or a lower-priority one is
+            // to be preempted (once connection sync is ready, or has waited enough).
+            State::Backup => match self.failback_hold(now) {
+                Some(until) => self.timer = Some(until),
+                None => self.become_master(now, &mut out),
+            },
             State::Master => {
                 out.push(Action::Advertise {
                     priority: self.p.priority,
@@ -222,6 +275,9 @@ impl Machine {
                 }
                 // Otherwise a lower-priority master: let Master_Down_Timer run out, then
                 // preempt it.
+                if adv.priority != 0 && adv.priority < self.p.priority {
+                    self.lower_heard = Some(now);
+                }
             }
             State::Master => {
                 if adv.priority == 0 {
@@ -354,6 +410,7 @@ mod tests {
             preempt_delay: Duration::ZERO,
             primary: ME,
             sync_group: false,
+            failback_wait: None,
         }
     }
 
@@ -542,6 +599,7 @@ mod tests {
         let t0 = Instant::now();
         let mut m = Machine::new(Params {
             sync_group: true,
+            failback_wait: None,
             ..params(Version::V2, 100)
         });
         assert!(
@@ -574,6 +632,7 @@ mod tests {
         let t0 = Instant::now();
         let mut m = Machine::new(Params {
             sync_group: true,
+            failback_wait: None,
             ..params(Version::V2, 100)
         });
         m.start(t0);
@@ -631,5 +690,78 @@ mod tests {
                 priority: 255
             }]
         );
+    }
+
+    /// Connection sync on: a preemption waits for the resync (bounded), a takeover from
+    /// a silent master never does.
+    #[test]
+    fn preemption_waits_for_connection_sync_and_failover_does_not() {
+        let t0 = Instant::now();
+        let wait = Duration::from_secs(5);
+        let gated = || {
+            Machine::new(Params {
+                failback_wait: Some(wait),
+                ..params(Version::V2, 150)
+            })
+        };
+        // A lower-priority master advertises every second; sync turns ready at 6 s.
+        let mut m = gated();
+        m.start(t0);
+        let mut took = None;
+        for step in 1..200u64 {
+            let t = ms(t0, step * 100);
+            if step % 10 == 0 {
+                m.on_advert(t, PEER_LOW, &adv(100, 100));
+            }
+            let mut a = m.on_timer(t);
+            if step == 60 {
+                assert!(m.holding(), "held back at 6 s");
+                a.extend(m.set_synced(t, true));
+            }
+            if a.contains(&Action::TakeVips) {
+                took = Some(step);
+                break;
+            }
+        }
+        assert_eq!(took, Some(60), "preempted the moment sync was ready");
+
+        // Sync never ready: preempted after the wait (from the first due takeover).
+        let mut m = gated();
+        m.start(t0);
+        let mut took = None;
+        for step in 1..200u64 {
+            let t = ms(t0, step * 100);
+            if step % 10 == 0 {
+                m.on_advert(t, PEER_LOW, &adv(100, 100));
+            }
+            if m.on_timer(t).contains(&Action::TakeVips) {
+                took = Some(t.duration_since(t0));
+                break;
+            }
+        }
+        let down = m.master_down_interval();
+        let took = took.expect("took over at last");
+        assert!(
+            took >= down + wait && took <= down + wait + Duration::from_millis(1200),
+            "{took:?}"
+        );
+
+        // Ready already: no wait.
+        let mut m = gated();
+        m.start(t0);
+        m.set_synced(t0, true);
+        m.on_advert(ms(t0, 1000), PEER_LOW, &adv(100, 100));
+        assert!(m.on_timer(ms(t0, 3500)).contains(&Action::TakeVips));
+
+        // The master went silent (crashed): the backup takes over at once, sync or not.
+        let mut m = Machine::new(Params {
+            failback_wait: Some(wait),
+            ..params(Version::V2, 100)
+        });
+        m.start(t0);
+        m.on_advert(ms(t0, 1000), PEER_HIGH, &adv(150, 100));
+        let a = m.on_timer(ms(t0, 1000) + m.master_down_interval());
+        assert!(a.contains(&Action::TakeVips));
+        assert!(!m.holding());
     }
 }

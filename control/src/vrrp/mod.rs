@@ -10,5 +10,6 @@ mod socket;
 mod stats;
 mod thread;
 
+pub use runner::SyncGate;
 pub use stats::VrrpStats;
 pub use thread::VrrpThread;

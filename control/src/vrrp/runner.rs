@@ -36,6 +36,14 @@ pub struct SyncMsg {
 /// The channel all instances share for their sync groups.
 pub type SyncBus = tokio::sync::broadcast::Sender<SyncMsg>;
 
+/// Connection sync, as VRRP sees it: whether this director's table is in step with
+/// its peers', and how long a preemption may wait for that.
+#[derive(Clone)]
+pub struct SyncGate {
+    pub ready: watch::Receiver<bool>,
+    pub wait: Duration,
+}
+
 struct Edge<'a> {
     cfg: &'a VrrpInstance,
     iface: &'a Iface,
@@ -219,6 +227,7 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
     bus: SyncBus,
     mut priority: watch::Receiver<Option<u8>>,
+    sync: Option<SyncGate>,
 ) -> Result<()> {
     let mut group_rx = bus.subscribe();
     let iface = Iface::lookup(&cfg.interface.value)?
@@ -293,7 +302,12 @@ pub async fn run(
         preempt_delay: Duration::from_secs(u64::from(cfg.preempt_delay)),
         primary: src,
         sync_group: cfg.sync_group.is_some(),
+        failback_wait: sync.as_ref().map(|g| g.wait),
     });
+    // Without connection sync, a receiver that never changes.
+    let (_never, idle) = watch::channel(true);
+    let mut synced = sync.map_or(idle, |g| g.ready);
+    machine.set_synced(Instant::now(), *synced.borrow_and_update());
     let tracked: Vec<String> = cfg
         .track_interfaces
         .iter()
@@ -333,7 +347,23 @@ pub async fn run(
             biased;
             _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => {
                 let now = Instant::now();
+                let held = machine.holding();
                 edge.apply(now, machine.on_timer(now));
+                if machine.holding() && !held {
+                    stats.failback_waits.fetch_add(1, Relaxed);
+                    info!("VRRP {}: would preempt a lower-priority master; waiting for connection sync's resync first", cfg.name);
+                } else if held && !machine.holding() && machine.state() == State::Master {
+                    warn!("VRRP {}: connection sync's resync did not finish in time: preempting all the same", cfg.name);
+                }
+            }
+            Ok(()) = synced.changed() => {
+                let ready = *synced.borrow_and_update();
+                let now = Instant::now();
+                let held = machine.holding();
+                edge.apply(now, machine.set_synced(now, ready));
+                if held && ready {
+                    info!("VRRP {}: connection sync is ready: preempting", cfg.name);
+                }
             }
             n = edge.sock.recv(&mut buf) => {
                 let n = n.with_context(|| format!("VRRP {}: receiving", cfg.name))?;

@@ -14,6 +14,8 @@ pub struct VrrpStats {
     pub transitions: AtomicU64,
     pub sent: AtomicU64,
     pub received: AtomicU64,
+    /// Preemptions held back for connection sync's resync.
+    pub failback_waits: AtomicU64,
     pub rejected: [AtomicU64; Reject::ALL.len()],
 }
 

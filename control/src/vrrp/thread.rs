@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tracing::error;
 use xvs_config::VrrpInstance;
 
-use super::runner::{self, SyncMsg};
+use super::runner::{self, SyncGate, SyncMsg};
 use super::stats::VrrpStats;
 
 /// How long the instances get to say goodbye (priority 0) when stopping.
@@ -28,8 +28,9 @@ pub struct VrrpThread {
 }
 
 impl VrrpThread {
-    /// Starts the instances on the `xvs-vrrp` thread (none: no thread).
-    pub fn spawn(instances: &[VrrpInstance]) -> Result<VrrpThread> {
+    /// Starts the instances on the `xvs-vrrp` thread (none: no thread). With connection
+    /// sync, `sync` is what a preemption waits for.
+    pub fn spawn(instances: &[VrrpInstance], sync: Option<SyncGate>) -> Result<VrrpThread> {
         let (stop, stopped) = watch::channel(false);
         let mut priorities = HashMap::new();
         let mut stats = Vec::new();
@@ -50,7 +51,7 @@ impl VrrpThread {
                 .context("building the VRRP runtime")?;
             let thread = std::thread::Builder::new()
                 .name("xvs-vrrp".into())
-                .spawn(move || rt.block_on(run_all(jobs, stopped)))
+                .spawn(move || rt.block_on(run_all(jobs, stopped, sync)))
                 .context("starting the VRRP thread")?;
             Some(thread)
         };
@@ -93,13 +94,21 @@ impl VrrpThread {
 async fn run_all(
     jobs: Vec<(VrrpInstance, Arc<VrrpStats>, watch::Receiver<Option<u8>>)>,
     stop: watch::Receiver<bool>,
+    sync: Option<SyncGate>,
 ) {
     let (bus, _) = tokio::sync::broadcast::channel::<SyncMsg>(64);
     let tasks: Vec<_> = jobs
         .into_iter()
         .map(|(vi, stats, prio)| {
             let name = vi.name.clone();
-            let task = tokio::spawn(runner::run(vi, stats, stop.clone(), bus.clone(), prio));
+            let task = tokio::spawn(runner::run(
+                vi,
+                stats,
+                stop.clone(),
+                bus.clone(),
+                prio,
+                sync.clone(),
+            ));
             (name, task)
         })
         .collect();
@@ -135,7 +144,7 @@ mod tests {
 
     #[test]
     fn no_instances_no_thread() {
-        let t = VrrpThread::spawn(&[]).unwrap();
+        let t = VrrpThread::spawn(&[], None).unwrap();
         assert!(t.handle.is_none());
         assert!(t.stop().is_empty());
     }
@@ -150,7 +159,7 @@ mod tests {
             "interface: lo\nvrrp_instances:\n  - name: VI_1\n    interface: xvs-no-such0\n    virtual_router_id: 51\n    priority: 100\n    virtual_ipaddresses: [10.0.0.100]\n",
         )
         .unwrap();
-        let t = VrrpThread::spawn(&cfg.vrrp_instances).unwrap();
+        let t = VrrpThread::spawn(&cfg.vrrp_instances, None).unwrap();
         t.set_priority("VI_1", Some(50));
         t.set_priority("nope", Some(50));
         let started = std::time::Instant::now();

@@ -4,12 +4,13 @@
 //!
 //! - `text.rs`: the exposition writer and the OpenMetrics form
 //! - `http.rs`: the listener, `request.rs`: the request head it reads
-//! - `dataplane.rs`, `health.rs`, `vrrp.rs`: the families, by source
+//! - `dataplane.rs`, `health.rs`, `vrrp.rs`, `sync.rs`: the families, by source
 
 mod dataplane;
 mod health;
 mod http;
 pub mod request;
+mod sync;
 mod text;
 mod vrrp;
 
@@ -21,6 +22,7 @@ use xvs_dataplane::xsk::XskStats;
 use xvs_dataplane::WorkerCounters;
 
 pub use http::{bind, serve, Request};
+pub use sync::local_connections;
 use text::Out;
 
 use crate::daemon::drain::Drains;
@@ -55,6 +57,8 @@ pub struct Balancer<'a> {
     /// The health monitors' probe statistics.
     pub checks: &'a Monitors,
     pub generation: u64,
+    /// Connection sync, when configured.
+    pub sync: Option<&'a crate::sync::SyncStats>,
 }
 
 pub fn render(c: &Common<'_>, lb: Option<Balancer<'_>>) -> String {
@@ -101,6 +105,9 @@ pub fn render(c: &Common<'_>, lb: Option<Balancer<'_>>) -> String {
         dataplane::xsk(&mut o, lb.xsk);
         if let Some(x) = &lb.xdp {
             dataplane::xdp(&mut o, x);
+        }
+        if let Some(s) = lb.sync {
+            sync::families(&mut o, s, w);
         }
     }
     vrrp::instances(&mut o, c.vrrp);
@@ -154,6 +161,7 @@ mod tests {
                     overload: &Overload::default(),
                     checks: &monitors,
                     generation: 1,
+                    sync: None,
                 }),
             );
             monitors.stop_all();
@@ -259,6 +267,7 @@ mod tests {
                 overload: &Overload::default(),
                 checks: &monitors,
                 generation: 1,
+                sync: None,
             }),
         );
         assert!(

@@ -5,7 +5,7 @@
 //!
 //! - `request.rs`: the command line; `rows.rs`: the rows and totals; `rates.rs`: the
 //!   samples behind `--rate`; `connections.rs`: the flow rows; `drops.rs`: the drop counters;
-//!   `render.rs`: the text.
+//!   `render.rs`: the text; `sync.rs`: `--sync`, connection sync's state.
 
 mod connections;
 mod drops;
@@ -13,6 +13,7 @@ mod rates;
 mod render;
 mod request;
 mod rows;
+mod sync;
 
 pub use connections::{connection_rows, render_connections, CONNECTIONS_LIMIT};
 pub use drops::render_drops;
@@ -20,3 +21,4 @@ pub use rates::{Rates, RATE_SAMPLE};
 pub use render::render;
 pub use request::{Request, View};
 pub use rows::{rows, Pool, Steered};
+pub use sync::render_sync;

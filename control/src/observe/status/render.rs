@@ -29,8 +29,8 @@ pub fn render(rows: &[VirtualServerRow], req: Request) -> String {
         View::Table => writeln!(s, "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn"),
         View::Stats => writeln!(s, "Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes\n  -> RemoteAddress:Port"),
         View::Rate => writeln!(s, "Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS\n  -> RemoteAddress:Port"),
-        // Answered by `render_connections` and `render_drops`.
-        View::Connections | View::Drops => Ok(()),
+        // Answered by `render_connections`, `render_drops` and `render_sync`.
+        View::Connections | View::Drops | View::Sync => Ok(()),
     };
     for vs in rows {
         let proto = vs.protocol.to_uppercase();
@@ -72,7 +72,7 @@ pub fn render(rows: &[VirtualServerRow], req: Request) -> String {
                     );
                 }
             }
-            View::Connections | View::Drops => {}
+            View::Connections | View::Drops | View::Sync => {}
             View::Rate => {
                 let r = vs.rate.unwrap_or_default();
                 let _ = writeln!(

@@ -8,6 +8,8 @@ pub enum View {
     Rate,
     Connections,
     Drops,
+    /// Connection sync.
+    Sync,
 }
 
 /// A parsed `status` command line: `status [--stats|--rate|--connections|--drops] [--json]`.
@@ -29,11 +31,15 @@ impl Request {
         };
         for w in words {
             match w {
-                "--stats" | "--rate" | "--connections" | "--drops" if req.view != View::Table => {
+                "--stats" | "--rate" | "--connections" | "--drops" | "--sync"
+                    if req.view != View::Table =>
+                {
                     return Err(
-                        "status: --stats, --rate, --connections and --drops are exclusive\n".into(),
+                        "status: --stats, --rate, --connections, --drops and --sync are exclusive\n"
+                            .into(),
                     )
                 }
+                "--sync" => req.view = View::Sync,
                 "--stats" => req.view = View::Stats,
                 "--rate" => req.view = View::Rate,
                 "--connections" => req.view = View::Connections,
@@ -41,7 +47,7 @@ impl Request {
                 "--json" => req.json = true,
                 other => {
                     return Err(format!(
-                    "status: unknown option {other:?} (--stats, --rate, --connections, --drops, --json)\n"
+                    "status: unknown option {other:?} (--stats, --rate, --connections, --drops, --sync, --json)\n"
                 ))
                 }
             }
@@ -81,6 +87,8 @@ mod tests {
         );
         assert_eq!(Request::parse("status --drops").unwrap().view, View::Drops);
         assert!(Request::parse("status --drops --stats").is_err());
+        assert_eq!(Request::parse("status --sync").unwrap().view, View::Sync);
+        assert!(Request::parse("status --sync --drops").is_err());
         assert!(Request::parse("status --bogus").is_err());
         assert!(Request::parse("stats").is_err());
     }

@@ -1,0 +1,126 @@
+//! `xvs status --sync`: connection sync at a glance — this director's connections
+//! beside each peer's, when each was last heard, the entries that went each way and
+//! what was refused, and the resyncs.
+
+use std::fmt::Write;
+use std::time::Instant;
+
+use crate::observe::counters::AllWorkers;
+use crate::observe::metrics::local_connections;
+use crate::sync::wire::Reject;
+use crate::sync::SyncStats;
+
+pub fn render_sync(s: &SyncStats, w: AllWorkers<'_>, json: bool) -> String {
+    let get = SyncStats::get;
+    let sum = |f: fn(&xvs_dataplane::WorkerCounters) -> u64| w.0.iter().map(|c| f(c)).sum::<u64>();
+    let local = local_connections(w);
+    let ready = s.ready.load(std::sync::atomic::Ordering::Relaxed);
+    let now = Instant::now();
+    let peers = s.peers.load();
+    let entries = [
+        ("queued", sum(|c| c.sync_queued.get())),
+        ("sent", get(&s.sent_entries)),
+        ("received", get(&s.received_entries)),
+        ("installed", sum(|c| c.sync_installed.get())),
+        ("queue_full", sum(|c| c.sync_queue_full.get())),
+        (
+            "stale",
+            sum(|c| c.sync_install_stale.get()) + get(&s.dest_gone),
+        ),
+    ];
+    let rejected: Vec<(&str, u64)> = Reject::ALL
+        .iter()
+        .map(|r| (r.label(), s.rejected(*r)))
+        .collect();
+    if json {
+        let peers: Vec<serde_json::Value> = peers
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "address": p.addr.to_string(),
+                    "up": p.live,
+                    "last_heard_seconds": now.duration_since(p.last_heard).as_secs_f64(),
+                    "connections": p.flows,
+                })
+            })
+            .collect();
+        let obj = |rows: &[(&str, u64)]| -> serde_json::Map<String, serde_json::Value> {
+            rows.iter()
+                .map(|(l, n)| (l.to_string(), serde_json::Value::from(*n)))
+                .collect()
+        };
+        let v = serde_json::json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "ready": ready,
+            "connections": local,
+            "peers": peers,
+            "entries": obj(&entries),
+            "rejected": obj(&rejected),
+            "messages": { "sent": get(&s.sent_messages), "received": get(&s.received_messages) },
+            "bytes": { "sent": get(&s.sent_bytes), "received": get(&s.received_bytes) },
+            "resyncs": {
+                "requested": get(&s.resync_requested),
+                "completed": get(&s.resync_completed),
+                "served": get(&s.resync_served),
+                "last_received_ms": get(&s.resync_last_ms),
+                "last_served_ms": get(&s.resync_served_last_ms),
+                "last_served_entries": get(&s.resync_served_entries),
+            },
+        });
+        return serde_json::to_string_pretty(&v)
+            .map_or_else(|e| format!("{{\"error\": \"{e}\"}}\n"), |s| s + "\n");
+    }
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "Connection sync: {} ({local} connection(s) here)",
+        if ready { "in step" } else { "resync under way" }
+    );
+    let _ = writeln!(o, "Peer             Up   Last heard  Connections");
+    if peers.is_empty() {
+        let _ = writeln!(o, "(no peer heard yet)");
+    }
+    for p in peers.iter() {
+        let warn = if p.live && p.flows == 0 && local > 0 {
+            "  <- empty table"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            o,
+            "{:<16} {:<4} {:>9.1}s  {:>11}{warn}",
+            p.addr,
+            if p.live { "yes" } else { "no" },
+            now.duration_since(p.last_heard).as_secs_f64(),
+            p.flows
+        );
+    }
+    let _ = writeln!(o, "Entries          {}", join(&entries));
+    let _ = writeln!(o, "Rejected         {}", join(&rejected));
+    let _ = writeln!(
+        o,
+        "Messages         sent {} ({} bytes), received {} ({} bytes)",
+        get(&s.sent_messages),
+        get(&s.sent_bytes),
+        get(&s.received_messages),
+        get(&s.received_bytes)
+    );
+    let _ = writeln!(
+        o,
+        "Resyncs          requested {}, completed {} (last {} ms), served {} (last {} entries in {} ms)",
+        get(&s.resync_requested),
+        get(&s.resync_completed),
+        get(&s.resync_last_ms),
+        get(&s.resync_served),
+        get(&s.resync_served_entries),
+        get(&s.resync_served_last_ms)
+    );
+    o
+}
+
+fn join(rows: &[(&str, u64)]) -> String {
+    rows.iter()
+        .map(|(l, n)| format!("{l} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

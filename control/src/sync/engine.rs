@@ -1,0 +1,721 @@
+//! Connection sync without sockets or a clock (quinn's style): `on_datagram` takes what
+//! arrived, `on_turn` drains the workers' queues and runs the timers, and both say what
+//! to send. The thread (`thread.rs`) owns the sockets and calls them.
+//!
+//! - Changes go to every peer (the multicast group, or each unicast peer) as soon as a
+//!   turn sees them: a turn is at most a few milliseconds.
+//! - A resync is asked of the peers at start, and of a peer heard again after 3 s of
+//!   silence (it may have carried connections meanwhile). The peer's workers walk their
+//!   tables into their bulk queues; this side of it sends them at `resync_rate`, then
+//!   `ResyncDone`.
+//! - `ready` (what a preempting VRRP instance waits for) turns true when a resync
+//!   finishes, or when no peer has answered within `resync_timeout`.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use xvs_dataplane::sync::SyncChannel;
+use xvs_dataplane::{SharedSnapshot, WorkerCounters};
+
+use super::auth::{Key, Replay};
+use super::stats::{PeerView, SyncStats};
+use super::translate;
+use super::wire::{self, Builder, Kind, Reject};
+
+/// A hello a second; a peer silent for three is gone.
+pub const HELLO_EVERY: Duration = Duration::from_secs(1);
+pub const PEER_LOST_AFTER: Duration = Duration::from_secs(3);
+/// A resync request unanswered for this long is asked again.
+const ASK_AGAIN_AFTER: Duration = Duration::from_secs(1);
+
+pub struct Settings {
+    pub key: Vec<u8>,
+    /// This director's address on the sync interface (its messages' source).
+    pub own: Ipv4Addr,
+    pub port: u16,
+    /// Empty: multicast to `group`.
+    pub peers: Vec<Ipv4Addr>,
+    pub group: Ipv4Addr,
+    pub resync_timeout: Duration,
+    /// Entries per second of a resync's answer.
+    pub resync_rate: u32,
+    /// This process's start, ns since the epoch: a restart is a newer boot.
+    pub boot: u64,
+}
+
+pub struct Outgoing {
+    pub to: SocketAddrV4,
+    pub data: Vec<u8>,
+}
+
+struct Peer {
+    replay: Replay,
+    last_heard: Instant,
+    live: bool,
+    flows: u64,
+}
+
+/// A resync this director is answering.
+struct Serving {
+    to: Ipv4Addr,
+    /// Each worker's walk number.
+    walks: Vec<u64>,
+    started: Instant,
+    sent: u64,
+}
+
+pub struct Engine {
+    key: Key,
+    s: Settings,
+    seq: u64,
+    /// Where changes and hellos go.
+    targets: Vec<SocketAddrV4>,
+    allowed: Option<HashSet<Ipv4Addr>>,
+    peers: HashMap<Ipv4Addr, Peer>,
+    channels: Vec<Arc<SyncChannel>>,
+    workers: Vec<Arc<WorkerCounters>>,
+    snapshot: SharedSnapshot,
+    stats: Arc<SyncStats>,
+    /// Our own resync: when we last asked, and since when we have been waiting.
+    asked: Option<Instant>,
+    waiting_since: Option<Instant>,
+    ready: bool,
+    serving: Option<Serving>,
+    requests: VecDeque<Ipv4Addr>,
+    tokens: f64,
+    refilled: Instant,
+    last_hello: Option<Instant>,
+    /// The first turn asks every peer for its table.
+    begun: bool,
+}
+
+impl Engine {
+    pub fn new(
+        s: Settings,
+        channels: Vec<Arc<SyncChannel>>,
+        workers: Vec<Arc<WorkerCounters>>,
+        snapshot: SharedSnapshot,
+        stats: Arc<SyncStats>,
+        now: Instant,
+    ) -> Engine {
+        let targets = if s.peers.is_empty() {
+            vec![SocketAddrV4::new(s.group, s.port)]
+        } else {
+            s.peers
+                .iter()
+                .map(|p| SocketAddrV4::new(*p, s.port))
+                .collect()
+        };
+        let allowed = (!s.peers.is_empty()).then(|| s.peers.iter().copied().collect());
+        Engine {
+            key: Key::new(&s.key),
+            s,
+            seq: 0,
+            targets,
+            allowed,
+            peers: HashMap::new(),
+            channels,
+            workers,
+            snapshot,
+            stats,
+            asked: None,
+            waiting_since: Some(now),
+            ready: false,
+            serving: None,
+            requests: VecDeque::new(),
+            tokens: 0.0,
+            refilled: now,
+            last_hello: None,
+            begun: false,
+        }
+    }
+
+    /// The table is in step with the peers: no preemption needs to wait.
+    pub fn ready(&self) -> bool {
+        self.ready
+    }
+
+    fn seal(&mut self, b: Builder) -> Vec<u8> {
+        self.seq += 1;
+        let key = &self.key;
+        b.seal(self.s.boot, self.seq, |d| key.sign(d))
+    }
+
+    fn send(&mut self, b: Builder, to: &[SocketAddrV4], out: &mut Vec<Outgoing>) {
+        let entries = u64::from(b.count());
+        let data = self.seal(b);
+        for t in to {
+            SyncStats::add(&self.stats.sent_messages, 1);
+            SyncStats::add(&self.stats.sent_bytes, data.len() as u64);
+            SyncStats::add(&self.stats.sent_entries, entries);
+            out.push(Outgoing {
+                to: *t,
+                data: data.clone(),
+            });
+        }
+    }
+
+    fn peer_addr(&self, ip: Ipv4Addr) -> SocketAddrV4 {
+        SocketAddrV4::new(ip, self.s.port)
+    }
+
+    /// A datagram from `src`: checked (peer, framing, tag, replay) before anything in
+    /// it is believed; every refusal counted by reason.
+    pub fn on_datagram(
+        &mut self,
+        now: Instant,
+        src: SocketAddrV4,
+        data: &[u8],
+        out: &mut Vec<Outgoing>,
+    ) {
+        let ip = *src.ip();
+        if ip == self.s.own {
+            return;
+        }
+        if let Err(r) = self.accept(now, ip, data, out) {
+            self.stats.reject(r);
+            tracing::debug!("sync: message from {ip} rejected: {}", r.label());
+        }
+    }
+
+    fn accept(
+        &mut self,
+        now: Instant,
+        ip: Ipv4Addr,
+        data: &[u8],
+        out: &mut Vec<Outgoing>,
+    ) -> Result<(), Reject> {
+        if self.allowed.as_ref().is_some_and(|a| !a.contains(&ip)) {
+            return Err(Reject::UnknownPeer);
+        }
+        let f = wire::frame(data)?;
+        if !self.key.verify(f.signed, f.tag) {
+            return Err(Reject::Authentication);
+        }
+        let peer = self.peers.entry(ip).or_insert_with(|| Peer {
+            replay: Replay::default(),
+            last_heard: now,
+            live: false,
+            flows: 0,
+        });
+        if !peer.replay.accept(f.header.boot, f.header.seq) {
+            return Err(Reject::Replay);
+        }
+        let rejoined = !peer.live;
+        peer.live = true;
+        peer.last_heard = now;
+        SyncStats::add(&self.stats.received_messages, 1);
+        SyncStats::add(&self.stats.received_bytes, data.len() as u64);
+        match f.header.kind {
+            Kind::Hello => {
+                let b: [u8; 4] = f.body.try_into().map_err(|_| Reject::Malformed)?;
+                peer.flows = u64::from(u32::from_be_bytes(b));
+            }
+            Kind::ResyncRequest => {
+                if !f.body.is_empty() {
+                    return Err(Reject::Malformed);
+                }
+                let busy = self.serving.as_ref().is_some_and(|s| s.to == ip);
+                if !busy && !self.requests.contains(&ip) {
+                    self.requests.push_back(ip);
+                }
+            }
+            Kind::ResyncDone => {
+                let _: [u8; 8] = f.body.try_into().map_err(|_| Reject::Malformed)?;
+                if let Some(since) = self.waiting_since.take() {
+                    SyncStats::add(&self.stats.resync_completed, 1);
+                    self.stats
+                        .resync_last_ms
+                        .store(now.duration_since(since).as_millis() as u64, Relaxed);
+                    tracing::info!(
+                        "sync: resync from {ip} done in {} ms",
+                        now.duration_since(since).as_millis()
+                    );
+                }
+                self.asked = None;
+                self.set_ready(true);
+            }
+            Kind::Entries => self.install(f.body, f.header.count)?,
+        }
+        let asked_lately = self
+            .asked
+            .is_some_and(|t| now.duration_since(t) < ASK_AGAIN_AFTER);
+        if rejoined && !asked_lately {
+            // A peer (back) on the link: it may know connections we do not.
+            tracing::info!("sync: peer {ip} heard");
+            self.ask(now, &[self.peer_addr(ip)], out);
+        }
+        Ok(())
+    }
+
+    fn install(&mut self, body: &[u8], count: u16) -> Result<(), Reject> {
+        let entries = wire::entries(body, count)?;
+        SyncStats::add(&self.stats.received_entries, entries.len() as u64);
+        let snap = self.snapshot.load();
+        for e in &entries {
+            match translate::record(&snap, e) {
+                Ok(rec) => {
+                    // Every worker: which one the flow's packets will reach depends on
+                    // the NIC's hash, which this side cannot know.
+                    for ch in &self.channels {
+                        if ch.inbound.push(rec).is_err() {
+                            self.stats.reject(Reject::QueueFull);
+                        }
+                    }
+                }
+                Err(r) => self.stats.reject(r),
+            }
+        }
+        Ok(())
+    }
+
+    fn ask(&mut self, now: Instant, to: &[SocketAddrV4], out: &mut Vec<Outgoing>) {
+        if self.waiting_since.is_none() {
+            self.waiting_since = Some(now);
+            self.set_ready(false);
+        }
+        self.asked = Some(now);
+        SyncStats::add(&self.stats.resync_requested, 1);
+        self.send(Builder::new(Kind::ResyncRequest, false), to, out);
+    }
+
+    fn set_ready(&mut self, ready: bool) {
+        self.ready = ready;
+        self.stats.ready.store(ready, Relaxed);
+    }
+
+    /// One turn: the workers' changes out, the resync being served, the timers.
+    pub fn on_turn(&mut self, now: Instant, out: &mut Vec<Outgoing>) {
+        if !self.begun {
+            self.begun = true;
+            let to = self.targets.clone();
+            self.ask(now, &to, out);
+        }
+        self.send_changes(out);
+        self.serve(now, out);
+        self.timers(now, out);
+    }
+
+    fn send_changes(&mut self, out: &mut Vec<Outgoing>) {
+        let snap = self.snapshot.load();
+        let mut b = Builder::new(Kind::Entries, false);
+        let targets = self.targets.clone();
+        for i in 0..self.channels.len() {
+            while let Some(rec) = self.channels[i].changes.pop() {
+                let Some(e) = translate::entry(&snap, &rec) else {
+                    SyncStats::add(&self.stats.dest_gone, 1);
+                    continue;
+                };
+                if !b.push(&e) {
+                    let full = std::mem::replace(&mut b, Builder::new(Kind::Entries, false));
+                    self.send(full, &targets, out);
+                    b.push(&e);
+                }
+            }
+        }
+        if !b.is_empty() {
+            self.send(b, &targets, out);
+        }
+    }
+
+    fn serve(&mut self, now: Instant, out: &mut Vec<Outgoing>) {
+        if self.serving.is_none() {
+            let Some(to) = self.requests.pop_front() else {
+                return;
+            };
+            tracing::info!("sync: resync for {to} started");
+            self.serving = Some(Serving {
+                to,
+                walks: self.channels.iter().map(|c| c.ask_walk()).collect(),
+                started: now,
+                sent: 0,
+            });
+            self.tokens = 0.0;
+            self.refilled = now;
+        }
+        let rate = f64::from(self.s.resync_rate);
+        // At most 10 ms worth of tokens saved up (and never less than a message's
+        // worth): the pace holds over any turn length.
+        self.tokens = (self.tokens + now.duration_since(self.refilled).as_secs_f64() * rate)
+            .min((rate / 100.0).max(64.0));
+        self.refilled = now;
+        let snap = self.snapshot.load();
+        let serving = self.serving.as_ref().unwrap();
+        let to = [self.peer_addr(serving.to)];
+        let mut b = Builder::new(Kind::Entries, true);
+        let mut sent = 0;
+        'drain: for i in 0..self.channels.len() {
+            while self.tokens >= 1.0 {
+                let Some(rec) = self.channels[i].bulk.pop() else {
+                    continue 'drain;
+                };
+                self.tokens -= 1.0;
+                let Some(e) = translate::entry(&snap, &rec) else {
+                    SyncStats::add(&self.stats.dest_gone, 1);
+                    continue;
+                };
+                if !b.push(&e) {
+                    let full = std::mem::replace(&mut b, Builder::new(Kind::Entries, true));
+                    self.send(full, &to, out);
+                    b.push(&e);
+                }
+                sent += 1;
+            }
+        }
+        if !b.is_empty() {
+            self.send(b, &to, out);
+        }
+        let s = self.serving.as_mut().unwrap();
+        s.sent += sent;
+        let finished = self
+            .channels
+            .iter()
+            .zip(&s.walks)
+            .all(|(c, n)| c.walk_finished(*n) && c.bulk.is_empty());
+        if finished {
+            let s = self.serving.take().unwrap();
+            let ms = now.duration_since(s.started).as_millis() as u64;
+            SyncStats::add(&self.stats.resync_served, 1);
+            self.stats.resync_served_last_ms.store(ms, Relaxed);
+            self.stats.resync_served_entries.store(s.sent, Relaxed);
+            tracing::info!("sync: resync for {}: {} entries in {ms} ms", s.to, s.sent);
+            let b = Builder::new(Kind::ResyncDone, false).body(&s.sent.to_be_bytes());
+            self.send(b, &[self.peer_addr(s.to)], out);
+        }
+    }
+
+    fn timers(&mut self, now: Instant, out: &mut Vec<Outgoing>) {
+        if self
+            .last_hello
+            .is_none_or(|t| now.duration_since(t) >= HELLO_EVERY)
+        {
+            self.last_hello = Some(now);
+            let flows = self.local_flows().min(u64::from(u32::MAX)) as u32;
+            let targets = self.targets.clone();
+            self.send(
+                Builder::new(Kind::Hello, false).body(&flows.to_be_bytes()),
+                &targets,
+                out,
+            );
+            for p in self.peers.values_mut() {
+                if p.live && now.duration_since(p.last_heard) >= PEER_LOST_AFTER {
+                    p.live = false;
+                }
+            }
+            self.publish_peers();
+        }
+        if let Some(since) = self.waiting_since {
+            let live = self.peers.values().any(|p| p.live);
+            if now.duration_since(since) >= self.s.resync_timeout && !self.ready {
+                // Nobody answered in time: go on without (a preempting instance has
+                // waited as long as it may anyway).
+                tracing::info!(
+                    "sync: no resync within {:?}{}",
+                    self.s.resync_timeout,
+                    if live { "" } else { " (no peer heard)" }
+                );
+                self.set_ready(true);
+            }
+            if !self.ready
+                && self
+                    .asked
+                    .is_some_and(|t| now.duration_since(t) >= ASK_AGAIN_AFTER)
+            {
+                let to = self.targets.clone();
+                self.ask(now, &to, out);
+            }
+            if self.ready {
+                self.waiting_since = None;
+                self.asked = None;
+            }
+        }
+    }
+
+    /// The connections this director's workers track now (their gauges).
+    fn local_flows(&self) -> u64 {
+        let n = self.snapshot.load().dests.len();
+        self.workers
+            .iter()
+            .map(|w| {
+                w.dests[..n.min(w.dests.len())]
+                    .iter()
+                    .map(|d| d.active.get() + d.inactive.get())
+                    .sum::<u64>()
+            })
+            .sum()
+    }
+
+    fn publish_peers(&self) {
+        let mut v: Vec<PeerView> = self
+            .peers
+            .iter()
+            .map(|(a, p)| PeerView {
+                addr: *a,
+                last_heard: p.last_heard,
+                live: p.live,
+                flows: p.flows,
+            })
+            .collect();
+        v.sort_by_key(|p| p.addr);
+        self.stats.peers.store(Arc::new(v));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arc_swap::ArcSwap;
+    use xvs_dataplane::flow::FlowKey;
+    use xvs_dataplane::snapshot::MAX_DESTS;
+    use xvs_dataplane::sync::{SyncKey, SyncRecord};
+    use xvs_dataplane::{Dest, Forwarding, SchedulerKind, Service, ServiceKey, Snapshot};
+
+    const A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+    const B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 3);
+    const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
+    const KEY: &[u8] = b"a shared secret of the directors";
+
+    fn snapshot() -> SharedSnapshot {
+        let dests = (0..3u8)
+            .map(|i| {
+                Some(Dest {
+                    addr: Ipv4Addr::new(10, 0, 0, 11 + i).into(),
+                    port: 80,
+                    weight: 1,
+                    mac: Some([2, 0, 0, 0, 1, i]),
+                })
+            })
+            .collect();
+        let svc = Service::new(
+            String::from("web"),
+            ServiceKey {
+                addr: VIP.into(),
+                port: 80,
+                proto: 6,
+            },
+            SchedulerKind::Rr,
+            Forwarding::Dr,
+            vec![0, 1, 2],
+        );
+        Arc::new(ArcSwap::from_pointee(
+            Snapshot::new(1, [2, 0, 0, 0, 0, 2], vec![svc], dests).unwrap(),
+        ))
+    }
+
+    struct Side {
+        e: Engine,
+        ch: Arc<SyncChannel>,
+        stats: Arc<SyncStats>,
+        ip: Ipv4Addr,
+    }
+
+    fn side(own: Ipv4Addr, peer: Ipv4Addr, key: &[u8], t: Instant) -> Side {
+        let ch = Arc::new(SyncChannel::default());
+        let stats = Arc::new(SyncStats::default());
+        let e = Engine::new(
+            Settings {
+                key: key.to_vec(),
+                own,
+                port: 8848,
+                peers: vec![peer],
+                group: Ipv4Addr::new(224, 0, 0, 81),
+                resync_timeout: Duration::from_secs(5),
+                resync_rate: 100_000,
+                boot: 1000,
+            },
+            vec![Arc::clone(&ch)],
+            vec![Arc::new(WorkerCounters::new(MAX_DESTS))],
+            snapshot(),
+            Arc::clone(&stats),
+            t,
+        );
+        Side {
+            e,
+            ch,
+            stats,
+            ip: own,
+        }
+    }
+
+    fn rec(sport: u16, dest: u32) -> SyncRecord {
+        SyncRecord {
+            key: SyncKey::V4(FlowKey::new(
+                u32::from(Ipv4Addr::new(172, 16, 0, 1)),
+                u32::from(VIP),
+                sport,
+                80,
+                6,
+            )),
+            dest,
+            state: 1,
+            template: false,
+            timeout: 900,
+        }
+    }
+
+    /// Hands what `from` sent to `to`, as the network would; returns how many.
+    fn deliver(out: &mut Vec<Outgoing>, from: Ipv4Addr, to: &mut Side, t: Instant) -> usize {
+        let mut back = Vec::new();
+        let n = out.len();
+        for o in out.drain(..) {
+            assert_eq!(*o.to.ip(), to.ip);
+            to.e.on_datagram(t, SocketAddrV4::new(from, 40000), &o.data, &mut back);
+        }
+        *out = back;
+        n
+    }
+
+    fn begun(t: Instant) -> (Side, Side) {
+        let mut a = side(A, B, KEY, t);
+        let mut b = side(B, A, KEY, t);
+        let (mut oa, mut ob) = (Vec::new(), Vec::new());
+        a.e.on_turn(t, &mut oa);
+        b.e.on_turn(t, &mut ob);
+        // The resync requests and hellos of the first turn, and whatever they cause.
+        deliver(&mut oa, A, &mut b, t);
+        deliver(&mut ob, B, &mut a, t);
+        (a, b)
+    }
+
+    #[test]
+    fn a_change_reaches_the_peers_workers_with_its_real_server() {
+        let t = Instant::now();
+        let (mut a, mut b) = begun(t);
+        a.ch.changes.push(rec(1234, 2)).unwrap();
+        let mut out = Vec::new();
+        a.e.on_turn(t, &mut out);
+        deliver(&mut out, A, &mut b, t);
+        let got: Vec<_> = std::iter::from_fn(|| b.ch.inbound.pop()).collect();
+        assert_eq!(got, vec![rec(1234, 2)]);
+        assert_eq!(SyncStats::get(&b.stats.received_entries), 1);
+    }
+
+    fn one_message(a: &mut Side, t: Instant) -> Vec<u8> {
+        a.ch.changes.push(rec(1, 0)).unwrap();
+        let mut out = Vec::new();
+        a.e.on_turn(t, &mut out);
+        // The entries (a first turn also asks for a resync and says hello).
+        out.into_iter()
+            .map(|o| o.data)
+            .find(|d| d[5] == Kind::Entries as u8)
+            .unwrap()
+    }
+
+    #[test]
+    fn forged_replayed_truncated_and_stranger_messages_are_refused_and_counted() {
+        let t = Instant::now();
+        let (mut a, mut b) = begun(t);
+        let msg = one_message(&mut a, t);
+        let mut sink = Vec::new();
+        let from = SocketAddrV4::new(A, 40000);
+        // Forged: any byte changed after signing.
+        for at in [9, 20, wire::HEADER_LEN + 5, msg.len() - 1] {
+            let mut m = msg.clone();
+            m[at] ^= 1;
+            b.e.on_datagram(t, from, &m, &mut sink);
+        }
+        // Signed with another key.
+        let mut stranger = side(A, B, b"another secret, not the directors", t);
+        let other = one_message(&mut stranger, t);
+        b.e.on_datagram(t, from, &other, &mut sink);
+        assert_eq!(b.stats.rejected(Reject::Authentication), 5);
+        // Truncated.
+        b.e.on_datagram(t, from, &msg[..msg.len() - 3], &mut sink);
+        b.e.on_datagram(t, from, &msg[..10], &mut sink);
+        assert_eq!(b.stats.rejected(Reject::Malformed), 2);
+        // From an address that is not a peer.
+        b.e.on_datagram(
+            t,
+            SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 9), 1),
+            &msg,
+            &mut sink,
+        );
+        assert_eq!(b.stats.rejected(Reject::UnknownPeer), 1);
+        assert!(b.ch.inbound.is_empty(), "nothing refused was installed");
+        // The real one, then the same again.
+        b.e.on_datagram(t, from, &msg, &mut sink);
+        assert_eq!(b.ch.inbound.len(), 1);
+        b.e.on_datagram(t, from, &msg, &mut sink);
+        assert_eq!(b.stats.rejected(Reject::Replay), 1);
+        assert_eq!(b.ch.inbound.len(), 1);
+    }
+
+    #[test]
+    fn entries_for_services_or_servers_this_director_lacks_are_refused() {
+        let t = Instant::now();
+        let (mut a, mut b) = begun(t);
+        // A real server id that A's snapshot has, but B's service does not list (B's
+        // snapshot is the same: give A a record whose real server is unknown to B by
+        // sending an entry built by hand).
+        let mut builder = Builder::new(Kind::Entries, false);
+        let e = translate::entry(&a.e.snapshot.load(), &rec(7, 1)).unwrap();
+        builder.push(&wire::Entry { vport: 81, ..e });
+        builder.push(&wire::Entry {
+            raddr: Ipv4Addr::new(10, 0, 0, 99).into(),
+            ..e
+        });
+        let msg = a.e.seal(builder);
+        b.e.on_datagram(t, SocketAddrV4::new(A, 1), &msg, &mut Vec::new());
+        assert_eq!(b.stats.rejected(Reject::UnknownService), 1);
+        assert_eq!(b.stats.rejected(Reject::UnknownRealServer), 1);
+        assert!(b.ch.inbound.is_empty());
+    }
+
+    #[test]
+    fn a_resync_walks_the_peers_table_and_makes_the_asker_ready() {
+        let t = Instant::now();
+        let mut a = side(A, B, KEY, t);
+        let mut b = side(B, A, KEY, t);
+        let mut oa = Vec::new();
+        a.e.on_turn(t, &mut oa);
+        // B starts: asks A.
+        let mut ob = Vec::new();
+        b.e.on_turn(t, &mut ob);
+        assert!(!b.e.ready());
+        deliver(&mut ob, B, &mut a, t);
+        let mut out = Vec::new();
+        a.e.on_turn(t, &mut out);
+        assert_eq!(a.ch.walk_asked(), 1, "A's worker is asked for a walk");
+        // A's worker walks 500 entries into its bulk queue, and is done.
+        for i in 0..500 {
+            a.ch.bulk.push(rec(1000 + i, u32::from(i % 3))).unwrap();
+        }
+        a.ch.finish_walk(1);
+        // Paced: 100000 entries/s, at most 10 ms' worth a turn.
+        let mut turns = 0;
+        let mut t2 = t;
+        while b.stats.resync_completed.load(Relaxed) == 0 {
+            t2 += Duration::from_millis(1);
+            a.e.on_turn(t2, &mut out);
+            out.retain(|o| *o.to.ip() == B);
+            deliver(&mut out, A, &mut b, t2);
+            turns += 1;
+            assert!(turns < 100);
+        }
+        assert!(
+            turns >= 4,
+            "500 entries at 100 a millisecond: {turns} turns"
+        );
+        assert!(b.e.ready());
+        assert_eq!(b.ch.inbound.len(), 500);
+        assert_eq!(SyncStats::get(&a.stats.resync_served_entries), 500);
+    }
+
+    #[test]
+    fn with_no_peer_to_answer_the_resync_gives_up_after_its_timeout() {
+        let t = Instant::now();
+        let mut a = side(A, B, KEY, t);
+        let mut out = Vec::new();
+        a.e.on_turn(t, &mut out);
+        assert!(!a.e.ready());
+        a.e.on_turn(t + Duration::from_secs(2), &mut out);
+        assert!(!a.e.ready());
+        let asked = SyncStats::get(&a.stats.resync_requested);
+        assert!(asked >= 2, "asked again: {asked}");
+        a.e.on_turn(t + Duration::from_secs(5), &mut out);
+        assert!(a.e.ready());
+    }
+}

@@ -1,0 +1,462 @@
+//! The sync message format: a fixed header, a body, and an HMAC-SHA256 over both.
+//! Everything is big-endian. Nothing here trusts a length it has not checked.
+//!
+//! ```text
+//!  0  magic "XVSY"            4  version (1)   5  kind   6  flags (bit 0: bulk)  7  0
+//!  8  boot: the sender's start, ns since the epoch (a restart is a newer boot)
+//! 16  seq: per boot, from 1, never reused
+//! 24  count (entries)   26  body length   28  0 (4 bytes)
+//! 32  body …            then 32 bytes of HMAC-SHA256(key, header ‖ body)
+//! ```
+//!
+//! An entry is 16 bytes, then its three addresses (client, virtual, real server), 4
+//! bytes each for IPv4 or 16 for IPv6:
+//!
+//! ```text
+//!  0 flags (bit 0: IPv6, bit 1: template)  1 protocol  2 TCP state  3 0
+//!  4 seconds left   8 client port  10 virtual port  12 real server port  14 0
+//! ```
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use xvs_dataplane::flow::tcp_state::STATE_COUNT;
+
+pub const MAGIC: [u8; 4] = *b"XVSY";
+pub const VERSION: u8 = 1;
+pub const HEADER_LEN: usize = 32;
+pub const TAG_LEN: usize = 32;
+/// A message fits one 1500-byte frame with its IPv4 and UDP headers.
+pub const MAX_MESSAGE: usize = 1472;
+pub const MAX_BODY: usize = MAX_MESSAGE - HEADER_LEN - TAG_LEN;
+const ENTRY_FIXED: usize = 16;
+/// Protocol numbers an entry may carry (a template's has 0x80 set as well).
+const TCP: u8 = 6;
+const UDP: u8 = 17;
+/// The longest timeout an entry may claim: the configuration's largest.
+pub const MAX_TIMEOUT: u32 = 7 * 86400;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Connections and templates (`count` of them).
+    Entries = 1,
+    /// "Send me your whole table."
+    ResyncRequest = 2,
+    /// The end of a resync; the body is the number of entries it sent (u64).
+    ResyncDone = 3,
+    /// Once a second: "I am here"; the body is the sender's connection count (u32).
+    Hello = 4,
+}
+
+impl Kind {
+    fn from_u8(v: u8) -> Option<Kind> {
+        Some(match v {
+            1 => Kind::Entries,
+            2 => Kind::ResyncRequest,
+            3 => Kind::ResyncDone,
+            4 => Kind::Hello,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    pub kind: Kind,
+    /// Entries that answer a resync request.
+    pub bulk: bool,
+    pub boot: u64,
+    pub seq: u64,
+    pub count: u16,
+}
+
+/// One connection or template.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub template: bool,
+    /// 6 or 17 (a template's without its 0x80).
+    pub proto: u8,
+    pub state: u8,
+    pub timeout: u32,
+    pub client: IpAddr,
+    pub cport: u16,
+    pub vaddr: IpAddr,
+    pub vport: u16,
+    pub raddr: IpAddr,
+    pub rport: u16,
+}
+
+impl Entry {
+    pub fn len(&self) -> usize {
+        ENTRY_FIXED + if self.client.is_ipv6() { 48 } else { 12 }
+    }
+}
+
+/// Why a message was refused: the label of `xvs_sync_rejected_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reject {
+    /// Not a sync message of this version, or lengths that do not add up.
+    Malformed,
+    /// The HMAC does not match: another key, or forged.
+    Authentication,
+    /// A sequence number already seen, or an older boot.
+    Replay,
+    /// Not from one of the configured `peers`.
+    UnknownPeer,
+    /// An entry for a virtual service this director does not have.
+    UnknownService,
+    /// An entry for a real server the service does not have here.
+    UnknownRealServer,
+    /// The workers' queues were full.
+    QueueFull,
+}
+
+impl Reject {
+    pub const ALL: [Reject; 7] = [
+        Reject::Malformed,
+        Reject::Authentication,
+        Reject::Replay,
+        Reject::UnknownPeer,
+        Reject::UnknownService,
+        Reject::UnknownRealServer,
+        Reject::QueueFull,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Reject::Malformed => "malformed",
+            Reject::Authentication => "authentication",
+            Reject::Replay => "replay",
+            Reject::UnknownPeer => "unknown_peer",
+            Reject::UnknownService => "unknown_service",
+            Reject::UnknownRealServer => "unknown_real_server",
+            Reject::QueueFull => "queue_full",
+        }
+    }
+}
+
+/// A message being filled; `seal` signs it.
+pub struct Builder {
+    buf: Vec<u8>,
+    count: u16,
+}
+
+impl Builder {
+    pub fn new(kind: Kind, bulk: bool) -> Builder {
+        let mut buf = Vec::with_capacity(MAX_MESSAGE);
+        buf.extend_from_slice(&MAGIC);
+        buf.extend_from_slice(&[VERSION, kind as u8, u8::from(bulk), 0]);
+        buf.resize(HEADER_LEN, 0);
+        Builder { buf, count: 0 }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0 && self.buf.len() == HEADER_LEN
+    }
+
+    pub fn count(&self) -> u16 {
+        self.count
+    }
+
+    /// Adds `e` if it fits; false when the message is full.
+    pub fn push(&mut self, e: &Entry) -> bool {
+        if self.buf.len() - HEADER_LEN + e.len() > MAX_BODY {
+            return false;
+        }
+        let v6 = e.client.is_ipv6();
+        let flags = u8::from(v6) | (u8::from(e.template) << 1);
+        self.buf.extend_from_slice(&[flags, e.proto, e.state, 0]);
+        self.buf.extend_from_slice(&e.timeout.to_be_bytes());
+        for p in [e.cport, e.vport, e.rport, 0] {
+            self.buf.extend_from_slice(&p.to_be_bytes());
+        }
+        for a in [e.client, e.vaddr, e.raddr] {
+            match a {
+                IpAddr::V4(a) if !v6 => self.buf.extend_from_slice(&a.octets()),
+                IpAddr::V6(a) if v6 => self.buf.extend_from_slice(&a.octets()),
+                // Of the other family than the client: an IPv4 address mapped, which
+                // the receiver refuses (`decode` keeps families apart).
+                IpAddr::V4(a) => self.buf.extend_from_slice(&a.to_ipv6_mapped().octets()),
+                IpAddr::V6(_) => self.buf.extend_from_slice(&[0; 4]),
+            }
+        }
+        self.count += 1;
+        true
+    }
+
+    /// A body of raw bytes (the control kinds').
+    pub fn body(mut self, bytes: &[u8]) -> Builder {
+        self.buf.extend_from_slice(bytes);
+        self
+    }
+
+    /// The finished message: header fields written, then the tag `sign` computes over
+    /// everything before it.
+    pub fn seal(
+        mut self,
+        boot: u64,
+        seq: u64,
+        sign: impl FnOnce(&[u8]) -> [u8; TAG_LEN],
+    ) -> Vec<u8> {
+        let body = (self.buf.len() - HEADER_LEN) as u16;
+        self.buf[8..16].copy_from_slice(&boot.to_be_bytes());
+        self.buf[16..24].copy_from_slice(&seq.to_be_bytes());
+        self.buf[24..26].copy_from_slice(&self.count.to_be_bytes());
+        self.buf[26..28].copy_from_slice(&body.to_be_bytes());
+        let tag = sign(&self.buf);
+        self.buf.extend_from_slice(&tag);
+        self.buf
+    }
+}
+
+/// A datagram split into its header, the bytes the tag covers, its body and its tag;
+/// only the framing is checked (the caller checks the tag, then reads the body).
+pub struct Framed<'a> {
+    pub header: Header,
+    pub signed: &'a [u8],
+    pub body: &'a [u8],
+    pub tag: &'a [u8],
+}
+
+pub fn frame(d: &[u8]) -> Result<Framed<'_>, Reject> {
+    if d.len() < HEADER_LEN + TAG_LEN || d[0..4] != MAGIC || d[4] != VERSION {
+        return Err(Reject::Malformed);
+    }
+    let kind = Kind::from_u8(d[5]).ok_or(Reject::Malformed)?;
+    if d[6] & !1 != 0 || d[7] != 0 || d[28..32] != [0; 4] {
+        return Err(Reject::Malformed);
+    }
+    let be64 = |r: std::ops::Range<usize>| u64::from_be_bytes(d[r].try_into().unwrap());
+    let count = u16::from_be_bytes([d[24], d[25]]);
+    let body_len = usize::from(u16::from_be_bytes([d[26], d[27]]));
+    if d.len() != HEADER_LEN + body_len + TAG_LEN {
+        return Err(Reject::Malformed);
+    }
+    let end = HEADER_LEN + body_len;
+    Ok(Framed {
+        header: Header {
+            kind,
+            bulk: d[6] & 1 != 0,
+            boot: be64(8..16),
+            seq: be64(16..24),
+            count,
+        },
+        signed: &d[..end],
+        body: &d[HEADER_LEN..end],
+        tag: &d[end..],
+    })
+}
+
+/// The entries of an authenticated `Entries` body: exactly `count` of them, filling it.
+pub fn entries(body: &[u8], count: u16) -> Result<Vec<Entry>, Reject> {
+    let mut out = Vec::with_capacity(usize::from(count));
+    let mut rest = body;
+    for _ in 0..count {
+        let (e, n) = entry(rest)?;
+        out.push(e);
+        rest = &rest[n..];
+    }
+    if !rest.is_empty() {
+        return Err(Reject::Malformed);
+    }
+    Ok(out)
+}
+
+fn entry(b: &[u8]) -> Result<(Entry, usize), Reject> {
+    if b.len() < ENTRY_FIXED {
+        return Err(Reject::Malformed);
+    }
+    let flags = b[0];
+    if flags & !3 != 0 || b[3] != 0 || b[14..16] != [0, 0] {
+        return Err(Reject::Malformed);
+    }
+    let v6 = flags & 1 != 0;
+    let template = flags & 2 != 0;
+    let (proto, state) = (b[1], b[2]);
+    let timeout = u32::from_be_bytes(b[4..8].try_into().unwrap());
+    let port = |i: usize| u16::from_be_bytes([b[i], b[i + 1]]);
+    let (cport, vport, rport) = (port(8), port(10), port(12));
+    let alen = if v6 { 16 } else { 4 };
+    let n = ENTRY_FIXED + 3 * alen;
+    if b.len() < n {
+        return Err(Reject::Malformed);
+    }
+    let addr = |i: usize| -> IpAddr {
+        let s = &b[ENTRY_FIXED + i * alen..ENTRY_FIXED + (i + 1) * alen];
+        if v6 {
+            IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(s).unwrap()))
+        } else {
+            IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(s).unwrap()))
+        }
+    };
+    let e = Entry {
+        template,
+        proto,
+        state,
+        timeout,
+        client: addr(0),
+        cport,
+        vaddr: addr(1),
+        vport,
+        raddr: addr(2),
+        rport,
+    };
+    let sane = matches!(proto, TCP | UDP)
+        && usize::from(state) < STATE_COUNT
+        && (proto == TCP || state == 0)
+        && (!template || (state == 0 && cport == 0))
+        && (template || cport != 0)
+        && (1..=MAX_TIMEOUT).contains(&timeout);
+    if !sane {
+        return Err(Reject::Malformed);
+    }
+    Ok((e, n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sign(_: &[u8]) -> [u8; TAG_LEN] {
+        [7; TAG_LEN]
+    }
+
+    pub(crate) fn conn(i: u16) -> Entry {
+        Entry {
+            template: false,
+            proto: TCP,
+            state: 1,
+            timeout: 900,
+            client: Ipv4Addr::new(10, 0, 0, 1).into(),
+            cport: 1000 + i,
+            vaddr: Ipv4Addr::new(10, 0, 0, 100).into(),
+            vport: 80,
+            raddr: Ipv4Addr::new(10, 0, 0, 11).into(),
+            rport: 80,
+        }
+    }
+
+    fn conn6() -> Entry {
+        Entry {
+            client: "2001:db8::1".parse().unwrap(),
+            vaddr: "2001:db8::100".parse().unwrap(),
+            raddr: "2001:db8::11".parse().unwrap(),
+            ..conn(0)
+        }
+    }
+
+    #[test]
+    fn entries_round_trip_both_families() {
+        let mut b = Builder::new(Kind::Entries, true);
+        let tmpl = Entry {
+            template: true,
+            state: 0,
+            cport: 0,
+            ..conn(0)
+        };
+        let want = vec![conn(1), conn6(), tmpl];
+        for e in &want {
+            assert!(b.push(e));
+        }
+        let msg = b.seal(5, 9, sign);
+        let f = frame(&msg).unwrap();
+        assert_eq!(
+            f.header,
+            Header {
+                kind: Kind::Entries,
+                bulk: true,
+                boot: 5,
+                seq: 9,
+                count: 3
+            }
+        );
+        assert_eq!(f.tag, &[7; TAG_LEN]);
+        assert_eq!(entries(f.body, f.header.count).unwrap(), want);
+    }
+
+    #[test]
+    fn a_message_fills_up_to_one_frame() {
+        let mut b = Builder::new(Kind::Entries, false);
+        let mut n = 0;
+        while b.push(&conn(n)) {
+            n += 1;
+        }
+        assert_eq!(n as usize, MAX_BODY / 28);
+        assert!(b.seal(1, 1, sign).len() <= MAX_MESSAGE);
+    }
+
+    #[test]
+    fn every_truncation_and_extension_is_malformed() {
+        let mut b = Builder::new(Kind::Entries, false);
+        b.push(&conn(1));
+        b.push(&conn6());
+        let msg = b.seal(1, 1, sign);
+        for n in 0..msg.len() {
+            assert!(frame(&msg[..n]).is_err(), "truncated to {n}");
+        }
+        let mut long = msg.clone();
+        long.push(0);
+        assert!(frame(&long).is_err());
+        // A count that does not match the body.
+        let mut bad = msg.clone();
+        bad[25] = 3;
+        let f = frame(&bad).unwrap();
+        assert_eq!(entries(f.body, f.header.count), Err(Reject::Malformed));
+        bad[25] = 1;
+        let f = frame(&bad).unwrap();
+        assert_eq!(entries(f.body, f.header.count), Err(Reject::Malformed));
+    }
+
+    #[test]
+    fn nonsense_entries_are_malformed() {
+        for bad in [
+            Entry {
+                proto: 1,
+                ..conn(0)
+            },
+            Entry {
+                state: 40,
+                ..conn(0)
+            },
+            Entry {
+                timeout: 0,
+                ..conn(0)
+            },
+            Entry {
+                timeout: MAX_TIMEOUT + 1,
+                ..conn(0)
+            },
+            Entry {
+                cport: 0,
+                ..conn(0)
+            },
+            Entry {
+                proto: UDP,
+                state: 1,
+                ..conn(0)
+            },
+            Entry {
+                template: true,
+                ..conn(0)
+            },
+        ] {
+            let mut b = Builder::new(Kind::Entries, false);
+            b.push(&bad);
+            let msg = b.seal(1, 1, sign);
+            let f = frame(&msg).unwrap();
+            assert_eq!(entries(f.body, 1), Err(Reject::Malformed), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn other_magic_version_kind_or_flags_are_malformed() {
+        let msg = Builder::new(Kind::Hello, false)
+            .body(&[0, 0, 0, 1])
+            .seal(1, 1, sign);
+        assert!(frame(&msg).is_ok());
+        for (at, v) in [(0, b'Y'), (4, 2), (5, 9), (6, 2), (7, 1), (30, 1)] {
+            let mut m = msg.clone();
+            m[at] = v;
+            assert_eq!(frame(&m).err(), Some(Reject::Malformed), "byte {at}");
+        }
+    }
+}
