@@ -160,7 +160,7 @@ struct xvs_fast_value {
  * label is the Prometheus label value. Every packet increments exactly one of them. */
 #define XVS_XDP_STATS(X)                                                                 \
 	X(STEERED, "steered")               /* redirected to the queue's AF_XDP socket */  \
-	X(PASS_NO_SOCKET, "pass_no_socket") /* a service packet, but no socket bound yet */ \
+	X(DROP_NO_SOCKET, "drop_no_socket") /* a service packet, no worker socket bound */ \
 	X(PASS_NOT_IP, "pass_not_ip")       /* ARP, VLAN... : neither IPv4 nor IPv6 */      \
 	X(PASS_OTHER_PROTO, "pass_other_proto") /* ICMP, VRRP, ... */                      \
 	X(PASS_NOT_SERVICE, "pass_not_service") /* TCP/UDP to no configured service */     \

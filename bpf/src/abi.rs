@@ -390,7 +390,7 @@ mod tests {
         c.add_raw(&raw);
         c.add_raw(&raw);
         assert_eq!(c.get("steered"), 10);
-        assert_eq!(c.get("pass_no_socket"), 0);
+        assert_eq!(c.get("drop_no_socket"), 0);
         assert_eq!(c.get("nonexistent"), 0);
     }
 }

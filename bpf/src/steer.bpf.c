@@ -331,11 +331,13 @@ static __always_inline void learn_client6(struct ethhdr *eth, struct ipv6hdr *ip
 /* Sends a packet to a service to its queue's AF_XDP socket. */
 static __always_inline int to_worker(struct xdp_md *ctx)
 {
-	/* The flags argument is the action when no socket is bound to this queue: during
-	 * start-up the kernel keeps the packet rather than losing it. */
-	int ret = bpf_redirect_map(&xvs_xsks, ctx->rx_queue_index, XDP_PASS);
+	/* The flags argument is the action when no socket is bound to this queue (start-up,
+	 * or a crashed xvs whose program stays attached): dropped, as a busy director would,
+	 * so TCP retransmits. Passed, it would reach a kernel that holds the VIP with no
+	 * listener behind it, which resets the connection. */
+	int ret = bpf_redirect_map(&xvs_xsks, ctx->rx_queue_index, XDP_DROP);
 
-	return count(ret == XDP_REDIRECT ? XVS_STAT_STEERED : XVS_STAT_PASS_NO_SOCKET, ret);
+	return count(ret == XDP_REDIRECT ? XVS_STAT_STEERED : XVS_STAT_DROP_NO_SOCKET, ret);
 }
 
 /* IPv6: TCP and UDP to an IPv6 service go to the workers, established DR flows by the

@@ -148,12 +148,12 @@ fn frames_for_another_mac_are_left_to_the_kernel() {
 }
 
 #[test]
-fn passes_vip_traffic_while_no_socket_is_bound() {
+fn drops_vip_traffic_while_no_socket_is_bound() {
     let steer = loaded();
     let frame = fixtures::tcp_frame(fixtures::CLIENT, 1, VIP, VIP_TCP_PORT, 2, b"");
     let (action, delta) = run(&steer, &frame);
-    assert_eq!(action, XDP_PASS);
-    assert_eq!(delta.get("pass_no_socket"), 1);
+    assert_eq!(action, XDP_DROP, "never to a kernel that would reset it");
+    assert_eq!(delta.get("drop_no_socket"), 1);
 }
 
 #[test]

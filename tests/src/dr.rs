@@ -67,6 +67,10 @@ pub struct DrLab {
 pub const NAT_VIP: &str = "172.16.0.100";
 pub const NAT_CLIENT: &str = "172.16.0.1";
 pub const NAT_DIRECTOR: &str = "172.16.0.2";
+/// A NAT pair's second director on the clients' side, and the real servers' gateway
+/// that VRRP moves between them (`DrLab::build_pair_with`).
+pub const NAT_DIRECTOR2: &str = "172.16.0.3";
+pub const NAT_GATEWAY: &str = "10.0.0.254";
 
 /// How the real servers get ready for the VIP.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -201,9 +205,19 @@ impl DrLab {
     /// A VRRP pair: as `build`, plus a second director `lb2`, and the VIP left to VRRP
     /// (on neither director at first).
     pub fn build_pair(real_servers: usize) -> Result<DrLab> {
-        let mut lab = Self::build_with(real_servers, 1, Prep::Script)?;
+        Self::build_pair_with(real_servers, Prep::Script)
+    }
+
+    /// As `build_pair`, the real servers prepared as `prep` says. For one-arm NAT
+    /// (`Prep::Nat`) the second director is on the clients' subnet too
+    /// (`NAT_DIRECTOR2`), and the real servers' gateway is `NAT_GATEWAY`, an address VRRP
+    /// moves with the VIP, as LVS-NAT pairs have it.
+    pub fn build_pair_with(real_servers: usize, prep: Prep) -> Result<DrLab> {
+        anyhow::ensure!(prep != Prep::Nat2, "a two-arm NAT pair is not built here");
+        let mut lab = Self::build_with(real_servers, 1, prep)?;
+        let vip = lab.vip;
         lab.lab
-            .sh("lb", &format!("ip addr del {VIP}/32 dev eth0"))?;
+            .sh("lb", &format!("ip addr del {vip}/32 dev eth0"))?;
         let ns = lab.lab.add_ns("lb2")?;
         lab.lab.sh(
             "sw",
@@ -219,6 +233,22 @@ impl DrLab {
             "lb2",
             &format!("ip link set eth0 up && ip addr add {DIRECTOR2}/24 dev eth0"),
         )?;
+        if prep == Prep::Nat {
+            lab.lab
+                .sh("lb2", &format!("ip addr add {NAT_DIRECTOR2}/24 dev eth0"))?;
+            // As LVS-NAT directors are set up (the seeds' `net.ipv4.ip_forward = 1`): the
+            // steering program's FIB lookup for a client it has not learned (the new
+            // master after a failover) refuses to route with forwarding off.
+            for host in ["lb", "lb2"] {
+                lab.lab.sh(host, "sysctl -qw net.ipv4.ip_forward=1")?;
+            }
+            for i in 0..real_servers {
+                lab.lab.sh(
+                    &rs_name(i),
+                    &format!("ip route replace default via {NAT_GATEWAY}"),
+                )?;
+            }
+        }
         Ok(lab)
     }
 
@@ -332,6 +362,32 @@ impl DrLab {
             &["python3", "-u", &script, &vip, "80", &secs, &pace, &timeout],
         )?;
         Ok(())
+    }
+
+    /// Crashes the director in `host` whose xvs runs as process `name`: SIGKILL, then its
+    /// link down (the failover tests' "master crashes"). Returns the moment, in seconds
+    /// since the epoch, as the client loop stamps its requests.
+    pub fn crash(&mut self, host: &str, name: &str) -> Result<f64> {
+        let crash = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs_f64();
+        let pid = self.lab.proc(name).context("no such process")?.pid();
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        self.lab.sh(host, "ip link set eth0 down")?;
+        Ok(crash)
+    }
+
+    /// The client loop's answers around `crash`: the last answered request before it and
+    /// the first answered after it (their difference is the interruption).
+    pub fn around(results: &[(f64, bool)], crash: f64) -> Option<(f64, f64)> {
+        let before = results
+            .iter()
+            .filter(|(t, ok)| *ok && *t < crash)
+            .map(|r| r.0)
+            .fold(f64::MIN, f64::max);
+        let after = results.iter().find(|(t, ok)| *ok && *t > crash)?.0;
+        Some((before, after))
     }
 
     /// (time, ok) per request of the client loop, once it has finished.

@@ -2,7 +2,7 @@
 //! client loop runs while the master crashes (killed, its link down); the gap in service
 //! is measured and bounded by the failover time.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use xvs_tests::dr::{self, DrLab, VIP};
 
@@ -49,25 +49,9 @@ fn failover_gap_paced(version: u8, advert_int: f64, pace: f64, timeout: f64) -> 
     }
     lab.start_http_loop_paced(9.0, pace, timeout).unwrap();
     std::thread::sleep(Duration::from_secs(3));
-    let crash = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64();
-    let pid = lab.lab.proc("xvs").unwrap().pid();
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-    lab.lab.sh("lb", "ip link set eth0 down").unwrap();
+    let crash = lab.crash("lb", "xvs").unwrap();
     let results = lab.loop_results(Duration::from_secs(20)).unwrap();
-    let before = results
-        .iter()
-        .filter(|(t, ok)| *ok && *t < crash)
-        .map(|r| r.0)
-        .fold(f64::MIN, f64::max);
-    let after = results
-        .iter()
-        .find(|(t, ok)| *ok && *t > crash)
-        .map(|r| r.0)
-        .expect("service came back");
+    let (before, after) = DrLab::around(&results, crash).expect("service came back");
     let tail_ok = results.iter().rev().take(20).all(|r| r.1);
     assert!(tail_ok, "service is steady after the failover");
     assert!(

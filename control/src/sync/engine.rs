@@ -12,7 +12,7 @@
 //!   finishes, or when no peer has answered within `resync_timeout`.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,6 +30,10 @@ pub const HELLO_EVERY: Duration = Duration::from_secs(1);
 pub const PEER_LOST_AFTER: Duration = Duration::from_secs(3);
 /// A resync request unanswered for this long is asked again.
 const ASK_AGAIN_AFTER: Duration = Duration::from_secs(1);
+/// NAT clients whose next hop was resolved lately are not asked about again for this
+/// long; at most this many are remembered.
+const RESOLVE_AGAIN_AFTER: Duration = Duration::from_secs(60);
+const RESOLVED_MAX: usize = 65536;
 
 pub struct Settings {
     pub key: Vec<u8>,
@@ -90,6 +94,11 @@ pub struct Engine {
     last_hello: Option<Instant>,
     /// The first turn asks every peer for its table.
     begun: bool,
+    /// NAT clients of received entries: the director's replies to them leave from the
+    /// steering program, which needs their next hop's MAC in the kernel's neighbour
+    /// table — one this director may never have talked to (`take_resolve`).
+    to_resolve: Vec<IpAddr>,
+    resolved: HashMap<IpAddr, Instant>,
 }
 
 impl Engine {
@@ -130,7 +139,33 @@ impl Engine {
             refilled: now,
             last_hello: None,
             begun: false,
+            to_resolve: Vec::new(),
+            resolved: HashMap::new(),
         }
+    }
+
+    /// The NAT clients whose next hop the thread should have the kernel resolve.
+    pub fn take_resolve(&mut self) -> Vec<IpAddr> {
+        std::mem::take(&mut self.to_resolve)
+    }
+
+    fn resolve_later(&mut self, now: Instant, client: IpAddr) {
+        if self
+            .resolved
+            .get(&client)
+            .is_some_and(|t| now.duration_since(*t) < RESOLVE_AGAIN_AFTER)
+        {
+            return;
+        }
+        if self.resolved.len() >= RESOLVED_MAX {
+            self.resolved
+                .retain(|_, t| now.duration_since(*t) < RESOLVE_AGAIN_AFTER);
+            if self.resolved.len() >= RESOLVED_MAX {
+                return;
+            }
+        }
+        self.resolved.insert(client, now);
+        self.to_resolve.push(client);
     }
 
     /// The table is in step with the peers: no preemption needs to wait.
@@ -238,7 +273,7 @@ impl Engine {
                 self.asked = None;
                 self.set_ready(true);
             }
-            Kind::Entries => self.install(f.body, f.header.count)?,
+            Kind::Entries => self.install(now, f.body, f.header.count)?,
         }
         let asked_lately = self
             .asked
@@ -251,13 +286,16 @@ impl Engine {
         Ok(())
     }
 
-    fn install(&mut self, body: &[u8], count: u16) -> Result<(), Reject> {
+    fn install(&mut self, now: Instant, body: &[u8], count: u16) -> Result<(), Reject> {
         let entries = wire::entries(body, count)?;
         SyncStats::add(&self.stats.received_entries, entries.len() as u64);
         let snap = self.snapshot.load();
         for e in &entries {
             match translate::record(&snap, e) {
-                Ok(rec) => {
+                Ok((rec, forwarding)) => {
+                    if forwarding == xvs_dataplane::Forwarding::Nat && !e.template {
+                        self.resolve_later(now, e.client);
+                    }
                     // Every worker: which one the flow's packets will reach depends on
                     // the NIC's hash, which this side cannot know.
                     for ch in &self.channels {

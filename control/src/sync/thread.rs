@@ -145,6 +145,22 @@ impl Drop for SyncThread {
     }
 }
 
+/// Has the kernel resolve the next hop towards a NAT client (the client itself, or its
+/// router), so that this director's steering program can send the client's replies
+/// the moment it takes over. A few netlink calls, per client and minute at most.
+fn resolve_next_hop(client: std::net::IpAddr) {
+    use crate::sys::netlink;
+    match netlink::route_get(client) {
+        Ok(r) => {
+            let hop = r.gateway.unwrap_or(client);
+            if let Err(e) = netlink::resolve_neighbour(r.oif, hop) {
+                tracing::debug!("sync: resolving {hop} (next hop to {client}): {e}");
+            }
+        }
+        Err(e) => tracing::debug!("sync: no route to NAT client {client}: {e}"),
+    }
+}
+
 fn run(
     mut engine: Engine,
     rx: Socket,
@@ -184,6 +200,9 @@ fn run(
         }
         let _ = rx.set_nonblocking(false);
         engine.on_turn(Instant::now(), &mut out);
+        for client in engine.take_resolve() {
+            resolve_next_hop(client);
+        }
         for o in out.drain(..) {
             if let Err(e) = tx.send_to(&o.data, o.to) {
                 send_errors += 1;

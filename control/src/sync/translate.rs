@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use xvs_dataplane::flow::{FlowKey, FlowKey6};
 use xvs_dataplane::sync::{SyncKey, SyncRecord};
-use xvs_dataplane::Snapshot;
+use xvs_dataplane::{Forwarding, Snapshot};
 
 use super::wire::{Entry, Reject, MAX_TIMEOUT};
 
@@ -42,9 +42,9 @@ pub fn entry(snap: &Snapshot, rec: &SyncRecord) -> Option<Entry> {
     })
 }
 
-/// The record for a received entry: its service and real server must be this
-/// director's too.
-pub fn record(snap: &Snapshot, e: &Entry) -> Result<SyncRecord, Reject> {
+/// The record for a received entry, and its service's forwarding method: the service
+/// and real server must be this director's too.
+pub fn record(snap: &Snapshot, e: &Entry) -> Result<(SyncRecord, Forwarding), Reject> {
     if e.client.is_ipv6() != e.vaddr.is_ipv6() || e.raddr.is_ipv6() != e.vaddr.is_ipv6() {
         return Err(Reject::Malformed);
     }
@@ -71,11 +71,12 @@ pub fn record(snap: &Snapshot, e: &Entry) -> Result<SyncRecord, Reject> {
         }
         _ => return Err(Reject::Malformed),
     };
-    Ok(SyncRecord {
+    let rec = SyncRecord {
         key,
         dest,
         state: e.state,
         template: e.template,
         timeout: e.timeout,
-    })
+    };
+    Ok((rec, svc.forwarding))
 }

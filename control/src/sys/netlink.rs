@@ -18,6 +18,7 @@ const RTM_NEWNEIGH: u16 = 28;
 const RTM_GETNEIGH: u16 = 30;
 const NLM_F_REQUEST: u16 = 1;
 const NLM_F_ACK: u16 = 4;
+const NLM_F_REPLACE: u16 = 0x100;
 const NLM_F_EXCL: u16 = 0x200;
 const NLM_F_CREATE: u16 = 0x400;
 const NLM_F_DUMP: u16 = 0x300;
@@ -333,6 +334,26 @@ pub fn route_get(dst: impl Into<IpAddr>) -> io::Result<Route> {
             route = Some(r);
         })?;
     route.ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no route to {dst}")))
+}
+
+/// Has the kernel resolve `addr`'s link-layer address on `ifindex` now (an ARP request,
+/// or a neighbour solicitation), as if a packet were waiting for it: `ip neigh replace
+/// ADDR dev DEV nud none use`. Nothing but the resolution itself is sent; an entry that
+/// is already valid is left as it is.
+pub fn resolve_neighbour(ifindex: u32, addr: IpAddr) -> io::Result<()> {
+    const NTF_USE: u8 = 0x01;
+    let (family, octets) = match addr {
+        IpAddr::V4(a) => (libc::AF_INET as u8, a.octets().to_vec()),
+        IpAddr::V6(a) => (libc::AF_INET6 as u8, a.octets().to_vec()),
+    };
+    // struct ndmsg: family, pad, pad, ifindex, state (NUD_NONE), flags, type.
+    let mut ndm = [0u8; 12];
+    ndm[0] = family;
+    ndm[4..8].copy_from_slice(&(ifindex as i32).to_ne_bytes());
+    ndm[10] = NTF_USE;
+    Msg::new(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE | NLM_F_ACK, &ndm)
+        .attr(NDA_DST, &octets)
+        .exchange(|_, _| {})
 }
 
 /// Makes the kernel resolve `addr` by sending it an empty UDP datagram (discard port):
