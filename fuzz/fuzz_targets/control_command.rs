@@ -15,6 +15,8 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
                 "--stats",
                 "--rate",
                 "--connections",
+                "--drops",
+                "--sync",
                 "--json"
             ]
             .contains(&w)));

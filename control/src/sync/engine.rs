@@ -756,4 +756,43 @@ mod tests {
         a.e.on_turn(t + Duration::from_secs(5), &mut out);
         assert!(a.e.ready());
     }
+
+    /// The sync fuzzer's seed corpus (`fuzz/corpus/sync/`, checked in): real messages
+    /// as they arrive (mode byte 0), and bodies to be signed (mode byte 1). Rewritten by
+    /// `XVS_BLESS=1`, otherwise only checked to be there.
+    #[test]
+    fn fuzz_seeds() {
+        let t = Instant::now();
+        let mut a = side(A, B, KEY, t);
+        a.ch.changes.push(rec(1, 0)).unwrap();
+        a.ch.changes.push(rec(2, 1)).unwrap();
+        let mut out = Vec::new();
+        a.e.on_turn(t, &mut out);
+        let mut seeds: Vec<Vec<u8>> = out.iter().map(|o| [&[0u8][..], &o.data].concat()).collect();
+        let snap = a.e.snapshot.load();
+        let mut b = Builder::new(Kind::Entries, false);
+        for r in [rec(3, 2), rec(4, 0)] {
+            b.push(&translate::entry(&snap, &r).unwrap());
+        }
+        let msg = b.seal(1, 1, |_| [0; wire::TAG_LEN]);
+        let body = &msg[wire::HEADER_LEN..msg.len() - wire::TAG_LEN];
+        seeds.push([&[1u8, 0, 0, 2][..], body].concat());
+        seeds.push(vec![1, 3, 0, 0, 0, 0, 0, 9]);
+        seeds.push(vec![1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7]);
+        let root =
+            std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/corpus/sync"));
+        for (i, seed) in seeds.iter().enumerate() {
+            let path = root.join(format!("seed{i:02}"));
+            if std::env::var_os("XVS_BLESS").is_some() {
+                std::fs::create_dir_all(root).unwrap();
+                std::fs::write(&path, seed).unwrap();
+            } else {
+                assert!(
+                    path.exists(),
+                    "{} missing: rerun with XVS_BLESS=1",
+                    path.display()
+                );
+            }
+        }
+    }
 }
