@@ -742,6 +742,32 @@ mod tests {
         assert_eq!(SyncStats::get(&a.stats.resync_served_entries), 500);
     }
 
+    /// A peer silent for more than 3 s and heard again may have carried connections
+    /// meanwhile: it is asked for its table, and until it answers this director is not
+    /// ready.
+    #[test]
+    fn a_peer_heard_again_after_silence_is_asked_for_its_table() {
+        let t = Instant::now();
+        let (mut a, mut b) = begun(t);
+        let mut out = Vec::new();
+        let later = t + Duration::from_secs(6);
+        a.e.on_turn(t + Duration::from_secs(4), &mut out);
+        a.e.on_turn(later, &mut out);
+        assert!(a.e.ready());
+        out.clear();
+        // B says hello again.
+        let mut ob = Vec::new();
+        b.e.on_turn(later, &mut ob);
+        ob.retain(|o| o.data[5] == Kind::Hello as u8);
+        assert_eq!(ob.len(), 1);
+        let asked = SyncStats::get(&a.stats.resync_requested);
+        deliver(&mut ob, B, &mut a, later);
+        assert_eq!(SyncStats::get(&a.stats.resync_requested), asked + 1);
+        assert!(!a.e.ready(), "waiting for B's table");
+        assert_eq!(ob.len(), 1, "a resync request to B");
+        assert_eq!(ob[0].data[5], Kind::ResyncRequest as u8);
+    }
+
     #[test]
     fn with_no_peer_to_answer_the_resync_gives_up_after_its_timeout() {
         let t = Instant::now();

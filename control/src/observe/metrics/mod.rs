@@ -133,6 +133,14 @@ mod tests {
         let workers = vec![Arc::new(WorkerCounters::new(8))];
         let health = HashMap::new();
         let vrrp = vec![("VI_1".to_string(), Arc::new(VrrpStats::default()))];
+        let sync = crate::sync::SyncStats::default();
+        sync.peers
+            .store(Arc::new(vec![crate::sync::stats::PeerView {
+                addr: std::net::Ipv4Addr::new(10, 0, 0, 3),
+                last_heard: std::time::Instant::now(),
+                live: true,
+                flows: 7,
+            }]));
         // Monitors need a runtime to be spawned on; nothing awaits here, so no probe runs.
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -161,7 +169,7 @@ mod tests {
                     overload: &Overload::default(),
                     checks: &monitors,
                     generation: 1,
-                    sync: None,
+                    sync: Some(&sync),
                 }),
             );
             monitors.stop_all();

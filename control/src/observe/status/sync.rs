@@ -124,3 +124,47 @@ fn join(rows: &[(&str, u64)]) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    use crate::sync::stats::PeerView;
+
+    #[test]
+    fn a_peer_with_an_empty_table_beside_ours_is_marked() {
+        let s = SyncStats::default();
+        let w = vec![Arc::new(xvs_dataplane::WorkerCounters::new(4))];
+        w[0].dests[1].active.inc();
+        s.reject(Reject::Authentication);
+        s.peers.store(Arc::new(vec![
+            PeerView {
+                addr: "10.0.0.3".parse().unwrap(),
+                last_heard: Instant::now(),
+                live: true,
+                flows: 0,
+            },
+            PeerView {
+                addr: "10.0.0.4".parse().unwrap(),
+                last_heard: Instant::now(),
+                live: true,
+                flows: 1,
+            },
+        ]));
+        let text = render_sync(&s, AllWorkers(&w), false);
+        assert!(
+            text.contains("resync under way (1 connection(s) here)"),
+            "{text}"
+        );
+        let row = |a: &str| text.lines().find(|l| l.starts_with(a)).unwrap().to_string();
+        assert!(row("10.0.0.3").ends_with("<- empty table"), "{text}");
+        assert!(!row("10.0.0.4").contains("empty"), "{text}");
+        assert!(text.contains("authentication 1"), "{text}");
+        let json: serde_json::Value =
+            serde_json::from_str(&render_sync(&s, AllWorkers(&w), true)).unwrap();
+        assert_eq!(json["connections"], 1);
+        assert_eq!(json["peers"][0]["connections"], 0);
+        assert_eq!(json["rejected"]["authentication"], 1);
+    }
+}
