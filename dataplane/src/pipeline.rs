@@ -816,25 +816,15 @@ impl Pipeline {
         };
         flow.expires = now.saturating_add(ttl.max(1));
         let dest = flow.dest;
-        if let Some(ch) = self.sync.as_deref() {
-            // Established (UDP: new), a later state change, or half its timeout since
-            // the peers last heard of it.
-            let s = flow.tcp_state();
-            let due = if tcp {
-                tcp_state_synced(s)
-                    && (s != old || (now as u16).wrapping_sub(flow.synced) >= refresh_after(ttl))
-            } else {
-                created || (now as u16).wrapping_sub(flow.synced) >= refresh_after(ttl)
-            };
-            if due {
-                flow.synced = now as u16;
-                send_record(ch, &self.counters, flow, ttl.max(1));
-            }
+        if self.sync.is_some() {
+            // Out of line: without sync the packet pays one test.
+            self.sync_flow::<K>(index, old, created, ttl, now);
         }
 
         // Keep the client's persistence template alive while its connections are: at most
         // one template lookup per connection every half timeout.
         if let Some(pers) = snap.services[svc_idx].persistence {
+            let flow = K::table_mut(&mut self.tables).get_mut(index);
             if now.saturating_sub(flow.template_seen) >= (pers.timeout / 2).max(1) {
                 flow.template_seen = now;
                 let tk = k.template(&pers, &snap.services[svc_idx]);
@@ -842,6 +832,35 @@ impl Pipeline {
             }
         }
         Ok((dest, index))
+    }
+
+    /// Connection sync's look at a flow a packet just updated: sent when established
+    /// (UDP: new), on a later state change, or half its timeout after the peers last
+    /// heard of it.
+    #[inline(never)]
+    fn sync_flow<K: FamilyKey>(
+        &mut self,
+        index: usize,
+        old: TcpState,
+        created: bool,
+        ttl: u32,
+        now: u32,
+    ) {
+        let Some(ch) = self.sync.as_deref() else {
+            return;
+        };
+        let flow = K::table_mut(&mut self.tables).get_mut(index);
+        let s = flow.tcp_state();
+        let refresh = (now as u16).wrapping_sub(flow.synced) >= refresh_after(ttl);
+        let due = if flow.key.proto() == PROTO_TCP {
+            tcp_state_synced(s) && (s != old || refresh)
+        } else {
+            created || refresh
+        };
+        if due {
+            flow.synced = now as u16;
+            send_record(ch, &self.counters, flow, ttl.max(1));
+        }
     }
 
     /// Takes a flow's entry back from the fast path, if it has one.
