@@ -34,6 +34,9 @@ const ASK_AGAIN_AFTER: Duration = Duration::from_secs(1);
 /// long; at most this many are remembered.
 const RESOLVE_AGAIN_AFTER: Duration = Duration::from_secs(60);
 const RESOLVED_MAX: usize = 65536;
+/// A resync being served that is still not done after this long (a worker that stopped
+/// walking) is ended, so the next peer's is served.
+const SERVE_AT_MOST: Duration = Duration::from_secs(120);
 
 pub struct Settings {
     pub key: Vec<u8>,
@@ -413,7 +416,15 @@ impl Engine {
             .iter()
             .zip(&s.walks)
             .all(|(c, n)| c.walk_finished(*n) && c.bulk.is_empty());
-        if finished {
+        let stuck = now.duration_since(s.started) >= SERVE_AT_MOST;
+        if stuck && !finished {
+            tracing::warn!(
+                "sync: the resync for {} is not done after {SERVE_AT_MOST:?} ({} entries sent): ended so that others are served",
+                s.to,
+                s.sent
+            );
+        }
+        if finished || stuck {
             let s = self.serving.take().unwrap();
             let ms = now.duration_since(s.started).as_millis() as u64;
             SyncStats::add(&self.stats.resync_served, 1);
