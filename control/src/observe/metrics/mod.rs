@@ -22,7 +22,7 @@ use xvs_dataplane::xsk::XskStats;
 use xvs_dataplane::WorkerCounters;
 
 pub use http::{bind, serve, Request};
-pub use sync::local_connections;
+pub use sync::{entry_counts, local_connections};
 use text::Out;
 
 use crate::daemon::drain::Drains;

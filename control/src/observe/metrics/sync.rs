@@ -15,19 +15,7 @@ pub fn families(o: &mut Out, s: &SyncStats, w: AllWorkers<'_>) {
         "counter",
         "Connection sync entries: queued by the workers, sent, received, installed by the workers, lost to a full queue, stale (real server gone).",
     );
-    let sum = |f: fn(&xvs_dataplane::WorkerCounters) -> u64| w.0.iter().map(|c| f(c)).sum::<u64>();
-    for (what, n) in [
-        ("queued", sum(|c| c.sync_queued.get())),
-        ("sent", get(&s.sent_entries)),
-        ("received", get(&s.received_entries)),
-        ("installed", sum(|c| c.sync_installed.get())),
-        ("queue_full", sum(|c| c.sync_queue_full.get())),
-        (
-            "stale",
-            sum(|c| c.sync_install_stale.get()) + get(&s.dest_gone),
-        ),
-        ("walked", sum(|c| c.sync_walked.get())),
-    ] {
+    for (what, n) in entry_counts(s, w) {
         o.sample("xvs_sync_entries_total", &[("what", what)], n);
     }
     o.family(
@@ -151,6 +139,25 @@ pub fn families(o: &mut Out, s: &SyncStats, w: AllWorkers<'_>) {
             o.sample("xvs_sync_peer_up", &[("peer", &addr)], u64::from(p.live));
         }
     }
+}
+
+/// The entries by what happened to them, the workers' counters summed with the sync
+/// thread's: `/metrics` and `xvs status --sync` show the same.
+pub fn entry_counts(s: &SyncStats, w: AllWorkers<'_>) -> [(&'static str, u64); 7] {
+    let get = SyncStats::get;
+    let sum = |f: fn(&xvs_dataplane::WorkerCounters) -> u64| w.0.iter().map(|c| f(c)).sum::<u64>();
+    [
+        ("queued", sum(|c| c.sync_queued.get())),
+        ("sent", get(&s.sent_entries)),
+        ("received", get(&s.received_entries)),
+        ("installed", sum(|c| c.sync_installed.get())),
+        ("queue_full", sum(|c| c.sync_queue_full.get())),
+        (
+            "stale",
+            sum(|c| c.sync_install_stale.get()) + get(&s.dest_gone),
+        ),
+        ("walked", sum(|c| c.sync_walked.get())),
+    ]
 }
 
 /// The workers' connection gauges, summed (what a hello reports).

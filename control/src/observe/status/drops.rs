@@ -22,11 +22,7 @@ pub fn render_drops(xdp: Option<&XdpCounters>, workers: AllWorkers<'_>, json: bo
         .map(|r| (r.label(), workers.drops(*r)))
         .collect();
     if json {
-        let obj = |rows: &[(&str, u64)]| -> serde_json::Map<String, serde_json::Value> {
-            rows.iter()
-                .map(|(l, n)| (l.to_string(), serde_json::Value::from(*n)))
-                .collect()
-        };
+        let obj = super::counts_object;
         let v = serde_json::json!({
             "version": env!("CARGO_PKG_VERSION"),
             "steering_program": obj(&xdp_rows),

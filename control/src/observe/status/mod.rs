@@ -22,3 +22,10 @@ pub use render::render;
 pub use request::{Request, View};
 pub use rows::{rows, Pool, Steered};
 pub use sync::render_sync;
+
+/// Labelled counts as a JSON object (`--drops`, `--sync`).
+fn counts_object(rows: &[(&str, u64)]) -> serde_json::Map<String, serde_json::Value> {
+    rows.iter()
+        .map(|(l, n)| (l.to_string(), serde_json::Value::from(*n)))
+        .collect()
+}

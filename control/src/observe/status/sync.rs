@@ -6,28 +6,17 @@ use std::fmt::Write;
 use std::time::Instant;
 
 use crate::observe::counters::AllWorkers;
-use crate::observe::metrics::local_connections;
+use crate::observe::metrics::{entry_counts, local_connections};
 use crate::sync::wire::Reject;
 use crate::sync::SyncStats;
 
 pub fn render_sync(s: &SyncStats, w: AllWorkers<'_>, json: bool) -> String {
     let get = SyncStats::get;
-    let sum = |f: fn(&xvs_dataplane::WorkerCounters) -> u64| w.0.iter().map(|c| f(c)).sum::<u64>();
     let local = local_connections(w);
     let ready = s.ready.load(std::sync::atomic::Ordering::Relaxed);
     let now = Instant::now();
     let peers = s.peers.load();
-    let entries = [
-        ("queued", sum(|c| c.sync_queued.get())),
-        ("sent", get(&s.sent_entries)),
-        ("received", get(&s.received_entries)),
-        ("installed", sum(|c| c.sync_installed.get())),
-        ("queue_full", sum(|c| c.sync_queue_full.get())),
-        (
-            "stale",
-            sum(|c| c.sync_install_stale.get()) + get(&s.dest_gone),
-        ),
-    ];
+    let entries = entry_counts(s, w);
     let rejected: Vec<(&str, u64)> = Reject::ALL
         .iter()
         .map(|r| (r.label(), s.rejected(*r)))
@@ -44,11 +33,7 @@ pub fn render_sync(s: &SyncStats, w: AllWorkers<'_>, json: bool) -> String {
                 })
             })
             .collect();
-        let obj = |rows: &[(&str, u64)]| -> serde_json::Map<String, serde_json::Value> {
-            rows.iter()
-                .map(|(l, n)| (l.to_string(), serde_json::Value::from(*n)))
-                .collect()
-        };
+        let obj = super::counts_object;
         let v = serde_json::json!({
             "version": env!("CARGO_PKG_VERSION"),
             "ready": ready,
