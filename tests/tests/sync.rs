@@ -158,6 +158,35 @@ fn wait_vip(lab: &DrLab, host: &str, within: Duration) -> Duration {
     t.elapsed()
 }
 
+/// Writes both directors' configurations (`lb` MASTER, `lb2` BACKUP at `priorities`),
+/// starts them and waits until `lb` holds the VIP; returns the two files.
+fn start_pair(
+    lab: &mut DrLab,
+    mode: Mode,
+    priorities: (u8, u8),
+    sync: bool,
+    persistent: bool,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let c1 = lab
+        .lab
+        .write(
+            "xvs1.yaml",
+            config(mode, "MASTER", priorities.0, sync, persistent),
+        )
+        .unwrap();
+    let c2 = lab
+        .lab
+        .write(
+            "xvs2.yaml",
+            config(mode, "BACKUP", priorities.1, sync, persistent),
+        )
+        .unwrap();
+    lab.start_xvs_on("lb", "xvs", &c1).unwrap();
+    lab.start_xvs_on("lb2", "xvs2", &c2).unwrap();
+    wait_vip(lab, "lb", Duration::from_secs(10));
+    (c1, c2)
+}
+
 fn status_sync(lab: &DrLab, host: &str, cfg: &std::path::Path) -> serde_json::Value {
     let bin = xvs_tests::tools::xvs_bin().unwrap();
     let out = lab
@@ -184,17 +213,7 @@ fn survival(mode: Mode, sync: bool, persistent: bool) -> Survival {
     let mut lab = DrLab::build_pair_with(3, mode.prep()).expect("build the lab");
     lab.start_web().unwrap();
     let want = put_file(&lab);
-    let c1 = lab
-        .lab
-        .write("xvs1.yaml", config(mode, "MASTER", 150, sync, persistent))
-        .unwrap();
-    let c2 = lab
-        .lab
-        .write("xvs2.yaml", config(mode, "BACKUP", 100, sync, persistent))
-        .unwrap();
-    lab.start_xvs_on("lb", "xvs", &c1).unwrap();
-    lab.start_xvs_on("lb2", "xvs2", &c2).unwrap();
-    wait_vip(&lab, "lb", Duration::from_secs(10));
+    let (c1, c2) = start_pair(&mut lab, mode, (150, 100), sync, persistent);
 
     // Phase 1: downloads through lb; lb crashes.
     start_downloads(&mut lab, "a");
@@ -338,17 +357,7 @@ fn dr_persistent_downloads_survive_and_clients_keep_their_server() {
 fn interruption_at_advert_100ms_with_sync_on() {
     let mut lab = DrLab::build_pair(3).expect("build the lab");
     lab.start_web().unwrap();
-    let c1 = lab
-        .lab
-        .write("xvs1.yaml", config(Mode::Dr, "MASTER", 250, true, false))
-        .unwrap();
-    let c2 = lab
-        .lab
-        .write("xvs2.yaml", config(Mode::Dr, "BACKUP", 200, true, false))
-        .unwrap();
-    lab.start_xvs_on("lb", "xvs", &c1).unwrap();
-    lab.start_xvs_on("lb2", "xvs2", &c2).unwrap();
-    wait_vip(&lab, "lb", Duration::from_secs(10));
+    start_pair(&mut lab, Mode::Dr, (250, 200), true, false);
     lab.start_http_loop_paced(6.0, 0.01, 0.1).unwrap();
     std::thread::sleep(Duration::from_secs(2));
     let crash = lab.crash("lb", "xvs").unwrap();
@@ -388,17 +397,7 @@ print(n, ok, time.time() - start)
 fn sync_traffic_per_thousand_new_connections_a_second() {
     let mut lab = DrLab::build_pair(3).expect("build the lab");
     lab.start_web().unwrap();
-    let c1 = lab
-        .lab
-        .write("xvs1.yaml", config(Mode::Dr, "MASTER", 150, true, false))
-        .unwrap();
-    let c2 = lab
-        .lab
-        .write("xvs2.yaml", config(Mode::Dr, "BACKUP", 100, true, false))
-        .unwrap();
-    lab.start_xvs_on("lb", "xvs", &c1).unwrap();
-    lab.start_xvs_on("lb2", "xvs2", &c2).unwrap();
-    wait_vip(&lab, "lb", Duration::from_secs(10));
+    let (c1, _) = start_pair(&mut lab, Mode::Dr, (150, 100), true, false);
     let script = lab.lab.write("conn_rate.py", CONN_RATE).unwrap();
     let get = |s: &serde_json::Value, a: &str, b: &str| s[a][b].as_u64().unwrap();
     let before = status_sync(&lab, "lb", &c1);

@@ -340,21 +340,37 @@ impl Engine {
         self.timers(now, out);
     }
 
+    /// Adds `rec` to the message `b` (of entries; `bulk` for a resync's), sending it to
+    /// `to` first when it is full. False when the record's real server has left the
+    /// snapshot (counted, not sent).
+    fn add(
+        &mut self,
+        snap: &xvs_dataplane::Snapshot,
+        rec: &xvs_dataplane::sync::SyncRecord,
+        b: &mut Builder,
+        bulk: bool,
+        to: &[SocketAddrV4],
+        out: &mut Vec<Outgoing>,
+    ) -> bool {
+        let Some(e) = translate::entry(snap, rec) else {
+            SyncStats::add(&self.stats.dest_gone, 1);
+            return false;
+        };
+        if !b.push(&e) {
+            let full = std::mem::replace(b, Builder::new(Kind::Entries, bulk));
+            self.send(full, to, out);
+            b.push(&e);
+        }
+        true
+    }
+
     fn send_changes(&mut self, out: &mut Vec<Outgoing>) {
         let snap = self.snapshot.load();
         let mut b = Builder::new(Kind::Entries, false);
         let targets = self.targets.clone();
         for i in 0..self.channels.len() {
             while let Some(rec) = self.channels[i].changes.pop() {
-                let Some(e) = translate::entry(&snap, &rec) else {
-                    SyncStats::add(&self.stats.dest_gone, 1);
-                    continue;
-                };
-                if !b.push(&e) {
-                    let full = std::mem::replace(&mut b, Builder::new(Kind::Entries, false));
-                    self.send(full, &targets, out);
-                    b.push(&e);
-                }
+                self.add(&snap, &rec, &mut b, false, &targets, out);
             }
         }
         if !b.is_empty() {
@@ -394,16 +410,9 @@ impl Engine {
                     continue 'drain;
                 };
                 self.tokens -= 1.0;
-                let Some(e) = translate::entry(&snap, &rec) else {
-                    SyncStats::add(&self.stats.dest_gone, 1);
-                    continue;
-                };
-                if !b.push(&e) {
-                    let full = std::mem::replace(&mut b, Builder::new(Kind::Entries, true));
-                    self.send(full, &to, out);
-                    b.push(&e);
+                if self.add(&snap, &rec, &mut b, true, &to, out) {
+                    sent += 1;
                 }
-                sent += 1;
             }
         }
         if !b.is_empty() {
