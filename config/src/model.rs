@@ -454,6 +454,8 @@ pub struct Config {
     /// Reload when the file's content changes.
     pub watch_config: bool,
     pub virtual_servers: Vec<VirtualServer>,
+    /// The VRRP thread's `SCHED_FIFO` priority; `None`: normal scheduling.
+    pub vrrp_realtime_priority: Option<u8>,
     pub vrrp_instances: Vec<VrrpInstance>,
     pub connection_sync: Option<ConnectionSync>,
 }

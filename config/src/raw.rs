@@ -96,6 +96,13 @@ pub struct RawConfig {
     /// The services: keepalived's `virtual_server` blocks.
     #[serde(default)]
     pub virtual_servers: Vec<RawVirtualServer>,
+    /// The real-time priority of the thread that runs every VRRP instance (`SCHED_FIFO`,
+    /// 1 to 99), keepalived's `vrrp_rt_priority`; `0`: normal scheduling. Default 10: a
+    /// host busy with other work then cannot delay an advert past a backup's
+    /// Master_Down_Interval (at `advert_int: 0.01` only 36 ms), which would be a false
+    /// failover. Needs CAP_SYS_NICE. Restart-only.
+    #[serde(default)]
+    pub vrrp_realtime_priority: Option<Spanned<i64>>,
     /// VRRP routers that own the virtual addresses: keepalived's `vrrp_instance` blocks.
     /// Restart-only.
     #[serde(default)]

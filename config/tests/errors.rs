@@ -807,3 +807,13 @@ fn connection_sync_defaults_and_mistakes() {
     let e = errors(&format!("{GOOD}connection_sync:\n  interface: eth0\n"));
     assert!(e.contains("key"), "the key is required: {e}");
 }
+
+#[test]
+fn realtime_priority_out_of_range() {
+    let e = errors(&format!("vrrp_realtime_priority: 100\n{GOOD}"));
+    assert!(
+        e.starts_with("t.yaml:1:25: error: vrrp_realtime_priority 100 is out of range 0..=99"),
+        "{e}"
+    );
+    assert!(e.contains("0 for normal scheduling"), "{e}");
+}

@@ -261,3 +261,21 @@ fn an_ipv6_director_converts() {
     );
     assert_eq!(i.warnings.len(), 1, "{w}");
 }
+
+/// keepalived's `vrrp_rt_priority` carries over; without it xvs's own default (10)
+/// applies, and `0` turns real-time scheduling off.
+#[test]
+fn the_vrrp_realtime_priority_converts() {
+    let inst = "vrrp_instance VI_1 {\n  state MASTER\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  virtual_ipaddress {\n    10.0.0.100\n  }\n}\n";
+    let i = keepalived::import(
+        &format!("global_defs {{\n  vrrp_rt_priority 50\n}}\n{inst}"),
+        None,
+    );
+    assert!(i.warnings.is_empty(), "{:?}", i.warnings);
+    assert_eq!(load("rt.conf", &i).vrrp_realtime_priority, Some(50));
+    let plain = keepalived::import(inst, None);
+    assert_eq!(load("plain.conf", &plain).vrrp_realtime_priority, Some(10));
+    let off =
+        xvs_config::parse("off.yaml", "interface: eth0\nvrrp_realtime_priority: 0\n").unwrap();
+    assert_eq!(off.vrrp_realtime_priority, None);
+}

@@ -9,7 +9,14 @@ use std::time::Duration;
 use xvs_tests::dr::{self, DrLab, VIP};
 
 /// What `packaging/xvs.service` grants, as setpriv spells it.
-const CAPS: [&str; 5] = ["net_admin", "net_raw", "bpf", "perfmon", "ipc_lock"];
+const CAPS: [&str; 6] = [
+    "net_admin",
+    "net_raw",
+    "bpf",
+    "perfmon",
+    "ipc_lock",
+    "sys_nice",
+];
 
 /// The unit grants exactly this set, in both its lines.
 #[test]
@@ -83,8 +90,8 @@ fn a_dr_director_with_vrrp_runs_with_exactly_its_capabilities() {
             .unwrap_or_default()
     };
     assert_eq!(field("Uid:").get(1), Some(&UID), "{status}");
-    // net_admin 12, net_raw 13, ipc_lock 14, perfmon 38, bpf 39.
-    assert_eq!(field("CapEff:"), ["000000c000007000"], "the effective set");
+    // net_admin 12, net_raw 13, ipc_lock 14, sys_nice 23, perfmon 38, bpf 39.
+    assert_eq!(field("CapEff:"), ["000000c000807000"], "the effective set");
     let t0 = std::time::Instant::now();
     while !lab
         .lab

@@ -68,6 +68,7 @@ pub fn convert(stmts: &[Stmt], interface: Option<&str>) -> (String, Vec<String>)
     };
     let mut version = None;
     let mut router_id = None;
+    let mut rt_priority = None;
     let mut instances = Vec::new();
     let mut groups = Vec::new();
     let mut services = Vec::new();
@@ -78,6 +79,7 @@ pub fn convert(stmts: &[Stmt], interface: Option<&str>) -> (String, Vec<String>)
                     match g.keyword() {
                         "router_id" => router_id = g.arg(0).map(str::to_string),
                         "vrrp_version" => version = whole(g, &mut out),
+                        "vrrp_rt_priority" => rt_priority = whole(g, &mut out),
                         "notification_email" | "notification_email_from" | "smtp_server"
                         | "smtp_connect_timeout" | "smtp_alert" => {
                             out.warn(g, "not converted: xvs sends no e-mail (use notify scripts)")
@@ -122,6 +124,9 @@ pub fn convert(stmts: &[Stmt], interface: Option<&str>) -> (String, Vec<String>)
         "eth0".into()
     });
     out.line(0, &format!("interface: {}", quote(&iface)));
+    if let Some(p) = &rt_priority {
+        out.line(0, &format!("vrrp_realtime_priority: {p}"));
+    }
     if !services.is_empty() {
         out.line(0, "virtual_servers:");
         for s in services {

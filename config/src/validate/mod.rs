@@ -187,6 +187,16 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Diagnostic>> {
             "the path MTU to tunnelled real servers; omit it to use the interface's",
         ) as u16
     });
+    let vrrp_realtime_priority = raw.vrrp_realtime_priority.as_ref().map_or(Some(10), |p| {
+        let p = ck.range(
+            p,
+            "vrrp_realtime_priority",
+            0,
+            99,
+            "a SCHED_FIFO priority, as keepalived's vrrp_rt_priority; 0 for normal scheduling",
+        ) as u8;
+        (p > 0).then_some(p)
+    });
     let mut seen = virtual_server::Seen::default();
     let virtual_servers: Vec<VirtualServer> = raw
         .virtual_servers
@@ -254,6 +264,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Diagnostic>> {
         metrics_listen,
         control_socket: raw.control_socket.clone(),
         watch_config: raw.watch_config.unwrap_or(false),
+        vrrp_realtime_priority,
         vrrp_instances,
         virtual_servers,
         connection_sync,

@@ -244,7 +244,7 @@ pub async fn run(path: &Path, cfg: Config, ifaces: Ifaces) -> Result<()> {
         ready: s.ready.clone(),
         wait: s.resync_timeout,
     });
-    let vrrp = VrrpThread::spawn(&cfg.vrrp_instances, gate)?;
+    let vrrp = VrrpThread::spawn(&cfg.vrrp_instances, cfg.vrrp_realtime_priority, gate)?;
     let (health_tx, mut health_rx) = tokio::sync::mpsc::channel(64);
     let mut monitors = health::Monitors::new(health_tx);
     if lb.is_some() {

@@ -44,6 +44,12 @@ pub fn needs(cfg: &Config, memlock_unlimited: bool) -> Vec<Need> {
             "the VRRP socket (IP protocol 112) and gratuitous ARP (packet socket)",
         );
         need(Cap::NetAdmin, "adding and removing the VIPs (netlink)");
+        if cfg.vrrp_realtime_priority.is_some() {
+            need(
+                Cap::SysNice,
+                "the VRRP thread's real-time priority (or `vrrp_realtime_priority: 0`)",
+            );
+        }
     }
     if cfg.metrics_listen.is_some_and(|a| a.port() < 1024) {
         need(Cap::NetBindService, "serving /metrics on a port below 1024");
@@ -117,6 +123,13 @@ mod tests {
         assert!(!caps(&needs(&cfg(VS), true)).contains(&Cap::IpcLock));
         assert_eq!(
             caps(&needs(&cfg(VRRP), false)),
+            [Cap::NetAdmin, Cap::NetRaw, Cap::SysNice]
+        );
+        assert_eq!(
+            caps(&needs(
+                &cfg(&format!("vrrp_realtime_priority: 0\n{VRRP}")),
+                false
+            )),
             [Cap::NetAdmin, Cap::NetRaw]
         );
         let low = needs(&cfg("metrics_listen: 0.0.0.0:80\n"), false);

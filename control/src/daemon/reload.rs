@@ -18,7 +18,7 @@ use crate::health::{self, health_targets, initial_health};
 
 /// What a reload cannot change live, named for the log.
 pub fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
-    let checks: [(&'static str, bool); 14] = [
+    let checks: [(&'static str, bool); 15] = [
         ("xdp_mode", old.xdp_mode != new.xdp_mode),
         ("workers", old.workers != new.workers),
         (
@@ -34,6 +34,10 @@ pub fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
         (
             "vrrp_instances and vrrp_sync_groups",
             old.vrrp_instances != new.vrrp_instances,
+        ),
+        (
+            "vrrp_realtime_priority",
+            old.vrrp_realtime_priority != new.vrrp_realtime_priority,
         ),
         ("metrics_listen", old.metrics_listen != new.metrics_listen),
         ("control_socket", old.control_socket != new.control_socket),

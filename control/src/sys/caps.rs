@@ -11,6 +11,7 @@ pub enum Cap {
     NetRaw = 13,
     IpcLock = 14,
     SysAdmin = 21,
+    SysNice = 23,
     Perfmon = 38,
     Bpf = 39,
 }
@@ -18,13 +19,14 @@ pub enum Cap {
 impl Cap {
     /// Every one xvs can need (the tests' full set).
     #[cfg(test)]
-    pub const NEEDED: [Cap; 6] = [
+    pub const NEEDED: [Cap; 7] = [
         Cap::NetAdmin,
         Cap::NetRaw,
         Cap::Bpf,
         Cap::Perfmon,
         Cap::IpcLock,
         Cap::NetBindService,
+        Cap::SysNice,
     ];
 
     /// As capabilities(7), setpriv and systemd name it.
@@ -35,6 +37,7 @@ impl Cap {
             Cap::NetRaw => "CAP_NET_RAW",
             Cap::IpcLock => "CAP_IPC_LOCK",
             Cap::SysAdmin => "CAP_SYS_ADMIN",
+            Cap::SysNice => "CAP_SYS_NICE",
             Cap::Perfmon => "CAP_PERFMON",
             Cap::Bpf => "CAP_BPF",
         }

@@ -1,5 +1,5 @@
 //! The control plane's kernel interfaces — netlink, interface facts, inotify, packet
-//! sockets, random seeds, runtime registration — behind safe functions. Control's
+//! sockets, random seeds, real-time scheduling, runtime registration — behind safe functions. Control's
 //! `unsafe` lives here and nowhere else.
 
 pub mod async_socket;
@@ -10,3 +10,4 @@ pub mod ip6msg;
 pub mod netlink;
 pub mod packet;
 pub mod random;
+pub mod sched;

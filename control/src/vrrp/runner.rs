@@ -335,6 +335,7 @@ pub async fn run(
     // The first tick is immediate: the burst on taking over is the first refresh.
     garp_tick.reset();
     let mut buf = vec![0u8; 2048];
+    let interval = Duration::from_millis(10 * u64::from(cfg.advert_int_cs));
     loop {
         let deadline = machine.deadline().map(tokio::time::Instant::from_std);
         let garp_due = edge
@@ -347,6 +348,10 @@ pub async fn run(
             biased;
             _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => {
                 let now = Instant::now();
+                if machine.state() == State::Master {
+                    let due = deadline.unwrap().into_std();
+                    stats.advert_delayed(now.saturating_duration_since(due), interval);
+                }
                 let held = machine.holding();
                 edge.apply(now, machine.on_timer(now));
                 if machine.holding() && !held {

@@ -3,6 +3,7 @@
 //! status` and the exit summary from the control thread.
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::time::Duration;
 
 use super::machine::State;
 use super::packet::Reject;
@@ -16,6 +17,11 @@ pub struct VrrpStats {
     pub received: AtomicU64,
     /// Preemptions held back for connection sync's resync.
     pub failback_waits: AtomicU64,
+    /// The longest a master's advert went out after it was due, in microseconds: how
+    /// close this host came to a false failover (a backup waits 3 intervals + skew).
+    pub advert_delay_max_us: AtomicU64,
+    /// A master's adverts that went out one advert interval or more after they were due.
+    pub adverts_late: AtomicU64,
     pub rejected: [AtomicU64; Reject::ALL.len()],
 }
 
@@ -47,10 +53,12 @@ impl VrrpStats {
             .map(|(r, n)| format!("{} {}", r.label(), n.load(Relaxed)))
             .collect();
         format!(
-            "vrrp {name}: {} transitions {} adverts sent {} received {} rejected {}",
+            "vrrp {name}: {} transitions {} adverts sent {} (late {}, worst {:.1} ms after due) received {} rejected {}",
             self.state().as_str(),
             self.transitions.load(Relaxed),
             self.sent.load(Relaxed),
+            self.adverts_late.load(Relaxed),
+            self.advert_delay_max_us.load(Relaxed) as f64 / 1000.0,
             self.received.load(Relaxed),
             if rejected.is_empty() {
                 "none".into()
@@ -58,6 +66,16 @@ impl VrrpStats {
                 rejected.join(", ")
             }
         )
+    }
+
+    /// A master's advert went out `delay` after it was due; `interval` is the advert
+    /// interval.
+    pub(super) fn advert_delayed(&self, delay: Duration, interval: Duration) {
+        let us = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
+        self.advert_delay_max_us.fetch_max(us, Relaxed);
+        if delay >= interval {
+            self.adverts_late.fetch_add(1, Relaxed);
+        }
     }
 
     /// Counts a rejected advert under its reason.
@@ -69,5 +87,27 @@ impl VrrpStats {
         {
             n.fetch_add(1, Relaxed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn late_adverts_are_those_an_interval_or_more_after_due() {
+        let s = VrrpStats::default();
+        let i = Duration::from_millis(10);
+        s.advert_delayed(Duration::from_micros(300), i);
+        s.advert_delayed(Duration::from_millis(10), i);
+        s.advert_delayed(Duration::from_millis(4), i);
+        assert_eq!(s.adverts_late.load(Relaxed), 1);
+        assert_eq!(s.advert_delay_max_us.load(Relaxed), 10_000);
+        assert!(
+            s.summary("VI_1")
+                .contains("(late 1, worst 10.0 ms after due)"),
+            "{}",
+            s.summary("VI_1")
+        );
     }
 }

@@ -1,7 +1,9 @@
 //! The VRRP thread: every instance runs on a thread and a tokio runtime of its own, so
 //! nothing else the daemon does — a reload building thousands of Maglev tables, a
 //! `/metrics` render, a netlink call — can delay an advert. keepalived runs VRRP in a
-//! process apart for the same reason. The daemon talks to it over channels only: the
+//! process apart for the same reason. The thread runs under `SCHED_FIFO`
+//! (`vrrp_realtime_priority`), so that neither can the rest of the host: its work is a
+//! few microseconds an advert. The daemon talks to it over channels only: the
 //! priority quorum asks for, the stop switch; the instances' statistics are atomics.
 
 use std::collections::HashMap;
@@ -16,6 +18,8 @@ use xvs_config::VrrpInstance;
 
 use super::runner::{self, SyncGate, SyncMsg};
 use super::stats::VrrpStats;
+use crate::sys::caps::{self, Cap};
+use crate::sys::sched;
 
 /// How long the instances get to say goodbye (priority 0) when stopping.
 const STOP_GRACE: Duration = Duration::from_secs(2);
@@ -28,9 +32,14 @@ pub struct VrrpThread {
 }
 
 impl VrrpThread {
-    /// Starts the instances on the `xvs-vrrp` thread (none: no thread). With connection
-    /// sync, `sync` is what a preemption waits for.
-    pub fn spawn(instances: &[VrrpInstance], sync: Option<SyncGate>) -> Result<VrrpThread> {
+    /// Starts the instances on the `xvs-vrrp` thread (none: no thread), at real-time
+    /// `priority` (None: normal scheduling). With connection sync, `sync` is what a
+    /// preemption waits for.
+    pub fn spawn(
+        instances: &[VrrpInstance],
+        priority: Option<u8>,
+        sync: Option<SyncGate>,
+    ) -> Result<VrrpThread> {
         let (stop, stopped) = watch::channel(false);
         let mut priorities = HashMap::new();
         let mut stats = Vec::new();
@@ -49,10 +58,31 @@ impl VrrpThread {
                 .enable_all()
                 .build()
                 .context("building the VRRP runtime")?;
+            // The policy is the thread's own: it sets it, and says whether it could.
+            let (told, scheduled) = std::sync::mpsc::channel();
             let thread = std::thread::Builder::new()
                 .name("xvs-vrrp".into())
-                .spawn(move || rt.block_on(run_all(jobs, stopped, sync)))
+                .spawn(move || {
+                    let r = priority.map_or(Ok(()), sched::realtime);
+                    let ok = r.is_ok();
+                    let _ = told.send(r);
+                    if ok {
+                        rt.block_on(run_all(jobs, stopped, sync));
+                    }
+                })
                 .context("starting the VRRP thread")?;
+            match scheduled.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    let _ = thread.join();
+                    let p = priority.unwrap_or_default();
+                    anyhow::bail!(
+                        "putting the VRRP thread at real-time priority {p} (SCHED_FIFO): {e}{}; grant it, or set `vrrp_realtime_priority: 0` to run VRRP at normal priority (a busy host can then delay adverts into a false failover)",
+                        caps::hint(&e, Cap::SysNice)
+                    );
+                }
+                Err(_) => anyhow::bail!("the VRRP thread ended before it started"),
+            }
             Some(thread)
         };
         Ok(VrrpThread {
@@ -144,7 +174,7 @@ mod tests {
 
     #[test]
     fn no_instances_no_thread() {
-        let t = VrrpThread::spawn(&[], None).unwrap();
+        let t = VrrpThread::spawn(&[], Some(10), None).unwrap();
         assert!(t.handle.is_none());
         assert!(t.stop().is_empty());
     }
@@ -159,7 +189,7 @@ mod tests {
             "interface: lo\nvrrp_instances:\n  - name: VI_1\n    interface: xvs-no-such0\n    virtual_router_id: 51\n    priority: 100\n    virtual_ipaddresses: [10.0.0.100]\n",
         )
         .unwrap();
-        let t = VrrpThread::spawn(&cfg.vrrp_instances, None).unwrap();
+        let t = VrrpThread::spawn(&cfg.vrrp_instances, None, None).unwrap();
         t.set_priority("VI_1", Some(50));
         t.set_priority("nope", Some(50));
         let started = std::time::Instant::now();

@@ -1,4 +1,5 @@
-//! The VRRP families: each instance's state, transitions, and adverts by outcome.
+//! The VRRP families: each instance's state, transitions, adverts by outcome, and how
+//! late its adverts went out.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -23,18 +24,12 @@ pub fn instances(o: &mut Out, vrrp: &[(String, Arc<VrrpStats>)]) {
                 );
             }
         }
-        o.family(
-            "xvs_vrrp_transitions_total",
-            "counter",
-            "State transitions.",
+        per_instance(
+            o,
+            vrrp,
+            ("xvs_vrrp_transitions_total", "State transitions."),
+            |s| s.transitions.load(Relaxed),
         );
-        for (name, s) in vrrp {
-            o.sample(
-                "xvs_vrrp_transitions_total",
-                &[("vrrp_instance", name)],
-                s.transitions.load(Relaxed),
-            );
-        }
         o.family(
             "xvs_vrrp_adverts_total",
             "counter",
@@ -60,5 +55,40 @@ pub fn instances(o: &mut Out, vrrp: &[(String, Arc<VrrpStats>)]) {
                 );
             }
         }
+        per_instance(
+            o,
+            vrrp,
+            (
+                "xvs_vrrp_adverts_late_total",
+                "A master's adverts sent one advert interval or more after they were due (a backup takes over after three).",
+            ),
+            |s| s.adverts_late.load(Relaxed),
+        );
+        o.family(
+            "xvs_vrrp_advert_delay_max_seconds",
+            "gauge",
+            "The longest a master's advert went out after it was due, since start.",
+        );
+        for (name, s) in vrrp {
+            let us = s.advert_delay_max_us.load(Relaxed);
+            o.sample_text(
+                "xvs_vrrp_advert_delay_max_seconds",
+                &[("vrrp_instance", name)],
+                &format!("{}", us as f64 / 1e6),
+            );
+        }
+    }
+}
+
+/// A counter family with one sample per instance.
+fn per_instance(
+    o: &mut Out,
+    vrrp: &[(String, Arc<VrrpStats>)],
+    (family, help): (&str, &str),
+    read: fn(&VrrpStats) -> u64,
+) {
+    o.family(family, "counter", help);
+    for (name, s) in vrrp {
+        o.sample(family, &[("vrrp_instance", name)], read(s));
     }
 }
