@@ -100,6 +100,16 @@ fn undisturbed(advert_int: f64) {
             .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["xvs-vrrp", "FF", "10"]),
         "the VRRP thread runs SCHED_FIFO at 10:\n{threads}"
     );
+    let ka_vrrp = std::fs::read_to_string(lab.lab.dir.join("vrrp.pid")).unwrap();
+    let ka_class = lab
+        .lab
+        .sh("d2", &format!("ps -o cls=,rtprio= -p {}", ka_vrrp.trim()))
+        .unwrap();
+    assert_eq!(
+        ka_class.split_whitespace().collect::<Vec<_>>(),
+        ["RR", "10"],
+        "keepalived's VRRP process runs real-time (its SCHED_RR) at 10"
+    );
     let interval = Duration::from_secs_f64(advert_int);
     let meter = Meter::start(interval / 2);
 
