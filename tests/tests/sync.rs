@@ -9,6 +9,7 @@
 use std::time::{Duration, Instant};
 
 use xvs_tests::dr::{self, DrLab, Prep, DIRECTOR, NAT_GATEWAY, NAT_VIP, VIP};
+use xvs_tests::metrics;
 
 /// Concurrent downloads per phase; 3 MB each at the servers' 500 kB/s: 6 s. ≥ 99 %
 /// must survive: at most one.
@@ -167,19 +168,25 @@ fn start_pair(
     sync: bool,
     persistent: bool,
 ) -> (std::path::PathBuf, std::path::PathBuf) {
+    start_pair_with(lab, mode, priorities, (sync, persistent), "")
+}
+
+/// As `start_pair`, with `sync_extra` (more `connection_sync` keys, indented) in both.
+fn start_pair_with(
+    lab: &mut DrLab,
+    mode: Mode,
+    priorities: (u8, u8),
+    (sync, persistent): (bool, bool),
+    sync_extra: &str,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let conf = |state, priority| config(mode, state, priority, sync, persistent) + sync_extra;
     let c1 = lab
         .lab
-        .write(
-            "xvs1.yaml",
-            config(mode, "MASTER", priorities.0, sync, persistent),
-        )
+        .write("xvs1.yaml", conf("MASTER", priorities.0))
         .unwrap();
     let c2 = lab
         .lab
-        .write(
-            "xvs2.yaml",
-            config(mode, "BACKUP", priorities.1, sync, persistent),
-        )
+        .write("xvs2.yaml", conf("BACKUP", priorities.1))
         .unwrap();
     lab.start_xvs_on("lb", "xvs", &c1).unwrap();
     lab.start_xvs_on("lb2", "xvs2", &c2).unwrap();
@@ -262,17 +269,7 @@ fn survival(mode: Mode, sync: bool, persistent: bool) -> Survival {
     start_downloads(&mut lab, "b");
     wait_established(&lab);
     std::thread::sleep(Duration::from_millis(300));
-    // The crashed run's VIP is still on lb's eth0: the restart removes it, but only after
-    // the link is up; removed first here so the link does not come up claiming it.
-    let del: String = mode
-        .vips()
-        .iter()
-        .map(|a| format!("ip addr del {a}/32 dev eth0 2>/dev/null; "))
-        .collect();
-    lab.lab
-        .sh("lb", &format!("{del}ip link set eth0 up"))
-        .unwrap();
-    lab.start_xvs_on("lb", "xvs-again", &c1).unwrap();
+    restart_lb(&mut lab, mode, &c1);
     let back = wait_vip(&lab, "lb", Duration::from_secs(10));
     assert!(
         lab.lab.proc("dl-b").unwrap().running(),
@@ -300,6 +297,21 @@ fn survival(mode: Mode, sync: bool, persistent: bool) -> Survival {
         }
     }
     Survival { killed, failback }
+}
+
+/// Brings the crashed `lb` back: its link up, then xvs (process `xvs-again`).
+fn restart_lb(lab: &mut DrLab, mode: Mode, cfg: &std::path::Path) {
+    // The crashed run's VIP is still on lb's eth0: the restart removes it, but only after
+    // the link is up; removed first here so the link does not come up claiming it.
+    let del: String = mode
+        .vips()
+        .iter()
+        .map(|a| format!("ip addr del {a}/32 dev eth0 2>/dev/null; "))
+        .collect();
+    lab.lab
+        .sh("lb", &format!("{del}ip link set eth0 up"))
+        .unwrap();
+    lab.start_xvs_on("lb", "xvs-again", cfg).unwrap();
 }
 
 fn report(what: &str, on: &Survival, off: &Survival) {
@@ -390,6 +402,126 @@ while time.time() - start < duration:
         pass
 print(n, ok, time.time() - start)
 "#;
+
+/// A failback whose resync outlasts Master_Down_Interval: lb2, master after lb's crash,
+/// has seen ~3000 short connections (kept 120 s in FIN_WAIT/TIME_WAIT) besides 100
+/// downloads, and serves its resync at 1000 entries/s, about 3 s; lb restarts and would
+/// preempt after 0.36 s. With `resync_timeout` 5 s it holds until the resync is done;
+/// with 0 it takes over with part of the table.
+struct Failback {
+    /// Downloads that arrived whole.
+    kept: usize,
+    /// The restarted xvs's log.
+    log: String,
+    /// Entries lb2 resynced, and how long lb's resync took.
+    served: u64,
+    took_ms: u64,
+    /// Packets lb dropped for want of their connection (`no_flow`).
+    no_flow: f64,
+}
+
+fn failback_with_a_large_resync(resync_timeout: &str) -> Failback {
+    let mut lab = DrLab::build_pair_with(3, Prep::Script).expect("build the lab");
+    lab.start_web().unwrap();
+    let want = put_file(&lab);
+    let extra = format!("  resync_rate: 1000\n  resync_timeout: {resync_timeout}\n");
+    let (c1, c2) = start_pair_with(&mut lab, Mode::Dr, (150, 100), (true, false), &extra);
+    lab.crash("lb", "xvs").unwrap();
+    wait_vip(&lab, "lb2", Duration::from_secs(5));
+    let script = lab.lab.write("conn_rate.py", CONN_RATE).unwrap();
+    lab.lab
+        .sh(
+            "cl",
+            &format!("/usr/bin/python3 {} {VIP} 1000 3", script.display()),
+        )
+        .unwrap();
+    start_downloads(&mut lab, "b");
+    wait_established(&lab);
+    std::thread::sleep(Duration::from_millis(300));
+    restart_lb(&mut lab, Mode::Dr, &c1);
+    wait_vip(&lab, "lb", Duration::from_secs(15));
+    assert!(
+        lab.lab.proc("dl-b").unwrap().running(),
+        "lb preempted while the downloads ran"
+    );
+    let kept = intact(&mut lab, "b", &want);
+    let resyncs = |host, cfg| status_sync(&lab, host, cfg)["resyncs"].clone();
+    let served = resyncs("lb2", &c2)["last_served_entries"].as_u64().unwrap();
+    let took_ms = resyncs("lb", &c1)["last_received_ms"].as_u64().unwrap();
+    let no_flow = metrics::scrape(&lab.lab, "lb").unwrap()["xvs_drops_total{reason=\"no_flow\"}"];
+    let log = lab.lab.proc("xvs-again").unwrap().output();
+    Failback {
+        kept,
+        log,
+        served,
+        took_ms,
+        no_flow,
+    }
+}
+
+/// Where in the restarted director's log it became master, and where its resync ended.
+fn preempted_and_synced(log: &str) -> (usize, usize) {
+    let at = |needle: &str| {
+        log.find(needle)
+            .unwrap_or_else(|| panic!("no {needle:?} in:\n{log}"))
+    };
+    (at("BACKUP -> MASTER"), at("resync from 10.0.0.3 done"))
+}
+
+#[test]
+fn failback_waits_for_a_large_resync() {
+    let held = failback_with_a_large_resync("5");
+    let (master, synced) = preempted_and_synced(&held.log);
+    let free = failback_with_a_large_resync("0");
+    let (master0, synced0) = preempted_and_synced(&free.log);
+    for (what, f) in [("resync_timeout 5 s", &held), ("resync_timeout 0", &free)] {
+        eprintln!(
+            "{what}: {} entries resynced in {} ms; lb dropped {} packets as no_flow; {}/{DOWNLOADS} downloads intact",
+            f.served, f.took_ms, f.no_flow, f.kept
+        );
+    }
+    assert!(
+        held.served >= 2000 && held.took_ms >= 1000,
+        "a resync longer than Master_Down_Interval: {} entries, {} ms",
+        held.served,
+        held.took_ms
+    );
+    assert!(
+        held.log
+            .contains("waiting for connection sync's resync first")
+            && held.log.contains("connection sync is ready: preempting"),
+        "{}",
+        held.log
+    );
+    assert!(
+        synced < master,
+        "master only after the resync:\n{}",
+        held.log
+    );
+    assert!(
+        held.kept >= MUST_SURVIVE,
+        "{}/{DOWNLOADS} intact",
+        held.kept
+    );
+    // Without the wait: master before the resync ended, and packets of connections it
+    // did not know yet dropped meanwhile (TCP's retransmits recover most of them).
+    assert!(
+        !free.log.contains("waiting for connection sync"),
+        "{}",
+        free.log
+    );
+    assert!(
+        master0 < synced0,
+        "master before the resync ended:\n{}",
+        free.log
+    );
+    assert!(
+        free.no_flow > held.no_flow,
+        "no_flow drops: {} without the wait, {} with it",
+        free.no_flow,
+        held.no_flow
+    );
+}
 
 /// What connection sync costs on the wire: new connections at 1000 a second through the
 /// master for 3 s, and the bytes its sync thread sent meanwhile (less its hellos).

@@ -89,6 +89,9 @@ pub struct Engine {
     /// Our own resync: when we last asked, and since when we have been waiting.
     asked: Option<Instant>,
     waiting_since: Option<Instant>,
+    /// When the resync under way was asked for: kept past `resync_timeout`, so that one
+    /// finishing later is still counted and logged.
+    resync_since: Option<Instant>,
     ready: bool,
     serving: Option<Serving>,
     requests: VecDeque<Ipv4Addr>,
@@ -135,6 +138,7 @@ impl Engine {
             stats,
             asked: None,
             waiting_since: Some(now),
+            resync_since: Some(now),
             ready: false,
             serving: None,
             requests: VecDeque::new(),
@@ -263,16 +267,20 @@ impl Engine {
             }
             Kind::ResyncDone => {
                 let _: [u8; 8] = f.body.try_into().map_err(|_| Reject::Malformed)?;
-                if let Some(since) = self.waiting_since.take() {
+                if let Some(since) = self.resync_since.take() {
+                    let ms = now.duration_since(since).as_millis() as u64;
                     SyncStats::add(&self.stats.resync_completed, 1);
-                    self.stats
-                        .resync_last_ms
-                        .store(now.duration_since(since).as_millis() as u64, Relaxed);
+                    self.stats.resync_last_ms.store(ms, Relaxed);
                     tracing::info!(
-                        "sync: resync from {ip} done in {} ms",
-                        now.duration_since(since).as_millis()
+                        "sync: resync from {ip} done in {ms} ms{}",
+                        if self.ready {
+                            " (after resync_timeout, which had made this director ready)"
+                        } else {
+                            ""
+                        }
                     );
                 }
+                self.waiting_since = None;
                 self.asked = None;
                 self.set_ready(true);
             }
@@ -316,6 +324,7 @@ impl Engine {
     fn ask(&mut self, now: Instant, to: &[SocketAddrV4], out: &mut Vec<Outgoing>) {
         if self.waiting_since.is_none() {
             self.waiting_since = Some(now);
+            self.resync_since = Some(now);
             self.set_ready(false);
         }
         self.asked = Some(now);
@@ -786,6 +795,54 @@ mod tests {
         assert!(!a.e.ready(), "waiting for B's table");
         assert_eq!(ob.len(), 1, "a resync request to B");
         assert_eq!(ob[0].data[5], Kind::ResyncRequest as u8);
+    }
+
+    /// A resync that outlasts `resync_timeout`: the director was made ready at the
+    /// timeout, and the resync's end is still counted, with its whole duration.
+    #[test]
+    fn a_resync_finishing_after_its_timeout_is_still_counted() {
+        let t = Instant::now();
+        let mut a = side(A, B, KEY, t);
+        let mut b = side(B, A, KEY, t);
+        let mut out = Vec::new();
+        a.e.on_turn(t, &mut out);
+        let mut ob = Vec::new();
+        b.e.on_turn(t, &mut ob);
+        deliver(&mut ob, B, &mut a, t);
+        // A's walk is slow; its hellos go on, so B never takes it for a peer rejoining.
+        for s in 1..=5 {
+            let now = t + Duration::from_secs(s);
+            out.clear();
+            a.e.on_turn(now, &mut out);
+            out.retain(|o| *o.to.ip() == B);
+            deliver(&mut out, A, &mut b, now);
+            b.e.on_turn(now, &mut ob);
+        }
+        assert!(b.e.ready(), "ready at the timeout");
+        let asked = SyncStats::get(&b.stats.resync_requested);
+        out.clear();
+        let late = t + Duration::from_secs(6);
+        a.e.on_turn(late, &mut out);
+        for i in 0..50 {
+            a.ch.bulk.push(rec(1000 + i, u32::from(i % 3))).unwrap();
+        }
+        a.ch.finish_walk(1);
+        let mut t2 = late;
+        while b.stats.resync_completed.load(Relaxed) == 0 {
+            t2 += Duration::from_millis(1);
+            assert!(t2 < late + Duration::from_secs(1), "never completed");
+            a.e.on_turn(t2, &mut out);
+            out.retain(|o| *o.to.ip() == B);
+            deliver(&mut out, A, &mut b, t2);
+        }
+        assert_eq!(b.ch.inbound.len(), 50);
+        assert!(b.e.ready());
+        assert_eq!(
+            SyncStats::get(&b.stats.resync_requested),
+            asked,
+            "not asked anew"
+        );
+        assert!(SyncStats::get(&b.stats.resync_last_ms) >= 6000);
     }
 
     #[test]
