@@ -389,9 +389,9 @@ import socket, sys, time
 vip, rate, duration = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
 start = time.time(); n = ok = 0
 while time.time() - start < duration:
-    due = start + n / rate
-    if time.time() < due:
-        time.sleep(due - time.time())
+    wait = start + n / rate - time.time()
+    if wait > 0:
+        time.sleep(wait)
     n += 1
     try:
         s = socket.create_connection((vip, 80), timeout=1)
