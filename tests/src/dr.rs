@@ -275,7 +275,12 @@ impl DrLab {
     }
 
     /// (host, address): each /64 on the host's eth0, usable at once (no DAD), and no
-    /// router solicitations on the wire.
+    /// router solicitations on the wire. Then waits out the duplicate address detection
+    /// of the link-local addresses, which began when the links came up: a real server
+    /// whose link-local address is still tentative cannot solicit its first client's
+    /// MAC (the kernel sends no neighbour solicitation without a usable source), so its
+    /// first SYN-ACK left a second late, and the client's retransmitted SYN — another
+    /// flow hash, so on veth another RX queue and worker — was scheduled afresh.
     fn ipv6_addrs(&self, hosts: &[(String, String)]) -> Result<()> {
         for (host, addr) in hosts {
             self.lab.sh(
@@ -285,6 +290,21 @@ impl DrLab {
                      net.ipv6.conf.eth0.router_solicitations=0 && ip -6 addr add {addr}/64 dev eth0 nodad"
                 ),
             )?;
+        }
+        let t0 = std::time::Instant::now();
+        for (host, _) in hosts {
+            while !self
+                .lab
+                .sh(host, "ip -6 addr show tentative")?
+                .trim()
+                .is_empty()
+            {
+                anyhow::ensure!(
+                    t0.elapsed() < std::time::Duration::from_secs(5),
+                    "{host}: IPv6 addresses still tentative after 5 s"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
         }
         Ok(())
     }
