@@ -38,7 +38,7 @@ impl Meter {
     pub fn start(min: Duration) -> Meter {
         let stop = Arc::new(AtomicBool::new(false));
         let stalls = Arc::new(Mutex::new(Vec::new()));
-        let threads = cpus()
+        let threads = xvs_dataplane::sys::allowed_cpus()
             .into_iter()
             .map(|cpu| {
                 let (stop, stalls) = (Arc::clone(&stop), Arc::clone(&stalls));
@@ -70,27 +70,10 @@ impl Drop for Meter {
     }
 }
 
-fn cpus() -> Vec<usize> {
-    // SAFETY: a zeroed cpu_set_t is a valid empty set for the kernel to fill.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: pid 0 is this thread; `set` is valid and writable, of the size given.
-    let rc = unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) };
-    if rc != 0 {
-        return vec![0];
-    }
-    // SAFETY: CPU_ISSET reads the set filled above.
-    (0..libc::CPU_SETSIZE as usize)
-        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
-        .collect()
-}
-
 fn watch(cpu: usize, min: Duration, stop: &AtomicBool, stalls: &Mutex<Vec<Stall>>) {
-    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes one bit of it.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `set` is valid and `cpu` below CPU_SETSIZE (it came from the affinity).
-    unsafe { libc::CPU_SET(cpu, &mut set) };
-    // SAFETY: pid 0 is this thread; `set` is valid for the size given.
-    unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) };
+    // Unpinned, it would measure whichever CPU it was moved to; a refusal is unlikely
+    // for a CPU from this process's own affinity.
+    let _ = xvs_dataplane::sys::pin_to_cpu(cpu);
     let param = libc::sched_param {
         sched_priority: PRIORITY,
     };

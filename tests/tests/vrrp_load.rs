@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use xvs_tests::hiccup::{Meter, Stall};
+use xvs_tests::metrics;
 use xvs_tests::vrrp::{Peer, VrrpLab, VIP};
 
 const SERVICES: u32 = 2000;
@@ -181,15 +182,12 @@ fn undisturbed(advert_int: f64) {
     scraper.join().unwrap();
     let stalls = meter.stop();
     let scraped = scrapes.load(Ordering::Relaxed);
-    let metrics = lab
-        .lab
-        .sh("d1", "curl -sf -m 10 http://127.0.0.1:9147/metrics")
-        .unwrap_or_default();
-    let xvs_late: Vec<&str> = metrics
-        .lines()
-        .filter(|l| {
-            l.starts_with("xvs_vrrp_adverts_late_total{")
-                || l.starts_with("xvs_vrrp_advert_delay_max_seconds{")
+    let xvs_late: Vec<(String, f64)> = metrics::scrape(&lab.lab, "d1")
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(k, _)| {
+            k.starts_with("xvs_vrrp_adverts_late_total")
+                || k.starts_with("xvs_vrrp_advert_delay_max_seconds")
         })
         .collect();
     eprintln!(
