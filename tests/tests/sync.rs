@@ -335,6 +335,92 @@ fn on_and_off(mode: Mode) {
     assert!(off.failback < DOWNLOADS / 2);
 }
 
+/// An attacker on the directors' link captures their sync datagrams as the pair starts
+/// (the multicast group is seen by every port of the switch) and sends each of them again,
+/// unchanged, from 11 addresses of its own to both directors. Nothing may be sent to
+/// those addresses, no peer added, no resync served, no entry installed.
+#[test]
+fn captured_sync_replayed_from_forged_sources_changes_nothing() {
+    let mut lab = DrLab::build_pair(3).expect("build the lab");
+    lab.start_web().unwrap();
+    let pcap = lab.lab.dir.join("sync.pcap").display().to_string();
+    let capture = |lab: &mut DrLab, name: &str, file: &str, filter: &str| {
+        lab.lab
+            .spawn(
+                "cl",
+                name,
+                &["tcpdump", "-i", "eth0", "-nn", "-U", "-w", file, filter],
+            )
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    capture(&mut lab, "capture", &pcap, "udp port 8848");
+    let (c1, c2) = start_pair(&mut lab, Mode::Dr, (150, 100), true, false);
+    // A few connections, so that entries go over the wire too.
+    let answers = lab.http_gets(6, "/").unwrap();
+    assert!(answers.iter().all(|a| a != "FAIL"), "{answers:?}");
+    std::thread::sleep(Duration::from_millis(1500));
+    lab.lab.stop("capture");
+    let before = [status_sync(&lab, "lb", &c1), status_sync(&lab, "lb2", &c2)];
+
+    let forged: Vec<String> = (201..212).map(|i| format!("10.0.0.{i}")).collect();
+    let adds: String = forged
+        .iter()
+        .map(|a| format!("ip addr add {a}/32 dev eth0; "))
+        .collect();
+    lab.lab.sh("cl", &adds).unwrap();
+    let answers_pcap = lab.lab.dir.join("answers.pcap").display().to_string();
+    capture(&mut lab, "answers", &answers_pcap, "udp");
+    let script = lab.lab.dir.join("sync_replay.py").display().to_string();
+    let out = lab
+        .lab
+        .sh(
+            "cl",
+            &format!(
+                "python3 {script} {pcap} 8848 {} {DIRECTOR},{}",
+                forged.join(","),
+                dr::DIRECTOR2
+            ),
+        )
+        .unwrap();
+    let counts: Vec<u64> = out.split_whitespace().map(|n| n.parse().unwrap()).collect();
+    let (captured, sent) = (counts[0], counts[1]);
+    assert!(captured >= 6, "captured {captured} sync datagrams");
+    eprintln!("replayed {captured} captured datagrams from 11 forged sources: {sent} sent");
+    std::thread::sleep(Duration::from_secs(2));
+    lab.lab.stop("answers");
+    let to_forged = lab
+        .lab
+        .sh(
+            "cl",
+            &format!(
+                "tcpdump -nn -r {answers_pcap} 2>/dev/null | grep -cE '> 10\\.0\\.0\\.2(0[1-9]|1[01])\\.' || true"
+            ),
+        )
+        .unwrap();
+    assert_eq!(to_forged.trim(), "0", "datagrams sent to forged sources");
+
+    let after = [status_sync(&lab, "lb", &c1), status_sync(&lab, "lb2", &c2)];
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!(a["peers"].as_array().unwrap().len(), 1, "{a:#}");
+        assert_eq!(a["resyncs"]["served"], b["resyncs"]["served"], "{a:#}");
+        assert_eq!(
+            a["entries"]["installed"], b["entries"]["installed"],
+            "{a:#}"
+        );
+        assert_eq!(a["entries"]["received"], b["entries"]["received"], "{a:#}");
+    }
+    let mismatched: u64 = after
+        .iter()
+        .zip(&before)
+        .map(|(a, b)| {
+            let n = |v: &serde_json::Value| v["rejected"]["sender_mismatch"].as_u64().unwrap();
+            n(a) - n(b)
+        })
+        .sum();
+    assert_eq!(mismatched, sent, "every replay refused as not its signer's");
+}
+
 #[test]
 fn dr_downloads_survive_failover_and_failback() {
     on_and_off(Mode::Dr);

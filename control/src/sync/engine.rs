@@ -37,6 +37,18 @@ const RESOLVED_MAX: usize = 65536;
 /// A resync being served that is still not done after this long (a worker that stopped
 /// walking) is ended, so the next peer's is served.
 const SERVE_AT_MOST: Duration = Duration::from_secs(120);
+/// A peer's resync is not started again sooner than this after its last one began: a
+/// peer cannot make this director stream its table without pause (it asks again a
+/// second later, and is served then).
+const RESYNC_AT_MOST_EVERY: Duration = Duration::from_secs(5);
+/// How far a message's time may be from this director's clock (directors keep their
+/// clocks by NTP): older, it is a capture sent again.
+pub const MAX_SKEW: Duration = Duration::from_secs(60);
+/// Peers known at once, the configured ones aside; one silent for `PEER_FORGOTTEN_AFTER`
+/// is forgotten (a configured one never). Forgetting it forgets its replay window, so
+/// this must be far longer than `MAX_SKEW`: by then its old messages are stale.
+const MAX_PEERS: usize = 32;
+const PEER_FORGOTTEN_AFTER: Duration = Duration::from_secs(600);
 
 pub struct Settings {
     pub key: Vec<u8>,
@@ -53,6 +65,7 @@ pub struct Settings {
     pub boot: u64,
 }
 
+#[derive(Debug)]
 pub struct Outgoing {
     pub to: SocketAddrV4,
     pub data: Vec<u8>,
@@ -63,6 +76,8 @@ struct Peer {
     last_heard: Instant,
     live: bool,
     flows: u64,
+    /// When a resync for it last began.
+    last_resync: Option<Instant>,
 }
 
 /// A resync this director is answering.
@@ -78,6 +93,10 @@ pub struct Engine {
     key: Key,
     s: Settings,
     seq: u64,
+    /// The `Instant` of `s.boot`, and the latest one this engine was given: together
+    /// they are its wall clock (`wall_ms`), without asking the system for one.
+    started: Instant,
+    clock: Instant,
     /// Where changes and hellos go.
     targets: Vec<SocketAddrV4>,
     allowed: Option<HashSet<Ipv4Addr>>,
@@ -129,6 +148,8 @@ impl Engine {
             key: Key::new(&s.key),
             s,
             seq: 0,
+            started: now,
+            clock: now,
             targets,
             allowed,
             peers: HashMap::new(),
@@ -156,6 +177,13 @@ impl Engine {
         std::mem::take(&mut self.to_resolve)
     }
 
+    /// `client` could not be queued for resolving: forgotten, so that its next entry
+    /// asks again; counted.
+    pub fn resolve_failed(&mut self, client: IpAddr) {
+        self.resolved.remove(&client);
+        SyncStats::add(&self.stats.resolves_dropped, 1);
+    }
+
     fn resolve_later(&mut self, now: Instant, client: IpAddr) {
         if self
             .resolved
@@ -180,10 +208,21 @@ impl Engine {
         self.ready
     }
 
+    /// ms since the epoch at `now`, by the clock read at start.
+    fn wall_ms(&self, now: Instant) -> u64 {
+        self.s.boot / 1_000_000 + now.saturating_duration_since(self.started).as_millis() as u64
+    }
+
     fn seal(&mut self, b: Builder) -> Vec<u8> {
         self.seq += 1;
+        let stamp = wire::Stamp {
+            boot: self.s.boot,
+            seq: self.seq,
+            sender: self.s.own,
+            sent: self.wall_ms(self.clock),
+        };
         let key = &self.key;
-        b.seal(self.s.boot, self.seq, |d| key.sign(d))
+        b.seal(stamp, |d| key.sign(d))
     }
 
     fn send(&mut self, b: Builder, to: &[SocketAddrV4], out: &mut Vec<Outgoing>) {
@@ -213,6 +252,7 @@ impl Engine {
         data: &[u8],
         out: &mut Vec<Outgoing>,
     ) {
+        self.clock = now;
         let ip = *src.ip();
         if ip == self.s.own {
             return;
@@ -234,14 +274,22 @@ impl Engine {
             return Err(Reject::UnknownPeer);
         }
         let f = wire::frame(data)?;
+        if f.header.sender != ip {
+            return Err(Reject::SenderMismatch);
+        }
         if !self.key.verify(f.signed, f.tag) {
             return Err(Reject::Authentication);
         }
+        if self.wall_ms(now).abs_diff(f.header.sent) > MAX_SKEW.as_millis() as u64 {
+            return Err(Reject::Stale);
+        }
+        self.make_room(ip)?;
         let peer = self.peers.entry(ip).or_insert_with(|| Peer {
             replay: Replay::default(),
             last_heard: now,
             live: false,
             flows: 0,
+            last_resync: None,
         });
         if !peer.replay.accept(f.header.boot, f.header.seq) {
             return Err(Reject::Replay);
@@ -257,11 +305,14 @@ impl Engine {
                 peer.flows = u64::from(u32::from_be_bytes(b));
             }
             Kind::ResyncRequest => {
-                if !f.body.is_empty() {
-                    return Err(Reject::Malformed);
-                }
                 let busy = self.serving.as_ref().is_some_and(|s| s.to == ip);
                 if !busy && !self.requests.contains(&ip) {
+                    if peer
+                        .last_resync
+                        .is_some_and(|t| now.duration_since(t) < RESYNC_AT_MOST_EVERY)
+                    {
+                        return Err(Reject::ResyncTooSoon);
+                    }
                     self.requests.push_back(ip);
                 }
             }
@@ -295,6 +346,31 @@ impl Engine {
             self.ask(now, &[self.peer_addr(ip)], out);
         }
         Ok(())
+    }
+
+    /// A new peer needs a place: the one silent longest gives its place if it is not
+    /// live; with every place live, the newcomer is refused. Configured peers are not
+    /// counted (they are few, and listed by the operator).
+    fn make_room(&mut self, ip: Ipv4Addr) -> Result<(), Reject> {
+        if self.peers.contains_key(&ip) || self.allowed.is_some() {
+            return Ok(());
+        }
+        if self.peers.len() < MAX_PEERS {
+            return Ok(());
+        }
+        let oldest = self
+            .peers
+            .iter()
+            .filter(|(_, p)| !p.live)
+            .min_by_key(|(_, p)| p.last_heard)
+            .map(|(a, _)| *a);
+        match oldest {
+            Some(a) => {
+                self.peers.remove(&a);
+                Ok(())
+            }
+            None => Err(Reject::TooManyPeers),
+        }
     }
 
     fn install(&mut self, now: Instant, body: &[u8], count: u16) -> Result<(), Reject> {
@@ -339,6 +415,7 @@ impl Engine {
 
     /// One turn: the workers' changes out, the resync being served, the timers.
     pub fn on_turn(&mut self, now: Instant, out: &mut Vec<Outgoing>) {
+        self.clock = now;
         if !self.begun {
             self.begun = true;
             let to = self.targets.clone();
@@ -393,6 +470,9 @@ impl Engine {
                 return;
             };
             tracing::info!("sync: resync for {to} started");
+            if let Some(p) = self.peers.get_mut(&to) {
+                p.last_resync = Some(now);
+            }
             self.serving = Some(Serving {
                 to,
                 walks: self.channels.iter().map(|c| c.ask_walk()).collect(),
@@ -472,6 +552,11 @@ impl Engine {
                     p.live = false;
                 }
             }
+            let configured = &self.allowed;
+            self.peers.retain(|a, p| {
+                configured.as_ref().is_some_and(|c| c.contains(a))
+                    || now.duration_since(p.last_heard) < PEER_FORGOTTEN_AFTER
+            });
             self.publish_peers();
         }
         if let Some(since) = self.waiting_since {
@@ -605,6 +690,17 @@ mod tests {
             stats,
             ip: own,
         }
+    }
+
+    const GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 81);
+
+    /// A director with no `peers`: to the group, from whoever has the key.
+    fn multicast_side(own: Ipv4Addr, t: Instant) -> Side {
+        let mut s = side(own, own, KEY, t);
+        s.e.s.peers.clear();
+        s.e.allowed = None;
+        s.e.targets = vec![SocketAddrV4::new(GROUP, 8848)];
+        s
     }
 
     fn rec(sport: u16, dest: u32) -> SyncRecord {
@@ -860,6 +956,140 @@ mod tests {
         assert!(a.e.ready());
     }
 
+    /// Datagrams captured on the link and sent again unchanged from other addresses
+    /// (a multicast group is seen by anyone on it): refused as not the signer's, nothing
+    /// answered, no peer added. Sent again from the signer's own address, a replay.
+    #[test]
+    fn captured_messages_replayed_from_forged_sources_change_nothing() {
+        let t = Instant::now();
+        let mut a = multicast_side(A, t);
+        let mut b = multicast_side(B, t);
+        // B joins: its first turn asks for a resync and says hello; A hears it.
+        let mut ob = Vec::new();
+        b.e.on_turn(t, &mut ob);
+        let captured: Vec<Vec<u8>> = ob.iter().map(|o| o.data.clone()).collect();
+        let mut out = Vec::new();
+        for d in &captured {
+            a.e.on_datagram(t, SocketAddrV4::new(B, 8848), d, &mut out);
+        }
+        a.e.on_turn(t, &mut out);
+        let served = SyncStats::get(&a.stats.resync_served);
+        let later = t + Duration::from_secs(10);
+        out.clear();
+        for i in 0..11u8 {
+            let forged = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 200 + i), 8848);
+            for d in &captured {
+                a.e.on_datagram(later, forged, d, &mut out);
+            }
+        }
+        a.e.on_turn(later, &mut out);
+        let to_forged: Vec<_> = out.iter().filter(|o| *o.to.ip() != GROUP).collect();
+        assert!(
+            to_forged.is_empty(),
+            "sent to a forged source: {to_forged:?}"
+        );
+        assert_eq!(a.stats.rejected(Reject::SenderMismatch), 22);
+        assert_eq!(a.e.peers.len(), 1, "only B is a peer");
+        assert_eq!(SyncStats::get(&a.stats.resync_served), served);
+        // From B's own address: the same messages are replays, or stale later on.
+        for d in &captured {
+            a.e.on_datagram(t, SocketAddrV4::new(B, 8848), d, &mut out);
+        }
+        assert_eq!(a.stats.rejected(Reject::Replay), 2);
+        let much_later = t + MAX_SKEW + Duration::from_secs(1);
+        for d in &captured {
+            a.e.on_datagram(much_later, SocketAddrV4::new(B, 8848), d, &mut out);
+        }
+        assert_eq!(a.stats.rejected(Reject::Stale), 2);
+        assert!(a.ch.walk_asked() <= 1, "one resync at most was started");
+    }
+
+    /// A message kept back (never delivered) and sent later than the clocks' skew
+    /// allows is stale, even to a director that has not heard its sender yet.
+    #[test]
+    fn a_message_held_back_past_the_skew_is_stale() {
+        let t = Instant::now();
+        let mut a = side(A, B, KEY, t);
+        let held = one_message(&mut a, t);
+        let mut b = side(B, A, KEY, t);
+        let late = t + MAX_SKEW + Duration::from_millis(1);
+        b.e.on_datagram(late, SocketAddrV4::new(A, 1), &held, &mut Vec::new());
+        assert_eq!(b.stats.rejected(Reject::Stale), 1);
+        assert!(b.ch.inbound.is_empty());
+        // Within the skew it would have been taken.
+        let mut b = side(B, A, KEY, t);
+        b.e.on_datagram(
+            t + MAX_SKEW,
+            SocketAddrV4::new(A, 1),
+            &held,
+            &mut Vec::new(),
+        );
+        assert_eq!(b.ch.inbound.len(), 1);
+    }
+
+    /// A peer asking again and again is served once every `RESYNC_AT_MOST_EVERY`.
+    #[test]
+    fn resync_requests_are_served_at_most_every_few_seconds() {
+        let t = Instant::now();
+        let mut a = side(A, B, KEY, t);
+        let mut b = side(B, A, KEY, t);
+        let mut out = Vec::new();
+        a.e.on_turn(t, &mut out);
+        let mut asks = 0;
+        for ms in (0..12_000).step_by(500) {
+            let now = t + Duration::from_millis(ms);
+            let mut ob = Vec::new();
+            b.e.ask(now, &[SocketAddrV4::new(A, 8848)], &mut ob);
+            asks += 1;
+            deliver(&mut ob, B, &mut a, now);
+            out.clear();
+            a.e.on_turn(now, &mut out);
+            a.ch.finish_walk(a.ch.walk_asked());
+            a.e.on_turn(now, &mut out);
+        }
+        assert_eq!(asks, 24);
+        assert_eq!(
+            SyncStats::get(&a.stats.resync_served),
+            3,
+            "at 0, 5 and 10 s"
+        );
+        assert_eq!(a.stats.rejected(Reject::ResyncTooSoon), 21);
+    }
+
+    /// Peers that only the key admits (multicast): at most `MAX_PEERS` at once; a
+    /// newcomer takes the place of one gone silent, and one silent for ten minutes is
+    /// forgotten.
+    #[test]
+    fn peers_are_bounded_and_forgotten() {
+        let t = Instant::now();
+        let mut a = multicast_side(A, t);
+        let hello = |from: Ipv4Addr, a: &mut Side, now: Instant| {
+            let mut s = multicast_side(from, now);
+            let mut o = Vec::new();
+            s.e.on_turn(now, &mut o);
+            for d in o.iter().filter(|o| o.data[5] == Kind::Hello as u8) {
+                a.e.on_datagram(now, SocketAddrV4::new(from, 8848), &d.data, &mut Vec::new());
+            }
+        };
+        for i in 0..MAX_PEERS as u8 {
+            hello(Ipv4Addr::new(10, 1, 0, i), &mut a, t);
+        }
+        assert_eq!(a.e.peers.len(), MAX_PEERS);
+        hello(Ipv4Addr::new(10, 2, 0, 1), &mut a, t);
+        assert_eq!(a.stats.rejected(Reject::TooManyPeers), 1);
+        assert_eq!(a.e.peers.len(), MAX_PEERS);
+        // Four seconds on, every one is silent (not live): a newcomer finds a place.
+        let later = t + Duration::from_secs(4);
+        a.e.on_turn(later, &mut Vec::new());
+        hello(Ipv4Addr::new(10, 2, 0, 1), &mut a, later);
+        assert_eq!(a.e.peers.len(), MAX_PEERS);
+        assert!(a.e.peers.contains_key(&Ipv4Addr::new(10, 2, 0, 1)));
+        // Ten minutes of silence: all forgotten, and gone from the published view.
+        a.e.on_turn(later + PEER_FORGOTTEN_AFTER, &mut Vec::new());
+        assert!(a.e.peers.is_empty());
+        assert!(a.stats.peers.load().is_empty());
+    }
+
     /// The sync fuzzer's seed corpus (`fuzz/corpus/sync/`, checked in): real messages
     /// as they arrive (mode byte 0), and bodies to be signed (mode byte 1). Rewritten by
     /// `XVS_BLESS=1`, otherwise only checked to be there.
@@ -877,7 +1107,13 @@ mod tests {
         for r in [rec(3, 2), rec(4, 0)] {
             b.push(&translate::entry(&snap, &r).unwrap());
         }
-        let msg = b.seal(1, 1, |_| [0; wire::TAG_LEN]);
+        let stamp = wire::Stamp {
+            boot: 1,
+            seq: 1,
+            sender: A,
+            sent: 0,
+        };
+        let msg = b.seal(stamp, |_| [0; wire::TAG_LEN]);
         let body = &msg[wire::HEADER_LEN..msg.len() - wire::TAG_LEN];
         seeds.push([&[1u8, 0, 0, 2][..], body].concat());
         seeds.push(vec![1, 3, 0, 0, 0, 0, 0, 9]);

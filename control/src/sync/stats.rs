@@ -21,6 +21,9 @@ pub struct SyncStats {
     rejected: [AtomicU64; Reject::ALL.len()],
     /// Entries whose real server had left this director's snapshot before they were sent.
     pub dest_gone: AtomicU64,
+    /// NAT clients of received entries whose next hop was not resolved: the resolver's
+    /// queue was full (asked again with the client's next entry).
+    pub resolves_dropped: AtomicU64,
     /// Resyncs this director asked for, finished, and served to its peers.
     pub resync_requested: AtomicU64,
     pub resync_completed: AtomicU64,

@@ -118,9 +118,10 @@ impl SyncThread {
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = Arc::clone(&stop);
         let ready = w.ready;
+        let resolver = spawn_resolver()?;
         let handle = std::thread::Builder::new()
             .name("xvs-sync".into())
-            .spawn(move || run(engine, rx, tx, stop2, ready))
+            .spawn(move || run(engine, rx, tx, stop2, ready, resolver))
             .context("starting the sync thread")?;
         Ok(SyncThread {
             stop,
@@ -145,6 +146,26 @@ impl Drop for SyncThread {
     }
 }
 
+/// NAT clients waiting for their next hop to be resolved: a resync of a million NAT
+/// entries brings tens of thousands at once, and the netlink calls must not stall the
+/// sync socket's reads (its receive buffer would overflow and the resync lose entries).
+const RESOLVE_QUEUE: usize = 4096;
+
+/// The thread that resolves NAT clients' next hops, fed by a bounded queue; a client
+/// the queue has no room for is handed back to the engine, which asks again later.
+fn spawn_resolver() -> Result<std::sync::mpsc::SyncSender<std::net::IpAddr>> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(RESOLVE_QUEUE);
+    std::thread::Builder::new()
+        .name("xvs-sync-nbr".into())
+        .spawn(move || {
+            for client in rx {
+                resolve_next_hop(client);
+            }
+        })
+        .context("starting the sync thread's resolver")?;
+    Ok(tx)
+}
+
 /// Has the kernel resolve the next hop towards a NAT client (the client itself, or its
 /// router), so that this director's steering program can send the client's replies
 /// the moment it takes over. A few netlink calls, per client and minute at most.
@@ -167,6 +188,7 @@ fn run(
     tx: Socket,
     stop: Arc<AtomicBool>,
     ready: watch::Sender<bool>,
+    resolver: std::sync::mpsc::SyncSender<std::net::IpAddr>,
 ) {
     let rx: std::net::UdpSocket = rx.into();
     let tx: std::net::UdpSocket = tx.into();
@@ -201,7 +223,9 @@ fn run(
         let _ = rx.set_nonblocking(false);
         engine.on_turn(Instant::now(), &mut out);
         for client in engine.take_resolve() {
-            resolve_next_hop(client);
+            if resolver.try_send(client).is_err() {
+                engine.resolve_failed(client);
+            }
         }
         for o in out.drain(..) {
             if let Err(e) = tx.send_to(&o.data, o.to) {

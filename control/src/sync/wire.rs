@@ -2,12 +2,17 @@
 //! Everything is big-endian. Nothing here trusts a length it has not checked.
 //!
 //! ```text
-//!  0  magic "XVSY"            4  version (1)   5  kind   6  flags (bit 0: bulk)  7  0
+//!  0  magic "XVSY"            4  version (2)   5  kind   6  flags (bit 0: bulk)  7  0
 //!  8  boot: the sender's start, ns since the epoch (a restart is a newer boot)
 //! 16  seq: per boot, from 1, never reused
-//! 24  count (entries)   26  body length   28  0 (4 bytes)
-//! 32  body …            then 32 bytes of HMAC-SHA256(key, header ‖ body)
+//! 24  count (entries)   26  body length   28  sender: its IPv4 address
+//! 32  sent: ms since the epoch
+//! 40  body …            then 32 bytes of HMAC-SHA256(key, header ‖ body)
 //! ```
+//!
+//! The sender and the time are signed, so a captured message cannot be sent again from
+//! another address (the receiver wants the sender to be the datagram's source) nor later
+//! (it wants the time within `MAX_SKEW` of its own clock).
 //!
 //! An entry is 16 bytes, then its three addresses (client, virtual, real server), 4
 //! bytes each for IPv4 or 16 for IPv6:
@@ -22,13 +27,16 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use xvs_dataplane::flow::tcp_state::STATE_COUNT;
 
 pub const MAGIC: [u8; 4] = *b"XVSY";
-pub const VERSION: u8 = 1;
-pub const HEADER_LEN: usize = 32;
+pub const VERSION: u8 = 2;
+pub const HEADER_LEN: usize = 40;
 pub const TAG_LEN: usize = 32;
 /// A message fits one 1500-byte frame with its IPv4 and UDP headers.
 pub const MAX_MESSAGE: usize = 1472;
 pub const MAX_BODY: usize = MAX_MESSAGE - HEADER_LEN - TAG_LEN;
 const ENTRY_FIXED: usize = 16;
+/// The shortest and longest entry (IPv4's and IPv6's addresses).
+const ENTRY_MIN: usize = ENTRY_FIXED + 12;
+const ENTRY_MAX: usize = ENTRY_FIXED + 48;
 /// Protocol numbers an entry may carry (a template's has 0x80 set as well).
 const TCP: u8 = 6;
 const UDP: u8 = 17;
@@ -57,6 +65,18 @@ impl Kind {
             _ => return None,
         })
     }
+
+    /// Whether a body of `len` bytes with `count` entries can be of this kind: checked
+    /// before the tag is computed, so that nonsense costs no HMAC.
+    fn fits(self, len: usize, count: u16) -> bool {
+        let count = usize::from(count);
+        match self {
+            Kind::Entries => count > 0 && (count * ENTRY_MIN..=count * ENTRY_MAX).contains(&len),
+            Kind::ResyncRequest => len == 0 && count == 0,
+            Kind::ResyncDone => len == 8 && count == 0,
+            Kind::Hello => len == 4 && count == 0,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,6 +87,10 @@ pub struct Header {
     pub boot: u64,
     pub seq: u64,
     pub count: u16,
+    /// Who says it sent this (checked against the datagram's source).
+    pub sender: Ipv4Addr,
+    /// When, in ms since the epoch by the sender's clock.
+    pub sent: u64,
 }
 
 /// One connection or template.
@@ -100,6 +124,15 @@ pub enum Reject {
     Authentication,
     /// A sequence number already seen, or an older boot.
     Replay,
+    /// Signed by a sender other than the datagram's source: a capture sent again.
+    SenderMismatch,
+    /// Sent longer ago (or later) than the clocks' allowed skew: a capture sent again,
+    /// or a peer whose clock is off.
+    Stale,
+    /// From a new peer while `MAX_PEERS` are known.
+    TooManyPeers,
+    /// A resync asked again sooner than a peer may (the answer is not started).
+    ResyncTooSoon,
     /// Not from one of the configured `peers`.
     UnknownPeer,
     /// An entry for a virtual service this director does not have.
@@ -111,10 +144,14 @@ pub enum Reject {
 }
 
 impl Reject {
-    pub const ALL: [Reject; 7] = [
+    pub const ALL: [Reject; 11] = [
         Reject::Malformed,
         Reject::Authentication,
         Reject::Replay,
+        Reject::SenderMismatch,
+        Reject::Stale,
+        Reject::TooManyPeers,
+        Reject::ResyncTooSoon,
         Reject::UnknownPeer,
         Reject::UnknownService,
         Reject::UnknownRealServer,
@@ -126,6 +163,10 @@ impl Reject {
             Reject::Malformed => "malformed",
             Reject::Authentication => "authentication",
             Reject::Replay => "replay",
+            Reject::SenderMismatch => "sender_mismatch",
+            Reject::Stale => "stale",
+            Reject::TooManyPeers => "too_many_peers",
+            Reject::ResyncTooSoon => "resync_too_soon",
             Reject::UnknownPeer => "unknown_peer",
             Reject::UnknownService => "unknown_service",
             Reject::UnknownRealServer => "unknown_real_server",
@@ -191,21 +232,28 @@ impl Builder {
 
     /// The finished message: header fields written, then the tag `sign` computes over
     /// everything before it.
-    pub fn seal(
-        mut self,
-        boot: u64,
-        seq: u64,
-        sign: impl FnOnce(&[u8]) -> [u8; TAG_LEN],
-    ) -> Vec<u8> {
+    pub fn seal(mut self, s: Stamp, sign: impl FnOnce(&[u8]) -> [u8; TAG_LEN]) -> Vec<u8> {
         let body = (self.buf.len() - HEADER_LEN) as u16;
-        self.buf[8..16].copy_from_slice(&boot.to_be_bytes());
-        self.buf[16..24].copy_from_slice(&seq.to_be_bytes());
+        self.buf[8..16].copy_from_slice(&s.boot.to_be_bytes());
+        self.buf[16..24].copy_from_slice(&s.seq.to_be_bytes());
         self.buf[24..26].copy_from_slice(&self.count.to_be_bytes());
         self.buf[26..28].copy_from_slice(&body.to_be_bytes());
+        self.buf[28..32].copy_from_slice(&s.sender.octets());
+        self.buf[32..40].copy_from_slice(&s.sent.to_be_bytes());
         let tag = sign(&self.buf);
         self.buf.extend_from_slice(&tag);
         self.buf
     }
+}
+
+/// Who sends a message, and when: the header fields `seal` writes besides the body's.
+#[derive(Clone, Copy, Debug)]
+pub struct Stamp {
+    pub boot: u64,
+    pub seq: u64,
+    pub sender: Ipv4Addr,
+    /// ms since the epoch.
+    pub sent: u64,
 }
 
 /// A datagram split into its header, the bytes the tag covers, its body and its tag;
@@ -222,13 +270,13 @@ pub fn frame(d: &[u8]) -> Result<Framed<'_>, Reject> {
         return Err(Reject::Malformed);
     }
     let kind = Kind::from_u8(d[5]).ok_or(Reject::Malformed)?;
-    if d[6] & !1 != 0 || d[7] != 0 || d[28..32] != [0; 4] {
+    if d[6] & !1 != 0 || d[7] != 0 {
         return Err(Reject::Malformed);
     }
     let be64 = |r: std::ops::Range<usize>| u64::from_be_bytes(d[r].try_into().unwrap());
     let count = u16::from_be_bytes([d[24], d[25]]);
     let body_len = usize::from(u16::from_be_bytes([d[26], d[27]]));
-    if d.len() != HEADER_LEN + body_len + TAG_LEN {
+    if d.len() != HEADER_LEN + body_len + TAG_LEN || !kind.fits(body_len, count) {
         return Err(Reject::Malformed);
     }
     let end = HEADER_LEN + body_len;
@@ -239,6 +287,8 @@ pub fn frame(d: &[u8]) -> Result<Framed<'_>, Reject> {
             boot: be64(8..16),
             seq: be64(16..24),
             count,
+            sender: Ipv4Addr::new(d[28], d[29], d[30], d[31]),
+            sent: be64(32..40),
         },
         signed: &d[..end],
         body: &d[HEADER_LEN..end],
@@ -320,6 +370,15 @@ mod tests {
         [7; TAG_LEN]
     }
 
+    fn st(boot: u64, seq: u64) -> Stamp {
+        Stamp {
+            boot,
+            seq,
+            sender: Ipv4Addr::new(10, 0, 0, 2),
+            sent: 1_700_000_000_000,
+        }
+    }
+
     pub(crate) fn conn(i: u16) -> Entry {
         Entry {
             template: false,
@@ -357,7 +416,7 @@ mod tests {
         for e in &want {
             assert!(b.push(e));
         }
-        let msg = b.seal(5, 9, sign);
+        let msg = b.seal(st(5, 9), sign);
         let f = frame(&msg).unwrap();
         assert_eq!(
             f.header,
@@ -366,7 +425,9 @@ mod tests {
                 bulk: true,
                 boot: 5,
                 seq: 9,
-                count: 3
+                count: 3,
+                sender: Ipv4Addr::new(10, 0, 0, 2),
+                sent: 1_700_000_000_000,
             }
         );
         assert_eq!(f.tag, &[7; TAG_LEN]);
@@ -381,7 +442,7 @@ mod tests {
             n += 1;
         }
         assert_eq!(n as usize, MAX_BODY / 28);
-        assert!(b.seal(1, 1, sign).len() <= MAX_MESSAGE);
+        assert!(b.seal(st(1, 1), sign).len() <= MAX_MESSAGE);
     }
 
     #[test]
@@ -389,7 +450,7 @@ mod tests {
         let mut b = Builder::new(Kind::Entries, false);
         b.push(&conn(1));
         b.push(&conn6());
-        let msg = b.seal(1, 1, sign);
+        let msg = b.seal(st(1, 1), sign);
         for n in 0..msg.len() {
             assert!(frame(&msg[..n]).is_err(), "truncated to {n}");
         }
@@ -401,9 +462,9 @@ mod tests {
         bad[25] = 3;
         let f = frame(&bad).unwrap();
         assert_eq!(entries(f.body, f.header.count), Err(Reject::Malformed));
+        // One entry cannot fill 92 bytes: the framing knows before any tag is computed.
         bad[25] = 1;
-        let f = frame(&bad).unwrap();
-        assert_eq!(entries(f.body, f.header.count), Err(Reject::Malformed));
+        assert_eq!(frame(&bad).err(), Some(Reject::Malformed));
     }
 
     #[test]
@@ -441,7 +502,7 @@ mod tests {
         ] {
             let mut b = Builder::new(Kind::Entries, false);
             b.push(&bad);
-            let msg = b.seal(1, 1, sign);
+            let msg = b.seal(st(1, 1), sign);
             let f = frame(&msg).unwrap();
             assert_eq!(entries(f.body, 1), Err(Reject::Malformed), "{bad:?}");
         }
@@ -451,12 +512,31 @@ mod tests {
     fn other_magic_version_kind_or_flags_are_malformed() {
         let msg = Builder::new(Kind::Hello, false)
             .body(&[0, 0, 0, 1])
-            .seal(1, 1, sign);
+            .seal(st(1, 1), sign);
         assert!(frame(&msg).is_ok());
-        for (at, v) in [(0, b'Y'), (4, 2), (5, 9), (6, 2), (7, 1), (30, 1)] {
+        for (at, v) in [(0, b'Y'), (4, 1), (5, 9), (6, 2), (7, 1), (25, 1)] {
             let mut m = msg.clone();
             m[at] = v;
             assert_eq!(frame(&m).err(), Some(Reject::Malformed), "byte {at}");
+        }
+    }
+
+    /// A body whose length cannot be of its kind is refused by the framing, before
+    /// anything computes a tag over it.
+    #[test]
+    fn bodies_of_the_wrong_length_for_their_kind_are_malformed() {
+        let bad = [
+            (Kind::Hello, vec![0; 5], 0),
+            (Kind::ResyncRequest, vec![0; 1], 0),
+            (Kind::ResyncDone, vec![0; 4], 0),
+            (Kind::Entries, vec![0; 27], 1),
+            (Kind::Entries, vec![0; 65], 1),
+            (Kind::Entries, vec![0; 56], 0),
+        ];
+        for (kind, body, count) in bad {
+            let mut m = Builder::new(kind, false).body(&body).seal(st(1, 1), sign);
+            m[24..26].copy_from_slice(&u16::to_be_bytes(count));
+            assert_eq!(frame(&m).err(), Some(Reject::Malformed), "{kind:?}");
         }
     }
 }

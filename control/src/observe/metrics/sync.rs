@@ -61,6 +61,16 @@ pub fn families(o: &mut Out, s: &SyncStats, w: AllWorkers<'_>) {
         );
     }
     o.family(
+        "xvs_sync_nat_resolves_dropped_total",
+        "counter",
+        "NAT clients of received entries whose next hop was not resolved (the resolver's queue was full); asked again with the next entry.",
+    );
+    o.sample(
+        "xvs_sync_nat_resolves_dropped_total",
+        &[],
+        get(&s.resolves_dropped),
+    );
+    o.family(
         "xvs_sync_resyncs_total",
         "counter",
         "Full-table resyncs: asked of the peers, finished, and served to them.",
