@@ -292,8 +292,8 @@ impl Steer {
         Ok(sum)
     }
 
-    /// Makes the steering map hold exactly `services` (key, `SVC_F_*` flags): new ones
-    /// are written before stale ones go, so a service in both sets is never missing.
+    /// Makes the steering map hold exactly `services` (key, `SVC_F_*` flags); a service
+    /// in both sets is never missing (`replace_all`).
     pub fn set_services(&self, services: &[(SvcKey, u32)]) -> Result<(), BpfError> {
         let keys = services.iter().map(|(k, f)| (k.to_bytes().to_vec(), *f));
         set_service_map(&self.services, MAP_SERVICES, keys.collect())
@@ -399,6 +399,40 @@ impl Steer {
         Ok(sum)
     }
 
+    /// Real server `slot`'s counters (NAT out, fast path in) back to 0 on every CPU: its
+    /// id is being given to a newcomer, which must not start with its predecessor's.
+    pub fn clear_slot(&self, slot: u32) -> Result<(), BpfError> {
+        if slot >= crate::abi::MAX_NAT_OUT_SLOTS {
+            return Ok(());
+        }
+        for (map, name) in [
+            (&self.nat_out, MAP_NAT_OUT),
+            (&self.fast_stats, MAP_FAST_STATS),
+        ] {
+            let key = slot.to_ne_bytes();
+            let err = |op| {
+                move |source| BpfError::Map {
+                    op,
+                    map: name,
+                    source,
+                }
+            };
+            let per_cpu = map
+                .lookup_percpu(&key, MapFlags::ANY)
+                .map_err(err("read"))?;
+            let zeros: Vec<Vec<u8>> = per_cpu
+                .into_iter()
+                .flatten()
+                .map(|v| vec![0; v.len()])
+                .collect();
+            if !zeros.is_empty() {
+                map.update_percpu(&key, &zeros, MapFlags::ANY)
+                    .map_err(err("clear"))?;
+            }
+        }
+        Ok(())
+    }
+
     pub fn prog_fd(&self) -> RawFd {
         self.prog_fd.as_raw_fd()
     }
@@ -464,7 +498,10 @@ fn set_addrs(
     replace_all(map, name, &entries)
 }
 
-/// Writes `entries` into `map`, then deletes every other key.
+/// Makes `map` hold exactly `entries`: the keys that are not wanted go first, so that
+/// a map that holds the new set (its size is checked beforehand) never overflows with
+/// the old and new sets together; a key in both is overwritten in place (an update is
+/// atomic), never missing.
 fn replace_all(
     map: &MapHandle,
     name: &'static str,
@@ -477,9 +514,6 @@ fn replace_all(
             source,
         }
     };
-    for (k, v) in entries {
-        map.update(k, v, MapFlags::ANY).map_err(err("update"))?;
-    }
     let wanted: HashSet<&[u8]> = entries.iter().map(|(k, _)| k.as_slice()).collect();
     let stale: Vec<Vec<u8>> = map
         .keys()
@@ -487,6 +521,9 @@ fn replace_all(
         .collect();
     for k in stale {
         map.delete(&k).map_err(err("delete"))?;
+    }
+    for (k, v) in entries {
+        map.update(k, v, MapFlags::ANY).map_err(err("update"))?;
     }
     Ok(())
 }

@@ -22,15 +22,25 @@ pub struct Incoming {
 /// The socket's path when the configuration gives none: one per network namespace (the
 /// labs run several directors on one host, and `/run` is shared between namespaces).
 pub fn default_path() -> PathBuf {
-    let id: String = std::fs::read_link("/proc/self/ns/net")
+    PathBuf::from(format!("/run/xvs/xvs-net{}.sock", netns_id()))
+}
+
+/// The lock file of an interface this process serves (`sys::instance`): in this network
+/// namespace's name space under /run/xvs, wherever the control socket is.
+pub fn interface_lock_path(ifindex: u32) -> PathBuf {
+    PathBuf::from(format!("/run/xvs/xvs-net{}-if{ifindex}.lock", netns_id()))
+}
+
+/// This process's network namespace, as the digits of its inode.
+fn netns_id() -> String {
+    std::fs::read_link("/proc/self/ns/net")
         .map(|p| {
             p.to_string_lossy()
                 .chars()
                 .filter(char::is_ascii_digit)
                 .collect()
         })
-        .unwrap_or_default();
-    PathBuf::from(format!("/run/xvs/xvs-net{id}.sock"))
+        .unwrap_or_default()
 }
 
 pub fn bind(path: &PathBuf) -> Result<UnixListener> {

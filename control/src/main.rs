@@ -71,10 +71,18 @@ fn load(path: &Path) -> Result<(Config, daemon::Ifaces), String> {
 /// `xvs check`: the file alone with `no_host`, else also what this host must have (its
 /// interfaces), with the host's warnings on stderr.
 fn check(path: &Path, no_host: bool) -> Result<Config, String> {
+    let fits = |cfg: Config| {
+        daemon::limits::fit(&daemon::limits::Counts::of(&cfg))
+            .map(|()| cfg)
+            .map_err(|e| format!("{}: {e}", path.display()))
+    };
     if no_host {
-        return xvs_config::load(path).map_err(|e| e.to_string());
+        return xvs_config::load(path)
+            .map_err(|e| e.to_string())
+            .and_then(fits);
     }
     let (cfg, ifaces) = load(path)?;
+    let cfg = fits(cfg)?;
     for w in hostcheck::warnings(&cfg, &ifaces) {
         eprintln!("{}: warning: {w}", path.display());
     }

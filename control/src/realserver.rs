@@ -8,9 +8,12 @@
 //! kernels have no ipip or ip6_tunnel module): it takes IPIP to the IPv4 VIPs and
 //! IPv6-in-IPv6 to the IPv6 ones (IPv6 has no reverse-path filter to relax).
 //!
-//! Every change is recorded in a state file (one per network namespace, under /run/xvs)
-//! with the value it replaced, so `down` restores exactly what `up` changed and nothing
-//! else; running `up` twice changes nothing the second time.
+//! Every change is recorded in a state file (one per network namespace, in
+//! `/run/xvs-realserver`, a directory only root may write: `down` runs as root and
+//! writes sysctls from it) with the value it replaced, so `down` restores exactly what
+//! `up` changed and nothing else; running `up` twice changes nothing the second time.
+//! The file is opened without following links, and read back only as what `up` writes:
+//! the three sysctls of an interface, with a number.
 
 use std::fs;
 use std::net::IpAddr;
@@ -54,8 +57,10 @@ impl State {
             match f.as_slice() {
                 [] => {}
                 ["vip", a] => s.vips.push(a.parse().with_context(bad)?),
-                ["sysctl", path, old] => s.sysctls.push((path.to_string(), old.to_string())),
-                ["decap", dev, vips @ ..] => {
+                ["sysctl", path, old] if known_sysctl(path) && is_number(old) => {
+                    s.sysctls.push((path.to_string(), old.to_string()))
+                }
+                ["decap", dev, vips @ ..] if is_ifname(dev) => {
                     let v = vips
                         .iter()
                         .map(|a| a.parse())
@@ -89,6 +94,34 @@ impl State {
     }
 }
 
+/// An interface name as the kernel allows it: no path can be made of it.
+fn is_ifname(s: &str) -> bool {
+    (1..16).contains(&s.len())
+        && s != "."
+        && s != ".."
+        && s.bytes().all(|b| b.is_ascii_graphic() && b != b'/')
+}
+
+fn is_number(s: &str) -> bool {
+    (1..=3).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// One of the sysctls `up` changes (`sysctls`), of a well-formed interface.
+fn known_sysctl(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix("net/ipv4/conf/") else {
+        return false;
+    };
+    match rest.split_once('/') {
+        Some((dev, knob)) => {
+            is_ifname(dev) && matches!(knob, "arp_ignore" | "arp_announce" | "rp_filter")
+        }
+        None => false,
+    }
+}
+
+/// Where the state files live: root's alone.
+const STATE_DIR: &str = "/run/xvs-realserver";
+
 /// The state file of this network namespace (they share /run).
 fn state_path() -> Result<PathBuf> {
     let ns =
@@ -98,26 +131,63 @@ fn state_path() -> Result<PathBuf> {
         .chars()
         .filter(char::is_ascii_digit)
         .collect();
-    Ok(PathBuf::from(format!("/run/xvs/realserver-net{id}.state")))
+    Ok(PathBuf::from(format!("{STATE_DIR}/net{id}.state")))
+}
+
+/// The state directory, made if missing (0700), and refused unless it is a real
+/// directory that only root can write.
+fn state_dir() -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    match fs::DirBuilder::new().mode(0o700).create(STATE_DIR) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e).with_context(|| format!("creating {STATE_DIR}")),
+    }
+    let m = fs::symlink_metadata(STATE_DIR).with_context(|| format!("reading {STATE_DIR}"))?;
+    if !m.is_dir() || m.uid() != 0 || m.mode() & 0o022 != 0 {
+        bail!("{STATE_DIR} must be a directory of root's that no one else can write; remove it and run again");
+    }
+    Ok(())
+}
+
+fn open_options() -> fs::OpenOptions {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut o = fs::OpenOptions::new();
+    o.custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .mode(0o600);
+    o
 }
 
 fn load() -> Result<State> {
+    use std::io::Read;
+    state_dir()?;
     let path = state_path()?;
-    match fs::read_to_string(&path) {
-        Ok(t) => State::parse(&t).with_context(|| format!("{}", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
-        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
-    }
+    let mut text = String::new();
+    match open_options().read(true).open(&path) {
+        Ok(mut f) => f
+            .read_to_string(&mut text)
+            .with_context(|| format!("reading {}", path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(State::default()),
+        Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
+    };
+    State::parse(&text).with_context(|| format!("{}", path.display()))
 }
 
 fn save(s: &State) -> Result<()> {
+    use std::io::Write;
+    state_dir()?;
     let path = state_path()?;
     if s.is_empty() {
         let _ = fs::remove_file(&path);
         return Ok(());
     }
-    fs::create_dir_all("/run/xvs")?;
-    fs::write(&path, s.render()).with_context(|| format!("writing {}", path.display()))
+    open_options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(s.render().as_bytes()))
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// A VIP's prefix on lo: the address alone.
@@ -355,6 +425,29 @@ mod tests {
         assert!(State::parse("vip not-an-address\n").is_err());
         assert!(State::parse("something else\n").is_err());
         assert!(State::parse("").unwrap().is_empty());
+    }
+
+    /// `down` runs as root and writes what the file says: only the sysctls `up` writes,
+    /// of a well-formed interface, with a number, are read back.
+    #[test]
+    fn a_state_file_cannot_name_another_sysctl_or_escape_proc_sys() {
+        for bad in [
+            "sysctl net/ipv4/conf/../../../../etc/passwd 0\n",
+            "sysctl net/ipv4/conf/eth0/../../ip_forward 1\n",
+            "sysctl kernel/core_pattern |/tmp/x\n",
+            "sysctl net/ipv4/conf/eth0/forwarding 1\n",
+            "sysctl net/ipv4/conf/eth0/arp_ignore 1;reboot\n",
+            "sysctl net/ipv4/conf/../arp_ignore 1\n",
+            "decap ../eth0 10.0.0.100\n",
+        ] {
+            assert!(State::parse(bad).is_err(), "{bad:?}");
+        }
+        for mode in [Mode::Dr, Mode::Tun] {
+            for (path, value) in sysctls(mode, Some("eth0"), true) {
+                let line = format!("sysctl {path} {value}\n");
+                assert!(State::parse(&line).is_ok(), "{line:?}");
+            }
+        }
     }
 
     #[test]

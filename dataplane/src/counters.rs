@@ -30,6 +30,12 @@ impl Counter {
     pub fn get(&self) -> u64 {
         self.0.load(Relaxed)
     }
+
+    /// Back to 0, from any thread: only for a counter no worker writes any more (a real
+    /// server's id that no snapshot and no flow names), before it is given out again.
+    pub fn reset(&self) {
+        self.0.store(0, Relaxed);
+    }
 }
 
 /// Per real server (indexed by `DestId`).
@@ -50,6 +56,19 @@ impl DestCounters {
     #[inline]
     pub fn overhead(&self) -> u64 {
         (self.active.get() << 8) + self.inactive.get()
+    }
+
+    /// Every count back to 0 (see `Counter::reset`: a freed id's only).
+    pub fn reset(&self) {
+        for c in [
+            &self.conns,
+            &self.packets,
+            &self.bytes,
+            &self.active,
+            &self.inactive,
+        ] {
+            c.reset();
+        }
     }
 }
 

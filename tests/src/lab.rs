@@ -232,13 +232,30 @@ impl Drop for Lab {
         self.procs.clear();
         for (ns, ino) in self.namespaces.drain(..).rev() {
             let _ = Command::new("ip").args(["netns", "del", &ns]).status();
-            // What `xvs realserver up` recorded, and the control socket of an xvs killed
-            // without its cleanup, in a namespace that is gone now.
-            let _ = fs::remove_file(format!("/run/xvs/realserver-net{ino}.state"));
-            let _ = fs::remove_file(format!("/run/xvs/xvs-net{ino}.sock"));
+            // What `xvs realserver up` recorded, and the control socket and lock files of
+            // an xvs, in a namespace that is gone now.
+            let _ = fs::remove_file(format!("/run/xvs-realserver/net{ino}.state"));
+            remove_prefixed("/run/xvs", &format!("xvs-net{ino}"));
         }
         let _ = fs::remove_dir("/run/xvs");
+        let _ = fs::remove_dir("/run/xvs-realserver");
         let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Removes the files of `dir` named `prefix` followed by `.` or `-`.
+fn remove_prefixed(dir: &str, prefix: &str) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with(['.', '-']))
+        {
+            let _ = fs::remove_file(e.path());
+        }
     }
 }
 

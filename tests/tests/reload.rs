@@ -396,3 +396,98 @@ fn file_watch_reloads_on_change() {
     let out = lab.stop_clean().unwrap();
     assert!(out.contains("reloads: 2 done, 1 failed"), "{out}");
 }
+
+/// A director whose configuration is generated: 18 reloads, each bringing 1000 real
+/// servers it never saw (on a network it has no route to: nothing is sent to them), then
+/// a reload keeping one lab real server and adding a UDP service. Every reload must
+/// answer done and the last must take effect: the ids of real servers that left are
+/// reused (there are 16384), and a reload that could not apply would say so.
+#[test]
+fn thousands_of_new_real_servers_then_a_reload_still_takes_effect() {
+    let mut lab = DrLab::build(3, 1).expect("build the lab");
+    lab.start_web().unwrap();
+    lab.start_udp_echo(5353).unwrap();
+    let three = [(0, 1), (1, 1), (2, 1)];
+    let cfg = lab.write_config(&yaml("rr", &three, false)).unwrap();
+    lab.start_xvs(&cfg).unwrap();
+    let bin = xvs_tests::tools::xvs_bin().unwrap().display().to_string();
+    let t0 = Instant::now();
+    for round in 0..18u32 {
+        let mut y = yaml("rr", &three, false);
+        for i in 0..1000u32 {
+            y += &format!(
+                "      - {{ address: 10.{}.{}.{} }}\n",
+                100 + round,
+                i / 250,
+                i % 250 + 1
+            );
+        }
+        lab.write_config(&y).unwrap();
+        let out = lab.lab.sh("lb", &format!("{bin} reload")).unwrap();
+        assert!(out.contains("done"), "round {round}: {out}");
+    }
+    eprintln!("18 reloads of 1000 new real servers: {:?}", t0.elapsed());
+    lab.write_config(&yaml("rr", &[(0, 1)], true)).unwrap();
+    let out = lab.lab.sh("lb", &format!("{bin} reload")).unwrap();
+    assert!(out.contains("done"), "{out}");
+    let t = DrLab::tally(&lab.http_gets(20, "/").unwrap());
+    assert_eq!(t.get("rs1"), Some(&20), "only the one kept: {t:?}");
+    let answers = lab.udp_queries(5353, 20).unwrap();
+    let answered = answers.iter().filter(|a| *a != "timeout").count();
+    assert_eq!(answered, 20, "the new service answers: {answers:?}");
+    assert!(!log(&lab).contains("exceed the limit"), "{}", log(&lab));
+
+    // A file over the steering map's size: refused with the reason, nothing changed.
+    let mut y = yaml("rr", &[(1, 1), (2, 1)], false);
+    for i in 0..4097u32 {
+        y += &format!(
+            "  - {{ name: x{i}, address: 10.200.{}.{}, port: 80, protocol: tcp, real_servers: [{{ address: {} }}] }}\n",
+            i / 250,
+            i % 250 + 1,
+            rs_addr(1)
+        );
+    }
+    lab.write_config(&y).unwrap();
+    let err = lab.lab.sh("lb", &format!("{bin} reload")).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("4098 IPv4 services (address, port, protocol): at most 4096"),
+        "{err:#}"
+    );
+    let t = DrLab::tally(&lab.http_gets(10, "/").unwrap());
+    assert_eq!(t.get("rs1"), Some(&10), "unchanged: {t:?}");
+}
+
+/// A second `xvs run` on the interface a running xvs serves is refused, names the running
+/// one's pid, and changes nothing: the first keeps its program, its control socket and
+/// its traffic.
+#[test]
+fn a_second_run_on_a_served_interface_is_refused() {
+    let mut lab = DrLab::build(3, 1).expect("build the lab");
+    lab.start_web().unwrap();
+    let cfg = lab
+        .write_config(&yaml("rr", &[(0, 1), (1, 1), (2, 1)], false))
+        .unwrap();
+    lab.start_xvs(&cfg).unwrap();
+    let pid = lab.lab.proc("xvs").expect("xvs runs").pid();
+    let bin = xvs_tests::tools::xvs_bin().unwrap().display().to_string();
+    let out = lab
+        .lab
+        .sh_output("lb", &format!("timeout 20 {bin} run -c {}", cfg.display()))
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the second run exits: {err}");
+    assert!(
+        err.contains(&format!("is already served by xvs (pid {pid})")),
+        "{err}"
+    );
+    assert!(lab.director_has_xdp().unwrap());
+    let t = DrLab::tally(&lab.http_gets(6, "/").unwrap());
+    assert_eq!(t.get("FAIL"), None, "{t:?}");
+    assert_eq!(status_json(&lab)["virtual_servers"][0]["name"], "web");
+    let (status, _) = lab.stop_xvs().unwrap();
+    assert!(status.success());
+    assert!(
+        !lab.director_has_xdp().unwrap(),
+        "the first detached its own"
+    );
+}

@@ -20,6 +20,7 @@ use super::lb::{quorums, Lb};
 use super::overload::Overload;
 use super::publish;
 use super::resolve::resolve;
+use super::steer_maps::SteerMaps;
 use super::translate;
 use super::workers::Workers;
 use crate::health::initial_health;
@@ -52,13 +53,8 @@ impl Lb {
         let mut steer =
             Steer::load_sized(cfg.fast_path_flows).context("loading the steering program")?;
         steer.set_fast_generation(publish::fast_generation(cfg, generation))?;
-        super::lb::write_services(&steer, cfg)?;
-        steer.set_nat_backends(&publish::nat_backends(
-            cfg,
-            iface.mac,
-            ifaces.reply_out(),
-            &mut registry,
-        ))?;
+        let maps = SteerMaps::build(cfg, ifaces, &mut registry)?;
+        maps.write(&steer)?;
         let mode = translate::attach_mode(cfg.xdp_mode);
         let mut queues = cfg.workers.unwrap_or(iface.rx_queues).min(iface.rx_queues);
         for i in ifaces.all() {
@@ -138,6 +134,7 @@ impl Lb {
             overload,
             quorum: quorums(cfg, &HashMap::new()),
             generation,
+            maps,
             queues,
         })
     }

@@ -16,6 +16,7 @@ use super::ifaces::Ifaces;
 use super::overload::{self, Overload};
 use super::publish::{self, Local};
 use super::resolve::{resolve_off_loop, Macs};
+use super::steer_maps::SteerMaps;
 use super::workers::Workers;
 use crate::health::quorum::{self, Crossing, Quorum};
 use crate::health::{monitor, Health, HealthMap};
@@ -42,9 +43,18 @@ pub struct Lb {
     /// Per virtual server, by name.
     pub quorum: HashMap<String, Quorum>,
     pub generation: u64,
+    /// What the steering program's maps hold now (a failed reload writes it back).
+    pub maps: SteerMaps,
     pub queues: u32,
     /// Connection sync, when configured.
     pub sync: Option<Sync>,
+}
+
+/// What a reload brings besides the file: computed before anything changes.
+pub struct Staged {
+    pub macs: Macs,
+    pub health: HealthMap,
+    pub drains: Drains,
 }
 
 /// Connection sync's thread and what VRRP waits on.
@@ -87,29 +97,86 @@ impl Lb {
             &mut self.registry,
         ) {
             Ok(s) => {
-                let fast = s.fast_generation;
-                self.shared.store(std::sync::Arc::new(s));
-                // After the snapshot: entries of the old one stop being used, and the
-                // workers, on the new one, write them again.
-                if let Err(e) = self.steer.set_fast_generation(fast) {
-                    error!("moving the fast path to generation {fast}: {e}");
-                }
+                self.install(std::sync::Arc::new(s));
                 info!("published snapshot generation {} ({why})", self.generation);
             }
             Err(e) => error!("{e:#}"),
         }
     }
 
-    /// The steering program's service and NAT maps, after the snapshot that knows them.
-    pub fn steer_maps(&mut self, cfg: &Config, ifaces: &Ifaces) -> anyhow::Result<()> {
-        write_services(&self.steer, cfg)?;
-        self.steer.set_nat_backends(&publish::nat_backends(
-            cfg,
-            ifaces.external.mac,
-            ifaces.reply_out(),
-            &mut self.registry,
-        ))?;
+    /// A reload's change, all or nothing: the real servers that left are retired and the
+    /// ids nothing names any more freed, then the snapshot and the steering maps are
+    /// built aside (any error: nothing changed); then the snapshot is published and the
+    /// maps written, and if a write fails the old snapshot and maps are put back.
+    pub fn reconfigure(
+        &mut self,
+        old: &Config,
+        new: &Config,
+        ifaces: &Ifaces,
+        staged: Staged,
+    ) -> anyhow::Result<()> {
+        let mut registry = self.registry.clone();
+        registry.retire_absent(old, new, std::time::Instant::now());
+        let w = AllWorkers(self.workers.counters());
+        let freed = registry.reclaim(std::time::Instant::now(), |id| {
+            let id = id as usize;
+            w.dest(id, |c| c.active.get()) + w.dest(id, |c| c.inactive.get()) > 0
+        });
+        let snap = publish::build(
+            self.generation + 1,
+            new,
+            self.local,
+            &staged.macs,
+            &staged.health,
+            publish::Quiet {
+                drains: &staged.drains,
+                overload: &self.overload,
+            },
+            &mut registry,
+        )?;
+        let maps = SteerMaps::build(new, ifaces, &mut registry)?;
+        // Built: nothing below fails but a map write, which is undone.
+        for id in freed {
+            for c in self.workers.counters() {
+                if let Some(d) = c.dests.get(id as usize) {
+                    d.reset();
+                }
+            }
+            if let Err(e) = self.steer.clear_slot(id) {
+                warn!("zeroing the steering program's counters of id {id}: {e}");
+            }
+        }
+        let before = self.shared.load_full();
+        self.install(std::sync::Arc::new(snap));
+        if let Err(e) = maps.write(&self.steer) {
+            // The number stays used: fast-path entries the workers wrote meanwhile carry
+            // it and must never look current again.
+            self.generation += 1;
+            self.install(before);
+            if let Err(e2) = self.maps.write(&self.steer) {
+                error!("putting the steering maps back after a failed reload: {e2:#}");
+            }
+            return Err(e.context("the running configuration is unchanged"));
+        }
+        self.maps = maps;
+        self.registry = registry;
+        self.generation += 1;
+        self.macs = staged.macs;
+        self.health = staged.health;
+        self.drains = staged.drains;
+        info!("published snapshot generation {} (reload)", self.generation);
         Ok(())
+    }
+
+    /// Makes `snap` the workers' and moves the fast path to its generation.
+    fn install(&mut self, snap: std::sync::Arc<xvs_dataplane::Snapshot>) {
+        let fast = snap.fast_generation;
+        self.shared.store(snap);
+        // After the snapshot: entries of the old one stop being used, and the workers,
+        // on the new one, write them again.
+        if let Err(e) = self.steer.set_fast_generation(fast) {
+            error!("moving the fast path to generation {fast}: {e}");
+        }
     }
 
     /// Re-reads the neighbour tables (off the loop); publishes if a MAC changed.
@@ -302,15 +369,4 @@ pub fn host_addrs() -> anyhow::Result<Vec<std::net::IpAddr>> {
         .map(|(_, a, _)| a.into())
         .chain(v6.into_iter().map(|(_, a, _)| a.into()))
         .collect())
-}
-
-/// The steering program's service maps, both families, and the addresses it takes for
-/// the director's own (answers to them are no NAT replies; packets from them martian).
-pub fn write_services(steer: &xvs_bpf::Steer, cfg: &Config) -> anyhow::Result<()> {
-    steer.set_services(&publish::steering_services(cfg))?;
-    steer.set_services6(&publish::steering_services6(cfg))?;
-    let (own4, own6) = publish::own_addrs(cfg, host_addrs()?);
-    steer.set_local_addrs(&own4)?;
-    steer.set_local_addrs6(&own6)?;
-    Ok(())
 }

@@ -21,11 +21,13 @@ pub mod drain;
 pub mod hostcheck;
 mod ifaces;
 mod lb;
+pub mod limits;
 pub mod overload;
 mod privilege;
 pub mod publish;
 mod reload;
 mod resolve;
+mod steer_maps;
 mod translate;
 mod watch;
 mod workers;
@@ -218,6 +220,26 @@ impl Daemon<'_> {
     }
 }
 
+/// The locks a running xvs holds: each interface it serves, and its control socket.
+fn instance_locks(ifaces: &Ifaces, socket: &Path) -> Vec<(PathBuf, String)> {
+    let mut v: Vec<(PathBuf, String)> = ifaces
+        .all()
+        .map(|i| {
+            (
+                control_socket::interface_lock_path(i.ifindex),
+                format!("interface {}", i.name),
+            )
+        })
+        .collect();
+    let mut lock = socket.as_os_str().to_owned();
+    lock.push(".lock");
+    v.push((
+        PathBuf::from(lock),
+        format!("the control socket {}", socket.display()),
+    ));
+    v
+}
+
 /// Sleeps until `at`, or forever when there is none.
 async fn sleep_until(at: Option<tokio::time::Instant>) {
     match at {
@@ -228,6 +250,13 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 
 pub async fn run(path: &Path, cfg: Config, ifaces: Ifaces) -> Result<()> {
     privilege::check(&cfg)?;
+    let socket_path = cfg
+        .control_socket
+        .as_ref()
+        .map(PathBuf::from)
+        .unwrap_or_else(control_socket::default_path);
+    // Before anything is touched: another xvs on one of these keeps them.
+    let _instance = crate::sys::instance::acquire(&instance_locks(&ifaces, &socket_path))?;
     for w in hostcheck::warnings(&cfg, &ifaces) {
         warn!("{w}");
     }
@@ -258,11 +287,6 @@ pub async fn run(path: &Path, cfg: Config, ifaces: Ifaces) -> Result<()> {
             tokio::spawn(metrics::serve(listener, ask_metrics));
         }
     }
-    let socket_path = cfg
-        .control_socket
-        .as_ref()
-        .map(PathBuf::from)
-        .unwrap_or_else(control_socket::default_path);
     let (command_tx, mut commands) = tokio::sync::mpsc::channel::<control_socket::Incoming>(16);
     match control_socket::bind(&socket_path) {
         Ok(l) => {

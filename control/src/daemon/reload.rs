@@ -1,8 +1,12 @@
 //! Reload (SIGHUP, `xvs reload`, the file watch): parse and check the file again and, if
-//! it is valid, make it the running one — health monitors migrated (an unchanged check
-//! keeps its state), neighbours re-read, a new snapshot whose real-server ids are the
-//! old ones (established flows and counters carry on), then the steering maps. Anything
-//! wrong: nothing changes.
+//! it is valid, make it the running one, all or nothing. First everything is worked out
+//! without changing anything: the health each real server keeps (an unchanged check
+//! keeps its state), the neighbours, the drains, then (`Lb::reconfigure`) a snapshot
+//! whose real-server ids are the old ones (established flows and counters carry on) and
+//! the steering maps' contents, checked against their sizes. Only then the snapshot is
+//! published and the maps written (a failed write puts the old ones back), and last the
+//! health monitors are started and stopped. Anything wrong: nothing changes, and the
+//! reload's answer is the error.
 
 use std::path::Path;
 
@@ -12,7 +16,8 @@ use xvs_config::Config;
 
 use super::hostcheck;
 use super::ifaces::Ifaces;
-use super::lb::{quorums, Lb};
+use super::lb::{quorums, Lb, Staged};
+use super::limits;
 use super::resolve::resolve_off_loop;
 use crate::health::{self, health_targets, initial_health};
 
@@ -98,24 +103,37 @@ pub async fn reload(
             later.join(", ")
         );
     }
+    limits::fit(&limits::Counts::of(&new))
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     if let Some(lb) = lb {
-        let kept = monitors.sync(health_targets(&new));
-        let fresh = initial_health(&new);
-        lb.health.retain(|k, _| kept.contains(k));
-        for (k, h) in fresh {
-            lb.health.entry(k).or_insert(h);
+        let targets = health_targets(&new);
+        let kept = monitors.kept(&targets);
+        let mut health = lb.health.clone();
+        health.retain(|k, _| kept.contains(k));
+        for (k, h) in initial_health(&new) {
+            health.entry(k).or_insert(h);
         }
-        lb.macs = resolve_off_loop(&new, ifaces, &lb.macs).await;
-        for d in lb.drains.retain_configured(&new) {
+        let mut drains = lb.drains.clone();
+        let ended = drains.retain_configured(&new);
+        let macs = resolve_off_loop(&new, ifaces, &lb.macs).await;
+        lb.reconfigure(
+            old,
+            &new,
+            ifaces,
+            Staged {
+                macs,
+                health,
+                drains,
+            },
+        )?;
+        monitors.sync(targets);
+        for d in ended {
             info!(
                 "the drain of {} in {} ends: it left the configuration",
                 crate::ids::endpoint(d.addr, d.port),
                 d.virtual_server
             );
         }
-        // The snapshot first: a worker must know a service before packets are steered to it.
-        lb.publish(&new, "reload");
-        lb.steer_maps(&new, ifaces)?;
         lb.quorum = quorums(&new, &lb.quorum);
     }
     Ok(new)

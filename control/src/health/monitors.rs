@@ -29,6 +29,20 @@ impl Monitors {
         }
     }
 
+    /// The keys whose monitor (and health) `sync(targets)` would carry over: those
+    /// running with the same check. Changes nothing (a reload plans with it).
+    pub fn kept(&self, targets: &[monitor::Target]) -> Vec<DestKey> {
+        targets
+            .iter()
+            .filter(|t| {
+                self.running
+                    .get(&t.key)
+                    .is_some_and(|(c, _, _)| *c == t.check)
+            })
+            .map(|t| t.key)
+            .collect()
+    }
+
     /// Makes the running monitors match `targets`; returns the keys whose monitor (and
     /// health) carried over.
     pub fn sync(&mut self, targets: Vec<monitor::Target>) -> Vec<DestKey> {

@@ -6,6 +6,7 @@ pub mod async_socket;
 pub mod caps;
 pub mod iface;
 pub mod inotify;
+pub mod instance;
 pub mod ip6msg;
 pub mod netlink;
 pub mod packet;
