@@ -72,6 +72,36 @@ struct {
 } xvs_nat_clients6 SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct xvs_fast_key);
+	__type(value, __u32);
+	__uint(max_entries, XVS_MAX_NAT_CONNS);
+} xvs_nat_conns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct xvs_fast6_key);
+	__type(value, __u32);
+	__uint(max_entries, XVS_MAX_NAT_CONNS);
+} xvs_nat_conns6 SEC(".maps");
+
+/* The NAT real servers' addresses: a fragment from one is dropped, never passed on
+ * untranslated (its ports, in the first fragment only, cannot be looked up). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __be32);
+	__type(value, __u8);
+	__uint(max_entries, XVS_MAX_NAT_BACKENDS);
+} xvs_nat_addrs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct in6_addr);
+	__type(value, __u8);
+	__uint(max_entries, XVS_MAX_NAT_BACKENDS);
+} xvs_nat_addrs6 SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);
 	__type(value, struct xvs_steer_config);

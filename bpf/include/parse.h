@@ -71,8 +71,9 @@ static __always_inline int parse_iphdr(struct hdr_cursor *c, struct iphdr **ip)
  * pipeline's walk, dataplane/src/wire/ipv6.rs, decides the same): returns the upper
  * protocol with the cursor on it, or XVS_PARSE_FRAGMENT (a fragment but an atomic one),
  * XVS_PARSE_EXT (too long, truncated, hop-by-hop not first), XVS_PARSE_TRUNCATED,
- * XVS_PARSE_BAD_HEADER (not version 6). */
-static __always_inline int parse_ipv6hdr(struct hdr_cursor *c, struct ipv6hdr **ip6)
+ * XVS_PARSE_BAD_HEADER (not version 6). `*routed` is set when a routing header has
+ * segments left: the packet is not at its final destination yet. */
+static __always_inline int parse_ipv6hdr(struct hdr_cursor *c, struct ipv6hdr **ip6, int *routed)
 {
 	struct ipv6hdr *h = c->pos;
 	__u8 nh;
@@ -109,6 +110,8 @@ static __always_inline int parse_ipv6hdr(struct hdr_cursor *c, struct ipv6hdr **
 		/* Offset and M: an atomic fragment (both clear, RFC 6946) is a whole packet. */
 		if (nh == NEXTHDR_FRAGMENT && (((e[2] << 8) | e[3]) & 0xfff9))
 			return XVS_PARSE_FRAGMENT;
+		if (nh == NEXTHDR_ROUTING && e[3])
+			*routed = 1;
 		nh = e[0];
 		c->pos += len;
 	}

@@ -40,6 +40,57 @@ static __always_inline int ip_csum_ok(struct iphdr *ip, void *end)
 	return csum_fold32(sum) == 0xffff;
 }
 
+/* The walk over a copy of the IPv4 options: one option a step of bpf_loop (a loop over
+ * them inline grows past the verifier's budget). */
+struct xvs_opt_walk {
+	__u8 opt[48];
+	__u32 len;
+	__u32 i;
+	int routed;
+};
+
+static long xvs_opt_step(__u64 n, void *data)
+{
+	struct xvs_opt_walk *w = data;
+	__u32 i = w->i;
+	__u8 type, olen;
+
+	if (i >= w->len || i >= 40)
+		return 1;
+	type = w->opt[i];
+	if (type == 0)
+		return 1;
+	if (type == 1) {
+		w->i = i + 1;
+		return 0;
+	}
+	if (type == 131 || type == 137) {
+		w->routed = 1;
+		return 1;
+	}
+	olen = w->opt[i + 1];
+	if (olen < 2)
+		return 1;
+	w->i = i + olen;
+	return 0;
+}
+
+/* An IPv4 loose or strict source route option (LSRR 131, SSRR 137) among the options:
+ * ip_rcv_options drops the packet unless accept_source_route is on (a host's default is
+ * off). The walk stops at the end of the list or at a length it cannot follow (the
+ * pipeline's screen::source_routed reads them the same way). */
+static __always_inline int source_routed(struct xdp_md *ctx, struct iphdr *ip)
+{
+	struct xvs_opt_walk w = {};
+	__u32 off = (void *)(ip + 1) - (void *)(long)ctx->data;
+
+	w.len = ip->ihl * 4 - sizeof(*ip);
+	if (w.len == 0 || w.len > 40 || bpf_xdp_load_bytes(ctx, off, w.opt, w.len))
+		return 0;
+	bpf_loop(40, xvs_opt_step, &w, 0);
+	return w.routed;
+}
+
 /* The kernel's martian sources, and the VIPs and the director's own addresses. */
 static __always_inline int martian_source(__be32 saddr)
 {
@@ -88,8 +139,8 @@ static __always_inline int screen_l4(void *l4, int proto, __u32 l4_len, void *en
 
 /* The drop counter of a packet to a service that fails a check, or -1. `l4` holds at
  * least the protocol's minimal header (parse_l4_ports). */
-static __always_inline int screen(struct ethhdr *eth, struct iphdr *ip, void *l4, int proto,
-				  void *end)
+static __always_inline int screen(struct xdp_md *ctx, struct ethhdr *eth, struct iphdr *ip,
+				  void *l4, int proto, void *end)
 {
 	__u32 tot = bpf_ntohs(ip->tot_len);
 	__u32 ihl = ip->ihl * 4;
@@ -101,6 +152,8 @@ static __always_inline int screen(struct ethhdr *eth, struct iphdr *ip, void *l4
 		return XVS_STAT_DROP_BAD_IP_LENGTH;
 	if (!ip_csum_ok(ip, end))
 		return XVS_STAT_DROP_BAD_IP_CHECKSUM;
+	if (ihl > sizeof(*ip) && source_routed(ctx, ip))
+		return XVS_STAT_DROP_SOURCE_ROUTE;
 	if (martian_source(ip->saddr))
 		return XVS_STAT_DROP_MARTIAN_SOURCE;
 	return screen_l4(l4, proto, tot - ihl, end);
@@ -124,7 +177,7 @@ static __always_inline int martian_source6(struct ipv6hdr *ip6)
 /* screen() for IPv6: the same checks, with the payload length in place of the total
  * length and no header checksum. `l4` holds at least the protocol's minimal header. */
 static __always_inline int screen6(struct ethhdr *eth, struct ipv6hdr *ip6, void *l4, int proto,
-				   void *end)
+				   void *end, int routed)
 {
 	void *ip_end = (void *)(ip6 + 1) + bpf_ntohs(ip6->payload_len);
 
@@ -132,6 +185,9 @@ static __always_inline int screen6(struct ethhdr *eth, struct ipv6hdr *ip6, void
 		return XVS_STAT_DROP_L2_MULTICAST;
 	if (ip_end > end || ip_end < l4)
 		return XVS_STAT_DROP_BAD_IP_LENGTH;
+	/* ipv6_rthdr_rcv: not at its final destination, and source routing is off. */
+	if (routed)
+		return XVS_STAT_DROP_SOURCE_ROUTE;
 	if (martian_source6(ip6))
 		return XVS_STAT_DROP_MARTIAN_SOURCE;
 	return screen_l4(l4, proto, ip_end - l4, end);

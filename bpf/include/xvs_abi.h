@@ -110,12 +110,24 @@ struct xvs_nat_out {
 	__u64 bytes;
 };
 
-/* NAT clients' next-hop MACs, learned from their requests (LRU: bounded). */
+/* NAT clients' next-hop MACs, learned from the packets that may open a flow (a TCP SYN,
+ * a UDP datagram) when the FIB has no neighbour to check them against or agrees; an
+ * entry younger than XVS_NAT_CLIENT_FRESH_NS is never replaced (LRU: bounded). */
 #define XVS_MAX_NAT_CLIENTS 65536
+#define XVS_NAT_CLIENT_FRESH_NS (60ULL * 1000000000ULL)
 struct xvs_nat_client {
 	__u8 mac[6];
 	__u16 pad;
+	__u64 learned; /* bpf_ktime_get_coarse_ns() */
 };
+
+/* The NAT connections the workers know, keyed as their replies arrive (the real server's
+ * address and port as source, the client's as destination: an xvs_fast_key or
+ * xvs_fast6_key). A worker writes one when it creates or installs a NAT flow; only a
+ * reply (or an ICMP error quoting a request) of one is translated, anything else from a
+ * NAT real server goes to the kernel untouched (pass_nat_unknown). LRU: an ended
+ * connection's entry ages out; a reply refreshes its own. Sized at load. */
+#define XVS_MAX_NAT_CONNS 1048576
 
 /* The XDP fast path: established DR and TUN flows that a worker handed over, forwarded
  * by the steering program itself. The worker stays the source of truth: it writes an
@@ -181,7 +193,10 @@ struct xvs_fast_value {
 	X(DROP_PORT_ZERO, "drop_port_zero")                                                \
 	X(DROP_BAD_TCP_OFFSET, "drop_bad_tcp_offset") /* data offset < 5 or past the end */ \
 	X(DROP_BAD_TCP_FLAGS, "drop_bad_tcp_flags") /* SYN+FIN, SYN+RST, none, ... */      \
-	X(DROP_BAD_UDP_LENGTH, "drop_bad_udp_length") /* < 8 or past the IP payload */
+	X(DROP_BAD_UDP_LENGTH, "drop_bad_udp_length") /* < 8 or past the IP payload */ \
+	X(DROP_SOURCE_ROUTE, "drop_source_route") /* IPv4 LSRR/SSRR, IPv6 routing header with segments left */ \
+	X(PASS_NAT_UNKNOWN, "pass_nat_unknown") /* from a NAT real server's port, of no connection the workers know: untranslated */ \
+	X(DROP_NAT_FRAGMENT, "drop_nat_fragment") /* a fragment from a NAT real server: never leaves untranslated */
 
 /* The TCP flag combinations a stack sends, a bit set indexed by flags & 0x37 (FIN, SYN,
  * RST, ACK, URG; PSH, ECE and CWR go with any): SYN, SYN+URG, SYN+ACK, RST, RST+ACK,

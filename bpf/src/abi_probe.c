@@ -53,6 +53,7 @@ int main(void)
 	printf("pub const MAX_NAT_OUT_SLOTS: u32 = %d;\n", XVS_MAX_NAT_OUT_SLOTS);
 	SIZE("NAT_OUT", struct xvs_nat_out);
 	printf("pub const MAX_NAT_CLIENTS: u32 = %d;\n", XVS_MAX_NAT_CLIENTS);
+	printf("pub const MAX_NAT_CONNS: u32 = %d;\n", XVS_MAX_NAT_CONNS);
 	SIZE("NAT_CLIENT", struct xvs_nat_client);
 	OFF("NAT_CLIENT_MAC", struct xvs_nat_client, mac);
 	printf("pub const MAX_DECAP_VIPS: u32 = %d;\n", XVS_MAX_DECAP_VIPS);

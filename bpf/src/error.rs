@@ -29,6 +29,8 @@ pub enum BpfError {
     QueueOutOfRange(u32),
     #[error("too many services: {0} (the steering map holds {max})", max = crate::abi::MAX_SERVICES)]
     TooManyServices(usize),
+    #[error("a connection's two addresses are of different families")]
+    FamilyMismatch,
     #[error("too many {what}: {count} (the steering program holds {max})")]
     TooMany {
         what: &'static str,

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* xvs_steer: the director's XDP program. TCP and UDP to a configured service go to the
- * AF_XDP socket of the packet's RX queue; replies of NAT real servers are translated back
- * here (stateless: the real server's address and port say which service they answer for)
- * and sent on; everything else (ARP, VRRP, ICMP, SSH to the director, ...) goes on to the
- * kernel. It drops a packet to a service that fails the kernel's input checks (screen.h)
- * and a NAT reply it cannot deliver; what it cannot read, the kernel gets. */
+ * AF_XDP socket of the packet's RX queue; replies of NAT connections the workers know
+ * (xvs_nat_conns) are translated back here (the real server's address and port say which
+ * service they answer for) and sent on; everything else (ARP, VRRP, ICMP, SSH to the
+ * director, a NAT real server's own traffic, ...) goes on to the kernel untranslated. It
+ * drops a packet to a service that fails the kernel's input checks (screen.h), a NAT
+ * reply it cannot deliver and a fragment from a NAT real server; what it cannot read,
+ * the kernel gets. */
 #include <linux/bpf.h>
 #include <linux/in.h>
 #include <linux/tcp.h>
@@ -126,6 +128,37 @@ static __always_inline int nat_send6(struct xdp_md *ctx, struct ethhdr *eth, str
 	return nat_deliver(ctx, nat->stats_slot, out, stat);
 }
 
+/* Whether a worker knows the NAT connection whose replies go from raddr:rport to
+ * caddr:cport (xvs_nat_conns): only those are translated, as IPVS translates only
+ * packets of connections it has. */
+static __always_inline int nat_known(__be32 raddr, __be16 rport, __be32 caddr, __be16 cport,
+				     __u8 proto)
+{
+	struct xvs_fast_key k = {
+		.saddr = raddr, .daddr = caddr, .sport = rport, .dport = cport, .proto = proto,
+	};
+
+	return bpf_map_lookup_elem(&xvs_nat_conns, &k) != NULL;
+}
+
+/* nat_known for IPv6 connections. */
+static __always_inline int nat_known6(const struct in6_addr *raddr, __be16 rport,
+				      const struct in6_addr *caddr, __be16 cport, __u8 proto)
+{
+	struct xvs_fast6_key k = { .sport = rport, .dport = cport, .proto = proto };
+
+	__builtin_memcpy(k.saddr, raddr, sizeof(k.saddr));
+	__builtin_memcpy(k.daddr, caddr, sizeof(k.daddr));
+	return bpf_map_lookup_elem(&xvs_nat_conns6, &k) != NULL;
+}
+
+/* Replies are translated only as they come from the real servers' side: with a second
+ * interface (two-arm NAT), never from the clients' one. */
+static __always_inline int nat_side(struct xdp_md *ctx, struct xvs_steer_config *cfg)
+{
+	return !cfg || !cfg->external_ifindex || cfg->external_ifindex != ctx->ingress_ifindex;
+}
+
 /* A NAT66 reply: source [RIP]:rport becomes [VIP]:vport; the transport checksum covers
  * the address through the pseudo-header (IPv6 has no header checksum). */
 static __always_inline int nat_reply6(struct xdp_md *ctx, struct ethhdr *eth, struct ipv6hdr *ip6,
@@ -136,13 +169,15 @@ static __always_inline int nat_reply6(struct xdp_md *ctx, struct ethhdr *eth, st
 	__be16 *sport = l4;
 	__sum16 *l4sum;
 
-	if ((void *)(sport + 1) > end)
+	if ((void *)(sport + 2) > end)
 		return -1;
 	__builtin_memcpy(key.addr, &ip6->saddr, sizeof(key.addr));
 	key.port = *sport;
 	nat = bpf_map_lookup_elem(&xvs_nat_backends6, &key);
 	if (!nat || bpf_map_lookup_elem(&xvs_local_addrs6, &ip6->daddr))
 		return -1;
+	if (!nat_known6(&ip6->saddr, sport[0], &ip6->daddr, sport[1], proto))
+		return count(XVS_STAT_PASS_NAT_UNKNOWN, XDP_PASS);
 	if (proto == IPPROTO_TCP)
 		l4sum = &((struct tcphdr *)l4)->check;
 	else
@@ -190,6 +225,9 @@ static __always_inline int nat_icmp6(struct xdp_md *ctx, struct ethhdr *eth, str
 	nat = bpf_map_lookup_elem(&xvs_nat_backends6, &key);
 	if (!nat || bpf_map_lookup_elem(&xvs_local_addrs6, &ip6->daddr))
 		return -1;
+	/* The quoted packet is the client's request: the reply's key reversed. */
+	if (!nat_known6(&in->daddr, ports[1], &in->saddr, ports[0], in->nexthdr))
+		return count(XVS_STAT_PASS_NAT_UNKNOWN, XDP_PASS);
 
 	l4sum = in->nexthdr == IPPROTO_TCP ? (void *)ports + 16 : (void *)ports + 6;
 	if ((void *)(l4sum + 1) <= end && (in->nexthdr == IPPROTO_TCP || *l4sum)) {
@@ -218,10 +256,14 @@ static __always_inline int nat_reply(struct xdp_md *ctx, struct ethhdr *eth, str
 	__be16 *sport = l4;
 	__sum16 *l4sum;
 
+	if ((void *)(sport + 2) > end)
+		return -1;
 	key.port = *sport;
 	nat = bpf_map_lookup_elem(&xvs_nat_backends, &key);
 	if (!nat || bpf_map_lookup_elem(&xvs_local_addrs, &ip->daddr))
 		return -1;
+	if (!nat_known(ip->saddr, sport[0], ip->daddr, sport[1], proto))
+		return count(XVS_STAT_PASS_NAT_UNKNOWN, XDP_PASS);
 	if (proto == IPPROTO_TCP)
 		l4sum = &((struct tcphdr *)l4)->check;
 	else
@@ -275,6 +317,9 @@ static __always_inline int nat_icmp(struct xdp_md *ctx, struct ethhdr *eth, stru
 	nat = bpf_map_lookup_elem(&xvs_nat_backends, &key);
 	if (!nat || bpf_map_lookup_elem(&xvs_local_addrs, &ip->daddr))
 		return -1;
+	/* The quoted packet is the client's request: the reply's key reversed. */
+	if (!nat_known(in->daddr, ports[1], in->saddr, ports[0], in->protocol))
+		return count(XVS_STAT_PASS_NAT_UNKNOWN, XDP_PASS);
 
 	old_daddr = in->daddr;
 	/* The quoted transport checksum, if quoted: it covers the address and the port. */
@@ -299,33 +344,89 @@ static __always_inline int nat_icmp(struct xdp_md *ctx, struct ethhdr *eth, stru
 	return nat_send(ctx, eth, ip, nat, XVS_STAT_NAT_ICMP);
 }
 
+/* Byte by byte: clang emits a libc call for memcmp, which BPF cannot link. */
+static __always_inline int mac_eq(const __u8 *a, const __u8 *b)
+{
+	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3] && a[4] == b[4] &&
+	       a[5] == b[5];
+}
+
+/* A packet that may open a NAT flow (a TCP SYN, a UDP datagram): whether its source MAC
+ * may be learned as its client's next hop. Not when the FIB knows the next hop and it is
+ * another MAC (a spoofed frame on the link), nor over an entry learned less than
+ * XVS_NAT_CLIENT_FRESH_NS ago (`known`) that says otherwise. */
+static __always_inline int may_learn(struct xdp_md *ctx, struct ethhdr *eth,
+				     struct bpf_fib_lookup *fib, struct xvs_nat_client *known)
+{
+	fib->ifindex = ctx->ingress_ifindex;
+	if (bpf_fib_lookup(ctx, fib, sizeof(*fib), 0) == BPF_FIB_LKUP_RET_SUCCESS)
+		return mac_eq(fib->dmac, eth->h_source);
+	return !known || bpf_ktime_get_coarse_ns() - known->learned >= XVS_NAT_CLIENT_FRESH_NS;
+}
+
+/* Whether a packet to a service may open a flow: a TCP SYN without ACK, or UDP. */
+static __always_inline int opens_flow(void *l4, int proto, void *end)
+{
+	__u8 *flags = (__u8 *)l4 + 13;
+
+	if (proto != IPPROTO_TCP)
+		return 1;
+	return (void *)(flags + 1) <= end && (*flags & 0x12) == 0x02;
+}
+
 /* A request to a NAT service: remember the MAC its client is reached through. */
-static __always_inline void learn_client(struct ethhdr *eth, struct iphdr *ip)
+static __always_inline void learn_client(struct xdp_md *ctx, struct ethhdr *eth, struct iphdr *ip,
+					 void *l4, int proto, void *end)
 {
 	struct xvs_nat_client *known = bpf_map_lookup_elem(&xvs_nat_clients, &ip->saddr);
 	struct xvs_nat_client fresh = {};
+	struct bpf_fib_lookup fib = {};
 
-	/* Byte by byte: clang emits a libc call for memcmp, which BPF cannot link. */
-	if (known && known->mac[0] == eth->h_source[0] && known->mac[1] == eth->h_source[1] &&
-	    known->mac[2] == eth->h_source[2] && known->mac[3] == eth->h_source[3] &&
-	    known->mac[4] == eth->h_source[4] && known->mac[5] == eth->h_source[5])
+	if ((known && mac_eq(known->mac, eth->h_source)) || !opens_flow(l4, proto, end))
+		return;
+	fib.family = AF_INET;
+	fib.ipv4_src = ip->daddr;
+	fib.ipv4_dst = ip->saddr;
+	if (!may_learn(ctx, eth, &fib, known))
 		return;
 	__builtin_memcpy(fresh.mac, eth->h_source, ETH_ALEN);
+	fresh.learned = bpf_ktime_get_coarse_ns();
 	bpf_map_update_elem(&xvs_nat_clients, &ip->saddr, &fresh, BPF_ANY);
 }
 
 /* learn_client for IPv6 clients. */
-static __always_inline void learn_client6(struct ethhdr *eth, struct ipv6hdr *ip6)
+static __always_inline void learn_client6(struct xdp_md *ctx, struct ethhdr *eth,
+					  struct ipv6hdr *ip6, void *l4, int proto, void *end)
 {
 	struct xvs_nat_client *known = bpf_map_lookup_elem(&xvs_nat_clients6, &ip6->saddr);
 	struct xvs_nat_client fresh = {};
+	struct bpf_fib_lookup fib = {};
 
-	if (known && known->mac[0] == eth->h_source[0] && known->mac[1] == eth->h_source[1] &&
-	    known->mac[2] == eth->h_source[2] && known->mac[3] == eth->h_source[3] &&
-	    known->mac[4] == eth->h_source[4] && known->mac[5] == eth->h_source[5])
+	if ((known && mac_eq(known->mac, eth->h_source)) || !opens_flow(l4, proto, end))
+		return;
+	fib.family = AF_INET6;
+	__builtin_memcpy(fib.ipv6_src, &ip6->daddr, sizeof(fib.ipv6_src));
+	__builtin_memcpy(fib.ipv6_dst, &ip6->saddr, sizeof(fib.ipv6_dst));
+	if (!may_learn(ctx, eth, &fib, known))
 		return;
 	__builtin_memcpy(fresh.mac, eth->h_source, ETH_ALEN);
+	fresh.learned = bpf_ktime_get_coarse_ns();
 	bpf_map_update_elem(&xvs_nat_clients6, &ip6->saddr, &fresh, BPF_ANY);
+}
+
+/* A fragment from a NAT real server to anywhere but the director: its ports (in the
+ * first fragment only) cannot be looked up, and passed on it would leave with the real
+ * server's address (ip_forward is on in NAT). Dropped, counted. */
+static __always_inline int nat_fragment(__be32 saddr, __be32 daddr)
+{
+	return bpf_map_lookup_elem(&xvs_nat_addrs, &saddr) &&
+	       !bpf_map_lookup_elem(&xvs_local_addrs, &daddr);
+}
+
+static __always_inline int nat_fragment6(struct ipv6hdr *ip6)
+{
+	return bpf_map_lookup_elem(&xvs_nat_addrs6, &ip6->saddr) &&
+	       !bpf_map_lookup_elem(&xvs_local_addrs6, &ip6->daddr);
 }
 
 /* Sends a packet to a service to its queue's AF_XDP socket. */
@@ -352,16 +453,19 @@ static __always_inline int steer6(struct xdp_md *ctx, struct hdr_cursor *c, stru
 	struct ipv6hdr *ip6;
 	__be16 dport;
 	void *l4;
-	int proto, ret;
+	int proto, ret, routed = 0;
 
-	proto = parse_ipv6hdr(c, &ip6);
-	if (proto == XVS_PARSE_FRAGMENT)
+	proto = parse_ipv6hdr(c, &ip6, &routed);
+	if (proto == XVS_PARSE_FRAGMENT) {
+		if (nat_fragment6(ip6))
+			return count(XVS_STAT_DROP_NAT_FRAGMENT, XDP_DROP);
 		return count(XVS_STAT_PASS_FRAGMENT, XDP_PASS);
+	}
 	if (proto == XVS_PARSE_EXT)
 		return count(XVS_STAT_PASS_IPV6_EXT, XDP_PASS);
 	if (proto < 0)
 		return parse_error(proto);
-	if (proto == IPPROTO_ICMPV6) {
+	if (proto == IPPROTO_ICMPV6 && nat_side(ctx, cfg)) {
 		ret = nat_icmp6(ctx, eth, ip6, c->pos, c->end);
 		if (ret >= 0)
 			return ret;
@@ -386,16 +490,16 @@ static __always_inline int steer6(struct xdp_md *ctx, struct hdr_cursor *c, stru
 		}
 	}
 	if (!svc) {
-		ret = nat_reply6(ctx, eth, ip6, l4, proto, c->end);
+		ret = nat_side(ctx, cfg) ? nat_reply6(ctx, eth, ip6, l4, proto, c->end) : -1;
 		if (ret >= 0)
 			return ret;
 		return count(XVS_STAT_PASS_NOT_SERVICE, XDP_PASS);
 	}
-	ret = screen6(eth, ip6, l4, proto, c->end);
+	ret = screen6(eth, ip6, l4, proto, c->end, routed);
 	if (ret >= 0)
 		return count(ret, XDP_DROP);
 	if (svc->flags & XVS_SVC_F_NAT)
-		learn_client6(eth, ip6);
+		learn_client6(ctx, eth, ip6, l4, proto, c->end);
 	if (svc->flags & XVS_SVC_F_FAST) {
 		ret = fast_path6(ctx, eth, ip6, l4, c->end, proto, cfg ? cfg->fast_generation : 0,
 				 local);
@@ -432,10 +536,7 @@ int xvs_steer(struct xdp_md *ctx)
 	 * VRRP backup, for one, must not forward what a switch floods to it. */
 	ifindex = ctx->ingress_ifindex;
 	local = bpf_map_lookup_elem(&xvs_local_macs, &ifindex);
-	if (local && !(eth->h_dest[0] & 1) &&
-	    (local->mac[0] != eth->h_dest[0] || local->mac[1] != eth->h_dest[1] ||
-	     local->mac[2] != eth->h_dest[2] || local->mac[3] != eth->h_dest[3] ||
-	     local->mac[4] != eth->h_dest[4] || local->mac[5] != eth->h_dest[5]))
+	if (local && !(eth->h_dest[0] & 1) && !mac_eq(local->mac, eth->h_dest))
 		return count(XVS_STAT_PASS_NOT_OURS, XDP_PASS);
 	cfg = bpf_map_lookup_elem(&xvs_steer_config, &zero);
 	if (proto == bpf_htons(ETH_P_IPV6))
@@ -444,15 +545,20 @@ int xvs_steer(struct xdp_md *ctx)
 	proto = parse_iphdr(&c, &ip);
 	if (proto < 0)
 		return parse_error(proto);
-	if (proto == IPPROTO_ICMP && !(ip->frag_off & bpf_htons(IP_MF | IP_OFFSET))) {
+	if (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET)) {
+		if (nat_fragment(ip->saddr, ip->daddr))
+			return count(XVS_STAT_DROP_NAT_FRAGMENT, XDP_DROP);
+		if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+			return count(XVS_STAT_PASS_OTHER_PROTO, XDP_PASS);
+		return count(XVS_STAT_PASS_FRAGMENT, XDP_PASS);
+	}
+	if (proto == IPPROTO_ICMP && nat_side(ctx, cfg)) {
 		ret = nat_icmp(ctx, eth, ip, c.pos, c.end);
 		if (ret >= 0)
 			return ret;
 	}
 	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
 		return count(XVS_STAT_PASS_OTHER_PROTO, XDP_PASS);
-	if (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET))
-		return count(XVS_STAT_PASS_FRAGMENT, XDP_PASS);
 
 	l4 = c.pos;
 	ret = parse_l4_ports(&c, proto == IPPROTO_TCP ? sizeof(struct tcphdr) : sizeof(struct udphdr),
@@ -473,16 +579,16 @@ int xvs_steer(struct xdp_md *ctx)
 		}
 	}
 	if (!svc) {
-		ret = nat_reply(ctx, eth, ip, c.pos, proto, c.end);
+		ret = nat_side(ctx, cfg) ? nat_reply(ctx, eth, ip, c.pos, proto, c.end) : -1;
 		if (ret >= 0)
 			return ret;
 		return count(XVS_STAT_PASS_NOT_SERVICE, XDP_PASS);
 	}
-	ret = screen(eth, ip, l4, proto, c.end);
+	ret = screen(ctx, eth, ip, l4, proto, c.end);
 	if (ret >= 0)
 		return count(ret, XDP_DROP);
 	if (svc->flags & XVS_SVC_F_NAT)
-		learn_client(eth, ip);
+		learn_client(ctx, eth, ip, l4, proto, c.end);
 	if (svc->flags & XVS_SVC_F_FAST) {
 		ret = fast_path(ctx, eth, ip, l4, c.end, proto, cfg ? cfg->fast_generation : 0,
 				local);

@@ -25,6 +25,10 @@ const MAP_NAT_BACKENDS6: &str = "xvs_nat_backends6";
 const MAP_NAT_CLIENTS: &str = "xvs_nat_clients";
 const MAP_NAT_CLIENTS6: &str = "xvs_nat_clients6";
 const MAP_NAT_OUT: &str = "xvs_nat_out";
+const MAP_NAT_CONNS: &str = "xvs_nat_conns";
+const MAP_NAT_CONNS6: &str = "xvs_nat_conns6";
+const MAP_NAT_ADDRS: &str = "xvs_nat_addrs";
+const MAP_NAT_ADDRS6: &str = "xvs_nat_addrs6";
 const MAP_FAST_FLOWS: &str = "xvs_fast_flows";
 const MAP_FAST_FLOWS6: &str = "xvs_fast_flows6";
 const MAP_FAST_STATS: &str = "xvs_fast_stats";
@@ -78,6 +82,10 @@ pub struct Steer {
     nat_clients: MapHandle,
     nat_clients6: MapHandle,
     nat_out: MapHandle,
+    nat_conns: MapHandle,
+    nat_conns6: MapHandle,
+    nat_addrs: MapHandle,
+    nat_addrs6: MapHandle,
     config: MapHandle,
     /// What `config` holds: (external ifindex, fast-path generation).
     config_value: (u32, u32),
@@ -105,12 +113,17 @@ pub(crate) fn map_handle(obj: &Object, name: &'static str) -> Result<MapHandle, 
 impl Steer {
     /// Loads the program into the kernel; nothing is attached yet.
     pub fn load() -> Result<Self, BpfError> {
-        Self::load_sized(crate::abi::MAX_FAST_FLOWS)
+        Self::load_sized(
+            crate::abi::MAX_FAST_FLOWS,
+            crate::abi::layout::MAX_NAT_CONNS,
+        )
     }
 
-    /// As `load`, with room for `fast_flows` flows in the fast path's map (preallocated
-    /// kernel memory, about 100 bytes a flow: size it to the flows a director carries).
-    pub fn load_sized(fast_flows: u32) -> Result<Self, BpfError> {
+    /// As `load`, with room for `fast_flows` flows in the fast path's maps and
+    /// `nat_conns` NAT connections in the known NAT connections' maps (preallocated
+    /// kernel memory, about 100 bytes an entry: size them to the flows a director
+    /// carries).
+    pub fn load_sized(fast_flows: u32, nat_conns: u32) -> Result<Self, BpfError> {
         let load_err = |source| BpfError::Load {
             object: "steer.bpf.o",
             source,
@@ -123,6 +136,12 @@ impl Steer {
             .filter(|m| m.name() == MAP_FAST_FLOWS || m.name() == MAP_FAST_FLOWS6)
         {
             m.set_max_entries(fast_flows.max(1)).map_err(load_err)?;
+        }
+        for mut m in open
+            .maps_mut()
+            .filter(|m| m.name() == MAP_NAT_CONNS || m.name() == MAP_NAT_CONNS6)
+        {
+            m.set_max_entries(nat_conns.max(1)).map_err(load_err)?;
         }
         let obj = open.load().map_err(load_err)?;
         let prog_fd = {
@@ -141,6 +160,10 @@ impl Steer {
             nat_clients: map_handle(&obj, MAP_NAT_CLIENTS)?,
             nat_clients6: map_handle(&obj, MAP_NAT_CLIENTS6)?,
             nat_out: map_handle(&obj, MAP_NAT_OUT)?,
+            nat_conns: map_handle(&obj, MAP_NAT_CONNS)?,
+            nat_conns6: map_handle(&obj, MAP_NAT_CONNS6)?,
+            nat_addrs: map_handle(&obj, MAP_NAT_ADDRS)?,
+            nat_addrs6: map_handle(&obj, MAP_NAT_ADDRS6)?,
             config: map_handle(&obj, MAP_CONFIG)?,
             config_value: (0, 0),
             fast_flows: map_handle(&obj, MAP_FAST_FLOWS)?,
@@ -279,6 +302,85 @@ impl Steer {
             dup(&self.fast_flows, MAP_FAST_FLOWS)?,
             dup(&self.fast_flows6, MAP_FAST_FLOWS6)?,
         ))
+    }
+
+    /// The known NAT connections' maps (IPv4, IPv6), duplicated for a worker to write.
+    pub fn nat_conns_fds(&self) -> Result<(OwnedFd, OwnedFd), BpfError> {
+        let dup = |m: &MapHandle, map: &'static str| {
+            m.as_fd().try_clone_to_owned().map_err(|e| BpfError::Map {
+                op: "duplicate",
+                map,
+                source: e.into(),
+            })
+        };
+        Ok((
+            dup(&self.nat_conns, MAP_NAT_CONNS)?,
+            dup(&self.nat_conns6, MAP_NAT_CONNS6)?,
+        ))
+    }
+
+    /// Makes a NAT connection known (tests; the workers do it in life): its replies go
+    /// from `raddr:rport` to `caddr:cport` over `proto`.
+    pub fn add_nat_conn(
+        &self,
+        (raddr, rport): (IpAddr, u16),
+        (caddr, cport): (IpAddr, u16),
+        proto: u8,
+    ) -> Result<(), BpfError> {
+        let ports = |k: &mut Vec<u8>| {
+            k.extend_from_slice(&rport.to_be_bytes());
+            k.extend_from_slice(&cport.to_be_bytes());
+            k.extend_from_slice(&[proto, 0, 0, 0]);
+        };
+        let (map, name, mut key) = match (raddr, caddr) {
+            (IpAddr::V4(r), IpAddr::V4(c)) => (
+                &self.nat_conns,
+                MAP_NAT_CONNS,
+                [r.octets(), c.octets()].concat(),
+            ),
+            (IpAddr::V6(r), IpAddr::V6(c)) => (
+                &self.nat_conns6,
+                MAP_NAT_CONNS6,
+                [r.octets(), c.octets()].concat(),
+            ),
+            _ => return Err(BpfError::FamilyMismatch),
+        };
+        ports(&mut key);
+        map.update(&key, &0u32.to_ne_bytes(), MapFlags::ANY)
+            .map_err(|source| BpfError::Map {
+                op: "update",
+                map: name,
+                source,
+            })
+    }
+
+    /// Makes the NAT real servers' address sets hold exactly `addrs` (each family in
+    /// its map): a fragment from one is dropped rather than passed on untranslated.
+    pub fn set_nat_addrs(&self, addrs: &[IpAddr]) -> Result<(), BpfError> {
+        let set = |v6: bool| -> Vec<(Vec<u8>, Vec<u8>)> {
+            let mut v: Vec<(Vec<u8>, Vec<u8>)> = addrs
+                .iter()
+                .filter(|a| a.is_ipv6() == v6)
+                .map(|a| match a {
+                    IpAddr::V4(a) => (a.octets().to_vec(), vec![1u8]),
+                    IpAddr::V6(a) => (a.octets().to_vec(), vec![1u8]),
+                })
+                .collect();
+            v.sort();
+            v.dedup();
+            v
+        };
+        let (v4, v6) = (set(false), set(true));
+        let count = v4.len().max(v6.len());
+        if count > MAX_NAT_BACKENDS as usize {
+            return Err(BpfError::TooMany {
+                what: "NAT real server addresses",
+                count,
+                max: MAX_NAT_BACKENDS,
+            });
+        }
+        replace_all(&self.nat_addrs, MAP_NAT_ADDRS, &v4)?;
+        replace_all(&self.nat_addrs6, MAP_NAT_ADDRS6, &v6)
     }
 
     /// What the fast path forwarded for real server `slot` (its id), over every CPU.

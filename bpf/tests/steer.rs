@@ -210,7 +210,98 @@ mod nat {
             )
         };
         steer.set_nat_backends(&[backend(6), backend(17)]).unwrap();
+        // The connections the replies below belong to, as a worker would have told them.
         steer
+            .add_nat_conn((RIP.into(), 80), (CLIENT.into(), 40000), 6)
+            .unwrap();
+        steer
+            .add_nat_conn((RIP.into(), 80), (CLIENT.into(), 5353), 17)
+            .unwrap();
+        steer
+    }
+
+    /// A real server's packet from its service port that answers no connection the
+    /// workers know (its own traffic, or a spoofed one) leaves untranslated, counted;
+    /// so does an ICMP error quoting such a packet.
+    #[test]
+    fn packets_of_unknown_connections_are_not_translated() {
+        let steer = nat_steer();
+        steer.set_nat_client(CLIENT, CLIENT_MAC).unwrap();
+        for frame in [
+            fixtures::tcp_frame(RIP, 80, CLIENT, 40001, 0x12, b"not a reply"),
+            fixtures::udp_frame(RIP, 80, Ipv4Addr::new(10, 9, 9, 9), 123, b"ntp"),
+            fixtures::udp_frame(RIP, 80, CLIENT, 40000, b"TCP's tuple, over UDP"),
+        ] {
+            let (action, out, delta) = run_out(&steer, &frame);
+            assert_eq!((action, delta.get("pass_nat_unknown")), (XDP_PASS, 1));
+            assert_eq!(out, frame, "untouched");
+        }
+        let mut other = icmp_from_rs(28);
+        other[14 + 20 + 8 + 20..14 + 20 + 8 + 22].copy_from_slice(&40001u16.to_be_bytes());
+        let (action, out, delta) = run_out(&steer, &other);
+        assert_eq!((action, delta.get("pass_nat_unknown")), (XDP_PASS, 1));
+        assert_eq!(out, other);
+    }
+
+    /// A fragment from a NAT real server cannot be matched to a connection (only the
+    /// first carries ports): dropped and counted, never passed on with the real server's
+    /// address. Anyone else's fragments are the kernel's; the director's own too.
+    #[test]
+    fn fragments_from_nat_real_servers_are_dropped() {
+        let steer = nat_steer();
+        steer.set_nat_addrs(&[RIP.into()]).unwrap();
+        let fragment = |src: Ipv4Addr, dst: Ipv4Addr| {
+            let mut f = fixtures::tcp_frame(src, 80, dst, 40000, 0x10, b"x");
+            f[14 + 6] = 0x20; // more fragments (the header checksum is not checked here)
+            f
+        };
+        let (action, _, delta) = run_out(&steer, &fragment(RIP, CLIENT));
+        assert_eq!((action, delta.get("drop_nat_fragment")), (XDP_DROP, 1));
+        let (action, _, delta) = run_out(&steer, &fragment(Ipv4Addr::new(10, 0, 1, 12), CLIENT));
+        assert_eq!((action, delta.get("pass_fragment")), (XDP_PASS, 1));
+        let director = Ipv4Addr::new(10, 0, 0, 2);
+        steer.set_local_addrs(&[director]).unwrap();
+        let (action, _, delta) = run_out(&steer, &fragment(RIP, director));
+        assert_eq!((action, delta.get("pass_fragment")), (XDP_PASS, 1));
+        // IPv6 likewise.
+        let rip6: std::net::Ipv6Addr = "2001:db8::11".parse().unwrap();
+        steer.set_nat_addrs(&[RIP.into(), rip6.into()]).unwrap();
+        let mut frag6 = fixtures::tcp6_frame(rip6, 80, fixtures::CLIENT6, 40000, 0x10, b"x");
+        // A fragment header (next TCP, offset 0, more fragments) behind the IPv6 header.
+        frag6.splice(54..54, [6, 0, 0, 1, 0, 0, 0, 7]);
+        frag6[14 + 6] = 44;
+        let plen = u16::from_be_bytes([frag6[18], frag6[19]]) + 8;
+        frag6[18..20].copy_from_slice(&plen.to_be_bytes());
+        let (action, _, delta) = run_out(&steer, &frag6);
+        assert_eq!((action, delta.get("drop_nat_fragment")), (XDP_DROP, 1));
+    }
+
+    /// The client's MAC is learned from a packet that may open a flow only (a SYN, not
+    /// a spoofed ACK), and an entry learned less than a minute ago is not replaced.
+    #[test]
+    fn a_learned_client_mac_is_not_moved_by_later_packets() {
+        let steer = nat_steer();
+        let from = |mac: [u8; 6], flags: u8| {
+            let mut f = fixtures::tcp_frame(CLIENT, 40000, VIP, 8080, flags, b"");
+            f[6..12].copy_from_slice(&mac);
+            f
+        };
+        let attacker = [2, 0, 0, 0, 0, 0x66];
+        run(&steer, &from(attacker, 0x10));
+        assert_eq!(steer.nat_client(CLIENT), None, "an ACK teaches nothing");
+        run(&steer, &from(CLIENT_MAC, 0x02));
+        assert_eq!(steer.nat_client(CLIENT), Some(CLIENT_MAC));
+        run(&steer, &from(attacker, 0x10));
+        run(&steer, &from(attacker, 0x02));
+        assert_eq!(
+            steer.nat_client(CLIENT),
+            Some(CLIENT_MAC),
+            "a fresh entry stays"
+        );
+        // An entry a minute old (here: written without a time) may be learned anew.
+        steer.set_nat_client(CLIENT, CLIENT_MAC).unwrap();
+        run(&steer, &from(attacker, 0x02));
+        assert_eq!(steer.nat_client(CLIENT), Some(attacker));
     }
 
     fn run_out(steer: &Steer, frame: &[u8]) -> (u32, Vec<u8>, XdpCounters) {
@@ -371,9 +462,9 @@ mod nat {
                     .verify_checksum(CLIENT, VIP));
             }
         }
-        // ICMP quoting something that is no NAT flow: the kernel's business.
+        // ICMP quoting something that is no NAT backend: the kernel's business.
         let mut other = icmp_from_rs(28);
-        other[14 + 20 + 8 + 22] = 81; // quoted destination port 81
+        other[14 + 20 + 8 + 23] = 81; // quoted destination port 81
         assert_eq!(run_out(&steer, &other).2.get("pass_other_proto"), 1);
     }
 
@@ -436,6 +527,9 @@ mod nat {
                     stats_slot: 9,
                 },
             )])
+            .unwrap();
+        steer
+            .add_nat_conn((rip6.into(), 80), (CLIENT6.into(), 40000), 6)
             .unwrap();
         // A request teaches the client's MAC (no socket: passed to the kernel, counted).
         run(

@@ -96,6 +96,9 @@ pub struct WorkerCounters {
     pub icmp_frag_needed: Counter,
     /// Fast-path entries the worker queued and the kernel refused (or that did not fit).
     pub fast_path_failed: Counter,
+    /// NAT connections the kernel refused to take in `xvs_nat_conns` (or that did not
+    /// fit a batch): their replies are not translated.
+    pub nat_conns_failed: Counter,
     /// Connection sync: entries handed to the sync thread, and lost for want of room.
     pub sync_queued: Counter,
     pub sync_queue_full: Counter,
@@ -125,6 +128,7 @@ impl WorkerCounters {
             flows_expired: Counter::default(),
             icmp_frag_needed: Counter::default(),
             fast_path_failed: Counter::default(),
+            nat_conns_failed: Counter::default(),
             sync_queued: Counter::default(),
             sync_queue_full: Counter::default(),
             sync_installed: Counter::default(),

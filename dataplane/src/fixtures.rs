@@ -8,7 +8,9 @@ use crate::verdict::DropReason;
 use crate::wire::checksum;
 use crate::wire::ethernet::{EthernetRepr, Mac, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 use crate::wire::ipv4::{Ipv4Packet, Ipv4Repr, PROTO_ICMP, PROTO_TCP, PROTO_UDP, PROTO_VRRP};
-use crate::wire::ipv6::{Ipv6Repr, NH_DEST_OPTS, NH_FRAGMENT, NH_HOP_BY_HOP, NH_ICMPV6};
+use crate::wire::ipv6::{
+    Ipv6Repr, NH_DEST_OPTS, NH_FRAGMENT, NH_HOP_BY_HOP, NH_ICMPV6, NH_ROUTING,
+};
 use crate::wire::tcp::{TcpRepr, FLAG_ACK, FLAG_FIN, FLAG_PSH, FLAG_RST, FLAG_SYN};
 use crate::wire::udp::UdpRepr;
 
@@ -1003,7 +1005,58 @@ pub fn table(w: &World) -> Vec<Fixture> {
         },
     ];
     rows.extend(v6_rows);
+    rows.extend(source_routes(w));
     rows
+}
+
+/// Source-routed packets to a service (appended last: the fuzz seeds are numbered by
+/// place in the table).
+fn source_routes(w: &World) -> Vec<Fixture> {
+    use PipelineExpect::*;
+    let (c, vip, tp) = (w.client, w.vip, w.tcp_port);
+    // IHL 7: a loose source route through 10.0.0.9 (type 131, length 7, pointer 4),
+    // then the end of the list.
+    let lsrr = {
+        let sport = DROPPED_PORT_BASE + 80;
+        let l4 = tcp_l4(c, sport, vip, tp, FLAG_SYN, b"");
+        let mut f = eth_ip_in(w, PROTO_TCP, c, vip, 64, &l4);
+        let tcp = f.split_off(34);
+        f.extend_from_slice(&[131, 7, 4, 10, 0, 0, 9, 0]);
+        f.extend_from_slice(&tcp);
+        f[14] = 0x47;
+        let total = (f.len() - 14) as u16;
+        ip_edited(f, |ip| ip[2..4].copy_from_slice(&total.to_be_bytes()))
+    };
+    // A routing header (type 0, one address) with `left` segments left.
+    let routed6 = |left: u8, sport: u16| {
+        let mut rh = vec![PROTO_TCP, 2, 0, left, 0, 0, 0, 0];
+        rh.extend_from_slice(&[0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9]);
+        let l4 = tcp6_l4(w.client6, sport, w.vip6, tp, FLAG_SYN, b"");
+        eth_ip6_in(w, NH_ROUTING, w.client6, w.vip6, &rh, &l4)
+    };
+    vec![
+        Fixture {
+            name: "TCP SYN with a loose source route option",
+            frame: lsrr,
+            steer: "drop_source_route",
+            pipeline: Drop(DropReason::SourceRoute),
+            why: "ip_rcv_options drops a source-routed packet (accept_source_route is off on a host)",
+        },
+        Fixture {
+            name: "IPv6 TCP SYN with a routing header, segments left 1",
+            frame: routed6(1, DROPPED_PORT_BASE + 81),
+            steer: "drop_source_route",
+            pipeline: Drop(DropReason::SourceRoute),
+            why: "not at its final destination: ipv6_rthdr_rcv drops it (source routing off; RFC 5095)",
+        },
+        Fixture {
+            name: "IPv6 TCP SYN with a routing header, no segments left",
+            frame: routed6(0, 40024),
+            steer: "steered",
+            pipeline: Forward,
+            why: "at its final destination: the header is skipped, as the kernel does",
+        },
+    ]
 }
 
 /// The table as the Markdown of `docs/input.md`'s outcome section (kept in step by a test).

@@ -15,6 +15,7 @@ pub mod counters;
 pub mod fast;
 pub mod flow;
 pub mod hash;
+pub mod nat_conns;
 pub mod packet;
 pub mod pipeline;
 pub mod rewrite;

@@ -8,9 +8,10 @@ use std::sync::Arc;
 
 use crate::counters::WorkerCounters;
 use crate::fast::{FastFamily, FastKey, FastKey6, FastOps, FastValue};
-use crate::flow::table::{Key, Slot, FLAG_OFFLOADED, FLAG_TEMPLATE};
+use crate::flow::table::{Key, Slot, FLAG_NAT_KNOWN, FLAG_OFFLOADED, FLAG_TEMPLATE};
 use crate::flow::{Direction, Flow, FlowKey, FlowKey6, FlowTable, TcpState, Timeouts};
 use crate::hash::mix64;
+use crate::nat_conns::{NatConnOps, NatFamily};
 use crate::packet::Packet;
 use crate::rewrite;
 use crate::rewrite::tun::TunError;
@@ -191,8 +192,11 @@ trait FamilyKey: Key {
     /// The key the schedulers hash.
     fn sched_key(&self) -> FlowKey;
     /// The fast path's key (`xvs_fast_flows` or `xvs_fast_flows6`).
-    type Fast: FastFamily;
+    type Fast: FastFamily + NatFamily;
     fn fast_key(&self) -> Self::Fast;
+    /// The key the steering program looks this NAT connection's replies up by: from
+    /// `rip`:`rport` (of the key's family) to the client.
+    fn nat_reply_key(&self, rip: IpAddr, rport: u16) -> Self::Fast;
     fn ports(&self) -> (u16, u16);
     fn proto(&self) -> u8;
     fn table(t: &Tables) -> &FlowTable<Self>;
@@ -222,6 +226,15 @@ impl FamilyKey for FlowKey {
     #[inline(always)]
     fn fast_key(&self) -> FastKey {
         FastKey::of(self)
+    }
+    fn nat_reply_key(&self, rip: IpAddr, rport: u16) -> FastKey {
+        FastKey::of(&FlowKey::new(
+            v4_bits(rip),
+            self.saddr,
+            rport,
+            self.sport,
+            self.proto,
+        ))
     }
     #[inline(always)]
     fn ports(&self) -> (u16, u16) {
@@ -265,6 +278,15 @@ impl FamilyKey for FlowKey6 {
     #[inline(always)]
     fn fast_key(&self) -> FastKey6 {
         FastKey6::of(self)
+    }
+    fn nat_reply_key(&self, rip: IpAddr, rport: u16) -> FastKey6 {
+        FastKey6::of(&FlowKey6::new(
+            v6_bits(rip),
+            self.saddr,
+            rport,
+            self.sport,
+            self.proto,
+        ))
     }
     #[inline(always)]
     fn ports(&self) -> (u16, u16) {
@@ -348,6 +370,9 @@ pub struct Pipeline {
     ip_ident: u16,
     /// Fast-path entries this batch wrote and removed, for the worker to apply.
     fast: FastOps,
+    /// NAT connections this batch created, for the worker to tell the steering program
+    /// before it transmits.
+    nat_conns: NatConnOps,
     /// Connection sync's queues, when it is on.
     sync: Option<Arc<SyncChannel>>,
 }
@@ -369,6 +394,7 @@ impl Pipeline {
             rand: config.hash_seed | 1,
             ip_ident: config.hash_seed as u16,
             fast: FastOps::default(),
+            nat_conns: NatConnOps::default(),
             sync: None,
         }
     }
@@ -387,6 +413,12 @@ impl Pipeline {
     /// What the batch queued for the XDP fast path; the worker applies and clears it.
     pub fn fast_ops(&mut self) -> &mut FastOps {
         &mut self.fast
+    }
+
+    /// The NAT connections the batch (or an install) created; the worker writes and
+    /// clears them.
+    pub fn nat_conn_ops(&mut self) -> &mut NatConnOps {
+        &mut self.nat_conns
     }
 
     pub fn counters(&self) -> &Arc<WorkerCounters> {
@@ -601,6 +633,7 @@ impl Pipeline {
             (Forwarding::Dr, _) => rewrite::dr::rewrite(pkt.data_mut(), mac, snap.local_mac),
             (Forwarding::Nat, IpAddr::V6(rip)) => {
                 let rport = if d.port == 0 { dport } else { d.port };
+                self.know_nat(flow, k, d.addr, rport);
                 let src = snap.internal_mac.unwrap_or(snap.local_mac);
                 rewrite::nat6::dnat(pkt.data_mut(), mac, src, rip, rport);
                 if snap.internal_mac.is_some() {
@@ -609,6 +642,7 @@ impl Pipeline {
             }
             (Forwarding::Nat, IpAddr::V4(rip)) => {
                 let rport = if d.port == 0 { dport } else { d.port };
+                self.know_nat(flow, k, d.addr, rport);
                 let src = snap.internal_mac.unwrap_or(snap.local_mac);
                 rewrite::nat::dnat(pkt.data_mut(), mac, src, rip, rport);
                 if snap.internal_mac.is_some() {
@@ -663,6 +697,19 @@ impl Pipeline {
         c.packets.inc();
         c.bytes.add(bytes);
         Ok(verdict)
+    }
+
+    /// Tells the steering program a NAT flow's replies (once per flow, `FLAG_NAT_KNOWN`):
+    /// only those it translates. A one-packet datagram (no flow) is told every time.
+    fn know_nat<K: FamilyKey>(&mut self, flow: Option<usize>, k: &K, rip: IpAddr, rport: u16) {
+        if let Some(index) = flow {
+            let f = K::table_mut(&mut self.tables).get_mut(index);
+            if f.flags & FLAG_NAT_KNOWN != 0 {
+                return;
+            }
+            f.flags |= FLAG_NAT_KNOWN;
+        }
+        self.nat_conns.push(k.nat_reply_key(rip, rport));
     }
 
     /// Hands a DR or TUN flow to the XDP fast path once it is established (any UDP

@@ -75,6 +75,7 @@ pub fn ipv6(b: &[u8]) -> Result<Ipv6Upper<'_>, DropReason> {
             Ok((ip, protocol, &b[(ipv6::HEADER_LEN + offset).min(end)..end]))
         }
         Upper::Fragment => Err(DropReason::Fragment),
+        Upper::SourceRouted => Err(DropReason::SourceRoute),
         Upper::TooLong | Upper::Truncated | Upper::Malformed => Err(DropReason::ExtHeaders),
     }
 }
@@ -101,7 +102,34 @@ pub fn ipv4(b: &[u8]) -> Result<Ipv4Packet<&[u8]>, DropReason> {
     if !ip.verify_checksum() {
         return Err(DropReason::BadIpChecksum);
     }
+    if hl > ipv4::MIN_HEADER_LEN && source_routed(&b[ipv4::MIN_HEADER_LEN..hl]) {
+        return Err(DropReason::SourceRoute);
+    }
     Ok(ip)
+}
+
+/// An IPv4 loose or strict source route option (LSRR 131, SSRR 137) among `options`:
+/// `ip_rcv_options` drops such a packet unless `accept_source_route` is on (a host's
+/// default is off). The walk stops at the list's end, or at a length it cannot follow
+/// (the steering program's `source_routed` reads them the same way).
+pub fn source_routed(options: &[u8]) -> bool {
+    const EOL: u8 = 0;
+    const NOP: u8 = 1;
+    const LSRR: u8 = 131;
+    const SSRR: u8 = 137;
+    let mut i = 0;
+    while let Some(&kind) = options.get(i) {
+        match kind {
+            EOL => return false,
+            NOP => i += 1,
+            LSRR | SSRR => return true,
+            _ => match options.get(i + 1) {
+                Some(&len) if len >= 2 => i += usize::from(len),
+                _ => return false,
+            },
+        }
+    }
+    false
 }
 
 /// Ports and flags of a TCP segment (`seg`: the IP payload), its header checked.
@@ -143,6 +171,23 @@ mod tests {
     const URG: u8 = 0x20;
     const ECE: u8 = 0x40;
     const CWR: u8 = 0x80;
+
+    #[test]
+    fn source_route_options_are_found_among_others() {
+        let lsrr = [131, 7, 4, 10, 0, 0, 9];
+        assert!(source_routed(&lsrr));
+        assert!(source_routed(&[1, 1, 137, 3, 4]), "after NOPs");
+        // Record route (7) first, then a strict source route.
+        assert!(source_routed(&[7, 3, 4, 137, 3, 4, 0, 0]));
+        assert!(!source_routed(&[1, 1, 1, 0]), "NOPs and the end");
+        assert!(!source_routed(&[0, 131, 3, 4]), "after the end of the list");
+        assert!(
+            !source_routed(&[7, 0, 131]),
+            "a length the walk cannot follow"
+        );
+        assert!(!source_routed(&[68, 4, 5, 0]), "a timestamp");
+        assert!(!source_routed(&[]));
+    }
 
     #[test]
     fn flags_a_stack_sends_pass() {

@@ -51,6 +51,7 @@ drop_reasons! {
     NoFlow => "no_flow": "A TCP packet other than a SYN for no known flow (sloppy_tcp off).",
     Fragment => "fragment": "An IPv4 or IPv6 fragment: no ports to schedule on.",
     ExtHeaders => "ext_headers": "An IPv6 extension header chain too long (over 4), truncated, or with hop-by-hop options not first.",
+    SourceRoute => "source_route": "An IPv4 loose or strict source route option, or an IPv6 routing header with segments left (the kernel drops them, source routing being off).",
     NoService => "no_service": "No virtual service matches (removed by a reload in flight).",
     NoDestination => "no_destination": "The service has no real server that can take a connection.",
     DestUnavailable => "dest_unavailable": "The flow's real server left the configuration (policy drop or expire).",

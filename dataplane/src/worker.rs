@@ -11,6 +11,7 @@ use std::time::Instant;
 use crate::counters::WorkerCounters;
 use crate::fast::{FastKey, FastKey6, FastMap};
 use crate::flow::dump::DumpCursor;
+use crate::nat_conns::NatConnMap;
 use crate::pipeline::{Pipeline, PipelineConfig, Prefetched, ResyncCursor};
 use crate::snapshot::SharedSnapshot;
 use crate::verdict::{DropReason, Verdict};
@@ -78,6 +79,8 @@ pub struct Worker {
     batch: u32,
     /// The XDP fast path's map, when it is on.
     fast: Option<FastMap>,
+    /// The steering program's known NAT connections.
+    nat_conns: Option<NatConnMap>,
     /// CLOCK_MONOTONIC_COARSE at `epoch`: converts the fast path's times to this clock.
     epoch_ns: u64,
     /// A peer's resync under way (connection sync).
@@ -108,6 +111,7 @@ impl Worker {
             pre: [None; BATCH as usize],
             batch: config.batch.clamp(1, BATCH),
             fast: None,
+            nat_conns: None,
             epoch_ns: crate::sys::monotonic_coarse_ns(),
             resync: ResyncCursor::default(),
         }
@@ -133,6 +137,7 @@ impl Worker {
         let snap = self.snapshot.load();
         self.pipeline
             .install_synced(&snap, now, SYNC_INSTALL_PER_TURN);
+        self.apply_nat_conns();
         let walking = self
             .pipeline
             .resync_walk(&mut self.resync, now, SYNC_WALK_BUCKETS_PER_TURN);
@@ -140,6 +145,31 @@ impl Worker {
         // drains it at its own pace.
         let more = self.pipeline.sync().is_some_and(|c| !c.inbound.is_empty());
         more || (walking && self.pipeline.sync().is_some_and(|c| !c.bulk.is_full()))
+    }
+
+    /// Tells the steering program the NAT connections this worker creates, through `map`.
+    pub fn with_nat_conns(mut self, map: NatConnMap) -> Self {
+        self.nat_conns = Some(map);
+        self
+    }
+
+    /// Writes the NAT connections the batch (or an install) created: before the batch
+    /// is transmitted, so that the real server's first reply finds its entry.
+    fn apply_nat_conns(&mut self) {
+        let ops = self.pipeline.nat_conn_ops();
+        if ops.is_empty() && ops.dropped == 0 {
+            return;
+        }
+        let failed = match self.nat_conns.as_ref() {
+            Some(map) => map.apply(ops),
+            None => {
+                ops.clear();
+                0
+            }
+        } + std::mem::take(&mut ops.dropped);
+        if failed > 0 {
+            self.pipeline.counters().nat_conns_failed.add(failed);
+        }
     }
 
     /// Hands established DR/TUN flows to the XDP fast path through `map`.
@@ -333,6 +363,7 @@ impl Worker {
         }
         self.xsk.rx.release(n);
         self.xsk.fill.submit(fill_n);
+        self.apply_nat_conns();
         if tx_n > 0 {
             self.xsk.tx.submit(tx_n);
             self.tx_outstanding += tx_n;

@@ -142,3 +142,58 @@ fn long_download_intact() {
     assert!(scraped >= out_bytes, "{scraped} < {out_bytes}");
     lab.stop_clean().unwrap();
 }
+
+/// A real server's own traffic from its service port (a connection it opens from port
+/// 80) answers no connection the director knows: it must never leave with the VIP as its
+/// source (an open source NAT, IPVS translates only its connections' packets). The
+/// steering program gives it to the kernel untranslated and counts it.
+#[test]
+fn a_real_servers_own_traffic_is_not_translated() {
+    let mut lab = nat_lab();
+    // The client's requests teach the director its MAC: a translated packet would reach it.
+    let answers = lab.http_gets(2, ":8080/").unwrap();
+    assert!(answers.iter().all(|a| a != "FAIL"), "{answers:?}");
+    // rs2's port 80 free for a connection of its own.
+    lab.stop_web(1);
+    let pcap = lab.lab.dir.join("cl.pcap").display().to_string();
+    lab.lab
+        .spawn(
+            "cl",
+            "capture",
+            &[
+                "tcpdump",
+                "-i",
+                "eth0",
+                "-nn",
+                "-U",
+                "-w",
+                &pcap,
+                "tcp dst port 9999",
+            ],
+        )
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let script = format!(
+        "import socket\ns = socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\ns.bind(('10.0.0.12', 80))\ns.settimeout(1.5)\ntry:\n    s.connect(('{NAT_CLIENT}', 9999))\nexcept OSError:\n    pass\n"
+    );
+    lab.lab
+        .sh("rs2", &format!("python3 -c \"{script}\""))
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    lab.lab.stop("capture");
+    let seen = lab
+        .lab
+        .sh("cl", &format!("tcpdump -nn -r {pcap} 2>/dev/null"))
+        .unwrap();
+    assert!(
+        !seen.contains(&format!("{NAT_VIP}.8080 >")),
+        "a real server's own packet left as the VIP's:\n{seen}"
+    );
+    let log = lab.stop_clean().unwrap();
+    let unknown = log
+        .split("pass_nat_unknown ")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(unknown.is_some_and(|n| n >= 1), "{log}");
+}

@@ -22,7 +22,7 @@ use super::publish;
 use super::resolve::resolve;
 use super::steer_maps::SteerMaps;
 use super::translate;
-use super::workers::Workers;
+use super::workers::{WorkerMaps, Workers};
 use crate::health::initial_health;
 use crate::ids::DestRegistry;
 use crate::sys::random;
@@ -51,7 +51,8 @@ impl Lb {
         let shared: SharedSnapshot = Arc::new(ArcSwap::from_pointee(snap));
 
         let mut steer =
-            Steer::load_sized(cfg.fast_path_flows).context("loading the steering program")?;
+            Steer::load_sized(cfg.fast_path_flows, nat_conns_size(cfg, iface.rx_queues))
+                .context("loading the steering program")?;
         steer.set_fast_generation(publish::fast_generation(cfg, generation))?;
         let maps = SteerMaps::build(cfg, ifaces, &mut registry)?;
         maps.write(&steer)?;
@@ -94,16 +95,19 @@ impl Lb {
                 pipeline: pipeline.clone(),
                 batch: cfg.af_xdp.batch,
             };
-            let fast = match cfg.fast_path {
-                xvs_config::FastPath::Xdp => Some(steer.fast_flows_fds()?),
-                xvs_config::FastPath::Off => None,
+            let maps = WorkerMaps {
+                fast: match cfg.fast_path {
+                    xvs_config::FastPath::Xdp => Some(steer.fast_flows_fds()?),
+                    xvs_config::FastPath::Off => None,
+                },
+                nat_conns: steer.nat_conns_fds()?,
             };
             let channel = cfg
                 .connection_sync
                 .as_ref()
                 .map(|_| Arc::new(xvs_dataplane::sync::SyncChannel::default()));
             channels.extend(channel.clone());
-            let fd = workers.start(ifaces, &wc, &xsk, &shared, fast, channel)?;
+            let fd = workers.start(ifaces, &wc, &xsk, &shared, maps, channel)?;
             // Registered after the worker owns the socket: from here its queue's VIP
             // traffic goes to the worker instead of the kernel.
             steer.register_xsk(q, fd)?;
@@ -137,6 +141,21 @@ impl Lb {
             maps,
             queues,
         })
+    }
+}
+
+/// Room for the NAT connections the workers can hold (none without a NAT service): a
+/// flow table's for each queue, at most `MAX_NAT_CONNS`.
+fn nat_conns_size(cfg: &Config, queues: u32) -> u32 {
+    let nat = cfg
+        .virtual_servers
+        .iter()
+        .any(|v| v.forwarding == xvs_config::Forwarding::Nat);
+    if nat {
+        let want = cfg.flow_table_size.saturating_mul(queues.max(1) as usize);
+        want.min(xvs_bpf::abi::layout::MAX_NAT_CONNS as usize) as u32
+    } else {
+        1
     }
 }
 

@@ -21,6 +21,8 @@ pub struct SteerMaps {
     services: Vec<(SvcKey, u32)>,
     services6: Vec<(Svc6Key, u32)>,
     nat: Vec<(NatKey, NatValue)>,
+    /// The NAT real servers' addresses (a fragment from one is dropped).
+    nat_addrs: Vec<std::net::IpAddr>,
     own4: Vec<Ipv4Addr>,
     own6: Vec<Ipv6Addr>,
 }
@@ -30,7 +32,14 @@ impl SteerMaps {
     /// against the maps' sizes.
     pub fn build(cfg: &Config, ifaces: &Ifaces, registry: &mut DestRegistry) -> Result<SteerMaps> {
         let (own4, own6) = publish::own_addrs(cfg, host_addrs()?);
+        let nat_addrs = cfg
+            .virtual_servers
+            .iter()
+            .filter(|v| v.forwarding == xvs_config::Forwarding::Nat)
+            .flat_map(|v| v.real_servers.iter().map(|r| r.address))
+            .collect();
         let maps = SteerMaps {
+            nat_addrs,
             services: publish::steering_services(cfg),
             services6: publish::steering_services6(cfg),
             nat: publish::nat_backends(cfg, ifaces.external.mac, ifaces.reply_out(), registry),
@@ -66,6 +75,9 @@ impl SteerMaps {
         steer
             .set_nat_backends(&self.nat)
             .context("writing the NAT backends' maps")?;
+        steer
+            .set_nat_addrs(&self.nat_addrs)
+            .context("writing the NAT real servers' addresses")?;
         Ok(())
     }
 }

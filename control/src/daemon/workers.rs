@@ -14,6 +14,15 @@ use xvs_dataplane::{SharedSnapshot, WorkerCounters};
 
 use super::ifaces::Ifaces;
 
+/// The steering program's maps a worker writes (duplicated descriptors it owns), IPv4's
+/// and IPv6's of each.
+pub struct WorkerMaps {
+    /// The fast path's, when it is on.
+    pub fast: Option<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)>,
+    /// The known NAT connections'.
+    pub nat_conns: (std::os::fd::OwnedFd, std::os::fd::OwnedFd),
+}
+
 pub struct Workers {
     stop: Arc<AtomicBool>,
     handles: Vec<JoinHandle<std::io::Result<()>>>,
@@ -36,14 +45,15 @@ impl Workers {
     /// the internal interface, sharing the UMEM), starts its worker (writing fast-path
     /// entries through `fast`, when on), and returns the socket for the steering
     /// program's XSK map.
+    /// Starts the worker of `wc.queue` (its socket bound, its thread running); returns
+    /// the socket's descriptor for the XSK map.
     pub fn start(
         &mut self,
         ifaces: &Ifaces,
         wc: &WorkerConfig,
         xsk_cfg: &XskConfig,
         shared: &SharedSnapshot,
-        // The fast path's maps, IPv4's and IPv6's, when it is on.
-        fast: Option<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)>,
+        maps: WorkerMaps,
         // Connection sync's queues for this worker, when it is on.
         sync: Option<Arc<xvs_dataplane::sync::SyncChannel>>,
     ) -> Result<RawFd> {
@@ -73,9 +83,11 @@ impl Workers {
             );
             worker = worker.with_internal(tx);
         }
-        if let Some((v4, v6)) = fast {
+        if let Some((v4, v6)) = maps.fast {
             worker = worker.with_fast_path(xvs_dataplane::fast::FastMap::new(v4, v6));
         }
+        let (v4, v6) = maps.nat_conns;
+        worker = worker.with_nat_conns(xvs_dataplane::nat_conns::NatConnMap::new(v4, v6));
         if let Some(ch) = sync {
             worker = worker.with_sync(ch);
         }

@@ -128,6 +128,8 @@ impl Key for FlowKey6 {
 pub const FLAG_TEMPLATE: u8 = 1;
 /// The flow has an entry in the XDP fast path (`crate::fast`).
 pub const FLAG_OFFLOADED: u8 = 2;
+/// A NAT flow whose replies the steering program was told of (`crate::nat_conns`).
+pub const FLAG_NAT_KNOWN: u8 = 4;
 
 /// One tracked connection, or a persistence template.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

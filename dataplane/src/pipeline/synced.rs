@@ -3,9 +3,9 @@
 //! bounded amount per call, so a burst of synced entries never holds up a queue.
 
 use super::{uncount, FamilyKey, Pipeline};
-use crate::flow::table::{FLAG_OFFLOADED, FLAG_TEMPLATE};
+use crate::flow::table::{FLAG_NAT_KNOWN, FLAG_OFFLOADED, FLAG_TEMPLATE};
 use crate::flow::{Flow, FlowKey, FlowKey6};
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Forwarding, Snapshot};
 use crate::sync::record::RECEIVED_GRACE_SECS;
 use crate::sync::{SyncKey, SyncRecord};
 
@@ -41,7 +41,9 @@ impl Pipeline {
             return 0;
         };
         let mut n = 0;
-        while n < max {
+        // A turn stops when the NAT connections to tell are full: the worker writes
+        // them, and the next turn goes on.
+        while n < max && !self.nat_conns.is_full() {
             let Some(rec) = ch.inbound.pop() else { break };
             n += 1;
             if snap.dest(rec.dest).is_none() || rec.dest as usize >= self.counters.dests.len() {
@@ -49,17 +51,42 @@ impl Pipeline {
                 continue;
             }
             match rec.key {
-                SyncKey::V4(k) => self.install_one::<FlowKey>(k, &rec, now),
-                SyncKey::V6(k) => self.install_one::<FlowKey6>(k, &rec, now),
+                SyncKey::V4(k) => self.install_nat_aware::<FlowKey>(snap, k, &rec, now),
+                SyncKey::V6(k) => self.install_nat_aware::<FlowKey6>(snap, k, &rec, now),
             }
             self.counters.sync_installed.inc();
         }
         n
     }
 
+    /// Installs `rec`; a NAT connection's replies are told to the steering program too,
+    /// so that this director translates them the moment it takes over.
+    fn install_nat_aware<K: FamilyKey>(
+        &mut self,
+        snap: &Snapshot,
+        key: K,
+        rec: &SyncRecord,
+        now: u32,
+    ) {
+        let index = self.install_one(key, rec, now);
+        if rec.template {
+            return;
+        }
+        let Some(svc) = key.service(snap) else {
+            return;
+        };
+        let Some(d) = snap.dest(rec.dest) else {
+            return;
+        };
+        if snap.services[svc].forwarding == Forwarding::Nat && d.addr.is_ipv6() == K::IS_V6 {
+            let rport = if d.port == 0 { key.ports().1 } else { d.port };
+            self.know_nat(Some(index), &key, d.addr, rport);
+        }
+    }
+
     /// The peer's word is the entry's: it forwarded the flow's last packet. The entry is
-    /// marked sent now, so this director does not echo it back.
-    fn install_one<K: FamilyKey>(&mut self, key: K, rec: &SyncRecord, now: u32) {
+    /// marked sent now, so this director does not echo it back. Returns its slot.
+    fn install_one<K: FamilyKey>(&mut self, key: K, rec: &SyncRecord, now: u32) -> usize {
         let expires = now
             .saturating_add(rec.timeout.max(1))
             .saturating_add(RECEIVED_GRACE_SECS);
@@ -70,6 +97,10 @@ impl Pipeline {
                 let old = *K::table(&self.tables).get(i);
                 if !old.is_template() {
                     uncount(&self.counters, &old);
+                }
+                if old.dest != rec.dest {
+                    // Its replies come from another real server now: told anew.
+                    K::table_mut(&mut self.tables).get_mut(i).flags &= !FLAG_NAT_KNOWN;
                 }
                 if old.dest != rec.dest && old.flags & FLAG_OFFLOADED != 0 {
                     // The fast path would send it to the old server.
@@ -97,7 +128,7 @@ impl Pipeline {
         f.expires = expires;
         f.template_seen = now;
         f.synced = now as u16;
-        f.flags = (f.flags & FLAG_OFFLOADED) | flags;
+        f.flags = (f.flags & (FLAG_OFFLOADED | FLAG_NAT_KNOWN)) | flags;
         if !rec.template {
             let f = *f;
             let c = &self.counters.dests[f.dest as usize];
@@ -107,6 +138,7 @@ impl Pipeline {
                 c.inactive.inc();
             }
         }
+        index
     }
 
     /// Goes on with the resync walk the sync thread asked for (if any): puts the live

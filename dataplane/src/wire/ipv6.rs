@@ -193,6 +193,9 @@ pub enum Upper {
     Truncated,
     /// Hop-by-hop options anywhere but first (RFC 8200 4.1).
     Malformed,
+    /// A routing header with segments left: the packet is not at its final destination
+    /// (the upper layer was found behind it).
+    SourceRouted,
 }
 
 /// The length of the extension header `nh` at the start of `rest`, and its next header;
@@ -215,9 +218,11 @@ fn ext_header(nh: u8, rest: &[u8]) -> Option<core::result::Result<(usize, u8), U
 /// Walks `payload` from next header `nh` to the upper layer.
 pub fn walk(mut nh: u8, payload: &[u8]) -> Upper {
     let mut offset = 0;
+    let mut routed = false;
     for i in 0..=MAX_EXT_HEADERS {
         let rest = &payload[offset..];
         let (len, next) = match ext_header(nh, rest) {
+            None if routed => return Upper::SourceRouted,
             None => {
                 return Upper::Found {
                     protocol: nh,
@@ -237,6 +242,8 @@ pub fn walk(mut nh: u8, payload: &[u8]) -> Upper {
         if nh == NH_FRAGMENT && be16(rest, 2..4) & 0xfff9 != 0 {
             return Upper::Fragment;
         }
+        // Segments left (the header's fourth byte; it is at least 8 long).
+        routed |= nh == NH_ROUTING && rest[3] != 0;
         offset += len;
         nh = next;
     }
@@ -363,12 +370,17 @@ mod tests {
 
     #[test]
     fn the_walk_crosses_known_headers_to_the_upper_layer() {
-        // Hop-by-hop, destination options, routing, then TCP: 24 bytes of headers.
+        // Hop-by-hop, destination options, routing (no segments left), then TCP: 24
+        // bytes of headers.
         let mut payload = Vec::new();
         payload.extend_from_slice(&ext8(NH_DEST_OPTS));
         payload.extend_from_slice(&ext8(NH_ROUTING));
-        payload.extend_from_slice(&ext8(TCP));
+        payload.extend_from_slice(&[TCP, 0, 0, 0, 0, 0, 0, 0]);
         payload.extend_from_slice(&[0; 20]);
+        // With segments left, the packet is not at its final destination.
+        let mut routed = payload.clone();
+        routed[16 + 3] = 1;
+        assert_eq!(walk(NH_HOP_BY_HOP, &routed), Upper::SourceRouted);
         let b = packet(NH_HOP_BY_HOP, &payload);
         let p = Ipv6Packet::new_checked(&b[..]).unwrap();
         assert_eq!(
@@ -522,6 +534,7 @@ mod tests {
                 Upper::TooLong => prop_assert!(chain.len() > MAX_EXT_HEADERS),
                 Upper::Malformed => prop_assert!(theirs.is_err()),
                 Upper::Truncated => prop_assert!(false, "every header here fits"),
+                Upper::SourceRouted => prop_assert!(false, "no segments left here"),
             }
         }
     }

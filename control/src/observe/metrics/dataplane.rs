@@ -133,7 +133,7 @@ pub fn servers(
 /// Per worker: frames, batches, kicks, flows, TX ring full, ICMP sent; the flow tables'
 /// fill; drops by reason.
 pub fn workers(o: &mut Out, cfg: &Config, w: AllWorkers<'_>) {
-    let per_worker: [(&str, &str, Read<WorkerCounters>); 10] = [
+    let per_worker: [(&str, &str, Read<WorkerCounters>); 12] = [
         ("xvs_worker_rx_packets_total", "Frames received.", |c| {
             c.rx_packets.get()
         }),
@@ -173,6 +173,16 @@ pub fn workers(o: &mut Out, cfg: &Config, w: AllWorkers<'_>) {
             "xvs_icmp_frag_needed_total",
             "ICMP fragmentation-needed, or ICMPv6 Packet Too Big, sent (TUN).",
             |c| c.icmp_frag_needed.get(),
+        ),
+        (
+            "xvs_fast_path_failed_total",
+            "Fast-path entries the kernel refused or that did not fit a batch (the flow stays on the worker).",
+            |c| c.fast_path_failed.get(),
+        ),
+        (
+            "xvs_nat_conns_failed_total",
+            "NAT connections the steering program could not be told of (their replies go to the kernel untranslated).",
+            |c| c.nat_conns_failed.get(),
         ),
     ];
     for (name, help, f) in per_worker {
