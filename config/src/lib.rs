@@ -13,6 +13,7 @@ pub mod keepalived;
 pub mod model;
 mod raw;
 pub mod schema;
+pub mod script;
 mod spanned;
 mod structure;
 mod validate;

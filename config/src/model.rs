@@ -456,6 +456,9 @@ pub struct Config {
     pub virtual_servers: Vec<VirtualServer>,
     /// The VRRP thread's `SCHED_FIFO` priority; `None`: normal scheduling.
     pub vrrp_realtime_priority: Option<u8>,
+    /// Who scripts run as (`script_user`); None: the default (see `RawConfig`).
+    pub script_user: Option<ScriptUser>,
+    pub enable_script_security: bool,
     pub vrrp_instances: Vec<VrrpInstance>,
     pub connection_sync: Option<ConnectionSync>,
 }
@@ -541,3 +544,10 @@ pub const DEFAULT_FLOW_TABLE_SIZE: usize = 1 << 20;
 pub const MAX_WEIGHT: i64 = 65535;
 /// The largest connection threshold: more than a director's flow table could hold.
 pub const MAX_THRESHOLD: i64 = 1 << 30;
+
+/// `script_user`: a user, and a group when it is not the user's own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScriptUser {
+    pub user: String,
+    pub group: Option<String>,
+}

@@ -103,6 +103,17 @@ pub struct RawConfig {
     /// failover. Needs CAP_SYS_NICE. Restart-only.
     #[serde(default)]
     pub vrrp_realtime_priority: Option<Spanned<i64>>,
+    /// The user (and group, as `user:group`) notify and misc scripts run as, keepalived's
+    /// `script_user`. Default: when xvs runs as root, the `xvs` user if there is one,
+    /// else `nobody`; otherwise xvs's own user. Scripts run without xvs's capabilities,
+    /// in a clean environment, in a process group of their own. Restart-only.
+    #[serde(default)]
+    pub script_user: Option<Spanned<String>>,
+    /// keepalived's `enable_script_security`: a script that anyone but root could change
+    /// (the file, or any directory on its path, writable by another user) is not run.
+    /// Off: such a script runs, and a warning says so at start. Restart-only.
+    #[serde(default)]
+    pub enable_script_security: Option<bool>,
     /// VRRP routers that own the virtual addresses: keepalived's `vrrp_instance` blocks.
     /// Restart-only.
     #[serde(default)]
@@ -216,16 +227,16 @@ pub struct RawVrrpInstance {
     pub garp_interval: Option<Spanned<f64>>,
     /// Script run on becoming master.
     #[serde(default)]
-    pub notify_master: Option<String>,
+    pub notify_master: Option<Spanned<String>>,
     /// Script run on becoming backup.
     #[serde(default)]
-    pub notify_backup: Option<String>,
+    pub notify_backup: Option<Spanned<String>>,
     /// Script run on entering fault.
     #[serde(default)]
-    pub notify_fault: Option<String>,
+    pub notify_fault: Option<Spanned<String>>,
     /// Script run on every change, with `INSTANCE name state priority` as arguments.
     #[serde(default)]
-    pub notify: Option<String>,
+    pub notify: Option<Spanned<String>>,
     /// Interfaces whose link going down puts the instance in fault.
     #[serde(default)]
     pub track_interfaces: Vec<Spanned<String>>,
@@ -352,10 +363,10 @@ pub struct RawVirtualServer {
     pub hysteresis: Option<Spanned<i64>>,
     /// Script run when the quorum is gained.
     #[serde(default)]
-    pub quorum_up: Option<String>,
+    pub quorum_up: Option<Spanned<String>>,
     /// Script run when the quorum is lost.
     #[serde(default)]
-    pub quorum_down: Option<String>,
+    pub quorum_down: Option<Spanned<String>>,
     /// Takes the new connections while no real server is up.
     #[serde(default)]
     pub sorry_server: Option<RawSorryServer>,
@@ -480,8 +491,8 @@ pub struct RawRealServer {
     pub lthreshold: Option<Spanned<i64>>,
     /// Script run when it comes up.
     #[serde(default)]
-    pub notify_up: Option<String>,
+    pub notify_up: Option<Spanned<String>>,
     /// Script run when it goes down.
     #[serde(default)]
-    pub notify_down: Option<String>,
+    pub notify_down: Option<Spanned<String>>,
 }

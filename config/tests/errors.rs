@@ -817,3 +817,31 @@ fn realtime_priority_out_of_range() {
     );
     assert!(e.contains("0 for normal scheduling"), "{e}");
 }
+
+#[test]
+fn script_user_and_unreadable_scripts_point_at_their_line() {
+    let e = errors(&format!("script_user: \"no body\"\n{GOOD}"));
+    assert!(
+        e.starts_with("t.yaml:1:14: error: script_user \"no body\" is no user name"),
+        "{e}"
+    );
+    let ok = parse(
+        "t.yaml",
+        &format!("script_user: \"xvs:adm\"\nenable_script_security: true\n{GOOD}"),
+    )
+    .unwrap();
+    assert_eq!(
+        ok.script_user,
+        Some(ScriptUser {
+            user: "xvs".into(),
+            group: Some("adm".into())
+        })
+    );
+    assert!(ok.enable_script_security);
+    let vrrp = "vrrp_instances:\n  - name: VI_1\n    interface: eth0\n    virtual_router_id: 51\n    priority: 100\n    virtual_ipaddresses: [10.0.0.100]\n    notify_master: \"/etc/xvs/up.sh 'unclosed\"\n";
+    let e = errors(&format!("{GOOD}{vrrp}"));
+    assert!(
+        e.contains("error: notify_master cannot be read: a ' quote is not closed"),
+        "{e}"
+    );
+}

@@ -162,7 +162,6 @@ fn every_checker_and_what_cannot_be_converted() {
 
     let w = i.warnings.join("\n");
     for needle in [
-        "line 6: `enable_script_security` in global_defs: not converted",
         "line 9: `vrrp_script chk_haproxy` not converted: xvs has no vrrp_script",
         "line 33: `192.0.2.100/24 dev eth0 label eth0:vip` keeps only its address",
         "line 38: `track_script` not converted",
@@ -174,7 +173,7 @@ fn every_checker_and_what_cannot_be_converted() {
     ] {
         assert!(w.contains(needle), "{needle:?} in\n{w}");
     }
-    assert_eq!(i.warnings.len(), 9, "nothing else is lost:\n{w}");
+    assert_eq!(i.warnings.len(), 8, "nothing else is lost:\n{w}");
 }
 
 #[test]
@@ -278,4 +277,30 @@ fn the_vrrp_realtime_priority_converts() {
     let off =
         xvs_config::parse("off.yaml", "interface: eth0\nvrrp_realtime_priority: 0\n").unwrap();
     assert_eq!(off.vrrp_realtime_priority, None);
+}
+
+/// keepalived's `script_user` and `enable_script_security` carry over.
+#[test]
+fn script_user_and_security_convert() {
+    let inst = "vrrp_instance VI_1 {\n  state MASTER\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  virtual_ipaddress {\n    10.0.0.100\n  }\n  notify_master \"/etc/keepalived/master.sh 'two words'\"\n}\n";
+    let i = keepalived::import(
+        &format!("global_defs {{\n  script_user keepalived_script adm\n  enable_script_security\n}}\n{inst}"),
+        None,
+    );
+    assert!(i.warnings.is_empty(), "{:?}", i.warnings);
+    let c = load("scripts.conf", &i);
+    assert_eq!(
+        c.script_user,
+        Some(xvs_config::ScriptUser {
+            user: "keepalived_script".into(),
+            group: Some("adm".into())
+        })
+    );
+    assert!(c.enable_script_security);
+    let script = c.vrrp_instances[0].notify_master.clone().unwrap();
+    assert_eq!(
+        xvs_config::script::argv(&script).unwrap(),
+        ["/etc/keepalived/master.sh", "two words"],
+        "the script keeps keepalived's meaning"
+    );
 }

@@ -19,6 +19,7 @@ mod ids;
 mod notify;
 mod observe;
 mod realserver;
+mod script;
 mod sync;
 #[allow(unsafe_code)]
 mod sys;

@@ -221,7 +221,8 @@ fn losing_the_quorum_hands_the_vip_over() {
         .spawn_keepalived("lb2", &ka.keepalived_conf())
         .unwrap();
     let flag = lab.lab.dir.join("quorum-lost").display().to_string();
-    let cfg = dr::config(&[1, 1], None).replace(
+    // The script writes into the lab's directory, which is root's: it runs as root.
+    let cfg = "script_user: root\n".to_string() + &dr::config(&[1, 1], None).replace(
         "    real_servers:\n",
         &format!("    health_check: {{ type: tcp, delay_loop: 0.5, connect_timeout: 1, retry: 0 }}\n    quorum: 2\n    quorum_down: \"touch {flag}\"\n    quorum_vrrp: {{ instance: VI_1, priority: 50 }}\n    real_servers:\n"),
     ) + &format!(

@@ -69,6 +69,8 @@ pub fn convert(stmts: &[Stmt], interface: Option<&str>) -> (String, Vec<String>)
     let mut version = None;
     let mut router_id = None;
     let mut rt_priority = None;
+    let mut script_user = None;
+    let mut script_security = false;
     let mut instances = Vec::new();
     let mut groups = Vec::new();
     let mut services = Vec::new();
@@ -80,6 +82,17 @@ pub fn convert(stmts: &[Stmt], interface: Option<&str>) -> (String, Vec<String>)
                         "router_id" => router_id = g.arg(0).map(str::to_string),
                         "vrrp_version" => version = whole(g, &mut out),
                         "vrrp_rt_priority" => rt_priority = whole(g, &mut out),
+                        "script_user" => {
+                            script_user = match g.args() {
+                                [user] => Some(user.to_string()),
+                                [user, group] => Some(format!("{user}:{group}")),
+                                _ => {
+                                    out.warn(g, "not converted: script_user takes a user and a group at most");
+                                    None
+                                }
+                            }
+                        }
+                        "enable_script_security" => script_security = true,
                         "notification_email" | "notification_email_from" | "smtp_server"
                         | "smtp_connect_timeout" | "smtp_alert" => {
                             out.warn(g, "not converted: xvs sends no e-mail (use notify scripts)")
@@ -126,6 +139,12 @@ pub fn convert(stmts: &[Stmt], interface: Option<&str>) -> (String, Vec<String>)
     out.line(0, &format!("interface: {}", quote(&iface)));
     if let Some(p) = &rt_priority {
         out.line(0, &format!("vrrp_realtime_priority: {p}"));
+    }
+    if let Some(u) = &script_user {
+        out.line(0, &format!("script_user: {}", quote(u)));
+    }
+    if script_security {
+        out.line(0, "enable_script_security: true");
     }
     if !services.is_empty() {
         out.line(0, "virtual_servers:");

@@ -20,6 +20,23 @@ impl Checker {
         self.out.push(Diagnostic::new(l, c, message).hint(hint));
     }
 
+    /// A script line (`notify_master`, `quorum_up`, ...): one that splits into a program
+    /// and its arguments (`crate::script::argv`), kept as written.
+    pub(super) fn script(&mut self, s: &Option<Spanned<String>>, what: &str) -> Option<String> {
+        let s = s.as_ref()?;
+        match crate::script::argv(&s.value) {
+            Ok(_) => Some(s.value.clone()),
+            Err(e) => {
+                self.error(
+                    s,
+                    format!("{what} cannot be read: {e}"),
+                    "a program and its arguments, as keepalived reads them: quote a word that holds spaces",
+                );
+                None
+            }
+        }
+    }
+
     /// An address a host can be given: not 0.0.0.0, broadcast, multicast or loopback.
     pub(super) fn unicast<A: Copy + Into<IpAddr>>(&mut self, a: &Spanned<A>, what: &str) {
         let v: IpAddr = a.value.into();

@@ -41,7 +41,7 @@ pub(super) fn health_check(ck: &mut Checker, h: &Spanned<RawHealthCheck>) -> Opt
         }
         CheckType::Misc => match &r.misc_path {
             Some(p) if !p.value.trim().is_empty() => CheckKind::Misc {
-                script: p.value.clone(),
+                script: ck.script(&r.misc_path, "misc_path")?,
                 dynamic: r.misc_dynamic.unwrap_or(false),
             },
             _ => {

@@ -197,6 +197,10 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Diagnostic>> {
         ) as u8;
         (p > 0).then_some(p)
     });
+    let script_user = raw
+        .script_user
+        .as_ref()
+        .and_then(|u| script_user(&mut ck, u));
     let mut seen = virtual_server::Seen::default();
     let virtual_servers: Vec<VirtualServer> = raw
         .virtual_servers
@@ -265,8 +269,37 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Diagnostic>> {
         control_socket: raw.control_socket.clone(),
         watch_config: raw.watch_config.unwrap_or(false),
         vrrp_realtime_priority,
+        script_user,
+        enable_script_security: raw.enable_script_security.unwrap_or(false),
         vrrp_instances,
         virtual_servers,
         connection_sync,
+    })
+}
+
+/// `script_user`: `user` or `user:group`, each a name a system account may have.
+fn script_user(ck: &mut Checker, u: &Spanned<String>) -> Option<ScriptUser> {
+    let name_ok = |n: &str| {
+        !n.is_empty()
+            && n.len() <= 32
+            && !n.starts_with('-')
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'$'))
+    };
+    let (user, group) = match u.value.split_once(':') {
+        Some((user, group)) => (user, Some(group)),
+        None => (u.value.as_str(), None),
+    };
+    if !name_ok(user) || group.is_some_and(|g| !name_ok(g)) {
+        ck.error(
+            u,
+            format!("script_user {:?} is no user name", u.value),
+            "a user, or `user:group` (keepalived's `script_user USER GROUP`)",
+        );
+        return None;
+    }
+    Some(ScriptUser {
+        user: user.to_string(),
+        group: group.map(str::to_string),
     })
 }

@@ -344,8 +344,8 @@ pub(super) fn check(
                 .or(vs.inhibit_on_failure)
                 .unwrap_or(false),
             thresholds,
-            notify_up: rs.notify_up.clone(),
-            notify_down: rs.notify_down.clone(),
+            notify_up: ck.script(&rs.notify_up, "notify_up"),
+            notify_down: ck.script(&rs.notify_down, "notify_down"),
         });
     }
     if forwarding == Forwarding::Nat {
@@ -400,8 +400,8 @@ pub(super) fn check(
                 "weight tolerance around the quorum",
             ) as u32
         }),
-        quorum_up: vs.quorum_up.clone(),
-        quorum_down: vs.quorum_down.clone(),
+        quorum_up: ck.script(&vs.quorum_up, "quorum_up"),
+        quorum_down: ck.script(&vs.quorum_down, "quorum_down"),
         quorum_vrrp: vs.quorum_vrrp.as_ref().map(|q| {
             let p = ck.range(
                 &q.priority,

@@ -232,10 +232,10 @@ pub(super) fn instance(
         garp_master_refresh,
         garp_interval_ms,
         sync_group: None,
-        notify_master: vi.notify_master.clone(),
-        notify_backup: vi.notify_backup.clone(),
-        notify_fault: vi.notify_fault.clone(),
-        notify: vi.notify.clone(),
+        notify_master: ck.script(&vi.notify_master, "notify_master"),
+        notify_backup: ck.script(&vi.notify_backup, "notify_backup"),
+        notify_fault: ck.script(&vi.notify_fault, "notify_fault"),
+        notify: ck.script(&vi.notify, "notify"),
         track_interfaces: vi.track_interfaces.iter().map(loc).collect(),
     }
 }

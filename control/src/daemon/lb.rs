@@ -224,7 +224,11 @@ impl Lb {
                     vs.name, vs.quorum
                 );
                 if let Some(s) = script {
-                    crate::notify::spawn(format!("virtual server {}", vs.name), s.clone());
+                    crate::notify::spawn(
+                        format!("virtual server {}", vs.name),
+                        s.clone(),
+                        Vec::new(),
+                    );
                 }
                 crossed.push((vs, c));
             }

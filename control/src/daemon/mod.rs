@@ -257,6 +257,7 @@ pub async fn run(path: &Path, cfg: Config, ifaces: Ifaces) -> Result<()> {
         .unwrap_or_else(control_socket::default_path);
     // Before anything is touched: another xvs on one of these keeps them.
     let _instance = crate::sys::instance::acquire(&instance_locks(&ifaces, &socket_path))?;
+    crate::script::init(&cfg)?;
     for w in hostcheck::warnings(&cfg, &ifaces) {
         warn!("{w}");
     }

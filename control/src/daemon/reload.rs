@@ -23,7 +23,7 @@ use crate::health::{self, health_targets, initial_health};
 
 /// What a reload cannot change live, named for the log.
 pub fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
-    let checks: [(&'static str, bool); 15] = [
+    let checks: [(&'static str, bool); 17] = [
         ("xdp_mode", old.xdp_mode != new.xdp_mode),
         ("workers", old.workers != new.workers),
         (
@@ -54,6 +54,11 @@ pub fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
         ),
         ("cpus", old.cpus != new.cpus),
         ("af_xdp", old.af_xdp != new.af_xdp),
+        ("script_user", old.script_user != new.script_user),
+        (
+            "enable_script_security",
+            old.enable_script_security != new.enable_script_security,
+        ),
     ];
     checks
         .into_iter()

@@ -166,6 +166,22 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A misc check: the script's exit code says (keepalived's MISC_CHECK).
+async fn misc(script: &str, dynamic: bool, timeout: Duration) -> Outcome {
+    match crate::script::run(script, &[], timeout)
+        .await
+        .map(|s| s.code())
+    {
+        Ok(Some(0)) => Outcome::Up { weight: None },
+        Ok(Some(c)) if dynamic && (2..=255).contains(&c) => Outcome::Up {
+            weight: Some(c as u32 - 2),
+        },
+        Ok(Some(c)) => Outcome::Down(format!("`{script}` exited with {c}")),
+        Ok(None) => Outcome::Down(format!("`{script}` was killed by a signal")),
+        Err(e) => Outcome::Down(format!("`{script}`: {e}")),
+    }
+}
+
 impl Probe {
     /// Runs the probe once against `target`, within `timeout`.
     pub async fn run(
@@ -174,13 +190,24 @@ impl Probe {
         source: Option<IpAddr>,
         timeout: Duration,
     ) -> Outcome {
-        match tokio::time::timeout(timeout, self.run_unbounded(target, source)).await {
+        // A misc script is bounded by the runner, which kills its whole process group
+        // (and then needs a moment more): the outer bound is only a backstop there.
+        let outer = match self {
+            Probe::Misc { .. } => timeout + Duration::from_secs(5),
+            _ => timeout,
+        };
+        match tokio::time::timeout(outer, self.run_unbounded(target, source, timeout)).await {
             Ok(o) => o,
             Err(_) => Outcome::Down(format!("no answer within {:.1} s", timeout.as_secs_f64())),
         }
     }
 
-    async fn run_unbounded(&self, target: SocketAddr, source: Option<IpAddr>) -> Outcome {
+    async fn run_unbounded(
+        &self,
+        target: SocketAddr,
+        source: Option<IpAddr>,
+        timeout: Duration,
+    ) -> Outcome {
         match self {
             Probe::Tcp => match connect(target, source).await {
                 Ok(_) => Outcome::Up { weight: None },
@@ -219,26 +246,7 @@ impl Probe {
                     Err(e) => Outcome::Down(format!("TLS handshake: {e}")),
                 }
             }
-            Probe::Misc { script, dynamic } => {
-                let child = tokio::process::Command::new("sh")
-                    .arg("-c")
-                    .arg(script)
-                    .kill_on_drop(true)
-                    .spawn();
-                let status = match child {
-                    Ok(mut c) => c.wait().await,
-                    Err(e) => return Outcome::Down(format!("cannot run `{script}`: {e}")),
-                };
-                match status.map(|s| s.code()) {
-                    Ok(Some(0)) => Outcome::Up { weight: None },
-                    Ok(Some(c)) if *dynamic && (2..=255).contains(&c) => Outcome::Up {
-                        weight: Some(c as u32 - 2),
-                    },
-                    Ok(Some(c)) => Outcome::Down(format!("`{script}` exited with {c}")),
-                    Ok(None) => Outcome::Down(format!("`{script}` was killed by a signal")),
-                    Err(e) => Outcome::Down(format!("`{script}`: {e}")),
-                }
-            }
+            Probe::Misc { script, dynamic } => misc(script, *dynamic, timeout).await,
             Probe::Udp { payload } => {
                 let local = SocketAddr::new(
                     source.unwrap_or(if target.is_ipv4() {
@@ -543,27 +551,28 @@ mod tests {
             dynamic,
         };
         let any: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        // A program and its arguments, as keepalived runs them (no shell of its own).
         assert_eq!(
-            m("exit 0", false).run(any, None, T).await,
+            m("true", false).run(any, None, T).await,
             Outcome::Up { weight: None }
         );
         assert_eq!(
-            m("exit 1", false).run(any, None, T).await,
-            Outcome::Down("`exit 1` exited with 1".into())
+            m("sh -c 'exit 1'", false).run(any, None, T).await,
+            Outcome::Down("`sh -c 'exit 1'` exited with 1".into())
         );
         assert_eq!(
-            m("exit 7", true).run(any, None, T).await,
+            m("sh -c 'exit 7'", true).run(any, None, T).await,
             Outcome::Up { weight: Some(5) }
         );
         assert!(matches!(
-            m("exit 7", false).run(any, None, T).await,
+            m("sh -c 'exit 7'", false).run(any, None, T).await,
             Outcome::Down(_)
         ));
         assert!(
-            matches!(m("/nonexistent/script", false).run(any, None, T).await, Outcome::Down(r) if r.contains("127"))
+            matches!(m("/nonexistent/script", false).run(any, None, T).await, Outcome::Down(r) if r.contains("cannot run"))
         );
         assert!(
-            matches!(m("sleep 5", false).run(any, None, T).await, Outcome::Down(r) if r.starts_with("no answer within"))
+            matches!(m("sleep 5", false).run(any, None, T).await, Outcome::Down(r) if r.contains("still running after"))
         );
     }
 

@@ -98,7 +98,7 @@ pub async fn run(
             stats.transition();
             let script = if tr.up { &t.notify_up } else { &t.notify_down };
             if let Some(s) = script {
-                crate::notify::spawn(t.label.clone(), s.clone());
+                crate::notify::spawn(t.label.clone(), s.clone(), Vec::new());
             }
             let ev = Event {
                 key: t.key,

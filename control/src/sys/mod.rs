@@ -4,6 +4,7 @@
 
 pub mod async_socket;
 pub mod caps;
+pub mod child;
 pub mod iface;
 pub mod inotify;
 pub mod instance;

@@ -188,13 +188,19 @@ impl Edge<'_> {
             State::Fault => self.cfg.notify_fault.clone(),
             State::Init => None,
         };
-        let generic = self
-            .cfg
-            .notify
-            .as_ref()
-            .map(|s| format!("{s} INSTANCE {} {} {priority}", self.cfg.name, to.as_str()));
-        for script in own.into_iter().chain(generic) {
-            notify::spawn(format!("VRRP {}", self.cfg.name), script);
+        let who = format!("VRRP {}", self.cfg.name);
+        if let Some(s) = own {
+            notify::spawn(who.clone(), s, Vec::new());
+        }
+        if let Some(s) = &self.cfg.notify {
+            // As arguments of their own: an instance's name is never split or expanded.
+            let args = [
+                "INSTANCE",
+                &self.cfg.name,
+                to.as_str(),
+                &priority.to_string(),
+            ];
+            notify::spawn(who, s.clone(), args.map(str::to_string).to_vec());
         }
     }
 }
