@@ -101,6 +101,12 @@ if [ "$1" = configure ]; then
     if ! getent passwd xvs >/dev/null; then
         adduser --system --group --quiet --no-create-home --home /nonexistent xvs
     fi
+    # A first install: the configuration may hold the sync key and VRRP passwords, so
+    # only root and the daemon's group read it. An upgrade keeps the admin's choice.
+    if [ -z "$2" ] && [ -f /etc/xvs/xvs.yaml ]; then
+        chgrp xvs /etc/xvs/xvs.yaml
+        chmod 0640 /etc/xvs/xvs.yaml
+    fi
     if [ -d /run/systemd/system ]; then
         systemctl --system daemon-reload >/dev/null || true
     fi

@@ -143,8 +143,14 @@ pub struct RawConnectionSync {
     pub peers: Vec<Spanned<IpAddr>>,
     /// The shared secret (16 to 256 characters, the same on every director): each
     /// message carries an HMAC-SHA256 of it, so no one without the key can install or
-    /// change a connection.
-    pub key: Spanned<String>,
+    /// change a connection. Give it here or in `key_file`.
+    #[serde(default)]
+    pub key: Option<Spanned<String>>,
+    /// A file holding the key (its first line), by absolute path, readable by no one but
+    /// its owner and group (mode 0640 or tighter, owner root): the key then stays out of
+    /// the configuration file, which `xvs status` users and backups may read.
+    #[serde(default)]
+    pub key_file: Option<Spanned<String>>,
     /// UDP port, 1 to 65535. Default 8848 (IPVS's).
     #[serde(default)]
     pub port: Option<Spanned<i64>>,

@@ -845,3 +845,38 @@ fn script_user_and_unreadable_scripts_point_at_their_line() {
         "{e}"
     );
 }
+
+/// `key_file` keeps the sync key out of the configuration: an absolute path to a file
+/// of root's that no one else may read or change; one of `key` and `key_file`.
+#[test]
+fn the_sync_key_from_a_file_of_roots_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("xvs-keyfile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("sync.key");
+    std::fs::write(&f, "0123456789abcdef0123456789\nignored second line\n").unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let with = |line: &str| format!("{GOOD}connection_sync:\n  interface: eth0\n{line}");
+    let root = std::fs::metadata(&dir).map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0);
+    if root.unwrap_or(false) {
+        let c = parse("t.yaml", &with(&format!("  key_file: {}\n", f.display()))).unwrap();
+        assert_eq!(c.connection_sync.unwrap().key, "0123456789abcdef0123456789");
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = errors(&with(&format!("  key_file: {}\n", f.display())));
+        assert!(
+            e.contains("mode 0644") && e.contains("others could read or change the key"),
+            "{e}"
+        );
+        assert!(e.contains("chmod 0640"), "{e}");
+    }
+    let e = errors(&with("  key_file: sync.key\n"));
+    assert!(e.contains("not an absolute path"), "{e}");
+    let e = errors(&with(&format!(
+        "  key: \"0123456789abcdef0123\"\n  key_file: {}\n",
+        f.display()
+    )));
+    assert!(e.contains("both `key` and `key_file`"), "{e}");
+    let e = errors(&with("  port: 8848\n"));
+    assert!(e.contains("needs a `key` or a `key_file`"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -130,6 +130,11 @@ fn the_package_builds_is_lintian_clean_and_installs_on_a_clean_debian() {
     let check = root.sh("xvs check --no-host -c /etc/xvs/xvs.yaml");
     assert!(check.contains("/etc/xvs/xvs.yaml: OK"), "{check}");
     assert!(root.sh("id -un xvs").trim() == "xvs", "the system user");
+    assert_eq!(
+        root.sh("stat -c '%a %U %G' /etc/xvs/xvs.yaml").trim(),
+        "640 root xvs",
+        "the configuration (sync key, VRRP passwords) is not world-readable"
+    );
     // verify: the unit's syntax, its commands and its Documentation= pages.
     let verify = Command::new("chroot")
         .arg(&root.0)

@@ -26,14 +26,7 @@ pub(super) fn check(ck: &mut Checker, cs: &RawConnectionSync) -> Option<Connecti
             );
         }
     }
-    let n = cs.key.value.chars().count();
-    if !(16..=256).contains(&n) {
-        ck.error(
-            &cs.key,
-            format!("connection_sync key is {n} characters long, not 16 to 256"),
-            "a long random secret, the same on every director: `openssl rand -base64 32`",
-        );
-    }
+    let key = key(ck, cs);
     let port = cs.port.as_ref().map_or(DEFAULT_SYNC_PORT, |p| {
         ck.range(p, "connection_sync port", 1, 65535, "a UDP port") as u16
     });
@@ -87,10 +80,91 @@ pub(super) fn check(ck: &mut Checker, cs: &RawConnectionSync) -> Option<Connecti
             column,
         },
         peers: cs.peers.iter().map(|p| p.value).collect(),
-        key: cs.key.value.clone(),
+        key: key.unwrap_or_default(),
         port,
         group,
         resync_timeout_ms,
         resync_rate,
     })
+}
+
+/// The key, from `key` or `key_file` (exactly one of them), 16 to 256 characters.
+fn key(ck: &mut Checker, cs: &RawConnectionSync) -> Option<String> {
+    let (value, at) = match (&cs.key, &cs.key_file) {
+        (Some(k), None) => (k.value.clone(), k),
+        (None, Some(f)) => (key_file(ck, f)?, f),
+        (Some(k), Some(_)) => {
+            ck.error(
+                k,
+                "connection_sync has both `key` and `key_file`".into(),
+                "keep one: `key_file` keeps the secret out of this file",
+            );
+            return None;
+        }
+        (None, None) => {
+            ck.error(
+                &cs.interface,
+                "connection_sync needs a `key` or a `key_file`".into(),
+                "a long random secret, the same on every director: `openssl rand -base64 32`",
+            );
+            return None;
+        }
+    };
+    let n = value.chars().count();
+    if !(16..=256).contains(&n) {
+        ck.error(
+            at,
+            format!("connection_sync key is {n} characters long, not 16 to 256"),
+            "a long random secret, the same on every director: `openssl rand -base64 32`",
+        );
+        return None;
+    }
+    Some(value)
+}
+
+/// The first line of `key_file`: an absolute path to a file only its owner and group may
+/// read, that no one but root can change.
+fn key_file(ck: &mut Checker, f: &crate::spanned::Spanned<String>) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let path = std::path::Path::new(&f.value);
+    let fail = |ck: &mut Checker, why: String, hint: &str| {
+        ck.error(
+            f,
+            format!("connection_sync key_file {}: {why}", f.value),
+            hint,
+        );
+        None
+    };
+    if !path.is_absolute() {
+        return fail(
+            ck,
+            "not an absolute path".into(),
+            "give the file's full path",
+        );
+    }
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) => {
+            return fail(
+                ck,
+                e.to_string(),
+                "create it: `openssl rand -base64 32 > FILE`",
+            )
+        }
+    };
+    if meta.mode() & 0o007 != 0 || meta.mode() & 0o020 != 0 || meta.uid() != 0 {
+        return fail(
+            ck,
+            format!(
+                "mode {:04o}, owner uid {}: others could read or change the key",
+                meta.mode() & 0o7777,
+                meta.uid()
+            ),
+            "`chown root:xvs FILE && chmod 0640 FILE`",
+        );
+    }
+    match std::fs::read_to_string(path) {
+        Ok(text) => Some(text.lines().next().unwrap_or("").trim().to_string()),
+        Err(e) => fail(ck, e.to_string(), "xvs must be able to read it (group xvs)"),
+    }
 }
