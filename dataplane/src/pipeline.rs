@@ -181,6 +181,9 @@ fn parse_v6(eth: EthernetFrame<&[u8]>) -> Result<Parsed<FlowKey6>, DropReason> {
 
 /// A flow key of either family: what the pipeline's decision needs to know of one,
 /// so that the decision is written once and compiled for each.
+/// The packet of a UDP flow from which the fast path carries it (`offer`).
+pub const UDP_OFFLOAD_AT: u8 = 3;
+
 trait FamilyKey: Key {
     const IS_V6: bool;
     /// The service the packet is for (`Snapshot::lookup` of its destination).
@@ -748,6 +751,13 @@ impl Pipeline {
             }
             self.timeouts.tcp(TcpState::Established)
         } else {
+            // A UDP flow is handed over from its `UDP_OFFLOAD_AT`th packet, once it has
+            // shown it carries traffic: a spoofed flood (a packet per source) never
+            // reaches the shared map, so it never evicts established flows from it.
+            if flow.udp_seen() + 1 < UDP_OFFLOAD_AT {
+                flow.count_udp();
+                return;
+            }
             self.timeouts.udp
         };
         flow.flags |= FLAG_OFFLOADED;

@@ -130,6 +130,9 @@ pub const FLAG_TEMPLATE: u8 = 1;
 pub const FLAG_OFFLOADED: u8 = 2;
 /// A NAT flow whose replies the steering program was told of (`crate::nat_conns`).
 pub const FLAG_NAT_KNOWN: u8 = 4;
+/// A UDP flow's packets seen by the worker before its hand-over to the fast path, two
+/// bits, saturating (`Flow::udp_seen`).
+pub const FLAG_UDP_SEEN: u8 = 0b11 << 3;
 
 /// One tracked connection, or a persistence template.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -169,6 +172,18 @@ impl<K> Flow<K> {
 
     pub fn is_template(&self) -> bool {
         self.flags & FLAG_TEMPLATE != 0
+    }
+
+    /// Packets of this UDP flow counted so far (0 to 3, `FLAG_UDP_SEEN`).
+    pub fn udp_seen(&self) -> u8 {
+        (self.flags & FLAG_UDP_SEEN) >> 3
+    }
+
+    /// Counts one more, up to 3.
+    pub fn count_udp(&mut self) {
+        if self.udp_seen() < 3 {
+            self.flags += 1 << 3;
+        }
     }
 }
 
