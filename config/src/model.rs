@@ -518,6 +518,8 @@ pub struct VrrpInstance {
     pub unicast_src_ip: Option<IpAddr>,
     /// Empty: multicast to 224.0.0.18 (ff02::12 for IPv6).
     pub unicast_peers: Vec<IpAddr>,
+    /// Refuse adverts from sources not in `unicast_peers` (only with peers).
+    pub check_unicast_src: bool,
     /// Address and prefix length (default /32, /128): all IPv4, or all IPv6.
     pub virtual_ipaddresses: Vec<(IpAddr, u8)>,
     /// Gratuitous ARPs per VIP on becoming master.

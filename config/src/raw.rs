@@ -218,6 +218,12 @@ pub struct RawVrrpInstance {
     /// for IPv6), of the VIPs' family.
     #[serde(default)]
     pub unicast_peers: Vec<Spanned<IpAddr>>,
+    /// keepalived's `check_unicast_src`: with `unicast_peers`, an advert from any other
+    /// source is refused (counted `unknown_source`). Default true with unicast peers
+    /// (keepalived's is false: a forged advert from elsewhere on the network could
+    /// otherwise take the VIPs).
+    #[serde(default)]
+    pub check_unicast_src: Option<bool>,
     /// The virtual addresses, `a.b.c.d[/len]` or, all of them, IPv6 `x::y[/len]` (VRRP
     /// version 3 over IPv6, RFC 5798, with unsolicited neighbour advertisements), added to
     /// `interface` while master.

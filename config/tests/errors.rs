@@ -880,3 +880,25 @@ fn the_sync_key_from_a_file_of_roots_only() {
     assert!(e.contains("needs a `key` or a `key_file`"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `check_unicast_src` is on by default with unicast peers (keepalived's default is
+/// off), and can be turned off; without peers it means nothing.
+#[test]
+fn unicast_sources_are_checked_by_default() {
+    let vrrp = |extra: &str| {
+        format!("{GOOD}vrrp_instances:\n  - name: VI_1\n    interface: eth0\n    virtual_router_id: 51\n    priority: 100\n    virtual_ipaddresses: [10.0.0.100]\n{extra}")
+    };
+    let c = parse("t.yaml", &vrrp("    unicast_peers: [10.0.0.3]\n")).unwrap();
+    assert!(c.vrrp_instances[0].check_unicast_src);
+    let c = parse(
+        "t.yaml",
+        &vrrp("    unicast_peers: [10.0.0.3]\n    check_unicast_src: false\n"),
+    )
+    .unwrap();
+    assert!(!c.vrrp_instances[0].check_unicast_src);
+    let c = parse("t.yaml", &vrrp("")).unwrap();
+    assert!(
+        !c.vrrp_instances[0].check_unicast_src,
+        "multicast: any source"
+    );
+}

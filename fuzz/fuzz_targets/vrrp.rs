@@ -19,6 +19,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
             vrid: data.first().copied().unwrap_or(51),
             interval_cs,
             password,
+            sources: None,
         };
         let _ = packet::parse(data, &expect);
         let _ = packet::parse_v6(

@@ -276,6 +276,8 @@ fn vrrp_instance(s: &Stmt, version: Option<&str>, out: &mut Out) {
                 Some(a) => out.line(4, &format!("unicast_src_ip: {}", quote(&a.to_string()))),
                 None => out.warn(i, "is no IP address: not converted"),
             },
+            // xvs checks by default (keepalived does not): said explicitly all the same.
+            "check_unicast_src" => out.line(4, "check_unicast_src: true"),
             "unicast_peer" => {
                 out.line(4, "unicast_peers:");
                 for p in inner(i) {

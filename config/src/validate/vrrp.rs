@@ -219,6 +219,7 @@ pub(super) fn instance(
         preempt_delay,
         password,
         unicast_src_ip: vi.unicast_src_ip.as_ref().map(|u| u.value),
+        check_unicast_src: !vi.unicast_peers.is_empty() && vi.check_unicast_src.unwrap_or(true),
         unicast_peers: vi
             .unicast_peers
             .iter()

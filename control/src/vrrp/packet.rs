@@ -38,10 +38,12 @@ pub enum Reject {
     Auth,
     /// v2: advertisement interval differs from ours (RFC 3768 7.1).
     Interval,
+    /// From a source not among `unicast_peers` (`check_unicast_src`).
+    UnknownSource,
 }
 
 impl Reject {
-    pub const ALL: [Reject; 8] = [
+    pub const ALL: [Reject; 9] = [
         Reject::Truncated,
         Reject::Ttl,
         Reject::Version,
@@ -50,6 +52,7 @@ impl Reject {
         Reject::Vrid,
         Reject::Auth,
         Reject::Interval,
+        Reject::UnknownSource,
     ];
 
     pub fn label(self) -> &'static str {
@@ -62,6 +65,7 @@ impl Reject {
             Reject::Vrid => "vrid",
             Reject::Auth => "auth",
             Reject::Interval => "interval",
+            Reject::UnknownSource => "unknown_source",
         }
     }
 }
@@ -86,6 +90,17 @@ pub struct Expect<'a> {
     pub interval_cs: u16,
     /// v2 simple password (at most 8 bytes), or none.
     pub password: Option<&'a [u8]>,
+    /// The only sources taken (`check_unicast_src` with `unicast_peers`); None: any.
+    pub sources: Option<&'a [IpAddr]>,
+}
+
+impl Expect<'_> {
+    fn source(&self, src: IpAddr) -> Result<(), Reject> {
+        match self.sources {
+            Some(s) if !s.contains(&src) => Err(Reject::UnknownSource),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Checks a received IPv4 datagram (header included, as a raw socket gives it).
@@ -110,6 +125,7 @@ pub fn parse(datagram: &[u8], expect: &Expect<'_>) -> Result<(IpAddr, Advert), R
         IpAddr::V4(dst),
         expect,
     )?;
+    expect.source(IpAddr::V4(src))?;
     Ok((IpAddr::V4(src), advert))
 }
 
@@ -126,6 +142,7 @@ pub fn parse_v6(
         return Err(Reject::Ttl);
     }
     let advert = message(msg, IpAddr::V6(src), IpAddr::V6(dst), expect)?;
+    expect.source(IpAddr::V6(src))?;
     Ok((IpAddr::V6(src), advert))
 }
 
@@ -304,7 +321,38 @@ mod tests {
             vrid: 51,
             interval_cs: 100,
             password,
+            sources: None,
         }
+    }
+
+    /// `check_unicast_src`: only the listed peers' adverts are taken, checked after the
+    /// message itself (another router's advert is still counted as another VRID's).
+    #[test]
+    fn with_unicast_peers_only_their_adverts_are_taken() {
+        let msg = build(Version::V2, &advert(100, 100), Some(b"1111"), SRC, GROUP);
+        let peers = [SRC];
+        let listed = Expect {
+            sources: Some(&peers),
+            ..expect(Version::V2, Some(b"1111"))
+        };
+        assert!(parse(&datagram(&msg, 255), &listed).is_ok());
+        let others = [IpAddr::V4(Ipv4Addr::new(10, 0, 0, 9))];
+        let stranger = Expect {
+            sources: Some(&others),
+            ..expect(Version::V2, Some(b"1111"))
+        };
+        assert_eq!(
+            parse(&datagram(&msg, 255), &stranger).err(),
+            Some(Reject::UnknownSource)
+        );
+        let other_vrid = Expect {
+            vrid: 52,
+            ..stranger.clone()
+        };
+        assert_eq!(
+            parse(&datagram(&msg, 255), &other_vrid).err(),
+            Some(Reject::Vrid)
+        );
     }
 
     #[test]

@@ -330,6 +330,9 @@ pub async fn run(
         vrid: cfg.vrid,
         interval_cs: cfg.advert_int_cs,
         password: cfg.password.as_deref().map(str::as_bytes),
+        sources: cfg
+            .check_unicast_src
+            .then_some(cfg.unicast_peers.as_slice()),
     };
     let mut link_tick = tokio::time::interval(LINK_POLL);
     let refresh = Duration::from_secs(u64::from(cfg.garp_master_refresh));
