@@ -1,10 +1,14 @@
 //! `/metrics` over HTTP: each scrape asks the control loop for a rendering (through a
 //! channel) and answers in the format the scraper accepts. A client gets a bounded time
 //! for its whole exchange, a bounded request head (`request.rs`), and one of a bounded
-//! number of connections: slow, huge or many clients cost the control loop nothing but
-//! the renderings they asked for.
+//! number of connections, of which one address holds at most `PER_ADDRESS`: slow, huge
+//! or many clients cost the control loop nothing but the renderings they asked for, and
+//! one client cannot lock the others out. A failing `accept` (out of descriptors) backs
+//! off instead of spinning.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -22,19 +26,72 @@ pub type Request = oneshot::Sender<String>;
 pub const MAX_CLIENTS: usize = 64;
 /// A client's whole exchange, request to last byte of the answer.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections one address holds at once: a Prometheus pair needs two.
+pub const PER_ADDRESS: usize = 8;
+/// How long the listener rests after `accept` failed (EMFILE, ENFILE, ENOMEM).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The connections each client address holds now.
+#[derive(Default)]
+struct PerAddress(Mutex<HashMap<IpAddr, usize>>);
+
+/// One connection counted against its address; given back on drop.
+struct Held {
+    table: Arc<PerAddress>,
+    addr: IpAddr,
+}
+
+impl PerAddress {
+    fn take(table: &Arc<PerAddress>, addr: IpAddr) -> Option<Held> {
+        let mut m = table.0.lock().unwrap_or_else(|p| p.into_inner());
+        let n = m.entry(addr).or_default();
+        if *n >= PER_ADDRESS {
+            return None;
+        }
+        *n += 1;
+        Some(Held {
+            table: Arc::clone(table),
+            addr,
+        })
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut m = self.table.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&self.addr) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.addr);
+            }
+        }
+    }
+}
 
 /// Serves `/metrics` on `listener`.
 pub async fn serve(listener: TcpListener, ask: mpsc::Sender<Request>) {
     let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
+    let per_address = Arc::new(PerAddress::default());
+    let mut accept_errors = 0u64;
     loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
-            continue;
+        let (stream, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                accept_errors += 1;
+                if accept_errors % 100 == 1 {
+                    warn!(
+                        "metrics: accept: {e} ({accept_errors} so far); resting {ACCEPT_BACKOFF:?}"
+                    );
+                }
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
         };
-        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
-            tokio::spawn(async move {
-                let busy = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-                let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(busy)).await;
-            });
+        let (Some(held), Ok(permit)) = (
+            PerAddress::take(&per_address, peer.ip()),
+            Arc::clone(&slots).try_acquire_owned(),
+        ) else {
+            tokio::spawn(busy(stream));
             continue;
         };
         let ask = ask.clone();
@@ -44,9 +101,29 @@ pub async fn serve(listener: TcpListener, ask: mpsc::Sender<Request>) {
                 Err(_) => debug!("metrics: a client took longer than {CLIENT_TIMEOUT:?}"),
                 Ok(Ok(())) => {}
             }
-            drop(permit);
+            drop((permit, held));
         });
     }
+}
+
+/// 503 to a client over its share (or over every slot), within a second. Its request
+/// is read and dropped after the answer (at most 8 KiB): a close with unread bytes would
+/// reset the connection and lose the answer.
+async fn busy(mut stream: TcpStream) {
+    let busy =
+        b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        stream.write_all(busy).await?;
+        stream.shutdown().await?;
+        let mut sink = [0u8; 1024];
+        for _ in 0..8 {
+            if stream.read(&mut sink).await? == 0 {
+                break;
+            }
+        }
+        Ok::<(), std::io::Error>(())
+    })
+    .await;
 }
 
 /// Reads until the request head is whole (or cannot be one), then answers it.
@@ -69,8 +146,9 @@ async fn read_head(s: &mut TcpStream) -> std::io::Result<Head> {
 
 async fn answer(mut s: TcpStream, ask: mpsc::Sender<Request>) -> std::io::Result<()> {
     let head = read_head(&mut s).await?;
+    let head_only = head.head_only();
     let (open, body) = match head {
-        Head::Metrics { openmetrics } => {
+        Head::Metrics { openmetrics, .. } => {
             let (tx, rx) = oneshot::channel();
             if ask.send(tx).await.is_err() {
                 return Ok(());
@@ -85,7 +163,7 @@ async fn answer(mut s: TcpStream, ask: mpsc::Sender<Request>) -> std::io::Result
                 },
             )
         }
-        Head::OtherPath => (false, "try /metrics\n".to_string()),
+        Head::OtherPath { .. } => (false, "try /metrics\n".to_string()),
         ref h => (false, format!("{}\n", h.status())),
     };
     let kind = if open {
@@ -99,6 +177,9 @@ async fn answer(mut s: TcpStream, ask: mpsc::Sender<Request>) -> std::io::Result
         body.len()
     );
     s.write_all(head.as_bytes()).await?;
+    if head_only {
+        return Ok(());
+    }
     s.write_all(body.as_bytes()).await
 }
 
@@ -111,5 +192,69 @@ pub async fn bind(addr: &str) -> Option<TcpListener> {
             warn!("cannot serve /metrics on {addr}: {e}");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::SocketAddr;
+
+    /// A listener on loopback and a control loop that renders "x 1".
+    async fn server() -> SocketAddr {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let (tx, mut rx) = mpsc::channel::<Request>(4);
+        tokio::spawn(serve(l, tx));
+        tokio::spawn(async move {
+            while let Some(r) = rx.recv().await {
+                let _ = r.send("x 1\n".into());
+            }
+        });
+        addr
+    }
+
+    async fn exchange(from: &str, to: SocketAddr, req: &str) -> String {
+        let s = tokio::net::TcpSocket::new_v4().unwrap();
+        s.bind(format!("{from}:0").parse().unwrap()).unwrap();
+        let mut c = s.connect(to).await.unwrap();
+        c.write_all(req.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        c.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn head_answers_the_headers_alone() {
+        let addr = server().await;
+        let get = exchange("127.0.0.1", addr, "GET /metrics HTTP/1.1\r\n\r\n").await;
+        assert!(get.ends_with("\r\n\r\nx 1\n"), "{get}");
+        let head = exchange("127.0.0.1", addr, "HEAD /metrics HTTP/1.1\r\n\r\n").await;
+        assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+        assert!(head.contains("Content-Length: 4\r\n"), "{head}");
+        assert!(head.ends_with("\r\n\r\n"), "no body: {head:?}");
+    }
+
+    /// One address holding its share of connections (idle ones, here) is told 503 for
+    /// more; another address is served all the same.
+    #[tokio::test]
+    async fn one_address_cannot_hold_every_slot() {
+        let addr = server().await;
+        let mut idle = Vec::new();
+        for _ in 0..PER_ADDRESS {
+            let s = tokio::net::TcpSocket::new_v4().unwrap();
+            s.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+            idle.push(s.connect(addr).await.unwrap());
+        }
+        // Let the listener take them all before the next.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let more = exchange("127.0.0.1", addr, "GET /metrics HTTP/1.1\r\n\r\n").await;
+        assert!(more.starts_with("HTTP/1.1 503"), "{more}");
+        let other = exchange("127.0.0.2", addr, "GET /metrics HTTP/1.1\r\n\r\n").await;
+        assert!(other.starts_with("HTTP/1.1 200 OK"), "{other}");
+        drop(idle);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let again = exchange("127.0.0.1", addr, "GET /metrics HTTP/1.1\r\n\r\n").await;
+        assert!(again.starts_with("HTTP/1.1 200 OK"), "{again}");
     }
 }

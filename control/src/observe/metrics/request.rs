@@ -8,10 +8,11 @@ pub const MAX_HEAD: usize = 8192;
 pub enum Head {
     /// The blank line has not arrived yet.
     Incomplete,
-    /// `GET /metrics` (any query): `openmetrics` when the Accept header asks for it.
-    Metrics { openmetrics: bool },
-    /// A well-formed request for something else (404).
-    OtherPath,
+    /// `GET /metrics` (any query): `openmetrics` when the Accept header asks for it;
+    /// `head` for a HEAD request (answered without a body).
+    Metrics { openmetrics: bool, head: bool },
+    /// A well-formed request for something else (404); `head` as above.
+    OtherPath { head: bool },
     /// Not GET or HEAD (405).
     OtherMethod,
     /// Past `MAX_HEAD` without the blank line (431).
@@ -25,7 +26,7 @@ impl Head {
     pub fn status(&self) -> &'static str {
         match self {
             Head::Metrics { .. } => "200 OK",
-            Head::OtherPath => "404 Not Found",
+            Head::OtherPath { .. } => "404 Not Found",
             Head::OtherMethod => "405 Method Not Allowed",
             Head::TooLarge => "431 Request Header Fields Too Large",
             Head::Malformed | Head::Incomplete => "400 Bad Request",
@@ -65,9 +66,10 @@ pub fn parse(buf: &[u8]) -> Head {
     if method != "GET" && method != "HEAD" {
         return Head::OtherMethod;
     }
+    let head = method == "HEAD";
     let path = target.split('?').next().unwrap_or("");
     if path != "/metrics" {
-        return Head::OtherPath;
+        return Head::OtherPath { head };
     }
     let openmetrics = lines.any(|h| {
         h.split_once(':').is_some_and(|(k, v)| {
@@ -76,7 +78,17 @@ pub fn parse(buf: &[u8]) -> Head {
                     .contains("application/openmetrics-text")
         })
     });
-    Head::Metrics { openmetrics }
+    Head::Metrics { openmetrics, head }
+}
+
+impl Head {
+    /// The answer carries no body (a HEAD request).
+    pub fn head_only(&self) -> bool {
+        matches!(
+            self,
+            Head::Metrics { head: true, .. } | Head::OtherPath { head: true }
+        )
+    }
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -90,14 +102,26 @@ mod tests {
     #[test]
     fn a_prometheus_scrape() {
         let r = b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: application/openmetrics-text;version=1.0.0,text/plain;q=0.5\r\n\r\n";
-        assert_eq!(parse(r), Head::Metrics { openmetrics: true });
+        assert_eq!(
+            parse(r),
+            Head::Metrics {
+                openmetrics: true,
+                head: false
+            }
+        );
         assert_eq!(
             parse(b"GET /metrics?x=1 HTTP/1.0\r\n\r\n"),
-            Head::Metrics { openmetrics: false }
+            Head::Metrics {
+                openmetrics: false,
+                head: false
+            }
         );
         assert_eq!(
             parse(b"GET /metrics HTTP/1.1\n\n"),
-            Head::Metrics { openmetrics: false }
+            Head::Metrics {
+                openmetrics: false,
+                head: false
+            }
         );
     }
 
@@ -107,13 +131,35 @@ mod tests {
         for cut in 0..r.len() - 1 {
             assert_eq!(parse(&r[..cut]), Head::Incomplete, "{cut}");
         }
-        assert_eq!(parse(r), Head::Metrics { openmetrics: false });
+        assert_eq!(
+            parse(r),
+            Head::Metrics {
+                openmetrics: false,
+                head: false
+            }
+        );
     }
 
     #[test]
     fn everything_else() {
-        assert_eq!(parse(b"GET / HTTP/1.1\r\n\r\n"), Head::OtherPath);
-        assert_eq!(parse(b"GET /metricsx HTTP/1.1\r\n\r\n"), Head::OtherPath);
+        assert_eq!(
+            parse(b"GET / HTTP/1.1\r\n\r\n"),
+            Head::OtherPath { head: false }
+        );
+        let h = parse(b"HEAD /metrics HTTP/1.1\r\n\r\n");
+        assert_eq!(
+            h,
+            Head::Metrics {
+                openmetrics: false,
+                head: true
+            }
+        );
+        assert!(h.head_only());
+        assert!(parse(b"HEAD /x HTTP/1.1\r\n\r\n").head_only());
+        assert_eq!(
+            parse(b"GET /metricsx HTTP/1.1\r\n\r\n"),
+            Head::OtherPath { head: false }
+        );
         assert_eq!(parse(b"POST /metrics HTTP/1.1\r\n\r\n"), Head::OtherMethod);
         assert_eq!(parse(b"GET /metrics\r\n\r\n"), Head::Malformed);
         assert_eq!(parse(b"GET metrics HTTP/1.1\r\n\r\n"), Head::Malformed);
