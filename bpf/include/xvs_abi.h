@@ -226,7 +226,8 @@ struct xvs_xdp_counters {
 	X(PASS_NOT_IPIP, "pass_not_ipip") /* everything else (no tunnel): untouched */     \
 	X(PASS_NOT_VIP, "pass_not_vip") /* IPIP whose inner destination is no VIP here */ \
 	X(PASS_TRUNCATED, "pass_truncated")                                                \
-	X(ERROR, "error")               /* the kernel refused to shrink the packet */
+	X(ERROR, "error")               /* the kernel refused to shrink the packet */ \
+	X(PASS_FRAGMENT, "pass_fragment") /* an outer IPv4 fragment: the kernel reassembles first */
 
 enum xvs_decap_stat {
 #define XVS_DECAP_ENUM(name, label) XVS_DECAP_##name,

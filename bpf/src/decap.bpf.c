@@ -96,6 +96,10 @@ int xvs_decap(struct __sk_buff *skb)
 	/* xvs writes option-less outer headers; anything else is not ours to undo. */
 	if (proto != IPPROTO_IPIP || outer->ihl != 5)
 		return count(XVS_DECAP_PASS_NOT_IPIP);
+	/* A fragment of a tunnelled packet: stripped fragment by fragment the inner packet
+	 * would come out corrupt. The kernel reassembles first (as before its ipip). */
+	if (outer->frag_off & bpf_htons(0x3fff))
+		return count(XVS_DECAP_PASS_FRAGMENT);
 	inner = c.pos;
 	if ((void *)(inner + 1) > c.end)
 		return count(XVS_DECAP_PASS_TRUNCATED);

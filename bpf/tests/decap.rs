@@ -84,6 +84,18 @@ fn decapsulates_tunnelled_vip_traffic_only() {
     ip.fill_checksum();
     assert_eq!(run(&d, &short).2, "pass_truncated");
 
+    // An outer fragment (a router split the tunnel's packet): the kernel reassembles it
+    // before anything may strip the outer header; untouched, counted.
+    for (flags, offset) in [(0x20u8, 0u8), (0x00, 185)] {
+        let mut frag = tunnelled(&inner);
+        frag[14 + 6] = flags;
+        frag[14 + 7] = offset;
+        let mut ip = Ipv4Packet::new_unchecked(&mut frag[14..]);
+        ip.fill_checksum();
+        let (action, out, counter) = run(&d, &frag);
+        assert_eq!((action, counter, out), (TC_ACT_OK, "pass_fragment", frag));
+    }
+
     // An outer header with options is not xvs's: untouched.
     let mut opts = vec![0u8; 14 + 24];
     opts[..14].copy_from_slice(&tunnelled(&inner)[..14]);
