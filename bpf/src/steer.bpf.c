@@ -152,6 +152,15 @@ static __always_inline int nat_known6(const struct in6_addr *raddr, __be16 rport
 	return bpf_map_lookup_elem(&xvs_nat_conns6, &k) != NULL;
 }
 
+/* Two IPv6 addresses are equal (word by word: no memcmp in BPF). */
+static __always_inline int addr6_eq(const struct in6_addr *a, const struct in6_addr *b)
+{
+	return a->in6_u.u6_addr32[0] == b->in6_u.u6_addr32[0] &&
+	       a->in6_u.u6_addr32[1] == b->in6_u.u6_addr32[1] &&
+	       a->in6_u.u6_addr32[2] == b->in6_u.u6_addr32[2] &&
+	       a->in6_u.u6_addr32[3] == b->in6_u.u6_addr32[3];
+}
+
 /* Replies are translated only as they come from the real servers' side: with a second
  * interface (two-arm NAT), never from the clients' one. */
 static __always_inline int nat_side(struct xdp_md *ctx, struct xvs_steer_config *cfg)
@@ -225,8 +234,10 @@ static __always_inline int nat_icmp6(struct xdp_md *ctx, struct ethhdr *eth, str
 	nat = bpf_map_lookup_elem(&xvs_nat_backends6, &key);
 	if (!nat || bpf_map_lookup_elem(&xvs_local_addrs6, &ip6->daddr))
 		return -1;
-	/* The quoted packet is the client's request: the reply's key reversed. */
-	if (!nat_known6(&in->daddr, ports[1], &in->saddr, ports[0], in->nexthdr))
+	/* The quoted packet is the client's request: the reply's key reversed; and the
+	 * error goes to that client, or it would carry anything anywhere as the VIP's. */
+	if (!nat_known6(&in->daddr, ports[1], &in->saddr, ports[0], in->nexthdr) ||
+	    !addr6_eq(&ip6->daddr, &in->saddr))
 		return count(XVS_STAT_PASS_NAT_UNKNOWN, XDP_PASS);
 
 	l4sum = in->nexthdr == IPPROTO_TCP ? (void *)ports + 16 : (void *)ports + 6;
@@ -317,8 +328,10 @@ static __always_inline int nat_icmp(struct xdp_md *ctx, struct ethhdr *eth, stru
 	nat = bpf_map_lookup_elem(&xvs_nat_backends, &key);
 	if (!nat || bpf_map_lookup_elem(&xvs_local_addrs, &ip->daddr))
 		return -1;
-	/* The quoted packet is the client's request: the reply's key reversed. */
-	if (!nat_known(in->daddr, ports[1], in->saddr, ports[0], in->protocol))
+	/* The quoted packet is the client's request: the reply's key reversed; and the
+	 * error goes to that client, or it would carry anything anywhere as the VIP's. */
+	if (!nat_known(in->daddr, ports[1], in->saddr, ports[0], in->protocol) ||
+	    ip->daddr != in->saddr)
 		return count(XVS_STAT_PASS_NAT_UNKNOWN, XDP_PASS);
 
 	old_daddr = in->daddr;
@@ -364,6 +377,21 @@ static __always_inline int may_learn(struct xdp_md *ctx, struct ethhdr *eth,
 	return !known || bpf_ktime_get_coarse_ns() - known->learned >= XVS_NAT_CLIENT_FRESH_NS;
 }
 
+/* The client's entry names this MAC already: kept fresh (written at most every half
+ * freshness), so a spoofer waits for the client's silence, not for a minute after it
+ * was first seen. True when there is nothing else to learn. */
+static __always_inline int refreshed(struct xvs_nat_client *known, struct ethhdr *eth)
+{
+	__u64 now;
+
+	if (!known || !mac_eq(known->mac, eth->h_source))
+		return 0;
+	now = bpf_ktime_get_coarse_ns();
+	if (now - known->learned >= XVS_NAT_CLIENT_FRESH_NS / 2)
+		known->learned = now;
+	return 1;
+}
+
 /* Whether a packet to a service may open a flow: a TCP SYN without ACK, or UDP. */
 static __always_inline int opens_flow(void *l4, int proto, void *end)
 {
@@ -382,7 +410,7 @@ static __always_inline void learn_client(struct xdp_md *ctx, struct ethhdr *eth,
 	struct xvs_nat_client fresh = {};
 	struct bpf_fib_lookup fib = {};
 
-	if ((known && mac_eq(known->mac, eth->h_source)) || !opens_flow(l4, proto, end))
+	if (!opens_flow(l4, proto, end) || refreshed(known, eth))
 		return;
 	fib.family = AF_INET;
 	fib.ipv4_src = ip->daddr;
@@ -402,7 +430,7 @@ static __always_inline void learn_client6(struct xdp_md *ctx, struct ethhdr *eth
 	struct xvs_nat_client fresh = {};
 	struct bpf_fib_lookup fib = {};
 
-	if ((known && mac_eq(known->mac, eth->h_source)) || !opens_flow(l4, proto, end))
+	if (!opens_flow(l4, proto, end) || refreshed(known, eth))
 		return;
 	fib.family = AF_INET6;
 	__builtin_memcpy(fib.ipv6_src, &ip6->daddr, sizeof(fib.ipv6_src));
@@ -461,8 +489,12 @@ static __always_inline int steer6(struct xdp_md *ctx, struct hdr_cursor *c, stru
 			return count(XVS_STAT_DROP_NAT_FRAGMENT, XDP_DROP);
 		return count(XVS_STAT_PASS_FRAGMENT, XDP_PASS);
 	}
-	if (proto == XVS_PARSE_EXT)
+	if (proto == XVS_PARSE_EXT) {
+		/* A chain the walk cannot follow may hide a fragment header past it. */
+		if (nat_fragment6(ip6))
+			return count(XVS_STAT_DROP_NAT_FRAGMENT, XDP_DROP);
 		return count(XVS_STAT_PASS_IPV6_EXT, XDP_PASS);
+	}
 	if (proto < 0)
 		return parse_error(proto);
 	if (proto == IPPROTO_ICMPV6 && nat_side(ctx, cfg)) {

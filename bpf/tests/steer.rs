@@ -241,6 +241,13 @@ mod nat {
         let (action, out, delta) = run_out(&steer, &other);
         assert_eq!((action, delta.get("pass_nat_unknown")), (XDP_PASS, 1));
         assert_eq!(out, other);
+        // An error quoting a known connection but sent elsewhere than to its client: it
+        // would carry anything anywhere as the VIP's.
+        let mut elsewhere = icmp_from_rs(28);
+        elsewhere[14 + 16..14 + 20].copy_from_slice(&[10, 9, 9, 9]);
+        let (action, out, delta) = run_out(&steer, &elsewhere);
+        assert_eq!((action, delta.get("pass_nat_unknown")), (XDP_PASS, 1));
+        assert_eq!(out, elsewhere);
     }
 
     /// A fragment from a NAT real server cannot be matched to a connection (only the

@@ -104,9 +104,10 @@ pub struct RawConfig {
     #[serde(default)]
     pub vrrp_realtime_priority: Option<Spanned<i64>>,
     /// The user (and group, as `user:group`) notify and misc scripts run as, keepalived's
-    /// `script_user`. Default: when xvs runs as root, the `xvs` user if there is one,
-    /// else `nobody`; otherwise xvs's own user. Scripts run without xvs's capabilities,
-    /// in a clean environment, in a process group of their own. Restart-only.
+    /// `script_user`. Default: when xvs runs as root, `nobody` (not `xvs`, whose group
+    /// reads this file and the sync key); otherwise xvs's own user. Scripts run without
+    /// xvs's capabilities, in a clean environment, in a process group of their own.
+    /// Restart-only.
     #[serde(default)]
     pub script_user: Option<Spanned<String>>,
     /// keepalived's `enable_script_security`: a script that anyone but root could change

@@ -54,6 +54,11 @@ pub struct DestRegistry {
     free: Vec<DestId>,
 }
 
+/// The least time a retired id stays unused: a worker in the middle of a batch on the
+/// previous snapshot, or a sync entry translated under it, may still name it for a
+/// moment after the snapshot that dropped it is published.
+pub const RECLAIM_AFTER: Duration = Duration::from_secs(1);
+
 #[derive(Clone, Copy, Debug)]
 struct Retired {
     id: DestId,
@@ -137,13 +142,17 @@ impl DestRegistry {
     }
 
     /// Frees the retired ids that nothing can name any more: held long enough for the
-    /// templates, and `in_use` (the workers' connection gauges) says no flow has them.
-    /// Returns them: their counters must be zeroed before a newcomer takes one.
+    /// templates, and at least `RECLAIM_AFTER` (by then every worker works on a snapshot
+    /// without them, and no queued sync entry names them), and `in_use` (the workers'
+    /// connection gauges) says no flow has them. Returns them: their counters must be
+    /// zeroed before a newcomer takes one.
     pub fn reclaim(&mut self, now: Instant, in_use: impl Fn(DestId) -> bool) -> Vec<DestId> {
         let done: Vec<DestKey> = self
             .retired
             .iter()
-            .filter(|(_, r)| now.duration_since(r.since) >= r.hold && !in_use(r.id))
+            .filter(|(_, r)| {
+                now.saturating_duration_since(r.since) >= r.hold.max(RECLAIM_AFTER) && !in_use(r.id)
+            })
             .map(|(k, _)| *k)
             .collect();
         let mut freed = Vec::with_capacity(done.len());
@@ -215,13 +224,15 @@ mod tests {
         r.retire_absent(&a, &b, t);
         // 1 and 2 retired; 2's id still has a flow.
         let in_use = |id: DestId| id == 1;
-        assert_eq!(r.reclaim(t, in_use), [0]);
+        assert!(r.reclaim(t, |_| false).is_empty(), "not at once");
+        let later = t + RECLAIM_AFTER;
+        assert_eq!(r.reclaim(later, in_use), [0]);
         assert_eq!(
             ids(&mut r, &b),
             [2, 0],
             "3 keeps its id, 4 takes a freed one"
         );
-        assert_eq!(r.reclaim(t, |_| false), [1]);
+        assert_eq!(r.reclaim(later, |_| false), [1]);
         let c = cfg(&[3, 4, 5, 6], false);
         assert_eq!(ids(&mut r, &c), [2, 0, 1, 3]);
         assert_eq!(r.issued(), 4, "no new id while freed ones were there");
@@ -236,7 +247,7 @@ mod tests {
         let b = cfg(&[2], false);
         r.retire_absent(&a, &b, t);
         assert_eq!(ids(&mut r, &a), [0, 1], "its flows go on to it");
-        assert!(r.reclaim(t, |_| false).is_empty());
+        assert!(r.reclaim(t + RECLAIM_AFTER, |_| false).is_empty());
     }
 
     /// A persistent service's templates (not counted in the gauges) may name a real
@@ -274,13 +285,15 @@ mod tests {
                 })
                 .collect();
             new.virtual_servers = vec![v];
+            // Generated configurations come a second or more apart.
+            let t = t + RECLAIM_AFTER * round;
             r.retire_absent(&old, &new, t);
             r.reclaim(t, |_| false);
             let got = ids(&mut r, &new);
-            assert!(got.iter().all(|&id| (id as usize) < 2000), "round {round}");
+            assert!(got.iter().all(|&id| (id as usize) < 3000), "round {round}");
             old = new;
         }
-        assert_eq!(r.issued(), 1000);
+        assert!(r.issued() <= 3000, "{}", r.issued());
     }
 
     fn vs_real_server() -> xvs_config::RealServer {

@@ -856,6 +856,11 @@ impl Pipeline {
         let old = flow.tcp_state();
         let ttl = if tcp {
             let s = old.next(Direction::InputOnly, p.tcp_flags);
+            if s != old {
+                // Told again at each change: a flood that pushed its reply key out of the
+                // steering program's LRU map cannot keep it out.
+                flow.flags &= !FLAG_NAT_KNOWN;
+            }
             flow.state = s as u8;
             if s.is_active() != old.is_active() {
                 let c = &self.counters.dests[flow.dest as usize];
@@ -871,6 +876,10 @@ impl Pipeline {
         } else {
             self.timeouts.udp
         };
+        if flow.expires.saturating_sub(now) < ttl / 2 {
+            // Idle past half its timeout: its reply key may have aged out; told again.
+            flow.flags &= !FLAG_NAT_KNOWN;
+        }
         flow.expires = now.saturating_add(ttl.max(1));
         let dest = flow.dest;
         if self.sync.is_some() {

@@ -86,7 +86,15 @@ fn a_new_nat_flow_tells_its_reply_once() {
     let syn = fixtures::tcp_frame(CLIENT, 40000, VIP, VIP_TCP_PORT, FLAG_SYN, b"");
     assert_eq!(run(&mut p, &snap, &syn), [reply(40000, 6)]);
     let ack = fixtures::tcp_frame(CLIENT, 40000, VIP, VIP_TCP_PORT, FLAG_ACK, b"data");
-    assert!(run(&mut p, &snap, &ack).is_empty(), "told once per flow");
+    assert_eq!(
+        run(&mut p, &snap, &ack),
+        [reply(40000, 6)],
+        "established: again"
+    );
+    assert!(
+        run(&mut p, &snap, &ack).is_empty(),
+        "nothing new: not again"
+    );
     let udp = fixtures::udp_frame(CLIENT, 5353, VIP, VIP_UDP_PORT, b"q");
     assert_eq!(run(&mut p, &snap, &udp), [reply(5353, 17)]);
     assert!(run(&mut p, &snap, &udp).is_empty());
@@ -136,7 +144,7 @@ fn an_installed_nat_connection_tells_its_reply() {
         [reply(40001, 6)],
         "the template tells nothing"
     );
-    // Its next packet here is known already.
+    // Its next packet here (no change: it was ESTABLISHED) is known already.
     let ack = fixtures::tcp_frame(CLIENT, 40001, VIP, VIP_TCP_PORT, FLAG_ACK, b"data");
     assert!(run(&mut p, &snap, &ack).is_empty());
 }
@@ -175,4 +183,30 @@ fn a_large_install_is_told_in_full_over_several_turns() {
     told += take(&mut p).len();
     assert_eq!(told, n);
     assert_eq!(p.nat_conn_ops().dropped, 0);
+}
+
+/// A connection's reply key is told again at each TCP state change and after it idled
+/// past half its timeout: one pushed out of the steering program's LRU map (a flood of
+/// new connections) comes back with the connection's next packet of note.
+#[test]
+fn a_connection_is_told_again_when_it_changes_or_wakes() {
+    let snap = world(Forwarding::Nat);
+    let mut p = pipeline();
+    let seg = |flags| fixtures::tcp_frame(CLIENT, 40002, VIP, VIP_TCP_PORT, flags, b"");
+    let at = |p: &mut Pipeline, now: u32, flags: u8| {
+        p.prepare(&snap);
+        let mut f = seg(flags);
+        assert_eq!(p.process(&snap, now, &mut f), Verdict::Tx);
+        take(p).len()
+    };
+    assert_eq!(at(&mut p, 10, FLAG_SYN), 1);
+    assert_eq!(at(&mut p, 10, FLAG_ACK), 1, "established: a change");
+    assert_eq!(at(&mut p, 11, FLAG_ACK), 0, "nothing new");
+    let half = Timeouts::default().tcp(xvs_dataplane::flow::TcpState::Established) / 2;
+    assert_eq!(
+        at(&mut p, 12 + half, FLAG_ACK),
+        1,
+        "woke after half its timeout"
+    );
+    assert_eq!(at(&mut p, 13 + half, FLAG_ACK), 0);
 }

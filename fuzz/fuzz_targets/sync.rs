@@ -112,7 +112,13 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let count = u16::from_be_bytes([rest[1], rest[2]]);
     let key = auth::Key::new(KEY);
     // From the peer, sent now by the engine's clock (its boot is 1 ns after the epoch).
-    let stamp = wire::Stamp { boot: 1, seq: 1, sender: PEER, sent: 0 };
+    let stamp = wire::Stamp {
+        boot: 1,
+        seq: 1,
+        sender: PEER,
+        sent: 0,
+        recipient: Ipv4Addr::new(10, 0, 0, 2),
+    };
     let mut msg = wire::Builder::new(kind, false).body(&rest[3..]).seal(stamp, |d| key.sign(d));
     msg[24..26].copy_from_slice(&count.to_be_bytes());
     // The count changed after signing: sign again over the final header.

@@ -25,6 +25,15 @@ def read_all(s):
     return data
 
 
+def conn(src):
+    """A connection to /metrics from `src`, an address of 127/8 (all on lo)."""
+    s = socket.socket()
+    s.bind((src, 0))
+    s.settimeout(5)
+    s.connect(METRICS)
+    return s
+
+
 def scrape():
     t = time.time()
     s = socket.create_connection(METRICS, timeout=5)
@@ -47,9 +56,11 @@ def command(line):
     return time.time() - t, d.split(b"\n")[0].decode(), d.split(b"\n")[1].decode()[:60] if b"\n" in d else ""
 
 
+# The abusive connections come from several addresses (xvs serves 8 per address, 64 in
+# all); the well-behaved clients from 127.0.0.1.
 idle = []
-for _ in range(IDLE):
-    idle.append(socket.create_connection(METRICS))
+for i in range(IDLE):
+    idle.append(conn(f"127.0.0.{10 + i % 8}"))
     u = socket.socket(socket.AF_UNIX)
     u.connect(CTL)
     idle.append(u)
@@ -72,9 +83,8 @@ print(f"huge_command {first} {second.replace(' ', '_')}", flush=True)
 
 # More connections than xvs serves at once: the extra ones are told so at once.
 more = []
-for _ in range(100):
-    m = socket.create_connection(METRICS, timeout=5)
-    more.append(m)
+for i in range(100):
+    more.append(conn(f"127.0.1.{1 + i % 20}"))
 time.sleep(0.5)
 busy = 0
 for m in more:
@@ -90,6 +100,22 @@ for c in idle + more:
 time.sleep(0.3)
 t, status, n = scrape()
 print(f"scrape_after {t:.3f} {status.replace(' ', '_')} {n}", flush=True)
+
+# One address opening 12: past its 8, told 503; another address is served meanwhile.
+one = [conn("127.0.2.1") for _ in range(12)]
+time.sleep(0.5)
+busy = 0
+for m in one:
+    m.settimeout(0.2)
+    try:
+        if m.recv(64).startswith(b"HTTP/1.1 503"):
+            busy += 1
+    except OSError:
+        pass
+t, status, n = scrape()
+print(f"per_address_503 {busy} {status.replace(' ', '_')}", flush=True)
+for c in one:
+    c.close()
 
 # A slow client: a byte every 0.5 s, never the blank line. xvs must hang up on it.
 s = socket.create_connection(METRICS, timeout=5)

@@ -52,6 +52,11 @@ fn slow_huge_and_many_clients_are_bounded() {
     let busy: usize = get("over_limit_503")[0].parse().unwrap();
     assert!(busy >= 100 - 64 + 40 - 10, "{busy} answered 503:\n{out}");
     assert_eq!(get("scrape_after")[1], "HTTP/1.1_200_OK", "{out}");
+    // One address holds 8 at most: the other 4 of its 12 are told 503, and a scrape
+    // from another address is served meanwhile.
+    let one = get("per_address_503");
+    assert_eq!(one[0], "4", "{out}");
+    assert_eq!(one[1], "HTTP/1.1_200_OK", "{out}");
     // The trickling client is hung up on within the client timeout (10 s).
     let cut = get("slow_client_cut")[0].clone();
     let cut: f64 = cut.parse().unwrap_or_else(|_| panic!("never cut:\n{out}"));

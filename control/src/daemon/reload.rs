@@ -23,7 +23,7 @@ use crate::health::{self, health_targets, initial_health};
 
 /// What a reload cannot change live, named for the log.
 pub fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
-    let checks: [(&'static str, bool); 17] = [
+    let checks: [(&'static str, bool); 18] = [
         ("xdp_mode", old.xdp_mode != new.xdp_mode),
         ("workers", old.workers != new.workers),
         (
@@ -55,6 +55,10 @@ pub fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
         ("cpus", old.cpus != new.cpus),
         ("af_xdp", old.af_xdp != new.af_xdp),
         ("script_user", old.script_user != new.script_user),
+        (
+            "connection_sync",
+            old.connection_sync != new.connection_sync,
+        ),
         (
             "enable_script_security",
             old.enable_script_security != new.enable_script_security,
@@ -95,6 +99,17 @@ pub async fn reload(
     if old.virtual_servers.is_empty() != new.virtual_servers.is_empty() {
         anyhow::bail!(
             "{}: going from VRRP only to load balancing (or back) needs a restart",
+            path.display()
+        );
+    }
+    let nat = |c: &Config| {
+        c.virtual_servers
+            .iter()
+            .any(|v| v.forwarding == xvs_config::Forwarding::Nat)
+    };
+    if !nat(old) && nat(&new) {
+        anyhow::bail!(
+            "{}: the first NAT virtual server needs a restart (the steering program's map of NAT connections is sized at start, and only with NAT)",
             path.display()
         );
     }

@@ -1,8 +1,8 @@
 //! Who scripts run as. Switching user needs root (CAP_SETUID and CAP_SETGID): xvs run by
-//! root runs them as `script_user`, by default the `xvs` user if there is one, else
-//! `nobody`; xvs run as another user (the packaged unit runs it as `xvs`) runs them as
-//! itself, stripped of its capabilities (`child.rs`), and refuses a `script_user` it
-//! cannot become.
+//! root runs them as `script_user`, by default `nobody` (not `xvs`, whose group reads the
+//! configuration and the sync key); xvs run as another user (the packaged unit runs it
+//! as `xvs`) runs them as itself, stripped of its capabilities (`sys/child.rs`), and
+//! refuses a `script_user` it cannot become.
 
 use anyhow::{bail, Context, Result};
 use nix::unistd::{Group, User};
@@ -41,17 +41,15 @@ impl Identity {
             if !root {
                 return Ok(me);
             }
-            for name in ["xvs", "nobody"] {
-                if let Some(u) = User::from_name(name).context("reading the user database")? {
-                    return Ok(Identity {
-                        uid: u.uid.as_raw(),
-                        gid: u.gid.as_raw(),
-                        name: u.name,
-                        own: false,
-                    });
-                }
-            }
-            bail!("neither an `xvs` nor a `nobody` user to run scripts as: set `script_user`");
+            let Some(u) = User::from_name("nobody").context("reading the user database")? else {
+                bail!("no `nobody` user to run scripts as: set `script_user`");
+            };
+            return Ok(Identity {
+                uid: u.uid.as_raw(),
+                gid: u.gid.as_raw(),
+                name: u.name,
+                own: false,
+            });
         };
         let user = User::from_name(&w.user)
             .context("reading the user database")?
@@ -100,7 +98,7 @@ mod tests {
         }
         let id = Identity::for_scripts(None).unwrap();
         assert_ne!(id.uid, 0, "{id:?}");
-        assert!(id.name == "xvs" || id.name == "nobody", "{id:?}");
+        assert_eq!(id.name, "nobody", "{id:?}");
         let root = Identity::for_scripts(Some(&ScriptUser {
             user: "root".into(),
             group: None,

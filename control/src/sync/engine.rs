@@ -80,9 +80,19 @@ struct Peer {
     last_resync: Option<Instant>,
 }
 
+/// A resync asked of this director: by whom, and which request (its boot and sequence
+/// number, which the `ResyncDone` names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Asked {
+    by: Ipv4Addr,
+    boot: u64,
+    seq: u64,
+}
+
 /// A resync this director is answering.
 struct Serving {
     to: Ipv4Addr,
+    asked: Asked,
     /// Each worker's walk number.
     walks: Vec<u64>,
     started: Instant,
@@ -93,10 +103,15 @@ pub struct Engine {
     key: Key,
     s: Settings,
     seq: u64,
-    /// The `Instant` of `s.boot`, and the latest one this engine was given: together
-    /// they are its wall clock (`wall_ms`), without asking the system for one.
+    /// The wall clock (ms since the epoch) at `started`, and the latest `Instant` this
+    /// engine was given: together its wall clock (`wall_ms`) without asking the system;
+    /// the thread sets them anew each turn (`set_clock`), so a stepped clock is followed.
+    wall_base: u64,
     started: Instant,
     clock: Instant,
+    /// The first sequence number of this director's current wait for a resync: a
+    /// `ResyncDone` must answer a request at or after it.
+    wait_seq: u64,
     /// Where changes and hellos go.
     targets: Vec<SocketAddrV4>,
     allowed: Option<HashSet<Ipv4Addr>>,
@@ -113,7 +128,7 @@ pub struct Engine {
     resync_since: Option<Instant>,
     ready: bool,
     serving: Option<Serving>,
-    requests: VecDeque<Ipv4Addr>,
+    requests: VecDeque<Asked>,
     tokens: f64,
     refilled: Instant,
     last_hello: Option<Instant>,
@@ -144,12 +159,15 @@ impl Engine {
                 .collect()
         };
         let allowed = (!s.peers.is_empty()).then(|| s.peers.iter().copied().collect());
+        let wall_base = s.boot / 1_000_000;
         Engine {
             key: Key::new(&s.key),
             s,
             seq: 0,
+            wall_base,
             started: now,
             clock: now,
+            wait_seq: 1,
             targets,
             allowed,
             peers: HashMap::new(),
@@ -208,34 +226,39 @@ impl Engine {
         self.ready
     }
 
-    /// ms since the epoch at `now`, by the clock read at start.
-    fn wall_ms(&self, now: Instant) -> u64 {
-        self.s.boot / 1_000_000 + now.saturating_duration_since(self.started).as_millis() as u64
+    /// The system's wall clock (ms since the epoch) read at `now`.
+    pub fn set_clock(&mut self, now: Instant, wall_ms: u64) {
+        self.wall_base = wall_ms;
+        self.started = now;
     }
 
-    fn seal(&mut self, b: Builder) -> Vec<u8> {
+    /// ms since the epoch at `now`.
+    fn wall_ms(&self, now: Instant) -> u64 {
+        self.wall_base + now.saturating_duration_since(self.started).as_millis() as u64
+    }
+
+    fn seal(&mut self, b: Builder, recipient: Ipv4Addr) -> Vec<u8> {
         self.seq += 1;
         let stamp = wire::Stamp {
             boot: self.s.boot,
             seq: self.seq,
             sender: self.s.own,
             sent: self.wall_ms(self.clock),
+            recipient,
         };
         let key = &self.key;
         b.seal(stamp, |d| key.sign(d))
     }
 
+    /// Sends `b` to each of `to`, sealed for each (the recipient is signed).
     fn send(&mut self, b: Builder, to: &[SocketAddrV4], out: &mut Vec<Outgoing>) {
         let entries = u64::from(b.count());
-        let data = self.seal(b);
         for t in to {
+            let data = self.seal(b.clone(), *t.ip());
             SyncStats::add(&self.stats.sent_messages, 1);
             SyncStats::add(&self.stats.sent_bytes, data.len() as u64);
             SyncStats::add(&self.stats.sent_entries, entries);
-            out.push(Outgoing {
-                to: *t,
-                data: data.clone(),
-            });
+            out.push(Outgoing { to: *t, data });
         }
     }
 
@@ -277,6 +300,11 @@ impl Engine {
         if f.header.sender != ip {
             return Err(Reject::SenderMismatch);
         }
+        let multicast = self.allowed.is_none();
+        let to = f.header.recipient;
+        if to != self.s.own && !(multicast && to == self.s.group) {
+            return Err(Reject::WrongRecipient);
+        }
         if !self.key.verify(f.signed, f.tag) {
             return Err(Reject::Authentication);
         }
@@ -306,18 +334,29 @@ impl Engine {
             }
             Kind::ResyncRequest => {
                 let busy = self.serving.as_ref().is_some_and(|s| s.to == ip);
-                if !busy && !self.requests.contains(&ip) {
+                if !busy && !self.requests.iter().any(|r| r.by == ip) {
                     if peer
                         .last_resync
                         .is_some_and(|t| now.duration_since(t) < RESYNC_AT_MOST_EVERY)
                     {
                         return Err(Reject::ResyncTooSoon);
                     }
-                    self.requests.push_back(ip);
+                    self.requests.push_back(Asked {
+                        by: ip,
+                        boot: f.header.boot,
+                        seq: f.header.seq,
+                    });
                 }
             }
             Kind::ResyncDone => {
-                let _: [u8; 8] = f.body.try_into().map_err(|_| Reject::Malformed)?;
+                let b: [u8; 24] = f.body.try_into().map_err(|_| Reject::Malformed)?;
+                let be64 =
+                    |i: usize| u64::from_be_bytes(b[i..i + 8].try_into().unwrap_or_default());
+                // It must answer a request of this boot's current wait: a captured one
+                // (of an earlier wait, or boot) would end the wait with the table unsynced.
+                if be64(8) != self.s.boot || be64(16) < self.wait_seq {
+                    return Err(Reject::Unasked);
+                }
                 if let Some(since) = self.resync_since.take() {
                     let ms = now.duration_since(since).as_millis() as u64;
                     SyncStats::add(&self.stats.resync_completed, 1);
@@ -401,6 +440,7 @@ impl Engine {
         if self.waiting_since.is_none() {
             self.waiting_since = Some(now);
             self.resync_since = Some(now);
+            self.wait_seq = self.seq + 1;
             self.set_ready(false);
         }
         self.asked = Some(now);
@@ -466,15 +506,17 @@ impl Engine {
 
     fn serve(&mut self, now: Instant, out: &mut Vec<Outgoing>) {
         if self.serving.is_none() {
-            let Some(to) = self.requests.pop_front() else {
+            let Some(asked) = self.requests.pop_front() else {
                 return;
             };
+            let to = asked.by;
             tracing::info!("sync: resync for {to} started");
             if let Some(p) = self.peers.get_mut(&to) {
                 p.last_resync = Some(now);
             }
             self.serving = Some(Serving {
                 to,
+                asked,
                 walks: self.channels.iter().map(|c| c.ask_walk()).collect(),
                 started: now,
                 sent: 0,
@@ -529,7 +571,10 @@ impl Engine {
             self.stats.resync_served_last_ms.store(ms, Relaxed);
             self.stats.resync_served_entries.store(s.sent, Relaxed);
             tracing::info!("sync: resync for {}: {} entries in {ms} ms", s.to, s.sent);
-            let b = Builder::new(Kind::ResyncDone, false).body(&s.sent.to_be_bytes());
+            let mut body = s.sent.to_be_bytes().to_vec();
+            body.extend_from_slice(&s.asked.boot.to_be_bytes());
+            body.extend_from_slice(&s.asked.seq.to_be_bytes());
+            let b = Builder::new(Kind::ResyncDone, false).body(&body);
             self.send(b, &[self.peer_addr(s.to)], out);
         }
     }
@@ -820,7 +865,7 @@ mod tests {
             raddr: Ipv4Addr::new(10, 0, 0, 99).into(),
             ..e
         });
-        let msg = a.e.seal(builder);
+        let msg = a.e.seal(builder, B);
         b.e.on_datagram(t, SocketAddrV4::new(A, 1), &msg, &mut Vec::new());
         assert_eq!(b.stats.rejected(Reject::UnknownService), 1);
         assert_eq!(b.stats.rejected(Reject::UnknownRealServer), 1);
@@ -1090,6 +1135,87 @@ mod tests {
         assert!(a.stats.peers.load().is_empty());
     }
 
+    /// A unicast message is signed for its recipient: the resync B served to A, sent on
+    /// to C from B's own address, is refused there.
+    #[test]
+    fn a_message_for_another_director_is_refused() {
+        let t = Instant::now();
+        let (mut a, mut b) = begun(t);
+        let c_ip = Ipv4Addr::new(10, 0, 0, 4);
+        let mut c = side(c_ip, B, KEY, t);
+        let msg = one_message(&mut b, t);
+        assert_eq!(
+            wire::frame(&msg).unwrap().header.recipient,
+            A,
+            "signed for A"
+        );
+        c.e.on_datagram(t, SocketAddrV4::new(B, 8848), &msg, &mut Vec::new());
+        assert_eq!(c.stats.rejected(Reject::WrongRecipient), 1);
+        assert!(c.ch.inbound.is_empty());
+        // A itself takes it.
+        a.e.on_datagram(t, SocketAddrV4::new(B, 8848), &msg, &mut Vec::new());
+        assert_eq!(a.ch.inbound.len(), 1);
+    }
+
+    /// A `ResyncDone` must answer a request of the asker's current wait and boot: one
+    /// captured from an earlier resync does not end a wait (the table is not in step).
+    #[test]
+    fn an_old_resync_done_does_not_make_a_director_ready() {
+        let t = Instant::now();
+        let mut a = side(A, B, KEY, t);
+        let mut b = side(B, A, KEY, t);
+        let mut out = Vec::new();
+        a.e.on_turn(t, &mut out);
+        let mut ob = Vec::new();
+        b.e.on_turn(t, &mut ob);
+        deliver(&mut ob, B, &mut a, t);
+        // B hears A's first turn (its hello), so the answer is no first word from A.
+        out.retain(|o| o.data[5] == Kind::Hello as u8);
+        deliver(&mut out, A, &mut b, t);
+        a.ch.finish_walk(1);
+        out.clear();
+        a.e.on_turn(t, &mut out);
+        let done: Vec<Vec<u8>> = out
+            .iter()
+            .filter(|o| o.data[5] == Kind::ResyncDone as u8)
+            .map(|o| o.data.clone())
+            .collect();
+        assert_eq!(done.len(), 1);
+        deliver(&mut out, A, &mut b, t);
+        assert!(b.e.ready(), "the real answer ends the wait");
+        // B is silent for a while, then heard again: A asks anew, and the old answer,
+        // held back, does not count.
+        let later = t + Duration::from_secs(10);
+        b.e.ask(later, &[SocketAddrV4::new(A, 8848)], &mut Vec::new());
+        assert!(!b.e.ready());
+        // (Its replay window would refuse the same bytes; a capture B never saw is the
+        // threat: the same body under a fresh sequence number.)
+        let f = wire::frame(&done[0]).unwrap();
+        let replay = Builder::new(Kind::ResyncDone, false).body(f.body);
+        let forged = a.e.seal(replay, B);
+        b.e.on_datagram(later, SocketAddrV4::new(A, 8848), &forged, &mut Vec::new());
+        assert_eq!(b.stats.rejected(Reject::Unasked), 1);
+        assert!(
+            !b.e.ready(),
+            "still waiting for the answer to the new request"
+        );
+    }
+
+    /// The thread gives the engine the system's clock each turn: a clock stepped by NTP
+    /// after start is followed, not frozen at start.
+    #[test]
+    fn a_stepped_wall_clock_is_followed() {
+        let t = Instant::now();
+        let mut a = side(A, B, KEY, t);
+        a.e.set_clock(t, 5_000_000);
+        let msg = one_message(&mut a, t);
+        assert_eq!(wire::frame(&msg).unwrap().header.sent, 5_000_000);
+        let mut b = side(B, A, KEY, t);
+        b.e.set_clock(t, 5_000_000 + 30_000);
+        b.e.on_datagram(t, SocketAddrV4::new(A, 1), &msg, &mut Vec::new());
+        assert_eq!(b.ch.inbound.len(), 1, "within the skew");
+    }
+
     /// The sync fuzzer's seed corpus (`fuzz/corpus/sync/`, checked in): real messages
     /// as they arrive (mode byte 0), and bodies to be signed (mode byte 1). Rewritten by
     /// `XVS_BLESS=1`, otherwise only checked to be there.
@@ -1112,6 +1238,7 @@ mod tests {
             seq: 1,
             sender: A,
             sent: 0,
+            recipient: B,
         };
         let msg = b.seal(stamp, |_| [0; wire::TAG_LEN]);
         let body = &msg[wire::HEADER_LEN..msg.len() - wire::TAG_LEN];

@@ -221,7 +221,12 @@ fn run(
             }
         }
         let _ = rx.set_nonblocking(false);
-        engine.on_turn(Instant::now(), &mut out);
+        // The system's wall clock each turn: messages carry it, and NTP may step it.
+        let now = Instant::now();
+        if let Ok(d) = SystemTime::now().duration_since(UNIX_EPOCH) {
+            engine.set_clock(now, d.as_millis() as u64);
+        }
+        engine.on_turn(now, &mut out);
         for client in engine.take_resolve() {
             if resolver.try_send(client).is_err() {
                 engine.resolve_failed(client);

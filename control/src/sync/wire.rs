@@ -7,12 +7,15 @@
 //! 16  seq: per boot, from 1, never reused
 //! 24  count (entries)   26  body length   28  sender: its IPv4 address
 //! 32  sent: ms since the epoch
-//! 40  body …            then 32 bytes of HMAC-SHA256(key, header ‖ body)
+//! 40  recipient: the peer's IPv4 address, or the multicast group
+//! 44  body …            then 32 bytes of HMAC-SHA256(key, header ‖ body)
 //! ```
 //!
-//! The sender and the time are signed, so a captured message cannot be sent again from
-//! another address (the receiver wants the sender to be the datagram's source) nor later
-//! (it wants the time within `MAX_SKEW` of its own clock).
+//! The sender, the recipient and the time are signed, so a captured message cannot be
+//! sent again from another address (the receiver wants the sender to be the datagram's
+//! source), to another director (it wants itself or its group as the recipient), nor
+//! later (it wants the time within `MAX_SKEW` of its own clock). A `ResyncDone` names the
+//! request it answers (the asker's boot and the request's sequence number).
 //!
 //! An entry is 16 bytes, then its three addresses (client, virtual, real server), 4
 //! bytes each for IPv4 or 16 for IPv6:
@@ -28,7 +31,7 @@ use xvs_dataplane::flow::tcp_state::STATE_COUNT;
 
 pub const MAGIC: [u8; 4] = *b"XVSY";
 pub const VERSION: u8 = 2;
-pub const HEADER_LEN: usize = 40;
+pub const HEADER_LEN: usize = 44;
 pub const TAG_LEN: usize = 32;
 /// A message fits one 1500-byte frame with its IPv4 and UDP headers.
 pub const MAX_MESSAGE: usize = 1472;
@@ -49,7 +52,8 @@ pub enum Kind {
     Entries = 1,
     /// "Send me your whole table."
     ResyncRequest = 2,
-    /// The end of a resync; the body is the number of entries it sent (u64).
+    /// The end of a resync; the body is the number of entries it sent (u64), then the
+    /// request it answers: the asker's boot and the request's sequence number (u64 each).
     ResyncDone = 3,
     /// Once a second: "I am here"; the body is the sender's connection count (u32).
     Hello = 4,
@@ -73,7 +77,7 @@ impl Kind {
         match self {
             Kind::Entries => count > 0 && (count * ENTRY_MIN..=count * ENTRY_MAX).contains(&len),
             Kind::ResyncRequest => len == 0 && count == 0,
-            Kind::ResyncDone => len == 8 && count == 0,
+            Kind::ResyncDone => len == 24 && count == 0,
             Kind::Hello => len == 4 && count == 0,
         }
     }
@@ -91,6 +95,8 @@ pub struct Header {
     pub sender: Ipv4Addr,
     /// When, in ms since the epoch by the sender's clock.
     pub sent: u64,
+    /// Who it is for: a director's address, or the multicast group.
+    pub recipient: Ipv4Addr,
 }
 
 /// One connection or template.
@@ -133,6 +139,10 @@ pub enum Reject {
     TooManyPeers,
     /// A resync asked again sooner than a peer may (the answer is not started).
     ResyncTooSoon,
+    /// Signed for another director (a capture of a unicast message sent on).
+    WrongRecipient,
+    /// A `ResyncDone` answering no request of this director's current wait.
+    Unasked,
     /// Not from one of the configured `peers`.
     UnknownPeer,
     /// An entry for a virtual service this director does not have.
@@ -144,7 +154,7 @@ pub enum Reject {
 }
 
 impl Reject {
-    pub const ALL: [Reject; 11] = [
+    pub const ALL: [Reject; 13] = [
         Reject::Malformed,
         Reject::Authentication,
         Reject::Replay,
@@ -152,6 +162,8 @@ impl Reject {
         Reject::Stale,
         Reject::TooManyPeers,
         Reject::ResyncTooSoon,
+        Reject::WrongRecipient,
+        Reject::Unasked,
         Reject::UnknownPeer,
         Reject::UnknownService,
         Reject::UnknownRealServer,
@@ -167,6 +179,8 @@ impl Reject {
             Reject::Stale => "stale",
             Reject::TooManyPeers => "too_many_peers",
             Reject::ResyncTooSoon => "resync_too_soon",
+            Reject::WrongRecipient => "wrong_recipient",
+            Reject::Unasked => "unasked",
             Reject::UnknownPeer => "unknown_peer",
             Reject::UnknownService => "unknown_service",
             Reject::UnknownRealServer => "unknown_real_server",
@@ -176,6 +190,7 @@ impl Reject {
 }
 
 /// A message being filled; `seal` signs it.
+#[derive(Clone)]
 pub struct Builder {
     buf: Vec<u8>,
     count: u16,
@@ -240,6 +255,7 @@ impl Builder {
         self.buf[26..28].copy_from_slice(&body.to_be_bytes());
         self.buf[28..32].copy_from_slice(&s.sender.octets());
         self.buf[32..40].copy_from_slice(&s.sent.to_be_bytes());
+        self.buf[40..44].copy_from_slice(&s.recipient.octets());
         let tag = sign(&self.buf);
         self.buf.extend_from_slice(&tag);
         self.buf
@@ -254,6 +270,7 @@ pub struct Stamp {
     pub sender: Ipv4Addr,
     /// ms since the epoch.
     pub sent: u64,
+    pub recipient: Ipv4Addr,
 }
 
 /// A datagram split into its header, the bytes the tag covers, its body and its tag;
@@ -289,6 +306,7 @@ pub fn frame(d: &[u8]) -> Result<Framed<'_>, Reject> {
             count,
             sender: Ipv4Addr::new(d[28], d[29], d[30], d[31]),
             sent: be64(32..40),
+            recipient: Ipv4Addr::new(d[40], d[41], d[42], d[43]),
         },
         signed: &d[..end],
         body: &d[HEADER_LEN..end],
@@ -376,6 +394,7 @@ mod tests {
             seq,
             sender: Ipv4Addr::new(10, 0, 0, 2),
             sent: 1_700_000_000_000,
+            recipient: Ipv4Addr::new(10, 0, 0, 3),
         }
     }
 
@@ -428,6 +447,7 @@ mod tests {
                 count: 3,
                 sender: Ipv4Addr::new(10, 0, 0, 2),
                 sent: 1_700_000_000_000,
+                recipient: Ipv4Addr::new(10, 0, 0, 3),
             }
         );
         assert_eq!(f.tag, &[7; TAG_LEN]);
@@ -528,7 +548,7 @@ mod tests {
         let bad = [
             (Kind::Hello, vec![0; 5], 0),
             (Kind::ResyncRequest, vec![0; 1], 0),
-            (Kind::ResyncDone, vec![0; 4], 0),
+            (Kind::ResyncDone, vec![0; 8], 0),
             (Kind::Entries, vec![0; 27], 1),
             (Kind::Entries, vec![0; 65], 1),
             (Kind::Entries, vec![0; 56], 0),

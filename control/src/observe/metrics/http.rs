@@ -41,8 +41,17 @@ struct Held {
     addr: IpAddr,
 }
 
+/// The client an address counts as: IPv4 the address, IPv6 its /64 (one host has many).
+fn client(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V4(_) => addr,
+        IpAddr::V6(a) => IpAddr::V6((u128::from(a) & !((1u128 << 64) - 1)).into()),
+    }
+}
+
 impl PerAddress {
     fn take(table: &Arc<PerAddress>, addr: IpAddr) -> Option<Held> {
+        let addr = client(addr);
         let mut m = table.0.lock().unwrap_or_else(|p| p.into_inner());
         let n = m.entry(addr).or_default();
         if *n >= PER_ADDRESS {
@@ -71,6 +80,8 @@ impl Drop for Held {
 /// Serves `/metrics` on `listener`.
 pub async fn serve(listener: TcpListener, ask: mpsc::Sender<Request>) {
     let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
+    // Refusals being answered at once: past them, a connection is closed unanswered.
+    let refusing = Arc::new(Semaphore::new(MAX_CLIENTS));
     let per_address = Arc::new(PerAddress::default());
     let mut accept_errors = 0u64;
     loop {
@@ -91,7 +102,12 @@ pub async fn serve(listener: TcpListener, ask: mpsc::Sender<Request>) {
             PerAddress::take(&per_address, peer.ip()),
             Arc::clone(&slots).try_acquire_owned(),
         ) else {
-            tokio::spawn(busy(stream));
+            if let Ok(r) = Arc::clone(&refusing).try_acquire_owned() {
+                tokio::spawn(async move {
+                    busy(stream).await;
+                    drop(r);
+                });
+            }
             continue;
         };
         let ask = ask.clone();
@@ -222,6 +238,16 @@ mod tests {
         let mut out = String::new();
         c.read_to_string(&mut out).await.unwrap();
         out
+    }
+
+    #[test]
+    fn an_ipv6_client_counts_by_its_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        assert_eq!(client(a), client(b));
+        assert_eq!(client(a), "2001:db8:1:2::".parse::<IpAddr>().unwrap());
+        let v4: IpAddr = "10.0.0.1".parse().unwrap();
+        assert_eq!(client(v4), v4);
     }
 
     #[tokio::test]
