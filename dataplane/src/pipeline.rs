@@ -181,8 +181,9 @@ fn parse_v6(eth: EthernetFrame<&[u8]>) -> Result<Parsed<FlowKey6>, DropReason> {
 
 /// A flow key of either family: what the pipeline's decision needs to know of one,
 /// so that the decision is written once and compiled for each.
-/// The packet of a UDP flow from which the fast path carries it (`offer`).
-pub const UDP_OFFLOAD_AT: u8 = 3;
+/// The packet of a UDP flow from which the fast path carries it (`offer`): the second,
+/// so a spoofed flood (a packet per source) never enters the shared map.
+pub const UDP_OFFLOAD_AT: u8 = 2;
 
 trait FamilyKey: Key {
     const IS_V6: bool;

@@ -28,6 +28,8 @@ pub const MAX_CLIENTS: usize = 64;
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections one address holds at once: a Prometheus pair needs two.
 pub const PER_ADDRESS: usize = 8;
+/// 503 answers under way at once.
+const MAX_REFUSING: usize = 4 * MAX_CLIENTS;
 /// How long the listener rests after `accept` failed (EMFILE, ENFILE, ENOMEM).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -80,8 +82,9 @@ impl Drop for Held {
 /// Serves `/metrics` on `listener`.
 pub async fn serve(listener: TcpListener, ask: mpsc::Sender<Request>) {
     let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
-    // Refusals being answered at once: past them, a connection is closed unanswered.
-    let refusing = Arc::new(Semaphore::new(MAX_CLIENTS));
+    // Refusals being answered at once (each holds its descriptor a second at most): past
+    // them, a connection is closed unanswered.
+    let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
     let per_address = Arc::new(PerAddress::default());
     let mut accept_errors = 0u64;
     loop {
