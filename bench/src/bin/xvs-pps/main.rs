@@ -8,6 +8,7 @@
 
 mod chain;
 mod measure;
+mod packet_gen;
 mod results;
 mod roles;
 

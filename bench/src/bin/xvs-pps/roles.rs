@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use xvs_bpf::abi::SvcKey;
 use xvs_bpf::bench::{template, template6, Forwarder, Sink, TrafGen};
+
+use crate::packet_gen::PacketGen;
 use xvs_bpf::{AttachMode, Steer};
 use xvs_dataplane::xsk::{Xsk, XskConfig};
 
@@ -56,6 +58,39 @@ fn wait_for_eof() {
     }
 }
 
+/// How frames leave the client: BPF_PROG_RUN's live frames where the kernel allows them,
+/// else an AF_PACKET socket (`packet_gen.rs`).
+enum Sender {
+    Live { gen: TrafGen, frame: Vec<u8> },
+    Packet(PacketGen),
+}
+
+impl Sender {
+    fn open(ifindex: u32, frame: Vec<u8>, flows: u32) -> Result<Sender> {
+        let base = Ipv4Addr::new(10, 128, 0, 0);
+        let gen = TrafGen::load(flows, base)?;
+        match gen.send(ifindex, &frame, 1) {
+            Ok(()) => Ok(Sender::Live { gen, frame }),
+            Err(e) => {
+                eprintln!("generator: live frames refused ({e}): sending from an AF_PACKET socket");
+                Ok(Sender::Packet(PacketGen::open(
+                    ifindex,
+                    &frame,
+                    flows,
+                    u32::from(base),
+                )?))
+            }
+        }
+    }
+
+    fn send(&mut self, ifindex: u32, n: u64) -> Result<()> {
+        match self {
+            Sender::Live { gen, frame } => Ok(gen.send(ifindex, frame, n as u32)?),
+            Sender::Packet(p) => p.send(n),
+        }
+    }
+}
+
 /// Sends frames to `dst_mac` for `secs` seconds (or until `count` are sent), as fast as
 /// it can or, with `pps`, at that rate (in bursts every few milliseconds); prints how
 /// many.
@@ -72,19 +107,21 @@ pub fn generate(
     count: Option<u64>,
 ) -> Result<()> {
     let ifindex = ifindex(dev)?;
-    let gen = TrafGen::load(flows, Ipv4Addr::new(10, 128, 0, 0))?;
     let frame = match vip {
         std::net::IpAddr::V4(v) => template(mac_of(dev)?, dst_mac, v, port, syn),
         std::net::IpAddr::V6(v) => template6(mac_of(dev)?, dst_mac, v, port, syn),
     };
+    let mut gen = Sender::open(ifindex, frame, flows)?;
     let t0 = Instant::now();
-    let mut sent = 0u64;
+    // The probe that chose the sender sent one frame when live frames were taken.
+    let mut sent = u64::from(matches!(gen, Sender::Live { .. }));
     let count = count.unwrap_or(u64::MAX);
     while t0.elapsed().as_secs_f64() < secs && sent < count {
         match pps {
             None => {
-                gen.send(ifindex, &frame, GEN_CHUNK)?;
-                sent += u64::from(GEN_CHUNK);
+                let n = u64::from(GEN_CHUNK).min(count - sent);
+                gen.send(ifindex, n)?;
+                sent += n;
             }
             Some(rate) => {
                 // What is due by now, in bursts of at most 10 ms' worth (one BPF_PROG_RUN
@@ -96,7 +133,7 @@ pub fn generate(
                     .min(rate / 100 + 1)
                     .min(count - sent);
                 if burst > 0 {
-                    gen.send(ifindex, &frame, burst as u32)?;
+                    gen.send(ifindex, burst)?;
                     sent += burst;
                 }
                 std::thread::sleep(Duration::from_millis(2));
