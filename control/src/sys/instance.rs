@@ -1,7 +1,10 @@
-//! One xvs per interface and per control socket: a lock file beside the control socket
-//! for each, held (`flock`) for the life of the process and released by the kernel
-//! however it ends, `kill -9` included. A second `xvs run` that finds one held refuses
-//! and names the pid that holds it, before it touches the interface or the socket.
+//! One xvs per interface and per control socket: a lock file for each (under /run/xvs, and
+//! beside the socket), held (`flock`) for the life of the process and released by the
+//! kernel however it ends, `kill -9` included. A second `xvs run` that finds one held
+//! refuses and names the pid that holds it, before it touches the interface or the
+//! socket. A lock file that cannot be made at all (an unprivileged run with no /run/xvs
+//! of its own) is warned about and done without: it guards against a second instance,
+//! not against this one.
 
 use std::fs::File;
 use std::io::{Read, Seek, Write};
@@ -21,16 +24,22 @@ pub struct InstanceLock {
 pub fn acquire(wanted: &[(PathBuf, String)]) -> Result<InstanceLock> {
     let mut files = Vec::with_capacity(wanted.len());
     for (path, what) in wanted {
-        files.push(lock(path, what)?);
+        match open(path) {
+            Ok(f) => files.push(lock(f, path, what)?),
+            Err(e) => tracing::warn!(
+                "cannot make the lock file {} ({e:#}): a second xvs on {what} would not be refused",
+                path.display()
+            ),
+        }
     }
     Ok(InstanceLock { _files: files })
 }
 
-fn lock(path: &Path, what: &str) -> Result<File> {
+fn open(path: &Path) -> Result<File> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let mut f = std::fs::OpenOptions::new()
+    std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
@@ -38,7 +47,10 @@ fn lock(path: &Path, what: &str) -> Result<File> {
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(path)
-        .with_context(|| format!("opening the lock file {}", path.display()))?;
+        .with_context(|| format!("opening the lock file {}", path.display()))
+}
+
+fn lock(mut f: File, path: &Path, what: &str) -> Result<File> {
     // SAFETY: flock(2) on a descriptor this function owns; no memory is passed.
     let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     if rc != 0 {
@@ -93,7 +105,9 @@ mod tests {
         std::fs::write(&target, "keep").unwrap();
         let path = dir.join("eth0.lock");
         std::os::unix::fs::symlink(&target, &path).unwrap();
-        assert!(acquire(&[(path, String::from("eth0"))]).is_err());
+        // Not opened (warned about), so nothing is written through the link.
+        let held = acquire(&[(path, String::from("eth0"))]).unwrap();
+        drop(held);
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
         std::fs::remove_dir_all(dir).unwrap();
     }
