@@ -109,9 +109,6 @@ pub struct Engine {
     wall_base: u64,
     started: Instant,
     clock: Instant,
-    /// The first sequence number of this director's current wait for a resync: a
-    /// `ResyncDone` must answer a request at or after it.
-    wait_seq: u64,
     /// Where changes and hellos go.
     targets: Vec<SocketAddrV4>,
     allowed: Option<HashSet<Ipv4Addr>>,
@@ -167,7 +164,6 @@ impl Engine {
             wall_base,
             started: now,
             clock: now,
-            wait_seq: 1,
             targets,
             allowed,
             peers: HashMap::new(),
@@ -352,9 +348,11 @@ impl Engine {
                 let b: [u8; 24] = f.body.try_into().map_err(|_| Reject::Malformed)?;
                 let be64 =
                     |i: usize| u64::from_be_bytes(b[i..i + 8].try_into().unwrap_or_default());
-                // It must answer a request of this boot's current wait: a captured one
-                // (of an earlier wait, or boot) would end the wait with the table unsynced.
-                if be64(8) != self.s.boot || be64(16) < self.wait_seq {
+                // It must answer a request of this boot: a captured one of an earlier boot
+                // (before a restart, whose replay window is new) would end the wait with
+                // the table unsynced. (Within a boot the replay window refuses repeats; an
+                // answer to an earlier request of this boot is a real one.)
+                if be64(8) != self.s.boot {
                     return Err(Reject::Unasked);
                 }
                 if let Some(since) = self.resync_since.take() {
@@ -440,7 +438,6 @@ impl Engine {
         if self.waiting_since.is_none() {
             self.waiting_since = Some(now);
             self.resync_since = Some(now);
-            self.wait_seq = self.seq + 1;
             self.set_ready(false);
         }
         self.asked = Some(now);
@@ -1157,10 +1154,10 @@ mod tests {
         assert_eq!(a.ch.inbound.len(), 1);
     }
 
-    /// A `ResyncDone` must answer a request of the asker's current wait and boot: one
-    /// captured from an earlier resync does not end a wait (the table is not in step).
+    /// A `ResyncDone` must answer a request of the asker's own boot: one captured before
+    /// it restarted (its replay window is new) does not make it ready.
     #[test]
-    fn an_old_resync_done_does_not_make_a_director_ready() {
+    fn a_resync_done_from_before_a_restart_does_not_make_a_director_ready() {
         let t = Instant::now();
         let mut a = side(A, B, KEY, t);
         let mut b = side(B, A, KEY, t);
@@ -1183,22 +1180,24 @@ mod tests {
         assert_eq!(done.len(), 1);
         deliver(&mut out, A, &mut b, t);
         assert!(b.e.ready(), "the real answer ends the wait");
-        // B is silent for a while, then heard again: A asks anew, and the old answer,
-        // held back, does not count.
-        let later = t + Duration::from_secs(10);
-        b.e.ask(later, &[SocketAddrV4::new(A, 8848)], &mut Vec::new());
+        // B restarts (a newer boot) and waits for its table; the old answer, captured and
+        // sent under a sequence number its new window has not seen, does not count.
+        let mut b = side(B, A, KEY, t);
+        b.e.s.boot += 1;
+        let later = t + Duration::from_secs(2);
+        b.e.on_turn(later, &mut Vec::new());
         assert!(!b.e.ready());
-        // (Its replay window would refuse the same bytes; a capture B never saw is the
-        // threat: the same body under a fresh sequence number.)
         let f = wire::frame(&done[0]).unwrap();
         let replay = Builder::new(Kind::ResyncDone, false).body(f.body);
-        let forged = a.e.seal(replay, B);
-        b.e.on_datagram(later, SocketAddrV4::new(A, 8848), &forged, &mut Vec::new());
-        assert_eq!(b.stats.rejected(Reject::Unasked), 1);
-        assert!(
-            !b.e.ready(),
-            "still waiting for the answer to the new request"
+        let captured = a.e.seal(replay, B);
+        b.e.on_datagram(
+            later,
+            SocketAddrV4::new(A, 8848),
+            &captured,
+            &mut Vec::new(),
         );
+        assert_eq!(b.stats.rejected(Reject::Unasked), 1);
+        assert!(!b.e.ready(), "still waiting for an answer of its own boot");
     }
 
     /// The thread gives the engine the system's clock each turn: a clock stepped by NTP

@@ -141,7 +141,7 @@ pub enum Reject {
     ResyncTooSoon,
     /// Signed for another director (a capture of a unicast message sent on).
     WrongRecipient,
-    /// A `ResyncDone` answering no request of this director's current wait.
+    /// A `ResyncDone` answering a request of another boot of this director's.
     Unasked,
     /// Not from one of the configured `peers`.
     UnknownPeer,
