@@ -291,31 +291,17 @@ impl Steer {
     /// Descriptors of `xvs_fast_flows` and `xvs_fast_flows6` for a worker to write its
     /// entries through.
     pub fn fast_flows_fds(&self) -> Result<(OwnedFd, OwnedFd), BpfError> {
-        let dup = |m: &MapHandle, map: &'static str| {
-            m.as_fd().try_clone_to_owned().map_err(|e| BpfError::Map {
-                op: "duplicate",
-                map,
-                source: e.into(),
-            })
-        };
         Ok((
-            dup(&self.fast_flows, MAP_FAST_FLOWS)?,
-            dup(&self.fast_flows6, MAP_FAST_FLOWS6)?,
+            dup_map(&self.fast_flows, MAP_FAST_FLOWS)?,
+            dup_map(&self.fast_flows6, MAP_FAST_FLOWS6)?,
         ))
     }
 
     /// The known NAT connections' maps (IPv4, IPv6), duplicated for a worker to write.
     pub fn nat_conns_fds(&self) -> Result<(OwnedFd, OwnedFd), BpfError> {
-        let dup = |m: &MapHandle, map: &'static str| {
-            m.as_fd().try_clone_to_owned().map_err(|e| BpfError::Map {
-                op: "duplicate",
-                map,
-                source: e.into(),
-            })
-        };
         Ok((
-            dup(&self.nat_conns, MAP_NAT_CONNS)?,
-            dup(&self.nat_conns6, MAP_NAT_CONNS6)?,
+            dup_map(&self.nat_conns, MAP_NAT_CONNS)?,
+            dup_map(&self.nat_conns6, MAP_NAT_CONNS6)?,
         ))
     }
 
@@ -564,6 +550,15 @@ pub(crate) fn sum_per_cpu(
         add(cpu);
     }
     Ok(())
+}
+
+/// A descriptor of `map` that the caller owns (a worker writes the map through it).
+fn dup_map(map: &MapHandle, name: &'static str) -> Result<OwnedFd, BpfError> {
+    map.as_fd().try_clone_to_owned().map_err(|e| BpfError::Map {
+        op: "duplicate",
+        map: name,
+        source: e.into(),
+    })
 }
 
 /// A service map holding exactly `services` (key bytes, `SVC_F_*` flags).

@@ -34,6 +34,19 @@ def conn(src):
     return s
 
 
+def count_503(conns):
+    """How many of `conns` were told 503 (each read for 0.2 s at most)."""
+    busy = 0
+    for m in conns:
+        m.settimeout(0.2)
+        try:
+            if m.recv(64).startswith(b"HTTP/1.1 503"):
+                busy += 1
+        except OSError:
+            pass
+    return busy
+
+
 def scrape():
     t = time.time()
     s = socket.create_connection(METRICS, timeout=5)
@@ -86,15 +99,7 @@ more = []
 for i in range(100):
     more.append(conn(f"127.0.1.{1 + i % 20}"))
 time.sleep(0.5)
-busy = 0
-for m in more:
-    m.settimeout(0.2)
-    try:
-        if m.recv(64).startswith(b"HTTP/1.1 503"):
-            busy += 1
-    except OSError:
-        pass
-print(f"over_limit_503 {busy}", flush=True)
+print(f"over_limit_503 {count_503(more)}", flush=True)
 for c in idle + more:
     c.close()
 time.sleep(0.3)
@@ -104,14 +109,7 @@ print(f"scrape_after {t:.3f} {status.replace(' ', '_')} {n}", flush=True)
 # One address opening 12: past its 8, told 503; another address is served meanwhile.
 one = [conn("127.0.2.1") for _ in range(12)]
 time.sleep(0.5)
-busy = 0
-for m in one:
-    m.settimeout(0.2)
-    try:
-        if m.recv(64).startswith(b"HTTP/1.1 503"):
-            busy += 1
-    except OSError:
-        pass
+busy = count_503(one)
 t, status, n = scrape()
 print(f"per_address_503 {busy} {status.replace(' ', '_')}", flush=True)
 for c in one:
