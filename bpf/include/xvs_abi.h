@@ -48,7 +48,15 @@ struct xvs_steer_config {
 	 * off). Control moves it on with every snapshot, so a reload or a health change
 	 * sends every flow to a worker once, which writes its entry anew. */
 	__u32 fast_generation;
+	/* XVS_CFG_*: how frames the program sends leave. */
+	__u32 flags;
 };
+
+/* NAT replies (and ICMP errors for NAT clients) arriving on the external interface are
+ * translated here and handed to the worker's socket to send, not sent with XDP_TX: on
+ * a link where XDP_TX is not delivered (a veth whose peer runs no XDP), or with the
+ * fast path off. */
+#define XVS_CFG_NAT_RELAY 1
 
 /* The director's MAC on each interface the program is attached to: frames addressed to
  * another host (a switch flooding, a promiscuous NIC) are the kernel's to discard, not

@@ -258,12 +258,15 @@ pub fn nat_client_mac(v: &[u8]) -> Option<[u8; 6]> {
 pub fn steer_config_value(
     external_ifindex: u32,
     fast_generation: u32,
+    flags: u32,
 ) -> [u8; layout::STEER_CONFIG_SIZE] {
     let mut v = [0u8; layout::STEER_CONFIG_SIZE];
     v[layout::STEER_CONFIG_EXTERNAL_IFINDEX..layout::STEER_CONFIG_EXTERNAL_IFINDEX + 4]
         .copy_from_slice(&external_ifindex.to_ne_bytes());
     v[layout::STEER_CONFIG_FAST_GENERATION..layout::STEER_CONFIG_FAST_GENERATION + 4]
         .copy_from_slice(&fast_generation.to_ne_bytes());
+    v[layout::STEER_CONFIG_FLAGS..layout::STEER_CONFIG_FLAGS + 4]
+        .copy_from_slice(&flags.to_ne_bytes());
     v
 }
 

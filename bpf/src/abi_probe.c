@@ -63,6 +63,8 @@ int main(void)
 	XVS_DECAP_STATS(XVS_DECAP_LABEL)
 	printf("];\n");
 	OFF("STEER_CONFIG_FAST_GENERATION", struct xvs_steer_config, fast_generation);
+	OFF("STEER_CONFIG_FLAGS", struct xvs_steer_config, flags);
+	printf("pub const CFG_NAT_RELAY: u32 = %d;\n", XVS_CFG_NAT_RELAY);
 	printf("pub const SVC_F_FAST: u32 = %d;\n", XVS_SVC_F_FAST);
 	printf("pub const MAX_FAST_FLOWS: u32 = %d;\n", XVS_MAX_FAST_FLOWS);
 	SIZE("FAST_KEY", struct xvs_fast_key);

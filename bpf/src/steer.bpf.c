@@ -56,11 +56,24 @@ static __always_inline void count_out(struct xdp_md *ctx, __u32 slot)
 	}
 }
 
+/* Whether a translated NAT packet going back out of the interface it came in on is
+ * handed to the queue's worker to send (XVS_CFG_NAT_RELAY): one-arm NAT only, where that
+ * interface is the one whose sockets the XSK map holds. */
+static __always_inline int nat_relay(void)
+{
+	__u32 zero = 0;
+	struct xvs_steer_config *cfg = bpf_map_lookup_elem(&xvs_steer_config, &zero);
+
+	return cfg && (cfg->flags & XVS_CFG_NAT_RELAY) && !cfg->external_ifindex;
+}
+
 /* Counts a translated NAT packet for its real server and sends it out of `out` (0: the
- * interface it came in on). */
+ * interface it came in on, by the worker's socket when relaying). */
 static __always_inline int nat_deliver(struct xdp_md *ctx, __u32 slot, __u32 out, int stat)
 {
 	count_out(ctx, slot);
+	if (!out && nat_relay())
+		return count(stat, bpf_redirect_map(&xvs_xsks, ctx->rx_queue_index, XDP_DROP));
 	if (!out)
 		return count(stat, XDP_TX);
 	return count(stat, bpf_redirect(out, 0));

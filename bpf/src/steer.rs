@@ -88,7 +88,7 @@ pub struct Steer {
     nat_addrs6: MapHandle,
     config: MapHandle,
     /// What `config` holds: (external ifindex, fast-path generation).
-    config_value: (u32, u32),
+    config_value: (u32, u32, u32),
     fast_flows: MapHandle,
     fast_flows6: MapHandle,
     fast_stats: MapHandle,
@@ -165,7 +165,7 @@ impl Steer {
             nat_addrs: map_handle(&obj, MAP_NAT_ADDRS)?,
             nat_addrs6: map_handle(&obj, MAP_NAT_ADDRS6)?,
             config: map_handle(&obj, MAP_CONFIG)?,
-            config_value: (0, 0),
+            config_value: (0, 0, 0),
             fast_flows: map_handle(&obj, MAP_FAST_FLOWS)?,
             fast_flows6: map_handle(&obj, MAP_FAST_FLOWS6)?,
             fast_stats: map_handle(&obj, MAP_FAST_STATS)?,
@@ -273,12 +273,23 @@ impl Steer {
         self.write_config()
     }
 
+    /// NAT replies arriving on the external interface go to the workers' sockets once
+    /// translated, not out with `XDP_TX` (`XVS_CFG_NAT_RELAY`).
+    pub fn set_nat_relay(&mut self, on: bool) -> Result<(), BpfError> {
+        self.config_value.2 = if on {
+            crate::abi::layout::CFG_NAT_RELAY
+        } else {
+            0
+        };
+        self.write_config()
+    }
+
     fn write_config(&self) -> Result<(), BpfError> {
-        let (ext, gen) = self.config_value;
+        let (ext, gen, flags) = self.config_value;
         self.config
             .update(
                 &0u32.to_ne_bytes(),
-                &crate::abi::steer_config_value(ext, gen),
+                &crate::abi::steer_config_value(ext, gen, flags),
                 MapFlags::ANY,
             )
             .map_err(|source| BpfError::Map {

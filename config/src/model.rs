@@ -144,10 +144,16 @@ impl Default for AfXdp {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FastPath {
-    /// The steering program forwards established DR and TUN flows itself.
+    /// As `xdp` while the interface delivers what XDP sends (`XDP_TX`); once its driver
+    /// counts such frames undelivered (a veth whose peer runs no XDP program), as `off`,
+    /// said once in the log and shown in `xvs status --dataplane` and /metrics.
     #[default]
+    Auto,
+    /// The steering program forwards established DR and TUN flows itself and sends NAT
+    /// replies with `XDP_TX`, whatever the driver says.
     Xdp,
-    /// Every packet goes to a worker.
+    /// Every packet goes to a worker; NAT replies, translated by the steering program,
+    /// are sent by the workers too.
     Off,
 }
 

@@ -629,7 +629,9 @@ fn worker_cpus_socket_sizes_and_fast_path() {
     assert_eq!((cfg.af_xdp.batch, cfg.af_xdp.busy_poll), (16, 50));
     assert_eq!(cfg.fast_path, FastPath::Off);
     let d = parse("t.yaml", GOOD).unwrap();
-    assert_eq!((d.cpus, d.fast_path), (None, FastPath::Xdp), "defaults");
+    assert_eq!((d.cpus, d.fast_path), (None, FastPath::Auto), "defaults");
+    let x = parse("t.yaml", &format!("{GOOD}fast_path: xdp\n")).unwrap();
+    assert_eq!(x.fast_path, FastPath::Xdp);
 
     let e = errors(&format!(
         "{GOOD}af_xdp: {{ frames: 1000, tx_ring: 8192 }}\n"

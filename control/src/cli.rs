@@ -91,6 +91,11 @@ pub enum Command {
         /// rejected by reason, and the resyncs.
         #[arg(long, conflicts_with_all = ["stats", "rate", "connections", "drops"])]
         sync: bool,
+        /// How packets leave: whether the XDP fast path is on (or why `fast_path: auto`
+        /// fell back), who sends NAT replies, whether partial checksums are completed,
+        /// and the XDP frames each interface's driver counted undelivered.
+        #[arg(long, conflicts_with_all = ["stats", "rate", "connections", "drops", "sync"])]
+        dataplane: bool,
         /// Everything (table, totals, rates) as JSON.
         #[arg(long)]
         json: bool,

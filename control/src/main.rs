@@ -255,6 +255,7 @@ fn main() -> ExitCode {
             connections,
             drops,
             sync,
+            dataplane,
             json,
         } => {
             let mut line = String::from("status");
@@ -264,6 +265,7 @@ fn main() -> ExitCode {
                 (connections, " --connections"),
                 (drops, " --drops"),
                 (sync, " --sync"),
+                (dataplane, " --dataplane"),
                 (json, " --json"),
             ] {
                 if on {

@@ -99,6 +99,10 @@ pub struct WorkerCounters {
     /// NAT connections the kernel refused to take in `xvs_nat_conns` (or that did not
     /// fit a batch): their replies are not translated.
     pub nat_conns_failed: Counter,
+    /// NAT replies the steering program translated and this worker sent (`nat_relay`).
+    pub nat_relayed: Counter,
+    /// TCP and UDP checksums a virtual link left partial, completed here.
+    pub checksums_completed: Counter,
     /// Connection sync: entries handed to the sync thread, and lost for want of room.
     pub sync_queued: Counter,
     pub sync_queue_full: Counter,
@@ -129,6 +133,8 @@ impl WorkerCounters {
             icmp_frag_needed: Counter::default(),
             fast_path_failed: Counter::default(),
             nat_conns_failed: Counter::default(),
+            nat_relayed: Counter::default(),
+            checksums_completed: Counter::default(),
             sync_queued: Counter::default(),
             sync_queue_full: Counter::default(),
             sync_installed: Counter::default(),

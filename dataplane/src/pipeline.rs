@@ -27,6 +27,7 @@ use crate::wire::ipv4::{PROTO_TCP, PROTO_UDP};
 use crate::wire::tcp::{FLAG_ACK, FLAG_FIN, FLAG_RST, FLAG_SYN};
 use crate::wire::WireError;
 
+mod relay;
 mod synced;
 pub use synced::ResyncCursor;
 
@@ -526,6 +527,7 @@ impl Pipeline {
             Err(Early::Drop(r)) => Err(r),
             Err(Early::Ipv6) => self.decide_ipv6(snap, now, pkt),
         };
+        let decided = self.relay(snap, pkt, decided);
         self.verdict(decided)
     }
 
@@ -543,7 +545,36 @@ impl Pipeline {
     #[inline]
     pub fn process_packet(&mut self, snap: &Snapshot, now: u32, pkt: &mut Packet<'_>) -> Verdict {
         let decided = self.decide(snap, now, pkt);
+        let decided = self.relay(snap, pkt, decided);
         self.verdict(decided)
+    }
+
+    /// A frame for no service may be a NAT reply the steering program translated and
+    /// handed over to be sent (`Snapshot::nat_relay`): sent on as it is. Out of line, off
+    /// every other frame's path.
+    #[inline(always)]
+    fn relay(
+        &self,
+        snap: &Snapshot,
+        pkt: &mut Packet<'_>,
+        decided: Result<Verdict, DropReason>,
+    ) -> Result<Verdict, DropReason> {
+        if decided != Err(DropReason::NoService) || !snap.nat_relay {
+            return decided;
+        }
+        self.relay_reply(snap, pkt).ok_or(DropReason::NoService)
+    }
+
+    #[inline(never)]
+    fn relay_reply(&self, snap: &Snapshot, pkt: &mut Packet<'_>) -> Option<Verdict> {
+        if !relay::is_relayed_reply(snap, pkt.data()) {
+            return None;
+        }
+        if snap.complete_partial && rewrite::partial::complete(pkt.data_mut()) {
+            self.counters.checksums_completed.inc();
+        }
+        self.counters.nat_relayed.inc();
+        Some(Verdict::Tx)
     }
 
     /// The decision as a verdict; a drop is counted under its reason.
@@ -610,6 +641,9 @@ impl Pipeline {
             return Err(DropReason::PortZero);
         }
         let svc = &snap.services[svc_idx];
+        if snap.complete_partial && rewrite::partial::complete(pkt.data_mut()) {
+            self.counters.checksums_completed.inc();
+        }
 
         let (dest, flow) = if svc.ops && k.proto() == PROTO_UDP {
             // One-packet scheduling: no flow, every datagram on its own.

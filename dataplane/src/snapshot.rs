@@ -240,6 +240,13 @@ pub struct Snapshot {
     /// The XDP fast path's generation for this snapshot (0: fast path off): workers write
     /// it into the entries they hand over; the steering program ignores older ones.
     pub fast_generation: u32,
+    /// The steering program hands NAT replies it translated to the workers to send
+    /// (`XDP_TX` does not deliver on this link, or the fast path is off): a frame from a
+    /// NAT service's VIP:port is one of those, sent on as it is.
+    pub nat_relay: bool,
+    /// The link may hand frames over with TCP and UDP checksums left partial (a veth):
+    /// completed before they are forwarded (`rewrite::partial`).
+    pub complete_partial: bool,
     /// Per family, keyed as the packet gives it: per packet, IPv4's is one word to hash.
     index4: HashMap<Key4, usize, MixBuildHasher>,
     index6: HashMap<Key6, usize, MixBuildHasher>,
@@ -297,6 +304,8 @@ impl Snapshot {
             dests,
             tables,
             fast_generation: 0,
+            nat_relay: false,
+            complete_partial: false,
             index4,
             index6,
             own: snap_own.v4.into(),

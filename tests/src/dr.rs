@@ -73,6 +73,15 @@ pub const NAT_DIRECTOR: &str = "172.16.0.2";
 pub const NAT_DIRECTOR2: &str = "172.16.0.3";
 pub const NAT_GATEWAY: &str = "10.0.0.254";
 
+/// How the switch side of the director's link is prepared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Switch {
+    /// An XDP program on the director's bridge port and TX checksum offload off there.
+    Prepared,
+    /// Nothing: a bridge and veths as `ip link` makes them.
+    Bare,
+}
+
 /// How the real servers get ready for the VIP.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Prep {
@@ -98,6 +107,15 @@ impl DrLab {
 
     /// As `build`, preparing the real servers as `prep` says.
     pub fn build_with(real_servers: usize, queues: u32, prep: Prep) -> Result<DrLab> {
+        Self::build_switch(real_servers, queues, prep, Switch::Prepared)
+    }
+
+    /// As `build`, with the switch side left as a new user leaves it (`Switch::Bare`).
+    pub fn build_bare(real_servers: usize, queues: u32) -> Result<DrLab> {
+        Self::build_switch(real_servers, queues, Prep::Script, Switch::Bare)
+    }
+
+    fn build_switch(real_servers: usize, queues: u32, prep: Prep, switch: Switch) -> Result<DrLab> {
         tools::require(&["ip", "ethtool", "sysctl"])?;
         let mut lab = Lab::new()?;
         lab.add_ns("sw")?;
@@ -167,17 +185,20 @@ impl DrLab {
             // One arm: the director also on the clients' subnet.
             lab.sh("lb", &format!("ip addr add {NAT_DIRECTOR}/24 dev eth0"))?;
         }
-        // What the director sends with XDP_TX (NAT replies; DR and TUN flows on the fast
-        // path) a veth delivers only when its peer runs XDP too: a NIC needs nothing.
         let pass = lab.write("pass.bpf.o", xvs_bpf::PASS_OBJECT)?;
-        lab.sh(
-            "sw",
-            &format!("ip link set dev lb xdpdrv obj {} sec xdp", pass.display()),
-        )?;
-        // veth hands TCP from the client over with only the pseudo-header checksum
-        // (CHECKSUM_PARTIAL); a bridge port without TX checksum offload completes it
-        // before the director sees the frame, as a real wire would.
-        lab.sh("sw", "ethtool -K lb tx off >/dev/null")?;
+        if switch == Switch::Prepared {
+            // What the director sends with XDP_TX (NAT replies; DR and TUN flows on the
+            // fast path) a veth delivers only when its peer runs XDP too (`fast_path:
+            // auto` finds out and falls back; these labs keep the fast path).
+            lab.sh(
+                "sw",
+                &format!("ip link set dev lb xdpdrv obj {} sec xdp", pass.display()),
+            )?;
+            // veth hands TCP from the client over with only the pseudo-header checksum
+            // (CHECKSUM_PARTIAL); a bridge port without TX checksum offload completes it
+            // before the director sees the frame, as a real wire would.
+            lab.sh("sw", "ethtool -K lb tx off >/dev/null")?;
+        }
         for i in 0..real_servers {
             let script = match prep {
                 Prep::Script => format!(

@@ -88,3 +88,63 @@ fn with_the_fast_path_off_every_packet_reaches_a_worker() {
     assert_eq!(fast, 0);
     assert!(steered > 10_000, "{steered}");
 }
+
+/// The lab a new user builds first: namespaces, a bridge, veths as `ip link` makes them,
+/// nothing prepared on the switch side, the default configuration (`fast_path` unset:
+/// `auto`). The bridge port runs no XDP, so what the director sends with `XDP_TX` is
+/// lost; the director sees its veth count those losses, falls back to the workers, and
+/// says so in `xvs status --dataplane` and /metrics. Every request and download arrives.
+#[test]
+fn a_bare_veth_lab_works_with_the_default_configuration() {
+    let mut lab = DrLab::build_bare(3, 1).expect("build the lab");
+    lab.start_web().unwrap();
+    let cfg = lab.write_config(&dr::config(&[3, 2, 1], None)).unwrap();
+    lab.start_xvs(&cfg).unwrap();
+    let answers = lab.http_gets(30, "/").unwrap();
+    let failed = answers.iter().filter(|a| *a == "FAIL").count();
+    let dir = lab.lab.dir.display().to_string();
+    let downloads = lab
+        .lab
+        .sh(
+            "cl",
+            &format!(
+                "for i in 1 2 3; do curl -s -m 60 http://{VIP}/big.bin | sha256sum; done; sha256sum < {dir}/big.bin"
+            ),
+        )
+        .unwrap();
+    let sums: Vec<&str> = downloads.lines().collect();
+    let status = lab
+        .lab
+        .sh(
+            "lb",
+            &format!(
+                "{} status --dataplane",
+                xvs_tests::tools::xvs_bin().unwrap().display()
+            ),
+        )
+        .unwrap_or_else(|e| format!("(status failed: {e})"));
+    let scrape = lab
+        .lab
+        .sh("lb", "curl -s -m 5 http://127.0.0.1:9147/metrics")
+        .unwrap();
+    eprintln!("{failed} of 30 requests failed\n{downloads}\n{status}");
+    assert_eq!(failed, 0, "every request answered: {answers:?}");
+    assert_eq!(sums.len(), 4);
+    assert!(
+        sums[..3].iter().all(|s| *s == sums[3]),
+        "every download intact: {sums:?}"
+    );
+    assert!(
+        status.contains("fast path: off (fell back:"),
+        "the fallback in status:\n{status}"
+    );
+    assert!(
+        scrape.contains("xvs_fast_path_active 0"),
+        "the fallback in /metrics"
+    );
+    assert!(
+        sum(&scrape, "xvs_xdp_tx_undelivered_frames_total{") > 0,
+        "the undelivered frames in /metrics"
+    );
+    lab.stop_clean().unwrap();
+}

@@ -22,6 +22,21 @@ fn lab_with(prep: Prep, cfg: &str) -> DrLab {
     lab
 }
 
+/// Downloads the 20 MB file from the VIP and checks it arrived intact.
+fn download_intact(lab: &DrLab) {
+    let dir = lab.lab.dir.display().to_string();
+    let out = lab
+        .lab
+        .sh("cl", &format!("curl -s -m 60 -o {dir}/got.bin http://{NAT_VIP}:8080/big.bin && sha256sum {dir}/got.bin {dir}/big.bin"))
+        .unwrap();
+    let sums: Vec<&str> = out
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(sums.len(), 2, "{out}");
+    assert_eq!(sums[0], sums[1], "20 MB through NAT, intact");
+}
+
 /// Two arms: clients on eth0, real servers behind eth1 (seed 003's VIP/DIP layout).
 #[test]
 fn two_arm_requests_leave_by_the_internal_interface() {
@@ -37,16 +52,7 @@ fn two_arm_requests_leave_by_the_internal_interface() {
         (Some(&10), Some(&10)),
         "{tally:?}"
     );
-    let dir = lab.lab.dir.display().to_string();
-    let out = lab
-        .lab
-        .sh("cl", &format!("curl -s -m 60 -o {dir}/got.bin http://{NAT_VIP}:8080/big.bin && sha256sum {dir}/got.bin {dir}/big.bin"))
-        .unwrap();
-    let sums: Vec<&str> = out
-        .lines()
-        .map(|l| l.split_whitespace().next().unwrap())
-        .collect();
-    assert_eq!(sums[0], sums[1], "20 MB through two-arm NAT, intact");
+    download_intact(&lab);
     let log = lab.stop_clean().unwrap();
     assert!(log.contains("shared UMEM"), "{log}");
     assert!(log.contains("nat_reply"), "{log}");
@@ -86,17 +92,7 @@ fn port_mapped_requests_and_replies_from_the_vip() {
 #[test]
 fn long_download_intact() {
     let mut lab = nat_lab();
-    let dir = lab.lab.dir.display().to_string();
-    let out = lab
-        .lab
-        .sh("cl", &format!("curl -s -m 60 -o {dir}/got.bin http://{NAT_VIP}:8080/big.bin && sha256sum {dir}/got.bin {dir}/big.bin"))
-        .unwrap();
-    let sums: Vec<&str> = out
-        .lines()
-        .map(|l| l.split_whitespace().next().unwrap())
-        .collect();
-    assert_eq!(sums.len(), 2, "{out}");
-    assert_eq!(sums[0], sums[1], "20 MB through NAT, intact");
+    download_intact(&lab);
 
     // The replies crossed the director: the real server that served the file counts them
     // as its outbound packets and bytes (whole frames, so a little more than the file).
@@ -196,4 +192,36 @@ fn a_real_servers_own_traffic_is_not_translated() {
         .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
         .and_then(|n| n.parse::<u64>().ok());
     assert!(unknown.is_some_and(|n| n >= 1), "{log}");
+}
+
+/// With `fast_path: off` (or `auto` fallen back on a veth whose peer runs no XDP), the
+/// steering program still translates the replies, and hands them to the workers to send
+/// instead of using `XDP_TX`: requests are answered, a 20 MB download arrives intact, and
+/// the workers count the replies they sent.
+#[test]
+fn with_the_fast_path_off_the_workers_send_the_replies() {
+    let cfg = config().replacen("interface: eth0\n", "interface: eth0\nfast_path: off\n", 1);
+    let mut lab = lab_with(Prep::Nat, &cfg);
+    let tally = DrLab::tally(&lab.http_gets(10, ":8080/").unwrap());
+    assert_eq!(
+        (tally.get("rs1"), tally.get("rs2")),
+        (Some(&5), Some(&5)),
+        "{tally:?}"
+    );
+    download_intact(&lab);
+    let metrics = lab
+        .lab
+        .sh("lb", "curl -s -m 5 http://127.0.0.1:9147/metrics")
+        .unwrap();
+    let relayed: u64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("xvs_nat_replies_relayed_total{"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert!(relayed > 10_000, "{relayed} replies sent by the workers");
+    assert!(
+        metrics.contains("xvs_nat_replies_by_workers 1"),
+        "{metrics}"
+    );
+    lab.stop_clean().unwrap();
 }

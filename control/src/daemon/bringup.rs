@@ -53,7 +53,8 @@ impl Lb {
         let mut steer =
             Steer::load_sized(cfg.fast_path_flows, nat_conns_size(cfg, iface.rx_queues))
                 .context("loading the steering program")?;
-        steer.set_fast_generation(publish::fast_generation(cfg, generation))?;
+        steer.set_fast_generation(publish::fast_generation(cfg, generation, local.xdp_tx))?;
+        steer.set_nat_relay(publish::nat_relay(cfg, local.xdp_tx))?;
         let maps = SteerMaps::build(cfg, ifaces, &mut registry)?;
         maps.write(&steer)?;
         let mode = translate::attach_mode(cfg.xdp_mode);
@@ -97,7 +98,9 @@ impl Lb {
             };
             let maps = WorkerMaps {
                 fast: match cfg.fast_path {
-                    xvs_config::FastPath::Xdp => Some(steer.fast_flows_fds()?),
+                    xvs_config::FastPath::Auto | xvs_config::FastPath::Xdp => {
+                        Some(steer.fast_flows_fds()?)
+                    }
                     xvs_config::FastPath::Off => None,
                 },
                 nat_conns: steer.nat_conns_fds()?,
@@ -117,12 +120,21 @@ impl Lb {
             cfg.virtual_servers.len(),
             queues,
             match cfg.fast_path {
+                xvs_config::FastPath::Auto => "auto",
                 xvs_config::FastPath::Xdp => "xdp",
                 xvs_config::FastPath::Off => "off",
             },
             path.display()
         );
+        let tx_watch = (cfg.fast_path == xvs_config::FastPath::Auto).then(|| {
+            let (w, notes) = super::xdp_tx::TxWatch::new(ifaces);
+            for n in notes {
+                info!("{n}");
+            }
+            w
+        });
         Ok(Lb {
+            tx_watch,
             sync: match &cfg.connection_sync {
                 Some(cs) => Some(start_sync(cs, channels, workers.counters(), &shared)?),
                 None => None,

@@ -14,6 +14,7 @@ use crate::sys::netlink;
 /// per family with NAT services and forwarding off.
 pub fn warnings(cfg: &Config, ifaces: &Ifaces) -> Vec<String> {
     let mut out = Vec::new();
+    // `auto` finds out by itself (daemon::xdp_tx); `xdp` insists.
     let fast = cfg.fast_path == xvs_config::FastPath::Xdp
         && cfg
             .virtual_servers
@@ -21,7 +22,7 @@ pub fn warnings(cfg: &Config, ifaces: &Ifaces) -> Vec<String> {
             .any(|v| v.forwarding != Forwarding::Nat);
     if fast && crate::sys::iface::is_veth(&ifaces.external.name) {
         out.push(format!(
-            "{} looks like a veth: the fast path (and NAT replies) leave it with XDP_TX, which a veth delivers only when its peer runs an XDP program; attach one there (xvs's xvs_pass will do) or set `fast_path: off`",
+            "{} looks like a veth: the fast path (and NAT replies) leave it with XDP_TX, which a veth delivers only when its peer runs an XDP program; attach one there (xvs's xvs_pass will do) or leave `fast_path` unset (auto: the director falls back when they are lost)",
             ifaces.external.name
         ));
     }

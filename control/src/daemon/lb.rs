@@ -18,6 +18,7 @@ use super::publish::{self, Local};
 use super::resolve::{resolve_off_loop, Macs};
 use super::steer_maps::SteerMaps;
 use super::workers::Workers;
+use super::xdp_tx::TxWatch;
 use crate::health::quorum::{self, Crossing, Quorum};
 use crate::health::{monitor, Health, HealthMap};
 use crate::ids::{DestKey, DestRegistry};
@@ -48,6 +49,8 @@ pub struct Lb {
     pub queues: u32,
     /// Connection sync, when configured.
     pub sync: Option<Sync>,
+    /// `fast_path: auto`'s watch over the drivers' counters (None for `xdp` and `off`).
+    pub tx_watch: Option<TxWatch>,
 }
 
 /// What a reload brings besides the file: computed before anything changes.
@@ -170,13 +173,60 @@ impl Lb {
 
     /// Makes `snap` the workers' and moves the fast path to its generation.
     fn install(&mut self, snap: std::sync::Arc<xvs_dataplane::Snapshot>) {
-        let fast = snap.fast_generation;
+        let (fast, relay) = (snap.fast_generation, snap.nat_relay);
         self.shared.store(snap);
         // After the snapshot: entries of the old one stop being used, and the workers,
         // on the new one, write them again.
         if let Err(e) = self.steer.set_fast_generation(fast) {
             error!("moving the fast path to generation {fast}: {e}");
         }
+        if let Err(e) = self.steer.set_nat_relay(relay) {
+            error!("handing NAT replies to the workers ({relay}): {e}");
+        }
+    }
+
+    /// `fast_path: auto`: reads the drivers' counters; when what XDP sends is not
+    /// delivered, falls back to the workers for good (said once).
+    pub fn check_xdp_tx(&mut self, cfg: &Config) {
+        let Some(w) = self.tx_watch.as_mut() else {
+            return;
+        };
+        let Some(f) = w.sample() else { return };
+        warn!(
+            "fast path off: {f}; established flows and NAT replies go through the workers from now on (attach an XDP program to the peer and restart to have it back, or set `fast_path: off` to start so)"
+        );
+        self.local.xdp_tx = false;
+        self.publish(cfg, "fast path fell back to the workers");
+    }
+
+    /// How the dataplane sends now (`xvs status --dataplane`, /metrics).
+    pub fn fast_path_view(&self, cfg: &Config) -> super::xdp_tx::View {
+        let snap = self.shared.load();
+        super::xdp_tx::View {
+            configured: match cfg.fast_path {
+                xvs_config::FastPath::Auto => "auto",
+                xvs_config::FastPath::Xdp => "xdp",
+                xvs_config::FastPath::Off => "off",
+            },
+            active: snap.fast_generation != 0,
+            nat_relay: snap.nat_relay,
+            complete_partial: snap.complete_partial,
+            fell_back: self
+                .tx_watch
+                .as_ref()
+                .and_then(|w| w.fallback.as_ref())
+                .map(ToString::to_string),
+            undelivered: self
+                .tx_watch
+                .as_ref()
+                .map(|w| w.lost.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Whether `check_xdp_tx` has anything to read.
+    pub fn watching_xdp_tx(&self) -> bool {
+        self.tx_watch.as_ref().is_some_and(TxWatch::watching)
     }
 
     /// Re-reads the neighbour tables (off the loop); publishes if a MAC changed.

@@ -14,6 +14,7 @@
 //! - `overload.rs`: connection thresholds (uthreshold, lthreshold)
 //! - `privilege.rs`: the capabilities a configuration needs, checked first
 //! - `watch.rs`: the file watch; `hostcheck.rs`: host-side warnings; `ifaces.rs`
+//! - `xdp_tx.rs`: `fast_path: auto`'s watch over what XDP sends
 
 mod bringup;
 mod command;
@@ -31,6 +32,7 @@ mod steer_maps;
 mod translate;
 mod watch;
 mod workers;
+pub mod xdp_tx;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -116,6 +118,14 @@ impl Daemon<'_> {
                     )),
                     None => Err("connection sync is off: add a `connection_sync:` section to the configuration (docs/configuration.md)\n".into()),
                 },
+                Some(l) if req.view == status::View::Dataplane => {
+                    let v = l.fast_path_view(&self.cfg);
+                    Ok(if req.json {
+                        serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"
+                    } else {
+                        v.render()
+                    })
+                }
                 Some(l) if req.view == status::View::Drops => Ok(status::render_drops(
                     l.steer.counters().ok().as_ref(),
                     AllWorkers(l.workers.counters()),
@@ -171,6 +181,7 @@ impl Daemon<'_> {
                 let xdp = l.steer.counters().ok();
                 let (out, fast_in) = (l.outbound(&self.cfg), l.fast_in());
                 let xsk = l.workers.xsk_stats();
+                let fast_path = l.fast_path_view(&self.cfg);
                 metrics::render(
                     &common,
                     Some(metrics::Balancer {
@@ -185,6 +196,7 @@ impl Daemon<'_> {
                         overload: &l.overload,
                         checks: &self.monitors,
                         generation: l.generation,
+                        fast_path,
                         sync: l.sync.as_ref().map(|s| &*s.thread.stats),
                     }),
                 )
@@ -317,6 +329,8 @@ pub async fn run(path: &Path, cfg: Config, ifaces: Ifaces) -> Result<()> {
     // Counter samples for `xvs status --rate`; the first tick is immediate.
     let mut rate_tick = tokio::time::interval(status::RATE_SAMPLE);
     rate_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut xdp_tx_tick = tokio::time::interval(xdp_tx::SAMPLE);
+    xdp_tx_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     let mut d = Daemon {
         path,
@@ -344,6 +358,11 @@ pub async fn run(path: &Path, cfg: Config, ifaces: Ifaces) -> Result<()> {
             _ = term.recv() => { info!("SIGTERM: shutting down"); break; }
             _ = int.recv() => { info!("SIGINT: shutting down"); break; }
             _ = rate_tick.tick() => d.sample_rates(),
+            _ = xdp_tx_tick.tick(), if d.lb.as_ref().is_some_and(Lb::watching_xdp_tx) => {
+                if let Some(l) = d.lb.as_mut() {
+                    l.check_xdp_tx(&d.cfg);
+                }
+            }
             _ = hup.recv() => {
                 info!("SIGHUP: reloading {}", path.display());
                 let _ = d.reload().await;

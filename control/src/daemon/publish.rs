@@ -77,6 +77,11 @@ pub struct Local {
     pub mtu: u16,
     /// Two-arm NAT: the director's MAC on the internal interface.
     pub internal_mac: Option<[u8; 6]>,
+    /// What the steering program sends with `XDP_TX` is delivered (false once
+    /// `fast_path: auto` saw the driver count it lost: `daemon::xdp_tx`).
+    pub xdp_tx: bool,
+    /// The interface is a veth, whose frames may carry partial checksums.
+    pub partial_csums: bool,
 }
 
 /// Real servers that are up but take no new connection: drained by the operator, or
@@ -177,7 +182,9 @@ pub fn build(
     snap.add_own_addrs(std::iter::once(local.addr.into()).chain(vrrp_vips(cfg)));
     snap.mtu = local.mtu;
     snap.internal_mac = local.internal_mac;
-    snap.fast_generation = fast_generation(cfg, generation);
+    snap.fast_generation = fast_generation(cfg, generation, local.xdp_tx);
+    snap.nat_relay = nat_relay(cfg, local.xdp_tx);
+    snap.complete_partial = local.partial_csums;
     Ok(snap)
 }
 
@@ -215,18 +222,30 @@ pub fn own_addrs(
 }
 
 /// The fast path's generation for snapshot `generation`: never 0 (which means off), so
-/// each snapshot's differs from the one before.
-pub fn fast_generation(cfg: &Config, generation: u64) -> u32 {
+/// each snapshot's differs from the one before; 0 when it is off, or `auto` and `XDP_TX`
+/// is not delivered (`xdp_tx` false).
+pub fn fast_generation(cfg: &Config, generation: u64, xdp_tx: bool) -> u32 {
     match cfg.fast_path {
         xvs_config::FastPath::Off => 0,
-        xvs_config::FastPath::Xdp => (generation as u32).max(1),
+        xvs_config::FastPath::Auto if !xdp_tx => 0,
+        xvs_config::FastPath::Auto | xvs_config::FastPath::Xdp => (generation as u32).max(1),
+    }
+}
+
+/// Whether NAT replies the steering program translates are sent by the workers rather
+/// than with `XDP_TX`: with the fast path off, or `auto` and `XDP_TX` not delivered.
+pub fn nat_relay(cfg: &Config, xdp_tx: bool) -> bool {
+    match cfg.fast_path {
+        xvs_config::FastPath::Off => true,
+        xvs_config::FastPath::Auto => !xdp_tx,
+        xvs_config::FastPath::Xdp => false,
     }
 }
 
 /// Whether a virtual server's established flows may take the XDP fast path: DR and TUN
 /// ones, not persistent (templates live by the worker's packets), not one-packet.
 fn fast(cfg: &Config, vs: &xvs_config::VirtualServer) -> bool {
-    cfg.fast_path == xvs_config::FastPath::Xdp
+    cfg.fast_path != xvs_config::FastPath::Off
         && vs.forwarding != CfgForwarding::Nat
         && vs.persistence.is_none()
         && !vs.ops
@@ -370,6 +389,8 @@ virtual_servers:
             addr6: None,
             mtu: 1500,
             internal_mac: None,
+            xdp_tx: true,
+            partial_csums: false,
         };
         let none = Overload::default();
         let snap = |g, macs: &HashMap<_, _>, drains: &Drains, reg: &mut DestRegistry| {

@@ -114,6 +114,8 @@ pub fn local_side(cfg: &Config, ifaces: &Ifaces) -> Result<Local> {
         addr,
         addr6,
         mtu,
+        xdp_tx: true,
+        partial_csums: crate::sys::iface::is_veth(&iface.name),
     })
 }
 

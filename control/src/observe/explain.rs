@@ -207,6 +207,8 @@ mod tests {
             addr6: None,
             mtu: 1500,
             internal_mac: None,
+            xdp_tx: true,
+            partial_csums: false,
         };
         let mut registry = DestRegistry::default();
         let snap = publish::build(

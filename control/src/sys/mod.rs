@@ -1,10 +1,11 @@
-//! The control plane's kernel interfaces — netlink, interface facts, inotify, packet
+//! The control plane's kernel interfaces — netlink, interface facts, driver statistics, inotify, packet
 //! sockets, random seeds, real-time scheduling, runtime registration — behind safe functions. Control's
 //! `unsafe` lives here and nowhere else.
 
 pub mod async_socket;
 pub mod caps;
 pub mod child;
+pub mod ethtool;
 pub mod iface;
 pub mod inotify;
 pub mod instance;

@@ -5,5 +5,6 @@ pub mod dr;
 pub mod frag_needed;
 pub mod nat;
 pub mod nat6;
+pub mod partial;
 pub mod tun;
 pub mod tun6;

@@ -133,7 +133,7 @@ pub fn servers(
 /// Per worker: frames, batches, kicks, flows, TX ring full, ICMP sent; the flow tables'
 /// fill; drops by reason.
 pub fn workers(o: &mut Out, cfg: &Config, w: AllWorkers<'_>) {
-    let per_worker: [(&str, &str, Read<WorkerCounters>); 12] = [
+    let per_worker: [(&str, &str, Read<WorkerCounters>); 14] = [
         ("xvs_worker_rx_packets_total", "Frames received.", |c| {
             c.rx_packets.get()
         }),
@@ -183,6 +183,16 @@ pub fn workers(o: &mut Out, cfg: &Config, w: AllWorkers<'_>) {
             "xvs_nat_conns_failed_total",
             "NAT connections the steering program could not be told of (their replies go to the kernel untranslated).",
             |c| c.nat_conns_failed.get(),
+        ),
+        (
+            "xvs_nat_replies_relayed_total",
+            "NAT replies the steering program translated and the worker sent (XDP_TX does not deliver on this link, or fast_path is off).",
+            |c| c.nat_relayed.get(),
+        ),
+        (
+            "xvs_checksums_completed_total",
+            "TCP and UDP checksums a virtual link (a veth) handed over partial, completed before forwarding.",
+            |c| c.checksums_completed.get(),
         ),
     ];
     for (name, help, f) in per_worker {
@@ -279,5 +289,34 @@ pub fn xdp(o: &mut Out, x: &XdpCounters) {
     );
     for (label, n) in x.iter() {
         o.sample("xvs_xdp_packets_total", &[("outcome", label)], n);
+    }
+}
+
+/// Whether established flows leave by XDP (`fast_path: auto` falls back when the driver
+/// counts XDP's frames undelivered), and what each watched driver counted.
+pub fn fast_path(o: &mut Out, v: &crate::daemon::xdp_tx::View) {
+    o.family(
+        "xvs_fast_path_active",
+        "gauge",
+        "1 while established DR and TUN flows leave by the XDP fast path; 0 when it is off or `auto` fell back (xvs status --dataplane says why).",
+    );
+    o.sample("xvs_fast_path_active", &[], u64::from(v.active));
+    o.family(
+        "xvs_nat_replies_by_workers",
+        "gauge",
+        "1 when NAT replies, translated in XDP, are sent by the workers rather than with XDP_TX.",
+    );
+    o.sample("xvs_nat_replies_by_workers", &[], u64::from(v.nat_relay));
+    o.family(
+        "xvs_xdp_tx_undelivered_frames_total",
+        "counter",
+        "Frames XDP sent out of the interface that its driver counted undelivered (a veth's xdp_tx_errors and xdp_xmit_errors), since start; watched under fast_path auto.",
+    );
+    for (i, n) in &v.undelivered {
+        o.sample(
+            "xvs_xdp_tx_undelivered_frames_total",
+            &[("interface", i)],
+            *n,
+        );
     }
 }

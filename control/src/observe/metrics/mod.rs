@@ -57,6 +57,8 @@ pub struct Balancer<'a> {
     /// The health monitors' probe statistics.
     pub checks: &'a Monitors,
     pub generation: u64,
+    /// How packets leave (`fast_path: auto`'s fallback).
+    pub fast_path: crate::daemon::xdp_tx::View,
     /// Connection sync, when configured.
     pub sync: Option<&'a crate::sync::SyncStats>,
 }
@@ -103,6 +105,7 @@ pub fn render(c: &Common<'_>, lb: Option<Balancer<'_>>) -> String {
         health::checks(&mut o, c.cfg, lb.checks);
         dataplane::workers(&mut o, c.cfg, w);
         dataplane::xsk(&mut o, lb.xsk);
+        dataplane::fast_path(&mut o, &lb.fast_path);
         if let Some(x) = &lb.xdp {
             dataplane::xdp(&mut o, x);
         }
@@ -169,6 +172,14 @@ mod tests {
                     overload: &Overload::default(),
                     checks: &monitors,
                     generation: 1,
+                    fast_path: crate::daemon::xdp_tx::View {
+                        configured: "auto",
+                        active: false,
+                        nat_relay: true,
+                        complete_partial: true,
+                        fell_back: Some("a test".into()),
+                        undelivered: [("eth0".to_string(), 3)].into(),
+                    },
                     sync: Some(&sync),
                 }),
             );
@@ -275,6 +286,14 @@ mod tests {
                 overload: &Overload::default(),
                 checks: &monitors,
                 generation: 1,
+                fast_path: crate::daemon::xdp_tx::View {
+                    configured: "auto",
+                    active: true,
+                    nat_relay: false,
+                    complete_partial: false,
+                    fell_back: None,
+                    undelivered: Default::default(),
+                },
                 sync: None,
             }),
         );

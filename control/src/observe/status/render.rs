@@ -30,7 +30,7 @@ pub fn render(rows: &[VirtualServerRow], req: Request) -> String {
         View::Stats => writeln!(s, "Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes\n  -> RemoteAddress:Port"),
         View::Rate => writeln!(s, "Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS\n  -> RemoteAddress:Port"),
         // Answered by `render_connections`, `render_drops` and `render_sync`.
-        View::Connections | View::Drops | View::Sync => Ok(()),
+        View::Connections | View::Drops | View::Sync | View::Dataplane => Ok(()),
     };
     for vs in rows {
         let proto = vs.protocol.to_uppercase();
@@ -72,7 +72,7 @@ pub fn render(rows: &[VirtualServerRow], req: Request) -> String {
                     );
                 }
             }
-            View::Connections | View::Drops | View::Sync => {}
+            View::Connections | View::Drops | View::Sync | View::Dataplane => {}
             View::Rate => {
                 let r = vs.rate.unwrap_or_default();
                 let _ = writeln!(

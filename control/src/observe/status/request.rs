@@ -10,6 +10,8 @@ pub enum View {
     Drops,
     /// Connection sync.
     Sync,
+    /// How packets leave (the fast path, NAT replies, checksums).
+    Dataplane,
 }
 
 /// A parsed `status` command line: `status [--stats|--rate|--connections|--drops] [--json]`.
@@ -31,14 +33,15 @@ impl Request {
         };
         for w in words {
             match w {
-                "--stats" | "--rate" | "--connections" | "--drops" | "--sync"
+                "--stats" | "--rate" | "--connections" | "--drops" | "--sync" | "--dataplane"
                     if req.view != View::Table =>
                 {
                     return Err(
-                        "status: --stats, --rate, --connections, --drops and --sync are exclusive\n"
+                        "status: --stats, --rate, --connections, --drops, --sync and --dataplane are exclusive\n"
                             .into(),
                     )
                 }
+                "--dataplane" => req.view = View::Dataplane,
                 "--sync" => req.view = View::Sync,
                 "--stats" => req.view = View::Stats,
                 "--rate" => req.view = View::Rate,
@@ -47,7 +50,7 @@ impl Request {
                 "--json" => req.json = true,
                 other => {
                     return Err(format!(
-                    "status: unknown option {other:?} (--stats, --rate, --connections, --drops, --sync, --json)\n"
+                    "status: unknown option {other:?} (--stats, --rate, --connections, --drops, --sync, --dataplane, --json)\n"
                 ))
                 }
             }
@@ -89,6 +92,11 @@ mod tests {
         assert!(Request::parse("status --drops --stats").is_err());
         assert_eq!(Request::parse("status --sync").unwrap().view, View::Sync);
         assert!(Request::parse("status --sync --drops").is_err());
+        assert_eq!(
+            Request::parse("status --dataplane").unwrap().view,
+            View::Dataplane
+        );
+        assert!(Request::parse("status --dataplane --sync").is_err());
         assert!(Request::parse("status --bogus").is_err());
         assert!(Request::parse("stats").is_err());
     }
