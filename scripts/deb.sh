@@ -79,7 +79,7 @@ Version: $version
 Architecture: $arch
 Maintainer: $maintainer
 Installed-Size: $size
-Depends: $libs, adduser, procps
+Depends: $libs, adduser
 Section: net
 Priority: optional
 Description: XDP Virtual Server: an L4 load balancer with VRRP

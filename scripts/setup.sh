@@ -26,6 +26,7 @@ NEEDS=(
   dpkg-dev:dpkg-shlibdeps  # make deb: the package's library dependencies
   lintian:lintian        # tests: the package is lintian-clean
   mmdebstrap:mmdebstrap  # tests: a clean Debian 12 to install the package in
+  systemd-container:systemd-nspawn  # tests: that Debian booted, to run the unit under systemd
 )
 
 missing=()

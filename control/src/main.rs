@@ -156,14 +156,7 @@ fn ask(config: Option<PathBuf>, line: &str) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("XVS_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    observe::logging::init();
     match cli.command {
         Command::Schema => {
             match serde_json::to_string_pretty(&xvs_config::schema::json_schema()) {

@@ -83,6 +83,9 @@ pub struct ServiceCounters {
 #[repr(align(64))]
 #[derive(Debug)]
 pub struct WorkerCounters {
+    /// Turns of the worker's loop (at least one per idle poll, 100 ms): the watchdog's
+    /// sign of life.
+    pub turns: Counter,
     pub rx_packets: Counter,
     pub rx_batches: Counter,
     pub tx_packets: Counter,
@@ -122,6 +125,7 @@ pub struct WorkerCounters {
 impl WorkerCounters {
     pub fn new(max_dests: usize) -> Self {
         WorkerCounters {
+            turns: Counter::default(),
             rx_packets: Counter::default(),
             rx_batches: Counter::default(),
             tx_packets: Counter::default(),

@@ -223,6 +223,7 @@ impl Worker {
 
     pub fn run(&mut self) {
         while !self.stop.load(Ordering::Relaxed) {
+            self.pipeline.counters().turns.inc();
             let epoch = self.epoch;
             self.pipeline.counters().flow_dump.serve(
                 &mut self.dump,

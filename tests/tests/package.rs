@@ -2,7 +2,11 @@
 //! is lintian-clean, and installs on a clean Debian 12 (a fresh minbase chroot made by
 //! mmdebstrap, holding only what the package declares it depends on, plus systemd and
 //! man-db to check its unit and pages): `xvs --version`, `xvs check`, its user, a unit
-//! `systemd-analyze verify` accepts, its man pages; removed, then purged, cleanly.
+//! `systemd-analyze verify` accepts, its man pages; then, booted with systemd
+//! (systemd-nspawn), the unit's life: ready only once attached, STATUS=, a reload that
+//! fails on a bad file and says why, warnings and event fields in the journal, the
+//! watchdog restarting a director whose control loop or one of whose workers stalls;
+//! removed, then purged, cleanly.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -158,11 +162,15 @@ fn the_package_builds_is_lintian_clean_and_installs_on_a_clean_debian() {
         "ProtectSystem=strict",
         "ProtectHome=yes",
         "RuntimeDirectory=xvs",
-        "ExecReload=/bin/kill -HUP $MAINPID",
+        "Type=notify",
+        "ExecReload=/usr/sbin/xvs reload -c /etc/xvs/xvs.yaml",
+        "WatchdogSec=10s",
         "Restart=on-failure",
     ] {
         assert!(unit.lines().any(|l| l == line), "{line}: {unit}");
     }
+
+    under_systemd(&root);
 
     // Removed: the program goes, the admin's file stays; purged: that goes too.
     root.sh("dpkg -r xvs");
@@ -174,4 +182,249 @@ fn the_package_builds_is_lintian_clean_and_installs_on_a_clean_debian() {
         "test -e /etc/xvs/xvs.yaml && echo conf; dpkg -s xvs >/dev/null 2>&1 && echo pkg; true",
     );
     assert_eq!(left.trim(), "", "after purge");
+}
+
+/// The chroot booted with systemd as its init (systemd-nspawn, a network of its own),
+/// stopped and its veth deleted however the test ends.
+struct Booted {
+    nspawn: std::process::Child,
+    /// The container's init, for nsenter.
+    init: u32,
+    veth: String,
+}
+
+impl Drop for Booted {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.nspawn.id().to_string())
+            .status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.nspawn.try_wait() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        let _ = self.nspawn.kill();
+        let _ = self.nspawn.wait();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.veth])
+            .status();
+    }
+}
+
+impl Booted {
+    fn boot(root: &Path) -> Booted {
+        let machine = format!("xvs{}", std::process::id());
+        // bpf() and perf_event_open() are outside nspawn's default system-call filter.
+        let nspawn = Command::new("systemd-nspawn")
+            .args([
+                "-q",
+                "--boot",
+                "--register=no",
+                "--keep-unit",
+                "--private-network",
+            ])
+            .args([
+                "--capability=all",
+                "--system-call-filter=bpf perf_event_open",
+            ])
+            .arg(format!("--machine={machine}"))
+            .arg("-D")
+            .arg(root)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("systemd-nspawn");
+        let mut b = Booted {
+            init: 0,
+            veth: format!("xvsh{}", std::process::id() % 100_000),
+            nspawn,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the container did not boot"
+            );
+            let children =
+                std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", b.nspawn.id()))
+                    .unwrap_or_default();
+            if let Some(pid) = children.split_whitespace().next() {
+                b.init = pid.parse().unwrap();
+                let state = b.try_sh("systemctl is-system-running 2>/dev/null; true");
+                if state.contains("running") || state.contains("degraded") {
+                    break;
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+        run(Command::new("ip").args([
+            "link",
+            "add",
+            &b.veth,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "xvs0",
+            "netns",
+            &format!("/proc/{}/ns/net", b.init),
+        ]));
+        run(Command::new("ip").args(["link", "set", &b.veth, "up"]));
+        // The host's `ip`, in the container's network (its minimal Debian has none).
+        let init = b.init.to_string();
+        for args in [
+            &["link", "set", "xvs0", "up"][..],
+            &["addr", "add", "192.0.2.2/24", "dev", "xvs0"],
+            &["addr", "add", "192.0.2.100/32", "dev", "xvs0"],
+        ] {
+            run(Command::new("nsenter")
+                .args(["-t", &init, "-n", "ip"])
+                .args(args));
+        }
+        b
+    }
+
+    /// Runs `script` inside the container, whatever its exit status: its stdout and
+    /// stderr.
+    fn try_sh(&self, script: &str) -> String {
+        let out = Command::new("nsenter")
+            .args(["-t", &self.init.to_string(), "-a", "sh", "-c", script])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    }
+
+    fn sh(&self, script: &str) -> String {
+        run(Command::new("nsenter").args(["-t", &self.init.to_string(), "-a", "sh", "-c", script]))
+    }
+
+    fn show(&self, prop: &str) -> String {
+        self.sh(&format!("systemctl show -P {prop} xvs"))
+            .trim()
+            .to_string()
+    }
+
+    /// The host's id of the running xvs's first worker thread.
+    fn worker_thread(&self) -> Option<u32> {
+        let ns = std::fs::read_link(format!("/proc/{}/ns/pid", self.init)).ok()?;
+        for p in std::fs::read_dir("/proc").ok()?.flatten() {
+            let pid = p.file_name().to_string_lossy().to_string();
+            if pid.parse::<u32>().is_err()
+                || std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok() != Some(ns.clone())
+            {
+                continue;
+            }
+            let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+                continue;
+            };
+            for t in tasks.flatten() {
+                let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+                if comm.trim() == "xvs-q0" {
+                    return t.file_name().to_string_lossy().parse().ok();
+                }
+            }
+        }
+        None
+    }
+
+    /// Waits for the unit to have been restarted `n` times and be active again.
+    fn restarted(&self, n: u32) -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            if self.show("NRestarts").parse::<u32>().unwrap_or(0) >= n
+                && self.show("ActiveState") == "active"
+            {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+        false
+    }
+}
+
+/// The unit under a real systemd, on a veth of the container's own.
+fn under_systemd(root: &Chroot) {
+    xvs_tests::tools::require(&["systemd-nspawn", "nsenter", "ip"]).unwrap();
+    let good = "interface: xvs0\nfast_path: xdp\nvirtual_servers:\n  - { name: web, address: 192.0.2.100, port: 80, protocol: tcp, forwarding: dr, real_servers: [ { address: 192.0.2.11 } ] }\n";
+    std::fs::write(root.0.join("etc/xvs/xvs.yaml"), good).unwrap();
+    // A quicker watchdog for the test, as an admin's drop-in would set it.
+    std::fs::create_dir_all(root.0.join("etc/systemd/system/xvs.service.d")).unwrap();
+    std::fs::write(
+        root.0
+            .join("etc/systemd/system/xvs.service.d/watchdog.conf"),
+        "[Service]\nWatchdogSec=2s\n",
+    )
+    .unwrap();
+    let b = Booted::boot(&root.0);
+
+    // Type=notify: `systemctl start` returns once xvs said READY=1, and its STATUS= line
+    // is the unit's.
+    b.sh("systemctl start xvs");
+    assert_eq!(b.show("ActiveState"), "active");
+    let status = b.show("StatusText");
+    assert!(status.contains("1 virtual server(s)"), "{status}");
+    let journal = b.sh("journalctl -u xvs -o cat --no-pager");
+    assert!(journal.contains("xvs running"), "{journal}");
+
+    // A bad file: `systemctl reload` fails, says why, and the director carries on.
+    std::fs::write(
+        root.0.join("etc/xvs/xvs.yaml"),
+        format!("{good}bogus_key: 1\n"),
+    )
+    .unwrap();
+    let refused = b.try_sh("systemctl reload xvs; echo exit=$?");
+    assert!(!refused.contains("exit=0"), "{refused}");
+    let why = b.sh("journalctl -u xvs -o cat --no-pager");
+    assert!(
+        why.contains("bogus_key"),
+        "the reason in the journal: {why}"
+    );
+    assert_eq!(b.show("ActiveState"), "active");
+    std::fs::write(root.0.join("etc/xvs/xvs.yaml"), good).unwrap();
+    b.sh("systemctl reload xvs");
+    let status = b.show("StatusText");
+    assert!(status.contains("1 reload(s), 0 failed"), "{status}");
+
+    // Priorities: the warning (fast_path xdp on a veth) is there at -p warning, the
+    // informational lines are not; events carry fields.
+    let warnings = b.sh("journalctl -u xvs -p warning -o cat --no-pager");
+    assert!(warnings.contains("looks like a veth"), "{warnings}");
+    assert!(!warnings.contains("xvs running"), "{warnings}");
+    let reloads = b.sh("journalctl -u xvs XVS_EVENT=reload -o cat --no-pager");
+    assert!(reloads.contains("reload 1 done"), "{reloads}");
+
+    // The watchdog: a worker stopped alone (ptrace stops one thread) stops the pings;
+    // systemd restarts the director.
+    let tid = b.worker_thread().expect("the worker thread xvs-q0");
+    let freeze = format!(
+        "import ctypes, time\nlibc = ctypes.CDLL(None, use_errno=True)\n\
+         assert libc.ptrace(0x4206, {tid}, 0, 0) == 0, ctypes.get_errno()\n\
+         assert libc.ptrace(0x4207, {tid}, 0, 0) == 0, ctypes.get_errno()\ntime.sleep(8)\n"
+    );
+    let mut tracer = Command::new("/usr/bin/python3")
+        .args(["-c", &freeze])
+        .spawn()
+        .expect("python3");
+    assert!(b.restarted(1), "restarted after a worker stalled");
+    let _ = tracer.kill();
+    let _ = tracer.wait();
+    let journal = b.sh("journalctl -u xvs -o cat --no-pager");
+    assert!(journal.contains("stopped turning"), "{journal}");
+    assert!(
+        journal.to_lowercase().contains("watchdog timeout"),
+        "{journal}"
+    );
+    for l in journal.lines().filter(|l| {
+        l.contains("stopped turning") || l.contains("Watchdog") || l.contains("bogus_key")
+    }) {
+        eprintln!("journal: {l}");
+    }
+
+    // The control loop stopped (the whole process): the same.
+    b.sh("systemctl kill -s SIGSTOP xvs");
+    assert!(b.restarted(2), "restarted after the process stalled");
+    b.sh("systemctl stop xvs");
 }

@@ -246,9 +246,9 @@ impl Lb {
         ev: monitor::Event,
     ) -> Vec<(&'c VirtualServer, Crossing)> {
         if ev.up {
-            info!("{} up: {}", ev.label, ev.reason);
+            info!(event = "real_server_up", real_server = %ev.label, reason = %ev.reason, "{} up: {}", ev.label, ev.reason);
         } else {
-            warn!("{} down: {}", ev.label, ev.reason);
+            warn!(event = "real_server_down", real_server = %ev.label, reason = %ev.reason, "{} down: {}", ev.label, ev.reason);
         }
         self.health.insert(
             ev.key,
@@ -291,6 +291,17 @@ impl Lb {
     pub fn drain(&mut self, cfg: &Config, target: &Target, on: bool) -> Result<String, String> {
         let named = target.resolve(cfg)?;
         let changed = self.drains.set(named.clone(), on);
+        for d in &changed {
+            info!(
+                event = if on { "drain" } else { "undrain" },
+                virtual_server = %d.virtual_server,
+                real_server = %crate::ids::endpoint(d.addr, d.port),
+                "{} {}: {}",
+                if on { "drained" } else { "undrained" },
+                d.virtual_server,
+                crate::ids::endpoint(d.addr, d.port)
+            );
+        }
         if !changed.is_empty() {
             self.publish(cfg, if on { "drain" } else { "undrain" });
         }

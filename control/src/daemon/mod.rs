@@ -15,6 +15,7 @@
 //! - `privilege.rs`: the capabilities a configuration needs, checked first
 //! - `watch.rs`: the file watch; `hostcheck.rs`: host-side warnings; `ifaces.rs`
 //! - `xdp_tx.rs`: `fast_path: auto`'s watch over what XDP sends
+//! - `systemd.rs`: readiness, status and the watchdog (`Type=notify`)
 
 mod bringup;
 mod command;
@@ -29,6 +30,7 @@ pub mod publish;
 mod reload;
 mod resolve;
 mod steer_maps;
+mod systemd;
 mod translate;
 mod watch;
 mod workers;
@@ -66,12 +68,54 @@ struct Daemon<'p> {
     rates: status::Rates,
     reloads: u64,
     reload_failures: u64,
+    systemd: systemd::Systemd,
 }
 
 impl Daemon<'_> {
+    /// One line on how the director is, for `systemctl status` (STATUS=).
+    fn status_line(&self) -> String {
+        let mut s = format!("{} virtual server(s)", self.cfg.virtual_servers.len());
+        if let Some(l) = &self.lb {
+            let total = l.health.len();
+            let up = l.health.values().filter(|h| h.up).count();
+            s += &format!(", {up}/{total} checked real server(s) up");
+            if l.shared.load().fast_generation == 0 {
+                s += ", fast path off";
+            }
+        }
+        for (name, st) in self.vrrp.stats() {
+            s += &format!("; VRRP {name} {}", st.state().as_str());
+        }
+        s += &format!(
+            "; {} reload(s), {} failed",
+            self.reloads, self.reload_failures
+        );
+        s
+    }
+
+    /// The watchdog's ping: only while every worker's loop turns.
+    fn ping_watchdog(&mut self) {
+        let turns = self
+            .lb
+            .as_ref()
+            .map(|l| l.workers.counters().iter().map(|c| c.turns.get()).collect())
+            .unwrap_or_default();
+        self.systemd.ping(turns);
+        let line = self.status_line();
+        self.systemd.status(&line);
+    }
+
     /// A reload, from SIGHUP, the file watch or the control socket; its answer for the
     /// socket.
     async fn reload(&mut self) -> Result<String, String> {
+        self.systemd.reloading();
+        let done = self.reload_now().await;
+        let line = self.status_line();
+        self.systemd.reloaded(&line);
+        done
+    }
+
+    async fn reload_now(&mut self) -> Result<String, String> {
         match reload::reload(
             self.path,
             &self.cfg,
@@ -84,12 +128,19 @@ impl Daemon<'_> {
             Ok(new) => {
                 self.cfg = new;
                 self.reloads += 1;
-                info!("reload {} done", self.reloads);
+                info!(
+                    event = "reload",
+                    result = "done",
+                    "reload {} done",
+                    self.reloads
+                );
                 Ok(format!("reload {} done\n", self.reloads))
             }
             Err(e) => {
                 self.reload_failures += 1;
                 error!(
+                    event = "reload",
+                    result = "failed",
                     "reload failed ({} so far); the running configuration is unchanged:\n{e:#}",
                     self.reload_failures
                 );
@@ -342,7 +393,16 @@ pub async fn run(path: &Path, cfg: Config, ifaces: Ifaces) -> Result<()> {
         rates: status::Rates::default(),
         reloads: 0,
         reload_failures: 0,
+        systemd: systemd::Systemd::new(),
     };
+    let mut watchdog = d.systemd.ping_every().map(|p| {
+        let mut t = tokio::time::interval(p);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    });
+    // Attached, workers running, sockets bound: ready.
+    let line = d.status_line();
+    d.systemd.ready(&line);
     // Deadlines from the last run, not sleeps from now: every other event restarts the
     // loop, and a sleep begun anew each time would never end.
     let (mut refreshed, mut thresholds_read) = (Instant::now(), Instant::now());
@@ -358,6 +418,9 @@ pub async fn run(path: &Path, cfg: Config, ifaces: Ifaces) -> Result<()> {
             _ = term.recv() => { info!("SIGTERM: shutting down"); break; }
             _ = int.recv() => { info!("SIGINT: shutting down"); break; }
             _ = rate_tick.tick() => d.sample_rates(),
+            _ = async { watchdog.as_mut().unwrap().tick().await }, if watchdog.is_some() => {
+                d.ping_watchdog();
+            }
             _ = xdp_tx_tick.tick(), if d.lb.as_ref().is_some_and(Lb::watching_xdp_tx) => {
                 if let Some(l) = d.lb.as_mut() {
                     l.check_xdp_tx(&d.cfg);
@@ -394,6 +457,7 @@ pub async fn run(path: &Path, cfg: Config, ifaces: Ifaces) -> Result<()> {
         }
     }
 
+    d.systemd.stopping();
     // VRRP first: a master says goodbye (priority 0) so its backup takes over at once.
     let summaries = d.vrrp.stop();
     d.monitors.stop_all();

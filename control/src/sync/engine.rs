@@ -589,9 +589,14 @@ impl Engine {
                 &targets,
                 out,
             );
-            for p in self.peers.values_mut() {
+            for (a, p) in self.peers.iter_mut() {
                 if p.live && now.duration_since(p.last_heard) >= PEER_LOST_AFTER {
                     p.live = false;
+                    tracing::warn!(
+                        event = "sync_peer_lost",
+                        peer = %a,
+                        "sync: peer {a} lost: nothing heard for {PEER_LOST_AFTER:?}"
+                    );
                 }
             }
             let configured = &self.allowed;

@@ -90,6 +90,11 @@ impl Edge<'_> {
                 }
                 Action::Transition { from, to, priority } => {
                     info!(
+                        event = "vrrp_transition",
+                        instance = %self.cfg.name,
+                        from = from.as_str(),
+                        to = to.as_str(),
+                        priority,
                         "VRRP {}: {} -> {} (priority {priority})",
                         self.cfg.name,
                         from.as_str(),
