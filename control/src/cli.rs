@@ -68,7 +68,9 @@ pub enum Command {
         #[arg(value_name = "DIR")]
         out: PathBuf,
     },
-    /// The virtual servers and real servers now, as `ipvsadm -Ln` shows them.
+    /// The virtual servers and real servers now, as `ipvsadm -Ln` prints them (its
+    /// header lines, columns, flags and order); `--json` for everything xvs knows more
+    /// (drained and overloaded real servers, those out of the pool).
     Status {
         /// The configuration naming the control socket (default: this host's).
         #[arg(short, long, value_name = "FILE")]
@@ -76,12 +78,19 @@ pub enum Command {
         /// Connections, packets and bytes, as `ipvsadm -Ln --stats`.
         #[arg(long, conflicts_with_all = ["rate", "connections"])]
         stats: bool,
-        /// Connections, packets and bits per second over the last 8 to 10 seconds.
+        /// Connections, packets and bytes per second over the last 8 to 10 seconds, as
+        /// `ipvsadm -Ln --rate`.
         #[arg(long, conflicts_with = "connections")]
         rate: bool,
         /// The connection entries, as `ipvsadm -Lnc` (at most 1000).
-        #[arg(long)]
+        #[arg(short = 'c', long)]
         connections: bool,
+        /// Each real server's connection thresholds, as `ipvsadm -Ln --thresholds`.
+        #[arg(long, conflicts_with_all = ["stats", "rate", "connections"])]
+        thresholds: bool,
+        /// Large numbers with every digit (`ipvsadm --exact`), not shortened with K, M, G.
+        #[arg(long)]
+        exact: bool,
         /// Packets refused, by reason: the steering program's drops and what it left to
         /// the kernel, and the workers' drops (docs/input.md lists every reason).
         #[arg(long)]

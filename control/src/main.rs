@@ -249,6 +249,8 @@ fn main() -> ExitCode {
             drops,
             sync,
             dataplane,
+            thresholds,
+            exact,
             json,
         } => {
             let mut line = String::from("status");
@@ -259,6 +261,8 @@ fn main() -> ExitCode {
                 (drops, " --drops"),
                 (sync, " --sync"),
                 (dataplane, " --dataplane"),
+                (thresholds, " --thresholds"),
+                (exact, " --exact"),
                 (json, " --json"),
             ] {
                 if on {

@@ -71,10 +71,8 @@ fn a_drained_real_server_finishes_its_connections_and_takes_no_new_one() {
         .lines()
         .find(|l| l.contains(&format!("-> {rs} ")))
         .unwrap_or_else(|| panic!("{status}"));
-    assert!(
-        line.contains("Route   0") && line.ends_with(" drained"),
-        "{status}"
-    );
+    // As ipvsadm shows a drained real server (weight 0); the JSON says why.
+    assert!(line.contains("Route   0      "), "{status}");
     let m = xvs_tests::metrics::scrape(&lab.lab, "lb").unwrap();
     let key =
         |r: &str| format!("xvs_real_server_drained{{virtual_server=\"web\",real_server=\"{r}\"}}");

@@ -48,7 +48,8 @@ mod tests {
             Command::parse("status --stats --json"),
             Ok(Command::Status(Request {
                 view: View::Stats,
-                json: true
+                json: true,
+                exact: false
             }))
         );
         assert_eq!(

@@ -202,9 +202,9 @@ impl Daemon<'_> {
                         &self.rates,
                         Instant::now(),
                     );
-                    Ok(status::render(&rows, req))
+                    Ok(status::render(&rows, req, self.cfg.flow_table_size))
                 }
-                None => Ok(status::render(&[], req)),
+                None => Ok(status::render(&[], req, self.cfg.flow_table_size)),
             },
             Command::Drain { target, on } => match self.lb.as_mut() {
                 Some(l) => l.drain(&self.cfg, &target, on),

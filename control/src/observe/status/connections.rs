@@ -84,20 +84,18 @@ pub fn render_connections(rows: &[ConnectionRow], live: usize, json: bool) -> St
             Err(e) => format!("{{\"error\": \"{e}\"}}\n"),
         };
     }
-    let mut s = String::from(
-        "xvs connection entries\npro expire state       source                virtual               destination\n",
+    // ipvsadm -Lnc's header and columns (ipvsadm.c's list_conn and print_conn):
+    // "%-3s %-6s %-11s %-18s %-18s %s".
+    let mut s = format!(
+        "IPVS connection entries\npro expire {:<11} {:<18} {:<18} destination\n",
+        "state", "source", "virtual"
     );
     for r in rows {
+        let expire = format!("{:02}:{:02}", r.expires_in / 60, r.expires_in % 60);
         let _ = writeln!(
             s,
-            "{:<3} {:02}:{:02}  {:<11} {:<21} {:<21} {}",
-            r.protocol,
-            r.expires_in / 60,
-            r.expires_in % 60,
-            r.state,
-            r.source,
-            r.virtual_,
-            r.destination
+            "{:<3} {:<6} {:<11} {:<18} {:<18} {}",
+            r.protocol, expire, r.state, r.source, r.virtual_, r.destination
         );
     }
     if live > rows.len() {
@@ -152,18 +150,33 @@ mod tests {
         ];
         let rows = connection_rows(&answers, &registry);
         let text = render_connections(&rows, 6, false);
-        // Port 0 in the configuration keeps the packet's port.
+        // ipvsadm -Lnc, byte for byte (its header, then "%-3s %-6s %-11s %-18s %-18s
+        // %s"); port 0 in the configuration keeps the packet's port.
         assert!(
-            text.contains(
-                "TCP 02:05  ESTABLISHED 10.0.0.1:40000        10.0.0.100:8080       10.0.0.11:8080"
+            text.starts_with(
+                "IPVS connection entries\n\
+                 pro expire state       source             virtual            destination\n"
             ),
             "{text}"
         );
         assert!(
-            text.contains("UDP 02:05  UDP         10.0.0.2:5353"),
+            text.contains(
+                "\nTCP 02:05  ESTABLISHED 10.0.0.1:40000     10.0.0.100:8080    10.0.0.11:8080\n"
+            ),
             "{text}"
         );
-        assert!(text.contains("TCP 02:05  NONE        10.0.0.0:0"), "{text}");
+        assert!(
+            text.contains(
+                "\nUDP 02:05  UDP         10.0.0.2:5353      10.0.0.100:53      10.0.0.11:53\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "\nTCP 02:05  NONE        10.0.0.0:0         10.0.0.100:80      10.0.0.11:80\n"
+            ),
+            "{text}"
+        );
         assert!(text.ends_with("(3 more not shown)\n"), "{text}");
         let json: serde_json::Value =
             serde_json::from_str(&render_connections(&rows, 6, true)).unwrap();

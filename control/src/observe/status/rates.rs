@@ -22,6 +22,7 @@ pub struct Rate {
     pub cps: f64,
     pub in_pps: f64,
     pub out_pps: f64,
+    /// Bytes per second (IPVS's InBPS, OutBPS).
     pub in_bps: f64,
     pub out_bps: f64,
 }
@@ -76,8 +77,8 @@ impl Rates {
             cps: per(current.conns, before.conns),
             in_pps: per(current.in_packets, before.in_packets),
             out_pps: per(current.out_packets, before.out_packets),
-            in_bps: per(current.in_bytes * 8, before.in_bytes * 8),
-            out_bps: per(current.out_bytes * 8, before.out_bytes * 8),
+            in_bps: per(current.in_bytes, before.in_bytes),
+            out_bps: per(current.out_bytes, before.out_bytes),
         })
     }
 }
@@ -124,8 +125,8 @@ mod tests {
                 cps: 5.0,
                 in_pps: 100.0,
                 out_pps: 50.0,
-                in_bps: 4000.0,
-                out_bps: 40000.0,
+                in_bps: 500.0,
+                out_bps: 5000.0,
             }
         );
         // A real server unknown at the sample counts from zero.
@@ -188,7 +189,8 @@ mod tests {
         };
         let r = rates.rate(now, id, totals(&workers, bpf, id)).unwrap();
         assert_eq!(r.cps, 2.0);
-        assert_eq!(r.in_bps, 160.0);
-        assert_eq!((r.out_pps, r.out_bps), (4.0, 3200.0));
+        // Bytes per second, as IPVS's InBPS/OutBPS.
+        assert_eq!(r.in_bps, 20.0);
+        assert_eq!((r.out_pps, r.out_bps), (4.0, 400.0));
     }
 }

@@ -12,6 +12,8 @@ pub enum View {
     Sync,
     /// How packets leave (the fast path, NAT replies, checksums).
     Dataplane,
+    /// Each real server's connection thresholds (ipvsadm --thresholds).
+    Thresholds,
 }
 
 /// A parsed `status` command line: `status [--stats|--rate|--connections|--drops] [--json]`.
@@ -19,6 +21,8 @@ pub enum View {
 pub struct Request {
     pub view: View,
     pub json: bool,
+    /// Every digit of large numbers (ipvsadm --exact).
+    pub exact: bool,
 }
 
 impl Request {
@@ -30,18 +34,22 @@ impl Request {
         let mut req = Request {
             view: View::Table,
             json: false,
+            exact: false,
         };
         for w in words {
             match w {
                 "--stats" | "--rate" | "--connections" | "--drops" | "--sync" | "--dataplane"
+                | "--thresholds"
                     if req.view != View::Table =>
                 {
                     return Err(
-                        "status: --stats, --rate, --connections, --drops, --sync and --dataplane are exclusive\n"
+                        "status: --stats, --rate, --connections, --drops, --sync, --dataplane and --thresholds are exclusive\n"
                             .into(),
                     )
                 }
                 "--dataplane" => req.view = View::Dataplane,
+                "--thresholds" => req.view = View::Thresholds,
+                "--exact" => req.exact = true,
                 "--sync" => req.view = View::Sync,
                 "--stats" => req.view = View::Stats,
                 "--rate" => req.view = View::Rate,
@@ -50,7 +58,7 @@ impl Request {
                 "--json" => req.json = true,
                 other => {
                     return Err(format!(
-                    "status: unknown option {other:?} (--stats, --rate, --connections, --drops, --sync, --dataplane, --json)\n"
+                    "status: unknown option {other:?} (--stats, --rate, --connections, --drops, --sync, --dataplane, --thresholds, --exact, --json)\n"
                 ))
                 }
             }
@@ -69,14 +77,16 @@ mod tests {
             Request::parse("status").unwrap(),
             Request {
                 view: View::Table,
-                json: false
+                json: false,
+                exact: false
             }
         );
         assert_eq!(
             Request::parse("status --rate --json").unwrap(),
             Request {
                 view: View::Rate,
-                json: true
+                json: true,
+                exact: false
             }
         );
         assert_eq!(Request::parse("status --stats").unwrap().view, View::Stats);
@@ -85,7 +95,8 @@ mod tests {
             Request::parse("status --connections --json").unwrap(),
             Request {
                 view: View::Connections,
-                json: true
+                json: true,
+                exact: false
             }
         );
         assert_eq!(Request::parse("status --drops").unwrap().view, View::Drops);
@@ -97,6 +108,12 @@ mod tests {
             View::Dataplane
         );
         assert!(Request::parse("status --dataplane --sync").is_err());
+        let r = Request::parse("status --stats --exact").unwrap();
+        assert!(r.exact && r.view == View::Stats);
+        assert_eq!(
+            Request::parse("status --thresholds").unwrap().view,
+            View::Thresholds
+        );
         assert!(Request::parse("status --bogus").is_err());
         assert!(Request::parse("stats").is_err());
     }

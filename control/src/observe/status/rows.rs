@@ -65,6 +65,10 @@ pub struct RealServerRow {
     pub overloaded: bool,
     pub active_conns: u64,
     pub inactive_conns: u64,
+    /// Its connection thresholds (upper, lower), if set.
+    pub thresholds: Option<(u32, u32)>,
+    /// The sorry server, in the pool because no real server is.
+    pub sorry: bool,
     pub totals: Totals,
     pub rate: Option<Rate>,
 }
@@ -77,6 +81,13 @@ pub struct VirtualServerRow {
     pub ports: Vec<u16>,
     pub scheduler: &'static str,
     pub persistence_timeout: Option<u32>,
+    /// The persistence granularity as ipvsadm shows it (`mask`): an IPv4 netmask or an
+    /// IPv6 prefix length, when not a single address.
+    pub persistence_mask: Option<String>,
+    /// Scheduler flags as ipvsadm names them (`sh-port`, `mh-fallback`, ...).
+    pub scheduler_flags: Vec<&'static str>,
+    /// One-packet scheduling.
+    pub ops: bool,
     pub forwarding: &'static str,
     pub totals: Totals,
     pub rate: Option<Rate>,
@@ -136,10 +147,13 @@ pub fn rows(
                         overloaded: pool.overload.contains(&DestKey::of(vs, rs)),
                         active_conns: AllWorkers(workers).dest(idx, |d| d.active.get()),
                         inactive_conns: AllWorkers(workers).dest(idx, |d| d.inactive.get()),
+                        thresholds: rs.thresholds.map(|t| (t.upper, t.lower)),
+                        sorry: false,
                         totals: t,
                         rate: rates.rate(now, idx, t),
                     }
                 })
+                .chain(sorry_row(vs, pool.snap, workers, bpf, rates, now))
                 .collect();
             let totals = real_servers
                 .iter()
@@ -155,6 +169,9 @@ pub fn rows(
                 ports: vs.ports.clone(),
                 scheduler: vs.scheduler.as_str(),
                 persistence_timeout: vs.persistence.map(|p| p.timeout),
+                persistence_mask: vs.persistence.and_then(|p| mask(vs.address, p)),
+                scheduler_flags: scheduler_flags(vs),
+                ops: vs.ops,
                 forwarding: match vs.forwarding {
                     Forwarding::Dr => "Route",
                     Forwarding::Tun => "Tunnel",
@@ -166,4 +183,64 @@ pub fn rows(
             }
         })
         .collect()
+}
+
+/// ipvsadm's `mask`: shown when persistence groups more than one address.
+fn mask(vip: IpAddr, p: xvs_config::Persistence) -> Option<String> {
+    match vip {
+        IpAddr::V4(_) => {
+            (p.granularity != std::net::Ipv4Addr::BROADCAST).then(|| p.granularity.to_string())
+        }
+        IpAddr::V6(_) => (p.prefix6 != 128).then(|| p.prefix6.to_string()),
+    }
+}
+
+/// The scheduler flags as ipvsadm prints them: sh's and mh's by name, in its order.
+fn scheduler_flags(vs: &xvs_config::VirtualServer) -> Vec<&'static str> {
+    let f = vs.scheduler_flags;
+    let (fallback, port) = match vs.scheduler {
+        xvs_config::Scheduler::Sh => ("sh-fallback", "sh-port"),
+        xvs_config::Scheduler::Mh => ("mh-fallback", "mh-port"),
+        _ => ("flag-1", "flag-2"),
+    };
+    [(f.fallback, fallback), (f.port, port)]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect()
+}
+
+/// The sorry server's row while it takes the service's connections (no real server up),
+/// as keepalived puts it in the IPVS table then.
+fn sorry_row(
+    vs: &xvs_config::VirtualServer,
+    snap: &xvs_dataplane::Snapshot,
+    workers: &[Arc<WorkerCounters>],
+    bpf: Steered<'_>,
+    rates: &Rates,
+    now: Instant,
+) -> Option<RealServerRow> {
+    let (addr, port) = vs.sorry_server?;
+    let key = crate::ids::service_key(vs);
+    let svc = snap.services.iter().find(|s| s.key == key)?;
+    let id = *svc.dests.iter().find(|&&id| {
+        snap.dest(id)
+            .is_some_and(|d| d.addr == addr && d.port == port)
+    })?;
+    let d = snap.dest(id)?;
+    let idx = id as usize;
+    let t = totals(workers, bpf, idx);
+    Some(RealServerRow {
+        address: addr,
+        port,
+        in_pool: true,
+        weight: Some(d.weight),
+        drained: false,
+        overloaded: false,
+        active_conns: AllWorkers(workers).dest(idx, |c| c.active.get()),
+        inactive_conns: AllWorkers(workers).dest(idx, |c| c.inactive.get()),
+        thresholds: None,
+        sorry: true,
+        totals: t,
+        rate: rates.rate(now, idx, t),
+    })
 }
