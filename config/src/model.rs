@@ -467,7 +467,26 @@ pub struct Config {
     pub enable_script_security: bool,
     pub vrrp_instances: Vec<VrrpInstance>,
     pub connection_sync: Option<ConnectionSync>,
+    pub email_alerts: Option<EmailAlerts>,
 }
+
+/// `email_alerts`, checked: addresses hold no line breaks or angle brackets, so nothing
+/// can be smuggled into the SMTP dialogue or the headers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EmailAlerts {
+    pub to: Vec<String>,
+    /// None: xvs@ the host name.
+    pub from: Option<String>,
+    pub server: std::net::SocketAddr,
+    pub timeout_ms: u64,
+    pub helo_name: Option<String>,
+    pub vrrp: bool,
+    pub checker: bool,
+    pub router_id: Option<String>,
+}
+
+pub const DEFAULT_SMTP_PORT: u16 = 25;
+pub const DEFAULT_SMTP_TIMEOUT_S: f64 = 30.0;
 
 /// `connection_sync`, checked.
 #[derive(Clone, Debug, PartialEq, Eq)]

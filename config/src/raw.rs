@@ -132,6 +132,47 @@ pub struct RawConfig {
     /// the real server that has it. Restart-only.
     #[serde(default)]
     pub connection_sync: Option<RawConnectionSync>,
+    /// E-mail alerts, as keepalived's `notification_email`: a message on each VRRP
+    /// transition and each real server going out of the pool or back, sent in the
+    /// background (a dead SMTP server delays nothing; a failed send is logged).
+    #[serde(default)]
+    pub email_alerts: Option<RawEmailAlerts>,
+}
+
+/// `email_alerts`: who gets them, through which SMTP server.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawEmailAlerts {
+    /// Recipients (keepalived's `notification_email`), at least one.
+    pub to: Vec<Spanned<String>>,
+    /// The sender (keepalived's `notification_email_from`). Default: xvs@ the host name.
+    #[serde(default)]
+    pub from: Option<Spanned<String>>,
+    /// The SMTP server's address (keepalived's `smtp_server`); no authentication, no
+    /// TLS, as keepalived: a relay on the management network.
+    pub smtp_server: Spanned<IpAddr>,
+    /// Its port, 1 to 65535. Default 25.
+    #[serde(default)]
+    pub smtp_port: Option<Spanned<i64>>,
+    /// Seconds (1 to 300) to connect and for each answer (keepalived's
+    /// `smtp_connect_timeout`). Default 30.
+    #[serde(default)]
+    pub connect_timeout: Option<Spanned<f64>>,
+    /// The name given in HELO (keepalived's `smtp_helo_name`). Default: the host name.
+    #[serde(default)]
+    pub helo_name: Option<Spanned<String>>,
+    /// Alerts on VRRP transitions (keepalived's `smtp_alert_vrrp`). Default false, as
+    /// keepalived's.
+    #[serde(default)]
+    pub vrrp: Option<bool>,
+    /// Alerts on real servers leaving the pool and coming back (keepalived's
+    /// `smtp_alert_checker`). Default true, as keepalived's.
+    #[serde(default)]
+    pub checker: Option<bool>,
+    /// The name in each subject's brackets (keepalived's `router_id`). Default: the
+    /// host name.
+    #[serde(default)]
+    pub router_id: Option<Spanned<String>>,
 }
 
 /// `connection_sync`: where the directors meet, and the key their messages carry.

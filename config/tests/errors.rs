@@ -904,3 +904,27 @@ fn unicast_sources_are_checked_by_default() {
         "multicast: any source"
     );
 }
+
+#[test]
+fn email_alerts_refuse_what_could_leave_its_smtp_line() {
+    let ok = parse(
+        "t.yaml",
+        &format!("{GOOD}email_alerts: {{ to: [ops@example.org], smtp_server: 10.0.0.9 }}\n"),
+    )
+    .unwrap();
+    let e = ok.email_alerts.unwrap();
+    assert_eq!((e.server.port(), e.timeout_ms), (25, 30_000));
+    assert_eq!((e.vrrp, e.checker), (false, true), "keepalived's defaults");
+    let e = errors(&format!(
+        "{GOOD}email_alerts:\n  to: [\"ops@example.org>\\r\\nRCPT TO:<x@evil.test\", nobody]\n  smtp_server: 0.0.0.0\n  connect_timeout: 0\n"
+    ));
+    for needle in [
+        "is not an e-mail address xvs sends to",
+        "\"nobody\" is not an e-mail address",
+        "smtp_server 0.0.0.0 is not a host's address",
+        "email_alerts connect_timeout 0 is out of range 1..=300",
+    ] {
+        assert!(e.contains(needle), "{needle:?} in {e}");
+    }
+    assert!(e.contains("t.yaml:13:"), "line:column: {e}");
+}

@@ -81,17 +81,46 @@ fn seed_004_lvs_dr() {
         "nb_get_retry"
     );
     assert_eq!(c.vrrp_instances[0].password.as_deref(), Some("forlvs"));
-    // E-mail alerts have no xvs equivalent: each is named with its line.
-    let w = i.warnings.join("\n");
-    for needle in [
-        "line 4: `notification_email` not converted: xvs sends no e-mail",
-        "line 7: `notification_email_from ka@localhost`",
-        "line 8: `smtp_server 192.168.20.1`",
-        "line 9: `smtp_connect_timeout 30`",
-    ] {
-        assert!(w.contains(needle), "{needle:?} in\n{w}");
-    }
-    assert_eq!(i.warnings.len(), 4, "{w}");
+    // The e-mail settings, with keepalived's defaults: real servers' alerts on (no
+    // smtp_alert anywhere), VRRP's off; the subjects' name is the router_id.
+    let e = c.email_alerts.as_ref().expect("email_alerts");
+    assert_eq!(e.to, ["admin@tarena.com.cn"]);
+    assert_eq!(e.from.as_deref(), Some("ka@localhost"));
+    assert_eq!(e.server, "192.168.20.1:25".parse().unwrap());
+    assert_eq!(e.timeout_ms, 30_000);
+    assert_eq!((e.vrrp, e.checker), (false, true));
+    assert_eq!(e.router_id.as_deref(), Some("LVS_devel"));
+    assert_eq!(i.warnings, Vec::<String>::new(), "all of it converts");
+}
+
+#[test]
+fn smtp_alert_keywords_turn_each_kind_on_or_off() {
+    let conf = |extra_global: &str, instance: &str| {
+        format!(
+            "global_defs {{\n notification_email {{\n a@example.org\n }}\n smtp_server 10.0.0.9 2525\n {extra_global}\n}}\n\
+             vrrp_instance VI_1 {{\n state MASTER\n interface eth0\n virtual_router_id 51\n priority 100\n virtual_ipaddress {{\n 10.0.0.100\n }}\n {instance}\n}}\n"
+        )
+    };
+    let alerts = |text: String| {
+        let i = keepalived::import(&text, None);
+        let c = parse("t", &i.yaml).unwrap_or_else(|e| panic!("{e}\n{}", i.yaml));
+        assert_eq!(i.warnings, Vec::<String>::new());
+        let e = c.email_alerts.expect("email_alerts");
+        assert_eq!(e.server, "10.0.0.9:2525".parse().unwrap());
+        (e.vrrp, e.checker)
+    };
+    assert_eq!(alerts(conf("", "")), (false, true), "keepalived's defaults");
+    assert_eq!(
+        alerts(conf("", "smtp_alert")),
+        (true, true),
+        "the instance's"
+    );
+    assert_eq!(alerts(conf("smtp_alert false", "")), (false, false));
+    assert_eq!(alerts(conf("smtp_alert", "")), (true, true));
+    assert_eq!(alerts(conf("smtp_alert_checker off", "")), (false, false));
+    // No recipient: keepalived sends nothing, and neither section is written.
+    let none = keepalived::import("global_defs {\n smtp_server 10.0.0.9\n}\n", None);
+    assert!(!none.yaml.contains("email_alerts"), "{}", none.yaml);
 }
 
 #[test]

@@ -10,6 +10,7 @@
 
 #![deny(unsafe_code)]
 
+mod alert;
 mod cli;
 mod control_socket;
 mod daemon;

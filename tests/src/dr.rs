@@ -27,6 +27,7 @@ const UDP_CLIENT: &str = include_str!("udp_client.py");
 const RAW_SEND: &str = include_str!("raw_send.py");
 const SYNC_REPLAY: &str = include_str!("sync_replay.py");
 const HTTP_LOOP: &str = include_str!("http_loop.py");
+const SMTP_SINK: &str = include_str!("smtp_sink.py");
 
 /// The second director of a VRRP pair.
 pub const DIRECTOR2: &str = "10.0.0.3";
@@ -216,6 +217,7 @@ impl DrLab {
         lab.write("raw_send.py", RAW_SEND)?;
         lab.write("sync_replay.py", SYNC_REPLAY)?;
         lab.write("http_loop.py", HTTP_LOOP)?;
+        lab.write("smtp_sink.py", SMTP_SINK)?;
         Ok(DrLab {
             lab,
             real_servers,

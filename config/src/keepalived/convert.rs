@@ -54,6 +54,11 @@ fn ip(word: Option<&str>) -> Option<IpAddr> {
     word?.parse().ok()
 }
 
+/// The statements inside a block, for the other converters.
+pub(super) fn inner_of(s: &Stmt) -> &[Stmt] {
+    inner(s)
+}
+
 /// The statements inside a block (none when it has no block).
 fn inner(s: &Stmt) -> &[Stmt] {
     s.block.as_deref().unwrap_or(&[])
@@ -71,6 +76,7 @@ pub fn convert(stmts: &[Stmt], interface: Option<&str>) -> (String, Vec<String>)
     let mut rt_priority = None;
     let mut script_user = None;
     let mut script_security = false;
+    let mut email = super::email::Email::default();
     let mut instances = Vec::new();
     let mut groups = Vec::new();
     let mut services = Vec::new();
@@ -93,10 +99,7 @@ pub fn convert(stmts: &[Stmt], interface: Option<&str>) -> (String, Vec<String>)
                             }
                         }
                         "enable_script_security" => script_security = true,
-                        "notification_email" | "notification_email_from" | "smtp_server"
-                        | "smtp_connect_timeout" | "smtp_alert" => {
-                            out.warn(g, "not converted: xvs sends no e-mail (use notify scripts)")
-                        }
+                        _ if email.global(g, &mut |s, why| out.warn(s, why)) => {}
                         _ => out.warn(g, "in global_defs: not converted"),
                     }
                 }
@@ -164,6 +167,7 @@ pub fn convert(stmts: &[Stmt], interface: Option<&str>) -> (String, Vec<String>)
             sync_group(s, &mut out);
         }
     }
+    email.write(router_id.as_deref(), stmts, &mut out.yaml);
     (out.yaml, out.warnings)
 }
 
@@ -182,6 +186,8 @@ fn sync_group(s: &Stmt, out: &mut Out) {
                     }
                 }
             }
+            // Turns `email_alerts: { vrrp: true }` on (email.rs).
+            "smtp_alert" => {}
             _ => out.warn(
                 g,
                 "in vrrp_sync_group: not converted (notify on the instances instead)",
@@ -299,6 +305,8 @@ fn vrrp_instance(s: &Stmt, version: Option<&str>, out: &mut Out) {
                 i,
                 "not converted: xvs has no vrrp_script; see `quorum_vrrp`",
             ),
+            // Turns `email_alerts: { vrrp: true }` on (email.rs).
+            "smtp_alert" => {}
             _ => out.warn(i, "in vrrp_instance: not converted"),
         }
     }
@@ -509,6 +517,8 @@ fn virtual_server(s: &Stmt, out: &mut Out) {
             // Given to each HTTP and SSL check below.
             "virtualhost" => {}
             "ha_suspend" => out.warn(f, "not converted: xvs checks whether or not it is master"),
+            // Turns `email_alerts: { checker: true }` on (email.rs).
+            "smtp_alert" => {}
             _ => out.warn(f, "in virtual_server: not converted"),
         }
     }
@@ -590,6 +600,8 @@ fn real_server(
             "notify_up" | "notify_down" => {
                 lines.push(format!("{k}: {}", quote(&f.args().join(" "))))
             }
+            // Turns `email_alerts: { checker: true }` on (email.rs).
+            "smtp_alert" => {}
             k if k.ends_with("_CHECK") || k == "HTTP_GET" || k == "SSL_GET" => {
                 if check.is_some() {
                     out.warn(f, "not converted: xvs runs one check per real server");

@@ -3,6 +3,7 @@
 //! a line-numbered note for everything that could not be converted.
 
 mod convert;
+mod email;
 mod tree;
 
 pub use crate::import::Import;

@@ -3,6 +3,7 @@
 //! `health.rs`), `vrrp.rs`; `checker.rs` holds what they share.
 
 mod checker;
+mod email;
 mod health;
 mod sync;
 mod virtual_server;
@@ -235,6 +236,10 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Diagnostic>> {
         .connection_sync
         .as_ref()
         .and_then(|cs| sync::check(&mut ck, cs));
+    let email_alerts = raw
+        .email_alerts
+        .as_ref()
+        .and_then(|e| email::check(&mut ck, e));
     if !ck.out.is_empty() {
         ck.out.sort_by_key(|d| (d.line, d.column));
         return Err(ck.out);
@@ -274,6 +279,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<Diagnostic>> {
         vrrp_instances,
         virtual_servers,
         connection_sync,
+        email_alerts,
     })
 }
 

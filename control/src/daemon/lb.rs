@@ -247,8 +247,10 @@ impl Lb {
     ) -> Vec<(&'c VirtualServer, Crossing)> {
         if ev.up {
             info!(event = "real_server_up", real_server = %ev.label, reason = %ev.reason, "{} up: {}", ev.label, ev.reason);
+            alert(&ev);
         } else {
             warn!(event = "real_server_down", real_server = %ev.label, reason = %ev.reason, "{} down: {}", ev.label, ev.reason);
+            alert(&ev);
         }
         self.health.insert(
             ev.key,
@@ -434,4 +436,17 @@ pub fn host_addrs() -> anyhow::Result<Vec<std::net::IpAddr>> {
         .map(|(_, a, _)| a.into())
         .chain(v6.into_iter().map(|(_, a, _)| a.into()))
         .collect())
+}
+
+/// The e-mail alert of a real server's health change, keepalived's words.
+fn alert(ev: &monitor::Event) {
+    use crate::alert::message::endpoint;
+    let k = &ev.key;
+    let port = if k.port == 0 { k.service.port } else { k.port };
+    crate::alert::raise(crate::alert::Event::RealServer {
+        real_server: endpoint(k.addr, k.service.proto, port),
+        virtual_server: endpoint(k.service.addr, k.service.proto, k.service.port),
+        up: ev.up,
+        reason: ev.reason.clone(),
+    });
 }

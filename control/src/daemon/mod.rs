@@ -127,6 +127,7 @@ impl Daemon<'_> {
         {
             Ok(new) => {
                 self.cfg = new;
+                crate::alert::configure(self.cfg.email_alerts.as_ref());
                 self.reloads += 1;
                 info!(
                     event = "reload",
@@ -226,6 +227,7 @@ impl Daemon<'_> {
             vrrp: self.vrrp.stats(),
             reloads: self.reloads,
             reload_failures: self.reload_failures,
+            alerts: crate::alert::stats(),
         };
         match self.lb.as_mut() {
             Some(l) => {
@@ -321,6 +323,7 @@ pub async fn run(path: &Path, cfg: Config, ifaces: Ifaces) -> Result<()> {
     // Before anything is touched: another xvs on one of these keeps them.
     let _instance = crate::sys::instance::acquire(&instance_locks(&ifaces, &socket_path))?;
     crate::script::init(&cfg)?;
+    crate::alert::start(cfg.email_alerts.as_ref());
     for w in hostcheck::warnings(&cfg, &ifaces) {
         warn!("{w}");
     }

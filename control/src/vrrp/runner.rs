@@ -102,6 +102,12 @@ impl Edge<'_> {
                     );
                     self.stats.set_state(to);
                     self.stats.transitions.fetch_add(1, Relaxed);
+                    if to != State::Init {
+                        crate::alert::raise(crate::alert::Event::Vrrp {
+                            instance: self.cfg.name.clone(),
+                            state: to.as_str().to_string(),
+                        });
+                    }
                     self.notify(to, priority);
                 }
                 Action::TellGroup { state } => {

@@ -38,6 +38,7 @@ pub struct Common<'a> {
     pub vrrp: &'a [(String, Arc<VrrpStats>)],
     pub reloads: u64,
     pub reload_failures: u64,
+    pub alerts: &'a crate::alert::AlertStats,
 }
 
 /// What a scrape reads of the load balancer.
@@ -96,6 +97,22 @@ pub fn render(c: &Common<'_>, lb: Option<Balancer<'_>>) -> String {
         &[("result", "failure")],
         c.reload_failures,
     );
+    o.family(
+        "xvs_email_alerts_total",
+        "counter",
+        "E-mail alerts (email_alerts), by result: sent, failed (the SMTP server refused or did not answer; logged), dropped (more than 64 waiting).",
+    );
+    for (result, n) in [
+        ("sent", &c.alerts.sent),
+        ("failed", &c.alerts.failed),
+        ("dropped", &c.alerts.dropped),
+    ] {
+        o.sample(
+            "xvs_email_alerts_total",
+            &[("result", result)],
+            n.load(std::sync::atomic::Ordering::Relaxed),
+        );
+    }
     if let Some(lb) = lb {
         let w = AllWorkers(lb.workers);
         dataplane::servers(&mut o, c.cfg, lb.registry, w, lb.out, lb.fast_in);
@@ -159,6 +176,7 @@ mod tests {
                     vrrp: &vrrp,
                     reloads: 0,
                     reload_failures: 0,
+                    alerts: crate::alert::stats(),
                 },
                 Some(Balancer {
                     registry: &mut registry,
@@ -273,6 +291,7 @@ mod tests {
                 vrrp: &[],
                 reloads: 0,
                 reload_failures: 0,
+                alerts: crate::alert::stats(),
             },
             Some(Balancer {
                 registry: &mut registry,
