@@ -86,6 +86,10 @@ pub struct RawConfig {
     #[serde(default)]
     pub tun_mtu: Option<Spanned<i64>>,
     /// Where `/metrics` is served, `address:port`, or `off`. Default `127.0.0.1:9147`.
+    /// Names put the unit last, as Prometheus asks; since 0.1.0's first release these
+    /// were renamed: `xvs_real_server_{bytes,packets}_{in,out}_total` are
+    /// `xvs_real_server_{in,out}_{bytes,packets}_total`, `xvs_vrrp_advert_delay_max_seconds`
+    /// is `xvs_vrrp_advert_max_delay_seconds` (the Grafana dashboard follows).
     /// Restart-only.
     #[serde(default)]
     pub metrics_listen: Option<Spanned<String>>,

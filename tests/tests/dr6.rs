@@ -154,7 +154,7 @@ fn a_dual_stack_director_splits_ipv4_and_ipv6_by_weight() {
     let packets6: f64 = m
         .iter()
         .filter(|(k, _)| {
-            k.starts_with("xvs_real_server_packets_in_total{")
+            k.starts_with("xvs_real_server_in_packets_total{")
                 && k.contains(&format!("real_server=\"[{}]:80\"", dr::rs_addr6(0)))
         })
         .map(|(_, v)| *v)

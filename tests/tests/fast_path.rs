@@ -51,7 +51,7 @@ fn upload(fast_path: &str) -> (u64, u64) {
     let steered = sum(&scrape, "xvs_xdp_packets_total{outcome=\"steered\"}");
     let forwarded = sum(
         &scrape,
-        "xvs_real_server_packets_in_total{virtual_server=\"web\"",
+        "xvs_real_server_in_packets_total{virtual_server=\"web\"",
     );
     let dropped = sum(&scrape, "xvs_drops_total{");
     eprintln!(

@@ -132,7 +132,7 @@ fn long_download_intact() {
         .unwrap();
     let scraped: u64 = metrics
         .lines()
-        .filter(|l| l.starts_with("xvs_real_server_bytes_out_total{"))
+        .filter(|l| l.starts_with("xvs_real_server_out_bytes_total{"))
         .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
         .sum();
     assert!(scraped >= out_bytes, "{scraped} < {out_bytes}");

@@ -187,7 +187,7 @@ fn undisturbed(advert_int: f64) {
         .into_iter()
         .filter(|(k, _)| {
             k.starts_with("xvs_vrrp_adverts_late_total")
-                || k.starts_with("xvs_vrrp_advert_delay_max_seconds")
+                || k.starts_with("xvs_vrrp_advert_max_delay_seconds")
         })
         .collect();
     eprintln!(

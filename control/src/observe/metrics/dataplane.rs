@@ -75,7 +75,7 @@ pub fn servers(
         ),
         (
             (
-                "xvs_real_server_packets_in_total",
+                "xvs_real_server_in_packets_total",
                 "counter",
                 "Packets forwarded to the real server.",
                 |d| d.packets.get(),
@@ -84,7 +84,7 @@ pub fn servers(
         ),
         (
             (
-                "xvs_real_server_bytes_in_total",
+                "xvs_real_server_in_bytes_total",
                 "counter",
                 "Bytes forwarded to the real server.",
                 |d| d.bytes.get(),
@@ -114,12 +114,12 @@ pub fn servers(
     // Server to client: only NAT replies cross the director (DR and TUN read 0).
     let outbound: [(&str, &str, Read<NatOut>); 2] = [
         (
-            "xvs_real_server_packets_out_total",
+            "xvs_real_server_out_packets_total",
             "Reply packets from the real server sent on to clients (NAT only).",
             |n| n.packets,
         ),
         (
-            "xvs_real_server_bytes_out_total",
+            "xvs_real_server_out_bytes_total",
             "Reply bytes from the real server sent on to clients (NAT only).",
             |n| n.bytes,
         ),

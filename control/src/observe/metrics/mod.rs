@@ -206,6 +206,47 @@ mod tests {
         })
     }
 
+    /// A unit, when a name has one, is its last word (before `_total` for a counter),
+    /// as Prometheus' naming guidelines ask (promtool does not check this one).
+    #[test]
+    fn units_come_last() {
+        let scrape = full_scrape();
+        let names: Vec<&str> = scrape
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split(' ').next())
+            .collect();
+        assert!(names.len() > 40, "{names:?}");
+        for n in names {
+            let words: Vec<&str> = n.trim_end_matches("_total").split('_').collect();
+            for unit in ["bytes", "seconds", "packets", "frames"] {
+                if let Some(at) = words.iter().position(|w| *w == unit) {
+                    assert_eq!(at, words.len() - 1, "{n}: the unit `{unit}` is not last");
+                }
+            }
+        }
+    }
+
+    /// Prometheus' own linter finds nothing to say of a full scrape: units last
+    /// (`_bytes_total`, `_seconds`), counters `_total`, help and type for each family.
+    #[test]
+    fn promtool_has_no_warning_on_a_full_scrape() {
+        let path = std::env::temp_dir().join(format!("xvs-scrape-{}.txt", std::process::id()));
+        std::fs::write(&path, full_scrape()).unwrap();
+        let out = std::process::Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(std::fs::File::open(&path).unwrap())
+            .output()
+            .expect("promtool (Debian's prometheus package; `make setup` installs it)");
+        let _ = std::fs::remove_file(&path);
+        let said = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && said.trim().is_empty(),
+            "promtool: {said}"
+        );
+    }
+
     /// Words made of `[a-z_]` starting at each occurrence of `prefix`.
     fn words_after<'a>(text: &'a str, prefix: &str) -> Vec<&'a str> {
         let mut out = Vec::new();

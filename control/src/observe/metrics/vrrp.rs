@@ -65,14 +65,14 @@ pub fn instances(o: &mut Out, vrrp: &[(String, Arc<VrrpStats>)]) {
             |s| s.adverts_late.load(Relaxed),
         );
         o.family(
-            "xvs_vrrp_advert_delay_max_seconds",
+            "xvs_vrrp_advert_max_delay_seconds",
             "gauge",
             "The longest a master's advert went out after it was due, since start.",
         );
         for (name, s) in vrrp {
             let us = s.advert_delay_max_us.load(Relaxed);
             o.sample_text(
-                "xvs_vrrp_advert_delay_max_seconds",
+                "xvs_vrrp_advert_max_delay_seconds",
                 &[("vrrp_instance", name)],
                 &format!("{}", us as f64 / 1e6),
             );
