@@ -257,7 +257,67 @@ fn maglev_build(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(batched, new_flows_batched);
+/// rr/wrr across workers: two threads (on CPUs 0 and 1, as two workers) scheduling new
+/// connections of one wrr service over 64 real servers. `shared`: one snapshot, one
+/// ticket both take turns from (what xvs does); `own_ticket`: a snapshot each, the same
+/// code without the contention; `per_worker_state`: each its own wrr position (exact per
+/// worker only: what xvs did before). Time per pick and thread.
+fn sched_shared(c: &mut Criterion) {
+    use std::sync::{Arc, Barrier};
+    use xvs_dataplane::sched::{PickCtx, SchedState, SchedTable};
+    use xvs_dataplane::WorkerCounters;
+    let mut g = c.benchmark_group("sched_shared");
+    g.throughput(Throughput::Elements(1));
+    for mode in ["shared", "own_ticket", "per_worker_state"] {
+        let shared = Arc::new(snapshot(SchedulerKind::Wrr, 64));
+        g.bench_function(mode, |b| {
+            b.iter_custom(|iters| {
+                let barrier = Arc::new(Barrier::new(2));
+                let threads: Vec<_> = (0..2usize)
+                    .map(|cpu| {
+                        let snap = if mode == "shared" {
+                            Arc::clone(&shared)
+                        } else {
+                            Arc::new(snapshot(SchedulerKind::Wrr, 64))
+                        };
+                        let barrier = Arc::clone(&barrier);
+                        std::thread::spawn(move || {
+                            let _ = xvs_dataplane::sys::pin_to_cpu(cpu);
+                            let svc = &snap.services[0];
+                            let mut state = SchedState::new(svc, &snap);
+                            let table = match mode {
+                                "per_worker_state" => SchedTable::None,
+                                _ => snap.tables[0].clone(),
+                            };
+                            let counters = WorkerCounters::new(xvs_dataplane::snapshot::MAX_DESTS);
+                            let key = FlowKey::new(1, 2, 3, 80, 6);
+                            let ctx = PickCtx {
+                                key: &key,
+                                conns: &counters.dests,
+                                rand: 0,
+                                now: 1,
+                            };
+                            barrier.wait();
+                            let t0 = std::time::Instant::now();
+                            for _ in 0..iters {
+                                black_box(state.pick(svc, &snap, &table, &ctx));
+                            }
+                            t0.elapsed()
+                        })
+                    })
+                    .collect();
+                threads
+                    .into_iter()
+                    .map(|t| t.join().unwrap())
+                    .max()
+                    .unwrap()
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(batched, new_flows_batched, sched_shared);
 criterion_group!(
     benches,
     baseline,

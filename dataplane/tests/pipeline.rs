@@ -105,9 +105,10 @@ fn pipeline() -> Pipeline {
 
 #[test]
 fn golden_packets() {
-    let mut snap = world(&[3, 2, 1]);
-    snap.add_own_addrs([fixtures::DIRECTOR.into(), fixtures::DIRECTOR6.into()]);
     for fx in fixtures::all() {
+        // A director of its own for each row: wrr's turns are the snapshot's.
+        let mut snap = world(&[3, 2, 1]);
+        snap.add_own_addrs([fixtures::DIRECTOR.into(), fixtures::DIRECTOR6.into()]);
         let mut p = pipeline();
         p.prepare(&snap);
         let mut frame = fx.frame.clone();
@@ -671,15 +672,16 @@ proptest! {
             1..64,
         )
     ) {
-        let snap = world(&[1, 2]);
+        // A snapshot each: wrr's turns are shared by the workers of one.
+        let (sa, sb) = (world(&[1, 2]), world(&[1, 2]));
         let (mut a, mut b) = (pipeline(), pipeline());
-        a.prepare(&snap);
-        b.prepare(&snap);
+        a.prepare(&sa);
+        b.prepare(&sb);
         for f in frames {
             let (mut fa, mut fb) = (f.clone(), f);
             let pre = b.prefetch(&fb);
-            let va = a.process(&snap, 1, &mut fa);
-            let vb = b.process_prefetched(&snap, 1, &mut xvs_dataplane::packet::Packet::whole(&mut fb), pre);
+            let va = a.process(&sa, 1, &mut fa);
+            let vb = b.process_prefetched(&sb, 1, &mut xvs_dataplane::packet::Packet::whole(&mut fb), pre);
             prop_assert_eq!(va, vb);
             prop_assert_eq!(fa, fb);
         }

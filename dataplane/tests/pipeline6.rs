@@ -295,20 +295,22 @@ fn nat66_translates_the_destination_and_its_port() {
 /// not kept) and decided as `process` decides it.
 #[test]
 fn a_prefetched_ipv6_frame_is_decided_as_any_other() {
-    let snap = snapshot(SchedulerKind::Wrr, &[3, 2, 1], None);
-    let mut a = pipeline(&snap);
-    let mut b = pipeline(&snap);
+    // A snapshot each: wrr's turns are shared by the workers of one.
+    let sa = snapshot(SchedulerKind::Wrr, &[3, 2, 1], None);
+    let sb = snapshot(SchedulerKind::Wrr, &[3, 2, 1], None);
+    let mut a = pipeline(&sa);
+    let mut b = pipeline(&sb);
     for i in 0..60u16 {
         let frame = tcp(client(i), 2000 + i, FLAG_SYN);
         let (mut fa, mut fb) = (frame.clone(), frame);
         let pre = a.prefetch(&fa);
         let va = a.process_prefetched(
-            &snap,
+            &sa,
             1,
             &mut xvs_dataplane::packet::Packet::whole(&mut fa),
             pre,
         );
-        let vb = b.process(&snap, 1, &mut fb);
+        let vb = b.process(&sb, 1, &mut fb);
         assert_eq!((va, &fa), (vb, &fb));
         assert_eq!(va, Verdict::Tx);
     }

@@ -26,6 +26,15 @@ fn tcp_wrr_shares_and_client_address_kept() {
     let answers = lab.http_gets(600, "/").unwrap();
     let tally = DrLab::tally(&answers);
     assert_eq!(tally.get("FAIL"), None, "failed requests: {tally:?}");
+    // Two workers, one wrr: IPVS's sequence exactly, whichever queue each connection
+    // arrived on (the turns are the virtual server's, sched/turns.rs).
+    let cycle = ["rs1", "rs1", "rs2", "rs1", "rs2", "rs3"];
+    assert_eq!(&answers[..12], &[cycle, cycle].concat()[..], "{answers:?}");
+    assert_eq!(
+        (tally.get("rs1"), tally.get("rs2"), tally.get("rs3")),
+        (Some(&300), Some(&200), Some(&100)),
+        "exact shares: {tally:?}"
+    );
     let total: u32 = weights.iter().sum();
     for (i, w) in weights.iter().enumerate() {
         let got = *tally.get(&dr::rs_name(i)).unwrap_or(&0) as f64 / 600.0 * 100.0;
@@ -79,8 +88,15 @@ fn long_download_stays_on_one_server_intact() {
 
 #[test]
 fn udp_is_balanced() {
-    let mut lab = lab_with_xvs(&[1, 1, 1], 1);
+    // Two workers: rr is the virtual server's, not each worker's.
+    let mut lab = lab_with_xvs(&[1, 1, 1], 2);
     let answers = lab.udp_queries(UDP_PORT, 60).unwrap();
+    let cycle = ["rs1", "rs2", "rs3"];
+    assert_eq!(
+        &answers[..9],
+        &[cycle, cycle, cycle].concat()[..],
+        "{answers:?}"
+    );
     let tally = DrLab::tally(&answers);
     assert_eq!(tally.get("timeout"), None, "{tally:?}");
     for i in 0..3 {

@@ -1,10 +1,12 @@
 //! Schedulers: which real server a new connection goes to, with IPVS's semantics.
 //!
-//! Each worker keeps its own mutable state per service (rr position, locality caches),
-//! rebuilt when a new snapshot arrives, never per packet; lookup tables that depend only
-//! on the snapshot (sh/dh buckets, the Maglev table) are built once with it
-//! ([`SchedTable`]). Connection counts are the worker's own (see `DestCounters`): each
-//! worker balances the connections it sees, which RSS spreads evenly.
+//! Each worker keeps its own mutable state per service (locality caches), rebuilt when a
+//! new snapshot arrives, never per packet; lookup tables that depend only on the
+//! snapshot (sh/dh buckets, the Maglev table, rr's and wrr's cycle with its shared
+//! ticket: exact across workers, `turns.rs`) are built once with it ([`SchedTable`]).
+//! Connection counts are the worker's own (see `DestCounters`): lc, wlc, sed and nq
+//! balance the connections each worker sees, which RSS spreads evenly; exact per worker,
+//! not per virtual server.
 
 mod failover;
 mod hashed;
@@ -12,6 +14,7 @@ mod least;
 mod locality;
 mod maglev;
 mod rr;
+mod turns;
 mod twos;
 mod wrr;
 
@@ -19,6 +22,7 @@ pub use hashed::Buckets;
 pub use locality::Locality;
 pub use maglev::Maglev;
 pub use rr::Rr;
+pub use turns::Turns;
 pub use wrr::Wrr;
 
 use crate::counters::DestCounters;
@@ -49,6 +53,8 @@ pub enum SchedTable {
     None,
     Buckets(Buckets),
     Maglev(Maglev),
+    /// rr and wrr: the cycle every worker takes its turns from.
+    Turns(Turns),
 }
 
 impl SchedTable {
@@ -57,6 +63,7 @@ impl SchedTable {
             SchedulerKind::Sh => SchedTable::Buckets(Buckets::weighted(svc, dests)),
             SchedulerKind::Dh => SchedTable::Buckets(Buckets::unweighted(svc)),
             SchedulerKind::Mh => SchedTable::Maglev(Maglev::build(svc, dests, svc.mh_table_size)),
+            SchedulerKind::Rr | SchedulerKind::Wrr => turns(svc, dests),
             _ => SchedTable::None,
         }
     }
@@ -96,6 +103,7 @@ impl SchedState {
     ) -> Option<DestId> {
         use SchedulerKind::*;
         match (svc.scheduler, self, table) {
+            (Rr | Wrr, _, SchedTable::Turns(t)) => t.next(),
             (Rr, SchedState::Rr(s), _) => s.pick(svc, snap),
             (Wrr, SchedState::Wrr(s), _) => s.pick(svc, snap),
             (Lc, ..) => least::lc(svc, snap, ctx),
@@ -113,6 +121,29 @@ impl SchedState {
             // has not prepared for it. Never happens; refusing is safe.
             _ => None,
         }
+    }
+}
+
+/// rr's and wrr's shared cycle; None (each worker its own turns) when wrr's is too long.
+fn turns(svc: &Service, dests: &[Option<Dest>]) -> SchedTable {
+    let weights: Vec<u32> = svc
+        .dests
+        .iter()
+        .map(|&id| {
+            dests
+                .get(id as usize)
+                .and_then(Option::as_ref)
+                .filter(|d| d.schedulable())
+                .map_or(0, |d| d.weight)
+        })
+        .collect();
+    let positions: Option<Vec<usize>> = match svc.scheduler {
+        SchedulerKind::Rr => Some((0..weights.len()).filter(|&i| weights[i] > 0).collect()),
+        _ => wrr::cycle(&weights, turns::MAX_CYCLE),
+    };
+    match positions {
+        Some(p) => SchedTable::Turns(Turns::new(p.into_iter().map(|i| svc.dests[i]).collect())),
+        None => SchedTable::None,
     }
 }
 

@@ -24,11 +24,18 @@ fn gcd(a: u32, b: u32) -> u32 {
 
 impl Wrr {
     pub fn new(svc: &Service, snap: &Snapshot) -> Self {
-        let weights = svc.dests.iter().map(|&id| effective_weight(snap, id));
+        Self::of(
+            svc.dests.iter().map(|&id| effective_weight(snap, id)),
+            svc.dests.len(),
+        )
+    }
+
+    /// The state before the first pick among `n` real servers of these weights.
+    fn of(weights: impl Iterator<Item = u32>, n: usize) -> Self {
         let (max, g) = weights.fold((0, 0), |(m, g), w| (m.max(w), gcd(g, w)));
         Wrr {
             // The first step wraps to position 0 and starts a pass at cw = max.
-            i: svc.dests.len().saturating_sub(1),
+            i: n.saturating_sub(1),
             cw: 0,
             max_weight: i64::from(max),
             gcd: i64::from(g.max(1)),
@@ -36,7 +43,12 @@ impl Wrr {
     }
 
     pub fn pick(&mut self, svc: &Service, snap: &Snapshot) -> Option<DestId> {
-        let n = svc.dests.len();
+        let i = self.step(svc.dests.len(), |i| effective_weight(snap, svc.dests[i]))?;
+        Some(svc.dests[i])
+    }
+
+    /// The position of the next pick among `n` real servers weighing `weight(i)`.
+    fn step(&mut self, n: usize, weight: impl Fn(usize) -> u32) -> Option<usize> {
         if self.max_weight == 0 || n == 0 {
             return None;
         }
@@ -50,13 +62,26 @@ impl Wrr {
                     self.cw = self.max_weight;
                 }
             }
-            let id = svc.dests[self.i];
-            if i64::from(effective_weight(snap, id)) >= self.cw {
-                return Some(id);
+            if i64::from(weight(self.i)) >= self.cw {
+                return Some(self.i);
             }
         }
         None
     }
+}
+
+/// One whole cycle of IPVS's wrr over these weights, as positions (its length: the
+/// weights' sum over their gcd); None when longer than `cap`.
+pub fn cycle(weights: &[u32], cap: usize) -> Option<Vec<usize>> {
+    let g = weights.iter().fold(0, |g, &w| gcd(g, w)).max(1);
+    let len = weights.iter().map(|&w| u64::from(w / g)).sum::<u64>();
+    if len > cap as u64 {
+        return None;
+    }
+    let mut w = Wrr::of(weights.iter().copied(), weights.len());
+    (0..len)
+        .map(|_| w.step(weights.len(), |i| weights[i]))
+        .collect()
 }
 
 #[cfg(test)]
