@@ -57,6 +57,11 @@ struct xvs_steer_config {
  * a link where XDP_TX is not delivered (a veth whose peer runs no XDP), or with the
  * fast path off. */
 #define XVS_CFG_NAT_RELAY 1
+/* With XVS_CFG_NAT_RELAY, on a veth: a reply whose transport checksum holds only the
+ * pseudo-header's sum (left partial by the real server's stack) has that sum moved with
+ * the address, for the worker to complete; the worker recomputes any field it finds so,
+ * so a whole checksum that merely looks partial is made right too. */
+#define XVS_CFG_PARTIAL_CSUM 2
 
 /* The director's MAC on each interface the program is attached to: frames addressed to
  * another host (a switch flooding, a promiscuous NIC) are the kernel's to discard, not

@@ -67,6 +67,15 @@ static __always_inline int nat_relay(void)
 	return cfg && (cfg->flags & XVS_CFG_NAT_RELAY) && !cfg->external_ifindex;
 }
 
+/* Whether partial transport checksums are moved as such (XVS_CFG_PARTIAL_CSUM). */
+static __always_inline int partial_csums(void)
+{
+	__u32 zero = 0;
+	struct xvs_steer_config *cfg = bpf_map_lookup_elem(&xvs_steer_config, &zero);
+
+	return cfg && (cfg->flags & XVS_CFG_PARTIAL_CSUM);
+}
+
 /* Counts a translated NAT packet for its real server and sends it out of `out` (0: the
  * interface it came in on, by the worker's socket when relaying). */
 static __always_inline int nat_deliver(struct xdp_md *ctx, __u32 slot, __u32 out, int stat)
@@ -206,11 +215,19 @@ static __always_inline int nat_reply6(struct xdp_md *ctx, struct ethhdr *eth, st
 		l4sum = &((struct udphdr *)l4)->check;
 	if ((void *)(l4sum + 1) > end)
 		return count(XVS_STAT_PASS_TRUNCATED, XDP_PASS);
-	*l4sum = csum_update128(*l4sum, (__be32 *)&ip6->saddr, (__be32 *)nat->vip);
-	*l4sum = csum_update16(*l4sum, *sport, nat->vport);
-	/* Over IPv6 a UDP checksum is mandatory: 0 is sent as all ones. */
-	if (proto == IPPROTO_UDP && !*l4sum)
-		*l4sum = 0xffff;
+	if (partial_csums() &&
+	    *l4sum == csum_pseudo6((__be32 *)&ip6->saddr, (__be32 *)&ip6->daddr, proto,
+				   bpf_ntohs(ip6->payload_len))) {
+		/* Left partial by a veth: moved with the address; the worker relaying it
+		 * completes it (rewrite/partial.rs). */
+		*l4sum = csum_partial_update128(*l4sum, (__be32 *)&ip6->saddr, (__be32 *)nat->vip);
+	} else {
+		*l4sum = csum_update128(*l4sum, (__be32 *)&ip6->saddr, (__be32 *)nat->vip);
+		*l4sum = csum_update16(*l4sum, *sport, nat->vport);
+		/* Over IPv6 a UDP checksum is mandatory: 0 is sent as all ones. */
+		if (proto == IPPROTO_UDP && !*l4sum)
+			*l4sum = 0xffff;
+	}
 	__builtin_memcpy(&ip6->saddr, nat->vip, sizeof(nat->vip));
 	*sport = nat->vport;
 	return nat_send6(ctx, eth, ip6, nat, XVS_STAT_NAT_REPLY);
@@ -295,7 +312,13 @@ static __always_inline int nat_reply(struct xdp_md *ctx, struct ethhdr *eth, str
 	if ((void *)(l4sum + 1) > end)
 		return count(XVS_STAT_PASS_TRUNCATED, XDP_PASS);
 	/* UDP over IPv4 may carry no checksum (0): it stays without one. */
-	if (proto == IPPROTO_TCP || *l4sum) {
+	if ((proto == IPPROTO_TCP || *l4sum) && partial_csums() &&
+	    *l4sum == csum_pseudo4(ip->saddr, ip->daddr, proto,
+				   bpf_ntohs(ip->tot_len) - ip->ihl * 4)) {
+		/* Left partial by a veth: moved with the address; the worker relaying it
+		 * completes it (rewrite/partial.rs). */
+		*l4sum = csum_partial_update32(*l4sum, ip->saddr, nat->vip);
+	} else if (proto == IPPROTO_TCP || *l4sum) {
 		*l4sum = csum_update32(*l4sum, ip->saddr, nat->vip);
 		*l4sum = csum_update16(*l4sum, *sport, nat->vport);
 		if (proto == IPPROTO_UDP && !*l4sum)

@@ -274,12 +274,14 @@ impl Steer {
     }
 
     /// NAT replies arriving on the external interface go to the workers' sockets once
-    /// translated, not out with `XDP_TX` (`XVS_CFG_NAT_RELAY`).
-    pub fn set_nat_relay(&mut self, on: bool) -> Result<(), BpfError> {
-        self.config_value.2 = if on {
-            crate::abi::layout::CFG_NAT_RELAY
-        } else {
-            0
+    /// translated, not out with `XDP_TX` (`XVS_CFG_NAT_RELAY`); with `partial`, partial
+    /// checksums are moved as such for the workers to complete (`XVS_CFG_PARTIAL_CSUM`).
+    pub fn set_nat_relay(&mut self, on: bool, partial: bool) -> Result<(), BpfError> {
+        use crate::abi::layout::{CFG_NAT_RELAY, CFG_PARTIAL_CSUM};
+        self.config_value.2 = match (on, partial) {
+            (false, _) => 0,
+            (true, false) => CFG_NAT_RELAY,
+            (true, true) => CFG_NAT_RELAY | CFG_PARTIAL_CSUM,
         };
         self.write_config()
     }

@@ -116,7 +116,13 @@ impl DrLab {
         Self::build_switch(real_servers, queues, Prep::Script, Switch::Bare)
     }
 
-    fn build_switch(real_servers: usize, queues: u32, prep: Prep, switch: Switch) -> Result<DrLab> {
+    /// As `build_with`, the switch side prepared as `switch` says.
+    pub fn build_switch(
+        real_servers: usize,
+        queues: u32,
+        prep: Prep,
+        switch: Switch,
+    ) -> Result<DrLab> {
         tools::require(&["ip", "ethtool", "sysctl"])?;
         let mut lab = Lab::new()?;
         lab.add_ns("sw")?;

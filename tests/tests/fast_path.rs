@@ -142,9 +142,16 @@ fn a_bare_veth_lab_works_with_the_default_configuration() {
         scrape.contains("xvs_fast_path_active 0"),
         "the fallback in /metrics"
     );
+    // Whichever came first decided it: XDP's frames lost, or the client's partial
+    // checksums the workers completed (which the fast path would have forwarded so).
     assert!(
-        sum(&scrape, "xvs_xdp_tx_undelivered_frames_total{") > 0,
-        "the undelivered frames in /metrics"
+        sum(&scrape, "xvs_xdp_tx_undelivered_frames_total{") > 0
+            || sum(&scrape, "xvs_checksums_completed_total{") > 0,
+        "why, in /metrics"
+    );
+    assert!(
+        scrape.contains("xvs_xdp_tx_undelivered_frames_total{interface=\"eth0\"}"),
+        "eth0 watched"
     );
     lab.stop_clean().unwrap();
 }

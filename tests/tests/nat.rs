@@ -2,7 +2,7 @@
 //! director as their gateway; VIP:8080 maps to port 80 on the real servers. Replies are
 //! translated back to VIP:8080 by the steering program.
 
-use xvs_tests::dr::{DrLab, Prep, NAT_CLIENT, NAT_VIP};
+use xvs_tests::dr::{DrLab, Prep, Switch, NAT_CLIENT, NAT_VIP};
 
 fn config() -> String {
     format!(
@@ -221,6 +221,42 @@ fn with_the_fast_path_off_the_workers_send_the_replies() {
     assert!(relayed > 10_000, "{relayed} replies sent by the workers");
     assert!(
         metrics.contains("xvs_nat_replies_by_workers 1"),
+        "{metrics}"
+    );
+    lab.stop_clean().unwrap();
+}
+
+/// One-arm NAT on the lab a new user builds first (no XDP on the bridge port, offloads
+/// on) with the default configuration: the replies' checksums arrive partial and XDP_TX
+/// is not delivered; the steering program moves the partial sums with the address, the
+/// workers send the replies and complete them. Requests and a 20 MB download arrive.
+#[test]
+fn a_bare_veth_lab_serves_nat_with_the_default_configuration() {
+    let mut lab = DrLab::build_switch(2, 1, Prep::Nat, Switch::Bare).expect("build the lab");
+    lab.start_web().expect("start nginx");
+    let path = lab.write_config(&config()).unwrap();
+    lab.start_xvs(&path).expect("start xvs");
+    let answers = lab.http_gets(10, ":8080/").unwrap();
+    assert!(answers.iter().all(|a| a != "FAIL"), "{answers:?}");
+    download_intact(&lab);
+    let metrics = lab
+        .lab
+        .sh("lb", "curl -s -m 5 http://127.0.0.1:9147/metrics")
+        .unwrap();
+    let total = |prefix: &str| -> u64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+            .sum()
+    };
+    assert!(metrics.contains("xvs_fast_path_active 0"), "{metrics}");
+    assert!(
+        total("xvs_nat_replies_relayed_total{") > 10_000,
+        "{metrics}"
+    );
+    assert!(
+        total("xvs_checksums_completed_total{") > 10_000,
         "{metrics}"
     );
     lab.stop_clean().unwrap();

@@ -52,20 +52,26 @@ struct Session {
 }
 
 impl Session {
-    /// Reads one reply (its continuation lines too); its code and last line.
+    /// Reads one reply (its continuation lines too), all of it within the step's
+    /// timeout; its code and last line.
     async fn reply(&mut self, step: &'static str) -> Result<(u16, String), SmtpError> {
-        for _ in 0..MAX_LINES {
-            let mut line = Vec::new();
-            let read = timeout(self.timeout, async {
-                let mut limited = AsyncReadExt::take(&mut self.reader, MAX_LINE as u64);
-                limited.read_until(b'\n', &mut line).await
-            })
+        let limit = self.timeout;
+        timeout(limit, self.reply_lines(step))
             .await
             .map_err(|_| SmtpError::Timeout {
                 step,
-                timeout: self.timeout,
+                timeout: limit,
             })?
-            .map_err(|source| SmtpError::Io { step, source })?;
+    }
+
+    async fn reply_lines(&mut self, step: &'static str) -> Result<(u16, String), SmtpError> {
+        for _ in 0..MAX_LINES {
+            let mut line = Vec::new();
+            let mut limited = AsyncReadExt::take(&mut self.reader, MAX_LINE as u64);
+            let read = limited
+                .read_until(b'\n', &mut line)
+                .await
+                .map_err(|source| SmtpError::Io { step, source })?;
             if read == 0 {
                 return Err(SmtpError::Closed { step });
             }

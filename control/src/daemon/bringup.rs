@@ -54,7 +54,7 @@ impl Lb {
             Steer::load_sized(cfg.fast_path_flows, nat_conns_size(cfg, iface.rx_queues))
                 .context("loading the steering program")?;
         steer.set_fast_generation(publish::fast_generation(cfg, generation, local.xdp_tx))?;
-        steer.set_nat_relay(publish::nat_relay(cfg, local.xdp_tx))?;
+        steer.set_nat_relay(publish::nat_relay(cfg, local.xdp_tx), local.partial_csums)?;
         let maps = SteerMaps::build(cfg, ifaces, &mut registry)?;
         maps.write(&steer)?;
         let mode = translate::attach_mode(cfg.xdp_mode);

@@ -173,14 +173,14 @@ impl Lb {
 
     /// Makes `snap` the workers' and moves the fast path to its generation.
     fn install(&mut self, snap: std::sync::Arc<xvs_dataplane::Snapshot>) {
-        let (fast, relay) = (snap.fast_generation, snap.nat_relay);
+        let (fast, relay, partial) = (snap.fast_generation, snap.nat_relay, snap.complete_partial);
         self.shared.store(snap);
         // After the snapshot: entries of the old one stop being used, and the workers,
         // on the new one, write them again.
         if let Err(e) = self.steer.set_fast_generation(fast) {
             error!("moving the fast path to generation {fast}: {e}");
         }
-        if let Err(e) = self.steer.set_nat_relay(relay) {
+        if let Err(e) = self.steer.set_nat_relay(relay, partial) {
             error!("handing NAT replies to the workers ({relay}): {e}");
         }
     }
@@ -188,12 +188,13 @@ impl Lb {
     /// `fast_path: auto`: reads the drivers' counters; when what XDP sends is not
     /// delivered, falls back to the workers for good (said once).
     pub fn check_xdp_tx(&mut self, cfg: &Config) {
+        let completed = AllWorkers(self.workers.counters()).sum(|c| c.checksums_completed.get());
         let Some(w) = self.tx_watch.as_mut() else {
             return;
         };
-        let Some(f) = w.sample() else { return };
+        let Some(f) = w.sample(completed) else { return };
         warn!(
-            "fast path off: {f}; established flows and NAT replies go through the workers from now on (attach an XDP program to the peer and restart to have it back, or set `fast_path: off` to start so)"
+            "fast path off: {f}; established flows and NAT replies go through the workers from now on (prepare the peer and restart to have it back, or set `fast_path: off` to start so)"
         );
         self.local.xdp_tx = false;
         self.publish(cfg, "fast path fell back to the workers");

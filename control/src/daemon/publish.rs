@@ -234,7 +234,12 @@ pub fn fast_generation(cfg: &Config, generation: u64, xdp_tx: bool) -> u32 {
 
 /// Whether NAT replies the steering program translates are sent by the workers rather
 /// than with `XDP_TX`: with the fast path off, or `auto` and `XDP_TX` not delivered.
+/// One-arm only: two-arm replies arrive on the internal interface, where the workers
+/// have no socket to receive them, and are redirected to the external one.
 pub fn nat_relay(cfg: &Config, xdp_tx: bool) -> bool {
+    if cfg.internal_interface.is_some() {
+        return false;
+    }
     match cfg.fast_path {
         xvs_config::FastPath::Off => true,
         xvs_config::FastPath::Auto => !xdp_tx,

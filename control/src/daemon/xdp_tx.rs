@@ -1,10 +1,12 @@
 //! `fast_path: auto`: whether what the steering program sends (`XDP_TX`, redirects) is
 //! delivered, read from the drivers' own counters. A veth counts the frames its peer
 //! could not take (`rx_queue_N_xdp_tx_errors`, `tx_queue_N_xdp_xmit_errors`: its peer
-//! runs no XDP program); other drivers name theirs alike. When most of what XDP sent in
-//! a sample was lost, the director falls back for good: established flows and NAT
-//! replies go through the workers' sockets, which a veth delivers. A few losses in a
-//! sample with most frames delivered are a full ring under load, not a missing peer.
+//! runs no XDP program). Only veths are watched: a NIC delivers what XDP sends whatever
+//! is on the wire, and its counters of errors count other things. When everything XDP
+//! sent in a sample was lost, the director falls back for good: established flows and
+//! NAT replies go through the workers' sockets, which a veth delivers. A sample in which
+//! some frames got through is a full ring under load (a flood, a burst), not a missing
+//! peer: it changes nothing, so no client can switch the fast path off by sending more.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -52,28 +54,36 @@ pub fn sent(stats: &[(String, u64)]) -> Option<Sent> {
 }
 
 /// Whether the sample from `before` to `now` says XDP's frames are not delivered: some
-/// were lost, and at least half of those sent (all of them, without a peer).
+/// were sent and every one was lost (a peer with no XDP program loses all).
 pub fn undelivered(before: Sent, now: Sent) -> bool {
     let lost = now.lost.saturating_sub(before.lost);
-    let sent = now.frames.saturating_sub(before.frames).max(lost);
-    lost > 0 && lost * 2 >= sent
+    let sent = now.frames.saturating_sub(before.frames);
+    lost > 0 && lost >= sent
 }
 
 /// Why the director fell back, for the log, `xvs status --dataplane` and /metrics.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Fallback {
-    pub interface: String,
-    /// Frames lost in the sample that decided it.
-    pub lost: u64,
+pub enum Fallback {
+    /// Every frame XDP sent out of `interface` in a sample was lost (`lost` of them).
+    Undelivered { interface: String, lost: u64 },
+    /// The workers had to complete partial checksums (`completed` of them): frames
+    /// from a veth peer with TX checksum offload on, which the fast path would forward
+    /// as they are.
+    PartialChecksums { completed: u64 },
 }
 
 impl std::fmt::Display for Fallback {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} frame(s) sent by XDP out of {} not delivered (its driver's xdp_tx_errors/xdp_xmit_errors): a veth delivers them only when its peer runs an XDP program",
-            self.lost, self.interface
-        )
+        match self {
+            Fallback::Undelivered { interface, lost } => write!(
+                f,
+                "{lost} frame(s) sent by XDP out of {interface} not delivered (its driver's xdp_tx_errors/xdp_xmit_errors): a veth delivers them only when its peer runs an XDP program"
+            ),
+            Fallback::PartialChecksums { completed } => write!(
+                f,
+                "{completed} TCP/UDP checksum(s) arrived partial (a veth peer with TX checksum offload on): the workers complete them, the XDP fast path would forward them as they are (`ethtool -K <peer> tx off` keeps it usable)"
+            ),
+        }
     }
 }
 
@@ -157,6 +167,13 @@ impl TxWatch {
             fallback: None,
         };
         for i in ifaces.all() {
+            if !crate::sys::iface::is_veth(&i.name) {
+                notes.push(format!(
+                    "{}: not a veth, whose XDP_TX needs nothing of the far side; fast_path auto keeps the fast path there",
+                    i.name
+                ));
+                continue;
+            }
             let opened = DriverStats::open(&i.name).and_then(|mut s| {
                 let now = s.read()?;
                 Ok((s, now))
@@ -186,14 +203,17 @@ impl TxWatch {
         (w, notes)
     }
 
-    /// Whether there is anything to watch.
+    /// Whether there is anything to watch: a veth (its counters, its checksums) and no
+    /// fallback yet.
     pub fn watching(&self) -> bool {
         !self.watched.is_empty()
     }
 
     /// Reads the counters; the fallback, the first time a sample decides one.
-    pub fn sample(&mut self) -> Option<Fallback> {
-        let mut decided = None;
+    /// `completed`: the partial checksums the workers have completed so far.
+    pub fn sample(&mut self, completed: u64) -> Option<Fallback> {
+        let mut decided = (completed > 0 && self.fallback.is_none())
+            .then_some(Fallback::PartialChecksums { completed });
         for w in &mut self.watched {
             let Ok(now) = w.stats.read() else { continue };
             let Some(now) = sent(&now) else { continue };
@@ -201,7 +221,7 @@ impl TxWatch {
             self.lost
                 .insert(w.name.clone(), now.lost.saturating_sub(base));
             if self.fallback.is_none() && decided.is_none() && undelivered(w.last, now) {
-                decided = Some(Fallback {
+                decided = Some(Fallback::Undelivered {
                     interface: w.name.clone(),
                     lost: now.lost.saturating_sub(w.last.lost),
                 });
@@ -252,16 +272,14 @@ mod tests {
         let zero = Sent::default();
         // No peer: every frame lost.
         assert!(undelivered(zero, Sent { frames: 3, lost: 3 }));
-        // A driver that counts only what it lost.
-        assert!(undelivered(zero, Sent { frames: 0, lost: 1 }));
-        // A full ring now and then.
-        assert!(!undelivered(
-            zero,
-            Sent {
+        // A full ring now and then, or most of it under a flood: some got through.
+        for lost in [12, 9_999] {
+            let s = Sent {
                 frames: 10_000,
-                lost: 12
-            }
-        ));
+                lost,
+            };
+            assert!(!undelivered(zero, s));
+        }
         // Nothing new.
         let s = Sent { frames: 5, lost: 5 };
         assert!(!undelivered(s, s));

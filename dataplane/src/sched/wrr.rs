@@ -71,11 +71,15 @@ impl Wrr {
 }
 
 /// One whole cycle of IPVS's wrr over these weights, as positions (its length: the
-/// weights' sum over their gcd); None when longer than `cap`.
+/// weights' sum over their gcd); None when longer than `cap`, or when walking it would
+/// take more than `cap` × 16 steps (a pass visits every real server for each of the
+/// heaviest weight's turns: one heavy weight among many light ones).
 pub fn cycle(weights: &[u32], cap: usize) -> Option<Vec<usize>> {
     let g = weights.iter().fold(0, |g, &w| gcd(g, w)).max(1);
     let len = weights.iter().map(|&w| u64::from(w / g)).sum::<u64>();
-    if len > cap as u64 {
+    let max = weights.iter().map(|&w| u64::from(w / g)).max().unwrap_or(0);
+    let steps = max.saturating_mul(weights.len() as u64);
+    if len > cap as u64 || steps > cap as u64 * 16 {
         return None;
     }
     let mut w = Wrr::of(weights.iter().copied(), weights.len());
@@ -96,6 +100,19 @@ mod tests {
         assert_eq!(picks(Wrr, &[4, 2], 6), [0, 0, 1, 0, 0, 1].map(Some));
         assert_eq!(picks(Wrr, &[0, 0], 1), [None]);
         assert_eq!(picks(Wrr, &[2, 0, u32::MAX], 3), [0, 0, 0].map(Some));
+    }
+
+    #[test]
+    fn a_cycle_too_long_or_too_slow_to_walk_is_not_built() {
+        use super::cycle;
+        assert_eq!(cycle(&[3, 2, 1], 16), Some(vec![0, 0, 1, 0, 1, 2]));
+        assert_eq!(cycle(&[4, 2], 16), Some(vec![0, 0, 1]));
+        assert_eq!(cycle(&[10, 10], 1), None, "longer than the cap");
+        // Short enough (65536) but some 800 million steps to walk.
+        let mut heavy = vec![1u32; 16383];
+        heavy.push(49153);
+        assert_eq!(cycle(&heavy, 1 << 16), None);
+        assert_eq!(cycle(&[], 16), Some(vec![]));
     }
 
     proptest! {
