@@ -334,6 +334,68 @@ mod nat {
         assert_eq!(steer.nat_client(CLIENT), Some(CLIENT_MAC));
     }
 
+    /// The reply with its TCP checksum left partial, as a veth hands a real server's
+    /// frame over (CHECKSUM_PARTIAL: the field holds the pseudo-header's folded sum).
+    fn partial_reply() -> Vec<u8> {
+        use xvs_dataplane::wire::checksum;
+        let mut f = fixtures::tcp_frame(RIP, 80, CLIENT, 40000, 0x18, b"partial from rs1");
+        let len = (f.len() - 14 - 20) as u16;
+        let pseudo = checksum::pseudo_header(RIP.octets(), CLIENT.octets(), 6, len);
+        f[14 + 20 + 16..14 + 20 + 18].copy_from_slice(&checksum::fold(pseudo).to_be_bytes());
+        f
+    }
+
+    /// Relaying on a veth (`XVS_CFG_PARTIAL_CSUM`): a partial checksum is moved with the
+    /// address as a sum, so that the relaying worker's completion
+    /// (`rewrite::partial`) gives the reply's right checksum; a whole one is updated as
+    /// ever. The frame goes to the worker's socket (none bound here: dropped, counted
+    /// as the translation it is).
+    #[test]
+    fn relayed_replies_keep_a_partial_checksum_completable() {
+        let mut steer = nat_steer();
+        steer.set_nat_client(CLIENT, CLIENT_MAC).unwrap();
+        steer.set_nat_relay(true, true).unwrap();
+        let (action, mut out, delta) = run_out(&steer, &partial_reply());
+        assert_eq!(
+            (action, delta.get("nat_reply")),
+            (XDP_DROP, 1),
+            "to the socket"
+        );
+        {
+            let ip = Ipv4Packet::new_checked(&out[14..]).unwrap();
+            assert_eq!((ip.src(), ip.dst()), (VIP, CLIENT));
+            assert!(ip.verify_checksum());
+        }
+        assert!(
+            xvs_dataplane::rewrite::partial::complete(&mut out),
+            "still partial, for the new addresses"
+        );
+        let ip = Ipv4Packet::new_checked(&out[14..]).unwrap();
+        let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+        assert_eq!((tcp.src_port(), tcp.dst_port()), (8080, 40000));
+        assert!(tcp.verify_checksum(VIP, CLIENT), "completed right");
+
+        // A whole checksum on the same path: updated, valid as it leaves.
+        let whole = fixtures::tcp_frame(RIP, 80, CLIENT, 40000, 0x18, b"whole from rs1");
+        let (_, out, _) = run_out(&steer, &whole);
+        let ip = Ipv4Packet::new_checked(&out[14..]).unwrap();
+        assert!(TcpPacket::new_checked(ip.payload())
+            .unwrap()
+            .verify_checksum(VIP, CLIENT));
+
+        // Not relaying (XDP_TX, nobody completes): no field is read as partial.
+        steer.set_nat_relay(false, false).unwrap();
+        let (action, out, _) = run_out(&steer, &partial_reply());
+        assert_eq!(action, XDP_TX);
+        let ip = Ipv4Packet::new_checked(&out[14..]).unwrap();
+        let mut moved = out.clone();
+        assert!(
+            !xvs_dataplane::rewrite::partial::complete(&mut moved),
+            "updated as a checksum: {:?}",
+            ip.src()
+        );
+    }
+
     #[test]
     fn replies_become_the_vip_with_valid_checksums() {
         let steer = nat_steer();
@@ -515,7 +577,7 @@ mod nat {
         use xvs_bpf::abi::Svc6Key;
         use xvs_dataplane::fixtures::{CLIENT6, VIP6};
         let rip6 = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x11);
-        let steer = Steer::load().unwrap();
+        let mut steer = Steer::load().unwrap();
         steer
             .set_services6(&[(Svc6Key::new(VIP6, 8080, 6), SVC_F_NAT)])
             .unwrap();
@@ -565,6 +627,33 @@ mod nat {
             t.calc_checksum_ipv6(ip, p.payload.slice()).unwrap()
         );
         assert_eq!(steer.nat_out(9).unwrap().packets, 1);
+
+        // Relaying on a veth: a partial checksum is moved as a sum; the worker's
+        // completion gives the right one (etherparse's).
+        steer.set_nat_relay(true, true).unwrap();
+        let mut partial = fixtures::tcp6_frame(rip6, 80, CLIENT6, 40000, 0x18, b"partial");
+        let len = (partial.len() - 54) as u32;
+        let pseudo = xvs_dataplane::wire::checksum::pseudo_header_v6(
+            rip6.octets(),
+            CLIENT6.octets(),
+            6,
+            len,
+        );
+        partial[54 + 16..54 + 18]
+            .copy_from_slice(&xvs_dataplane::wire::checksum::fold(pseudo).to_be_bytes());
+        let (_, mut out, _) = run_out(&steer, &partial);
+        assert!(xvs_dataplane::rewrite::partial::complete(&mut out));
+        let p = PacketHeaders::from_ethernet_slice(&out).unwrap();
+        let (Some(NetHeaders::Ipv6(ip, _)), Some(TransportHeader::Tcp(t))) = (&p.net, &p.transport)
+        else {
+            panic!("not IPv6 + TCP")
+        };
+        assert_eq!(Ipv6Addr::from(ip.source), VIP6);
+        assert_eq!(
+            t.checksum,
+            t.calc_checksum_ipv6(ip, p.payload.slice()).unwrap()
+        );
+        steer.set_nat_relay(false, false).unwrap();
 
         // A Packet Too Big from the real server, quoting the client's packet to it.
         use xvs_dataplane::wire::ethernet::{EthernetRepr, ETHERTYPE_IPV6};
