@@ -317,7 +317,50 @@ fn sched_shared(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(batched, new_flows_batched, sched_shared);
+/// lc over 64 real servers as one worker decides it while another worker (CPU 1) opens
+/// and closes connections without pause: `own`, its own counts only (what xvs does);
+/// `summed`, every worker's counts added, which exact-per-virtual-server lc would need.
+/// Time per decision.
+fn lc_counts(c: &mut Criterion) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use xvs_dataplane::WorkerCounters;
+    const DESTS: usize = 64;
+    let mine = Arc::new(WorkerCounters::new(DESTS));
+    let other = Arc::new(WorkerCounters::new(DESTS));
+    let stop = Arc::new(AtomicBool::new(false));
+    let churn = {
+        let (other, stop) = (Arc::clone(&other), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let _ = xvs_dataplane::sys::pin_to_cpu(1);
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let d = &other.dests[i % DESTS];
+                d.active.add(1);
+                d.active.add(u64::MAX);
+                i += 1;
+            }
+        })
+    };
+    let _ = xvs_dataplane::sys::pin_to_cpu(0);
+    let least = |load: &dyn Fn(usize) -> u64| (0..DESTS).min_by_key(|&i| load(i)).unwrap_or(0);
+    let mut g = c.benchmark_group("lc_counts");
+    g.bench_function("own", |b| {
+        b.iter(|| black_box(least(&|i| mine.dests[i].overhead())))
+    });
+    g.bench_function("summed", |b| {
+        b.iter(|| {
+            black_box(least(&|i| {
+                mine.dests[i].overhead() + other.dests[i].overhead()
+            }))
+        })
+    });
+    g.finish();
+    stop.store(true, Ordering::Relaxed);
+    let _ = churn.join();
+}
+
+criterion_group!(batched, new_flows_batched, sched_shared, lc_counts);
 criterion_group!(
     benches,
     baseline,
