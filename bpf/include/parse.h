@@ -130,4 +130,11 @@ static __always_inline int parse_l4_ports(struct hdr_cursor *c, int min_len, __b
 	return 0;
 }
 
+/* Byte by byte: clang emits a libc call for memcmp, which BPF cannot link. */
+static __always_inline int mac_eq(const __u8 *a, const __u8 *b)
+{
+	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3] && a[4] == b[4] &&
+	       a[5] == b[5];
+}
+
 #endif
