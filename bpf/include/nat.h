@@ -20,13 +20,6 @@
 #include "parse.h"
 #include "stats.h"
 
-#ifndef AF_INET
-#define AF_INET 2
-#endif
-#ifndef AF_INET6
-#define AF_INET6 10
-#endif
-
 /* Counts a frame the program sends out for the NAT real server of id `slot`. */
 static __always_inline void count_out(struct xdp_md *ctx, __u32 slot)
 {

@@ -14,13 +14,6 @@
 #include "maps.h"
 #include "parse.h"
 
-#ifndef AF_INET
-#define AF_INET 2
-#endif
-#ifndef AF_INET6
-#define AF_INET6 10
-#endif
-
 /* A packet that may open a NAT flow (a TCP SYN, a UDP datagram): whether its source MAC
  * may be learned as its client's next hop. Not when the FIB knows the next hop and it is
  * another MAC (a spoofed frame on the link), nor over an entry learned less than

@@ -7,7 +7,16 @@
 #include <linux/ip.h>
 #include <linux/ipv6.h>
 #include <bpf/bpf_endian.h>
+
 #include "xvs_abi.h"
+
+/* The address families bpf_fib_lookup() takes (not in the BPF headers). */
+#ifndef AF_INET
+#define AF_INET 2
+#endif
+#ifndef AF_INET6
+#define AF_INET6 10
+#endif
 
 /* ICMP, declared here: linux/icmp.h pulls in libc headers that BPF builds lack. */
 struct xvs_icmphdr {
