@@ -15,6 +15,7 @@ pub mod counters;
 pub mod fast;
 pub mod flow;
 pub mod hash;
+pub mod labelled;
 pub mod nat_conns;
 pub mod packet;
 pub mod pipeline;

@@ -18,7 +18,7 @@ pub struct SyncStats {
     pub received_entries: AtomicU64,
     pub received_messages: AtomicU64,
     pub received_bytes: AtomicU64,
-    rejected: [AtomicU64; Reject::ALL.len()],
+    rejected: [AtomicU64; Reject::COUNT],
     /// Entries whose real server had left this director's snapshot before they were sent.
     pub dest_gone: AtomicU64,
     /// NAT clients of received entries whose next hop was not resolved: the resolver's
@@ -51,11 +51,11 @@ pub struct PeerView {
 
 impl SyncStats {
     pub fn reject(&self, r: Reject) {
-        self.rejected[r as usize].fetch_add(1, Relaxed);
+        self.rejected[r.index()].fetch_add(1, Relaxed);
     }
 
     pub fn rejected(&self, r: Reject) -> u64 {
-        self.rejected[r as usize].load(Relaxed)
+        self.rejected[r.index()].load(Relaxed)
     }
 
     pub fn add(c: &AtomicU64, n: u64) {

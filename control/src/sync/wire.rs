@@ -121,71 +121,22 @@ impl Entry {
     }
 }
 
-/// Why a message was refused: the label of `xvs_sync_rejected_total`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Reject {
-    /// Not a sync message of this version, or lengths that do not add up.
-    Malformed,
-    /// The HMAC does not match: another key, or forged.
-    Authentication,
-    /// A sequence number already seen, or an older boot.
-    Replay,
-    /// Signed by a sender other than the datagram's source: a capture sent again.
-    SenderMismatch,
-    /// Sent longer ago (or later) than the clocks' allowed skew: a capture sent again,
-    /// or a peer whose clock is off.
-    Stale,
-    /// From a new peer while `MAX_PEERS` are known.
-    TooManyPeers,
-    /// A resync asked again sooner than a peer may (the answer is not started).
-    ResyncTooSoon,
-    /// Signed for another director (a capture of a unicast message sent on).
-    WrongRecipient,
-    /// A `ResyncDone` answering a request of another boot of this director's.
-    Unasked,
-    /// Not from one of the configured `peers`.
-    UnknownPeer,
-    /// An entry for a virtual service this director does not have.
-    UnknownService,
-    /// An entry for a real server the service does not have here.
-    UnknownRealServer,
-    /// The workers' queues were full.
-    QueueFull,
-}
-
-impl Reject {
-    pub const ALL: [Reject; 13] = [
-        Reject::Malformed,
-        Reject::Authentication,
-        Reject::Replay,
-        Reject::SenderMismatch,
-        Reject::Stale,
-        Reject::TooManyPeers,
-        Reject::ResyncTooSoon,
-        Reject::WrongRecipient,
-        Reject::Unasked,
-        Reject::UnknownPeer,
-        Reject::UnknownService,
-        Reject::UnknownRealServer,
-        Reject::QueueFull,
-    ];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Reject::Malformed => "malformed",
-            Reject::Authentication => "authentication",
-            Reject::Replay => "replay",
-            Reject::SenderMismatch => "sender_mismatch",
-            Reject::Stale => "stale",
-            Reject::TooManyPeers => "too_many_peers",
-            Reject::ResyncTooSoon => "resync_too_soon",
-            Reject::WrongRecipient => "wrong_recipient",
-            Reject::Unasked => "unasked",
-            Reject::UnknownPeer => "unknown_peer",
-            Reject::UnknownService => "unknown_service",
-            Reject::UnknownRealServer => "unknown_real_server",
-            Reject::QueueFull => "queue_full",
-        }
+xvs_dataplane::labelled_enum! {
+    /// Why a message was refused: the label of `xvs_sync_rejected_total`.
+    pub enum Reject {
+        Malformed => "malformed": "Not a sync message of this version, or lengths that do not add up.",
+        Authentication => "authentication": "The HMAC does not match: another key, or forged.",
+        Replay => "replay": "A sequence number already seen, or an older boot.",
+        SenderMismatch => "sender_mismatch": "Signed by a sender other than the datagram's source: a capture sent again.",
+        Stale => "stale": "Sent longer ago (or later) than the clocks' allowed skew: a capture sent again, or a peer whose clock is off.",
+        TooManyPeers => "too_many_peers": "From a new peer while `MAX_PEERS` are known.",
+        ResyncTooSoon => "resync_too_soon": "A resync asked again sooner than a peer may (the answer is not started).",
+        WrongRecipient => "wrong_recipient": "Signed for another director (a capture of a unicast message sent on).",
+        Unasked => "unasked": "A `ResyncDone` answering a request of another boot of this director's.",
+        UnknownPeer => "unknown_peer": "Not from one of the configured `peers`.",
+        UnknownService => "unknown_service": "An entry for a virtual service this director does not have.",
+        UnknownRealServer => "unknown_real_server": "An entry for a real server the service does not have here.",
+        QueueFull => "queue_full": "The workers' queues were full.",
     }
 }
 
@@ -383,6 +334,11 @@ fn entry(b: &[u8]) -> Result<(Entry, usize), Reject> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reject_labels_are_unique_snake_case_and_indexed_once() {
+        xvs_dataplane::labelled::check_labels(Reject::ALL, Reject::label, Reject::index);
+    }
 
     fn sign(_: &[u8]) -> [u8; TAG_LEN] {
         [7; TAG_LEN]

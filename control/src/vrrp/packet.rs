@@ -20,53 +20,19 @@ pub enum Version {
     V3,
 }
 
-/// Why an advertisement was rejected: also the `reason` label of the rejected-adverts
-/// counter. None of them changes the state of the virtual router.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Reject {
-    /// Shorter than its header or than its address count says.
-    Truncated,
-    /// RFC: the IP TTL must be 255 (the sender is on the link).
-    Ttl,
-    Version,
-    /// Not an ADVERTISEMENT.
-    Type,
-    Checksum,
-    /// Another virtual router's advert on the same link.
-    Vrid,
-    /// v2: authentication type or password differ.
-    Auth,
-    /// v2: advertisement interval differs from ours (RFC 3768 7.1).
-    Interval,
-    /// From a source not among `unicast_peers` (`check_unicast_src`).
-    UnknownSource,
-}
-
-impl Reject {
-    pub const ALL: [Reject; 9] = [
-        Reject::Truncated,
-        Reject::Ttl,
-        Reject::Version,
-        Reject::Type,
-        Reject::Checksum,
-        Reject::Vrid,
-        Reject::Auth,
-        Reject::Interval,
-        Reject::UnknownSource,
-    ];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Reject::Truncated => "truncated",
-            Reject::Ttl => "ttl",
-            Reject::Version => "version",
-            Reject::Type => "type",
-            Reject::Checksum => "checksum",
-            Reject::Vrid => "vrid",
-            Reject::Auth => "auth",
-            Reject::Interval => "interval",
-            Reject::UnknownSource => "unknown_source",
-        }
+xvs_dataplane::labelled_enum! {
+    /// Why an advertisement was rejected: also the `reason` label of the rejected-adverts
+    /// counter. None of them changes the state of the virtual router.
+    pub enum Reject {
+        Truncated => "truncated": "Shorter than its header or than its address count says.",
+        Ttl => "ttl": "RFC: the IP TTL must be 255 (the sender is on the link).",
+        Version => "version": "Neither VRRPv2 nor v3, or not the instance's.",
+        Type => "type": "Not an ADVERTISEMENT.",
+        Checksum => "checksum": "The VRRP checksum is wrong.",
+        Vrid => "vrid": "Another virtual router's advert on the same link.",
+        Auth => "auth": "v2: authentication type or password differ.",
+        Interval => "interval": "v2: advertisement interval differs from ours (RFC 3768 7.1).",
+        UnknownSource => "unknown_source": "From a source not among `unicast_peers` (`check_unicast_src`).",
     }
 }
 
@@ -290,6 +256,11 @@ pub fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reject_labels_are_unique_snake_case_and_indexed_once() {
+        xvs_dataplane::labelled::check_labels(Reject::ALL, Reject::label, Reject::index);
+    }
 
     const SRC4: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
     const SRC: IpAddr = IpAddr::V4(SRC4);

@@ -22,7 +22,7 @@ pub struct VrrpStats {
     pub advert_delay_max_us: AtomicU64,
     /// A master's adverts that went out one advert interval or more after they were due.
     pub adverts_late: AtomicU64,
-    pub rejected: [AtomicU64; Reject::ALL.len()],
+    pub rejected: [AtomicU64; Reject::COUNT],
 }
 
 impl VrrpStats {
@@ -80,13 +80,7 @@ impl VrrpStats {
 
     /// Counts a rejected advert under its reason.
     pub(super) fn reject(&self, reason: Reject) {
-        if let Some(n) = Reject::ALL
-            .iter()
-            .position(|r| *r == reason)
-            .and_then(|i| self.rejected.get(i))
-        {
-            n.fetch_add(1, Relaxed);
-        }
+        self.rejected[reason.index()].fetch_add(1, Relaxed);
     }
 }
 

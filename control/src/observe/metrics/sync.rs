@@ -53,7 +53,7 @@ pub fn families(o: &mut Out, s: &SyncStats, w: AllWorkers<'_>) {
         "counter",
         "Connection sync messages and entries refused, by reason.",
     );
-    for r in Reject::ALL {
+    for &r in Reject::ALL {
         o.sample(
             "xvs_sync_rejected_total",
             &[("reason", r.label())],
