@@ -178,7 +178,7 @@ fn start_sync(
     channels: Vec<Arc<xvs_dataplane::sync::SyncChannel>>,
     workers: &[Arc<xvs_dataplane::WorkerCounters>],
     shared: &SharedSnapshot,
-) -> Result<super::lb::Sync> {
+) -> Result<super::lb::SyncLink> {
     let name = &cs.interface.value;
     let iface = crate::sys::iface::Iface::lookup(name)?.with_context(|| {
         format!(
@@ -203,7 +203,7 @@ fn start_sync(
             ready,
         },
     )?;
-    Ok(super::lb::Sync {
+    Ok(super::lb::SyncLink {
         thread,
         ready: ready_rx,
         resync_timeout: std::time::Duration::from_millis(cs.resync_timeout_ms),

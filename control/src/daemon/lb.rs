@@ -48,7 +48,7 @@ pub struct Lb {
     pub maps: SteerMaps,
     pub queues: u32,
     /// Connection sync, when configured.
-    pub sync: Option<Sync>,
+    pub sync: Option<SyncLink>,
     /// `fast_path: auto`'s watch over the drivers' counters (None for `xdp` and `off`).
     pub tx_watch: Option<TxWatch>,
 }
@@ -61,7 +61,7 @@ pub struct Staged {
 }
 
 /// Connection sync's thread and what VRRP waits on.
-pub struct Sync {
+pub struct SyncLink {
     pub thread: crate::sync::SyncThread,
     /// True once this director's table is in step with its peers'.
     pub ready: tokio::sync::watch::Receiver<bool>,
