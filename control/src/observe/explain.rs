@@ -10,7 +10,7 @@ use std::sync::Arc;
 use xvs_dataplane::flow::dump::Tuple;
 use xvs_dataplane::flow::{FlowKey, FlowKey6};
 use xvs_dataplane::pipeline::{template_key, template_key6};
-use xvs_dataplane::sched::{reachable, PickCtx, SchedState};
+use xvs_dataplane::sched::{reachable, PickCtx, SchedState, SchedTable};
 use xvs_dataplane::snapshot::{SchedulerKind, Service};
 use xvs_dataplane::{Snapshot, WorkerCounters};
 
@@ -117,14 +117,19 @@ pub async fn explain(
         rand: 0,
         now: 1,
     };
-    let pick = SchedState::new(svc, snap).pick(svc, snap, &snap.tables[idx], &ctx);
+    let pick = match &snap.tables[idx] {
+        // rr/wrr: looked at, not taken; explaining must not move the workers' turns.
+        SchedTable::Turns(t) => t.peek(),
+        table => SchedState::new(svc, snap).pick(svc, snap, table, &ctx),
+    };
     match pick.and_then(|id| snap.dest(id)) {
         Some(d) => {
             let note = match svc.scheduler {
                 SchedulerKind::Sh | SchedulerKind::Dh | SchedulerKind::Mh => "by hash: always this one while the pool is unchanged",
-                SchedulerKind::Rr | SchedulerKind::Wrr | SchedulerKind::Twos => {
-                    "the first pick of a fresh scheduler: each worker keeps its own turn, so a live flow may get the next one"
+                SchedulerKind::Rr | SchedulerKind::Wrr => {
+                    "the first pick to come: the turns are the virtual server's, shared by every worker, and another new flow may take this one first"
                 }
+                SchedulerKind::Twos => "the first pick of a fresh scheduler: random, a live flow may get another",
                 _ => "by this worker's connection counts now",
             };
             let _ = writeln!(

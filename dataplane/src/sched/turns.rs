@@ -34,6 +34,15 @@ impl Turns {
         }
     }
 
+    /// The real server the next turn will give, without taking it (`xvs explain` looks;
+    /// only a new connection moves the turns).
+    pub fn peek(&self) -> Option<DestId> {
+        let t = self.ticket.0.load(Relaxed);
+        self.cycle
+            .get((t % self.cycle.len().max(1) as u64) as usize)
+            .copied()
+    }
+
     /// The real server of the next turn; None when none is schedulable.
     #[inline]
     pub fn next(&self) -> Option<DestId> {

@@ -38,7 +38,8 @@ pub enum Path {
     IpForward,
     /// (d) nftables DNAT with conntrack.
     Nft,
-    /// (e), (f), (g): xvs, with its default fast path (`fast_path: xdp`).
+    /// (e), (f), (g): xvs with `fast_path: xdp`, named (the default `auto` keeps it on this
+    /// chain too: its bridge ports run XDP, the generator writes whole checksums).
     XvsDr,
     XvsTun,
     XvsNat,
