@@ -36,7 +36,7 @@ fn prefetched_batch(p: &mut xvs_dataplane::Pipeline, snap: &Snapshot, batch: &mu
         *pr = p.prefetch(fr);
     }
     for (fr, pr) in batch.iter_mut().zip(pre) {
-        black_box(p.process_prefetched(snap, 2, &mut Packet::whole(fr), pr));
+        black_box(p.process_packet(snap, 2, &mut Packet::whole(fr), pr));
     }
 }
 
@@ -191,7 +191,7 @@ fn new_flows_batched(c: &mut Criterion) {
                         *pr = p.prefetch(fr);
                     }
                     for (fr, pr) in batch.iter_mut().zip(pre) {
-                        black_box(p.process_prefetched(&snap, now, &mut Packet::whole(fr), pr));
+                        black_box(p.process_packet(&snap, now, &mut Packet::whole(fr), pr));
                     }
                 },
                 BatchSize::SmallInput,

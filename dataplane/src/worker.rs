@@ -324,8 +324,11 @@ impl Worker {
             let verdict = match self.xsk.umem.packet_in_frame(desc.addr, desc.len) {
                 Some(mut pkt) => {
                     let v = match self.pre[i as usize].take() {
-                        Some(pre) => self.pipeline.process_prefetched(&snap, now, &mut pkt, pre),
-                        None => self.pipeline.process_packet(&snap, now, &mut pkt),
+                        Some(pre) => self.pipeline.process_packet(&snap, now, &mut pkt, pre),
+                        None => {
+                            self.pipeline
+                                .process_packet(&snap, now, &mut pkt, Prefetched::NONE)
+                        }
                     };
                     // The frame may have grown into its headroom (TUN) or been replaced
                     // by a reply: send what it is now.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use xvs_dataplane::fast::FastKey;
 use xvs_dataplane::fixtures::{self, CLIENT, DIRECTOR_MAC, VIP, VIP_TCP_PORT, VIP_UDP_PORT};
 use xvs_dataplane::flow::{FlowKey, TcpState, Timeouts};
-use xvs_dataplane::pipeline::NodestPolicy;
+use xvs_dataplane::pipeline::{NodestPolicy, Prefetched};
 use xvs_dataplane::snapshot::{Persistence, MAX_DESTS};
 use xvs_dataplane::wire::tcp::{FLAG_ACK, FLAG_FIN, FLAG_RST, FLAG_SYN};
 use xvs_dataplane::*;
@@ -71,7 +71,10 @@ fn run(p: &mut Pipeline, snap: &Snapshot, frame: &[u8]) -> (usize, usize) {
     let mut buf = vec![0u8; 256 + frame.len()];
     buf[256..].copy_from_slice(frame);
     let mut pkt = xvs_dataplane::packet::Packet::new(&mut buf, 256, frame.len()).unwrap();
-    assert_eq!(p.process_packet(snap, 10, &mut pkt), Verdict::Tx);
+    assert_eq!(
+        p.process_packet(snap, 10, &mut pkt, Prefetched::NONE),
+        Verdict::Tx
+    );
     let ops = p.fast_ops();
     let got = (ops.v4.keys.len(), ops.v4.removed.len());
     ops.clear();
@@ -95,7 +98,10 @@ fn a_udp_flow_is_handed_over_at_its_second_packet_with_its_decision() {
         let mut buf = vec![0u8; 256 + frame.len()];
         buf[256..].copy_from_slice(&frame);
         let mut pkt = xvs_dataplane::packet::Packet::new(&mut buf, 256, frame.len()).unwrap();
-        assert_eq!(p.process_packet(&snap, 10, &mut pkt), Verdict::Tx);
+        assert_eq!(
+            p.process_packet(&snap, 10, &mut pkt, Prefetched::NONE),
+            Verdict::Tx
+        );
         let ops = p.fast_ops();
         assert_eq!(ops.v4.keys.len(), 1, "{fwd:?}");
         let key = FlowKey::new(u32::from(CLIENT), u32::from(VIP), 5353, VIP_UDP_PORT, 17);

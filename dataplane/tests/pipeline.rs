@@ -8,7 +8,7 @@ use xvs_dataplane::fixtures::{
     self, PipelineExpect, CLIENT, DIRECTOR_MAC, VIP, VIP_TCP_PORT, VIP_UDP_PORT,
 };
 use xvs_dataplane::flow::Timeouts;
-use xvs_dataplane::pipeline::NodestPolicy;
+use xvs_dataplane::pipeline::{NodestPolicy, Prefetched};
 use xvs_dataplane::snapshot::Persistence;
 use xvs_dataplane::snapshot::MAX_DESTS;
 use xvs_dataplane::wire::ipv4::Ipv4Packet;
@@ -572,7 +572,7 @@ mod tun {
         let mut buf = vec![0u8; headroom + frame.len() + 128];
         buf[headroom..headroom + frame.len()].copy_from_slice(frame);
         let mut pkt = Packet::new(&mut buf, headroom, frame.len()).unwrap();
-        let v = p.process_packet(snap, 1, &mut pkt);
+        let v = p.process_packet(snap, 1, &mut pkt, Prefetched::NONE);
         let out = pkt.data().to_vec();
         (v, out, p)
     }
@@ -681,7 +681,7 @@ proptest! {
             let (mut fa, mut fb) = (f.clone(), f);
             let pre = b.prefetch(&fb);
             let va = a.process(&sa, 1, &mut fa);
-            let vb = b.process_prefetched(&sb, 1, &mut xvs_dataplane::packet::Packet::whole(&mut fb), pre);
+            let vb = b.process_packet(&sb, 1, &mut xvs_dataplane::packet::Packet::whole(&mut fb), pre);
             prop_assert_eq!(va, vb);
             prop_assert_eq!(fa, fb);
         }

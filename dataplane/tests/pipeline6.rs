@@ -7,7 +7,7 @@ use std::sync::Arc;
 use xvs_dataplane::fixtures::{self, DIRECTOR_MAC, VIP6, VIP_TCP_PORT};
 use xvs_dataplane::flow::dump::{DumpCursor, Tuple};
 use xvs_dataplane::flow::Timeouts;
-use xvs_dataplane::pipeline::NodestPolicy;
+use xvs_dataplane::pipeline::{NodestPolicy, Prefetched};
 use xvs_dataplane::snapshot::{Persistence, MAX_DESTS};
 use xvs_dataplane::wire::tcp::{FLAG_ACK, FLAG_FIN, FLAG_SYN};
 use xvs_dataplane::*;
@@ -219,7 +219,7 @@ fn tun_over_ipv6_encapsulates_or_answers_packet_too_big() {
         let mut buf = vec![0u8; 256 + frame.len() + 256];
         buf[256..256 + frame.len()].copy_from_slice(frame);
         let mut pkt = xvs_dataplane::packet::Packet::new(&mut buf, 256, frame.len()).unwrap();
-        let v = p.process_packet(snap, 1, &mut pkt);
+        let v = p.process_packet(snap, 1, &mut pkt, Prefetched::NONE);
         (v, pkt.data().to_vec())
     };
     // Without an IPv6 address of the director's, no tunnel: dropped, counted.
@@ -304,7 +304,7 @@ fn a_prefetched_ipv6_frame_is_decided_as_any_other() {
         let frame = tcp(client(i), 2000 + i, FLAG_SYN);
         let (mut fa, mut fb) = (frame.clone(), frame);
         let pre = a.prefetch(&fa);
-        let va = a.process_prefetched(
+        let va = a.process_packet(
             &sa,
             1,
             &mut xvs_dataplane::packet::Packet::whole(&mut fa),

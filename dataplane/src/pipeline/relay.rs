@@ -6,11 +6,43 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use super::Pipeline;
+use crate::packet::Packet;
+use crate::rewrite;
 use crate::snapshot::{Forwarding, Snapshot};
+use crate::verdict::{DropReason, Verdict};
 use crate::wire::ethernet::{ETHERTYPE_IPV4, ETHERTYPE_IPV6, HEADER_LEN};
+use crate::wire::ipv4::{PROTO_TCP, PROTO_UDP};
 
-const PROTO_TCP: u8 = 6;
-const PROTO_UDP: u8 = 17;
+impl Pipeline {
+    /// A frame for no service may be a NAT reply the steering program translated and
+    /// handed over to be sent (`Snapshot::nat_relay`): sent on as it is. Out of line, off
+    /// every other frame's path.
+    #[inline(always)]
+    pub(super) fn relay(
+        &self,
+        snap: &Snapshot,
+        pkt: &mut Packet<'_>,
+        decided: Result<Verdict, DropReason>,
+    ) -> Result<Verdict, DropReason> {
+        if decided != Err(DropReason::NoService) || !snap.nat_relay {
+            return decided;
+        }
+        self.relay_reply(snap, pkt).ok_or(DropReason::NoService)
+    }
+
+    #[inline(never)]
+    fn relay_reply(&self, snap: &Snapshot, pkt: &mut Packet<'_>) -> Option<Verdict> {
+        if !is_relayed_reply(snap, pkt.data()) {
+            return None;
+        }
+        if snap.complete_partial && rewrite::partial::complete(pkt.data_mut()) {
+            self.counters.checksums_completed.inc();
+        }
+        self.counters.nat_relayed.inc();
+        Some(Verdict::Tx)
+    }
+}
 
 /// Whether `frame` is a NAT reply (or an ICMP error for a NAT client) the steering
 /// program translated: its source is a NAT service's VIP, and for TCP and UDP its source

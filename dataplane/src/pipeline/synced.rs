@@ -2,7 +2,8 @@
 //! tables, and walking the tables for a peer's resync. Both run between batches, a
 //! bounded amount per call, so a burst of synced entries never holds up a queue.
 
-use super::{uncount, FamilyKey, Pipeline};
+use super::track::uncount;
+use super::{FamilyKey, Pipeline};
 use crate::flow::table::{FLAG_NAT_KNOWN, FLAG_OFFLOADED, FLAG_TEMPLATE};
 use crate::flow::{Flow, FlowKey, FlowKey6};
 use crate::snapshot::{Forwarding, Snapshot};

@@ -1,7 +1,8 @@
-//! In-place frame rewrites, one file per forwarding method (and family), and the ICMP
-//! replies TUN needs.
+//! In-place frame rewrites, one file per forwarding method (and family), the ICMP
+//! replies TUN needs, and `forward`, which picks one for a scheduled frame.
 
 pub mod dr;
+pub mod forward;
 pub mod frag_needed;
 pub mod nat;
 pub mod nat6;

@@ -1,0 +1,186 @@
+//! The two address families behind one trait, so that the decision is written once and
+//! compiled for each; the persistence templates' keys; the worker's two flow tables.
+
+use std::net::IpAddr;
+
+use crate::fast::{FastFamily, FastKey, FastKey6};
+use crate::flow::table::Key;
+use crate::flow::{FlowKey, FlowKey6, FlowTable};
+use crate::nat_conns::NatFamily;
+use crate::snapshot::{Persistence, Service, Snapshot};
+use crate::sync::SyncKey;
+
+/// A flow key of either family: what the pipeline's decision needs to know of one.
+pub(super) trait FamilyKey: Key {
+    const IS_V6: bool;
+    /// The service the packet is for (`Snapshot::lookup` of its destination).
+    fn service(&self, snap: &Snapshot) -> Option<usize>;
+    /// The source is a VIP or one of the director's addresses.
+    fn source_is_own(&self, snap: &Snapshot) -> bool;
+    /// The key of the persistence template for this connection's client network.
+    fn template(&self, p: &Persistence, svc: &Service) -> Self;
+    /// The key the schedulers hash.
+    fn sched_key(&self) -> FlowKey;
+    /// The fast path's key (`xvs_fast_flows` or `xvs_fast_flows6`).
+    type Fast: FastFamily + NatFamily;
+    fn fast_key(&self) -> Self::Fast;
+    /// The key the steering program looks this NAT connection's replies up by: from
+    /// `rip`:`rport` (of the key's family) to the client.
+    fn nat_reply_key(&self, rip: IpAddr, rport: u16) -> Self::Fast;
+    fn ports(&self) -> (u16, u16);
+    fn proto(&self) -> u8;
+    fn table(t: &Tables) -> &FlowTable<Self>;
+    fn table_mut(t: &mut Tables) -> &mut FlowTable<Self>;
+    /// The key as connection sync carries it.
+    fn sync_key(&self) -> SyncKey;
+}
+
+impl FamilyKey for FlowKey {
+    const IS_V6: bool = false;
+    #[inline(always)]
+    fn service(&self, snap: &Snapshot) -> Option<usize> {
+        snap.lookup4(self.daddr, self.dport, self.proto)
+    }
+    #[inline(always)]
+    fn source_is_own(&self, snap: &Snapshot) -> bool {
+        snap.is_own(self.saddr)
+    }
+    fn template(&self, p: &Persistence, svc: &Service) -> Self {
+        template_key(p, svc, self.saddr)
+    }
+    #[inline(always)]
+    fn sched_key(&self) -> FlowKey {
+        *self
+    }
+    type Fast = FastKey;
+    #[inline(always)]
+    fn fast_key(&self) -> FastKey {
+        FastKey::of(self)
+    }
+    fn nat_reply_key(&self, rip: IpAddr, rport: u16) -> FastKey {
+        FastKey::of(&FlowKey::new(
+            v4_bits(rip),
+            self.saddr,
+            rport,
+            self.sport,
+            self.proto,
+        ))
+    }
+    #[inline(always)]
+    fn ports(&self) -> (u16, u16) {
+        (self.sport, self.dport)
+    }
+    #[inline(always)]
+    fn proto(&self) -> u8 {
+        self.proto
+    }
+    #[inline(always)]
+    fn table(t: &Tables) -> &FlowTable<Self> {
+        &t.v4
+    }
+    #[inline(always)]
+    fn table_mut(t: &mut Tables) -> &mut FlowTable<Self> {
+        &mut t.v4
+    }
+    fn sync_key(&self) -> SyncKey {
+        SyncKey::V4(*self)
+    }
+}
+
+impl FamilyKey for FlowKey6 {
+    const IS_V6: bool = true;
+    #[inline(always)]
+    fn service(&self, snap: &Snapshot) -> Option<usize> {
+        snap.lookup6(self.daddr, self.dport, self.proto)
+    }
+    #[inline(always)]
+    fn source_is_own(&self, snap: &Snapshot) -> bool {
+        snap.is_own6(self.saddr)
+    }
+    fn template(&self, p: &Persistence, svc: &Service) -> Self {
+        template_key6(p, svc, self.saddr)
+    }
+    #[inline(always)]
+    fn sched_key(&self) -> FlowKey {
+        self.folded()
+    }
+    type Fast = FastKey6;
+    #[inline(always)]
+    fn fast_key(&self) -> FastKey6 {
+        FastKey6::of(self)
+    }
+    fn nat_reply_key(&self, rip: IpAddr, rport: u16) -> FastKey6 {
+        FastKey6::of(&FlowKey6::new(
+            v6_bits(rip),
+            self.saddr,
+            rport,
+            self.sport,
+            self.proto,
+        ))
+    }
+    #[inline(always)]
+    fn ports(&self) -> (u16, u16) {
+        (self.sport, self.dport)
+    }
+    #[inline(always)]
+    fn proto(&self) -> u8 {
+        self.proto
+    }
+    #[inline(always)]
+    fn table(t: &Tables) -> &FlowTable<Self> {
+        &t.v6
+    }
+    #[inline(always)]
+    fn table_mut(t: &mut Tables) -> &mut FlowTable<Self> {
+        &mut t.v6
+    }
+    fn sync_key(&self) -> SyncKey {
+        SyncKey::V6(*self)
+    }
+}
+
+/// The service address as the templates of an IPv4 service hold it.
+fn v4_bits(a: IpAddr) -> u32 {
+    match a {
+        IpAddr::V4(a) => u32::from(a),
+        IpAddr::V6(_) => 0,
+    }
+}
+
+/// The same for an IPv6 service.
+fn v6_bits(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V6(a) => u128::from(a),
+        IpAddr::V4(_) => 0,
+    }
+}
+
+/// The flow-table key of a persistence template: the client network and the service.
+pub fn template_key(p: &Persistence, svc: &Service, saddr: u32) -> FlowKey {
+    FlowKey::new(
+        saddr & p.netmask,
+        v4_bits(svc.key.addr),
+        0,
+        svc.key.port,
+        0x80 | svc.key.proto,
+    )
+}
+
+/// As `template_key`, for an IPv6 client: its prefix of the service's granularity.
+pub fn template_key6(p: &Persistence, svc: &Service, saddr: u128) -> FlowKey6 {
+    FlowKey6::new(
+        saddr & p.netmask6,
+        v6_bits(svc.key.addr),
+        0,
+        svc.key.port,
+        0x80 | svc.key.proto,
+    )
+}
+
+/// The worker's flow tables, one per family.
+pub struct Tables {
+    pub(super) v4: FlowTable,
+    /// IPv6 flows: a table of their own, of one bucket until a snapshot has an IPv6
+    /// service (its entries are twice IPv4's, see `FlowKey6`).
+    pub(super) v6: FlowTable<FlowKey6>,
+}

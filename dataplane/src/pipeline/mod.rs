@@ -1,0 +1,299 @@
+//! The per-frame decision, without I/O and without a clock: parse → service → flow →
+//! schedule → rewrite. A worker calls `prepare` once per batch with the snapshot it loaded,
+//! then `process_packet` per frame, and `sweep` now and then. Nothing here allocates, locks
+//! or makes a syscall.
+//!
+//! By concern: `parse` reads the frame, `family` puts IPv4 and IPv6 behind one trait,
+//! `track` keeps the flow table, `persist` the persistence templates and scheduling,
+//! `offload` tells the steering program what it may carry (fast path, NAT replies),
+//! `sync` and `synced` are connection sync out and in, `sweep` expires flows, `relay`
+//! recognises the NAT replies XDP hands over. The rewrite itself is `rewrite::forward`.
+
+use std::sync::Arc;
+
+use crate::counters::WorkerCounters;
+use crate::fast::FastOps;
+use crate::flow::{FlowKey6, FlowTable, Timeouts};
+use crate::nat_conns::NatConnOps;
+use crate::packet::Packet;
+use crate::rewrite;
+use crate::rewrite::forward::{Forwarded, Target};
+use crate::sched::SchedState;
+use crate::snapshot::{Forwarding, Snapshot};
+use crate::sync::SyncChannel;
+use crate::verdict::{DropReason, Verdict};
+
+mod family;
+mod offload;
+mod parse;
+mod persist;
+mod relay;
+mod sweep;
+mod sync;
+mod synced;
+mod track;
+
+pub use family::{template_key, template_key6};
+use family::{FamilyKey, Tables};
+pub use offload::UDP_OFFLOAD_AT;
+pub use parse::Prefetched;
+use parse::{parse, AnyParsed, Early, Parsed};
+pub use synced::ResyncCursor;
+
+/// What happens to a flow whose real server left the configuration (IPVS's
+/// `expire_nodest_conn`, plus rescheduling).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum NodestPolicy {
+    /// Schedule the flow's next packet anew (default): UDP moves on at once, and a TCP
+    /// client gets a reset from the new server instead of waiting for a timeout.
+    #[default]
+    Reschedule,
+    /// IPVS `expire_nodest_conn=1`: drop the packet and forget the flow; the client's
+    /// next packet is scheduled anew.
+    Expire,
+    /// IPVS `expire_nodest_conn=0`: drop the flow's packets until it times out.
+    Drop,
+}
+
+/// Sizing and policy of one worker's pipeline.
+#[derive(Clone, Debug)]
+pub struct PipelineConfig {
+    /// Flows the worker's table holds (rounded up); allocated once at start.
+    pub flow_capacity: usize,
+    /// Keys the flow hash (random per process in production).
+    pub hash_seed: u64,
+    pub timeouts: Timeouts,
+    pub nodest: NodestPolicy,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            flow_capacity: 1 << 20,
+            hash_seed: 0x5eed,
+            timeouts: Timeouts::default(),
+            nodest: NodestPolicy::default(),
+        }
+    }
+}
+
+pub struct Pipeline {
+    tables: Tables,
+    flow_capacity: usize,
+    hash_seed: u64,
+    sched: Vec<SchedState>,
+    /// The snapshot generation `sched` was built for.
+    sched_generation: Option<u64>,
+    timeouts: Timeouts,
+    nodest: NodestPolicy,
+    counters: Arc<WorkerCounters>,
+    rand: u64,
+    /// IPv4 identification of the tunnel headers this worker writes.
+    ip_ident: u16,
+    /// Fast-path entries this batch wrote and removed, for the worker to apply.
+    fast: FastOps,
+    /// NAT connections this batch created, for the worker to tell the steering program
+    /// before it transmits.
+    nat_conns: NatConnOps,
+    /// Connection sync's queues, when it is on.
+    sync: Option<Arc<SyncChannel>>,
+}
+
+impl Pipeline {
+    pub fn new(config: &PipelineConfig, counters: Arc<WorkerCounters>) -> Self {
+        Pipeline {
+            tables: Tables {
+                v4: FlowTable::new(config.flow_capacity, config.hash_seed),
+                v6: FlowTable::new(1, config.hash_seed),
+            },
+            flow_capacity: config.flow_capacity,
+            hash_seed: config.hash_seed,
+            sched: Vec::new(),
+            sched_generation: None,
+            timeouts: config.timeouts,
+            nodest: config.nodest,
+            counters,
+            rand: config.hash_seed | 1,
+            ip_ident: config.hash_seed as u16,
+            fast: FastOps::default(),
+            nat_conns: NatConnOps::default(),
+            sync: None,
+        }
+    }
+
+    /// Sends this pipeline's flows to connection sync and installs the peers' (through
+    /// `channel`'s queues).
+    pub fn with_sync(mut self, channel: Arc<SyncChannel>) -> Self {
+        self.sync = Some(channel);
+        self
+    }
+
+    pub fn sync(&self) -> Option<&Arc<SyncChannel>> {
+        self.sync.as_ref()
+    }
+
+    /// What the batch queued for the XDP fast path; the worker applies and clears it.
+    pub fn fast_ops(&mut self) -> &mut FastOps {
+        &mut self.fast
+    }
+
+    /// The NAT connections the batch (or an install) created; the worker writes and
+    /// clears them.
+    pub fn nat_conn_ops(&mut self) -> &mut NatConnOps {
+        &mut self.nat_conns
+    }
+
+    pub fn counters(&self) -> &Arc<WorkerCounters> {
+        &self.counters
+    }
+
+    pub fn flows(&self) -> &FlowTable {
+        &self.tables.v4
+    }
+
+    pub fn flows6(&self) -> &FlowTable<FlowKey6> {
+        &self.tables.v6
+    }
+
+    /// Readies the scheduler state for `snap`: rebuilt only when the generation changed.
+    /// The first snapshot with an IPv6 service allocates the IPv6 flow table (once: a
+    /// director that serves IPv4 only never pays for it).
+    pub fn prepare(&mut self, snap: &Snapshot) {
+        if self.sched_generation != Some(snap.generation) {
+            if snap.has_ipv6() && self.tables.v6.buckets() == 1 {
+                self.tables.v6 = FlowTable::new(self.flow_capacity, self.hash_seed);
+            }
+            self.sched = snap
+                .services
+                .iter()
+                .map(|s| SchedState::new(s, snap))
+                .collect();
+            self.sched_generation = Some(snap.generation);
+        }
+    }
+
+    /// Prefetches the flow-table bucket `frame` will need: call for a whole batch before
+    /// processing it. Frames that do not parse are left for `process_packet` to count.
+    #[inline]
+    pub fn prefetch(&self, frame: &[u8]) -> Prefetched {
+        Prefetched(match parse(frame) {
+            Ok(AnyParsed::V4(p)) => {
+                self.tables.v4.prefetch(&p.key);
+                Ok(p)
+            }
+            Ok(AnyParsed::V6(p)) => {
+                self.tables.v6.prefetch(&p.key);
+                Err(Early::Unparsed)
+            }
+            Err(r) => Err(Early::Drop(r)),
+        })
+    }
+
+    /// The one entry: decides a frame and rewrites it in place when it is forwarded (it
+    /// may grow into its headroom, or become the ICMP reply to itself). `pre` is its
+    /// `prefetch` (nothing changed since), or `Prefetched::NONE`. `now` is in seconds on
+    /// the worker's monotonic clock and must be at least 1. `prepare(snap)` must have been
+    /// called for this snapshot.
+    #[inline]
+    pub fn process_packet(
+        &mut self,
+        snap: &Snapshot,
+        now: u32,
+        pkt: &mut Packet<'_>,
+        pre: Prefetched,
+    ) -> Verdict {
+        let decided = match pre.0 {
+            Ok(p) => self.decide(snap, now, pkt, p),
+            Err(Early::Drop(r)) => Err(r),
+            Err(Early::Unparsed) => self.decide_unparsed(snap, now, pkt),
+        };
+        let decided = self.relay(snap, pkt, decided);
+        decided.unwrap_or_else(|reason| {
+            self.counters.count_drop(reason);
+            Verdict::Drop(reason)
+        })
+    }
+
+    /// `process_packet` for a whole frame with no headroom (TUN cannot encapsulate it),
+    /// not prefetched: what tests and benchmarks call.
+    #[inline]
+    pub fn process(&mut self, snap: &Snapshot, now: u32, frame: &mut [u8]) -> Verdict {
+        self.process_packet(snap, now, &mut Packet::whole(frame), Prefetched::NONE)
+    }
+
+    /// A frame its prefetch did not keep a parse of (IPv6): parsed here, out of line, so
+    /// that IPv4's prefetched path stays as small as it was.
+    #[inline(never)]
+    fn decide_unparsed(
+        &mut self,
+        snap: &Snapshot,
+        now: u32,
+        pkt: &mut Packet<'_>,
+    ) -> Result<Verdict, DropReason> {
+        match parse(pkt.data())? {
+            AnyParsed::V4(p) => self.decide(snap, now, pkt, p),
+            AnyParsed::V6(p) => self.decide(snap, now, pkt, p),
+        }
+    }
+
+    /// Parse → service → flow → forward → count.
+    fn decide<K: FamilyKey>(
+        &mut self,
+        snap: &Snapshot,
+        now: u32,
+        pkt: &mut Packet<'_>,
+        p: Parsed<K>,
+    ) -> Result<Verdict, DropReason> {
+        let svc_idx = service(snap, &p.key)?;
+        let svc = &snap.services[svc_idx];
+        if snap.complete_partial && rewrite::partial::complete(pkt.data_mut()) {
+            self.counters.checksums_completed.inc();
+        }
+        let (dest, flow) = self.connection(snap, svc_idx, &p, now)?;
+        let d = snap.dest(dest).ok_or(DropReason::NoDestination)?;
+        // A real server of the packet's family (the configuration keeps them so).
+        if d.addr.is_ipv6() != K::IS_V6 {
+            return Err(DropReason::NoDestination);
+        }
+        let to = Target {
+            mac: d.mac.ok_or(DropReason::NoDestination)?,
+            addr: d.addr,
+            port: if d.port == 0 { p.key.ports().1 } else { d.port },
+        };
+        if svc.forwarding == Forwarding::Nat {
+            self.know_nat(flow, &p.key, to.addr, to.port);
+        }
+        let bytes = pkt.len() as u64;
+        let verdict =
+            match rewrite::forward::forward(pkt, snap, svc.forwarding, &to, &mut self.ip_ident)? {
+                Forwarded::Out => Verdict::Tx,
+                Forwarded::Internal => Verdict::TxInternal,
+                Forwarded::Replied => {
+                    self.counters.icmp_frag_needed.inc();
+                    return Ok(Verdict::Tx);
+                }
+            };
+        if let Some(index) = flow {
+            self.offer(snap, svc, index, &p, dest, &to);
+        }
+        let c = &self.counters.dests[dest as usize];
+        c.packets.inc();
+        c.bytes.add(bytes);
+        Ok(verdict)
+    }
+}
+
+/// The packet's service, refused as the steering program refuses it after its lookup.
+#[inline(always)]
+fn service<K: FamilyKey>(snap: &Snapshot, k: &K) -> Result<usize, DropReason> {
+    let svc_idx = k.service(snap).ok_or(DropReason::NoService)?;
+    if k.source_is_own(snap) {
+        return Err(DropReason::MartianSource);
+    }
+    // After the lookup, as the steering program: port 0 matches an all-ports service.
+    let (sport, dport) = k.ports();
+    if sport == 0 || dport == 0 {
+        return Err(DropReason::PortZero);
+    }
+    Ok(svc_idx)
+}
