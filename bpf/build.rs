@@ -4,7 +4,9 @@ use std::env;
 use std::path::PathBuf;
 use std::process::Command;
 
-const PROGRAMS: &[&str] = &["steer", "decap", "pass", "trafgen", "sink", "fwd"];
+const PROGRAMS: &[&str] = &["steer", "decap", "pass"];
+/// The benchmark's own programs (the `bench` feature).
+const BENCH_PROGRAMS: &[&str] = &["trafgen", "sink", "fwd"];
 
 fn main() {
     let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
@@ -22,7 +24,9 @@ fn main() {
     println!("cargo:rerun-if-changed={}", include.display());
     println!("cargo:rerun-if-env-changed=CLANG");
     let clang = env::var("CLANG").unwrap_or_else(|_| "clang".into());
-    for prog in PROGRAMS {
+    let bench = env::var_os("CARGO_FEATURE_BENCH").is_some();
+    let benches = BENCH_PROGRAMS.iter().filter(|_| bench);
+    for prog in PROGRAMS.iter().chain(benches) {
         let src = root.join("src").join(format!("{prog}.bpf.c"));
         println!("cargo:rerun-if-changed={}", src.display());
         let obj = out.join(format!("{prog}.bpf.o"));

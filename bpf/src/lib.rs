@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod abi;
+#[cfg(feature = "bench")]
 pub mod bench;
 mod decap;
 mod error;

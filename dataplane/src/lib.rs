@@ -33,6 +33,7 @@ pub use snapshot::{
     Dest, DestId, Forwarding, SchedulerKind, Service, ServiceKey, SharedSnapshot, Snapshot,
 };
 pub use verdict::{DropReason, Verdict};
+#[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 #[allow(unsafe_code)]
 pub mod sys;
