@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 use crate::realserver;
 
@@ -71,44 +71,7 @@ pub enum Command {
     /// The virtual servers and real servers now, as `ipvsadm -Ln` prints them (its
     /// header lines, columns, flags and order); `--json` for everything xvs knows more
     /// (drained and overloaded real servers, those out of the pool).
-    Status {
-        /// The configuration naming the control socket (default: this host's).
-        #[arg(short, long, value_name = "FILE")]
-        config: Option<PathBuf>,
-        /// Connections, packets and bytes, as `ipvsadm -Ln --stats`.
-        #[arg(long, conflicts_with_all = ["rate", "connections"])]
-        stats: bool,
-        /// Connections, packets and bytes per second over the last 8 to 10 seconds, as
-        /// `ipvsadm -Ln --rate`.
-        #[arg(long, conflicts_with = "connections")]
-        rate: bool,
-        /// The connection entries, as `ipvsadm -Lnc` (at most 1000).
-        #[arg(short = 'c', long)]
-        connections: bool,
-        /// Each real server's connection thresholds, as `ipvsadm -Ln --thresholds`.
-        #[arg(long, conflicts_with_all = ["stats", "rate", "connections"])]
-        thresholds: bool,
-        /// Large numbers with every digit (`ipvsadm --exact`), not shortened with K, M, G.
-        #[arg(long)]
-        exact: bool,
-        /// Packets refused, by reason: the steering program's drops and what it left to
-        /// the kernel, and the workers' drops (docs/input.md lists every reason).
-        #[arg(long)]
-        drops: bool,
-        /// Connection sync: the peers (when each was last heard, the connections each
-        /// reports beside this director's), entries sent, received, installed and
-        /// rejected by reason, and the resyncs.
-        #[arg(long, conflicts_with_all = ["stats", "rate", "connections", "drops"])]
-        sync: bool,
-        /// How packets leave: whether the XDP fast path is on (or why `fast_path: auto`
-        /// fell back), who sends NAT replies, whether partial checksums are completed,
-        /// and the XDP frames each interface's driver counted undelivered.
-        #[arg(long, conflicts_with_all = ["stats", "rate", "connections", "drops", "sync"])]
-        dataplane: bool,
-        /// Everything (table, totals, rates) as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Status(StatusArgs),
     /// Which real server a new flow would get, and why (the live snapshot, the real code).
     Explain {
         /// SRC:SPORT (IPv6: [SRC]:SPORT)
@@ -138,6 +101,47 @@ pub enum Command {
         #[command(subcommand)]
         action: RealserverAction,
     },
+}
+
+/// `xvs status`'s options.
+#[derive(Args)]
+pub struct StatusArgs {
+    /// The configuration naming the control socket (default: this host's).
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Connections, packets and bytes, as `ipvsadm -Ln --stats`.
+    #[arg(long, conflicts_with_all = ["rate", "connections"])]
+    pub stats: bool,
+    /// Connections, packets and bytes per second over the last 8 to 10 seconds, as
+    /// `ipvsadm -Ln --rate`.
+    #[arg(long, conflicts_with = "connections")]
+    pub rate: bool,
+    /// The connection entries, as `ipvsadm -Lnc` (at most 1000).
+    #[arg(short = 'c', long)]
+    pub connections: bool,
+    /// Each real server's connection thresholds, as `ipvsadm -Ln --thresholds`.
+    #[arg(long, conflicts_with_all = ["stats", "rate", "connections"])]
+    pub thresholds: bool,
+    /// Large numbers with every digit (`ipvsadm --exact`), not shortened with K, M, G.
+    #[arg(long)]
+    pub exact: bool,
+    /// Packets refused, by reason: the steering program's drops and what it left to
+    /// the kernel, and the workers' drops (docs/input.md lists every reason).
+    #[arg(long)]
+    pub drops: bool,
+    /// Connection sync: the peers (when each was last heard, the connections each
+    /// reports beside this director's), entries sent, received, installed and
+    /// rejected by reason, and the resyncs.
+    #[arg(long, conflicts_with_all = ["stats", "rate", "connections", "drops"])]
+    pub sync: bool,
+    /// How packets leave: whether the XDP fast path is on (or why `fast_path: auto`
+    /// fell back), who sends NAT replies, whether partial checksums are completed,
+    /// and the XDP frames each interface's driver counted undelivered.
+    #[arg(long, conflicts_with_all = ["stats", "rate", "connections", "drops", "sync"])]
+    pub dataplane: bool,
+    /// Everything (table, totals, rates) as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(clap::Args)]

@@ -2,8 +2,7 @@
 //! parses names only known options.
 #![no_main]
 
-#[path = "../../control/src/observe/status/request.rs"]
-mod request;
+use xvs::fuzzing::status_request as request;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -2,10 +2,7 @@
 //! a head is never answered before its blank line.
 #![no_main]
 
-#[path = "../../control/src/observe/metrics/request.rs"]
-mod request;
-
-use request::Head;
+use xvs::fuzzing::metrics_request::{self as request, Head};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let whole = request::parse(data);

@@ -5,32 +5,15 @@
 //! so that the fuzzer reaches the entries' decoding, the translation and the install.
 #![no_main]
 
-// At the crate's root, as they sit side by side in control's `sync/` (they name each
-// other as `super::`).
-#[allow(dead_code)]
-#[path = "../../control/src/sync/auth.rs"]
-mod auth;
-#[allow(dead_code)]
-#[path = "../../control/src/sync/engine.rs"]
-mod engine;
-#[allow(dead_code)]
-#[path = "../../control/src/sync/stats.rs"]
-mod stats;
-#[allow(dead_code)]
-#[path = "../../control/src/sync/translate.rs"]
-mod translate;
-#[allow(dead_code)]
-#[path = "../../control/src/sync/wire.rs"]
-mod wire;
-
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use engine::{Engine, Settings};
-use stats::SyncStats;
-use wire::Kind;
+use xvs::fuzzing::sync_engine::{Engine, Settings};
+use xvs::fuzzing::sync_stats::SyncStats;
+use xvs::fuzzing::sync_wire::{self as wire, Kind};
+use xvs::fuzzing::sync_auth as auth;
 use xvs_dataplane::snapshot::MAX_DESTS;
 use xvs_dataplane::sync::SyncChannel;
 use xvs_dataplane::{Dest, Forwarding, SchedulerKind, Service, ServiceKey, Snapshot, WorkerCounters};

@@ -2,11 +2,7 @@
 //! over IPv6): no panic.
 #![no_main]
 
-#[allow(dead_code)]
-#[path = "../../control/src/vrrp/packet.rs"]
-mod packet;
-
-use packet::{Expect, Version};
+use xvs::fuzzing::vrrp_packet::{self as packet, Expect, Version};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     for (version, interval_cs, password) in [

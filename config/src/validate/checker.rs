@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 
 use crate::error::Diagnostic;
+use crate::model::Located;
 use crate::spanned::Spanned;
 
 pub(super) struct Checker {
@@ -12,6 +13,16 @@ pub(super) struct Checker {
 
 pub(super) fn at<T>(s: &Spanned<T>) -> (u64, u64) {
     (s.referenced.line(), s.referenced.column())
+}
+
+/// A value with its position, for what is reported on after the checks (names, interfaces).
+pub(super) fn located<T: Clone>(s: &Spanned<T>) -> Located<T> {
+    let (line, column) = at(s);
+    Located {
+        value: s.value.clone(),
+        line,
+        column,
+    }
 }
 
 impl Checker {

@@ -45,6 +45,21 @@ pub(super) fn check(ck: &mut Checker, e: &RawEmailAlerts) -> Option<EmailAlerts>
         1.0,
         300.0,
     );
+    header_names(ck, e);
+    (ck.out.len() == before).then(|| EmailAlerts {
+        to: e.to.iter().map(|a| a.value.clone()).collect(),
+        from: e.from.as_ref().map(|a| a.value.clone()),
+        server: std::net::SocketAddr::new(e.smtp_server.value, port),
+        timeout_ms,
+        helo_name: e.helo_name.as_ref().map(|h| h.value.clone()),
+        vrrp: e.vrrp.unwrap_or(false),
+        checker: e.checker.unwrap_or(true),
+        router_id: e.router_id.as_ref().map(|h| h.value.clone()),
+    })
+}
+
+/// `helo_name` and `router_id`: names a mail header can carry.
+fn header_names(ck: &mut Checker, e: &RawEmailAlerts) {
     for name in [&e.helo_name, &e.router_id].into_iter().flatten() {
         if name.value.is_empty()
             || name.value.len() > 255
@@ -57,16 +72,6 @@ pub(super) fn check(ck: &mut Checker, e: &RawEmailAlerts) -> Option<EmailAlerts>
             );
         }
     }
-    (ck.out.len() == before).then(|| EmailAlerts {
-        to: e.to.iter().map(|a| a.value.clone()).collect(),
-        from: e.from.as_ref().map(|a| a.value.clone()),
-        server: std::net::SocketAddr::new(e.smtp_server.value, port),
-        timeout_ms,
-        helo_name: e.helo_name.as_ref().map(|h| h.value.clone()),
-        vrrp: e.vrrp.unwrap_or(false),
-        checker: e.checker.unwrap_or(true),
-        router_id: e.router_id.as_ref().map(|h| h.value.clone()),
-    })
 }
 
 /// A mailbox as SMTP's MAIL FROM/RCPT TO and the headers take it: local@domain, printable

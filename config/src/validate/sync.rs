@@ -1,11 +1,53 @@
 //! `connection_sync`: the interface, the peers, the key and the resync's bounds.
 
-use super::checker::{at, secs, Checker};
+use std::net::Ipv4Addr;
+
+use super::checker::{located, secs, Checker};
 use crate::model::*;
 use crate::raw::RawConnectionSync;
 
 pub(super) fn check(ck: &mut Checker, cs: &RawConnectionSync) -> Option<ConnectionSync> {
     let before = ck.out.len();
+    interface(ck, cs);
+    peers(ck, cs);
+    let key = key(ck, cs);
+    let port = cs.port.as_ref().map_or(DEFAULT_SYNC_PORT, |p| {
+        ck.range(p, "connection_sync port", 1, 65535, "a UDP port") as u16
+    });
+    let group = group(ck, cs);
+    let resync_timeout_ms = secs(
+        ck,
+        &cs.resync_timeout,
+        "connection_sync resync_timeout",
+        DEFAULT_RESYNC_TIMEOUT_S,
+        0.0,
+        60.0,
+    );
+    let resync_rate = cs.resync_rate.as_ref().map_or(DEFAULT_RESYNC_RATE, |r| {
+        ck.range(
+            r,
+            "connection_sync resync_rate",
+            1000,
+            10_000_000,
+            "entries per second a resync is sent at",
+        ) as u32
+    });
+    if ck.out.len() != before {
+        return None;
+    }
+    Some(ConnectionSync {
+        interface: located(&cs.interface),
+        peers: cs.peers.iter().map(|p| p.value).collect(),
+        key: key.unwrap_or_default(),
+        port,
+        group,
+        resync_timeout_ms,
+        resync_rate,
+    })
+}
+
+/// The sync interface: a name as `ip link` shows it.
+fn interface(ck: &mut Checker, cs: &RawConnectionSync) {
     if cs.interface.value.is_empty() || cs.interface.value.len() > 15 {
         ck.error(
             &cs.interface,
@@ -16,6 +58,10 @@ pub(super) fn check(ck: &mut Checker, cs: &RawConnectionSync) -> Option<Connecti
             "give the name as `ip link` shows it, 1 to 15 characters",
         );
     }
+}
+
+/// The unicast peers: hosts' IPv4 addresses, as sync messages travel over IPv4.
+fn peers(ck: &mut Checker, cs: &RawConnectionSync) {
     for p in &cs.peers {
         ck.unicast(p, "a sync peer");
         if p.value.is_ipv6() {
@@ -26,10 +72,10 @@ pub(super) fn check(ck: &mut Checker, cs: &RawConnectionSync) -> Option<Connecti
             );
         }
     }
-    let key = key(ck, cs);
-    let port = cs.port.as_ref().map_or(DEFAULT_SYNC_PORT, |p| {
-        ck.range(p, "connection_sync port", 1, 65535, "a UDP port") as u16
-    });
+}
+
+/// The multicast group (224.0.0.81 by default), which `peers` rule out.
+fn group(ck: &mut Checker, cs: &RawConnectionSync) -> Ipv4Addr {
     let group = match &cs.group {
         None => DEFAULT_SYNC_GROUP,
         Some(g) if g.value.is_multicast() => g.value,
@@ -52,40 +98,7 @@ pub(super) fn check(ck: &mut Checker, cs: &RawConnectionSync) -> Option<Connecti
             "peers are unicast and the group multicast: keep one of them",
         );
     }
-    let resync_timeout_ms = secs(
-        ck,
-        &cs.resync_timeout,
-        "connection_sync resync_timeout",
-        DEFAULT_RESYNC_TIMEOUT_S,
-        0.0,
-        60.0,
-    );
-    let resync_rate = cs.resync_rate.as_ref().map_or(DEFAULT_RESYNC_RATE, |r| {
-        ck.range(
-            r,
-            "connection_sync resync_rate",
-            1000,
-            10_000_000,
-            "entries per second a resync is sent at",
-        ) as u32
-    });
-    if ck.out.len() != before {
-        return None;
-    }
-    let (line, column) = at(&cs.interface);
-    Some(ConnectionSync {
-        interface: Located {
-            value: cs.interface.value.clone(),
-            line,
-            column,
-        },
-        peers: cs.peers.iter().map(|p| p.value).collect(),
-        key: key.unwrap_or_default(),
-        port,
-        group,
-        resync_timeout_ms,
-        resync_rate,
-    })
+    group
 }
 
 /// The key, from `key` or `key_file` (exactly one of them), 16 to 256 characters.

@@ -116,7 +116,8 @@ pub struct Entry {
 }
 
 impl Entry {
-    pub fn len(&self) -> usize {
+    /// Its size in a message.
+    pub fn encoded_len(&self) -> usize {
         ENTRY_FIXED + if self.client.is_ipv6() { 48 } else { 12 }
     }
 }
@@ -166,7 +167,7 @@ impl Builder {
 
     /// Adds `e` if it fits; false when the message is full.
     pub fn push(&mut self, e: &Entry) -> bool {
-        if self.buf.len() - HEADER_LEN + e.len() > MAX_BODY {
+        if self.buf.len() - HEADER_LEN + e.encoded_len() > MAX_BODY {
             return false;
         }
         let v6 = e.client.is_ipv6();

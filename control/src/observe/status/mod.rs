@@ -11,7 +11,7 @@ mod connections;
 mod drops;
 mod rates;
 mod render;
-mod request;
+pub mod request;
 mod rows;
 mod sync;
 
