@@ -18,10 +18,10 @@ lint:
 # Unit, property and BPF fixture tests; then the namespace labs, one at a time (each
 # builds its own namespaces and processes, and two at once would share two CPUs).
 unit: build
-	$(CARGO) test --release --workspace --exclude xvs-tests
+	$(CARGO) test --release --workspace --exclude xvs-lab
 
 e2e: build
-	$(CARGO) test --release -p xvs-tests -- --test-threads=1
+	$(CARGO) test --release -p xvs-lab -- --test-threads=1
 
 test: setup lint unit e2e
 
@@ -42,7 +42,7 @@ fuzz: setup
 # Half an hour (SOAK_SECS) of traffic, reloads, a flapping real server and VRRP peer:
 # memory, descriptors and threads flat, no error logged. Not part of `make test`.
 soak: build
-	$(CARGO) test --release -p xvs-tests --test soak -- --ignored --nocapture
+	$(CARGO) test --release -p xvs-lab --test soak -- --ignored --nocapture
 
 # The Debian package (target/deb/xvs_<version>_<arch>.deb): binary, unit, conffile, man
 # pages, completions, dashboard. Install it with `dpkg -i` (or `apt install ./FILE`).

@@ -275,7 +275,7 @@ pub fn steer_config_value(
 mod fast_layout {
     use super::layout as l;
     use std::mem::{offset_of, size_of};
-    use xvs_dataplane::fast::{FastKey, FastKey6, FastValue};
+    use xvs_dataplane::offload::{FastKey, FastKey6, FastValue};
 
     const _: () = assert!(size_of::<FastKey>() == l::FAST_KEY_SIZE);
     const _: () = assert!(offset_of!(FastKey, saddr) == l::FAST_KEY_SADDR);

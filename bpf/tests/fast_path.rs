@@ -10,9 +10,9 @@ use etherparse::{NetHeaders, PacketHeaders};
 use libbpf_rs::ProgramInput;
 use xvs_bpf::abi::{Svc6Key, SvcKey, XdpCounters, SVC_F_FAST};
 use xvs_bpf::Steer;
-use xvs_dataplane::fast::{FastKey, FastKey6, FastMap, FastOps, FastValue};
 use xvs_dataplane::fixtures::{self, CLIENT, DIRECTOR_MAC, VIP, VIP_TCP_PORT, VIP_UDP_PORT};
 use xvs_dataplane::flow::{FlowKey, FlowKey6};
+use xvs_dataplane::offload::{FastKey, FastKey6, FastMap, FastOps, FastValue};
 use xvs_dataplane::wire::tcp::{FLAG_ACK, FLAG_FIN, FLAG_PSH, FLAG_SYN};
 
 /// "To the worker" in these runs: no socket is bound, so the program drops the

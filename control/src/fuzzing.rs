@@ -5,4 +5,4 @@ pub use crate::observe::metrics::request as metrics_request;
 pub use crate::observe::status::request as status_request;
 pub use crate::sync::wire as sync_wire;
 pub use crate::sync::{auth as sync_auth, engine as sync_engine, stats as sync_stats};
-pub use crate::vrrp::packet as vrrp_packet;
+pub use crate::vrrp::advert as vrrp_advert;

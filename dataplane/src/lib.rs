@@ -12,11 +12,11 @@
 #![deny(unsafe_code)]
 
 pub mod counters;
-pub mod fast;
 pub mod flow;
 pub mod hash;
 pub mod labelled;
 pub mod nat_conns;
+pub mod offload;
 pub mod packet;
 pub mod pipeline;
 pub mod rewrite;

@@ -9,7 +9,7 @@
 
 use std::os::fd::{AsRawFd, OwnedFd};
 
-use crate::fast::{FastKey, FastKey6};
+use crate::offload::{FastKey, FastKey6};
 
 /// Keys queued at most per family before the worker writes them: a batch's frames, or
 /// the entries an install turn takes (it stops when the ops are full, `is_full`).

@@ -9,9 +9,9 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crate::counters::WorkerCounters;
-use crate::fast::{FastKey, FastKey6, FastMap};
 use crate::flow::dump::DumpCursor;
 use crate::nat_conns::NatConnMap;
+use crate::offload::{FastKey, FastKey6, FastMap};
 use crate::pipeline::{Pipeline, PipelineConfig, Prefetched, ResyncCursor};
 use crate::snapshot::SharedSnapshot;
 use crate::verdict::{DropReason, Verdict};

@@ -4,9 +4,9 @@
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use xvs_dataplane::fast::FastKey;
 use xvs_dataplane::fixtures::{self, CLIENT, DIRECTOR_MAC, VIP, VIP_TCP_PORT, VIP_UDP_PORT};
 use xvs_dataplane::flow::{FlowKey, TcpState, Timeouts};
+use xvs_dataplane::offload::FastKey;
 use xvs_dataplane::pipeline::{NodestPolicy, Prefetched};
 use xvs_dataplane::snapshot::{Persistence, MAX_DESTS};
 use xvs_dataplane::wire::tcp::{FLAG_ACK, FLAG_FIN, FLAG_RST, FLAG_SYN};

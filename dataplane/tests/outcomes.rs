@@ -3,7 +3,7 @@
 
 use xvs_dataplane::fixtures;
 
-const BEGIN: &str = "<!-- outcomes:begin (generated from dataplane/src/fixtures.rs) -->\n";
+const BEGIN: &str = "<!-- outcomes:begin (generated from dataplane/src/fixtures/table.rs) -->\n";
 const END: &str = "<!-- outcomes:end -->";
 
 #[test]

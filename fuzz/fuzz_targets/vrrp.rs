@@ -2,7 +2,7 @@
 //! over IPv6): no panic.
 #![no_main]
 
-use xvs::fuzzing::vrrp_packet::{self as packet, Expect, Version};
+use xvs::fuzzing::vrrp_advert::{self as advert, Expect, Version};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     for (version, interval_cs, password) in [
@@ -17,11 +17,11 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
             password,
             sources: None,
         };
-        let _ = packet::parse(data, &expect);
-        let _ = packet::parse_v6(
+        let _ = advert::parse(data, &expect);
+        let _ = advert::parse_v6(
             data,
             "fe80::2".parse().unwrap(),
-            packet::MULTICAST_GROUP_V6,
+            advert::MULTICAST_GROUP_V6,
             255,
             &expect,
         );

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use xvs_tests::dr::{self, DrLab, VIP};
+use xvs_lab::dr::{self, DrLab, VIP};
 
 fn demo() -> Result<()> {
     let weights = [3, 2, 1];

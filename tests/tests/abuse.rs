@@ -3,7 +3,7 @@
 //! gets a bounded answer in bounded time, xvs's memory stays flat, and the other clients
 //! (a scrape, `xvs status`) are served meanwhile.
 
-use xvs_tests::dr::{self, DrLab};
+use xvs_lab::dr::{self, DrLab};
 
 #[test]
 fn slow_huge_and_many_clients_are_bounded() {
@@ -16,12 +16,12 @@ fn slow_huge_and_many_clients_are_bounded() {
         .lab
         .write("abuse_client.py", include_str!("../src/abuse_client.py"))
         .unwrap();
-    let before = xvs_tests::tools::proc_status(pid, "VmRSS:");
+    let before = xvs_lab::tools::proc_status(pid, "VmRSS:");
     let out = lab
         .lab
         .sh("lb", &format!("timeout 60 python3 {} 40", script.display()))
         .unwrap();
-    let after = xvs_tests::tools::proc_status(pid, "VmRSS:");
+    let after = xvs_lab::tools::proc_status(pid, "VmRSS:");
     eprintln!("{out}xvs resident memory: {before} KiB before, {after} KiB after");
     let get = |name: &str| -> Vec<String> {
         out.lines()

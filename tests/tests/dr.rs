@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use xvs_tests::dr::{self, DrLab, CLIENT, DIRECTOR, VIP};
+use xvs_lab::dr::{self, DrLab, CLIENT, DIRECTOR, VIP};
 
 const UDP_PORT: u16 = 53;
 
@@ -151,7 +151,7 @@ fn director_own_traffic_still_works() {
 #[test]
 fn bad_config_attaches_nothing() {
     let lab = DrLab::build(1, 1).unwrap();
-    let bin = xvs_tests::tools::xvs_bin().unwrap().display().to_string();
+    let bin = xvs_lab::tools::xvs_bin().unwrap().display().to_string();
     let cases = [
         (
             "duplicate",
@@ -262,7 +262,7 @@ fn bad_config_attaches_nothing() {
 
 #[test]
 fn metrics_are_valid_and_count_every_connection() {
-    xvs_tests::tools::require(&["promtool"]).unwrap();
+    xvs_lab::tools::require(&["promtool"]).unwrap();
     let mut lab = lab_with_xvs(&[1, 1, 1], 2);
     assert_eq!(lab.http_gets(100, "/").unwrap().len(), 100);
     let scrape = lab
@@ -358,7 +358,7 @@ fn metrics_are_valid_and_count_every_connection() {
 fn status_and_reload_over_the_control_socket() {
     let mut lab = lab_with_xvs(&[3, 2, 1], 1);
     assert_eq!(lab.http_gets(60, "/").unwrap().len(), 60);
-    let bin = xvs_tests::tools::xvs_bin().unwrap().display().to_string();
+    let bin = xvs_lab::tools::xvs_bin().unwrap().display().to_string();
     let status = lab.lab.sh("lb", &format!("{bin} status")).unwrap();
     assert!(status.contains(&format!("TCP  {VIP}:80 wrr")), "{status}");
     assert!(

@@ -4,8 +4,8 @@
 //! `xvs status`, `--connections` and `/metrics` name the IPv6 service and its real
 //! servers as `[addr]:port`.
 
-use xvs_tests::dr::{self, DrLab, CLIENT, CLIENT6, VIP, VIP6};
-use xvs_tests::metrics;
+use xvs_lab::dr::{self, DrLab, CLIENT, CLIENT6, VIP, VIP6};
+use xvs_lab::metrics;
 
 #[test]
 fn a_dual_stack_director_splits_ipv4_and_ipv6_by_weight() {
@@ -16,7 +16,7 @@ fn a_dual_stack_director_splits_ipv4_and_ipv6_by_weight() {
     let cfg = lab.write_config(&dr::config_dual(&weights, None)).unwrap();
     lab.start_xvs(&cfg).expect("start xvs");
     // The IPv6 real servers' MACs come from the neighbour table (NDP), as IPv4's from ARP.
-    let bin = xvs_tests::tools::xvs_bin().unwrap().display().to_string();
+    let bin = xvs_lab::tools::xvs_bin().unwrap().display().to_string();
     for _ in 0..50 {
         if !lab
             .lab

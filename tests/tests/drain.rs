@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use xvs_tests::dr::{self, DrLab, VIP};
+use xvs_lab::dr::{self, DrLab, VIP};
 
 /// `xvs ARGS` on the director.
 fn xvs(lab: &DrLab, args: &str) -> std::process::Output {
-    let bin = xvs_tests::tools::xvs_bin().unwrap().display().to_string();
+    let bin = xvs_lab::tools::xvs_bin().unwrap().display().to_string();
     lab.lab.sh_output("lb", &format!("{bin} {args}")).unwrap()
 }
 
@@ -73,7 +73,7 @@ fn a_drained_real_server_finishes_its_connections_and_takes_no_new_one() {
         .unwrap_or_else(|| panic!("{status}"));
     // As ipvsadm shows a drained real server (weight 0); the JSON says why.
     assert!(line.contains("Route   0      "), "{status}");
-    let m = xvs_tests::metrics::scrape(&lab.lab, "lb").unwrap();
+    let m = xvs_lab::metrics::scrape(&lab.lab, "lb").unwrap();
     let key =
         |r: &str| format!("xvs_real_server_drained{{virtual_server=\"web\",real_server=\"{r}\"}}");
     assert_eq!(m.get(&key(&rs)), Some(&1.0), "{m:?}");

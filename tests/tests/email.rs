@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use xvs_tests::dr::{self, DrLab, CLIENT, VIP};
+use xvs_lab::dr::{self, DrLab, CLIENT, VIP};
 
 const SINK_PORT: u16 = 2525;
 
@@ -119,7 +119,7 @@ fn alerts_reach_the_relay_and_a_dead_relay_delays_nothing() {
     // waits out connect_timeout in the background, and forwarding never waits.
     lab.lab.stop("smtp-sink");
     lab.write_config(&config("10.0.0.77")).unwrap();
-    let bin = xvs_tests::tools::xvs_bin().unwrap().display().to_string();
+    let bin = xvs_lab::tools::xvs_bin().unwrap().display().to_string();
     let out = lab.lab.sh("lb", &format!("{bin} reload")).unwrap();
     assert!(out.contains("done"), "{out}");
     lab.stop_web(0);
@@ -143,10 +143,10 @@ fn alerts_reach_the_relay_and_a_dead_relay_delays_nothing() {
             .unwrap_or(0.0)
     };
     let t0 = Instant::now();
-    let mut scrape = xvs_tests::metrics::scrape(&lab.lab, "lb").unwrap();
+    let mut scrape = xvs_lab::metrics::scrape(&lab.lab, "lb").unwrap();
     while t0.elapsed() < Duration::from_secs(10) && count(&scrape, "failed") < 1.0 {
         std::thread::sleep(Duration::from_millis(200));
-        scrape = xvs_tests::metrics::scrape(&lab.lab, "lb").unwrap();
+        scrape = xvs_lab::metrics::scrape(&lab.lab, "lb").unwrap();
     }
     assert!(
         count(&scrape, "failed") >= 1.0,

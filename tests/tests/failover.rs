@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use xvs_tests::dr::{self, DrLab, VIP};
+use xvs_lab::dr::{self, DrLab, VIP};
 
 fn config(state: &str, priority: u8, version: u8, advert_int: f64) -> String {
     dr::config(&[1, 1], None)

@@ -4,7 +4,7 @@
 //! plus fast path = what the steering program let through); with `fast_path: off`, none
 //! takes it.
 
-use xvs_tests::dr::{self, DrLab, VIP};
+use xvs_lab::dr::{self, DrLab, VIP};
 
 /// The sum of a family's samples whose line starts with `prefix`.
 fn sum(scrape: &str, prefix: &str) -> u64 {
@@ -119,7 +119,7 @@ fn a_bare_veth_lab_works_with_the_default_configuration() {
             "lb",
             &format!(
                 "{} status --dataplane",
-                xvs_tests::tools::xvs_bin().unwrap().display()
+                xvs_lab::tools::xvs_bin().unwrap().display()
             ),
         )
         .unwrap_or_else(|e| format!("(status failed: {e})"));

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use xvs_tests::dr::{self, DrLab, VIP};
-use xvs_tests::metrics;
+use xvs_lab::dr::{self, DrLab, VIP};
+use xvs_lab::metrics;
 
 /// The pace asked of the generator; one pinned generator sharing the machine reaches
 /// about 37k/s of it, well below what the path forwards (docs/input.md).
@@ -39,7 +39,7 @@ fn a_syn_flood_below_capacity_leaves_real_clients_served() {
         )
         .unwrap();
     let pid = lab.lab.proc("xvs").unwrap().pid();
-    let rss_before = xvs_tests::tools::proc_status(pid, "VmRSS:");
+    let rss_before = xvs_lab::tools::proc_status(pid, "VmRSS:");
     let dir = lab.lab.dir.display().to_string();
     for i in 0..3 {
         // 20 MiB at 1 MiB/s: the downloads last through the flood.
@@ -51,7 +51,7 @@ fn a_syn_flood_below_capacity_leaves_real_clients_served() {
     }
     std::thread::sleep(Duration::from_millis(500));
     lab.start_http_loop_paced(LOOP_SECS, 0.02, 1.0).unwrap();
-    let pps = xvs_tests::tools::xvs_bin()
+    let pps = xvs_lab::tools::xvs_bin()
         .unwrap()
         .with_file_name("xvs-pps")
         .display()
@@ -107,7 +107,7 @@ fn a_syn_flood_below_capacity_leaves_real_clients_served() {
     let results = lab.loop_results(Duration::from_secs(30)).unwrap();
     let ok = results.iter().filter(|r| r.1).count();
     let scrape = metrics::scrape(&lab.lab, "lb").unwrap();
-    let rss_after = xvs_tests::tools::proc_status(pid, "VmRSS:");
+    let rss_after = xvs_lab::tools::proc_status(pid, "VmRSS:");
     for i in 0..3 {
         lab.lab
             .proc(&format!("dl{i}"))

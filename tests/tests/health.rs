@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use xvs_tests::dr::{self, DrLab};
+use xvs_lab::dr::{self, DrLab};
 
 /// web over rs1 and rs2 with a TCP check (delay_loop 1 s, 1 retry after 0.5 s); rs3 is
 /// the sorry server.
@@ -116,7 +116,7 @@ fn a_dead_real_server_leaves_and_comes_back() {
     let count = value(&format!("xvs_health_check_duration_seconds_count{}", rs(1)));
     let inf = "xvs_health_check_duration_seconds_bucket{virtual_server=\"web\",real_server=\"10.0.0.11:80\",le=\"+Inf\"}";
     assert!(count >= 3.0 && value(inf) == count, "{scrape}");
-    xvs_tests::tools::require(&["promtool"]).unwrap();
+    xvs_lab::tools::require(&["promtool"]).unwrap();
     let path = lab.lab.write("scrape.txt", &scrape).unwrap();
     let check = lab
         .lab
@@ -207,7 +207,7 @@ fn log(lab: &DrLab) -> String {
 /// the peer director (keepalived here) takes the VIP.
 #[test]
 fn losing_the_quorum_hands_the_vip_over() {
-    use xvs_tests::vrrp::Peer;
+    use xvs_lab::vrrp::Peer;
     let mut lab = DrLab::build_pair(2).unwrap();
     lab.start_web().unwrap();
     let ka = Peer {

@@ -1,4 +1,4 @@
-//! Every kind of frame of the golden table (`dataplane/src/fixtures.rs`, `docs/input.md`)
+//! Every kind of frame of the golden table (`dataplane/src/fixtures/table.rs`, `docs/input.md`)
 //! sent over the wire to a DR director, beside a real client: each moves exactly the
 //! counter the table names, by exactly the count sent; nothing that must be dropped
 //! reaches a real server (tcpdump on each); the client's requests all succeed.
@@ -8,8 +8,8 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use xvs_dataplane::fixtures::{self, PipelineExpect, World, DROPPED_PORT_BASE};
-use xvs_tests::dr::{self, DrLab, CLIENT, CLIENT6, DIRECTOR, DIRECTOR6, VIP, VIP6};
-use xvs_tests::metrics;
+use xvs_lab::dr::{self, DrLab, CLIENT, CLIENT6, DIRECTOR, DIRECTOR6, VIP, VIP6};
+use xvs_lab::metrics;
 
 const UDP_PORT: u16 = 53;
 /// Copies of each frame.
@@ -40,7 +40,7 @@ fn shared(label: &str) -> bool {
 
 #[test]
 fn every_kind_of_frame_gets_its_documented_outcome() {
-    xvs_tests::tools::require(&["tcpdump", "python3"]).unwrap();
+    xvs_lab::tools::require(&["tcpdump", "python3"]).unwrap();
     let mut lab = DrLab::build(2, 1).expect("build the lab");
     lab.add_ipv6().expect("IPv6 on the lab");
     // The fixtures' source ports (40000 up, 41000 up for the dropped ones) are not the
@@ -213,7 +213,7 @@ fn every_kind_of_frame_gets_its_documented_outcome() {
     }
     // `xvs status --drops` tells the operator the same: 5 kinds of bad flags over IPv4
     // and 1 over IPv6, 3 each; 6 martian sources over IPv4 and 4 over IPv6.
-    let bin = xvs_tests::tools::xvs_bin().unwrap().display().to_string();
+    let bin = xvs_lab::tools::xvs_bin().unwrap().display().to_string();
     let drops = lab.lab.sh("lb", &format!("{bin} status --drops")).unwrap();
     eprintln!("{drops}");
     let row = |label: &str| {

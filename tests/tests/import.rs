@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use xvs_tests::dr::DrLab;
+use xvs_lab::dr::DrLab;
 
 const KEEPALIVED_CONF: &str = "! keepalived.conf for the lab
 global_defs {
@@ -53,7 +53,7 @@ fn a_converted_keepalived_conf_runs() {
     lab.start_web().unwrap();
     let conf = lab.lab.write("keepalived.conf", KEEPALIVED_CONF).unwrap();
     let yaml = lab.lab.dir.join("xvs.yaml");
-    let bin = xvs_tests::tools::xvs_bin().unwrap().display().to_string();
+    let bin = xvs_lab::tools::xvs_bin().unwrap().display().to_string();
     let out = lab
         .lab
         .sh_output(
@@ -123,7 +123,7 @@ fn converted_ipvsadm_rules_with_a_firewall_mark_run() {
     let rules = lab.lab.write("ipvsadm.rules", IPVSADM_SAVE).unwrap();
     let marks = lab.lab.write("iptables.rules", IPTABLES_SAVE).unwrap();
     let yaml = lab.lab.dir.join("xvs.yaml");
-    let bin = xvs_tests::tools::xvs_bin().unwrap().display().to_string();
+    let bin = xvs_lab::tools::xvs_bin().unwrap().display().to_string();
     let out = lab
         .lab
         .sh_output(

@@ -2,7 +2,7 @@
 //! director as their gateway; VIP:8080 maps to port 80 on the real servers. Replies are
 //! translated back to VIP:8080 by the steering program.
 
-use xvs_tests::dr::{DrLab, Prep, Switch, NAT_CLIENT, NAT_VIP};
+use xvs_lab::dr::{DrLab, Prep, Switch, NAT_CLIENT, NAT_VIP};
 
 fn config() -> String {
     format!(
@@ -100,7 +100,7 @@ fn long_download_intact() {
     let size = std::fs::metadata(lab.lab.dir.join("big.bin"))
         .unwrap()
         .len();
-    let bin = xvs_tests::tools::xvs_bin().unwrap().display().to_string();
+    let bin = xvs_lab::tools::xvs_bin().unwrap().display().to_string();
     let json = lab
         .lab
         .sh("lb", &format!("{bin} status --stats --json"))

@@ -4,7 +4,7 @@
 //! own health checks, which are not replies) are told apart and translated back to
 //! [VIP]:8080 by the steering program.
 
-use xvs_tests::dr::{self, DrLab, Prep, NAT_CLIENT6, NAT_VIP6};
+use xvs_lab::dr::{self, DrLab, Prep, NAT_CLIENT6, NAT_VIP6};
 
 fn nat6_lab(prep: Prep) -> DrLab {
     let mut lab = DrLab::build_with(2, 1, prep).expect("build the lab");
@@ -106,7 +106,7 @@ fn nat66_maps_ports_and_answers_from_the_vip() {
     assert_eq!(sums.len(), 2);
     assert_eq!(sums[0], sums[1], "intact");
     // Both real servers stayed up: the health checks' answers reached the director.
-    let bin = xvs_tests::tools::xvs_bin().unwrap().display().to_string();
+    let bin = xvs_lab::tools::xvs_bin().unwrap().display().to_string();
     let status = lab.lab.sh("lb", &format!("{bin} status --stats")).unwrap();
     eprintln!("{status}");
     assert!(

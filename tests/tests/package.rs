@@ -45,7 +45,7 @@ impl Chroot {
 
 #[test]
 fn the_package_builds_is_lintian_clean_and_installs_on_a_clean_debian() {
-    xvs_tests::tools::require(&["dpkg-deb", "lintian", "mmdebstrap", "chroot"]).unwrap();
+    xvs_lab::tools::require(&["dpkg-deb", "lintian", "mmdebstrap", "chroot"]).unwrap();
     let built = run(&mut Command::new(repo().join("scripts/deb.sh")));
     let deb = repo().join(built.lines().last().expect("the package's path").trim());
     let version = env!("CARGO_PKG_VERSION");
@@ -347,7 +347,7 @@ impl Booted {
 
 /// The unit under a real systemd, on a veth of the container's own.
 fn under_systemd(root: &Chroot) {
-    xvs_tests::tools::require(&["systemd-nspawn", "nsenter", "ip"]).unwrap();
+    xvs_lab::tools::require(&["systemd-nspawn", "nsenter", "ip"]).unwrap();
     let good = "interface: xvs0\nfast_path: xdp\nvirtual_servers:\n  - { name: web, address: 192.0.2.100, port: 80, protocol: tcp, forwarding: dr, real_servers: [ { address: 192.0.2.11 } ] }\n";
     std::fs::write(root.0.join("etc/xvs/xvs.yaml"), good).unwrap();
     // A quicker watchdog for the test, as an admin's drop-in would set it.

@@ -6,7 +6,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use xvs_tests::dr::{self, DrLab, VIP};
+use xvs_lab::dr::{self, DrLab, VIP};
 
 /// What `packaging/xvs.service` grants, as setpriv spells it.
 const CAPS: [&str; 6] = [
@@ -51,7 +51,7 @@ fn setpriv(bin: &str, cfg: &str, caps: &[&str]) -> String {
 
 #[test]
 fn a_dr_director_with_vrrp_runs_with_exactly_its_capabilities() {
-    xvs_tests::tools::require(&["setpriv"]).unwrap();
+    xvs_lab::tools::require(&["setpriv"]).unwrap();
     let mut lab = DrLab::build_pair(2).expect("build the lab");
     lab.start_web().unwrap();
     // Everything the unprivileged xvs reads or writes, in a directory it may use: its
@@ -60,7 +60,7 @@ fn a_dr_director_with_vrrp_runs_with_exactly_its_capabilities() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
     let bin = dir.join("xvs");
-    std::fs::copy(xvs_tests::tools::xvs_bin().unwrap(), &bin).unwrap();
+    std::fs::copy(xvs_lab::tools::xvs_bin().unwrap(), &bin).unwrap();
     let socket = dir.join("xvs.sock");
     let yaml = dr::config(&[1, 1], None)
         + &format!(

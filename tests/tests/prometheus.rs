@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use xvs_tests::dr::{self, DrLab};
+use xvs_lab::dr::{self, DrLab};
 
 /// Loopback of the director's namespace: nothing outside the lab is reached.
 const PROMETHEUS: &str = "127.0.0.1:19090";
@@ -39,7 +39,7 @@ fn query(lab: &DrLab) -> Vec<(String, u64)> {
 
 #[test]
 fn promql_gives_the_weighted_split() {
-    xvs_tests::tools::require(&["prometheus", "curl"]).unwrap();
+    xvs_lab::tools::require(&["prometheus", "curl"]).unwrap();
     let weights = [3u64, 2, 1];
     let mut lab = DrLab::build(weights.len(), 1).expect("build the lab");
     lab.start_web().expect("start nginx");

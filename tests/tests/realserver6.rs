@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use xvs_tests::Lab;
+use xvs_lab::Lab;
 
 const CLIENT: &str = "2001:db8::1";
 const RS: &str = "2001:db8::11";
@@ -15,7 +15,7 @@ const VIP: &str = "2001:db8::100";
 
 #[test]
 fn an_ipv6_vip_on_lo_is_served_but_never_claimed_on_the_wire() {
-    xvs_tests::tools::require(&["ip", "ping", "tcpdump"]).unwrap();
+    xvs_lab::tools::require(&["ip", "ping", "tcpdump"]).unwrap();
     let mut lab = Lab::new().unwrap();
     let (cl, rs) = (lab.add_ns("cl").unwrap(), lab.add_ns("rs").unwrap());
     for host in ["cl", "rs"] {
@@ -41,7 +41,7 @@ fn an_ipv6_vip_on_lo_is_served_but_never_claimed_on_the_wire() {
         &format!("ip -6 addr add {RS}/64 dev eth0 nodad && ip link set eth0 up"),
     )
     .unwrap();
-    let bin = xvs_tests::tools::xvs_bin().unwrap().display().to_string();
+    let bin = xvs_lab::tools::xvs_bin().unwrap().display().to_string();
 
     let up = lab
         .sh("rs", &format!("{bin} realserver up --vip {VIP} --mode dr"))

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use xvs_tests::dr::{rs_addr, DrLab, VIP};
+use xvs_lab::dr::{rs_addr, DrLab, VIP};
 
 fn hup(lab: &mut DrLab) {
     let pid = lab.lab.proc("xvs").expect("xvs runs").pid();
@@ -56,7 +56,7 @@ fn reload(lab: &mut DrLab, yaml: &str, needle: &str) {
 
 /// `xvs status --json`, parsed.
 fn status_json(lab: &DrLab) -> serde_json::Value {
-    let bin = xvs_tests::tools::xvs_bin().unwrap().display().to_string();
+    let bin = xvs_lab::tools::xvs_bin().unwrap().display().to_string();
     let json = lab.lab.sh("lb", &format!("{bin} status --json")).unwrap();
     serde_json::from_str(&json).expect("status --json is JSON")
 }
@@ -193,7 +193,7 @@ fn reloads_under_load() {
     // MAC is resolved (retried every second).
     lab.write_config(&yaml("wrr", &[(0, 1), (1, 3), (2, 1)], false))
         .unwrap();
-    let bin = xvs_tests::tools::xvs_bin().unwrap().display().to_string();
+    let bin = xvs_lab::tools::xvs_bin().unwrap().display().to_string();
     let answer = lab.lab.sh("lb", &format!("{bin} reload")).unwrap();
     assert!(answer.contains("reload 2 done"), "{answer}");
     let t0 = Instant::now();
@@ -410,7 +410,7 @@ fn thousands_of_new_real_servers_then_a_reload_still_takes_effect() {
     let three = [(0, 1), (1, 1), (2, 1)];
     let cfg = lab.write_config(&yaml("rr", &three, false)).unwrap();
     lab.start_xvs(&cfg).unwrap();
-    let bin = xvs_tests::tools::xvs_bin().unwrap().display().to_string();
+    let bin = xvs_lab::tools::xvs_bin().unwrap().display().to_string();
     let t0 = Instant::now();
     for round in 0..18u32 {
         let mut y = yaml("rr", &three, false);
@@ -471,7 +471,7 @@ fn a_second_run_on_a_served_interface_is_refused() {
         .unwrap();
     lab.start_xvs(&cfg).unwrap();
     let pid = lab.lab.proc("xvs").expect("xvs runs").pid();
-    let bin = xvs_tests::tools::xvs_bin().unwrap().display().to_string();
+    let bin = xvs_lab::tools::xvs_bin().unwrap().display().to_string();
     let out = lab
         .lab
         .sh_output("lb", &format!("timeout 20 {bin} run -c {}", cfg.display()))

@@ -6,9 +6,9 @@
 
 use std::time::{Duration, Instant};
 
-use xvs_tests::dr::{self, DrLab, VIP};
-use xvs_tests::metrics;
-use xvs_tests::vrrp::Peer;
+use xvs_lab::dr::{self, DrLab, VIP};
+use xvs_lab::metrics;
+use xvs_lab::vrrp::Peer;
 
 fn fds(pid: u32) -> u64 {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
@@ -83,9 +83,9 @@ fn half_an_hour_of_traffic_reloads_and_flapping() {
         if tick.is_multiple_of(10) {
             samples.push((
                 tick,
-                xvs_tests::tools::proc_status(pid, "VmRSS:"),
+                xvs_lab::tools::proc_status(pid, "VmRSS:"),
                 fds(pid),
-                xvs_tests::tools::proc_status(pid, "Threads:"),
+                xvs_lab::tools::proc_status(pid, "Threads:"),
             ));
         }
     }

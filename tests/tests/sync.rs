@@ -8,8 +8,8 @@
 
 use std::time::{Duration, Instant};
 
-use xvs_tests::dr::{self, DrLab, Prep, DIRECTOR, NAT_GATEWAY, NAT_VIP, VIP};
-use xvs_tests::metrics;
+use xvs_lab::dr::{self, DrLab, Prep, DIRECTOR, NAT_GATEWAY, NAT_VIP, VIP};
+use xvs_lab::metrics;
 
 /// Concurrent downloads per phase; 3 MB each at the servers' 500 kB/s: 6 s. ≥ 99 %
 /// must survive: at most one.
@@ -195,7 +195,7 @@ fn start_pair_with(
 }
 
 fn status_sync(lab: &DrLab, host: &str, cfg: &std::path::Path) -> serde_json::Value {
-    let bin = xvs_tests::tools::xvs_bin().unwrap();
+    let bin = xvs_lab::tools::xvs_bin().unwrap();
     let out = lab
         .lab
         .sh(

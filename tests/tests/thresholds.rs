@@ -5,13 +5,13 @@
 
 use std::time::{Duration, Instant};
 
-use xvs_tests::dr::{self, DrLab, VIP};
+use xvs_lab::dr::{self, DrLab, VIP};
 
 /// Waits until `/metrics` has `key` at `value`.
 fn wait_metric(lab: &DrLab, key: &str, value: f64, timeout: Duration) {
     let t0 = Instant::now();
     loop {
-        let m = xvs_tests::metrics::scrape(&lab.lab, "lb").unwrap();
+        let m = xvs_lab::metrics::scrape(&lab.lab, "lb").unwrap();
         if m.get(key) == Some(&value) {
             return;
         }
@@ -34,7 +34,7 @@ fn a_real_server_at_its_uthreshold_takes_no_new_connection_until_below_lthreshol
     assert!(yaml.contains("uthreshold: 2"), "{yaml}");
     let cfg = lab.write_config(&yaml).unwrap();
     lab.start_xvs(&cfg).expect("start xvs");
-    let bin = xvs_tests::tools::xvs_bin().unwrap().display().to_string();
+    let bin = xvs_lab::tools::xvs_bin().unwrap().display().to_string();
 
     // Four slow downloads, wrr 1:1: two on each real server.
     let dir = lab.lab.dir.display().to_string();

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use xvs_tests::dr::{self, DrLab, Prep, VIP};
+use xvs_lab::dr::{self, DrLab, Prep, VIP};
 
 fn tun_lab() -> DrLab {
     let mut lab = DrLab::build_with(2, 1, Prep::XvsTun).expect("build the lab");
@@ -18,7 +18,7 @@ fn tun_lab() -> DrLab {
 
 #[test]
 fn http_through_the_tunnel_with_the_right_outer_header() {
-    xvs_tests::tools::require(&["tcpdump"]).unwrap();
+    xvs_lab::tools::require(&["tcpdump"]).unwrap();
     let mut lab = tun_lab();
     let pcap = lab.lab.dir.join("rs1.pcap").display().to_string();
     lab.lab
@@ -72,7 +72,7 @@ fn http_through_the_tunnel_with_the_right_outer_header() {
     assert!(seen.contains("flags [DF]"), "{seen}");
     lab.stop_clean().unwrap();
     // The real server's preparation undoes cleanly.
-    let bin = xvs_tests::tools::xvs_bin().unwrap().display().to_string();
+    let bin = xvs_lab::tools::xvs_bin().unwrap().display().to_string();
     // `down` takes `up`'s line; a device `up` did not record is refused, nothing changed.
     let wrong = lab.lab.sh(
         "rs1",

@@ -6,12 +6,12 @@
 
 use std::time::Duration;
 
-use xvs_tests::dr::{self, DrLab, Prep, CLIENT6, DIRECTOR6, VIP6};
+use xvs_lab::dr::{self, DrLab, Prep, CLIENT6, DIRECTOR6, VIP6};
 
 fn tun6_lab() -> DrLab {
     let mut lab = DrLab::build_with(2, 1, Prep::XvsTun).expect("build the lab");
     lab.add_ipv6().expect("IPv6 on the lab");
-    let bin = xvs_tests::tools::xvs_bin().unwrap().display().to_string();
+    let bin = xvs_lab::tools::xvs_bin().unwrap().display().to_string();
     for i in 0..2 {
         let out = lab
             .lab
@@ -33,7 +33,7 @@ fn tun6_lab() -> DrLab {
 
 #[test]
 fn ipv6_through_the_tunnel_and_an_upload_that_needs_packet_too_big() {
-    xvs_tests::tools::require(&["tcpdump"]).unwrap();
+    xvs_lab::tools::require(&["tcpdump"]).unwrap();
     let mut lab = tun6_lab();
     let pcap = lab.lab.dir.join("rs1-6.pcap").display().to_string();
     lab.lab
@@ -138,7 +138,7 @@ fn ipv6_through_the_tunnel_and_an_upload_that_needs_packet_too_big() {
     assert!(sent > 0, "Packet Too Big sent:\n{log}");
 
     // `down` for the IPv6 VIP leaves the IPv4 one's decap in place.
-    let bin = xvs_tests::tools::xvs_bin().unwrap().display().to_string();
+    let bin = xvs_lab::tools::xvs_bin().unwrap().display().to_string();
     let down = lab
         .lab
         .sh(

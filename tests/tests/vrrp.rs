@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use xvs_tests::vrrp::{Peer, VrrpLab};
+use xvs_lab::vrrp::{Peer, VrrpLab};
 
 fn peer(master: bool, priority: u8) -> Peer {
     Peer {
@@ -158,7 +158,7 @@ fn track_interface_fault_takes_the_sync_group_down() {
         .unwrap()
         .display()
         .to_string();
-    let bin = xvs_tests::tools::xvs_bin().unwrap().display().to_string();
+    let bin = xvs_lab::tools::xvs_bin().unwrap().display().to_string();
     lab.lab
         .spawn("d1", "xvs", &[&bin, "run", "-c", &cfg])
         .unwrap();

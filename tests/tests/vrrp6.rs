@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use xvs_tests::vrrp::{Peer, VrrpLab, VIP6};
+use xvs_lab::vrrp::{Peer, VrrpLab, VIP6};
 
 fn peer(master: bool, priority: u8) -> Peer {
     Peer {
@@ -87,7 +87,7 @@ fn keepalived_master_xvs_backup_over_ipv6_graceful_handover() {
     );
     // keepalived's adverts are accepted (checksum over the IPv6 pseudo-header, hop
     // limit 255), none rejected.
-    let m = xvs_tests::metrics::scrape(&lab.lab, "d1").unwrap();
+    let m = xvs_lab::metrics::scrape(&lab.lab, "d1").unwrap();
     let received = m
         .get("xvs_vrrp_adverts_total{vrrp_instance=\"VI_6\",outcome=\"received\"}")
         .copied()

@@ -14,9 +14,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use xvs_tests::hiccup::{Meter, Stall};
-use xvs_tests::metrics;
-use xvs_tests::vrrp::{Peer, VrrpLab, VIP};
+use xvs_lab::hiccup::{Meter, Stall};
+use xvs_lab::metrics;
+use xvs_lab::vrrp::{Peer, VrrpLab, VIP};
 
 const SERVICES: u32 = 2000;
 const RELOADS: u32 = 10;
@@ -74,7 +74,7 @@ fn undisturbed(advert_int: f64) {
     );
     lab.lab.spawn_keepalived("d2", &conf).unwrap();
     let path = lab.lab.write("xvs.yaml", config(1, advert_int)).unwrap();
-    let bin = xvs_tests::tools::xvs_bin().unwrap().display().to_string();
+    let bin = xvs_lab::tools::xvs_bin().unwrap().display().to_string();
     let cfg = path.display().to_string();
     lab.lab
         .spawn("d1", "xvs", &[&bin, "run", "-c", &cfg])

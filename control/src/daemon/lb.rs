@@ -20,7 +20,7 @@ use super::steer_maps::SteerMaps;
 use super::workers::Workers;
 use super::xdp_tx::TxWatch;
 use crate::health::quorum::{self, Crossing, Quorum};
-use crate::health::{monitor, Health, HealthMap};
+use crate::health::{task, Health, HealthMap};
 use crate::ids::{DestKey, DestRegistry};
 use crate::observe::counters::AllWorkers;
 use crate::observe::report;
@@ -244,7 +244,7 @@ impl Lb {
     pub fn on_health<'c>(
         &mut self,
         cfg: &'c Config,
-        ev: monitor::Event,
+        ev: task::Event,
     ) -> Vec<(&'c VirtualServer, Crossing)> {
         if ev.up {
             info!(event = "real_server_up", real_server = %ev.label, reason = %ev.reason, "{} up: {}", ev.label, ev.reason);
@@ -440,7 +440,7 @@ pub fn host_addrs() -> anyhow::Result<Vec<std::net::IpAddr>> {
 }
 
 /// The e-mail alert of a real server's health change, keepalived's words.
-fn alert(ev: &monitor::Event) {
+fn alert(ev: &task::Event) {
     use crate::alert::message::endpoint;
     let k = &ev.key;
     let port = if k.port == 0 { k.service.port } else { k.port };

@@ -258,7 +258,7 @@ impl Daemon<'_> {
         }
     }
 
-    fn on_health(&mut self, ev: health::monitor::Event) {
+    fn on_health(&mut self, ev: health::task::Event) {
         let Some(l) = self.lb.as_mut() else { return };
         for (vs, crossing) in l.on_health(&self.cfg, ev) {
             // Below quorum, the director offers its VIPs to a healthier peer.

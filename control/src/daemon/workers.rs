@@ -84,7 +84,7 @@ impl Workers {
             worker = worker.with_internal(tx);
         }
         if let Some((v4, v6)) = maps.fast {
-            worker = worker.with_fast_path(xvs_dataplane::fast::FastMap::new(v4, v6));
+            worker = worker.with_fast_path(xvs_dataplane::offload::FastMap::new(v4, v6));
         }
         let (v4, v6) = maps.nat_conns;
         worker = worker.with_nat_conns(xvs_dataplane::nat_conns::NatConnMap::new(v4, v6));

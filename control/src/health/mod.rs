@@ -1,16 +1,16 @@
 //! Health checks, keepalived's "check" half: the checkers (`check.rs`), the pure retry
 //! and transition policy (`policy.rs`) and quorum (`quorum.rs`), the task that runs a
-//! checker for one real server (`monitor.rs`), the set of running monitors and their
+//! checker for one real server (`task.rs`), the set of running monitors and their
 //! migration across reloads (`monitors.rs`), and what the configuration asks to check
 //! (`targets.rs`).
 
 pub mod check;
-pub mod monitor;
 mod monitors;
 pub mod policy;
 pub mod quorum;
 pub mod stats;
 mod targets;
+pub mod task;
 
 use std::collections::HashMap;
 

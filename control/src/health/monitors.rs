@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::{monitor, stats};
+use super::{stats, task};
 use crate::ids::DestKey;
 
 /// A running monitor: its check, its stop switch, its statistics.
@@ -18,11 +18,11 @@ type Running = (
 /// the ones that went away or changed, and starts the new ones.
 pub struct Monitors {
     running: HashMap<DestKey, Running>,
-    tx: tokio::sync::mpsc::Sender<monitor::Event>,
+    tx: tokio::sync::mpsc::Sender<task::Event>,
 }
 
 impl Monitors {
-    pub fn new(tx: tokio::sync::mpsc::Sender<monitor::Event>) -> Self {
+    pub fn new(tx: tokio::sync::mpsc::Sender<task::Event>) -> Self {
         Monitors {
             running: HashMap::new(),
             tx,
@@ -31,7 +31,7 @@ impl Monitors {
 
     /// The keys whose monitor (and health) `sync(targets)` would carry over: those
     /// running with the same check. Changes nothing (a reload plans with it).
-    pub fn kept(&self, targets: &[monitor::Target]) -> Vec<DestKey> {
+    pub fn kept(&self, targets: &[task::Target]) -> Vec<DestKey> {
         targets
             .iter()
             .filter(|t| {
@@ -45,7 +45,7 @@ impl Monitors {
 
     /// Makes the running monitors match `targets`; returns the keys whose monitor (and
     /// health) carried over.
-    pub fn sync(&mut self, targets: Vec<monitor::Target>) -> Vec<DestKey> {
+    pub fn sync(&mut self, targets: Vec<task::Target>) -> Vec<DestKey> {
         let wanted: HashMap<DestKey, &xvs_config::HealthCheck> =
             targets.iter().map(|t| (t.key, &t.check)).collect();
         self.running.retain(|k, (check, stop, _)| {
@@ -64,7 +64,7 @@ impl Monitors {
             let stats = Arc::new(stats::CheckStats::default());
             self.running
                 .insert(t.key, (t.check.clone(), stop, Arc::clone(&stats)));
-            tokio::spawn(monitor::run(t, stats, self.tx.clone(), stopped));
+            tokio::spawn(task::run(t, stats, self.tx.clone(), stopped));
         }
         kept
     }
@@ -85,7 +85,7 @@ impl Monitors {
 mod tests {
     use super::*;
 
-    fn targets(yaml_checks: [&str; 2]) -> Vec<monitor::Target> {
+    fn targets(yaml_checks: [&str; 2]) -> Vec<task::Target> {
         let yaml = format!(
             "interface: lo\nvirtual_servers:\n  - name: web\n    address: 10.0.0.100\n    port: 80\n    protocol: tcp\n    real_servers:\n      - {{ address: 10.0.0.11, health_check: {} }}\n      - {{ address: 10.0.0.12, health_check: {} }}\n",
             yaml_checks[0], yaml_checks[1]

@@ -3,7 +3,7 @@
 
 use xvs_config::Config;
 
-use super::monitor::Target;
+use super::task::Target;
 use super::{Health, HealthMap};
 use crate::ids::DestKey;
 

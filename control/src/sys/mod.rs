@@ -2,6 +2,7 @@
 //! sockets, random seeds, real-time scheduling, runtime registration — behind safe functions. Control's
 //! `unsafe` lives here and nowhere else.
 
+pub mod af_packet;
 pub mod async_socket;
 pub mod caps;
 pub mod child;
@@ -11,6 +12,5 @@ pub mod inotify;
 pub mod instance;
 pub mod ip6msg;
 pub mod netlink;
-pub mod packet;
 pub mod random;
 pub mod sched;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use xvs_dataplane::wire::checksum;
 use xvs_dataplane::wire::ipv6::{Ipv6Repr, NH_ICMPV6};
 
-use crate::sys::packet::PacketSocket;
+use crate::sys::af_packet::PacketSocket;
 
 /// The frame: broadcast ARP request with sender and target protocol address = the VIP.
 pub fn frame(mac: [u8; 6], vip: Ipv4Addr) -> [u8; 42] {

@@ -7,7 +7,7 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use super::packet::{Advert, Version};
+use super::advert::{Advert, Version};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
@@ -253,7 +253,7 @@ impl Machine {
         out
     }
 
-    /// An advertisement that passed every check of `packet::parse`, from `src`.
+    /// An advertisement that passed every check of `advert::parse`, from `src`.
     pub fn on_advert(&mut self, now: Instant, src: IpAddr, adv: &Advert) -> Vec<Action> {
         let mut out = Vec::new();
         match self.state {

@@ -2,9 +2,9 @@
 //! sans-IO state machine, the edge that runs an instance (socket, VIPs, ARP), and the
 //! thread of its own they all run on.
 
+pub mod advert;
 mod garp;
 pub mod machine;
-pub mod packet;
 mod runner;
 mod socket;
 mod stats;

@@ -12,9 +12,9 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 use xvs_config::VrrpInstance;
 
+use super::advert::{self, Advert, Expect, Version, MULTICAST_GROUP, MULTICAST_GROUP_V6};
 use super::garp::{self, Burst};
 use super::machine::{Action, Machine, Params, State};
-use super::packet::{self, Advert, Expect, Version, MULTICAST_GROUP, MULTICAST_GROUP_V6};
 use super::socket::{Incoming, VrrpSocket};
 use super::stats::VrrpStats;
 use crate::notify;
@@ -141,7 +141,7 @@ impl Edge<'_> {
             self.cfg.unicast_peers.clone()
         };
         for dst in dsts {
-            let msg = packet::build(self.version, &advert, pw, self.src, dst);
+            let msg = advert::build(self.version, &advert, pw, self.src, dst);
             match self.sock.send_to(&msg, dst) {
                 Ok(()) => {
                     self.stats.sent.fetch_add(1, Relaxed);
@@ -394,9 +394,9 @@ pub async fn run(
                 let n = n.with_context(|| format!("VRRP {}: receiving", cfg.name))?;
                 tracing::trace!("VRRP {}: {n:?}", cfg.name);
                 let parsed = match n {
-                    Incoming::V4 { len } => packet::parse(&buf[..len], &expect),
+                    Incoming::V4 { len } => advert::parse(&buf[..len], &expect),
                     Incoming::V6 { len, src, dst, hop_limit } => {
-                        packet::parse_v6(&buf[..len], src, dst, hop_limit, &expect)
+                        advert::parse_v6(&buf[..len], src, dst, hop_limit, &expect)
                     }
                 };
                 match parsed {

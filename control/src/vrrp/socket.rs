@@ -13,7 +13,7 @@ use std::os::fd::AsRawFd;
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockAddr, Socket, Type};
 use tokio::io::unix::AsyncFd;
 
-use super::packet::{MULTICAST_GROUP, MULTICAST_GROUP_V6, PROTO_VRRP};
+use super::advert::{MULTICAST_GROUP, MULTICAST_GROUP_V6, PROTO_VRRP};
 use crate::sys::ip6msg;
 
 pub struct VrrpSocket {

@@ -5,8 +5,8 @@
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::time::Duration;
 
+use super::advert::Reject;
 use super::machine::State;
-use super::packet::Reject;
 
 /// What an instance did, for logs now and metrics later.
 #[derive(Default, Debug)]

@@ -126,7 +126,7 @@ impl Key for FlowKey6 {
 /// `Flow::flags`: the entry is a persistence template (client network → real server),
 /// not a connection.
 pub const FLAG_TEMPLATE: u8 = 1;
-/// The flow has an entry in the XDP fast path (`crate::fast`).
+/// The flow has an entry in the XDP fast path (`crate::offload`).
 pub const FLAG_OFFLOADED: u8 = 2;
 /// A NAT flow whose replies the steering program was told of (`crate::nat_conns`).
 pub const FLAG_NAT_KNOWN: u8 = 4;

@@ -3,10 +3,10 @@
 
 use std::net::IpAddr;
 
-use crate::fast::{FastFamily, FastKey, FastKey6};
 use crate::flow::table::Key;
 use crate::flow::{FlowKey, FlowKey6, FlowTable};
 use crate::nat_conns::NatFamily;
+use crate::offload::{FastFamily, FastKey, FastKey6};
 use crate::snapshot::{Persistence, Service, Snapshot};
 use crate::sync::SyncKey;
 

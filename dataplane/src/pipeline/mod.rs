@@ -5,16 +5,16 @@
 //!
 //! By concern: `parse` reads the frame, `family` puts IPv4 and IPv6 behind one trait,
 //! `track` keeps the flow table, `persist` the persistence templates and scheduling,
-//! `offload` tells the steering program what it may carry (fast path, NAT replies),
+//! `offer` tells the steering program what it may carry (fast path, NAT replies),
 //! `sync` and `synced` are connection sync out and in, `sweep` expires flows, `relay`
 //! recognises the NAT replies XDP hands over. The rewrite itself is `rewrite::forward`.
 
 use std::sync::Arc;
 
 use crate::counters::WorkerCounters;
-use crate::fast::FastOps;
 use crate::flow::{FlowKey6, FlowTable, Timeouts};
 use crate::nat_conns::NatConnOps;
+use crate::offload::FastOps;
 use crate::packet::Packet;
 use crate::rewrite;
 use crate::rewrite::forward::{Forwarded, Target};
@@ -24,7 +24,7 @@ use crate::sync::SyncChannel;
 use crate::verdict::{DropReason, Verdict};
 
 mod family;
-mod offload;
+mod offer;
 mod parse;
 mod persist;
 mod relay;
@@ -35,7 +35,7 @@ mod track;
 
 pub use family::{template_key, template_key6};
 use family::{FamilyKey, Tables};
-pub use offload::UDP_OFFLOAD_AT;
+pub use offer::UDP_OFFLOAD_AT;
 pub use parse::Prefetched;
 use parse::{parse, AnyParsed, Early, Parsed};
 pub use synced::ResyncCursor;

@@ -1,6 +1,6 @@
 //! The bench lab: client → bridge → director → real server, each in a namespace of its
 //! own, and every path the director can take. `Chain` builds the namespaces (and removes
-//! them when dropped, through `xvs_tests::Lab`); `Path::start` sets up the director.
+//! them when dropped, through `xvs_lab::Lab`); `Path::start` sets up the director.
 //!
 //! ```text
 //!  cl 10.0.0.1 (generator) ─┐
@@ -14,7 +14,7 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use xvs_tests::Lab;
+use xvs_lab::Lab;
 
 pub const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
 /// The IPv6 path's addresses (`Path::XvsDr6`), on the same links.
@@ -392,7 +392,7 @@ impl Chain {
                 }
                 y.push_str(extra);
                 let cfg = self.lab.write("xvs.yaml", y)?.display().to_string();
-                let bin = xvs_tests::tools::xvs_bin()?.display().to_string();
+                let bin = xvs_lab::tools::xvs_bin()?.display().to_string();
                 let mut argv = vec![bin, "run".into(), "-c".into(), cfg];
                 argv.insert(0, "env".into());
                 argv.insert(1, "XVS_LOG=warn".into());

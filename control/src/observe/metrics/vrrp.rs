@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use super::text::Out;
-use crate::vrrp::packet::Reject;
+use crate::vrrp::advert::Reject;
 use crate::vrrp::VrrpStats;
 
 pub fn instances(o: &mut Out, vrrp: &[(String, Arc<VrrpStats>)]) {

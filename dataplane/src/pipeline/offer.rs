@@ -4,9 +4,9 @@
 use std::net::IpAddr;
 
 use super::{FamilyKey, Parsed, Pipeline};
-use crate::fast::FastValue;
 use crate::flow::table::{FLAG_NAT_KNOWN, FLAG_OFFLOADED};
 use crate::flow::TcpState;
+use crate::offload::FastValue;
 use crate::rewrite::forward::Target;
 use crate::snapshot::{DestId, Forwarding, Service, Snapshot};
 use crate::wire::ipv4::PROTO_TCP;
