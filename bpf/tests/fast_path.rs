@@ -40,7 +40,7 @@ fn loaded(gen: u32) -> Steer {
 
 fn entry(steer: &Steer, key: FlowKey, gen: u32, tun: bool, mtu: u16, idle_secs: u64) {
     let (v4, v6) = steer.fast_flows_fds().unwrap();
-    let map = FastMap::new(v4, v6);
+    let map = FastMap::new(v4, v6).unwrap();
     let mut ops = FastOps::default();
     ops.upsert(
         FastKey::of(&key),
@@ -194,7 +194,7 @@ fn an_established_ipv6_dr_flow_is_forwarded_in_xdp() {
                 ..FastValue::default()
             },
         );
-        assert_eq!(FastMap::new(v4, v6).apply(&mut ops), 0);
+        assert_eq!(FastMap::new(v4, v6).unwrap().apply(&mut ops), 0);
     };
     let frame = |sport| fixtures::udp6_frame(c6, sport, vip6, VIP_UDP_PORT, b"hello6");
     write(5000, 5);

@@ -378,35 +378,63 @@ impl Walk {
                 );
                 continue;
             }
-            let sub = if path == "the file" {
-                key.clone()
-            } else {
-                format!("{path}.{key}")
-            };
-            match props.get(key) {
-                Some(p) => self.node(v, p, &sub),
-                None if key == "<<" => {}
-                None if closed => {
-                    let hint = keepalived_name(key)
-                        .map(|k| format!("keepalived's `{key}` is `{k}` here"))
-                        .or_else(|| {
-                            closest(key, props.keys().map(String::as_str))
-                                .map(|c| format!("did you mean `{c}`?"))
-                        })
-                        .unwrap_or_else(|| {
-                            let names: Vec<&str> = props.keys().map(String::as_str).collect();
-                            format!("valid keys here: {}", names.join(", "))
-                        });
-                    let place = if path == "the file" {
-                        "at the top level".to_string()
-                    } else {
-                        format!("in {path}")
-                    };
-                    self.error(*kat, format!("unknown key `{key}` {place}"), Some(hint));
-                }
-                None => {}
-            }
+            self.entry(key, *kat, v, props, closed, path);
         }
+        self.required(schema, props, &seen, *at, path);
+    }
+
+    /// The value of `key` (at `kat`) against its schema among `props`; a key not among
+    /// them is said unknown when the map is `closed`.
+    fn entry(
+        &mut self,
+        key: &str,
+        kat: Pos,
+        v: &Node,
+        props: &Map<String, Value>,
+        closed: bool,
+        path: &str,
+    ) {
+        let sub = if path == "the file" {
+            key.to_string()
+        } else {
+            format!("{path}.{key}")
+        };
+        match props.get(key) {
+            Some(p) => self.node(v, p, &sub),
+            None if key == "<<" => {}
+            None if closed => self.unknown_key(key, kat, props, path),
+            None => {}
+        }
+    }
+
+    fn unknown_key(&mut self, key: &str, kat: Pos, props: &Map<String, Value>, path: &str) {
+        let hint = keepalived_name(key)
+            .map(|k| format!("keepalived's `{key}` is `{k}` here"))
+            .or_else(|| {
+                closest(key, props.keys().map(String::as_str))
+                    .map(|c| format!("did you mean `{c}`?"))
+            })
+            .unwrap_or_else(|| {
+                let names: Vec<&str> = props.keys().map(String::as_str).collect();
+                format!("valid keys here: {}", names.join(", "))
+            });
+        let place = if path == "the file" {
+            "at the top level".to_string()
+        } else {
+            format!("in {path}")
+        };
+        self.error(kat, format!("unknown key `{key}` {place}"), Some(hint));
+    }
+
+    /// Each key `schema` requires that the map (at `at`) lacks.
+    fn required(
+        &mut self,
+        schema: &Value,
+        props: &Map<String, Value>,
+        seen: &HashMap<&str, u64>,
+        at: Pos,
+        path: &str,
+    ) {
         for req in schema
             .get("required")
             .and_then(Value::as_array)
@@ -416,7 +444,7 @@ impl Walk {
         {
             if !seen.contains_key(req) {
                 self.error(
-                    *at,
+                    at,
                     format!("{path} lacks the key `{req}`"),
                     props
                         .get(req)

@@ -7,9 +7,10 @@
 //! there before the real server can answer. Entries are never removed: the maps are LRU,
 //! and a reply refreshes its own.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 use crate::offload::{FastKey, FastKey6};
+use crate::sys::{Map, MapError};
 
 /// Keys queued at most per family before the worker writes them: a batch's frames, or
 /// the entries an install turn takes (it stops when the ops are full, `is_full`).
@@ -92,14 +93,18 @@ impl NatConnOps {
 
 /// The steering program's known NAT connections' maps, written by a worker.
 pub struct NatConnMap {
-    v4: OwnedFd,
-    v6: OwnedFd,
+    v4: Map<FastKey, u32>,
+    v6: Map<FastKey6, u32>,
 }
 
 impl NatConnMap {
-    /// The maps, from `xvs_bpf::Steer::nat_conns_fds` (duplicates the worker owns).
-    pub fn new(v4: OwnedFd, v6: OwnedFd) -> NatConnMap {
-        NatConnMap { v4, v6 }
+    /// The maps, from `xvs_bpf::Steer::nat_conns_fds` (duplicates the worker owns);
+    /// refused if their layouts are not this build's.
+    pub fn new(v4: OwnedFd, v6: OwnedFd) -> Result<NatConnMap, MapError> {
+        Ok(NatConnMap {
+            v4: Map::new(v4)?,
+            v6: Map::new(v6)?,
+        })
     }
 
     /// Writes what a batch queued (a syscall per family that has keys) and empties
@@ -107,11 +112,11 @@ impl NatConnMap {
     pub fn apply(&self, ops: &mut NatConnOps) -> u64 {
         let mut failed = 0;
         if !ops.v4.is_empty() {
-            let n = crate::sys::bpf_map_update_batch(self.v4.as_raw_fd(), &ops.v4, &VALUES);
+            let n = self.v4.update_batch(&ops.v4, &VALUES);
             failed += (ops.v4.len() - n) as u64;
         }
         if !ops.v6.is_empty() {
-            let n = crate::sys::bpf_map_update_batch(self.v6.as_raw_fd(), &ops.v6, &VALUES);
+            let n = self.v6.update_batch(&ops.v6, &VALUES);
             failed += (ops.v6.len() - n) as u64;
         }
         ops.clear();

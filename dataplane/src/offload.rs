@@ -8,7 +8,10 @@
 //! reaching the worker, has it written again. The layouts are `bpf/include/xvs_abi.h`'s
 //! (asserted in `xvs_bpf::abi`).
 
+use std::os::fd::OwnedFd;
+
 use crate::flow::{FlowKey, FlowKey6};
+use crate::sys::{Map, MapError, Pod};
 
 /// `struct xvs_fast_key`: the 5-tuple, network order.
 #[repr(C)]
@@ -187,15 +190,18 @@ impl FastOps {
 
 /// The steering program's `xvs_fast_flows` and `xvs_fast_flows6`, written by a worker.
 pub struct FastMap {
-    v4: std::os::fd::OwnedFd,
-    v6: std::os::fd::OwnedFd,
+    v4: Map<FastKey, FastValue>,
+    v6: Map<FastKey6, FastValue>,
 }
 
 impl FastMap {
-    /// The maps, from `xvs_bpf::Steer::fast_flows_fds` (duplicates
-    /// the worker owns).
-    pub fn new(v4: std::os::fd::OwnedFd, v6: std::os::fd::OwnedFd) -> FastMap {
-        FastMap { v4, v6 }
+    /// The maps, from `xvs_bpf::Steer::fast_flows_fds` (duplicates the worker owns);
+    /// refused if their layouts are not this build's.
+    pub fn new(v4: OwnedFd, v6: OwnedFd) -> Result<FastMap, MapError> {
+        Ok(FastMap {
+            v4: Map::new(v4)?,
+            v6: Map::new(v6)?,
+        })
     }
 
     /// Writes and removes what a batch queued (one syscall per family for the writes,
@@ -209,33 +215,26 @@ impl FastMap {
 
     /// The entry's last packet, if the map has it.
     pub fn last_seen(&self, key: &FastKey) -> Option<u64> {
-        last_seen(&self.v4, key)
+        self.v4.lookup(key).map(|v| v.last_seen)
     }
 
     /// The same for an IPv6 flow.
     pub fn last_seen6(&self, key: &FastKey6) -> Option<u64> {
-        last_seen(&self.v6, key)
+        self.v6.lookup(key).map(|v| v.last_seen)
     }
 }
 
-fn apply<K>(fd: &std::os::fd::OwnedFd, b: &FastBatch<K>) -> u64 {
-    use std::os::fd::AsRawFd;
+fn apply<K: Pod>(map: &Map<K, FastValue>, b: &FastBatch<K>) -> u64 {
     let mut failed = 0;
     if !b.keys.is_empty() {
-        let n = crate::sys::bpf_map_update_batch(fd.as_raw_fd(), &b.keys, &b.values);
+        let n = map.update_batch(&b.keys, &b.values);
         failed += (b.keys.len() - n) as u64;
     }
     for k in &b.removed {
         // Absent already (LRU evicted it, or it was never written): nothing to do.
-        let _ = crate::sys::bpf_map_delete(fd.as_raw_fd(), k);
+        let _ = map.delete(k);
     }
     failed
-}
-
-fn last_seen<K>(fd: &std::os::fd::OwnedFd, key: &K) -> Option<u64> {
-    use std::os::fd::AsRawFd;
-    let mut v = FastValue::default();
-    crate::sys::bpf_map_lookup(fd.as_raw_fd(), key, &mut v).then_some(v.last_seen)
 }
 
 #[cfg(test)]

@@ -13,9 +13,9 @@ use crate::flow::dump::DumpCursor;
 use crate::nat_conns::NatConnMap;
 use crate::offload::{FastKey, FastKey6, FastMap};
 use crate::pipeline::{Pipeline, PipelineConfig, Prefetched, ResyncCursor};
-use crate::snapshot::SharedSnapshot;
+use crate::snapshot::{SharedSnapshot, Snapshot};
 use crate::verdict::{DropReason, Verdict};
-use crate::xsk::{BoundMode, Xsk, XskTx};
+use crate::xsk::{BoundMode, ConsRing, ProdRing, Umem, Xsk, XskTx};
 
 /// The most frames a batch takes from the RX ring (`WorkerConfig::batch` may be less).
 pub const BATCH: u32 = 64;
@@ -285,17 +285,7 @@ impl Worker {
 
     /// Processes one batch; returns how many frames it took.
     pub fn poll_once(&mut self) -> u32 {
-        let mut room = self.room();
-        if room == 0 {
-            // The TX ring is full: let the kernel send and hand frames back first.
-            self.reap_completions();
-            self.kick();
-            if let (Some(t), true) = (self.internal.as_ref(), self.internal_outstanding > 0) {
-                t.kick_tx();
-            }
-            self.reap_completions();
-            room = self.room();
-        }
+        let room = self.make_room();
         let n = self.xsk.rx.peek(room);
         if n == 0 {
             return 0;
@@ -303,92 +293,143 @@ impl Worker {
         let now = self.now();
         let snap = self.snapshot.load();
         self.pipeline.prepare(&snap);
-        let counters = Arc::clone(self.pipeline.counters());
-
+        self.prefetch_batch(n);
+        // Refreshes the cached consumer indices the writes below are checked against.
+        self.xsk.tx.free(n);
+        self.xsk.fill.free(n);
+        if let Some(t) = self.internal.as_mut() {
+            t.tx.free(n);
+        }
+        let mut placed = Placed::default();
         for i in 0..n {
-            let desc = self.xsk.rx.get(i);
-            // Parsed once: the prefetch's parse is the decision's.
+            let Some((desc, base, verdict)) = self.decide_frame(&snap, now, i) else {
+                break;
+            };
+            self.place(desc, base, verdict, &mut placed);
+        }
+        self.publish(n, placed);
+        n
+    }
+
+    /// Room in the TX ring(s) for a batch; when there is none, the kernel is asked to
+    /// send and the sent frames are reaped first.
+    fn make_room(&mut self) -> u32 {
+        let room = self.room();
+        if room > 0 {
+            return room;
+        }
+        self.reap_completions();
+        self.kick();
+        if let (Some(t), true) = (self.internal.as_ref(), self.internal_outstanding > 0) {
+            t.kick_tx();
+        }
+        self.reap_completions();
+        self.room()
+    }
+
+    /// Parses the batch's `n` frames ahead and prefetches their flows' buckets: parsed
+    /// once, the prefetch's parse is the decision's.
+    fn prefetch_batch(&mut self, n: u32) {
+        for i in 0..n {
+            let Some(desc) = self.xsk.rx.get(i) else {
+                break;
+            };
             self.pre[i as usize] = self
                 .xsk
                 .umem
                 .packet_mut(desc.addr, desc.len)
                 .map(|frame| self.pipeline.prefetch(frame));
         }
-        let tx_free = self.xsk.tx.free(n);
-        let fill_free = self.xsk.fill.free(n);
-        let int_free = self.internal.as_mut().map_or(0, |t| t.tx.free(n));
-        let (mut tx_n, mut fill_n, mut int_n) = (0u32, 0u32, 0u32);
-        for i in 0..n {
-            let mut desc = self.xsk.rx.get(i);
-            let base = self.xsk.umem.frame_base(desc.addr);
-            let verdict = match self.xsk.umem.packet_in_frame(desc.addr, desc.len) {
-                Some(mut pkt) => {
-                    let v = match self.pre[i as usize].take() {
-                        Some(pre) => self.pipeline.process_packet(&snap, now, &mut pkt, pre),
-                        None => {
-                            self.pipeline
-                                .process_packet(&snap, now, &mut pkt, Prefetched::NONE)
-                        }
-                    };
-                    // The frame may have grown into its headroom (TUN) or been replaced
-                    // by a reply: send what it is now.
-                    desc.addr = base + pkt.head() as u64;
-                    desc.len = pkt.len() as u32;
-                    v
+    }
+
+    /// The `i`th frame of the batch decided (and rewritten): its descriptor as it is now,
+    /// its chunk's base, and the verdict.
+    #[inline]
+    fn decide_frame(
+        &mut self,
+        snap: &Snapshot,
+        now: u32,
+        i: u32,
+    ) -> Option<(libc::xdp_desc, u64, Verdict)> {
+        let mut desc = self.xsk.rx.get(i)?;
+        let base = self.xsk.umem.frame_base(desc.addr);
+        let Some(mut pkt) = self.xsk.umem.packet_in_frame(desc.addr, desc.len) else {
+            let reason = DropReason::InvalidDescriptor;
+            self.pipeline.counters().count_drop(reason);
+            return Some((desc, base, Verdict::Drop(reason)));
+        };
+        let pre = self.pre[i as usize].take().unwrap_or(Prefetched::NONE);
+        let verdict = self.pipeline.process_packet(snap, now, &mut pkt, pre);
+        // The frame may have grown into its headroom (TUN) or been replaced by a reply:
+        // send what it is now.
+        desc.addr = base + pkt.head() as u64;
+        desc.len = pkt.len() as u32;
+        Some((desc, base, verdict))
+    }
+
+    /// Puts a decided frame on its TX ring, or its chunk back on the fill ring (dropped,
+    /// or no room to send: counted).
+    #[inline]
+    fn place(&mut self, desc: libc::xdp_desc, base: u64, verdict: Verdict, placed: &mut Placed) {
+        match verdict {
+            Verdict::Tx => {
+                if self.xsk.tx.write(placed.tx, desc) {
+                    placed.tx += 1;
+                    return;
                 }
-                None => {
-                    counters.count_drop(DropReason::InvalidDescriptor);
-                    Verdict::Drop(DropReason::InvalidDescriptor)
-                }
-            };
-            match verdict {
-                Verdict::Tx if tx_n < tx_free => {
-                    self.xsk.tx.write(tx_n, desc);
-                    tx_n += 1;
-                    continue;
-                }
-                Verdict::Tx => counters.count_drop(DropReason::TxRingFull),
-                Verdict::TxInternal if int_n < int_free => {
-                    if let Some(t) = self.internal.as_mut() {
-                        t.tx.write(int_n, desc);
-                        int_n += 1;
-                        continue;
-                    }
-                }
-                Verdict::TxInternal => counters.count_drop(DropReason::TxRingFull),
-                Verdict::Drop(_) => {}
+                self.pipeline.counters().count_drop(DropReason::TxRingFull);
             }
-            if fill_n < fill_free {
-                self.xsk.fill.write(fill_n, base);
-                fill_n += 1;
-            } else {
-                self.spare.push(base);
+            Verdict::TxInternal => {
+                let int_n = placed.internal;
+                if self
+                    .internal
+                    .as_mut()
+                    .is_some_and(|t| t.tx.write(int_n, desc))
+                {
+                    placed.internal += 1;
+                    return;
+                }
+                self.pipeline.counters().count_drop(DropReason::TxRingFull);
             }
+            Verdict::Drop(_) => {}
         }
+        if self.xsk.fill.write(placed.fill, base) {
+            placed.fill += 1;
+        } else {
+            self.spare.push(base);
+        }
+    }
+
+    /// Hands the batch's results to the kernel: the RX slots back, the fill ring, the
+    /// NAT connections (before the frames that need them leave), the TX rings, the fast
+    /// path's entries; then the counters, completions and the sweep.
+    fn publish(&mut self, n: u32, placed: Placed) {
         self.xsk.rx.release(n);
-        self.xsk.fill.submit(fill_n);
+        self.xsk.fill.submit(placed.fill);
         self.apply_nat_conns();
-        if tx_n > 0 {
-            self.xsk.tx.submit(tx_n);
-            self.tx_outstanding += tx_n;
+        if placed.tx > 0 {
+            self.xsk.tx.submit(placed.tx);
+            self.tx_outstanding += placed.tx;
             self.kick();
         }
-        if let (Some(t), true) = (self.internal.as_mut(), int_n > 0) {
-            t.tx.submit(int_n);
-            self.internal_outstanding += int_n;
+        if let (Some(t), true) = (self.internal.as_mut(), placed.internal > 0) {
+            t.tx.submit(placed.internal);
+            self.internal_outstanding += placed.internal;
             // Shared sockets inherit copy mode on veth; kicking is cheap either way.
             t.kick_tx();
         }
         self.apply_fast();
+        let counters = self.pipeline.counters();
         counters.rx_packets.add(u64::from(n));
         counters.rx_batches.inc();
-        counters.tx_packets.add(u64::from(tx_n + int_n));
+        counters
+            .tx_packets
+            .add(u64::from(placed.tx + placed.internal));
         self.reap_completions();
         if self.xsk.fill.needs_wakeup() {
             self.xsk.wake_fill();
         }
         self.sweep();
-        n
     }
 
     /// Room in the TX ring(s) for a batch.
@@ -413,37 +454,55 @@ impl Worker {
     fn reap_completions(&mut self) {
         let done = self.xsk.comp.peek(u32::MAX);
         let internal_done = self.internal.as_mut().map_or(0, |t| t.comp.peek(u32::MAX));
-        let free = self
-            .xsk
+        self.xsk
             .fill
             .free(done + internal_done + self.spare.len() as u32);
         let mut filled = 0;
-        while filled < free {
-            let Some(addr) = self.spare.pop() else { break };
-            self.xsk.fill.write(filled, addr);
+        while let Some(addr) = self.spare.pop() {
+            if !self.xsk.fill.write(filled, addr) {
+                self.spare.push(addr);
+                break;
+            }
             filled += 1;
         }
-        let take = done.min(free - filled);
-        for i in 0..take {
-            let base = self.xsk.umem.frame_base(self.xsk.comp.get(i));
-            self.xsk.fill.write(filled + i, base);
-        }
-        self.xsk.comp.release(take);
-        self.tx_outstanding = self.tx_outstanding.saturating_sub(take);
-        let mut filled = filled + take;
+        let took = refill(
+            &mut self.xsk.comp,
+            &mut self.xsk.fill,
+            &self.xsk.umem,
+            filled,
+        );
+        self.tx_outstanding = self.tx_outstanding.saturating_sub(took);
+        filled += took;
         // The internal socket's sent frames come home to the receiving socket's fill ring.
         if let Some(t) = self.internal.as_mut() {
-            let done = t.comp.peek(u32::MAX).min(free - filled);
-            for i in 0..done {
-                let base = self.xsk.umem.frame_base(t.comp.get(i));
-                self.xsk.fill.write(filled + i, base);
-            }
-            t.comp.release(done);
-            self.internal_outstanding = self.internal_outstanding.saturating_sub(done);
-            filled += done;
+            let took = refill(&mut t.comp, &mut self.xsk.fill, &self.xsk.umem, filled);
+            self.internal_outstanding = self.internal_outstanding.saturating_sub(took);
+            filled += took;
         }
         self.xsk.fill.submit(filled);
     }
+}
+
+/// Where a batch's frames went: slots written on each ring, submitted together.
+#[derive(Default)]
+struct Placed {
+    tx: u32,
+    internal: u32,
+    fill: u32,
+}
+
+/// Moves completed frames' chunks to the fill ring's slots from `at` on, as many as both
+/// rings allow; returns how many (released from `comp`).
+fn refill(comp: &mut ConsRing<u64>, fill: &mut ProdRing<u64>, umem: &Umem, at: u32) -> u32 {
+    let mut took = 0;
+    while let Some(addr) = comp.get(took) {
+        if !fill.write(at + took, umem.frame_base(addr)) {
+            break;
+        }
+        took += 1;
+    }
+    comp.release(took);
+    took
 }
 
 #[cfg(test)]

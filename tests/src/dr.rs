@@ -125,15 +125,7 @@ impl DrLab {
     ) -> Result<DrLab> {
         tools::require(&["ip", "ethtool", "sysctl"])?;
         let mut lab = Lab::new()?;
-        lab.add_ns("sw")?;
-        lab.sh("sw", "ip link add br0 type bridge && ip link set br0 up")?;
-        // A switch forwards frames; with br_netfilter loaded the kernel's bridge would also
-        // validate and filter IPv4 (dropping the malformed frames tests send on purpose).
-        lab.sh(
-            "sw",
-            "if [ -d /proc/sys/net/bridge ]; then sysctl -qw net.bridge.bridge-nf-call-iptables=0 \\
-             net.bridge.bridge-nf-call-ip6tables=0 net.bridge.bridge-nf-call-arptables=0; fi",
-        )?;
+        Self::add_bridge(&mut lab)?;
         let nat = matches!(prep, Prep::Nat | Prep::Nat2);
         let two_arm = prep == Prep::Nat2;
         let (vip, client) = if nat {
@@ -151,47 +143,88 @@ impl DrLab {
         ];
         hosts.extend((0..real_servers).map(|i| (rs_name(i), rs_addr(i))));
         for (host, addr) in &hosts {
-            let ns = lab.add_ns(host)?;
-            let q = if host == "lb" { queues } else { 1 };
-            let br = if two_arm && host.starts_with("rs") {
-                "br1"
-            } else {
-                "br0"
-            };
-            lab.sh(
-                "sw",
-                &format!(
-                    "ip link add {host} numtxqueues {q} numrxqueues {q} type veth peer name eth0 netns {ns} numtxqueues {q} numrxqueues {q} \
-                     && ip link set {host} master {br} && ip link set {host} up"
-                ),
-            )?;
-            lab.sh(
-                host,
-                &format!("ip link set eth0 up && ip addr add {addr}/24 dev eth0"),
-            )?;
+            Self::add_host(&mut lab, host, addr, queues, two_arm)?;
         }
         // The director owns the VIP, as keepalived would give it.
         lab.sh("lb", &format!("ip addr add {vip}/32 dev eth0"))?;
         if two_arm {
-            // The internal arm: eth1 on the real servers' bridge, same queue count.
-            let ns = lab.ns("lb");
-            lab.sh(
-                "sw",
-                &format!(
-                    "ip link add lb2 numtxqueues {queues} numrxqueues {queues} type veth peer name eth1 netns {ns} \
-                     numtxqueues {queues} numrxqueues {queues} && ip link set lb2 master br1 && ip link set lb2 up \
-                     && ethtool -K lb2 tx off >/dev/null"
-                ),
-            )?;
-            lab.sh(
-                "lb",
-                &format!("ip link set eth1 up && ip addr add {DIRECTOR}/24 dev eth1"),
-            )?;
+            Self::add_internal_arm(&lab, queues)?;
         }
         if prep == Prep::Nat {
             // One arm: the director also on the clients' subnet.
             lab.sh("lb", &format!("ip addr add {NAT_DIRECTOR}/24 dev eth0"))?;
         }
+        Self::prepare_switch(&lab, switch)?;
+        Self::prepare_real_servers(&lab, real_servers, prep)?;
+        Self::write_scripts(&lab)?;
+        Ok(DrLab {
+            lab,
+            real_servers,
+            vip,
+            client,
+            prep,
+        })
+    }
+
+    /// The switch: namespace "sw" with bridge br0, the bridge's netfilter hooks off.
+    fn add_bridge(lab: &mut Lab) -> Result<()> {
+        lab.add_ns("sw")?;
+        lab.sh("sw", "ip link add br0 type bridge && ip link set br0 up")?;
+        // A switch forwards frames; with br_netfilter loaded the kernel's bridge would also
+        // validate and filter IPv4 (dropping the malformed frames tests send on purpose).
+        lab.sh(
+            "sw",
+            "if [ -d /proc/sys/net/bridge ]; then sysctl -qw net.bridge.bridge-nf-call-iptables=0 \\
+             net.bridge.bridge-nf-call-ip6tables=0 net.bridge.bridge-nf-call-arptables=0; fi",
+        )?;
+        Ok(())
+    }
+
+    /// Host `host` in a namespace of its own, its eth0 (`queues` queues for the director)
+    /// on br0 (br1 for a two-arm lab's real servers) with address `addr`/24.
+    fn add_host(lab: &mut Lab, host: &str, addr: &str, queues: u32, two_arm: bool) -> Result<()> {
+        let ns = lab.add_ns(host)?;
+        let q = if host == "lb" { queues } else { 1 };
+        let br = if two_arm && host.starts_with("rs") {
+            "br1"
+        } else {
+            "br0"
+        };
+        lab.sh(
+            "sw",
+            &format!(
+                "ip link add {host} numtxqueues {q} numrxqueues {q} type veth peer name eth0 netns {ns} numtxqueues {q} numrxqueues {q} \
+                 && ip link set {host} master {br} && ip link set {host} up"
+            ),
+        )?;
+        lab.sh(
+            host,
+            &format!("ip link set eth0 up && ip addr add {addr}/24 dev eth0"),
+        )?;
+        Ok(())
+    }
+
+    /// The internal arm: eth1 on the real servers' bridge, same queue count.
+    fn add_internal_arm(lab: &Lab, queues: u32) -> Result<()> {
+        let ns = lab.ns("lb");
+        lab.sh(
+            "sw",
+            &format!(
+                "ip link add lb2 numtxqueues {queues} numrxqueues {queues} type veth peer name eth1 netns {ns} \
+                 numtxqueues {queues} numrxqueues {queues} && ip link set lb2 master br1 && ip link set lb2 up \
+                 && ethtool -K lb2 tx off >/dev/null"
+            ),
+        )?;
+        lab.sh(
+            "lb",
+            &format!("ip link set eth1 up && ip addr add {DIRECTOR}/24 dev eth1"),
+        )?;
+        Ok(())
+    }
+
+    /// Writes the pass program; for `Switch::Prepared`, attaches it to the director's
+    /// bridge port and turns that port's TX checksum offload off.
+    fn prepare_switch(lab: &Lab, switch: Switch) -> Result<()> {
         let pass = lab.write("pass.bpf.o", xvs_bpf::PASS_OBJECT)?;
         if switch == Switch::Prepared {
             // What the director sends with XDP_TX (NAT replies; DR and TUN flows on the
@@ -206,6 +239,11 @@ impl DrLab {
             // before the director sees the frame, as a real wire would.
             lab.sh("sw", "ethtool -K lb tx off >/dev/null")?;
         }
+        Ok(())
+    }
+
+    /// Gets each real server ready for the VIP as `prep` says.
+    fn prepare_real_servers(lab: &Lab, real_servers: usize, prep: Prep) -> Result<()> {
         for i in 0..real_servers {
             let script = match prep {
                 Prep::Script => format!(
@@ -218,19 +256,18 @@ impl DrLab {
             };
             lab.sh(&rs_name(i), &script)?;
         }
+        Ok(())
+    }
+
+    /// The helper scripts the tests run in the namespaces.
+    fn write_scripts(lab: &Lab) -> Result<()> {
         lab.write("udp_echo.py", UDP_ECHO)?;
         lab.write("udp_client.py", UDP_CLIENT)?;
         lab.write("raw_send.py", RAW_SEND)?;
         lab.write("sync_replay.py", SYNC_REPLAY)?;
         lab.write("http_loop.py", HTTP_LOOP)?;
         lab.write("smtp_sink.py", SMTP_SINK)?;
-        Ok(DrLab {
-            lab,
-            real_servers,
-            vip,
-            client,
-            prep,
-        })
+        Ok(())
     }
 
     /// A VRRP pair: as `build`, plus a second director `lb2`, and the VIP left to VRRP

@@ -27,6 +27,10 @@ struct Vs<'a> {
     svc: &'a Service,
 }
 
+/// Per (address, protocol) a firewall mark's MARK rules name: their ports (`None`: every
+/// port).
+type Groups = BTreeMap<(IpAddr, &'static str), Option<Vec<u16>>>;
+
 /// The virtual servers a firewall-mark service stands for: one per (address, protocol)
 /// its MARK rules name, with the union of their ports.
 fn fwmark_parts<'a>(
@@ -35,23 +39,7 @@ fn fwmark_parts<'a>(
     rules: &[MarkRule],
     warnings: &mut Vec<String>,
 ) -> Vec<Vs<'a>> {
-    let mut groups: BTreeMap<(IpAddr, &'static str), Option<Vec<u16>>> = BTreeMap::new();
-    for r in rules.iter().filter(|r| r.mark == mark) {
-        let protos: &[&'static str] = match r.proto {
-            Some(Proto::Tcp) => &["tcp"],
-            Some(Proto::Udp) => &["udp"],
-            None => &["tcp", "udp"],
-        };
-        for &p in protos {
-            let slot = groups.entry((r.addr.into(), p)).or_insert(Some(Vec::new()));
-            match (slot.as_mut(), r.ports.is_empty()) {
-                // A rule for every port covers the others.
-                (_, true) => *slot = None,
-                (Some(list), false) => list.extend(&r.ports),
-                (None, false) => {}
-            }
-        }
-    }
+    let groups = mark_groups(mark, rules);
     if groups.is_empty() {
         warnings.push(format!(
             "line {}: firewall mark {mark}: no iptables MARK rule sets it (give `--iptables` the `iptables-save` output): not converted",
@@ -69,26 +57,51 @@ fn fwmark_parts<'a>(
     let single = groups.len() == 1;
     groups
         .into_iter()
-        .map(|((addr, proto), ports)| {
-            let mut ports = ports.unwrap_or_default();
-            ports.sort_unstable();
-            ports.dedup();
-            if ports.is_empty() {
-                ports.push(0);
-            }
-            Vs {
-                name: if single {
-                    format!("fwmark-{mark}")
-                } else {
-                    format!("fwmark-{mark}-{addr}/{proto}")
-                },
-                addr,
-                proto,
-                ports,
-                svc,
-            }
+        .map(|((addr, proto), ports)| Vs {
+            name: if single {
+                format!("fwmark-{mark}")
+            } else {
+                format!("fwmark-{mark}-{addr}/{proto}")
+            },
+            addr,
+            proto,
+            ports: port_list(ports),
+            svc,
         })
         .collect()
+}
+
+/// The MARK rules setting `mark`, grouped.
+fn mark_groups(mark: u32, rules: &[MarkRule]) -> Groups {
+    let mut groups = Groups::new();
+    for r in rules.iter().filter(|r| r.mark == mark) {
+        let protos: &[&'static str] = match r.proto {
+            Some(Proto::Tcp) => &["tcp"],
+            Some(Proto::Udp) => &["udp"],
+            None => &["tcp", "udp"],
+        };
+        for &p in protos {
+            let slot = groups.entry((r.addr.into(), p)).or_insert(Some(Vec::new()));
+            match (slot.as_mut(), r.ports.is_empty()) {
+                // A rule for every port covers the others.
+                (_, true) => *slot = None,
+                (Some(list), false) => list.extend(&r.ports),
+                (None, false) => {}
+            }
+        }
+    }
+    groups
+}
+
+/// A group's ports, sorted, each once; `[0]` (every port) when it names none.
+fn port_list(ports: Option<Vec<u16>>) -> Vec<u16> {
+    let mut ports = ports.unwrap_or_default();
+    ports.sort_unstable();
+    ports.dedup();
+    if ports.is_empty() {
+        ports.push(0);
+    }
+    ports
 }
 
 /// The forwarding of a service: xvs has one per virtual server, ipvsadm one per real
@@ -187,8 +200,14 @@ fn plan(svc: &Service, warnings: &mut Vec<String>) -> Plan {
 }
 
 fn write_vs(i: usize, vs: &Vs, plan: &Plan, dropped: &[Elem], w: &mut Writer) {
-    let svc = vs.svc;
     let e = Some(Elem::Vs(i));
+    write_service(e, vs, plan, w);
+    write_persistence(e, vs.svc, w);
+    write_real_servers(i, vs, plan, dropped, w);
+}
+
+/// The keys that name the service and say how it schedules and forwards.
+fn write_service(e: Option<Elem>, vs: &Vs, plan: &Plan, w: &mut Writer) {
     w.put(e, &format!("  - name: {}", quote(&vs.name)));
     w.put(e, &format!("    address: {}", vs.addr));
     match vs.ports.as_slice() {
@@ -207,6 +226,10 @@ fn write_vs(i: usize, vs: &Vs, plan: &Plan, dropped: &[Elem], w: &mut Writer) {
             &format!("    scheduler_flags: [{}]", plan.flags.join(", ")),
         );
     }
+}
+
+/// `-p`, `-M` and `-o`.
+fn write_persistence(e: Option<Elem>, svc: &Service, w: &mut Writer) {
     if let Some(t) = svc.persistent {
         w.put(e, &format!("    persistence_timeout: {t}"));
     }
@@ -222,12 +245,18 @@ fn write_vs(i: usize, vs: &Vs, plan: &Plan, dropped: &[Elem], w: &mut Writer) {
     if svc.ops {
         w.put(e, "    ops: true");
     }
-    let servers: Vec<(usize, &rules::Server)> = svc
+}
+
+/// The real servers forwarded the service's way and not `dropped`.
+fn write_real_servers(i: usize, vs: &Vs, plan: &Plan, dropped: &[Elem], w: &mut Writer) {
+    let servers: Vec<(usize, &rules::Server)> = vs
+        .svc
         .servers
         .iter()
         .enumerate()
         .filter(|(j, r)| r.method == plan.method && !dropped.contains(&Elem::Rs(i, *j)))
         .collect();
+    let e = Some(Elem::Vs(i));
     if servers.is_empty() {
         w.put(e, "    real_servers: []");
         return;

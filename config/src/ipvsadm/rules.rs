@@ -144,130 +144,198 @@ fn words(text: &str) -> Vec<&str> {
         .collect()
 }
 
+/// The commands, by their two spellings, as the short one.
+const COMMANDS: [(&str, &str, &str); 8] = [
+    ("-A", "--add-service", "-A"),
+    ("-E", "--edit-service", "-E"),
+    ("-D", "--delete-service", "-D"),
+    ("-a", "--add-server", "-a"),
+    ("-e", "--edit-server", "-e"),
+    ("-d", "--delete-server", "-d"),
+    ("-C", "--clear", "-C"),
+    ("--set", "--set", "--set"),
+];
+
+/// The forwarding methods, by their two spellings.
+const METHODS: [(&str, &str, Method); 3] = [
+    ("-g", "--gatewaying", Method::Dr),
+    ("-i", "--ipip", Method::Tun),
+    ("-m", "--masquerading", Method::Nat),
+];
+
+/// What `opt` stands for in `table`, by either spelling.
+fn spelled<T: Copy>(table: &[(&str, &str, T)], opt: &str) -> Option<T> {
+    table
+        .iter()
+        .find(|(short, long, _)| opt == *short || opt == *long)
+        .map(|(_, _, v)| *v)
+}
+
 /// One line's options; `warn` collects what is read but not converted.
 fn parse_line(text: &str, warn: &mut Vec<String>) -> Result<Line, String> {
     let w = words(text);
     let mut l = Line::default();
     let mut i = 0;
-    let set_cmd = |l: &mut Line, c: &'static str| -> Result<(), String> {
-        match l.command {
-            Some(o) if o != c => Err(format!("two commands on one line ({o} and {c})")),
-            _ => {
-                l.command = Some(c);
-                Ok(())
-            }
-        }
-    };
     while i < w.len() {
-        let opt = w[i];
-        let next = w.get(i + 1).copied();
-        let mut took = 0;
-        match opt {
-            "-A" | "--add-service" => set_cmd(&mut l, "-A")?,
-            "-E" | "--edit-service" => set_cmd(&mut l, "-E")?,
-            "-D" | "--delete-service" => set_cmd(&mut l, "-D")?,
-            "-a" | "--add-server" => set_cmd(&mut l, "-a")?,
-            "-e" | "--edit-server" => set_cmd(&mut l, "-e")?,
-            "-d" | "--delete-server" => set_cmd(&mut l, "-d")?,
-            "-C" | "--clear" => set_cmd(&mut l, "-C")?,
-            "--set" => {
-                set_cmd(&mut l, "--set")?;
-                let mut t = [0; 3];
-                for (k, slot) in t.iter_mut().enumerate() {
-                    *slot = number("--set", w.get(i + 1 + k).copied())?;
-                }
-                l.set = Some(t);
-                took = 3;
-            }
-            "-t" | "--tcp-service" | "-u" | "--udp-service" => {
-                let (a, p) = addr_port(next.ok_or_else(|| format!("{opt} needs VIP:PORT"))?)?;
-                let p = p.unwrap_or(0);
-                l.key = Some(if opt.contains('t') {
-                    ServiceKey::Tcp(a, p)
-                } else {
-                    ServiceKey::Udp(a, p)
-                });
-                took = 1;
-            }
-            "-f" | "--fwmark-service" => {
-                let m = next.ok_or("-f needs a mark")?;
-                let mark = parse_mark(m).ok_or_else(|| format!("-f {m}: not a mark"))?;
-                l.key = Some(ServiceKey::Fwmark(mark));
-                took = 1;
-            }
-            "--sctp-service" => {
-                return Err("SCTP services: xvs balances TCP and UDP (not converted)".into())
-            }
-            "-s" | "--scheduler" => {
-                l.scheduler = Some(next.ok_or("-s needs a scheduler")?.to_string());
-                took = 1;
-            }
-            "-p" | "--persistent" => {
-                // The timeout is optional: the next word is it when it is a number.
-                match next.and_then(|n| n.parse::<u32>().ok()) {
-                    Some(t) => {
-                        l.persistent = Some(t);
-                        took = 1;
-                    }
-                    None => l.persistent = Some(PERSISTENT_DEFAULT),
-                }
-            }
-            "-M" | "--netmask" => {
-                let m = next.ok_or("-M needs a netmask")?;
-                l.netmask = Some(match (m.parse::<Ipv4Addr>(), m.parse::<u8>()) {
-                    (Ok(mask), _) => Granularity::Netmask(mask),
-                    // `-6` services take a prefix length.
-                    (_, Ok(len)) => Granularity::Prefix(i64::from(len)),
-                    _ => {
-                        return Err(format!(
-                            "-M {m}: neither an IPv4 netmask nor a prefix length"
-                        ))
-                    }
-                });
-                took = 1;
-            }
-            "-b" | "--sched-flags" => {
-                let f = next.ok_or("-b needs flags")?;
-                l.flags = Some(f.split(',').map(str::to_string).collect());
-                took = 1;
-            }
-            "-o" | "--ops" => l.ops = true,
-            "-r" | "--real-server" => {
-                l.server = Some(addr_port(next.ok_or("-r needs RIP[:PORT]")?)?);
-                took = 1;
-            }
-            "-g" | "--gatewaying" => l.method = Some(Method::Dr),
-            "-i" | "--ipip" => l.method = Some(Method::Tun),
-            "-m" | "--masquerading" => l.method = Some(Method::Nat),
-            "-w" | "--weight" => {
-                l.weight = Some(number(opt, next)?);
-                took = 1;
-            }
-            "-x" | "--u-threshold" => {
-                l.upper = Some(number(opt, next)?);
-                took = 1;
-            }
-            "-y" | "--l-threshold" => {
-                l.lower = Some(number(opt, next)?);
-                took = 1;
-            }
-            "--pe" | "--tun-type" | "--tun-port" => {
-                warn.push(format!(
-                    "`{opt} {}` not converted: xvs tunnels plain IPIP, with no persistence engine",
-                    next.unwrap_or("")
-                ));
-                took = 1;
-            }
-            "--tun-nocsum" | "--tun-csum" | "--tun-remcsum" => {
-                warn.push(format!("`{opt}` not converted: xvs tunnels plain IPIP"))
-            }
-            // The family is the addresses' (`[...]` for IPv6).
-            "-n" | "--numeric" | "-6" | "--ipv6" => {}
-            _ => return Err(format!("`{opt}` is no ipvsadm option xvs knows")),
-        }
-        i += 1 + took;
+        i += 1 + option(&mut l, w[i], &w[i + 1..], warn)?;
     }
     Ok(l)
+}
+
+/// Reads option `opt` into `l`, `after` being the words after it; how many of them it
+/// took as its values.
+fn option(
+    l: &mut Line,
+    opt: &str,
+    after: &[&str],
+    warn: &mut Vec<String>,
+) -> Result<usize, String> {
+    let next = after.first().copied();
+    if let Some(c) = spelled(&COMMANDS, opt) {
+        return command(l, c, after);
+    }
+    if let Some(took) = service_option(l, opt, next)? {
+        return Ok(took);
+    }
+    if let Some(took) = server_option(l, opt, next)? {
+        return Ok(took);
+    }
+    unconverted(opt, next, warn).ok_or_else(|| format!("`{opt}` is no ipvsadm option xvs knows"))
+}
+
+fn set_command(l: &mut Line, c: &'static str) -> Result<(), String> {
+    match l.command {
+        Some(o) if o != c => Err(format!("two commands on one line ({o} and {c})")),
+        _ => {
+            l.command = Some(c);
+            Ok(())
+        }
+    }
+}
+
+/// A command, and `--set`'s three timeouts after it; how many words they took.
+fn command(l: &mut Line, c: &'static str, after: &[&str]) -> Result<usize, String> {
+    set_command(l, c)?;
+    if c != "--set" {
+        return Ok(0);
+    }
+    let mut t = [0; 3];
+    for (k, slot) in t.iter_mut().enumerate() {
+        *slot = number("--set", after.get(k).copied())?;
+    }
+    l.set = Some(t);
+    Ok(3)
+}
+
+/// A service's option: `Some(words it took)`, `None` when `opt` is none of them.
+fn service_option(l: &mut Line, opt: &str, next: Option<&str>) -> Result<Option<usize>, String> {
+    match opt {
+        "-t" | "--tcp-service" | "-u" | "--udp-service" => l.key = Some(service_key(opt, next)?),
+        "-f" | "--fwmark-service" => l.key = Some(fwmark_key(next)?),
+        "--sctp-service" => {
+            return Err("SCTP services: xvs balances TCP and UDP (not converted)".into())
+        }
+        "-s" | "--scheduler" => l.scheduler = Some(next.ok_or("-s needs a scheduler")?.to_string()),
+        "-p" | "--persistent" => return Ok(Some(persistent(l, next))),
+        "-M" | "--netmask" => l.netmask = Some(netmask(next)?),
+        "-b" | "--sched-flags" => l.flags = Some(sched_flags(next)?),
+        "-o" | "--ops" => {
+            l.ops = true;
+            return Ok(Some(0));
+        }
+        _ => return Ok(None),
+    }
+    Ok(Some(1))
+}
+
+/// `-t VIP:PORT` or `-u VIP:PORT` (`opt` says which).
+fn service_key(opt: &str, next: Option<&str>) -> Result<ServiceKey, String> {
+    let (a, p) = addr_port(next.ok_or_else(|| format!("{opt} needs VIP:PORT"))?)?;
+    let p = p.unwrap_or(0);
+    Ok(if opt.contains('t') {
+        ServiceKey::Tcp(a, p)
+    } else {
+        ServiceKey::Udp(a, p)
+    })
+}
+
+fn fwmark_key(next: Option<&str>) -> Result<ServiceKey, String> {
+    let m = next.ok_or("-f needs a mark")?;
+    let mark = parse_mark(m).ok_or_else(|| format!("-f {m}: not a mark"))?;
+    Ok(ServiceKey::Fwmark(mark))
+}
+
+/// `-p [timeout]`; how many words it took.
+fn persistent(l: &mut Line, next: Option<&str>) -> usize {
+    // The timeout is optional: the next word is it when it is a number.
+    match next.and_then(|n| n.parse::<u32>().ok()) {
+        Some(t) => {
+            l.persistent = Some(t);
+            1
+        }
+        None => {
+            l.persistent = Some(PERSISTENT_DEFAULT);
+            0
+        }
+    }
+}
+
+fn netmask(next: Option<&str>) -> Result<Granularity, String> {
+    let m = next.ok_or("-M needs a netmask")?;
+    match (m.parse::<Ipv4Addr>(), m.parse::<u8>()) {
+        (Ok(mask), _) => Ok(Granularity::Netmask(mask)),
+        // `-6` services take a prefix length.
+        (_, Ok(len)) => Ok(Granularity::Prefix(i64::from(len))),
+        _ => Err(format!(
+            "-M {m}: neither an IPv4 netmask nor a prefix length"
+        )),
+    }
+}
+
+fn sched_flags(next: Option<&str>) -> Result<Vec<String>, String> {
+    let f = next.ok_or("-b needs flags")?;
+    Ok(f.split(',').map(str::to_string).collect())
+}
+
+/// A real server's option: `Some(words it took)`, `None` when `opt` is none of them.
+fn server_option(l: &mut Line, opt: &str, next: Option<&str>) -> Result<Option<usize>, String> {
+    match opt {
+        "-r" | "--real-server" => {
+            l.server = Some(addr_port(next.ok_or("-r needs RIP[:PORT]")?)?);
+        }
+        "-w" | "--weight" => l.weight = Some(number(opt, next)?),
+        "-x" | "--u-threshold" => l.upper = Some(number(opt, next)?),
+        "-y" | "--l-threshold" => l.lower = Some(number(opt, next)?),
+        _ => {
+            let Some(m) = spelled(&METHODS, opt) else {
+                return Ok(None);
+            };
+            l.method = Some(m);
+            return Ok(Some(0));
+        }
+    }
+    Ok(Some(1))
+}
+
+/// Options read but not converted (a warning each, or nothing to say): `Some(words they
+/// took)`, `None` when `opt` is none of them.
+fn unconverted(opt: &str, next: Option<&str>, warn: &mut Vec<String>) -> Option<usize> {
+    match opt {
+        "--pe" | "--tun-type" | "--tun-port" => {
+            warn.push(format!(
+                "`{opt} {}` not converted: xvs tunnels plain IPIP, with no persistence engine",
+                next.unwrap_or("")
+            ));
+            Some(1)
+        }
+        "--tun-nocsum" | "--tun-csum" | "--tun-remcsum" => {
+            warn.push(format!("`{opt}` not converted: xvs tunnels plain IPIP"));
+            Some(0)
+        }
+        // The family is the addresses' (`[...]` for IPv6).
+        "-n" | "--numeric" | "-6" | "--ipv6" => Some(0),
+        _ => None,
+    }
 }
 
 /// A mark as iptables and ipvsadm write it: decimal or 0x hex.
@@ -298,85 +366,105 @@ impl Table {
         }
         let key = l.key.ok_or_else(|| format!("{cmd} needs -t, -u or -f"))?;
         match cmd {
-            "-A" => {
-                if self.service(key).is_some() {
-                    return Err("the service exists already (ipvsadm refuses it too)".into());
-                }
-                self.services.push(Service {
-                    line: n,
-                    key,
-                    scheduler: l.scheduler.unwrap_or_else(|| "wlc".into()),
-                    persistent: l.persistent,
-                    netmask: l.netmask,
-                    flags: l.flags.unwrap_or_default(),
-                    ops: l.ops,
-                    servers: Vec::new(),
-                });
-            }
-            "-E" => {
-                let s = self.service(key).ok_or("no such service to edit")?;
-                if let Some(sc) = l.scheduler {
-                    s.scheduler = sc;
-                }
-                s.persistent = l.persistent;
-                s.netmask = l.netmask.or(s.netmask);
-                if let Some(f) = l.flags {
-                    s.flags = f;
-                }
-                s.ops = l.ops;
-            }
-            "-D" => {
-                let before = self.services.len();
-                self.services.retain(|s| s.key != key);
-                if before == self.services.len() {
-                    return Err("no such service to delete".into());
-                }
-            }
-            "-a" | "-e" | "-d" => {
-                let (addr, port) = l
-                    .server
-                    .ok_or_else(|| format!("{cmd} needs -r RIP[:PORT]"))?;
-                let s = self
-                    .service(key)
-                    .ok_or("no such service: its -A line must come first")?;
-                // The service's own port, as ipvsadm-save writes it, is no mapping.
-                let own = match key {
-                    ServiceKey::Tcp(_, p) | ServiceKey::Udp(_, p) => Some(p),
-                    ServiceKey::Fwmark(_) => None,
-                };
-                let port = port.filter(|&p| p != 0 && Some(p) != own);
-                let at = s
-                    .servers
-                    .iter()
-                    .position(|r| r.addr == addr && r.port == port);
-                match (cmd, at) {
-                    ("-a", Some(_)) => return Err("the real server exists already".into()),
-                    ("-a", None) => s.servers.push(Server {
-                        line: n,
-                        addr,
-                        port,
-                        method: l.method.unwrap_or(Method::Dr),
-                        weight: l.weight.unwrap_or(1),
-                        upper: l.upper.unwrap_or(0),
-                        lower: l.lower.unwrap_or(0),
-                    }),
-                    ("-e", Some(i)) => {
-                        let r = &mut s.servers[i];
-                        r.method = l.method.unwrap_or(r.method);
-                        r.weight = l.weight.unwrap_or(r.weight);
-                        r.upper = l.upper.unwrap_or(r.upper);
-                        r.lower = l.lower.unwrap_or(r.lower);
-                    }
-                    ("-d", Some(i)) => {
-                        s.servers.remove(i);
-                    }
-                    _ => return Err("no such real server".into()),
-                }
-            }
+            "-A" => self.add_service(n, key, l),
+            "-E" => self.edit_service(key, l),
+            "-D" => self.delete_service(key),
+            "-a" | "-e" | "-d" => self.server_command(n, cmd, key, l),
             _ => unreachable!("every command is handled above"),
+        }
+    }
+
+    fn add_service(&mut self, n: usize, key: ServiceKey, l: Line) -> Result<(), String> {
+        if self.service(key).is_some() {
+            return Err("the service exists already (ipvsadm refuses it too)".into());
+        }
+        self.services.push(Service {
+            line: n,
+            key,
+            scheduler: l.scheduler.unwrap_or_else(|| "wlc".into()),
+            persistent: l.persistent,
+            netmask: l.netmask,
+            flags: l.flags.unwrap_or_default(),
+            ops: l.ops,
+            servers: Vec::new(),
+        });
+        Ok(())
+    }
+
+    fn edit_service(&mut self, key: ServiceKey, l: Line) -> Result<(), String> {
+        let s = self.service(key).ok_or("no such service to edit")?;
+        if let Some(sc) = l.scheduler {
+            s.scheduler = sc;
+        }
+        s.persistent = l.persistent;
+        s.netmask = l.netmask.or(s.netmask);
+        if let Some(f) = l.flags {
+            s.flags = f;
+        }
+        s.ops = l.ops;
+        Ok(())
+    }
+
+    fn delete_service(&mut self, key: ServiceKey) -> Result<(), String> {
+        let before = self.services.len();
+        self.services.retain(|s| s.key != key);
+        if before == self.services.len() {
+            return Err("no such service to delete".into());
         }
         Ok(())
     }
+
+    /// `-a`, `-e` or `-d` (`cmd`): a real server of service `key` added, edited, deleted.
+    fn server_command(
+        &mut self,
+        n: usize,
+        cmd: &str,
+        key: ServiceKey,
+        l: Line,
+    ) -> Result<(), String> {
+        let (addr, port) = l
+            .server
+            .ok_or_else(|| format!("{cmd} needs -r RIP[:PORT]"))?;
+        let s = self
+            .service(key)
+            .ok_or("no such service: its -A line must come first")?;
+        // The service's own port, as ipvsadm-save writes it, is no mapping.
+        let own = match key {
+            ServiceKey::Tcp(_, p) | ServiceKey::Udp(_, p) => Some(p),
+            ServiceKey::Fwmark(_) => None,
+        };
+        let port = port.filter(|&p| p != 0 && Some(p) != own);
+        let at = s
+            .servers
+            .iter()
+            .position(|r| r.addr == addr && r.port == port);
+        match (cmd, at) {
+            ("-a", Some(_)) => return Err("the real server exists already".into()),
+            ("-a", None) => s.servers.push(Server {
+                line: n,
+                addr,
+                port,
+                method: l.method.unwrap_or(Method::Dr),
+                weight: l.weight.unwrap_or(1),
+                upper: l.upper.unwrap_or(0),
+                lower: l.lower.unwrap_or(0),
+            }),
+            ("-e", Some(i)) => edit_server(&mut s.servers[i], &l),
+            ("-d", Some(i)) => {
+                s.servers.remove(i);
+            }
+            _ => return Err("no such real server".into()),
+        }
+        Ok(())
+    }
+}
+
+/// `-e`: what the line gives replaces what the real server had.
+fn edit_server(r: &mut Server, l: &Line) {
+    r.method = l.method.unwrap_or(r.method);
+    r.weight = l.weight.unwrap_or(r.weight);
+    r.upper = l.upper.unwrap_or(r.upper);
+    r.lower = l.lower.unwrap_or(r.lower);
 }
 
 /// Reads the lines in order into a table; each line that cannot be applied, or that is

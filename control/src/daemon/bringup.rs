@@ -11,6 +11,7 @@ use arc_swap::ArcSwap;
 use tracing::{info, warn};
 use xvs_bpf::Steer;
 use xvs_config::Config;
+use xvs_dataplane::sync::SyncChannel;
 use xvs_dataplane::worker::WorkerConfig;
 use xvs_dataplane::SharedSnapshot;
 
@@ -18,121 +19,33 @@ use super::drain::Drains;
 use super::ifaces::Ifaces;
 use super::lb::{quorums, Lb};
 use super::overload::Overload;
-use super::publish;
-use super::resolve::resolve;
+use super::publish::{self, Local};
+use super::resolve::{resolve, Macs};
 use super::steer_maps::SteerMaps;
 use super::translate;
 use super::workers::{WorkerMaps, Workers};
-use crate::health::initial_health;
+use super::xdp_tx::TxWatch;
+use crate::health::{initial_health, HealthMap};
 use crate::ids::DestRegistry;
 use crate::sys::random;
 
 impl Lb {
     pub fn start(path: &Path, cfg: &Config, ifaces: &Ifaces) -> Result<Lb> {
-        let iface = &ifaces.external;
-        let mut registry = DestRegistry::default();
-        let local = translate::local_side(cfg, ifaces)?;
-        let macs = resolve(cfg, ifaces, &HashMap::new());
         let generation = 1;
-        let health = initial_health(cfg);
-        let (drains, overload) = (Drains::default(), Overload::default());
-        let snap = publish::build(
-            generation,
-            cfg,
+        let First {
+            mut registry,
             local,
-            &macs,
-            &health,
-            publish::Quiet {
-                drains: &drains,
-                overload: &overload,
-            },
-            &mut registry,
-        )?;
-        let shared: SharedSnapshot = Arc::new(ArcSwap::from_pointee(snap));
-
-        let mut steer =
-            Steer::load_sized(cfg.fast_path_flows, nat_conns_size(cfg, iface.rx_queues))
-                .context("loading the steering program")?;
-        steer.set_fast_generation(publish::fast_generation(cfg, generation, local.xdp_tx))?;
-        steer.set_nat_relay(publish::nat_relay(cfg, local.xdp_tx), local.partial_csums)?;
-        let maps = SteerMaps::build(cfg, ifaces, &mut registry)?;
-        maps.write(&steer)?;
-        let mode = translate::attach_mode(cfg.xdp_mode);
-        let mut queues = cfg.workers.unwrap_or(iface.rx_queues).min(iface.rx_queues);
-        for i in ifaces.all() {
-            steer.set_local_mac(i.ifindex, i.mac)?;
-            let got = steer.attach(i.ifindex as i32, mode)?;
-            info!(
-                "attached xvs_steer to {} (ifindex {}) in {} mode",
-                i.name,
-                i.ifindex,
-                got.as_str()
-            );
-        }
-        if let Some(int) = &ifaces.internal {
-            // Services on the clients' side only; the internal side gets NAT replies.
-            steer.set_external_ifindex(iface.ifindex)?;
-            // Each worker's internal socket needs a queue of its own there.
-            if int.rx_queues < queues {
-                warn!(
-                    "{} has {} queue(s): running {} worker(s) instead of {queues}",
-                    int.name, int.rx_queues, int.rx_queues
-                );
-                queues = int.rx_queues;
-            }
-        }
-        let cpus = cfg
-            .cpus
-            .clone()
-            .unwrap_or_else(xvs_dataplane::sys::allowed_cpus);
-        let xsk = translate::xsk_config(cfg);
-        let mut workers = Workers::new();
-        let mut channels = Vec::new();
-        let pipeline = translate::pipeline(cfg, random::seed());
-        for q in 0..queues {
-            let wc = WorkerConfig {
-                queue: q,
-                cpu: cpus.get(q as usize % cpus.len().max(1)).copied(),
-                pipeline: pipeline.clone(),
-                batch: cfg.af_xdp.batch,
-            };
-            let maps = WorkerMaps {
-                fast: match cfg.fast_path {
-                    xvs_config::FastPath::Auto | xvs_config::FastPath::Xdp => {
-                        Some(steer.fast_flows_fds()?)
-                    }
-                    xvs_config::FastPath::Off => None,
-                },
-                nat_conns: steer.nat_conns_fds()?,
-            };
-            let channel = cfg
-                .connection_sync
-                .as_ref()
-                .map(|_| Arc::new(xvs_dataplane::sync::SyncChannel::default()));
-            channels.extend(channel.clone());
-            let fd = workers.start(ifaces, &wc, &xsk, &shared, maps, channel)?;
-            // Registered after the worker owns the socket: from here its queue's VIP
-            // traffic goes to the worker instead of the kernel.
-            steer.register_xsk(q, fd)?;
-        }
-        info!(
-            "xvs running: {} virtual server(s), {} worker(s), fast path {}, config {}",
-            cfg.virtual_servers.len(),
-            queues,
-            match cfg.fast_path {
-                xvs_config::FastPath::Auto => "auto",
-                xvs_config::FastPath::Xdp => "xdp",
-                xvs_config::FastPath::Off => "off",
-            },
-            path.display()
-        );
-        let tx_watch = (cfg.fast_path == xvs_config::FastPath::Auto).then(|| {
-            let (w, notes) = super::xdp_tx::TxWatch::new(ifaces);
-            for n in notes {
-                info!("{n}");
-            }
-            w
-        });
+            macs,
+            health,
+            drains,
+            overload,
+            shared,
+        } = first_snapshot(cfg, ifaces, generation)?;
+        let (mut steer, maps) = load_steering(cfg, ifaces, generation, local, &mut registry)?;
+        let queues = attach(&mut steer, cfg, ifaces)?;
+        let (workers, channels) = start_workers(cfg, ifaces, &steer, &shared, queues)?;
+        log_running(path, cfg, queues);
+        let tx_watch = tx_watch(cfg, ifaces);
         Ok(Lb {
             tx_watch,
             sync: match &cfg.connection_sync {
@@ -156,6 +69,171 @@ impl Lb {
     }
 }
 
+/// The first snapshot, published, and what it was built from.
+struct First {
+    registry: DestRegistry,
+    local: Local,
+    macs: Macs,
+    health: HealthMap,
+    drains: Drains,
+    overload: Overload,
+    shared: SharedSnapshot,
+}
+
+fn first_snapshot(cfg: &Config, ifaces: &Ifaces, generation: u64) -> Result<First> {
+    let mut registry = DestRegistry::default();
+    let local = translate::local_side(cfg, ifaces)?;
+    let macs = resolve(cfg, ifaces, &HashMap::new());
+    let health = initial_health(cfg);
+    let (drains, overload) = (Drains::default(), Overload::default());
+    let snap = publish::build(
+        generation,
+        cfg,
+        local,
+        &macs,
+        &health,
+        publish::Quiet {
+            drains: &drains,
+            overload: &overload,
+        },
+        &mut registry,
+    )?;
+    let shared: SharedSnapshot = Arc::new(ArcSwap::from_pointee(snap));
+    Ok(First {
+        registry,
+        local,
+        macs,
+        health,
+        drains,
+        overload,
+        shared,
+    })
+}
+
+/// The steering program, loaded, with its settings and maps written (not attached yet).
+fn load_steering(
+    cfg: &Config,
+    ifaces: &Ifaces,
+    generation: u64,
+    local: Local,
+    registry: &mut DestRegistry,
+) -> Result<(Steer, SteerMaps)> {
+    let iface = &ifaces.external;
+    let mut steer = Steer::load_sized(cfg.fast_path_flows, nat_conns_size(cfg, iface.rx_queues))
+        .context("loading the steering program")?;
+    steer.set_fast_generation(publish::fast_generation(cfg, generation, local.xdp_tx))?;
+    steer.set_nat_relay(publish::nat_relay(cfg, local.xdp_tx), local.partial_csums)?;
+    let maps = SteerMaps::build(cfg, ifaces, registry)?;
+    maps.write(&steer)?;
+    Ok((steer, maps))
+}
+
+/// Attaches the steering program to every interface; the number of workers to run, one
+/// per queue (and per queue of the internal interface, when there is one).
+fn attach(steer: &mut Steer, cfg: &Config, ifaces: &Ifaces) -> Result<u32> {
+    let iface = &ifaces.external;
+    let mode = translate::attach_mode(cfg.xdp_mode);
+    let mut queues = cfg.workers.unwrap_or(iface.rx_queues).min(iface.rx_queues);
+    for i in ifaces.all() {
+        steer.set_local_mac(i.ifindex, i.mac)?;
+        let got = steer.attach(i.ifindex as i32, mode)?;
+        info!(
+            "attached xvs_steer to {} (ifindex {}) in {} mode",
+            i.name,
+            i.ifindex,
+            got.as_str()
+        );
+    }
+    if let Some(int) = &ifaces.internal {
+        // Services on the clients' side only; the internal side gets NAT replies.
+        steer.set_external_ifindex(iface.ifindex)?;
+        // Each worker's internal socket needs a queue of its own there.
+        if int.rx_queues < queues {
+            warn!(
+                "{} has {} queue(s): running {} worker(s) instead of {queues}",
+                int.name, int.rx_queues, int.rx_queues
+            );
+            queues = int.rx_queues;
+        }
+    }
+    Ok(queues)
+}
+
+/// One worker per queue, each registered in the XSK map once it owns its socket; and
+/// with connection sync, the queues each shares with the sync thread.
+fn start_workers(
+    cfg: &Config,
+    ifaces: &Ifaces,
+    steer: &Steer,
+    shared: &SharedSnapshot,
+    queues: u32,
+) -> Result<(Workers, Vec<Arc<SyncChannel>>)> {
+    let cpus = cfg
+        .cpus
+        .clone()
+        .unwrap_or_else(xvs_dataplane::sys::allowed_cpus);
+    let xsk = translate::xsk_config(cfg);
+    let mut workers = Workers::new();
+    let mut channels = Vec::new();
+    let pipeline = translate::pipeline(cfg, random::seed());
+    for q in 0..queues {
+        let wc = WorkerConfig {
+            queue: q,
+            cpu: cpus.get(q as usize % cpus.len().max(1)).copied(),
+            pipeline: pipeline.clone(),
+            batch: cfg.af_xdp.batch,
+        };
+        let maps = worker_maps(cfg, steer)?;
+        let channel = cfg
+            .connection_sync
+            .as_ref()
+            .map(|_| Arc::new(SyncChannel::default()));
+        channels.extend(channel.clone());
+        let fd = workers.start(ifaces, &wc, &xsk, shared, maps, channel)?;
+        // Registered after the worker owns the socket: from here its queue's VIP
+        // traffic goes to the worker instead of the kernel.
+        steer.register_xsk(q, fd)?;
+    }
+    Ok((workers, channels))
+}
+
+/// The steering program's maps a worker shares: the fast path's (when it is on) and the
+/// NAT connections'.
+fn worker_maps(cfg: &Config, steer: &Steer) -> Result<WorkerMaps> {
+    Ok(WorkerMaps {
+        fast: match cfg.fast_path {
+            xvs_config::FastPath::Auto | xvs_config::FastPath::Xdp => Some(steer.fast_flows_fds()?),
+            xvs_config::FastPath::Off => None,
+        },
+        nat_conns: steer.nat_conns_fds()?,
+    })
+}
+
+fn log_running(path: &Path, cfg: &Config, queues: u32) {
+    info!(
+        "xvs running: {} virtual server(s), {} worker(s), fast path {}, config {}",
+        cfg.virtual_servers.len(),
+        queues,
+        match cfg.fast_path {
+            xvs_config::FastPath::Auto => "auto",
+            xvs_config::FastPath::Xdp => "xdp",
+            xvs_config::FastPath::Off => "off",
+        },
+        path.display()
+    );
+}
+
+/// `fast_path: auto`'s watch over what XDP sends, its notes logged.
+fn tx_watch(cfg: &Config, ifaces: &Ifaces) -> Option<TxWatch> {
+    (cfg.fast_path == xvs_config::FastPath::Auto).then(|| {
+        let (w, notes) = TxWatch::new(ifaces);
+        for n in notes {
+            info!("{n}");
+        }
+        w
+    })
+}
+
 /// Room for the NAT connections the workers can hold (none without a NAT service): a
 /// flow table's for each queue, at most `MAX_NAT_CONNS`.
 fn nat_conns_size(cfg: &Config, queues: u32) -> u32 {
@@ -175,7 +253,7 @@ fn nat_conns_size(cfg: &Config, queues: u32) -> u32 {
 /// preempting VRRP instance waits for.
 fn start_sync(
     cs: &xvs_config::ConnectionSync,
-    channels: Vec<Arc<xvs_dataplane::sync::SyncChannel>>,
+    channels: Vec<Arc<SyncChannel>>,
     workers: &[Arc<xvs_dataplane::WorkerCounters>],
     shared: &SharedSnapshot,
 ) -> Result<super::lb::SyncLink> {

@@ -37,10 +37,12 @@ mod workers;
 pub mod xdp_tx;
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
+use tokio::sync::mpsc;
+use tokio::time::Interval;
 use tracing::{error, info, warn};
 use xvs_config::Config;
 
@@ -71,7 +73,29 @@ struct Daemon<'p> {
     systemd: systemd::Systemd,
 }
 
-impl Daemon<'_> {
+impl<'p> Daemon<'p> {
+    fn new(
+        path: &'p Path,
+        cfg: Config,
+        ifaces: Ifaces,
+        lb: Option<Lb>,
+        monitors: health::Monitors,
+        vrrp: VrrpThread,
+    ) -> Self {
+        Daemon {
+            path,
+            cfg,
+            ifaces,
+            lb,
+            monitors,
+            vrrp,
+            rates: status::Rates::default(),
+            reloads: 0,
+            reload_failures: 0,
+            systemd: systemd::Systemd::new(),
+        }
+    }
+
     /// One line on how the director is, for `systemctl status` (STATUS=).
     fn status_line(&self) -> String {
         let mut s = format!("{} virtual server(s)", self.cfg.virtual_servers.len());
@@ -153,60 +177,7 @@ impl Daemon<'_> {
     async fn command(&mut self, line: &str) -> Result<String, String> {
         match Command::parse(line)? {
             Command::Reload => self.reload().await,
-            Command::Status(req) => match self.lb.as_mut() {
-                Some(l) if req.view == status::View::Connections => {
-                    let per_worker = status::CONNECTIONS_LIMIT / l.workers.counters().len().max(1);
-                    let answers =
-                        flows::ask(l.workers.counters(), |d| d.request(per_worker)).await?;
-                    let live = answers.iter().map(|a| a.live).sum();
-                    let rows = status::connection_rows(&answers, &l.registry);
-                    Ok(status::render_connections(&rows, live, req.json))
-                }
-                Some(l) if req.view == status::View::Sync => match &l.sync {
-                    Some(s) => Ok(status::render_sync(
-                        &s.thread.stats,
-                        AllWorkers(l.workers.counters()),
-                        req.json,
-                    )),
-                    None => Err("connection sync is off: add a `connection_sync:` section to the configuration (docs/configuration.md)\n".into()),
-                },
-                Some(l) if req.view == status::View::Dataplane => {
-                    let v = l.fast_path_view(&self.cfg);
-                    Ok(if req.json {
-                        serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"
-                    } else {
-                        v.render()
-                    })
-                }
-                Some(l) if req.view == status::View::Drops => Ok(status::render_drops(
-                    l.steer.counters().ok().as_ref(),
-                    AllWorkers(l.workers.counters()),
-                    req.json,
-                )),
-                Some(l) => {
-                    let snap = l.shared.load();
-                    let (out, fast_in) = (l.outbound(&self.cfg), l.fast_in());
-                    let pool = status::Pool {
-                        snap: &snap,
-                        drains: &l.drains,
-                        overload: &l.overload,
-                    };
-                    let rows = status::rows(
-                        &self.cfg,
-                        pool,
-                        &mut l.registry,
-                        l.workers.counters(),
-                        status::Steered {
-                            out: &out,
-                            fast_in: &fast_in,
-                        },
-                        &self.rates,
-                        Instant::now(),
-                    );
-                    Ok(status::render(&rows, req, self.cfg.flow_table_size))
-                }
-                None => Ok(status::render(&[], req, self.cfg.flow_table_size)),
-            },
+            Command::Status(req) => self.status(req).await,
             Command::Drain { target, on } => match self.lb.as_mut() {
                 Some(l) => l.drain(&self.cfg, &target, on),
                 None => Err("no virtual servers (VRRP only): nothing to drain\n".into()),
@@ -218,6 +189,30 @@ impl Daemon<'_> {
                 None => Ok("no virtual servers (VRRP only)\n".into()),
             },
         }
+    }
+
+    /// `xvs status`, in the view asked for.
+    async fn status(&mut self, req: status::Request) -> Result<String, String> {
+        let Some(l) = self.lb.as_mut() else {
+            return Ok(status::render(&[], req, self.cfg.flow_table_size));
+        };
+        match req.view {
+            status::View::Connections => connections(l, req.json).await,
+            status::View::Sync => sync_status(l, req.json),
+            status::View::Dataplane => Ok(dataplane_status(l, &self.cfg, req.json)),
+            status::View::Drops => Ok(status::render_drops(
+                l.steer.counters().ok().as_ref(),
+                AllWorkers(l.workers.counters()),
+                req.json,
+            )),
+            _ => Ok(servers_status(l, &self.cfg, &self.rates, req)),
+        }
+    }
+
+    /// A command from the control socket, answered.
+    async fn answer(&mut self, cmd: control_socket::Incoming) {
+        let answer = self.command(&cmd.line).await;
+        let _ = cmd.reply.send(answer);
     }
 
     /// `/metrics`, read now from the workers' own counters: nothing is pushed anywhere.
@@ -283,6 +278,187 @@ impl Daemon<'_> {
                 .sample(Instant::now(), &l.registry, l.workers.counters(), bpf);
         }
     }
+
+    fn check_xdp_tx(&mut self) {
+        if let Some(l) = self.lb.as_mut() {
+            l.check_xdp_tx(&self.cfg);
+        }
+    }
+
+    fn check_thresholds(&mut self) {
+        if let Some(l) = self.lb.as_mut() {
+            l.check_thresholds(&self.cfg);
+        }
+    }
+
+    /// Neighbours and routes read again.
+    async fn refresh(&mut self) {
+        if let Some(l) = self.lb.as_mut() {
+            l.refresh(&self.cfg, &self.ifaces).await;
+        }
+    }
+
+    /// When neighbours and routes are next read, the last time being `refreshed`.
+    fn refresh_due(&self, refreshed: Instant) -> tokio::time::Instant {
+        let next = self
+            .lb
+            .as_ref()
+            .map_or(RESOLVE_REFRESH, |l| l.next_refresh(&self.cfg));
+        tokio::time::Instant::from_std(refreshed + next)
+    }
+
+    /// When the connection thresholds are next read, if they are, the last time being
+    /// `thresholds_read`.
+    fn threshold_due(&self, thresholds_read: Instant) -> Option<tokio::time::Instant> {
+        Lb::threshold_tick(&self.cfg)
+            .filter(|_| self.lb.is_some())
+            .map(|t| tokio::time::Instant::from_std(thresholds_read + t))
+    }
+
+    /// The event loop, until SIGTERM or SIGINT; each event's handling is a method.
+    async fn serve(&mut self, events: &mut Events, mut watchdog: Option<Interval>) {
+        let Events {
+            term,
+            int,
+            hup,
+            changes,
+            commands,
+            scrapes,
+            health,
+            rate_tick,
+            xdp_tx_tick,
+        } = events;
+        // Deadlines from the last run, not sleeps from now: every other event restarts the
+        // loop, and a sleep begun anew each time would never end.
+        let (mut refreshed, mut thresholds_read) = (Instant::now(), Instant::now());
+        loop {
+            let refresh_due = self.refresh_due(refreshed);
+            let threshold_due = self.threshold_due(thresholds_read);
+            tokio::select! {
+                _ = term.recv() => { info!("SIGTERM: shutting down"); break; }
+                _ = int.recv() => { info!("SIGINT: shutting down"); break; }
+                _ = rate_tick.tick() => self.sample_rates(),
+                _ = async { watchdog.as_mut().unwrap().tick().await }, if watchdog.is_some() => {
+                    self.ping_watchdog();
+                }
+                _ = xdp_tx_tick.tick(), if self.lb.as_ref().is_some_and(Lb::watching_xdp_tx) => {
+                    self.check_xdp_tx();
+                }
+                _ = hup.recv() => {
+                    info!("SIGHUP: reloading {}", self.path.display());
+                    let _ = self.reload().await;
+                }
+                Some(()) = changes.recv() => {
+                    info!("{} changed: reloading", self.path.display());
+                    let _ = self.reload().await;
+                }
+                Some(cmd) = commands.recv() => self.answer(cmd).await,
+                Some(reply) = scrapes.recv() => {
+                    let _ = reply.send(self.scrape());
+                }
+                Some(ev) = health.recv() => self.on_health(ev),
+                _ = sleep_until(threshold_due) => {
+                    thresholds_read = Instant::now();
+                    self.check_thresholds();
+                }
+                _ = tokio::time::sleep_until(refresh_due) => {
+                    self.refresh().await;
+                    refreshed = Instant::now();
+                }
+            }
+        }
+    }
+
+    /// The end: VRRP steps down, the monitors and the load balancer stop, and the run's
+    /// reloads and VRRP summaries are printed.
+    fn shut_down(mut self, socket_path: &Path) {
+        self.systemd.stopping();
+        // VRRP first: a master says goodbye (priority 0) so its backup takes over at once.
+        let summaries = self.vrrp.stop();
+        self.monitors.stop_all();
+        let _ = std::fs::remove_file(socket_path);
+        println!(
+            "reloads: {} done, {} failed",
+            self.reloads, self.reload_failures
+        );
+        for line in summaries {
+            println!("{line}");
+        }
+        if let Some(l) = self.lb.take() {
+            l.stop(&self.cfg, &self.ifaces);
+        }
+        info!("bye");
+    }
+}
+
+/// What the event loop hears from besides its deadlines: signals, the file watch, the
+/// control socket, `/metrics`, the health checks, and its ticks.
+struct Events {
+    term: Signal,
+    int: Signal,
+    hup: Signal,
+    changes: mpsc::Receiver<()>,
+    commands: mpsc::Receiver<control_socket::Incoming>,
+    scrapes: mpsc::Receiver<metrics::Request>,
+    health: mpsc::Receiver<health::task::Event>,
+    rate_tick: Interval,
+    xdp_tx_tick: Interval,
+}
+
+/// `xvs status --connections`: the flows the workers hold, a sample of each's table.
+async fn connections(l: &Lb, json: bool) -> Result<String, String> {
+    let per_worker = status::CONNECTIONS_LIMIT / l.workers.counters().len().max(1);
+    let answers = flows::ask(l.workers.counters(), |d| d.request(per_worker)).await?;
+    let live = answers.iter().map(|a| a.live).sum();
+    let rows = status::connection_rows(&answers, &l.registry);
+    Ok(status::render_connections(&rows, live, json))
+}
+
+/// `xvs status --sync`: connection sync, if it is on.
+fn sync_status(l: &Lb, json: bool) -> Result<String, String> {
+    match &l.sync {
+        Some(s) => Ok(status::render_sync(
+            &s.thread.stats,
+            AllWorkers(l.workers.counters()),
+            json,
+        )),
+        None => Err("connection sync is off: add a `connection_sync:` section to the configuration (docs/configuration.md)\n".into()),
+    }
+}
+
+/// `xvs status --dataplane`: how packets leave.
+fn dataplane_status(l: &Lb, cfg: &Config, json: bool) -> String {
+    let v = l.fast_path_view(cfg);
+    if json {
+        serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"
+    } else {
+        v.render()
+    }
+}
+
+/// `xvs status` by virtual and real server: the table, `--stats`, `--rate`,
+/// `--thresholds`.
+fn servers_status(l: &mut Lb, cfg: &Config, rates: &status::Rates, req: status::Request) -> String {
+    let snap = l.shared.load();
+    let (out, fast_in) = (l.outbound(cfg), l.fast_in());
+    let pool = status::Pool {
+        snap: &snap,
+        drains: &l.drains,
+        overload: &l.overload,
+    };
+    let rows = status::rows(
+        cfg,
+        pool,
+        &mut l.registry,
+        l.workers.counters(),
+        status::Steered {
+            out: &out,
+            fast_in: &fast_in,
+        },
+        rates,
+        Instant::now(),
+    );
+    status::render(&rows, req, cfg.flow_table_size)
 }
 
 /// The locks a running xvs holds: each interface it serves, and its control socket.
@@ -313,13 +489,16 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
     }
 }
 
+/// A tick every `period`; one missed is delayed, not made up in a burst.
+fn ticker(period: Duration) -> Interval {
+    let mut t = tokio::time::interval(period);
+    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    t
+}
+
 pub async fn run(path: &Path, cfg: Config, ifaces: Ifaces) -> Result<()> {
     privilege::check(&cfg)?;
-    let socket_path = cfg
-        .control_socket
-        .as_ref()
-        .map(PathBuf::from)
-        .unwrap_or_else(control_socket::default_path);
+    let socket_path = socket_path(&cfg);
     // Before anything is touched: another xvs on one of these keeps them.
     let _instance = crate::sys::instance::acquire(&instance_locks(&ifaces, &socket_path))?;
     crate::script::init(&cfg)?;
@@ -327,43 +506,94 @@ pub async fn run(path: &Path, cfg: Config, ifaces: Ifaces) -> Result<()> {
     for w in hostcheck::warnings(&cfg, &ifaces) {
         warn!("{w}");
     }
-    let lb = if cfg.virtual_servers.is_empty() {
-        info!("no virtual servers: VRRP only, nothing attached");
-        None
-    } else {
-        Some(Lb::start(path, &cfg, &ifaces)?)
-    };
+    let lb = start_lb(path, &cfg, &ifaces)?;
     // VRRP after the load balancer: a director that becomes master can forward at once.
     // Its own thread: nothing this loop does can delay an advert.
-    // With connection sync, a preempting instance waits for this director's resync.
-    let gate = lb.as_ref().and_then(|l| l.sync.as_ref()).map(|s| SyncGate {
-        ready: s.ready.clone(),
-        wait: s.resync_timeout,
-    });
-    let vrrp = VrrpThread::spawn(&cfg.vrrp_instances, cfg.vrrp_realtime_priority, gate)?;
-    let (health_tx, mut health_rx) = tokio::sync::mpsc::channel(64);
+    let vrrp = start_vrrp(&cfg, lb.as_ref())?;
+    let (health_tx, health_rx) = mpsc::channel(64);
     let mut monitors = health::Monitors::new(health_tx);
     if lb.is_some() {
         monitors.sync(health_targets(&cfg));
     }
+    let (ask_metrics, scrapes) = mpsc::channel::<metrics::Request>(16);
+    serve_metrics(&cfg, &ask_metrics).await;
+    let (command_tx, commands) = mpsc::channel::<control_socket::Incoming>(16);
+    serve_control_socket(&socket_path, &command_tx);
+    let mut events = Events {
+        changes: watch_file(path, &cfg),
+        term: signal(SignalKind::terminate())?,
+        int: signal(SignalKind::interrupt())?,
+        hup: signal(SignalKind::hangup())?,
+        // Counter samples for `xvs status --rate`; the first tick is immediate.
+        rate_tick: ticker(status::RATE_SAMPLE),
+        xdp_tx_tick: ticker(xdp_tx::SAMPLE),
+        commands,
+        scrapes,
+        health: health_rx,
+    };
+    let mut d = Daemon::new(path, cfg, ifaces, lb, monitors, vrrp);
+    let watchdog = d.systemd.ping_every().map(ticker);
+    // Attached, workers running, sockets bound: ready.
+    let line = d.status_line();
+    d.systemd.ready(&line);
+    d.serve(&mut events, watchdog).await;
+    d.shut_down(&socket_path);
+    Ok(())
+}
 
-    let (ask_metrics, mut scrapes) = tokio::sync::mpsc::channel::<metrics::Request>(16);
+/// The control socket's path: the configured one, or the default.
+fn socket_path(cfg: &Config) -> PathBuf {
+    cfg.control_socket
+        .as_ref()
+        .map(PathBuf::from)
+        .unwrap_or_else(control_socket::default_path)
+}
+
+/// The load balancer, attached and running; none when there are no virtual servers.
+fn start_lb(path: &Path, cfg: &Config, ifaces: &Ifaces) -> Result<Option<Lb>> {
+    Ok(if cfg.virtual_servers.is_empty() {
+        info!("no virtual servers: VRRP only, nothing attached");
+        None
+    } else {
+        Some(Lb::start(path, cfg, ifaces)?)
+    })
+}
+
+/// The VRRP thread, running every instance.
+fn start_vrrp(cfg: &Config, lb: Option<&Lb>) -> Result<VrrpThread> {
+    // With connection sync, a preempting instance waits for this director's resync.
+    let gate = lb.and_then(|l| l.sync.as_ref()).map(|s| SyncGate {
+        ready: s.ready.clone(),
+        wait: s.resync_timeout,
+    });
+    VrrpThread::spawn(&cfg.vrrp_instances, cfg.vrrp_realtime_priority, gate)
+}
+
+/// Serves `/metrics` when configured, asking the event loop through `ask`.
+async fn serve_metrics(cfg: &Config, ask: &mpsc::Sender<metrics::Request>) {
     if let Some(addr) = cfg.metrics_listen {
         if let Some(listener) = metrics::bind(&addr.to_string()).await {
             info!("serving /metrics on http://{addr}/metrics");
-            tokio::spawn(metrics::serve(listener, ask_metrics));
+            tokio::spawn(metrics::serve(listener, ask.clone()));
         }
     }
-    let (command_tx, mut commands) = tokio::sync::mpsc::channel::<control_socket::Incoming>(16);
-    match control_socket::bind(&socket_path) {
+}
+
+/// Serves the control socket, its commands sent to the event loop through `tx`; the
+/// daemon runs without one it cannot bind.
+fn serve_control_socket(socket_path: &PathBuf, tx: &mpsc::Sender<control_socket::Incoming>) {
+    match control_socket::bind(socket_path) {
         Ok(l) => {
             info!("control socket {}", socket_path.display());
-            tokio::spawn(control_socket::serve(l, command_tx));
+            tokio::spawn(control_socket::serve(l, tx.clone()));
         }
         Err(e) => warn!("no control socket: {e:#}"),
     }
-    // The optional file watch: a closed channel (never ready) when it is off.
-    let mut changes = if cfg.watch_config {
+}
+
+/// The optional file watch: a closed channel (never ready) when it is off.
+fn watch_file(path: &Path, cfg: &Config) -> mpsc::Receiver<()> {
+    if cfg.watch_config {
         match watch::spawn(path) {
             Ok(rx) => {
                 info!("watching {} for changes", path.display());
@@ -371,107 +601,10 @@ pub async fn run(path: &Path, cfg: Config, ifaces: Ifaces) -> Result<()> {
             }
             Err(e) => {
                 warn!("no file watch: {e:#}");
-                tokio::sync::mpsc::channel(1).1
+                mpsc::channel(1).1
             }
         }
     } else {
-        tokio::sync::mpsc::channel(1).1
-    };
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
-    // Counter samples for `xvs status --rate`; the first tick is immediate.
-    let mut rate_tick = tokio::time::interval(status::RATE_SAMPLE);
-    rate_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut xdp_tx_tick = tokio::time::interval(xdp_tx::SAMPLE);
-    xdp_tx_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-
-    let mut d = Daemon {
-        path,
-        cfg,
-        ifaces,
-        lb,
-        monitors,
-        vrrp,
-        rates: status::Rates::default(),
-        reloads: 0,
-        reload_failures: 0,
-        systemd: systemd::Systemd::new(),
-    };
-    let mut watchdog = d.systemd.ping_every().map(|p| {
-        let mut t = tokio::time::interval(p);
-        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        t
-    });
-    // Attached, workers running, sockets bound: ready.
-    let line = d.status_line();
-    d.systemd.ready(&line);
-    // Deadlines from the last run, not sleeps from now: every other event restarts the
-    // loop, and a sleep begun anew each time would never end.
-    let (mut refreshed, mut thresholds_read) = (Instant::now(), Instant::now());
-    loop {
-        let next =
-            d.lb.as_ref()
-                .map_or(RESOLVE_REFRESH, |l| l.next_refresh(&d.cfg));
-        let refresh_due = tokio::time::Instant::from_std(refreshed + next);
-        let threshold_due = Lb::threshold_tick(&d.cfg)
-            .filter(|_| d.lb.is_some())
-            .map(|t| tokio::time::Instant::from_std(thresholds_read + t));
-        tokio::select! {
-            _ = term.recv() => { info!("SIGTERM: shutting down"); break; }
-            _ = int.recv() => { info!("SIGINT: shutting down"); break; }
-            _ = rate_tick.tick() => d.sample_rates(),
-            _ = async { watchdog.as_mut().unwrap().tick().await }, if watchdog.is_some() => {
-                d.ping_watchdog();
-            }
-            _ = xdp_tx_tick.tick(), if d.lb.as_ref().is_some_and(Lb::watching_xdp_tx) => {
-                if let Some(l) = d.lb.as_mut() {
-                    l.check_xdp_tx(&d.cfg);
-                }
-            }
-            _ = hup.recv() => {
-                info!("SIGHUP: reloading {}", path.display());
-                let _ = d.reload().await;
-            }
-            Some(()) = changes.recv() => {
-                info!("{} changed: reloading", path.display());
-                let _ = d.reload().await;
-            }
-            Some(cmd) = commands.recv() => {
-                let answer = d.command(&cmd.line).await;
-                let _ = cmd.reply.send(answer);
-            }
-            Some(reply) = scrapes.recv() => {
-                let _ = reply.send(d.scrape());
-            }
-            Some(ev) = health_rx.recv() => d.on_health(ev),
-            _ = sleep_until(threshold_due) => {
-                thresholds_read = Instant::now();
-                if let Some(l) = d.lb.as_mut() {
-                    l.check_thresholds(&d.cfg);
-                }
-            }
-            _ = tokio::time::sleep_until(refresh_due) => {
-                if let Some(l) = d.lb.as_mut() {
-                    l.refresh(&d.cfg, &d.ifaces).await;
-                }
-                refreshed = Instant::now();
-            }
-        }
+        mpsc::channel(1).1
     }
-
-    d.systemd.stopping();
-    // VRRP first: a master says goodbye (priority 0) so its backup takes over at once.
-    let summaries = d.vrrp.stop();
-    d.monitors.stop_all();
-    let _ = std::fs::remove_file(&socket_path);
-    println!("reloads: {} done, {} failed", d.reloads, d.reload_failures);
-    for line in summaries {
-        println!("{line}");
-    }
-    if let Some(l) = d.lb.take() {
-        l.stop(&d.cfg, &d.ifaces);
-    }
-    info!("bye");
-    Ok(())
 }

@@ -111,66 +111,10 @@ pub fn build(
     registry: &mut DestRegistry,
 ) -> Result<Snapshot> {
     let mut dests: Vec<Option<Dest>> = Vec::new();
-    let put = |dests: &mut Vec<Option<Dest>>, id: DestId, d: Dest| {
-        if dests.len() <= id as usize {
-            dests.resize(id as usize + 1, None);
-        }
-        dests[id as usize] = Some(d);
-    };
     let mut services = Vec::with_capacity(cfg.virtual_servers.len());
     for vs in &cfg.virtual_servers {
         let key = service_key(vs);
-        let mut ids = Vec::with_capacity(vs.real_servers.len());
-        let mut alive = 0;
-        for rs in &vs.real_servers {
-            let dk = DestKey::of(vs, rs);
-            let h = health.get(&dk).copied().unwrap_or(Health {
-                up: true,
-                weight: None,
-            });
-            // keepalived: a failed real server leaves the pool (its flows then follow
-            // expire_nodest_conn), or stays with weight 0 under inhibit_on_failure.
-            if !h.up && !rs.inhibit_on_failure {
-                continue;
-            }
-            let weight = if h.up && !quiet.holds(vs, rs) {
-                h.weight.unwrap_or(rs.weight)
-            } else {
-                0
-            };
-            alive += usize::from(h.up);
-            let id = registry.id(dk);
-            put(
-                &mut dests,
-                id,
-                Dest {
-                    addr: rs.address,
-                    port: rs.port,
-                    weight,
-                    mac: macs.get(&rs.address).copied(),
-                },
-            );
-            ids.push(id);
-        }
-        if let (0, Some((addr, port))) = (alive, vs.sorry_server) {
-            // No real server is up: the sorry server takes every new connection.
-            let id = registry.id(DestKey {
-                service: key,
-                addr,
-                port,
-            });
-            put(
-                &mut dests,
-                id,
-                Dest {
-                    addr,
-                    port,
-                    weight: 1,
-                    mac: macs.get(&addr).copied(),
-                },
-            );
-            ids = vec![id];
-        }
+        let ids = pool(vs, macs, health, quiet, registry, &mut dests);
         let mut svc = service(cfg, vs, ids);
         svc.stats_id = registry.service_id(key);
         services.push(svc);
@@ -186,6 +130,90 @@ pub fn build(
     snap.nat_relay = nat_relay(cfg, local.xdp_tx);
     snap.complete_partial = local.partial_csums;
     Ok(snap)
+}
+
+/// A virtual server's pool: its real servers put in `dests`, their ids in order; the
+/// sorry server's alone when none of them is up.
+fn pool(
+    vs: &xvs_config::VirtualServer,
+    macs: &HashMap<IpAddr, [u8; 6]>,
+    health: &HealthMap,
+    quiet: Quiet<'_>,
+    registry: &mut DestRegistry,
+    dests: &mut Vec<Option<Dest>>,
+) -> Vec<DestId> {
+    let mut ids = Vec::with_capacity(vs.real_servers.len());
+    let mut alive = 0;
+    for rs in &vs.real_servers {
+        let dk = DestKey::of(vs, rs);
+        let h = health.get(&dk).copied().unwrap_or(Health {
+            up: true,
+            weight: None,
+        });
+        // keepalived: a failed real server leaves the pool (its flows then follow
+        // expire_nodest_conn), or stays with weight 0 under inhibit_on_failure.
+        if !h.up && !rs.inhibit_on_failure {
+            continue;
+        }
+        let weight = if h.up && !quiet.holds(vs, rs) {
+            h.weight.unwrap_or(rs.weight)
+        } else {
+            0
+        };
+        alive += usize::from(h.up);
+        let id = registry.id(dk);
+        put(
+            dests,
+            id,
+            Dest {
+                addr: rs.address,
+                port: rs.port,
+                weight,
+                mac: macs.get(&rs.address).copied(),
+            },
+        );
+        ids.push(id);
+    }
+    if let (0, Some((addr, port))) = (alive, vs.sorry_server) {
+        // No real server is up: the sorry server takes every new connection.
+        ids = vec![sorry_server(vs, addr, port, macs, registry, dests)];
+    }
+    ids
+}
+
+/// A virtual server's sorry server, put in `dests`; its id.
+fn sorry_server(
+    vs: &xvs_config::VirtualServer,
+    addr: IpAddr,
+    port: u16,
+    macs: &HashMap<IpAddr, [u8; 6]>,
+    registry: &mut DestRegistry,
+    dests: &mut Vec<Option<Dest>>,
+) -> DestId {
+    let id = registry.id(DestKey {
+        service: service_key(vs),
+        addr,
+        port,
+    });
+    put(
+        dests,
+        id,
+        Dest {
+            addr,
+            port,
+            weight: 1,
+            mac: macs.get(&addr).copied(),
+        },
+    );
+    id
+}
+
+/// Puts `d` in its slot `id`, making room for it.
+fn put(dests: &mut Vec<Option<Dest>>, id: DestId, d: Dest) {
+    if dests.len() <= id as usize {
+        dests.resize(id as usize + 1, None);
+    }
+    dests[id as usize] = Some(d);
 }
 
 /// The addresses of every VRRP instance (VIPs with no virtual server among them).

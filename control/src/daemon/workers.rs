@@ -84,10 +84,14 @@ impl Workers {
             worker = worker.with_internal(tx);
         }
         if let Some((v4, v6)) = maps.fast {
-            worker = worker.with_fast_path(xvs_dataplane::offload::FastMap::new(v4, v6));
+            let map = xvs_dataplane::offload::FastMap::new(v4, v6)
+                .context("opening the fast-path maps")?;
+            worker = worker.with_fast_path(map);
         }
         let (v4, v6) = maps.nat_conns;
-        worker = worker.with_nat_conns(xvs_dataplane::nat_conns::NatConnMap::new(v4, v6));
+        let map = xvs_dataplane::nat_conns::NatConnMap::new(v4, v6)
+            .context("opening the NAT connection maps")?;
+        worker = worker.with_nat_conns(map);
         if let Some(ch) = sync {
             worker = worker.with_sync(ch);
         }

@@ -11,7 +11,7 @@ use xvs_dataplane::flow::dump::Tuple;
 use xvs_dataplane::flow::{FlowKey, FlowKey6};
 use xvs_dataplane::pipeline::{template_key, template_key6};
 use xvs_dataplane::sched::{reachable, PickCtx, SchedState, SchedTable};
-use xvs_dataplane::snapshot::{SchedulerKind, Service};
+use xvs_dataplane::snapshot::{Dest, DestId, Persistence, SchedulerKind, Service};
 use xvs_dataplane::{Snapshot, WorkerCounters};
 
 use super::flows;
@@ -24,6 +24,39 @@ pub async fn explain(
     workers: &[Arc<WorkerCounters>],
     args: &str,
 ) -> Result<String, String> {
+    let (src, dst, proto) = parse_args(args)?;
+    let mut out = String::new();
+    let Some(idx) = snap.lookup(dst.ip(), dst.port(), proto) else {
+        let _ = writeln!(
+            out,
+            "no virtual service for {dst}/{}: the steering program passes it to the kernel",
+            if proto == 6 { "tcp" } else { "udp" }
+        );
+        return Ok(out);
+    };
+    let svc = &snap.services[idx];
+    describe_service(&mut out, snap, svc);
+    if let Some(pers) = svc.persistence {
+        let (tk, net) = template_of(&pers, svc, src.ip());
+        match template(snap, svc, workers, tk, net, src).await? {
+            Ok(pinned) => {
+                out.push_str(&pinned);
+                return Ok(out);
+            }
+            Err(note) => out.push_str(&note),
+        }
+    }
+    let pick = new_pick(snap, idx, workers, flow_key(src, dst, proto));
+    describe_pick(&mut out, svc, src, pick.and_then(|id| snap.dest(id)));
+    let _ = writeln!(
+        out,
+        "an established flow keeps the real server it has; persistence, if any, comes first"
+    );
+    Ok(out)
+}
+
+/// "SRC:SPORT DST:DPORT PROTO" as source, destination and IP protocol number.
+fn parse_args(args: &str) -> Result<(SocketAddr, SocketAddr, u8), String> {
     let usage =
         || "usage: explain SRC:SPORT DST:DPORT tcp|udp (IPv6: [SRC]:SPORT [DST]:DPORT)".to_string();
     let mut it = args.split_whitespace();
@@ -39,16 +72,11 @@ pub async fn explain(
         Some("udp") => 17,
         _ => return Err(usage()),
     };
-    let mut out = String::new();
-    let Some(idx) = snap.lookup(dst.ip(), dst.port(), proto) else {
-        let _ = writeln!(
-            out,
-            "no virtual service for {dst}/{}: the steering program passes it to the kernel",
-            if proto == 6 { "tcp" } else { "udp" }
-        );
-        return Ok(out);
-    };
-    let svc = &snap.services[idx];
+    Ok((src, dst, proto))
+}
+
+/// The virtual server's line, then one per real server with whether it can be picked.
+fn describe_service(out: &mut String, snap: &Snapshot, svc: &Service) {
     let _ = writeln!(
         out,
         "virtual server {} ({} proto {}), scheduler {:?}, forwarding {:?}{}",
@@ -75,31 +103,29 @@ pub async fn explain(
             );
         }
     }
-    if let Some(pers) = svc.persistence {
-        let (tk, net) = match src.ip() {
-            IpAddr::V4(a) => {
-                let k = template_key(&pers, svc, u32::from(a));
-                (
-                    Tuple::from(&k),
-                    IpAddr::from(std::net::Ipv4Addr::from(k.saddr)),
-                )
-            }
-            IpAddr::V6(a) => {
-                let k = template_key6(&pers, svc, u128::from(a));
-                (Tuple::from(&k), IpAddr::from(Ipv6Addr::from(k.saddr)))
-            }
-        };
-        match template(snap, svc, workers, tk, net, src).await? {
-            Ok(pinned) => {
-                out.push_str(&pinned);
-                return Ok(out);
-            }
-            Err(note) => out.push_str(&note),
+}
+
+/// The key of the client network's persistence template, and that network's address.
+fn template_of(pers: &Persistence, svc: &Service, client: IpAddr) -> (Tuple, IpAddr) {
+    match client {
+        IpAddr::V4(a) => {
+            let k = template_key(pers, svc, u32::from(a));
+            (
+                Tuple::from(&k),
+                IpAddr::from(std::net::Ipv4Addr::from(k.saddr)),
+            )
+        }
+        IpAddr::V6(a) => {
+            let k = template_key6(pers, svc, u128::from(a));
+            (Tuple::from(&k), IpAddr::from(Ipv6Addr::from(k.saddr)))
         }
     }
-    let conns = workers.first().map_or(&[][..], |w| &w.dests[..]);
+}
+
+/// The flow's key as the schedulers hash it.
+fn flow_key(src: SocketAddr, dst: SocketAddr, proto: u8) -> FlowKey {
     // The schedulers hash an IPv6 address folded, as the pipeline gives it them.
-    let key = match (src.ip(), dst.ip()) {
+    match (src.ip(), dst.ip()) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {
             FlowKey::new(s.into(), d.into(), src.port(), dst.port(), proto)
         }
@@ -110,28 +136,36 @@ pub async fn explain(
             };
             FlowKey6::new(bits(s), bits(d), src.port(), dst.port(), proto).folded()
         }
-    };
+    }
+}
+
+/// The real server service `idx`'s scheduler would give a new flow of `key` now.
+fn new_pick(
+    snap: &Snapshot,
+    idx: usize,
+    workers: &[Arc<WorkerCounters>],
+    key: FlowKey,
+) -> Option<DestId> {
+    let svc = &snap.services[idx];
+    let conns = workers.first().map_or(&[][..], |w| &w.dests[..]);
     let ctx = PickCtx {
         key: &key,
         conns,
         rand: 0,
         now: 1,
     };
-    let pick = match &snap.tables[idx] {
+    match &snap.tables[idx] {
         // rr/wrr: looked at, not taken; explaining must not move the workers' turns.
         SchedTable::Turns(t) => t.peek(),
         table => SchedState::new(svc, snap).pick(svc, snap, table, &ctx),
-    };
-    match pick.and_then(|id| snap.dest(id)) {
+    }
+}
+
+/// Where a new flow from `src` goes (`dest`; `None`: nowhere), and how sure that is.
+fn describe_pick(out: &mut String, svc: &Service, src: SocketAddr, dest: Option<&Dest>) {
+    match dest {
         Some(d) => {
-            let note = match svc.scheduler {
-                SchedulerKind::Sh | SchedulerKind::Dh | SchedulerKind::Mh => "by hash: always this one while the pool is unchanged",
-                SchedulerKind::Rr | SchedulerKind::Wrr => {
-                    "the first pick to come: the turns are the virtual server's, shared by every worker, and another new flow may take this one first"
-                }
-                SchedulerKind::Twos => "the first pick of a fresh scheduler: random, a live flow may get another",
-                _ => "by this worker's connection counts now",
-            };
+            let note = pick_note(svc.scheduler);
             let _ = writeln!(
                 out,
                 "a new flow from {src} -> {} ({note})",
@@ -145,11 +179,18 @@ pub async fn explain(
             );
         }
     }
-    let _ = writeln!(
-        out,
-        "an established flow keeps the real server it has; persistence, if any, comes first"
-    );
-    Ok(out)
+}
+
+/// How long a scheduler's pick holds.
+fn pick_note(scheduler: SchedulerKind) -> &'static str {
+    match scheduler {
+        SchedulerKind::Sh | SchedulerKind::Dh | SchedulerKind::Mh => "by hash: always this one while the pool is unchanged",
+        SchedulerKind::Rr | SchedulerKind::Wrr => {
+            "the first pick to come: the turns are the virtual server's, shared by every worker, and another new flow may take this one first"
+        }
+        SchedulerKind::Twos => "the first pick of a fresh scheduler: random, a live flow may get another",
+        _ => "by this worker's connection counts now",
+    }
 }
 
 /// What the workers' live template for the client network says: `Ok(Ok(line))` when it

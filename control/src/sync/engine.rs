@@ -23,7 +23,7 @@ use xvs_dataplane::{SharedSnapshot, WorkerCounters};
 use super::auth::{Key, Replay};
 use super::stats::{PeerView, SyncStats};
 use super::translate;
-use super::wire::{self, Builder, Kind, Reject};
+use super::wire::{self, Builder, Framed, Header, Kind, Reject};
 
 /// A hello a second; a peer silent for three is gone.
 pub const HELLO_EVERY: Duration = Duration::from_secs(1);
@@ -289,6 +289,30 @@ impl Engine {
         data: &[u8],
         out: &mut Vec<Outgoing>,
     ) -> Result<(), Reject> {
+        let f = self.check(now, ip, data)?;
+        let rejoined = self.heard(now, ip, &f.header)?;
+        SyncStats::add(&self.stats.received_messages, 1);
+        SyncStats::add(&self.stats.received_bytes, data.len() as u64);
+        match f.header.kind {
+            Kind::Hello => self.on_hello(ip, f.body)?,
+            Kind::ResyncRequest => self.on_resync_request(now, ip, &f.header)?,
+            Kind::ResyncDone => self.on_resync_done(now, ip, f.body)?,
+            Kind::Entries => self.install(now, f.body, f.header.count)?,
+        }
+        let asked_lately = self
+            .asked
+            .is_some_and(|t| now.duration_since(t) < ASK_AGAIN_AFTER);
+        if rejoined && !asked_lately {
+            // A peer (back) on the link: it may know connections we do not.
+            tracing::info!("sync: peer {ip} heard");
+            self.ask(now, &[self.peer_addr(ip)], out);
+        }
+        Ok(())
+    }
+
+    /// The datagram framed, and believed: from a peer allowed, by whom it says, for this
+    /// director (or its group), signed with the key, and recent.
+    fn check<'d>(&self, now: Instant, ip: Ipv4Addr, data: &'d [u8]) -> Result<Framed<'d>, Reject> {
         if self.allowed.as_ref().is_some_and(|a| !a.contains(&ip)) {
             return Err(Reject::UnknownPeer);
         }
@@ -307,6 +331,12 @@ impl Engine {
         if self.wall_ms(now).abs_diff(f.header.sent) > MAX_SKEW.as_millis() as u64 {
             return Err(Reject::Stale);
         }
+        Ok(f)
+    }
+
+    /// `ip` heard from: a peer (given a place if new) unless the message is a replay.
+    /// True when the peer was not live until now (new, or back after silence).
+    fn heard(&mut self, now: Instant, ip: Ipv4Addr, header: &Header) -> Result<bool, Reject> {
         self.make_room(ip)?;
         let peer = self.peers.entry(ip).or_insert_with(|| Peer {
             replay: Replay::default(),
@@ -315,73 +345,78 @@ impl Engine {
             flows: 0,
             last_resync: None,
         });
-        if !peer.replay.accept(f.header.boot, f.header.seq) {
+        if !peer.replay.accept(header.boot, header.seq) {
             return Err(Reject::Replay);
         }
         let rejoined = !peer.live;
         peer.live = true;
         peer.last_heard = now;
-        SyncStats::add(&self.stats.received_messages, 1);
-        SyncStats::add(&self.stats.received_bytes, data.len() as u64);
-        match f.header.kind {
-            Kind::Hello => {
-                let b: [u8; 4] = f.body.try_into().map_err(|_| Reject::Malformed)?;
-                peer.flows = u64::from(u32::from_be_bytes(b));
-            }
-            Kind::ResyncRequest => {
-                let busy = self.serving.as_ref().is_some_and(|s| s.to == ip);
-                if !busy && !self.requests.iter().any(|r| r.by == ip) {
-                    if peer
-                        .last_resync
-                        .is_some_and(|t| now.duration_since(t) < RESYNC_AT_MOST_EVERY)
-                    {
-                        return Err(Reject::ResyncTooSoon);
-                    }
-                    self.requests.push_back(Asked {
-                        by: ip,
-                        boot: f.header.boot,
-                        seq: f.header.seq,
-                    });
-                }
-            }
-            Kind::ResyncDone => {
-                let b: [u8; 24] = f.body.try_into().map_err(|_| Reject::Malformed)?;
-                let be64 =
-                    |i: usize| u64::from_be_bytes(b[i..i + 8].try_into().unwrap_or_default());
-                // It must answer a request of this boot: a captured one of an earlier boot
-                // (before a restart, whose replay window is new) would end the wait with
-                // the table unsynced. (Within a boot the replay window refuses repeats; an
-                // answer to an earlier request of this boot is a real one.)
-                if be64(8) != self.s.boot {
-                    return Err(Reject::Unasked);
-                }
-                if let Some(since) = self.resync_since.take() {
-                    let ms = now.duration_since(since).as_millis() as u64;
-                    SyncStats::add(&self.stats.resync_completed, 1);
-                    self.stats.resync_last_ms.store(ms, Relaxed);
-                    tracing::info!(
-                        "sync: resync from {ip} done in {ms} ms{}",
-                        if self.ready {
-                            " (after resync_timeout, which had made this director ready)"
-                        } else {
-                            ""
-                        }
-                    );
-                }
-                self.waiting_since = None;
-                self.asked = None;
-                self.set_ready(true);
-            }
-            Kind::Entries => self.install(now, f.body, f.header.count)?,
+        Ok(rejoined)
+    }
+
+    /// A hello: the connections the peer tracks.
+    fn on_hello(&mut self, ip: Ipv4Addr, body: &[u8]) -> Result<(), Reject> {
+        let b: [u8; 4] = body.try_into().map_err(|_| Reject::Malformed)?;
+        if let Some(peer) = self.peers.get_mut(&ip) {
+            peer.flows = u64::from(u32::from_be_bytes(b));
         }
-        let asked_lately = self
-            .asked
-            .is_some_and(|t| now.duration_since(t) < ASK_AGAIN_AFTER);
-        if rejoined && !asked_lately {
-            // A peer (back) on the link: it may know connections we do not.
-            tracing::info!("sync: peer {ip} heard");
-            self.ask(now, &[self.peer_addr(ip)], out);
+        Ok(())
+    }
+
+    /// A peer asks for this director's table: queued, unless it is served or queued
+    /// already; refused when its last resync began too recently.
+    fn on_resync_request(
+        &mut self,
+        now: Instant,
+        ip: Ipv4Addr,
+        header: &Header,
+    ) -> Result<(), Reject> {
+        let busy = self.serving.as_ref().is_some_and(|s| s.to == ip);
+        if !busy && !self.requests.iter().any(|r| r.by == ip) {
+            if self
+                .peers
+                .get(&ip)
+                .and_then(|p| p.last_resync)
+                .is_some_and(|t| now.duration_since(t) < RESYNC_AT_MOST_EVERY)
+            {
+                return Err(Reject::ResyncTooSoon);
+            }
+            self.requests.push_back(Asked {
+                by: ip,
+                boot: header.boot,
+                seq: header.seq,
+            });
         }
+        Ok(())
+    }
+
+    /// A peer has sent its whole table (the resync this director asked for): in step.
+    fn on_resync_done(&mut self, now: Instant, ip: Ipv4Addr, body: &[u8]) -> Result<(), Reject> {
+        let b: [u8; 24] = body.try_into().map_err(|_| Reject::Malformed)?;
+        let be64 = |i: usize| u64::from_be_bytes(b[i..i + 8].try_into().unwrap_or_default());
+        // It must answer a request of this boot: a captured one of an earlier boot
+        // (before a restart, whose replay window is new) would end the wait with
+        // the table unsynced. (Within a boot the replay window refuses repeats; an
+        // answer to an earlier request of this boot is a real one.)
+        if be64(8) != self.s.boot {
+            return Err(Reject::Unasked);
+        }
+        if let Some(since) = self.resync_since.take() {
+            let ms = now.duration_since(since).as_millis() as u64;
+            SyncStats::add(&self.stats.resync_completed, 1);
+            self.stats.resync_last_ms.store(ms, Relaxed);
+            tracing::info!(
+                "sync: resync from {ip} done in {ms} ms{}",
+                if self.ready {
+                    " (after resync_timeout, which had made this director ready)"
+                } else {
+                    ""
+                }
+            );
+        }
+        self.waiting_since = None;
+        self.asked = None;
+        self.set_ready(true);
         Ok(())
     }
 
@@ -506,27 +541,61 @@ impl Engine {
             let Some(asked) = self.requests.pop_front() else {
                 return;
             };
-            let to = asked.by;
-            tracing::info!("sync: resync for {to} started");
-            if let Some(p) = self.peers.get_mut(&to) {
-                p.last_resync = Some(now);
-            }
-            self.serving = Some(Serving {
-                to,
-                asked,
-                walks: self.channels.iter().map(|c| c.ask_walk()).collect(),
-                started: now,
-                sent: 0,
-            });
-            self.tokens = 0.0;
-            self.refilled = now;
+            self.start_serving(now, asked);
         }
+        self.refill(now);
+        let sent = self.send_bulk(out);
+        let s = self.serving.as_mut().unwrap();
+        s.sent += sent;
+        let finished = self
+            .channels
+            .iter()
+            .zip(&s.walks)
+            .all(|(c, n)| c.walk_finished(*n) && c.bulk.is_empty());
+        let stuck = now.duration_since(s.started) >= SERVE_AT_MOST;
+        if stuck && !finished {
+            tracing::warn!(
+                "sync: the resync for {} is not done after {SERVE_AT_MOST:?} ({} entries sent): ended so that others are served",
+                s.to,
+                s.sent
+            );
+        }
+        if finished || stuck {
+            self.finish_serving(now, out);
+        }
+    }
+
+    /// Begins answering `asked`: every worker walks its table into its bulk queue.
+    fn start_serving(&mut self, now: Instant, asked: Asked) {
+        let to = asked.by;
+        tracing::info!("sync: resync for {to} started");
+        if let Some(p) = self.peers.get_mut(&to) {
+            p.last_resync = Some(now);
+        }
+        self.serving = Some(Serving {
+            to,
+            asked,
+            walks: self.channels.iter().map(|c| c.ask_walk()).collect(),
+            started: now,
+            sent: 0,
+        });
+        self.tokens = 0.0;
+        self.refilled = now;
+    }
+
+    /// The tokens `resync_rate` gives since the last turn.
+    fn refill(&mut self, now: Instant) {
         let rate = f64::from(self.s.resync_rate);
         // At most 10 ms worth of tokens saved up (and never less than a message's
         // worth): the pace holds over any turn length.
         self.tokens = (self.tokens + now.duration_since(self.refilled).as_secs_f64() * rate)
             .min((rate / 100.0).max(64.0));
         self.refilled = now;
+    }
+
+    /// Sends the workers' bulk entries to the peer served, as many as there are tokens;
+    /// the entries sent.
+    fn send_bulk(&mut self, out: &mut Vec<Outgoing>) -> u64 {
         let snap = self.snapshot.load();
         let serving = self.serving.as_ref().unwrap();
         let to = [self.peer_addr(serving.to)];
@@ -546,34 +615,22 @@ impl Engine {
         if !b.is_empty() {
             self.send(b, &to, out);
         }
-        let s = self.serving.as_mut().unwrap();
-        s.sent += sent;
-        let finished = self
-            .channels
-            .iter()
-            .zip(&s.walks)
-            .all(|(c, n)| c.walk_finished(*n) && c.bulk.is_empty());
-        let stuck = now.duration_since(s.started) >= SERVE_AT_MOST;
-        if stuck && !finished {
-            tracing::warn!(
-                "sync: the resync for {} is not done after {SERVE_AT_MOST:?} ({} entries sent): ended so that others are served",
-                s.to,
-                s.sent
-            );
-        }
-        if finished || stuck {
-            let s = self.serving.take().unwrap();
-            let ms = now.duration_since(s.started).as_millis() as u64;
-            SyncStats::add(&self.stats.resync_served, 1);
-            self.stats.resync_served_last_ms.store(ms, Relaxed);
-            self.stats.resync_served_entries.store(s.sent, Relaxed);
-            tracing::info!("sync: resync for {}: {} entries in {ms} ms", s.to, s.sent);
-            let mut body = s.sent.to_be_bytes().to_vec();
-            body.extend_from_slice(&s.asked.boot.to_be_bytes());
-            body.extend_from_slice(&s.asked.seq.to_be_bytes());
-            let b = Builder::new(Kind::ResyncDone, false).body(&body);
-            self.send(b, &[self.peer_addr(s.to)], out);
-        }
+        sent
+    }
+
+    /// The resync served is over: counted, and told to its peer (`ResyncDone`).
+    fn finish_serving(&mut self, now: Instant, out: &mut Vec<Outgoing>) {
+        let s = self.serving.take().unwrap();
+        let ms = now.duration_since(s.started).as_millis() as u64;
+        SyncStats::add(&self.stats.resync_served, 1);
+        self.stats.resync_served_last_ms.store(ms, Relaxed);
+        self.stats.resync_served_entries.store(s.sent, Relaxed);
+        tracing::info!("sync: resync for {}: {} entries in {ms} ms", s.to, s.sent);
+        let mut body = s.sent.to_be_bytes().to_vec();
+        body.extend_from_slice(&s.asked.boot.to_be_bytes());
+        body.extend_from_slice(&s.asked.seq.to_be_bytes());
+        let b = Builder::new(Kind::ResyncDone, false).body(&body);
+        self.send(b, &[self.peer_addr(s.to)], out);
     }
 
     fn timers(&mut self, now: Instant, out: &mut Vec<Outgoing>) {

@@ -54,52 +54,12 @@ impl SyncThread {
     ) -> Result<SyncThread> {
         let iface = &cfg.interface.value;
         let multicast = cfg.peers.is_empty();
-        let rx = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
-        rx.set_reuse_address(true)?;
-        rx.bind_device(Some(iface.as_bytes()))
-            .with_context(|| format!("connection_sync: binding to {iface} (needs CAP_NET_RAW)"))?;
-        rx.bind(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, cfg.port).into())
-            .with_context(|| format!("connection_sync: UDP port {} is taken", cfg.port))?;
-        if multicast {
-            rx.join_multicast_v4_n(
-                &cfg.group,
-                &socket2::InterfaceIndexOrAddress::Index(ifindex),
-            )
-            .with_context(|| format!("connection_sync: joining {} on {iface}", cfg.group))?;
-        }
-        let _ = rx.set_recv_buffer_size(RECV_BUFFER);
-        rx.set_read_timeout(Some(TURN))?;
-        let tx = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
-        tx.bind(&SocketAddrV4::new(own, 0).into())
-            .with_context(|| format!("connection_sync: sending from {own}"))?;
-        if multicast {
-            tx.set_multicast_if_v4(&own)?;
-            tx.set_multicast_ttl_v4(1)?;
-            tx.set_multicast_loop_v4(false)?;
-        }
-        let _ = tx.set_send_buffer_size(RECV_BUFFER);
-        let boot = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(1, |d| d.as_nanos() as u64);
+        let rx = receiver(cfg, ifindex, multicast)?;
+        let tx = sender(own, multicast)?;
+        let settings = settings(cfg, own);
         let stats = Arc::new(SyncStats::default());
         let engine = Engine::new(
-            Settings {
-                key: cfg.key.as_bytes().to_vec(),
-                own,
-                port: cfg.port,
-                peers: cfg
-                    .peers
-                    .iter()
-                    .filter_map(|p| match p {
-                        std::net::IpAddr::V4(a) => Some(*a),
-                        std::net::IpAddr::V6(_) => None,
-                    })
-                    .collect(),
-                group: cfg.group,
-                resync_timeout: Duration::from_millis(cfg.resync_timeout_ms),
-                resync_rate: cfg.resync_rate,
-                boot,
-            },
+            settings,
             w.channels,
             w.workers,
             w.snapshot,
@@ -143,6 +103,66 @@ impl SyncThread {
 impl Drop for SyncThread {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// The receiving socket: the configured port on the interface, in the group unless
+/// peers are listed; a turn's first read waits at most `TURN`.
+fn receiver(cfg: &ConnectionSync, ifindex: u32, multicast: bool) -> Result<Socket> {
+    let iface = &cfg.interface.value;
+    let rx = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    rx.set_reuse_address(true)?;
+    rx.bind_device(Some(iface.as_bytes()))
+        .with_context(|| format!("connection_sync: binding to {iface} (needs CAP_NET_RAW)"))?;
+    rx.bind(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, cfg.port).into())
+        .with_context(|| format!("connection_sync: UDP port {} is taken", cfg.port))?;
+    if multicast {
+        rx.join_multicast_v4_n(
+            &cfg.group,
+            &socket2::InterfaceIndexOrAddress::Index(ifindex),
+        )
+        .with_context(|| format!("connection_sync: joining {} on {iface}", cfg.group))?;
+    }
+    let _ = rx.set_recv_buffer_size(RECV_BUFFER);
+    rx.set_read_timeout(Some(TURN))?;
+    Ok(rx)
+}
+
+/// The sending socket, from `own`: the receivers know who speaks.
+fn sender(own: Ipv4Addr, multicast: bool) -> Result<Socket> {
+    let tx = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    tx.bind(&SocketAddrV4::new(own, 0).into())
+        .with_context(|| format!("connection_sync: sending from {own}"))?;
+    if multicast {
+        tx.set_multicast_if_v4(&own)?;
+        tx.set_multicast_ttl_v4(1)?;
+        tx.set_multicast_loop_v4(false)?;
+    }
+    let _ = tx.set_send_buffer_size(RECV_BUFFER);
+    Ok(tx)
+}
+
+/// The engine's settings from the configuration; this process's start is its boot.
+fn settings(cfg: &ConnectionSync, own: Ipv4Addr) -> Settings {
+    let boot = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64);
+    Settings {
+        key: cfg.key.as_bytes().to_vec(),
+        own,
+        port: cfg.port,
+        peers: cfg
+            .peers
+            .iter()
+            .filter_map(|p| match p {
+                std::net::IpAddr::V4(a) => Some(*a),
+                std::net::IpAddr::V6(_) => None,
+            })
+            .collect(),
+        group: cfg.group,
+        resync_timeout: Duration::from_millis(cfg.resync_timeout_ms),
+        resync_rate: cfg.resync_rate,
+        boot,
     }
 }
 
@@ -197,57 +217,71 @@ fn run(
     let mut send_errors = 0u64;
     let mut was_ready = None;
     while !stop.load(Ordering::Relaxed) {
-        for i in 0..READS_PER_TURN {
-            if i == 1 && rx.set_nonblocking(true).is_err() {
-                break;
-            }
-            match rx.recv_from(&mut buf) {
-                Ok((n, SocketAddr::V4(src))) => {
-                    engine.on_datagram(Instant::now(), src, &buf[..n], &mut out)
-                }
-                Ok(_) => {}
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    break
-                }
-                Err(e) => {
-                    warn!("sync: receiving: {e}");
-                    break;
-                }
-            }
-        }
-        let _ = rx.set_nonblocking(false);
-        // The system's wall clock each turn: messages carry it, and NTP may step it.
-        let now = Instant::now();
-        if let Ok(d) = SystemTime::now().duration_since(UNIX_EPOCH) {
-            engine.set_clock(now, d.as_millis() as u64);
-        }
-        engine.on_turn(now, &mut out);
+        receive(&rx, &mut buf, &mut engine, &mut out);
+        turn(&mut engine, &mut out);
         for client in engine.take_resolve() {
             if resolver.try_send(client).is_err() {
                 engine.resolve_failed(client);
             }
         }
-        for o in out.drain(..) {
-            if let Err(e) = tx.send_to(&o.data, o.to) {
-                send_errors += 1;
-                // The first of a run, then one in a thousand: a peer that is down
-                // (ECONNREFUSED, EHOSTUNREACH) must not flood the log.
-                if send_errors % 1000 == 1 {
-                    warn!(
-                        "sync: sending to {}: {e} ({send_errors} errors so far)",
-                        o.to
-                    );
-                }
-            }
-        }
+        send_all(&tx, &mut out, &mut send_errors);
         if was_ready != Some(engine.ready()) {
             was_ready = Some(engine.ready());
             let _ = ready.send(engine.ready());
+        }
+    }
+}
+
+/// Hands the engine the datagrams queued: the first waited for (at most `TURN`), then
+/// whatever else is there, `READS_PER_TURN` at most.
+fn receive(rx: &std::net::UdpSocket, buf: &mut [u8], engine: &mut Engine, out: &mut Vec<Outgoing>) {
+    for i in 0..READS_PER_TURN {
+        if i == 1 && rx.set_nonblocking(true).is_err() {
+            break;
+        }
+        match rx.recv_from(buf) {
+            Ok((n, SocketAddr::V4(src))) => engine.on_datagram(Instant::now(), src, &buf[..n], out),
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                break
+            }
+            Err(e) => {
+                warn!("sync: receiving: {e}");
+                break;
+            }
+        }
+    }
+    let _ = rx.set_nonblocking(false);
+}
+
+/// The engine's turn, on the system's clock.
+fn turn(engine: &mut Engine, out: &mut Vec<Outgoing>) {
+    // The system's wall clock each turn: messages carry it, and NTP may step it.
+    let now = Instant::now();
+    if let Ok(d) = SystemTime::now().duration_since(UNIX_EPOCH) {
+        engine.set_clock(now, d.as_millis() as u64);
+    }
+    engine.on_turn(now, out);
+}
+
+/// Sends what the engine said to; the errors counted, and some logged.
+fn send_all(tx: &std::net::UdpSocket, out: &mut Vec<Outgoing>, send_errors: &mut u64) {
+    for o in out.drain(..) {
+        if let Err(e) = tx.send_to(&o.data, o.to) {
+            *send_errors += 1;
+            // The first of a run, then one in a thousand: a peer that is down
+            // (ECONNREFUSED, EHOSTUNREACH) must not flood the log.
+            if *send_errors % 1000 == 1 {
+                warn!(
+                    "sync: sending to {}: {e} ({send_errors} errors so far)",
+                    o.to
+                );
+            }
         }
     }
 }

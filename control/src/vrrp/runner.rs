@@ -241,18 +241,54 @@ fn link_up(name: &str) -> bool {
 pub async fn run(
     cfg: VrrpInstance,
     stats: Arc<VrrpStats>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     bus: SyncBus,
-    mut priority: watch::Receiver<Option<u8>>,
+    priority: watch::Receiver<Option<u8>>,
     sync: Option<SyncGate>,
 ) -> Result<()> {
-    let mut group_rx = bus.subscribe();
+    let group = bus.subscribe();
     let iface = Iface::lookup(&cfg.interface.value)?
         .with_context(|| format!("VRRP {}: no interface {}", cfg.name, cfg.interface.value))?;
+    let src = advert_source(&cfg, &iface).await?;
+    let version = if cfg.version == 3 {
+        Version::V3
+    } else {
+        Version::V2
+    };
+    let sock = open_socket(&cfg, &iface, src)?;
+    let edge = Edge {
+        cfg: &cfg,
+        iface: &iface,
+        src,
+        sock,
+        version,
+        stats: &stats,
+        bus: &bus,
+        garp: None,
+    };
+    remove_leftover_vips(&cfg, &iface);
+    explain_start_as_master(&cfg);
+    let mut machine = new_machine(&cfg, version, src, sync.as_ref());
+    // Without connection sync, a receiver that never changes.
+    let (_never, idle) = watch::channel(true);
+    let mut synced = sync.map_or(idle, |g| g.ready);
+    machine.set_synced(Instant::now(), *synced.borrow_and_update());
+    let inputs = Inputs {
+        stop,
+        priority,
+        synced,
+        group,
+    };
+    Instance::start(edge, machine, version).serve(inputs).await
+}
+
+/// Where adverts come from: the configured address, else the interface's IPv6
+/// link-local address (IPv6 VIPs) or its IPv4 one.
+async fn advert_source(cfg: &VrrpInstance, iface: &Iface) -> Result<IpAddr> {
     let ipv6 = cfg.virtual_ipaddresses.iter().any(|(a, _)| a.is_ipv6());
-    let src = match cfg.unicast_src_ip {
+    Ok(match cfg.unicast_src_ip {
         Some(a) => a,
-        None if ipv6 => IpAddr::V6(link_local(&cfg.name, &iface).await?),
+        None if ipv6 => IpAddr::V6(link_local(&cfg.name, iface).await?),
         None => IpAddr::V4(
             netlink::addresses()?
                 .into_iter()
@@ -265,13 +301,12 @@ pub async fn run(
                     )
                 })?,
         ),
-    };
-    let version = if cfg.version == 3 {
-        Version::V3
-    } else {
-        Version::V2
-    };
-    let sock = VrrpSocket::open(
+    })
+}
+
+/// The instance's socket on its interface (multicast unless peers are listed).
+fn open_socket(cfg: &VrrpInstance, iface: &Iface, src: IpAddr) -> Result<VrrpSocket> {
+    VrrpSocket::open(
         &iface.name,
         iface.ifindex,
         src,
@@ -284,19 +319,11 @@ pub async fn run(
             iface.name,
             caps::hint(&e, Cap::NetRaw)
         )
-    })?;
-    let mut edge = Edge {
-        cfg: &cfg,
-        iface: &iface,
-        src,
-        sock,
-        version,
-        stats: &stats,
-        bus: &bus,
-        garp: None,
-    };
+    })
+}
 
-    // A master killed without a goodbye leaves its VIPs on the interface.
+/// A master killed without a goodbye leaves its VIPs on the interface.
+fn remove_leftover_vips(cfg: &VrrpInstance, iface: &Iface) {
     for &(vip, len) in &cfg.virtual_ipaddresses {
         if netlink::del_address(iface.ifindex, vip, len).unwrap_or(false) {
             info!(
@@ -305,13 +332,25 @@ pub async fn run(
             );
         }
     }
+}
+
+/// What `state MASTER` means below priority 255, said once at start.
+fn explain_start_as_master(cfg: &VrrpInstance) {
     if cfg.start_as_master && cfg.priority < 255 {
         info!(
             "VRRP {}: state MASTER below priority 255 starts as BACKUP, master after Master_Down_Interval unless a higher priority advertises (as keepalived 2.x)",
             cfg.name
         );
     }
-    let mut machine = Machine::new(Params {
+}
+
+fn new_machine(
+    cfg: &VrrpInstance,
+    version: Version,
+    src: IpAddr,
+    sync: Option<&SyncGate>,
+) -> Machine {
+    Machine::new(Params {
         version,
         priority: cfg.priority,
         interval_cs: cfg.advert_int_cs,
@@ -319,24 +358,14 @@ pub async fn run(
         preempt_delay: Duration::from_secs(u64::from(cfg.preempt_delay)),
         primary: src,
         sync_group: cfg.sync_group.is_some(),
-        failback_wait: sync.as_ref().map(|g| g.wait),
-    });
-    // Without connection sync, a receiver that never changes.
-    let (_never, idle) = watch::channel(true);
-    let mut synced = sync.map_or(idle, |g| g.ready);
-    machine.set_synced(Instant::now(), *synced.borrow_and_update());
-    let tracked: Vec<String> = cfg
-        .track_interfaces
-        .iter()
-        .map(|t| t.value.clone())
-        .collect();
-    let mut links_up = tracked.iter().all(|t| link_up(t));
-    let now = Instant::now();
-    edge.apply(now, machine.start(now));
-    if !links_up {
-        edge.apply(now, machine.on_link(now, false));
-    }
-    let expect = Expect {
+        failback_wait: sync.map(|g| g.wait),
+    })
+}
+
+/// The adverts this instance takes: its version, router id, interval and password, from
+/// its peers only if `check_unicast_src`.
+fn expect(cfg: &VrrpInstance, version: Version) -> Expect<'_> {
+    Expect {
         version,
         vrid: cfg.vrid,
         interval_cs: cfg.advert_int_cs,
@@ -344,110 +373,226 @@ pub async fn run(
         sources: cfg
             .check_unicast_src
             .then_some(cfg.unicast_peers.as_slice()),
-    };
-    let mut link_tick = tokio::time::interval(LINK_POLL);
-    let refresh = Duration::from_secs(u64::from(cfg.garp_master_refresh));
-    let mut garp_tick = tokio::time::interval(if refresh.is_zero() {
-        Duration::from_secs(3600)
-    } else {
-        refresh
-    });
-    // The first tick is immediate: the burst on taking over is the first refresh.
-    garp_tick.reset();
-    let mut buf = vec![0u8; 2048];
-    let interval = Duration::from_millis(10 * u64::from(cfg.advert_int_cs));
-    loop {
-        let deadline = machine.deadline().map(tokio::time::Instant::from_std);
-        let garp_due = edge
-            .garp
-            .as_ref()
-            .and_then(Burst::deadline)
-            .map(tokio::time::Instant::from_std);
-        tokio::select! {
-            // Adverts first when several are ready: they are what keeps the peers quiet.
-            biased;
-            _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => {
-                let now = Instant::now();
-                if machine.state() == State::Master {
-                    let due = deadline.unwrap().into_std();
-                    stats.advert_delayed(now.saturating_duration_since(due), interval);
+    }
+}
+
+/// What an instance hears from outside: the stop, quorum's priority, connection sync's
+/// readiness, and its sync group's transitions.
+struct Inputs {
+    stop: watch::Receiver<bool>,
+    priority: watch::Receiver<Option<u8>>,
+    synced: watch::Receiver<bool>,
+    group: tokio::sync::broadcast::Receiver<SyncMsg>,
+}
+
+/// A running instance: the edge and the machine, and what its loop keeps.
+struct Instance<'a> {
+    edge: Edge<'a>,
+    machine: Machine,
+    expect: Expect<'a>,
+    tracked: Vec<String>,
+    links_up: bool,
+    link_tick: tokio::time::Interval,
+    /// `garp_master_refresh`: zero for none.
+    refresh: Duration,
+    garp_tick: tokio::time::Interval,
+    buf: Vec<u8>,
+    /// The advert interval.
+    interval: Duration,
+}
+
+impl<'a> Instance<'a> {
+    /// Starts the machine (and tells it at once of a tracked link that is down).
+    fn start(mut edge: Edge<'a>, mut machine: Machine, version: Version) -> Self {
+        let cfg = edge.cfg;
+        let tracked: Vec<String> = cfg
+            .track_interfaces
+            .iter()
+            .map(|t| t.value.clone())
+            .collect();
+        let links_up = tracked.iter().all(|t| link_up(t));
+        let now = Instant::now();
+        edge.apply(now, machine.start(now));
+        if !links_up {
+            edge.apply(now, machine.on_link(now, false));
+        }
+        let expect = expect(cfg, version);
+        let link_tick = tokio::time::interval(LINK_POLL);
+        let refresh = Duration::from_secs(u64::from(cfg.garp_master_refresh));
+        let mut garp_tick = tokio::time::interval(if refresh.is_zero() {
+            Duration::from_secs(3600)
+        } else {
+            refresh
+        });
+        // The first tick is immediate: the burst on taking over is the first refresh.
+        garp_tick.reset();
+        Instance {
+            edge,
+            machine,
+            expect,
+            tracked,
+            links_up,
+            link_tick,
+            refresh,
+            garp_tick,
+            buf: vec![0u8; 2048],
+            interval: Duration::from_millis(10 * u64::from(cfg.advert_int_cs)),
+        }
+    }
+
+    /// The instance's loop: each event handed to the machine, until the stop.
+    async fn serve(mut self, mut inputs: Inputs) -> Result<()> {
+        let cfg = self.edge.cfg;
+        loop {
+            let deadline = self.machine.deadline().map(tokio::time::Instant::from_std);
+            let garp_due = self
+                .edge
+                .garp
+                .as_ref()
+                .and_then(Burst::deadline)
+                .map(tokio::time::Instant::from_std);
+            tokio::select! {
+                // Adverts first when several are ready: they are what keeps the peers quiet.
+                biased;
+                _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => {
+                    self.on_timer(deadline.unwrap().into_std());
                 }
-                let held = machine.holding();
-                edge.apply(now, machine.on_timer(now));
-                if machine.holding() && !held {
-                    stats.failback_waits.fetch_add(1, Relaxed);
-                    info!("VRRP {}: would preempt a lower-priority master; waiting for connection sync's resync first", cfg.name);
-                } else if held && !machine.holding() && machine.state() == State::Master {
-                    warn!("VRRP {}: connection sync's resync did not finish in time: preempting all the same", cfg.name);
+                Ok(()) = inputs.synced.changed() => {
+                    let ready = *inputs.synced.borrow_and_update();
+                    self.on_synced(ready);
                 }
-            }
-            Ok(()) = synced.changed() => {
-                let ready = *synced.borrow_and_update();
-                let now = Instant::now();
-                let held = machine.holding();
-                edge.apply(now, machine.set_synced(now, ready));
-                if held && ready {
-                    info!("VRRP {}: connection sync is ready: preempting", cfg.name);
+                n = self.edge.sock.recv(&mut self.buf) => {
+                    let n = n.with_context(|| format!("VRRP {}: receiving", cfg.name))?;
+                    self.on_packet(n);
                 }
-            }
-            n = edge.sock.recv(&mut buf) => {
-                let n = n.with_context(|| format!("VRRP {}: receiving", cfg.name))?;
-                tracing::trace!("VRRP {}: {n:?}", cfg.name);
-                let parsed = match n {
-                    Incoming::V4 { len } => advert::parse(&buf[..len], &expect),
-                    Incoming::V6 { len, src, dst, hop_limit } => {
-                        advert::parse_v6(&buf[..len], src, dst, hop_limit, &expect)
+                _ = async { tokio::time::sleep_until(garp_due.unwrap()).await }, if garp_due.is_some() => {
+                    self.edge.send_garp(Instant::now());
+                }
+                _ = self.link_tick.tick(), if !self.tracked.is_empty() => self.check_links(),
+                _ = self.garp_tick.tick(), if !self.refresh.is_zero() => self.refresh_garp(),
+                msg = inputs.group.recv(), if cfg.sync_group.is_some() => {
+                    if let Ok(m) = msg {
+                        self.on_group(m);
                     }
-                };
-                match parsed {
-                    Ok((from, _)) if from == src => {}
-                    Ok((from, adv)) => {
-                        stats.received.fetch_add(1, Relaxed);
-                        let now = Instant::now();
-                        edge.apply(now, machine.on_advert(now, from, &adv));
-                    }
-                    Err(reason) => {
-                        stats.reject(reason);
-                        debug!("VRRP {}: advert rejected: {}", cfg.name, reason.label());
-                    }
                 }
-            }
-            _ = async { tokio::time::sleep_until(garp_due.unwrap()).await }, if garp_due.is_some() => {
-                edge.send_garp(Instant::now());
-            }
-            _ = link_tick.tick(), if !tracked.is_empty() => {
-                let up = tracked.iter().all(|t| link_up(t));
-                if up != links_up {
-                    links_up = up;
-                    info!("VRRP {}: tracked interfaces {}", cfg.name, if up { "up" } else { "down" });
-                    let now = Instant::now();
-                    edge.apply(now, machine.on_link(now, up));
+                Ok(()) = inputs.priority.changed() => {
+                    let p = inputs.priority.borrow().unwrap_or(cfg.priority);
+                    self.on_priority(p);
                 }
-            }
-            _ = garp_tick.tick(), if !refresh.is_zero() => {
-                if machine.state() == State::Master && edge.garp.is_none() {
-                    edge.start_garp(Instant::now(), 1);
+                _ = inputs.stop.changed() => {
+                    self.edge.apply(Instant::now(), self.machine.shutdown());
+                    return Ok(());
                 }
-            }
-            msg = group_rx.recv(), if cfg.sync_group.is_some() => {
-                if let Ok(m) = msg {
-                    if cfg.sync_group.as_deref() == Some(m.group.as_str()) && m.from != cfg.name {
-                        info!("VRRP {}: sync group {} follows {} to {}", cfg.name, m.group, m.from, m.state.as_str());
-                        let now = Instant::now();
-                        edge.apply(now, machine.on_group(now, m.state));
-                    }
-                }
-            }
-            Ok(()) = priority.changed() => {
-                let p = priority.borrow().unwrap_or(cfg.priority);
-                let now = Instant::now();
-                edge.apply(now, machine.set_priority(now, p));
-                info!("VRRP {}: priority now {}", cfg.name, machine.priority());
-            }
-            _ = stop.changed() => {
-                edge.apply(Instant::now(), machine.shutdown());
-                return Ok(());
             }
         }
+    }
+
+    /// The machine's deadline (`due`) passed: an advert, or a master down.
+    fn on_timer(&mut self, due: Instant) {
+        let cfg = self.edge.cfg;
+        let now = Instant::now();
+        if self.machine.state() == State::Master {
+            self.edge
+                .stats
+                .advert_delayed(now.saturating_duration_since(due), self.interval);
+        }
+        let held = self.machine.holding();
+        self.edge.apply(now, self.machine.on_timer(now));
+        if self.machine.holding() && !held {
+            self.edge.stats.failback_waits.fetch_add(1, Relaxed);
+            info!("VRRP {}: would preempt a lower-priority master; waiting for connection sync's resync first", cfg.name);
+        } else if held && !self.machine.holding() && self.machine.state() == State::Master {
+            warn!(
+                "VRRP {}: connection sync's resync did not finish in time: preempting all the same",
+                cfg.name
+            );
+        }
+    }
+
+    fn on_synced(&mut self, ready: bool) {
+        let now = Instant::now();
+        let held = self.machine.holding();
+        self.edge.apply(now, self.machine.set_synced(now, ready));
+        if held && ready {
+            info!(
+                "VRRP {}: connection sync is ready: preempting",
+                self.edge.cfg.name
+            );
+        }
+    }
+
+    /// A datagram received: an advert from a peer goes to the machine (our own are
+    /// ignored); anything else is counted as rejected.
+    fn on_packet(&mut self, n: Incoming) {
+        let cfg = self.edge.cfg;
+        tracing::trace!("VRRP {}: {n:?}", cfg.name);
+        let parsed = match n {
+            Incoming::V4 { len } => advert::parse(&self.buf[..len], &self.expect),
+            Incoming::V6 {
+                len,
+                src,
+                dst,
+                hop_limit,
+            } => advert::parse_v6(&self.buf[..len], src, dst, hop_limit, &self.expect),
+        };
+        match parsed {
+            Ok((from, _)) if from == self.edge.src => {}
+            Ok((from, adv)) => {
+                self.edge.stats.received.fetch_add(1, Relaxed);
+                let now = Instant::now();
+                self.edge
+                    .apply(now, self.machine.on_advert(now, from, &adv));
+            }
+            Err(reason) => {
+                self.edge.stats.reject(reason);
+                debug!("VRRP {}: advert rejected: {}", cfg.name, reason.label());
+            }
+        }
+    }
+
+    fn check_links(&mut self) {
+        let up = self.tracked.iter().all(|t| link_up(t));
+        if up != self.links_up {
+            self.links_up = up;
+            info!(
+                "VRRP {}: tracked interfaces {}",
+                self.edge.cfg.name,
+                if up { "up" } else { "down" }
+            );
+            let now = Instant::now();
+            self.edge.apply(now, self.machine.on_link(now, up));
+        }
+    }
+
+    /// `garp_master_refresh`: a master announces its VIPs again (unless a burst is on).
+    fn refresh_garp(&mut self) {
+        if self.machine.state() == State::Master && self.edge.garp.is_none() {
+            self.edge.start_garp(Instant::now(), 1);
+        }
+    }
+
+    fn on_group(&mut self, m: SyncMsg) {
+        let cfg = self.edge.cfg;
+        if cfg.sync_group.as_deref() == Some(m.group.as_str()) && m.from != cfg.name {
+            info!(
+                "VRRP {}: sync group {} follows {} to {}",
+                cfg.name,
+                m.group,
+                m.from,
+                m.state.as_str()
+            );
+            let now = Instant::now();
+            self.edge.apply(now, self.machine.on_group(now, m.state));
+        }
+    }
+
+    fn on_priority(&mut self, p: u8) {
+        let now = Instant::now();
+        self.edge.apply(now, self.machine.set_priority(now, p));
+        info!(
+            "VRRP {}: priority now {}",
+            self.edge.cfg.name,
+            self.machine.priority()
+        );
     }
 }

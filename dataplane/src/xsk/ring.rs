@@ -85,13 +85,19 @@ impl<T: Copy> ProdRing<T> {
         self.mem.size - self.cached_prod.wrapping_sub(self.cached_cons)
     }
 
-    /// Writes the `i`th slot after the last submitted one. `i` must be below `free()`.
+    /// Writes the `i`th slot after the last submitted one, if the last `free` found it
+    /// free; false (nothing written) otherwise. Checked in every build: a slot the
+    /// consumer may be reading is never written.
     #[inline]
-    pub fn write(&mut self, i: u32, value: T) {
-        debug_assert!(i < self.mem.size - self.cached_prod.wrapping_sub(self.cached_cons));
-        // SAFETY: the slot is within the ring and free (i < free), so the consumer does
-        // not read it until `submit` publishes it.
-        unsafe { self.mem.slot(self.cached_prod.wrapping_add(i)).write(value) }
+    #[must_use]
+    pub fn write(&mut self, i: u32, value: T) -> bool {
+        if i >= self.mem.size - self.cached_prod.wrapping_sub(self.cached_cons) {
+            return false;
+        }
+        // SAFETY: the slot is within the ring and free (checked above), so the consumer
+        // does not read it until `submit` publishes it.
+        unsafe { self.mem.slot(self.cached_prod.wrapping_add(i)).write(value) };
+        true
     }
 
     /// Publishes the first `n` written slots to the consumer.
@@ -153,13 +159,17 @@ impl<T: Copy> ConsRing<T> {
         n.min(max)
     }
 
-    /// The `i`th entry after the last released one. `i` must be below `peek()`.
+    /// The `i`th entry after the last released one, if the last `peek` made it
+    /// available. Checked in every build: a slot the producer may be writing is never
+    /// read.
     #[inline]
-    pub fn get(&self, i: u32) -> T {
-        debug_assert!(i < self.cached_prod.wrapping_sub(self.cached_cons));
-        // SAFETY: the producer published this slot (i < available) and will not write it
+    pub fn get(&self, i: u32) -> Option<T> {
+        if i >= self.cached_prod.wrapping_sub(self.cached_cons) {
+            return None;
+        }
+        // SAFETY: the producer published this slot (checked above) and will not write it
         // again before `release` hands it back.
-        unsafe { self.mem.slot(self.cached_cons.wrapping_add(i)).read() }
+        Some(unsafe { self.mem.slot(self.cached_cons.wrapping_add(i)).read() })
     }
 
     /// Hands the first `n` entries back to the producer.
@@ -234,15 +244,19 @@ mod tests {
                 prop_assert!(free <= 8);
                 let n = put.min(free);
                 for i in 0..n {
-                    p.write(i, next);
+                    prop_assert!(p.write(i, next));
                     next += 1;
                 }
+                // Past what is free, nothing is written.
+                prop_assert!(!p.write(n.max(free), next));
                 p.submit(n);
                 let m = c.peek(take);
                 for i in 0..m {
-                    prop_assert_eq!(c.get(i), expect);
+                    prop_assert_eq!(c.get(i), Some(expect));
                     expect += 1;
                 }
+                // Past what was published, nothing is read.
+                prop_assert_eq!(c.get(8), None);
                 c.release(m);
                 prop_assert!(next - expect <= 8);
             }

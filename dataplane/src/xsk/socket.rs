@@ -271,12 +271,12 @@ impl Xsk {
     /// Gives every frame to the kernel for receiving.
     fn prime_fill(&mut self) {
         let n = self.umem.frame_count();
-        let free = self.fill.free(n);
-        for i in 0..n.min(free) {
-            self.fill
-                .write(i, u64::from(i) * u64::from(self.umem.frame_size()));
-        }
-        self.fill.submit(n.min(free));
+        self.fill.free(n);
+        let size = u64::from(self.umem.frame_size());
+        let written = (0..n)
+            .take_while(|&i| self.fill.write(i, u64::from(i) * size))
+            .count();
+        self.fill.submit(written as u32);
     }
 
     pub fn mode(&self) -> BoundMode {

@@ -298,11 +298,35 @@ impl Chain {
     /// Sets the director up for `path`; what it returns keeps it running. `extra` is
     /// YAML appended to xvs's configuration (settings under test).
     pub fn start(&mut self, path: Path, syn: bool, extra: &str) -> Result<Option<Running>> {
-        let vip = VIP.to_string();
-        let port = PORT.to_string();
         match path {
             Path::Direct => Ok(None),
-            Path::Fwd => Ok(Some(self.role(
+            Path::Fwd | Path::Bare => Ok(Some(self.start_loop(path)?)),
+            Path::IpForward => {
+                self.start_ip_forward()?;
+                Ok(None)
+            }
+            Path::Nft => {
+                self.start_nft(syn)?;
+                Ok(None)
+            }
+            Path::XvsDr
+            | Path::XvsTun
+            | Path::XvsNat
+            | Path::XvsDrWorkers
+            | Path::XvsTunWorkers
+            | Path::XvsDrWorkers2q
+            | Path::XvsDr6
+            | Path::XvsDr6Workers => Ok(Some(self.start_xvs(path, extra)?)),
+        }
+    }
+
+    /// `Fwd` and `Bare`: the director's own loop, the XDP_TX forwarder or the bare AF_XDP
+    /// one (which matches the port too).
+    fn start_loop(&self, path: Path) -> Result<Running> {
+        let vip = VIP.to_string();
+        let port = PORT.to_string();
+        if path == Path::Fwd {
+            self.role(
                 "lb",
                 &[
                     "fwd",
@@ -314,8 +338,9 @@ impl Chain {
                     &self.rs_mac,
                 ],
                 true,
-            )?)),
-            Path::Bare => Ok(Some(self.role(
+            )
+        } else {
+            self.role(
                 "lb",
                 &[
                     "bare",
@@ -329,97 +354,75 @@ impl Chain {
                     &self.rs_mac,
                 ],
                 true,
-            )?)),
-            Path::IpForward => {
-                self.rps_to_first_cpu()?;
-                self.lab.sh(
+            )
+        }
+    }
+
+    /// `IpForward`: the kernel forwards to the real server by a route to the VIP.
+    fn start_ip_forward(&self) -> Result<()> {
+        self.rps_to_first_cpu()?;
+        self.lab.sh(
+            "lb",
+            &format!("sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.eth0.send_redirects=0 && ip route add {VIP}/32 via {RS} dev eth0"),
+        )?;
+        Ok(())
+    }
+
+    /// `Nft`: an nftables DNAT of the VIP's port (TCP for `syn`, else UDP) to the real
+    /// server.
+    fn start_nft(&self, syn: bool) -> Result<()> {
+        let proto = if syn { "tcp" } else { "udp" };
+        let rules = format!(
+            "table ip xvsbench {{\n  chain pre {{\n    type nat hook prerouting priority dstnat; policy accept;\n    ip daddr {VIP} {proto} dport {PORT} dnat to {RS}\n  }}\n}}\n"
+        );
+        let f = self.lab.write("bench.nft", rules)?;
+        self.rps_to_first_cpu()?;
+        self.lab.sh(
+            "lb",
+            &format!("sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.eth0.send_redirects=0 && nft -f {}", f.display()),
+        )?;
+        Ok(())
+    }
+
+    /// xvs's paths: its configuration for `path` (`extra` appended), xvs started, ready
+    /// when its metrics endpoint answers.
+    fn start_xvs(&self, path: Path, extra: &str) -> Result<Running> {
+        let cfg = self
+            .lab
+            .write("xvs.yaml", xvs_config(path, extra))?
+            .display()
+            .to_string();
+        let bin = xvs_lab::tools::xvs_bin()?.display().to_string();
+        let mut argv = vec![bin, "run".into(), "-c".into(), cfg];
+        argv.insert(0, "env".into());
+        argv.insert(1, "XVS_LOG=warn".into());
+        let mut r = Running::start(&self.lab.ns("lb"), "xvs", &argv)?;
+        self.wait_xvs_up(&mut r)?;
+        Ok(r)
+    }
+
+    /// Waits for xvs (`r`) to come up: it logs to stderr (inherited); its readiness is the
+    /// metrics endpoint.
+    fn wait_xvs_up(&self, r: &mut Running) -> Result<()> {
+        let t0 = Instant::now();
+        loop {
+            let up = self
+                .lab
+                .sh(
                     "lb",
-                    &format!("sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.eth0.send_redirects=0 && ip route add {VIP}/32 via {RS} dev eth0"),
-                )?;
-                Ok(None)
+                    "curl -sf -m 1 -o /dev/null http://127.0.0.1:9147/metrics",
+                )
+                .is_ok();
+            if up {
+                return Ok(());
             }
-            Path::Nft => {
-                let proto = if syn { "tcp" } else { "udp" };
-                let rules = format!(
-                    "table ip xvsbench {{\n  chain pre {{\n    type nat hook prerouting priority dstnat; policy accept;\n    ip daddr {VIP} {proto} dport {PORT} dnat to {RS}\n  }}\n}}\n"
-                );
-                let f = self.lab.write("bench.nft", rules)?;
-                self.rps_to_first_cpu()?;
-                self.lab.sh(
-                    "lb",
-                    &format!("sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.eth0.send_redirects=0 && nft -f {}", f.display()),
-                )?;
-                Ok(None)
+            if t0.elapsed() > Duration::from_secs(20) {
+                bail!("xvs did not come up in 20 s");
             }
-            Path::XvsDr
-            | Path::XvsTun
-            | Path::XvsNat
-            | Path::XvsDrWorkers
-            | Path::XvsTunWorkers
-            | Path::XvsDrWorkers2q
-            | Path::XvsDr6
-            | Path::XvsDr6Workers => {
-                let (fwd, rs_port) = match path {
-                    Path::XvsDr
-                    | Path::XvsDrWorkers
-                    | Path::XvsDrWorkers2q
-                    | Path::XvsDr6
-                    | Path::XvsDr6Workers => ("dr", String::new()),
-                    Path::XvsTun | Path::XvsTunWorkers => ("tun", String::new()),
-                    _ => ("nat", format!(", port: {NAT_PORT}")),
-                };
-                let fast = match path {
-                    Path::XvsDrWorkers
-                    | Path::XvsTunWorkers
-                    | Path::XvsDrWorkers2q
-                    | Path::XvsDr6Workers => "off",
-                    _ => "xdp",
-                };
-                // Room for a million flows in the flow table and the fast path's map, so
-                // that none is evicted.
-                let mut y = format!(
-                    "interface: eth0\nmetrics_listen: 127.0.0.1:9147\nfast_path: {fast}\nfast_path_flows: 2097152\nflow_table_size: 4194304\nvirtual_servers:\n"
-                );
-                let (vip, rs) = if path.is_ipv6() {
-                    (format!("\"{VIP6}\""), format!("\"{RS6}\""))
-                } else {
-                    (VIP.to_string(), RS.to_string())
-                };
-                for proto in ["udp", "tcp"] {
-                    y.push_str(&format!(
-                        "  - name: bench-{proto}\n    address: {vip}\n    port: {PORT}\n    protocol: {proto}\n    scheduler: mh\n    forwarding: {fwd}\n    real_servers:\n      - {{ address: {rs}{rs_port} }}\n"
-                    ));
-                }
-                y.push_str(extra);
-                let cfg = self.lab.write("xvs.yaml", y)?.display().to_string();
-                let bin = xvs_lab::tools::xvs_bin()?.display().to_string();
-                let mut argv = vec![bin, "run".into(), "-c".into(), cfg];
-                argv.insert(0, "env".into());
-                argv.insert(1, "XVS_LOG=warn".into());
-                let mut r = Running::start(&self.lab.ns("lb"), "xvs", &argv)?;
-                // xvs logs to stderr (inherited); its readiness is the metrics endpoint.
-                let t0 = Instant::now();
-                loop {
-                    let up = self
-                        .lab
-                        .sh(
-                            "lb",
-                            "curl -sf -m 1 -o /dev/null http://127.0.0.1:9147/metrics",
-                        )
-                        .is_ok();
-                    if up {
-                        break;
-                    }
-                    if t0.elapsed() > Duration::from_secs(20) {
-                        bail!("xvs did not come up in 20 s");
-                    }
-                    if let Ok(Some(st)) = r.child.try_wait() {
-                        bail!("xvs exited: {st}");
-                    }
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-                Ok(Some(r))
+            if let Ok(Some(st)) = r.child.try_wait() {
+                bail!("xvs exited: {st}");
             }
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 
@@ -467,4 +470,41 @@ impl Chain {
             })
             .collect())
     }
+}
+
+/// xvs's configuration for one of its paths: a TCP and a UDP service on the VIP (the IPv6
+/// one for the IPv6 paths) with the path's forwarding and fast path, then `extra`.
+fn xvs_config(path: Path, extra: &str) -> String {
+    let (fwd, rs_port) = match path {
+        Path::XvsDr
+        | Path::XvsDrWorkers
+        | Path::XvsDrWorkers2q
+        | Path::XvsDr6
+        | Path::XvsDr6Workers => ("dr", String::new()),
+        Path::XvsTun | Path::XvsTunWorkers => ("tun", String::new()),
+        _ => ("nat", format!(", port: {NAT_PORT}")),
+    };
+    let fast = match path {
+        Path::XvsDrWorkers | Path::XvsTunWorkers | Path::XvsDrWorkers2q | Path::XvsDr6Workers => {
+            "off"
+        }
+        _ => "xdp",
+    };
+    // Room for a million flows in the flow table and the fast path's map, so that none is
+    // evicted.
+    let mut y = format!(
+        "interface: eth0\nmetrics_listen: 127.0.0.1:9147\nfast_path: {fast}\nfast_path_flows: 2097152\nflow_table_size: 4194304\nvirtual_servers:\n"
+    );
+    let (vip, rs) = if path.is_ipv6() {
+        (format!("\"{VIP6}\""), format!("\"{RS6}\""))
+    } else {
+        (VIP.to_string(), RS.to_string())
+    };
+    for proto in ["udp", "tcp"] {
+        y.push_str(&format!(
+            "  - name: bench-{proto}\n    address: {vip}\n    port: {PORT}\n    protocol: {proto}\n    scheduler: mh\n    forwarding: {fwd}\n    real_servers:\n      - {{ address: {rs}{rs_port} }}\n"
+        ));
+    }
+    y.push_str(extra);
+    y
 }

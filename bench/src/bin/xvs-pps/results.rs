@@ -81,14 +81,36 @@ pub fn render(rows: &BTreeMap<Key, Row>, criterion: &[(String, f64)], header: &s
         v.dedup();
         v
     };
-    let base = |f: u32| rows.get(&(false, f, Path::Fwd)).map(|r| r.pps);
-    let direct = |f: u32| rows.get(&(false, f, Path::Direct)).map(|r| r.busy_ns);
+    render_summary(&mut s, rows, &flow_counts);
+    let _ = writeln!(
+        s,
+        "\n## Every path: delivered pps (median), ratio to (a), CPU per packet\n"
+    );
+    let _ = writeln!(
+        s,
+        "Busy ns/packet: the whole machine's busy CPU time over the window per delivered packet. Director ≈: that minus the same for the client sending straight to the sink (the chain's own cost). Process ns/packet: the director's own process (xvs, the bare loop), from /proc/PID/stat.\n"
+    );
+    for f in &flow_counts {
+        render_paths(&mut s, rows, *f);
+    }
+    render_syn(&mut s, rows);
+    render_criterion(&mut s, criterion);
+    s
+}
+
+/// The in-kernel forwarder's (a) delivered pps with `f` flows, what ratios divide by.
+fn base(rows: &BTreeMap<Key, Row>, f: u32) -> Option<f64> {
+    rows.get(&(false, f, Path::Fwd)).map(|r| r.pps)
+}
+
+/// The summary: each xvs path's and the bare loop's ratio to (a), per flow count.
+fn render_summary(s: &mut String, rows: &BTreeMap<Key, Row>, flow_counts: &[u32]) {
     let _ = writeln!(
         s,
         "## xvs against the in-kernel XDP_TX forwarder (a), 64-byte UDP\n"
     );
     let _ = write!(s, "| path |");
-    for f in &flow_counts {
+    for f in flow_counts {
         let _ = write!(s, " {} |", flows_label(*f));
     }
     let _ = writeln!(s);
@@ -99,8 +121,8 @@ pub fn render(rows: &BTreeMap<Key, Row>, criterion: &[(String, f64)], header: &s
         .chain([Path::Bare]);
     for p in summary {
         let _ = write!(s, "| {} |", p.label());
-        for f in &flow_counts {
-            match (rows.get(&(false, *f, p)), base(*f)) {
+        for f in flow_counts {
+            match (rows.get(&(false, *f, p)), base(rows, *f)) {
                 (Some(r), Some(b)) if b > 0.0 => {
                     let _ = write!(s, " {:.2}× |", r.pps / b);
                 }
@@ -111,89 +133,98 @@ pub fn render(rows: &BTreeMap<Key, Row>, criterion: &[(String, f64)], header: &s
         }
         let _ = writeln!(s);
     }
-    let _ = writeln!(
-        s,
-        "\n## Every path: delivered pps (median), ratio to (a), CPU per packet\n"
-    );
-    let _ = writeln!(
-        s,
-        "Busy ns/packet: the whole machine's busy CPU time over the window per delivered packet. Director ≈: that minus the same for the client sending straight to the sink (the chain's own cost). Process ns/packet: the director's own process (xvs, the bare loop), from /proc/PID/stat.\n"
-    );
-    for f in &flow_counts {
-        let _ = writeln!(s, "### {}\n", flows_label(*f));
-        let _ = writeln!(s, "| path | delivered pps | runs | ratio to (a) | busy ns/packet | director ≈ ns/packet | process ns/packet | tx_ring_full | rx_ring_full |");
-        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
-        for p in Path::ALL {
-            let Some(r) = rows.get(&(false, *f, p)) else {
-                continue;
-            };
-            let ratio = base(*f).map_or("—".into(), |b| format!("{:.2}", r.pps / b));
-            let est = match (p, direct(*f)) {
-                (Path::Direct, _) => "—".to_string(),
-                (_, Some(d)) => format!("{:.0}", r.busy_ns - d),
-                _ => "—".into(),
-            };
-            let runs: Vec<String> = r.runs.iter().map(|x| format!("{:.0}k", x / 1e3)).collect();
-            let _ = writeln!(
-                s,
-                "| {} | {:.0} | {} | {ratio} | {:.0} | {est} | {} | {} | {} |",
-                p.label(),
-                r.pps,
-                runs.join(" "),
-                r.busy_ns,
-                r.director_ns.map_or("—".into(), |d| format!("{d:.0}")),
-                if p.is_xvs() {
-                    r.tx_ring_full.to_string()
-                } else {
-                    "—".into()
-                },
-                if p.is_xvs() {
-                    r.rx_ring_full.to_string()
-                } else {
-                    "—".into()
-                },
-            );
-        }
-        if let Some(r) = rows.get(&(false, *f, Path::Direct)) {
-            let _ = writeln!(s, "\nOffered by the generator: {:.0} pps.\n", r.offered);
-        }
+}
+
+/// Every path's table with `f` flows, then what the generator offered.
+fn render_paths(s: &mut String, rows: &BTreeMap<Key, Row>, f: u32) {
+    let _ = writeln!(s, "### {}\n", flows_label(f));
+    let _ = writeln!(s, "| path | delivered pps | runs | ratio to (a) | busy ns/packet | director ≈ ns/packet | process ns/packet | tx_ring_full | rx_ring_full |");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
+    for p in Path::ALL {
+        let Some(r) = rows.get(&(false, f, p)) else {
+            continue;
+        };
+        render_path(s, rows, f, p, r);
     }
+    if let Some(r) = rows.get(&(false, f, Path::Direct)) {
+        let _ = writeln!(s, "\nOffered by the generator: {:.0} pps.\n", r.offered);
+    }
+}
+
+/// Path `p`'s row (`r`) with `f` flows.
+fn render_path(s: &mut String, rows: &BTreeMap<Key, Row>, f: u32, p: Path, r: &Row) {
+    let direct = rows.get(&(false, f, Path::Direct)).map(|r| r.busy_ns);
+    let ratio = base(rows, f).map_or("—".into(), |b| format!("{:.2}", r.pps / b));
+    let est = match (p, direct) {
+        (Path::Direct, _) => "—".to_string(),
+        (_, Some(d)) => format!("{:.0}", r.busy_ns - d),
+        _ => "—".into(),
+    };
+    let runs: Vec<String> = r.runs.iter().map(|x| format!("{:.0}k", x / 1e3)).collect();
+    let _ = writeln!(
+        s,
+        "| {} | {:.0} | {} | {ratio} | {:.0} | {est} | {} | {} | {} |",
+        p.label(),
+        r.pps,
+        runs.join(" "),
+        r.busy_ns,
+        r.director_ns.map_or("—".into(), |d| format!("{d:.0}")),
+        if p.is_xvs() {
+            r.tx_ring_full.to_string()
+        } else {
+            "—".into()
+        },
+        if p.is_xvs() {
+            r.rx_ring_full.to_string()
+        } else {
+            "—".into()
+        },
+    );
+}
+
+/// New TCP connections per second, if any SYN run was made.
+fn render_syn(s: &mut String, rows: &BTreeMap<Key, Row>) {
     let syn: Vec<(&Key, &Row)> = rows.iter().filter(|(k, _)| k.0).collect();
-    if !syn.is_empty() {
-        let _ = writeln!(
-            s,
-            "## New TCP connections per second (each SYN a new flow)\n"
-        );
-        let _ = writeln!(
-            s,
-            "| path | flows | SYNs delivered per second | busy ns/SYN |"
-        );
-        let _ = writeln!(s, "|---|---|---|---|");
-        for (k, r) in syn {
-            let _ = writeln!(
-                s,
-                "| {} | {} | {:.0} | {:.0} |",
-                k.2.label(),
-                flows_label(k.1),
-                r.pps,
-                r.busy_ns
-            );
-        }
-        let _ = writeln!(s);
+    if syn.is_empty() {
+        return;
     }
-    if !criterion.is_empty() {
+    let _ = writeln!(
+        s,
+        "## New TCP connections per second (each SYN a new flow)\n"
+    );
+    let _ = writeln!(
+        s,
+        "| path | flows | SYNs delivered per second | busy ns/SYN |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|");
+    for (k, r) in syn {
         let _ = writeln!(
             s,
-            "## Criterion, the same run (`cargo bench -p xvs-bench`)\n"
+            "| {} | {} | {:.0} | {:.0} |",
+            k.2.label(),
+            flows_label(k.1),
+            r.pps,
+            r.busy_ns
         );
-        let _ = writeln!(s, "| benchmark | ns per iteration (median) |");
-        let _ = writeln!(s, "|---|---|");
-        for (name, ns) in criterion {
-            let _ = writeln!(s, "| {name} | {ns:.1} |");
-        }
-        let _ = writeln!(s);
     }
-    s
+    let _ = writeln!(s);
+}
+
+/// Criterion's figures of the same run, if any.
+fn render_criterion(s: &mut String, criterion: &[(String, f64)]) {
+    if criterion.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "## Criterion, the same run (`cargo bench -p xvs-bench`)\n"
+    );
+    let _ = writeln!(s, "| benchmark | ns per iteration (median) |");
+    let _ = writeln!(s, "|---|---|");
+    for (name, ns) in criterion {
+        let _ = writeln!(s, "| {name} | {ns:.1} |");
+    }
+    let _ = writeln!(s);
 }
 
 /// Criterion's medians from `target/criterion/*/…/new/estimates.json`.
@@ -236,73 +267,8 @@ pub fn targets(rows: &BTreeMap<Key, Row>, flows: &[u32]) -> String {
     let Some(&many) = flows.iter().max() else {
         return s;
     };
-    let pps = |p: Path| rows.get(&(false, many, p)).map(|r| r.pps);
-    let cost = |p: Path| {
-        let d = rows.get(&(false, many, Path::Direct))?.busy_ns;
-        Some(rows.get(&(false, many, p))?.busy_ns - d)
-    };
-    let mut line = |what: &str, got: Option<f64>, goal: f64, higher: bool| {
-        let verdict = match got {
-            Some(g) if (higher && g >= goal) || (!higher && g <= goal) => "met",
-            Some(_) => "not met",
-            None => "not measured",
-        };
-        let _ = writeln!(
-            s,
-            "- {what}: {} (goal {} {goal:.2}) — **{verdict}**",
-            got.map_or("—".into(), |g| format!("{g:.2}")),
-            if higher { "≥" } else { "≤" }
-        );
-    };
-    let ratio = |a: Option<f64>, b: Option<f64>| Some(a? / b?);
-    line(
-        &format!("xvs DR / (a) at {}", flows_label(many)),
-        ratio(pps(Path::XvsDr), pps(Path::Fwd)),
-        1.00,
-        true,
-    );
-    line(
-        "xvs TUN / (a)",
-        ratio(pps(Path::XvsTun), pps(Path::Fwd)),
-        0.95,
-        true,
-    );
-    line(
-        "xvs NAT / (a)",
-        ratio(pps(Path::XvsNat), pps(Path::Fwd)),
-        0.95,
-        true,
-    );
-    line(
-        "xvs DR over IPv6 / xvs DR over IPv4",
-        ratio(pps(Path::XvsDr6), pps(Path::XvsDr)),
-        0.90,
-        true,
-    );
-    line(
-        "without the fast path: xvs DR over IPv6 / over IPv4",
-        ratio(pps(Path::XvsDr6Workers), pps(Path::XvsDrWorkers)),
-        0.90,
-        true,
-    );
-    line(
-        "without the fast path: xvs DR / bare AF_XDP loop (b)",
-        ratio(pps(Path::XvsDrWorkers), pps(Path::Bare)),
-        0.97,
-        true,
-    );
-    line(
-        "director cost, xvs NAT / nftables DNAT",
-        ratio(cost(Path::XvsNat), cost(Path::Nft)),
-        2.0 / 3.0,
-        false,
-    );
-    line(
-        "director cost, xvs DR / in-kernel forwarder",
-        ratio(cost(Path::XvsDr), cost(Path::Fwd)),
-        1.1,
-        false,
-    );
+    throughput_targets(&mut s, rows, many);
+    cost_targets(&mut s, rows, many);
     let full: u64 = rows
         .iter()
         .filter(|(k, _)| k.2.is_xvs())
@@ -313,4 +279,92 @@ pub fn targets(rows: &BTreeMap<Key, Row>, flows: &[u32]) -> String {
         "- tx_ring_full drops over every xvs run: {full} (the generator offers more than any path delivers, so this is the overloaded case)"
     );
     s
+}
+
+/// One target's line: `what` measured `got`, met if at least (`higher`) or at most `goal`.
+fn target(s: &mut String, what: &str, got: Option<f64>, goal: f64, higher: bool) {
+    let verdict = match got {
+        Some(g) if (higher && g >= goal) || (!higher && g <= goal) => "met",
+        Some(_) => "not met",
+        None => "not measured",
+    };
+    let _ = writeln!(
+        s,
+        "- {what}: {} (goal {} {goal:.2}) — **{verdict}**",
+        got.map_or("—".into(), |g| format!("{g:.2}")),
+        if higher { "≥" } else { "≤" }
+    );
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    Some(a? / b?)
+}
+
+/// The delivered-pps targets, with `many` flows.
+fn throughput_targets(s: &mut String, rows: &BTreeMap<Key, Row>, many: u32) {
+    let pps = |p: Path| rows.get(&(false, many, p)).map(|r| r.pps);
+    target(
+        s,
+        &format!("xvs DR / (a) at {}", flows_label(many)),
+        ratio(pps(Path::XvsDr), pps(Path::Fwd)),
+        1.00,
+        true,
+    );
+    target(
+        s,
+        "xvs TUN / (a)",
+        ratio(pps(Path::XvsTun), pps(Path::Fwd)),
+        0.95,
+        true,
+    );
+    target(
+        s,
+        "xvs NAT / (a)",
+        ratio(pps(Path::XvsNat), pps(Path::Fwd)),
+        0.95,
+        true,
+    );
+    target(
+        s,
+        "xvs DR over IPv6 / xvs DR over IPv4",
+        ratio(pps(Path::XvsDr6), pps(Path::XvsDr)),
+        0.90,
+        true,
+    );
+    target(
+        s,
+        "without the fast path: xvs DR over IPv6 / over IPv4",
+        ratio(pps(Path::XvsDr6Workers), pps(Path::XvsDrWorkers)),
+        0.90,
+        true,
+    );
+    target(
+        s,
+        "without the fast path: xvs DR / bare AF_XDP loop (b)",
+        ratio(pps(Path::XvsDrWorkers), pps(Path::Bare)),
+        0.97,
+        true,
+    );
+}
+
+/// The director's CPU cost targets (the chain's own cost taken off), with `many` flows.
+fn cost_targets(s: &mut String, rows: &BTreeMap<Key, Row>, many: u32) {
+    let cost = |p: Path| {
+        let d = rows.get(&(false, many, Path::Direct))?.busy_ns;
+        Some(rows.get(&(false, many, p))?.busy_ns - d)
+    };
+    target(
+        s,
+        "director cost, xvs NAT / nftables DNAT",
+        ratio(cost(Path::XvsNat), cost(Path::Nft)),
+        2.0 / 3.0,
+        false,
+    );
+    target(
+        s,
+        "director cost, xvs DR / in-kernel forwarder",
+        ratio(cost(Path::XvsDr), cost(Path::Fwd)),
+        1.1,
+        false,
+    );
 }

@@ -199,11 +199,13 @@ pub fn bare(dev: &str, vip: Ipv4Addr, port: u16, rs_mac: [u8; 6]) -> Result<()> 
     while !stop.load(Ordering::Relaxed) {
         // Sent frames back to the fill ring.
         let done = xsk.comp.peek(u32::MAX);
-        let free = xsk.fill.free(done);
-        let take = done.min(free);
-        for i in 0..take {
-            let base = xsk.umem.frame_base(xsk.comp.get(i));
-            xsk.fill.write(i, base);
+        xsk.fill.free(done);
+        let mut take = 0;
+        while let Some(addr) = xsk.comp.get(take) {
+            if !xsk.fill.write(take, xsk.umem.frame_base(addr)) {
+                break;
+            }
+            take += 1;
         }
         xsk.comp.release(take);
         xsk.fill.submit(take);
@@ -218,19 +220,24 @@ pub fn bare(dev: &str, vip: Ipv4Addr, port: u16, rs_mac: [u8; 6]) -> Result<()> 
             }
             continue;
         }
-        for i in 0..n {
-            let desc = xsk.rx.get(i);
+        let mut sent = 0;
+        while sent < n {
+            let Some(desc) = xsk.rx.get(sent) else { break };
             if let Some(f) = xsk.umem.packet_mut(desc.addr, desc.len) {
                 if f.len() >= 12 {
                     f[..6].copy_from_slice(&rs_mac);
                     f[6..12].copy_from_slice(&own);
                 }
             }
-            xsk.tx.write(i, desc);
+            if !xsk.tx.write(sent, desc) {
+                break;
+            }
+            sent += 1;
         }
-        xsk.rx.release(n);
-        xsk.tx.submit(n);
-        rx_total += u64::from(n);
+        // Never short (n is within the TX room); what is not sent is taken again next.
+        xsk.rx.release(sent);
+        xsk.tx.submit(sent);
+        rx_total += u64::from(sent);
         // Copy mode sends a bounded batch per kick: as the worker, kick while it helps.
         kicks += u64::from(xsk.drain_tx(64));
     }

@@ -33,6 +33,73 @@ fn per_real_server(
     }
 }
 
+/// What the XDP fast path adds to a gauge: nothing.
+const NO_FAST: Read<NatOut> = |_| 0;
+
+/// The families per real server, each with what the XDP fast path adds to the workers'
+/// count (nothing for gauges).
+const PER_REAL_SERVER: [(Family<DestCounters>, Read<NatOut>); 5] = [
+    (
+        (
+            "xvs_real_server_connections_total",
+            "counter",
+            "Connections scheduled to the real server.",
+            |d| d.conns.get(),
+        ),
+        NO_FAST,
+    ),
+    (
+        (
+            "xvs_real_server_active_connections",
+            "gauge",
+            "ESTABLISHED connections (IPVS ActiveConn).",
+            |d| d.active.get(),
+        ),
+        NO_FAST,
+    ),
+    (
+        (
+            "xvs_real_server_inactive_connections",
+            "gauge",
+            "Other connections (IPVS InActConn).",
+            |d| d.inactive.get(),
+        ),
+        NO_FAST,
+    ),
+    (
+        (
+            "xvs_real_server_in_packets_total",
+            "counter",
+            "Packets forwarded to the real server.",
+            |d| d.packets.get(),
+        ),
+        |n| n.packets,
+    ),
+    (
+        (
+            "xvs_real_server_in_bytes_total",
+            "counter",
+            "Bytes forwarded to the real server.",
+            |d| d.bytes.get(),
+        ),
+        |n| n.bytes,
+    ),
+];
+
+/// Server to client: only NAT replies cross the director (DR and TUN read 0).
+const OUTBOUND: [(&str, &str, Read<NatOut>); 2] = [
+    (
+        "xvs_real_server_out_packets_total",
+        "Reply packets from the real server sent on to clients (NAT only).",
+        |n| n.packets,
+    ),
+    (
+        "xvs_real_server_out_bytes_total",
+        "Reply bytes from the real server sent on to clients (NAT only).",
+        |n| n.bytes,
+    ),
+];
+
 /// Connections, gauges and traffic per real server; schedule failures per virtual
 /// server; NAT replies out per real server.
 pub fn servers(
@@ -43,61 +110,20 @@ pub fn servers(
     out: &[NatOut],
     fast_in: &[NatOut],
 ) {
-    // Each with what the XDP fast path adds to the workers' count (nothing for gauges).
-    let none: Read<NatOut> = |_| 0;
-    let per_rs: [(Family<DestCounters>, Read<NatOut>); 5] = [
-        (
-            (
-                "xvs_real_server_connections_total",
-                "counter",
-                "Connections scheduled to the real server.",
-                |d| d.conns.get(),
-            ),
-            none,
-        ),
-        (
-            (
-                "xvs_real_server_active_connections",
-                "gauge",
-                "ESTABLISHED connections (IPVS ActiveConn).",
-                |d| d.active.get(),
-            ),
-            none,
-        ),
-        (
-            (
-                "xvs_real_server_inactive_connections",
-                "gauge",
-                "Other connections (IPVS InActConn).",
-                |d| d.inactive.get(),
-            ),
-            none,
-        ),
-        (
-            (
-                "xvs_real_server_in_packets_total",
-                "counter",
-                "Packets forwarded to the real server.",
-                |d| d.packets.get(),
-            ),
-            |n| n.packets,
-        ),
-        (
-            (
-                "xvs_real_server_in_bytes_total",
-                "counter",
-                "Bytes forwarded to the real server.",
-                |d| d.bytes.get(),
-            ),
-            |n| n.bytes,
-        ),
-    ];
-    for ((name, kind, help, f), fast) in per_rs {
+    for ((name, kind, help, f), fast) in PER_REAL_SERVER {
         o.family(name, kind, help);
         per_real_server(o, cfg, registry, name, |id| {
             w.dest(id, f) + fast_in.get(id).map_or(0, fast)
         });
     }
+    schedule_failures(o, cfg, registry, w);
+    for (name, help, f) in OUTBOUND {
+        o.family(name, "counter", help);
+        per_real_server(o, cfg, registry, name, |id| out.get(id).map_or(0, f));
+    }
+}
+
+fn schedule_failures(o: &mut Out, cfg: &Config, registry: &mut DestRegistry, w: AllWorkers<'_>) {
     o.family(
         "xvs_virtual_server_schedule_failures_total",
         "counter",
@@ -111,96 +137,87 @@ pub fn servers(
             w.service(id, |s| s.no_dest.get()),
         );
     }
-    // Server to client: only NAT replies cross the director (DR and TUN read 0).
-    let outbound: [(&str, &str, Read<NatOut>); 2] = [
-        (
-            "xvs_real_server_out_packets_total",
-            "Reply packets from the real server sent on to clients (NAT only).",
-            |n| n.packets,
-        ),
-        (
-            "xvs_real_server_out_bytes_total",
-            "Reply bytes from the real server sent on to clients (NAT only).",
-            |n| n.bytes,
-        ),
-    ];
-    for (name, help, f) in outbound {
-        o.family(name, "counter", help);
-        per_real_server(o, cfg, registry, name, |id| out.get(id).map_or(0, f));
-    }
 }
+
+/// The counter families per worker.
+const PER_WORKER: [(&str, &str, Read<WorkerCounters>); 14] = [
+    ("xvs_worker_rx_packets_total", "Frames received.", |c| {
+        c.rx_packets.get()
+    }),
+    ("xvs_worker_tx_packets_total", "Frames sent.", |c| {
+        c.tx_packets.get()
+    }),
+    ("xvs_worker_rx_batches_total", "RX batches.", |c| {
+        c.rx_batches.get()
+    }),
+    (
+        "xvs_worker_tx_kicks_total",
+        "sendto() kicks of the TX ring.",
+        |c| c.tx_kicks.get(),
+    ),
+    ("xvs_flows_created_total", "Flows created.", |c| {
+        c.flows_created.get()
+    }),
+    ("xvs_flows_expired_total", "Flows that timed out.", |c| {
+        c.flows_expired.get()
+    }),
+    (
+        "xvs_flows_evicted_total",
+        "Live flows evicted from a full bucket.",
+        |c| c.flows_evicted.get(),
+    ),
+    (
+        "xvs_flows_rescheduled_total",
+        "Connections moved to another real server: theirs left (expire_nodest_conn).",
+        |c| c.flows_rescheduled.get(),
+    ),
+    (
+        "xvs_worker_tx_ring_full_total",
+        "Frames dropped because the TX ring had no room.",
+        |c| c.drops(DropReason::TxRingFull),
+    ),
+    (
+        "xvs_icmp_frag_needed_total",
+        "ICMP fragmentation-needed, or ICMPv6 Packet Too Big, sent (TUN).",
+        |c| c.icmp_frag_needed.get(),
+    ),
+    (
+        "xvs_fast_path_failed_total",
+        "Fast-path entries the kernel refused or that did not fit a batch (the flow stays on the worker).",
+        |c| c.fast_path_failed.get(),
+    ),
+    (
+        "xvs_nat_conns_failed_total",
+        "NAT connections the steering program could not be told of (their replies go to the kernel untranslated).",
+        |c| c.nat_conns_failed.get(),
+    ),
+    (
+        "xvs_nat_replies_relayed_total",
+        "NAT replies the steering program translated and the worker sent (XDP_TX does not deliver on this link, or fast_path is off).",
+        |c| c.nat_relayed.get(),
+    ),
+    (
+        "xvs_checksums_completed_total",
+        "TCP and UDP checksums a virtual link (a veth) handed over partial, completed before forwarding.",
+        |c| c.checksums_completed.get(),
+    ),
+];
 
 /// Per worker: frames, batches, kicks, flows, TX ring full, ICMP sent; the flow tables'
 /// fill; drops by reason.
 pub fn workers(o: &mut Out, cfg: &Config, w: AllWorkers<'_>) {
-    let per_worker: [(&str, &str, Read<WorkerCounters>); 14] = [
-        ("xvs_worker_rx_packets_total", "Frames received.", |c| {
-            c.rx_packets.get()
-        }),
-        ("xvs_worker_tx_packets_total", "Frames sent.", |c| {
-            c.tx_packets.get()
-        }),
-        ("xvs_worker_rx_batches_total", "RX batches.", |c| {
-            c.rx_batches.get()
-        }),
-        (
-            "xvs_worker_tx_kicks_total",
-            "sendto() kicks of the TX ring.",
-            |c| c.tx_kicks.get(),
-        ),
-        ("xvs_flows_created_total", "Flows created.", |c| {
-            c.flows_created.get()
-        }),
-        ("xvs_flows_expired_total", "Flows that timed out.", |c| {
-            c.flows_expired.get()
-        }),
-        (
-            "xvs_flows_evicted_total",
-            "Live flows evicted from a full bucket.",
-            |c| c.flows_evicted.get(),
-        ),
-        (
-            "xvs_flows_rescheduled_total",
-            "Connections moved to another real server: theirs left (expire_nodest_conn).",
-            |c| c.flows_rescheduled.get(),
-        ),
-        (
-            "xvs_worker_tx_ring_full_total",
-            "Frames dropped because the TX ring had no room.",
-            |c| c.drops(DropReason::TxRingFull),
-        ),
-        (
-            "xvs_icmp_frag_needed_total",
-            "ICMP fragmentation-needed, or ICMPv6 Packet Too Big, sent (TUN).",
-            |c| c.icmp_frag_needed.get(),
-        ),
-        (
-            "xvs_fast_path_failed_total",
-            "Fast-path entries the kernel refused or that did not fit a batch (the flow stays on the worker).",
-            |c| c.fast_path_failed.get(),
-        ),
-        (
-            "xvs_nat_conns_failed_total",
-            "NAT connections the steering program could not be told of (their replies go to the kernel untranslated).",
-            |c| c.nat_conns_failed.get(),
-        ),
-        (
-            "xvs_nat_replies_relayed_total",
-            "NAT replies the steering program translated and the worker sent (XDP_TX does not deliver on this link, or fast_path is off).",
-            |c| c.nat_relayed.get(),
-        ),
-        (
-            "xvs_checksums_completed_total",
-            "TCP and UDP checksums a virtual link (a veth) handed over partial, completed before forwarding.",
-            |c| c.checksums_completed.get(),
-        ),
-    ];
-    for (name, help, f) in per_worker {
+    for (name, help, f) in PER_WORKER {
         o.family(name, "counter", help);
         for (q, c) in w.each() {
             o.sample(name, &[("worker", &q.to_string())], f(c));
         }
     }
+    flow_tables(o, cfg, w);
+    drops(o, w);
+}
+
+/// Each worker's flow table: what it holds, and what it can.
+fn flow_tables(o: &mut Out, cfg: &Config, w: AllWorkers<'_>) {
     o.family(
         "xvs_flow_table_connections",
         "gauge",
@@ -225,6 +242,9 @@ pub fn workers(o: &mut Out, cfg: &Config, w: AllWorkers<'_>) {
             cfg.flow_table_size as u64,
         );
     }
+}
+
+fn drops(o: &mut Out, w: AllWorkers<'_>) {
     o.family(
         "xvs_drops_total",
         "counter",
@@ -235,42 +255,44 @@ pub fn workers(o: &mut Out, cfg: &Config, w: AllWorkers<'_>) {
     }
 }
 
+/// The AF_XDP sockets' counter families.
+const XSK: [(&str, &str, Read<XskStats>); 6] = [
+    (
+        "xvs_xsk_rx_dropped_total",
+        "Frames the kernel dropped on the way to the socket (no room in the UMEM).",
+        |s| s.rx_dropped,
+    ),
+    (
+        "xvs_xsk_rx_ring_full_total",
+        "Frames dropped because the RX ring was full (the worker fell behind).",
+        |s| s.rx_ring_full,
+    ),
+    (
+        "xvs_xsk_fill_ring_empty_total",
+        "Times the kernel found the fill ring empty (no frame to receive into).",
+        |s| s.rx_fill_ring_empty_descs,
+    ),
+    (
+        "xvs_xsk_tx_ring_empty_total",
+        "Times the kernel found the TX ring empty when kicked.",
+        |s| s.tx_ring_empty_descs,
+    ),
+    (
+        "xvs_xsk_rx_invalid_descs_total",
+        "Invalid descriptors on the RX side.",
+        |s| s.rx_invalid_descs,
+    ),
+    (
+        "xvs_xsk_tx_invalid_descs_total",
+        "Invalid descriptors xvs put on the TX ring.",
+        |s| s.tx_invalid_descs,
+    ),
+];
+
 /// The kernel's counters of each worker's AF_XDP socket (XDP_STATISTICS), read at scrape
 /// time with getsockopt: frames the kernel could not hand to xvs, and why.
 pub fn xsk(o: &mut Out, xsk: &[Option<XskStats>]) {
-    let families: [(&str, &str, Read<XskStats>); 6] = [
-        (
-            "xvs_xsk_rx_dropped_total",
-            "Frames the kernel dropped on the way to the socket (no room in the UMEM).",
-            |s| s.rx_dropped,
-        ),
-        (
-            "xvs_xsk_rx_ring_full_total",
-            "Frames dropped because the RX ring was full (the worker fell behind).",
-            |s| s.rx_ring_full,
-        ),
-        (
-            "xvs_xsk_fill_ring_empty_total",
-            "Times the kernel found the fill ring empty (no frame to receive into).",
-            |s| s.rx_fill_ring_empty_descs,
-        ),
-        (
-            "xvs_xsk_tx_ring_empty_total",
-            "Times the kernel found the TX ring empty when kicked.",
-            |s| s.tx_ring_empty_descs,
-        ),
-        (
-            "xvs_xsk_rx_invalid_descs_total",
-            "Invalid descriptors on the RX side.",
-            |s| s.rx_invalid_descs,
-        ),
-        (
-            "xvs_xsk_tx_invalid_descs_total",
-            "Invalid descriptors xvs put on the TX ring.",
-            |s| s.tx_invalid_descs,
-        ),
-    ];
-    for (name, help, f) in families {
+    for (name, help, f) in XSK {
         o.family(name, "counter", help);
         for (q, s) in xsk.iter().enumerate() {
             if let Some(s) = s {

@@ -7,11 +7,21 @@ use std::time::Instant;
 
 use crate::observe::counters::AllWorkers;
 use crate::observe::metrics::{entry_counts, local_connections};
+use crate::sync::stats::PeerView;
 use crate::sync::wire::Reject;
 use crate::sync::SyncStats;
 
+/// What both forms show, read once.
+struct Seen<'a> {
+    local: u64,
+    ready: bool,
+    now: Instant,
+    peers: &'a [PeerView],
+    entries: &'a [(&'a str, u64)],
+    rejected: &'a [(&'a str, u64)],
+}
+
 pub fn render_sync(s: &SyncStats, w: AllWorkers<'_>, json: bool) -> String {
-    let get = SyncStats::get;
     let local = local_connections(w);
     let ready = s.ready.load(std::sync::atomic::Ordering::Relaxed);
     let now = Instant::now();
@@ -21,52 +31,83 @@ pub fn render_sync(s: &SyncStats, w: AllWorkers<'_>, json: bool) -> String {
         .iter()
         .map(|r| (r.label(), s.rejected(*r)))
         .collect();
+    let seen = Seen {
+        local,
+        ready,
+        now,
+        peers: &peers[..],
+        entries: &entries,
+        rejected: &rejected,
+    };
     if json {
-        let peers: Vec<serde_json::Value> = peers
-            .iter()
-            .map(|p| {
-                serde_json::json!({
-                    "address": p.addr.to_string(),
-                    "up": p.live,
-                    "last_heard_seconds": now.duration_since(p.last_heard).as_secs_f64(),
-                    "connections": p.flows,
-                })
-            })
-            .collect();
-        let obj = super::counts_object;
-        let v = serde_json::json!({
-            "version": env!("CARGO_PKG_VERSION"),
-            "ready": ready,
-            "connections": local,
-            "peers": peers,
-            "entries": obj(&entries),
-            "rejected": obj(&rejected),
-            "messages": { "sent": get(&s.sent_messages), "received": get(&s.received_messages) },
-            "bytes": { "sent": get(&s.sent_bytes), "received": get(&s.received_bytes) },
-            "resyncs": {
-                "requested": get(&s.resync_requested),
-                "completed": get(&s.resync_completed),
-                "served": get(&s.resync_served),
-                "last_received_ms": get(&s.resync_last_ms),
-                "last_served_ms": get(&s.resync_served_last_ms),
-                "last_served_entries": get(&s.resync_served_entries),
-            },
-        });
-        return serde_json::to_string_pretty(&v)
-            .map_or_else(|e| format!("{{\"error\": \"{e}\"}}\n"), |s| s + "\n");
+        return to_json(s, &seen);
     }
+    to_text(s, &seen)
+}
+
+fn to_json(s: &SyncStats, v: &Seen<'_>) -> String {
+    let get = SyncStats::get;
+    let peers: Vec<serde_json::Value> = v
+        .peers
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "address": p.addr.to_string(),
+                "up": p.live,
+                "last_heard_seconds": v.now.duration_since(p.last_heard).as_secs_f64(),
+                "connections": p.flows,
+            })
+        })
+        .collect();
+    let obj = super::counts_object;
+    let doc = serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "ready": v.ready,
+        "connections": v.local,
+        "peers": peers,
+        "entries": obj(v.entries),
+        "rejected": obj(v.rejected),
+        "messages": { "sent": get(&s.sent_messages), "received": get(&s.received_messages) },
+        "bytes": { "sent": get(&s.sent_bytes), "received": get(&s.received_bytes) },
+        "resyncs": {
+            "requested": get(&s.resync_requested),
+            "completed": get(&s.resync_completed),
+            "served": get(&s.resync_served),
+            "last_received_ms": get(&s.resync_last_ms),
+            "last_served_ms": get(&s.resync_served_last_ms),
+            "last_served_entries": get(&s.resync_served_entries),
+        },
+    });
+    serde_json::to_string_pretty(&doc)
+        .map_or_else(|e| format!("{{\"error\": \"{e}\"}}\n"), |s| s + "\n")
+}
+
+fn to_text(s: &SyncStats, v: &Seen<'_>) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
-        "Connection sync: {} ({local} connection(s) here)",
-        if ready { "in step" } else { "resync under way" }
+        "Connection sync: {} ({} connection(s) here)",
+        if v.ready {
+            "in step"
+        } else {
+            "resync under way"
+        },
+        v.local
     );
+    peer_rows(&mut o, v);
+    counts(&mut o, s, v);
+    o
+}
+
+/// One row per peer, under a header; a live peer with an empty table beside a full one
+/// here is marked.
+fn peer_rows(o: &mut String, v: &Seen<'_>) {
     let _ = writeln!(o, "Peer             Up   Last heard  Connections");
-    if peers.is_empty() {
+    if v.peers.is_empty() {
         let _ = writeln!(o, "(no peer heard yet)");
     }
-    for p in peers.iter() {
-        let warn = if p.live && p.flows == 0 && local > 0 {
+    for p in v.peers {
+        let warn = if p.live && p.flows == 0 && v.local > 0 {
             "  <- empty table"
         } else {
             ""
@@ -76,12 +117,17 @@ pub fn render_sync(s: &SyncStats, w: AllWorkers<'_>, json: bool) -> String {
             "{:<16} {:<4} {:>9.1}s  {:>11}{warn}",
             p.addr,
             if p.live { "yes" } else { "no" },
-            now.duration_since(p.last_heard).as_secs_f64(),
+            v.now.duration_since(p.last_heard).as_secs_f64(),
             p.flows
         );
     }
-    let _ = writeln!(o, "Entries          {}", join(&entries));
-    let _ = writeln!(o, "Rejected         {}", join(&rejected));
+}
+
+/// Entries, refusals, messages and resyncs, a line each.
+fn counts(o: &mut String, s: &SyncStats, v: &Seen<'_>) {
+    let get = SyncStats::get;
+    let _ = writeln!(o, "Entries          {}", join(v.entries));
+    let _ = writeln!(o, "Rejected         {}", join(v.rejected));
     let _ = writeln!(
         o,
         "Messages         sent {} ({} bytes), received {} ({} bytes)",
@@ -100,7 +146,6 @@ pub fn render_sync(s: &SyncStats, w: AllWorkers<'_>, json: bool) -> String {
         get(&s.resync_served_entries),
         get(&s.resync_served_last_ms)
     );
-    o
 }
 
 fn join(rows: &[(&str, u64)]) -> String {
