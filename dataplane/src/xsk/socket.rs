@@ -222,32 +222,8 @@ impl Xsk {
         let (fill_mem, comp_mem) = map_umem_rings(&fd, &off, fill_size, comp_size, &mut maps)
             .map_err(|(what, e)| err(what)(e))?;
 
-        let flags = libc::XDP_USE_NEED_WAKEUP
-            | match mode {
-                BoundMode::ZeroCopy => libc::XDP_ZEROCOPY,
-                BoundMode::Copy => libc::XDP_COPY,
-            };
-        let sa = libc::sockaddr_xdp {
-            sxdp_family: libc::AF_XDP as u16,
-            sxdp_flags: flags,
-            sxdp_ifindex: ifindex,
-            sxdp_queue_id: queue,
-            sxdp_shared_umem_fd: 0,
-        };
-        bind(&fd, &sa).map_err(err("bind"))?;
-        if cfg.busy_poll_usecs > 0 {
-            for (opt, val) in [
-                (libc::SO_PREFER_BUSY_POLL, 1),
-                (libc::SO_BUSY_POLL, cfg.busy_poll_usecs as libc::c_int),
-                (
-                    libc::SO_BUSY_POLL_BUDGET,
-                    cfg.busy_poll_budget as libc::c_int,
-                ),
-            ] {
-                setsockopt_level(&fd, libc::SOL_SOCKET, opt, &val)
-                    .map_err(err("set busy polling"))?;
-            }
-        }
+        bind_queue(&fd, ifindex, queue, mode).map_err(err("bind"))?;
+        set_busy_poll(&fd, cfg).map_err(err("set busy polling"))?;
 
         // SAFETY: each RingMem points into a mapping kept alive in `maps` for the socket's
         // lifetime, sized by the kernel's offsets for `size` descriptors; the kernel is the
@@ -426,6 +402,41 @@ impl Xsk {
 
 /// A failed set-up step: what was being done, and the error.
 type SetupStep = (&'static str, io::Error);
+
+/// Binds `fd` to the interface's queue in `mode`, waking the kernel only when it asks.
+fn bind_queue(fd: &OwnedFd, ifindex: u32, queue: u32, mode: BoundMode) -> io::Result<()> {
+    let flags = libc::XDP_USE_NEED_WAKEUP
+        | match mode {
+            BoundMode::ZeroCopy => libc::XDP_ZEROCOPY,
+            BoundMode::Copy => libc::XDP_COPY,
+        };
+    let sa = libc::sockaddr_xdp {
+        sxdp_family: libc::AF_XDP as u16,
+        sxdp_flags: flags,
+        sxdp_ifindex: ifindex,
+        sxdp_queue_id: queue,
+        sxdp_shared_umem_fd: 0,
+    };
+    bind(fd, &sa)
+}
+
+/// The socket's busy-polling options, when the configuration asks for them.
+fn set_busy_poll(fd: &OwnedFd, cfg: &XskConfig) -> io::Result<()> {
+    if cfg.busy_poll_usecs == 0 {
+        return Ok(());
+    }
+    for (opt, val) in [
+        (libc::SO_PREFER_BUSY_POLL, 1),
+        (libc::SO_BUSY_POLL, cfg.busy_poll_usecs as libc::c_int),
+        (
+            libc::SO_BUSY_POLL_BUDGET,
+            cfg.busy_poll_budget as libc::c_int,
+        ),
+    ] {
+        setsockopt_level(fd, libc::SOL_SOCKET, opt, &val)?;
+    }
+    Ok(())
+}
 
 /// A fresh AF_XDP socket.
 fn new_socket() -> io::Result<OwnedFd> {
