@@ -301,14 +301,18 @@ impl Worker {
             t.tx.free(n);
         }
         let mut placed = Placed::default();
-        for i in 0..n {
-            let Some((desc, base, verdict)) = self.decide_frame(&snap, now, i) else {
+        let mut taken = 0;
+        // `peek` made all `n` available; should one not be, what follows stays in the RX
+        // ring for the next batch instead of being released unplaced.
+        while taken < n {
+            let Some((desc, base, verdict)) = self.decide_frame(&snap, now, taken) else {
                 break;
             };
             self.place(desc, base, verdict, &mut placed);
+            taken += 1;
         }
-        self.publish(n, placed);
-        n
+        self.publish(taken, placed);
+        taken
     }
 
     /// Room in the TX ring(s) for a batch; when there is none, the kernel is asked to
@@ -494,6 +498,8 @@ struct Placed {
 /// Moves completed frames' chunks to the fill ring's slots from `at` on, as many as both
 /// rings allow; returns how many (released from `comp`).
 fn refill(comp: &mut ConsRing<u64>, fill: &mut ProdRing<u64>, umem: &Umem, at: u32) -> u32 {
+    // Looks again: sends may have completed since the caller sized the fill ring.
+    comp.peek(u32::MAX);
     let mut took = 0;
     while let Some(addr) = comp.get(took) {
         if !fill.write(at + took, umem.frame_base(addr)) {
