@@ -5,7 +5,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use etherparse::{NetHeaders, PacketHeaders, TransportHeader};
+use etherparse::{NetHeaders, PacketHeaders, TcpHeader, TransportHeader, UdpHeader};
 use libbpf_rs::ProgramInput;
 use xvs_bpf::bench::{template, template6, Forwarder, Sink, TrafGen, TEMPLATE6_SOURCE};
 use xvs_dataplane::fixtures::{self, PipelineExpect, DIRECTOR_MAC, VIP};
@@ -13,6 +13,27 @@ use xvs_dataplane::fixtures::{self, PipelineExpect, DIRECTOR_MAC, VIP};
 const XDP_PASS: u32 = 2;
 const XDP_TX: u32 = 3;
 const RS_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x11];
+
+/// The source port of a generated frame's SYN or datagram, its TCP checksum checked
+/// against `tcp_checksum` (what it should be) and its UDP header by `check_udp`.
+fn source_port(
+    transport: Option<&TransportHeader>,
+    tcp_checksum: impl Fn(&TcpHeader) -> u16,
+    check_udp: impl Fn(&UdpHeader),
+) -> u16 {
+    match transport {
+        Some(TransportHeader::Tcp(t)) => {
+            assert!(t.syn && !t.ack);
+            assert_eq!(t.checksum, tcp_checksum(t), "TCP checksum");
+            t.source_port
+        }
+        Some(TransportHeader::Udp(u)) => {
+            check_udp(u);
+            u.source_port
+        }
+        other => panic!("unexpected transport {other:?}"),
+    }
+}
 
 /// (source address, source port) of a generated frame, after checking its checksums.
 fn checked(frame: &[u8]) -> (Ipv4Addr, u16) {
@@ -26,22 +47,11 @@ fn checked(frame: &[u8]) -> (Ipv4Addr, u16) {
         "IPv4 checksum"
     );
     let payload = p.payload.slice();
-    let sport = match &p.transport {
-        Some(TransportHeader::Tcp(t)) => {
-            assert!(t.syn && !t.ack);
-            assert_eq!(
-                t.checksum,
-                t.calc_checksum_ipv4(ip, payload).unwrap(),
-                "TCP checksum"
-            );
-            t.source_port
-        }
-        Some(TransportHeader::Udp(u)) => {
-            assert_eq!(u.checksum, 0, "UDP without checksum (optional in IPv4)");
-            u.source_port
-        }
-        other => panic!("unexpected transport {other:?}"),
-    };
+    let sport = source_port(
+        p.transport.as_ref(),
+        |t| t.calc_checksum_ipv4(ip, payload).unwrap(),
+        |u| assert_eq!(u.checksum, 0, "UDP without checksum (optional in IPv4)"),
+    );
     (Ipv4Addr::from(ip.source), sport)
 }
 
@@ -52,27 +62,18 @@ fn checked6(frame: &[u8]) -> (Ipv6Addr, u16) {
         panic!("not IPv6")
     };
     let payload = p.payload.slice();
-    let sport = match &p.transport {
-        Some(TransportHeader::Tcp(t)) => {
-            assert!(t.syn && !t.ack);
-            assert_eq!(
-                t.checksum,
-                t.calc_checksum_ipv6(ip, payload).unwrap(),
-                "TCP checksum"
-            );
-            t.source_port
-        }
-        Some(TransportHeader::Udp(u)) => {
+    let sport = source_port(
+        p.transport.as_ref(),
+        |t| t.calc_checksum_ipv6(ip, payload).unwrap(),
+        |u| {
             assert_eq!(
                 u.checksum,
                 u.calc_checksum_ipv6(ip, payload).unwrap(),
                 "UDP checksum"
             );
             assert_ne!(u.checksum, 0, "mandatory over IPv6");
-            u.source_port
-        }
-        other => panic!("unexpected transport {other:?}"),
-    };
+        },
+    );
     (Ipv6Addr::from(ip.source), sport)
 }
 

@@ -173,6 +173,17 @@ pub struct Service {
 }
 
 impl Service {
+    /// The service's real servers in order, with what `dests` (its snapshot's table)
+    /// holds for each: `None` for one that left.
+    pub fn members<'a>(
+        &'a self,
+        dests: &'a [Option<Dest>],
+    ) -> impl Iterator<Item = (DestId, Option<&'a Dest>)> + 'a {
+        self.dests
+            .iter()
+            .map(move |&id| (id, dests.get(id as usize).and_then(Option::as_ref)))
+    }
+
     /// A service with no persistence, flags or extra ports.
     pub fn new(
         name: impl Into<String>,

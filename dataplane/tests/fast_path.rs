@@ -1,14 +1,16 @@
 //! The pipeline's side of the XDP fast path: which flows it hands over, with what, and
 //! when it takes them back.
 
-use std::net::Ipv4Addr;
-use std::sync::Arc;
+mod common;
 
+use std::net::Ipv4Addr;
+
+use common::pipeline;
 use xvs_dataplane::fixtures::{self, CLIENT, DIRECTOR_MAC, VIP, VIP_TCP_PORT, VIP_UDP_PORT};
 use xvs_dataplane::flow::{FlowKey, TcpState, Timeouts};
 use xvs_dataplane::offload::FastKey;
-use xvs_dataplane::pipeline::{NodestPolicy, Prefetched};
-use xvs_dataplane::snapshot::{Persistence, MAX_DESTS};
+use xvs_dataplane::pipeline::Prefetched;
+use xvs_dataplane::snapshot::Persistence;
 use xvs_dataplane::wire::tcp::{FLAG_ACK, FLAG_FIN, FLAG_RST, FLAG_SYN};
 use xvs_dataplane::*;
 
@@ -22,17 +24,7 @@ fn world(forwarding: Forwarding, fast_generation: u32, persistent: bool) -> Snap
         mac: Some(RS_MAC),
     })];
     let svc = |port, proto| {
-        let mut s = Service::new(
-            format!("s{port}"),
-            ServiceKey {
-                addr: VIP.into(),
-                port,
-                proto,
-            },
-            SchedulerKind::Rr,
-            forwarding,
-            vec![0],
-        );
+        let mut s = common::rr_service(port, proto, forwarding);
         if persistent {
             s.persistence = Some(Persistence {
                 timeout: 300,
@@ -53,16 +45,6 @@ fn world(forwarding: Forwarding, fast_generation: u32, persistent: bool) -> Snap
     snap.mtu = 1500;
     snap.fast_generation = fast_generation;
     snap
-}
-
-fn pipeline() -> Pipeline {
-    let cfg = PipelineConfig {
-        flow_capacity: 4096,
-        hash_seed: 7,
-        timeouts: Timeouts::default(),
-        nodest: NodestPolicy::Reschedule,
-    };
-    Pipeline::new(&cfg, Arc::new(WorkerCounters::new(MAX_DESTS)))
 }
 
 /// Runs `frame` (with headroom for TUN) and returns (upserts, removals) it queued.

@@ -1,14 +1,15 @@
 //! The NAT connections a worker tells the steering program: the reply key of each NAT
 //! flow it creates or installs from a peer, once per flow, and nothing for DR.
 
+mod common;
+
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
+use common::pipeline;
 use xvs_dataplane::fixtures::{self, CLIENT, DIRECTOR_MAC, VIP, VIP_TCP_PORT, VIP_UDP_PORT};
 use xvs_dataplane::flow::{FlowKey, Timeouts};
 use xvs_dataplane::offload::FastKey;
-use xvs_dataplane::pipeline::NodestPolicy;
-use xvs_dataplane::snapshot::MAX_DESTS;
 use xvs_dataplane::sync::{SyncChannel, SyncKey, SyncRecord};
 use xvs_dataplane::wire::tcp::{FLAG_ACK, FLAG_SYN};
 use xvs_dataplane::*;
@@ -22,19 +23,7 @@ fn world(forwarding: Forwarding) -> Snapshot {
         weight: 1,
         mac: Some([2, 0, 0, 0, 1, 0]),
     })];
-    let svc = |port, proto| {
-        Service::new(
-            format!("s{port}"),
-            ServiceKey {
-                addr: VIP.into(),
-                port,
-                proto,
-            },
-            SchedulerKind::Rr,
-            forwarding,
-            vec![0],
-        )
-    };
+    let svc = |port, proto| common::rr_service(port, proto, forwarding);
     Snapshot::new(
         1,
         DIRECTOR_MAC,
@@ -42,16 +31,6 @@ fn world(forwarding: Forwarding) -> Snapshot {
         dests,
     )
     .unwrap()
-}
-
-fn pipeline() -> Pipeline {
-    let cfg = PipelineConfig {
-        flow_capacity: 4096,
-        hash_seed: 7,
-        timeouts: Timeouts::default(),
-        nodest: NodestPolicy::Reschedule,
-    };
-    Pipeline::new(&cfg, Arc::new(WorkerCounters::new(MAX_DESTS)))
 }
 
 /// Runs `frame`; returns the IPv4 reply keys it queued (and clears them).

@@ -1,16 +1,17 @@
 //! The pipeline against the golden packets, and against arbitrary bytes.
 
-use std::net::Ipv4Addr;
-use std::sync::Arc;
+#[allow(dead_code)]
+mod common;
 
+use std::net::Ipv4Addr;
+
+use common::{pipeline, pipeline_with};
 use proptest::prelude::*;
 use xvs_dataplane::fixtures::{
     self, PipelineExpect, CLIENT, DIRECTOR_MAC, VIP, VIP_TCP_PORT, VIP_UDP_PORT,
 };
-use xvs_dataplane::flow::Timeouts;
 use xvs_dataplane::pipeline::{NodestPolicy, Prefetched};
 use xvs_dataplane::snapshot::Persistence;
-use xvs_dataplane::snapshot::MAX_DESTS;
 use xvs_dataplane::wire::ipv4::Ipv4Packet;
 use xvs_dataplane::wire::tcp::{TcpPacket, FLAG_ACK, FLAG_FIN, FLAG_RST, FLAG_SYN};
 use xvs_dataplane::*;
@@ -89,20 +90,6 @@ fn world(weights: &[u32]) -> Snapshot {
     .unwrap()
 }
 
-fn pipeline_with(nodest: NodestPolicy) -> Pipeline {
-    let cfg = PipelineConfig {
-        flow_capacity: 4096,
-        hash_seed: 7,
-        timeouts: Timeouts::default(),
-        nodest,
-    };
-    Pipeline::new(&cfg, Arc::new(WorkerCounters::new(MAX_DESTS)))
-}
-
-fn pipeline() -> Pipeline {
-    pipeline_with(NodestPolicy::Reschedule)
-}
-
 #[test]
 fn golden_packets() {
     for fx in fixtures::all() {
@@ -157,6 +144,30 @@ fn dst_mac(frame: &[u8]) -> u8 {
     frame[5]
 }
 
+/// Prepares `p` for `snap` and opens a connection from client port 1; the real server
+/// it went to.
+fn first_choice(p: &mut Pipeline, snap: &Snapshot) -> u8 {
+    p.prepare(snap);
+    let mut f = syn(1);
+    p.process(snap, 1, &mut f);
+    dst_mac(&f)
+}
+
+/// Opens a connection on `p` in a world of two equal real servers, then prepares `p`
+/// for the world without the one it went to: the TCP service rr over the other one
+/// only. Returns that world and the other one's id.
+fn remove_first_choice(p: &mut Pipeline) -> (Snapshot, u32) {
+    let before = world(&[1, 1]);
+    let on = first_choice(p, &before) as usize;
+    let mut dests = before.dests.clone();
+    dests[on] = None;
+    let other = 1 - on as u32;
+    let services = vec![service(VIP_TCP_PORT, 6, SchedulerKind::Rr, vec![other])];
+    let after = Snapshot::new(2, DIRECTOR_MAC, services, dests).unwrap();
+    p.prepare(&after);
+    (after, other)
+}
+
 #[test]
 fn a_connection_stays_on_its_real_server() {
     let snap = world(&[1, 1, 1]);
@@ -192,11 +203,7 @@ fn wrr_shares_over_new_connections() {
 #[test]
 fn quiescent_server_keeps_its_flows_and_gets_no_new_ones() {
     let mut p = pipeline();
-    let before = world(&[1, 1]);
-    p.prepare(&before);
-    let mut f = syn(1);
-    p.process(&before, 1, &mut f);
-    let on = dst_mac(&f);
+    let on = first_choice(&mut p, &world(&[1, 1]));
     let mut weights = [1, 1];
     weights[on as usize] = 0;
     let after = Snapshot::new(
@@ -220,17 +227,7 @@ fn quiescent_server_keeps_its_flows_and_gets_no_new_ones() {
 #[test]
 fn removed_server_flows_are_rescheduled() {
     let mut p = pipeline();
-    let before = world(&[1, 1]);
-    p.prepare(&before);
-    let mut f = syn(1);
-    p.process(&before, 1, &mut f);
-    let on = dst_mac(&f) as usize;
-    let mut dests = before.dests.clone();
-    dests[on] = None;
-    let other = 1 - on as u32;
-    let services = vec![service(VIP_TCP_PORT, 6, SchedulerKind::Rr, vec![other])];
-    let after = Snapshot::new(2, DIRECTOR_MAC, services, dests).unwrap();
-    p.prepare(&after);
+    let (after, other) = remove_first_choice(&mut p);
     let mut again = fixtures::tcp_frame(CLIENT, 1, VIP, VIP_TCP_PORT, FLAG_ACK, b"");
     assert_eq!(p.process(&after, 2, &mut again), Verdict::Tx);
     assert_eq!(dst_mac(&again) as u32, other);
@@ -285,22 +282,7 @@ fn removed_server_policies() {
         ),
     ] {
         let mut p = pipeline_with(policy);
-        let before = world(&[1, 1]);
-        p.prepare(&before);
-        let mut f = syn(1);
-        p.process(&before, 1, &mut f);
-        let on = dst_mac(&f) as usize;
-        let mut dests = before.dests.clone();
-        dests[on] = None;
-        let other = 1 - on as u32;
-        let after = Snapshot::new(
-            2,
-            DIRECTOR_MAC,
-            vec![service(VIP_TCP_PORT, 6, SchedulerKind::Rr, vec![other])],
-            dests,
-        )
-        .unwrap();
-        p.prepare(&after);
+        let (after, _) = remove_first_choice(&mut p);
         let ack = || fixtures::tcp_frame(CLIENT, 1, VIP, VIP_TCP_PORT, FLAG_ACK, b"");
         assert_eq!(p.process(&after, 2, &mut ack()), verdict, "{policy:?}");
         assert_eq!(

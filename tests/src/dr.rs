@@ -650,6 +650,42 @@ http {{
         Ok(self.lab.sh("lb", "ip link show dev eth0")?.contains("xdp"))
     }
 
+    /// Whether director `host`'s eth0 holds `VIP` (VRRP made it master).
+    pub fn holds_vip(&self, host: &str) -> Result<bool> {
+        Ok(self
+            .lab
+            .sh(host, "ip -4 -o addr show dev eth0")?
+            .contains(VIP))
+    }
+
+    /// Waits, looking every 50 ms, until director `host` holds `VIP`; panics with
+    /// `failure` once `timeout` has passed.
+    pub fn wait_vip(&self, host: &str, timeout: Duration, failure: &str) {
+        let t0 = std::time::Instant::now();
+        while !self.holds_vip(host).unwrap() {
+            assert!(t0.elapsed() < timeout, "{failure}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// After an upload of the lab's big file as `/upload/{name}`: its SHA-256 as the
+    /// client computes it, and that of the copy on each real server that holds one.
+    pub fn upload_sums(&self, name: &str) -> Result<(String, Vec<String>)> {
+        let dir = self.lab.dir.display().to_string();
+        let want = self.lab.sh("cl", &format!("sha256sum < {dir}/big.bin"))?;
+        let got: Vec<String> = (0..self.real_servers)
+            .filter_map(|i| {
+                self.lab
+                    .sh(
+                        &rs_name(i),
+                        &format!("sha256sum < {dir}/{}/www/upload/{name}", rs_name(i)),
+                    )
+                    .ok()
+            })
+            .collect();
+        Ok((want, got))
+    }
+
     /// `n` HTTP GETs of `path` from the client, a new connection each; the bodies (or
     /// "FAIL" for a failed request), in order.
     pub fn http_gets(&self, n: usize, path: &str) -> Result<Vec<String>> {
@@ -706,6 +742,36 @@ http {{
             .trim()
             .to_string())
     }
+}
+
+/// How many ICMP fragmentation-needed (over IPv6: Packet Too Big) messages the director
+/// sent, from the report xvs prints when it stops (`stop_clean`).
+pub fn frag_needed_sent(log: &str) -> Option<u64> {
+    log.lines()
+        .find_map(|l| l.strip_prefix("icmp frag needed sent "))
+        .and_then(|n| n.trim().parse().ok())
+}
+
+/// Checks the report of a NAT director (`stop_clean`): the replies went through the
+/// steering program, and no real server went down. `nat` ("NAT", "NAT66") names the
+/// translation in the message.
+pub fn assert_nat_report(log: &str, nat: &str) {
+    assert!(
+        log.contains("nat_reply"),
+        "replies went through the steering program:\n{log}"
+    );
+    // The real servers' answers to the director's own health checks are not NAT replies.
+    assert!(
+        !log.contains(" down: "),
+        "health checks through {nat}:\n{log}"
+    );
+}
+
+/// `config` (or `config_dual`) with every service forwarding by TUN, scheduled rr.
+pub fn tun_config(config: &str) -> String {
+    config
+        .replace("forwarding: dr", "forwarding: tun")
+        .replace("wrr", "rr")
 }
 
 /// The lab's xvs configuration: web (TCP 80, wrr with `weights`) and, if `udp_port` is

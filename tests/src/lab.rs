@@ -207,6 +207,50 @@ impl Lab {
         )
     }
 
+    /// Starts tcpdump in namespace `short` (process `name`): what eth0 sees that matches
+    /// `filter`, written to `pcap` packet by packet, addresses and ports as numbers.
+    pub fn spawn_tcpdump(
+        &mut self,
+        short: &str,
+        name: &str,
+        pcap: &str,
+        filter: &str,
+    ) -> Result<&mut Proc> {
+        self.spawn(
+            short,
+            name,
+            &["tcpdump", "-i", "eth0", "-nn", "-U", "-w", pcap, filter],
+        )
+    }
+
+    /// Starts tcpdump in namespace `short` (process "tcpdump") for the first packet on
+    /// eth0 that matches `filter`, written to `pcap`, 15 s at most; waits (10 s at most)
+    /// until it listens. `caught_first` tells whether it caught one.
+    pub fn capture_first(&mut self, short: &str, pcap: &str, filter: &str) -> Result<()> {
+        self.spawn(
+            short,
+            "tcpdump",
+            &[
+                "timeout", "15", "tcpdump", "-i", "eth0", "-nn", "-U", "-c", "1", "-w", pcap,
+                filter,
+            ],
+        )?
+        .wait_for_log("listening on", Duration::from_secs(10))
+    }
+
+    /// Whether the tcpdump of `capture_first` exited within 10 s, its packet caught.
+    pub fn caught_first(&mut self) -> bool {
+        self.proc("tcpdump")
+            .expect("a capture_first")
+            .wait(Duration::from_secs(10))
+            .is_some()
+    }
+
+    /// Capture `pcap` as `tcpdump -v` reads it in namespace `short`.
+    pub fn read_pcap_verbose(&self, short: &str, pcap: &str) -> Result<String> {
+        self.sh(short, &format!("tcpdump -r {pcap} -nn -v 2>/dev/null"))
+    }
+
     pub fn proc(&mut self, name: &str) -> Option<&mut Proc> {
         self.procs.iter_mut().find(|p| p.name == name)
     }

@@ -34,19 +34,7 @@ fn failover_gap_paced(version: u8, advert_int: f64, pace: f64, timeout: f64) -> 
         .unwrap();
     lab.start_xvs_on("lb", "xvs", &c1).unwrap();
     lab.start_xvs_on("lb2", "xvs2", &c2).unwrap();
-    let master = std::time::Instant::now();
-    while !lab
-        .lab
-        .sh("lb", "ip -4 -o addr show dev eth0")
-        .unwrap()
-        .contains(VIP)
-    {
-        assert!(
-            master.elapsed() < Duration::from_secs(10),
-            "lb never became master"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    lab.wait_vip("lb", Duration::from_secs(10), "lb never became master");
     lab.start_http_loop_paced(9.0, pace, timeout).unwrap();
     std::thread::sleep(Duration::from_secs(3));
     let crash = lab.crash("lb", "xvs").unwrap();
@@ -54,13 +42,7 @@ fn failover_gap_paced(version: u8, advert_int: f64, pace: f64, timeout: f64) -> 
     let (before, after) = DrLab::around(&results, crash).expect("service came back");
     let tail_ok = results.iter().rev().take(20).all(|r| r.1);
     assert!(tail_ok, "service is steady after the failover");
-    assert!(
-        lab.lab
-            .sh("lb2", "ip -4 -o addr show dev eth0")
-            .unwrap()
-            .contains(VIP),
-        "lb2 holds the VIP"
-    );
+    assert!(lab.holds_vip("lb2").unwrap(), "lb2 holds the VIP");
     Duration::from_secs_f64(after - before)
 }
 

@@ -70,20 +70,7 @@ fn every_kind_of_frame_gets_its_documented_outcome() {
     for i in 0..2 {
         let pcap = pcap_of(&lab, i);
         lab.lab
-            .spawn(
-                &dr::rs_name(i),
-                &format!("tcpdump{i}"),
-                &[
-                    "tcpdump",
-                    "-i",
-                    "eth0",
-                    "-nn",
-                    "-U",
-                    "-w",
-                    &pcap,
-                    "tcp or udp",
-                ],
-            )
+            .spawn_tcpdump(&dr::rs_name(i), &format!("tcpdump{i}"), &pcap, "tcp or udp")
             .unwrap();
     }
     std::thread::sleep(Duration::from_millis(500));

@@ -5,9 +5,23 @@
 //! -n` on standard input and `iptables-save` marking ports 80 and 443; every client's
 //! connection sticks to one real server.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use xvs_lab::dr::DrLab;
+
+/// Runs importer `command` on the director, its output written to the lab's xvs.yaml;
+/// checks it succeeded. Returns that file and what the importer told on stderr.
+fn import(lab: &DrLab, command: &str) -> (PathBuf, String) {
+    let yaml = lab.lab.dir.join("xvs.yaml");
+    let out = lab
+        .lab
+        .sh_output("lb", &format!("{command} > {}", yaml.display()))
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{err}");
+    (yaml, err)
+}
 
 const KEEPALIVED_CONF: &str = "! keepalived.conf for the lab
 global_defs {
@@ -52,21 +66,14 @@ fn a_converted_keepalived_conf_runs() {
     let mut lab = DrLab::build(3, 1).unwrap();
     lab.start_web().unwrap();
     let conf = lab.lab.write("keepalived.conf", KEEPALIVED_CONF).unwrap();
-    let yaml = lab.lab.dir.join("xvs.yaml");
     let bin = xvs_lab::tools::xvs_bin().unwrap().display().to_string();
-    let out = lab
-        .lab
-        .sh_output(
-            "lb",
-            &format!(
-                "{bin} import-keepalived --interface eth0 {} > {}",
-                conf.display(),
-                yaml.display()
-            ),
-        )
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
+    let (yaml, err) = import(
+        &lab,
+        &format!(
+            "{bin} import-keepalived --interface eth0 {}",
+            conf.display()
+        ),
+    );
     assert!(err.contains("0 statement(s) not converted"), "{err}");
     lab.start_xvs(&yaml).unwrap();
 
@@ -122,22 +129,15 @@ fn converted_ipvsadm_rules_with_a_firewall_mark_run() {
     lab.start_web().unwrap();
     let rules = lab.lab.write("ipvsadm.rules", IPVSADM_SAVE).unwrap();
     let marks = lab.lab.write("iptables.rules", IPTABLES_SAVE).unwrap();
-    let yaml = lab.lab.dir.join("xvs.yaml");
     let bin = xvs_lab::tools::xvs_bin().unwrap().display().to_string();
-    let out = lab
-        .lab
-        .sh_output(
-            "lb",
-            &format!(
-                "{bin} import-ipvsadm --interface eth0 --iptables {} < {} > {}",
-                marks.display(),
-                rules.display(),
-                yaml.display()
-            ),
-        )
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
+    let (yaml, err) = import(
+        &lab,
+        &format!(
+            "{bin} import-ipvsadm --interface eth0 --iptables {} < {}",
+            marks.display(),
+            rules.display()
+        ),
+    );
     assert!(err.contains("stdin: converted; 0 statement(s)"), "{err}");
     let text = std::fs::read_to_string(&yaml).unwrap();
     assert!(text.contains("ports: [80, 443]"), "{text}");

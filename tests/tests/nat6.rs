@@ -114,12 +114,5 @@ fn nat66_maps_ports_and_answers_from_the_vip() {
         "{status}"
     );
     let log = lab.stop_clean().unwrap();
-    assert!(
-        log.contains("nat_reply"),
-        "replies went through the steering program:\n{log}"
-    );
-    assert!(
-        !log.contains(" down: "),
-        "health checks through NAT66:\n{log}"
-    );
+    dr::assert_nat_report(&log, "NAT66");
 }

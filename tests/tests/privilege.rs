@@ -92,19 +92,7 @@ fn a_dr_director_with_vrrp_runs_with_exactly_its_capabilities() {
     assert_eq!(field("Uid:").get(1), Some(&UID), "{status}");
     // net_admin 12, net_raw 13, ipc_lock 14, sys_nice 23, perfmon 38, bpf 39.
     assert_eq!(field("CapEff:"), ["000000c000807000"], "the effective set");
-    let t0 = std::time::Instant::now();
-    while !lab
-        .lab
-        .sh("lb", "ip -4 -o addr show dev eth0")
-        .unwrap()
-        .contains(VIP)
-    {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "never became VRRP master"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    lab.wait_vip("lb", Duration::from_secs(10), "never became VRRP master");
     let answers = lab.http_gets(20, "/").unwrap();
     let tally = DrLab::tally(&answers);
     assert_eq!(
@@ -126,13 +114,7 @@ fn a_dr_director_with_vrrp_runs_with_exactly_its_capabilities() {
     let (exit, out) = lab.stop_xvs().unwrap();
     assert!(exit.success(), "{out}");
     assert!(!lab.director_has_xdp().unwrap(), "detached");
-    assert!(
-        !lab.lab
-            .sh("lb", "ip -4 -o addr show dev eth0")
-            .unwrap()
-            .contains(VIP),
-        "the VIP released"
-    );
+    assert!(!lab.holds_vip("lb").unwrap(), "the VIP released");
 
     // Each one taken away: refused before anything is touched, the capability named;
     // and with xvs's check off the kernel refuses too: each one is needed.

@@ -59,12 +59,7 @@ fn an_ipv6_vip_on_lo_is_served_but_never_claimed_on_the_wire() {
     // The client resolves the VIP on the link: the real server hears the solicitation
     // and does not answer it.
     let pcap = lab.dir.join("rs.pcap").display().to_string();
-    lab.spawn(
-        "rs",
-        "tcpdump",
-        &["tcpdump", "-i", "eth0", "-nn", "-U", "-w", &pcap, "icmp6"],
-    )
-    .unwrap();
+    lab.spawn_tcpdump("rs", "tcpdump", &pcap, "icmp6").unwrap();
     std::thread::sleep(Duration::from_millis(500));
     let ping = lab
         .sh_output("cl", &format!("ping -6 -c 2 -W 1 {VIP}"))

@@ -1,16 +1,12 @@
 //! TUN end to end: real servers prepared by `xvs realserver up --mode tun` (VIP on lo, ARP
 //! silenced, rp_filter off, xvs's IPIP decap program on eth0) answer through the tunnel.
 
-use std::time::Duration;
-
 use xvs_lab::dr::{self, DrLab, Prep, VIP};
 
 fn tun_lab() -> DrLab {
     let mut lab = DrLab::build_with(2, 1, Prep::XvsTun).expect("build the lab");
     lab.start_web().expect("start nginx");
-    let cfg = dr::config(&[1, 1], None)
-        .replace("forwarding: dr", "forwarding: tun")
-        .replace("wrr", "rr");
+    let cfg = dr::tun_config(&dr::config(&[1, 1], None));
     let path = lab.write_config(&cfg).unwrap();
     lab.start_xvs(&path).expect("start xvs");
     lab
@@ -21,44 +17,13 @@ fn http_through_the_tunnel_with_the_right_outer_header() {
     xvs_lab::tools::require(&["tcpdump"]).unwrap();
     let mut lab = tun_lab();
     let pcap = lab.lab.dir.join("rs1.pcap").display().to_string();
-    lab.lab
-        .spawn(
-            "rs1",
-            "tcpdump",
-            &[
-                "timeout",
-                "15",
-                "tcpdump",
-                "-i",
-                "eth0",
-                "-nn",
-                "-U",
-                "-c",
-                "1",
-                "-w",
-                &pcap,
-                "ip proto 4",
-            ],
-        )
-        .unwrap()
-        .wait_for_log("listening on", Duration::from_secs(10))
-        .unwrap();
+    lab.lab.capture_first("rs1", &pcap, "ip proto 4").unwrap();
     let answers = lab.http_gets(10, "/").unwrap();
     let tally = DrLab::tally(&answers);
     assert_eq!(tally.get("rs1"), Some(&5), "{tally:?}");
     assert_eq!(tally.get("rs2"), Some(&5), "{tally:?}");
-    assert!(
-        lab.lab
-            .proc("tcpdump")
-            .unwrap()
-            .wait(Duration::from_secs(10))
-            .is_some(),
-        "tcpdump saw no IPIP"
-    );
-    let seen = lab
-        .lab
-        .sh("rs1", &format!("tcpdump -r {pcap} -nn -v 2>/dev/null"))
-        .unwrap();
+    assert!(lab.lab.caught_first(), "tcpdump saw no IPIP");
+    let seen = lab.lab.read_pcap_verbose("rs1", &pcap).unwrap();
     // Outer: director → real server, IPIP, DF copied; inner: the client's own SYN to the VIP.
     assert!(seen.contains("proto IPIP (4)"), "{seen}");
     assert!(
@@ -125,30 +90,13 @@ fn upload_adapts_to_the_tunnel_mtu() {
         .sh("cl", &format!("curl -s -m 60 -o /dev/null -w '%{{http_code}}' -T {dir}/big.bin http://{VIP}/upload/up.bin"))
         .unwrap();
     assert_eq!(out, "201", "upload status");
-    let want = lab
-        .lab
-        .sh("cl", &format!("sha256sum < {dir}/big.bin"))
-        .unwrap();
-    let got: Vec<String> = (0..2)
-        .filter_map(|i| {
-            lab.lab
-                .sh(
-                    &dr::rs_name(i),
-                    &format!("sha256sum < {dir}/{}/www/upload/up.bin", dr::rs_name(i)),
-                )
-                .ok()
-        })
-        .collect();
+    let (want, got) = lab.upload_sums("up.bin").unwrap();
     assert_eq!(
         got,
         vec![want],
         "exactly one real server holds the upload, intact"
     );
     let log = lab.stop_clean().unwrap();
-    let sent: u64 = log
-        .lines()
-        .find_map(|l| l.strip_prefix("icmp frag needed sent "))
-        .and_then(|n| n.trim().parse().ok())
-        .expect("counter in the report");
+    let sent = dr::frag_needed_sent(&log).expect("counter in the report");
     assert!(sent > 0, "the client learned the MTU from xvs:\n{log}");
 }

@@ -4,8 +4,6 @@
 //! director's IPv6 address); an upload of full-size segments gets through once the
 //! client has heard the director's Packet Too Big.
 
-use std::time::Duration;
-
 use xvs_lab::dr::{self, DrLab, Prep, CLIENT6, DIRECTOR6, VIP6};
 
 fn tun6_lab() -> DrLab {
@@ -23,9 +21,7 @@ fn tun6_lab() -> DrLab {
         assert!(out.contains("tunnel decap program"), "{out}");
     }
     lab.start_web().expect("start nginx");
-    let cfg = dr::config_dual(&[1, 1], None)
-        .replace("forwarding: dr", "forwarding: tun")
-        .replace("wrr", "rr");
+    let cfg = dr::tun_config(&dr::config_dual(&[1, 1], None));
     let path = lab.write_config(&cfg).unwrap();
     lab.start_xvs(&path).expect("start xvs");
     lab
@@ -36,28 +32,7 @@ fn ipv6_through_the_tunnel_and_an_upload_that_needs_packet_too_big() {
     xvs_lab::tools::require(&["tcpdump"]).unwrap();
     let mut lab = tun6_lab();
     let pcap = lab.lab.dir.join("rs1-6.pcap").display().to_string();
-    lab.lab
-        .spawn(
-            "rs1",
-            "tcpdump",
-            &[
-                "timeout",
-                "15",
-                "tcpdump",
-                "-i",
-                "eth0",
-                "-nn",
-                "-U",
-                "-c",
-                "1",
-                "-w",
-                &pcap,
-                "ip6 proto 41",
-            ],
-        )
-        .unwrap()
-        .wait_for_log("listening on", Duration::from_secs(10))
-        .unwrap();
+    lab.lab.capture_first("rs1", &pcap, "ip6 proto 41").unwrap();
     let answers = lab.http_gets6(10, "/").unwrap();
     let tally = DrLab::tally(&answers);
     assert_eq!(tally.get("rs1"), Some(&5), "{tally:?}");
@@ -69,18 +44,8 @@ fn ipv6_through_the_tunnel_and_an_upload_that_needs_packet_too_big() {
         (Some(&2), Some(&2)),
         "{v4:?}"
     );
-    assert!(
-        lab.lab
-            .proc("tcpdump")
-            .unwrap()
-            .wait(Duration::from_secs(10))
-            .is_some(),
-        "tcpdump saw no IPv6-in-IPv6"
-    );
-    let seen = lab
-        .lab
-        .sh("rs1", &format!("tcpdump -r {pcap} -nn -v 2>/dev/null"))
-        .unwrap();
+    assert!(lab.lab.caught_first(), "tcpdump saw no IPv6-in-IPv6");
+    let seen = lab.lab.read_pcap_verbose("rs1", &pcap).unwrap();
     // Outer: director → real server, next header 41; inner: the client's SYN to the VIP.
     assert!(
         seen.contains(&format!("{DIRECTOR6} > {}:", dr::rs_addr6(0))),
@@ -102,20 +67,7 @@ fn ipv6_through_the_tunnel_and_an_upload_that_needs_packet_too_big() {
         )
         .unwrap();
     assert_eq!(out, "201", "upload status");
-    let want = lab
-        .lab
-        .sh("cl", &format!("sha256sum < {dir}/big.bin"))
-        .unwrap();
-    let got: Vec<String> = (0..2)
-        .filter_map(|i| {
-            lab.lab
-                .sh(
-                    &dr::rs_name(i),
-                    &format!("sha256sum < {dir}/{}/www/upload/up6.bin", dr::rs_name(i)),
-                )
-                .ok()
-        })
-        .collect();
+    let (want, got) = lab.upload_sums("up6.bin").unwrap();
     assert_eq!(
         got,
         vec![want],
@@ -130,11 +82,7 @@ fn ipv6_through_the_tunnel_and_an_upload_that_needs_packet_too_big() {
         "the client learned the tunnel's MTU: {route}"
     );
     let log = lab.stop_clean().unwrap();
-    let sent: u64 = log
-        .lines()
-        .find_map(|l| l.strip_prefix("icmp frag needed sent "))
-        .and_then(|n| n.trim().parse().ok())
-        .expect("counter in the report");
+    let sent = dr::frag_needed_sent(&log).expect("counter in the report");
     assert!(sent > 0, "Packet Too Big sent:\n{log}");
 
     // `down` for the IPv6 VIP leaves the IPv4 one's decap in place.

@@ -24,20 +24,7 @@ fn xvs_master_keepalived_backup_over_ipv6() {
     // d2 watches for the neighbour advertisement of the VIP.
     let pcap = lab.path("d2.pcap").display().to_string();
     lab.lab
-        .spawn(
-            "d2",
-            "tcpdump",
-            &[
-                "tcpdump",
-                "-i",
-                "eth0",
-                "-nn",
-                "-U",
-                "-w",
-                &pcap,
-                "icmp6 or ip6 proto 112",
-            ],
-        )
+        .spawn_tcpdump("d2", "tcpdump", &pcap, "icmp6 or ip6 proto 112")
         .unwrap();
     std::thread::sleep(Duration::from_millis(500));
     lab.start_xvs6(&peer(true, 150)).unwrap();
@@ -49,10 +36,7 @@ fn xvs_master_keepalived_backup_over_ipv6() {
         lab.log("keepalived")
     );
     lab.lab.stop("tcpdump");
-    let seen = lab
-        .lab
-        .sh("d2", &format!("tcpdump -r {pcap} -nn -v 2>/dev/null"))
-        .unwrap();
+    let seen = lab.lab.read_pcap_verbose("d2", &pcap).unwrap();
     assert!(
         seen.contains("> ff02::12: VRRPv3, Advertisement, vrid 61, prio 150")
             && seen.contains("fe80::"),

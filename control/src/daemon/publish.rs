@@ -84,6 +84,22 @@ pub struct Local {
     pub partial_csums: bool,
 }
 
+#[cfg(test)]
+impl Local {
+    /// The tests' director: 10.0.0.2, MAC 01:01:01:01:01:01, MTU 1500, one arm.
+    pub fn for_tests() -> Local {
+        Local {
+            mac: [1; 6],
+            addr: Ipv4Addr::new(10, 0, 0, 2),
+            addr6: None,
+            mtu: 1500,
+            internal_mac: None,
+            xdp_tx: true,
+            partial_csums: false,
+        }
+    }
+}
+
 /// Real servers that are up but take no new connection: drained by the operator, or
 /// overloaded (past their connection threshold).
 #[derive(Clone, Copy)]
@@ -416,15 +432,7 @@ virtual_servers:
         let mut reg = DestRegistry::default();
         let mut macs = HashMap::new();
         macs.insert(Ipv4Addr::new(10, 0, 0, 11).into(), [2, 0, 0, 0, 0, 11]);
-        let local = Local {
-            mac: [1; 6],
-            addr: Ipv4Addr::new(10, 0, 0, 2),
-            addr6: None,
-            mtu: 1500,
-            internal_mac: None,
-            xdp_tx: true,
-            partial_csums: false,
-        };
+        let local = Local::for_tests();
         let none = Overload::default();
         let snap = |g, macs: &HashMap<_, _>, drains: &Drains, reg: &mut DestRegistry| {
             let quiet = Quiet {

@@ -247,15 +247,7 @@ mod tests {
         macs.insert(Ipv4Addr::new(10, 0, 0, 12).into(), [2, 0, 0, 0, 0, 12]);
         macs.insert("2001:db8::11".parse().unwrap(), [2, 0, 0, 0, 6, 11]);
         macs.insert("2001:db8::12".parse().unwrap(), [2, 0, 0, 0, 6, 12]);
-        let local = Local {
-            mac: [1; 6],
-            addr: Ipv4Addr::new(10, 0, 0, 2),
-            addr6: None,
-            mtu: 1500,
-            internal_mac: None,
-            xdp_tx: true,
-            partial_csums: false,
-        };
+        let local = Local::for_tests();
         let mut registry = DestRegistry::default();
         let snap = publish::build(
             1,

@@ -35,109 +35,66 @@ pub(super) trait FamilyKey: Key {
     fn sync_key(&self) -> SyncKey;
 }
 
-impl FamilyKey for FlowKey {
-    const IS_V6: bool = false;
-    #[inline(always)]
-    fn service(&self, snap: &Snapshot) -> Option<usize> {
-        snap.lookup4(self.daddr, self.dport, self.proto)
-    }
-    #[inline(always)]
-    fn source_is_own(&self, snap: &Snapshot) -> bool {
-        snap.is_own(self.saddr)
-    }
-    fn template(&self, p: &Persistence, svc: &Service) -> Self {
-        template_key(p, svc, self.saddr)
-    }
-    #[inline(always)]
-    fn sched_key(&self) -> FlowKey {
-        *self
-    }
-    type Fast = FastKey;
-    #[inline(always)]
-    fn fast_key(&self) -> FastKey {
-        FastKey::of(self)
-    }
-    fn nat_reply_key(&self, rip: IpAddr, rport: u16) -> FastKey {
-        FastKey::of(&FlowKey::new(
-            v4_bits(rip),
-            self.saddr,
-            rport,
-            self.sport,
-            self.proto,
-        ))
-    }
-    #[inline(always)]
-    fn ports(&self) -> (u16, u16) {
-        (self.sport, self.dport)
-    }
-    #[inline(always)]
-    fn proto(&self) -> u8 {
-        self.proto
-    }
-    #[inline(always)]
-    fn table(t: &Tables) -> &FlowTable<Self> {
-        &t.v4
-    }
-    #[inline(always)]
-    fn table_mut(t: &mut Tables) -> &mut FlowTable<Self> {
-        &mut t.v4
-    }
-    fn sync_key(&self) -> SyncKey {
-        SyncKey::V4(*self)
-    }
+/// The trait's one implementation, for each family: what differs is named in the
+/// arguments.
+macro_rules! family_key {
+    ($key:ident, v6: $v6:expr, table: $table:ident, fast: $fast:ident, lookup: $lookup:ident,
+     own: $own:ident, template: $template:ident, bits: $bits:ident, sync: $sync:ident,
+     sched: |$k:ident| $sched:expr) => {
+        impl FamilyKey for $key {
+            const IS_V6: bool = $v6;
+            #[inline(always)]
+            fn service(&self, snap: &Snapshot) -> Option<usize> {
+                snap.$lookup(self.daddr, self.dport, self.proto)
+            }
+            #[inline(always)]
+            fn source_is_own(&self, snap: &Snapshot) -> bool {
+                snap.$own(self.saddr)
+            }
+            fn template(&self, p: &Persistence, svc: &Service) -> Self {
+                $template(p, svc, self.saddr)
+            }
+            #[inline(always)]
+            fn sched_key(&self) -> FlowKey {
+                let $k = self;
+                $sched
+            }
+            type Fast = $fast;
+            #[inline(always)]
+            fn fast_key(&self) -> $fast {
+                $fast::of(self)
+            }
+            fn nat_reply_key(&self, rip: IpAddr, rport: u16) -> $fast {
+                let reply = $key::new($bits(rip), self.saddr, rport, self.sport, self.proto);
+                $fast::of(&reply)
+            }
+            #[inline(always)]
+            fn ports(&self) -> (u16, u16) {
+                (self.sport, self.dport)
+            }
+            #[inline(always)]
+            fn proto(&self) -> u8 {
+                self.proto
+            }
+            #[inline(always)]
+            fn table(t: &Tables) -> &FlowTable<Self> {
+                &t.$table
+            }
+            #[inline(always)]
+            fn table_mut(t: &mut Tables) -> &mut FlowTable<Self> {
+                &mut t.$table
+            }
+            fn sync_key(&self) -> SyncKey {
+                SyncKey::$sync(*self)
+            }
+        }
+    };
 }
 
-impl FamilyKey for FlowKey6 {
-    const IS_V6: bool = true;
-    #[inline(always)]
-    fn service(&self, snap: &Snapshot) -> Option<usize> {
-        snap.lookup6(self.daddr, self.dport, self.proto)
-    }
-    #[inline(always)]
-    fn source_is_own(&self, snap: &Snapshot) -> bool {
-        snap.is_own6(self.saddr)
-    }
-    fn template(&self, p: &Persistence, svc: &Service) -> Self {
-        template_key6(p, svc, self.saddr)
-    }
-    #[inline(always)]
-    fn sched_key(&self) -> FlowKey {
-        self.folded()
-    }
-    type Fast = FastKey6;
-    #[inline(always)]
-    fn fast_key(&self) -> FastKey6 {
-        FastKey6::of(self)
-    }
-    fn nat_reply_key(&self, rip: IpAddr, rport: u16) -> FastKey6 {
-        FastKey6::of(&FlowKey6::new(
-            v6_bits(rip),
-            self.saddr,
-            rport,
-            self.sport,
-            self.proto,
-        ))
-    }
-    #[inline(always)]
-    fn ports(&self) -> (u16, u16) {
-        (self.sport, self.dport)
-    }
-    #[inline(always)]
-    fn proto(&self) -> u8 {
-        self.proto
-    }
-    #[inline(always)]
-    fn table(t: &Tables) -> &FlowTable<Self> {
-        &t.v6
-    }
-    #[inline(always)]
-    fn table_mut(t: &mut Tables) -> &mut FlowTable<Self> {
-        &mut t.v6
-    }
-    fn sync_key(&self) -> SyncKey {
-        SyncKey::V6(*self)
-    }
-}
+family_key!(FlowKey, v6: false, table: v4, fast: FastKey, lookup: lookup4, own: is_own,
+    template: template_key, bits: v4_bits, sync: V4, sched: |k| *k);
+family_key!(FlowKey6, v6: true, table: v6, fast: FastKey6, lookup: lookup6, own: is_own6,
+    template: template_key6, bits: v6_bits, sync: V6, sched: |k| k.folded());
 
 /// The service address as the templates of an IPv4 service hold it.
 fn v4_bits(a: IpAddr) -> u32 {

@@ -14,6 +14,7 @@ use crate::verdict::DropReason;
 impl Pipeline {
     /// Keeps the client's persistence template alive while its connections are: at most
     /// one template lookup per connection every half timeout.
+    #[inline]
     pub(super) fn keep_template<K: FamilyKey>(
         &mut self,
         snap: &Snapshot,

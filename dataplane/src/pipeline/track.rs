@@ -90,6 +90,7 @@ impl Pipeline {
     /// Whether a known flow gives way to a new connection on its tuple (reused by a SYN,
     /// or its server left and `nodest` reschedules): its entry is freed, and the packet
     /// is treated as a miss. A server that left may drop the packet instead.
+    #[inline]
     fn replaced<K: FamilyKey>(
         &mut self,
         snap: &Snapshot,

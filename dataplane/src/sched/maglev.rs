@@ -45,14 +45,8 @@ impl Maglev {
     pub fn build(svc: &Service, dests: &[Option<Dest>], size: u32) -> Self {
         let m = size.max(1) as u64;
         let members: Vec<(DestId, &Dest)> = svc
-            .dests
-            .iter()
-            .filter_map(|&id| {
-                dests
-                    .get(id as usize)
-                    .and_then(Option::as_ref)
-                    .map(|d| (id, d))
-            })
+            .members(dests)
+            .filter_map(|(id, d)| d.map(|d| (id, d)))
             .filter(|(_, d)| d.weight > 0)
             .collect();
         let mut table = vec![EMPTY; m as usize].into_boxed_slice();

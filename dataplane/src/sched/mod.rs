@@ -127,15 +127,8 @@ impl SchedState {
 /// rr's and wrr's shared cycle; None (each worker its own turns) when wrr's is too long.
 fn turns(svc: &Service, dests: &[Option<Dest>]) -> SchedTable {
     let weights: Vec<u32> = svc
-        .dests
-        .iter()
-        .map(|&id| {
-            dests
-                .get(id as usize)
-                .and_then(Option::as_ref)
-                .filter(|d| d.schedulable())
-                .map_or(0, |d| d.weight)
-        })
+        .members(dests)
+        .map(|(_, d)| d.filter(|d| d.schedulable()).map_or(0, |d| d.weight))
         .collect();
     let positions: Option<Vec<usize>> = match svc.scheduler {
         SchedulerKind::Rr => Some((0..weights.len()).filter(|&i| weights[i] > 0).collect()),

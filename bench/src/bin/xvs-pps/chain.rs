@@ -309,14 +309,8 @@ impl Chain {
                 self.start_nft(syn)?;
                 Ok(None)
             }
-            Path::XvsDr
-            | Path::XvsTun
-            | Path::XvsNat
-            | Path::XvsDrWorkers
-            | Path::XvsTunWorkers
-            | Path::XvsDrWorkers2q
-            | Path::XvsDr6
-            | Path::XvsDr6Workers => Ok(Some(self.start_xvs(path, extra)?)),
+            // Every other path is one of xvs's (`Path::is_xvs`).
+            _ => Ok(Some(self.start_xvs(path, extra)?)),
         }
     }
 
