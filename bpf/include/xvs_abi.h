@@ -50,6 +50,11 @@ struct xvs_steer_config {
 	__u32 fast_generation;
 	/* XVS_CFG_*: how frames the program sends leave. */
 	__u32 flags;
+	__u32 pad;
+	/* Who wrote the maps: a fingerprint of xvs's build and configuration, never read
+	 * here. A restarted xvs that finds its own on the program it replaces (a killed
+	 * one's stays attached) takes the connection state in its maps over. */
+	__u64 owner;
 };
 
 /* NAT replies (and ICMP errors for NAT clients) arriving on the external interface are

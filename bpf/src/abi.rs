@@ -232,6 +232,7 @@ const _: () = assert!(layout::NAT6_KEY_SIZE == layout::SVC6_KEY_SIZE);
 const _: () = assert!(layout::NAT_CLIENT_MAC + 6 <= layout::NAT_CLIENT_SIZE);
 const _: () = assert!(layout::LOCAL_MAC_MAC + 6 <= layout::LOCAL_MAC_SIZE);
 const _: () = assert!(layout::STEER_CONFIG_EXTERNAL_IFINDEX + 4 <= layout::STEER_CONFIG_SIZE);
+const _: () = assert!(layout::STEER_CONFIG_OWNER + 8 <= layout::STEER_CONFIG_SIZE);
 
 /// A MAC as the value of `xvs_local_macs` (`struct xvs_local_mac`).
 pub fn local_mac_value(mac: [u8; 6]) -> [u8; layout::LOCAL_MAC_SIZE] {
@@ -259,6 +260,7 @@ pub fn steer_config_value(
     external_ifindex: u32,
     fast_generation: u32,
     flags: u32,
+    owner: u64,
 ) -> [u8; layout::STEER_CONFIG_SIZE] {
     let mut v = [0u8; layout::STEER_CONFIG_SIZE];
     v[layout::STEER_CONFIG_EXTERNAL_IFINDEX..layout::STEER_CONFIG_EXTERNAL_IFINDEX + 4]
@@ -267,7 +269,20 @@ pub fn steer_config_value(
         .copy_from_slice(&fast_generation.to_ne_bytes());
     v[layout::STEER_CONFIG_FLAGS..layout::STEER_CONFIG_FLAGS + 4]
         .copy_from_slice(&flags.to_ne_bytes());
+    v[layout::STEER_CONFIG_OWNER..layout::STEER_CONFIG_OWNER + 8]
+        .copy_from_slice(&owner.to_ne_bytes());
     v
+}
+
+/// The writer's fingerprint and fast-path generation in an `xvs_steer_config` value.
+pub fn steer_config_owner(v: &[u8]) -> Option<(u64, u32)> {
+    let owner = v.get(layout::STEER_CONFIG_OWNER..layout::STEER_CONFIG_OWNER + 8)?;
+    let gen =
+        v.get(layout::STEER_CONFIG_FAST_GENERATION..layout::STEER_CONFIG_FAST_GENERATION + 4)?;
+    Some((
+        u64::from_ne_bytes(owner.try_into().ok()?),
+        u32::from_ne_bytes(gen.try_into().ok()?),
+    ))
 }
 
 // The worker writes fast-path entries with the dataplane's own types: they must be the

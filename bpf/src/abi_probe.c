@@ -64,6 +64,7 @@ int main(void)
 	printf("];\n");
 	OFF("STEER_CONFIG_FAST_GENERATION", struct xvs_steer_config, fast_generation);
 	OFF("STEER_CONFIG_FLAGS", struct xvs_steer_config, flags);
+	OFF("STEER_CONFIG_OWNER", struct xvs_steer_config, owner);
 	printf("pub const CFG_NAT_RELAY: u32 = %d;\n", XVS_CFG_NAT_RELAY);
 	printf("pub const CFG_PARTIAL_CSUM: u32 = %d;\n", XVS_CFG_PARTIAL_CSUM);
 	printf("pub const SVC_F_FAST: u32 = %d;\n", XVS_SVC_F_FAST);

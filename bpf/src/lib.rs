@@ -11,10 +11,12 @@ pub mod abi;
 pub mod bench;
 mod decap;
 mod error;
+mod leftover;
 pub mod steer;
 
 pub use decap::Decap;
 pub use error::BpfError;
+pub use leftover::Leftover;
 pub use steer::{AttachMode, Steer, XdpMode};
 
 /// The compiled steering program (an ELF object for libbpf).

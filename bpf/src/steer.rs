@@ -13,26 +13,27 @@ use crate::abi::{
     NatKey, NatOut, NatValue, Svc6Key, SvcKey, XdpCounters, MAX_NAT_BACKENDS, MAX_QUEUES,
     MAX_SERVICES,
 };
+use crate::leftover::Leftover;
 use crate::BpfError;
 
-const PROG: &str = "xvs_steer";
+pub(crate) const PROG: &str = "xvs_steer";
 const MAP_SERVICES: &str = "xvs_services";
 const MAP_SERVICES6: &str = "xvs_services6";
 const MAP_XSKS: &str = "xvs_xsks";
 const MAP_COUNTERS: &str = "xvs_counters";
 const MAP_NAT_BACKENDS: &str = "xvs_nat_backends";
 const MAP_NAT_BACKENDS6: &str = "xvs_nat_backends6";
-const MAP_NAT_CLIENTS: &str = "xvs_nat_clients";
-const MAP_NAT_CLIENTS6: &str = "xvs_nat_clients6";
+pub(crate) const MAP_NAT_CLIENTS: &str = "xvs_nat_clients";
+pub(crate) const MAP_NAT_CLIENTS6: &str = "xvs_nat_clients6";
 const MAP_NAT_OUT: &str = "xvs_nat_out";
-const MAP_NAT_CONNS: &str = "xvs_nat_conns";
-const MAP_NAT_CONNS6: &str = "xvs_nat_conns6";
+pub(crate) const MAP_NAT_CONNS: &str = "xvs_nat_conns";
+pub(crate) const MAP_NAT_CONNS6: &str = "xvs_nat_conns6";
 const MAP_NAT_ADDRS: &str = "xvs_nat_addrs";
 const MAP_NAT_ADDRS6: &str = "xvs_nat_addrs6";
-const MAP_FAST_FLOWS: &str = "xvs_fast_flows";
-const MAP_FAST_FLOWS6: &str = "xvs_fast_flows6";
+pub(crate) const MAP_FAST_FLOWS: &str = "xvs_fast_flows";
+pub(crate) const MAP_FAST_FLOWS6: &str = "xvs_fast_flows6";
 const MAP_FAST_STATS: &str = "xvs_fast_stats";
-const MAP_CONFIG: &str = "xvs_steer_config";
+pub(crate) const MAP_CONFIG: &str = "xvs_steer_config";
 const MAP_LOCAL_MACS: &str = "xvs_local_macs";
 const MAP_LOCAL_ADDRS: &str = "xvs_local_addrs";
 const MAP_LOCAL_ADDRS6: &str = "xvs_local_addrs6";
@@ -87,8 +88,8 @@ pub struct Steer {
     nat_addrs: MapHandle,
     nat_addrs6: MapHandle,
     config: MapHandle,
-    /// What `config` holds: (external ifindex, fast-path generation).
-    config_value: (u32, u32, u32),
+    /// What `config` holds: (external ifindex, fast-path generation, flags, owner).
+    config_value: (u32, u32, u32, u64),
     fast_flows: MapHandle,
     fast_flows6: MapHandle,
     fast_stats: MapHandle,
@@ -124,6 +125,16 @@ impl Steer {
     /// kernel memory, about 100 bytes an entry: size them to the flows a director
     /// carries).
     pub fn load_sized(fast_flows: u32, nat_conns: u32) -> Result<Self, BpfError> {
+        Self::load_taking(fast_flows, nat_conns, None).map(|(steer, _)| steer)
+    }
+
+    /// As `load_sized`, over the state maps `leftover` holds where they are of the same
+    /// kind and size (see `Leftover`). Returns how many it took over.
+    pub fn load_taking(
+        fast_flows: u32,
+        nat_conns: u32,
+        leftover: Option<&Leftover>,
+    ) -> Result<(Self, usize), BpfError> {
         let load_err = |source| BpfError::Load {
             object: "steer.bpf.o",
             source,
@@ -143,6 +154,12 @@ impl Steer {
         {
             m.set_max_entries(nat_conns.max(1)).map_err(load_err)?;
         }
+        let mut taken = 0;
+        if let Some(l) = leftover {
+            for mut m in open.maps_mut() {
+                taken += usize::from(l.reuse(&mut m));
+            }
+        }
         let obj = open.load().map_err(load_err)?;
         let prog_fd = {
             let prog = find_prog(&obj)?;
@@ -150,7 +167,7 @@ impl Steer {
                 .try_clone_to_owned()
                 .map_err(|e| load_err(e.into()))?
         };
-        Ok(Steer {
+        let steer = Steer {
             services: map_handle(&obj, MAP_SERVICES)?,
             services6: map_handle(&obj, MAP_SERVICES6)?,
             xsks: map_handle(&obj, MAP_XSKS)?,
@@ -165,7 +182,7 @@ impl Steer {
             nat_addrs: map_handle(&obj, MAP_NAT_ADDRS)?,
             nat_addrs6: map_handle(&obj, MAP_NAT_ADDRS6)?,
             config: map_handle(&obj, MAP_CONFIG)?,
-            config_value: (0, 0, 0),
+            config_value: (0, 0, 0, 0),
             fast_flows: map_handle(&obj, MAP_FAST_FLOWS)?,
             fast_flows6: map_handle(&obj, MAP_FAST_FLOWS6)?,
             fast_stats: map_handle(&obj, MAP_FAST_STATS)?,
@@ -175,7 +192,8 @@ impl Steer {
             prog_fd,
             obj,
             attached: Vec::new(),
-        })
+        };
+        Ok((steer, taken))
     }
 
     /// The loaded program, for BPF_PROG_TEST_RUN.
@@ -286,12 +304,18 @@ impl Steer {
         self.write_config()
     }
 
+    /// Records who writes the maps (`Leftover::owner` to a later process).
+    pub fn set_owner(&mut self, owner: u64) -> Result<(), BpfError> {
+        self.config_value.3 = owner;
+        self.write_config()
+    }
+
     fn write_config(&self) -> Result<(), BpfError> {
-        let (ext, gen, flags) = self.config_value;
+        let (ext, gen, flags, owner) = self.config_value;
         self.config
             .update(
                 &0u32.to_ne_bytes(),
-                &crate::abi::steer_config_value(ext, gen, flags),
+                &crate::abi::steer_config_value(ext, gen, flags, owner),
                 MapFlags::ANY,
             )
             .map_err(|source| BpfError::Map {

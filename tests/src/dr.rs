@@ -548,6 +548,19 @@ http {{
         Ok(())
     }
 
+    /// The first `bytes` of big.bin as `/slow/NAME` on every real server (sent at nginx's
+    /// 500 kB/s), for downloads that outlast what a test does meanwhile. Returns them.
+    pub fn put_slow(&self, name: &str, bytes: usize) -> Result<Vec<u8>> {
+        let mut big = std::fs::read(self.lab.dir.join("big.bin"))?;
+        big.truncate(bytes);
+        for i in 0..self.real_servers {
+            let slow = self.lab.dir.join(rs_name(i)).join("www/slow");
+            std::fs::create_dir_all(&slow)?;
+            std::fs::write(slow.join(name), &big)?;
+        }
+        Ok(big)
+    }
+
     /// Stops nginx on real server `i`.
     pub fn stop_web(&mut self, i: usize) {
         self.lab.stop(&format!("nginx-{}", rs_name(i)));

@@ -131,12 +131,7 @@ fn reloads_under_load() {
     // outlast the reloads, on rs2 and rs3 (rs1 is the one that joins and leaves, so none
     // of them is the removed server's).
     let dir = lab.lab.dir.display().to_string();
-    let big = std::fs::read(lab.lab.dir.join("big.bin")).unwrap();
-    for rs in ["rs1", "rs2", "rs3"] {
-        let slow = lab.lab.dir.join(rs).join("www/slow");
-        std::fs::create_dir_all(&slow).unwrap();
-        std::fs::write(slow.join("part.bin"), &big[..DOWNLOAD]).unwrap();
-    }
+    lab.put_slow("part.bin", DOWNLOAD).unwrap();
     for i in 0..DOWNLOADS {
         let out = format!("{dir}/dl{i}.bin");
         let url = format!("http://{VIP}/slow/part.bin");

@@ -22,6 +22,7 @@ use super::overload::Overload;
 use super::publish::{self, Local};
 use super::resolve::{resolve, Macs};
 use super::steer_maps::SteerMaps;
+use super::takeover::Takeover;
 use super::translate;
 use super::workers::{WorkerMaps, Workers};
 use super::xdp_tx::TxWatch;
@@ -31,7 +32,8 @@ use crate::sys::random;
 
 impl Lb {
     pub fn start(path: &Path, cfg: &Config, ifaces: &Ifaces) -> Result<Lb> {
-        let generation = 1;
+        let takeover = Takeover::find(cfg, ifaces);
+        let generation = takeover.generation();
         let First {
             mut registry,
             local,
@@ -41,7 +43,8 @@ impl Lb {
             overload,
             shared,
         } = first_snapshot(cfg, ifaces, generation)?;
-        let (mut steer, maps) = load_steering(cfg, ifaces, generation, local, &mut registry)?;
+        let (mut steer, maps) =
+            load_steering(cfg, ifaces, generation, local, &mut registry, &takeover)?;
         let queues = attach(&mut steer, cfg, ifaces)?;
         let (workers, channels) = start_workers(cfg, ifaces, &steer, &shared, queues)?;
         log_running(path, cfg, queues);
@@ -117,10 +120,20 @@ fn load_steering(
     generation: u64,
     local: Local,
     registry: &mut DestRegistry,
+    takeover: &Takeover,
 ) -> Result<(Steer, SteerMaps)> {
     let iface = &ifaces.external;
-    let mut steer = Steer::load_sized(cfg.fast_path_flows, nat_conns_size(cfg, iface.rx_queues))
-        .context("loading the steering program")?;
+    let nat_conns = nat_conns_size(cfg, iface.rx_queues);
+    let (mut steer, taken) =
+        Steer::load_taking(cfg.fast_path_flows, nat_conns, takeover.leftover.as_ref())
+            .context("loading the steering program")?;
+    if taken > 0 {
+        info!(
+            "took over the connection state left on {} ({taken} maps: fast-path flows, NAT connections and clients)",
+            iface.name
+        );
+    }
+    steer.set_owner(takeover.owner)?;
     steer.set_fast_generation(publish::fast_generation(cfg, generation, local.xdp_tx))?;
     steer.set_nat_relay(publish::nat_relay(cfg, local.xdp_tx), local.partial_csums)?;
     let maps = SteerMaps::build(cfg, ifaces, registry)?;

@@ -31,6 +31,7 @@ mod reload;
 mod resolve;
 mod steer_maps;
 mod systemd;
+mod takeover;
 mod translate;
 mod watch;
 mod workers;
