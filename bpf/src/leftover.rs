@@ -33,32 +33,44 @@ pub struct Leftover {
 }
 
 impl Leftover {
-    /// The xvs_steer program attached to `ifindex`, if one is and its settings can be
-    /// read.
-    pub fn find(ifindex: i32) -> Option<Leftover> {
+    /// The xvs_steer program attached to `ifindex`: `None` when nothing is, an error
+    /// saying why when what is there cannot be taken over.
+    pub fn find(ifindex: i32) -> Result<Option<Leftover>, &'static str> {
         // query_id reads the interface only: any descriptor will do for the handle.
         let id = Xdp::new(std::io::stdin().as_fd())
             .query_id(ifindex, XdpFlags::NONE)
-            .ok()
-            .filter(|id| *id != 0)?;
+            .map_err(|_| "the interface's XDP program cannot be queried")?;
+        if id == 0 {
+            return Ok(None);
+        }
         let opts = ProgInfoQueryOptions::default().include_map_ids(true);
-        let prog = ProgInfoIter::with_query_opts(opts).find(|p| p.id == id)?;
+        let prog = ProgInfoIter::with_query_opts(opts)
+            .find(|p| p.id == id)
+            .ok_or("the attached program cannot be read")?;
         if prog.name.to_str() != Some(PROG) {
-            return None;
+            return Err("the attached program is not xvs's");
         }
         let maps: Vec<MapHandle> = prog
             .map_ids
             .iter()
             .filter_map(|&m| MapHandle::from_map_id(m).ok())
             .collect();
-        let config = maps.iter().find(|m| same_name(m, MAP_CONFIG))?;
-        let value = config.lookup(&0u32.to_ne_bytes(), MapFlags::ANY).ok()??;
-        let (owner, fast_generation) = crate::abi::steer_config_owner(&value)?;
-        Some(Leftover {
+        let config = maps
+            .iter()
+            .find(|m| same_name(m, MAP_CONFIG))
+            .ok_or("the attached program's settings cannot be read")?;
+        let value = config
+            .lookup(&0u32.to_ne_bytes(), MapFlags::ANY)
+            .ok()
+            .flatten()
+            .ok_or("the attached program's settings cannot be read")?;
+        let (owner, fast_generation) = crate::abi::steer_config_owner(&value)
+            .ok_or("the attached program is from a version without takeover")?;
+        Ok(Some(Leftover {
             owner,
             fast_generation,
             maps,
-        })
+        }))
     }
 
     /// The fingerprint of the xvs that wrote it (0: one from before fingerprints).
@@ -79,14 +91,19 @@ impl Leftover {
         if !STATE_MAPS.contains(&name) {
             return false;
         }
-        let Some(old) = self.maps.iter().find(|m| same_name(m, name)) else {
+        // Entries of a fast path that was off (generation 0) may be of any age.
+        if self.fast_generation == 0 && (name == MAP_FAST_FLOWS || name == MAP_FAST_FLOWS6) {
             return false;
-        };
-        let same = old.map_type() == map.map_type()
-            && old.key_size() == map.key_size()
-            && old.value_size() == map.value_size()
-            && old.max_entries() == map.max_entries();
-        same && map.reuse_fd(old.as_fd()).is_ok()
+        }
+        // Names cut to 15 bytes may collide (xvs_nat_clients6): the shape tells them apart.
+        let old = self.maps.iter().find(|old| {
+            same_name(old, name)
+                && old.map_type() == map.map_type()
+                && old.key_size() == map.key_size()
+                && old.value_size() == map.value_size()
+                && old.max_entries() == map.max_entries()
+        });
+        old.is_some_and(|old| map.reuse_fd(old.as_fd()).is_ok())
     }
 }
 

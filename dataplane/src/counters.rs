@@ -93,6 +93,9 @@ pub struct WorkerCounters {
     pub flows_created: Counter,
     pub flows_evicted: Counter,
     pub flows_rescheduled: Counter,
+    /// Connections taken from the fast path's map, which a killed xvs's program left
+    /// (`pipeline/adopt.rs`).
+    pub flows_adopted: Counter,
     pub flows_expired: Counter,
     /// ICMP fragmentation-needed (ICMPv6 Packet Too Big over IPv6) sent to clients: TUN
     /// packets above the path MTU.
@@ -133,6 +136,7 @@ impl WorkerCounters {
             flows_created: Counter::default(),
             flows_evicted: Counter::default(),
             flows_rescheduled: Counter::default(),
+            flows_adopted: Counter::default(),
             flows_expired: Counter::default(),
             icmp_frag_needed: Counter::default(),
             fast_path_failed: Counter::default(),

@@ -63,6 +63,13 @@ impl FastKey6 {
     }
 }
 
+/// A fast-path key of either family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FastKeyOf {
+    V4(FastKey),
+    V6(FastKey6),
+}
+
 /// `struct xvs_fast_value`: where the flow's packets go.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -211,6 +218,22 @@ impl FastMap {
         let failed = apply(&self.v4, &ops.v4) + apply(&self.v6, &ops.v6);
         ops.clear();
         failed
+    }
+
+    /// Another handle on the same maps.
+    pub fn try_clone(&self) -> std::io::Result<FastMap> {
+        Ok(FastMap {
+            v4: self.v4.try_clone()?,
+            v6: self.v6.try_clone()?,
+        })
+    }
+
+    /// The entry for `key`, of either family, if the map has it.
+    pub fn entry(&self, key: FastKeyOf) -> Option<FastValue> {
+        match key {
+            FastKeyOf::V4(k) => self.v4.lookup(&k),
+            FastKeyOf::V6(k) => self.v6.lookup(&k),
+        }
     }
 
     /// The entry's last packet, if the map has it.

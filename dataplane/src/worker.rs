@@ -174,6 +174,12 @@ impl Worker {
 
     /// Hands established DR/TUN flows to the XDP fast path through `map`.
     pub fn with_fast_path(mut self, map: FastMap) -> Self {
+        // A descriptor of its own for the pipeline's lookups of flows it never saw
+        // (`pipeline/adopt.rs`); without one (no descriptor left) they are not adopted.
+        if let Ok(own) = map.try_clone() {
+            self.pipeline
+                .set_adoption(Box::new(move |key| own.entry(key)));
+        }
         self.fast = Some(map);
         self
     }

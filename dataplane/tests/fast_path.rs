@@ -239,3 +239,76 @@ fn an_ipv6_dr_flow_is_handed_over_to_the_ipv6_map() {
         "SYN: not yet; established; FIN"
     );
 }
+
+/// A flow the worker never saw, whose entry the fast path's map holds (a killed xvs's,
+/// taken over): its packet is adopted as an established flow and forwarded, when the
+/// entry names the service's real server with the MAC this snapshot has; otherwise it
+/// is dropped as any unknown flow's non-SYN packet.
+#[test]
+fn an_unknown_flow_in_the_fast_paths_map_is_adopted_only_as_it_names_a_real_server() {
+    use xvs_dataplane::offload::{FastKeyOf, FastValue};
+    for (mac, adopted) in [(RS_MAC, true), ([2, 0, 0, 0, 9, 9], false)] {
+        let snap = world(Forwarding::Dr, 9, false);
+        let mut p = pipeline();
+        let key = FastKey::of(&FlowKey::new(
+            u32::from(CLIENT),
+            u32::from(VIP),
+            40000,
+            VIP_TCP_PORT,
+            6,
+        ));
+        let asked = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let seen = std::sync::Arc::clone(&asked);
+        p.set_adoption(Box::new(move |k| {
+            seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            (k == FastKeyOf::V4(key)).then_some(FastValue {
+                dst_mac: mac,
+                stats_slot: 0,
+                generation: 8,
+                ..FastValue::default()
+            })
+        }));
+        p.prepare(&snap);
+        let v = p.process(&snap, 10, &mut tcp(FLAG_ACK));
+        assert_eq!(asked.load(std::sync::atomic::Ordering::Relaxed), 1);
+        let c = p.counters();
+        if adopted {
+            assert_eq!(v, Verdict::Tx);
+            assert_eq!(c.flows_adopted.get(), 1);
+            assert_eq!(c.dests[0].active.get(), 1, "counted established");
+            // A known flow now: no further lookup.
+            assert_eq!(p.process(&snap, 10, &mut tcp(FLAG_ACK)), Verdict::Tx);
+            assert_eq!(asked.load(std::sync::atomic::Ordering::Relaxed), 1);
+        } else {
+            assert_eq!(v, Verdict::Drop(DropReason::NoFlow));
+            assert_eq!(c.flows_adopted.get(), 0);
+        }
+    }
+}
+
+/// Lookups for unknown flows are bounded per batch: a flood of spoofed ACKs costs at
+/// most `ADOPT_PER_BATCH` map lookups a batch.
+#[test]
+fn adoption_lookups_are_bounded_per_batch() {
+    use xvs_dataplane::pipeline::ADOPT_PER_BATCH;
+    let snap = world(Forwarding::Dr, 9, false);
+    let mut p = pipeline();
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let seen = std::sync::Arc::clone(&asked);
+    p.set_adoption(Box::new(move |_| {
+        seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        None
+    }));
+    p.prepare(&snap);
+    for sport in 0..3 * ADOPT_PER_BATCH as u16 {
+        let mut f = fixtures::tcp_frame(CLIENT, 1000 + sport, VIP, VIP_TCP_PORT, FLAG_ACK, b"");
+        assert_eq!(
+            p.process(&snap, 10, &mut f),
+            Verdict::Drop(DropReason::NoFlow)
+        );
+    }
+    assert_eq!(
+        asked.load(std::sync::atomic::Ordering::Relaxed),
+        ADOPT_PER_BATCH
+    );
+}

@@ -106,8 +106,19 @@ fn kill_9_and_restart_keeps_fast_path_downloads() {
         eprintln!("download {i}: {status:?}, {} bytes", got.len());
         intact += usize::from(got == want);
     }
-    eprintln!("{intact} of {DOWNLOADS} downloads intact across kill -9 and restart");
+    let m = xvs_lab::metrics::scrape(&lab.lab, "lb").unwrap();
+    let adopted: f64 = m
+        .iter()
+        .filter(|(k, _)| k.starts_with("xvs_flows_adopted_total"))
+        .map(|(_, v)| v)
+        .sum();
+    eprintln!(
+        "{intact} of {DOWNLOADS} downloads intact across kill -9 and restart; {adopted} flows adopted"
+    );
     assert_eq!(intact, DOWNLOADS, "{log}");
+    // The new process's first generation sends each flow to a worker once, which adopts
+    // it from the map.
+    assert!(adopted >= 1.0, "{m:?}");
     lab.stop_clean().unwrap();
 }
 
@@ -128,7 +139,7 @@ fn another_configurations_leftovers_are_not_taken_over() {
     lab.start_xvs(&cfg).unwrap();
     let log = lab.lab.proc("xvs").unwrap().output();
     assert!(
-        log.contains("is another build's or configuration's") && !log.contains("took over"),
+        log.contains("is another version's or configuration's") && !log.contains("took over"),
         "{log}"
     );
     let answers = lab.http_gets(8, "/").unwrap();

@@ -161,6 +161,10 @@ impl Lb {
             }
             return Err(e.context("the running configuration is unchanged"));
         }
+        // A restart after this reload takes over what this configuration wrote.
+        if let Err(e) = self.steer.set_owner(super::takeover::owner(new)) {
+            warn!("recording the configuration in the steering settings: {e}");
+        }
         self.maps = maps;
         self.registry = registry;
         self.generation += 1;

@@ -1,8 +1,9 @@
 //! A start over the steering program a killed xvs left attached: its connection state
 //! (the fast path's flows, the known NAT connections, NAT clients' MACs) is taken over
-//! when it was written by this build with this configuration, and the first snapshot
-//! carries on from its fast-path generation so those entries stay in use. Anything else
-//! left behind is replaced, with a log line.
+//! when it was written by this version's steering program with this configuration. The
+//! first snapshot is of the next fast-path generation: each flow's next packet reaches
+//! a worker, which adopts it once its entry names a real server as this process sees it
+//! (`pipeline/adopt.rs`). Anything else left behind is replaced, with a log line.
 
 use tracing::info;
 use xvs_bpf::Leftover;
@@ -22,28 +23,36 @@ impl Takeover {
     pub fn find(cfg: &Config, ifaces: &Ifaces) -> Takeover {
         let owner = owner(cfg);
         let name = &ifaces.external.name;
-        let leftover = Leftover::find(ifaces.external.ifindex as i32).filter(|l| {
+        let leftover = match Leftover::find(ifaces.external.ifindex as i32) {
+            Ok(found) => found,
+            Err(why) => {
+                info!("{why} on {name}: its connections are not taken over");
+                None
+            }
+        };
+        let leftover = leftover.filter(|l| {
             let ours = l.owner() == owner;
             if !ours {
-                info!("the steering program left on {name} is another build's or configuration's: its connections are not taken over");
+                info!("the steering program left on {name} is another version's or configuration's: its connections are not taken over");
             }
             ours
         });
         Takeover { leftover, owner }
     }
 
-    /// The first snapshot's generation: the taken-over fast-path entries' own.
+    /// The first snapshot's generation: past the taken-over fast-path entries' own, so
+    /// none is used before a worker has checked it.
     pub fn generation(&self) -> u64 {
         self.leftover
             .as_ref()
-            .map_or(1, |l| u64::from(l.fast_generation()).max(1))
+            .map_or(1, |l| u64::from(l.fast_generation()) + 1)
     }
 }
 
-/// A fingerprint of the steering object and the configuration (FNV-1a, 64 bits): equal
-/// only for the same build running the same file's settings.
-fn owner(cfg: &Config) -> u64 {
-    let text = format!("{cfg:?}");
+/// A fingerprint of the steering object, xvs's version and the configuration (FNV-1a, 64
+/// bits): equal only for the same version running the same file's settings.
+pub fn owner(cfg: &Config) -> u64 {
+    let text = format!("{} {cfg:?}", env!("CARGO_PKG_VERSION"));
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in xvs_bpf::STEER_OBJECT.iter().chain(text.as_bytes()) {
         h = (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);

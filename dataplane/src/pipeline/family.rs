@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use crate::flow::table::Key;
 use crate::flow::{FlowKey, FlowKey6, FlowTable};
 use crate::nat_conns::NatFamily;
-use crate::offload::{FastFamily, FastKey, FastKey6};
+use crate::offload::{FastFamily, FastKey, FastKey6, FastKeyOf};
 use crate::snapshot::{Persistence, Service, Snapshot};
 use crate::sync::SyncKey;
 
@@ -24,6 +24,8 @@ pub(super) trait FamilyKey: Key {
     /// The fast path's key (`xvs_fast_flows` or `xvs_fast_flows6`).
     type Fast: FastFamily + NatFamily;
     fn fast_key(&self) -> Self::Fast;
+    /// The same, of either family.
+    fn fast_key_of(&self) -> FastKeyOf;
     /// The key the steering program looks this NAT connection's replies up by: from
     /// `rip`:`rport` (of the key's family) to the client.
     fn nat_reply_key(&self, rip: IpAddr, rport: u16) -> Self::Fast;
@@ -63,6 +65,9 @@ macro_rules! family_key {
             #[inline(always)]
             fn fast_key(&self) -> $fast {
                 $fast::of(self)
+            }
+            fn fast_key_of(&self) -> FastKeyOf {
+                FastKeyOf::$sync($fast::of(self))
             }
             fn nat_reply_key(&self, rip: IpAddr, rport: u16) -> $fast {
                 let reply = $key::new($bits(rip), self.saddr, rport, self.sport, self.proto);

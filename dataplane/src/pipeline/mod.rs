@@ -23,6 +23,7 @@ use crate::snapshot::{Forwarding, Snapshot};
 use crate::sync::SyncChannel;
 use crate::verdict::{DropReason, Verdict};
 
+mod adopt;
 mod family;
 mod offer;
 mod parse;
@@ -33,6 +34,7 @@ mod sync;
 mod synced;
 mod track;
 
+pub use adopt::{AdoptLookup, ADOPT_PER_BATCH};
 pub use family::{template_key, template_key6};
 use family::{FamilyKey, Tables};
 pub use offer::UDP_OFFLOAD_AT;
@@ -97,6 +99,10 @@ pub struct Pipeline {
     nat_conns: NatConnOps,
     /// Connection sync's queues, when it is on.
     sync: Option<Arc<SyncChannel>>,
+    /// Where flows nobody here saw are looked up (`adopt.rs`), and the lookups left to
+    /// this batch.
+    adopt: Option<AdoptLookup>,
+    adopt_budget: u32,
 }
 
 impl Pipeline {
@@ -118,6 +124,8 @@ impl Pipeline {
             fast: FastOps::default(),
             nat_conns: NatConnOps::default(),
             sync: None,
+            adopt: None,
+            adopt_budget: 0,
         }
     }
 
@@ -159,6 +167,7 @@ impl Pipeline {
     /// The first snapshot with an IPv6 service allocates the IPv6 flow table (once: a
     /// director that serves IPv4 only never pays for it).
     pub fn prepare(&mut self, snap: &Snapshot) {
+        self.adopt_budget = ADOPT_PER_BATCH;
         if self.sched_generation != Some(snap.generation) {
             if snap.has_ipv6() && self.tables.v6.buckets() == 1 {
                 self.tables.v6 = FlowTable::new(self.flow_capacity, self.hash_seed);

@@ -69,7 +69,10 @@ impl Pipeline {
             && !snap.services[svc_idx].sloppy_tcp
             && p.tcp_flags & (FLAG_SYN | FLAG_ACK | FLAG_RST | FLAG_FIN) != FLAG_SYN
         {
-            return Err(DropReason::NoFlow);
+            return match self.adopt(snap, svc_idx, p, now) {
+                Some(index) => Ok((index, false)),
+                None => Err(DropReason::NoFlow),
+            };
         }
         if let Ok(index) = found {
             if self.replaced::<K>(snap, index, p)? {
@@ -215,7 +218,7 @@ impl Pipeline {
 
     /// Starts a new connection to `dest` in slot `index`, counted inactive until
     /// established.
-    fn start<K: FamilyKey>(&mut self, index: usize, k: &K, dest: DestId, now: u32) {
+    pub(super) fn start<K: FamilyKey>(&mut self, index: usize, k: &K, dest: DestId, now: u32) {
         let c = &self.counters.dests[dest as usize];
         c.conns.inc();
         c.inactive.inc();

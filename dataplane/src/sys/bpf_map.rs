@@ -75,6 +75,14 @@ impl<K: Pod, V: Pod> Map<K, V> {
         })
     }
 
+    /// Another handle on the same map (a descriptor of its own).
+    pub fn try_clone(&self) -> std::io::Result<Self> {
+        Ok(Map {
+            fd: self.fd.try_clone()?,
+            _layout: PhantomData,
+        })
+    }
+
     /// Writes `keys[i] → values[i]` in one syscall; returns how many the kernel wrote
     /// (all of them, unless the map refused one).
     pub fn update_batch(&self, keys: &[K], values: &[V]) -> usize {

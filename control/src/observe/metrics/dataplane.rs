@@ -140,7 +140,7 @@ fn schedule_failures(o: &mut Out, cfg: &Config, registry: &mut DestRegistry, w: 
 }
 
 /// The counter families per worker.
-const PER_WORKER: [(&str, &str, Read<WorkerCounters>); 14] = [
+const PER_WORKER: [(&str, &str, Read<WorkerCounters>); 15] = [
     ("xvs_worker_rx_packets_total", "Frames received.", |c| {
         c.rx_packets.get()
     }),
@@ -165,6 +165,11 @@ const PER_WORKER: [(&str, &str, Read<WorkerCounters>); 14] = [
         "xvs_flows_evicted_total",
         "Live flows evicted from a full bucket.",
         |c| c.flows_evicted.get(),
+    ),
+    (
+        "xvs_flows_adopted_total",
+        "Connections a worker took from the fast path's map after a restart over a killed xvs (their packets were forwarded in XDP meanwhile).",
+        |c| c.flows_adopted.get(),
     ),
     (
         "xvs_flows_rescheduled_total",
