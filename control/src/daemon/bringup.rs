@@ -31,8 +31,10 @@ use crate::ids::DestRegistry;
 use crate::sys::random;
 
 impl Lb {
-    pub fn start(path: &Path, cfg: &Config, ifaces: &Ifaces) -> Result<Lb> {
-        let takeover = Takeover::find(cfg, ifaces);
+    /// Brings the load balancer up; `locked`: this process holds every instance lock, so
+    /// what is attached to the interface is no running xvs's and may be taken over.
+    pub fn start(path: &Path, cfg: &Config, ifaces: &Ifaces, locked: bool) -> Result<Lb> {
+        let takeover = Takeover::find(cfg, ifaces, locked);
         let generation = takeover.generation();
         let First {
             mut registry,

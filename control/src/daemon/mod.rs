@@ -507,7 +507,8 @@ pub async fn run(path: &Path, cfg: Config, ifaces: Ifaces) -> Result<()> {
     for w in hostcheck::warnings(&cfg, &ifaces) {
         warn!("{w}");
     }
-    let lb = start_lb(path, &cfg, &ifaces)?;
+    // What a killed xvs left is taken over only when no other can be running.
+    let lb = start_lb(path, &cfg, &ifaces, _instance.complete())?;
     // VRRP after the load balancer: a director that becomes master can forward at once.
     // Its own thread: nothing this loop does can delay an advert.
     let vrrp = start_vrrp(&cfg, lb.as_ref())?;
@@ -551,12 +552,12 @@ fn socket_path(cfg: &Config) -> PathBuf {
 }
 
 /// The load balancer, attached and running; none when there are no virtual servers.
-fn start_lb(path: &Path, cfg: &Config, ifaces: &Ifaces) -> Result<Option<Lb>> {
+fn start_lb(path: &Path, cfg: &Config, ifaces: &Ifaces, locked: bool) -> Result<Option<Lb>> {
     Ok(if cfg.virtual_servers.is_empty() {
         info!("no virtual servers: VRRP only, nothing attached");
         None
     } else {
-        Some(Lb::start(path, cfg, ifaces)?)
+        Some(Lb::start(path, cfg, ifaces, locked)?)
     })
 }
 

@@ -19,10 +19,18 @@ pub struct Takeover {
 }
 
 impl Takeover {
-    /// Looks at what is attached to the external interface.
-    pub fn find(cfg: &Config, ifaces: &Ifaces) -> Takeover {
+    /// Looks at what is attached to the external interface; `locked`: no other xvs can
+    /// be running there (this process holds every instance lock).
+    pub fn find(cfg: &Config, ifaces: &Ifaces, locked: bool) -> Takeover {
         let owner = owner(cfg);
         let name = &ifaces.external.name;
+        if !locked {
+            info!("without every instance lock another xvs may run on {name}: what is attached there is replaced, not taken over");
+            return Takeover {
+                leftover: None,
+                owner,
+            };
+        }
         let leftover = match Leftover::find(ifaces.external.ifindex as i32) {
             Ok(found) => found,
             Err(why) => {

@@ -18,6 +18,15 @@ use anyhow::{bail, Context, Result};
 #[derive(Debug)]
 pub struct InstanceLock {
     _files: Vec<File>,
+    /// Every lock wanted was taken: no other xvs can be running on these.
+    complete: bool,
+}
+
+impl InstanceLock {
+    /// Whether every lock was taken (none was done without).
+    pub fn complete(&self) -> bool {
+        self.complete
+    }
 }
 
 /// Takes every lock of `wanted` ((path, what it guards, for the message)), or none.
@@ -32,7 +41,11 @@ pub fn acquire(wanted: &[(PathBuf, String)]) -> Result<InstanceLock> {
             ),
         }
     }
-    Ok(InstanceLock { _files: files })
+    let complete = files.len() == wanted.len();
+    Ok(InstanceLock {
+        _files: files,
+        complete,
+    })
 }
 
 fn open(path: &Path) -> Result<File> {
