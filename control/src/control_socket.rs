@@ -31,6 +31,12 @@ pub fn interface_lock_path(ifindex: u32) -> PathBuf {
     PathBuf::from(format!("/run/xvs/xvs-net{}-if{ifindex}.lock", netns_id()))
 }
 
+/// A file of state an xvs on interface `ifindex` leaves for the next one (its flow
+/// tables, its real servers' ids: `daemon::flow_state`), beside the interface's lock.
+pub fn interface_state_path(ifindex: u32, what: &str) -> PathBuf {
+    PathBuf::from(format!("/run/xvs/xvs-net{}-if{ifindex}.{what}", netns_id()))
+}
+
 /// This process's network namespace, as the digits of its inode.
 fn netns_id() -> String {
     std::fs::read_link("/proc/self/ns/net")

@@ -164,6 +164,32 @@ impl DestRegistry {
         freed
     }
 
+    /// A registry that gives each real server of `ids` (the last process's) that id
+    /// again when it is configured; those that are not stay retired for `hold`, as the
+    /// flows recovered from the last process may still name them.
+    pub fn restored(ids: Vec<(DestKey, DestId)>, hold: Duration) -> DestRegistry {
+        let mut r = DestRegistry {
+            next: ids.iter().map(|(_, id)| id + 1).max().unwrap_or(0),
+            ..DestRegistry::default()
+        };
+        let used: std::collections::HashSet<DestId> = ids.iter().map(|(_, id)| *id).collect();
+        // Gaps are free, the highest first out last (ids stay small).
+        r.free = (0..r.next).rev().filter(|id| !used.contains(id)).collect();
+        let since = Instant::now();
+        for (key, id) in ids {
+            r.retired.insert(key, Retired { id, since, hold });
+        }
+        r
+    }
+
+    /// Every id a flow may name: the configured real servers' and the retired ones'.
+    pub fn every(&self) -> impl Iterator<Item = (&DestKey, DestId)> {
+        self.ids
+            .iter()
+            .map(|(k, id)| (k, *id))
+            .chain(self.retired.iter().map(|(k, r)| (k, r.id)))
+    }
+
     /// How many ids were handed out: they are `0..len`.
     pub fn issued(&self) -> usize {
         self.next as usize
@@ -268,6 +294,25 @@ mod tests {
 
     /// A generated configuration: 20 reloads of 1000 real servers never seen before
     /// stay within a few thousand ids (`MAX_DESTS` is 16384).
+    #[test]
+    fn a_restored_registry_gives_each_real_server_its_last_id() {
+        let c = cfg(&[1, 2, 3], false);
+        let mut first = DestRegistry::default();
+        let before = ids(&mut first, &c);
+        // The next process's configuration lists them in another order, with one gone.
+        let listed: Vec<(DestKey, DestId)> = first.every().map(|(k, id)| (*k, id)).collect();
+        let mut next = DestRegistry::restored(listed, Duration::from_secs(60));
+        let c2 = cfg(&[3, 1, 4], false);
+        let after = ids(&mut next, &c2);
+        assert_eq!(after[0], before[2], "server 3 keeps its id");
+        assert_eq!(after[1], before[0], "server 1 keeps its id");
+        assert!(
+            !before.contains(&after[2]),
+            "a newcomer does not take server 2's"
+        );
+        assert_eq!(next.every().count(), 4, "server 2's id is held, retired");
+    }
+
     #[test]
     fn generated_configurations_do_not_run_out_of_ids() {
         let t = Instant::now();

@@ -96,6 +96,9 @@ pub struct WorkerCounters {
     /// Connections taken from the fast path's map, which a killed xvs's program left
     /// (`pipeline/adopt.rs`).
     pub flows_adopted: Counter,
+    /// Connections and templates taken up from the flow-state file a killed xvs left
+    /// (`pipeline/recover.rs`).
+    pub flows_recovered: Counter,
     pub flows_expired: Counter,
     /// ICMP fragmentation-needed (ICMPv6 Packet Too Big over IPv6) sent to clients: TUN
     /// packets above the path MTU.
@@ -137,6 +140,7 @@ impl WorkerCounters {
             flows_evicted: Counter::default(),
             flows_rescheduled: Counter::default(),
             flows_adopted: Counter::default(),
+            flows_recovered: Counter::default(),
             flows_expired: Counter::default(),
             icmp_frag_needed: Counter::default(),
             fast_path_failed: Counter::default(),

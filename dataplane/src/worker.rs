@@ -6,10 +6,11 @@ use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::counters::WorkerCounters;
 use crate::flow::dump::DumpCursor;
+use crate::flow::FlowFile;
 use crate::nat_conns::NatConnMap;
 use crate::offload::{FastKey, FastKey6, FastMap};
 use crate::pipeline::{Pipeline, PipelineConfig, Prefetched, ResyncCursor};
@@ -54,6 +55,8 @@ pub struct WorkerConfig {
     pub pipeline: PipelineConfig,
     /// Frames per batch, 1 to `BATCH`.
     pub batch: u32,
+    /// The file the flow tables live in, so they outlive the process (`None`: the heap).
+    pub flow_file: Option<Arc<FlowFile>>,
 }
 
 pub struct Worker {
@@ -85,6 +88,8 @@ pub struct Worker {
     epoch_ns: u64,
     /// A peer's resync under way (connection sync).
     resync: ResyncCursor,
+    /// The flow tables hold a killed xvs's flows, to take up before the first batch.
+    recovering: bool,
 }
 
 impl Worker {
@@ -96,14 +101,21 @@ impl Worker {
         counters: Arc<WorkerCounters>,
     ) -> Self {
         let frames = xsk.umem.frame_count() as usize;
+        // A recovered file's deadlines count from its epoch: the clock carries on there.
+        let epoch_ns = config
+            .flow_file
+            .as_ref()
+            .map_or_else(crate::sys::monotonic_coarse_ns, |f| f.epoch_ns());
+        let since = crate::sys::monotonic_coarse_ns().saturating_sub(epoch_ns);
+        let now = Instant::now();
         Worker {
             xsk,
             internal: None,
             internal_outstanding: 0,
-            pipeline: Pipeline::new(&config.pipeline, counters),
+            pipeline: Pipeline::in_file(&config.pipeline, counters, config.flow_file.clone()),
             snapshot,
             stop,
-            epoch: Instant::now(),
+            epoch: now.checked_sub(Duration::from_nanos(since)).unwrap_or(now),
             spare: Vec::with_capacity(frames),
             tx_outstanding: 0,
             swept: 0,
@@ -112,8 +124,9 @@ impl Worker {
             batch: config.batch.clamp(1, BATCH),
             fast: None,
             nat_conns: None,
-            epoch_ns: crate::sys::monotonic_coarse_ns(),
+            epoch_ns,
             resync: ResyncCursor::default(),
+            recovering: config.flow_file.as_ref().is_some_and(|f| f.recovered()),
         }
     }
 
@@ -228,6 +241,10 @@ impl Worker {
     }
 
     pub fn run(&mut self) {
+        if self.recovering {
+            self.recovering = false;
+            self.pipeline.recover(self.now());
+        }
         while !self.stop.load(Ordering::Relaxed) {
             self.pipeline.counters().turns.inc();
             let epoch = self.epoch;

@@ -16,6 +16,7 @@ use xvs_dataplane::worker::WorkerConfig;
 use xvs_dataplane::SharedSnapshot;
 
 use super::drain::Drains;
+use super::flow_state::FlowState;
 use super::ifaces::Ifaces;
 use super::lb::{quorums, Lb};
 use super::overload::Overload;
@@ -36,6 +37,7 @@ impl Lb {
     pub fn start(path: &Path, cfg: &Config, ifaces: &Ifaces, locked: bool) -> Result<Lb> {
         let takeover = Takeover::find(cfg, ifaces, locked);
         let generation = takeover.generation();
+        let mut state = FlowState::new(ifaces.external.ifindex, locked);
         let First {
             mut registry,
             local,
@@ -44,11 +46,12 @@ impl Lb {
             drains,
             overload,
             shared,
-        } = first_snapshot(cfg, ifaces, generation)?;
+        } = first_snapshot(cfg, ifaces, generation, state.registry(cfg))?;
         let (mut steer, maps) =
             load_steering(cfg, ifaces, generation, local, &mut registry, &takeover)?;
         let queues = attach(&mut steer, cfg, ifaces)?;
-        let (workers, channels) = start_workers(cfg, ifaces, &steer, &shared, queues)?;
+        let (workers, channels) = start_workers(cfg, ifaces, &steer, &shared, queues, &mut state)?;
+        state.record(&registry);
         log_running(path, cfg, queues);
         let tx_watch = tx_watch(cfg, ifaces);
         Ok(Lb {
@@ -70,6 +73,7 @@ impl Lb {
             generation,
             maps,
             queues,
+            state,
         })
     }
 }
@@ -85,8 +89,14 @@ struct First {
     shared: SharedSnapshot,
 }
 
-fn first_snapshot(cfg: &Config, ifaces: &Ifaces, generation: u64) -> Result<First> {
-    let mut registry = DestRegistry::default();
+/// `registry`: the real servers' ids so far (the last process's, when its flows are
+/// recovered).
+fn first_snapshot(
+    cfg: &Config,
+    ifaces: &Ifaces,
+    generation: u64,
+    mut registry: DestRegistry,
+) -> Result<First> {
     let local = translate::local_side(cfg, ifaces)?;
     let macs = resolve(cfg, ifaces, &HashMap::new());
     let health = initial_health(cfg);
@@ -174,14 +184,16 @@ fn attach(steer: &mut Steer, cfg: &Config, ifaces: &Ifaces) -> Result<u32> {
     Ok(queues)
 }
 
-/// One worker per queue, each registered in the XSK map once it owns its socket; and
-/// with connection sync, the queues each shares with the sync thread.
+/// One worker per queue, each registered in the XSK map once it owns its socket, its
+/// flow tables in `state`'s file for its queue when there is one; and with connection
+/// sync, the queues each shares with the sync thread.
 fn start_workers(
     cfg: &Config,
     ifaces: &Ifaces,
     steer: &Steer,
     shared: &SharedSnapshot,
     queues: u32,
+    state: &mut FlowState,
 ) -> Result<(Workers, Vec<Arc<SyncChannel>>)> {
     let cpus = cfg
         .cpus
@@ -197,6 +209,7 @@ fn start_workers(
             cpu: cpus.get(q as usize % cpus.len().max(1)).copied(),
             pipeline: pipeline.clone(),
             batch: cfg.af_xdp.batch,
+            flow_file: state.open(cfg, q, queues, pipeline.hash_seed),
         };
         let maps = worker_maps(cfg, steer)?;
         let channel = cfg

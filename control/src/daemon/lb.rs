@@ -12,6 +12,7 @@ use xvs_config::{Config, Forwarding, VirtualServer};
 use xvs_dataplane::SharedSnapshot;
 
 use super::drain::{self, Drains, Target};
+use super::flow_state::FlowState;
 use super::ifaces::Ifaces;
 use super::overload::{self, Overload};
 use super::publish::{self, Local};
@@ -51,6 +52,8 @@ pub struct Lb {
     pub sync: Option<SyncLink>,
     /// `fast_path: auto`'s watch over the drivers' counters (None for `xdp` and `off`).
     pub tx_watch: Option<TxWatch>,
+    /// The files the workers' flows outlive this process in.
+    pub state: FlowState,
 }
 
 /// What a reload brings besides the file: computed before anything changes.
@@ -150,6 +153,7 @@ impl Lb {
             }
         }
         let before = self.shared.load_full();
+        self.state.reserve_v6(new);
         self.install(std::sync::Arc::new(snap));
         if let Err(e) = maps.write(&self.steer) {
             // The number stays used: fast-path entries the workers wrote meanwhile carry
@@ -167,6 +171,7 @@ impl Lb {
         }
         self.maps = maps;
         self.registry = registry;
+        self.state.record(&self.registry);
         self.generation += 1;
         self.macs = staged.macs;
         self.health = staged.health;
@@ -414,6 +419,8 @@ impl Lb {
             self.steer.unregister_xsk(q);
         }
         self.workers.stop();
+        // The workers, and their mappings, are gone: a clean stop leaves no flows behind.
+        self.state.remove();
         let xdp = self.steer.counters().ok();
         let fast_in = self.fast_in();
         print!(

@@ -20,6 +20,7 @@
 mod bringup;
 mod command;
 pub mod drain;
+mod flow_state;
 pub mod hostcheck;
 mod ifaces;
 mod lb;

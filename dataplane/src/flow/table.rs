@@ -9,6 +9,7 @@
 use crate::flow::TcpState;
 use crate::hash::mix64;
 use crate::snapshot::DestId;
+use crate::sys::Entries;
 
 /// Entries per bucket of the IPv4 table: 8 × 32 bytes = four cache lines.
 pub const WAYS: usize = 8;
@@ -153,6 +154,7 @@ pub struct Flow<K = FlowKey> {
 }
 
 const _: () = assert!(std::mem::size_of::<Flow>() == 32);
+// Any bytes are a valid entry (`sys::Pod`), so a file's may be read as one.
 // The u128 addresses align an IPv6 entry to 16 bytes: 48 of key, 16 of state.
 const _: () = assert!(std::mem::size_of::<Flow<FlowKey6>>() == 64);
 
@@ -195,7 +197,7 @@ pub struct Slot {
 }
 
 pub struct FlowTable<K: Key = FlowKey> {
-    entries: Box<[Flow<K>]>,
+    entries: Entries<Flow<K>>,
     bucket_mask: usize,
     seed: u64,
     /// Next bucket the incremental sweep looks at.
@@ -207,12 +209,25 @@ impl<K: Key> FlowTable<K> {
     /// buckets). `seed` keys the hash so that clients cannot aim at one bucket.
     pub fn new(capacity: usize, seed: u64) -> Self {
         let buckets = capacity.div_ceil(K::WAYS).max(1).next_power_of_two();
+        FlowTable::in_entries(Entries::on_heap(buckets * K::WAYS), seed)
+    }
+
+    /// A table over `entries` as they are (a recovered file's flows, `state_file`):
+    /// a power-of-two number of whole buckets.
+    pub(crate) fn in_entries(entries: Entries<Flow<K>>, seed: u64) -> Self {
+        let buckets = entries.len() / K::WAYS;
+        debug_assert!(buckets.is_power_of_two() && buckets * K::WAYS == entries.len());
         FlowTable {
-            entries: vec![Flow::default(); buckets * K::WAYS].into_boxed_slice(),
+            entries,
             bucket_mask: buckets - 1,
             seed,
             sweep_cursor: 0,
         }
+    }
+
+    /// Every slot, occupied or not (recovery walks them once at start).
+    pub(crate) fn slots_mut(&mut self) -> &mut [Flow<K>] {
+        &mut self.entries
     }
 
     pub fn buckets(&self) -> usize {

@@ -7,12 +7,13 @@
 //! `track` keeps the flow table, `persist` the persistence templates and scheduling,
 //! `offer` tells the steering program what it may carry (fast path, NAT replies),
 //! `sync` and `synced` are connection sync out and in, `sweep` expires flows, `relay`
-//! recognises the NAT replies XDP hands over. The rewrite itself is `rewrite::forward`.
+//! recognises the NAT replies XDP hands over, `adopt` and `recover` take up what a
+//! killed xvs left (in the fast path's map, in the flow-state file). The rewrite itself is `rewrite::forward`.
 
 use std::sync::Arc;
 
 use crate::counters::WorkerCounters;
-use crate::flow::{FlowKey6, FlowTable, Timeouts};
+use crate::flow::{FlowFile, FlowKey6, FlowTable, Timeouts};
 use crate::nat_conns::NatConnOps;
 use crate::offload::FastOps;
 use crate::packet::Packet;
@@ -28,6 +29,7 @@ mod family;
 mod offer;
 mod parse;
 mod persist;
+mod recover;
 mod relay;
 mod sweep;
 mod sync;
@@ -40,6 +42,7 @@ use family::{FamilyKey, Tables};
 pub use offer::UDP_OFFLOAD_AT;
 pub use parse::Prefetched;
 use parse::{parse, AnyParsed, Early, Parsed};
+pub use recover::Recovered;
 pub use synced::ResyncCursor;
 
 /// What happens to a flow whose real server left the configuration (IPVS's
@@ -103,14 +106,32 @@ pub struct Pipeline {
     /// this batch.
     adopt: Option<AdoptLookup>,
     adopt_budget: u32,
+    /// The state file the tables live in, when they outlive the process.
+    file: Option<Arc<FlowFile>>,
 }
 
 impl Pipeline {
     pub fn new(config: &PipelineConfig, counters: Arc<WorkerCounters>) -> Self {
+        Pipeline::in_file(config, counters, None)
+    }
+
+    /// A pipeline whose tables live in `file` (when given and its regions can be had),
+    /// so that a restarted xvs finds them; else on the heap.
+    pub fn in_file(
+        config: &PipelineConfig,
+        counters: Arc<WorkerCounters>,
+        file: Option<Arc<FlowFile>>,
+    ) -> Self {
+        let from_file = file.as_ref();
         Pipeline {
             tables: Tables {
-                v4: FlowTable::new(config.flow_capacity, config.hash_seed),
-                v6: FlowTable::new(1, config.hash_seed),
+                v4: from_file
+                    .and_then(|f| f.take_table4())
+                    .unwrap_or_else(|| FlowTable::new(config.flow_capacity, config.hash_seed)),
+                v6: from_file
+                    .filter(|f| f.holds_v6())
+                    .and_then(|f| f.take_table6())
+                    .unwrap_or_else(|| FlowTable::new(1, config.hash_seed)),
             },
             flow_capacity: config.flow_capacity,
             hash_seed: config.hash_seed,
@@ -126,6 +147,7 @@ impl Pipeline {
             sync: None,
             adopt: None,
             adopt_budget: 0,
+            file,
         }
     }
 
@@ -170,7 +192,11 @@ impl Pipeline {
         self.adopt_budget = ADOPT_PER_BATCH;
         if self.sched_generation != Some(snap.generation) {
             if snap.has_ipv6() && self.tables.v6.buckets() == 1 {
-                self.tables.v6 = FlowTable::new(self.flow_capacity, self.hash_seed);
+                self.tables.v6 = self
+                    .file
+                    .as_ref()
+                    .and_then(|f| f.take_table6())
+                    .unwrap_or_else(|| FlowTable::new(self.flow_capacity, self.hash_seed));
             }
             self.sched = snap
                 .services

@@ -7,24 +7,7 @@ use std::marker::PhantomData;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::raw::c_void;
 
-use crate::offload::{FastKey, FastKey6, FastValue};
-
-/// Plain data the kernel may copy into and out of a map.
-///
-/// # Safety
-/// Implementors are `repr(C)` with no implicit padding, hold no pointers or references,
-/// and every bit pattern of their size is a valid value.
-pub unsafe trait Pod: Copy + Default {}
-
-// SAFETY: an integer: no padding, every bit pattern valid.
-unsafe impl Pod for u32 {}
-// SAFETY: repr(C) byte arrays and a byte, no implicit padding (sizes asserted in
-// `offload` and against the C layout by xvs-bpf's ABI check); any bytes are valid.
-unsafe impl Pod for FastKey {}
-// SAFETY: as for FastKey.
-unsafe impl Pod for FastKey6 {}
-// SAFETY: repr(C), its padding spelled out as fields; integers and byte arrays only.
-unsafe impl Pod for FastValue {}
+use super::Pod;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MapError {

@@ -1,10 +1,16 @@
 //! Small syscall wrappers the worker needs outside the socket: CPU placement, the
-//! prefetch hint, the clock the steering program reads, and the typed BPF maps
-//! (`bpf_map`).
+//! prefetch hint, the clock the steering program reads, the typed BPF maps (`bpf_map`)
+//! and the shared file mappings the flow tables can live in (`mapped`).
 
 mod bpf_map;
+mod entries;
+mod mapped;
+mod pod;
 
-pub use bpf_map::{Map, MapError, Pod};
+pub use bpf_map::{Map, MapError};
+pub use entries::Entries;
+pub use mapped::MappedFile;
+pub use pod::{bytes_of, bytes_of_mut, Pod};
 
 use std::io;
 
@@ -61,4 +67,29 @@ pub fn monotonic_coarse_ns() -> u64 {
     // SAFETY: `ts` is a valid timespec for the call to fill.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// The effective user id.
+pub fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Allocates `file`'s blocks for `len` bytes from `offset` (fallocate(2), mode 0): writes
+/// there, through a mapping too, cannot then fail for want of space.
+pub fn fallocate(file: &std::fs::File, offset: u64, len: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let (Ok(off), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "range too large",
+        ));
+    };
+    // SAFETY: fallocate(2) on a descriptor `file` keeps open; no memory is passed.
+    let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, off, len) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }

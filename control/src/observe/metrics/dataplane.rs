@@ -140,7 +140,7 @@ fn schedule_failures(o: &mut Out, cfg: &Config, registry: &mut DestRegistry, w: 
 }
 
 /// The counter families per worker.
-const PER_WORKER: [(&str, &str, Read<WorkerCounters>); 15] = [
+const PER_WORKER: [(&str, &str, Read<WorkerCounters>); 16] = [
     ("xvs_worker_rx_packets_total", "Frames received.", |c| {
         c.rx_packets.get()
     }),
@@ -170,6 +170,11 @@ const PER_WORKER: [(&str, &str, Read<WorkerCounters>); 15] = [
         "xvs_flows_adopted_total",
         "Connections a worker took from the fast path's map after a restart over a killed xvs (their packets were forwarded in XDP meanwhile).",
         |c| c.flows_adopted.get(),
+    ),
+    (
+        "xvs_flows_recovered_total",
+        "Connections and persistence templates a worker took up at start from the flow-state file a killed xvs left.",
+        |c| c.flows_recovered.get(),
     ),
     (
         "xvs_flows_rescheduled_total",

@@ -1,0 +1,303 @@
+//! The flow-state file: a worker's tables that outlive the process. What one pipeline
+//! leaves, the next one over the same file recovers; a file written for anything else
+//! is refused with its reason and never read as flows.
+
+#[allow(dead_code)] // only `rr_service` is used here
+mod common;
+
+use std::net::Ipv4Addr;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use xvs_dataplane::fixtures::{self, CLIENT, DIRECTOR_MAC, VIP, VIP_TCP_PORT};
+use xvs_dataplane::flow::{FileSpec, FlowFile, Opened, Refusal};
+use xvs_dataplane::pipeline::Prefetched;
+use xvs_dataplane::snapshot::MAX_DESTS;
+use xvs_dataplane::wire::tcp::{FLAG_ACK, FLAG_SYN};
+use xvs_dataplane::*;
+
+/// A scratch directory, removed when dropped.
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(name: &str) -> Dir {
+        let d = std::env::temp_dir().join(format!("xvs-state-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        Dir(d)
+    }
+
+    fn file(&self) -> PathBuf {
+        self.0.join("q0.flows")
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn spec() -> FileSpec {
+    FileSpec {
+        capacity: 4096,
+        seed: 77,
+        ifindex: 5,
+        queue: 0,
+        queues: 2,
+    }
+}
+
+fn world() -> Snapshot {
+    let dests = vec![Some(Dest {
+        addr: Ipv4Addr::new(10, 0, 0, 11).into(),
+        port: 0,
+        weight: 1,
+        mac: Some([0x02, 0, 0, 0, 1, 0]),
+    })];
+    let svc = common::rr_service(VIP_TCP_PORT, 6, Forwarding::Dr);
+    let mut snap = Snapshot::new(3, DIRECTOR_MAC, vec![svc], dests).unwrap();
+    snap.local_addr = Ipv4Addr::new(10, 0, 0, 2);
+    snap.mtu = 1500;
+    snap
+}
+
+fn pipeline_in(file: Arc<FlowFile>) -> Pipeline {
+    let cfg = PipelineConfig {
+        flow_capacity: 4096,
+        ..PipelineConfig::default()
+    };
+    Pipeline::in_file(&cfg, Arc::new(WorkerCounters::new(MAX_DESTS)), Some(file))
+}
+
+fn send(p: &mut Pipeline, snap: &Snapshot, sport: u16, flags: u8, now: u32) -> Verdict {
+    p.prepare(snap);
+    let frame = fixtures::tcp_frame(CLIENT, sport, VIP, VIP_TCP_PORT, flags, b"");
+    let mut buf = vec![0u8; 256 + frame.len()];
+    buf[256..].copy_from_slice(&frame);
+    let mut pkt = xvs_dataplane::packet::Packet::new(&mut buf, 256, frame.len()).unwrap();
+    p.process_packet(snap, now, &mut pkt, Prefetched::NONE)
+}
+
+fn open(path: &std::path::Path, spec: &FileSpec) -> (Arc<FlowFile>, Opened) {
+    let (f, opened) = FlowFile::open(path, spec).unwrap();
+    (Arc::new(f), opened)
+}
+
+#[test]
+fn a_pipelines_connections_are_recovered_by_the_next_one_over_the_same_file() {
+    let dir = Dir::new("recover");
+    let snap = world();
+    let (file, opened) = open(&dir.file(), &spec());
+    assert_eq!(opened, Opened::Fresh);
+    let (seed, epoch) = (file.seed(), file.epoch_ns());
+    let mut p = pipeline_in(file);
+    for sport in 40000..40010 {
+        assert_eq!(send(&mut p, &snap, sport, FLAG_SYN, 10), Verdict::Tx);
+        assert_eq!(send(&mut p, &snap, sport, FLAG_ACK, 10), Verdict::Tx);
+    }
+    // An unknown connection's ACK is not taken for one (only a SYN opens a flow).
+    assert_ne!(send(&mut p, &snap, 50000, FLAG_ACK, 10), Verdict::Tx);
+    drop(p);
+
+    let (file, opened) = open(&dir.file(), &spec());
+    assert_eq!(opened, Opened::Recovered);
+    assert_eq!(
+        (file.seed(), file.epoch_ns()),
+        (seed, epoch),
+        "the clock and hash carry on"
+    );
+    let mut p = pipeline_in(file);
+    let r = p.recover(20);
+    assert_eq!((r.flows, r.cleared), (10, 0));
+    let c = &p.counters().dests[0];
+    assert_eq!((c.active.get(), c.inactive.get()), (10, 0));
+    assert_eq!(p.counters().flows_recovered.get(), 10);
+    for sport in 40000..40010 {
+        assert_eq!(
+            send(&mut p, &snap, sport, FLAG_ACK, 20),
+            Verdict::Tx,
+            "{sport}"
+        );
+    }
+    assert_eq!(p.counters().flows_created.get(), 0, "none opened anew");
+}
+
+#[test]
+fn entries_no_process_could_have_written_are_cleared_not_used() {
+    let dir = Dir::new("garbage");
+    let snap = world();
+    let (file, _) = open(&dir.file(), &spec());
+    let mut p = pipeline_in(file);
+    assert_eq!(send(&mut p, &snap, 40000, FLAG_SYN, 10), Verdict::Tx);
+    drop(p);
+    // Two slots of the IPv4 region written by hand: a real-server id past any this
+    // process has gauges for, and a state byte that is no TCP state.
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.file())
+        .unwrap();
+    let mut bad = [0u8; 32];
+    bad[0..4].copy_from_slice(&[10, 9, 9, 9]);
+    bad[16..20].copy_from_slice(&u32::MAX.to_ne_bytes()); // dest
+    bad[20..24].copy_from_slice(&1000u32.to_ne_bytes()); // expires
+    let slot = |i: u64| 4096 + 32 * (4096 * 8 / 8 - 1 - i);
+    f.write_all_at(&bad, slot(0)).unwrap();
+    bad[16..20].copy_from_slice(&0u32.to_ne_bytes());
+    bad[28] = 200; // state
+    f.write_all_at(&bad, slot(1)).unwrap();
+    drop(f);
+
+    let (file, opened) = open(&dir.file(), &spec());
+    assert_eq!(opened, Opened::Recovered);
+    let mut p = pipeline_in(file);
+    let r = p.recover(20);
+    assert_eq!((r.flows, r.cleared), (1, 2));
+    assert_eq!(p.flows().count_live(20), 1);
+}
+
+#[test]
+fn a_file_for_anything_else_is_refused_with_its_reason_and_started_afresh() {
+    let dir = Dir::new("refuse");
+    let path = dir.file();
+    let leave = |s: &FileSpec| {
+        let (file, _) = open(&path, s);
+        let mut p = pipeline_in(file);
+        assert_eq!(send(&mut p, &world(), 40000, FLAG_SYN, 10), Verdict::Tx);
+    };
+    let cases: Vec<(FileSpec, Refusal)> = vec![
+        (
+            FileSpec { queue: 1, ..spec() },
+            Refusal::Interface {
+                ifindex: 5,
+                queue: 0,
+            },
+        ),
+        (
+            FileSpec {
+                ifindex: 6,
+                ..spec()
+            },
+            Refusal::Interface {
+                ifindex: 5,
+                queue: 0,
+            },
+        ),
+        (
+            FileSpec {
+                queues: 3,
+                ..spec()
+            },
+            Refusal::Workers(2, 3),
+        ),
+        (
+            FileSpec {
+                capacity: 8192,
+                ..spec()
+            },
+            Refusal::Capacity,
+        ),
+    ];
+    for (other, why) in cases {
+        leave(&spec());
+        let (file, opened) = open(&path, &other);
+        assert_eq!(opened, Opened::Replaced(why), "{other:?}");
+        let mut p = pipeline_in(file);
+        assert_eq!(p.recover(20).flows, 0);
+        assert_eq!(
+            p.flows().count_live(20),
+            0,
+            "nothing of the old file is read"
+        );
+        std::fs::remove_file(&path).unwrap();
+    }
+}
+
+#[test]
+fn a_truncated_foreign_or_other_layout_file_is_refused() {
+    let dir = Dir::new("layout");
+    let path = dir.file();
+    let fresh = || {
+        let _ = std::fs::remove_file(&path);
+        drop(open(&path, &spec()));
+    };
+    fresh();
+    let len = std::fs::metadata(&path).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(len - 4096)
+        .unwrap();
+    assert_eq!(
+        open(&path, &spec()).1,
+        Opened::Replaced(Refusal::Truncated {
+            got: len - 4096,
+            want: len
+        })
+    );
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), len, "remade whole");
+
+    std::fs::write(&path, b"short").unwrap();
+    assert!(matches!(
+        open(&path, &spec()).1,
+        Opened::Replaced(Refusal::Truncated { got: 5, .. })
+    ));
+
+    std::fs::write(&path, vec![0xa5u8; 8192]).unwrap();
+    assert_eq!(open(&path, &spec()).1, Opened::Replaced(Refusal::Magic));
+
+    fresh();
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.write_all_at(&99u32.to_ne_bytes(), 8).unwrap(); // layout
+    drop(f);
+    assert_eq!(
+        open(&path, &spec()).1,
+        Opened::Replaced(Refusal::Layout(99))
+    );
+
+    fresh();
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.write_all_at(&[0x11; 16], 8 + 4 * 6 + 8 * 4).unwrap(); // boot id
+    drop(f);
+    assert_eq!(open(&path, &spec()).1, Opened::Replaced(Refusal::Boot));
+}
+
+#[test]
+fn a_link_in_place_of_the_file_is_not_followed_nor_a_hard_link_written() {
+    let dir = Dir::new("links");
+    let target = dir.0.join("target");
+    std::fs::write(&target, b"keep").unwrap();
+    std::os::unix::fs::symlink(&target, dir.file()).unwrap();
+    assert!(FlowFile::open(&dir.file(), &spec()).is_err());
+    std::fs::remove_file(dir.file()).unwrap();
+    std::fs::hard_link(&target, dir.file()).unwrap();
+    let e = FlowFile::open(&dir.file(), &spec())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("one link"), "{e}");
+    assert_eq!(std::fs::read(&target).unwrap(), b"keep");
+}
+
+#[test]
+fn each_region_is_handed_out_once_and_ipv6s_only_once_reserved() {
+    let dir = Dir::new("once");
+    let (file, _) = open(&dir.file(), &spec());
+    assert!(file.take_table4().is_some());
+    assert!(
+        file.take_table4().is_none(),
+        "a second table over it would alias"
+    );
+    assert!(file.take_table6().is_none(), "not reserved yet");
+    file.reserve_v6().unwrap();
+    assert!(file.take_table6().is_some());
+    assert!(file.take_table6().is_none());
+    drop(file);
+    let (file, opened) = open(&dir.file(), &spec());
+    assert_eq!(opened, Opened::Recovered);
+    assert!(
+        file.holds_v6(),
+        "the IPv6 region is used, so it is recovered"
+    );
+}
