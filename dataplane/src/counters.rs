@@ -99,6 +99,9 @@ pub struct WorkerCounters {
     /// Connections and templates taken up from the flow-state file a killed xvs left
     /// (`pipeline/recover.rs`).
     pub flows_recovered: Counter,
+    /// Entries of that file cleared instead: expired, or naming a service or real server
+    /// this process does not have.
+    pub flows_recovery_cleared: Counter,
     pub flows_expired: Counter,
     /// ICMP fragmentation-needed (ICMPv6 Packet Too Big over IPv6) sent to clients: TUN
     /// packets above the path MTU.
@@ -141,6 +144,7 @@ impl WorkerCounters {
             flows_rescheduled: Counter::default(),
             flows_adopted: Counter::default(),
             flows_recovered: Counter::default(),
+            flows_recovery_cleared: Counter::default(),
             flows_expired: Counter::default(),
             icmp_frag_needed: Counter::default(),
             fast_path_failed: Counter::default(),

@@ -108,7 +108,7 @@ impl Worker {
             .map_or_else(crate::sys::monotonic_coarse_ns, |f| f.epoch_ns());
         let since = crate::sys::monotonic_coarse_ns().saturating_sub(epoch_ns);
         let now = Instant::now();
-        Worker {
+        let mut w = Worker {
             xsk,
             internal: None,
             internal_outstanding: 0,
@@ -127,7 +127,11 @@ impl Worker {
             epoch_ns,
             resync: ResyncCursor::default(),
             recovering: config.flow_file.as_ref().is_some_and(|f| f.recovered()),
-        }
+        };
+        // A recovered file's clock started long ago: the sweep starts where it stands,
+        // not with a backlog of every period since.
+        w.swept = w.sweep_due(w.epoch.elapsed());
+        w
     }
 
     /// Sends this worker's flows to connection sync and installs the peers', through
@@ -243,7 +247,8 @@ impl Worker {
     pub fn run(&mut self) {
         if self.recovering {
             self.recovering = false;
-            self.pipeline.recover(self.now());
+            let snap = self.snapshot.load_full();
+            self.pipeline.recover(&snap, self.now());
         }
         while !self.stop.load(Ordering::Relaxed) {
             self.pipeline.counters().turns.inc();
@@ -280,11 +285,16 @@ impl Worker {
         }
     }
 
+    /// Buckets the sweep should have visited `elapsed` after the epoch.
+    fn sweep_due(&self, elapsed: Duration) -> u64 {
+        let buckets = self.pipeline.flows().buckets() as u64;
+        (elapsed.as_millis() as u64).saturating_mul(buckets) / SWEEP_PERIOD_MS
+    }
+
     /// Reclaims expired flows at the pace of the clock (see `SWEEP_PERIOD_MS`).
     fn sweep(&mut self) {
         let elapsed = self.epoch.elapsed();
-        let buckets = self.pipeline.flows().buckets() as u64;
-        let due = (elapsed.as_millis() as u64).saturating_mul(buckets) / SWEEP_PERIOD_MS;
+        let due = self.sweep_due(elapsed);
         let n = due.saturating_sub(self.swept).min(SWEEP_MAX_BUCKETS);
         if n > 0 {
             let now = elapsed.as_secs() as u32 + 1;

@@ -49,15 +49,23 @@ fn spec() -> FileSpec {
     }
 }
 
+/// Another service on the VIP, over real server 1 only.
+const OTHER_PORT: u16 = 8443;
+
 fn world() -> Snapshot {
-    let dests = vec![Some(Dest {
-        addr: Ipv4Addr::new(10, 0, 0, 11).into(),
-        port: 0,
-        weight: 1,
-        mac: Some([0x02, 0, 0, 0, 1, 0]),
-    })];
+    let dest = |i: u8| {
+        Some(Dest {
+            addr: Ipv4Addr::new(10, 0, 0, 11 + i).into(),
+            port: 0,
+            weight: 1,
+            mac: Some([0x02, 0, 0, 0, 1, i]),
+        })
+    };
     let svc = common::rr_service(VIP_TCP_PORT, 6, Forwarding::Dr);
-    let mut snap = Snapshot::new(3, DIRECTOR_MAC, vec![svc], dests).unwrap();
+    let mut other = common::rr_service(OTHER_PORT, 6, Forwarding::Dr);
+    other.dests = vec![1];
+    let mut snap =
+        Snapshot::new(3, DIRECTOR_MAC, vec![svc, other], vec![dest(0), dest(1)]).unwrap();
     snap.local_addr = Ipv4Addr::new(10, 0, 0, 2);
     snap.mtu = 1500;
     snap
@@ -109,7 +117,7 @@ fn a_pipelines_connections_are_recovered_by_the_next_one_over_the_same_file() {
         "the clock and hash carry on"
     );
     let mut p = pipeline_in(file);
-    let r = p.recover(20);
+    let r = p.recover(&world(), 20);
     assert_eq!((r.flows, r.cleared), (10, 0));
     let c = &p.counters().dests[0];
     assert_eq!((c.active.get(), c.inactive.get()), (10, 0));
@@ -124,6 +132,20 @@ fn a_pipelines_connections_are_recovered_by_the_next_one_over_the_same_file() {
     assert_eq!(p.counters().flows_created.get(), 0, "none opened anew");
 }
 
+/// An entry's bytes as the IPv4 table lays them out (`Flow<FlowKey>`, 32 bytes).
+fn entry(sport: u16, dport: u16, dest: u32, state: u8) -> [u8; 32] {
+    let mut b = [0u8; 32];
+    b[0..4].copy_from_slice(&u32::from(CLIENT).to_ne_bytes());
+    b[4..8].copy_from_slice(&u32::from(VIP).to_ne_bytes());
+    b[8..10].copy_from_slice(&sport.to_ne_bytes());
+    b[10..12].copy_from_slice(&dport.to_ne_bytes());
+    b[12] = 6;
+    b[16..20].copy_from_slice(&dest.to_ne_bytes());
+    b[20..24].copy_from_slice(&1000u32.to_ne_bytes()); // expires
+    b[28] = state;
+    b
+}
+
 #[test]
 fn entries_no_process_could_have_written_are_cleared_not_used() {
     let dir = Dir::new("garbage");
@@ -132,29 +154,55 @@ fn entries_no_process_could_have_written_are_cleared_not_used() {
     let mut p = pipeline_in(file);
     assert_eq!(send(&mut p, &snap, 40000, FLAG_SYN, 10), Verdict::Tx);
     drop(p);
-    // Two slots of the IPv4 region written by hand: a real-server id past any this
-    // process has gauges for, and a state byte that is no TCP state.
+    // Slots at the end of the IPv4 region written by hand (the one real flow is
+    // elsewhere: its bucket is found, not assumed).
     let f = std::fs::OpenOptions::new()
         .write(true)
         .open(dir.file())
         .unwrap();
-    let mut bad = [0u8; 32];
-    bad[0..4].copy_from_slice(&[10, 9, 9, 9]);
-    bad[16..20].copy_from_slice(&u32::MAX.to_ne_bytes()); // dest
-    bad[20..24].copy_from_slice(&1000u32.to_ne_bytes()); // expires
-    let slot = |i: u64| 4096 + 32 * (4096 * 8 / 8 - 1 - i);
-    f.write_all_at(&bad, slot(0)).unwrap();
-    bad[16..20].copy_from_slice(&0u32.to_ne_bytes());
-    bad[28] = 200; // state
-    f.write_all_at(&bad, slot(1)).unwrap();
+    let established = 1;
+    let bad = [
+        // A real-server id past any this process has gauges for.
+        entry(1, VIP_TCP_PORT, u32::MAX, established),
+        // A state byte that is no TCP state.
+        entry(2, VIP_TCP_PORT, 0, 200),
+        // Another service's real server: recovered, it would send this service's
+        // packets to a backend of another.
+        entry(3, VIP_TCP_PORT, 1, established),
+        // A destination no service of this snapshot has.
+        entry(4, 9999, 0, established),
+    ];
+    let last = 4096 + 32 * (4096 - 1);
+    for (i, e) in bad.iter().enumerate() {
+        f.write_all_at(e, last - 32 * i as u64).unwrap();
+    }
+    // The same real server, by its own service: kept.
+    f.write_all_at(&entry(5, OTHER_PORT, 1, established), last - 32 * 4)
+        .unwrap();
     drop(f);
 
     let (file, opened) = open(&dir.file(), &spec());
     assert_eq!(opened, Opened::Recovered);
     let mut p = pipeline_in(file);
-    let r = p.recover(20);
-    assert_eq!((r.flows, r.cleared), (1, 2));
-    assert_eq!(p.flows().count_live(20), 1);
+    let r = p.recover(&snap, 20);
+    assert_eq!((r.flows, r.cleared), (2, 4));
+    assert_eq!(p.flows().count_live(20), 2);
+    assert_eq!(p.counters().flows_recovery_cleared.get(), 4);
+    assert_eq!(p.counters().dests[1].active.get(), 1);
+}
+
+#[test]
+fn a_crash_loop_is_not_fed_the_same_flows_again() {
+    let dir = Dir::new("loop");
+    drop(open(&dir.file(), &spec()));
+    for _ in 0..xvs_dataplane::flow::state_file::CRASH_LOOP {
+        assert_eq!(open(&dir.file(), &spec()).1, Opened::Recovered);
+    }
+    assert_eq!(
+        open(&dir.file(), &spec()).1,
+        Opened::Replaced(Refusal::CrashLoop(3))
+    );
+    assert_eq!(open(&dir.file(), &spec()).1, Opened::Recovered, "afresh");
 }
 
 #[test]
@@ -204,7 +252,7 @@ fn a_file_for_anything_else_is_refused_with_its_reason_and_started_afresh() {
         let (file, opened) = open(&path, &other);
         assert_eq!(opened, Opened::Replaced(why), "{other:?}");
         let mut p = pipeline_in(file);
-        assert_eq!(p.recover(20).flows, 0);
+        assert_eq!(p.recover(&world(), 20).flows, 0);
         assert_eq!(
             p.flows().count_live(20),
             0,

@@ -26,6 +26,30 @@ fn run(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A `spelling-error-in-binary` hint whose "word" is no text of xvs's: lintian reads
+/// any run of four letters in the machine code as one ("thIk" for "think"), and which
+/// runs there are changes with every build. A misspelling in a message xvs prints is in
+/// its sources, so it is still reported.
+fn machine_code_noise(line: &str) -> bool {
+    let Some(rest) = line.strip_prefix("I: xvs: spelling-error-in-binary ") else {
+        return false;
+    };
+    let word = rest.split(' ').next().unwrap_or("");
+    let found = Command::new("grep")
+        .args([
+            "-rqF",
+            "--include=*.rs",
+            "--include=*.c",
+            "--include=*.h",
+            word,
+        ])
+        .args(["control", "dataplane", "config", "bpf"])
+        .current_dir(repo())
+        .status()
+        .is_ok_and(|s| s.success());
+    !word.is_empty() && !found
+}
+
 /// The chroot, removed however the test ends.
 struct Chroot(PathBuf);
 
@@ -105,6 +129,7 @@ fn the_package_builds_is_lintian_clean_and_installs_on_a_clean_debian() {
         .lines()
         .chain(String::from_utf8_lossy(&lint.stderr).lines())
         .filter(|l| !l.contains("running with root privileges"))
+        .filter(|l| !machine_code_noise(l))
         .map(str::to_string)
         .collect();
     assert!(

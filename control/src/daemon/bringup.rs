@@ -49,9 +49,10 @@ impl Lb {
         } = first_snapshot(cfg, ifaces, generation, state.registry(cfg))?;
         let (mut steer, maps) =
             load_steering(cfg, ifaces, generation, local, &mut registry, &takeover)?;
+        // Before any worker reads the first snapshot: what its flows name is on file.
+        state.record(cfg, &registry);
         let queues = attach(&mut steer, cfg, ifaces)?;
         let (workers, channels) = start_workers(cfg, ifaces, &steer, &shared, queues, &mut state)?;
-        state.record(&registry);
         log_running(path, cfg, queues);
         let tx_watch = tx_watch(cfg, ifaces);
         Ok(Lb {
@@ -203,6 +204,7 @@ fn start_workers(
     let mut workers = Workers::new();
     let mut channels = Vec::new();
     let pipeline = translate::pipeline(cfg, random::seed());
+    state.prune(queues);
     for q in 0..queues {
         let wc = WorkerConfig {
             queue: q,

@@ -14,6 +14,7 @@ use std::net::IpAddr;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use tracing::{info, warn};
@@ -24,7 +25,8 @@ use xvs_dataplane::snapshot::{DestId, ServiceKey, MAX_DESTS};
 use crate::control_socket::interface_state_path;
 use crate::ids::{DestKey, DestRegistry};
 
-/// The first line of the ids file: what wrote it.
+/// The first line of the ids file: what wrote it (then ` hold=SECONDS`: how long an id
+/// that left the configuration may still be named by a flow or template).
 const IDS_HEADER: &str = "xvs-dest-ids 1";
 /// More than any ids file xvs writes (MAX_DESTS lines of at most ~110 bytes).
 const IDS_MAX_BYTES: u64 = 16 << 20;
@@ -35,6 +37,11 @@ pub struct FlowState {
     /// Each queue's flow file, as opened (`None`: that queue's tables are on the heap).
     files: Vec<Option<Arc<FlowFile>>>,
     used: bool,
+    /// The last process's ids were read: only then are its flows recovered (they name
+    /// real servers by those ids).
+    ids_read: bool,
+    /// How long the last process said its retired ids must be held, at least.
+    hold: Duration,
 }
 
 impl FlowState {
@@ -54,28 +61,59 @@ impl FlowState {
             ifindex,
             files: Vec::new(),
             used,
+            ids_read: false,
+            hold: Duration::ZERO,
         }
     }
 
     /// A registry that gives each real server the id the last process gave it (from its
     /// ids file), so that recovered flows name the same servers; empty without one.
-    pub fn registry(&self, cfg: &Config) -> DestRegistry {
+    pub fn registry(&mut self, cfg: &Config) -> DestRegistry {
         let path = self.ids_path();
         if !self.used || !path.exists() {
             return DestRegistry::default();
         }
         match read_ids(&path) {
-            Ok(ids) => {
+            Ok((ids, hold_then)) => {
                 info!(
                     "{} real-server ids taken from {}",
                     ids.len(),
                     path.display()
                 );
-                DestRegistry::restored(ids, hold(cfg))
+                self.ids_read = true;
+                self.hold = hold_then.max(hold(cfg));
+                DestRegistry::restored(ids, self.hold)
             }
             Err(e) => {
-                warn!("{} not used ({e:#}): recovered flows may name other real servers' ids, and are cleared where they name none", path.display());
+                warn!("{} not used ({e:#}): the flows the last process left are not recovered (they name real servers by its ids)", path.display());
                 DestRegistry::default()
+            }
+        }
+    }
+
+    /// Removes the flow files of queues this start does not have (fewer workers than
+    /// the last): their memory would otherwise stay taken until the host reboots.
+    pub fn prune(&self, queues: u32) {
+        if !self.used {
+            return;
+        }
+        let prefix = interface_state_path(self.ifindex, "q");
+        let (Some(dir), Some(stem)) = (prefix.parent(), prefix.file_name()) else {
+            return;
+        };
+        let stem = stem.to_string_lossy().into_owned();
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let queue = name
+                .strip_prefix(&stem)
+                .and_then(|r| r.strip_suffix(".flows"))
+                .and_then(|q| q.parse::<u32>().ok());
+            if queue.is_some_and(|q| q >= queues) {
+                info!("removing {name}: no worker of this start has its queue");
+                let _ = std::fs::remove_file(e.path());
             }
         }
     }
@@ -92,6 +130,10 @@ impl FlowState {
             return None;
         }
         let path = interface_state_path(self.ifindex, &format!("q{queue}.flows"));
+        if !self.ids_read && path.exists() {
+            info!("queue {queue}: the flows in {} are not recovered: the real servers' ids they name were not read", path.display());
+            let _ = std::fs::remove_file(&path);
+        }
         let spec = FileSpec {
             capacity: cfg.flow_table_size,
             seed,
@@ -133,13 +175,14 @@ impl FlowState {
         }
     }
 
-    /// Writes the real servers' ids for the next process (after each change of them).
-    pub fn record(&self, registry: &DestRegistry) {
+    /// Writes the real servers' ids for the next process: before a snapshot that may
+    /// name new ones is published, so a flow never names an id the file lacks.
+    pub fn record(&self, cfg: &Config, registry: &DestRegistry) {
         if !self.used {
             return;
         }
         let path = self.ids_path();
-        if let Err(e) = write_ids(&path, registry) {
+        if let Err(e) = write_ids(&path, registry, self.hold.max(hold(cfg))) {
             warn!(
                 "writing {}: {e:#}; a restart may not recover every flow",
                 path.display()
@@ -170,7 +213,7 @@ impl FlowState {
 
 /// How long an id the last process gave a real server that is no longer configured
 /// stays its own: long enough for any recovered flow or template to end.
-fn hold(cfg: &Config) -> std::time::Duration {
+fn hold(cfg: &Config) -> Duration {
     let t = &cfg.timeouts;
     let persistence = cfg
         .virtual_servers
@@ -178,7 +221,7 @@ fn hold(cfg: &Config) -> std::time::Duration {
         .filter_map(|v| v.persistence.map(|p| p.timeout))
         .max()
         .unwrap_or(0);
-    std::time::Duration::from_secs(u64::from(t.tcp.max(t.tcpfin).max(t.udp).max(persistence)))
+    Duration::from_secs(u64::from(t.tcp.max(t.tcpfin).max(t.udp).max(persistence)))
 }
 
 /// `dir` is a directory of this user that no one else may write in.
@@ -195,8 +238,8 @@ fn private_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn write_ids(path: &Path, registry: &DestRegistry) -> Result<()> {
-    let mut text = format!("{IDS_HEADER}\n");
+fn write_ids(path: &Path, registry: &DestRegistry, hold: Duration) -> Result<()> {
+    let mut text = format!("{IDS_HEADER} hold={}\n", hold.as_secs());
     for (k, id) in registry.every() {
         let s = &k.service;
         let _ = writeln!(
@@ -220,10 +263,11 @@ fn write_ids(path: &Path, registry: &DestRegistry) -> Result<()> {
 
 /// The ids a file lists; any line that does not parse, an id out of range or given
 /// twice, or a real server listed twice refuses the whole file.
-fn read_ids(path: &Path) -> Result<Vec<(DestKey, DestId)>> {
+fn read_ids(path: &Path) -> Result<(Vec<(DestKey, DestId)>, Duration)> {
     let f = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        // Not through a link; and a FIFO put there does not hold the start up.
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
         .open(path)?;
     let m = f.metadata()?;
     if !m.is_file() || m.uid() != xvs_dataplane::sys::euid() || m.len() > IDS_MAX_BYTES {
@@ -233,11 +277,14 @@ fn read_ids(path: &Path) -> Result<Vec<(DestKey, DestId)>> {
     parse_ids(&text)
 }
 
-pub(crate) fn parse_ids(text: &str) -> Result<Vec<(DestKey, DestId)>> {
+pub(crate) fn parse_ids(text: &str) -> Result<(Vec<(DestKey, DestId)>, Duration)> {
     let mut lines = text.lines();
-    if lines.next() != Some(IDS_HEADER) {
-        bail!("it does not start with `{IDS_HEADER}`");
-    }
+    let hold = lines
+        .next()
+        .and_then(|l| l.strip_prefix(IDS_HEADER))
+        .and_then(|l| l.strip_prefix(" hold="))
+        .and_then(|h| h.parse::<u32>().ok())
+        .with_context(|| format!("it does not start with `{IDS_HEADER} hold=SECONDS`"))?;
     let (mut ids, mut keys, mut out) = (HashSet::new(), HashSet::new(), Vec::new());
     for (n, line) in lines.enumerate() {
         let (key, id) = parse_line(line).with_context(|| format!("line {}: `{line}`", n + 2))?;
@@ -246,7 +293,7 @@ pub(crate) fn parse_ids(text: &str) -> Result<Vec<(DestKey, DestId)>> {
         }
         out.push((key, id));
     }
-    Ok(out)
+    Ok((out, Duration::from_secs(u64::from(hold))))
 }
 
 fn parse_line(line: &str) -> Result<(DestKey, DestId)> {
@@ -274,19 +321,22 @@ mod tests {
     #[test]
     fn ids_are_read_back_as_written_and_bad_files_refused_whole() {
         let good =
-            "xvs-dest-ids 1\n0 6 10.0.0.100 80 10.1.0.1 80\n3 17 2001:db8::1 0 2001:db8::11 53\n";
-        let ids = parse_ids(good).unwrap();
+            "xvs-dest-ids 1 hold=900\n0 6 10.0.0.100 80 10.1.0.1 80\n3 17 2001:db8::1 0 2001:db8::11 53\n";
+        let (ids, hold) = parse_ids(good).unwrap();
+        assert_eq!(hold, Duration::from_secs(900));
         assert_eq!(ids.len(), 2);
         assert_eq!(ids[1].1, 3);
         assert_eq!(ids[1].0.addr, "2001:db8::11".parse::<IpAddr>().unwrap());
         for bad in [
             "",
-            "xvs-dest-ids 2\n",
-            "xvs-dest-ids 1\n0 6 10.0.0.100 80 10.1.0.1\n",
-            "xvs-dest-ids 1\n0 6 10.0.0.100 80 10.1.0.1 80\n0 6 10.0.0.100 80 10.1.0.2 80\n",
-            "xvs-dest-ids 1\n0 6 10.0.0.100 80 10.1.0.1 80\n1 6 10.0.0.100 80 10.1.0.1 80\n",
-            "xvs-dest-ids 1\n99999999 6 10.0.0.100 80 10.1.0.1 80\n",
-            "xvs-dest-ids 1\n0 6 10.0.0.100 80 10.1.0.1 99999\n",
+            "xvs-dest-ids 1\n",
+            "xvs-dest-ids 1 hold=-1\n",
+            "xvs-dest-ids 2 hold=1\n",
+            "xvs-dest-ids 1 hold=1\n0 6 10.0.0.100 80 10.1.0.1\n",
+            "xvs-dest-ids 1 hold=1\n0 6 10.0.0.100 80 10.1.0.1 80\n0 6 10.0.0.100 80 10.1.0.2 80\n",
+            "xvs-dest-ids 1 hold=1\n0 6 10.0.0.100 80 10.1.0.1 80\n1 6 10.0.0.100 80 10.1.0.1 80\n",
+            "xvs-dest-ids 1 hold=1\n99999999 6 10.0.0.100 80 10.1.0.1 80\n",
+            "xvs-dest-ids 1 hold=1\n0 6 10.0.0.100 80 10.1.0.1 99999\n",
         ] {
             assert!(parse_ids(bad).is_err(), "{bad:?}");
         }

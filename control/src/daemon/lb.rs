@@ -154,8 +154,10 @@ impl Lb {
         }
         let before = self.shared.load_full();
         self.state.reserve_v6(new);
+        self.state.record(new, &registry);
         self.install(std::sync::Arc::new(snap));
         if let Err(e) = maps.write(&self.steer) {
+            self.state.record(old, &self.registry);
             // The number stays used: fast-path entries the workers wrote meanwhile carry
             // it and must never look current again.
             self.generation += 1;
@@ -171,7 +173,6 @@ impl Lb {
         }
         self.maps = maps;
         self.registry = registry;
-        self.state.record(&self.registry);
         self.generation += 1;
         self.macs = staged.macs;
         self.health = staged.health;

@@ -27,6 +27,9 @@ pub const LAYOUT: u32 = 1;
 const MAGIC: [u8; 8] = *b"XVSFLOWS";
 const HEADER_LEN: usize = 4096;
 const PAGE: usize = 4096;
+/// Recoveries within `CRASH_WINDOW_SECS` after which a file is started afresh.
+pub const CRASH_LOOP: u32 = 3;
+pub const CRASH_WINDOW_SECS: u64 = 60;
 
 /// What the file is for: a file written for anything else is not recovered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,6 +66,11 @@ pub(crate) struct Header {
     /// 1 once the IPv6 table was handed out: its region holds flows.
     v6_used: u32,
     file_len: u64,
+    /// Recoveries since `recovered_since_ns`: a crash loop is not fed the same flows
+    /// again and again (`CRASH_LOOP`).
+    recoveries: u32,
+    _pad: u32,
+    recovered_since_ns: u64,
 }
 
 const _: () = assert!(std::mem::size_of::<Header>() <= HEADER_LEN);
@@ -84,8 +92,12 @@ pub enum Refusal {
     Workers(u32, u32),
     #[error("it was written for another flow_table_size")]
     Capacity,
-    #[error("it was written before the host's last boot")]
+    #[error("it was written before the host's last boot (or the boot id cannot be read)")]
     Boot,
+    #[error("it was recovered {0} times within {CRASH_WINDOW_SECS} s: a crash loop is not fed the same flows again")]
+    CrashLoop(u32),
+    #[error("its IPv6 flows no longer fit ({0})")]
+    NoRoom6(String),
     #[error("its clock is ahead of this host's")]
     Clock,
 }
@@ -105,6 +117,13 @@ pub enum StateFileError {
     },
     #[error("cannot map {path}: {source}")]
     Map { path: String, source: io::Error },
+    #[error("{path} would take {need} bytes of its file system's {avail} free of {total}, leaving less than a quarter of it free (make the file system larger, or flow_table_size smaller)")]
+    Space {
+        path: String,
+        need: u64,
+        avail: u64,
+        total: u64,
+    },
 }
 
 /// How `FlowFile::open` found the file.
@@ -171,53 +190,44 @@ impl FlowFile {
     /// header matches, else starts it afresh and says why.
     pub fn open(path: &Path, spec: &FileSpec) -> Result<(FlowFile, Opened), StateFileError> {
         let name = || path.display().to_string();
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(path)
-            .map_err(|source| StateFileError::Open {
-                path: name(),
-                source,
-            })?;
-        let meta = file.metadata().map_err(|source| StateFileError::Open {
-            path: name(),
-            source,
-        })?;
-        if !meta.is_file() || meta.uid() != crate::sys::euid() || meta.nlink() != 1 {
-            return Err(StateFileError::Unsafe { path: name() });
-        }
+        let file = open_private(path)?;
         let geo = Geometry::of(spec.capacity);
-        let opened = match meta.len() {
-            0 => Opened::Fresh,
-            got => match check(&file, got, spec, &geo) {
-                Ok(()) => Opened::Recovered,
-                Err(why) => Opened::Replaced(why),
-            },
+        let opened = match settle(&file, spec, &geo) {
+            Ok(opened) => opened,
+            Err(source) => {
+                return Err(forget(
+                    &file,
+                    StateFileError::Open {
+                        path: name(),
+                        source,
+                    },
+                ))
+            }
         };
-        if opened != Opened::Recovered {
-            fresh_header(&file, spec, &geo).map_err(|source| StateFileError::Open {
+        let recovered = opened == Opened::Recovered;
+        let mapped = room(&file, geo.off6 as u64)
+            .map_err(|(need, avail, total)| StateFileError::Space {
                 path: name(),
-                source,
-            })?;
-        }
-        let header = read_header(&file).map_err(|source| StateFileError::Open {
-            path: name(),
-            source,
-        })?;
-        reserve(&file, 0, geo.off6).map_err(|source| StateFileError::Reserve {
-            path: name(),
-            bytes: geo.off6 as u64,
-            source,
-        })?;
-        let map = MappedFile::map(&file, geo.len).map_err(|source| StateFileError::Map {
-            path: name(),
-            source,
-        })?;
+                need,
+                avail,
+                total,
+            })
+            .and_then(|()| {
+                reserve(&file, 0, geo.off6).map_err(|source| StateFileError::Reserve {
+                    path: name(),
+                    bytes: geo.off6 as u64,
+                    source,
+                })
+            })
+            .and_then(|()| {
+                MappedFile::map(&file, geo.len).map_err(|source| StateFileError::Map {
+                    path: name(),
+                    source,
+                })
+            });
+        let map = mapped.map_err(|e| forget(&file, e))?;
         map.populate(HEADER_LEN, geo.off6 - HEADER_LEN);
+        let header: Header = map.read(0).unwrap_or_default();
         let flow_file = FlowFile {
             file,
             map: Arc::new(map),
@@ -225,15 +235,12 @@ impl FlowFile {
             buckets6: geo.buckets6,
             seed: header.seed,
             epoch_ns: header.epoch_ns,
-            v6_reserved: AtomicBool::new(false),
+            // A recovered file's IPv6 region was reserved by `settle`.
+            v6_reserved: AtomicBool::new(recovered && header.v6_used != 0),
             taken4: AtomicBool::new(false),
             taken6: AtomicBool::new(false),
-            recovered: opened == Opened::Recovered,
+            recovered,
         };
-        if header.v6_used != 0 {
-            // It held IPv6 flows: they are kept if the room is still there.
-            let _ = flow_file.reserve_v6();
-        }
         Ok((flow_file, opened))
     }
 
@@ -265,6 +272,11 @@ impl FlowFile {
             return Ok(());
         }
         let off6 = self.region6().0;
+        room(&self.file, self.map.len() as u64).map_err(|(need, avail, total)| {
+            io::Error::other(format!(
+                "{need} bytes more of {avail} free of {total} would leave less than a quarter free"
+            ))
+        })?;
         reserve(&self.file, off6, self.map.len() - off6)?;
         self.v6_reserved.store(true, Ordering::Release);
         Ok(())
@@ -311,7 +323,8 @@ impl Geometry {
 }
 
 // No implicit padding (so it may be `sys::Pod`): the size is the fields' sum.
-const _: () = assert!(std::mem::size_of::<Header>() == 8 + 4 * 6 + 8 * 4 + 16 + 4 * 4 + 8);
+const _: () =
+    assert!(std::mem::size_of::<Header>() == 8 + 4 * 6 + 8 * 4 + 16 + 4 * 4 + 8 + 4 * 2 + 8);
 
 fn read_header(file: &File) -> io::Result<Header> {
     let mut h = Header::default();
@@ -333,13 +346,78 @@ fn header_for(spec: &FileSpec, geo: &Geometry) -> Header {
         buckets6: geo.buckets6 as u64,
         seed: spec.seed,
         epoch_ns: crate::sys::monotonic_coarse_ns(),
-        boot_id: boot_id(),
+        // Zeros when unknown: such a file is never recovered (see `check`).
+        boot_id: boot_id().unwrap_or_default(),
         ifindex: spec.ifindex,
         queue: spec.queue,
         queues: spec.queues,
         v6_used: 0,
         file_len: geo.len as u64,
+        recoveries: 0,
+        _pad: 0,
+        recovered_since_ns: 0,
     }
+}
+
+/// Opens (or makes) `path` for reading and writing: never through a link, and only a
+/// regular file of this user with one name.
+fn open_private(path: &Path) -> Result<File, StateFileError> {
+    let name = || path.display().to_string();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|source| StateFileError::Open {
+            path: name(),
+            source,
+        })?;
+    let meta = file.metadata().map_err(|source| StateFileError::Open {
+        path: name(),
+        source,
+    })?;
+    if !meta.is_file() || meta.uid() != crate::sys::euid() || meta.nlink() != 1 {
+        return Err(StateFileError::Unsafe { path: name() });
+    }
+    Ok(file)
+}
+
+/// Decides what the file holds, and leaves it so: a recovered one counted (and its
+/// IPv6 region reserved, if it has flows there), anything else emptied with a fresh
+/// header.
+fn settle(file: &File, spec: &FileSpec, geo: &Geometry) -> io::Result<Opened> {
+    let len = file.metadata()?.len();
+    let mut opened = match len {
+        0 => Opened::Fresh,
+        got => match check(file, got, spec, geo) {
+            Ok(()) => Opened::Recovered,
+            Err(why) => Opened::Replaced(why),
+        },
+    };
+    if opened == Opened::Recovered {
+        let h = read_header(file)?;
+        if h.v6_used != 0 {
+            if let Err(e) = reserve(file, geo.off6, geo.len - geo.off6) {
+                opened = Opened::Replaced(Refusal::NoRoom6(e.to_string()));
+            }
+        }
+        if opened == Opened::Recovered {
+            count_recovery(file, h)?;
+            return Ok(opened);
+        }
+    }
+    fresh_header(file, spec, geo)?;
+    Ok(opened)
+}
+
+/// A file this process could not use is emptied, so that no later start recovers what
+/// it held (its flows would be older than the ones this process makes).
+fn forget(file: &File, e: StateFileError) -> StateFileError {
+    let _ = file.set_len(0);
+    e
 }
 
 /// Empties the file and writes a fresh header at its new length.
@@ -397,13 +475,42 @@ fn check(file: &File, len: u64, spec: &FileSpec, geo: &Geometry) -> Result<(), R
             want: h.file_len,
         });
     }
-    if h.boot_id != want.boot_id {
+    if boot_id().is_none() || h.boot_id != want.boot_id {
         return Err(Refusal::Boot);
     }
     if h.epoch_ns > want.epoch_ns {
         return Err(Refusal::Clock);
     }
+    let window = CRASH_WINDOW_SECS * 1_000_000_000;
+    if h.recoveries >= CRASH_LOOP && want.epoch_ns.saturating_sub(h.recovered_since_ns) < window {
+        return Err(Refusal::CrashLoop(h.recoveries));
+    }
     Ok(())
+}
+
+/// Counts one more recovery in the header (a new window once the last has passed).
+fn count_recovery(file: &File, mut h: Header) -> io::Result<()> {
+    let now = crate::sys::monotonic_coarse_ns();
+    if now.saturating_sub(h.recovered_since_ns) >= CRASH_WINDOW_SECS * 1_000_000_000 {
+        h.recovered_since_ns = now;
+        h.recoveries = 0;
+    }
+    h.recoveries += 1;
+    file.write_all_at(bytes_of(&h), 0)
+}
+
+/// Whether reserving the first `len` bytes of `file` leaves at least a quarter of its
+/// file system free (`/run` is shared with the rest of the host); else (what it would
+/// take, what is free, the whole).
+fn room(file: &File, len: u64) -> Result<(), (u64, u64, u64)> {
+    let held = file
+        .metadata()
+        .map_or(0, |m| m.blocks().saturating_mul(512));
+    let need = len.saturating_sub(held);
+    match crate::sys::fs_space(file) {
+        Ok((total, avail)) if avail.saturating_sub(need) < total / 4 => Err((need, avail, total)),
+        _ => Ok(()),
+    }
 }
 
 /// Allocates the file's blocks for `len` bytes from `offset`: writes to the mapping can
@@ -415,16 +522,16 @@ fn reserve(file: &File, offset: usize, len: usize) -> io::Result<()> {
     crate::sys::fallocate(file, offset as u64, len as u64)
 }
 
-/// The kernel's id of this boot (16 bytes; zeros where it cannot be read).
-fn boot_id() -> [u8; 16] {
-    let mut id = [0u8; 16];
-    let Ok(text) = std::fs::read_to_string("/proc/sys/kernel/random/boot_id") else {
-        return id;
-    };
+/// The kernel's id of this boot, if it can be read (16 bytes, never all zeros).
+fn boot_id() -> Option<[u8; 16]> {
+    let text = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
     let hex: Vec<u8> = text.bytes().filter(u8::is_ascii_hexdigit).collect();
-    for (i, pair) in hex.chunks(2).take(16).enumerate() {
-        let s = std::str::from_utf8(pair).unwrap_or("0");
-        id[i] = u8::from_str_radix(s, 16).unwrap_or(0);
+    if hex.len() != 32 {
+        return None;
     }
-    id
+    let mut id = [0u8; 16];
+    for (i, pair) in hex.chunks(2).enumerate() {
+        id[i] = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    (id != [0; 16]).then_some(id)
 }

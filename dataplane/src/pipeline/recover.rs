@@ -1,47 +1,98 @@
 //! Flows a killed xvs left in this worker's state file (`flow::state_file`), taken up at
-//! start: each live entry is checked (a real-server id in range, a known TCP state) and
-//! counted into its real server's gauges as if this process had opened it; anything
-//! else is cleared. The fast-path and NAT marks are cleared too: the steering program's
-//! maps may be new, so a recovered flow's next packet offers it again.
+//! start: each live entry is checked (a service of this snapshot for its destination, a
+//! real-server id that is not another service's, a known TCP state) and counted into its
+//! real server's gauges as if this process had opened it; anything else is cleared. The
+//! fast-path and NAT marks are cleared too: the steering program's maps may be new, so a
+//! recovered flow's next packet offers it again.
 
 use super::Pipeline;
 use crate::counters::WorkerCounters;
-use crate::flow::table::Key;
-use crate::flow::table::{FLAG_NAT_KNOWN, FLAG_OFFLOADED};
-use crate::flow::{Flow, FlowTable, TcpState};
+use crate::flow::table::{Key, FLAG_NAT_KNOWN, FLAG_OFFLOADED};
+use crate::flow::{Flow, FlowKey, FlowKey6, FlowTable, TcpState};
+use crate::snapshot::Snapshot;
 
 /// What a recovery found.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Recovered {
     /// Connections (and persistence templates) taken up.
     pub flows: u64,
-    /// Entries cleared: expired, or naming no real server this process could have.
+    /// Entries cleared: expired, or naming what this process does not have.
     pub cleared: u64,
+}
+
+/// Which service each real-server id of a snapshot belongs to (an id is one service's:
+/// control keys them by service and address).
+struct Owners(Vec<Option<usize>>);
+
+impl Owners {
+    fn of(snap: &Snapshot, len: usize) -> Owners {
+        let mut v = vec![None; len];
+        for (i, s) in snap.services.iter().enumerate() {
+            for &d in &s.dests {
+                if let Some(o) = v.get_mut(d as usize) {
+                    *o = Some(i);
+                }
+            }
+        }
+        Owners(v)
+    }
+
+    /// `id` may serve service `svc`: it is that service's, or no service's (a real
+    /// server that left, whose flows go as `expire_nodest_conn` says).
+    fn fits(&self, id: u32, svc: usize) -> bool {
+        self.0
+            .get(id as usize)
+            .is_some_and(|o| o.is_none_or(|o| o == svc))
+    }
 }
 
 impl Pipeline {
     /// Takes up what the tables hold from the last process, as of `now` (the table
-    /// clock, which the file's epoch continued). Once, before the first packet.
-    pub fn recover(&mut self, now: u32) -> Recovered {
+    /// clock, which the file's epoch continued), against `snap`. Once, before the first
+    /// packet.
+    pub fn recover(&mut self, snap: &Snapshot, now: u32) -> Recovered {
         let mut r = Recovered::default();
-        recover_table(&mut self.tables.v4, &self.counters, now, &mut r);
-        recover_table(&mut self.tables.v6, &self.counters, now, &mut r);
+        let owners = Owners::of(snap, self.counters.dests.len());
+        let c = &self.counters;
+        recover_table(
+            &mut self.tables.v4,
+            c,
+            &owners,
+            now,
+            &mut r,
+            |k: &FlowKey| snap.lookup4(k.daddr, k.dport, k.proto & !TEMPLATE_PROTO),
+        );
+        recover_table(
+            &mut self.tables.v6,
+            c,
+            &owners,
+            now,
+            &mut r,
+            |k: &FlowKey6| snap.lookup6(k.daddr, k.dport, k.proto & !TEMPLATE_PROTO),
+        );
         self.counters.flows_recovered.add(r.flows);
+        self.counters.flows_recovery_cleared.add(r.cleared);
         r
     }
 }
 
+/// A template's key carries its protocol with this bit set (`family::template_key`).
+const TEMPLATE_PROTO: u8 = 0x80;
+
 fn recover_table<K: Key>(
     table: &mut FlowTable<K>,
     counters: &WorkerCounters,
+    owners: &Owners,
     now: u32,
     r: &mut Recovered,
+    service: impl Fn(&K) -> Option<usize>,
 ) {
     for f in table.slots_mut() {
         if !f.occupied() {
             continue;
         }
-        if !sound(f, counters, now) {
+        let fits = service(&f.key).is_some_and(|svc| owners.fits(f.dest, svc));
+        if !fits || !sound(f, now) {
             *f = Flow::default();
             r.cleared += 1;
             continue;
@@ -59,10 +110,7 @@ fn recover_table<K: Key>(
     }
 }
 
-/// A live entry this process could have written: its real server's id has gauges, and
-/// its state byte is a state (a file's bytes are not trusted to be either).
-fn sound<K>(f: &Flow<K>, counters: &WorkerCounters, now: u32) -> bool {
-    f.expires > now
-        && (f.dest as usize) < counters.dests.len()
-        && TcpState::from_u8(f.state) as u8 == f.state
+/// Live, and its state byte is a state (a file's bytes are not trusted to be one).
+fn sound<K>(f: &Flow<K>, now: u32) -> bool {
+    f.expires > now && TcpState::from_u8(f.state) as u8 == f.state
 }

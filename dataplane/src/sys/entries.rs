@@ -46,7 +46,7 @@ impl<T: Pod> Entries<T> {
     ///
     /// The caller hands each region to one table only: two `Entries` over one range
     /// would alias (`state_file` lays the regions out apart and makes each once).
-    pub fn in_file(file: Arc<MappedFile>, offset: usize, len: usize) -> Option<Entries<T>> {
+    pub(crate) fn in_file(file: Arc<MappedFile>, offset: usize, len: usize) -> Option<Entries<T>> {
         let bytes = len.checked_mul(std::mem::size_of::<T>())?;
         if offset.checked_add(bytes)? > file.len() || len == 0 {
             return None;

@@ -1,4 +1,5 @@
-//! A file mapped shared into memory: what the flow tables live in when they must outlive
+//! A file mapped shared into memory (crate-private: what may be written where is the
+//! flow-state file's business, not a caller's): what the flow tables live in when they must outlive
 //! the process (`flow::state_file`). Writes reach the file's pages as they are made, so
 //! a `kill -9` loses nothing already stored.
 
@@ -23,10 +24,14 @@ unsafe impl Send for MappedFile {}
 unsafe impl Sync for MappedFile {}
 
 impl MappedFile {
-    /// Maps the first `len` bytes of `file` (which must be at least that long).
-    pub fn map(file: &File, len: usize) -> io::Result<MappedFile> {
-        if len == 0 {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty mapping"));
+    /// Maps the first `len` bytes of `file`, which must be at least that long (a page
+    /// past its end would fault with SIGBUS when touched).
+    pub(crate) fn map(file: &File, len: usize) -> io::Result<MappedFile> {
+        if len == 0 || (file.metadata()?.len() as usize) < len {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the file is shorter than the mapping",
+            ));
         }
         // SAFETY: a fresh shared mapping of an open descriptor; the kernel picks the
         // address, so no existing memory is replaced.
@@ -55,10 +60,6 @@ impl MappedFile {
         self.len
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// The `T` at byte `offset`, read whole; `None` past the end or misaligned.
     pub fn read<T: Pod>(&self, offset: usize) -> Option<T> {
         let p = self.at::<T>(offset)?;
@@ -68,7 +69,7 @@ impl MappedFile {
     }
 
     /// Writes `v` at byte `offset`; false past the end or misaligned.
-    pub fn write<T: Pod>(&self, offset: usize, v: T) -> bool {
+    pub(crate) fn write<T: Pod>(&self, offset: usize, v: T) -> bool {
         let Some(p) = self.at::<T>(offset) else {
             return false;
         };

@@ -8,8 +8,8 @@ mod mapped;
 mod pod;
 
 pub use bpf_map::{Map, MapError};
-pub use entries::Entries;
-pub use mapped::MappedFile;
+pub(crate) use entries::Entries;
+pub(crate) use mapped::MappedFile;
 pub use pod::{bytes_of, bytes_of_mut, Pod};
 
 use std::io;
@@ -92,4 +92,21 @@ pub fn fallocate(file: &std::fs::File, offset: u64, len: u64) -> io::Result<()> 
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+/// The file system under `file`: (its size, the bytes an unprivileged writer may still
+/// take), from fstatvfs(2).
+pub fn fs_space(file: &std::fs::File) -> io::Result<(u64, u64)> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: statvfs is plain data; zeroed is a valid value for the call to fill.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: fstatvfs(2) on a descriptor `file` keeps open, into `st`, valid for its size.
+    if unsafe { libc::fstatvfs(file.as_raw_fd(), &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let frsize = st.f_frsize as u64;
+    Ok((
+        (st.f_blocks as u64).saturating_mul(frsize),
+        (st.f_bavail as u64).saturating_mul(frsize),
+    ))
 }

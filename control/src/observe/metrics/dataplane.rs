@@ -140,7 +140,7 @@ fn schedule_failures(o: &mut Out, cfg: &Config, registry: &mut DestRegistry, w: 
 }
 
 /// The counter families per worker.
-const PER_WORKER: [(&str, &str, Read<WorkerCounters>); 16] = [
+const PER_WORKER: [(&str, &str, Read<WorkerCounters>); 17] = [
     ("xvs_worker_rx_packets_total", "Frames received.", |c| {
         c.rx_packets.get()
     }),
@@ -175,6 +175,11 @@ const PER_WORKER: [(&str, &str, Read<WorkerCounters>); 16] = [
         "xvs_flows_recovered_total",
         "Connections and persistence templates a worker took up at start from the flow-state file a killed xvs left.",
         |c| c.flows_recovered.get(),
+    ),
+    (
+        "xvs_flows_recovery_cleared_total",
+        "Entries of the flow-state file a killed xvs left that a worker cleared at start: expired, or naming a service or real server this process does not have.",
+        |c| c.flows_recovery_cleared.get(),
     ),
     (
         "xvs_flows_rescheduled_total",
