@@ -27,6 +27,8 @@ NEEDS=(
   lintian:lintian        # tests: the package is lintian-clean
   mmdebstrap:mmdebstrap  # tests: a clean Debian 12 to install the package in
   systemd-container:systemd-nspawn  # tests: that Debian booted, to run the unit under systemd
+  chromium:chromium      # tests: the status page as a real browser renders it
+  tidy:tidy              # tests: the status page is valid HTML
 )
 
 missing=()

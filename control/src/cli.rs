@@ -106,8 +106,9 @@ pub enum Command {
 /// `xvs status`'s options.
 #[derive(Args)]
 pub struct StatusArgs {
-    /// The configuration naming the control socket (default: this host's).
-    #[arg(short, long, value_name = "FILE")]
+    /// The configuration naming the control socket (default: this host's). Long only:
+    /// `-c` is `--connections`, as `ipvsadm -Lnc`.
+    #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Connections, packets and bytes, as `ipvsadm -Ln --stats`.
     #[arg(long, conflicts_with_all = ["rate", "connections"])]

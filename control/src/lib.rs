@@ -15,6 +15,7 @@
 #![deny(unsafe_code)]
 
 mod alert;
+mod calendar;
 pub mod cli;
 pub mod commands;
 mod control_socket;

@@ -100,14 +100,19 @@ fn a_dr_director_with_vrrp_runs_with_exactly_its_capabilities() {
         Some((&10, &10)),
         "{tally:?}"
     );
-    let status = lab.lab.sh("lb", &format!("{bin} status -c {cfg}")).unwrap();
+    let status = lab
+        .lab
+        .sh("lb", &format!("{bin} status --config {cfg}"))
+        .unwrap();
     assert!(status.contains(&format!("TCP  {VIP}:80 wrr")), "{status}");
     // The user it runs as may ask too, with no capability at all.
     let own = lab
         .lab
         .sh(
             "lb",
-            &format!("setpriv --reuid {UID} --regid {UID} --clear-groups {bin} status -c {cfg}"),
+            &format!(
+                "setpriv --reuid {UID} --regid {UID} --clear-groups {bin} status --config {cfg}"
+            ),
         )
         .unwrap();
     assert!(own.contains(&format!("TCP  {VIP}:80 wrr")), "{own}");

@@ -26,6 +26,7 @@ mod ifaces;
 mod lb;
 pub mod limits;
 pub mod overload;
+mod page;
 mod privilege;
 pub mod publish;
 mod reload;
@@ -72,6 +73,10 @@ struct Daemon<'p> {
     rates: status::Rates,
     reloads: u64,
     reload_failures: u64,
+    /// The last reload's outcome, for the status page.
+    last_reload: Option<page::LastReload>,
+    /// Since when each real server is in its state, and its last check.
+    notes: status::Notes,
     systemd: systemd::Systemd,
 }
 
@@ -94,6 +99,8 @@ impl<'p> Daemon<'p> {
             rates: status::Rates::default(),
             reloads: 0,
             reload_failures: 0,
+            last_reload: None,
+            notes: status::Notes::default(),
             systemd: systemd::Systemd::new(),
         }
     }
@@ -142,6 +149,18 @@ impl<'p> Daemon<'p> {
     }
 
     async fn reload_now(&mut self) -> Result<String, String> {
+        let done = self.reload_outcome().await;
+        self.last_reload = Some(page::LastReload {
+            at: page::unix_now(),
+            ok: done.is_ok(),
+            message: match &done {
+                Ok(m) | Err(m) => m.trim().to_string(),
+            },
+        });
+        done
+    }
+
+    async fn reload_outcome(&mut self) -> Result<String, String> {
         match reload::reload(
             self.path,
             &self.cfg,
@@ -207,7 +226,11 @@ impl<'p> Daemon<'p> {
                 AllWorkers(l.workers.counters()),
                 req.json,
             )),
-            _ => Ok(servers_status(l, &self.cfg, &self.rates, req)),
+            _ => {
+                let mut rows = server_rows(l, &self.cfg, &self.rates);
+                self.notes.annotate(&self.cfg, &mut rows);
+                Ok(status::render(&rows, req, self.cfg.flow_table_size))
+            }
         }
     }
 
@@ -256,6 +279,7 @@ impl<'p> Daemon<'p> {
     }
 
     fn on_health(&mut self, ev: health::task::Event) {
+        self.notes.checked(ev.key, ev.up, &ev.reason);
         let Some(l) = self.lb.as_mut() else { return };
         for (vs, crossing) in l.on_health(&self.cfg, ev) {
             // Below quorum, the director offers its VIPs to a healthier peer.
@@ -279,6 +303,9 @@ impl<'p> Daemon<'p> {
             self.rates
                 .sample(Instant::now(), &l.registry, l.workers.counters(), bpf);
         }
+        // Each real server's state is noted at every sample, looked at or not, so the
+        // page's "since" is never more than a sample late.
+        self.note_states();
     }
 
     fn check_xdp_tx(&mut self) {
@@ -355,8 +382,8 @@ impl<'p> Daemon<'p> {
                     let _ = self.reload().await;
                 }
                 Some(cmd) = commands.recv() => self.answer(cmd).await,
-                Some(reply) = scrapes.recv() => {
-                    let _ = reply.send(self.scrape());
+                Some((view, reply)) = scrapes.recv() => {
+                    let _ = reply.send(self.render_view(view));
                 }
                 Some(ev) = health.recv() => self.on_health(ev),
                 _ = sleep_until(threshold_due) => {
@@ -438,9 +465,9 @@ fn dataplane_status(l: &Lb, cfg: &Config, json: bool) -> String {
     }
 }
 
-/// `xvs status` by virtual and real server: the table, `--stats`, `--rate`,
-/// `--thresholds`.
-fn servers_status(l: &mut Lb, cfg: &Config, rates: &status::Rates, req: status::Request) -> String {
+/// The rows of `xvs status` (the table, `--stats`, `--rate`, `--thresholds`) and of
+/// the status page.
+fn server_rows(l: &mut Lb, cfg: &Config, rates: &status::Rates) -> Vec<status::VirtualServerRow> {
     let snap = l.shared.load();
     let (out, fast_in) = (l.outbound(cfg), l.fast_in());
     let pool = status::Pool {
@@ -448,7 +475,7 @@ fn servers_status(l: &mut Lb, cfg: &Config, rates: &status::Rates, req: status::
         drains: &l.drains,
         overload: &l.overload,
     };
-    let rows = status::rows(
+    status::rows(
         cfg,
         pool,
         &mut l.registry,
@@ -459,8 +486,7 @@ fn servers_status(l: &mut Lb, cfg: &Config, rates: &status::Rates, req: status::
         },
         rates,
         Instant::now(),
-    );
-    status::render(&rows, req, cfg.flow_table_size)
+    )
 }
 
 /// The locks a running xvs holds: each interface it serves, and its control socket.

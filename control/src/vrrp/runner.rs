@@ -101,6 +101,7 @@ impl Edge<'_> {
                         to.as_str(),
                     );
                     self.stats.set_state(to);
+                    self.stats.priority.store(priority, Relaxed);
                     self.stats.transitions.fetch_add(1, Relaxed);
                     if to != State::Init {
                         crate::alert::raise(crate::alert::Event::Vrrp {
@@ -589,6 +590,10 @@ impl<'a> Instance<'a> {
     fn on_priority(&mut self, p: u8) {
         let now = Instant::now();
         self.edge.apply(now, self.machine.set_priority(now, p));
+        self.edge
+            .stats
+            .priority
+            .store(self.machine.priority(), Relaxed);
         info!(
             "VRRP {}: priority now {}",
             self.edge.cfg.name,

@@ -12,6 +12,8 @@ use super::machine::State;
 #[derive(Default, Debug)]
 pub struct VrrpStats {
     pub state: AtomicU8,
+    /// The priority advertised now (0 until the instance started).
+    pub priority: AtomicU8,
     pub transitions: AtomicU64,
     pub sent: AtomicU64,
     pub received: AtomicU64,

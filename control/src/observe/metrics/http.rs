@@ -19,8 +19,26 @@ use tracing::{debug, warn};
 use super::request::{self, Head};
 use super::text::to_openmetrics;
 
-/// A scrape waiting for the control loop to render.
-pub type Request = oneshot::Sender<String>;
+/// What a client asked the control loop to render.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum View {
+    /// `/metrics`, in the Prometheus text format.
+    Metrics,
+    /// `/`: the status page (`observe::page`).
+    Page,
+    /// `/status.json`: its JSON twin.
+    Json,
+}
+
+/// A request waiting for the control loop to render its view.
+pub type Request = (View, oneshot::Sender<String>);
+
+/// The status page's headers: nothing but its own inline style may load or run, and
+/// no other site may frame it.
+const PAGE_HEADERS: &str =
+    "Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'; \
+base-uri 'none'; form-action 'none'; frame-ancestors 'none'\r\nX-Content-Type-Options: nosniff\r\n\
+Cache-Control: no-store\r\nReferrer-Policy: no-referrer\r\n";
 
 /// Connections served at once; one more is answered 503 and closed.
 pub const MAX_CLIENTS: usize = 64;
@@ -165,41 +183,59 @@ async fn read_head(s: &mut TcpStream) -> std::io::Result<Head> {
 
 async fn answer(mut s: TcpStream, ask: mpsc::Sender<Request>) -> std::io::Result<()> {
     let head = read_head(&mut s).await?;
-    let head_only = head.head_only();
-    let (open, body) = match head {
+    let view = match head {
+        Head::Metrics { .. } => Some(View::Metrics),
+        Head::Page { .. } => Some(View::Page),
+        Head::Json { .. } => Some(View::Json),
+        _ => None,
+    };
+    let rendered = match view {
+        Some(v) => match render(&ask, v).await {
+            Some(text) => text,
+            // The control loop is gone (shutting down): nothing to answer with.
+            None => return Ok(()),
+        },
+        None => String::new(),
+    };
+    let (kind, extra, body) = match head {
         Head::Metrics { openmetrics, .. } => {
-            let (tx, rx) = oneshot::channel();
-            if ask.send(tx).await.is_err() {
-                return Ok(());
+            let text = rendered;
+            if openmetrics {
+                (
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    "",
+                    to_openmetrics(&text),
+                )
+            } else {
+                ("text/plain; version=0.0.4; charset=utf-8", "", text)
             }
-            let text = rx.await.unwrap_or_default();
-            (
-                openmetrics,
-                if openmetrics {
-                    to_openmetrics(&text)
-                } else {
-                    text
-                },
-            )
         }
-        Head::OtherPath { .. } => (false, "try /metrics\n".to_string()),
-        ref h => (false, format!("{}\n", h.status())),
+        Head::Page { .. } => ("text/html; charset=utf-8", PAGE_HEADERS, rendered),
+        Head::Json { .. } => ("application/json", PAGE_HEADERS, rendered),
+        Head::OtherPath { .. } => (
+            "text/plain; charset=utf-8",
+            "",
+            "try /, /status.json or /metrics\n".to_string(),
+        ),
+        ref h => ("text/plain; charset=utf-8", "", format!("{}\n", h.status())),
     };
-    let kind = if open {
-        "application/openmetrics-text; version=1.0.0; charset=utf-8"
-    } else {
-        "text/plain; version=0.0.4; charset=utf-8"
-    };
-    let head = format!(
-        "HTTP/1.1 {}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+    let reply = format!(
+        "HTTP/1.1 {}\r\nContent-Type: {kind}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
         head.status(),
         body.len()
     );
-    s.write_all(head.as_bytes()).await?;
-    if head_only {
+    s.write_all(reply.as_bytes()).await?;
+    if head.head_only() {
         return Ok(());
     }
     s.write_all(body.as_bytes()).await
+}
+
+/// `view`, rendered by the control loop (`None` when it is gone).
+async fn render(ask: &mpsc::Sender<Request>, view: View) -> Option<String> {
+    let (tx, rx) = oneshot::channel();
+    ask.send((view, tx)).await.ok()?;
+    rx.await.ok()
 }
 
 /// Binds the metrics listener, logging rather than failing: metrics are not worth
@@ -226,7 +262,7 @@ mod tests {
         let (tx, mut rx) = mpsc::channel::<Request>(4);
         tokio::spawn(serve(l, tx));
         tokio::spawn(async move {
-            while let Some(r) = rx.recv().await {
+            while let Some((_, r)) = rx.recv().await {
                 let _ = r.send("x 1\n".into());
             }
         });

@@ -21,7 +21,7 @@ use xvs_config::Config;
 use xvs_dataplane::xsk::XskStats;
 use xvs_dataplane::WorkerCounters;
 
-pub use http::{bind, serve, Request};
+pub use http::{bind, serve, Request, View};
 pub use sync::{entry_counts, local_connections};
 use text::Out;
 

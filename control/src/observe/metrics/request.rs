@@ -11,6 +11,10 @@ pub enum Head {
     /// `GET /metrics` (any query): `openmetrics` when the Accept header asks for it;
     /// `head` for a HEAD request (answered without a body).
     Metrics { openmetrics: bool, head: bool },
+    /// `GET /`: the status page (`observe::page`); `head` as above.
+    Page { head: bool },
+    /// `GET /status.json`: the page's JSON twin; `head` as above.
+    Json { head: bool },
     /// A well-formed request for something else (404); `head` as above.
     OtherPath { head: bool },
     /// Not GET or HEAD (405).
@@ -25,7 +29,7 @@ impl Head {
     /// The status line an answer to this head carries.
     pub fn status(&self) -> &'static str {
         match self {
-            Head::Metrics { .. } => "200 OK",
+            Head::Metrics { .. } | Head::Page { .. } | Head::Json { .. } => "200 OK",
             Head::OtherPath { .. } => "404 Not Found",
             Head::OtherMethod => "405 Method Not Allowed",
             Head::TooLarge => "431 Request Header Fields Too Large",
@@ -68,8 +72,11 @@ pub fn parse(buf: &[u8]) -> Head {
     }
     let head = method == "HEAD";
     let path = target.split('?').next().unwrap_or("");
-    if path != "/metrics" {
-        return Head::OtherPath { head };
+    match path {
+        "/metrics" => {}
+        "/" => return Head::Page { head },
+        "/status.json" => return Head::Json { head },
+        _ => return Head::OtherPath { head },
     }
     let openmetrics = lines.any(|h| {
         h.split_once(':').is_some_and(|(k, v)| {
@@ -86,7 +93,10 @@ impl Head {
     pub fn head_only(&self) -> bool {
         matches!(
             self,
-            Head::Metrics { head: true, .. } | Head::OtherPath { head: true }
+            Head::Metrics { head: true, .. }
+                | Head::Page { head: true }
+                | Head::Json { head: true }
+                | Head::OtherPath { head: true }
         )
     }
 }
@@ -141,9 +151,31 @@ mod tests {
     }
 
     #[test]
+    fn the_status_page_and_its_twin() {
+        assert_eq!(parse(b"GET / HTTP/1.1\r\n\r\n"), Head::Page { head: false });
+        assert_eq!(
+            parse(b"HEAD /?x HTTP/1.1\r\n\r\n"),
+            Head::Page { head: true }
+        );
+        assert_eq!(
+            parse(b"GET /status.json HTTP/1.0\r\n\r\n"),
+            Head::Json { head: false }
+        );
+        assert_eq!(
+            parse(b"POST / HTTP/1.1\r\n\r\n"),
+            Head::OtherMethod,
+            "never writable"
+        );
+        assert_eq!(
+            parse(b"GET /status.json/.. HTTP/1.1\r\n\r\n"),
+            Head::OtherPath { head: false }
+        );
+    }
+
+    #[test]
     fn everything_else() {
         assert_eq!(
-            parse(b"GET / HTTP/1.1\r\n\r\n"),
+            parse(b"GET /index.html HTTP/1.1\r\n\r\n"),
             Head::OtherPath { head: false }
         );
         let h = parse(b"HEAD /metrics HTTP/1.1\r\n\r\n");

@@ -5,10 +5,12 @@
 //!
 //! - `request.rs`: the command line; `rows.rs`: the rows and totals; `rates.rs`: the
 //!   samples behind `--rate`; `connections.rs`: the flow rows; `drops.rs`: the drop counters;
-//!   `render.rs`: the text; `sync.rs`: `--sync`, connection sync's state.
+//!   `render.rs`: the text; `sync.rs`: `--sync`, connection sync's state; `notes.rs`:
+//!   since when each real server is in its state, and its last check.
 
 mod connections;
 mod drops;
+mod notes;
 mod rates;
 mod render;
 pub mod request;
@@ -17,10 +19,11 @@ mod sync;
 
 pub use connections::{connection_rows, render_connections, CONNECTIONS_LIMIT};
 pub use drops::render_drops;
+pub use notes::Notes;
 pub use rates::{Rates, RATE_SAMPLE};
 pub use render::render;
 pub use request::{Request, View};
-pub use rows::{rows, Pool, Steered};
+pub use rows::{rows, Pool, RealServerRow, Steered, VirtualServerRow};
 pub use sync::render_sync;
 
 /// Labelled counts as a JSON object (`--drops`, `--sync`).

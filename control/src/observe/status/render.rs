@@ -216,6 +216,9 @@ mod tests {
             inactive_conns: inactive,
             thresholds: None,
             sorry: false,
+            state: if weight.is_some() { "up" } else { "down" },
+            since: None,
+            last_check: None,
             totals: Totals::default(),
             rate: None,
         }

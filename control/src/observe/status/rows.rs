@@ -69,8 +69,35 @@ pub struct RealServerRow {
     pub thresholds: Option<(u32, u32)>,
     /// The sorry server, in the pool because no real server is.
     pub sorry: bool,
+    /// In a word: `up`, `down` (its check failed), `drained`, `overloaded`,
+    /// `unresolved` (no MAC address yet) or `sorry`.
+    pub state: &'static str,
+    /// Since when (seconds since the Unix epoch) it has been in that state, as far as
+    /// this process saw (`Notes`).
+    pub since: Option<u64>,
+    /// Its health check's last verdict, and why.
+    pub last_check: Option<String>,
     pub totals: Totals,
     pub rate: Option<Rate>,
+}
+
+impl RealServerRow {
+    /// The state word from the flags (see `state`).
+    fn state_of(&self, resolved: bool) -> &'static str {
+        if self.sorry {
+            "sorry"
+        } else if !self.in_pool {
+            "down"
+        } else if self.drained {
+            "drained"
+        } else if self.overloaded {
+            "overloaded"
+        } else if !resolved {
+            "unresolved"
+        } else {
+            "up"
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -136,9 +163,10 @@ pub fn rows(
                 .map(|rs| {
                     let id = registry.id(DestKey::of(vs, rs));
                     let weight = pool.snap.dest(id).map(|d| d.weight);
+                    let resolved = pool.snap.dest(id).is_some_and(|d| d.mac.is_some());
                     let idx = id as usize;
                     let t = totals(workers, bpf, idx);
-                    RealServerRow {
+                    let mut row = RealServerRow {
                         address: rs.address,
                         port: rs.port,
                         in_pool: weight.is_some(),
@@ -149,9 +177,14 @@ pub fn rows(
                         inactive_conns: AllWorkers(workers).dest(idx, |d| d.inactive.get()),
                         thresholds: rs.thresholds.map(|t| (t.upper, t.lower)),
                         sorry: false,
+                        state: "",
+                        since: None,
+                        last_check: None,
                         totals: t,
                         rate: rates.rate(now, idx, t),
-                    }
+                    };
+                    row.state = row.state_of(resolved);
+                    row
                 })
                 .chain(sorry_row(vs, pool.snap, workers, bpf, rates, now))
                 .collect();
@@ -240,6 +273,9 @@ fn sorry_row(
         inactive_conns: AllWorkers(workers).dest(idx, |c| c.inactive.get()),
         thresholds: None,
         sorry: true,
+        state: "sorry",
+        since: None,
+        last_check: None,
         totals: t,
         rate: rates.rate(now, idx, t),
     })
