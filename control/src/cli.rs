@@ -193,3 +193,15 @@ pub enum RealserverAction {
         dev: Option<String>,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// What clap checks only in debug builds (short options used twice, say), checked
+    /// in every build's tests.
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

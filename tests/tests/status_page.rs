@@ -111,6 +111,43 @@ fn an_operator_reads_the_directors_state_in_a_browser() {
     let rs0 = &json["virtual_servers"][0]["real_servers"][0];
     assert_eq!(rs0["state"], "up", "{json}");
     assert!(rs0["since"].as_u64().is_some(), "{json}");
+    let bin = xvs_lab::tools::xvs_bin().unwrap().display().to_string();
+    let cli: serde_json::Value =
+        serde_json::from_str(&lab.lab.sh("lb", &format!("{bin} status --json")).unwrap()).unwrap();
+    let names = |v: &serde_json::Value| -> Vec<(String, String, String)> {
+        v["virtual_servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|vs| {
+                vs["real_servers"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(move |rs| {
+                        (
+                            vs["name"].to_string(),
+                            rs["address"].to_string(),
+                            rs["state"].to_string(),
+                        )
+                    })
+            })
+            .collect()
+    };
+    assert_eq!(
+        names(&json),
+        names(&cli),
+        "the twin has xvs status --json's rows"
+    );
+    // Read only: anything but GET and HEAD is refused.
+    let post = lab
+        .lab
+        .sh(
+            "lb",
+            &format!("curl -s -o /dev/null -w '%{{http_code}}' -X POST {PAGE}"),
+        )
+        .unwrap();
+    assert_eq!(post.trim(), "405");
 
     let shot = lab.lab.dir.join("status-page.png");
     chromium(&lab, &format!("--screenshot={}", shot.display()));

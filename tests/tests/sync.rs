@@ -201,7 +201,7 @@ fn status_sync(lab: &DrLab, host: &str, cfg: &std::path::Path) -> serde_json::Va
         .sh(
             host,
             &format!(
-                "{} status --sync --json -c {}",
+                "{} status --sync --json --config {}",
                 bin.display(),
                 cfg.display()
             ),

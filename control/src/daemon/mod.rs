@@ -153,8 +153,11 @@ impl<'p> Daemon<'p> {
         self.last_reload = Some(page::LastReload {
             at: page::unix_now(),
             ok: done.is_ok(),
+            // A failure's diagnostics stay with `xvs reload` and the journal: the page is
+            // for whoever reaches the listener, and they quote the file.
             message: match &done {
-                Ok(m) | Err(m) => m.trim().to_string(),
+                Ok(m) => m.trim().to_string(),
+                Err(_) => "the file was refused (`xvs reload` or the journal says why)".into(),
             },
         });
         done
@@ -228,7 +231,7 @@ impl<'p> Daemon<'p> {
             )),
             _ => {
                 let mut rows = server_rows(l, &self.cfg, &self.rates);
-                self.notes.annotate(&self.cfg, &mut rows);
+                self.notes.annotate(&self.cfg, &l.health, &mut rows);
                 Ok(status::render(&rows, req, self.cfg.flow_table_size))
             }
         }
@@ -383,7 +386,10 @@ impl<'p> Daemon<'p> {
                 }
                 Some(cmd) = commands.recv() => self.answer(cmd).await,
                 Some((view, reply)) = scrapes.recv() => {
-                    let _ = reply.send(self.render_view(view));
+                    // A client that has gone costs no rendering.
+                    if !reply.is_closed() {
+                        let _ = reply.send(self.render_view(view));
+                    }
                 }
                 Some(ev) = health.recv() => self.on_health(ev),
                 _ = sleep_until(threshold_due) => {

@@ -27,17 +27,20 @@ impl Daemon<'_> {
     pub(super) fn note_states(&mut self) {
         if let Some(l) = self.lb.as_mut() {
             let mut rows = server_rows(l, &self.cfg, &self.rates);
-            self.notes.annotate(&self.cfg, &mut rows);
+            self.notes.annotate(&self.cfg, &l.health, &mut rows);
         }
     }
 
     /// The page's JSON twin.
     fn overview(&mut self) -> Value {
-        let mut rows = match self.lb.as_mut() {
-            Some(l) => server_rows(l, &self.cfg, &self.rates),
+        let rows = match self.lb.as_mut() {
+            Some(l) => {
+                let mut rows = server_rows(l, &self.cfg, &self.rates);
+                self.notes.annotate(&self.cfg, &l.health, &mut rows);
+                rows
+            }
             None => Vec::new(),
         };
-        self.notes.annotate(&self.cfg, &mut rows);
         let (sync, drops) = match self.lb.as_ref() {
             Some(l) => {
                 let w = AllWorkers(l.workers.counters());

@@ -193,7 +193,10 @@ async fn answer(mut s: TcpStream, ask: mpsc::Sender<Request>) -> std::io::Result
         Some(v) => match render(&ask, v).await {
             Some(text) => text,
             // The control loop is gone (shutting down): nothing to answer with.
-            None => return Ok(()),
+            None => {
+                let gone = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+                return s.write_all(gone).await;
+            }
         },
         None => String::new(),
     };

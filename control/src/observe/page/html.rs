@@ -133,7 +133,7 @@ fn servers(h: &mut String, vss: &Value) {
             "<div class=\"wrap\"><table><caption>{} — {} {}:{} · {} · {}{persistence} · {} conn/s</caption>",
             text(&vs["name"]),
             text(&vs["protocol"]),
-            text(&vs["address"]),
+            bracketed(&vs["address"]),
             ports.join(","),
             text(&vs["scheduler"]),
             text(&vs["forwarding"]),
@@ -157,10 +157,7 @@ fn servers(h: &mut String, vss: &Value) {
 
 fn real_server(h: &mut String, rs: &Value) {
     let state = rs["state"].as_str().unwrap_or("");
-    let addr = match rs["address"].as_str() {
-        Some(a) if a.contains(':') => format!("[{}]", escape(a)),
-        _ => text(&rs["address"]),
-    };
+    let addr = bracketed(&rs["address"]);
     let _ = writeln!(
         h,
         "<tr><td>{addr}:{}</td><td class=\"{}\">{}</td><td>{}</td><td class=\"n\">{}</td>\
@@ -184,6 +181,14 @@ fn or_dash(s: String) -> String {
         "—".to_string()
     } else {
         s
+    }
+}
+
+/// An address as it goes before `:port`: an IPv6 one in brackets.
+fn bracketed(v: &Value) -> String {
+    match v.as_str() {
+        Some(a) if a.contains(':') => format!("[{}]", escape(a)),
+        _ => text(v),
     }
 }
 
