@@ -25,6 +25,11 @@ pub enum Command {
         /// The configuration (xvs.yaml(5)), e.g. /etc/xvs/xvs.yaml.
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
+        /// Take the place of the xvs running on these interfaces without dropping a
+        /// connection: it hands over its state and exits (a VRRP master stays master).
+        /// Without one running, a plain start.
+        #[arg(long)]
+        takeover: bool,
     },
     /// Validate the configuration (and that its interface exists here); attach nothing.
     Check {

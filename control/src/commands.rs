@@ -55,7 +55,7 @@ pub fn run(command: Command) -> Outcome {
             config,
         } => ask(config, &format!("explain {src} {dst} {proto}")),
         Command::Realserver { action } => realserver_command(action),
-        Command::Run { config } => run_daemon(&config),
+        Command::Run { config, takeover } => run_daemon(&config, takeover),
     }
 }
 
@@ -180,13 +180,13 @@ fn realserver_command(action: RealserverAction) -> Outcome {
 }
 
 /// `xvs run`: the daemon, until it is stopped.
-fn run_daemon(config: &Path) -> Outcome {
+fn run_daemon(config: &Path, takeover: bool) -> Outcome {
     let (cfg, ifaces) = load(config).map_err(Failed::line)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Failed::line(format!("xvs: cannot start the control runtime: {e}")))?;
-    rt.block_on(daemon::run(config, cfg, ifaces))
+    rt.block_on(daemon::run(config, cfg, ifaces, takeover))
         .map_err(|e| Failed::line(format!("xvs: {e:#}")))
 }
 

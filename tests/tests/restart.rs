@@ -129,7 +129,7 @@ fn no_flow(lab: &DrLab) -> f64 {
 /// The restarted process said it recovered its flows, and took up at least `n`.
 fn assert_recovered(log: &str, sums: &std::collections::BTreeMap<String, f64>, n: f64) {
     assert!(
-        log.contains("recovering the flows a killed xvs left in"),
+        log.contains("recovering the flows the last xvs left in"),
         "{log}"
     );
     let got = sums
@@ -280,7 +280,7 @@ fn kill_9_and_restart_keeps_a_persistence_template() {
     eprintln!("before the kill: {before:?}; after: {after:?}");
     assert!(after.iter().all(|a| *a == before[0]), "{after:?}\n{log}");
     assert!(
-        log.contains("recovering the flows a killed xvs left in"),
+        log.contains("recovering the flows the last xvs left in"),
         "{log}"
     );
     lab.stop_clean().unwrap();

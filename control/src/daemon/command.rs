@@ -14,6 +14,8 @@ pub enum Command {
     Explain(String),
     /// `drain ADDR[:PORT] [--virtual NAME]` (`on`), or `undrain ...`.
     Drain { target: Target, on: bool },
+    /// `handover`: a new xvs takes this one's place (`daemon/handover.rs`).
+    HandOver,
 }
 
 impl Command {
@@ -21,6 +23,7 @@ impl Command {
         let word = line.split_whitespace().next().unwrap_or("");
         match word {
             "reload" if line.trim() == "reload" => Ok(Command::Reload),
+            "handover" if line.trim() == "handover" => Ok(Command::HandOver),
             "status" => status::Request::parse(line).map(Command::Status),
             "drain" | "undrain" => Ok(Command::Drain {
                 target: Target::parse(line.trim_start()[word.len()..].trim())?,

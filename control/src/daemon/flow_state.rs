@@ -145,7 +145,7 @@ impl FlowState {
             Ok((file, opened)) => {
                 match opened {
                     Opened::Fresh => {}
-                    Opened::Recovered => info!("queue {queue}: recovering the flows a killed xvs left in {}", path.display()),
+                    Opened::Recovered => info!("queue {queue}: recovering the flows the last xvs left in {}", path.display()),
                     Opened::Replaced(why) => info!("queue {queue}: the flows in {} are not recovered: {why}; starting with an empty table", path.display()),
                 }
                 Some(Arc::new(file))
@@ -158,6 +158,13 @@ impl FlowState {
         self.files.push(file.clone());
         self.reserve_v6(cfg);
         file
+    }
+
+    /// The workers have stopped for a handover: what the files hold is no crash's.
+    pub fn handed_over(&self) {
+        for f in self.files.iter().flatten() {
+            f.handed_over();
+        }
     }
 
     /// Makes room for IPv6 flows in every file once the configuration has an IPv6

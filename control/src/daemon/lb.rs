@@ -411,6 +411,16 @@ impl Lb {
     }
 
     /// Gives the kernel its traffic back first, then stops the workers; prints the counters.
+    /// For a handover: connection sync and the workers stop (their flow-state files then
+    /// hold every connection); nothing is detached or removed.
+    pub fn quiesce(&mut self) {
+        if let Some(s) = self.sync.as_mut() {
+            s.thread.stop();
+        }
+        self.workers.stop();
+        self.state.handed_over();
+    }
+
     pub fn stop(mut self, cfg: &Config, ifaces: &Ifaces) {
         if let Some(s) = self.sync.as_mut() {
             s.thread.stop();

@@ -21,6 +21,7 @@ mod bringup;
 mod command;
 pub mod drain;
 mod flow_state;
+mod handover;
 pub mod hostcheck;
 mod ifaces;
 mod lb;
@@ -77,6 +78,8 @@ struct Daemon<'p> {
     last_reload: Option<page::LastReload>,
     /// Since when each real server is in its state, and its last check.
     notes: status::Notes,
+    /// A new xvs asked to take over: the loop ends, and this process with it.
+    handing_over: bool,
     systemd: systemd::Systemd,
 }
 
@@ -101,6 +104,7 @@ impl<'p> Daemon<'p> {
             reload_failures: 0,
             last_reload: None,
             notes: status::Notes::default(),
+            handing_over: false,
             systemd: systemd::Systemd::new(),
         }
     }
@@ -206,6 +210,16 @@ impl<'p> Daemon<'p> {
                 Some(l) => l.drain(&self.cfg, &target, on),
                 None => Err("no virtual servers (VRRP only): nothing to drain\n".into()),
             },
+            Command::HandOver => {
+                // Answered now; the loop ends after the answer is sent (`serve`).
+                self.handing_over = true;
+                Ok(handover::reply(
+                    self.vrrp
+                        .stats()
+                        .iter()
+                        .map(|(name, s)| (name.clone(), s.state().as_str())),
+                ))
+            }
             Command::Explain(args) => match self.lb.as_ref() {
                 Some(l) => {
                     explain::explain(&l.shared.load_full(), l.workers.counters(), &args).await
@@ -384,7 +398,13 @@ impl<'p> Daemon<'p> {
                     info!("{} changed: reloading", self.path.display());
                     let _ = self.reload().await;
                 }
-                Some(cmd) = commands.recv() => self.answer(cmd).await,
+                Some(cmd) = commands.recv() => {
+                    self.answer(cmd).await;
+                    if self.handing_over {
+                        info!("handing over to a new xvs");
+                        break;
+                    }
+                }
                 Some((view, reply)) = scrapes.recv() => {
                     // A client that has gone costs no rendering.
                     if !reply.is_closed() {
@@ -402,6 +422,22 @@ impl<'p> Daemon<'p> {
                 }
             }
         }
+    }
+
+    /// The end of a handover: the workers stop, so their flow-state files hold every
+    /// connection, and the process exits at once — nothing detached, no VRRP goodbye,
+    /// the VIPs left on the interface for the new process, which is waiting for this
+    /// one's locks.
+    fn hand_over(mut self) -> ! {
+        // Not dropped: the steering program's handle would detach it.
+        if let Some(l) = self.lb.as_mut() {
+            l.quiesce();
+        }
+        info!(
+            "handed over after {} reload(s); exiting without detaching",
+            self.reloads
+        );
+        std::process::exit(0)
     }
 
     /// The end: VRRP steps down, the monitors and the load balancer stop, and the run's
@@ -530,21 +566,28 @@ fn ticker(period: Duration) -> Interval {
     t
 }
 
-pub async fn run(path: &Path, cfg: Config, ifaces: Ifaces) -> Result<()> {
+/// Runs the director; `takeover`: take a running xvs's place (`handover.rs`).
+pub async fn run(path: &Path, cfg: Config, ifaces: Ifaces, takeover: bool) -> Result<()> {
     privilege::check(&cfg)?;
     let socket_path = socket_path(&cfg);
-    // Before anything is touched: another xvs on one of these keeps them.
-    let _instance = crate::sys::instance::acquire(&instance_locks(&ifaces, &socket_path))?;
+    let locks = instance_locks(&ifaces, &socket_path);
+    let handed = match takeover {
+        true => handover::ask(&socket_path)?,
+        false => None,
+    };
+    // Before anything is touched: another xvs on one of these keeps them (one that
+    // agreed to hand over is waited for).
+    let _instance = match &handed {
+        Some(_) => handover::wait_for_locks(&locks)?,
+        None => crate::sys::instance::acquire(&locks)?,
+    };
     crate::script::init(&cfg)?;
     crate::alert::start(cfg.email_alerts.as_ref());
     for w in hostcheck::warnings(&cfg, &ifaces) {
         warn!("{w}");
     }
-    // What a killed xvs left is taken over only when no other can be running.
-    let lb = start_lb(path, &cfg, &ifaces, _instance.complete())?;
-    // VRRP after the load balancer: a director that becomes master can forward at once.
-    // Its own thread: nothing this loop does can delay an advert.
-    let vrrp = start_vrrp(&cfg, lb.as_ref())?;
+    let masters = handed.map(|h| h.masters).unwrap_or_default();
+    let (lb, vrrp) = start_parts(path, &cfg, &ifaces, _instance.complete(), &masters)?;
     let (health_tx, health_rx) = mpsc::channel(64);
     let mut monitors = health::Monitors::new(health_tx);
     if lb.is_some() {
@@ -572,8 +615,35 @@ pub async fn run(path: &Path, cfg: Config, ifaces: Ifaces) -> Result<()> {
     let line = d.status_line();
     d.systemd.ready(&line);
     d.serve(&mut events, watchdog).await;
+    if d.handing_over {
+        // Let the control socket's task send the answer before the loop stops for good.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        d.hand_over();
+    }
     d.shut_down(&socket_path);
     Ok(())
+}
+
+/// The load balancer and VRRP. VRRP after the load balancer, so a director that becomes
+/// master can forward at once; but first when instances resume as master after a
+/// handover (`masters`), so their adverts go on while the load balancer starts. What a
+/// killed (or handed-over) xvs left is taken over only when no other can be running
+/// (`locked`).
+fn start_parts(
+    path: &Path,
+    cfg: &Config,
+    ifaces: &Ifaces,
+    locked: bool,
+    masters: &[String],
+) -> Result<(Option<Lb>, VrrpThread)> {
+    if masters.is_empty() {
+        let lb = start_lb(path, cfg, ifaces, locked)?;
+        let vrrp = start_vrrp(cfg, lb.as_ref(), &[])?;
+        return Ok((lb, vrrp));
+    }
+    let vrrp = start_vrrp(cfg, None, masters)?;
+    let lb = start_lb(path, cfg, ifaces, locked)?;
+    Ok((lb, vrrp))
 }
 
 /// The control socket's path: the configured one, or the default.
@@ -595,13 +665,20 @@ fn start_lb(path: &Path, cfg: &Config, ifaces: &Ifaces, locked: bool) -> Result<
 }
 
 /// The VRRP thread, running every instance.
-fn start_vrrp(cfg: &Config, lb: Option<&Lb>) -> Result<VrrpThread> {
+/// VRRP on its own thread (nothing the loop does can delay an advert); `resume`: the
+/// instances that start as master (a handover).
+fn start_vrrp(cfg: &Config, lb: Option<&Lb>, resume: &[String]) -> Result<VrrpThread> {
     // With connection sync, a preempting instance waits for this director's resync.
     let gate = lb.and_then(|l| l.sync.as_ref()).map(|s| SyncGate {
         ready: s.ready.clone(),
         wait: s.resync_timeout,
     });
-    VrrpThread::spawn(&cfg.vrrp_instances, cfg.vrrp_realtime_priority, gate)
+    VrrpThread::spawn(
+        &cfg.vrrp_instances,
+        cfg.vrrp_realtime_priority,
+        gate,
+        resume,
+    )
 }
 
 /// Serves `/metrics` when configured, asking the event loop through `ask`.

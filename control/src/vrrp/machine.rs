@@ -90,6 +90,8 @@ pub struct Machine {
     synced: bool,
     /// Since when a preemption has been held back for connection sync.
     holding_since: Option<Instant>,
+    /// Starts as master: it takes over from a master that handed over (`resume_as_master`).
+    resume: bool,
 }
 
 fn cs(v: u32) -> Duration {
@@ -110,7 +112,15 @@ impl Machine {
             lower_heard: None,
             synced: false,
             holding_since: None,
+            resume: false,
         }
+    }
+
+    /// A planned handover (`xvs run --takeover`): the process handing over was master,
+    /// so this one starts as master, its first advert at once, before any backup's
+    /// Master_Down_Interval could end. (A higher priority's advert still wins, as ever.)
+    pub fn resume_as_master(&mut self) {
+        self.resume = true;
     }
 
     /// Connection sync's readiness changed. A preemption held back for it happens now.
@@ -222,7 +232,7 @@ impl Machine {
         let mut out = Vec::new();
         self.started = Some(now);
         self.master_interval_cs = self.p.interval_cs;
-        if self.p.priority == 255 {
+        if self.p.priority == 255 || self.resume {
             self.become_master(now, &mut out);
         } else {
             self.become_backup(now, &mut out);
@@ -400,6 +410,23 @@ mod tests {
     const ME: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
     const PEER_LOW: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
     const PEER_HIGH: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 3));
+
+    #[test]
+    fn a_resumed_master_advertises_at_once_below_the_owners_priority() {
+        let t0 = Instant::now();
+        let mut m = Machine::new(params(Version::V3, 100));
+        m.resume_as_master();
+        let out = m.start(t0);
+        assert_eq!(out.first(), Some(&Action::Advertise { priority: 100 }));
+        assert_eq!(m.state(), State::Master);
+        let mut plain = Machine::new(params(Version::V3, 100));
+        plain.start(t0);
+        assert_eq!(
+            plain.state(),
+            State::Backup,
+            "without a handover: backup first"
+        );
+    }
 
     fn params(version: Version, priority: u8) -> Params {
         Params {

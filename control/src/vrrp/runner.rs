@@ -238,7 +238,8 @@ fn link_up(name: &str) -> bool {
 }
 
 /// Runs one instance until `stop` turns true; then steps down gracefully (priority 0).
-/// `priority` carries the priority quorum asks for (None: the configured one).
+/// `priority` carries the priority quorum asks for (None: the configured one); `resume`:
+/// it starts as master, taking over from a process that handed over.
 pub async fn run(
     cfg: VrrpInstance,
     stats: Arc<VrrpStats>,
@@ -246,6 +247,7 @@ pub async fn run(
     bus: SyncBus,
     priority: watch::Receiver<Option<u8>>,
     sync: Option<SyncGate>,
+    resume: bool,
 ) -> Result<()> {
     let group = bus.subscribe();
     let iface = Iface::lookup(&cfg.interface.value)?
@@ -267,9 +269,15 @@ pub async fn run(
         bus: &bus,
         garp: None,
     };
-    remove_leftover_vips(&cfg, &iface);
-    explain_start_as_master(&cfg);
     let mut machine = new_machine(&cfg, version, src, sync.as_ref());
+    if resume {
+        // The VIPs on the interface are the master's that handed over: they stay.
+        info!("VRRP {}: resuming as master (planned handover)", cfg.name);
+        machine.resume_as_master();
+    } else {
+        remove_leftover_vips(&cfg, &iface);
+        explain_start_as_master(&cfg);
+    }
     // Without connection sync, a receiver that never changes.
     let (_never, idle) = watch::channel(true);
     let mut synced = sync.map_or(idle, |g| g.ready);

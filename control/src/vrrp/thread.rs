@@ -39,6 +39,7 @@ impl VrrpThread {
         instances: &[VrrpInstance],
         priority: Option<u8>,
         sync: Option<SyncGate>,
+        resume: &[String],
     ) -> Result<VrrpThread> {
         let (stop, stopped) = watch::channel(false);
         let mut priorities = HashMap::new();
@@ -49,7 +50,12 @@ impl VrrpThread {
             priorities.insert(vi.name.clone(), ptx);
             let s = Arc::new(VrrpStats::default());
             stats.push((vi.name.clone(), Arc::clone(&s)));
-            jobs.push((vi.clone(), s, prx));
+            jobs.push(Job {
+                vi: vi.clone(),
+                stats: s,
+                prio: prx,
+                resume: resume.contains(&vi.name),
+            });
         }
         let handle = if jobs.is_empty() {
             None
@@ -119,28 +125,41 @@ impl VrrpThread {
     }
 }
 
+/// One instance to run: its configuration, statistics, the priority quorum asks for,
+/// and whether it resumes as master (a handover).
+struct Job {
+    vi: VrrpInstance,
+    stats: Arc<VrrpStats>,
+    prio: watch::Receiver<Option<u8>>,
+    resume: bool,
+}
+
 /// The thread's body: every instance as a task, until `stop`; then each has
 /// `STOP_GRACE` to finish.
-async fn run_all(
-    jobs: Vec<(VrrpInstance, Arc<VrrpStats>, watch::Receiver<Option<u8>>)>,
-    stop: watch::Receiver<bool>,
-    sync: Option<SyncGate>,
-) {
+async fn run_all(jobs: Vec<Job>, stop: watch::Receiver<bool>, sync: Option<SyncGate>) {
     let (bus, _) = tokio::sync::broadcast::channel::<SyncMsg>(64);
     let tasks: Vec<_> = jobs
         .into_iter()
-        .map(|(vi, stats, prio)| {
-            let name = vi.name.clone();
-            let task = tokio::spawn(runner::run(
-                vi,
-                stats,
-                stop.clone(),
-                bus.clone(),
-                prio,
-                sync.clone(),
-            ));
-            (name, task)
-        })
+        .map(
+            |Job {
+                 vi,
+                 stats,
+                 prio,
+                 resume,
+             }| {
+                let name = vi.name.clone();
+                let task = tokio::spawn(runner::run(
+                    vi,
+                    stats,
+                    stop.clone(),
+                    bus.clone(),
+                    prio,
+                    sync.clone(),
+                    resume,
+                ));
+                (name, task)
+            },
+        )
         .collect();
     for (name, task) in tasks {
         // An instance that failed ends early (its error is logged now); the others go on.
@@ -174,7 +193,7 @@ mod tests {
 
     #[test]
     fn no_instances_no_thread() {
-        let t = VrrpThread::spawn(&[], Some(10), None).unwrap();
+        let t = VrrpThread::spawn(&[], Some(10), None, &[]).unwrap();
         assert!(t.handle.is_none());
         assert!(t.stop().is_empty());
     }
@@ -189,7 +208,7 @@ mod tests {
             "interface: lo\nvrrp_instances:\n  - name: VI_1\n    interface: xvs-no-such0\n    virtual_router_id: 51\n    priority: 100\n    virtual_ipaddresses: [10.0.0.100]\n",
         )
         .unwrap();
-        let t = VrrpThread::spawn(&cfg.vrrp_instances, None, None).unwrap();
+        let t = VrrpThread::spawn(&cfg.vrrp_instances, None, None, &[]).unwrap();
         t.set_priority("VI_1", Some(50));
         t.set_priority("nope", Some(50));
         let started = std::time::Instant::now();

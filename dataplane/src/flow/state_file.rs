@@ -244,6 +244,13 @@ impl FlowFile {
         Ok((flow_file, opened))
     }
 
+    /// Says the flows in it were handed over, not left by a crash: the next process's
+    /// recovery does not count toward `CRASH_LOOP`. Call once no worker writes it.
+    pub fn handed_over(&self) {
+        self.map
+            .write(std::mem::offset_of!(Header, recoveries), 0u32);
+    }
+
     /// Whether it holds the last process's flows (for `Pipeline::recover`).
     pub fn recovered(&self) -> bool {
         self.recovered

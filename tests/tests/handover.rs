@@ -1,0 +1,118 @@
+//! A planned handover: `xvs run --takeover` while an xvs runs. The running one hands
+//! over its state and exits; the new one is VRRP master from its first advert, so a
+//! keepalived backup watching at `advert_int 0.1` never takes over; downloads under way
+//! finish intact, and new connections are served again after a short gap (measured and
+//! printed; the test asserts the mechanism, not the time).
+
+use std::time::Duration;
+
+use xvs_lab::dr::{self, DrLab, VIP};
+
+/// Bytes of each paced download: 3 MB at nginx's 500 kB/s, six seconds.
+const DOWNLOAD: usize = 3 << 20;
+const DOWNLOADS: usize = 6;
+
+fn xvs_config() -> String {
+    dr::config(&[1, 1, 1], None)
+        + &format!(
+            "vrrp_instances:\n  - name: VI_1\n    interface: eth0\n    state: MASTER\n    virtual_router_id: 51\n    priority: 150\n    version: 3\n    advert_int: 0.1\n    virtual_ipaddresses: [{VIP}]\n"
+        )
+}
+
+fn keepalived_config() -> String {
+    format!(
+        "global_defs {{\n  router_id lb2\n  vrrp_version 3\n}}\nvrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 51\n  priority 100\n  advert_int 0.1\n  virtual_ipaddress {{\n    {VIP}/32\n  }}\n}}\n"
+    )
+}
+
+#[test]
+fn a_takeover_keeps_downloads_and_the_vrrp_role() {
+    let mut lab = DrLab::build_pair(3).expect("build the lab");
+    lab.start_web().unwrap();
+    let cfg = lab.write_config(&xvs_config()).unwrap();
+    lab.start_xvs(&cfg).unwrap();
+    lab.wait_vip("lb", Duration::from_secs(10), "xvs never became master");
+    lab.lab
+        .spawn_keepalived("lb2", &keepalived_config())
+        .unwrap();
+    lab.lab
+        .proc("keepalived")
+        .unwrap()
+        .wait_for_log("Entering BACKUP STATE", Duration::from_secs(10))
+        .unwrap();
+
+    let dir = lab.lab.dir.display().to_string();
+    let want = lab.put_slow("part.bin", DOWNLOAD).unwrap();
+    let url = format!("http://{VIP}/slow/part.bin");
+    for i in 0..DOWNLOADS {
+        let out = format!("{dir}/dl{i}.bin");
+        lab.lab
+            .spawn(
+                "cl",
+                &format!("dl{i}"),
+                &["curl", "-sS", "-m", "40", "-o", &out, &url],
+            )
+            .unwrap();
+    }
+    lab.start_http_loop_paced(8.0, 0.01, 0.2).unwrap();
+    std::thread::sleep(Duration::from_millis(2000));
+
+    let bin = xvs_lab::tools::xvs_bin().unwrap().display().to_string();
+    let path = cfg.display().to_string();
+    let began = now();
+    lab.lab
+        .spawn("lb", "xvs-new", &[&bin, "run", "--takeover", "-c", &path])
+        .unwrap()
+        .wait_for_log("xvs running", Duration::from_secs(20))
+        .unwrap();
+    let old = lab.lab.proc("xvs").unwrap();
+    let status = old.wait(Duration::from_secs(10));
+    let old_log = old.output();
+    assert!(status.is_some_and(|s| s.success()), "{status:?}\n{old_log}");
+    assert!(old_log.contains("handing over to a new xvs"), "{old_log}");
+
+    let mut intact = 0;
+    for i in 0..DOWNLOADS {
+        let p = lab.lab.proc(&format!("dl{i}")).unwrap();
+        let status = p.wait(Duration::from_secs(40));
+        let got = std::fs::read(format!("{dir}/dl{i}.bin")).unwrap_or_default();
+        eprintln!("download {i}: {status:?}, {} bytes", got.len());
+        intact += usize::from(got == want);
+    }
+    let results = lab.loop_results(Duration::from_secs(20)).unwrap();
+    // The longest wait between two answered requests from just before the takeover on.
+    let answered: Vec<f64> = results
+        .iter()
+        .filter(|(t, ok)| *ok && *t > began - 0.5)
+        .map(|r| r.0)
+        .collect();
+    let gap = answered.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+    let failed = results.iter().filter(|r| !r.1).count();
+    let log = lab.lab.proc("xvs-new").unwrap().output();
+    let ka = lab.lab.proc("keepalived").unwrap().output();
+    eprintln!(
+        "{intact} of {DOWNLOADS} downloads intact across the takeover; new connections: \
+         longest gap {gap:.3} s, {failed} of {} requests failed\n{log}",
+        results.len()
+    );
+    assert_eq!(intact, DOWNLOADS, "{log}");
+    assert!(log.contains("resuming as master"), "{log}");
+    assert!(log.contains("recovering the flows"), "{log}");
+    assert!(
+        !ka.contains("Entering MASTER STATE"),
+        "keepalived took over:\n{ka}"
+    );
+    assert!(lab.holds_vip("lb").unwrap(), "the VIP stayed");
+    assert!(
+        results.iter().rev().take(20).all(|r| r.1),
+        "steady after the takeover"
+    );
+    lab.lab.stop("xvs-new");
+}
+
+fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
