@@ -109,6 +109,11 @@ if [ "$1" = configure ]; then
     fi
     if [ -d /run/systemd/system ]; then
         systemctl --system daemon-reload >/dev/null || true
+        # An upgrade: a running director restarts into the new build, a restart being
+        # a handover (the unit's ExecStop): its connections carry on.
+        if [ -n "$2" ]; then
+            deb-systemd-invoke try-restart xvs.service >/dev/null || true
+        fi
     fi
 fi
 exit 0

@@ -89,6 +89,19 @@ pub enum Command {
         #[arg(short, long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Have the running xvs hand its connections over to the next `xvs run` and exit
+    /// (nothing detached, no VRRP goodbye, its masters resumed by the next one). The
+    /// systemd unit's ExecStop runs it with `--if-restarting`, so `systemctl restart`
+    /// and a package upgrade keep connections while `systemctl stop` still detaches.
+    Handover {
+        /// The configuration naming the control socket (default: this host's).
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Only while systemd restarts UNIT (its job is a restart); otherwise do nothing,
+        /// and systemd's SIGTERM stops xvs cleanly.
+        #[arg(long, value_name = "UNIT")]
+        if_restarting: Option<String>,
+    },
     /// Reload the running xvs's configuration file (as SIGHUP does); errors are printed.
     Reload {
         /// The configuration naming the control socket (default: this host's).

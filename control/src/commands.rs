@@ -46,6 +46,10 @@ pub fn run(command: Command) -> Outcome {
         Command::Check { config, no_host } => check_file(&config, no_host),
         Command::Status(args) => status(args),
         Command::Reload { config } => ask(config, "reload"),
+        Command::Handover {
+            config,
+            if_restarting,
+        } => handover(config, if_restarting.as_deref()),
         Command::Drain(a) => dest_command(a, "drain"),
         Command::Undrain(a) => dest_command(a, "undrain"),
         Command::Explain {
@@ -278,15 +282,41 @@ fn converted(src: &str, import: xvs_config::Import) -> Outcome {
 }
 
 /// Sends one command to the running xvs's control socket and prints its answer.
-fn ask(config: Option<PathBuf>, line: &str) -> Outcome {
-    let path = match config {
+/// The control socket `config` names (default: this host's).
+fn socket_of(config: Option<PathBuf>) -> Result<PathBuf, Failed> {
+    Ok(match config {
         None => control_socket::default_path(),
         Some(c) => xvs_config::load(&c)
             .map_err(Failed::line)?
             .control_socket
             .map(PathBuf::from)
             .unwrap_or_else(control_socket::default_path),
-    };
+    })
+}
+
+/// `xvs handover`: asks the running xvs to hand over, and waits until it has exited.
+fn handover(config: Option<PathBuf>, if_restarting: Option<&str>) -> Outcome {
+    if if_restarting.is_some_and(|unit| !crate::daemon::systemd_restarting(unit)) {
+        return Ok(());
+    }
+    let path = socket_of(config)?;
+    match control_socket::request(&path, "handover") {
+        Ok((true, text)) => {
+            print!("{text}");
+            crate::daemon::wait_gone(&path).map_err(Failed::line)
+        }
+        Ok((false, text)) => Err(Failed(text)),
+        // Nothing running: nothing to hand over (a stop of a failed unit, say).
+        Err(e) if if_restarting.is_some() => {
+            eprintln!("xvs: {e:#}: nothing to hand over");
+            Ok(())
+        }
+        Err(e) => Err(Failed::line(format!("xvs: {e:#}"))),
+    }
+}
+
+fn ask(config: Option<PathBuf>, line: &str) -> Outcome {
+    let path = socket_of(config)?;
     match control_socket::request(&path, line) {
         Ok((true, text)) => {
             print!("{text}");

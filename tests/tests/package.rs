@@ -383,6 +383,8 @@ fn under_systemd(root: &Chroot) {
         "[Service]\nWatchdogSec=2s\n",
     )
     .unwrap();
+    // Booted, /tmp is a tmpfs: the package to upgrade with goes where it stays visible.
+    std::fs::copy(root.0.join("tmp/xvs.deb"), root.0.join("var/tmp/xvs.deb")).unwrap();
     let b = Booted::boot(&root.0);
 
     // Type=notify: `systemctl start` returns once xvs said READY=1, and its STATUS= line
@@ -421,6 +423,32 @@ fn under_systemd(root: &Chroot) {
     let reloads = b.sh("journalctl -u xvs XVS_EVENT=reload -o cat --no-pager");
     assert!(reloads.contains("reload 1 done"), "{reloads}");
 
+    // A restart is a handover (the unit's ExecStop asks for one only while its job is a
+    // restart): nothing is detached, and the next xvs recovers the connections on file.
+    // (The steering program's maps are not taken over under this unit: reading the
+    // attached program by id needs CAP_SYS_ADMIN, which it does not grant.)
+    b.sh("systemctl restart xvs");
+    assert_eq!(b.show("ActiveState"), "active");
+    let journal = b.sh("journalctl -u xvs -o cat --no-pager");
+    for want in [
+        "handing over to a new xvs",
+        "the last xvs handed over",
+        "recovering the flows the last xvs left in",
+    ] {
+        assert!(journal.contains(want), "{want}:\n{journal}");
+    }
+    assert!(!journal.contains("detached from xvs0"), "{journal}");
+
+    // An upgrade (here the same build installed again): postinst try-restarts the unit,
+    // and so hands over to the new build.
+    let handovers = |j: &str| j.matches("handing over to a new xvs").count();
+    let before = handovers(&journal);
+    b.sh("dpkg -i /var/tmp/xvs.deb");
+    assert_eq!(b.show("ActiveState"), "active");
+    let journal = b.sh("journalctl -u xvs -o cat --no-pager");
+    assert_eq!(handovers(&journal), before + 1, "{journal}");
+    assert!(!journal.contains("detached from xvs0"), "{journal}");
+
     // The watchdog: a worker stopped alone (ptrace stops one thread) stops the pings;
     // systemd restarts the director.
     let tid = b.worker_thread().expect("the worker thread xvs-q0");
@@ -451,5 +479,8 @@ fn under_systemd(root: &Chroot) {
     // The control loop stopped (the whole process): the same.
     b.sh("systemctl kill -s SIGSTOP xvs");
     assert!(b.restarted(2), "restarted after the process stalled");
+    // A stop is no handover: xvs detaches.
     b.sh("systemctl stop xvs");
+    let journal = b.sh("journalctl -u xvs -o cat --no-pager");
+    assert!(journal.contains("detached from xvs0"), "{journal}");
 }

@@ -8,10 +8,16 @@
 //! first advert at once, so no backup takes over), then starts as after a `kill -9`:
 //! the steering program's maps taken over and the flow tables recovered.
 //!
+//! Under systemd the unit's ExecStop asks instead (`xvs handover --if-restarting`, only
+//! while the unit's job is a restart); the old process records its reply beside its
+//! state (`record`), and the next start, systemd's, resumes from it (`take`).
+//!
 //! Between the old workers' stop and the new ones' start, packets of flows the workers
 //! carry find no socket and are dropped by the steering program (never passed to a
 //! kernel that would reset them): TCP retransmits them.
 
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -23,6 +29,8 @@ use crate::sys::instance::{self, InstanceLock};
 
 /// How long the new process waits for the old one to let go of its locks.
 const LOCK_WAIT: Duration = Duration::from_secs(10);
+/// A handover file older than this is not the last process's handover (seconds).
+const RECORD_FRESH: u64 = 60;
 
 /// What the running xvs handed over: the VRRP instances that were master.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -82,6 +90,98 @@ pub fn ask(socket: &Path) -> Result<Option<Handed>> {
     }
 }
 
+/// Writes what this process hands over (its reply) beside its state, for a next
+/// process that did not ask itself (`systemctl restart`: the unit's ExecStop asked).
+pub fn record(path: &Path, reply: &str) {
+    let text = format!("{reply}at={}\n", crate::calendar::unix_now());
+    let tmp = path.with_extension("handover.new");
+    let _ = std::fs::remove_file(&tmp);
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        tracing::warn!(
+            "writing {}: {e}; the next xvs will not resume VRRP masters",
+            path.display()
+        );
+    }
+}
+
+/// What the last process handed over, if it did so lately (and removes the record).
+pub fn take(path: &Path) -> Option<Handed> {
+    let text = read_small(path)?;
+    let _ = std::fs::remove_file(path);
+    let at: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("at="))
+        .and_then(|a| a.trim().parse().ok())?;
+    let age = crate::calendar::unix_now().saturating_sub(at);
+    if age > RECORD_FRESH {
+        info!("{} is {age} s old: not resumed", path.display());
+        return None;
+    }
+    let handed = parse(text.lines().next()?).ok()?;
+    info!(
+        "the last xvs handed over {age} s ago (VRRP masters: {:?})",
+        handed.masters
+    );
+    Some(handed)
+}
+
+/// A regular file of at most 4 KiB, read without following a link.
+fn read_small(path: &Path) -> Option<String> {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    let m = f.metadata().ok()?;
+    if !m.is_file() || m.len() > 4096 {
+        return None;
+    }
+    std::io::read_to_string(f).ok()
+}
+
+/// Whether systemd is restarting `unit` now: its job in `systemctl list-jobs` is a
+/// restart (a stop is `stop`). Anything unreadable counts as no.
+pub fn systemd_restarting(unit: &str) -> bool {
+    let Ok(out) = std::process::Command::new("systemctl")
+        .args(["list-jobs", "--no-legend", "--no-pager", "--full"])
+        .output()
+    else {
+        return false;
+    };
+    restart_job(&String::from_utf8_lossy(&out.stdout), unit)
+}
+
+fn restart_job(jobs: &str, unit: &str) -> bool {
+    jobs.lines().any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.get(1) == Some(&unit) && matches!(f.get(2), Some(&"restart") | Some(&"try-restart"))
+    })
+}
+
+/// Waits until nothing answers at the control socket `path` any more (the process that
+/// handed over has exited).
+pub fn wait_gone(path: &Path) -> Result<(), String> {
+    let t0 = Instant::now();
+    while std::os::unix::net::UnixStream::connect(path).is_ok() {
+        if t0.elapsed() > LOCK_WAIT {
+            return Err(format!(
+                "xvs: it still answers at {} after {LOCK_WAIT:?}",
+                path.display()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
+}
+
 /// The instance locks, once the process that handed over has let go of them.
 pub fn wait_for_locks(wanted: &[(PathBuf, String)]) -> Result<InstanceLock> {
     let t0 = Instant::now();
@@ -102,6 +202,31 @@ pub fn wait_for_locks(wanted: &[(PathBuf, String)]) -> Result<InstanceLock> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_restart_job_is_told_from_a_stop() {
+        let jobs = "1042 xvs.service restart running\n1043 other.service start waiting\n";
+        assert!(restart_job(jobs, "xvs.service"));
+        assert!(!restart_job(
+            "1042 xvs.service stop running\n",
+            "xvs.service"
+        ));
+        assert!(!restart_job(jobs, "xvs2.service"));
+        assert!(!restart_job("", "xvs.service"));
+    }
+
+    #[test]
+    fn a_recorded_handover_is_taken_once_and_only_fresh() {
+        let dir = std::env::temp_dir().join(format!("xvs-handover-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("if2.handover");
+        record(&path, "handover VI_1=MASTER VI_2=BACKUP\n");
+        assert_eq!(take(&path).unwrap().masters, vec!["VI_1".to_string()]);
+        assert_eq!(take(&path), None, "taken once");
+        std::fs::write(&path, "handover VI_1=MASTER\nat=1\n").unwrap();
+        assert_eq!(take(&path), None, "too old");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 
     #[test]
     fn the_masters_are_read_from_the_reply() {

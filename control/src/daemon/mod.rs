@@ -213,12 +213,15 @@ impl<'p> Daemon<'p> {
             Command::HandOver => {
                 // Answered now; the loop ends after the answer is sent (`serve`).
                 self.handing_over = true;
-                Ok(handover::reply(
+                let reply = handover::reply(
                     self.vrrp
                         .stats()
                         .iter()
                         .map(|(name, s)| (name.clone(), s.state().as_str())),
-                ))
+                );
+                // For a next process that did not ask itself (a systemd restart).
+                handover::record(&handover_path(&self.ifaces), &reply);
+                Ok(reply)
             }
             Command::Explain(args) => match self.lb.as_ref() {
                 Some(l) => {
@@ -586,7 +589,13 @@ pub async fn run(path: &Path, cfg: Config, ifaces: Ifaces, takeover: bool) -> Re
     for w in hostcheck::warnings(&cfg, &ifaces) {
         warn!("{w}");
     }
-    let masters = handed.map(|h| h.masters).unwrap_or_default();
+    // Asked ourselves, or a restart whose ExecStop asked: the last process's masters.
+    // The record is taken either way, so no later start resumes from it.
+    let recorded = match _instance.complete() {
+        true => handover::take(&handover_path(&ifaces)),
+        false => None,
+    };
+    let masters = handed.or(recorded).map(|h| h.masters).unwrap_or_default();
     let (lb, vrrp) = start_parts(path, &cfg, &ifaces, _instance.complete(), &masters)?;
     let (health_tx, health_rx) = mpsc::channel(64);
     let mut monitors = health::Monitors::new(health_tx);
@@ -645,6 +654,13 @@ fn start_parts(
     let lb = start_lb(path, cfg, ifaces, locked)?;
     Ok((lb, vrrp))
 }
+
+/// Where a process that hands over records what it handed (`handover::record`).
+fn handover_path(ifaces: &Ifaces) -> PathBuf {
+    control_socket::interface_state_path(ifaces.external.ifindex, "handover")
+}
+
+pub use handover::{systemd_restarting, wait_gone};
 
 /// The control socket's path: the configured one, or the default.
 fn socket_path(cfg: &Config) -> PathBuf {

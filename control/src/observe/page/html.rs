@@ -343,6 +343,29 @@ mod tests {
     }
 
     #[test]
+    fn sync_peers_say_when_they_were_last_heard() {
+        let mut o = sample();
+        o["sync"] = json!({
+            "ready": false, "connections": 12,
+            "peers": [{"address": "10.0.1.2", "up": true, "last_heard_seconds": 0.25, "connections": 11},
+                      {"address": "<peer>", "up": false, "last_heard_seconds": 31.0, "connections": 0}],
+        });
+        let h = render(&o);
+        assert!(
+            h.contains("resync under way · 12 connection(s) here"),
+            "{h}"
+        );
+        assert!(
+            h.contains("<td>10.0.1.2</td><td class=\"ok\">yes</td><td>0.2 s ago</td>"),
+            "{h}"
+        );
+        assert!(
+            h.contains("<td>&lt;peer&gt;</td><td class=\"bad\">no</td><td>31.0 s ago</td>"),
+            "{h}"
+        );
+    }
+
+    #[test]
     fn an_empty_or_odd_overview_still_renders_a_whole_page() {
         for o in [
             json!({}),
