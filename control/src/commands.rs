@@ -305,6 +305,11 @@ fn handover(config: Option<PathBuf>, if_restarting: Option<&str>) -> Outcome {
             print!("{text}");
             crate::daemon::wait_gone(&path).map_err(Failed::line)
         }
+        // An xvs from before handovers, or one that refuses: the restart stops it cleanly.
+        Ok((false, text)) if if_restarting.is_some() => {
+            eprintln!("xvs: no handover ({}): the restart stops it", text.trim());
+            Ok(())
+        }
         Ok((false, text)) => Err(Failed(text)),
         // Nothing running: nothing to hand over (a stop of a failed unit, say).
         Err(e) if if_restarting.is_some() => {

@@ -16,6 +16,8 @@ use tracing::{debug, warn};
 /// A command line from the socket, and where its answer goes.
 pub struct Incoming {
     pub line: String,
+    /// The peer's uid (root, or the user xvs runs as).
+    pub uid: u32,
     pub reply: oneshot::Sender<Result<String, String>>,
 }
 
@@ -138,7 +140,8 @@ async fn answer(mut s: UnixStream, tx: mpsc::Sender<Incoming>, owner: u32) -> st
         Err(_) => return send_answer(&mut s, "error\na command is UTF-8 text\n").await,
     };
     let (reply, rx) = oneshot::channel();
-    if tx.send(Incoming { line, reply }).await.is_err() {
+    let uid = peer;
+    if tx.send(Incoming { line, reply, uid }).await.is_err() {
         return Ok(());
     }
     let out = match rx.await {
@@ -165,6 +168,9 @@ pub fn request(path: &PathBuf, line: &str) -> Result<(bool, String)> {
             path.display()
         )
     })?;
+    // A hung daemon still accepts (the kernel's backlog): the answer is not waited for
+    // forever.
+    s.set_read_timeout(Some(std::time::Duration::from_secs(15)))?;
     s.write_all(format!("{line}\n").as_bytes())?;
     let mut out = String::new();
     s.read_to_string(&mut out)?;

@@ -27,10 +27,16 @@ use tracing::info;
 use crate::control_socket;
 use crate::sys::instance::{self, InstanceLock};
 
+/// The exit status of a process that handed over: the unit counts it a success and,
+/// when no stop or restart of the unit is under way (an admin's `xvs run --takeover`
+/// beside the unit), restarts it (`SuccessExitStatus=`, `RestartForceExitStatus=`),
+/// which then resumes from the record.
+pub const HANDED_OVER: i32 = 75;
+
 /// How long the new process waits for the old one to let go of its locks.
 const LOCK_WAIT: Duration = Duration::from_secs(10);
 /// A handover file older than this is not the last process's handover (seconds).
-const RECORD_FRESH: u64 = 60;
+const RECORD_FRESH: Duration = Duration::from_secs(60);
 
 /// What the running xvs handed over: the VRRP instances that were master.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -93,7 +99,7 @@ pub fn ask(socket: &Path) -> Result<Option<Handed>> {
 /// Writes what this process hands over (its reply) beside its state, for a next
 /// process that did not ask itself (`systemctl restart`: the unit's ExecStop asked).
 pub fn record(path: &Path, reply: &str) {
-    let text = format!("{reply}at={}\n", crate::calendar::unix_now());
+    let text = format!("{reply}at_ms={}\n", unix_ms());
     let tmp = path.with_extension("handover.new");
     let _ = std::fs::remove_file(&tmp);
     let written = std::fs::OpenOptions::new()
@@ -112,25 +118,69 @@ pub fn record(path: &Path, reply: &str) {
     }
 }
 
-/// What the last process handed over, if it did so lately (and removes the record).
-pub fn take(path: &Path) -> Option<Handed> {
+/// Milliseconds since the Unix epoch.
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// What the last process handed over and how long ago, if lately (the record is
+/// removed either way).
+pub fn take(path: &Path) -> Option<(Handed, Duration)> {
     let text = read_small(path)?;
     let _ = std::fs::remove_file(path);
     let at: u64 = text
         .lines()
-        .find_map(|l| l.strip_prefix("at="))
+        .find_map(|l| l.strip_prefix("at_ms="))
         .and_then(|a| a.trim().parse().ok())?;
-    let age = crate::calendar::unix_now().saturating_sub(at);
+    let age = Duration::from_millis(unix_ms().saturating_sub(at));
     if age > RECORD_FRESH {
-        info!("{} is {age} s old: not resumed", path.display());
+        info!("{} is {age:?} old: not resumed", path.display());
         return None;
     }
     let handed = parse(text.lines().next()?).ok()?;
     info!(
-        "the last xvs handed over {age} s ago (VRRP masters: {:?})",
+        "the last xvs handed over {age:?} ago (VRRP masters: {:?})",
         handed.masters
     );
-    Some(handed)
+    Some((handed, age))
+}
+
+/// The masters that may resume after a handover `age` ago: those whose backups cannot
+/// have taken over yet (younger than the instance's Master_Down_Interval, 3 × advert_int
+/// + skew). The others start as backup, as after any start: a peer may be master now.
+pub fn resumable(cfg: &xvs_config::Config, masters: Vec<String>, age: Duration) -> Vec<String> {
+    masters
+        .into_iter()
+        .filter(|name| {
+            let Some(vi) = cfg.vrrp_instances.iter().find(|v| &v.name == name) else {
+                return false;
+            };
+            let int_ms = u64::from(vi.advert_int_cs) * 10;
+            let down = Duration::from_millis(3 * int_ms + (256 - u64::from(vi.priority)) * int_ms / 256);
+            let ok = age < down;
+            if !ok {
+                info!("VRRP {name}: handed over {age:?} ago, past its Master_Down_Interval ({down:?}): a backup may be master now, so it starts as backup");
+            }
+            ok
+        })
+        .collect()
+}
+
+/// A start after a handover failed: the VIPs the last process left are given up, so a
+/// VRRP backup's takeover is not answered here too (the steering program left attached
+/// keeps dropping what still arrives, until a start succeeds).
+pub fn abandon(cfg: &xvs_config::Config) {
+    for vi in &cfg.vrrp_instances {
+        let Ok(Some(iface)) = crate::sys::iface::Iface::lookup(&vi.interface.value) else {
+            continue;
+        };
+        for &(vip, len) in &vi.virtual_ipaddresses {
+            let _ = crate::sys::netlink::del_address(iface.ifindex, vip, len);
+        }
+    }
+    tracing::error!("the start after a handover failed: the VIPs it left are given up, so a VRRP backup can serve");
 }
 
 /// A regular file of at most 4 KiB, read without following a link.
@@ -221,11 +271,30 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("if2.handover");
         record(&path, "handover VI_1=MASTER VI_2=BACKUP\n");
-        assert_eq!(take(&path).unwrap().masters, vec!["VI_1".to_string()]);
+        let (handed, age) = take(&path).unwrap();
+        assert_eq!(handed.masters, vec!["VI_1".to_string()]);
+        assert!(age < Duration::from_secs(5));
         assert_eq!(take(&path), None, "taken once");
-        std::fs::write(&path, "handover VI_1=MASTER\nat=1\n").unwrap();
+        std::fs::write(&path, "handover VI_1=MASTER\nat_ms=1\n").unwrap();
         assert_eq!(take(&path), None, "too old");
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_master_resumes_only_within_its_backups_master_down_interval() {
+        let cfg = xvs_config::parse(
+            "t",
+            "interface: eth0\nvrrp_instances:\n  - { name: fast, interface: eth0, virtual_router_id: 1, priority: 100, version: 3, advert_int: 0.1, virtual_ipaddresses: [10.0.0.100] }\n  - { name: slow, interface: eth0, virtual_router_id: 2, priority: 100, advert_int: 1, virtual_ipaddresses: [10.0.0.101] }\n",
+        )
+        .unwrap();
+        let both = || vec!["fast".to_string(), "slow".to_string()];
+        assert_eq!(resumable(&cfg, both(), Duration::from_millis(100)), both());
+        // 3 × 0.1 s + skew (0.04 s) has passed for `fast`, not 3 × 1 s + 0.4 s for `slow`.
+        assert_eq!(
+            resumable(&cfg, both(), Duration::from_millis(500)),
+            vec!["slow".to_string()]
+        );
+        assert!(resumable(&cfg, vec!["gone".into()], Duration::ZERO).is_empty());
     }
 
     #[test]

@@ -410,7 +410,6 @@ impl Lb {
         }
     }
 
-    /// Gives the kernel its traffic back first, then stops the workers; prints the counters.
     /// For a handover: connection sync and the workers stop (their flow-state files then
     /// hold every connection); nothing is detached or removed.
     pub fn quiesce(&mut self) {
@@ -421,6 +420,7 @@ impl Lb {
         self.state.handed_over();
     }
 
+    /// Gives the kernel its traffic back first, then stops the workers; prints the counters.
     pub fn stop(mut self, cfg: &Config, ifaces: &Ifaces) {
         if let Some(s) = self.sync.as_mut() {
             s.thread.stop();

@@ -256,7 +256,16 @@ impl<'p> Daemon<'p> {
 
     /// A command from the control socket, answered.
     async fn answer(&mut self, cmd: control_socket::Incoming) {
-        let answer = self.command(&cmd.line).await;
+        // A handover ends this process: for root only (the unit's ExecStop, an admin's
+        // `xvs run --takeover`), not for the scripts that run as xvs's own user.
+        let answer = if cmd.uid != 0 && Command::parse(&cmd.line) == Ok(Command::HandOver) {
+            Err(
+                "handover is for root: `systemctl restart xvs`, or `xvs run --takeover` as root\n"
+                    .into(),
+            )
+        } else {
+            self.command(&cmd.line).await
+        };
         let _ = cmd.reply.send(answer);
     }
 
@@ -440,7 +449,7 @@ impl<'p> Daemon<'p> {
             "handed over after {} reload(s); exiting without detaching",
             self.reloads
         );
-        std::process::exit(0)
+        std::process::exit(handover::HANDED_OVER)
     }
 
     /// The end: VRRP steps down, the monitors and the load balancer stop, and the run's
@@ -595,8 +604,21 @@ pub async fn run(path: &Path, cfg: Config, ifaces: Ifaces, takeover: bool) -> Re
         true => handover::take(&handover_path(&ifaces)),
         false => None,
     };
-    let masters = handed.or(recorded).map(|h| h.masters).unwrap_or_default();
-    let (lb, vrrp) = start_parts(path, &cfg, &ifaces, _instance.complete(), &masters)?;
+    let handed_over = handed.is_some() || recorded.is_some();
+    let masters = match (handed, recorded) {
+        (Some(h), _) => h.masters,
+        (None, Some((h, age))) => handover::resumable(&cfg, h.masters, age),
+        (None, None) => Vec::new(),
+    };
+    let (lb, vrrp) = match start_parts(path, &cfg, &ifaces, _instance.complete(), &masters) {
+        Ok(parts) => parts,
+        Err(e) => {
+            if handed_over {
+                handover::abandon(&cfg);
+            }
+            return Err(e);
+        }
+    };
     let (health_tx, health_rx) = mpsc::channel(64);
     let mut monitors = health::Monitors::new(health_tx);
     if lb.is_some() {
