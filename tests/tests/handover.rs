@@ -1,8 +1,9 @@
 //! A planned handover: `xvs run --takeover` while an xvs runs. The running one hands
 //! over its state and exits; the new one is VRRP master from its first advert, so a
 //! keepalived backup watching at `advert_int 0.1` never takes over; downloads under way
-//! finish intact, and new connections are served again after a short gap (measured and
-//! printed; the test asserts the mechanism, not the time).
+//! finish intact, the director's kernel sends no reset (no VIP packet reached it), and
+//! new connections are served again after a short gap (measured and printed; the test
+//! asserts the mechanism, not the time).
 
 use std::time::Duration;
 
@@ -59,6 +60,9 @@ fn a_takeover_keeps_downloads_and_the_vrrp_role() {
 
     let bin = xvs_lab::tools::xvs_bin().unwrap().display().to_string();
     let path = cfg.display().to_string();
+    // The director holds the VIP: a VIP packet its kernel got would be answered with a
+    // reset. Counted before and after.
+    let resets_before = resets(&lab);
     let began = now();
     lab.lab
         .spawn("lb", "xvs-new", &[&bin, "run", "--takeover", "-c", &path])
@@ -97,6 +101,20 @@ fn a_takeover_keeps_downloads_and_the_vrrp_role() {
         results.len()
     );
     assert_eq!(intact, DOWNLOADS, "{log}");
+    let resets = resets(&lab) - resets_before;
+    eprintln!("TCP resets the director's kernel sent meanwhile: {resets}");
+    assert_eq!(resets, 0, "no VIP packet reached the director's kernel");
+    // The counter does see the kernel's resets: a connection to a closed port of the
+    // director's own address gets one.
+    let before = self::resets(&lab);
+    let _ = lab.lab.sh(
+        "cl",
+        &format!("curl -s -m 2 http://{}:1/ || true", dr::DIRECTOR),
+    );
+    assert!(
+        self::resets(&lab) > before,
+        "nstat counts the director's resets"
+    );
     assert!(log.contains("resuming as master"), "{log}");
     assert!(log.contains("recovering the flows"), "{log}");
     assert!(
@@ -109,6 +127,16 @@ fn a_takeover_keeps_downloads_and_the_vrrp_role() {
         "steady after the takeover"
     );
     lab.lab.stop("xvs-new");
+}
+
+/// TCP resets the director's kernel has sent (`nstat`'s TcpOutRsts, absolute).
+fn resets(lab: &DrLab) -> u64 {
+    let out = lab.lab.sh("lb", "nstat -asz TcpOutRsts").unwrap();
+    out.lines()
+        .find(|l| l.starts_with("TcpOutRsts"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no TcpOutRsts in {out}"))
 }
 
 fn now() -> f64 {
