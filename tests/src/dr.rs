@@ -24,6 +24,7 @@ pub const BIG_FILE_BYTES: usize = 20 * 1024 * 1024;
 
 const UDP_ECHO: &str = include_str!("udp_echo.py");
 const UDP_CLIENT: &str = include_str!("udp_client.py");
+const UDP_STREAM: &str = include_str!("udp_stream.py");
 const RAW_SEND: &str = include_str!("raw_send.py");
 const SYNC_REPLAY: &str = include_str!("sync_replay.py");
 const HTTP_LOOP: &str = include_str!("http_loop.py");
@@ -263,6 +264,7 @@ impl DrLab {
     fn write_scripts(lab: &Lab) -> Result<()> {
         lab.write("udp_echo.py", UDP_ECHO)?;
         lab.write("udp_client.py", UDP_CLIENT)?;
+        lab.write("udp_stream.py", UDP_STREAM)?;
         lab.write("raw_send.py", RAW_SEND)?;
         lab.write("sync_replay.py", SYNC_REPLAY)?;
         lab.write("http_loop.py", HTTP_LOOP)?;

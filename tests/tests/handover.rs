@@ -13,8 +13,11 @@ use xvs_lab::dr::{self, DrLab, VIP};
 const DOWNLOAD: usize = 3 << 20;
 const DOWNLOADS: usize = 6;
 
+/// The lab's UDP service (rr, DR): the paced stream's.
+const UDP_PORT: u16 = 5353;
+
 fn xvs_config() -> String {
-    dr::config(&[1, 1, 1], None)
+    dr::config(&[1, 1, 1], Some(UDP_PORT))
         + &format!(
             "vrrp_instances:\n  - name: VI_1\n    interface: eth0\n    state: MASTER\n    virtual_router_id: 51\n    priority: 150\n    version: 3\n    advert_int: 0.1\n    virtual_ipaddresses: [{VIP}]\n"
         )
@@ -30,6 +33,7 @@ fn keepalived_config() -> String {
 fn a_takeover_keeps_downloads_and_the_vrrp_role() {
     let mut lab = DrLab::build_pair(3).expect("build the lab");
     lab.start_web().unwrap();
+    lab.start_udp_echo(UDP_PORT).unwrap();
     let cfg = lab.write_config(&xvs_config()).unwrap();
     lab.start_xvs(&cfg).unwrap();
     lab.wait_vip("lb", Duration::from_secs(10), "xvs never became master");
@@ -56,6 +60,23 @@ fn a_takeover_keeps_downloads_and_the_vrrp_role() {
             .unwrap();
     }
     lab.start_http_loop_paced(8.0, 0.01, 0.2).unwrap();
+    // One established UDP flow, a datagram every 2 ms: the fast path carries it.
+    let stream = lab.lab.dir.join("udp_stream.py").display().to_string();
+    lab.lab
+        .spawn(
+            "cl",
+            "udp-stream",
+            &[
+                "python3",
+                "-u",
+                &stream,
+                VIP,
+                &UDP_PORT.to_string(),
+                "0.002",
+                "8",
+            ],
+        )
+        .unwrap();
     std::thread::sleep(Duration::from_millis(2000));
 
     let bin = xvs_lab::tools::xvs_bin().unwrap().display().to_string();
@@ -85,6 +106,9 @@ fn a_takeover_keeps_downloads_and_the_vrrp_role() {
         intact += usize::from(got == want);
     }
     let results = lab.loop_results(Duration::from_secs(20)).unwrap();
+    let udp = lab.lab.proc("udp-stream").unwrap();
+    udp.wait(Duration::from_secs(20));
+    let udp = udp.output();
     // The longest wait between two answered requests from just before the takeover on.
     let answered: Vec<f64> = results
         .iter()
@@ -97,9 +121,11 @@ fn a_takeover_keeps_downloads_and_the_vrrp_role() {
     let ka = lab.lab.proc("keepalived").unwrap().output();
     eprintln!(
         "{intact} of {DOWNLOADS} downloads intact across the takeover; new connections: \
-         longest gap {gap:.3} s, {failed} of {} requests failed\n{log}",
-        results.len()
+         longest gap {gap:.3} s, {failed} of {} requests failed; one UDP flow: {}\n{log}",
+        results.len(),
+        udp.trim()
     );
+    assert!(udp.contains("answered"), "the UDP stream ran: {udp}");
     assert_eq!(intact, DOWNLOADS, "{log}");
     let resets = resets(&lab) - resets_before;
     eprintln!("TCP resets the director's kernel sent meanwhile: {resets}");
