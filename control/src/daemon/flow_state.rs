@@ -255,17 +255,24 @@ fn write_ids(path: &Path, registry: &DestRegistry, hold: Duration) -> Result<()>
             s.proto, s.addr, s.port, k.addr, k.port
         );
     }
-    let tmp = path.with_extension("ids.new");
+    replace(path, &text).with_context(|| format!("replacing {}", path.display()))
+}
+
+/// Replaces the file at `path` with `text` in one step: written to a new file beside it
+/// (never through a link), then renamed over it, so a reader never sees half of it.
+pub(super) fn replace(path: &Path, text: &str) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".new");
+    let tmp = PathBuf::from(tmp);
     let _ = std::fs::remove_file(&tmp);
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&tmp)
-        .with_context(|| format!("creating {}", tmp.display()))?;
+        .open(&tmp)?;
     f.write_all(text.as_bytes())?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {}", tmp.display()))
+    std::fs::rename(&tmp, path)
 }
 
 /// The ids a file lists; any line that does not parse, an id out of range or given

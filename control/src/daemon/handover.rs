@@ -16,7 +16,6 @@
 //! carry find no socket and are dropped by the steering program (never passed to a
 //! kernel that would reset them): TCP retransmits them.
 
-use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -100,17 +99,7 @@ pub fn ask(socket: &Path) -> Result<Option<Handed>> {
 /// process that did not ask itself (`systemctl restart`: the unit's ExecStop asked).
 pub fn record(path: &Path, reply: &str) {
     let text = format!("{reply}at_ms={}\n", unix_ms());
-    let tmp = path.with_extension("handover.new");
-    let _ = std::fs::remove_file(&tmp);
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&tmp)
-        .and_then(|mut f| f.write_all(text.as_bytes()))
-        .and_then(|()| std::fs::rename(&tmp, path));
-    if let Err(e) = written {
+    if let Err(e) = super::flow_state::replace(path, &text) {
         tracing::warn!(
             "writing {}: {e}; the next xvs will not resume VRRP masters",
             path.display()

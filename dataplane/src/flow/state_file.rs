@@ -141,8 +141,7 @@ pub enum Opened {
 pub struct FlowFile {
     file: File,
     map: Arc<MappedFile>,
-    buckets4: usize,
-    buckets6: usize,
+    geo: Geometry,
     seed: u64,
     epoch_ns: u64,
     v6_reserved: AtomicBool,
@@ -231,8 +230,7 @@ impl FlowFile {
         let flow_file = FlowFile {
             file,
             map: Arc::new(map),
-            buckets4: geo.buckets4,
-            buckets6: geo.buckets6,
+            geo,
             seed: header.seed,
             epoch_ns: header.epoch_ns,
             // A recovered file's IPv6 region was reserved by `settle`.
@@ -278,7 +276,7 @@ impl FlowFile {
         if self.v6_reserved.load(Ordering::Acquire) {
             return Ok(());
         }
-        let off6 = self.region6().0;
+        let off6 = self.geo.off6;
         room(&self.file, self.map.len() as u64).map_err(|(need, avail, total)| {
             io::Error::other(format!(
                 "{need} bytes more of {avail} free of {total} would leave less than a quarter free"
@@ -294,7 +292,7 @@ impl FlowFile {
         if self.taken4.swap(true, Ordering::AcqRel) {
             return None;
         }
-        let len = self.buckets4 * FlowKey::WAYS;
+        let len = self.geo.buckets4 * FlowKey::WAYS;
         let entries = Entries::in_file(Arc::clone(&self.map), HEADER_LEN, len)?;
         Some(FlowTable::in_entries(entries, self.seed))
     }
@@ -304,28 +302,14 @@ impl FlowFile {
         if !self.v6_reserved.load(Ordering::Acquire) || self.taken6.swap(true, Ordering::AcqRel) {
             return None;
         }
-        let (off6, len) = self.region6();
+        let (off6, len) = (self.geo.off6, self.geo.buckets6 * FlowKey6::WAYS);
         let entries = Entries::in_file(Arc::clone(&self.map), off6, len)?;
         self.map.write(std::mem::offset_of!(Header, v6_used), 1u32);
         Some(FlowTable::in_entries(entries, self.seed))
     }
 
-    fn region6(&self) -> (usize, usize) {
-        (
-            Geometry::of_buckets(self.buckets4),
-            self.buckets6 * FlowKey6::WAYS,
-        )
-    }
-
     fn header(&self) -> Header {
         self.map.read(0).unwrap_or_default()
-    }
-}
-
-impl Geometry {
-    /// Where the IPv6 region starts, from the IPv4 table's bucket count.
-    fn of_buckets(buckets4: usize) -> usize {
-        (HEADER_LEN + buckets4 * FlowKey::WAYS * std::mem::size_of::<Flow>()).next_multiple_of(PAGE)
     }
 }
 

@@ -8,7 +8,8 @@
 //! `offer` tells the steering program what it may carry (fast path, NAT replies),
 //! `sync` and `synced` are connection sync out and in, `sweep` expires flows, `relay`
 //! recognises the NAT replies XDP hands over, `adopt` and `recover` take up what a
-//! killed xvs left (in the fast path's map, in the flow-state file). The rewrite itself is `rewrite::forward`.
+//! killed xvs left (in the fast path's map, in the flow-state file). The rewrite itself
+//! is `rewrite::forward`.
 
 use std::sync::Arc;
 
