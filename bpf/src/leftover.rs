@@ -11,12 +11,15 @@ use libbpf_rs::{MapCore, MapFlags, MapHandle, OpenMapMut, Xdp, XdpFlags};
 
 use crate::steer::{
     MAP_CONFIG, MAP_FAST_FLOWS, MAP_FAST_FLOWS6, MAP_NAT_CLIENTS, MAP_NAT_CLIENTS6, MAP_NAT_CONNS,
-    MAP_NAT_CONNS6, PROG,
+    MAP_NAT_CONNS6, MAP_XSKS, PROG,
 };
 
-/// The maps whose entries are connection state, taken over; the others (services,
-/// sockets, settings, counters) are written afresh by the new process.
-const STATE_MAPS: [&str; 6] = [
+/// The maps whose entries are connection state, taken over, and the socket map: the
+/// new process's workers register there, so the program still attached forwards to
+/// them before the new one replaces it. The others (services, settings, counters) are
+/// written afresh by the new process.
+const STATE_MAPS: [&str; 7] = [
+    MAP_XSKS,
     MAP_FAST_FLOWS,
     MAP_FAST_FLOWS6,
     MAP_NAT_CONNS,
@@ -27,6 +30,8 @@ const STATE_MAPS: [&str; 6] = [
 
 /// A steering program found attached, and its maps.
 pub struct Leftover {
+    /// The program's id: the same id later is the same program, with the same maps.
+    id: u32,
     owner: u64,
     fast_generation: u32,
     maps: Vec<MapHandle>,
@@ -67,10 +72,16 @@ impl Leftover {
         let (owner, fast_generation) = crate::abi::steer_config_owner(&value)
             .ok_or("the attached program is from a version without takeover")?;
         Ok(Some(Leftover {
+            id,
             owner,
             fast_generation,
             maps,
         }))
+    }
+
+    /// The attached program's id.
+    pub fn id(&self) -> u32 {
+        self.id
     }
 
     /// The fingerprint of the xvs that wrote it (0: one from before fingerprints).

@@ -19,7 +19,7 @@ use crate::BpfError;
 pub(crate) const PROG: &str = "xvs_steer";
 const MAP_SERVICES: &str = "xvs_services";
 const MAP_SERVICES6: &str = "xvs_services6";
-const MAP_XSKS: &str = "xvs_xsks";
+pub(crate) const MAP_XSKS: &str = "xvs_xsks";
 const MAP_COUNTERS: &str = "xvs_counters";
 const MAP_NAT_BACKENDS: &str = "xvs_nat_backends";
 const MAP_NAT_BACKENDS6: &str = "xvs_nat_backends6";

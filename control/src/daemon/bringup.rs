@@ -1,6 +1,7 @@
-//! Bring-up: the first snapshot, the steering program loaded and its maps filled,
-//! attached, then one worker per queue, each registered in the XSK map once it owns
-//! its socket (until then the kernel keeps that queue's traffic: nothing is lost).
+//! Bring-up: the first snapshot, the steering program loaded and its maps filled, one
+//! worker per queue, each registered in the XSK map once it owns its socket, then the
+//! program attached: it finds every worker ready from its first packet (over a
+//! program a killed or handed-over xvs left, not one packet waits for a socket).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -23,7 +24,7 @@ use super::overload::Overload;
 use super::publish::{self, Local};
 use super::resolve::{resolve, Macs};
 use super::steer_maps::SteerMaps;
-use super::takeover::Takeover;
+use super::takeover::{map_sizes, Prior, Takeover};
 use super::translate;
 use super::workers::{WorkerMaps, Workers};
 use super::xdp_tx::TxWatch;
@@ -32,10 +33,10 @@ use crate::ids::DestRegistry;
 use crate::sys::random;
 
 impl Lb {
-    /// Brings the load balancer up; `locked`: this process holds every instance lock, so
-    /// what is attached to the interface is no running xvs's and may be taken over.
-    pub fn start(path: &Path, cfg: &Config, ifaces: &Ifaces, locked: bool) -> Result<Lb> {
-        let takeover = Takeover::find(cfg, ifaces, locked);
+    /// Brings the load balancer up, taking over what `prior` allows.
+    pub fn start(path: &Path, cfg: &Config, ifaces: &Ifaces, prior: Prior) -> Result<Lb> {
+        let locked = prior.locked;
+        let mut takeover = Takeover::find(cfg, ifaces, prior);
         let generation = takeover.generation();
         let mut state = FlowState::new(ifaces.external.ifindex, locked);
         let First {
@@ -48,11 +49,12 @@ impl Lb {
             shared,
         } = first_snapshot(cfg, ifaces, generation, state.registry(cfg))?;
         let (mut steer, maps) =
-            load_steering(cfg, ifaces, generation, local, &mut registry, &takeover)?;
+            load_steering(cfg, ifaces, generation, local, &mut registry, &mut takeover)?;
         // Before any worker reads the first snapshot: what its flows name is on file.
         state.record(cfg, &registry);
-        let queues = attach(&mut steer, cfg, ifaces)?;
+        let queues = queues(cfg, ifaces);
         let (workers, channels) = start_workers(cfg, ifaces, &steer, &shared, queues, &mut state)?;
+        attach(&mut steer, cfg, ifaces)?;
         log_running(path, cfg, queues);
         let tx_watch = tx_watch(cfg, ifaces);
         Ok(Lb {
@@ -133,16 +135,19 @@ fn load_steering(
     generation: u64,
     local: Local,
     registry: &mut DestRegistry,
-    takeover: &Takeover,
+    takeover: &mut Takeover,
 ) -> Result<(Steer, SteerMaps)> {
     let iface = &ifaces.external;
-    let nat_conns = nat_conns_size(cfg, iface.rx_queues);
-    let (mut steer, taken) =
-        Steer::load_taking(cfg.fast_path_flows, nat_conns, takeover.leftover.as_ref())
-            .context("loading the steering program")?;
+    let (fast, nat) = map_sizes(cfg, ifaces);
+    let (mut steer, taken) = match takeover.preloaded.take() {
+        // Loaded before the handover, over the same maps.
+        Some(p) => (p.steer, p.taken),
+        None => Steer::load_taking(fast, nat, takeover.leftover.as_ref())
+            .context("loading the steering program")?,
+    };
     if taken > 0 {
         info!(
-            "took over the connection state left on {} ({taken} maps: fast-path flows, NAT connections and clients)",
+            "took over the connection state left on {} ({taken} maps: fast-path flows, NAT connections and clients, the workers' sockets)",
             iface.name
         );
     }
@@ -154,12 +159,32 @@ fn load_steering(
     Ok((steer, maps))
 }
 
-/// Attaches the steering program to every interface; the number of workers to run, one
-/// per queue (and per queue of the internal interface, when there is one).
-fn attach(steer: &mut Steer, cfg: &Config, ifaces: &Ifaces) -> Result<u32> {
+/// The number of workers to run: one per queue (and per queue of the internal
+/// interface, when there is one).
+fn queues(cfg: &Config, ifaces: &Ifaces) -> u32 {
     let iface = &ifaces.external;
+    let queues = cfg.workers.unwrap_or(iface.rx_queues).min(iface.rx_queues);
+    match &ifaces.internal {
+        // Each worker's internal socket needs a queue of its own there.
+        Some(int) if int.rx_queues < queues => {
+            warn!(
+                "{} has {} queue(s): running {} worker(s) instead of {queues}",
+                int.name, int.rx_queues, int.rx_queues
+            );
+            int.rx_queues
+        }
+        _ => queues,
+    }
+}
+
+/// Attaches the steering program to every interface (over what is attached there, in
+/// one step).
+fn attach(steer: &mut Steer, cfg: &Config, ifaces: &Ifaces) -> Result<()> {
     let mode = translate::attach_mode(cfg.xdp_mode);
-    let mut queues = cfg.workers.unwrap_or(iface.rx_queues).min(iface.rx_queues);
+    if ifaces.internal.is_some() {
+        // Services on the clients' side only; the internal side gets NAT replies.
+        steer.set_external_ifindex(ifaces.external.ifindex)?;
+    }
     for i in ifaces.all() {
         steer.set_local_mac(i.ifindex, i.mac)?;
         let got = steer.attach(i.ifindex as i32, mode)?;
@@ -170,19 +195,7 @@ fn attach(steer: &mut Steer, cfg: &Config, ifaces: &Ifaces) -> Result<u32> {
             got.as_str()
         );
     }
-    if let Some(int) = &ifaces.internal {
-        // Services on the clients' side only; the internal side gets NAT replies.
-        steer.set_external_ifindex(iface.ifindex)?;
-        // Each worker's internal socket needs a queue of its own there.
-        if int.rx_queues < queues {
-            warn!(
-                "{} has {} queue(s): running {} worker(s) instead of {queues}",
-                int.name, int.rx_queues, int.rx_queues
-            );
-            queues = int.rx_queues;
-        }
-    }
-    Ok(queues)
+    Ok(())
 }
 
 /// One worker per queue, each registered in the XSK map once it owns its socket, its
@@ -220,8 +233,8 @@ fn start_workers(
             .map(|_| Arc::new(SyncChannel::default()));
         channels.extend(channel.clone());
         let fd = workers.start(ifaces, &wc, &xsk, shared, maps, channel)?;
-        // Registered after the worker owns the socket: from here its queue's VIP
-        // traffic goes to the worker instead of the kernel.
+        // Registered once the worker owns the socket; the program is attached after
+        // the last, so no queue's VIP traffic finds an empty slot.
         steer.register_xsk(q, fd)?;
     }
     Ok((workers, channels))
@@ -262,21 +275,6 @@ fn tx_watch(cfg: &Config, ifaces: &Ifaces) -> Option<TxWatch> {
         }
         w
     })
-}
-
-/// Room for the NAT connections the workers can hold (none without a NAT service): a
-/// flow table's for each queue, at most `MAX_NAT_CONNS`.
-fn nat_conns_size(cfg: &Config, queues: u32) -> u32 {
-    let nat = cfg
-        .virtual_servers
-        .iter()
-        .any(|v| v.forwarding == xvs_config::Forwarding::Nat);
-    if nat {
-        let want = cfg.flow_table_size.saturating_mul(queues.max(1) as usize);
-        want.min(xvs_bpf::abi::layout::MAX_NAT_CONNS as usize) as u32
-    } else {
-        1
-    }
 }
 
 /// Connection sync's thread, fed by every worker's queues; its readiness is what a

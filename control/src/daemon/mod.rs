@@ -583,6 +583,11 @@ pub async fn run(path: &Path, cfg: Config, ifaces: Ifaces, takeover: bool) -> Re
     privilege::check(&cfg)?;
     let socket_path = socket_path(&cfg);
     let locks = instance_locks(&ifaces, &socket_path);
+    // The verifier's time is spent while the running xvs still serves.
+    let preloaded = match takeover && !cfg.virtual_servers.is_empty() {
+        true => Some(takeover::Preloaded::load(&cfg, &ifaces)?),
+        false => None,
+    };
     let handed = match takeover {
         true => handover::ask(&socket_path)?,
         false => None,
@@ -610,7 +615,11 @@ pub async fn run(path: &Path, cfg: Config, ifaces: Ifaces, takeover: bool) -> Re
         (None, Some((h, age))) => handover::resumable(&cfg, h.masters, age),
         (None, None) => Vec::new(),
     };
-    let (lb, vrrp) = match start_parts(path, &cfg, &ifaces, _instance.complete(), &masters) {
+    let prior = takeover::Prior {
+        locked: _instance.complete(),
+        preloaded,
+    };
+    let (lb, vrrp) = match start_parts(path, &cfg, &ifaces, prior, &masters) {
         Ok(parts) => parts,
         Err(e) => {
             if handed_over {
@@ -659,21 +668,21 @@ pub async fn run(path: &Path, cfg: Config, ifaces: Ifaces, takeover: bool) -> Re
 /// master can forward at once; but first when instances resume as master after a
 /// handover (`masters`), so their adverts go on while the load balancer starts. What a
 /// killed (or handed-over) xvs left is taken over only when no other can be running
-/// (`locked`).
+/// (`prior`).
 fn start_parts(
     path: &Path,
     cfg: &Config,
     ifaces: &Ifaces,
-    locked: bool,
+    prior: takeover::Prior,
     masters: &[String],
 ) -> Result<(Option<Lb>, VrrpThread)> {
     if masters.is_empty() {
-        let lb = start_lb(path, cfg, ifaces, locked)?;
+        let lb = start_lb(path, cfg, ifaces, prior)?;
         let vrrp = start_vrrp(cfg, lb.as_ref(), &[])?;
         return Ok((lb, vrrp));
     }
     let vrrp = start_vrrp(cfg, None, masters)?;
-    let lb = start_lb(path, cfg, ifaces, locked)?;
+    let lb = start_lb(path, cfg, ifaces, prior)?;
     Ok((lb, vrrp))
 }
 
@@ -693,12 +702,17 @@ fn socket_path(cfg: &Config) -> PathBuf {
 }
 
 /// The load balancer, attached and running; none when there are no virtual servers.
-fn start_lb(path: &Path, cfg: &Config, ifaces: &Ifaces, locked: bool) -> Result<Option<Lb>> {
+fn start_lb(
+    path: &Path,
+    cfg: &Config,
+    ifaces: &Ifaces,
+    prior: takeover::Prior,
+) -> Result<Option<Lb>> {
     Ok(if cfg.virtual_servers.is_empty() {
         info!("no virtual servers: VRRP only, nothing attached");
         None
     } else {
-        Some(Lb::start(path, cfg, ifaces, locked)?)
+        Some(Lb::start(path, cfg, ifaces, prior)?)
     })
 }
 

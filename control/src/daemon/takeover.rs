@@ -4,24 +4,73 @@
 //! first snapshot is of the next fast-path generation: each flow's next packet reaches
 //! a worker, which adopts it once its entry names a real server as this process sees it
 //! (`pipeline/adopt.rs`). Anything else left behind is replaced, with a log line.
+//!
+//! A planned handover loads its steering program before it asks (`Preloaded`), over the
+//! running program's maps: the verifier's time is then spent while the old workers
+//! still serve, not in the gap between theirs and this process's.
 
+use anyhow::{Context, Result};
 use tracing::info;
-use xvs_bpf::Leftover;
+use xvs_bpf::{Leftover, Steer};
 use xvs_config::Config;
 
 use super::ifaces::Ifaces;
+
+/// What a start may take from the xvs before it.
+pub struct Prior {
+    /// This process holds every instance lock: what is attached to the interface is no
+    /// running xvs's, and may be taken over.
+    pub locked: bool,
+    /// The steering program a handover loaded before it asked.
+    pub preloaded: Option<Preloaded>,
+}
 
 /// What this process may take over, and who it is for the next one.
 pub struct Takeover {
     pub leftover: Option<Leftover>,
     /// This process's fingerprint, written into the steering program's settings.
     pub owner: u64,
+    /// A program loaded before the handover, over this same leftover's maps (or over
+    /// none, when there is no leftover to take).
+    pub preloaded: Option<Preloaded>,
+}
+
+/// A steering program loaded, not attached, before a running xvs was asked to hand
+/// over: over its program's state maps when that program is ours.
+pub struct Preloaded {
+    pub steer: Steer,
+    /// How many state maps it took over.
+    pub taken: usize,
+    /// The program whose maps it took (`None`: it took none).
+    from: Option<u32>,
+}
+
+impl Preloaded {
+    /// Loads the steering program as `load_steering` would, over the maps of the xvs
+    /// still running on the interface when it is this build with this configuration.
+    /// Not locked: whether the same program is still there is checked once locked
+    /// (`Takeover::find`).
+    pub fn load(cfg: &Config, ifaces: &Ifaces) -> Result<Preloaded> {
+        let leftover = Leftover::find(ifaces.external.ifindex as i32)
+            .ok()
+            .flatten()
+            .filter(|l| l.owner() == owner(cfg));
+        let (fast, nat) = map_sizes(cfg, ifaces);
+        let (steer, taken) = Steer::load_taking(fast, nat, leftover.as_ref())
+            .context("loading the steering program")?;
+        Ok(Preloaded {
+            steer,
+            taken,
+            from: leftover.as_ref().map(Leftover::id),
+        })
+    }
 }
 
 impl Takeover {
-    /// Looks at what is attached to the external interface; `locked`: no other xvs can
-    /// be running there (this process holds every instance lock).
-    pub fn find(cfg: &Config, ifaces: &Ifaces, locked: bool) -> Takeover {
+    /// Looks at what is attached to the external interface. A preloaded program is kept
+    /// when it took the maps of what is attached now (or none, and none is ours).
+    pub fn find(cfg: &Config, ifaces: &Ifaces, prior: Prior) -> Takeover {
+        let Prior { locked, preloaded } = prior;
         let owner = owner(cfg);
         let name = &ifaces.external.name;
         if !locked {
@@ -29,6 +78,7 @@ impl Takeover {
             return Takeover {
                 leftover: None,
                 owner,
+                preloaded: None,
             };
         }
         let leftover = match Leftover::find(ifaces.external.ifindex as i32) {
@@ -45,7 +95,19 @@ impl Takeover {
             }
             ours
         });
-        Takeover { leftover, owner }
+        let now = leftover.as_ref().map(Leftover::id);
+        let preloaded = preloaded.and_then(|p| {
+            let same = p.from == now;
+            if !same {
+                info!("the program on {name} changed during the handover: loading the steering program again");
+            }
+            same.then_some(p)
+        });
+        Takeover {
+            leftover,
+            owner,
+            preloaded,
+        }
     }
 
     /// The first snapshot's generation: past the taken-over fast-path entries' own, so
@@ -55,6 +117,24 @@ impl Takeover {
             .as_ref()
             .map_or(1, |l| u64::from(l.fast_generation()) + 1)
     }
+}
+
+/// The fast path's and the known NAT connections' map sizes: room for the flows the
+/// workers can hold (NAT's: none without a NAT service; a flow table's for each queue,
+/// at most `MAX_NAT_CONNS`).
+pub fn map_sizes(cfg: &Config, ifaces: &Ifaces) -> (u32, u32) {
+    let nat = cfg
+        .virtual_servers
+        .iter()
+        .any(|v| v.forwarding == xvs_config::Forwarding::Nat);
+    let queues = ifaces.external.rx_queues.max(1) as usize;
+    let nat_conns = if nat {
+        let want = cfg.flow_table_size.saturating_mul(queues);
+        want.min(xvs_bpf::abi::layout::MAX_NAT_CONNS as usize) as u32
+    } else {
+        1
+    };
+    (cfg.fast_path_flows, nat_conns)
 }
 
 /// A fingerprint of the steering object, xvs's version and the configuration (FNV-1a, 64

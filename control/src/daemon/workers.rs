@@ -5,6 +5,7 @@ use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use tracing::{error, info};
@@ -58,7 +59,7 @@ impl Workers {
         sync: Option<Arc<xvs_dataplane::sync::SyncChannel>>,
     ) -> Result<RawFd> {
         let q = wc.queue;
-        let xsk = Xsk::open(ifaces.external.ifindex, q, xsk_cfg)?;
+        let xsk = open_xsk(ifaces.external.ifindex, q, xsk_cfg)?;
         info!(
             "queue {q}: AF_XDP socket bound in {} mode",
             xsk.mode().as_str()
@@ -134,6 +135,31 @@ impl Workers {
                 Ok(Err(e)) => error!("worker for queue {q} failed: {e}"),
                 Err(_) => error!("worker for queue {q} panicked"),
             }
+        }
+    }
+}
+
+/// How long a start waits for a queue whose last socket is being released.
+const BUSY_WAIT: Duration = Duration::from_secs(1);
+
+/// Queue `q`'s socket. A handed-over or killed xvs's socket keeps its queue busy for a
+/// few milliseconds after the process is gone (the kernel releases it after the close):
+/// a busy queue is tried again for `BUSY_WAIT`, then reported.
+fn open_xsk(ifindex: u32, q: u32, cfg: &XskConfig) -> Result<Xsk> {
+    let t0 = Instant::now();
+    loop {
+        match Xsk::open(ifindex, q, cfg) {
+            Err(e) if e.is_busy() && t0.elapsed() < BUSY_WAIT => {
+                std::thread::sleep(Duration::from_millis(1))
+            }
+            Err(e) if e.is_busy() => {
+                return Err(e).with_context(|| format!("queue {q} stayed busy for {BUSY_WAIT:?}: another AF_XDP program holds it (stop it; `bpftool net` lists what is attached)"))
+            }
+            Ok(xsk) if t0.elapsed() > Duration::from_millis(1) => {
+                info!("queue {q}: its last socket was released after {:?}", t0.elapsed());
+                return Ok(xsk);
+            }
+            r => return Ok(r?),
         }
     }
 }

@@ -39,6 +39,12 @@ fn privilege_hint(what: &str, e: &io::Error) -> &'static str {
 }
 
 impl XskError {
+    /// The queue has a socket already: another program's, or one being released (the
+    /// kernel frees a closed socket's hold on its queue a little after the close).
+    pub fn is_busy(&self) -> bool {
+        matches!(self, XskError::Setup { what: "bind", source, .. } if source.raw_os_error() == Some(libc::EBUSY))
+    }
+
     /// A `map_err` adapter: the step `what` failed on `ifindex` queue `queue`.
     fn setup(what: &'static str, ifindex: u32, queue: u32) -> impl Fn(io::Error) -> XskError {
         move |source| XskError::Setup {
