@@ -33,6 +33,7 @@ demo: build
 bench: build
 	$(CARGO) bench -p xvs-bench
 	./target/release/xvs-pps run --out bench/RESULTS.md
+	./target/release/xvs-pps takeover --out bench/RESULTS.md
 
 # Every fuzz target for FUZZ_SECS seconds (default 60) from the checked-in seed corpora;
 # prints executions and findings, fails on any. Not part of `make test`.

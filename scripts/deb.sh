@@ -13,7 +13,8 @@ maintainer=${DEB_MAINTAINER:-xvs developers <xvs@example.org>}
 
 bin=target/release/xvs
 [ -x "$bin" ] || { echo "deb: $bin is missing: run \`make build\` first" >&2; exit 1; }
-version=$("$bin" --version | awk '{print $2}')
+# XVS_DEB_VERSION: another version for the same build (the package test's upgrade).
+version=${XVS_DEB_VERSION:-$("$bin" --version | awk '{print $2}')}
 arch=$(dpkg --print-architecture)
 out=target/deb
 stage="$out/xvs_${version}_${arch}"

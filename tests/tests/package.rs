@@ -4,9 +4,10 @@
 //! man-db to check its unit and pages): `xvs --version`, `xvs check`, its user, a unit
 //! `systemd-analyze verify` accepts, its man pages; then, booted with systemd
 //! (systemd-nspawn), the unit's life: ready only once attached, STATUS=, a reload that
-//! fails on a bad file and says why, warnings and event fields in the journal, the
-//! watchdog restarting a director whose control loop or one of whose workers stalls;
-//! removed, then purged, cleanly.
+//! fails on a bad file and says why, warnings and event fields in the journal, a restart
+//! and an upgrade to a newer version under traffic (both hand over: every download
+//! intact), the watchdog restarting a director whose control loop or one of whose
+//! workers stalls; removed, then purged, cleanly.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -151,6 +152,12 @@ fn the_package_builds_is_lintian_clean_and_installs_on_a_clean_debian() {
         .arg("bookworm")
         .arg(&root.0));
     std::fs::copy(&deb, root.0.join("tmp/xvs.deb")).unwrap();
+    // The upgrade: the same build, its version bumped.
+    let newer = format!("{version}+upgrade1");
+    let built = run(Command::new(repo().join("scripts/deb.sh")).env("XVS_DEB_VERSION", &newer));
+    let newer_deb = repo().join(built.lines().last().expect("the package's path").trim());
+    std::fs::copy(&newer_deb, root.0.join("tmp/xvs-newer.deb")).unwrap();
+    let _ = std::fs::remove_file(&newer_deb);
     assert!(root
         .sh("test -e /usr/sbin/xvs && echo present || echo absent")
         .contains("absent"));
@@ -195,7 +202,7 @@ fn the_package_builds_is_lintian_clean_and_installs_on_a_clean_debian() {
         assert!(unit.lines().any(|l| l == line), "{line}: {unit}");
     }
 
-    under_systemd(&root);
+    under_systemd(&root, &newer);
 
     // Removed: the program goes, the admin's file stays; purged: that goes too.
     root.sh("dpkg -r xvs");
@@ -370,8 +377,84 @@ impl Booted {
     }
 }
 
-/// The unit under a real systemd, on a veth of the container's own.
-fn under_systemd(root: &Chroot) {
+/// Downloads across the upgrade: 4 MB at nginx's 500 kB/s, eight seconds each.
+const UPGRADE_DOWNLOADS: usize = 4;
+const UPGRADE_BYTES: usize = 4 << 20;
+
+/// A client and a real server for the container's director: a DR lab whose own director
+/// is unplugged, the container's link on its switch in its place (prepared as the lab's
+/// was), the lab's director and VIP addresses on the container's link.
+struct Clients {
+    lab: xvs_lab::dr::DrLab,
+}
+
+impl Clients {
+    fn attach(b: &Booted) -> Clients {
+        let mut lab = xvs_lab::dr::DrLab::build(1, 1).expect("the DR lab");
+        let sw = lab.lab.ns("sw");
+        let pass = lab.lab.dir.join("pass.bpf.o").display().to_string();
+        lab.lab.sh("sw", "ip link del lb").unwrap();
+        run(Command::new("ip").args(["link", "set", &b.veth, "netns", &sw]));
+        lab.lab
+            .sh(
+                "sw",
+                &format!(
+                    "ip link set {v} master br0 && ip link set {v} up && ip link set dev {v} xdpdrv obj {pass} sec xdp && ethtool -K {v} tx off >/dev/null",
+                    v = b.veth
+                ),
+            )
+            .unwrap();
+        let init = b.init.to_string();
+        for addr in [
+            format!("{}/24", xvs_lab::dr::DIRECTOR),
+            format!("{}/32", xvs_lab::dr::VIP),
+        ] {
+            run(Command::new("nsenter")
+                .args(["-t", &init, "-n", "ip", "addr", "add", &addr, "dev", "xvs0"]));
+        }
+        lab.start_web().expect("nginx on the real server");
+        Clients { lab }
+    }
+
+    fn config() -> String {
+        format!(
+            "interface: xvs0\nfast_path: xdp\nvirtual_servers:\n  - {{ name: web, address: {}, port: 80, protocol: tcp, forwarding: dr, real_servers: [ {{ address: {} }} ] }}\n",
+            xvs_lab::dr::VIP,
+            xvs_lab::dr::rs_addr(0)
+        )
+    }
+
+    /// Starts `n` paced downloads from the client; what each should receive.
+    fn downloads(&mut self, n: usize) -> Vec<u8> {
+        let want = self.lab.put_slow("part.bin", UPGRADE_BYTES).unwrap();
+        let url = format!("http://{}/slow/part.bin", xvs_lab::dr::VIP);
+        let dir = self.lab.lab.dir.display().to_string();
+        for i in 0..n {
+            let out = format!("{dir}/dl{i}.bin");
+            self.lab
+                .lab
+                .spawn("cl", &format!("dl{i}"), &["curl", "-sS", "-m", "40", "-o", &out, &url])
+                .unwrap();
+        }
+        want
+    }
+
+    /// How many downloads finished with every byte.
+    fn intact(&mut self, want: &[u8]) -> usize {
+        let dir = self.lab.lab.dir.clone();
+        (0..UPGRADE_DOWNLOADS)
+            .filter(|i| {
+                let p = self.lab.lab.proc(&format!("dl{i}")).unwrap();
+                p.wait(std::time::Duration::from_secs(40));
+                std::fs::read(dir.join(format!("dl{i}.bin"))).unwrap_or_default() == want
+            })
+            .count()
+    }
+}
+
+/// The unit under a real systemd, on a veth of the container's own; `newer`: the version
+/// of `/tmp/xvs-newer.deb`.
+fn under_systemd(root: &Chroot, newer: &str) {
     xvs_lab::tools::require(&["systemd-nspawn", "nsenter", "ip"]).unwrap();
     let good = "interface: xvs0\nfast_path: xdp\nvirtual_servers:\n  - { name: web, address: 192.0.2.100, port: 80, protocol: tcp, forwarding: dr, real_servers: [ { address: 192.0.2.11 } ] }\n";
     std::fs::write(root.0.join("etc/xvs/xvs.yaml"), good).unwrap();
@@ -384,7 +467,9 @@ fn under_systemd(root: &Chroot) {
     )
     .unwrap();
     // Booted, /tmp is a tmpfs: the package to upgrade with goes where it stays visible.
-    std::fs::copy(root.0.join("tmp/xvs.deb"), root.0.join("var/tmp/xvs.deb")).unwrap();
+    for deb in ["xvs.deb", "xvs-newer.deb"] {
+        std::fs::copy(root.0.join("tmp").join(deb), root.0.join("var/tmp").join(deb)).unwrap();
+    }
     let b = Booted::boot(&root.0);
 
     // Type=notify: `systemctl start` returns once xvs said READY=1, and its STATUS= line
@@ -439,15 +524,25 @@ fn under_systemd(root: &Chroot) {
     }
     assert!(!journal.contains("detached from xvs0"), "{journal}");
 
-    // An upgrade (here the same build installed again): postinst try-restarts the unit,
-    // and so hands over to the new build.
+    // An upgrade under traffic: the newer package installed while paced downloads run
+    // through the director. postinst try-restarts the unit, so the running xvs hands over
+    // to the new package's, and every download finishes intact.
     let handovers = |j: &str| j.matches("handing over to a new xvs").count();
     let before = handovers(&journal);
-    b.sh("dpkg -i /var/tmp/xvs.deb");
+    let mut clients = Clients::attach(&b);
+    std::fs::write(root.0.join("etc/xvs/xvs.yaml"), Clients::config()).unwrap();
+    b.sh("systemctl reload xvs");
+    let want = clients.downloads(UPGRADE_DOWNLOADS);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    b.sh("dpkg -i /var/tmp/xvs-newer.deb");
     assert_eq!(b.show("ActiveState"), "active");
+    assert_eq!(b.sh("dpkg-query -W -f '${Version}' xvs").trim(), newer);
+    let intact = clients.intact(&want);
     let journal = b.sh("journalctl -u xvs -o cat --no-pager");
+    eprintln!("upgrade to {newer}: {intact} of {UPGRADE_DOWNLOADS} downloads intact");
     assert_eq!(handovers(&journal), before + 1, "{journal}");
     assert!(!journal.contains("detached from xvs0"), "{journal}");
+    assert_eq!(intact, UPGRADE_DOWNLOADS, "{journal}");
 
     // The watchdog: a worker stopped alone (ptrace stops one thread) stops the pings;
     // systemd restarts the director.

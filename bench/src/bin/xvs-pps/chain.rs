@@ -192,6 +192,26 @@ impl Running {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// Its exit status, once it has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Asks it to stop (SIGTERM: xvs detaches and removes its state) and waits, at most
+    /// 5 s, before the kill of `drop`.
+    pub fn terminate(&mut self) {
+        if self.exited().is_some() {
+            return;
+        }
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status();
+        let t0 = Instant::now();
+        while self.exited().is_none() && t0.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 impl Drop for Running {
@@ -395,9 +415,19 @@ impl Chain {
         Ok(r)
     }
 
+    /// A second xvs with the running one's configuration, taking its place (`xvs run
+    /// --takeover`); not waited for.
+    pub fn takeover_xvs(&self) -> Result<Running> {
+        let cfg = self.lab.dir.join("xvs.yaml").display().to_string();
+        let bin = xvs_lab::tools::xvs_bin()?.display().to_string();
+        let argv = ["env", "XVS_LOG=warn", &bin, "run", "--takeover", "-c", &cfg];
+        let argv: Vec<String> = argv.iter().map(|a| a.to_string()).collect();
+        Running::start(&self.lab.ns("lb"), "xvs --takeover", &argv)
+    }
+
     /// Waits for xvs (`r`) to come up: it logs to stderr (inherited); its readiness is the
     /// metrics endpoint.
-    fn wait_xvs_up(&self, r: &mut Running) -> Result<()> {
+    pub fn wait_xvs_up(&self, r: &mut Running) -> Result<()> {
         let t0 = Instant::now();
         loop {
             let up = self

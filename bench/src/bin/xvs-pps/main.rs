@@ -3,14 +3,16 @@
 //! the director — the in-kernel XDP_TX forwarder, a bare AF_XDP loop, ip_forward,
 //! nftables DNAT, xvs DR/TUN/NAT — drives it with a live-frame BPF generator well past
 //! its capacity, counts what reaches a BPF sink, measures the CPU it took, repeats, and
-//! writes the medians to `bench/RESULTS.md`. The other subcommands are the roles it runs
-//! inside the namespaces.
+//! writes the medians to `bench/RESULTS.md`. `xvs-pps takeover` adds what a planned
+//! handover costs a paced stream (`takeover.rs`). The other subcommands are the roles
+//! they run inside the namespaces.
 
 mod chain;
 mod measure;
 mod packet_gen;
 mod results;
 mod roles;
+mod takeover;
 
 use std::net::Ipv4Addr;
 
@@ -20,7 +22,8 @@ use chain::Path;
 use roles::{parse_mac, Args};
 
 const USAGE: &str = "usage: xvs-pps run [--secs S] [--warmup S] [--reps N] [--flows 1,1048576] [--paths fwd,bare,...] [--syn-flows N] [--xvs-extra YAML] [--out FILE]
-       xvs-pps gen|sink|fwd|bare ... (the roles `run` starts inside the namespaces)";
+       xvs-pps takeover [--flows N] [--pps N] [--reps N] [--out FILE]
+       xvs-pps gen|sink|sink-gaps|fwd|bare ... (the roles they start inside the namespaces)";
 
 fn main() {
     if let Err(e) = real_main() {
@@ -42,6 +45,8 @@ fn real_main() -> Result<()> {
     };
     match cmd.as_str() {
         "run" => run(&a),
+        "takeover" => takeover::run(&a),
+        "sink-gaps" => roles::sink_gaps(a.get("dev")?, a.get("secs")?.parse()?),
         "gen" => roles::generate(
             a.get("dev")?,
             parse_mac(a.get("dst-mac")?)?,
@@ -54,6 +59,7 @@ fn real_main() -> Result<()> {
             a.get("secs")?.parse()?,
             a.opt("pps")?,
             a.opt("count")?,
+            a.opt("tick-us")?.map(std::time::Duration::from_micros),
         ),
         "sink" => roles::sink(
             a.get("dev")?,

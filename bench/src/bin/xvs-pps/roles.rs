@@ -92,8 +92,8 @@ impl Sender {
 }
 
 /// Sends frames to `dst_mac` for `secs` seconds (or until `count` are sent), as fast as
-/// it can or, with `pps`, at that rate (in bursts every few milliseconds); prints how
-/// many.
+/// it can or, with `pps`, at that rate (in bursts every `tick`, 2 ms by default); prints
+/// how many.
 #[allow(clippy::too_many_arguments)]
 pub fn generate(
     dev: &str,
@@ -105,7 +105,9 @@ pub fn generate(
     secs: f64,
     pps: Option<u64>,
     count: Option<u64>,
+    tick: Option<Duration>,
 ) -> Result<()> {
+    let tick = tick.unwrap_or(Duration::from_millis(2));
     let ifindex = ifindex(dev)?;
     let frame = match vip {
         std::net::IpAddr::V4(v) => template(mac_of(dev)?, dst_mac, v, port, syn),
@@ -136,7 +138,7 @@ pub fn generate(
                     gen.send(ifindex, burst)?;
                     sent += burst;
                 }
-                std::thread::sleep(Duration::from_millis(2));
+                std::thread::sleep(tick);
             }
         }
     }
@@ -159,6 +161,35 @@ pub fn sink(dev: &str, warmup: f64, secs: f64) -> Result<()> {
         c1.packets - c0.packets,
         (t1 - t0).as_secs_f64()
     );
+    Ok(())
+}
+
+/// Counts what reaches `dev` for `secs` seconds, reading the count every `SAMPLE`;
+/// prints the packets and the longest time between two readings that saw
+/// new ones (from the first packet on: a takeover's forwarding gap).
+/// How often `sink_gaps` reads the count: the resolution of its gaps.
+pub const SAMPLE: Duration = Duration::from_micros(200);
+
+pub fn sink_gaps(dev: &str, secs: f64) -> Result<()> {
+    let sink = Sink::load()?;
+    let _attached = sink.attach(ifindex(dev)?)?;
+    ready();
+    let t0 = Instant::now();
+    let mut last = sink.count()?.packets;
+    let mut seen: Option<Instant> = None;
+    let mut gap = Duration::ZERO;
+    while t0.elapsed().as_secs_f64() < secs {
+        std::thread::sleep(SAMPLE);
+        let n = sink.count()?.packets;
+        if n > last {
+            let now = Instant::now();
+            if let Some(prev) = seen {
+                gap = gap.max(now - prev);
+            }
+            (last, seen) = (n, Some(now));
+        }
+    }
+    println!("delivered {last} longest_gap_us {}", gap.as_micros());
     Ok(())
 }
 
