@@ -24,4 +24,12 @@ struct xvs_sink_count {
 	__u64 bytes;
 };
 
+/* xvs_sink_gaps's record: the longest time between two frames (from the first frame on),
+ * in CLOCK_MONOTONIC nanoseconds, and when it ended. */
+struct xvs_sink_gap {
+	__u64 last_ns;
+	__u64 max_gap_ns;
+	__u64 max_at_ns;
+};
+
 #endif

@@ -99,6 +99,7 @@ int main(void)
 	OFF("FWD_CONFIG_RS_MAC", struct xvs_fwd_config, rs_mac);
 	OFF("FWD_CONFIG_OWN_MAC", struct xvs_fwd_config, own_mac);
 	SIZE("SINK_COUNT", struct xvs_sink_count);
+	SIZE("SINK_GAP", struct xvs_sink_gap);
 	printf("pub const TCP_VALID_FLAGS: u64 = %llu;\n", (unsigned long long)XVS_TCP_VALID_FLAGS);
 	printf("pub const TCP_FLAGS_MASK: u8 = %d;\n", XVS_TCP_FLAGS_MASK);
 	return 0;

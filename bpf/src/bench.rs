@@ -7,7 +7,9 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsFd, OwnedFd};
 
-use libbpf_rs::{MapHandle, Object, ObjectBuilder, OpenObject, ProgramInput, Xdp};
+use libbpf_rs::{
+    MapCore, MapFlags, MapHandle, Object, ObjectBuilder, OpenObject, ProgramInput, Xdp,
+};
 
 use crate::abi::layout as l;
 use crate::steer::{map_handle, sum_per_cpu};
@@ -181,10 +183,28 @@ pub struct Sink {
     _obj: Object,
     fd: OwnedFd,
     counts: MapHandle,
+    gap: MapHandle,
+}
+
+/// The longest time between two frames at the sink (`Sink::load_gaps`), and when it
+/// ended (CLOCK_MONOTONIC).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SinkGap {
+    pub longest_ns: u64,
+    pub ended_at_ns: u64,
 }
 
 impl Sink {
     pub fn load() -> Result<Sink, BpfError> {
+        Self::load_prog("xvs_sink")
+    }
+
+    /// As `load`, keeping the longest time between two frames too (`gap`).
+    pub fn load_gaps() -> Result<Sink, BpfError> {
+        Self::load_prog("xvs_sink_gaps")
+    }
+
+    fn load_prog(prog: &'static str) -> Result<Sink, BpfError> {
         let obj = open("sink.bpf.o", SINK_OBJECT)?
             .load()
             .map_err(|source| BpfError::Load {
@@ -193,8 +213,52 @@ impl Sink {
             })?;
         Ok(Sink {
             counts: map_handle(&obj, "xvs_sink_counts")?,
-            fd: prog_fd("sink.bpf.o", &obj, "xvs_sink")?,
+            gap: map_handle(&obj, "xvs_sink_gap")?,
+            fd: prog_fd("sink.bpf.o", &obj, prog)?,
             _obj: obj,
+        })
+    }
+
+    /// Forgets the longest gap so far (the start of a stream is no gap of interest).
+    pub fn reset_gap(&self) -> Result<(), BpfError> {
+        let last = self
+            .gap
+            .lookup(&0u32.to_ne_bytes(), MapFlags::ANY)
+            .ok()
+            .flatten()
+            .and_then(|raw| raw.get(..8).and_then(|b| b.try_into().ok()))
+            .map_or(0, u64::from_ne_bytes);
+        // last_ns kept (a frame in between moves it by microseconds), the rest zero.
+        let mut value = [0u8; 24];
+        value[..8].copy_from_slice(&last.to_ne_bytes());
+        self.gap
+            .update(&0u32.to_ne_bytes(), &value, MapFlags::ANY)
+            .map_err(|source| BpfError::Map {
+                op: "write",
+                map: "xvs_sink_gap",
+                source,
+            })
+    }
+
+    /// The longest gap so far (zero with `load`'s program).
+    pub fn gap(&self) -> Result<SinkGap, BpfError> {
+        let raw = self
+            .gap
+            .lookup(&0u32.to_ne_bytes(), MapFlags::ANY)
+            .map_err(|source| BpfError::Map {
+                op: "read",
+                map: "xvs_sink_gap",
+                source,
+            })?
+            .unwrap_or_default();
+        let word = |i: usize| {
+            raw.get(i * 8..i * 8 + 8)
+                .and_then(|b| b.try_into().ok())
+                .map_or(0, u64::from_ne_bytes)
+        };
+        Ok(SinkGap {
+            longest_ns: word(1),
+            ended_at_ns: word(2),
         })
     }
 
@@ -216,6 +280,7 @@ impl Sink {
 }
 
 const _: () = assert!(l::SINK_COUNT_SIZE == 16);
+const _: () = assert!(l::SINK_GAP_SIZE == 24);
 
 /// The in-kernel DR forwarder: a TCP or UDP packet to `vip` leaves again by XDP_TX with
 /// the real server's MAC.

@@ -433,7 +433,11 @@ impl Clients {
             let out = format!("{dir}/dl{i}.bin");
             self.lab
                 .lab
-                .spawn("cl", &format!("dl{i}"), &["curl", "-sS", "-m", "40", "-o", &out, &url])
+                .spawn(
+                    "cl",
+                    &format!("dl{i}"),
+                    &["curl", "-sS", "-m", "40", "-o", &out, &url],
+                )
                 .unwrap();
         }
         want
@@ -468,7 +472,11 @@ fn under_systemd(root: &Chroot, newer: &str) {
     .unwrap();
     // Booted, /tmp is a tmpfs: the package to upgrade with goes where it stays visible.
     for deb in ["xvs.deb", "xvs-newer.deb"] {
-        std::fs::copy(root.0.join("tmp").join(deb), root.0.join("var/tmp").join(deb)).unwrap();
+        std::fs::copy(
+            root.0.join("tmp").join(deb),
+            root.0.join("var/tmp").join(deb),
+        )
+        .unwrap();
     }
     let b = Booted::boot(&root.0);
 

@@ -439,12 +439,17 @@ impl<'p> Daemon<'p> {
     /// The end of a handover: the workers stop, so their flow-state files hold every
     /// connection, and the process exits at once — nothing detached, no VRRP goodbye,
     /// the VIPs left on the interface for the new process, which is waiting for this
-    /// one's locks.
-    fn hand_over(mut self) -> ! {
+    /// one's `locks`.
+    fn hand_over(mut self, locks: crate::sys::instance::InstanceLock) -> ! {
         // Not dropped: the steering program's handle would detach it.
         if let Some(l) = self.lb.as_mut() {
             l.quiesce();
         }
+        // The workers and their sockets are gone: the new process may go on while the
+        // kernel tears this one down (tens of milliseconds with a large flow table). Its
+        // last adverts, until then, are the new master's own (same router, priority and
+        // address).
+        drop(locks);
         info!(
             "handed over after {} reload(s); exiting without detaching",
             self.reloads
@@ -634,7 +639,12 @@ pub async fn run(path: &Path, cfg: Config, ifaces: Ifaces, takeover: bool) -> Re
         monitors.sync(health_targets(&cfg));
     }
     let (ask_metrics, scrapes) = mpsc::channel::<metrics::Request>(16);
-    serve_metrics(&cfg, &ask_metrics).await;
+    // A process that handed over may hold the port until it has exited.
+    let patience = match handed_over {
+        true => Duration::from_secs(2),
+        false => Duration::ZERO,
+    };
+    serve_metrics(&cfg, &ask_metrics, patience).await;
     let (command_tx, commands) = mpsc::channel::<control_socket::Incoming>(16);
     serve_control_socket(&socket_path, &command_tx);
     let mut events = Events {
@@ -658,7 +668,7 @@ pub async fn run(path: &Path, cfg: Config, ifaces: Ifaces, takeover: bool) -> Re
     if d.handing_over {
         // Let the control socket's task send the answer before the loop stops for good.
         tokio::time::sleep(Duration::from_millis(20)).await;
-        d.hand_over();
+        d.hand_over(_instance);
     }
     d.shut_down(&socket_path);
     Ok(())
@@ -734,9 +744,9 @@ fn start_vrrp(cfg: &Config, lb: Option<&Lb>, resume: &[String]) -> Result<VrrpTh
 }
 
 /// Serves `/metrics` when configured, asking the event loop through `ask`.
-async fn serve_metrics(cfg: &Config, ask: &mpsc::Sender<metrics::Request>) {
+async fn serve_metrics(cfg: &Config, ask: &mpsc::Sender<metrics::Request>, patience: Duration) {
     if let Some(addr) = cfg.metrics_listen {
-        if let Some(listener) = metrics::bind(&addr.to_string()).await {
+        if let Some(listener) = metrics::bind(&addr.to_string(), patience).await {
             info!("serving /metrics on http://{addr}/metrics");
             tokio::spawn(metrics::serve(listener, ask.clone()));
         }

@@ -119,9 +119,11 @@ impl Takeover {
     }
 }
 
-/// The fast path's and the known NAT connections' map sizes: room for the flows the
-/// workers can hold (NAT's: none without a NAT service; a flow table's for each queue,
-/// at most `MAX_NAT_CONNS`).
+/// The fast path's and the known NAT connections' map sizes: `fast_path_flows` (none
+/// with the fast path off: it cannot be turned on without a restart, and a preallocated
+/// map of millions of entries costs the kernel hundreds of milliseconds and of megabytes);
+/// room for the flows the workers can hold (none without a NAT service; a flow table's
+/// for each queue, at most `MAX_NAT_CONNS`).
 pub fn map_sizes(cfg: &Config, ifaces: &Ifaces) -> (u32, u32) {
     let nat = cfg
         .virtual_servers
@@ -134,7 +136,11 @@ pub fn map_sizes(cfg: &Config, ifaces: &Ifaces) -> (u32, u32) {
     } else {
         1
     };
-    (cfg.fast_path_flows, nat_conns)
+    let fast = match cfg.fast_path {
+        xvs_config::FastPath::Off => 1,
+        xvs_config::FastPath::Auto | xvs_config::FastPath::Xdp => cfg.fast_path_flows,
+    };
+    (fast, nat_conns)
 }
 
 /// A fingerprint of the steering object, xvs's version and the configuration (FNV-1a, 64

@@ -409,7 +409,7 @@ impl Chain {
         let bin = xvs_lab::tools::xvs_bin()?.display().to_string();
         let mut argv = vec![bin, "run".into(), "-c".into(), cfg];
         argv.insert(0, "env".into());
-        argv.insert(1, "XVS_LOG=warn".into());
+        argv.insert(1, xvs_log());
         let mut r = Running::start(&self.lab.ns("lb"), "xvs", &argv)?;
         self.wait_xvs_up(&mut r)?;
         Ok(r)
@@ -420,7 +420,8 @@ impl Chain {
     pub fn takeover_xvs(&self) -> Result<Running> {
         let cfg = self.lab.dir.join("xvs.yaml").display().to_string();
         let bin = xvs_lab::tools::xvs_bin()?.display().to_string();
-        let argv = ["env", "XVS_LOG=warn", &bin, "run", "--takeover", "-c", &cfg];
+        let log = xvs_log();
+        let argv = ["env", &log, &bin, "run", "--takeover", "-c", &cfg];
         let argv: Vec<String> = argv.iter().map(|a| a.to_string()).collect();
         Running::start(&self.lab.ns("lb"), "xvs --takeover", &argv)
     }
@@ -494,6 +495,15 @@ impl Chain {
             })
             .collect())
     }
+}
+
+/// xvs's log level in the bench: warnings, or `XVS_PPS_LOG`'s (`info` to see a
+/// takeover's steps).
+fn xvs_log() -> String {
+    format!(
+        "XVS_LOG={}",
+        std::env::var("XVS_PPS_LOG").unwrap_or_else(|_| "warn".into())
+    )
 }
 
 /// xvs's configuration for one of its paths: a TCP and a UDP service on the VIP (the IPv6

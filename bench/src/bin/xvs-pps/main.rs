@@ -46,7 +46,11 @@ fn real_main() -> Result<()> {
     match cmd.as_str() {
         "run" => run(&a),
         "takeover" => takeover::run(&a),
-        "sink-gaps" => roles::sink_gaps(a.get("dev")?, a.get("secs")?.parse()?),
+        "sink-gaps" => roles::sink_gaps(
+            a.get("dev")?,
+            a.get("from")?.parse()?,
+            a.get("secs")?.parse()?,
+        ),
         "gen" => roles::generate(
             a.get("dev")?,
             parse_mac(a.get("dst-mac")?)?,
@@ -60,6 +64,7 @@ fn real_main() -> Result<()> {
             a.opt("pps")?,
             a.opt("count")?,
             a.opt("tick-us")?.map(std::time::Duration::from_micros),
+            a.has("rt"),
         ),
         "sink" => roles::sink(
             a.get("dev")?,

@@ -106,8 +106,12 @@ pub fn generate(
     pps: Option<u64>,
     count: Option<u64>,
     tick: Option<Duration>,
+    realtime: bool,
 ) -> Result<()> {
     let tick = tick.unwrap_or(Duration::from_millis(2));
+    if realtime {
+        set_realtime()?;
+    }
     let ifindex = ifindex(dev)?;
     let frame = match vip {
         std::net::IpAddr::V4(v) => template(mac_of(dev)?, dst_mac, v, port, syn),
@@ -115,6 +119,8 @@ pub fn generate(
     };
     let mut gen = Sender::open(ifindex, frame, flows)?;
     let t0 = Instant::now();
+    // The longest time between two bursts: the generator's own stalls.
+    let (mut last_burst, mut stall) = (t0, Duration::ZERO);
     // The probe that chose the sender sent one frame when live frames were taken.
     let mut sent = u64::from(matches!(gen, Sender::Live { .. }));
     let count = count.unwrap_or(u64::MAX);
@@ -137,12 +143,36 @@ pub fn generate(
                 if burst > 0 {
                     gen.send(ifindex, burst)?;
                     sent += burst;
+                    let now = Instant::now();
+                    if sent > burst {
+                        stall = stall.max(now - last_burst);
+                    }
+                    last_burst = now;
                 }
                 std::thread::sleep(tick);
             }
         }
     }
-    println!("sent {sent} in {:.3} s", t0.elapsed().as_secs_f64());
+    println!(
+        "sent {sent} in {:.3} s longest_pause_us {}",
+        t0.elapsed().as_secs_f64(),
+        stall.as_micros()
+    );
+    Ok(())
+}
+
+/// SCHED_FIFO for the calling thread: a paced generator that the director's processes,
+/// on the same CPUs, do not hold up (it sleeps between bursts, so it holds up nothing).
+fn set_realtime() -> Result<()> {
+    let p = libc::sched_param { sched_priority: 10 };
+    // SAFETY: sched_setscheduler on this thread (0) with a valid sched_param.
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &p) };
+    if rc != 0 {
+        bail!(
+            "SCHED_FIFO for the generator: {}",
+            std::io::Error::last_os_error()
+        );
+    }
     Ok(())
 }
 
@@ -164,32 +194,23 @@ pub fn sink(dev: &str, warmup: f64, secs: f64) -> Result<()> {
     Ok(())
 }
 
-/// Counts what reaches `dev` for `secs` seconds, reading the count every `SAMPLE`;
-/// prints the packets and the longest time between two readings that saw
-/// new ones (from the first packet on: a takeover's forwarding gap).
-/// How often `sink_gaps` reads the count: the resolution of its gaps.
-pub const SAMPLE: Duration = Duration::from_micros(200);
-
-pub fn sink_gaps(dev: &str, secs: f64) -> Result<()> {
-    let sink = Sink::load()?;
+/// Counts what reaches `dev` for `secs` seconds, keeping the longest time between two
+/// frames from `from` seconds on (in the sink's program: no reader's scheduling enters
+/// it); prints the packets, that gap and when it ended (CLOCK_MONOTONIC).
+pub fn sink_gaps(dev: &str, from: f64, secs: f64) -> Result<()> {
+    let sink = Sink::load_gaps()?;
     let _attached = sink.attach(ifindex(dev)?)?;
     ready();
-    let t0 = Instant::now();
-    let mut last = sink.count()?.packets;
-    let mut seen: Option<Instant> = None;
-    let mut gap = Duration::ZERO;
-    while t0.elapsed().as_secs_f64() < secs {
-        std::thread::sleep(SAMPLE);
-        let n = sink.count()?.packets;
-        if n > last {
-            let now = Instant::now();
-            if let Some(prev) = seen {
-                gap = gap.max(now - prev);
-            }
-            (last, seen) = (n, Some(now));
-        }
-    }
-    println!("delivered {last} longest_gap_us {}", gap.as_micros());
+    std::thread::sleep(Duration::from_secs_f64(from));
+    sink.reset_gap()?;
+    std::thread::sleep(Duration::from_secs_f64((secs - from).max(0.0)));
+    let (n, gap) = (sink.count()?, sink.gap()?);
+    println!(
+        "delivered {} longest_gap_us {} ended_at_ns {}",
+        n.packets,
+        gap.longest_ns / 1000,
+        gap.ended_at_ns
+    );
     Ok(())
 }
 

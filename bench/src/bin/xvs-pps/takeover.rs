@@ -1,8 +1,8 @@
 //! `xvs-pps takeover`: what a planned handover (`xvs run --takeover`) costs the traffic.
 //! A paced stream (100k pps over 100k UDP flows by default) runs through an xvs DR
-//! director; halfway through, a second xvs takes the first one's place. The sink reads
-//! its count every 200 µs and reports the longest time without a packet; the
-//! generator's count against the sink's gives the packets lost. Each measurement has a
+//! director; halfway through, a second xvs takes the first one's place. The sink's XDP
+//! program keeps the longest time between two frames; the generator's count against
+//! the sink's gives the packets lost. Each measurement has a
 //! control beside it, the same run without the takeover, so what the pacing and the
 //! chain lose by themselves is not charged to the takeover. Fast-path flows (`fast_path:
 //! xdp`) and worker-path flows (`off`) are measured apart.
@@ -37,8 +37,12 @@ struct Run {
     sent: u64,
     delivered: u64,
     gap_us: u64,
+    /// When the longest gap ended, in ms after `xvs run --takeover` was started.
+    gap_end_ms: Option<f64>,
     /// From `xvs run --takeover` to the old process gone and the new one answering.
     took_ms: Option<f64>,
+    /// The generator's longest pause between two bursts (its own stall, if any).
+    pause_us: u64,
 }
 
 impl Run {
@@ -61,14 +65,16 @@ pub fn run(a: &Args) -> Result<()> {
                 let r = measure(path, flows, pps, before, takeover)
                     .with_context(|| format!("{} takeover={takeover}", path.short()))?;
                 eprintln!(
-                    "rep {rep}/{reps} {:<8} {}: sent {} delivered {} lost {} longest gap {:.1} ms{}",
+                    "rep {rep}/{reps} {:<8} {}: sent {} delivered {} lost {} longest gap {:.1} ms{}{} (generator's longest pause {:.1} ms)",
                     path.short(),
                     if takeover { "takeover" } else { "control " },
                     r.sent,
                     r.delivered,
                     r.lost(),
                     r.gap_us as f64 / 1000.0,
-                    r.took_ms.map_or(String::new(), |t| format!(", took over in {t:.0} ms"))
+                    r.gap_end_ms.map_or(String::new(), |t| format!(" (ended {t:.0} ms after the takeover began)")),
+                    r.took_ms.map_or(String::new(), |t| format!(", took over in {t:.0} ms")),
+                    r.pause_us as f64 / 1000.0
                 );
                 runs.push(r);
             }
@@ -85,9 +91,19 @@ fn measure(path: Path, flows: u32, pps: u64, before: f64, takeover: bool) -> Res
     let mut chain = Chain::build(1).context("building the bench lab")?;
     let total = before + AFTER_SECS;
     let sink_secs = (total + 1.0).to_string();
+    // Gaps from a second before the takeover (the stream's start is none of its).
+    let from = (before - 1.0).to_string();
     let mut sink = chain.role(
         "rs",
-        &["sink-gaps", "--dev", "eth0", "--secs", &sink_secs],
+        &[
+            "sink-gaps",
+            "--dev",
+            "eth0",
+            "--from",
+            &from,
+            "--secs",
+            &sink_secs,
+        ],
         true,
     )?;
     let mut old = chain
@@ -99,12 +115,28 @@ fn measure(path: Path, flows: u32, pps: u64, before: f64, takeover: bool) -> Res
     let mut gen = chain.role(
         "cl",
         &[
-            "gen", "--dev", "eth0", "--dst-mac", &dst, "--vip", &vip, "--port", &port,
-            "--flows", &flows_s, "--pps", &pps_s, "--secs", &secs_s, "--tick-us", TICK_US,
+            "gen",
+            "--dev",
+            "eth0",
+            "--dst-mac",
+            &dst,
+            "--vip",
+            &vip,
+            "--port",
+            &port,
+            "--flows",
+            &flows_s,
+            "--pps",
+            &pps_s,
+            "--secs",
+            &secs_s,
+            "--tick-us",
+            TICK_US,
         ],
         false,
     )?;
     std::thread::sleep(Duration::from_secs_f64(before));
+    let began_ns = monotonic_ns();
     let (new, took_ms) = match takeover {
         true => {
             let t0 = Instant::now();
@@ -114,10 +146,14 @@ fn measure(path: Path, flows: u32, pps: u64, before: f64, takeover: bool) -> Res
         }
         false => (None, None),
     };
-    let sent = count(&gen.line("sent")?, "sent")?;
+    let sent_line = gen.line("sent")?;
+    let sent = count(&sent_line, "sent")?;
+    let pause_us = count(&sent_line, "longest_pause_us")?;
     let line = sink.line("delivered")?;
     let delivered = count(&line, "delivered")?;
     let gap_us = count(&line, "longest_gap_us")?;
+    let ended = count(&line, "ended_at_ns")?;
+    let gap_end_ms = takeover.then(|| (ended as f64 - began_ns as f64) / 1e6);
     for mut p in new.into_iter().chain([old]) {
         p.terminate();
     }
@@ -127,8 +163,21 @@ fn measure(path: Path, flows: u32, pps: u64, before: f64, takeover: bool) -> Res
         sent,
         delivered,
         gap_us,
+        gap_end_ms,
         took_ms,
+        pause_us,
     })
+}
+
+/// CLOCK_MONOTONIC, the sink's clock (`bpf_ktime_get_ns`), in nanoseconds.
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec, which `ts` is.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// Waits until the process that handed over has exited and the new one answers.
@@ -161,7 +210,7 @@ fn count(line: &str, word: &str) -> Result<u64> {
 
 fn render(runs: &[Run], flows: u32, pps: u64, reps: usize) -> String {
     let mut s = format!(
-        "\n{HEADING}\n\nWritten by `xvs-pps takeover` (`make bench`): {pps} pps of 64-byte UDP frames over {flows} flows through an xvs DR director (one queue, one worker); a second xvs takes its place (`xvs run --takeover`) after {BEFORE_SECS:.0} s or more, when every flow has had two packets; {AFTER_SECS:.0} s more. The generator sends a burst every 250 µs; the sink reads its count every 200 µs: the longest gap is the longest time between two readings that saw new packets (the control's is what the pacing and the machine's scheduling give by themselves). Lost: sent less delivered. Each takeover run has a control beside it, the same run without the takeover. {reps} repetitions: median (min–max).\n\n| flows carried by | run | lost packets | longest gap (ms) | took over in (ms) |\n|---|---|---|---|---|\n"
+        "\n{HEADING}\n\nWritten by `xvs-pps takeover` (`make bench`): {pps} pps of 64-byte UDP frames over {flows} flows through an xvs DR director (one queue, one worker); a second xvs takes its place (`xvs run --takeover`) after {BEFORE_SECS:.0} s or more, when every flow has had two packets; {AFTER_SECS:.0} s more. The generator sends a burst every 250 µs at real-time priority; the sink's XDP program keeps the longest time between two frames, from a second before the takeover on (the control's is what the pacing and the machine's scheduling give by themselves). The generator's longest pause between two bursts is beside it: the generator, the director's old and new processes and the sink share two CPUs here, so a pause of the generator is a gap the director did not make. Lost: sent less delivered. Each takeover run has a control beside it, the same run without the takeover. {reps} repetitions: median (min–max).\n\n| flows carried by | run | lost packets | longest gap (ms) | generator's longest pause (ms) | took over in (ms) |\n|---|---|---|---|---|---|\n"
     );
     for path in [Path::XvsDr, Path::XvsDrWorkers] {
         for takeover in [false, true] {
@@ -179,7 +228,7 @@ fn render(runs: &[Run], flows: u32, pps: u64, reps: usize) -> String {
             };
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} |",
                 match path {
                     Path::XvsDr => "the fast path (`fast_path: xdp`)",
                     _ => "the worker (`fast_path: off`)",
@@ -187,6 +236,7 @@ fn render(runs: &[Run], flows: u32, pps: u64, reps: usize) -> String {
                 if takeover { "**takeover**" } else { "control" },
                 stat(&|r| r.lost() as f64, 0),
                 stat(&|r| r.gap_us as f64 / 1000.0, 1),
+                stat(&|r| r.pause_us as f64 / 1000.0, 1),
                 if takeover {
                     stat(&|r| r.took_ms.unwrap_or(f64::NAN), 0)
                 } else {

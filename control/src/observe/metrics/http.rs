@@ -242,13 +242,20 @@ async fn render(ask: &mpsc::Sender<Request>, view: View) -> Option<String> {
 }
 
 /// Binds the metrics listener, logging rather than failing: metrics are not worth
-/// refusing to balance for.
-pub async fn bind(addr: &str) -> Option<TcpListener> {
-    match TcpListener::bind(addr).await {
-        Ok(l) => Some(l),
-        Err(e) => {
-            warn!("cannot serve /metrics on {addr}: {e}");
-            None
+/// refusing to balance for. An address in use is tried again for `patience` (a process
+/// that handed over holds it until it has exited).
+pub async fn bind(addr: &str, patience: std::time::Duration) -> Option<TcpListener> {
+    let t0 = tokio::time::Instant::now();
+    loop {
+        match TcpListener::bind(addr).await {
+            Ok(l) => return Some(l),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && t0.elapsed() < patience => {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            Err(e) => {
+                warn!("cannot serve /metrics on {addr}: {e}");
+                return None;
+            }
         }
     }
 }
