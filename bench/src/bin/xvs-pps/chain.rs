@@ -315,6 +315,20 @@ impl Chain {
         Ok(r)
     }
 
+    /// The generator on the client: `flows` flows to `path`'s VIP for `secs` seconds,
+    /// `extra` arguments after (`--syn`, a rate).
+    pub fn start_gen(&self, path: Path, flows: u32, secs: f64, extra: &[&str]) -> Result<Running> {
+        let dst = self.first_hop(path).to_string();
+        let (vip, port) = (path.vip().to_string(), PORT.to_string());
+        let (flows, secs) = (flows.to_string(), secs.to_string());
+        let mut args = vec![
+            "gen", "--dev", "eth0", "--dst-mac", &dst, "--vip", &vip, "--port", &port,
+            "--flows", &flows, "--secs", &secs,
+        ];
+        args.extend_from_slice(extra);
+        self.role("cl", &args, false)
+    }
+
     /// Sets the director up for `path`; what it returns keeps it running. `extra` is
     /// YAML appended to xvs's configuration (settings under test).
     pub fn start(&mut self, path: Path, syn: bool, extra: &str) -> Result<Option<Running>> {

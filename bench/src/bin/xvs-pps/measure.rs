@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::chain::{Chain, Path, PORT};
+use crate::chain::{Chain, Path};
 
 #[derive(Clone, Debug)]
 pub struct Sample {
@@ -100,28 +100,8 @@ pub fn run(path: Path, flows: u32, syn: bool, w: &Window) -> Result<Sample> {
         true,
     )?;
     let director = chain.start(path, syn, &w.xvs_extra)?;
-    let dst = chain.first_hop(path).to_string();
-    let (vip, port, flows_s) = (path.vip().to_string(), PORT.to_string(), flows.to_string());
-    let gen_secs = (warmup + w.secs + 0.5).to_string();
-    let mut gen_args = vec![
-        "gen",
-        "--dev",
-        "eth0",
-        "--dst-mac",
-        &dst,
-        "--vip",
-        &vip,
-        "--port",
-        &port,
-        "--flows",
-        &flows_s,
-        "--secs",
-        &gen_secs,
-    ];
-    if syn {
-        gen_args.push("--syn");
-    }
-    let mut gen = chain.role("cl", &gen_args, false)?;
+    let extra: &[&str] = if syn { &["--syn"] } else { &[] };
+    let mut gen = chain.start_gen(path, flows, warmup + w.secs + 0.5, extra)?;
     std::thread::sleep(Duration::from_secs_f64(warmup));
     let dpid = director
         .as_ref()

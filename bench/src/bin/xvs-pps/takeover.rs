@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::chain::{Chain, Path, PORT};
+use crate::chain::{Chain, Path};
 use crate::results::median;
 use crate::roles::Args;
 
@@ -109,31 +109,12 @@ fn measure(path: Path, flows: u32, pps: u64, before: f64, takeover: bool) -> Res
     let mut old = chain
         .start(path, false, "")?
         .context("an xvs path runs a director")?;
-    let dst = chain.first_hop(path).to_string();
-    let (vip, port) = (path.vip().to_string(), PORT.to_string());
-    let (flows_s, pps_s, secs_s) = (flows.to_string(), pps.to_string(), total.to_string());
-    let mut gen = chain.role(
-        "cl",
-        &[
-            "gen",
-            "--dev",
-            "eth0",
-            "--dst-mac",
-            &dst,
-            "--vip",
-            &vip,
-            "--port",
-            &port,
-            "--flows",
-            &flows_s,
-            "--pps",
-            &pps_s,
-            "--secs",
-            &secs_s,
-            "--tick-us",
-            TICK_US,
-        ],
-        false,
+    let pps = pps.to_string();
+    let mut gen = chain.start_gen(
+        path,
+        flows,
+        total,
+        &["--pps", &pps, "--tick-us", TICK_US, "--rt"],
     )?;
     std::thread::sleep(Duration::from_secs_f64(before));
     let began_ns = monotonic_ns();
