@@ -57,6 +57,9 @@ pub struct WorkerConfig {
     pub batch: u32,
     /// The file the flow tables live in, so they outlive the process (`None`: the heap).
     pub flow_file: Option<Arc<FlowFile>>,
+    /// The fast path's entries were taken over at their own generation: recovered flows
+    /// keep their offloaded mark (the entries still carry them).
+    pub fast_kept: bool,
 }
 
 pub struct Worker {
@@ -90,6 +93,7 @@ pub struct Worker {
     resync: ResyncCursor,
     /// The flow tables hold a killed xvs's flows, to take up before the first batch.
     recovering: bool,
+    fast_kept: bool,
 }
 
 impl Worker {
@@ -127,6 +131,7 @@ impl Worker {
             epoch_ns,
             resync: ResyncCursor::default(),
             recovering: config.flow_file.as_ref().is_some_and(|f| f.recovered()),
+            fast_kept: config.fast_kept,
         };
         // A recovered file's clock started long ago: the sweep starts where it stands,
         // not with a backlog of every period since.
@@ -248,7 +253,7 @@ impl Worker {
         if self.recovering {
             self.recovering = false;
             let snap = self.snapshot.load_full();
-            self.pipeline.recover(&snap, self.now());
+            self.pipeline.recover(&snap, self.now(), self.fast_kept);
         }
         while !self.stop.load(Ordering::Relaxed) {
             self.pipeline.counters().turns.inc();

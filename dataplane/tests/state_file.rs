@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use xvs_dataplane::fixtures::{self, CLIENT, DIRECTOR_MAC, VIP, VIP_TCP_PORT};
+use xvs_dataplane::flow::table::{FLAG_NAT_KNOWN, FLAG_OFFLOADED};
 use xvs_dataplane::flow::{FileSpec, FlowFile, Opened, Refusal};
 use xvs_dataplane::pipeline::Prefetched;
 use xvs_dataplane::snapshot::MAX_DESTS;
@@ -117,7 +118,7 @@ fn a_pipelines_connections_are_recovered_by_the_next_one_over_the_same_file() {
         "the clock and hash carry on"
     );
     let mut p = pipeline_in(file);
-    let r = p.recover(&world(), 20);
+    let r = p.recover(&world(), 20, false);
     assert_eq!((r.flows, r.cleared), (10, 0));
     let c = &p.counters().dests[0];
     assert_eq!((c.active.get(), c.inactive.get()), (10, 0));
@@ -184,11 +185,39 @@ fn entries_no_process_could_have_written_are_cleared_not_used() {
     let (file, opened) = open(&dir.file(), &spec());
     assert_eq!(opened, Opened::Recovered);
     let mut p = pipeline_in(file);
-    let r = p.recover(&snap, 20);
+    let r = p.recover(&snap, 20, false);
     assert_eq!((r.flows, r.cleared), (2, 4));
     assert_eq!(p.flows().count_live(20), 2);
     assert_eq!(p.counters().flows_recovery_cleared.get(), 4);
     assert_eq!(p.counters().dests[1].active.get(), 1);
+}
+
+/// A recovered flow keeps its offloaded mark only when the fast path's entries were
+/// kept at their generation (the sweep then asks the fast path when it was last seen);
+/// the NAT mark goes either way.
+#[test]
+fn the_offloaded_mark_is_kept_only_with_the_fast_paths_entries() {
+    for kept in [false, true] {
+        let dir = Dir::new(if kept { "kept" } else { "new-maps" });
+        let (file, _) = open(&dir.file(), &spec());
+        drop(pipeline_in(file));
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.file())
+            .unwrap();
+        let mut e = entry(7, VIP_TCP_PORT, 0, 1);
+        e[29] = FLAG_OFFLOADED | FLAG_NAT_KNOWN;
+        let last = 4096 + 32 * (4096 - 1);
+        f.write_all_at(&e, last).unwrap();
+        drop(f);
+
+        let (file, opened) = open(&dir.file(), &spec());
+        assert_eq!(opened, Opened::Recovered);
+        let mut p = pipeline_in(file);
+        assert_eq!(p.recover(&world(), 20, kept).flows, 1);
+        let want = if kept { FLAG_OFFLOADED } else { 0 };
+        assert_eq!(p.flows().get(4095).flags, want, "kept: {kept}");
+    }
 }
 
 #[test]
@@ -252,7 +281,7 @@ fn a_file_for_anything_else_is_refused_with_its_reason_and_started_afresh() {
         let (file, opened) = open(&path, &other);
         assert_eq!(opened, Opened::Replaced(why), "{other:?}");
         let mut p = pipeline_in(file);
-        assert_eq!(p.recover(&world(), 20).flows, 0);
+        assert_eq!(p.recover(&world(), 20, false).flows, 0);
         assert_eq!(
             p.flows().count_live(20),
             0,

@@ -37,8 +37,12 @@ impl Lb {
     pub fn start(path: &Path, cfg: &Config, ifaces: &Ifaces, prior: Prior) -> Result<Lb> {
         let locked = prior.locked;
         let mut takeover = Takeover::find(cfg, ifaces, prior);
-        let generation = takeover.generation();
         let mut state = FlowState::new(ifaces.external.ifindex, locked);
+        let restored = state.registry(cfg);
+        let (generation, fast_kept) = takeover.generation(state.ids_restored());
+        if fast_kept {
+            info!("the fast path's entries carry on at their generation ({generation})");
+        }
         let First {
             mut registry,
             local,
@@ -47,13 +51,20 @@ impl Lb {
             drains,
             overload,
             shared,
-        } = first_snapshot(cfg, ifaces, generation, state.registry(cfg))?;
+        } = first_snapshot(cfg, ifaces, generation, restored)?;
         let (mut steer, maps) =
             load_steering(cfg, ifaces, generation, local, &mut registry, &mut takeover)?;
         // Before any worker reads the first snapshot: what its flows name is on file.
         state.record(cfg, &registry);
         let queues = queues(cfg, ifaces);
-        let (workers, channels) = start_workers(cfg, ifaces, &steer, &shared, queues, &mut state)?;
+        let (workers, channels) = start_workers(
+            cfg,
+            ifaces,
+            &steer,
+            &shared,
+            (queues, fast_kept),
+            &mut state,
+        )?;
         attach(&mut steer, cfg, ifaces)?;
         log_running(path, cfg, queues);
         let tx_watch = tx_watch(cfg, ifaces);
@@ -206,7 +217,8 @@ fn start_workers(
     ifaces: &Ifaces,
     steer: &Steer,
     shared: &SharedSnapshot,
-    queues: u32,
+    // How many, and whether the fast path's entries carry on (`Takeover::generation`).
+    (queues, fast_kept): (u32, bool),
     state: &mut FlowState,
 ) -> Result<(Workers, Vec<Arc<SyncChannel>>)> {
     let cpus = cfg
@@ -225,6 +237,7 @@ fn start_workers(
             pipeline: pipeline.clone(),
             batch: cfg.af_xdp.batch,
             flow_file: state.open(cfg, q, queues, pipeline.hash_seed),
+            fast_kept,
         };
         let maps = worker_maps(cfg, steer)?;
         let channel = cfg

@@ -91,6 +91,11 @@ impl FlowState {
         }
     }
 
+    /// Whether the last process's real-server ids were read back (`registry`).
+    pub fn ids_restored(&self) -> bool {
+        self.ids_read
+    }
+
     /// Removes the flow files of queues this start does not have (fewer workers than
     /// the last): their memory would otherwise stay taken until the host reboots.
     pub fn prune(&self, queues: u32) {

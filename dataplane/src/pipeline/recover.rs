@@ -2,8 +2,9 @@
 //! start: each live entry is checked (a service of this snapshot for its destination, a
 //! real-server id that is not another service's, a known TCP state) and counted into its
 //! real server's gauges as if this process had opened it; anything else is cleared. The
-//! fast-path and NAT marks are cleared too: the steering program's maps may be new, so a
-//! recovered flow's next packet offers it again.
+//! NAT mark is cleared, and the fast path's unless its entries were kept at their own
+//! generation: the steering program's maps may be new, so a recovered flow's next
+//! packet offers it again.
 
 use super::Pipeline;
 use crate::counters::WorkerCounters;
@@ -49,8 +50,12 @@ impl Owners {
 impl Pipeline {
     /// Takes up what the tables hold from the last process, as of `now` (the table
     /// clock, which the file's epoch continued), against `snap`. Once, before the first
-    /// packet.
-    pub fn recover(&mut self, snap: &Snapshot, now: u32) -> Recovered {
+    /// packet. `fast_kept`: the fast path's entries carry on (see `WorkerConfig`).
+    pub fn recover(&mut self, snap: &Snapshot, now: u32, fast_kept: bool) -> Recovered {
+        let clear = match fast_kept {
+            true => FLAG_NAT_KNOWN,
+            false => FLAG_OFFLOADED | FLAG_NAT_KNOWN,
+        };
         let mut r = Recovered::default();
         let owners = Owners::of(snap, self.counters.dests.len());
         let c = &self.counters;
@@ -58,7 +63,7 @@ impl Pipeline {
             &mut self.tables.v4,
             c,
             &owners,
-            now,
+            (now, clear),
             &mut r,
             |k: &FlowKey| snap.lookup4(k.daddr, k.dport, k.proto & !TEMPLATE_PROTO),
         );
@@ -66,7 +71,7 @@ impl Pipeline {
             &mut self.tables.v6,
             c,
             &owners,
-            now,
+            (now, clear),
             &mut r,
             |k: &FlowKey6| snap.lookup6(k.daddr, k.dport, k.proto & !TEMPLATE_PROTO),
         );
@@ -83,7 +88,8 @@ fn recover_table<K: Key>(
     table: &mut FlowTable<K>,
     counters: &WorkerCounters,
     owners: &Owners,
-    now: u32,
+    // The table clock, and the flags recovered entries lose.
+    (now, clear): (u32, u8),
     r: &mut Recovered,
     service: impl Fn(&K) -> Option<usize>,
 ) {
@@ -97,7 +103,7 @@ fn recover_table<K: Key>(
             r.cleared += 1;
             continue;
         }
-        f.flags &= !(FLAG_OFFLOADED | FLAG_NAT_KNOWN);
+        f.flags &= !clear;
         if !f.is_template() {
             let c = &counters.dests[f.dest as usize];
             if f.tcp_state().is_active() {

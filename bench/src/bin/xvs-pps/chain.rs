@@ -322,8 +322,19 @@ impl Chain {
         let (vip, port) = (path.vip().to_string(), PORT.to_string());
         let (flows, secs) = (flows.to_string(), secs.to_string());
         let mut args = vec![
-            "gen", "--dev", "eth0", "--dst-mac", &dst, "--vip", &vip, "--port", &port,
-            "--flows", &flows, "--secs", &secs,
+            "gen",
+            "--dev",
+            "eth0",
+            "--dst-mac",
+            &dst,
+            "--vip",
+            &vip,
+            "--port",
+            &port,
+            "--flows",
+            &flows,
+            "--secs",
+            &secs,
         ];
         args.extend_from_slice(extra);
         self.role("cl", &args, false)

@@ -110,7 +110,7 @@ pub fn generate(
 ) -> Result<()> {
     let tick = tick.unwrap_or(Duration::from_millis(2));
     if realtime {
-        set_realtime()?;
+        crate::sys::set_realtime()?;
     }
     let ifindex = ifindex(dev)?;
     let frame = match vip {
@@ -158,21 +158,6 @@ pub fn generate(
         t0.elapsed().as_secs_f64(),
         stall.as_micros()
     );
-    Ok(())
-}
-
-/// SCHED_FIFO for the calling thread: a paced generator that the director's processes,
-/// on the same CPUs, do not hold up (it sleeps between bursts, so it holds up nothing).
-fn set_realtime() -> Result<()> {
-    let p = libc::sched_param { sched_priority: 10 };
-    // SAFETY: sched_setscheduler on this thread (0) with a valid sched_param.
-    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &p) };
-    if rc != 0 {
-        bail!(
-            "SCHED_FIFO for the generator: {}",
-            std::io::Error::last_os_error()
-        );
-    }
     Ok(())
 }
 

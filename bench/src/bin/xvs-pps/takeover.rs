@@ -117,7 +117,7 @@ fn measure(path: Path, flows: u32, pps: u64, before: f64, takeover: bool) -> Res
         &["--pps", &pps, "--tick-us", TICK_US, "--rt"],
     )?;
     std::thread::sleep(Duration::from_secs_f64(before));
-    let began_ns = monotonic_ns();
+    let began_ns = xvs_dataplane::sys::monotonic_ns();
     let (new, took_ms) = match takeover {
         true => {
             let t0 = Instant::now();
@@ -148,17 +148,6 @@ fn measure(path: Path, flows: u32, pps: u64, before: f64, takeover: bool) -> Res
         took_ms,
         pause_us,
     })
-}
-
-/// CLOCK_MONOTONIC, the sink's clock (`bpf_ktime_get_ns`), in nanoseconds.
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec, which `ts` is.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// Waits until the process that handed over has exited and the new one answers.
