@@ -37,6 +37,14 @@ pub struct Leftover {
     maps: Vec<MapHandle>,
 }
 
+/// Whether any XDP program is attached to `ifindex` (an error reads as yes: the
+/// caller then assumes something may be there).
+pub fn attached(ifindex: i32) -> bool {
+    Xdp::new(std::io::stdin().as_fd())
+        .query_id(ifindex, XdpFlags::NONE)
+        .map_or(true, |id| id != 0)
+}
+
 impl Leftover {
     /// The xvs_steer program attached to `ifindex`: `None` when nothing is, an error
     /// saying why when what is there cannot be taken over.

@@ -16,7 +16,7 @@ pub mod steer;
 
 pub use decap::Decap;
 pub use error::BpfError;
-pub use leftover::Leftover;
+pub use leftover::{attached, Leftover};
 pub use steer::{AttachMode, Steer, XdpMode};
 
 /// The compiled steering program (an ELF object for libbpf).

@@ -1,7 +1,8 @@
 //! Bring-up: the first snapshot, the steering program loaded and its maps filled, one
-//! worker per queue, each registered in the XSK map once it owns its socket, then the
-//! program attached: it finds every worker ready from its first packet (over a
-//! program a killed or handed-over xvs left, not one packet waits for a socket).
+//! worker per queue, each registered in the XSK map once it owns its socket, and the
+//! program attached — after the workers over a program a killed or handed-over xvs
+//! left (which goes on forwarding until then), before them over nothing (so that VIP
+//! traffic is dropped, not reset by the kernel, while they start).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -57,6 +58,15 @@ impl Lb {
         // Before any worker reads the first snapshot: what its flows name is on file.
         state.record(cfg, &registry);
         let queues = queues(cfg, ifaces);
+        // Over a program that is attached (a killed or handed-over xvs's), the workers
+        // first: it goes on forwarding (and drops what has no socket) until the new
+        // program replaces it and finds every worker ready. Over nothing, the program
+        // first: VIP traffic then meets a program that drops it, never a kernel that
+        // would reset it, while the workers start.
+        let over_running = xvs_bpf::attached(ifaces.external.ifindex as i32);
+        if !over_running {
+            attach(&mut steer, cfg, ifaces)?;
+        }
         let (workers, channels) = start_workers(
             cfg,
             ifaces,
@@ -65,7 +75,11 @@ impl Lb {
             (queues, fast_kept),
             &mut state,
         )?;
-        attach(&mut steer, cfg, ifaces)?;
+        if over_running {
+            attach(&mut steer, cfg, ifaces)?;
+        }
+        // Only once attached: a start that fails earlier leaves the other files alone.
+        state.prune(queues);
         log_running(path, cfg, queues);
         let tx_watch = tx_watch(cfg, ifaces);
         Ok(Lb {
@@ -229,7 +243,6 @@ fn start_workers(
     let mut workers = Workers::new();
     let mut channels = Vec::new();
     let pipeline = translate::pipeline(cfg, random::seed());
-    state.prune(queues);
     for q in 0..queues {
         let wc = WorkerConfig {
             queue: q,

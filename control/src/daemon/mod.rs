@@ -446,9 +446,9 @@ impl<'p> Daemon<'p> {
             l.quiesce();
         }
         // The workers and their sockets are gone: the new process may go on while the
-        // kernel tears this one down (tens of milliseconds with a large flow table). Its
-        // last adverts, until then, are the new master's own (same router, priority and
-        // address).
+        // kernel tears this one down (tens of milliseconds with a large flow table).
+        // Adverts this one's VRRP thread still sends meanwhile are from the same router
+        // and address as the new master's.
         drop(locks);
         info!(
             "handed over after {} reload(s); exiting without detaching",

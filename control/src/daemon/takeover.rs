@@ -43,8 +43,9 @@ pub struct Preloaded {
     pub steer: Steer,
     /// How many state maps it took over.
     pub taken: usize,
-    /// The program whose maps it took (`None`: it took none).
-    from: Option<u32>,
+    /// The program whose maps it took and its fast-path generation then (`None`: it
+    /// took none): whether the fast path's maps were taken depends on it.
+    from: Option<(u32, u32)>,
 }
 
 impl Preloaded {
@@ -63,7 +64,7 @@ impl Preloaded {
         Ok(Preloaded {
             steer,
             taken,
-            from: leftover.as_ref().map(Leftover::id),
+            from: leftover.as_ref().map(|l| (l.id(), l.fast_generation())),
         })
     }
 }
@@ -97,7 +98,7 @@ impl Takeover {
             }
             ours
         });
-        let now = leftover.as_ref().map(Leftover::id);
+        let now = leftover.as_ref().map(|l| (l.id(), l.fast_generation()));
         let preloaded = preloaded.and_then(|p| {
             let same = p.from == now;
             if !same {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use tracing::{error, info};
 use xvs_dataplane::worker::{Worker, WorkerConfig};
-use xvs_dataplane::xsk::{Xsk, XskConfig, XskStats};
+use xvs_dataplane::xsk::{Xsk, XskConfig, XskError, XskStats};
 use xvs_dataplane::{SharedSnapshot, WorkerCounters};
 
 use super::ifaces::Ifaces;
@@ -67,7 +67,9 @@ impl Workers {
         let counters = Arc::new(WorkerCounters::new(xvs_dataplane::snapshot::MAX_DESTS));
         let fd = xsk.fd();
         let internal = match &ifaces.internal {
-            Some(int) => Some(xsk.open_shared_tx(int.ifindex, q, xsk_cfg.tx_size)?),
+            Some(int) => Some(busy_retry(q, || {
+                xsk.open_shared_tx(int.ifindex, q, xsk_cfg.tx_size)
+            })?),
             None => None,
         };
         let mut worker = Worker::new(
@@ -143,21 +145,28 @@ impl Workers {
 const BUSY_WAIT: Duration = Duration::from_secs(1);
 
 /// Queue `q`'s socket. A handed-over or killed xvs's socket keeps its queue busy for a
-/// few milliseconds after the process is gone (the kernel releases it after the close):
+/// little while after the process let go of it (the kernel releases it after the close):
 /// a busy queue is tried again for `BUSY_WAIT`, then reported.
 fn open_xsk(ifindex: u32, q: u32, cfg: &XskConfig) -> Result<Xsk> {
+    busy_retry(q, || Xsk::open(ifindex, q, cfg))
+}
+
+/// `open` until it does not find queue `q` busy, for `BUSY_WAIT` at most.
+fn busy_retry<T>(q: u32, mut open: impl FnMut() -> Result<T, XskError>) -> Result<T> {
     let t0 = Instant::now();
+    let mut waited = false;
     loop {
-        match Xsk::open(ifindex, q, cfg) {
+        match open() {
             Err(e) if e.is_busy() && t0.elapsed() < BUSY_WAIT => {
-                std::thread::sleep(Duration::from_millis(1))
+                waited = true;
+                std::thread::sleep(Duration::from_millis(1));
             }
             Err(e) if e.is_busy() => {
-                return Err(e).with_context(|| format!("queue {q} stayed busy for {BUSY_WAIT:?}: another AF_XDP program holds it (stop it; `bpftool net` lists what is attached)"))
+                return Err(e).with_context(|| format!("queue {q} stayed busy for {BUSY_WAIT:?}: another AF_XDP program holds it (stop it; `ss --xdp` lists AF_XDP sockets)"))
             }
-            Ok(xsk) if t0.elapsed() > Duration::from_millis(1) => {
+            Ok(x) if waited => {
                 info!("queue {q}: its last socket was released after {:?}", t0.elapsed());
-                return Ok(xsk);
+                return Ok(x);
             }
             r => return Ok(r?),
         }

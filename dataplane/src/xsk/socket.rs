@@ -42,7 +42,7 @@ impl XskError {
     /// The queue has a socket already: another program's, or one being released (the
     /// kernel frees a closed socket's hold on its queue a little after the close).
     pub fn is_busy(&self) -> bool {
-        matches!(self, XskError::Setup { what: "bind", source, .. } if source.raw_os_error() == Some(libc::EBUSY))
+        matches!(self, XskError::Setup { what: "bind" | "bind (shared UMEM)", source, .. } if source.raw_os_error() == Some(libc::EBUSY))
     }
 
     /// A `map_err` adapter: the step `what` failed on `ifindex` queue `queue`.
@@ -175,9 +175,13 @@ impl Xsk {
         match cfg.bind {
             BindMode::ZeroCopy => Self::open_mode(ifindex, queue, cfg, BoundMode::ZeroCopy),
             BindMode::Copy => Self::open_mode(ifindex, queue, cfg, BoundMode::Copy),
-            // A failed bind leaves the socket's rings consumed: retry from scratch.
-            BindMode::Auto => Self::open_mode(ifindex, queue, cfg, BoundMode::ZeroCopy)
-                .or_else(|_| Self::open_mode(ifindex, queue, cfg, BoundMode::Copy)),
+            // A failed bind leaves the socket's rings consumed: retry from scratch. A busy
+            // queue is no sign the driver lacks zero-copy: that error is the caller's (it
+            // may wait for the queue), not a reason to settle for copy mode.
+            BindMode::Auto => match Self::open_mode(ifindex, queue, cfg, BoundMode::ZeroCopy) {
+                Err(e) if !e.is_busy() => Self::open_mode(ifindex, queue, cfg, BoundMode::Copy),
+                r => r,
+            },
         }
     }
 

@@ -90,8 +90,10 @@ pub fn run(a: &Args) -> Result<()> {
 fn measure(path: Path, flows: u32, pps: u64, before: f64, takeover: bool) -> Result<Run> {
     let mut chain = Chain::build(1).context("building the bench lab")?;
     let total = before + AFTER_SECS;
-    let sink_secs = (total + 1.0).to_string();
-    // Gaps from a second before the takeover (the stream's start is none of its).
+    // Counted until after the generator's end (it starts once xvs is up, about a second
+    // after the sink); gaps from at least a second before the takeover (the stream's
+    // start is none of its: the generator has started by then).
+    let sink_secs = (total + 4.0).to_string();
     let from = (before - 1.0).to_string();
     let mut sink = chain.role(
         "rs",
