@@ -415,7 +415,8 @@ impl Clients {
                 .args(["-t", &init, "-n", "ip", "addr", "add", &addr, "dev", "xvs0"]));
         }
         lab.start_web().expect("nginx on the real server");
-        lab.start_udp_echo(UDP_PORT).expect("a UDP echo on the real server");
+        lab.start_udp_echo(UDP_PORT)
+            .expect("a UDP echo on the real server");
         Clients { lab }
     }
 
@@ -430,7 +431,15 @@ impl Clients {
     fn udp_stream(&mut self) -> String {
         let script = self.lab.lab.dir.join("udp_stream.py").display().to_string();
         let port = UDP_PORT.to_string();
-        let argv = ["python3", "-u", &script, xvs_lab::dr::VIP, &port, "0.002", "10"];
+        let argv = [
+            "python3",
+            "-u",
+            &script,
+            xvs_lab::dr::VIP,
+            &port,
+            "0.002",
+            "10",
+        ];
         self.lab.lab.spawn("cl", "udp-stream", &argv).unwrap();
         "udp-stream".into()
     }
