@@ -164,6 +164,11 @@ fn takeover(fast_path: &str) {
     assert!(log.contains("recovering the flows"), "{log}");
     // Loaded before it asked, over the maps it then took over.
     assert!(!log.contains("loading the steering program again"), "{log}");
+    // The fast path's entries are this configuration's, with the ids restored: no flow
+    // of theirs passes through a worker.
+    if fast_path == "auto" {
+        assert!(log.contains("the fast path's entries carry on"), "{log}");
+    }
     assert!(
         !ka.contains("Entering MASTER STATE"),
         "keepalived took over:\n{ka}"
