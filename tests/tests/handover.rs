@@ -197,3 +197,70 @@ fn now() -> f64 {
         .unwrap()
         .as_secs_f64()
 }
+
+/// A VRRP instance block for a lone director (no peer: master at once).
+fn instances(list: &[(&str, u8, &str)]) -> String {
+    let mut y = String::from("vrrp_instances:\n");
+    for (name, vrid, vip) in list {
+        y += &format!(
+            "  - name: {name}\n    interface: eth0\n    state: MASTER\n    virtual_router_id: {vrid}\n    priority: 150\n    version: 3\n    advert_int: 0.1\n    virtual_ipaddresses: [{vip}]\n"
+        );
+    }
+    y
+}
+
+/// A takeover whose configuration drops an instance gives up the VIP the last process
+/// left on the interface for it (no instance of the new one would ever remove it); the
+/// kept instance's VIP stays.
+#[test]
+fn a_takeover_gives_up_the_vips_of_instances_the_new_configuration_drops() {
+    const DROPPED: &str = "10.0.0.101";
+    let mut lab = DrLab::build(1, 1).expect("build the lab");
+    let both = dr::config(&[1], None) + &instances(&[("VI_1", 51, VIP), ("VI_2", 52, DROPPED)]);
+    let one = dr::config(&[1], None) + &instances(&[("VI_1", 51, VIP)]);
+    let cfg = lab.write_config(&both).unwrap();
+    lab.start_xvs(&cfg).unwrap();
+    let holds = |lab: &DrLab, addr: &str| {
+        lab.lab
+            .sh("lb", "ip -4 -o addr show dev eth0")
+            .unwrap()
+            .contains(&format!("{addr}/32"))
+    };
+    let t0 = std::time::Instant::now();
+    while !holds(&lab, DROPPED) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "VI_2 never became master"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let new_cfg = lab
+        .lab
+        .write("one.yaml", one)
+        .unwrap()
+        .display()
+        .to_string();
+    let bin = xvs_lab::tools::xvs_bin().unwrap().display().to_string();
+    lab.lab
+        .spawn(
+            "lb",
+            "xvs-new",
+            &[&bin, "run", "--takeover", "-c", &new_cfg],
+        )
+        .unwrap()
+        .wait_for_log("xvs running", Duration::from_secs(20))
+        .unwrap();
+    let status = lab.lab.proc("xvs").unwrap().wait(Duration::from_secs(10));
+    assert_eq!(status.and_then(|s| s.code()), Some(75));
+    let log = lab.lab.proc("xvs-new").unwrap().output();
+    assert!(
+        log.contains(&format!("gave up {DROPPED}/32 on eth0")),
+        "{log}"
+    );
+    assert!(
+        !holds(&lab, DROPPED),
+        "the dropped instance's VIP is gone:\n{log}"
+    );
+    assert!(holds(&lab, VIP), "the kept instance's VIP stays:\n{log}");
+    lab.lab.stop("xvs-new");
+}

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use tracing::info;
 
+use super::left_vips::LeftVip;
 use crate::control_socket;
 use crate::sys::instance::{self, InstanceLock};
 
@@ -37,23 +38,33 @@ const LOCK_WAIT: Duration = Duration::from_secs(10);
 /// A handover file older than this is not the last process's handover (seconds).
 const RECORD_FRESH: Duration = Duration::from_secs(60);
 
-/// What the running xvs handed over: the VRRP instances that were master.
+/// What the running xvs handed over: the VRRP instances that were master, and the
+/// VIPs it left on its interfaces for them.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Handed {
     pub masters: Vec<String>,
+    pub vips: Vec<LeftVip>,
 }
 
-/// The answer to `handover`: `handover` then `NAME=STATE` for each instance.
-pub fn reply(roles: impl Iterator<Item = (String, &'static str)>) -> String {
+/// The answer to `handover`: `handover` then `NAME=STATE` for each instance, then a
+/// `vip IFACE ADDR/LEN` line for each VIP left on an interface (`left_vips`).
+pub fn reply(roles: impl Iterator<Item = (String, &'static str)>, vips: &[LeftVip]) -> String {
     let mut s = String::from("handover");
     for (name, state) in roles {
         s += &format!(" {name}={state}");
     }
-    s + "\n"
+    s += "\n";
+    for v in vips {
+        s += &v.line();
+    }
+    s
 }
 
+/// An answer (or a record: the answer and an `at_ms=` line). An answer from a version
+/// that names no VIPs has none.
 fn parse(text: &str) -> Result<Handed> {
-    let mut words = text.split_whitespace();
+    let first = text.lines().next().unwrap_or("");
+    let mut words = first.split_whitespace();
     if words.next() != Some("handover") {
         bail!(
             "the running xvs did not agree to hand over: {}",
@@ -65,7 +76,8 @@ fn parse(text: &str) -> Result<Handed> {
         .filter(|(_, state)| *state == "MASTER")
         .map(|(name, _)| name.to_string())
         .collect();
-    Ok(Handed { masters })
+    let vips = text.lines().skip(1).filter_map(LeftVip::parse).collect();
+    Ok(Handed { masters, vips })
 }
 
 /// Asks the xvs serving `socket` to hand over. `None`: no xvs answers there (a plain
@@ -128,7 +140,7 @@ pub fn take(path: &Path) -> Option<(Handed, Duration)> {
         info!("{} is {age:?} old: not resumed", path.display());
         return None;
     }
-    let handed = parse(text.lines().next()?).ok()?;
+    let handed = parse(&text).ok()?;
     info!(
         "the last xvs handed over {age:?} ago (VRRP masters: {:?})",
         handed.masters
@@ -259,9 +271,13 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("xvs-handover-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("if2.handover");
-        record(&path, "handover VI_1=MASTER VI_2=BACKUP\n");
+        record(
+            &path,
+            "handover VI_1=MASTER VI_2=BACKUP\nvip eth0 10.0.0.100/32\n",
+        );
         let (handed, age) = take(&path).unwrap();
         assert_eq!(handed.masters, vec!["VI_1".to_string()]);
+        assert_eq!(handed.vips.len(), 1, "the VIPs are in the record");
         assert!(age < Duration::from_secs(5));
         assert_eq!(take(&path), None, "taken once");
         std::fs::write(&path, "handover VI_1=MASTER\nat_ms=1\n").unwrap();
@@ -288,15 +304,28 @@ mod tests {
 
     #[test]
     fn the_masters_are_read_from_the_reply() {
+        let vip = LeftVip {
+            iface: "eth0".into(),
+            addr: "10.0.0.100".parse().unwrap(),
+            len: 32,
+        };
         let r = reply(
             [
                 ("VI_1".to_string(), "MASTER"),
                 ("VI_2".to_string(), "BACKUP"),
             ]
             .into_iter(),
+            std::slice::from_ref(&vip),
         );
-        assert_eq!(r, "handover VI_1=MASTER VI_2=BACKUP\n");
-        assert_eq!(parse(&r).unwrap().masters, vec!["VI_1".to_string()]);
+        assert_eq!(
+            r,
+            "handover VI_1=MASTER VI_2=BACKUP\nvip eth0 10.0.0.100/32\n"
+        );
+        let handed = parse(&r).unwrap();
+        assert_eq!(handed.masters, vec!["VI_1".to_string()]);
+        assert_eq!(handed.vips, vec![vip]);
+        // An older xvs's answer: no VIPs.
+        assert_eq!(parse("handover VI_1=MASTER\n").unwrap().vips, vec![]);
         assert_eq!(parse("handover\n").unwrap(), Handed::default());
         assert!(parse("unknown command").is_err());
     }

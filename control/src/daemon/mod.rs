@@ -25,6 +25,7 @@ mod handover;
 pub mod hostcheck;
 mod ifaces;
 mod lb;
+mod left_vips;
 pub mod limits;
 pub mod overload;
 mod page;
@@ -213,11 +214,17 @@ impl<'p> Daemon<'p> {
             Command::HandOver => {
                 // Answered now; the loop ends after the answer is sent (`serve`).
                 self.handing_over = true;
+                let stats = self.vrrp.stats();
+                let masters: Vec<String> = stats
+                    .iter()
+                    .filter(|(_, s)| s.state().as_str() == "MASTER")
+                    .map(|(name, _)| name.clone())
+                    .collect();
                 let reply = handover::reply(
-                    self.vrrp
-                        .stats()
+                    stats
                         .iter()
                         .map(|(name, s)| (name.clone(), s.state().as_str())),
+                    &left_vips::of_masters(&self.cfg, &masters),
                 );
                 // For a next process that did not ask itself (a systemd restart).
                 handover::record(&handover_path(&self.ifaces), &reply);
@@ -615,11 +622,13 @@ pub async fn run(path: &Path, cfg: Config, ifaces: Ifaces, takeover: bool) -> Re
         false => None,
     };
     let handed_over = handed.is_some() || recorded.is_some();
-    let masters = match (handed, recorded) {
-        (Some(h), _) => h.masters,
-        (None, Some((h, age))) => handover::resumable(&cfg, h.masters, age),
-        (None, None) => Vec::new(),
+    let (masters, left) = match (handed, recorded) {
+        (Some(h), _) => (h.masters, h.vips),
+        (None, Some((h, age))) => (handover::resumable(&cfg, h.masters, age), h.vips),
+        (None, None) => (Vec::new(), Vec::new()),
     };
+    // What the last process held for instances this configuration does not have.
+    left_vips::release_orphans(&cfg, &left);
     let prior = takeover::Prior {
         locked: _instance.complete(),
         preloaded,
