@@ -112,14 +112,8 @@ fn start_downloads(lab: &mut DrLab, tag: &str) {
 fn wait_established(lab: &DrLab) {
     let t = Instant::now();
     loop {
-        let n = lab
-            .lab
-            .sh(
-                "cl",
-                &format!("ss -Htn state established dst {}:80 | wc -l", lab.vip),
-            )
-            .unwrap();
-        if n.trim().parse::<usize>().unwrap_or(0) >= DOWNLOADS {
+        let n = established(lab);
+        if n >= DOWNLOADS {
             return;
         }
         assert!(
@@ -128,6 +122,19 @@ fn wait_established(lab: &DrLab) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// The client's established connections to the VIP.
+fn established(lab: &DrLab) -> usize {
+    lab.lab
+        .sh(
+            "cl",
+            &format!("ss -Htn state established dst {}:80 | wc -l", lab.vip),
+        )
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap_or(0)
 }
 
 /// Waits for the downloads; how many arrived whole and intact.
@@ -434,6 +441,62 @@ fn nat_downloads_survive_failover_and_failback() {
 #[test]
 fn tun_downloads_survive_failover_and_failback() {
     on_and_off(Mode::Tun);
+}
+
+/// Connection sync across a planned handover: downloads opened before the master's
+/// `xvs run --takeover` and after it are all in the backup's table (the new process is
+/// a newer boot to its peer, which keeps what the old one sent), so when the new master
+/// then crashes the backup carries every one of them on.
+#[test]
+fn sync_carries_on_across_a_takeover() {
+    let mut lab = DrLab::build_pair_with(3, Prep::Script).expect("build the lab");
+    lab.start_web().unwrap();
+    let want = put_file(&lab);
+    let (c1, c2) = start_pair(&mut lab, Mode::Dr, (150, 100), true, false);
+    start_downloads(&mut lab, "a");
+    wait_established(&lab);
+
+    let bin = xvs_lab::tools::xvs_bin().unwrap().display().to_string();
+    let path = c1.display().to_string();
+    lab.lab
+        .spawn("lb", "xvs-new", &[&bin, "run", "--takeover", "-c", &path])
+        .unwrap()
+        .wait_for_log("xvs running", Duration::from_secs(20))
+        .unwrap();
+    let old = lab.lab.proc("xvs").unwrap().wait(Duration::from_secs(10));
+    assert_eq!(old.and_then(|s| s.code()), Some(75), "the old xvs handed over");
+
+    start_downloads(&mut lab, "b");
+    let t = Instant::now();
+    while established(&lab) < 2 * DOWNLOADS {
+        assert!(t.elapsed() < Duration::from_secs(5), "the second downloads connect");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Both phases' connections, in the backup's table.
+    let t = Instant::now();
+    loop {
+        let s = status_sync(&lab, "lb2", &c2);
+        if s["entries"]["installed"].as_u64().unwrap() >= 2 * DOWNLOADS as u64 {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(8), "{s:#}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        lab.lab.proc("dl-a").unwrap().running(),
+        "the first downloads still run at the crash"
+    );
+    lab.crash("lb", "xvs-new").unwrap();
+    wait_vip(&lab, "lb2", Duration::from_secs(5));
+    let (a, b) = (intact(&mut lab, "a", &want), intact(&mut lab, "b", &want));
+    let s = status_sync(&lab, "lb2", &c2);
+    eprintln!("across the takeover, then the new master's crash: before it {a}/{DOWNLOADS} intact, after it {b}/{DOWNLOADS}");
+    for reason in ["authentication", "malformed", "replay", "unknown_peer"] {
+        assert_eq!(s["rejected"][reason], 0, "{reason}: {s:#}");
+    }
+    assert!(a >= MUST_SURVIVE, "opened before the takeover");
+    assert!(b >= MUST_SURVIVE, "opened after the takeover");
 }
 
 /// Persistence templates are synced too: after the failover a client's new connection
