@@ -464,12 +464,19 @@ fn sync_carries_on_across_a_takeover() {
         .wait_for_log("xvs running", Duration::from_secs(20))
         .unwrap();
     let old = lab.lab.proc("xvs").unwrap().wait(Duration::from_secs(10));
-    assert_eq!(old.and_then(|s| s.code()), Some(75), "the old xvs handed over");
+    assert_eq!(
+        old.and_then(|s| s.code()),
+        Some(75),
+        "the old xvs handed over"
+    );
 
     start_downloads(&mut lab, "b");
     let t = Instant::now();
     while established(&lab) < 2 * DOWNLOADS {
-        assert!(t.elapsed() < Duration::from_secs(5), "the second downloads connect");
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "the second downloads connect"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     // Both phases' connections, in the backup's table.
