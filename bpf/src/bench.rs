@@ -221,14 +221,8 @@ impl Sink {
 
     /// Forgets the longest gap so far (the start of a stream is no gap of interest).
     pub fn reset_gap(&self) -> Result<(), BpfError> {
-        let last = self
-            .gap
-            .lookup(&0u32.to_ne_bytes(), MapFlags::ANY)
-            .ok()
-            .flatten()
-            .and_then(|raw| raw.get(..8).and_then(|b| b.try_into().ok()))
-            .map_or(0, u64::from_ne_bytes);
         // last_ns kept (a frame in between moves it by microseconds), the rest zero.
+        let [last, _, _] = self.read_gap()?;
         let mut value = [0u8; 24];
         value[..8].copy_from_slice(&last.to_ne_bytes());
         self.gap
@@ -242,6 +236,15 @@ impl Sink {
 
     /// The longest gap so far (zero with `load`'s program).
     pub fn gap(&self) -> Result<SinkGap, BpfError> {
+        let [_, longest_ns, ended_at_ns] = self.read_gap()?;
+        Ok(SinkGap {
+            longest_ns,
+            ended_at_ns,
+        })
+    }
+
+    /// `struct xvs_sink_gap`'s three words: last_ns, max_gap_ns, max_at_ns.
+    fn read_gap(&self) -> Result<[u64; 3], BpfError> {
         let raw = self
             .gap
             .lookup(&0u32.to_ne_bytes(), MapFlags::ANY)
@@ -256,10 +259,7 @@ impl Sink {
                 .and_then(|b| b.try_into().ok())
                 .map_or(0, u64::from_ne_bytes)
         };
-        Ok(SinkGap {
-            longest_ns: word(1),
-            ended_at_ns: word(2),
-        })
+        Ok([word(0), word(1), word(2)])
     }
 
     /// Attaches to `ifindex` (the calling thread's namespace) until the guard drops.

@@ -40,18 +40,20 @@ pub struct Leftover {
 /// Whether any XDP program is attached to `ifindex` (an error reads as yes: the
 /// caller then assumes something may be there).
 pub fn attached(ifindex: i32) -> bool {
-    Xdp::new(std::io::stdin().as_fd())
-        .query_id(ifindex, XdpFlags::NONE)
-        .map_or(true, |id| id != 0)
+    attached_id(ifindex).map_or(true, |id| id != 0)
+}
+
+/// The id of the XDP program attached to `ifindex` (0: none).
+fn attached_id(ifindex: i32) -> Result<u32, libbpf_rs::Error> {
+    // query_id reads the interface only: any descriptor will do for the handle.
+    Xdp::new(std::io::stdin().as_fd()).query_id(ifindex, XdpFlags::NONE)
 }
 
 impl Leftover {
     /// The xvs_steer program attached to `ifindex`: `None` when nothing is, an error
     /// saying why when what is there cannot be taken over.
     pub fn find(ifindex: i32) -> Result<Option<Leftover>, &'static str> {
-        // query_id reads the interface only: any descriptor will do for the handle.
-        let id = Xdp::new(std::io::stdin().as_fd())
-            .query_id(ifindex, XdpFlags::NONE)
+        let id = attached_id(ifindex)
             .map_err(|_| "the interface's XDP program cannot be queried")?;
         if id == 0 {
             return Ok(None);

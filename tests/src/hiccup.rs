@@ -74,12 +74,8 @@ fn watch(cpu: usize, min: Duration, stop: &AtomicBool, stalls: &Mutex<Vec<Stall>
     // Unpinned, it would measure whichever CPU it was moved to; a refusal is unlikely
     // for a CPU from this process's own affinity.
     let _ = xvs_dataplane::sys::pin_to_cpu(cpu);
-    let param = libc::sched_param {
-        sched_priority: PRIORITY,
-    };
-    // SAFETY: pid 0 is this thread; `param` is valid for the call. A refusal leaves it
-    // at normal priority, which the doc of `Meter::start` allows for.
-    unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
+    // A refusal leaves it at normal priority, which the doc of `Meter::start` allows for.
+    let _ = xvs_dataplane::sys::set_fifo(PRIORITY);
     let tick = Duration::from_millis(1);
     let t0 = Instant::now();
     while !stop.load(Ordering::Relaxed) && t0.elapsed() < MAX_RUN {

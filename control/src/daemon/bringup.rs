@@ -259,8 +259,8 @@ fn start_workers(
             .map(|_| Arc::new(SyncChannel::default()));
         channels.extend(channel.clone());
         let fd = workers.start(ifaces, &wc, &xsk, shared, maps, channel)?;
-        // Registered once the worker owns the socket; the program is attached after
-        // the last, so no queue's VIP traffic finds an empty slot.
+        // Registered once the worker owns the socket: from here its queue's VIP
+        // traffic goes to the worker.
         steer.register_xsk(q, fd)?;
     }
     Ok((workers, channels))

@@ -37,6 +37,9 @@ pub const HANDED_OVER: i32 = 75;
 const LOCK_WAIT: Duration = Duration::from_secs(10);
 /// A handover file older than this is not the last process's handover (seconds).
 const RECORD_FRESH: Duration = Duration::from_secs(60);
+/// The largest record read: the roles' line and a VIP line (at most 60 bytes) for each
+/// of a thousand VIPs.
+const RECORD_MAX: usize = 64 << 10;
 
 /// What the running xvs handed over: the VRRP instances that were master, and the
 /// VIPs it left on its interfaces for them.
@@ -111,6 +114,12 @@ pub fn ask(socket: &Path) -> Result<Option<Handed>> {
 /// process that did not ask itself (`systemctl restart`: the unit's ExecStop asked).
 pub fn record(path: &Path, reply: &str) {
     let text = format!("{reply}at_ms={}\n", unix_ms());
+    if text.len() > RECORD_MAX {
+        tracing::warn!(
+            "the handover record would be {} bytes, past {RECORD_MAX}: the next xvs will not resume VRRP masters",
+            text.len()
+        );
+    }
     if let Err(e) = super::flow_state::replace(path, &text) {
         tracing::warn!(
             "writing {}: {e}; the next xvs will not resume VRRP masters",
@@ -184,7 +193,7 @@ pub fn abandon(cfg: &xvs_config::Config) {
     tracing::error!("the start after a handover failed: the VIPs it left are given up, so a VRRP backup can serve");
 }
 
-/// A regular file of at most 4 KiB, read without following a link.
+/// A regular file of at most `RECORD_MAX` bytes, read without following a link.
 fn read_small(path: &Path) -> Option<String> {
     let f = std::fs::OpenOptions::new()
         .read(true)
@@ -192,7 +201,11 @@ fn read_small(path: &Path) -> Option<String> {
         .open(path)
         .ok()?;
     let m = f.metadata().ok()?;
-    if !m.is_file() || m.len() > 4096 {
+    if !m.is_file() || m.len() > RECORD_MAX as u64 {
+        tracing::warn!(
+            "{} is not a handover record (not a regular file of at most {RECORD_MAX} bytes): nothing is resumed from it",
+            path.display()
+        );
         return None;
     }
     std::io::read_to_string(f).ok()

@@ -217,7 +217,7 @@ impl<'p> Daemon<'p> {
                 let stats = self.vrrp.stats();
                 let masters: Vec<String> = stats
                     .iter()
-                    .filter(|(_, s)| s.state().as_str() == "MASTER")
+                    .filter(|(_, s)| s.state() == crate::vrrp::machine::State::Master)
                     .map(|(name, _)| name.clone())
                     .collect();
                 let reply = handover::reply(

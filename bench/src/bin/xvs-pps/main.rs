@@ -12,7 +12,6 @@ mod measure;
 mod packet_gen;
 mod results;
 mod roles;
-mod sys;
 mod takeover;
 
 use std::net::Ipv4Addr;

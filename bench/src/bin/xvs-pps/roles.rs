@@ -110,7 +110,9 @@ pub fn generate(
 ) -> Result<()> {
     let tick = tick.unwrap_or(Duration::from_millis(2));
     if realtime {
-        crate::sys::set_realtime()?;
+        // SCHED_FIFO: a paced generator that the director's processes, on the same
+        // CPUs, do not hold up (it sleeps between bursts, so it holds up nothing).
+        xvs_dataplane::sys::set_fifo(10).context("SCHED_FIFO for the generator")?;
     }
     let ifindex = ifindex(dev)?;
     let frame = match vip {
