@@ -53,8 +53,8 @@ impl Leftover {
     /// The xvs_steer program attached to `ifindex`: `None` when nothing is, an error
     /// saying why when what is there cannot be taken over.
     pub fn find(ifindex: i32) -> Result<Option<Leftover>, &'static str> {
-        let id = attached_id(ifindex)
-            .map_err(|_| "the interface's XDP program cannot be queried")?;
+        let id =
+            attached_id(ifindex).map_err(|_| "the interface's XDP program cannot be queried")?;
         if id == 0 {
             return Ok(None);
         }
