@@ -29,6 +29,7 @@ NEEDS=(
   systemd-container:systemd-nspawn  # tests: that Debian booted, to run the unit under systemd
   chromium:chromium      # tests: the status page as a real browser renders it
   tidy:tidy              # tests: the status page is valid HTML
+  bird2:bird             # labs: the router's and the directors' BGP (scale-out behind ECMP)
 )
 
 missing=()
@@ -49,6 +50,7 @@ else
   echo "setup: installing ${missing[*]}"
   nginx_before=$(pgrep -x nginx >/dev/null && echo yes || echo no)
   prom_before=$(pgrep -x prometheus >/dev/null && echo yes || echo no)
+  bird_before=$(pgrep -x bird >/dev/null && echo yes || echo no)
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
@@ -59,6 +61,10 @@ else
   # Likewise the Prometheus server of Debian's package: the tests only need promtool.
   if [ "$prom_before" = no ] && pgrep -x prometheus >/dev/null; then
     pkill -x prometheus || true
+  fi
+  # And the host's own BIRD: the labs run one per namespace.
+  if [ "$bird_before" = no ] && pgrep -x bird >/dev/null; then
+    pkill -x bird || true
   fi
 fi
 

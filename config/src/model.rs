@@ -420,6 +420,8 @@ pub struct VirtualServer {
     pub quorum_down: Option<String>,
     /// Takes the connections when no real server is up.
     pub sorry_server: Option<(IpAddr, u16)>,
+    /// When its VIP may be announced; None without a top-level `announce`.
+    pub announce: Option<AnnounceGate>,
     /// While below quorum, (VRRP instance, priority it advertises): a healthier director
     /// takes over.
     pub quorum_vrrp: Option<(String, u8)>,
@@ -468,7 +470,30 @@ pub struct Config {
     pub vrrp_instances: Vec<VrrpInstance>,
     pub connection_sync: Option<ConnectionSync>,
     pub email_alerts: Option<EmailAlerts>,
+    /// Route health injection (`announce`); None: no routes written.
+    pub announce: Option<Announce>,
 }
+
+/// `announce`, checked: the kernel table the VIPs' host routes go in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Announce {
+    pub table: u32,
+}
+
+/// When a virtual server lets its VIP be announced (`announce`, with its override).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AnnounceGate {
+    /// False: this virtual server does not count towards its VIP's announcement.
+    pub enabled: bool,
+    pub min_healthy: u32,
+    /// Of the configured weight, in thousandths.
+    pub min_weight_permille: u32,
+    pub warmup_ms: u64,
+    pub withdraw_delay_ms: u64,
+}
+
+pub const DEFAULT_ANNOUNCE_WARMUP_S: f64 = 5.0;
+pub const DEFAULT_WITHDRAW_DELAY_S: f64 = 2.0;
 
 /// `email_alerts`, checked: addresses hold no line breaks or angle brackets, so nothing
 /// can be smuggled into the SMTP dialogue or the headers.

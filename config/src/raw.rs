@@ -141,6 +141,43 @@ pub struct RawConfig {
     /// background (a dead SMTP server delays nothing; a failed send is logged).
     #[serde(default)]
     pub email_alerts: Option<RawEmailAlerts>,
+    /// Route health injection, for several active directors behind a router's ECMP: a
+    /// host route for each VIP in a kernel routing table (that BIRD or FRR exports by
+    /// BGP) while this director can serve it, none while it cannot. Reloadable.
+    #[serde(default)]
+    pub announce: Option<Spanned<RawAnnounce>>,
+}
+
+/// `announce`: top-level, the table the VIPs' routes go in and when a VIP counts as
+/// servable; in a virtual server, its own settings in place of the top-level ones.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAnnounce {
+    /// The kernel routing table (a number, 1 to 252 or above 255) the routes are
+    /// written to; the routing daemon exports it. Not main (254), local (255) or
+    /// default (253): those route the host's own traffic. Top-level only, required.
+    #[serde(default)]
+    pub table: Option<Spanned<i64>>,
+    /// Least real servers up (weight above 0, not drained) for a virtual server to
+    /// count as servable. Default 1.
+    #[serde(default)]
+    pub min_healthy: Option<Spanned<i64>>,
+    /// Least fraction (0 to 1) of a virtual server's configured weight up. Default 0:
+    /// the count alone.
+    #[serde(default)]
+    pub min_weight_fraction: Option<Spanned<f64>>,
+    /// Seconds after start before anything is announced, so that health checks and
+    /// connection sync have run (0 to 600). Default 5. A takeover skips it.
+    #[serde(default)]
+    pub warmup: Option<Spanned<f64>>,
+    /// Seconds between withdrawing the routes and detaching at stop, so that the
+    /// routers move the flows first (0 to 20). Default 2.
+    #[serde(default)]
+    pub withdraw_delay: Option<Spanned<f64>>,
+    /// This virtual server counts towards its VIP's announcement (virtual servers
+    /// only). Default true.
+    #[serde(default)]
+    pub enabled: Option<Spanned<bool>>,
 }
 
 /// `email_alerts`: who gets them, through which SMTP server.
@@ -435,6 +472,9 @@ pub struct RawVirtualServer {
     /// While below quorum, this VRRP instance advertises this priority instead.
     #[serde(default)]
     pub quorum_vrrp: Option<RawQuorumVrrp>,
+    /// The top-level `announce` settings overridden for this virtual server.
+    #[serde(default)]
+    pub announce: Option<Spanned<RawAnnounce>>,
 }
 
 /// A VRRP instance to demote while the service is below quorum.

@@ -928,3 +928,68 @@ fn email_alerts_refuse_what_could_leave_its_smtp_line() {
     }
     assert!(e.contains("t.yaml:13:"), "line:column: {e}");
 }
+
+#[test]
+fn announce_refuses_the_hosts_own_tables_and_overrides_its_defaults() {
+    let c = parse(
+        "t.yaml",
+        &format!("{GOOD}    announce: {{ min_healthy: 2, withdraw_delay: 5 }}\nannounce: {{ table: 100, warmup: 1, min_weight_fraction: 0.5 }}\n"),
+    )
+    .unwrap();
+    assert_eq!(c.announce, Some(Announce { table: 100 }));
+    let g = c.virtual_servers[0].announce.unwrap();
+    assert_eq!(
+        (
+            g.enabled,
+            g.min_healthy,
+            g.min_weight_permille,
+            g.warmup_ms,
+            g.withdraw_delay_ms
+        ),
+        (true, 2, 500, 1000, 5000),
+        "its own where given, the top-level's otherwise"
+    );
+    let plain = parse("t.yaml", &format!("{GOOD}announce: {{ table: 7 }}\n")).unwrap();
+    let g = plain.virtual_servers[0].announce.unwrap();
+    assert_eq!(
+        (g.min_healthy, g.warmup_ms, g.withdraw_delay_ms),
+        (1, 5000, 2000),
+        "defaults"
+    );
+    assert_eq!(
+        parse("t.yaml", GOOD).unwrap().virtual_servers[0].announce,
+        None
+    );
+    for (table, says) in [
+        ("254", "the kernel's main table"),
+        ("255", "local"),
+        ("253", "default"),
+        ("0", "unspec"),
+        ("-3", "out of range"),
+    ] {
+        let e = errors(&format!("{GOOD}announce: {{ table: {table} }}\n"));
+        assert!(e.contains(says) && e.contains("t.yaml:12:"), "{table}: {e}");
+    }
+    let e = errors(&format!(
+        "{GOOD}    announce: {{ warmup: 900 }}\nannounce: {{ table: 100, min_weight_fraction: 1.5, withdraw_delay: 60 }}\n"
+    ));
+    for needle in [
+        "announce warmup 900 is out of range",
+        "min_weight_fraction 1.5 is out of range 0..=1",
+        "withdraw_delay 60 is out of range 0..=20",
+    ] {
+        assert!(e.contains(needle), "{needle:?} in {e}");
+    }
+    let e = errors(&format!("{GOOD}    announce: {{ min_healthy: 1 }}\n"));
+    assert!(e.contains("no top-level `announce`"), "{e}");
+    let e = errors(&format!(
+        "{GOOD}    announce: {{ table: 5 }}\nannounce: {{ enabled: true }}\n"
+    ));
+    for needle in [
+        "names an announce table",
+        "announce has no `table`",
+        "`enabled` is for a virtual server's",
+    ] {
+        assert!(e.contains(needle), "{needle:?} in {e}");
+    }
+}

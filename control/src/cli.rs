@@ -158,6 +158,10 @@ pub struct StatusArgs {
     /// and the XDP frames each interface's driver counted undelivered.
     #[arg(long, conflicts_with_all = ["stats", "rate", "connections", "drops", "sync"])]
     pub dataplane: bool,
+    /// Route health injection (`announce`): each VIP, whether its route is in the
+    /// table the routing daemon exports, and if not, why.
+    #[arg(long, conflicts_with_all = ["stats", "rate", "connections", "drops", "sync", "dataplane"])]
+    pub announce: bool,
     /// Everything (table, totals, rates) as JSON.
     #[arg(long)]
     pub json: bool,
@@ -166,8 +170,12 @@ pub struct StatusArgs {
 #[derive(clap::Args)]
 pub struct DrainArgs {
     /// The real server: ADDR, or ADDR:PORT.
-    #[arg(value_name = "RS")]
-    pub real_server: String,
+    #[arg(value_name = "RS", required_unless_present = "director")]
+    pub real_server: Option<String>,
+    /// The whole director: every VIP's route withdrawn (`announce`), so the routers
+    /// send new flows to the other directors, while established connections go on.
+    #[arg(long, conflicts_with_all = ["real_server", "virtual_server"])]
+    pub director: bool,
     /// Only in this virtual server (by name); otherwise in every one that has it.
     #[arg(long = "virtual", value_name = "NAME")]
     pub virtual_server: Option<String>,
@@ -178,9 +186,11 @@ pub struct DrainArgs {
 
 impl DrainArgs {
     pub fn line(&self, verb: &str) -> String {
-        match &self.virtual_server {
-            Some(v) => format!("{verb} {} --virtual {v}", self.real_server),
-            None => format!("{verb} {}", self.real_server),
+        let rs = self.real_server.as_deref().unwrap_or_default();
+        match (&self.virtual_server, self.director) {
+            (_, true) => format!("{verb} --director"),
+            (Some(v), false) => format!("{verb} {rs} --virtual {v}"),
+            (None, false) => format!("{verb} {rs}"),
         }
     }
 }

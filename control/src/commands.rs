@@ -146,6 +146,7 @@ fn status(a: StatusArgs) -> Outcome {
         (a.drops, " --drops"),
         (a.sync, " --sync"),
         (a.dataplane, " --dataplane"),
+        (a.announce, " --announce"),
         (a.thresholds, " --thresholds"),
         (a.exact, " --exact"),
         (a.json, " --json"),

@@ -5,6 +5,7 @@
 //! - `health/`: keepalived's checkers, their policy and quorum
 //! - `vrrp/`: VRRP on a thread of its own
 //! - `sync/`: connection sync between directors
+//! - `announce/`: route health injection (each VIP's route while it can serve)
 //! - `observe/`: `/metrics`, `xvs status`, `xvs explain`, the exit report, logging
 //! - `alert/`: e-mail alerts; `script/`: notify and check scripts, run unprivileged
 //! - `sys/`: the kernel interfaces, and the only `unsafe` (denied elsewhere)
@@ -15,6 +16,7 @@
 #![deny(unsafe_code)]
 
 mod alert;
+mod announce;
 mod calendar;
 pub mod cli;
 pub mod commands;

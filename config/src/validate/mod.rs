@@ -1,8 +1,9 @@
 //! Semantic checks: everything the YAML types alone cannot say. Collects every problem,
 //! section by section: the top-level settings (`settings.rs`, with `dataplane.rs` for the
-//! packet path's), then `virtual_server/` (with `health.rs`), `vrrp/`, `sync.rs` and
-//! `email.rs`; `checker.rs` holds what they share.
+//! packet path's), then `virtual_server/` (with `health.rs`), `vrrp/`, `sync.rs`,
+//! `email.rs` and `announce.rs`; `checker.rs` holds what they share.
 
+mod announce;
 mod checker;
 mod dataplane;
 mod email;
@@ -41,6 +42,7 @@ struct Sections {
     vrrp_instances: Vec<VrrpInstance>,
     connection_sync: Option<ConnectionSync>,
     email_alerts: Option<EmailAlerts>,
+    announce: Option<Announce>,
 }
 
 /// The virtual servers, the VRRP instances and their sync groups, then
@@ -48,7 +50,7 @@ struct Sections {
 /// alerts.
 fn sections(ck: &mut Checker, raw: &RawConfig) -> Sections {
     let mut seen = virtual_server::Seen::default();
-    let virtual_servers: Vec<VirtualServer> = raw
+    let mut virtual_servers: Vec<VirtualServer> = raw
         .virtual_servers
         .iter()
         .map(|vs| virtual_server::check(ck, vs, &mut seen, &raw.vrrp_instances))
@@ -66,7 +68,9 @@ fn sections(ck: &mut Checker, raw: &RawConfig) -> Sections {
         .as_ref()
         .and_then(|cs| sync::check(ck, cs));
     let email_alerts = raw.email_alerts.as_ref().and_then(|e| email::check(ck, e));
+    let announce = announce::apply(ck, raw, &mut virtual_servers);
     Sections {
+        announce,
         virtual_servers,
         vrrp_instances,
         connection_sync,
@@ -112,5 +116,6 @@ fn config(raw: RawConfig, d: Dataplane, s: Settings, sections: Sections) -> Conf
         virtual_servers: sections.virtual_servers,
         connection_sync: sections.connection_sync,
         email_alerts: sections.email_alerts,
+        announce: sections.announce,
     }
 }

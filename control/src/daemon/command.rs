@@ -14,8 +14,12 @@ pub enum Command {
     Explain(String),
     /// `drain ADDR[:PORT] [--virtual NAME]` (`on`), or `undrain ...`.
     Drain { target: Target, on: bool },
-    /// `handover`: a new xvs takes this one's place (`daemon/handover.rs`).
-    HandOver,
+    /// `handover`: a new xvs takes this one's place (`daemon/handover.rs`); `adopting`:
+    /// it takes the VIP routes over too (`handover --adopt-routes`).
+    HandOver { adopting: bool },
+    /// `drain --director` (`on`) or `undrain --director`: every VIP withdrawn from the
+    /// routers (`announce`), established connections served on.
+    DrainDirector { on: bool },
 }
 
 impl Command {
@@ -23,7 +27,16 @@ impl Command {
         let word = line.split_whitespace().next().unwrap_or("");
         match word {
             "reload" if line.trim() == "reload" => Ok(Command::Reload),
-            "handover" if line.trim() == "handover" => Ok(Command::HandOver),
+            "handover" if line.trim() == "handover" => Ok(Command::HandOver { adopting: false }),
+            "handover" if line.trim() == super::handover::ASK_ADOPTING => {
+                Ok(Command::HandOver { adopting: true })
+            }
+            "drain" | "undrain" if line.split_whitespace().nth(1) == Some("--director") => {
+                match line.split_whitespace().count() {
+                    2 => Ok(Command::DrainDirector { on: word == "drain" }),
+                    _ => Err(format!("{word} --director takes nothing else\n")),
+                }
+            }
             "status" => status::Request::parse(line).map(Command::Status),
             "drain" | "undrain" => Ok(Command::Drain {
                 target: Target::parse(line.trim_start()[word.len()..].trim())?,
@@ -47,6 +60,14 @@ mod tests {
     #[test]
     fn each_command_and_its_arguments() {
         assert_eq!(Command::parse("reload"), Ok(Command::Reload));
+        assert_eq!(
+            Command::parse("handover --adopt-routes"),
+            Ok(Command::HandOver { adopting: true })
+        );
+        assert_eq!(
+            Command::parse("undrain --director"),
+            Ok(Command::DrainDirector { on: false })
+        );
         assert_eq!(
             Command::parse("status --stats --json"),
             Ok(Command::Status(Request {
@@ -78,6 +99,8 @@ mod tests {
             "statusx",
             "drain",
             "drain nothing",
+            "drain --director 10.0.0.11",
+            "handover --bogus",
         ] {
             assert!(Command::parse(bad).is_err(), "{bad:?}");
         }

@@ -47,11 +47,22 @@ const RECORD_MAX: usize = 64 << 10;
 pub struct Handed {
     pub masters: Vec<String>,
     pub vips: Vec<LeftVip>,
+    /// Where its VIP routes are (`announce TABLE IFINDEX`): table and device.
+    pub routes: Option<(u32, u32)>,
 }
 
+/// What the new process sends when it takes the VIP routes over (`announce::adopt`):
+/// the old one then waits for that before it exits.
+pub const ASK_ADOPTING: &str = "handover --adopt-routes";
+
 /// The answer to `handover`: `handover` then `NAME=STATE` for each instance, then a
-/// `vip IFACE ADDR/LEN` line for each VIP left on an interface (`left_vips`).
-pub fn reply(roles: impl Iterator<Item = (String, &'static str)>, vips: &[LeftVip]) -> String {
+/// `vip IFACE ADDR/LEN` line for each VIP left on an interface (`left_vips`), then
+/// `announce TABLE IFINDEX` where its VIP routes are, if it announces.
+pub fn reply(
+    roles: impl Iterator<Item = (String, &'static str)>,
+    vips: &[LeftVip],
+    routes: Option<(u32, u32)>,
+) -> String {
     let mut s = String::from("handover");
     for (name, state) in roles {
         s += &format!(" {name}={state}");
@@ -60,7 +71,17 @@ pub fn reply(roles: impl Iterator<Item = (String, &'static str)>, vips: &[LeftVi
     for v in vips {
         s += &v.line();
     }
+    if let Some((table, oif)) = routes {
+        s += &format!("announce {table} {oif}\n");
+    }
     s
+}
+
+/// An `announce TABLE IFINDEX` line.
+fn routes_line(line: &str) -> Option<(u32, u32)> {
+    let mut w = line.strip_prefix("announce ")?.split_whitespace();
+    let (table, oif) = (w.next()?.parse().ok()?, w.next()?.parse().ok()?);
+    w.next().is_none().then_some((table, oif))
 }
 
 /// An answer (or a record: the answer and an `at_ms=` line). An answer from a version
@@ -80,12 +101,17 @@ fn parse(text: &str) -> Result<Handed> {
         .map(|(name, _)| name.to_string())
         .collect();
     let vips = text.lines().skip(1).filter_map(LeftVip::parse).collect();
-    Ok(Handed { masters, vips })
+    let routes = text.lines().skip(1).find_map(routes_line);
+    Ok(Handed {
+        masters,
+        vips,
+        routes,
+    })
 }
 
 /// Asks the xvs serving `socket` to hand over. `None`: no xvs answers there (a plain
 /// start follows).
-pub fn ask(socket: &Path) -> Result<Option<Handed>> {
+pub fn ask(socket: &Path, adopting: bool) -> Result<Option<Handed>> {
     if !socket.exists() {
         info!(
             "--takeover: no xvs answers at {}: starting afresh",
@@ -93,7 +119,8 @@ pub fn ask(socket: &Path) -> Result<Option<Handed>> {
         );
         return Ok(None);
     }
-    match control_socket::request(&PathBuf::from(socket), "handover") {
+    let line = if adopting { ASK_ADOPTING } else { "handover" };
+    match control_socket::request(&PathBuf::from(socket), line) {
         Ok((true, text)) => {
             let handed = parse(&text)?;
             info!(
@@ -329,14 +356,24 @@ mod tests {
             ]
             .into_iter(),
             std::slice::from_ref(&vip),
+            Some((100, 42)),
         );
         assert_eq!(
             r,
-            "handover VI_1=MASTER VI_2=BACKUP\nvip eth0 10.0.0.100/32\n"
+            "handover VI_1=MASTER VI_2=BACKUP\nvip eth0 10.0.0.100/32\nannounce 100 42\n"
         );
         let handed = parse(&r).unwrap();
         assert_eq!(handed.masters, vec!["VI_1".to_string()]);
         assert_eq!(handed.vips, vec![vip]);
+        assert_eq!(handed.routes, Some((100, 42)));
+        for bad in [
+            "announce 100",
+            "announce x 1",
+            "announce 1 2 3",
+            "announce -1 2",
+        ] {
+            assert_eq!(routes_line(bad), None, "{bad}");
+        }
         // An older xvs's answer: no VIPs.
         assert_eq!(parse("handover VI_1=MASTER\n").unwrap().vips, vec![]);
         assert_eq!(parse("handover\n").unwrap(), Handed::default());

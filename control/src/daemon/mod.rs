@@ -55,12 +55,18 @@ pub use ifaces::Ifaces;
 
 use self::command::Command;
 use self::lb::{Lb, RESOLVE_REFRESH};
+use crate::announce::{self, Announcer};
 use crate::control_socket;
 use crate::health::quorum::Crossing;
 use crate::health::{self, health_targets};
 use crate::observe::counters::AllWorkers;
 use crate::observe::{explain, flows, metrics, status};
 use crate::vrrp::{SyncGate, VrrpThread};
+
+/// How often route health injection plans again besides its events (warmup, retries).
+const ANNOUNCE_TICK: Duration = Duration::from_millis(250);
+/// How long a process that hands over waits for its VIP routes to be taken over.
+const ADOPT_WAIT: Duration = Duration::from_secs(1);
 
 /// Everything the event loop owns.
 struct Daemon<'p> {
@@ -81,6 +87,10 @@ struct Daemon<'p> {
     notes: status::Notes,
     /// A new xvs asked to take over: the loop ends, and this process with it.
     handing_over: bool,
+    /// It takes the VIP routes over: this process waits for that before it exits.
+    adopting: bool,
+    /// Route health injection (`announce`), when configured.
+    announce: Option<Announcer>,
     systemd: systemd::Systemd,
 }
 
@@ -92,6 +102,7 @@ impl<'p> Daemon<'p> {
         lb: Option<Lb>,
         monitors: health::Monitors,
         vrrp: VrrpThread,
+        announce: Option<Announcer>,
     ) -> Self {
         Daemon {
             path,
@@ -106,6 +117,8 @@ impl<'p> Daemon<'p> {
             last_reload: None,
             notes: status::Notes::default(),
             handing_over: false,
+            adopting: false,
+            announce,
             systemd: systemd::Systemd::new(),
         }
     }
@@ -181,6 +194,10 @@ impl<'p> Daemon<'p> {
             Ok(new) => {
                 self.cfg = new;
                 crate::alert::configure(self.cfg.email_alerts.as_ref());
+                if let Some(a) = self.announce.as_mut() {
+                    a.reconfigure(&self.cfg);
+                }
+                self.announce();
                 self.reloads += 1;
                 info!(
                     event = "reload",
@@ -207,13 +224,27 @@ impl<'p> Daemon<'p> {
         match Command::parse(line)? {
             Command::Reload => self.reload().await,
             Command::Status(req) => self.status(req).await,
-            Command::Drain { target, on } => match self.lb.as_mut() {
-                Some(l) => l.drain(&self.cfg, &target, on),
-                None => Err("no virtual servers (VRRP only): nothing to drain\n".into()),
-            },
-            Command::HandOver => {
+            Command::Drain { target, on } => {
+                let done = match self.lb.as_mut() {
+                    Some(l) => l.drain(&self.cfg, &target, on),
+                    None => Err("no virtual servers (VRRP only): nothing to drain\n".into()),
+                };
+                // A drained real server may leave a VIP short of `min_healthy`.
+                self.announce();
+                done
+            }
+            Command::DrainDirector { on } => {
+                let Some(a) = self.announce.as_mut() else {
+                    return Err("the configuration has no `announce`: this director announces no VIP to withdraw (docs/scale-out.md)\n".into());
+                };
+                let said = a.drain_director(on);
+                self.announce();
+                Ok(said)
+            }
+            Command::HandOver { adopting } => {
                 // Answered now; the loop ends after the answer is sent (`serve`).
                 self.handing_over = true;
+                self.adopting = adopting;
                 let stats = self.vrrp.stats();
                 let masters: Vec<String> = stats
                     .iter()
@@ -225,6 +256,7 @@ impl<'p> Daemon<'p> {
                         .iter()
                         .map(|(name, s)| (name.clone(), s.state().as_str())),
                     &left_vips::of_masters(&self.cfg, &masters),
+                    self.announce.as_ref().map(Announcer::device),
                 );
                 // For a next process that did not ask itself (a systemd restart).
                 handover::record(&handover_path(&self.ifaces), &reply);
@@ -248,6 +280,7 @@ impl<'p> Daemon<'p> {
             status::View::Connections => connections(l, req.json).await,
             status::View::Sync => sync_status(l, req.json),
             status::View::Dataplane => Ok(dataplane_status(l, &self.cfg, req.json)),
+            status::View::Announce => announce_status(self.announce.as_ref(), req.json),
             status::View::Drops => Ok(status::render_drops(
                 l.steer.counters().ok().as_ref(),
                 AllWorkers(l.workers.counters()),
@@ -265,7 +298,8 @@ impl<'p> Daemon<'p> {
     async fn answer(&mut self, cmd: control_socket::Incoming) {
         // A handover ends this process: for root only (the unit's ExecStop, an admin's
         // `xvs run --takeover`), not for the scripts that run as xvs's own user.
-        let answer = if cmd.uid != 0 && Command::parse(&cmd.line) == Ok(Command::HandOver) {
+        let handover = matches!(Command::parse(&cmd.line), Ok(Command::HandOver { .. }));
+        let answer = if cmd.uid != 0 && handover {
             Err(
                 "handover is for root: `systemctl restart xvs`, or `xvs run --takeover` as root\n"
                     .into(),
@@ -284,6 +318,7 @@ impl<'p> Daemon<'p> {
             reloads: self.reloads,
             reload_failures: self.reload_failures,
             alerts: crate::alert::stats(),
+            announce: self.announce.as_ref(),
         };
         match self.lb.as_mut() {
             Some(l) => {
@@ -326,6 +361,14 @@ impl<'p> Daemon<'p> {
                 };
                 self.vrrp.set_priority(instance, p);
             }
+        }
+        self.announce();
+    }
+
+    /// Route health injection planned again from health, drains and time.
+    fn announce(&mut self) {
+        if let (Some(a), Some(l)) = (self.announce.as_mut(), self.lb.as_ref()) {
+            a.update(&self.cfg, &l.health, &l.drains);
         }
     }
 
@@ -392,6 +435,7 @@ impl<'p> Daemon<'p> {
             health,
             rate_tick,
             xdp_tx_tick,
+            announce_tick,
         } = events;
         // Deadlines from the last run, not sleeps from now: every other event restarts the
         // loop, and a sleep begun anew each time would never end.
@@ -403,6 +447,7 @@ impl<'p> Daemon<'p> {
                 _ = term.recv() => { info!("SIGTERM: shutting down"); break; }
                 _ = int.recv() => { info!("SIGINT: shutting down"); break; }
                 _ = rate_tick.tick() => self.sample_rates(),
+                _ = announce_tick.tick(), if self.announce.is_some() => self.announce(),
                 _ = async { watchdog.as_mut().unwrap().tick().await }, if watchdog.is_some() => {
                     self.ping_watchdog();
                 }
@@ -452,6 +497,12 @@ impl<'p> Daemon<'p> {
         if let Some(l) = self.lb.as_mut() {
             l.quiesce();
         }
+        // The new process moves the VIP routes onto its own device; this one's exit
+        // would otherwise delete them with its device.
+        if let (Some(a), true) = (&self.announce, self.adopting) {
+            let (table, oif) = a.device();
+            announce::wait_adopted(table, oif, ADOPT_WAIT);
+        }
         // The workers and their sockets are gone: the new process may go on while the
         // kernel tears this one down (tens of milliseconds with a large flow table).
         // Adverts this one's VRRP thread still sends meanwhile are from the same router
@@ -468,6 +519,15 @@ impl<'p> Daemon<'p> {
     /// reloads and VRRP summaries are printed.
     fn shut_down(mut self, socket_path: &Path) {
         self.systemd.stopping();
+        // The routers first: they move new flows away while the workers still serve.
+        if let Some(a) = self.announce.as_mut() {
+            let delay = a.withdraw_all(&self.cfg);
+            info!(
+                "announce: every VIP withdrawn from table {}; serving on for {delay:?} while the routers move the flows",
+                a.table()
+            );
+            std::thread::sleep(delay);
+        }
         // VRRP first: a master says goodbye (priority 0) so its backup takes over at once.
         let summaries = self.vrrp.stop();
         self.monitors.stop_all();
@@ -498,6 +558,8 @@ struct Events {
     health: mpsc::Receiver<health::task::Event>,
     rate_tick: Interval,
     xdp_tx_tick: Interval,
+    /// Route health injection's warmup and retries.
+    announce_tick: Interval,
 }
 
 /// `xvs status --connections`: the flows the workers hold, a sample of each's table.
@@ -519,6 +581,17 @@ fn sync_status(l: &Lb, json: bool) -> Result<String, String> {
         )),
         None => Err("connection sync is off: add a `connection_sync:` section to the configuration (docs/configuration.md)\n".into()),
     }
+}
+
+/// `xvs status --announce`: each VIP, announced or not and why.
+fn announce_status(a: Option<&Announcer>, json: bool) -> Result<String, String> {
+    let Some(a) = a else {
+        return Err(
+            "the configuration has no `announce`: no VIP routes are written (docs/scale-out.md)\n"
+                .into(),
+        );
+    };
+    Ok(status::render_announce(a.table(), &a.rows(), json))
 }
 
 /// `xvs status --dataplane`: how packets leave.
@@ -600,10 +673,17 @@ pub async fn run(path: &Path, cfg: Config, ifaces: Ifaces, takeover: bool) -> Re
         true => Some(takeover::Preloaded::load(&cfg, &ifaces)?),
         false => None,
     };
+    // Before asking: the running xvs's VIP routes are moved onto this one's device.
+    let mut announcer = Announcer::start(&cfg)?;
     let handed = match takeover {
-        true => handover::ask(&socket_path)?,
+        true => handover::ask(&socket_path, announcer.is_some())?,
         false => None,
     };
+    if let (Some(a), Some((table, oif))) =
+        (announcer.as_mut(), handed.as_ref().and_then(|h| h.routes))
+    {
+        a.adopt(&cfg, table, oif);
+    }
     // Before anything is touched: another xvs on one of these keeps them (one that
     // agreed to hand over is waited for).
     let _instance = match &handed {
@@ -622,6 +702,9 @@ pub async fn run(path: &Path, cfg: Config, ifaces: Ifaces, takeover: bool) -> Re
         false => None,
     };
     let handed_over = handed.is_some() || recorded.is_some();
+    if let (Some(a), true) = (announcer.as_mut(), handed_over) {
+        a.carry_on();
+    }
     let (masters, left) = match (handed, recorded) {
         (Some(h), _) => (h.masters, h.vips),
         (None, Some((h, age))) => (handover::resumable(&cfg, h.masters, age), h.vips),
@@ -664,11 +747,13 @@ pub async fn run(path: &Path, cfg: Config, ifaces: Ifaces, takeover: bool) -> Re
         // Counter samples for `xvs status --rate`; the first tick is immediate.
         rate_tick: ticker(status::RATE_SAMPLE),
         xdp_tx_tick: ticker(xdp_tx::SAMPLE),
+        announce_tick: ticker(ANNOUNCE_TICK),
         commands,
         scrapes,
         health: health_rx,
     };
-    let mut d = Daemon::new(path, cfg, ifaces, lb, monitors, vrrp);
+    let mut d = Daemon::new(path, cfg, ifaces, lb, monitors, vrrp, announcer);
+    d.announce();
     let watchdog = d.systemd.ping_every().map(ticker);
     // Attached, workers running, sockets bound: ready.
     let line = d.status_line();

@@ -14,3 +14,5 @@ pub mod ip6msg;
 pub mod netlink;
 pub mod random;
 pub mod sched;
+pub mod table_routes;
+pub mod tun;

@@ -12,22 +12,22 @@ const NLMSG_DONE: u16 = 3;
 const RTM_NEWADDR: u16 = 20;
 const RTM_DELADDR: u16 = 21;
 const RTM_GETADDR: u16 = 22;
-const RTM_NEWROUTE: u16 = 24;
-const RTM_GETROUTE: u16 = 26;
+pub(super) const RTM_NEWROUTE: u16 = 24;
+pub(super) const RTM_GETROUTE: u16 = 26;
 const RTM_NEWNEIGH: u16 = 28;
 const RTM_GETNEIGH: u16 = 30;
 const NLM_F_REQUEST: u16 = 1;
-const NLM_F_ACK: u16 = 4;
-const NLM_F_REPLACE: u16 = 0x100;
-const NLM_F_EXCL: u16 = 0x200;
-const NLM_F_CREATE: u16 = 0x400;
-const NLM_F_DUMP: u16 = 0x300;
+pub(super) const NLM_F_ACK: u16 = 4;
+pub(super) const NLM_F_REPLACE: u16 = 0x100;
+pub(super) const NLM_F_EXCL: u16 = 0x200;
+pub(super) const NLM_F_CREATE: u16 = 0x400;
+pub(super) const NLM_F_DUMP: u16 = 0x300;
 const NDA_DST: u16 = 1;
 const NDA_LLADDR: u16 = 2;
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
-const RTA_DST: u16 = 1;
-const RTA_OIF: u16 = 4;
+pub(super) const RTA_DST: u16 = 1;
+pub(super) const RTA_OIF: u16 = 4;
 const RTA_GATEWAY: u16 = 5;
 const RTA_PREFSRC: u16 = 7;
 /// NUD states whose link-layer address is usable: reachable, stale, delay, probe, noarp,
@@ -54,7 +54,7 @@ fn u16_at(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_ne_bytes(b.get(at..at + 2)?.try_into().ok()?))
 }
 
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+pub(super) fn u32_at(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
@@ -69,7 +69,7 @@ fn ipv6(data: &[u8]) -> Option<Ipv6Addr> {
 }
 
 /// An address attribute of `family`'s size.
-fn ip(family: u8, data: &[u8]) -> Option<IpAddr> {
+pub(super) fn ip(family: u8, data: &[u8]) -> Option<IpAddr> {
     match i32::from(family) {
         libc::AF_INET => ipv4(data).map(IpAddr::V4),
         libc::AF_INET6 => ipv6(data).map(IpAddr::V6),
@@ -78,10 +78,10 @@ fn ip(family: u8, data: &[u8]) -> Option<IpAddr> {
 }
 
 /// A request: header, fixed part, then attributes.
-struct Msg(Vec<u8>);
+pub(super) struct Msg(Vec<u8>);
 
 impl Msg {
-    fn new(kind: u16, flags: u16, fixed: &[u8]) -> Msg {
+    pub(super) fn new(kind: u16, flags: u16, fixed: &[u8]) -> Msg {
         let mut b = vec![0u8; NLMSG_HDR];
         b[4..6].copy_from_slice(&kind.to_ne_bytes());
         b[6..8].copy_from_slice(&(flags | NLM_F_REQUEST).to_ne_bytes());
@@ -90,7 +90,7 @@ impl Msg {
         Msg(b)
     }
 
-    fn attr(mut self, kind: u16, data: &[u8]) -> Msg {
+    pub(super) fn attr(mut self, kind: u16, data: &[u8]) -> Msg {
         let len = 4 + data.len();
         self.0.extend_from_slice(&(len as u16).to_ne_bytes());
         self.0.extend_from_slice(&kind.to_ne_bytes());
@@ -101,7 +101,7 @@ impl Msg {
 
     /// Sends it and calls `on_msg(type, payload)` for each reply until the kernel is done.
     /// Returns the kernel's error for a refused request.
-    fn exchange(mut self, mut on_msg: impl FnMut(u16, &[u8])) -> io::Result<()> {
+    pub(super) fn exchange(mut self, mut on_msg: impl FnMut(u16, &[u8])) -> io::Result<()> {
         let len = self.0.len() as u32;
         self.0[0..4].copy_from_slice(&len.to_ne_bytes());
         let fd = open()?;
@@ -150,7 +150,7 @@ impl Msg {
 }
 
 /// Attributes after a fixed part of `fixed` bytes: (type, data).
-fn attrs(payload: &[u8], fixed: usize) -> impl Iterator<Item = (u16, &[u8])> {
+pub(super) fn attrs(payload: &[u8], fixed: usize) -> impl Iterator<Item = (u16, &[u8])> {
     let mut rest = payload.get(fixed..).unwrap_or(&[]);
     std::iter::from_fn(move || {
         let alen = usize::from(u16_at(rest, 0)?);

@@ -77,5 +77,7 @@ pub(super) fn check(
             .sorry_server
             .as_ref()
             .map(|s| quorum::sorry_server(ck, s, vs.address.value, first_port)),
+        // Filled in by `announce::apply`, which knows the top-level settings.
+        announce: None,
     }
 }

@@ -6,6 +6,7 @@
 //! - `http.rs`: the listener, `request.rs`: the request head it reads
 //! - `dataplane.rs`, `health.rs`, `vrrp.rs`, `sync.rs`: the families, by source
 
+mod announce;
 mod dataplane;
 mod health;
 mod http;
@@ -39,6 +40,7 @@ pub struct Common<'a> {
     pub reloads: u64,
     pub reload_failures: u64,
     pub alerts: &'a crate::alert::AlertStats,
+    pub announce: Option<&'a crate::announce::Announcer>,
 }
 
 /// What a scrape reads of the load balancer.
@@ -131,6 +133,9 @@ pub fn render(c: &Common<'_>, lb: Option<Balancer<'_>>) -> String {
         }
     }
     vrrp::instances(&mut o, c.vrrp);
+    if let Some(a) = c.announce {
+        announce::families(&mut o, a);
+    }
     o.0
 }
 
@@ -177,6 +182,7 @@ mod tests {
                     reloads: 0,
                     reload_failures: 0,
                     alerts: crate::alert::stats(),
+                    announce: None,
                 },
                 Some(Balancer {
                     registry: &mut registry,
@@ -333,6 +339,7 @@ mod tests {
                 reloads: 0,
                 reload_failures: 0,
                 alerts: crate::alert::stats(),
+                announce: None,
             },
             Some(Balancer {
                 registry: &mut registry,

@@ -5,9 +5,10 @@
 //!
 //! - `request.rs`: the command line; `rows.rs`: the rows and totals; `rates.rs`: the
 //!   samples behind `--rate`; `connections.rs`: the flow rows; `drops.rs`: the drop counters;
-//!   `render.rs`: the text; `sync.rs`: `--sync`, connection sync's state; `notes.rs`:
+//!   `render.rs`: the text; `sync.rs`: `--sync`, connection sync's state; `announce.rs`: `--announce`, the VIP routes; `notes.rs`:
 //!   since when each real server is in its state, and its last check.
 
+mod announce;
 mod connections;
 mod drops;
 mod notes;
@@ -17,6 +18,7 @@ pub mod request;
 mod rows;
 mod sync;
 
+pub use announce::render_announce;
 pub use connections::{connection_rows, render_connections, CONNECTIONS_LIMIT};
 pub use drops::render_drops;
 pub use notes::Notes;

@@ -14,6 +14,8 @@ pub enum View {
     Dataplane,
     /// Each real server's connection thresholds (ipvsadm --thresholds).
     Thresholds,
+    /// Route health injection: each VIP's route, announced or not and why.
+    Announce,
 }
 
 /// A parsed `status` command line: `status [--stats|--rate|--connections|--drops] [--json]`.
@@ -40,15 +42,17 @@ impl Request {
             match w {
                 "--stats" | "--rate" | "--connections" | "--drops" | "--sync" | "--dataplane"
                 | "--thresholds"
+                | "--announce"
                     if req.view != View::Table =>
                 {
                     return Err(
-                        "status: --stats, --rate, --connections, --drops, --sync, --dataplane and --thresholds are exclusive\n"
+                        "status: --stats, --rate, --connections, --drops, --sync, --dataplane, --thresholds and --announce are exclusive\n"
                             .into(),
                     )
                 }
                 "--dataplane" => req.view = View::Dataplane,
                 "--thresholds" => req.view = View::Thresholds,
+                "--announce" => req.view = View::Announce,
                 "--exact" => req.exact = true,
                 "--sync" => req.view = View::Sync,
                 "--stats" => req.view = View::Stats,
@@ -58,7 +62,7 @@ impl Request {
                 "--json" => req.json = true,
                 other => {
                     return Err(format!(
-                    "status: unknown option {other:?} (--stats, --rate, --connections, --drops, --sync, --dataplane, --thresholds, --exact, --json)\n"
+                    "status: unknown option {other:?} (--stats, --rate, --connections, --drops, --sync, --dataplane, --thresholds, --announce, --exact, --json)\n"
                 ))
                 }
             }
