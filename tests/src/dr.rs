@@ -261,7 +261,7 @@ impl DrLab {
     }
 
     /// The helper scripts the tests run in the namespaces.
-    fn write_scripts(lab: &Lab) -> Result<()> {
+    pub fn write_scripts(lab: &Lab) -> Result<()> {
         lab.write("udp_echo.py", UDP_ECHO)?;
         lab.write("udp_client.py", UDP_CLIENT)?;
         lab.write("udp_stream.py", UDP_STREAM)?;

@@ -6,6 +6,7 @@
 //! All traffic stays inside the namespaces a lab made.
 
 pub mod dr;
+pub mod ecmp;
 pub mod hiccup;
 mod lab;
 pub mod metrics;
