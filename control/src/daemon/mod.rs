@@ -17,6 +17,8 @@
 //! - `xdp_tx.rs`: `fast_path: auto`'s watch over what XDP sends
 //! - `systemd.rs`: readiness, status and the watchdog (`Type=notify`)
 
+#[cfg(test)]
+mod agreement;
 mod bringup;
 mod command;
 pub mod drain;

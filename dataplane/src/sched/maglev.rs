@@ -44,11 +44,15 @@ impl Maglev {
     /// prime (the configuration checks); any size ≥ 1 still yields a full table.
     pub fn build(svc: &Service, dests: &[Option<Dest>], size: u32) -> Self {
         let m = size.max(1) as u64;
-        let members: Vec<(DestId, &Dest)> = svc
+        let mut members: Vec<(DestId, &Dest)> = svc
             .members(dests)
             .filter_map(|(id, d)| d.map(|d| (id, d)))
             .filter(|(_, d)| d.weight > 0)
             .collect();
+        // Filled in the real servers' order, not their ids' (which depend on a process's
+        // history): directors behind ECMP with the same configuration build the same
+        // table, so a flow moved between them reaches the same real server.
+        members.sort_by_key(|(_, d)| (d.addr, d.port));
         let mut table = vec![EMPTY; m as usize].into_boxed_slice();
         if members.is_empty() {
             return Maglev { table };
