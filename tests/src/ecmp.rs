@@ -51,6 +51,7 @@ impl EcmpLab {
         for i in 0..directors {
             let (host, addr) = (director(i), director_addr(i));
             port(&mut lab, &host, &addr)?;
+            lab.sh(&host, &format!("ip route add default via {ROUTER}"))?;
             // As the DR lab's director: XDP on its bridge port, so what it sends with
             // XDP_TX is delivered, and TX checksums completed there.
             lab.sh(

@@ -17,8 +17,24 @@ const REAL_SERVERS: usize = 2;
 const DOWNLOAD: usize = 3 << 19;
 const DOWNLOADS: usize = 40;
 
-fn xvs_config(port: u16) -> String {
-    format!(
+/// How the directors agree on a moved flow's real server.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Agree {
+    /// mh with `mh-port`: the same pick everywhere, no messages.
+    Hash,
+    /// wlc, which does not hash: connection sync, every director to all (multicast).
+    Sync,
+}
+
+const SYNC_KEY: &str = "ecmp-lab-sync-key-0123456789";
+
+/// The directors' configuration; health checks probe `port`.
+fn xvs_config(agree: Agree, port: u16) -> String {
+    let scheduler = match agree {
+        Agree::Hash => "mh\n    scheduler_flags: [mh-port]",
+        Agree::Sync => "wlc",
+    };
+    let mut c = format!(
         "interface: eth0
 announce: {{ table: {table}, warmup: 1, withdraw_delay: 1 }}
 virtual_servers:
@@ -26,13 +42,16 @@ virtual_servers:
     address: {VIP}
     port: 80
     protocol: tcp
-    scheduler: mh
-    scheduler_flags: [mh-port]
+    scheduler: {scheduler}
     health_check: {{ type: tcp, connect_port: {port}, delay_loop: 1, connect_timeout: 0.5, retry: 1, delay_before_retry: 0.2 }}
     real_servers: [{{ address: 10.0.0.11 }}, {{ address: 10.0.0.12 }}]
 ",
         table = ecmp::TABLE
-    )
+    );
+    if agree == Agree::Sync {
+        c += &format!("connection_sync: {{ interface: eth0, key: \"{SYNC_KEY}\" }}\n");
+    }
+    c
 }
 
 /// One event's outcome, a row of the report.
@@ -51,29 +70,44 @@ struct Row {
 
 struct Run {
     lab: EcmpLab,
+    agree: Agree,
     want: Vec<u8>,
     rows: Vec<Row>,
 }
 
 impl Run {
-    fn start() -> Run {
+    fn start(agree: Agree) -> Run {
         let mut lab = EcmpLab::build(DIRECTORS, REAL_SERVERS).expect("build the lab");
         lab.dr.start_web().unwrap();
         let want = lab.dr.put_slow("part.bin", DOWNLOAD).unwrap();
         lab.start_router_bird().unwrap();
         for i in 0..DIRECTORS {
             lab.start_director_bird(i).unwrap();
-            lab.start_xvs(i, &xvs_config(80)).unwrap();
+            lab.start_xvs(i, &xvs_config(agree, 80)).unwrap();
         }
         let took = lab
             .wait_nexthops(DIRECTORS, Duration::from_secs(30))
             .unwrap();
         eprintln!("all {DIRECTORS} directors announced after {took:?}");
+        // Held on lo, the anycast VIP answers what no virtual server takes, a ping.
+        lab.dr
+            .lab
+            .sh("d1", &format!("ip -br addr show lo | grep -q {VIP}"))
+            .unwrap();
+        lab.dr
+            .lab
+            .sh("cl", &format!("ping -c 1 -W 2 {VIP} >/dev/null"))
+            .unwrap();
         Run {
             lab,
+            agree,
             want,
             rows: Vec::new(),
         }
+    }
+
+    fn config(&self, port: u16) -> String {
+        xvs_config(self.agree, port)
     }
 
     /// Starts the downloads and the loop, runs `event` once they are under way, and
@@ -128,6 +162,18 @@ impl Run {
         self.rows.push(row);
     }
 
+    /// Under 1 % of the last event's open connections broken (none, with fewer than 100).
+    fn few_broken(&self) {
+        let r = self.rows.last().unwrap();
+        assert!(
+            r.broken * 100 < r.total.max(100),
+            "{}: {} of {} connections broken",
+            r.event,
+            r.broken,
+            r.total
+        );
+    }
+
     fn report(&self) {
         eprintln!("\n| event | broken / open connections | failed / new connections | longest gap (s) | measured |");
         eprintln!("|---|---|---|---|---|");
@@ -140,9 +186,37 @@ impl Run {
     }
 }
 
+/// `xvs drain --director` on d3; once the router has moved off it, d3's xvs stops.
+fn drain_then_stop_d3(lab: &mut EcmpLab) -> String {
+    let began = Instant::now();
+    lab.xvs(2, "drain --director").unwrap();
+    let moved = lab
+        .wait_nexthops(DIRECTORS - 1, Duration::from_secs(5))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    lab.dr.lab.stop("xvs-d3");
+    format!(
+        "router moved off d3 {:.0} ms after the drain, stopped after {:.1} s",
+        moved.as_secs_f64() * 1e3,
+        began.elapsed().as_secs_f64()
+    )
+}
+
+/// d2's xvs killed and its link down: BFD tells the router.
+fn crash_d2(lab: &mut EcmpLab) -> String {
+    lab.dr.crash("d2", "xvs-d2").unwrap();
+    let took = lab
+        .wait_nexthops(DIRECTORS - 1, Duration::from_secs(10))
+        .unwrap();
+    format!(
+        "router dropped d2 after {:.0} ms (BFD 3 × 50 ms)",
+        took.as_secs_f64() * 1e3
+    )
+}
+
 #[test]
 fn three_directors_behind_ecmp_share_the_load_and_keep_connections() {
-    let mut run = Run::start();
+    let mut run = Run::start(Agree::Hash);
 
     // Steady state: every director takes a share of the new connections.
     let before: Vec<u64> = (0..DIRECTORS)
@@ -165,27 +239,14 @@ fn three_directors_behind_ecmp_share_the_load_and_keep_connections() {
     assert_eq!((steady.broken, steady.failed), (0, 0));
 
     // A director drained, then stopped: its route goes first, then the process.
-    run.around("d3 drained, then stopped", |lab| {
-        let began = Instant::now();
-        lab.xvs(2, "drain --director").unwrap();
-        let moved = lab
-            .wait_nexthops(DIRECTORS - 1, Duration::from_secs(5))
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(500));
-        lab.dr.lab.stop("xvs-d3");
-        format!(
-            "router moved off d3 {:.0} ms after the drain, stopped after {:.1} s",
-            moved.as_secs_f64() * 1e3,
-            began.elapsed().as_secs_f64()
-        )
-    });
+    run.around("d3 drained, then stopped", drain_then_stop_d3);
     let r = run.rows.last().unwrap();
     assert_eq!((r.broken, r.failed), (0, 0), "a drain breaks nothing");
 
     // A director added: warmup, then announced.
     run.around("d3 added", |lab| {
         let began = Instant::now();
-        lab.start_xvs(2, &xvs_config(80)).unwrap();
+        lab.start_xvs(2, &xvs_config(Agree::Hash, 80)).unwrap();
         lab.wait_nexthops(DIRECTORS, Duration::from_secs(10))
             .unwrap();
         format!(
@@ -200,26 +261,11 @@ fn three_directors_behind_ecmp_share_the_load_and_keep_connections() {
         "an added director breaks nothing"
     );
 
-    // A director crashed: xvs killed and its link down; BFD tells the router.
-    run.around("d2 crashed (kill -9, link down)", |lab| {
-        lab.dr.crash("d2", "xvs-d2").unwrap();
-        let took = lab
-            .wait_nexthops(DIRECTORS - 1, Duration::from_secs(10))
-            .unwrap();
-        format!(
-            "router dropped d2 after {:.0} ms (BFD 3 × 50 ms)",
-            took.as_secs_f64() * 1e3
-        )
-    });
-    let r = run.rows.last().unwrap();
-    assert!(
-        r.broken * 100 < r.total.max(100),
-        "< 1 % broken by a crash: {} of {}",
-        r.broken,
-        r.total
-    );
+    // A director crashed.
+    run.around("d2 crashed (kill -9, link down)", crash_d2);
+    run.few_broken();
     run.lab.dr.lab.sh("d2", "ip link set eth0 up").unwrap();
-    run.lab.start_xvs(1, &xvs_config(80)).unwrap();
+    run.lab.start_xvs(1, &run.config(80)).unwrap();
     run.lab
         .wait_nexthops(DIRECTORS, Duration::from_secs(20))
         .unwrap();
@@ -239,15 +285,9 @@ fn three_directors_behind_ecmp_share_the_load_and_keep_connections() {
         );
         format!("router dropped d1 after {:.0} ms", took.as_secs_f64() * 1e3)
     });
-    let r = run.rows.last().unwrap();
-    assert!(
-        r.broken * 100 < r.total.max(100),
-        "< 1 % broken: {} of {}",
-        r.broken,
-        r.total
-    );
+    run.few_broken();
     run.lab.dr.lab.stop("xvs-d1");
-    run.lab.start_xvs(0, &xvs_config(80)).unwrap();
+    run.lab.start_xvs(0, &run.config(80)).unwrap();
     run.lab
         .wait_nexthops(DIRECTORS, Duration::from_secs(20))
         .unwrap();
@@ -281,7 +321,10 @@ fn three_directors_behind_ecmp_share_the_load_and_keep_connections() {
     // A director whose real servers are all down (its checks now probe a closed port)
     // withdraws the VIP; the others carry on.
     run.around("d1's real servers all down", |lab| {
-        lab.dr.lab.write("xvs-d1.yaml", xvs_config(81)).unwrap();
+        lab.dr
+            .lab
+            .write("xvs-d1.yaml", xvs_config(Agree::Hash, 81))
+            .unwrap();
         lab.xvs(0, "reload").unwrap();
         let took = lab
             .wait_nexthops(DIRECTORS - 1, Duration::from_secs(10))
@@ -299,5 +342,30 @@ fn three_directors_behind_ecmp_share_the_load_and_keep_connections() {
     let r = run.rows.last().unwrap();
     assert!(r.failed * 10 < r.requests, "the others carry on");
 
+    run.report();
+}
+
+/// Connection sync in N-way mode: wlc does not hash, so a flow ECMP moves to another
+/// director survives there only through the entry its first director multicast to all.
+#[test]
+fn three_directors_in_sync_keep_the_flows_ecmp_moves() {
+    let mut run = Run::start(Agree::Sync);
+    run.around("d3 drained, then stopped (sync)", drain_then_stop_d3);
+    let r = run.rows.last().unwrap();
+    assert_eq!((r.broken, r.failed), (0, 0), "synced flows carried on");
+    // Every director heard both others and installed their entries.
+    for i in 0..DIRECTORS - 1 {
+        let s: serde_json::Value =
+            serde_json::from_str(&run.lab.xvs(i, "status --sync --json").unwrap()).unwrap();
+        let peers = s["peers"].as_array().map_or(0, Vec::len);
+        assert!(peers >= DIRECTORS - 1, "{}: {s:#}", ecmp::director(i));
+        assert!(s["entries"]["installed"].as_u64().unwrap() > 0, "{s:#}");
+    }
+    run.lab.start_xvs(2, &run.config(80)).unwrap();
+    run.lab
+        .wait_nexthops(DIRECTORS, Duration::from_secs(20))
+        .unwrap();
+    run.around("d2 crashed (sync)", crash_d2);
+    run.few_broken();
     run.report();
 }

@@ -9,7 +9,9 @@
 //! routes onto its own device before that one exits (`adopt`).
 //!
 //! - `plan.rs`: which VIPs are announced and why not the others, sans-IO
+//! - `hold.rs`: the anycast VIPs on `lo`, answered by no ARP
 
+mod hold;
 pub mod plan;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -52,6 +54,7 @@ pub struct Announcer {
     /// The last error writing each VIP's route (retried at each update).
     failed: BTreeMap<IpAddr, String>,
     pub route_errors: u64,
+    held: hold::Held,
 }
 
 impl Announcer {
@@ -68,6 +71,8 @@ impl Announcer {
             "announce: VIP routes go in table {} through {name} (ifindex {})",
             a.table, tun.ifindex
         );
+        let mut held = hold::Held::default();
+        held.sync(cfg);
         Ok(Some(Announcer {
             tun,
             table: a.table,
@@ -79,6 +84,7 @@ impl Announcer {
             routed: BTreeSet::new(),
             failed: BTreeMap::new(),
             route_errors: 0,
+            held,
         }))
     }
 
@@ -162,6 +168,7 @@ impl Announcer {
     /// A reload: a new table takes the routes (the old one's removed); the plan is
     /// made again by the caller's `update`.
     pub fn reconfigure(&mut self, cfg: &Config) {
+        self.held.sync(cfg);
         let Some(a) = &cfg.announce else { return };
         if a.table == self.table {
             return;
@@ -197,6 +204,11 @@ impl Announcer {
         self.plan.values_mut().for_each(|w| *w = Why::Stopping);
         self.write();
         delay
+    }
+
+    /// The end of a clean stop: the VIPs this process put on `lo` leave it.
+    pub fn release(&mut self) {
+        self.held.release();
     }
 
     /// Each VIP with `announce`, announced or not and why.

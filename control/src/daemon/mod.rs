@@ -544,6 +544,9 @@ impl<'p> Daemon<'p> {
         if let Some(l) = self.lb.take() {
             l.stop(&self.cfg, &self.ifaces);
         }
+        if let Some(a) = self.announce.as_mut() {
+            a.release();
+        }
         info!("bye");
     }
 }

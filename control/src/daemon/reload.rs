@@ -107,6 +107,12 @@ pub async fn reload(
             path.display()
         );
     }
+    if old.announce.is_none() && new.announce.is_some() {
+        anyhow::bail!(
+            "{}: the first `announce` needs a restart (the device its routes point at is made at start); a changed table, gates or VIPs reload",
+            path.display()
+        );
+    }
     let nat = |c: &Config| {
         c.virtual_servers
             .iter()

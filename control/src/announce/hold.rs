@@ -1,0 +1,95 @@
+//! The anycast VIPs held on `lo`: every director behind ECMP has them, so what the
+//! steering program leaves to the kernel (a ping, a port no virtual server has) is
+//! answered as by any host, and never routed back towards the router. The external
+//! interface answers no ARP for them (arp_ignore=1, arp_announce=2, as on a DR real
+//! server): the router reaches each director by the director's own address, and one
+//! director answering for the VIP would pull the segment's traffic to itself. IPv6 needs
+//! nothing: Linux answers a neighbour solicitation only for the addresses of the
+//! interface it arrives on.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use tracing::{info, warn};
+use xvs_config::Config;
+
+use crate::sys::netlink;
+
+/// The VIPs this process put on `lo` (those already there are left as they are).
+#[derive(Default)]
+pub struct Held {
+    added: BTreeSet<IpAddr>,
+}
+
+fn host_prefix(vip: IpAddr) -> u8 {
+    if vip.is_ipv4() {
+        32
+    } else {
+        128
+    }
+}
+
+fn lo() -> Option<u32> {
+    crate::sys::iface::Iface::lookup("lo")
+        .ok()
+        .flatten()
+        .map(|i| i.ifindex)
+}
+
+impl Held {
+    /// `lo` holds every VIP `cfg` announces, and no longer those this process added that
+    /// it does not.
+    pub fn sync(&mut self, cfg: &Config) {
+        let Some(lo) = lo() else {
+            return warn!("announce: no lo here: the VIPs are not held");
+        };
+        let want: BTreeSet<IpAddr> = cfg
+            .virtual_servers
+            .iter()
+            .filter(|v| v.announce.is_some())
+            .map(|v| v.address)
+            .collect();
+        if want.iter().any(IpAddr::is_ipv4) {
+            silence_arp(&cfg.interface.value);
+        }
+        for &vip in want.difference(&self.added.clone()) {
+            match netlink::add_address(lo, vip, host_prefix(vip)) {
+                Ok(true) => {
+                    info!("announce: holding {vip} on lo");
+                    self.added.insert(vip);
+                }
+                Ok(false) => {}
+                Err(e) => warn!("announce: adding {vip} to lo: {e}; pings and closed ports of the VIP go unanswered"),
+            }
+        }
+        let gone: Vec<IpAddr> = self.added.difference(&want).copied().collect();
+        for vip in gone {
+            let _ = netlink::del_address(lo, vip, host_prefix(vip));
+            self.added.remove(&vip);
+        }
+    }
+
+    /// A clean stop: the VIPs this process added leave `lo`.
+    pub fn release(&mut self) {
+        let Some(lo) = lo() else { return };
+        for vip in std::mem::take(&mut self.added) {
+            let _ = netlink::del_address(lo, vip, host_prefix(vip));
+        }
+    }
+}
+
+/// arp_ignore=1 and arp_announce=2 on `iface` (the kernel takes the larger of `all`
+/// and the device's): it answers ARP only for its own addresses, never for `lo`'s VIPs.
+fn silence_arp(iface: &str) {
+    for (knob, value) in [("arp_ignore", "1"), ("arp_announce", "2")] {
+        let path = format!("/proc/sys/net/ipv4/conf/{iface}/{knob}");
+        match std::fs::read_to_string(&path) {
+            Ok(v) if v.trim() >= value => {}
+            Ok(v) => match std::fs::write(&path, value) {
+                Ok(()) => info!("announce: net.ipv4.conf.{iface}.{knob} = {value} (was {}), so {iface} answers no ARP for the VIPs on lo", v.trim()),
+                Err(e) => warn!("announce: writing {path}: {e}; {iface} may answer ARP for the VIPs"),
+            },
+            Err(e) => warn!("announce: reading {path}: {e}"),
+        }
+    }
+}
