@@ -21,16 +21,22 @@ virtual_servers:
 
 #[test]
 fn examples_validate() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
+    let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples"));
     let mut n = 0;
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "yaml") {
-            load(&path).unwrap_or_else(|e| panic!("{e}"));
-            n += 1;
+    // The examples and those in their folders (ecmp/).
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "yaml") {
+                load(&path).unwrap_or_else(|e| panic!("{e}"));
+                n += 1;
+            }
         }
     }
-    assert!(n >= 1);
+    assert!(n >= 6);
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! The scale-out lab: several active directors behind a router's ECMP, each announcing
 //! the VIP through its own BIRD (eBGP with BFD to the router) while its xvs writes the
-//! VIP's route in table 100. The router's BIRD merges the directors' routes into one
+//! VIP's route in table 100. The BIRD and xvs files are `config/examples/ecmp/`'s. The router's BIRD merges the directors' routes into one
 //! multipath route, hashed on ports (`fib_multipath_hash_policy=1`). DR real servers
 //! answer the clients through the router.
 //!
@@ -22,8 +22,14 @@ pub const VIP: &str = "10.10.10.10";
 pub const CLIENT: &str = "192.168.7.2";
 const CLIENT_GW: &str = "192.168.7.1";
 const ROUTER: &str = "10.0.0.1";
-/// The kernel table each director's xvs writes and its BIRD exports.
-pub const TABLE: u32 = 100;
+/// The example files, run as they are (docs/scale-out.md).
+pub const DIRECTOR_XVS: &str = include_str!("../../config/examples/ecmp/xvs.yaml");
+const ROUTER_BIRD: &str = include_str!("../../config/examples/ecmp/bird-router.conf");
+const DIRECTOR_BIRD: [&str; 3] = [
+    include_str!("../../config/examples/ecmp/bird-d1.conf"),
+    include_str!("../../config/examples/ecmp/bird-d2.conf"),
+    include_str!("../../config/examples/ecmp/bird-d3.conf"),
+];
 
 pub fn director(i: usize) -> String {
     format!("d{}", i + 1)
@@ -107,49 +113,24 @@ impl EcmpLab {
         Ok(())
     }
 
-    /// The router's BIRD: a BGP session with BFD to each director, their routes merged
-    /// into one multipath route in the main table.
+    /// The router's BIRD, as `config/examples/ecmp/bird-router.conf` has it: a BGP
+    /// session with BFD to each of three directors, their routes merged into one
+    /// multipath route in the main table.
     pub fn start_router_bird(&mut self) -> Result<()> {
-        let mut conf = format!(
-            "router id {ROUTER};
-protocol device {{ scan time 1; }}
-protocol kernel {{ ipv4 {{ import none; export all; }}; merge paths on; }}
-protocol bfd {{ interface \"eth0\" {{ min rx interval 50 ms; min tx interval 50 ms; multiplier 3; }}; }}
-template bgp director {{
-  local {ROUTER} as 65000;
-  ipv4 {{ import all; export none; }};
-  bfd on; hold time 3; connect retry time 1; error wait time 1, 2;
-}}
-"
+        anyhow::ensure!(
+            self.directors <= 3,
+            "the example router knows three directors"
         );
-        for i in 0..self.directors {
-            conf += &format!(
-                "protocol bgp {} from director {{ neighbor {} as 65001; }}\n",
-                director(i),
-                director_addr(i)
-            );
-        }
-        self.start_bird("rt", &conf)
+        self.start_bird("rt", ROUTER_BIRD)
     }
 
-    /// Director `i`'s BIRD: table 100 learned (xvs's VIP routes) and exported to the
-    /// router, next hop itself.
+    /// Director `i`'s BIRD, as `config/examples/ecmp/bird-dN.conf` has it: table 100
+    /// learned (xvs's VIP routes) and exported to the router, next hop itself.
     pub fn start_director_bird(&mut self, i: usize) -> Result<()> {
-        let addr = director_addr(i);
-        let conf = format!(
-            "router id {addr};
-ipv4 table vips;
-protocol device {{ scan time 1; }}
-protocol kernel {{ kernel table {TABLE}; ipv4 {{ table vips; import all; export none; }}; learn; scan time 1; }}
-protocol bfd {{ interface \"eth0\" {{ min rx interval 50 ms; min tx interval 50 ms; multiplier 3; }}; }}
-protocol bgp uplink {{
-  local {addr} as 65001; neighbor {ROUTER} as 65000;
-  ipv4 {{ table vips; import none; export all; next hop self; }};
-  bfd on; hold time 3; connect retry time 1; error wait time 1, 2;
-}}
-"
-        );
-        self.start_bird(&director(i), &conf)
+        let conf = DIRECTOR_BIRD
+            .get(i)
+            .context("the examples have three directors")?;
+        self.start_bird(&director(i), conf)
     }
 
     fn start_bird(&mut self, host: &str, conf: &str) -> Result<()> {

@@ -28,27 +28,15 @@ enum Agree {
 
 const SYNC_KEY: &str = "ecmp-lab-sync-key-0123456789";
 
-/// The directors' configuration; health checks probe `port`.
+/// The directors' configuration: the example's, its health checks probing `port`.
 fn xvs_config(agree: Agree, port: u16) -> String {
-    let scheduler = match agree {
-        Agree::Hash => "mh\n    scheduler_flags: [mh-port]",
-        Agree::Sync => "wlc",
-    };
-    let mut c = format!(
-        "interface: eth0
-announce: {{ table: {table}, warmup: 1, withdraw_delay: 1 }}
-virtual_servers:
-  - name: web
-    address: {VIP}
-    port: 80
-    protocol: tcp
-    scheduler: {scheduler}
-    health_check: {{ type: tcp, connect_port: {port}, delay_loop: 1, connect_timeout: 0.5, retry: 1, delay_before_retry: 0.2 }}
-    real_servers: [{{ address: 10.0.0.11 }}, {{ address: 10.0.0.12 }}]
-",
-        table = ecmp::TABLE
-    );
+    let mut c = ecmp::DIRECTOR_XVS.replace("connect_port: 80", &format!("connect_port: {port}"));
     if agree == Agree::Sync {
+        c = c.replace(
+            "scheduler: mh\n    scheduler_flags: [mh-port]",
+            "scheduler: wlc",
+        );
+        assert!(c.contains("wlc"), "the example's scheduler lines moved");
         c += &format!("connection_sync: {{ interface: eth0, key: \"{SYNC_KEY}\" }}\n");
     }
     c
