@@ -177,6 +177,55 @@ impl EcmpLab {
             .wait_for_log("xvs running", Duration::from_secs(20))
     }
 
+    /// `xvs run --takeover` on director `i` (the new process takes the name `xvs-dN`);
+    /// returns the fewest nexthops the router's route had meanwhile (polled every
+    /// 20 ms until the new xvs runs and the old one has exited).
+    pub fn take_over(&mut self, i: usize) -> Result<usize> {
+        let host = director(i);
+        let name = format!("xvs-{host}");
+        let bin = tools::xvs_bin()?.display().to_string();
+        let path = self.dr.lab.dir.join(format!("xvs-{host}.yaml"));
+        let path = path.display().to_string();
+        let new = format!("{name}-new");
+        self.dr
+            .lab
+            .spawn(&host, &new, &[&bin, "run", "--takeover", "-c", &path])?;
+        let mut fewest = usize::MAX;
+        let began = Instant::now();
+        let mut seen = Vec::new();
+        loop {
+            let n = self.nexthops()?.len();
+            if seen.last().is_none_or(|(_, m)| *m != n) {
+                seen.push((began.elapsed(), n));
+            }
+            fewest = fewest.min(n);
+            let old_gone = !self.dr.lab.proc(&name).context("no old xvs")?.running();
+            let new_log = self.dr.lab.proc(&new).context("no new xvs")?.output();
+            if old_gone && new_log.contains("xvs running") {
+                break;
+            }
+            if began.elapsed() > Duration::from_secs(20) {
+                bail!("the takeover did not finish: {new_log}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let status = self.dr.lab.stop(&name);
+        anyhow::ensure!(
+            status.and_then(|s| s.code()) == Some(75),
+            "the old xvs did not hand over: {status:?}"
+        );
+        if fewest < self.directors {
+            let log = |p: &str| self.dr.lab.dir.join(format!("{p}.log"));
+            eprintln!(
+                "nexthops during the takeover: {seen:?}\nold:\n{}\nnew:\n{}",
+                std::fs::read_to_string(log(&name)).unwrap_or_default(),
+                std::fs::read_to_string(log(&new)).unwrap_or_default()
+            );
+        }
+        self.dr.lab.rename(&new, &name);
+        Ok(fewest)
+    }
+
     /// `xvs ARGS` against director `i`'s xvs.
     pub fn xvs(&self, i: usize, args: &str) -> Result<String> {
         let host = director(i);

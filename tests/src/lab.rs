@@ -255,6 +255,13 @@ impl Lab {
         self.procs.iter_mut().find(|p| p.name == name)
     }
 
+    /// Process `from` goes by `to` from now on.
+    pub fn rename(&mut self, from: &str, to: &str) {
+        if let Some(p) = self.procs.iter_mut().find(|p| p.name == from) {
+            p.name = to.to_string();
+        }
+    }
+
     /// Stops and forgets process `name`, returning its exit status.
     pub fn stop(&mut self, name: &str) -> Option<std::process::ExitStatus> {
         let i = self.procs.iter().position(|p| p.name == name)?;

@@ -487,7 +487,8 @@ impl Clients {
 /// of `/tmp/xvs-newer.deb`.
 fn under_systemd(root: &Chroot, newer: &str) {
     xvs_lab::tools::require(&["systemd-nspawn", "nsenter", "ip"]).unwrap();
-    let good = "interface: xvs0\nfast_path: xdp\nvirtual_servers:\n  - { name: web, address: 192.0.2.100, port: 80, protocol: tcp, forwarding: dr, real_servers: [ { address: 192.0.2.11 } ] }\n";
+    // `announce`: the VIP's route in table 100 must stay through a restart.
+    let good = "interface: xvs0\nfast_path: xdp\nannounce: { table: 100, warmup: 0 }\nvirtual_servers:\n  - { name: web, address: 192.0.2.100, port: 80, protocol: tcp, forwarding: dr, real_servers: [ { address: 192.0.2.11 } ] }\n";
     std::fs::write(root.0.join("etc/xvs/xvs.yaml"), good).unwrap();
     // A quicker watchdog for the test, as an admin's drop-in would set it.
     std::fs::create_dir_all(root.0.join("etc/systemd/system/xvs.service.d")).unwrap();
@@ -547,13 +548,26 @@ fn under_systemd(root: &Chroot, newer: &str) {
     // restart): nothing is detached, and the next xvs recovers the connections on file.
     // (The steering program's maps are not taken over under this unit: reading the
     // attached program by id needs CAP_SYS_ADMIN, which it does not grant.)
-    b.sh("systemctl restart xvs");
+    // The VIP's route is looked at every 10 ms across the restart: systemd's fd store
+    // keeps its device between the two processes, so it is never missing.
+    let route = "ip -o route show table 100 proto 77 | grep -c 192.0.2.100 || true";
+    assert_eq!(b.sh(route).trim(), "1", "announced before the restart");
+    let watched = b.sh(&format!(
+        "systemctl restart xvs & for i in $(seq 1 300); do n=$({route}); [ \"$n\" = 1 ] || echo missing; sleep 0.01; done; wait"
+    ));
+    assert!(
+        !watched.contains("missing"),
+        "the route left the table during the restart: {watched}"
+    );
+    assert_eq!(b.sh(route).trim(), "1", "announced after the restart");
     assert_eq!(b.show("ActiveState"), "active");
     let journal = b.sh("journalctl -u xvs -o cat --no-pager");
     for want in [
         "handing over to a new xvs",
         "the last xvs handed over",
         "recovering the flows the last xvs left in",
+        "left in systemd's fd store",
+        "kept across the restart (systemd's fd store)",
     ] {
         assert!(journal.contains(want), "{want}:\n{journal}");
     }

@@ -1,6 +1,7 @@
 //! The anycast VIPs held on `lo`: every director behind ECMP has them, so what the
 //! steering program leaves to the kernel (a ping, a port no virtual server has) is
-//! answered as by any host, and never routed back towards the router. The external
+//! answered as by any host, and never routed back towards the router. (So are the
+//! host's own services listening on every address: firewall them, docs/scale-out.md.) The external
 //! interface answers no ARP for them (arp_ignore=1, arp_announce=2, as on a DR real
 //! server): the router reaches each director by the director's own address, and one
 //! director answering for the VIP would pull the segment's traffic to itself. IPv6 needs
@@ -15,7 +16,8 @@ use xvs_config::Config;
 
 use crate::sys::netlink;
 
-/// The VIPs this process put on `lo` (those already there are left as they are).
+/// The announced VIPs on `lo`: xvs's, whoever added them (the last xvs, before a
+/// takeover or restart), so a clean stop or a reload that drops one takes it away.
 #[derive(Default)]
 pub struct Held {
     added: BTreeSet<IpAddr>,
@@ -51,6 +53,9 @@ impl Held {
             .collect();
         if want.iter().any(IpAddr::is_ipv4) {
             silence_arp(&cfg.interface.value);
+            if let Some(i) = &cfg.internal_interface {
+                silence_arp(&i.value);
+            }
         }
         for &vip in want.difference(&self.added.clone()) {
             match netlink::add_address(lo, vip, host_prefix(vip)) {
@@ -58,7 +63,9 @@ impl Held {
                     info!("announce: holding {vip} on lo");
                     self.added.insert(vip);
                 }
-                Ok(false) => {}
+                Ok(false) => {
+                    self.added.insert(vip);
+                }
                 Err(e) => warn!("announce: adding {vip} to lo: {e}; pings and closed ports of the VIP go unanswered"),
             }
         }

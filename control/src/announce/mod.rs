@@ -19,6 +19,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use sd_notify::NotifyState;
 use tracing::{error, info, warn};
 use xvs_config::Config;
 
@@ -28,8 +29,15 @@ use crate::sys::table_routes;
 use crate::sys::tun::Tun;
 pub use plan::Why;
 
-/// The prefix of the devices the routes point at (the pid completes the name).
+/// The prefix of the devices the routes point at (the kernel numbers them).
 const DEVICE_PREFIX: &str = "xvs-rhi";
+/// The device's name in systemd's fd store across a restart of the unit.
+const FD_NAME: &str = "xvs-announce";
+/// Updates (250 ms apart) between two readings of the table.
+const RECONCILE_EVERY: u32 = 4;
+
+/// Each virtual server's quorum, by name.
+pub type Quorums = std::collections::HashMap<String, crate::health::quorum::Quorum>;
 
 /// One VIP's state, for `xvs status --announce` and `/metrics`.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -43,10 +51,13 @@ pub struct VipRow {
 pub struct Announcer {
     tun: Tun,
     table: u32,
-    started: Instant,
-    /// False after a takeover: the director was serving, so no warmup.
-    warmup: bool,
+    /// When each VIP was first planned for (its warmup's start).
+    first_planned: BTreeMap<IpAddr, Instant>,
+    /// VIPs a takeover or restart carried on announcing: no warmup.
+    carried: BTreeSet<IpAddr>,
     director_drained: bool,
+    /// Updates since the table was last read back (`reconcile`).
+    since_read: u32,
     stopping: bool,
     /// The last plan, and the VIPs whose route is in the table now.
     plan: BTreeMap<IpAddr, Why>,
@@ -60,52 +71,108 @@ pub struct Announcer {
 impl Announcer {
     /// The announcer `cfg` asks for, if any.
     pub fn start(cfg: &Config) -> Result<Option<Announcer>> {
+        // Taken whatever the file says: a device left in systemd's store and not taken
+        // would keep its routes announced.
+        let kept = kept();
         let Some(a) = &cfg.announce else {
+            if let Some(t) = kept {
+                info!(
+                    "announce is off: {} and the VIP routes through it go",
+                    t.name
+                );
+            }
             return Ok(None);
         };
-        let name = format!("{DEVICE_PREFIX}{}", std::process::id());
-        let tun = Tun::create(&name).with_context(|| {
-            format!("announce: creating the TUN device {name} the VIPs' routes point at (needs /dev/net/tun and CAP_NET_ADMIN)")
-        })?;
+        let (tun, routed) = match kept {
+            Some(t) => {
+                let routed = routes_through(a.table, t.ifindex);
+                info!(
+                    "announce: {} and its {} VIP route(s) in table {} kept across the restart (systemd's fd store)",
+                    t.name,
+                    routed.len(),
+                    a.table
+                );
+                (t, routed)
+            }
+            None => {
+                // The kernel numbers it: pids repeat across pid namespaces.
+                let name = format!("{DEVICE_PREFIX}%d");
+                let tun = Tun::create(&name).with_context(|| {
+                    format!("announce: creating the TUN device {name} the VIP routes point at (needs /dev/net/tun and CAP_NET_ADMIN)")
+                })?;
+                (tun, BTreeSet::new())
+            }
+        };
         info!(
-            "announce: VIP routes go in table {} through {name} (ifindex {})",
-            a.table, tun.ifindex
+            "announce: VIP routes go in table {} through {} (ifindex {})",
+            a.table, tun.name, tun.ifindex
         );
         let mut held = hold::Held::default();
         held.sync(cfg);
         Ok(Some(Announcer {
             tun,
             table: a.table,
-            started: Instant::now(),
-            warmup: true,
+            first_planned: BTreeMap::new(),
+            carried: routed.clone(),
             director_drained: false,
+            since_read: 0,
             stopping: false,
             plan: BTreeMap::new(),
-            routed: BTreeSet::new(),
+            routed,
             failed: BTreeMap::new(),
             route_errors: 0,
             held,
         }))
     }
 
-    /// A takeover, or a restart after a handover: the director was serving, so no
-    /// warmup.
-    pub fn carry_on(&mut self) {
-        self.warmup = false;
+    /// A takeover, or a restart after a handover, and whether the last process was
+    /// drained (`xvs drain --director` holds across it).
+    pub fn carry_on(&mut self, drained: bool) {
+        self.director_drained = drained;
     }
 
-    /// The table and the device's index, for the handover's answer (`adopt`).
-    pub fn device(&self) -> (u32, u32) {
-        (self.table, self.tun.ifindex)
+    /// A handover to the next start of the unit (`systemctl restart`): the device goes
+    /// to systemd's fd store (`FileDescriptorStoreMax=`), so it and the VIP routes
+    /// outlive this process until the next one takes them (`kept`). Outside systemd
+    /// this does nothing, and the routes go with the process.
+    pub fn keep_for_restart(&self) {
+        let states = [NotifyState::FdStore, NotifyState::FdName(FD_NAME)];
+        match sd_notify::notify_with_fds(false, &states, &[self.tun.fd()]) {
+            Ok(()) if std::env::var_os("NOTIFY_SOCKET").is_some() => info!(
+                "announce: {} left in systemd's fd store: the VIP routes stay for the next start",
+                self.tun.name
+            ),
+            Ok(()) => {}
+            Err(e) => warn!(
+                "announce: storing {} with systemd: {e}; the VIP routes go with this process",
+                self.tun.name
+            ),
+        }
+    }
+
+    /// The table, the device's index and whether the director is drained, for the
+    /// handover's answer (`adopt`).
+    pub fn device(&self) -> (u32, u32, bool) {
+        (self.table, self.tun.ifindex, self.director_drained)
     }
 
     /// Plans again and writes what changed to the table.
-    pub fn update(&mut self, cfg: &Config, health: &HealthMap, drains: &Drains) {
+    pub fn update(&mut self, cfg: &Config, health: &HealthMap, drains: &Drains, quorum: &Quorums) {
+        let now = Instant::now();
+        for vs in cfg.virtual_servers.iter().filter(|v| v.announce.is_some()) {
+            self.first_planned.entry(vs.address).or_insert(now);
+        }
+        let (first, carried) = (&self.first_planned, &self.carried);
+        let age = |vip: IpAddr| match carried.contains(&vip) {
+            true => None,
+            false => first.get(&vip).map(|t| now.duration_since(*t)),
+        };
         let mut plan = plan::plan(&plan::Inputs {
             cfg,
             health,
             drains,
-            since_start: self.warmup.then(|| self.started.elapsed()),
+            age: &age,
+            quorum_lost: &|name| quorum.get(name).is_some_and(|q| !q.met()),
             director_drained: self.director_drained,
         });
         if self.stopping {
@@ -117,8 +184,34 @@ impl Announcer {
                 info!("announce: {vip} not announced: {}", why.text());
             }
         }
+        self.first_planned.retain(|vip, _| plan.contains_key(vip));
         self.plan = plan;
+        self.reconcile();
         self.write();
+    }
+
+    /// Every few updates, what the table really holds through this device: a route
+    /// someone flushed, or lost with the device's link, is written again.
+    fn reconcile(&mut self) {
+        self.since_read += 1;
+        if self.since_read < RECONCILE_EVERY {
+            return;
+        }
+        self.since_read = 0;
+        if let Ok(there) = table_routes::list(self.table) {
+            let mine: BTreeSet<IpAddr> = there
+                .iter()
+                .filter(|r| r.oif == self.tun.ifindex)
+                .map(|r| r.dst)
+                .collect();
+            for vip in self.routed.difference(&mine) {
+                warn!(
+                    "announce: the route to {vip} left table {} without xvs: writing it again",
+                    self.table
+                );
+            }
+            self.routed.retain(|v| mine.contains(v));
+        }
     }
 
     /// Brings the table in line with the plan: routes added for announced VIPs, removed
@@ -141,8 +234,7 @@ impl Announcer {
             }
         }
         for vip in want.difference(&self.routed).copied().collect::<Vec<_>>() {
-            // Replace: a route of ours left by a handover we did not adopt is ours now.
-            match table_routes::add(self.table, vip, self.tun.ifindex, true) {
+            match write_route(self.table, vip, self.tun.ifindex) {
                 Ok(()) => {
                     info!("announce: {vip} announced (table {})", self.table);
                     self.routed.insert(vip);
@@ -245,15 +337,24 @@ impl Announcer {
             .filter(|v| v.announce.is_some_and(|g| g.enabled))
             .map(|v| v.address)
             .collect();
+        // Only routes through a device of xvs's: the answer names it by index.
+        let theirs = crate::sys::iface::name_of(old_oif);
+        if !theirs
+            .as_deref()
+            .is_some_and(|n| n.starts_with(DEVICE_PREFIX))
+        {
+            return warn!("announce: the last xvs's device (ifindex {old_oif}) is {theirs:?}, not one of xvs's: its routes are left alone");
+        }
         let routes = match table_routes::list(old_table) {
             Ok(r) => r,
             Err(e) => return warn!("announce: reading table {old_table}: {e}"),
         };
         for r in routes.into_iter().filter(|r| r.oif == old_oif) {
             if ours.contains(&r.dst) {
-                match table_routes::add(self.table, r.dst, self.tun.ifindex, true) {
+                match write_route(self.table, r.dst, self.tun.ifindex) {
                     Ok(()) => {
                         self.routed.insert(r.dst);
+                        self.carried.insert(r.dst);
                     }
                     Err(e) => self.failure(r.dst, "taking over", e),
                 }
@@ -269,14 +370,59 @@ impl Announcer {
     }
 }
 
+/// Writes `vip`'s route through `oif`: in place of one of xvs's own (protocol 77) left
+/// there, never of anyone else's.
+fn write_route(table: u32, vip: IpAddr, oif: u32) -> std::io::Result<()> {
+    match table_routes::add(table, vip, oif, false) {
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+            let xvs_s = table_routes::list(table)?.iter().any(|r| r.dst == vip);
+            if !xvs_s {
+                return Err(std::io::Error::other(format!(
+                    "table {table} has a route to {vip} that is not xvs's: remove it, or give `announce` a table of its own"
+                )));
+            }
+            table_routes::add(table, vip, oif, true)
+        }
+        other => other,
+    }
+}
+
+/// The device the last process of this unit left in systemd's fd store. Taken out of the
+/// store at once: were this process to die, the device must go with it.
+fn kept() -> Option<Tun> {
+    let fd = crate::sys::listen_fds::take_named(FD_NAME)?;
+    let _ = sd_notify::notify(
+        false,
+        &[NotifyState::FdStoreRemove, NotifyState::FdName(FD_NAME)],
+    );
+    match Tun::adopt(fd) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            warn!("announce: the device systemd kept: {e}; starting with a new one");
+            None
+        }
+    }
+}
+
+/// The VIPs routed through device `oif` in `table`.
+fn routes_through(table: u32, oif: u32) -> BTreeSet<IpAddr> {
+    table_routes::list(table)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.oif == oif)
+        .map(|r| r.dst)
+        .collect()
+}
+
 /// The handing-over process's side of `adopt`: waits (at most `patience`) until no
 /// route points at its device any more, so its exit withdraws nothing.
 pub fn wait_adopted(table: u32, oif: u32, patience: Duration) {
     let until = Instant::now() + patience;
     loop {
+        // A failed read is "not yet": exiting early would withdraw the routes.
         let left = table_routes::list(table)
             .map(|r| r.iter().filter(|r| r.oif == oif).count())
-            .unwrap_or(0);
+            .unwrap_or(1);
         if left == 0 {
             return;
         }

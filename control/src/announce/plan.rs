@@ -1,7 +1,7 @@
 //! Which VIPs this director offers, and why not the others, sans-IO: a VIP is announced
 //! while the director is not drained, its warmup has passed, and every virtual server on
-//! it that counts (`announce.enabled`) has its `min_healthy` real servers up and its
-//! `min_weight_fraction` of the weight. Every virtual server, not any: a director that
+//! it that counts (`announce.enabled`) has its quorum, its `min_healthy` real servers up
+//! and its `min_weight_fraction` of the weight. Every virtual server, not any: a director that
 //! cannot serve one port of a VIP lets the routers send that VIP to one that can.
 
 use std::collections::BTreeMap;
@@ -31,6 +31,10 @@ pub enum Why {
         up: u32,
         need: u32,
     },
+    /// Below its keepalived `quorum` (with its hysteresis).
+    QuorumLost {
+        virtual_server: String,
+    },
     /// Less of the weight up than `min_weight_fraction`.
     TooLittleWeight {
         virtual_server: String,
@@ -55,6 +59,7 @@ impl Why {
             Why::DirectorDrained => "director_drained",
             Why::TooFewUp { .. } => "too_few_up",
             Why::TooLittleWeight { .. } => "too_little_weight",
+            Why::QuorumLost { .. } => "quorum_lost",
             Why::Stopping => "stopping",
         }
     }
@@ -80,6 +85,7 @@ impl Why {
                 f64::from(*permille) / 10.0,
                 f64::from(*need) / 1000.0
             ),
+            Why::QuorumLost { virtual_server } => format!("{virtual_server:?}: below its quorum"),
             Why::Stopping => "stopping".into(),
         }
     }
@@ -90,8 +96,11 @@ pub struct Inputs<'a> {
     pub cfg: &'a Config,
     pub health: &'a HealthMap,
     pub drains: &'a Drains,
-    /// Time since the start; None: no warmup (a takeover carries on serving).
-    pub since_start: Option<Duration>,
+    /// How long each VIP has been planned for; None: no warmup (a VIP a takeover
+    /// carried on announcing).
+    pub age: &'a dyn Fn(IpAddr) -> Option<Duration>,
+    /// Whether a virtual server (by name) has lost its quorum.
+    pub quorum_lost: &'a dyn Fn(&str) -> bool,
     pub director_drained: bool,
 }
 
@@ -118,13 +127,18 @@ fn verdict(i: &Inputs, vs: &VirtualServer, gate: AnnounceGate) -> Why {
     if i.director_drained {
         return Why::DirectorDrained;
     }
-    if let Some(since) = i.since_start {
+    if let Some(since) = (i.age)(vs.address) {
         let warmup = Duration::from_millis(gate.warmup_ms);
         if since < warmup {
             return Why::WarmingUp {
                 left: warmup - since,
             };
         }
+    }
+    if (i.quorum_lost)(&vs.name) {
+        return Why::QuorumLost {
+            virtual_server: vs.name.clone(),
+        };
     }
     let (up, live, total) = counts(i, vs);
     if up < gate.min_healthy {
@@ -228,7 +242,8 @@ virtual_servers:
             cfg,
             health,
             drains,
-            since_start: since.map(Duration::from_secs),
+            age: &|_| since.map(Duration::from_secs),
+            quorum_lost: &|_| false,
             director_drained: false,
         })
     }
@@ -308,10 +323,41 @@ virtual_servers:
             cfg: &c,
             health: &HealthMap::new(),
             drains: &Drains::default(),
-            since_start: None,
+            age: &|_| None,
+            quorum_lost: &|_| false,
             director_drained: true,
         });
         assert_eq!(p[&vip("10.0.0.100")], Why::DirectorDrained);
+        let lost = plan(&Inputs {
+            cfg: &c,
+            health: &HealthMap::new(),
+            drains: &Drains::default(),
+            age: &|_| None,
+            quorum_lost: &|name| name == "tls",
+            director_drained: false,
+        });
+        assert_eq!(
+            lost[&vip("10.0.0.100")],
+            Why::QuorumLost {
+                virtual_server: "tls".into()
+            }
+        );
+        // A VIP's own warmup: one planned for 3 s is warm, one just added is not.
+        let young = plan(&Inputs {
+            cfg: &c,
+            health: &HealthMap::new(),
+            drains: &Drains::default(),
+            age: &|v| {
+                Some(Duration::from_secs(if v == vip("10.0.0.100") {
+                    3
+                } else {
+                    0
+                }))
+            },
+            quorum_lost: &|_| false,
+            director_drained: false,
+        });
+        assert!(young[&vip("10.0.0.100")].announced());
         let vips = [vip("10.0.0.100")];
         assert_eq!(
             withdraw_delay(&c, vips.iter().copied()),

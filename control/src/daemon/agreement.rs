@@ -48,10 +48,11 @@ fn snapshot(cfg: &xvs_config::Config, registry: &mut DestRegistry) -> xvs_datapl
     .unwrap()
 }
 
-/// This process's picks for `FLOWS` flows, as one digest, after the id history `history`
+/// This process's picks for `FLOWS` flows, as one digest, with how many real servers
+/// were picked and how many flows got none, after the id history `history`
 /// (0: none; 1: other real servers first; 2: the same ones in reverse order first; 3:
 /// none, the file listing the real servers in another order).
-fn picks(history: &str) -> u64 {
+fn picks(history: &str) -> (u64, usize, u32) {
     let wanted = match history {
         "3" => config(&[13, 15, 11, 14, 12]),
         _ => config(&[11, 12, 13, 14, 15]),
@@ -65,6 +66,7 @@ fn picks(history: &str) -> u64 {
     let snap = snapshot(&wanted, &mut registry);
     let svc = &snap.services[0];
     let mut digest: u64 = 0xcbf2_9ce4_8422_2325;
+    let (mut picked, mut none) = (std::collections::BTreeSet::new(), 0);
     for n in 0..FLOWS {
         let saddr = 0xac10_0000 | (n.wrapping_mul(2_654_435_761) & 0x000f_ffff);
         let key = FlowKey::new(saddr, 0x0a0a_0a0a, 1024 + (n % 60_000) as u16, 80, 6);
@@ -76,15 +78,19 @@ fn picks(history: &str) -> u64 {
         };
         let id = SchedState::new(svc, &snap).pick(svc, &snap, &snap.tables[0], &ctx);
         let addr = id.and_then(|id| snap.dests[id as usize].as_ref().map(|d| d.addr));
+        match addr {
+            Some(a) => drop(picked.insert(a)),
+            None => none += 1,
+        }
         for b in format!("{addr:?}").bytes() {
             digest = (digest ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
         }
     }
-    digest
+    (digest, picked.len(), none)
 }
 
 #[test]
-fn three_processes_with_different_histories_pick_alike() {
+fn processes_with_different_histories_pick_alike() {
     let exe = std::env::current_exe().unwrap();
     let digests: Vec<String> = ["0", "1", "2", "3"]
         .iter()
@@ -106,6 +112,8 @@ fn three_processes_with_different_histories_pick_alike() {
                 .to_string()
         })
         .collect();
+    // Every flow got a real server, and every real server got flows.
+    assert!(digests[0].ends_with(" 5 0"), "{digests:?}");
     assert_eq!(digests[0], digests[1], "{digests:?}");
     assert_eq!(digests[0], digests[2], "{digests:?}");
     assert_eq!(
@@ -116,9 +124,10 @@ fn three_processes_with_different_histories_pick_alike() {
 
 /// One process's part (run by the test above).
 #[test]
-#[ignore = "run by three_processes_with_different_histories_pick_alike"]
+#[ignore = "run by processes_with_different_histories_pick_alike"]
 fn child() {
     if let Ok(history) = std::env::var(ENV) {
-        println!("picks {:016x}", picks(&history));
+        let (digest, picked, none) = picks(&history);
+        println!("picks {digest:016x} {picked} {none}");
     }
 }

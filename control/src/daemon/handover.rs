@@ -47,8 +47,9 @@ const RECORD_MAX: usize = 64 << 10;
 pub struct Handed {
     pub masters: Vec<String>,
     pub vips: Vec<LeftVip>,
-    /// Where its VIP routes are (`announce TABLE IFINDEX`): table and device.
-    pub routes: Option<(u32, u32)>,
+    /// Where its VIP routes are (`announce TABLE IFINDEX [drained]`): table, device,
+    /// and whether the director was drained (`xvs drain --director`).
+    pub routes: Option<(u32, u32, bool)>,
 }
 
 /// What the new process sends when it takes the VIP routes over (`announce::adopt`):
@@ -57,11 +58,11 @@ pub const ASK_ADOPTING: &str = "handover --adopt-routes";
 
 /// The answer to `handover`: `handover` then `NAME=STATE` for each instance, then a
 /// `vip IFACE ADDR/LEN` line for each VIP left on an interface (`left_vips`), then
-/// `announce TABLE IFINDEX` where its VIP routes are, if it announces.
+/// `announce TABLE IFINDEX [drained]` where its VIP routes are, if it announces.
 pub fn reply(
     roles: impl Iterator<Item = (String, &'static str)>,
     vips: &[LeftVip],
-    routes: Option<(u32, u32)>,
+    routes: Option<(u32, u32, bool)>,
 ) -> String {
     let mut s = String::from("handover");
     for (name, state) in roles {
@@ -71,17 +72,25 @@ pub fn reply(
     for v in vips {
         s += &v.line();
     }
-    if let Some((table, oif)) = routes {
-        s += &format!("announce {table} {oif}\n");
+    if let Some((table, oif, drained)) = routes {
+        let d = if drained { " drained" } else { "" };
+        s += &format!("announce {table} {oif}{d}\n");
     }
     s
 }
 
-/// An `announce TABLE IFINDEX` line.
-fn routes_line(line: &str) -> Option<(u32, u32)> {
+/// An `announce TABLE IFINDEX [drained]` line; never one of the host's own tables
+/// (main, local, default, unspec).
+fn routes_line(line: &str) -> Option<(u32, u32, bool)> {
     let mut w = line.strip_prefix("announce ")?.split_whitespace();
-    let (table, oif) = (w.next()?.parse().ok()?, w.next()?.parse().ok()?);
-    w.next().is_none().then_some((table, oif))
+    let (table, oif): (u32, u32) = (w.next()?.parse().ok()?, w.next()?.parse().ok()?);
+    let drained = match w.next() {
+        None => false,
+        Some("drained") => true,
+        Some(_) => return None,
+    };
+    let host_table = matches!(table, 0 | 253..=255);
+    (w.next().is_none() && !host_table).then_some((table, oif, drained))
 }
 
 /// An answer (or a record: the answer and an `at_ms=` line). An answer from a version
@@ -128,6 +137,11 @@ pub fn ask(socket: &Path, adopting: bool) -> Result<Option<Handed>> {
                 handed.masters
             );
             Ok(Some(handed))
+        }
+        // An xvs from before `announce` knows the plain request only.
+        Ok((false, text)) if adopting && text.starts_with("unknown command") => {
+            info!("--takeover: the running xvs is older: asking for a plain handover");
+            ask(socket, false)
         }
         Ok((false, text)) => bail!("the running xvs refused to hand over: {}", text.trim()),
         Err(e) => {
@@ -356,21 +370,25 @@ mod tests {
             ]
             .into_iter(),
             std::slice::from_ref(&vip),
-            Some((100, 42)),
+            Some((100, 42, true)),
         );
         assert_eq!(
             r,
-            "handover VI_1=MASTER VI_2=BACKUP\nvip eth0 10.0.0.100/32\nannounce 100 42\n"
+            "handover VI_1=MASTER VI_2=BACKUP\nvip eth0 10.0.0.100/32\nannounce 100 42 drained\n"
         );
         let handed = parse(&r).unwrap();
         assert_eq!(handed.masters, vec!["VI_1".to_string()]);
         assert_eq!(handed.vips, vec![vip]);
-        assert_eq!(handed.routes, Some((100, 42)));
+        assert_eq!(handed.routes, Some((100, 42, true)));
+        assert_eq!(routes_line("announce 7 3"), Some((7, 3, false)));
         for bad in [
             "announce 100",
             "announce x 1",
             "announce 1 2 3",
             "announce -1 2",
+            "announce 254 2",
+            "announce 255 2",
+            "announce 100 2 drained x",
         ] {
             assert_eq!(routes_line(bad), None, "{bad}");
         }

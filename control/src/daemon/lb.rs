@@ -271,6 +271,13 @@ impl Lb {
             },
         );
         self.publish(cfg, "health changed");
+        self.requorum(cfg)
+    }
+
+    /// Each virtual server's quorum against its live weight now (after a health
+    /// change, or a reload that changed the checks or the quorum); the crossings, each
+    /// said and its script run.
+    pub fn requorum<'c>(&mut self, cfg: &'c Config) -> Vec<(&'c VirtualServer, Crossing)> {
         let mut crossed = Vec::new();
         for vs in &cfg.virtual_servers {
             let alive = quorum::live_weight(vs, &self.health);

@@ -51,7 +51,7 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::mpsc;
 use tokio::time::Interval;
 use tracing::{error, info, warn};
-use xvs_config::Config;
+use xvs_config::{Config, VirtualServer};
 
 pub use ifaces::Ifaces;
 
@@ -199,7 +199,11 @@ impl<'p> Daemon<'p> {
                 if let Some(a) = self.announce.as_mut() {
                     a.reconfigure(&self.cfg);
                 }
-                self.announce();
+                // Changed checks or quorums: decided now, not at the next health event.
+                if let Some(l) = self.lb.as_mut() {
+                    let crossed = owned(l.requorum(&self.cfg));
+                    self.on_quorum(crossed);
+                }
                 self.reloads += 1;
                 info!(
                     event = "reload",
@@ -247,6 +251,10 @@ impl<'p> Daemon<'p> {
                 // Answered now; the loop ends after the answer is sent (`serve`).
                 self.handing_over = true;
                 self.adopting = adopting;
+                // No new process to adopt the routes: systemd keeps their device.
+                if let (Some(a), false) = (&self.announce, adopting) {
+                    a.keep_for_restart();
+                }
                 let stats = self.vrrp.stats();
                 let masters: Vec<String> = stats
                     .iter()
@@ -354,9 +362,15 @@ impl<'p> Daemon<'p> {
     fn on_health(&mut self, ev: health::task::Event) {
         self.notes.checked(ev.key, ev.up, &ev.reason);
         let Some(l) = self.lb.as_mut() else { return };
-        for (vs, crossing) in l.on_health(&self.cfg, ev) {
-            // Below quorum, the director offers its VIPs to a healthier peer.
-            if let Some((instance, low)) = &vs.quorum_vrrp {
+        let crossed = owned(l.on_health(&self.cfg, ev));
+        self.on_quorum(crossed);
+    }
+
+    /// Quorum crossings (each with its `quorum_vrrp`): below quorum, the director offers
+    /// its VIPs to a healthier peer, and its routes are planned again (`announce`).
+    fn on_quorum(&mut self, crossed: Vec<(Option<(String, u8)>, Crossing)>) {
+        for (quorum_vrrp, crossing) in crossed {
+            if let Some((instance, low)) = &quorum_vrrp {
                 let p = match crossing {
                     Crossing::Lost => Some(*low),
                     Crossing::Regained => None,
@@ -370,7 +384,7 @@ impl<'p> Daemon<'p> {
     /// Route health injection planned again from health, drains and time.
     fn announce(&mut self) {
         if let (Some(a), Some(l)) = (self.announce.as_mut(), self.lb.as_ref()) {
-            a.update(&self.cfg, &l.health, &l.drains);
+            a.update(&self.cfg, &l.health, &l.drains, &l.quorum);
         }
     }
 
@@ -502,7 +516,7 @@ impl<'p> Daemon<'p> {
         // The new process moves the VIP routes onto its own device; this one's exit
         // would otherwise delete them with its device.
         if let (Some(a), true) = (&self.announce, self.adopting) {
-            let (table, oif) = a.device();
+            let (table, oif, _) = a.device();
             announce::wait_adopted(table, oif, ADOPT_WAIT);
         }
         // The workers and their sockets are gone: the new process may go on while the
@@ -549,6 +563,14 @@ impl<'p> Daemon<'p> {
         }
         info!("bye");
     }
+}
+
+/// Crossings with what they act on copied out of the configuration.
+fn owned(crossed: Vec<(&VirtualServer, Crossing)>) -> Vec<(Option<(String, u8)>, Crossing)> {
+    crossed
+        .into_iter()
+        .map(|(vs, c)| (vs.quorum_vrrp.clone(), c))
+        .collect()
 }
 
 /// What the event loop hears from besides its deadlines: signals, the file watch, the
@@ -684,7 +706,7 @@ pub async fn run(path: &Path, cfg: Config, ifaces: Ifaces, takeover: bool) -> Re
         true => handover::ask(&socket_path, announcer.is_some())?,
         false => None,
     };
-    if let (Some(a), Some((table, oif))) =
+    if let (Some(a), Some((table, oif, _))) =
         (announcer.as_mut(), handed.as_ref().and_then(|h| h.routes))
     {
         a.adopt(&cfg, table, oif);
@@ -707,8 +729,17 @@ pub async fn run(path: &Path, cfg: Config, ifaces: Ifaces, takeover: bool) -> Re
         false => None,
     };
     let handed_over = handed.is_some() || recorded.is_some();
-    if let (Some(a), true) = (announcer.as_mut(), handed_over) {
-        a.carry_on();
+    let last_routes = handed
+        .as_ref()
+        .and_then(|h| h.routes)
+        .or(recorded.as_ref().and_then(|(h, _)| h.routes));
+    if let (Some(a), Some((table, oif, drained))) = (announcer.as_mut(), last_routes) {
+        a.carry_on(drained);
+        // A restart under the unit: the kept device's routes in the last process's
+        // table (another, if the file changed it) come under this configuration.
+        if recorded.is_some() && a.device().1 == oif {
+            a.adopt(&cfg, table, oif);
+        }
     }
     let (masters, left) = match (handed, recorded) {
         (Some(h), _) => (h.masters, h.vips),

@@ -41,7 +41,6 @@ impl Quorum {
         }
     }
 
-    #[cfg(test)]
     pub fn met(&self) -> bool {
         self.met
     }

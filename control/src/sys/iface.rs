@@ -81,6 +81,18 @@ fn link_local_in(text: &str, ifindex: u32) -> Option<std::net::Ipv6Addr> {
 
 /// Whether `name` looks like a veth: no device behind it, and linked to another
 /// interface (its peer). A heuristic, for a warning.
+/// The name of the interface with index `ifindex`, if there is one.
+pub fn name_of(ifindex: u32) -> Option<String> {
+    let mut buf = [0u8; libc::IF_NAMESIZE];
+    // SAFETY: if_indextoname writes at most IF_NAMESIZE bytes, NUL included, into `buf`.
+    let p = unsafe { libc::if_indextoname(ifindex, buf.as_mut_ptr().cast()) };
+    if p.is_null() {
+        return None;
+    }
+    let len = buf.iter().position(|&b| b == 0)?;
+    Some(String::from_utf8_lossy(&buf[..len]).into_owned())
+}
+
 pub fn is_veth(name: &str) -> bool {
     let sys = format!("/sys/class/net/{name}");
     let read = |f: &str| fs::read_to_string(format!("{sys}/{f}")).map(|v| v.trim().to_string());

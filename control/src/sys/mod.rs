@@ -11,6 +11,7 @@ pub mod iface;
 pub mod inotify;
 pub mod instance;
 pub mod ip6msg;
+pub mod listen_fds;
 pub mod netlink;
 pub mod random;
 pub mod sched;

@@ -4,9 +4,10 @@
 //! crashed director stops being announced without anyone cleaning up.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
+const TUNGETIFF: libc::c_ulong = 0x8004_54d2;
 const IFF_TUN: libc::c_short = 0x0001;
 const IFF_NO_PI: libc::c_short = 0x1000;
 
@@ -18,15 +19,19 @@ struct IfReq {
     _pad: [u8; 22],
 }
 
+// The ioctls read and write the kernel's struct ifreq: the same size, or no call.
+const _: () = assert!(std::mem::size_of::<IfReq>() == std::mem::size_of::<libc::ifreq>());
+
 pub struct Tun {
-    /// Held, never read: closing it deletes the device.
-    _fd: OwnedFd,
+    /// Held, never read: closing its last copy deletes the device.
+    fd: OwnedFd,
     pub name: String,
     pub ifindex: u32,
 }
 
 impl Tun {
-    /// Creates the device `name` (at most 15 bytes) and sets it up.
+    /// Creates the device `name` (at most 15 bytes; a `%d` in it is the kernel's first
+    /// free number) and sets it up.
     pub fn create(name: &str) -> io::Result<Tun> {
         let mut req = request(name)?;
         req.flags = IFF_TUN | IFF_NO_PI;
@@ -48,11 +53,51 @@ impl Tun {
             return Err(io::Error::last_os_error());
         }
         Ok(Tun {
-            _fd: fd,
-            name: name.to_string(),
+            fd,
+            name: name_in(&req),
             ifindex,
         })
     }
+
+    /// The device another process made, from its descriptor (kept for this one in
+    /// systemd's fd store).
+    pub fn adopt(fd: OwnedFd) -> io::Result<Tun> {
+        let mut req = IfReq {
+            name: [0; libc::IFNAMSIZ],
+            flags: 0,
+            _pad: [0; 22],
+        };
+        // SAFETY: TUNGETIFF writes an ifreq, which `req` is, for its size.
+        if unsafe { libc::ioctl(fd.as_raw_fd(), TUNGETIFF, &mut req) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if req.flags & IFF_TUN == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a TUN device",
+            ));
+        }
+        // The kernel NUL-terminates the name; the last byte stays 0 whatever it wrote.
+        req.name[libc::IFNAMSIZ - 1] = 0;
+        let name = name_in(&req);
+        // SAFETY: `req.name` is NUL-terminated (just above).
+        let ifindex = unsafe { libc::if_nametoindex(req.name.as_ptr().cast()) };
+        if ifindex == 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Tun { fd, name, ifindex })
+    }
+
+    /// The descriptor, to hand to systemd's fd store.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// The name the kernel wrote into `req` (its last byte is always 0).
+fn name_in(req: &IfReq) -> String {
+    let len = req.name.iter().position(|&b| b == 0).unwrap_or(0);
+    String::from_utf8_lossy(&req.name[..len]).into_owned()
 }
 
 fn request(name: &str) -> io::Result<IfReq> {
