@@ -98,7 +98,7 @@ impl Announcer {
                 // The kernel numbers it: pids repeat across pid namespaces.
                 let name = format!("{DEVICE_PREFIX}%d");
                 let tun = Tun::create(&name).with_context(|| {
-                    format!("announce: creating the TUN device {name} the VIP routes point at (needs /dev/net/tun and CAP_NET_ADMIN)")
+                    format!("announce: creating the TUN device {name} the VIP routes point at: needs CAP_NET_ADMIN and read-write access to /dev/net/tun (Debian's udev makes it mode 0666; a udev rule with GROUP=\"xvs\", MODE=\"0660\" will do)")
                 })?;
                 (tun, BTreeSet::new())
             }
