@@ -186,7 +186,11 @@ fn realserver_command(action: RealserverAction) -> Outcome {
 
 /// `xvs run`: the daemon, until it is stopped.
 fn run_daemon(config: &Path, takeover: bool) -> Outcome {
-    let (cfg, ifaces) = load(config).map_err(Failed::line)?;
+    let (cfg, ifaces) = load(config).map_err(|e| {
+        // Withdrawn: this process will not serve the routes systemd kept for it.
+        crate::announce::release_kept();
+        Failed::line(e)
+    })?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -66,6 +66,8 @@ pub struct Announcer {
     failed: BTreeMap<IpAddr, String>,
     pub route_errors: u64,
     held: hold::Held,
+    /// The VIPs go on `lo` at the first update: after the instance locks, not before.
+    held_yet: bool,
 }
 
 impl Announcer {
@@ -107,8 +109,6 @@ impl Announcer {
             "announce: VIP routes go in table {} through {} (ifindex {})",
             a.table, tun.name, tun.ifindex
         );
-        let mut held = hold::Held::default();
-        held.sync(cfg);
         Ok(Some(Announcer {
             tun,
             table: a.table,
@@ -121,7 +121,8 @@ impl Announcer {
             routed,
             failed: BTreeMap::new(),
             route_errors: 0,
-            held,
+            held: hold::Held::default(),
+            held_yet: false,
         }))
     }
 
@@ -158,6 +159,10 @@ impl Announcer {
 
     /// Plans again and writes what changed to the table.
     pub fn update(&mut self, cfg: &Config, health: &HealthMap, drains: &Drains, quorum: &Quorums) {
+        if !self.held_yet {
+            self.held.sync(cfg);
+            self.held_yet = true;
+        }
         let now = Instant::now();
         for vs in cfg.virtual_servers.iter().filter(|v| v.announce.is_some()) {
             self.first_planned.entry(vs.address).or_insert(now);
@@ -384,6 +389,17 @@ fn write_route(table: u32, vip: IpAddr, oif: u32) -> std::io::Result<()> {
             table_routes::add(table, vip, oif, true)
         }
         other => other,
+    }
+}
+
+/// A start that fails before `Announcer::start` (its file refused): the device systemd
+/// kept, if any, goes now, and the VIP routes with it.
+pub fn release_kept() {
+    if let Some(t) = kept() {
+        warn!(
+            "announce: this start failed: {} and the VIP routes through it go",
+            t.name
+        );
     }
 }
 

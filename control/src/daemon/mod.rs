@@ -692,6 +692,9 @@ fn ticker(period: Duration) -> Interval {
 
 /// Runs the director; `takeover`: take a running xvs's place (`handover.rs`).
 pub async fn run(path: &Path, cfg: Config, ifaces: Ifaces, takeover: bool) -> Result<()> {
+    // First: a device systemd kept across a restart is this process's from here on, so
+    // whatever fails below takes its routes away with this process.
+    let mut announcer = Announcer::start(&cfg)?;
     privilege::check(&cfg)?;
     let socket_path = socket_path(&cfg);
     let locks = instance_locks(&ifaces, &socket_path);
@@ -700,8 +703,7 @@ pub async fn run(path: &Path, cfg: Config, ifaces: Ifaces, takeover: bool) -> Re
         true => Some(takeover::Preloaded::load(&cfg, &ifaces)?),
         false => None,
     };
-    // Before asking: the running xvs's VIP routes are moved onto this one's device.
-    let mut announcer = Announcer::start(&cfg)?;
+    // The running xvs's VIP routes are moved onto this one's device (`adopt`).
     let handed = match takeover {
         true => handover::ask(&socket_path, announcer.is_some())?,
         false => None,
