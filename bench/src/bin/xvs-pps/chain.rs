@@ -147,6 +147,11 @@ impl Path {
     }
 }
 
+/// The CPUs this process may run on (at least 1).
+fn num_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// A role (`xvs-pps <role> …`) or xvs running in one of the chain's namespaces. Dropping
 /// it closes its standard input (a lasting role undoes what it attached and exits), then
 /// waits, then kills.
@@ -273,6 +278,21 @@ impl Chain {
             )?;
             macs.push(mac);
         }
+        // One placement for every path: every packet of the chain is handled on the
+        // generator's CPU (the last), by RPS on every veth of the chain. A veth handles
+        // a frame on the CPU that sent it, so without this, what an AF_XDP worker sends
+        // would carry the rest of the chain over to the worker's CPU, and the kernel
+        // paths, which have no worker, would not get that second CPU. Only an AF_XDP
+        // path's own loop (xvs's workers, `cpus: [0]`; the bare loop) runs on the first
+        // CPU: the user-space half a kernel path does not have. (Both halves on one
+        // CPU was tried: a worker sharing its CPU with the softirq that feeds it fell to
+        // a tenth of its rate.)
+        let mask = format!("{:x}", 1u64 << (num_cpus() - 1));
+        let every =
+            format!("for q in /sys/class/net/*/queues/rx-*; do echo {mask} > $q/rps_cpus; done");
+        for host in ["sw", "cl", "lb", "rs"] {
+            lab.sh(host, &every)?;
+        }
         // The director knows the real server without asking (the sink answers ARP, but
         // nothing should depend on its timing).
         lab.sh(
@@ -292,11 +312,11 @@ impl Chain {
     }
 
     /// Starts role `args[0]` in namespace `host`; waits for its `ready` when it lasts.
-    /// The generator runs on the last CPU, a director's own loop on the first (where xvs
-    /// pins its first worker and the kernel paths get their packets, by RPS): the
-    /// director has a CPU of its own, as on a real one.
+    /// The generator runs on the last CPU, where every path's kernel and XDP work runs
+    /// too (`build`); an AF_XDP director's own loop on the first, as xvs pins its
+    /// workers.
     pub fn role(&self, host: &str, args: &[&str], wait_ready: bool) -> Result<Running> {
-        let last = std::thread::available_parallelism().map_or(1, |n| n.get()) - 1;
+        let last = num_cpus() - 1;
         let cpu = match args[0] {
             "gen" => Some(last),
             "bare" => Some(0),
@@ -399,7 +419,6 @@ impl Chain {
 
     /// `IpForward`: the kernel forwards to the real server by a route to the VIP.
     fn start_ip_forward(&self) -> Result<()> {
-        self.rps_to_first_cpu()?;
         self.lab.sh(
             "lb",
             &format!("sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.eth0.send_redirects=0 && ip route add {VIP}/32 via {RS} dev eth0"),
@@ -415,7 +434,6 @@ impl Chain {
             "table ip xvsbench {{\n  chain pre {{\n    type nat hook prerouting priority dstnat; policy accept;\n    ip daddr {VIP} {proto} dport {PORT} dnat to {RS}\n  }}\n}}\n"
         );
         let f = self.lab.write("bench.nft", rules)?;
-        self.rps_to_first_cpu()?;
         self.lab.sh(
             "lb",
             &format!("sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.eth0.send_redirects=0 && nft -f {}", f.display()),
@@ -474,16 +492,6 @@ impl Chain {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-    }
-
-    /// The kernel's paths process the director's packets on the first CPU (RPS on every
-    /// RX queue of its interface), away from the generator's.
-    fn rps_to_first_cpu(&self) -> Result<()> {
-        self.lab.sh(
-            "lb",
-            "for q in /sys/class/net/eth0/queues/rx-*; do echo 1 > $q/rps_cpus; done",
-        )?;
-        Ok(())
     }
 
     /// The generator's destination: the director, or for `Direct` the real server.
@@ -552,7 +560,7 @@ fn xvs_config(path: Path, extra: &str) -> String {
     // Room for a million flows in the flow table and the fast path's map, so that none is
     // evicted.
     let mut y = format!(
-        "interface: eth0\nmetrics_listen: 127.0.0.1:9147\nfast_path: {fast}\nfast_path_flows: 2097152\nflow_table_size: 4194304\nvirtual_servers:\n"
+        "interface: eth0\ncpus: [0]\nmetrics_listen: 127.0.0.1:9147\nfast_path: {fast}\nfast_path_flows: 2097152\nflow_table_size: 4194304\nvirtual_servers:\n"
     );
     let (vip, rs) = if path.is_ipv6() {
         (format!("\"{VIP6}\""), format!("\"{RS6}\""))

@@ -162,24 +162,47 @@ fn run(a: &Args) -> Result<()> {
         .into_iter()
         .filter(|p| paths.contains(p))
         .collect();
-    // Repetition outermost: drift over the run spreads over every path alike.
+    // Repetition outermost; within one, for each flow count, (a) runs between every two
+    // paths (a, P1, a, P2, …, a), and each path's ratio is taken to its two neighbours
+    // (`results::pair_ratios`), so the VM's drift over minutes cancels. The paths'
+    // order turns by one each repetition.
     for rep in 1..=reps {
+        let mut seq = 0;
+        let others: Vec<Path> = paths.iter().copied().filter(|p| *p != Path::Fwd).collect();
+        let turn = if others.is_empty() {
+            0
+        } else {
+            (rep - 1) % others.len()
+        };
+        let order: Vec<Path> = others[turn..]
+            .iter()
+            .chain(&others[..turn])
+            .copied()
+            .collect();
         let jobs = flows
             .iter()
-            .flat_map(|f| paths.iter().map(move |p| (*p, *f, false)))
+            .flat_map(|f| {
+                let mut v = vec![(Path::Fwd, *f, false)];
+                for p in &order {
+                    v.push((*p, *f, false));
+                    v.push((Path::Fwd, *f, false));
+                }
+                v
+            })
             .chain(syn_paths.iter().map(|p| (*p, syn_flows, true)));
         for (p, f, syn) in jobs {
-            let s = measure::run(p, f, syn, &w)
+            seq += 1;
+            let s = measure::run(p, f, syn, &w, (rep, seq))
                 .with_context(|| format!("{} with {f} flows", p.short()))?;
             eprintln!(
-                "rep {rep}/{reps} {:<8} {:>8} flows{}: {:>9.0} pps delivered of {:>9.0} offered, {:.2} CPUs busy, {:.0} ns/packet{}",
+                "rep {rep}/{reps} {:<8} {:>8} flows{}: {:>9.0} pps delivered of {:>9.0} offered, {:.2} CPUs busy, first CPU {:.0} ns/packet{}",
                 p.short(),
                 f,
                 if syn { " (SYN)" } else { "" },
                 s.pps,
                 s.offered,
                 s.busy_cpus,
-                s.busy_ns(),
+                s.first_cpu_ns(),
                 s.director_ns().map_or(String::new(), |d| format!(", process {d:.0} ns/packet"))
             );
             samples.push(s);
@@ -188,9 +211,13 @@ fn run(a: &Args) -> Result<()> {
     let rows = results::group(&samples);
     let crit = results::criterion(std::path::Path::new("target/criterion"));
     let header = format!(
-        "# xvs benchmark results\n\nWritten by `make bench` (`xvs-pps run --secs {} --warmup {} --reps {reps}`). {}.\n\nThe chain: client → bridge → director → real server, veth pairs in network namespaces on one host; the generator (BPF_PROG_RUN's live frames, or an AF_PACKET socket where the kernel refuses them: see `Offered` below, and docs/design.md; 64-byte frames) sends from the client, past what any path delivers when it can; a BPF sink counts what reaches the real server. The generator, the bridge, the director and the sink share the machine's CPUs, so the ratios are the chain's, not the director's alone: the director's own cost per packet is estimated beside them. Each measurement has a fresh chain and a warm-up long enough for every flow to reach the director twice, as xvs's fast path takes a UDP flow at its second packet (1 s, or 2 × flows / 250k s, at most 10 s). Medians of {reps} runs; the figures of one run vary by ±10 % or more on this VM, so only ratios within one run are compared.\n",
+        "# xvs benchmark results\n\nWritten by `make bench` (`xvs-pps run --secs {} --warmup {} --reps {reps}`{}). {}.\n\nThe chain: client → bridge → director → real server, veth pairs in network namespaces on one host; the generator (BPF_PROG_RUN's live frames, or an AF_PACKET socket where the kernel refuses them: see `Offered` below, and docs/design.md; 64-byte frames) sends from the client, past what any path delivers when it can; a BPF sink counts what reaches the real server. The generator, the bridge, the director and the sink share the machine's CPUs, so the ratios are the chain's, not the director's alone: the director's own cost per packet is estimated beside them. Each measurement has a fresh chain and a warm-up long enough for every flow to reach the director twice, as xvs's fast path takes a UDP flow at its second packet (1 s, or 2 × flows / 120k s, at most 20 s).\n\n**Placement, the same for every path:** the generator and every packet of the chain — the bridge, the director's kernel or XDP work (the kernel's forwarding and nftables, the forwarder (a), xvs's steering program and fast path), the sink — on the last CPU, by RPS on every veth of the chain (a veth handles a frame on the CPU that sent it, so what an AF_XDP worker sends would otherwise carry the chain over to the worker's CPU, a CPU the kernel paths would not get). An AF_XDP path's user-space loop (xvs's workers, `cpus: [0]`; the bare loop) runs on the first CPU: the half a kernel path does not have. (Both halves on one CPU was tried: a worker sharing its CPU with the softirq that feeds it fell to a tenth of its rate.) The first CPU's busy time per packet is the AF_XDP loop's own cost; the kernel paths leave it idle.\n\n**Pairs:** within each of {reps} repetitions, (a) runs between every two paths (a, P1, a, P2, …, a; the paths' order turns each repetition), and a path's ratio is its rate over the geometric mean of its two neighbouring (a) runs: min / median / max over the repetitions. The figures of one run vary by ±10 % or more on this VM; a ratio to an (a) run made minutes apart would carry that drift.\n",
         w.secs,
         w.warmup,
+        match a.get("paths") {
+            Ok(p) => format!(" `--paths {p}`"),
+            Err(_) => String::new(),
+        },
         machine()
     );
     let text = results::render(&rows, &crit, &header) + &results::targets(&rows, &flows);

@@ -21,6 +21,12 @@ pub struct Sample {
     pub busy_cpus: f64,
     /// CPU time of the director's own process (xvs, the bare loop), in CPUs.
     pub director_cpus: Option<f64>,
+    /// How busy the first CPU was (0..=1): where every path's director, the bridge and
+    /// the sink run (`Chain::build`), the generator alone elsewhere.
+    pub first_cpu: f64,
+    /// The repetition, and the run's place in it (pairs are adjacent runs).
+    pub rep: usize,
+    pub seq: usize,
     /// xvs's counters after the run.
     pub xvs: Vec<(String, u64)>,
 }
@@ -35,6 +41,15 @@ impl Sample {
         }
     }
 
+    /// The first CPU's busy nanoseconds per delivered packet.
+    pub fn first_cpu_ns(&self) -> f64 {
+        if self.pps > 0.0 {
+            self.first_cpu * 1e9 / self.pps
+        } else {
+            f64::NAN
+        }
+    }
+
     pub fn director_ns(&self) -> Option<f64> {
         self.director_cpus
             .filter(|_| self.pps > 0.0)
@@ -42,10 +57,13 @@ impl Sample {
     }
 }
 
-/// Busy and total jiffies of all CPUs, from /proc/stat's first line.
-fn cpu_jiffies() -> Result<(u64, u64)> {
+/// Busy and total jiffies of all CPUs (`cpu`) or of one (`cpu0`), from /proc/stat.
+fn cpu_jiffies(which: &str) -> Result<(u64, u64)> {
     let stat = std::fs::read_to_string("/proc/stat")?;
-    let line = stat.lines().next().context("/proc/stat is empty")?;
+    let line = stat
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(which))
+        .with_context(|| format!("no {which} in /proc/stat"))?;
     let v: Vec<u64> = line
         .split_whitespace()
         .skip(1)
@@ -80,26 +98,31 @@ pub struct Window {
 
 impl Window {
     /// The warm-up for `flows`: long enough for every flow to have reached the director
-    /// at least once at the slowest path's rate (~250k pps), so a path with per-flow
-    /// state is measured in its steady state, not while it learns the flows.
+    /// twice at the slowest path's rate (~120k pps with the generator sharing its CPU
+    /// with the chain), so a path with per-flow state is measured in its steady state,
+    /// not while it learns the flows.
     pub fn warmup_for(&self, flows: u32) -> f64 {
         // Twice round: a UDP flow enters xvs's fast path at its second packet.
         self.warmup
-            .max((2.0 * f64::from(flows) / 250_000.0).min(10.0))
+            .max((2.0 * f64::from(flows) / 120_000.0).min(20.0))
     }
 }
 
-pub fn run(path: Path, flows: u32, syn: bool, w: &Window) -> Result<Sample> {
+/// Where a run stands in its repetition: the repetition, and the run's place in it.
+pub type Place = (usize, usize);
+
+pub fn run(path: Path, flows: u32, syn: bool, w: &Window, (rep, seq): Place) -> Result<Sample> {
     let mut chain = Chain::build(path.queues()).context("building the bench lab")?;
     let warmup = if syn { w.warmup } else { w.warmup_for(flows) };
     let warm = warmup.to_string();
     let secs = w.secs.to_string();
+    let mut director = chain.start(path, syn, &w.xvs_extra)?;
+    // After the director is up, so the sink's window is the CPU window below.
     let mut sink = chain.role(
         "rs",
         &["sink", "--dev", "eth0", "--warmup", &warm, "--secs", &secs],
         true,
     )?;
-    let director = chain.start(path, syn, &w.xvs_extra)?;
     let extra: &[&str] = if syn { &["--syn"] } else { &[] };
     let mut gen = chain.start_gen(path, flows, warmup + w.secs + 0.5, extra)?;
     std::thread::sleep(Duration::from_secs_f64(warmup));
@@ -107,16 +130,23 @@ pub fn run(path: Path, flows: u32, syn: bool, w: &Window) -> Result<Sample> {
         .as_ref()
         .filter(|_| matches!(path, Path::Bare) || path.is_xvs())
         .map(|d| d.pid());
-    let (b0, t0) = cpu_jiffies()?;
+    let (b0, t0) = cpu_jiffies("cpu")?;
+    let (f0, ft0) = cpu_jiffies("cpu0")?;
     let p0 = dpid.and_then(proc_ticks);
     std::thread::sleep(Duration::from_secs_f64(w.secs));
-    let (b1, t1) = cpu_jiffies()?;
+    let (b1, t1) = cpu_jiffies("cpu")?;
+    let (f1, ft1) = cpu_jiffies("cpu0")?;
     let p1 = dpid.and_then(proc_ticks);
     let delivered = sink.line("delivered")?;
     let sent = gen.line("sent")?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let busy_cpus = if t1 > t0 {
         (b1 - b0) as f64 / (t1 - t0) as f64 * cores
+    } else {
+        0.0
+    };
+    let first_cpu = if ft1 > ft0 {
+        (f1 - f0) as f64 / (ft1 - ft0) as f64
     } else {
         0.0
     };
@@ -137,6 +167,10 @@ pub fn run(path: Path, flows: u32, syn: bool, w: &Window) -> Result<Sample> {
     } else {
         Vec::new()
     };
+    // xvs stops on SIGTERM, not on its input closing: asked, not waited out.
+    if let Some(d) = director.as_mut() {
+        d.terminate();
+    }
     drop(director);
     Ok(Sample {
         path,
@@ -146,6 +180,9 @@ pub fn run(path: Path, flows: u32, syn: bool, w: &Window) -> Result<Sample> {
         offered,
         busy_cpus,
         director_cpus,
+        first_cpu,
+        rep,
+        seq,
         xvs,
     })
 }

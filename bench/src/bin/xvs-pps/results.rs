@@ -27,11 +27,67 @@ pub struct Row {
     pub runs: Vec<f64>,
     pub tx_ring_full: u64,
     pub rx_ring_full: u64,
+    /// The first CPU's busy ns per delivered packet (median): the director's CPU.
+    pub first_cpu_ns: f64,
+    /// Its rate over its neighbouring (a) runs', one per repetition (`pair_ratios`).
+    pub ratios: Vec<f64>,
+}
+
+impl Row {
+    /// The median of its pair ratios.
+    pub fn ratio(&self) -> Option<f64> {
+        (!self.ratios.is_empty()).then(|| median(&mut self.ratios.clone()))
+    }
+
+    /// `median (min–max, n)` of its pair ratios.
+    pub fn ratio_text(&self) -> String {
+        let Some(m) = self.ratio() else {
+            return "—".into();
+        };
+        let min = self.ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = self
+            .ratios
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max);
+        format!("{m:.2}× ({min:.2}–{max:.2}, n={})", self.ratios.len())
+    }
+}
+
+/// Each path's rate over the geometric mean of the (a) runs just before and after it in
+/// the same repetition (one, at an end), per (flows, path).
+pub fn pair_ratios(samples: &[Sample]) -> BTreeMap<Key, Vec<f64>> {
+    let mut runs: BTreeMap<(usize, u32), Vec<&Sample>> = BTreeMap::new();
+    for s in samples.iter().filter(|s| !s.syn) {
+        runs.entry((s.rep, s.flows)).or_default().push(s);
+    }
+    let mut out: BTreeMap<Key, Vec<f64>> = BTreeMap::new();
+    for (_, mut v) in runs {
+        v.sort_by_key(|s| s.seq);
+        for (i, s) in v.iter().enumerate().filter(|(_, s)| s.path != Path::Fwd) {
+            let around = [i.checked_sub(1).and_then(|j| v.get(j)), v.get(i + 1)];
+            let fwd: Vec<f64> = around
+                .into_iter()
+                .flatten()
+                .filter(|n| n.path == Path::Fwd && n.pps > 0.0)
+                .map(|n| n.pps)
+                .collect();
+            if fwd.is_empty() {
+                continue;
+            }
+            let geo = fwd.iter().product::<f64>().powf(1.0 / fwd.len() as f64);
+            out.entry((false, s.flows, s.path))
+                .or_default()
+                .push(s.pps / geo);
+        }
+    }
+    out
 }
 
 pub type Key = (bool, u32, Path);
 
 pub fn group(samples: &[Sample]) -> BTreeMap<Key, Row> {
+    let mut pairs = pair_ratios(samples);
     let mut by: BTreeMap<Key, Vec<&Sample>> = BTreeMap::new();
     for s in samples {
         by.entry((s.syn, s.flows, s.path)).or_default().push(s);
@@ -43,6 +99,7 @@ pub fn group(samples: &[Sample]) -> BTreeMap<Key, Row> {
             let mut off: Vec<f64> = v.iter().map(|s| s.offered).collect();
             let mut busy: Vec<f64> = v.iter().map(|s| s.busy_ns()).collect();
             let mut dir: Vec<f64> = v.iter().filter_map(|s| s.director_ns()).collect();
+            let mut first: Vec<f64> = v.iter().map(|s| s.first_cpu_ns()).collect();
             let counter = |name: &str| {
                 v.iter()
                     .flat_map(|s| s.xvs.iter())
@@ -58,6 +115,8 @@ pub fn group(samples: &[Sample]) -> BTreeMap<Key, Row> {
                 runs,
                 tx_ring_full: counter("xvs_worker_tx_ring_full_total"),
                 rx_ring_full: counter("xvs_xsk_rx_ring_full_total"),
+                first_cpu_ns: median(&mut first),
+                ratios: pairs.remove(&k).unwrap_or_default(),
             };
             (k, row)
         })
@@ -98,11 +157,6 @@ pub fn render(rows: &BTreeMap<Key, Row>, criterion: &[(String, f64)], header: &s
     s
 }
 
-/// The in-kernel forwarder's (a) delivered pps with `f` flows, what ratios divide by.
-fn base(rows: &BTreeMap<Key, Row>, f: u32) -> Option<f64> {
-    rows.get(&(false, f, Path::Fwd)).map(|r| r.pps)
-}
-
 /// The summary: each xvs path's and the bare loop's ratio to (a), per flow count.
 fn render_summary(s: &mut String, rows: &BTreeMap<Key, Row>, flow_counts: &[u32]) {
     let _ = writeln!(
@@ -115,18 +169,19 @@ fn render_summary(s: &mut String, rows: &BTreeMap<Key, Row>, flow_counts: &[u32]
     }
     let _ = writeln!(s);
     let _ = writeln!(s, "|---|{}", "---|".repeat(flow_counts.len()));
-    let summary = Path::ALL
-        .into_iter()
-        .filter(|p| p.is_xvs())
-        .chain([Path::Bare]);
+    let summary = Path::ALL.into_iter().filter(|p| p.is_xvs()).chain([
+        Path::Bare,
+        Path::IpForward,
+        Path::Nft,
+    ]);
     for p in summary {
         let _ = write!(s, "| {} |", p.label());
         for f in flow_counts {
-            match (rows.get(&(false, *f, p)), base(rows, *f)) {
-                (Some(r), Some(b)) if b > 0.0 => {
-                    let _ = write!(s, " {:.2}× |", r.pps / b);
+            match rows.get(&(false, *f, p)) {
+                Some(r) => {
+                    let _ = write!(s, " {} |", r.ratio_text());
                 }
-                _ => {
+                None => {
                     let _ = write!(s, " — |");
                 }
             }
@@ -138,8 +193,8 @@ fn render_summary(s: &mut String, rows: &BTreeMap<Key, Row>, flow_counts: &[u32]
 /// Every path's table with `f` flows, then what the generator offered.
 fn render_paths(s: &mut String, rows: &BTreeMap<Key, Row>, f: u32) {
     let _ = writeln!(s, "### {}\n", flows_label(f));
-    let _ = writeln!(s, "| path | delivered pps | runs | ratio to (a) | busy ns/packet | director ≈ ns/packet | process ns/packet | tx_ring_full | rx_ring_full |");
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(s, "| path | delivered pps | runs | ratio to (a), per pair | busy ns/packet | first CPU ns/packet | director ≈ ns/packet | process ns/packet | tx_ring_full | rx_ring_full |");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|");
     for p in Path::ALL {
         let Some(r) = rows.get(&(false, f, p)) else {
             continue;
@@ -154,7 +209,10 @@ fn render_paths(s: &mut String, rows: &BTreeMap<Key, Row>, f: u32) {
 /// Path `p`'s row (`r`) with `f` flows.
 fn render_path(s: &mut String, rows: &BTreeMap<Key, Row>, f: u32, p: Path, r: &Row) {
     let direct = rows.get(&(false, f, Path::Direct)).map(|r| r.busy_ns);
-    let ratio = base(rows, f).map_or("—".into(), |b| format!("{:.2}", r.pps / b));
+    let ratio = match p {
+        Path::Fwd => "1 (the pairs' base)".to_string(),
+        _ => r.ratio_text(),
+    };
     let est = match (p, direct) {
         (Path::Direct, _) => "—".to_string(),
         (_, Some(d)) => format!("{:.0}", r.busy_ns - d),
@@ -163,11 +221,12 @@ fn render_path(s: &mut String, rows: &BTreeMap<Key, Row>, f: u32, p: Path, r: &R
     let runs: Vec<String> = r.runs.iter().map(|x| format!("{:.0}k", x / 1e3)).collect();
     let _ = writeln!(
         s,
-        "| {} | {:.0} | {} | {ratio} | {:.0} | {est} | {} | {} | {} |",
+        "| {} | {:.0} | {} | {ratio} | {:.0} | {:.0} | {est} | {} | {} | {} |",
         p.label(),
         r.pps,
         runs.join(" "),
         r.busy_ns,
+        r.first_cpu_ns,
         r.director_ns.map_or("—".into(), |d| format!("{d:.0}")),
         if p.is_xvs() {
             r.tx_ring_full.to_string()
@@ -302,7 +361,11 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
 
 /// The delivered-pps targets, with `many` flows.
 fn throughput_targets(s: &mut String, rows: &BTreeMap<Key, Row>, many: u32) {
-    let pps = |p: Path| rows.get(&(false, many, p)).map(|r| r.pps);
+    // Each path by its pairs' median ratio to (a), which is 1 for (a) itself.
+    let pps = |p: Path| match p {
+        Path::Fwd => Some(1.0),
+        _ => rows.get(&(false, many, p)).and_then(Row::ratio),
+    };
     target(
         s,
         &format!("xvs DR / (a) at {}", flows_label(many)),
@@ -324,6 +387,13 @@ fn throughput_targets(s: &mut String, rows: &BTreeMap<Key, Row>, many: u32) {
         0.95,
         true,
     );
+    for (p, name) in [
+        (Path::XvsDr, "xvs DR / kernel ip_forward"),
+        (Path::XvsTun, "xvs TUN / kernel ip_forward"),
+        (Path::XvsNat, "xvs NAT / kernel ip_forward"),
+    ] {
+        target(s, name, ratio(pps(p), pps(Path::IpForward)), 1.10, true);
+    }
     target(
         s,
         "xvs DR over IPv6 / xvs DR over IPv4",
