@@ -438,3 +438,57 @@ fn cost_targets(s: &mut String, rows: &BTreeMap<Key, Row>, many: u32) {
         false,
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(path: Path, rep: usize, seq: usize, pps: f64) -> Sample {
+        Sample {
+            path,
+            flows: 1,
+            syn: false,
+            pps,
+            offered: pps,
+            busy_cpus: 1.0,
+            director_cpus: None,
+            first_cpu: 0.0,
+            rep,
+            seq,
+            xvs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_path_is_divided_by_its_neighbouring_forwarder_runs() {
+        let samples = vec![
+            // Repetition 2, listed out of order: the sequence decides who is adjacent.
+            run(Path::Fwd, 2, 3, 200.0),
+            run(Path::XvsDr, 2, 2, 150.0),
+            run(Path::Fwd, 2, 1, 200.0),
+            // Repetition 1: (a) drifts from 100 to 144 around xvs DR.
+            run(Path::Fwd, 1, 1, 100.0),
+            run(Path::XvsDr, 1, 2, 90.0),
+            run(Path::Fwd, 1, 3, 144.0),
+            run(Path::Nft, 1, 4, 72.0),
+            // A SYN run has no pair.
+            Sample {
+                syn: true,
+                ..run(Path::XvsDr, 1, 5, 10.0)
+            },
+        ];
+        let r = pair_ratios(&samples);
+        let dr = &r[&(false, 1, Path::XvsDr)];
+        // 90 / √(100 × 144) = 0.75, then 150 / 200.
+        assert_eq!(dr.len(), 2);
+        assert!(dr.iter().all(|x| (x - 0.75).abs() < 1e-9), "{dr:?}");
+        // At the end of its repetition: its one neighbour.
+        assert_eq!(r[&(false, 1, Path::Nft)], vec![0.5]);
+        assert!(!r.contains_key(&(false, 1, Path::Fwd)));
+        let rows = group(&samples);
+        assert_eq!(rows[&(false, 1, Path::XvsDr)].ratio(), Some(0.75));
+        assert!(rows[&(false, 1, Path::XvsDr)]
+            .ratio_text()
+            .starts_with("0.75× (0.75–0.75, n=2)"));
+    }
+}
