@@ -183,7 +183,13 @@ impl DrLab {
 
     /// Host `host` in a namespace of its own, its eth0 (`queues` queues for the director)
     /// on br0 (br1 for a two-arm lab's real servers) with address `addr`/24.
-    fn add_host(lab: &mut Lab, host: &str, addr: &str, queues: u32, two_arm: bool) -> Result<()> {
+    pub fn add_host(
+        lab: &mut Lab,
+        host: &str,
+        addr: &str,
+        queues: u32,
+        two_arm: bool,
+    ) -> Result<()> {
         let ns = lab.add_ns(host)?;
         let q = if host == "lb" { queues } else { 1 };
         let br = if two_arm && host.starts_with("rs") {

@@ -278,18 +278,7 @@ impl EcmpLab {
     }
 }
 
-/// A namespace `host` with its eth0 on br0, address `addr`/24.
+/// A namespace `host` with its eth0 on br0, address `addr`/24 (as the DR lab's hosts).
 fn port(lab: &mut Lab, host: &str, addr: &str) -> Result<()> {
-    let ns = lab.add_ns(host)?;
-    lab.sh(
-        "sw",
-        &format!(
-            "ip link add {host} type veth peer name eth0 netns {ns} && ip link set {host} master br0 && ip link set {host} up"
-        ),
-    )?;
-    lab.sh(
-        host,
-        &format!("ip link set eth0 up && ip addr add {addr}/24 dev eth0"),
-    )?;
-    Ok(())
+    DrLab::add_host(lab, host, addr, 1, false)
 }

@@ -91,7 +91,8 @@ fn silence_arp(iface: &str) {
     for (knob, value) in [("arp_ignore", "1"), ("arp_announce", "2")] {
         let path = format!("/proc/sys/net/ipv4/conf/{iface}/{knob}");
         match std::fs::read_to_string(&path) {
-            Ok(v) if v.trim() >= value => {}
+            // Already as strict (a larger number is stricter for both knobs).
+            Ok(v) if v.trim().parse::<u8>().is_ok_and(|n| n >= value.parse().unwrap_or(0)) => {}
             Ok(v) => match std::fs::write(&path, value) {
                 Ok(()) => info!("announce: net.ipv4.conf.{iface}.{knob} = {value} (was {}), so {iface} answers no ARP for the VIPs on lo", v.trim()),
                 Err(e) => warn!("announce: writing {path}: {e}; {iface} may answer ARP for the VIPs"),
