@@ -115,6 +115,15 @@ pub struct WorkerCounters {
     pub nat_relayed: Counter,
     /// TCP and UDP checksums a virtual link left partial, completed here.
     pub checksums_completed: Counter,
+    /// FullNAT: segments given the client's address option, and those without room
+    /// for it (40 bytes of options already, or extension headers).
+    pub fullnat_toa_added: Counter,
+    pub fullnat_toa_no_room: Counter,
+    /// FullNAT reply entries the kernel refused (or that did not fit a batch): those
+    /// connections' replies go to the kernel untranslated.
+    pub fullnat_replies_failed: Counter,
+    /// Gauges, per FullNAT local address id: this worker's pairs in use there.
+    pub local_ports: Box<[Counter]>,
     /// Connection sync: entries handed to the sync thread, and lost for want of room.
     pub sync_queued: Counter,
     pub sync_queue_full: Counter,
@@ -151,6 +160,12 @@ impl WorkerCounters {
             nat_conns_failed: Counter::default(),
             nat_relayed: Counter::default(),
             checksums_completed: Counter::default(),
+            fullnat_toa_added: Counter::default(),
+            fullnat_toa_no_room: Counter::default(),
+            fullnat_replies_failed: Counter::default(),
+            local_ports: (0..crate::snapshot::MAX_LOCAL_ADDRS)
+                .map(|_| Counter::default())
+                .collect(),
             sync_queued: Counter::default(),
             sync_queue_full: Counter::default(),
             sync_installed: Counter::default(),

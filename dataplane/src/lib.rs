@@ -13,6 +13,7 @@
 
 pub mod counters;
 pub mod flow;
+pub mod fullnat;
 pub mod hash;
 pub mod labelled;
 pub mod nat_conns;

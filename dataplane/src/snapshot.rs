@@ -22,6 +22,9 @@ pub type DestId = u32;
 /// The highest number of real servers (ids) a snapshot may use; sizes per-worker counters.
 pub const MAX_DESTS: usize = 16384;
 
+/// The most FullNAT local addresses a process may name (their ids, `Snapshot::local_addrs`).
+pub const MAX_LOCAL_ADDRS: usize = 256;
+
 /// Per-service counter slots in each worker; a service whose `stats_id` is past the end
 /// is not counted per service (its drops still are, by reason).
 pub const MAX_SERVICE_STATS: usize = 4096;
@@ -126,6 +129,20 @@ pub enum Forwarding {
     /// Masquerading: destination VIP:vport → RIP:rport; the steering program translates
     /// the replies back.
     Nat,
+    /// Full NAT: source client → a local address and port of the service's pool,
+    /// destination VIP:vport → RIP:rport; the steering program translates the replies
+    /// (to the local address) back.
+    FullNat,
+}
+
+/// A FullNAT service's local addresses and ports: the sources its requests leave with.
+/// Services with equal pools share one (their flows never hand out the same pair).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct LocalPool {
+    /// The director's own addresses, of the service's family.
+    pub addrs: Vec<IpAddr>,
+    /// The ports handed out, inclusive.
+    pub ports: (u16, u16),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -160,6 +177,8 @@ pub struct Service {
     /// Maglev lookup table size (a prime); used by mh only.
     pub mh_table_size: u32,
     pub forwarding: Forwarding,
+    /// FullNAT's local addresses and ports (`None` for the other methods).
+    pub local: Option<LocalPool>,
     pub persistence: Option<Persistence>,
     /// One-packet scheduling: every UDP datagram is scheduled on its own, no flow kept.
     pub ops: bool,
@@ -200,6 +219,7 @@ impl Service {
             sched_flags: SchedFlags::default(),
             mh_table_size: MH_DEFAULT_TABLE_SIZE,
             forwarding,
+            local: None,
             persistence: None,
             ops: false,
             sloppy_tcp: scheduler.same_pick_on_every_director(),
@@ -258,6 +278,9 @@ pub struct Snapshot {
     /// The link may hand frames over with TCP and UDP checksums left partial (a veth):
     /// completed before they are forwarded (`rewrite::partial`).
     pub complete_partial: bool,
+    /// FullNAT's local addresses, indexed by the id flows hold (`fullnat::LocalPort`):
+    /// control keeps an address's id for the life of the process.
+    pub local_addrs: Vec<IpAddr>,
     /// Per family, keyed as the packet gives it: per packet, IPv4's is one word to hash.
     index4: HashMap<Key4, usize, MixBuildHasher>,
     index6: HashMap<Key6, usize, MixBuildHasher>,
@@ -302,8 +325,19 @@ impl Snapshot {
             .iter()
             .map(|s| SchedTable::build(s, &dests))
             .collect();
+        let mut local_addrs: Vec<IpAddr> = Vec::new();
+        for a in services
+            .iter()
+            .filter_map(|s| s.local.as_ref())
+            .flat_map(|p| &p.addrs)
+        {
+            if !local_addrs.contains(a) {
+                local_addrs.push(*a);
+            }
+        }
         let mut snap_own = Own::default();
         snap_own.extend(services.iter().map(|s| s.key.addr));
+        snap_own.extend(local_addrs.iter().copied());
         Ok(Snapshot {
             generation,
             local_mac,
@@ -317,11 +351,23 @@ impl Snapshot {
             fast_generation: 0,
             nat_relay: false,
             complete_partial: false,
+            local_addrs,
             index4,
             index6,
             own: snap_own.v4.into(),
             own6: snap_own.v6.into(),
         })
+    }
+
+    /// A FullNAT local address's id (its index in `local_addrs`).
+    pub fn local_id(&self, addr: IpAddr) -> Option<u16> {
+        let i = self.local_addrs.iter().position(|a| *a == addr)?;
+        u16::try_from(i).ok()
+    }
+
+    /// Whether any service forwards by FullNAT.
+    pub fn has_fullnat(&self) -> bool {
+        self.services.iter().any(|s| s.local.is_some())
     }
 
     /// An empty snapshot: every packet is `NoService`.

@@ -35,6 +35,7 @@ crate::labelled_enum! {
         NoService => "no_service": "No virtual service matches (removed by a reload in flight).",
         NoDestination => "no_destination": "The service has no real server that can take a connection.",
         DestUnavailable => "dest_unavailable": "The flow's real server left the configuration (policy drop or expire).",
+        FullnatNoPort => "fullnat_no_port": "A new FullNAT connection found every local address and port of its pool (this worker's share) in use.",
         TooBig => "too_big": "Too big for the tunnel and fragmentable (DF clear): not fragmented.",
         NoHeadroom => "no_headroom": "No room in front of the frame for the tunnel header.",
         TxRingFull => "tx_ring_full": "The socket's TX ring had no room.",

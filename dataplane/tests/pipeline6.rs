@@ -58,6 +58,7 @@ fn pipeline(snap: &Snapshot) -> Pipeline {
         hash_seed: 11,
         timeouts: Timeouts::default(),
         nodest: NodestPolicy::Reschedule,
+        ..PipelineConfig::default()
     };
     let mut p = Pipeline::new(&cfg, Arc::new(WorkerCounters::new(MAX_DESTS)));
     p.prepare(snap);

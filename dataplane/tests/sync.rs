@@ -66,6 +66,7 @@ fn director() -> (Pipeline, Arc<SyncChannel>) {
         hash_seed: 11,
         timeouts: Timeouts::default(),
         nodest: NodestPolicy::Reschedule,
+        ..PipelineConfig::default()
     };
     let ch = Arc::new(SyncChannel::default());
     let p =

@@ -13,9 +13,10 @@ use arc_swap::ArcSwap;
 use tracing::{info, warn};
 use xvs_bpf::Steer;
 use xvs_config::Config;
+use xvs_dataplane::fullnat::Share;
 use xvs_dataplane::sync::SyncChannel;
 use xvs_dataplane::worker::WorkerConfig;
-use xvs_dataplane::SharedSnapshot;
+use xvs_dataplane::{PipelineConfig, SharedSnapshot};
 
 use super::drain::Drains;
 use super::flow_state::FlowState;
@@ -247,7 +248,14 @@ fn start_workers(
         let wc = WorkerConfig {
             queue: q,
             cpu: cpus.get(q as usize % cpus.len().max(1)).copied(),
-            pipeline: pipeline.clone(),
+            pipeline: PipelineConfig {
+                // FullNAT's ports: each worker hands out its own residue class.
+                share: Share {
+                    worker: q as u16,
+                    workers: queues as u16,
+                },
+                ..pipeline.clone()
+            },
             batch: cfg.af_xdp.batch,
             flow_file: state.open(cfg, q, queues, pipeline.hash_seed),
             fast_kept,

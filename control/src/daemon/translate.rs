@@ -46,6 +46,8 @@ pub fn pipeline(cfg: &Config, hash_seed: u64) -> PipelineConfig {
             xvs_config::NodestPolicy::Expire => NodestPolicy::Expire,
             xvs_config::NodestPolicy::Drop => NodestPolicy::Drop,
         },
+        // Each worker's share is set as it starts (`bringup::start_workers`).
+        share: Default::default(),
     }
 }
 

@@ -134,6 +134,10 @@ pub const FLAG_NAT_KNOWN: u8 = 4;
 /// A UDP flow's packets seen by the worker before its hand-over to the fast path, two
 /// bits, saturating (`Flow::udp_seen`).
 pub const FLAG_UDP_SEEN: u8 = 0b11 << 3;
+/// A FullNAT flow holding a local pair (`crate::fullnat::FullNat`, by the flow's slot).
+pub const FLAG_FULLNAT: u8 = 1 << 5;
+/// A FullNAT TCP flow whose handshake ACK carried the client's address option.
+pub const FLAG_TOA_ACKED: u8 = 1 << 6;
 
 /// One tracked connection, or a persistence template.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -237,8 +241,8 @@ impl<K: Key> FlowTable<K> {
     /// Reclaims expired entries in the next `buckets` buckets, calling `on_expire` with
     /// each before it is cleared. Lookups treat expired entries as free anyway; the sweep
     /// is what lets per-server connection counts go down when a flow goes quiet.
-    pub fn sweep(&mut self, now: u32, buckets: usize, on_expire: impl FnMut(&Flow<K>)) {
-        self.sweep_renewing(now, buckets, |_| None, on_expire)
+    pub fn sweep(&mut self, now: u32, buckets: usize, mut on_expire: impl FnMut(&Flow<K>)) {
+        self.sweep_renewing(now, buckets, |_| None, |_, f| on_expire(f))
     }
 
     /// As `sweep`, asking `renew` first about each expired flow: a new expiry past `now`
@@ -248,17 +252,17 @@ impl<K: Key> FlowTable<K> {
         now: u32,
         buckets: usize,
         mut renew: impl FnMut(&Flow<K>) -> Option<u32>,
-        mut on_expire: impl FnMut(&Flow<K>),
+        mut on_expire: impl FnMut(usize, &Flow<K>),
     ) {
         for _ in 0..buckets.min(self.buckets()) {
             let base = self.sweep_cursor * K::WAYS;
-            for e in &mut self.entries[base..base + K::WAYS] {
+            for (i, e) in self.entries[base..base + K::WAYS].iter_mut().enumerate() {
                 if e.occupied() && !e.live(now) {
                     if let Some(until) = renew(e).filter(|u| *u > now) {
                         e.expires = until;
                         continue;
                     }
-                    on_expire(e);
+                    on_expire(base + i, e);
                     *e = Flow::default();
                 }
             }

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 
 use crate::flow::table::Key;
 use crate::flow::{FlowKey, FlowKey6, FlowTable};
+use crate::fullnat::{FnatValue, SlotFamily};
 use crate::nat_conns::NatFamily;
 use crate::offload::{FastFamily, FastKey, FastKey6, FastKeyOf};
 use crate::snapshot::{Persistence, Service, Snapshot};
@@ -22,13 +23,18 @@ pub(super) trait FamilyKey: Key {
     /// The key the schedulers hash.
     fn sched_key(&self) -> FlowKey;
     /// The fast path's key (`xvs_fast_flows` or `xvs_fast_flows6`).
-    type Fast: FastFamily + NatFamily;
+    type Fast: FastFamily + NatFamily + SlotFamily;
     fn fast_key(&self) -> Self::Fast;
     /// The same, of either family.
     fn fast_key_of(&self) -> FastKeyOf;
     /// The key the steering program looks this NAT connection's replies up by: from
     /// `rip`:`rport` (of the key's family) to the client.
     fn nat_reply_key(&self, rip: IpAddr, rport: u16) -> Self::Fast;
+    /// The key the steering program looks a FullNAT connection's replies up by: from
+    /// `rip`:`rport` to its local pair.
+    fn fnat_reply_key(&self, rip: IpAddr, rport: u16, laddr: IpAddr, lport: u16) -> Self::Fast;
+    /// What those replies become: from the VIP to the client.
+    fn fnat_value(&self, stats_slot: u32) -> FnatValue;
     fn ports(&self) -> (u16, u16);
     fn proto(&self) -> u8;
     fn table(t: &Tables) -> &FlowTable<Self>;
@@ -72,6 +78,22 @@ macro_rules! family_key {
             fn nat_reply_key(&self, rip: IpAddr, rport: u16) -> $fast {
                 let reply = $key::new($bits(rip), self.saddr, rport, self.sport, self.proto);
                 $fast::of(&reply)
+            }
+            fn fnat_reply_key(&self, rip: IpAddr, rport: u16, laddr: IpAddr, lport: u16) -> $fast {
+                let reply = $key::new($bits(rip), $bits(laddr), rport, lport, self.proto);
+                $fast::of(&reply)
+            }
+            fn fnat_value(&self, stats_slot: u32) -> FnatValue {
+                let mut v = FnatValue {
+                    cport: self.sport.to_be_bytes(),
+                    vport: self.dport.to_be_bytes(),
+                    stats_slot,
+                    ..FnatValue::default()
+                };
+                let (c, d) = (self.saddr.to_be_bytes(), self.daddr.to_be_bytes());
+                v.caddr[..c.len()].copy_from_slice(&c);
+                v.vip[..d.len()].copy_from_slice(&d);
+                v
             }
             #[inline(always)]
             fn ports(&self) -> (u16, u16) {

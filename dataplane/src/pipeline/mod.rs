@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use crate::counters::WorkerCounters;
 use crate::flow::{FlowFile, FlowKey6, FlowTable, Timeouts};
+use crate::fullnat::{FullNat, ReplyOps, Share};
 use crate::nat_conns::NatConnOps;
 use crate::offload::FastOps;
 use crate::packet::Packet;
@@ -27,6 +28,7 @@ use crate::verdict::{DropReason, Verdict};
 
 mod adopt;
 mod family;
+mod fullnat;
 mod offer;
 mod parse;
 mod persist;
@@ -70,6 +72,8 @@ pub struct PipelineConfig {
     pub hash_seed: u64,
     pub timeouts: Timeouts,
     pub nodest: NodestPolicy,
+    /// This worker's share of FullNAT's local ports.
+    pub share: Share,
 }
 
 impl Default for PipelineConfig {
@@ -79,6 +83,7 @@ impl Default for PipelineConfig {
             hash_seed: 0x5eed,
             timeouts: Timeouts::default(),
             nodest: NodestPolicy::default(),
+            share: Share::default(),
         }
     }
 }
@@ -101,6 +106,8 @@ pub struct Pipeline {
     /// NAT connections this batch created, for the worker to tell the steering program
     /// before it transmits.
     nat_conns: NatConnOps,
+    /// FullNAT's local pairs and reply entries.
+    fullnat: FullNat,
     /// Connection sync's queues, when it is on.
     sync: Option<Arc<SyncChannel>>,
     /// Where flows nobody here saw are looked up (`adopt.rs`), and the lookups left to
@@ -145,6 +152,7 @@ impl Pipeline {
             ip_ident: config.hash_seed as u16,
             fast: FastOps::default(),
             nat_conns: NatConnOps::default(),
+            fullnat: FullNat::new(config.share),
             sync: None,
             adopt: None,
             adopt_budget: 0,
@@ -174,6 +182,12 @@ impl Pipeline {
         &mut self.nat_conns
     }
 
+    /// The FullNAT reply entries the batch (or a sweep) queued; the worker writes and
+    /// clears them.
+    pub fn fullnat_ops(&mut self) -> &mut ReplyOps {
+        &mut self.fullnat.ops
+    }
+
     pub fn counters(&self) -> &Arc<WorkerCounters> {
         &self.counters
     }
@@ -199,6 +213,8 @@ impl Pipeline {
                     .and_then(|f| f.take_table6())
                     .unwrap_or_else(|| FlowTable::new(self.flow_capacity, self.hash_seed));
             }
+            let slots = (self.tables.v4.capacity(), self.tables.v6.capacity());
+            self.fullnat.prepare(snap, slots.0, slots.1);
             self.sched = snap
                 .services
                 .iter()
@@ -291,24 +307,36 @@ impl Pipeline {
         if d.addr.is_ipv6() != K::IS_V6 {
             return Err(DropReason::NoDestination);
         }
-        let to = Target {
+        let mut to = Target {
             mac: d.mac.ok_or(DropReason::NoDestination)?,
             addr: d.addr,
             port: if d.port == 0 { p.key.ports().1 } else { d.port },
+            from: None,
         };
-        if svc.forwarding == Forwarding::Nat {
-            self.know_nat(flow, &p.key, to.addr, to.port);
+        let mut toa = false;
+        match svc.forwarding {
+            Forwarding::Nat => self.know_nat(flow, &p.key, to.addr, to.port),
+            Forwarding::FullNat => {
+                let ends = (to.addr, to.port);
+                to.from = Some(self.fullnat_from(snap, svc_idx, flow, &p.key, dest, ends)?);
+                toa = self.fullnat_toa(flow, &p, pkt);
+            }
+            Forwarding::Dr | Forwarding::Tun => {}
         }
         let bytes = pkt.len() as u64;
-        let verdict =
-            match rewrite::forward::forward(pkt, snap, svc.forwarding, &to, &mut self.ip_ident)? {
-                Forwarded::Out => Verdict::Tx,
-                Forwarded::Internal => Verdict::TxInternal,
-                Forwarded::Replied => {
-                    self.counters.icmp_frag_needed.inc();
-                    return Ok(Verdict::Tx);
-                }
-            };
+        let forwarded =
+            rewrite::forward::forward(pkt, snap, svc.forwarding, &to, &mut self.ip_ident)?;
+        if toa {
+            finish_toa::<K>(pkt.data_mut());
+        }
+        let verdict = match forwarded {
+            Forwarded::Out => Verdict::Tx,
+            Forwarded::Internal => Verdict::TxInternal,
+            Forwarded::Replied => {
+                self.counters.icmp_frag_needed.inc();
+                return Ok(Verdict::Tx);
+            }
+        };
         if let Some(index) = flow {
             self.offer(snap, svc, index, &p, dest, &to);
         }
@@ -316,6 +344,17 @@ impl Pipeline {
         c.packets.inc();
         c.bytes.add(bytes);
         Ok(verdict)
+    }
+}
+
+/// The TCP checksum of a segment the client's address option went into, computed whole
+/// after the rewrite.
+#[inline(never)]
+fn finish_toa<K: FamilyKey>(frame: &mut [u8]) {
+    if K::IS_V6 {
+        rewrite::toa::finish6(frame);
+    } else {
+        rewrite::toa::finish4(frame);
     }
 }
 

@@ -8,7 +8,7 @@
 
 use super::Pipeline;
 use crate::counters::WorkerCounters;
-use crate::flow::table::{Key, FLAG_NAT_KNOWN, FLAG_OFFLOADED};
+use crate::flow::table::{Key, FLAG_FULLNAT, FLAG_NAT_KNOWN, FLAG_OFFLOADED};
 use crate::flow::{Flow, FlowKey, FlowKey6, FlowTable, TcpState};
 use crate::snapshot::Snapshot;
 
@@ -98,7 +98,9 @@ fn recover_table<K: Key>(
             continue;
         }
         let fits = service(&f.key).is_some_and(|svc| owners.fits(f.dest, svc));
-        if !fits || !sound(f, now) {
+        // A FullNAT flow's local pair lives beside the table, not in the file: without
+        // it the flow cannot go on (docs/fullnat.md).
+        if !fits || !sound(f, now) || f.flags & FLAG_FULLNAT != 0 {
             *f = Flow::default();
             r.cleared += 1;
             continue;

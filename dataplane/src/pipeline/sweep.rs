@@ -1,12 +1,14 @@
 //! Expiry: a bounded slice of the flow tables per call, between batches. A flow the
 //! fast path carries lives on from its last packet there; the others leave their gauges.
 
+use super::fullnat::release;
 use super::sync::send_record;
 use super::track::uncount;
 use super::{FamilyKey, Pipeline};
 use crate::counters::WorkerCounters;
 use crate::flow::table::FLAG_OFFLOADED;
 use crate::flow::{FlowKey, FlowKey6, FlowTable, Timeouts};
+use crate::fullnat::FullNat;
 use crate::sync::SyncChannel;
 use crate::wire::ipv4::PROTO_TCP;
 
@@ -31,8 +33,9 @@ impl Pipeline {
         let (b4, b6) = (self.tables.v4.buckets(), self.tables.v6.buckets());
         let buckets6 = (buckets.saturating_mul(b6)).div_ceil(b4);
         let sync = self.sync.as_deref();
+        let fullnat = &mut self.fullnat;
         sweep_table(
-            &mut self.tables.v4,
+            (&mut self.tables.v4, fullnat),
             &self.counters,
             &self.timeouts,
             sync,
@@ -41,7 +44,7 @@ impl Pipeline {
             seen,
         );
         sweep_table(
-            &mut self.tables.v6,
+            (&mut self.tables.v6, fullnat),
             &self.counters,
             &self.timeouts,
             sync,
@@ -58,7 +61,8 @@ impl Pipeline {
 /// With connection sync on, a renewed flow is sent again: its packets go by in XDP, so
 /// this is the one place its worker learns that it lives on.
 fn sweep_table<K: FamilyKey>(
-    table: &mut FlowTable<K>,
+    // The table, and FullNAT's pairs beside it.
+    (table, fullnat): (&mut FlowTable<K>, &mut FullNat),
     counters: &WorkerCounters,
     timeouts: &Timeouts,
     sync: Option<&SyncChannel>,
@@ -84,11 +88,12 @@ fn sweep_table<K: FamilyKey>(
             }
             until
         },
-        |f| {
+        |index, f| {
             if !f.is_template() {
                 counters.flows_expired.inc();
                 uncount(counters, f);
             }
+            release(fullnat, counters, index, f);
         },
     );
 }

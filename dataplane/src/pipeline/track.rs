@@ -2,6 +2,7 @@
 //! the TCP state and the real servers' active/inactive gauges, and free entries whose
 //! connection ended or was replaced.
 
+use super::fullnat::release;
 use super::NodestPolicy;
 use super::{FamilyKey, Parsed, Pipeline};
 use crate::counters::WorkerCounters;
@@ -185,8 +186,9 @@ impl Pipeline {
     }
 
     /// Frees a live flow's entry: taken back from the fast path and out of the gauges.
-    fn forget<K: FamilyKey>(&mut self, index: usize, flow: &Flow<K>) {
+    pub(super) fn forget<K: FamilyKey>(&mut self, index: usize, flow: &Flow<K>) {
         self.take_back(flow);
+        release(&mut self.fullnat, &self.counters, index, flow);
         uncount(&self.counters, flow);
         K::table_mut(&mut self.tables).remove(index);
     }
@@ -205,6 +207,7 @@ impl Pipeline {
         let old = *K::table(&self.tables).get(slot.index);
         if old.occupied() {
             self.take_back(&old);
+            release(&mut self.fullnat, &self.counters, slot.index, &old);
         }
         if old.occupied() && !old.is_template() {
             if slot.evicts {

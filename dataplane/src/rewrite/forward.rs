@@ -5,19 +5,21 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::tun::TunError;
 use super::tun6::Tun6Error;
-use super::{dr, frag_needed, nat, nat6, tun, tun6};
+use super::{dr, frag_needed, fullnat, nat, nat6, tun, tun6};
 use crate::packet::Packet;
 use crate::snapshot::{Forwarding, Snapshot};
 use crate::verdict::DropReason;
 use crate::wire::ethernet::Mac;
 
 /// Where a frame goes: the real server's next hop, address and port (NAT's, resolved:
-/// the packet's own when the server has none).
+/// the packet's own when the server has none), and for FullNAT the local pair it leaves
+/// from.
 #[derive(Clone, Copy, Debug)]
 pub struct Target {
     pub mac: Mac,
     pub addr: IpAddr,
     pub port: u16,
+    pub from: Option<(IpAddr, u16)>,
 }
 
 /// What became of the frame.
@@ -55,12 +57,41 @@ pub fn forward(
             nat::dnat(pkt.data_mut(), to.mac, nat_source(snap), rip, to.port);
             Ok(nat_side(snap))
         }
+        (Forwarding::FullNat, _) => fullnat(pkt.data_mut(), snap, to),
         (Forwarding::Tun, IpAddr::V6(rip)) => tunnel6(pkt, snap, to.mac, rip),
         (Forwarding::Tun, IpAddr::V4(rip)) => {
             *ip_ident = ip_ident.wrapping_add(1);
             tunnel4(pkt, snap, to.mac, rip, *ip_ident)
         }
     }
+}
+
+/// A FullNAT request from its local pair (the pipeline gives one of the real server's
+/// family).
+fn fullnat(frame: &mut [u8], snap: &Snapshot, to: &Target) -> Result<Forwarded, DropReason> {
+    let src = nat_source(snap);
+    match (to.from, to.addr) {
+        (Some((IpAddr::V4(laddr), lport)), IpAddr::V4(rip)) => {
+            let ends = fullnat::Ends {
+                laddr,
+                lport,
+                rip,
+                rport: to.port,
+            };
+            fullnat::rewrite4(frame, to.mac, src, ends);
+        }
+        (Some((IpAddr::V6(laddr), lport)), IpAddr::V6(rip)) => {
+            let ends = fullnat::Ends {
+                laddr,
+                lport,
+                rip,
+                rport: to.port,
+            };
+            fullnat::rewrite6(frame, to.mac, src, ends);
+        }
+        _ => return Err(DropReason::NoDestination),
+    }
+    Ok(nat_side(snap))
 }
 
 /// The MAC a NAT frame leaves from: the internal interface's on a two-arm director.

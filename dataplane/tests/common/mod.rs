@@ -17,6 +17,7 @@ pub fn pipeline_with(nodest: NodestPolicy) -> Pipeline {
         hash_seed: 7,
         timeouts: Timeouts::default(),
         nodest,
+        ..PipelineConfig::default()
     };
     Pipeline::new(&cfg, Arc::new(WorkerCounters::new(MAX_DESTS)))
 }

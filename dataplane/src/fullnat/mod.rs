@@ -1,0 +1,108 @@
+//! FullNAT on the worker: the local (address, port) pairs a connection's requests leave
+//! from, and the entries by which the steering program translates its replies.
+//!
+//! - `pool`: the pairs this worker may hand out (its share of each pool) and those in use
+//! - `replies`: the reply entries (`xvs_fnat_conns`) queued per batch, and their writer
+//!
+//! A flow's pair is kept beside the flow table, slot for slot (`Slots`), not in the
+//! flow's own 32 bytes: only a director with a FullNAT service pays for it, once, when
+//! its first snapshot with one arrives.
+
+mod pool;
+mod replies;
+
+pub use pool::{pool_size, LocalPort, Pools, Share};
+pub use replies::{FnatValue, ReplyBatch, ReplyFamily, ReplyMap, ReplyOps, MAX_REPLY_OPS};
+
+use crate::offload::{FastKey, FastKey6};
+use crate::snapshot::Snapshot;
+
+/// What a FullNAT flow's slot holds: its pair, and its reply entry's key (so that the
+/// entry can be removed when the flow ends, whatever the snapshot says by then).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Held<K> {
+    pub pair: LocalPort,
+    pub reply: K,
+}
+
+/// The per-slot pairs of one family's flow table.
+pub trait SlotFamily: ReplyFamily + Default {
+    fn slots(f: &mut FullNat) -> &mut Vec<Held<Self>>;
+}
+
+impl SlotFamily for FastKey {
+    #[inline(always)]
+    fn slots(f: &mut FullNat) -> &mut Vec<Held<Self>> {
+        &mut f.slots4
+    }
+}
+
+impl SlotFamily for FastKey6 {
+    #[inline(always)]
+    fn slots(f: &mut FullNat) -> &mut Vec<Held<Self>> {
+        &mut f.slots6
+    }
+}
+
+/// A worker's FullNAT state.
+#[derive(Default)]
+pub struct FullNat {
+    pub pools: Pools,
+    /// Per slot of the IPv4 flow table: the pair of the flow there, when it is marked
+    /// `FLAG_FULLNAT`. Empty until a snapshot has a FullNAT service.
+    slots4: Vec<Held<FastKey>>,
+    slots6: Vec<Held<FastKey6>>,
+    /// Reply entries to write and remove.
+    pub ops: ReplyOps,
+}
+
+impl FullNat {
+    pub fn new(share: Share) -> Self {
+        FullNat {
+            pools: Pools::new(share),
+            ..FullNat::default()
+        }
+    }
+
+    /// Takes up a new snapshot's pools; the first with a FullNAT service sizes the
+    /// slots to the tables' (`slots4`, `slots6` entries).
+    pub fn prepare(&mut self, snap: &Snapshot, slots4: usize, slots6: usize) {
+        if snap.has_fullnat() {
+            if self.slots4.len() != slots4 {
+                self.slots4 = vec![Held::default(); slots4];
+            }
+            if self.slots6.len() != slots6 {
+                self.slots6 = vec![Held::default(); slots6];
+            }
+        }
+        self.pools.prepare(snap);
+    }
+
+    /// The flow in slot `index`'s pair and reply key.
+    #[inline]
+    pub fn held<K: SlotFamily>(&mut self, index: usize) -> Option<Held<K>> {
+        K::slots(self).get(index).copied()
+    }
+
+    /// Records that the flow in slot `index` holds `pair`; false if the slots are not
+    /// sized for it (a table that grew without a FullNAT snapshot: never).
+    #[inline]
+    pub fn hold<K: SlotFamily>(&mut self, index: usize, held: Held<K>) -> bool {
+        match K::slots(self).get_mut(index) {
+            Some(s) => {
+                *s = held;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The flow in slot `index` ended: its pair goes back to its pool and its reply
+    /// entry is removed.
+    pub fn release<K: SlotFamily>(&mut self, index: usize) {
+        if let Some(h) = self.held::<K>(index) {
+            self.pools.give_back(h.pair);
+            self.ops.remove(h.reply);
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! A FullNAT flow's side of the decision: the local pair it leaves from (taken from its
+//! service's pool at its first packet, given back when the flow ends), the reply entry
+//! the steering program translates its replies by, and the client's address option on
+//! the segments that open the connection.
+
+use std::net::IpAddr;
+
+use super::{FamilyKey, Parsed, Pipeline};
+use crate::counters::WorkerCounters;
+use crate::flow::table::{FLAG_FULLNAT, FLAG_NAT_KNOWN, FLAG_TOA_ACKED};
+use crate::flow::Flow;
+use crate::fullnat::{FullNat, Held};
+use crate::packet::Packet;
+use crate::rewrite::toa::{self, Toa};
+use crate::snapshot::{DestId, Snapshot};
+use crate::verdict::DropReason;
+use crate::wire::ipv4::PROTO_TCP;
+use crate::wire::tcp::{FLAG_ACK, FLAG_FIN, FLAG_RST, FLAG_SYN};
+
+impl Pipeline {
+    /// The local pair flow `index` (of service `svc_idx`, to `rip`:`rport` on real
+    /// server `dest`) leaves from; its first packet takes one, and queues the reply
+    /// entry, as NAT tells its connections (again after a state change or an idle
+    /// spell). No pair free: the flow is forgotten and the packet dropped, counted.
+    pub(super) fn fullnat_from<K: FamilyKey>(
+        &mut self,
+        snap: &Snapshot,
+        svc_idx: usize,
+        flow: Option<usize>,
+        k: &K,
+        dest: DestId,
+        (rip, rport): (IpAddr, u16),
+    ) -> Result<(IpAddr, u16), DropReason> {
+        // One-packet scheduling keeps no flow: the configuration refuses it for FullNAT.
+        let index = flow.ok_or(DropReason::NoDestination)?;
+        let f = *K::table(&self.tables).get(index);
+        if f.flags & FLAG_FULLNAT != 0 {
+            let held = self.fullnat.held::<K::Fast>(index);
+            let pair = held.map(|h| h.pair).ok_or(DropReason::NoDestination)?;
+            let laddr = local_addr(snap, pair.addr())?;
+            if f.flags & FLAG_NAT_KNOWN == 0 {
+                K::table_mut(&mut self.tables).get_mut(index).flags |= FLAG_NAT_KNOWN;
+                let reply = k.fnat_reply_key(rip, rport, laddr, pair.port());
+                self.fullnat.ops.upsert(reply, k.fnat_value(dest));
+            }
+            return Ok((laddr, pair.port()));
+        }
+        let Some(pair) = self.fullnat.pools.take(svc_idx) else {
+            self.forget(index, &f);
+            return Err(DropReason::FullnatNoPort);
+        };
+        let laddr = match local_addr(snap, pair.addr()) {
+            Ok(a) => a,
+            Err(r) => {
+                self.fullnat.pools.give_back(pair);
+                return Err(r);
+            }
+        };
+        let reply = k.fnat_reply_key(rip, rport, laddr, pair.port());
+        if !self.fullnat.hold::<K::Fast>(index, Held { pair, reply }) {
+            self.fullnat.pools.give_back(pair);
+            return Err(DropReason::NoDestination);
+        }
+        if let Some(c) = self.counters.local_ports.get(usize::from(pair.addr())) {
+            c.inc();
+        }
+        K::table_mut(&mut self.tables).get_mut(index).flags |= FLAG_FULLNAT | FLAG_NAT_KNOWN;
+        self.fullnat.ops.upsert(reply, k.fnat_value(dest));
+        Ok((laddr, pair.port()))
+    }
+
+    /// Adds the client's address option to a segment that opens the connection: the SYN,
+    /// and the handshake's first ACK (a data-less ACK, once per flow), where the `toa`
+    /// module on a real server looks for it. Call before the rewrite; true when added
+    /// (the rewrite's TCP checksum is then computed whole, `toa::finish4`).
+    pub(super) fn fullnat_toa<K: FamilyKey>(
+        &mut self,
+        flow: Option<usize>,
+        p: &Parsed<K>,
+        pkt: &mut Packet<'_>,
+    ) -> bool {
+        if p.key.proto() != PROTO_TCP {
+            return false;
+        }
+        let syn = p.tcp_flags & (FLAG_SYN | FLAG_ACK) == FLAG_SYN;
+        let first_ack = p.tcp_flags & (FLAG_SYN | FLAG_ACK | FLAG_FIN | FLAG_RST) == FLAG_ACK
+            && flow.is_some_and(|i| K::table(&self.tables).get(i).flags & FLAG_TOA_ACKED == 0);
+        if !syn && !first_ack {
+            return false;
+        }
+        let added = if K::IS_V6 {
+            toa::add6(pkt)
+        } else {
+            toa::add4(pkt)
+        };
+        match added {
+            Toa::Added => {
+                self.counters.fullnat_toa_added.inc();
+                if let (true, Some(i)) = (first_ack, flow) {
+                    K::table_mut(&mut self.tables).get_mut(i).flags |= FLAG_TOA_ACKED;
+                }
+                true
+            }
+            Toa::HasData => false,
+            Toa::NoRoom => {
+                self.counters.fullnat_toa_no_room.inc();
+                false
+            }
+        }
+    }
+}
+
+/// The address of local id `id` in `snap` (control keeps ids for the process's life).
+fn local_addr(snap: &Snapshot, id: u16) -> Result<IpAddr, DropReason> {
+    snap.local_addrs
+        .get(usize::from(id))
+        .copied()
+        .ok_or(DropReason::NoDestination)
+}
+
+/// A flow in slot `index` leaves its table: a FullNAT one gives its pair back.
+#[inline]
+pub(super) fn release<K: FamilyKey>(
+    fullnat: &mut FullNat,
+    counters: &WorkerCounters,
+    index: usize,
+    flow: &Flow<K>,
+) {
+    if flow.flags & FLAG_FULLNAT == 0 {
+        return;
+    }
+    if let Some(h) = fullnat.held::<K::Fast>(index) {
+        if let Some(c) = counters.local_ports.get(usize::from(h.pair.addr())) {
+            c.dec();
+        }
+    }
+    fullnat.release::<K::Fast>(index);
+}
