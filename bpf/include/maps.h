@@ -145,6 +145,35 @@ struct {
 	__uint(max_entries, XVS_MAX_FAST_FLOWS);
 } xvs_fast_flows6 SEC(".maps");
 
+/* FullNAT's local addresses, and its connections keyed as their replies arrive. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __be32);
+	__type(value, __u8);
+	__uint(max_entries, XVS_MAX_FNAT_LOCALS);
+} xvs_fnat_lips SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct in6_addr);
+	__type(value, __u8);
+	__uint(max_entries, XVS_MAX_FNAT_LOCALS);
+} xvs_fnat_lips6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct xvs_fast_key);
+	__type(value, struct xvs_fnat_value);
+	__uint(max_entries, XVS_MAX_FNAT_CONNS);
+} xvs_fnat_conns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct xvs_fast6_key);
+	__type(value, struct xvs_fnat_value);
+	__uint(max_entries, XVS_MAX_FNAT_CONNS);
+} xvs_fnat_conns6 SEC(".maps");
+
 /* Per real-server id: packets and bytes the fast path forwarded (added to the workers'
  * counts at read time). */
 struct {

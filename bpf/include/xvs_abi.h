@@ -147,6 +147,24 @@ struct xvs_nat_client {
  * connection's entry ages out; a reply refreshes its own. Sized at load. */
 #define XVS_MAX_NAT_CONNS 1048576
 
+/* FullNAT: the director's local addresses, the sources FullNAT requests leave with
+ * (xvs_fnat_lips, xvs_fnat_lips6): a real server's packet to one of them is looked
+ * up as a reply. */
+#define XVS_MAX_FNAT_LOCALS 256
+/* FullNAT connections the workers know (xvs_fnat_conns, xvs_fnat_conns6), keyed as their
+ * replies arrive (an xvs_fast_key or xvs_fast6_key: the real server's address and port as
+ * source, the local address and port as destination), and what a reply becomes: from
+ * VIP:vport to the client. A worker writes one when a connection takes its local pair
+ * and removes it when the connection gives the pair back; LRU besides. An IPv4
+ * connection's addresses fill the first 4 bytes. Sized at load. */
+#define XVS_MAX_FNAT_CONNS 1048576
+struct xvs_fnat_value {
+	__u8 caddr[16];
+	__u8 vip[16];
+	__be16 cport;
+	__be16 vport;
+	__u32 stats_slot; /* the real server's id: its slot in xvs_nat_out */
+};
 /* The XDP fast path: established DR and TUN flows that a worker handed over, forwarded
  * by the steering program itself. The worker stays the source of truth: it writes an
  * entry when a flow is established (and again whenever one of the flow's packets reaches
@@ -214,7 +232,9 @@ struct xvs_fast_value {
 	X(DROP_BAD_UDP_LENGTH, "drop_bad_udp_length") /* < 8 or past the IP payload */ \
 	X(DROP_SOURCE_ROUTE, "drop_source_route") /* IPv4 LSRR/SSRR, IPv6 routing header with segments left */ \
 	X(PASS_NAT_UNKNOWN, "pass_nat_unknown") /* from a NAT real server's port, of no connection the workers know: untranslated */ \
-	X(DROP_NAT_FRAGMENT, "drop_nat_fragment") /* a fragment from a NAT real server: never leaves untranslated */
+	X(DROP_NAT_FRAGMENT, "drop_nat_fragment") /* a fragment from a NAT real server: never leaves untranslated */ \
+	X(FNAT_REPLY, "fnat_reply")         /* FullNAT reply translated (to VIP:vport → client) */ \
+	X(PASS_FNAT_UNKNOWN, "pass_fnat_unknown") /* to a FullNAT local address, of no connection the workers know */
 
 /* The TCP flag combinations a stack sends, a bit set indexed by flags & 0x37 (FIN, SYN,
  * RST, ACK, URG; PSH, ECE and CWR go with any): SYN, SYN+URG, SYN+ACK, RST, RST+ACK,

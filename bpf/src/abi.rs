@@ -290,6 +290,7 @@ pub fn steer_config_owner(v: &[u8]) -> Option<(u64, u32)> {
 mod fast_layout {
     use super::layout as l;
     use std::mem::{offset_of, size_of};
+    use xvs_dataplane::fullnat::FnatValue;
     use xvs_dataplane::offload::{FastKey, FastKey6, FastValue};
 
     const _: () = assert!(size_of::<FastKey>() == l::FAST_KEY_SIZE);
@@ -305,6 +306,12 @@ mod fast_layout {
     const _: () = assert!(offset_of!(FastKey6, dport) == l::FAST6_KEY_DPORT);
     const _: () = assert!(offset_of!(FastKey6, proto) == l::FAST6_KEY_PROTO);
     const _: () = assert!(size_of::<FastValue>() == l::FAST_VALUE_SIZE);
+    const _: () = assert!(size_of::<FnatValue>() == l::FNAT_VALUE_SIZE);
+    const _: () = assert!(offset_of!(FnatValue, caddr) == l::FNAT_VALUE_CADDR);
+    const _: () = assert!(offset_of!(FnatValue, vip) == l::FNAT_VALUE_VIP);
+    const _: () = assert!(offset_of!(FnatValue, cport) == l::FNAT_VALUE_CPORT);
+    const _: () = assert!(offset_of!(FnatValue, vport) == l::FNAT_VALUE_VPORT);
+    const _: () = assert!(offset_of!(FnatValue, stats_slot) == l::FNAT_VALUE_STATS_SLOT);
     const _: () = assert!(offset_of!(FastValue, dst_mac) == l::FAST_VALUE_DST_MAC);
     const _: () = assert!(offset_of!(FastValue, tun) == l::FAST_VALUE_TUN);
     const _: () = assert!(offset_of!(FastValue, tun_saddr) == l::FAST_VALUE_TUN_SADDR);

@@ -100,6 +100,14 @@ int main(void)
 	OFF("FWD_CONFIG_OWN_MAC", struct xvs_fwd_config, own_mac);
 	SIZE("SINK_COUNT", struct xvs_sink_count);
 	SIZE("SINK_GAP", struct xvs_sink_gap);
+	printf("pub const MAX_FNAT_LOCALS: u32 = %d;\n", XVS_MAX_FNAT_LOCALS);
+	printf("pub const MAX_FNAT_CONNS: u32 = %d;\n", XVS_MAX_FNAT_CONNS);
+	SIZE("FNAT_VALUE", struct xvs_fnat_value);
+	OFF("FNAT_VALUE_CADDR", struct xvs_fnat_value, caddr);
+	OFF("FNAT_VALUE_VIP", struct xvs_fnat_value, vip);
+	OFF("FNAT_VALUE_CPORT", struct xvs_fnat_value, cport);
+	OFF("FNAT_VALUE_VPORT", struct xvs_fnat_value, vport);
+	OFF("FNAT_VALUE_STATS_SLOT", struct xvs_fnat_value, stats_slot);
 	printf("pub const TCP_VALID_FLAGS: u64 = %llu;\n", (unsigned long long)XVS_TCP_VALID_FLAGS);
 	printf("pub const TCP_FLAGS_MASK: u8 = %d;\n", XVS_TCP_FLAGS_MASK);
 	return 0;

@@ -2,7 +2,8 @@
 /* xvs_steer: the director's XDP program. TCP and UDP to a configured service go to the
  * AF_XDP socket of the packet's RX queue; replies of NAT connections the workers know
  * (xvs_nat_conns) are translated back here (the real server's address and port say which
- * service they answer for) and sent on; everything else (ARP, VRRP, ICMP, SSH to the
+ * service they answer for) and sent on, as are replies of FullNAT connections to the
+ * director's local addresses (xvs_fnat_conns, fullnat.h); everything else (ARP, VRRP, ICMP, SSH to the
  * director, a NAT real server's own traffic, ...) goes on to the kernel untranslated. It
  * drops a packet to a service that fails the kernel's input checks (screen.h), a NAT
  * reply it cannot deliver and a fragment from a NAT real server; what it cannot read,
@@ -17,6 +18,7 @@
 #include "parse.h"
 #include "stats.h"
 #include "nat.h"
+#include "fullnat.h"
 #include "service.h"
 
 #define IP_MF 0x2000
@@ -70,7 +72,11 @@ static __always_inline int steer6(struct xdp_md *ctx, struct hdr_cursor *c,
 	svc = serves_here(ctx, cfg) ? lookup_service6(&key) : NULL;
 	if (svc)
 		return to_service(ctx, p, 1, svc, cfg, local);
-	ret = nat_side(ctx, cfg) ? nat_reply6(ctx, p->eth, p->ip6, p->l4, p->proto, c->end) : -1;
+	if (!nat_side(ctx, cfg))
+		return count(XVS_STAT_PASS_NOT_SERVICE, XDP_PASS);
+	ret = fnat_reply6(ctx, p->eth, p->ip6, p->l4, p->proto, c->end);
+	if (ret < 0)
+		ret = nat_reply6(ctx, p->eth, p->ip6, p->l4, p->proto, c->end);
 	return ret >= 0 ? ret : count(XVS_STAT_PASS_NOT_SERVICE, XDP_PASS);
 }
 
@@ -112,7 +118,11 @@ static __always_inline int steer4(struct xdp_md *ctx, struct hdr_cursor *c,
 	svc = serves_here(ctx, cfg) ? lookup_service(&key) : NULL;
 	if (svc)
 		return to_service(ctx, p, 0, svc, cfg, local);
-	ret = nat_side(ctx, cfg) ? nat_reply(ctx, p->eth, p->ip, p->l4, p->proto, c->end) : -1;
+	if (!nat_side(ctx, cfg))
+		return count(XVS_STAT_PASS_NOT_SERVICE, XDP_PASS);
+	ret = fnat_reply(ctx, p->eth, p->ip, p->l4, p->proto, c->end);
+	if (ret < 0)
+		ret = nat_reply(ctx, p->eth, p->ip, p->l4, p->proto, c->end);
 	return ret >= 0 ? ret : count(XVS_STAT_PASS_NOT_SERVICE, XDP_PASS);
 }
 

@@ -29,6 +29,10 @@ const MAP_NAT_OUT: &str = "xvs_nat_out";
 pub(crate) const MAP_NAT_CONNS: &str = "xvs_nat_conns";
 pub(crate) const MAP_NAT_CONNS6: &str = "xvs_nat_conns6";
 const MAP_NAT_ADDRS: &str = "xvs_nat_addrs";
+const MAP_FNAT_LIPS: &str = "xvs_fnat_lips";
+const MAP_FNAT_LIPS6: &str = "xvs_fnat_lips6";
+pub(crate) const MAP_FNAT_CONNS: &str = "xvs_fnat_conns";
+pub(crate) const MAP_FNAT_CONNS6: &str = "xvs_fnat_conns6";
 const MAP_NAT_ADDRS6: &str = "xvs_nat_addrs6";
 pub(crate) const MAP_FAST_FLOWS: &str = "xvs_fast_flows";
 pub(crate) const MAP_FAST_FLOWS6: &str = "xvs_fast_flows6";
@@ -87,6 +91,10 @@ pub struct Steer {
     nat_conns6: MapHandle,
     nat_addrs: MapHandle,
     nat_addrs6: MapHandle,
+    fnat_lips: MapHandle,
+    fnat_lips6: MapHandle,
+    fnat_conns: MapHandle,
+    fnat_conns6: MapHandle,
     config: MapHandle,
     /// What `config` holds: (external ifindex, fast-path generation, flags, owner).
     config_value: (u32, u32, u32, u64),
@@ -121,9 +129,9 @@ impl Steer {
     }
 
     /// As `load`, with room for `fast_flows` flows in the fast path's maps and
-    /// `nat_conns` NAT connections in the known NAT connections' maps (preallocated
-    /// kernel memory, about 100 bytes an entry: size them to the flows a director
-    /// carries).
+    /// `nat_conns` NAT connections in the known NAT connections' maps, and as many
+    /// FullNAT ones in theirs (preallocated kernel memory, about 100 bytes an entry:
+    /// size them to the flows a director carries).
     pub fn load_sized(fast_flows: u32, nat_conns: u32) -> Result<Self, BpfError> {
         Self::load_taking(fast_flows, nat_conns, None).map(|(steer, _)| steer)
     }
@@ -148,10 +156,16 @@ impl Steer {
         {
             m.set_max_entries(fast_flows.max(1)).map_err(load_err)?;
         }
-        for mut m in open
-            .maps_mut()
-            .filter(|m| m.name() == MAP_NAT_CONNS || m.name() == MAP_NAT_CONNS6)
-        {
+        for mut m in open.maps_mut().filter(|m| {
+            [
+                MAP_NAT_CONNS,
+                MAP_NAT_CONNS6,
+                MAP_FNAT_CONNS,
+                MAP_FNAT_CONNS6,
+            ]
+            .iter()
+            .any(|n| m.name() == *n)
+        }) {
             m.set_max_entries(nat_conns.max(1)).map_err(load_err)?;
         }
         let mut taken = 0;
@@ -181,6 +195,10 @@ impl Steer {
             nat_conns6: map_handle(&obj, MAP_NAT_CONNS6)?,
             nat_addrs: map_handle(&obj, MAP_NAT_ADDRS)?,
             nat_addrs6: map_handle(&obj, MAP_NAT_ADDRS6)?,
+            fnat_lips: map_handle(&obj, MAP_FNAT_LIPS)?,
+            fnat_lips6: map_handle(&obj, MAP_FNAT_LIPS6)?,
+            fnat_conns: map_handle(&obj, MAP_FNAT_CONNS)?,
+            fnat_conns6: map_handle(&obj, MAP_FNAT_CONNS6)?,
             config: map_handle(&obj, MAP_CONFIG)?,
             config_value: (0, 0, 0, 0),
             fast_flows: map_handle(&obj, MAP_FAST_FLOWS)?,
@@ -340,6 +358,61 @@ impl Steer {
             dup_map(&self.nat_conns, MAP_NAT_CONNS)?,
             dup_map(&self.nat_conns6, MAP_NAT_CONNS6)?,
         ))
+    }
+
+    /// The FullNAT reply maps (IPv4, IPv6), duplicated for a worker to write.
+    pub fn fnat_conns_fds(&self) -> Result<(OwnedFd, OwnedFd), BpfError> {
+        Ok((
+            dup_map(&self.fnat_conns, MAP_FNAT_CONNS)?,
+            dup_map(&self.fnat_conns6, MAP_FNAT_CONNS6)?,
+        ))
+    }
+
+    /// Makes FullNAT's local address sets hold exactly `addrs` (each family in its
+    /// map): a real server's packet to one of them is looked up as a reply.
+    pub fn set_fnat_locals(&self, addrs: &[IpAddr]) -> Result<(), BpfError> {
+        let set = |v6: bool| -> Vec<(Vec<u8>, Vec<u8>)> {
+            let mut v: Vec<(Vec<u8>, Vec<u8>)> = addrs
+                .iter()
+                .filter(|a| a.is_ipv6() == v6)
+                .map(|a| match a {
+                    IpAddr::V4(a) => (a.octets().to_vec(), vec![1u8]),
+                    IpAddr::V6(a) => (a.octets().to_vec(), vec![1u8]),
+                })
+                .collect();
+            v.sort();
+            v.dedup();
+            v
+        };
+        let (v4, v6) = (set(false), set(true));
+        let count = v4.len().max(v6.len());
+        let max = crate::abi::layout::MAX_FNAT_LOCALS;
+        if count > max as usize {
+            return Err(BpfError::TooMany {
+                what: "FullNAT local addresses",
+                count,
+                max,
+            });
+        }
+        replace_all(&self.fnat_lips, MAP_FNAT_LIPS, &v4)?;
+        replace_all(&self.fnat_lips6, MAP_FNAT_LIPS6, &v6)
+    }
+
+    /// Writes a FullNAT reply entry (tests; the workers do it in life): `key` and
+    /// `value` as the map holds them (`xvs_fast_key` or `xvs_fast6_key`, and
+    /// `xvs_fnat_value`).
+    pub fn add_fnat_conn(&self, v6: bool, key: &[u8], value: &[u8]) -> Result<(), BpfError> {
+        let (map, name) = if v6 {
+            (&self.fnat_conns6, MAP_FNAT_CONNS6)
+        } else {
+            (&self.fnat_conns, MAP_FNAT_CONNS)
+        };
+        map.update(key, value, MapFlags::ANY)
+            .map_err(|source| BpfError::Map {
+                op: "update",
+                map: name,
+                source,
+            })
     }
 
     /// Makes a NAT connection known (tests; the workers do it in life): its replies go

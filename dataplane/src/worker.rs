@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use crate::counters::WorkerCounters;
 use crate::flow::dump::DumpCursor;
 use crate::flow::FlowFile;
+use crate::fullnat::ReplyMap;
 use crate::nat_conns::NatConnMap;
 use crate::offload::{FastKey, FastKey6, FastMap};
 use crate::pipeline::{Pipeline, PipelineConfig, Prefetched, ResyncCursor};
@@ -87,6 +88,8 @@ pub struct Worker {
     fast: Option<FastMap>,
     /// The steering program's known NAT connections.
     nat_conns: Option<NatConnMap>,
+    /// The steering program's FullNAT reply entries.
+    fullnat: Option<ReplyMap>,
     /// CLOCK_MONOTONIC_COARSE at `epoch`: converts the fast path's times to this clock.
     epoch_ns: u64,
     /// A peer's resync under way (connection sync).
@@ -128,6 +131,7 @@ impl Worker {
             batch: config.batch.clamp(1, BATCH),
             fast: None,
             nat_conns: None,
+            fullnat: None,
             epoch_ns,
             resync: ResyncCursor::default(),
             recovering: config.flow_file.as_ref().is_some_and(|f| f.recovered()),
@@ -191,6 +195,32 @@ impl Worker {
         } + std::mem::take(&mut ops.dropped);
         if failed > 0 {
             self.pipeline.counters().nat_conns_failed.add(failed);
+        }
+    }
+
+    /// Tells the steering program the FullNAT connections' reply entries, through `map`.
+    pub fn with_fullnat_replies(mut self, map: ReplyMap) -> Self {
+        self.fullnat = Some(map);
+        self
+    }
+
+    /// Writes and removes the FullNAT reply entries the batch (or the sweep) queued:
+    /// before the batch is transmitted, so that the real server's first reply finds
+    /// its entry.
+    fn apply_fullnat(&mut self) {
+        let ops = self.pipeline.fullnat_ops();
+        if ops.is_empty() && ops.dropped == 0 {
+            return;
+        }
+        let failed = match self.fullnat.as_ref() {
+            Some(map) => map.apply(ops),
+            None => {
+                ops.clear();
+                0
+            }
+        } + std::mem::take(&mut ops.dropped);
+        if failed > 0 {
+            self.pipeline.counters().fullnat_replies_failed.add(failed);
         }
     }
 
@@ -317,6 +347,7 @@ impl Worker {
                 }
                 None => self.pipeline.sweep(now, n as usize),
             }
+            self.apply_fullnat();
             self.swept += n;
         }
     }
@@ -449,6 +480,7 @@ impl Worker {
         self.xsk.rx.release(n);
         self.xsk.fill.submit(placed.fill);
         self.apply_nat_conns();
+        self.apply_fullnat();
         if placed.tx > 0 {
             self.xsk.tx.submit(placed.tx);
             self.tx_outstanding += placed.tx;
