@@ -225,6 +225,10 @@ pub enum Forwarding {
     Tun,
     /// Masquerading: the director is the real servers' gateway; ports may be mapped.
     Nat,
+    /// Full NAT: requests leave from the director's local addresses, so real servers
+    /// anywhere routable answer the director; ports may be mapped.
+    #[serde(rename = "fullnat")]
+    FullNat,
 }
 
 impl Forwarding {
@@ -233,6 +237,7 @@ impl Forwarding {
             Forwarding::Dr => "dr",
             Forwarding::Tun => "tun",
             Forwarding::Nat => "nat",
+            Forwarding::FullNat => "fullnat",
         }
     }
 }
@@ -411,6 +416,8 @@ pub struct VirtualServer {
     /// One-packet scheduling (UDP).
     pub ops: bool,
     pub forwarding: Forwarding,
+    /// FullNAT's local addresses and ports (`None` for the other methods).
+    pub local: Option<LocalAddresses>,
     pub real_servers: Vec<RealServer>,
     /// Least total weight of live real servers for the service to be up.
     pub quorum: u32,
@@ -426,6 +433,20 @@ pub struct VirtualServer {
     /// takes over.
     pub quorum_vrrp: Option<(String, u8)>,
 }
+
+/// FullNAT's local addresses (the director's own) and the ports handed out on each.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct LocalAddresses {
+    pub addresses: Vec<IpAddr>,
+    /// Inclusive.
+    pub ports: (u16, u16),
+}
+
+/// `local_ports`' default: every port above the well-known ones.
+pub const DEFAULT_LOCAL_PORTS: (u16, u16) = (1024, 65535);
+
+/// The most distinct local addresses a file may name (the steering program's map).
+pub const MAX_LOCAL_ADDRESSES: usize = 256;
 
 impl VirtualServer {
     /// The first port: with the address and protocol, the service's identity.

@@ -441,9 +441,17 @@ pub struct RawVirtualServer {
     /// One-packet scheduling (UDP): every datagram is scheduled on its own.
     #[serde(default)]
     pub ops: Option<Spanned<bool>>,
-    /// `dr` (default), `tun` or `nat`: keepalived's `lb_kind`.
+    /// `dr` (default), `tun`, `nat` (keepalived's `lb_kind`) or `fullnat`.
     #[serde(default)]
     pub forwarding: Option<Spanned<Forwarding>>,
+    /// FullNAT: the director's own addresses its requests to the real servers leave
+    /// from (of the VIP's family; each in one pool only). Required with `fullnat`.
+    #[serde(default)]
+    pub local_addresses: Option<Vec<Spanned<IpAddr>>>,
+    /// FullNAT: the ports handed out on each local address, `"LOW-HIGH"`. Default
+    /// `"1024-65535"`.
+    #[serde(default)]
+    pub local_ports: Option<Spanned<String>>,
     /// The real servers.
     #[serde(default)]
     pub real_servers: Vec<RawRealServer>,

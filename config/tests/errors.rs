@@ -579,7 +579,7 @@ vrrp_instances: none
         "t.yaml:5:14: error: virtual_servers[0].address must be an IP address, not `10.0.0.300`",
         "t.yaml:8:5: error: unknown key `schedular` in virtual_servers[0]",
         "t.yaml:9:5: error: unknown key `lb_kind` in virtual_servers[0]",
-        "t.yaml:10:17: error: virtual_servers[0].forwarding: `dsr` is not one of `dr`, `tun`, `nat`",
+        "t.yaml:10:17: error: virtual_servers[0].forwarding: `dsr` is not one of `dr`, `tun`, `nat`, `fullnat`",
         "t.yaml:12:39: error: virtual_servers[0].real_servers[0].weight must be a whole number, not `heavy`",
         "t.yaml:14:9: error: virtual_servers[0].real_servers[1]: key `address` is already given at line 13",
         "t.yaml:15:44: error: virtual_servers[0].health_check.delay_loop must be a number, not `soon`",
@@ -997,5 +997,103 @@ fn announce_refuses_the_hosts_own_tables_and_overrides_its_defaults() {
         "`enabled` is for a virtual server's",
     ] {
         assert!(e.contains(needle), "{needle:?} in {e}");
+    }
+}
+
+const FULLNAT: &str = "interface: eth0
+virtual_servers:
+  - name: web
+    address: 10.0.0.100
+    port: 80
+    protocol: tcp
+    forwarding: fullnat
+    local_addresses: [10.0.0.201, 10.0.0.202]
+    local_ports: \"2000-2999\"
+    real_servers:
+      - { address: 10.20.0.11, port: 8080 }
+";
+
+#[test]
+fn fullnat_takes_local_addresses_and_ports() {
+    let c = parse("t.yaml", FULLNAT).unwrap();
+    let vs = &c.virtual_servers[0];
+    assert_eq!(vs.forwarding, Forwarding::FullNat);
+    let l = vs.local.as_ref().unwrap();
+    assert_eq!(l.ports, (2000, 2999));
+    assert_eq!(l.addresses.len(), 2);
+    assert_eq!(vs.real_servers[0].port, 8080, "ports may be mapped");
+    let c = parse(
+        "t.yaml",
+        &FULLNAT.replace("    local_ports: \"2000-2999\"\n", ""),
+    )
+    .unwrap();
+    assert_eq!(
+        c.virtual_servers[0].local.as_ref().unwrap().ports,
+        DEFAULT_LOCAL_PORTS
+    );
+    // Two virtual servers may share a pool given alike.
+    let shared = format!(
+        "{FULLNAT}  - name: web2\n    address: 10.0.0.101\n    port: 80\n    protocol: tcp\n    forwarding: fullnat\n    local_addresses: [10.0.0.201, 10.0.0.202]\n    local_ports: \"2000-2999\"\n    real_servers:\n      - {{ address: 10.20.0.11, port: 8080 }}\n"
+    );
+    parse("t.yaml", &shared).unwrap();
+}
+
+#[test]
+fn fullnat_mistakes_are_reported_at_their_place() {
+    let cases: &[(String, &str)] = &[
+        (
+            FULLNAT.replace("    local_addresses: [10.0.0.201, 10.0.0.202]\n", ""),
+            "t.yaml:3:11: error: FullNAT virtual server \"web\" has no local_addresses",
+        ),
+        (
+            FULLNAT.replace("2000-2999", "3000-2000"),
+            "t.yaml:9:18: error: local_ports \"3000-2000\" is no port range",
+        ),
+        (
+            FULLNAT.replace("2000-2999", "0-10"),
+            "local_ports \"0-10\" is no port range",
+        ),
+        (
+            FULLNAT.replace("10.0.0.202]", "10.0.0.100]"),
+            "t.yaml:8:35: error: local address 10.0.0.100 is the virtual server's own address",
+        ),
+        (
+            FULLNAT.replace("10.0.0.202]", "10.20.0.11]"),
+            "local address 10.20.0.11 is one of its real servers",
+        ),
+        (
+            FULLNAT.replace("10.0.0.202]", "10.0.0.201]"),
+            "local address 10.0.0.201 is listed twice",
+        ),
+        (
+            FULLNAT.replace("10.0.0.202]", "2001:db8::1]"),
+            "2001:db8::1 is IPv6, and the virtual server 10.0.0.100 is IPv4",
+        ),
+        (
+            FULLNAT.replace("10.0.0.202]", "224.0.0.5]"),
+            "224.0.0.5 is a multicast address, which cannot be a local address",
+        ),
+        (
+            FULLNAT.replace("forwarding: fullnat", "forwarding: dr"),
+            "t.yaml:8:23: error: local_addresses without `forwarding: fullnat`",
+        ),
+        (
+            FULLNAT.replace("protocol: tcp", "protocol: udp\n    ops: true"),
+            "ops (one-packet scheduling) cannot go with FullNAT",
+        ),
+        (
+            FULLNAT.replace("    port: 80\n", "    port: 0\n"),
+            "a FULLNAT virtual server cannot serve every port (port 0)",
+        ),
+        (
+            format!(
+                "{FULLNAT}  - name: web2\n    address: 10.0.0.101\n    port: 80\n    protocol: tcp\n    forwarding: fullnat\n    local_addresses: [10.0.0.202]\n    real_servers:\n      - {{ address: 10.20.0.11, port: 8080 }}\n"
+            ),
+            "t.yaml:17:23: error: local address 10.0.0.202 is in another pool (line 8) with other addresses or ports",
+        ),
+    ];
+    for (yaml, want) in cases {
+        let e = errors(yaml);
+        assert!(e.contains(want), "want {want:?} in:\n{e}");
     }
 }

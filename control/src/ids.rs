@@ -52,6 +52,9 @@ pub struct DestRegistry {
     /// Left the configuration: since when, and how long a template may still name it.
     retired: HashMap<DestKey, Retired>,
     free: Vec<DestId>,
+    /// FullNAT's local addresses, an id each for the process's life (the workers'
+    /// flows hold the id, `xvs_dataplane::fullnat::LocalPort`).
+    locals: Vec<IpAddr>,
 }
 
 /// The least time a retired id stays unused: a worker in the middle of a batch on the
@@ -67,6 +70,28 @@ struct Retired {
 }
 
 impl DestRegistry {
+    /// Every FullNAT local address `cfg` names, with those of earlier configurations,
+    /// in id order; an error past `MAX_LOCAL_ADDRS` over the process's life.
+    pub fn local_addrs(&mut self, cfg: &xvs_config::Config) -> anyhow::Result<Vec<IpAddr>> {
+        for a in cfg
+            .virtual_servers
+            .iter()
+            .filter_map(|vs| vs.local.as_ref())
+            .flat_map(|l| &l.addresses)
+        {
+            if !self.locals.contains(a) {
+                if self.locals.len() >= xvs_dataplane::snapshot::MAX_LOCAL_ADDRS {
+                    anyhow::bail!(
+                        "FullNAT local address {a} is one more than the {} this process can name over its life; restart xvs to start the count again",
+                        xvs_dataplane::snapshot::MAX_LOCAL_ADDRS
+                    );
+                }
+                self.locals.push(*a);
+            }
+        }
+        Ok(self.locals.clone())
+    }
+
     /// The service's slot in the per-worker service counters (never reused).
     pub fn service_id(&mut self, key: ServiceKey) -> u32 {
         let n = self.services.len() as u32;

@@ -124,11 +124,11 @@ pub(super) fn internal_interface(
         );
     } else if !virtual_servers
         .iter()
-        .any(|v: &VirtualServer| v.forwarding == Forwarding::Nat)
+        .any(|v: &VirtualServer| matches!(v.forwarding, Forwarding::Nat | Forwarding::FullNat))
     {
         ck.error(
             int,
-            "internal_interface is for two-arm NAT, and no virtual server uses `forwarding: nat`"
+            "internal_interface is for two-arm NAT, and no virtual server uses `forwarding: nat` or `fullnat`"
                 .into(),
             "remove it, or use NAT",
         );

@@ -283,6 +283,7 @@ fn worker_maps(cfg: &Config, steer: &Steer) -> Result<WorkerMaps> {
             xvs_config::FastPath::Off => None,
         },
         nat_conns: steer.nat_conns_fds()?,
+        fnat_conns: steer.fnat_conns_fds()?,
     })
 }
 

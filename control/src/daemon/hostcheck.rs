@@ -27,9 +27,10 @@ pub fn warnings(cfg: &Config, ifaces: &Ifaces) -> Vec<String> {
         ));
     }
     let nat = |v6: bool| {
-        cfg.virtual_servers
-            .iter()
-            .any(|v| v.forwarding == Forwarding::Nat && v.address.is_ipv6() == v6)
+        cfg.virtual_servers.iter().any(|v| {
+            matches!(v.forwarding, Forwarding::Nat | Forwarding::FullNat)
+                && v.address.is_ipv6() == v6
+        })
     };
     for (v6, knob) in [
         (false, "/proc/sys/net/ipv4/ip_forward"),

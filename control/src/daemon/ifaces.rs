@@ -15,7 +15,7 @@ impl Ifaces {
     /// Where a virtual server's real servers are reached.
     pub fn towards_real_servers(&self, vs: &VirtualServer) -> &Iface {
         match (&self.internal, vs.forwarding) {
-            (Some(int), Forwarding::Nat) => int,
+            (Some(int), Forwarding::Nat | Forwarding::FullNat) => int,
             _ => &self.external,
         }
     }

@@ -382,13 +382,14 @@ impl Lb {
         Overload::any(cfg).then_some(overload::TICK)
     }
 
-    /// What the steering program sent out for each NAT real server, by id (the rest: 0).
+    /// What the steering program sent out for each NAT and FullNAT real server, by id
+    /// (the rest: 0).
     pub fn outbound(&mut self, cfg: &Config) -> Vec<NatOut> {
         let mut out = vec![NatOut::default(); self.registry.issued()];
         for vs in cfg
             .virtual_servers
             .iter()
-            .filter(|v| v.forwarding == Forwarding::Nat)
+            .filter(|v| matches!(v.forwarding, Forwarding::Nat | Forwarding::FullNat))
         {
             for rs in &vs.real_servers {
                 let id = self.registry.id(DestKey::of(vs, rs));

@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use anyhow::{Context, Result};
 use xvs_config::{Config, Forwarding as CfgForwarding, Scheduler as CfgScheduler};
 use xvs_dataplane::snapshot::{Dest, DestId, Forwarding, SchedulerKind, Service, Snapshot};
-use xvs_dataplane::snapshot::{Persistence, SchedFlags};
+use xvs_dataplane::snapshot::{LocalPool, Persistence, SchedFlags};
 
 use super::drain::Drains;
 use super::overload::Overload;
@@ -39,6 +39,7 @@ fn service(cfg: &Config, vs: &xvs_config::VirtualServer, dests: Vec<DestId>) -> 
         CfgForwarding::Dr => Forwarding::Dr,
         CfgForwarding::Tun => Forwarding::Tun,
         CfgForwarding::Nat => Forwarding::Nat,
+        CfgForwarding::FullNat => Forwarding::FullNat,
     };
     let mut s = Service::new(
         vs.name.clone(),
@@ -59,6 +60,10 @@ fn service(cfg: &Config, vs: &xvs_config::VirtualServer, dests: Vec<DestId>) -> 
         netmask6: u128::MAX
             .checked_shl(128 - u32::from(p.prefix6))
             .unwrap_or(0),
+    });
+    s.local = vs.local.as_ref().map(|l| LocalPool {
+        addrs: l.addresses.clone(),
+        ports: l.ports,
     });
     s.ops = vs.ops;
     s.sloppy_tcp = cfg.sloppy_tcp.applies_to(vs.scheduler);
@@ -137,6 +142,7 @@ pub fn build(
     }
     let mut snap = Snapshot::new(generation, local.mac, services, dests)
         .context("building the service snapshot")?;
+    snap.local_addrs = registry.local_addrs(cfg)?;
     snap.local_addr = local.addr;
     snap.local_addr6 = local.addr6;
     snap.add_own_addrs(std::iter::once(local.addr.into()).chain(vrrp_vips(cfg)));
@@ -295,7 +301,7 @@ pub fn nat_relay(cfg: &Config, xdp_tx: bool) -> bool {
 /// ones, not persistent (templates live by the worker's packets), not one-packet.
 fn fast(cfg: &Config, vs: &xvs_config::VirtualServer) -> bool {
     cfg.fast_path != xvs_config::FastPath::Off
-        && vs.forwarding != CfgForwarding::Nat
+        && !matches!(vs.forwarding, CfgForwarding::Nat | CfgForwarding::FullNat)
         && vs.persistence.is_none()
         && !vs.ops
 }
@@ -321,10 +327,10 @@ pub fn unresolved(cfg: &Config, macs: &HashMap<IpAddr, [u8; 6]>) -> Vec<IpAddr> 
     v
 }
 
-/// A service's flags in the steering maps: NAT ones learn their clients' MACs, DR and TUN
-/// ones may take the fast path.
+/// A service's flags in the steering maps: NAT and FullNAT ones learn their clients'
+/// MACs, DR and TUN ones may take the fast path.
 fn service_flags(cfg: &Config, vs: &xvs_config::VirtualServer) -> u32 {
-    if vs.forwarding == CfgForwarding::Nat {
+    if matches!(vs.forwarding, CfgForwarding::Nat | CfgForwarding::FullNat) {
         xvs_bpf::abi::SVC_F_NAT
     } else if fast(cfg, vs) {
         xvs_bpf::abi::SVC_F_FAST

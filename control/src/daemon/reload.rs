@@ -114,13 +114,16 @@ pub async fn reload(
         );
     }
     let nat = |c: &Config| {
-        c.virtual_servers
-            .iter()
-            .any(|v| v.forwarding == xvs_config::Forwarding::Nat)
+        c.virtual_servers.iter().any(|v| {
+            matches!(
+                v.forwarding,
+                xvs_config::Forwarding::Nat | xvs_config::Forwarding::FullNat
+            )
+        })
     };
     if !nat(old) && nat(&new) {
         anyhow::bail!(
-            "{}: the first NAT virtual server needs a restart (the steering program's map of NAT connections is sized at start, and only with NAT)",
+            "{}: the first NAT or FullNAT virtual server needs a restart (the steering program's maps of NAT and FullNAT connections are sized at start, and only with one)",
             path.display()
         );
     }

@@ -17,25 +17,29 @@ use crate::sys::netlink;
 pub type Macs = HashMap<IpAddr, [u8; 6]>;
 
 /// The address whose MAC a real server's frames go to: itself for DR (it must be on the
-/// segment), the kernel's next hop towards it for TUN (it may sit behind a router).
-/// IPv6 real servers are DR's (the configuration says so).
+/// segment), the kernel's next hop towards it otherwise (a TUN or FullNAT one may sit
+/// behind a router). IPv6 real servers other than FullNAT's are on the segment.
 fn next_hop(forwarding: Forwarding, rs: IpAddr, iface: &Iface) -> IpAddr {
-    let IpAddr::V4(rs) = rs else {
-        return rs;
+    let routed = match forwarding {
+        Forwarding::Dr => false,
+        Forwarding::Nat | Forwarding::Tun => rs.is_ipv4(),
+        Forwarding::FullNat => true,
     };
-    if forwarding == Forwarding::Dr {
-        return rs.into();
+    if !routed {
+        return rs;
     }
     match netlink::route_get(rs) {
         Ok(r) => {
             if r.oif != iface.ifindex {
-                warn!("TUN real server {rs} is routed out of another interface than {}; xvs sends it out of {} anyway", iface.name, iface.name);
+                let m = forwarding.as_str().to_uppercase();
+                warn!("{m} real server {rs} is routed out of another interface than {}; xvs sends it out of {} anyway", iface.name, iface.name);
             }
-            r.gateway.unwrap_or(rs.into())
+            r.gateway.unwrap_or(rs)
         }
         Err(e) => {
-            warn!("no route to TUN real server {rs}: {e}");
-            rs.into()
+            let m = forwarding.as_str().to_uppercase();
+            warn!("no route to {m} real server {rs}: {e}");
+            rs
         }
     }
 }

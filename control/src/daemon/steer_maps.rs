@@ -1,5 +1,5 @@
 //! What the steering program's maps hold for one configuration (services of both
-//! families, NAT backends, the director's own addresses), built whole before any map is
+//! families, NAT backends, FullNAT's local addresses, the director's own addresses), built whole before any map is
 //! written: a reload that cannot have them fails before it changes anything, and one
 //! whose write fails puts the previous contents back.
 
@@ -21,6 +21,9 @@ pub struct SteerMaps {
     services: Vec<(SvcKey, u32)>,
     services6: Vec<(Svc6Key, u32)>,
     nat: Vec<(NatKey, NatValue)>,
+    /// FullNAT's local addresses: every one this process has named (a connection on an
+    /// address a reload removed still has its replies translated until it ends).
+    fnat_locals: Vec<std::net::IpAddr>,
     /// The NAT real servers' addresses (a fragment from one is dropped).
     nat_addrs: Vec<std::net::IpAddr>,
     own4: Vec<Ipv4Addr>,
@@ -39,6 +42,7 @@ impl SteerMaps {
             .flat_map(|v| v.real_servers.iter().map(|r| r.address))
             .collect();
         let maps = SteerMaps {
+            fnat_locals: registry.local_addrs(cfg)?,
             nat_addrs,
             services: publish::steering_services(cfg),
             services6: publish::steering_services6(cfg),
@@ -78,6 +82,9 @@ impl SteerMaps {
         steer
             .set_nat_addrs(&self.nat_addrs)
             .context("writing the NAT real servers' addresses")?;
+        steer
+            .set_fnat_locals(&self.fnat_locals)
+            .context("writing FullNAT's local addresses")?;
         Ok(())
     }
 }

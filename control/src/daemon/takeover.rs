@@ -136,10 +136,12 @@ impl Takeover {
 /// room for the flows the workers can hold (none without a NAT service; a flow table's
 /// for each queue, at most `MAX_NAT_CONNS`).
 pub fn map_sizes(cfg: &Config, ifaces: &Ifaces) -> (u32, u32) {
-    let nat = cfg
-        .virtual_servers
-        .iter()
-        .any(|v| v.forwarding == xvs_config::Forwarding::Nat);
+    let nat = cfg.virtual_servers.iter().any(|v| {
+        matches!(
+            v.forwarding,
+            xvs_config::Forwarding::Nat | xvs_config::Forwarding::FullNat
+        )
+    });
     let queues = ifaces.external.rx_queues.max(1) as usize;
     let nat_conns = if nat {
         let want = cfg.flow_table_size.saturating_mul(queues);

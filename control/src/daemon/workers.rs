@@ -22,6 +22,8 @@ pub struct WorkerMaps {
     pub fast: Option<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)>,
     /// The known NAT connections'.
     pub nat_conns: (std::os::fd::OwnedFd, std::os::fd::OwnedFd),
+    /// FullNAT's reply entries.
+    pub fnat_conns: (std::os::fd::OwnedFd, std::os::fd::OwnedFd),
 }
 
 pub struct Workers {
@@ -95,6 +97,10 @@ impl Workers {
         let map = xvs_dataplane::nat_conns::NatConnMap::new(v4, v6)
             .context("opening the NAT connection maps")?;
         worker = worker.with_nat_conns(map);
+        let (v4, v6) = maps.fnat_conns;
+        let map = xvs_dataplane::fullnat::ReplyMap::new(v4, v6)
+            .context("opening the FullNAT reply maps")?;
+        worker = worker.with_fullnat_replies(map);
         if let Some(ch) = sync {
             worker = worker.with_sync(ch);
         }

@@ -61,6 +61,10 @@ pub fn record(snap: &Snapshot, e: &Entry) -> Result<(SyncRecord, Forwarding), Re
                 .is_some_and(|d| d.addr == e.raddr && d.port == e.rport)
         })
         .ok_or(Reject::UnknownRealServer)?;
+    // Its local pair is not carried: without it the connection cannot go on here.
+    if svc.forwarding == Forwarding::FullNat && !e.template {
+        return Err(Reject::FullNat);
+    }
     let proto = if e.template { 0x80 | e.proto } else { e.proto };
     let key = match (e.client, e.vaddr) {
         (IpAddr::V4(c), IpAddr::V4(v)) => {

@@ -138,6 +138,7 @@ xvs_dataplane::labelled_enum! {
         UnknownService => "unknown_service": "An entry for a virtual service this director does not have.",
         UnknownRealServer => "unknown_real_server": "An entry for a real server the service does not have here.",
         QueueFull => "queue_full": "The workers' queues were full.",
+        FullNat => "fullnat": "A FullNAT connection: its local address and port are not carried, so it is not taken over.",
     }
 }
 

@@ -1,6 +1,6 @@
-//! NAT replies the steering program translated and handed over to be sent (the
-//! snapshot's `nat_relay`): on a link where its own `XDP_TX` is not delivered, a worker's
-//! socket sends them. Such a frame comes from a NAT service's VIP; the steering program
+//! NAT and FullNAT replies the steering program translated and handed over to be sent
+//! (the snapshot's `nat_relay`): on a link where its own `XDP_TX` is not delivered, a
+//! worker's socket sends them. Such a frame comes from a NAT or FullNAT service's VIP; the steering program
 //! hands a worker no other frame from a VIP (one to a service from a VIP is martian and
 //! dropped there), so that source is the mark.
 
@@ -71,13 +71,18 @@ pub fn is_relayed_reply(snap: &Snapshot, frame: &[u8]) -> bool {
         (PROTO_TCP | PROTO_UDP, Some(l4)) if l4.len() >= 2 => {
             let sport = u16::from_be_bytes([l4[0], l4[1]]);
             snap.lookup(src, sport, proto)
-                .is_some_and(|i| snap.services[i].forwarding == Forwarding::Nat)
+                .is_some_and(|i| translated(snap.services[i].forwarding))
         }
         (PROTO_TCP | PROTO_UDP, _) => false,
         // ICMP errors: from any NAT service's address.
         _ => snap
             .services
             .iter()
-            .any(|s| s.forwarding == Forwarding::Nat && s.key.addr == src),
+            .any(|s| translated(s.forwarding) && s.key.addr == src),
     }
+}
+
+/// Whether the steering program translates the service's replies: NAT's and FullNAT's.
+fn translated(f: Forwarding) -> bool {
+    matches!(f, Forwarding::Nat | Forwarding::FullNat)
 }

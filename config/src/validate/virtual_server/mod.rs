@@ -6,7 +6,9 @@
 //! - `persistence.rs`: persistence's timeout and granularity
 //! - `real_server.rs`: the real servers (their checks are `../health.rs`)
 //! - `quorum.rs`: the quorum, and what happens when the service loses it
+//! - `fullnat.rs`: FullNAT's local addresses and ports
 
+mod fullnat;
 mod persistence;
 mod quorum;
 mod real_server;
@@ -28,6 +30,13 @@ pub(super) struct Seen {
     pub services: HashMap<(IpAddr, u16, Protocol), u64>,
     /// NAT real servers (address, port, protocol): each answers for one service.
     pub nat: HashMap<(IpAddr, u16, Protocol), u64>,
+    /// FullNAT's local addresses, each with its pool.
+    pub local: fullnat::Pools,
+}
+
+/// Across the file: not more local addresses than the director can hold.
+pub(super) fn count_local_addresses(ck: &mut Checker, seen: &Seen) {
+    fullnat::count(ck, &seen.local);
 }
 
 /// `instances`: the file's VRRP instances, which `quorum_vrrp` may name.
@@ -52,6 +61,7 @@ pub(super) fn check(
     if forwarding == Forwarding::Nat {
         real_server::unique_nat(ck, vs, &real_servers, &ports, &mut seen.nat);
     }
+    let local = fullnat::check(ck, vs, forwarding, &real_servers, &mut seen.local);
     let first_port = ports[0];
     VirtualServer {
         name: vs.name.value.clone(),
@@ -64,6 +74,7 @@ pub(super) fn check(
         persistence,
         ops,
         forwarding,
+        local,
         real_servers,
         quorum: quorum::quorum(ck, vs),
         hysteresis: quorum::hysteresis(ck, vs),

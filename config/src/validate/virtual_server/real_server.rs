@@ -97,7 +97,8 @@ fn port(ck: &mut Checker, rs: &RawRealServer, forwarding: Forwarding, ports: &[u
         None if multi => 0,
         None => ports[0],
     };
-    if forwarding != Forwarding::Nat && !multi && rport != ports[0] {
+    let maps_ports = matches!(forwarding, Forwarding::Nat | Forwarding::FullNat);
+    if !maps_ports && !multi && rport != ports[0] {
         let p = rs.port.as_ref().expect("differs only when given");
         let m = forwarding.as_str().to_uppercase();
         ck.error(
@@ -121,7 +122,7 @@ fn address(ck: &mut Checker, vs: &RawVirtualServer, rs: &RawRealServer, forwardi
                 rs.address.value
             ),
             match forwarding {
-                Forwarding::Nat => {
+                Forwarding::Nat | Forwarding::FullNat => {
                     "NAT real servers have addresses of their own, behind the director"
                 }
                 _ => "real servers hold the VIP on lo, but are reached by their own address (RIP)",

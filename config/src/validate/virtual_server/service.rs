@@ -122,13 +122,16 @@ pub(super) fn nat_ports(
     forwarding: Forwarding,
     ports: &[u16],
 ) {
-    if forwarding == Forwarding::Nat && ports.contains(&0) {
+    if matches!(forwarding, Forwarding::Nat | Forwarding::FullNat) && ports.contains(&0) {
         let span = vs.port.as_ref().map_or_else(|| at(&vs.address), at);
         ck.out.push(
             Diagnostic::new(
                 span.0,
                 span.1,
-                "a NAT virtual server cannot serve every port (port 0)".to_string(),
+                format!(
+                    "a {} virtual server cannot serve every port (port 0)",
+                    forwarding.as_str().to_uppercase()
+                ),
             )
             .hint("list the ports: NAT must know which port each reply came from"),
         );

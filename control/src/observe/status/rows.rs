@@ -209,6 +209,8 @@ pub fn rows(
                     Forwarding::Dr => "Route",
                     Forwarding::Tun => "Tunnel",
                     Forwarding::Nat => "Masq",
+                    // As Alibaba's ipvsadm names it.
+                    Forwarding::FullNat => "FullNat",
                 },
                 totals,
                 rate,
