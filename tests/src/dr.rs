@@ -168,7 +168,7 @@ impl DrLab {
     }
 
     /// The switch: namespace "sw" with bridge br0, the bridge's netfilter hooks off.
-    fn add_bridge(lab: &mut Lab) -> Result<()> {
+    pub(crate) fn add_bridge(lab: &mut Lab) -> Result<()> {
         lab.add_ns("sw")?;
         lab.sh("sw", "ip link add br0 type bridge && ip link set br0 up")?;
         // A switch forwards frames; with br_netfilter loaded the kernel's bridge would also
@@ -231,7 +231,7 @@ impl DrLab {
 
     /// Writes the pass program; for `Switch::Prepared`, attaches it to the director's
     /// bridge port and turns that port's TX checksum offload off.
-    fn prepare_switch(lab: &Lab, switch: Switch) -> Result<()> {
+    pub(crate) fn prepare_switch(lab: &Lab, switch: Switch) -> Result<()> {
         let pass = lab.write("pass.bpf.o", xvs_bpf::PASS_OBJECT)?;
         if switch == Switch::Prepared {
             // What the director sends with XDP_TX (NAT replies; DR and TUN flows on the

@@ -7,6 +7,7 @@
 
 pub mod dr;
 pub mod ecmp;
+pub mod fullnat;
 pub mod hiccup;
 mod lab;
 pub mod metrics;
