@@ -4,7 +4,7 @@ use std::env;
 use std::path::PathBuf;
 use std::process::Command;
 
-const PROGRAMS: &[&str] = &["steer", "decap", "pass"];
+const PROGRAMS: &[&str] = &["steer", "decap", "pass", "toa"];
 /// The benchmark's own programs (the `bench` feature).
 const BENCH_PROGRAMS: &[&str] = &["trafgen", "sink", "fwd"];
 

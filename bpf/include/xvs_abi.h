@@ -278,4 +278,41 @@ struct xvs_decap_counters {
 	__u64 packets[XVS_DECAP_MAX];
 };
 
+/* The real server's FullNAT program (xvs_toa_in on tc ingress, xvs_toa_out on egress):
+ * a connection from a director's local address whose opening segment carries the
+ * client's address option (kind XVS_TOA_KIND: the client's port and IPv4 address, 8
+ * bytes, or port and IPv6 address, 20 bytes; the toa module's format) is given the
+ * client as its peer: its packets in arrive from the client, its packets out leave to
+ * the local address again. Only options from the trusted local addresses count
+ * (xvs_toa_trusted). Keys and values hold IPv4 addresses in the first 4 bytes. */
+#define XVS_TOA_KIND 254
+#define XVS_MAX_TOA_TRUSTED 256
+#define XVS_MAX_TOA_CONNS 262144
+struct xvs_toa_key {
+	__u8 addr[16];   /* the peer as the packet names it: a local address, or the client */
+	__be16 port;     /* its port */
+	__be16 own_port; /* this host's port (the service's) */
+	__u8 v6;
+	__u8 pad[3];
+};
+struct xvs_toa_value {
+	__u8 addr[16];
+	__be16 port;
+	__u16 pad;
+};
+#define XVS_TOA_STATS(X)                                                                 \
+	X(OPTION, "option")       /* an opening segment from a trusted local address named its client */ \
+	X(UNTRUSTED, "untrusted") /* an option from an address not trusted: ignored */   \
+	X(COLLISION, "collision") /* its client's port already in use by another local pair here: not restored */ \
+	X(RESTORED, "restored")   /* a segment in, given its client as source */         \
+	X(REVERSED, "reversed")   /* a segment out, given the local pair as destination */
+enum xvs_toa_stat {
+#define XVS_TOA_ENUM(name, label) XVS_TOA_##name,
+	XVS_TOA_STATS(XVS_TOA_ENUM)
+#undef XVS_TOA_ENUM
+	XVS_TOA_MAX
+};
+struct xvs_toa_counters {
+	__u64 packets[XVS_TOA_MAX];
+};
 #endif

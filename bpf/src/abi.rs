@@ -334,6 +334,42 @@ pub struct Counters<const N: usize> {
 pub type XdpCounters = Counters<{ XDP_STAT_LABELS.len() }>;
 /// The decap program's counters (`enum xvs_decap_stat`).
 pub type DecapCounters = Counters<{ layout::DECAP_STAT_LABELS.len() }>;
+/// The real server's FullNAT programs' counters (`enum xvs_toa_stat`).
+pub type ToaCounters = Counters<{ layout::TOA_STAT_LABELS.len() }>;
+
+const _: () = assert!(layout::TOA_COUNTERS_SIZE == 8 * layout::TOA_STAT_LABELS.len());
+const _: () = assert!(layout::TOA_KEY_SIZE == 24 && layout::TOA_KEY_PORT == 16);
+const _: () = assert!(layout::TOA_KEY_OWN_PORT == 18 && layout::TOA_KEY_V6 == 20);
+// The option the pipeline writes is the one the real server's program reads.
+const _: () = assert!(layout::TOA_KIND == xvs_dataplane::rewrite::toa::KIND);
+
+/// `struct xvs_toa_key` for an address alone (the trusted local addresses' map).
+pub fn toa_trusted_key(addr: IpAddr) -> [u8; layout::TOA_KEY_SIZE] {
+    let mut k = [0u8; layout::TOA_KEY_SIZE];
+    match addr {
+        IpAddr::V4(a) => k[..4].copy_from_slice(&a.octets()),
+        IpAddr::V6(a) => {
+            k[..16].copy_from_slice(&a.octets());
+            k[layout::TOA_KEY_V6] = 1;
+        }
+    }
+    k
+}
+
+impl ToaCounters {
+    pub fn new() -> Self {
+        Counters {
+            values: [0; layout::TOA_STAT_LABELS.len()],
+            labels: &layout::TOA_STAT_LABELS,
+        }
+    }
+}
+
+impl Default for ToaCounters {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 impl XdpCounters {
     pub fn new() -> Self {

@@ -108,6 +108,17 @@ int main(void)
 	OFF("FNAT_VALUE_CPORT", struct xvs_fnat_value, cport);
 	OFF("FNAT_VALUE_VPORT", struct xvs_fnat_value, vport);
 	OFF("FNAT_VALUE_STATS_SLOT", struct xvs_fnat_value, stats_slot);
+	printf("pub const MAX_TOA_TRUSTED: u32 = %d;\n", XVS_MAX_TOA_TRUSTED);
+	printf("pub const TOA_KIND: u8 = %d;\n", XVS_TOA_KIND);
+	SIZE("TOA_KEY", struct xvs_toa_key);
+	OFF("TOA_KEY_PORT", struct xvs_toa_key, port);
+	OFF("TOA_KEY_OWN_PORT", struct xvs_toa_key, own_port);
+	OFF("TOA_KEY_V6", struct xvs_toa_key, v6);
+	SIZE("TOA_COUNTERS", struct xvs_toa_counters);
+	printf("pub const TOA_STAT_LABELS: [&str; %d] = [\n", XVS_TOA_MAX);
+#define XVS_TOA_LABEL(name, label) printf("    \"%s\",\n", label);
+	XVS_TOA_STATS(XVS_TOA_LABEL)
+	printf("];\n");
 	printf("pub const TCP_VALID_FLAGS: u64 = %llu;\n", (unsigned long long)XVS_TCP_VALID_FLAGS);
 	printf("pub const TCP_FLAGS_MASK: u8 = %d;\n", XVS_TCP_FLAGS_MASK);
 	return 0;
