@@ -197,16 +197,22 @@ impl DrainArgs {
 
 #[derive(Subcommand)]
 pub enum RealserverAction {
-    /// VIPs on lo, ARP for them silenced; for TUN also rp_filter off and IPIP decap on --dev.
+    /// VIPs on lo, ARP for them silenced; for TUN also rp_filter off and IPIP decap on
+    /// --dev; for FullNAT (no VIP) the programs that give applications the client's
+    /// address, on --dev.
     Up {
-        /// VIPs, comma-separated: IPv4 or IPv6 (DR only).
-        #[arg(long, value_delimiter = ',', required = true)]
+        /// VIPs, comma-separated: IPv4 or IPv6 (DR and TUN; FullNAT takes none).
+        #[arg(long, value_delimiter = ',', required_unless_present = "local")]
         vip: Vec<std::net::IpAddr>,
         #[arg(long, value_enum)]
         mode: realserver::Mode,
-        /// The device clients' packets arrive on (needed for TUN).
+        /// The device clients' packets arrive on (needed for TUN and FullNAT).
         #[arg(long)]
         dev: Option<String>,
+        /// FullNAT: the director's local addresses, comma-separated; only their
+        /// connections may name a client.
+        #[arg(long, value_delimiter = ',')]
+        local: Vec<std::net::IpAddr>,
     },
     /// Undo what `up` did for these VIPs (all if none given). Takes `up`'s arguments, so
     /// the line that brought a real server up takes it down with `up` replaced by `down`.

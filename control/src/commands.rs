@@ -167,10 +167,16 @@ fn dest_command(a: DrainArgs, verb: &str) -> Outcome {
 /// `xvs realserver up|down`: the real server's side of DR and TUN on this host.
 fn realserver_command(action: RealserverAction) -> Outcome {
     let result = match action {
-        RealserverAction::Up { vip, mode, dev } => realserver::up(&realserver::Request {
+        RealserverAction::Up {
+            vip,
+            mode,
+            dev,
+            local,
+        } => realserver::up(&realserver::Request {
             vips: vip,
             mode,
             dev,
+            locals: local,
         }),
         RealserverAction::Down { vip, mode, dev } => realserver::down(&vip, mode, dev.as_deref()),
     };

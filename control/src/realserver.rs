@@ -14,6 +14,9 @@
 //! `up` changed and nothing else; running `up` twice changes nothing the second time.
 //! The file is opened without following links, and read back only as what `up` writes:
 //! the three sysctls of an interface, with a number.
+//!
+//! FullNAT (`fullnat.rs`) takes no VIP: xvs's programs go on the device's tc ingress and
+//! egress instead, so that applications see the client.
 
 use std::fs;
 use std::net::IpAddr;
@@ -25,16 +28,21 @@ use xvs_bpf::Decap;
 use crate::sys::iface::Iface;
 use crate::sys::netlink;
 
+mod fullnat;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mode {
     Dr,
     Tun,
+    Fullnat,
 }
 
 pub struct Request {
     pub vips: Vec<IpAddr>,
     pub mode: Mode,
     pub dev: Option<String>,
+    /// FullNAT: the director's local addresses the programs trust.
+    pub locals: Vec<IpAddr>,
 }
 
 /// What `up` changed, as recorded on disk.
@@ -46,6 +54,8 @@ struct State {
     sysctls: Vec<(String, String)>,
     /// Device the decap program is attached to, and the VIPs it decapsulates.
     decap: Option<(String, Vec<IpAddr>)>,
+    /// Device the FullNAT programs are attached to, and the local addresses they trust.
+    toa: Option<(String, Vec<IpAddr>)>,
 }
 
 impl State {
@@ -60,13 +70,18 @@ impl State {
                 ["sysctl", path, old] if known_sysctl(path) && is_number(old) => {
                     s.sysctls.push((path.to_string(), old.to_string()))
                 }
-                ["decap", dev, vips @ ..] if is_ifname(dev) => {
-                    let v = vips
+                [kind @ ("decap" | "toa"), dev, addrs @ ..] if is_ifname(dev) => {
+                    let v = addrs
                         .iter()
                         .map(|a| a.parse())
                         .collect::<Result<_, _>>()
                         .with_context(bad)?;
-                    s.decap = Some((dev.to_string(), v));
+                    let slot = if *kind == "decap" {
+                        &mut s.decap
+                    } else {
+                        &mut s.toa
+                    };
+                    *slot = Some((dev.to_string(), v));
                 }
                 _ => bail!("unreadable state {}", bad()),
             }
@@ -82,15 +97,20 @@ impl State {
         for (p, old) in &self.sysctls {
             out += &format!("sysctl {p} {old}\n");
         }
-        if let Some((dev, vips)) = &self.decap {
-            let v: Vec<String> = vips.iter().map(|a| a.to_string()).collect();
-            out += &format!("decap {dev} {}\n", v.join(" "));
+        for (kind, entry) in [("decap", &self.decap), ("toa", &self.toa)] {
+            if let Some((dev, addrs)) = entry {
+                let v: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+                out += &format!("{kind} {dev} {}\n", v.join(" "));
+            }
         }
         out
     }
 
     fn is_empty(&self) -> bool {
-        self.vips.is_empty() && self.sysctls.is_empty() && self.decap.is_none()
+        self.vips.is_empty()
+            && self.sysctls.is_empty()
+            && self.decap.is_none()
+            && self.toa.is_none()
     }
 }
 
@@ -248,6 +268,18 @@ fn lookup_dev(dev: &Option<String>) -> Result<Option<Iface>> {
 /// Applies `req`; returns a line per change made.
 pub fn up(req: &Request) -> Result<Vec<String>> {
     let dev = lookup_dev(&req.dev)?;
+    if req.mode == Mode::Fullnat {
+        let Some(dev) = dev else {
+            bail!("--mode fullnat needs --dev: the device the director's requests arrive on and the answers leave by; nothing was changed");
+        };
+        if !req.vips.is_empty() {
+            bail!("--mode fullnat takes no --vip: a FullNAT real server answers the director's local addresses; nothing was changed");
+        }
+        return fullnat::up(&mut load()?, &dev, &req.locals);
+    }
+    if !req.locals.is_empty() {
+        bail!("--local is for --mode fullnat; nothing was changed");
+    }
     if req.mode == Mode::Tun && dev.is_none() {
         bail!(
             "--mode tun needs --dev: the device tunnelled packets arrive on; nothing was changed"
@@ -329,8 +361,16 @@ fn recorded_devs(state: &State) -> Vec<&str> {
 /// `down` takes `up`'s `--mode` and `--dev` so that the same line undoes it; given, they
 /// must agree with what `up` recorded, or nothing is changed.
 fn check_down_args(state: &State, mode: Option<Mode>, dev: Option<&str>) -> Result<()> {
-    if mode == Some(Mode::Tun) && dev.is_none() {
-        bail!("--mode tun needs --dev, as for `up`; nothing was changed");
+    if matches!(mode, Some(Mode::Tun | Mode::Fullnat)) && dev.is_none() {
+        bail!("--mode tun and --mode fullnat need --dev, as for `up`; nothing was changed");
+    }
+    if let (Some(Mode::Fullnat), Some(dev)) = (mode, dev) {
+        return match &state.toa {
+            Some((d, _)) if d != dev => {
+                bail!("`up` attached the FullNAT programs to {d}, not {dev}; nothing was changed")
+            }
+            _ => Ok(()),
+        };
     }
     let Some(dev) = dev else { return Ok(()) };
     let recorded = recorded_devs(state);
@@ -353,7 +393,13 @@ fn check_down_args(state: &State, mode: Option<Mode>, dev: Option<&str>) -> Resu
 pub fn down(vips: &[IpAddr], mode: Option<Mode>, dev: Option<&str>) -> Result<Vec<String>> {
     let mut state = load()?;
     check_down_args(&state, mode, dev)?;
+    if mode == Some(Mode::Fullnat) {
+        return fullnat::down(&mut state);
+    }
     let mut done = Vec::new();
+    if mode.is_none() && vips.is_empty() {
+        done.extend(fullnat::down(&mut state)?);
+    }
     let wanted = |v: &IpAddr| vips.is_empty() || vips.contains(v);
     let lo = Iface::lookup("lo")?.context("no loopback device")?;
     for vip in state.vips.clone().iter().filter(|v| wanted(v)) {
@@ -420,6 +466,7 @@ mod tests {
                     "2001:db8::100".parse().unwrap(),
                 ],
             )),
+            toa: Some(("eth1".into(), vec!["192.0.2.201".parse().unwrap()])),
         };
         assert_eq!(State::parse(&s.render()).unwrap(), s);
         assert!(State::parse("vip not-an-address\n").is_err());
@@ -439,6 +486,8 @@ mod tests {
             "sysctl net/ipv4/conf/eth0/arp_ignore 1;reboot\n",
             "sysctl net/ipv4/conf/../arp_ignore 1\n",
             "decap ../eth0 10.0.0.100\n",
+            "toa ../eth0 10.0.0.201\n",
+            "toa eth0 not-an-address\n",
         ] {
             assert!(State::parse(bad).is_err(), "{bad:?}");
         }
@@ -460,6 +509,7 @@ mod tests {
                 .map(|(p, _)| (p, "0".into()))
                 .collect(),
             decap: Some(("eth0".into(), vec![IpAddr::V4(vip)])),
+            toa: None,
         };
         assert!(check_down_args(&tun, None, None).is_ok());
         assert!(check_down_args(&tun, Some(Mode::Tun), Some("eth0")).is_ok());
@@ -474,6 +524,7 @@ mod tests {
                 .map(|(p, _)| (p, "0".into()))
                 .collect(),
             decap: None,
+            toa: None,
         };
         assert_eq!(recorded_devs(&dr), vec!["eth0"]);
         assert!(check_down_args(&dr, Some(Mode::Dr), Some("eth0")).is_ok());

@@ -111,3 +111,61 @@ fn an_exhausted_pool_drops_new_connections_and_keeps_the_established() {
     assert_eq!(tally.get("FAIL"), None, "served again: {tally:?}");
     lab.stop_clean().unwrap();
 }
+
+/// `xvs realserver up --mode fullnat` on every real server: nginx logs the client
+/// itself; `down` takes the programs off and the local addresses are back. The client
+/// still sees only VIP:8080, and a download is intact through the rewrites both ways.
+#[test]
+fn the_real_servers_program_gives_applications_the_client() {
+    let mut lab = lab(&[1, 1, 1], "1024-65535");
+    let bin = xvs_lab::tools::xvs_bin().unwrap().display().to_string();
+    let locals = LOCALS.join(",");
+    for i in 0..3 {
+        let out = lab
+            .lab
+            .sh(
+                &format!("rs{}", i + 1),
+                &format!("{bin} realserver up --mode fullnat --dev eth0 --local {locals}"),
+            )
+            .unwrap();
+        assert!(out.contains("attached the FullNAT programs to eth0"), "{out}");
+    }
+    let tally = DrLab::tally(&lab.http_gets(30, ":8080/").unwrap());
+    assert_eq!(tally.values().copied().collect::<Vec<_>>(), [10, 10, 10], "{tally:?}");
+    for i in 0..3 {
+        let log = lab.access_log(i);
+        assert!(!log.is_empty());
+        assert!(
+            log.iter().all(|l| l.starts_with(&format!("{} / 200", fullnat::CLIENT))),
+            "rs{}: {log:?}",
+            i + 1
+        );
+    }
+    let dir = lab.lab.dir.display().to_string();
+    let out = lab
+        .lab
+        .sh("cl", &format!("curl -s -m 60 -o {dir}/got.bin http://{VIP}:8080/big.bin && sha256sum {dir}/got.bin {dir}/big.bin"))
+        .unwrap();
+    let sums: Vec<&str> = out.lines().map(|l| l.split(' ').next().unwrap()).collect();
+    assert_eq!(sums[0], sums[1], "20 MB, intact");
+
+    for i in 0..3 {
+        let rs = format!("rs{}", i + 1);
+        let out = lab
+            .lab
+            .sh(&rs, &format!("{bin} realserver down --mode fullnat --dev eth0"))
+            .unwrap();
+        assert!(out.contains("detached the FullNAT programs from eth0"), "{out}");
+        let tc = lab.lab.sh(&rs, "tc filter show dev eth0 ingress; tc filter show dev eth0 egress").unwrap();
+        assert!(!tc.contains("xvs_toa"), "{tc}");
+        std::fs::write(lab.lab.dir.join(&rs).join("access.log"), "").unwrap();
+    }
+    lab.http_gets(3, ":8080/").unwrap();
+    for i in 0..3 {
+        for line in lab.access_log(i) {
+            let src = line.split_whitespace().next().unwrap().to_string();
+            assert!(LOCALS.contains(&src.as_str()), "after down: {line}");
+        }
+    }
+    lab.stop_clean().unwrap();
+}
