@@ -230,3 +230,83 @@ fn an_expired_connection_gives_its_pair_back() {
         DropReason::FullnatNoPort
     );
 }
+
+fn synced_pipeline(
+    share: xvs_dataplane::fullnat::Share,
+) -> (Pipeline, std::sync::Arc<xvs_dataplane::sync::SyncChannel>) {
+    let cfg = PipelineConfig {
+        flow_capacity: 4096,
+        hash_seed: 7,
+        share,
+        ..PipelineConfig::default()
+    };
+    let ch = std::sync::Arc::new(xvs_dataplane::sync::SyncChannel::default());
+    let p = Pipeline::new(
+        &cfg,
+        std::sync::Arc::new(WorkerCounters::new(xvs_dataplane::snapshot::MAX_DESTS)),
+    )
+    .with_sync(std::sync::Arc::clone(&ch));
+    (p, ch)
+}
+
+/// Connection sync carries a FullNAT connection with its pair: the peer installs it,
+/// writes its reply entry (it translates the replies the moment it takes over), and the
+/// worker whose share the port is reserves the pair, so no new connection there takes it.
+#[test]
+fn a_synced_connection_keeps_its_pair_on_the_peer() {
+    use xvs_dataplane::fullnat::Share;
+    // One address, two ports: ports 3000 (worker 0 of 2) and 3001 (worker 1 of 2).
+    let mut snap = world((3000, 3001));
+    if let Some(l) = snap.services[0].local.as_mut() {
+        l.addrs.truncate(1);
+    }
+    let snap = Snapshot::new(1, DIRECTOR_MAC, snap.services.clone(), snap.dests.clone()).unwrap();
+    let (mut master, out) = synced_pipeline(Share {
+        worker: 0,
+        workers: 1,
+    });
+    let syn = send(&mut master, &snap, 10, 43000, FLAG_SYN, b"").unwrap();
+    send(&mut master, &snap, 10, 43000, FLAG_ACK, b"").unwrap();
+    let rec = out.changes.pop().expect("sent once established");
+    assert_eq!(rec.local, Some((syn.src.into(), syn.sport)));
+
+    for (worker, owner) in [(0u16, syn.sport == 3000), (1, syn.sport == 3001)] {
+        let (mut backup, inbound) = synced_pipeline(Share { worker, workers: 2 });
+        backup.prepare(&snap);
+        inbound.inbound.push(rec).unwrap();
+        assert_eq!(backup.install_synced(&snap, 11, 10), 1);
+        assert_eq!(backup.counters().sync_install_stale.get(), 0);
+        assert_eq!(
+            backup.fullnat_ops().v4.keys,
+            [reply_key(&syn)],
+            "worker {worker}"
+        );
+        // The taken-over connection goes on from its pair.
+        let ack = send(&mut backup, &snap, 12, 43000, FLAG_ACK, b"data").unwrap();
+        assert_eq!((ack.src, ack.sport), (syn.src, syn.sport));
+        // A new connection on the owner finds its pair taken; on the other, its own.
+        let fresh = send(&mut backup, &snap, 12, 43001, FLAG_SYN, b"");
+        if owner {
+            assert_eq!(
+                fresh.unwrap_err(),
+                DropReason::FullnatNoPort,
+                "worker {worker}"
+            );
+        } else {
+            assert_ne!(fresh.unwrap().sport, syn.sport, "worker {worker}");
+        }
+    }
+
+    // A pair of an address this director does not have: the entry is not installed.
+    let mut other = rec;
+    other.local = Some(("192.0.2.99".parse().unwrap(), 3000));
+    let (mut backup, inbound) = synced_pipeline(Share::default());
+    backup.prepare(&snap);
+    inbound.inbound.push(other).unwrap();
+    backup.install_synced(&snap, 11, 10);
+    assert_eq!(backup.counters().sync_install_stale.get(), 1);
+    assert_eq!(
+        send(&mut backup, &snap, 12, 43000, FLAG_ACK, b"x").unwrap_err(),
+        DropReason::NoFlow
+    );
+}

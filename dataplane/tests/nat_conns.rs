@@ -102,6 +102,7 @@ fn an_installed_nat_connection_tells_its_reply() {
         state: 1,
         template: false,
         timeout: 900,
+        local: None,
     };
     ch.inbound.push(rec).unwrap();
     let template = SyncRecord {
@@ -153,6 +154,7 @@ fn a_large_install_is_told_in_full_over_several_turns() {
                 state: 1,
                 template: false,
                 timeout: 900,
+                local: None,
             })
             .unwrap();
     }

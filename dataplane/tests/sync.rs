@@ -247,6 +247,7 @@ fn an_entry_for_a_real_server_the_snapshot_lacks_is_stale() {
         state: TcpState::Established as u8,
         template: false,
         timeout: 900,
+        local: None,
     };
     ch.inbound.push(rec).unwrap();
     assert_eq!(p.install_synced(&snap, 1, 10), 1);

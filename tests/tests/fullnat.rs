@@ -128,15 +128,23 @@ fn the_real_servers_program_gives_applications_the_client() {
                 &format!("{bin} realserver up --mode fullnat --dev eth0 --local {locals}"),
             )
             .unwrap();
-        assert!(out.contains("attached the FullNAT programs to eth0"), "{out}");
+        assert!(
+            out.contains("attached the FullNAT programs to eth0"),
+            "{out}"
+        );
     }
     let tally = DrLab::tally(&lab.http_gets(30, ":8080/").unwrap());
-    assert_eq!(tally.values().copied().collect::<Vec<_>>(), [10, 10, 10], "{tally:?}");
+    assert_eq!(
+        tally.values().copied().collect::<Vec<_>>(),
+        [10, 10, 10],
+        "{tally:?}"
+    );
     for i in 0..3 {
         let log = lab.access_log(i);
         assert!(!log.is_empty());
         assert!(
-            log.iter().all(|l| l.starts_with(&format!("{} / 200", fullnat::CLIENT))),
+            log.iter()
+                .all(|l| l.starts_with(&format!("{} / 200", fullnat::CLIENT))),
             "rs{}: {log:?}",
             i + 1
         );
@@ -153,10 +161,22 @@ fn the_real_servers_program_gives_applications_the_client() {
         let rs = format!("rs{}", i + 1);
         let out = lab
             .lab
-            .sh(&rs, &format!("{bin} realserver down --mode fullnat --dev eth0"))
+            .sh(
+                &rs,
+                &format!("{bin} realserver down --mode fullnat --dev eth0"),
+            )
             .unwrap();
-        assert!(out.contains("detached the FullNAT programs from eth0"), "{out}");
-        let tc = lab.lab.sh(&rs, "tc filter show dev eth0 ingress; tc filter show dev eth0 egress").unwrap();
+        assert!(
+            out.contains("detached the FullNAT programs from eth0"),
+            "{out}"
+        );
+        let tc = lab
+            .lab
+            .sh(
+                &rs,
+                "tc filter show dev eth0 ingress; tc filter show dev eth0 egress",
+            )
+            .unwrap();
         assert!(!tc.contains("xvs_toa"), "{tc}");
         std::fs::write(lab.lab.dir.join(&rs).join("access.log"), "").unwrap();
     }

@@ -820,6 +820,7 @@ mod tests {
             state: 1,
             template: false,
             timeout: 900,
+            local: None,
         }
     }
 

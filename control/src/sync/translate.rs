@@ -39,6 +39,7 @@ pub fn entry(snap: &Snapshot, rec: &SyncRecord) -> Option<Entry> {
         vport,
         raddr: d.addr,
         rport: d.port,
+        local: rec.local,
     })
 }
 
@@ -61,9 +62,13 @@ pub fn record(snap: &Snapshot, e: &Entry) -> Result<(SyncRecord, Forwarding), Re
                 .is_some_and(|d| d.addr == e.raddr && d.port == e.rport)
         })
         .ok_or(Reject::UnknownRealServer)?;
-    // Its local pair is not carried: without it the connection cannot go on here.
-    if svc.forwarding == Forwarding::FullNat && !e.template {
-        return Err(Reject::FullNat);
+    // A FullNAT connection goes on only from a local address of this director's, and
+    // only a FullNAT service's connection has one.
+    let fullnat = svc.forwarding == Forwarding::FullNat && !e.template;
+    match e.local {
+        Some((laddr, _)) if fullnat && snap.local_id(laddr).is_some() => {}
+        None if !fullnat => {}
+        _ => return Err(Reject::FullNat),
     }
     let proto = if e.template { 0x80 | e.proto } else { e.proto };
     let key = match (e.client, e.vaddr) {
@@ -81,6 +86,7 @@ pub fn record(snap: &Snapshot, e: &Entry) -> Result<(SyncRecord, Forwarding), Re
         state: e.state,
         template: e.template,
         timeout: e.timeout,
+        local: e.local,
     };
     Ok((rec, svc.forwarding))
 }

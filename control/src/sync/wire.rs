@@ -18,12 +18,17 @@
 //! request it answers (the asker's boot and the request's sequence number).
 //!
 //! An entry is 16 bytes, then its three addresses (client, virtual, real server), 4
-//! bytes each for IPv4 or 16 for IPv6:
+//! bytes each for IPv4 or 16 for IPv6, and a FullNAT connection's local address:
 //!
 //! ```text
-//!  0 flags (bit 0: IPv6, bit 1: template)  1 protocol  2 TCP state  3 0
-//!  4 seconds left   8 client port  10 virtual port  12 real server port  14 0
+//!  0 flags (bit 0: IPv6, bit 1: template, bit 2: FullNAT)  1 protocol  2 TCP state  3 0
+//!  4 seconds left   8 client port  10 virtual port  12 real server port
+//! 14 local port (FullNAT; else 0)
 //! ```
+//!
+//! The FullNAT bit came after version 2's first release without a new version: only a
+//! director with a FullNAT virtual server sends it, and one without FullNAT (an older
+//! build) has no such service to take it over for.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -39,7 +44,7 @@ pub const MAX_BODY: usize = MAX_MESSAGE - HEADER_LEN - TAG_LEN;
 const ENTRY_FIXED: usize = 16;
 /// The shortest and longest entry (IPv4's and IPv6's addresses).
 const ENTRY_MIN: usize = ENTRY_FIXED + 12;
-const ENTRY_MAX: usize = ENTRY_FIXED + 48;
+const ENTRY_MAX: usize = ENTRY_FIXED + 64;
 /// Protocol numbers an entry may carry (a template's has 0x80 set as well).
 const TCP: u8 = 6;
 const UDP: u8 = 17;
@@ -113,12 +118,15 @@ pub struct Entry {
     pub vport: u16,
     pub raddr: IpAddr,
     pub rport: u16,
+    /// A FullNAT connection's local address and port.
+    pub local: Option<(IpAddr, u16)>,
 }
 
 impl Entry {
     /// Its size in a message.
     pub fn encoded_len(&self) -> usize {
-        ENTRY_FIXED + if self.client.is_ipv6() { 48 } else { 12 }
+        let addrs = 3 + usize::from(self.local.is_some());
+        ENTRY_FIXED + addrs * if self.client.is_ipv6() { 16 } else { 4 }
     }
 }
 
@@ -138,7 +146,7 @@ xvs_dataplane::labelled_enum! {
         UnknownService => "unknown_service": "An entry for a virtual service this director does not have.",
         UnknownRealServer => "unknown_real_server": "An entry for a real server the service does not have here.",
         QueueFull => "queue_full": "The workers' queues were full.",
-        FullNat => "fullnat": "A FullNAT connection: its local address and port are not carried, so it is not taken over.",
+        FullNat => "fullnat": "A FullNAT connection without its local address and port, or with a local address this director does not have (or a local pair on another kind of service).",
     }
 }
 
@@ -172,13 +180,15 @@ impl Builder {
             return false;
         }
         let v6 = e.client.is_ipv6();
-        let flags = u8::from(v6) | (u8::from(e.template) << 1);
+        let flags = u8::from(v6) | (u8::from(e.template) << 1) | (u8::from(e.local.is_some()) << 2);
         self.buf.extend_from_slice(&[flags, e.proto, e.state, 0]);
         self.buf.extend_from_slice(&e.timeout.to_be_bytes());
-        for p in [e.cport, e.vport, e.rport, 0] {
+        let lport = e.local.map_or(0, |(_, p)| p);
+        for p in [e.cport, e.vport, e.rport, lport] {
             self.buf.extend_from_slice(&p.to_be_bytes());
         }
-        for a in [e.client, e.vaddr, e.raddr] {
+        let local = e.local.map(|(a, _)| a);
+        for a in [e.client, e.vaddr, e.raddr].into_iter().chain(local) {
             match a {
                 IpAddr::V4(a) if !v6 => self.buf.extend_from_slice(&a.octets()),
                 IpAddr::V6(a) if v6 => self.buf.extend_from_slice(&a.octets()),
@@ -287,7 +297,8 @@ fn entry(b: &[u8]) -> Result<(Entry, usize), Reject> {
         return Err(Reject::Malformed);
     }
     let flags = b[0];
-    if flags & !3 != 0 || b[3] != 0 || b[14..16] != [0, 0] {
+    let fullnat = flags & 4 != 0;
+    if flags & !7 != 0 || b[3] != 0 || (!fullnat && b[14..16] != [0, 0]) {
         return Err(Reject::Malformed);
     }
     let v6 = flags & 1 != 0;
@@ -295,9 +306,9 @@ fn entry(b: &[u8]) -> Result<(Entry, usize), Reject> {
     let (proto, state) = (b[1], b[2]);
     let timeout = u32::from_be_bytes(b[4..8].try_into().unwrap());
     let port = |i: usize| u16::from_be_bytes([b[i], b[i + 1]]);
-    let (cport, vport, rport) = (port(8), port(10), port(12));
+    let (cport, vport, rport, lport) = (port(8), port(10), port(12), port(14));
     let alen = if v6 { 16 } else { 4 };
-    let n = ENTRY_FIXED + 3 * alen;
+    let n = ENTRY_FIXED + (3 + usize::from(fullnat)) * alen;
     if b.len() < n {
         return Err(Reject::Malformed);
     }
@@ -320,8 +331,10 @@ fn entry(b: &[u8]) -> Result<(Entry, usize), Reject> {
         vport,
         raddr: addr(2),
         rport,
+        local: fullnat.then(|| (addr(3), lport)),
     };
     let sane = matches!(proto, TCP | UDP)
+        && (!fullnat || (!template && lport != 0))
         && usize::from(state) < STATE_COUNT
         && (proto == TCP || state == 0)
         && (!template || (state == 0 && cport == 0))
@@ -368,6 +381,7 @@ mod tests {
             vport: 80,
             raddr: Ipv4Addr::new(10, 0, 0, 11).into(),
             rport: 80,
+            local: None,
         }
     }
 
@@ -410,6 +424,56 @@ mod tests {
         );
         assert_eq!(f.tag, &[7; TAG_LEN]);
         assert_eq!(entries(f.body, f.header.count).unwrap(), want);
+    }
+
+    /// FullNAT connections carry their local pair; a template, a port 0 or a family
+    /// mismatch with it is refused, and a pair-less entry keeps bytes 14-15 at 0.
+    #[test]
+    fn fullnat_entries_carry_their_local_pair() {
+        let fnat = Entry {
+            local: Some((Ipv4Addr::new(192, 0, 2, 201).into(), 5001)),
+            ..conn(2)
+        };
+        let fnat6 = Entry {
+            local: Some(("2001:db8::201".parse().unwrap(), 5002)),
+            ..conn6()
+        };
+        let mut b = Builder::new(Kind::Entries, false);
+        for e in [&fnat, &fnat6, &conn(3)] {
+            assert!(b.push(e));
+        }
+        let msg = b.seal(st(1, 1), sign);
+        let f = frame(&msg).unwrap();
+        assert_eq!(f.body.len(), 16 + 16 + 16 + 64 + 28);
+        assert_eq!(entries(f.body, 3).unwrap(), vec![fnat, fnat6, conn(3)]);
+        let one = |e: &Entry| {
+            let mut b = Builder::new(Kind::Entries, false);
+            assert!(b.push(e));
+            let m = b.seal(st(1, 1), sign);
+            frame(&m).unwrap().body.to_vec()
+        };
+        let mut port0 = one(&fnat);
+        port0[14..16].copy_from_slice(&[0, 0]);
+        assert_eq!(entries(&port0, 1), Err(Reject::Malformed));
+        let mut tmpl = one(&fnat);
+        tmpl[0] |= 2;
+        tmpl[8..10].copy_from_slice(&[0, 0]);
+        tmpl[2] = 0;
+        assert_eq!(
+            entries(&tmpl, 1),
+            Err(Reject::Malformed),
+            "a template has no pair"
+        );
+        let mut stray = one(&conn(3));
+        stray[14] = 1;
+        assert_eq!(
+            entries(&stray, 1),
+            Err(Reject::Malformed),
+            "a port without the bit"
+        );
+        let mut short = one(&fnat);
+        short.truncate(28);
+        assert_eq!(entries(&short, 1), Err(Reject::Malformed));
     }
 
     #[test]
@@ -508,7 +572,7 @@ mod tests {
             (Kind::ResyncRequest, vec![0; 1], 0),
             (Kind::ResyncDone, vec![0; 8], 0),
             (Kind::Entries, vec![0; 27], 1),
-            (Kind::Entries, vec![0; 65], 1),
+            (Kind::Entries, vec![0; 81], 1),
             (Kind::Entries, vec![0; 56], 0),
         ];
         for (kind, body, count) in bad {

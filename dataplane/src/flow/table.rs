@@ -138,6 +138,9 @@ pub const FLAG_UDP_SEEN: u8 = 0b11 << 3;
 pub const FLAG_FULLNAT: u8 = 1 << 5;
 /// A FullNAT TCP flow whose handshake ACK carried the client's address option.
 pub const FLAG_TOA_ACKED: u8 = 1 << 6;
+/// A FullNAT flow installed from a peer whose pair this worker did not take from its
+/// own pool: it never gives it back, nor removes its reply entry.
+pub const FLAG_PAIR_BORROWED: u8 = 1 << 7;
 
 /// One tracked connection, or a persistence template.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -368,9 +371,23 @@ impl<K: Key> FlowTable<K> {
         count: usize,
         now: u32,
     ) -> impl Iterator<Item = &Flow<K>> {
+        self.iter_live_slots(first, count, now).map(|(_, f)| f)
+    }
+
+    /// As `iter_live_buckets`, with each flow's slot.
+    pub fn iter_live_slots(
+        &self,
+        first: usize,
+        count: usize,
+        now: u32,
+    ) -> impl Iterator<Item = (usize, &Flow<K>)> {
         let start = (first * K::WAYS).min(self.entries.len());
         let end = (first.saturating_add(count).saturating_mul(K::WAYS)).min(self.entries.len());
-        self.entries[start..end].iter().filter(move |e| e.live(now))
+        self.entries[start..end]
+            .iter()
+            .enumerate()
+            .filter(move |(_, e)| e.live(now))
+            .map(move |(i, e)| (start + i, e))
     }
 }
 

@@ -14,6 +14,8 @@ mod replies;
 pub use pool::{pool_size, LocalPort, Pools, Share};
 pub use replies::{FnatValue, ReplyBatch, ReplyFamily, ReplyMap, ReplyOps, MAX_REPLY_OPS};
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
 use crate::offload::{FastKey, FastKey6};
 use crate::snapshot::Snapshot;
 
@@ -28,6 +30,9 @@ pub struct Held<K> {
 /// The per-slot pairs of one family's flow table.
 pub trait SlotFamily: ReplyFamily + Default {
     fn slots(f: &mut FullNat) -> &mut Vec<Held<Self>>;
+    fn slots_ref(f: &FullNat) -> &[Held<Self>];
+    /// The local address and port a reply key names (its destination).
+    fn local(&self) -> (IpAddr, u16);
 }
 
 impl SlotFamily for FastKey {
@@ -35,12 +40,30 @@ impl SlotFamily for FastKey {
     fn slots(f: &mut FullNat) -> &mut Vec<Held<Self>> {
         &mut f.slots4
     }
+    fn slots_ref(f: &FullNat) -> &[Held<Self>] {
+        &f.slots4
+    }
+    fn local(&self) -> (IpAddr, u16) {
+        (
+            Ipv4Addr::from(self.daddr).into(),
+            u16::from_be_bytes(self.dport),
+        )
+    }
 }
 
 impl SlotFamily for FastKey6 {
     #[inline(always)]
     fn slots(f: &mut FullNat) -> &mut Vec<Held<Self>> {
         &mut f.slots6
+    }
+    fn slots_ref(f: &FullNat) -> &[Held<Self>] {
+        &f.slots6
+    }
+    fn local(&self) -> (IpAddr, u16) {
+        (
+            Ipv6Addr::from(self.daddr).into(),
+            u16::from_be_bytes(self.dport),
+        )
     }
 }
 
@@ -84,6 +107,11 @@ impl FullNat {
         K::slots(self).get(index).copied()
     }
 
+    /// The same, from a shared borrow (the resync walk's).
+    pub fn held_ref<K: SlotFamily>(&self, index: usize) -> Option<Held<K>> {
+        K::slots_ref(self).get(index).copied()
+    }
+
     /// Records that the flow in slot `index` holds `pair`; false if the slots are not
     /// sized for it (a table that grew without a FullNAT snapshot: never).
     #[inline]
@@ -95,6 +123,11 @@ impl FullNat {
             }
             None => false,
         }
+    }
+
+    /// The local pair the flow in slot `index` holds, as connection sync carries it.
+    pub fn local_of<K: SlotFamily>(&mut self, index: usize) -> Option<(IpAddr, u16)> {
+        self.held::<K>(index).map(|h| h.reply.local())
     }
 
     /// The flow in slot `index` ended: its pair goes back to its pool and its reply

@@ -191,6 +191,10 @@ impl Pools {
         }
         u.set(l.port(), false);
         let (port, id) = (l.port(), l.addr());
+        // Another worker's port (a connection installed from a peer): never handed out here.
+        if !self.share.owns(port) {
+            return;
+        }
         if let Some(f) = self
             .fifos
             .iter_mut()
@@ -205,6 +209,24 @@ impl Pools {
     /// Whether the pair is in use.
     pub fn in_use(&self, l: LocalPort) -> bool {
         self.used(l)
+    }
+
+    /// Whether `port` is this worker's share.
+    pub fn owns(&self, port: u16) -> bool {
+        self.share.owns(port)
+    }
+
+    /// Marks a pair in use that a peer handed out (connection sync); false if it
+    /// already is, or its address is in no pool here. Its FIFO entry is skipped when
+    /// reached (`take`).
+    pub fn reserve(&mut self, l: LocalPort) -> bool {
+        match self.in_use.get_mut(usize::from(l.addr())) {
+            Some(Some(u)) if !u.get(l.port()) => {
+                u.set(l.port(), true);
+                true
+            }
+            _ => false,
+        }
     }
 }
 

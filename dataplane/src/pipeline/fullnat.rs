@@ -5,16 +5,17 @@
 
 use std::net::IpAddr;
 
+use super::sync::send_record;
 use super::{FamilyKey, Parsed, Pipeline};
 use crate::counters::WorkerCounters;
-use crate::flow::table::{FLAG_FULLNAT, FLAG_NAT_KNOWN, FLAG_TOA_ACKED};
+use crate::flow::table::{FLAG_FULLNAT, FLAG_NAT_KNOWN, FLAG_PAIR_BORROWED, FLAG_TOA_ACKED};
 use crate::flow::Flow;
-use crate::fullnat::{FullNat, Held};
+use crate::fullnat::{FullNat, Held, LocalPort};
 use crate::packet::Packet;
 use crate::rewrite::toa::{self, Toa};
 use crate::snapshot::{DestId, Snapshot};
 use crate::verdict::DropReason;
-use crate::wire::ipv4::PROTO_TCP;
+use crate::wire::ipv4::{PROTO_TCP, PROTO_UDP};
 use crate::wire::tcp::{FLAG_ACK, FLAG_FIN, FLAG_RST, FLAG_SYN};
 
 impl Pipeline {
@@ -64,9 +65,70 @@ impl Pipeline {
         if let Some(c) = self.counters.local_ports.get(usize::from(pair.addr())) {
             c.inc();
         }
-        K::table_mut(&mut self.tables).get_mut(index).flags |= FLAG_FULLNAT | FLAG_NAT_KNOWN;
+        let f = K::table_mut(&mut self.tables).get_mut(index);
+        f.flags |= FLAG_FULLNAT | FLAG_NAT_KNOWN;
         self.fullnat.ops.upsert(reply, k.fnat_value(dest));
+        if let (Some(ch), PROTO_UDP) = (self.sync.as_deref(), k.proto()) {
+            // A UDP flow is sent when it is new: with its pair, now that it has one.
+            let (f, ttl) = (*f, self.timeouts.udp.max(1));
+            send_record(ch, &self.counters, &f, ttl, Some((laddr, pair.port())));
+        }
         Ok((laddr, pair.port()))
+    }
+
+    /// Installs a peer's FullNAT connection in slot `index` with its pair: reserved in
+    /// this worker's pool when the port is this worker's share (the others borrow it:
+    /// they neither give it back nor remove its reply entry), and its reply entry
+    /// written so that this director translates the replies the moment it takes over.
+    /// False when the pair is not one of this director's, or already in use here.
+    pub(super) fn install_fullnat<K: FamilyKey>(
+        &mut self,
+        snap: &Snapshot,
+        index: usize,
+        k: &K,
+        dest: DestId,
+        (rip, rport): (IpAddr, u16),
+        (laddr, lport): (IpAddr, u16),
+    ) -> bool {
+        let Some(id) = snap.local_id(laddr) else {
+            return false;
+        };
+        let pair = LocalPort::new(id, lport);
+        let f = *K::table(&self.tables).get(index);
+        if f.flags & FLAG_FULLNAT != 0 {
+            if self
+                .fullnat
+                .held::<K::Fast>(index)
+                .is_some_and(|h| h.pair == pair)
+            {
+                return true;
+            }
+            release(&mut self.fullnat, &self.counters, index, &f);
+        }
+        let owned = self.fullnat.pools.owns(lport);
+        if owned && !self.fullnat.pools.reserve(pair) {
+            return false;
+        }
+        let reply = k.fnat_reply_key(rip, rport, laddr, lport);
+        if !self.fullnat.hold::<K::Fast>(index, Held { pair, reply }) {
+            if owned {
+                self.fullnat.pools.give_back(pair);
+            }
+            return false;
+        }
+        if owned {
+            if let Some(c) = self.counters.local_ports.get(usize::from(id)) {
+                c.inc();
+            }
+        }
+        let f = K::table_mut(&mut self.tables).get_mut(index);
+        f.flags |= FLAG_FULLNAT | FLAG_NAT_KNOWN;
+        f.flags &= !FLAG_PAIR_BORROWED;
+        if !owned {
+            f.flags |= FLAG_PAIR_BORROWED;
+        }
+        self.fullnat.ops.upsert(reply, k.fnat_value(dest));
+        true
     }
 
     /// Adds the client's address option to a segment that opens the connection: the SYN,
@@ -126,7 +188,7 @@ pub(super) fn release<K: FamilyKey>(
     index: usize,
     flow: &Flow<K>,
 ) {
-    if flow.flags & FLAG_FULLNAT == 0 {
+    if flow.flags & FLAG_FULLNAT == 0 || flow.flags & FLAG_PAIR_BORROWED != 0 {
         return;
     }
     if let Some(h) = fullnat.held::<K::Fast>(index) {

@@ -108,6 +108,8 @@ pub struct Pipeline {
     nat_conns: NatConnOps,
     /// FullNAT's local pairs and reply entries.
     fullnat: FullNat,
+    /// The packet in hand is a FullNAT service's: connection sync waits for its pair.
+    fullnat_pending: bool,
     /// Connection sync's queues, when it is on.
     sync: Option<Arc<SyncChannel>>,
     /// Where flows nobody here saw are looked up (`adopt.rs`), and the lookups left to
@@ -153,6 +155,7 @@ impl Pipeline {
             fast: FastOps::default(),
             nat_conns: NatConnOps::default(),
             fullnat: FullNat::new(config.share),
+            fullnat_pending: false,
             sync: None,
             adopt: None,
             adopt_budget: 0,
@@ -301,6 +304,7 @@ impl Pipeline {
         if snap.complete_partial && rewrite::partial::complete(pkt.data_mut()) {
             self.counters.checksums_completed.inc();
         }
+        self.fullnat_pending = svc.forwarding == Forwarding::FullNat;
         let (dest, flow) = self.connection(snap, svc_idx, &p, now)?;
         let d = snap.dest(dest).ok_or(DropReason::NoDestination)?;
         // A real server of the packet's family (the configuration keeps them so).

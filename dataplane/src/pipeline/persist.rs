@@ -103,7 +103,7 @@ impl Pipeline {
                     },
                 );
                 if let Some(ch) = self.sync.as_deref() {
-                    send_record(ch, &self.counters, t, pers.timeout.max(1));
+                    send_record(ch, &self.counters, t, pers.timeout.max(1), None);
                 }
             }
         }
@@ -117,7 +117,7 @@ impl Pipeline {
         if let Some(ch) = self.sync.as_deref() {
             if now.saturating_sub(t.template_seen) >= (pers.timeout / 2).max(1) {
                 t.template_seen = now;
-                send_record(ch, &self.counters, t, pers.timeout.max(1));
+                send_record(ch, &self.counters, t, pers.timeout.max(1), None);
             }
         }
     }

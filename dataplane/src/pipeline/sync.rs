@@ -3,6 +3,7 @@
 
 use super::{FamilyKey, Pipeline};
 use crate::counters::WorkerCounters;
+use crate::flow::table::FLAG_FULLNAT;
 use crate::flow::{Flow, TcpState};
 use crate::sync::record::{refresh_after, tcp_state_synced};
 use crate::sync::{SyncChannel, SyncRecord};
@@ -25,6 +26,15 @@ impl Pipeline {
             return;
         };
         let flow = K::table_mut(&mut self.tables).get_mut(index);
+        // A FullNAT flow goes with its pair: one that has none yet is sent once it has
+        // (`fullnat_from`).
+        let local = if flow.flags & FLAG_FULLNAT != 0 {
+            self.fullnat.local_of::<K::Fast>(index)
+        } else if self.fullnat_pending {
+            return;
+        } else {
+            None
+        };
         let s = flow.tcp_state();
         let refresh = (now as u16).wrapping_sub(flow.synced) >= refresh_after(ttl);
         let due = if flow.key.proto() == PROTO_TCP {
@@ -34,7 +44,7 @@ impl Pipeline {
         };
         if due {
             flow.synced = now as u16;
-            send_record(ch, &self.counters, flow, ttl.max(1));
+            send_record(ch, &self.counters, flow, ttl.max(1), local);
         }
     }
 }
@@ -47,6 +57,7 @@ pub(super) fn send_record<K: FamilyKey>(
     counters: &WorkerCounters,
     f: &Flow<K>,
     ttl: u32,
+    local: Option<(std::net::IpAddr, u16)>,
 ) {
     let rec = SyncRecord {
         key: f.key.sync_key(),
@@ -54,6 +65,7 @@ pub(super) fn send_record<K: FamilyKey>(
         state: f.state,
         template: f.is_template(),
         timeout: ttl,
+        local,
     };
     match ch.changes.push(rec) {
         Ok(()) => counters.sync_queued.inc(),

@@ -4,8 +4,9 @@
 
 use super::track::uncount;
 use super::{FamilyKey, Pipeline};
-use crate::flow::table::{FLAG_NAT_KNOWN, FLAG_OFFLOADED, FLAG_TEMPLATE};
+use crate::flow::table::{FLAG_FULLNAT, FLAG_NAT_KNOWN, FLAG_OFFLOADED, FLAG_TEMPLATE};
 use crate::flow::{Flow, FlowKey, FlowKey6};
+use crate::fullnat::SlotFamily;
 use crate::snapshot::{Forwarding, Snapshot};
 use crate::sync::record::RECEIVED_GRACE_SECS;
 use crate::sync::{SyncKey, SyncRecord};
@@ -79,9 +80,21 @@ impl Pipeline {
         let Some(d) = snap.dest(rec.dest) else {
             return;
         };
-        if snap.services[svc].forwarding == Forwarding::Nat && d.addr.is_ipv6() == K::IS_V6 {
-            let rport = if d.port == 0 { key.ports().1 } else { d.port };
-            self.know_nat(Some(index), &key, d.addr, rport);
+        if d.addr.is_ipv6() != K::IS_V6 {
+            return;
+        }
+        let rport = if d.port == 0 { key.ports().1 } else { d.port };
+        match (snap.services[svc].forwarding, rec.local) {
+            (Forwarding::Nat, _) => self.know_nat(Some(index), &key, d.addr, rport),
+            (Forwarding::FullNat, Some(local)) => {
+                if !self.install_fullnat(snap, index, &key, rec.dest, (d.addr, rport), local) {
+                    // No pair here for it: the connection cannot go on from this director.
+                    let f = *K::table(&self.tables).get(index);
+                    self.forget(index, &f);
+                    self.counters.sync_install_stale.inc();
+                }
+            }
+            _ => {}
         }
     }
 
@@ -209,13 +222,21 @@ fn walk_table<K: FamilyKey>(p: &Pipeline, first: usize, max: usize, now: u32) ->
         if ch.bulk.capacity() - ch.bulk.len() < K::WAYS {
             break;
         }
-        for f in table.iter_live_buckets(first + done, 1, now) {
+        for (index, f) in table.iter_live_slots(first + done, 1, now) {
+            let local = if f.flags & FLAG_FULLNAT != 0 {
+                p.fullnat
+                    .held_ref::<K::Fast>(index)
+                    .map(|h| h.reply.local())
+            } else {
+                None
+            };
             let rec = SyncRecord {
                 key: f.key.sync_key(),
                 dest: f.dest,
                 state: f.state,
                 template: f.is_template(),
                 timeout: f.expires - now,
+                local,
             };
             // Room was checked: only this worker pushes to its bulk queue.
             if ch.bulk.push(rec).is_ok() {

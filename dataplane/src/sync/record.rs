@@ -32,6 +32,8 @@ pub struct SyncRecord {
     pub template: bool,
     /// Seconds the entry has left on the sender.
     pub timeout: u32,
+    /// A FullNAT connection's local address and port.
+    pub local: Option<(std::net::IpAddr, u16)>,
 }
 
 /// Seconds a received entry lives past the timeout it was sent with. A flow the XDP
