@@ -84,15 +84,16 @@ impl Pipeline {
             return;
         }
         let rport = if d.port == 0 { key.ports().1 } else { d.port };
+        let ends = (d.addr, rport);
         match (snap.services[svc].forwarding, rec.local) {
             (Forwarding::Nat, _) => self.know_nat(Some(index), &key, d.addr, rport),
-            (Forwarding::FullNat, Some(local)) => {
-                if !self.install_fullnat(snap, index, &key, rec.dest, (d.addr, rport), local) {
-                    // No pair here for it: the connection cannot go on from this director.
-                    let f = *K::table(&self.tables).get(index);
-                    self.forget(index, &f);
-                    self.counters.sync_install_stale.inc();
-                }
+            (Forwarding::FullNat, Some(local))
+                if !self.install_fullnat(snap, index, &key, rec.dest, ends, local) =>
+            {
+                // No pair here for it: the connection cannot go on from this director.
+                let f = *K::table(&self.tables).get(index);
+                self.forget(index, &f);
+                self.counters.sync_install_stale.inc();
             }
             _ => {}
         }
