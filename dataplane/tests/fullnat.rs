@@ -272,7 +272,6 @@ fn a_synced_connection_keeps_its_pair_on_the_peer() {
 
     for (worker, owner) in [(0u16, syn.sport == 3000), (1, syn.sport == 3001)] {
         let (mut backup, inbound) = synced_pipeline(Share { worker, workers: 2 });
-        backup.prepare(&snap);
         inbound.inbound.push(rec).unwrap();
         assert_eq!(backup.install_synced(&snap, 11, 10), 1);
         assert_eq!(backup.counters().sync_install_stale.get(), 0);
@@ -301,7 +300,6 @@ fn a_synced_connection_keeps_its_pair_on_the_peer() {
     let mut other = rec;
     other.local = Some(("192.0.2.99".parse().unwrap(), 3000));
     let (mut backup, inbound) = synced_pipeline(Share::default());
-    backup.prepare(&snap);
     inbound.inbound.push(other).unwrap();
     backup.install_synced(&snap, 11, 10);
     assert_eq!(backup.counters().sync_install_stale.get(), 1);
@@ -309,4 +307,17 @@ fn a_synced_connection_keeps_its_pair_on_the_peer() {
         send(&mut backup, &snap, 12, 43000, FLAG_ACK, b"x").unwrap_err(),
         DropReason::NoFlow
     );
+}
+
+/// The XDP fast path carries DR and TUN flows only: a FullNAT flow stays on the worker
+/// (its rewrite is the worker's), even with the fast path on.
+#[test]
+fn fullnat_flows_never_take_the_fast_path() {
+    let mut snap = world((2000, 2999));
+    snap.fast_generation = 7;
+    let mut p = common::pipeline();
+    for flags in [FLAG_SYN, FLAG_ACK, FLAG_ACK] {
+        send(&mut p, &snap, 10, 44000, flags, b"").unwrap();
+        assert!(p.fast_ops().is_empty(), "flags {flags:#x}");
+    }
 }

@@ -135,3 +135,50 @@ pub fn config(port: u16, weights: &[u32], ports: &str) -> String {
         LOCALS.join(", ")
     )
 }
+
+/// The second director of a VRRP pair, on the clients' link.
+pub const DIRECTOR2: &str = "172.16.0.3";
+
+/// A VRRP pair: as `build`, plus `lb2`, with the VIP and the local addresses left to
+/// VRRP (on neither director at first). The router reaches the local addresses on the
+/// link, wherever VRRP puts them.
+pub fn build_pair(real_servers: usize) -> Result<DrLab> {
+    let mut lab = build(real_servers)?;
+    for a in std::iter::once(VIP).chain(LOCALS) {
+        lab.lab.sh("lb", &format!("ip addr del {a}/32 dev eth0"))?;
+    }
+    DrLab::add_host(&mut lab.lab, "lb2", DIRECTOR2, 1, false)?;
+    // As for `lb` (`Switch::Prepared`): XDP on the bridge port, its TX checksums whole.
+    let pass = lab.lab.dir.join("pass.bpf.o");
+    lab.lab.sh(
+        "sw",
+        &format!(
+            "ip link set dev lb2 xdpdrv obj {} sec xdp && ethtool -K lb2 tx off >/dev/null",
+            pass.display()
+        ),
+    )?;
+    lab.lab.sh(
+        "lb2",
+        &format!("ip route add 10.20.0.0/24 via {ROUTER_FRONT}"),
+    )?;
+    // As xvs's start-up warning asks: a new master's first replies go to clients whose
+    // MAC it has not learned, through the kernel's FIB, which needs forwarding on.
+    for host in ["lb", "lb2"] {
+        lab.lab.sh(host, "sysctl -qw net.ipv4.ip_forward=1")?;
+    }
+    Ok(lab)
+}
+
+/// One director of the pair's configuration: `config`'s, with a VRRP instance moving
+/// the VIP and the local addresses, and connection sync (with `key`).
+pub fn pair_config(state: &str, priority: u8, key: Option<&str>) -> String {
+    let mut c = config(80, &[1, 1, 1], "1024-65535");
+    c += &format!(
+        "vrrp_instances:\n  - name: VI_1\n    interface: eth0\n    state: {state}\n    virtual_router_id: 52\n    priority: {priority}\n    version: 3\n    advert_int: 0.1\n    virtual_ipaddresses: [{VIP}, {}]\n",
+        LOCALS.join(", ")
+    );
+    if let Some(key) = key {
+        c += &format!("connection_sync:\n  interface: eth0\n  key: \"{key}\"\n");
+    }
+    c
+}

@@ -189,3 +189,128 @@ fn the_real_servers_program_gives_applications_the_client() {
     }
     lab.stop_clean().unwrap();
 }
+
+/// A VRRP pair with connection sync: 20 paced downloads through the master, which
+/// crashes (kill -9, link down); the backup takes the VIP and the local addresses, and
+/// carries every download on from the same local pairs (the real servers never notice).
+/// `XVS_LAB_NO_SYNC=1` runs it without sync, for the comparison.
+#[test]
+fn a_vrrp_pair_with_sync_carries_the_downloads_across_the_masters_crash() {
+    const DOWNLOADS: usize = 20;
+    let sync = std::env::var_os("XVS_LAB_NO_SYNC").is_none();
+    let mut lab = fullnat::build_pair(3).expect("build the lab");
+    lab.start_web().unwrap();
+    // 3 MB at nginx's 500 kB/s: 6 s, the crash 1 s in.
+    let want = lab.put_slow("f.bin", 3_000_000).unwrap();
+    let key = sync.then_some("fullnat-lab-sync-key-0123456789");
+    let c1 = lab
+        .lab
+        .write("xvs1.yaml", fullnat::pair_config("MASTER", 150, key))
+        .unwrap();
+    let c2 = lab
+        .lab
+        .write("xvs2.yaml", fullnat::pair_config("BACKUP", 100, key))
+        .unwrap();
+    lab.start_xvs_on("lb", "xvs", &c1).unwrap();
+    lab.start_xvs_on("lb2", "xvs2", &c2).unwrap();
+    let holds = |lab: &DrLab, host: &str| {
+        lab.lab
+            .sh(host, "ip -4 -o addr show dev eth0")
+            .unwrap()
+            .contains(&format!("{VIP}/"))
+    };
+    let t = std::time::Instant::now();
+    while !holds(&lab, "lb") {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "lb never took the VIP"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let dir = lab.lab.dir.join("dl");
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.display();
+    let script = format!(
+        "for i in $(seq {DOWNLOADS}); do (curl -s -m 30 --speed-time 4 --speed-limit 1000 -o {d}/$i http://{VIP}/slow/f.bin) & sleep 0.02; done; wait"
+    );
+    lab.lab.spawn("cl", "dl", &["sh", "-c", &script]).unwrap();
+    // Every download under way, and the backup told of each.
+    let t = std::time::Instant::now();
+    loop {
+        let n: usize = lab
+            .lab
+            .sh(
+                "cl",
+                &format!("ss -Htn state established dst {VIP}:80 | wc -l"),
+            )
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        if n >= DOWNLOADS {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "{n} connected");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let bin = xvs_lab::tools::xvs_bin().unwrap().display().to_string();
+    let t = std::time::Instant::now();
+    while sync {
+        let out = lab
+            .lab
+            .sh(
+                "lb2",
+                &format!("{bin} status --sync --json --config {}", c2.display()),
+            )
+            .unwrap();
+        let s: serde_json::Value = serde_json::from_str(&out).unwrap();
+        if s["entries"]["installed"].as_u64().unwrap_or(0) >= DOWNLOADS as u64 {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(5), "{s:#}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(
+        lab.lab.proc("dl").unwrap().running(),
+        "the downloads outlast the crash"
+    );
+    lab.crash("lb", "xvs").unwrap();
+    let t = std::time::Instant::now();
+    while !holds(&lab, "lb2") {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "lb2 never took the VIP"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!(
+        "lb2 took the VIP and the local addresses {:?} after the crash",
+        t.elapsed()
+    );
+    let p = lab.lab.proc("dl").unwrap();
+    assert!(
+        p.wait(Duration::from_secs(60)).is_some(),
+        "downloads never ended"
+    );
+    let intact = (1..=DOWNLOADS)
+        .filter(|i| std::fs::read(dir.join(i.to_string())).is_ok_and(|b| b == want))
+        .count();
+    eprintln!("sync {sync}: {intact}/{DOWNLOADS} downloads intact across the crash");
+    assert_eq!(intact, DOWNLOADS, "every download across the crash");
+    let m = lab
+        .lab
+        .sh("lb2", "curl -s -m 5 http://127.0.0.1:9147/metrics")
+        .unwrap();
+    let replies: u64 = m
+        .lines()
+        .filter(|l| l.starts_with("xvs_xdp_packets_total{outcome=\"fnat_reply"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert!(
+        replies > 100,
+        "the backup translated the replies: {replies}"
+    );
+    lab.lab.stop("xvs2");
+}

@@ -452,7 +452,11 @@ impl Engine {
         for e in &entries {
             match translate::record(&snap, e) {
                 Ok((rec, forwarding)) => {
-                    if forwarding == xvs_dataplane::Forwarding::Nat && !e.template {
+                    let translated = matches!(
+                        forwarding,
+                        xvs_dataplane::Forwarding::Nat | xvs_dataplane::Forwarding::FullNat
+                    );
+                    if translated && !e.template {
                         self.resolve_later(now, e.client);
                     }
                     // Every worker: which one the flow's packets will reach depends on

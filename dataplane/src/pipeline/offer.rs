@@ -52,7 +52,7 @@ impl Pipeline {
         to: &Target,
     ) {
         if snap.fast_generation == 0
-            || svc.forwarding == Forwarding::Nat
+            || !matches!(svc.forwarding, Forwarding::Dr | Forwarding::Tun)
             || svc.persistence.is_some()
             || (K::IS_V6 && svc.forwarding == Forwarding::Tun)
         {

@@ -42,6 +42,9 @@ impl Pipeline {
         let Some(ch) = self.sync.clone() else {
             return 0;
         };
+        // A backup may have had no packet yet: its state for this snapshot (FullNAT's
+        // pools among it) is readied here as a batch would.
+        self.prepare(snap);
         let mut n = 0;
         // A turn stops when the NAT connections to tell are full: the worker writes
         // them, and the next turn goes on.
