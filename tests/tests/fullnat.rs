@@ -190,6 +190,27 @@ fn the_real_servers_program_gives_applications_the_client() {
     lab.stop_clean().unwrap();
 }
 
+/// Waits (5 s at most) until the backup installed `n` entries from its peer.
+fn wait_installed(lab: &DrLab, cfg: &std::path::Path, n: usize) {
+    let bin = xvs_lab::tools::xvs_bin().unwrap().display().to_string();
+    let t = std::time::Instant::now();
+    loop {
+        let out = lab
+            .lab
+            .sh(
+                "lb2",
+                &format!("{bin} status --sync --json --config {}", cfg.display()),
+            )
+            .unwrap();
+        let s: serde_json::Value = serde_json::from_str(&out).unwrap();
+        if s["entries"]["installed"].as_u64().unwrap_or(0) >= n as u64 {
+            return;
+        }
+        assert!(t.elapsed() < Duration::from_secs(5), "{s:#}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// A VRRP pair with connection sync: 20 paced downloads through the master, which
 /// crashes (kill -9, link down); the backup takes the VIP and the local addresses, and
 /// carries every download on from the same local pairs (the real servers never notice).
@@ -254,22 +275,8 @@ fn a_vrrp_pair_with_sync_carries_the_downloads_across_the_masters_crash() {
         assert!(t.elapsed() < Duration::from_secs(10), "{n} connected");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let bin = xvs_lab::tools::xvs_bin().unwrap().display().to_string();
-    let t = std::time::Instant::now();
-    while sync {
-        let out = lab
-            .lab
-            .sh(
-                "lb2",
-                &format!("{bin} status --sync --json --config {}", c2.display()),
-            )
-            .unwrap();
-        let s: serde_json::Value = serde_json::from_str(&out).unwrap();
-        if s["entries"]["installed"].as_u64().unwrap_or(0) >= DOWNLOADS as u64 {
-            break;
-        }
-        assert!(t.elapsed() < Duration::from_secs(5), "{s:#}");
-        std::thread::sleep(Duration::from_millis(100));
+    if sync {
+        wait_installed(&lab, &c2, DOWNLOADS);
     }
     std::thread::sleep(Duration::from_millis(1000));
     assert!(
