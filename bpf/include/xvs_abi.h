@@ -279,7 +279,7 @@ struct xvs_decap_counters {
 };
 
 /* The real server's FullNAT program (xvs_toa_in on tc ingress, xvs_toa_out on egress):
- * a connection from a director's local address whose opening segment carries the
+ * a connection from a director's local address whose SYN carries the
  * client's address option (kind XVS_TOA_KIND: the client's port and IPv4 address, 8
  * bytes, or port and IPv6 address, 20 bytes; the toa module's format) is given the
  * client as its peer: its packets in arrive from the client, its packets out leave to
@@ -301,7 +301,7 @@ struct xvs_toa_value {
 	__u16 pad;
 };
 #define XVS_TOA_STATS(X)                                                                 \
-	X(OPTION, "option")       /* an opening segment from a trusted local address named its client */ \
+	X(OPTION, "option")       /* a SYN from a trusted local address named its client */ \
 	X(UNTRUSTED, "untrusted") /* an option from an address not trusted: ignored */   \
 	X(COLLISION, "collision") /* its client's port already in use by another local pair here: not restored */ \
 	X(RESTORED, "restored")   /* a segment in, given its client as source */         \

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* xvs_toa_in and xvs_toa_out: a FullNAT real server's tc programs, so that its
  * applications see the client, not the director. A TCP connection from one of the
- * director's local addresses (xvs_toa_trusted) whose opening segment (the SYN, or the
- * handshake's ACK) carries the client's address option is recorded; from then on its
+ * director's local addresses (xvs_toa_trusted) whose SYN carries the client's address
+ * option is recorded (the director also puts it in the handshake's ACK, for the toa
+ * module; a SYN from a pair forgets what its earlier connection recorded); from then on its
  * segments in arrive from the client's address and port (ingress), and its segments out,
  * sent to the client, leave to the local address and port again (egress). getpeername(),
  * nginx's $remote_addr and the firewall see the client, with no kernel module. What is
@@ -17,6 +18,13 @@
 #include <bpf/bpf_helpers.h>
 #include "xvs_abi.h"
 #include "parse.h"
+
+/* The IPv6 checksum fix of kernel 6.16 (and its stable backports): with it, a
+ * CHECKSUM_COMPLETE packet's sum stays right when an IPv6 address changes. An older
+ * kernel refuses the flag, and the call is made again without it. */
+#ifndef BPF_F_IPV6
+#define BPF_F_IPV6 (1ULL << 7)
+#endif
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -66,7 +74,7 @@ struct seg {
 	__u32 l3;     /* the IP header's offset */
 	__u32 l4;     /* the TCP header's offset */
 	__u8 v6;
-	__u8 opening; /* a SYN without ACK, or a data-less ACK: may carry the option */
+	__u8 syn;     /* a SYN without ACK: the only segment whose option is followed */
 	__s32 opts;   /* the options' length */
 };
 
@@ -169,8 +177,7 @@ static __always_inline int read_seg(struct __sk_buff *skb, struct seg *s)
 	s->l4 = (__u32)(c.pos - (void *)(long)skb->data);
 	s->sport = tcp->source;
 	s->dport = tcp->dest;
-	s->opening = (tcp->syn && !tcp->ack) || (tcp->ack && !tcp->syn && !tcp->fin && !tcp->rst &&
-						   (void *)tcp + tcp->doff * 4 == c.end);
+	s->syn = tcp->syn && !tcp->ack;
 	s->opts = tcp->doff * 4 - (int)sizeof(*tcp);
 	return 1;
 }
@@ -193,7 +200,8 @@ static __always_inline void set_addr(struct __sk_buff *skb, const struct seg *s,
 	} else {
 		__s64 diff = bpf_csum_diff((__be32 *)from, 16, (__be32 *)to, 16, 0);
 
-		bpf_l4_csum_replace(skb, csum, 0, diff, BPF_F_PSEUDO_HDR);
+		if (bpf_l4_csum_replace(skb, csum, 0, diff, BPF_F_PSEUDO_HDR | BPF_F_IPV6) < 0)
+			bpf_l4_csum_replace(skb, csum, 0, diff, BPF_F_PSEUDO_HDR);
 		bpf_skb_store_bytes(skb, off, to, 16, 0);
 	}
 }
@@ -228,8 +236,23 @@ static __always_inline void key_of(struct xvs_toa_key *k, const __u8 *addr, __be
 	k->v6 = v6;
 }
 
-/* An opening segment from local pair `pair` names its client: recorded both ways,
- * unless another local pair's live connection holds that client's port here. */
+/* A SYN from local pair `pair` starts a new connection on it: whatever the pair's
+ * earlier one recorded goes, both ways, whether or not this one names a client. */
+static __always_inline void forget(struct xvs_toa_key *pair)
+{
+	struct xvs_toa_value *old = bpf_map_lookup_elem(&xvs_toa_conns, pair);
+	struct xvs_toa_key other = {};
+
+	if (!old)
+		return;
+	key_of(&other, old->addr, old->port, pair->own_port, pair->v6);
+	bpf_map_delete_elem(&xvs_toa_peers, &other);
+	bpf_map_delete_elem(&xvs_toa_conns, pair);
+}
+
+/* A SYN from local pair `pair` names its client: recorded both ways, unless another
+ * local pair's live connection holds that client's port here (then the connection
+ * goes on as the local pair's, untouched). */
 static __always_inline void record(struct xvs_toa_key *pair, const struct xvs_toa_value *client)
 {
 	struct xvs_toa_value local = { .port = pair->port };
@@ -247,12 +270,6 @@ static __always_inline void record(struct xvs_toa_key *pair, const struct xvs_to
 			return;
 		}
 	}
-	/* The pair's earlier connection (its port reused): its client's entry goes. */
-	old = bpf_map_lookup_elem(&xvs_toa_conns, pair);
-	if (old && !same(old, client)) {
-		key_of(&other, old->addr, old->port, pair->own_port, pair->v6);
-		bpf_map_delete_elem(&xvs_toa_peers, &other);
-	}
 	bpf_map_update_elem(&xvs_toa_conns, pair, client, BPF_ANY);
 	bpf_map_update_elem(&xvs_toa_peers, &peer, &local, BPF_ANY);
 	count(XVS_TOA_OPTION);
@@ -268,12 +285,13 @@ int xvs_toa_in(struct __sk_buff *skb)
 	if (!read_seg(skb, &s))
 		return TC_ACT_OK;
 	key_of(&pair, s.saddr, s.sport, s.dport, s.v6);
-	if (s.opening && s.opts > 0 && find_toa(skb, s.l4 + 20, s.opts, s.v6, &named)) {
-		key_of(&trusted, s.saddr, 0, 0, s.v6);
-		if (bpf_map_lookup_elem(&xvs_toa_trusted, &trusted))
+	key_of(&trusted, s.saddr, 0, 0, s.v6);
+	if (s.syn && bpf_map_lookup_elem(&xvs_toa_trusted, &trusted)) {
+		forget(&pair);
+		if (s.opts > 0 && find_toa(skb, s.l4 + 20, s.opts, s.v6, &named))
 			record(&pair, &named);
-		else
-			count(XVS_TOA_UNTRUSTED);
+	} else if (s.syn && s.opts > 0 && find_toa(skb, s.l4 + 20, s.opts, s.v6, &named)) {
+		count(XVS_TOA_UNTRUSTED);
 	}
 	client = bpf_map_lookup_elem(&xvs_toa_conns, &pair);
 	if (!client)

@@ -186,3 +186,42 @@ fn ipv6_too() {
     let (out, _) = run(&toa, false, &answer);
     assert_eq!(ends(&out), (RIP6.into(), 8080, LIP6.into(), 5000));
 }
+
+/// A pair's new connection (its SYN) forgets what the earlier one recorded, even when
+/// the new SYN names no client (no room for the option): it goes on as the local
+/// pair's, never as the earlier client's. And only a SYN's option is followed: a later
+/// segment naming someone else changes nothing.
+#[test]
+fn a_pairs_new_connection_never_inherits_the_earlier_client() {
+    let toa = loaded(&[LIP.into()]);
+    let syn = director_syn(VIP.into(), RIP.into(), LIP.into(), CLIENT.into(), 45000);
+    run(&toa, true, &syn);
+    // An ACK from the pair that names another client, as a forger would.
+    let mut forged = director_syn(
+        VIP.into(),
+        RIP.into(),
+        LIP.into(),
+        Ipv4Addr::new(192, 0, 2, 66).into(),
+        1,
+    );
+    forged[14 + 20 + 13] = 0x10;
+    xvs_dataplane::rewrite::toa::finish4(&mut forged);
+    let (out, d) = run(&toa, true, &forged);
+    assert_eq!(d.get("option"), 0, "not a SYN: not followed");
+    assert_eq!(
+        ends(&out).0,
+        IpAddr::from(CLIENT),
+        "still the connection's client"
+    );
+    // The pair's next connection, whose SYN carries no option.
+    let bare = fixtures::tcp_frame(LIP, 5000, RIP, 8080, 0x02, b"");
+    let (out, d) = run(&toa, true, &bare);
+    assert_eq!(out, bare, "the local pair's own");
+    assert_eq!(d.get("restored"), 0);
+    let answer = fixtures::tcp_frame(RIP, 8080, CLIENT, 45000, 0x12, b"");
+    assert_eq!(
+        run(&toa, false, &answer).0,
+        answer,
+        "the earlier client's way out is gone"
+    );
+}

@@ -1087,6 +1087,18 @@ fn fullnat_mistakes_are_reported_at_their_place() {
         ),
         (
             format!(
+                "{FULLNAT}  - name: dns\n    address: 10.0.0.202\n    port: 53\n    protocol: udp\n    real_servers:\n      - {{ address: 10.0.0.11 }}\n"
+            ),
+            "t.yaml:8:35: error: local address 10.0.0.202 is also a virtual server's address",
+        ),
+        (
+            format!(
+                "{FULLNAT}  - name: dns\n    address: 10.0.0.99\n    port: 53\n    protocol: udp\n    real_servers:\n      - {{ address: 10.0.0.201 }}\n"
+            ),
+            "t.yaml:8:23: error: local address 10.0.0.201 is also a real server's address",
+        ),
+        (
+            format!(
                 "{FULLNAT}  - name: web2\n    address: 10.0.0.101\n    port: 80\n    protocol: tcp\n    forwarding: fullnat\n    local_addresses: [10.0.0.202]\n    real_servers:\n      - {{ address: 10.20.0.11, port: 8080 }}\n"
             ),
             "t.yaml:17:23: error: local address 10.0.0.202 is in another pool (line 8) with other addresses or ports",

@@ -119,6 +119,9 @@ pub struct WorkerCounters {
     /// for it (40 bytes of options already, or extension headers).
     pub fullnat_toa_added: Counter,
     pub fullnat_toa_no_room: Counter,
+    /// FullNAT segments that came with an option of that kind, the client's own,
+    /// turned into NOPs.
+    pub fullnat_toa_scrubbed: Counter,
     /// FullNAT reply entries the kernel refused (or that did not fit a batch): those
     /// connections' replies go to the kernel untranslated.
     pub fullnat_replies_failed: Counter,
@@ -162,6 +165,7 @@ impl WorkerCounters {
             checksums_completed: Counter::default(),
             fullnat_toa_added: Counter::default(),
             fullnat_toa_no_room: Counter::default(),
+            fullnat_toa_scrubbed: Counter::default(),
             fullnat_replies_failed: Counter::default(),
             local_ports: (0..crate::snapshot::MAX_LOCAL_ADDRS)
                 .map(|_| Counter::default())

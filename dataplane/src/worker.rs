@@ -333,22 +333,24 @@ impl Worker {
         let n = due.saturating_sub(self.swept).min(SWEEP_MAX_BUCKETS);
         if n > 0 {
             let now = elapsed.as_secs() as u32 + 1;
-            match self.fast.as_ref() {
+            let done = match self.fast.as_ref() {
                 Some(map) => {
                     let epoch = self.epoch_ns;
                     let secs = |ns: u64| (ns.saturating_sub(epoch) / 1_000_000_000) as u32 + 1;
-                    self.pipeline.sweep_renewing(
+                    let done = self.pipeline.sweep_renewing(
                         now,
                         n as usize,
                         |k| map.last_seen(&FastKey::of(k)).map(secs),
                         |k| map.last_seen6(&FastKey6::of(k)).map(secs),
                     );
                     self.apply_fast();
+                    done
                 }
                 None => self.pipeline.sweep(now, n as usize),
-            }
+            };
             self.apply_fullnat();
-            self.swept += n;
+            // Fewer than asked when FullNAT's removals filled up: the rest next turn.
+            self.swept += done as u64;
         }
     }
 

@@ -321,3 +321,37 @@ fn fullnat_flows_never_take_the_fast_path() {
         assert!(p.fast_ops().is_empty(), "flags {flags:#x}");
     }
 }
+
+/// Thousands of connections expiring at once: each sweep call stops before its reply
+/// removals overflow (the worker writes them between calls), none is lost, and every
+/// pair comes back.
+#[test]
+fn a_mass_expiry_never_loses_a_reply_removal() {
+    let snap = world((2000, 3999));
+    let mut p = common::pipeline();
+    for cport in 0..3000u16 {
+        send(&mut p, &snap, 10, 20000 + cport, FLAG_SYN, b"").unwrap();
+        // As the worker writes them after each batch.
+        p.fullnat_ops().clear();
+    }
+    assert_eq!(p.fullnat_ops().dropped, 0);
+    let later = 10 + 3600;
+    let (mut removed, mut calls) = (0, 0);
+    let buckets = p.flows().buckets();
+    let mut swept = 0;
+    while swept < buckets {
+        swept += p.sweep(later, buckets - swept);
+        let ops = p.fullnat_ops();
+        assert!(ops.v4.removed.len() <= xvs_dataplane::fullnat::MAX_REPLY_OPS);
+        assert_eq!(ops.dropped, 0);
+        removed += ops.v4.removed.len();
+        ops.clear();
+        calls += 1;
+    }
+    // A full bucket evicted some (their pairs given back then).
+    let evicted = p.counters().flows_evicted.get();
+    assert_eq!(removed as u64 + evicted, 3000);
+    assert!(calls > 2, "the sweep went in several calls: {calls}");
+    let in_use: u64 = p.counters().local_ports.iter().map(|g| g.get()).sum();
+    assert_eq!(in_use, 0);
+}

@@ -55,7 +55,7 @@ fn sections(ck: &mut Checker, raw: &RawConfig) -> Sections {
         .iter()
         .map(|vs| virtual_server::check(ck, vs, &mut seen, &raw.vrrp_instances))
         .collect();
-    virtual_server::count_local_addresses(ck, &seen);
+    virtual_server::check_local_addresses(ck, &seen, &virtual_servers);
     let mut vrids = HashMap::new();
     let mut vrrp_instances: Vec<VrrpInstance> = raw
         .vrrp_instances

@@ -80,9 +80,9 @@ pub struct FullNat {
 }
 
 impl FullNat {
-    pub fn new(share: Share) -> Self {
+    pub fn new(share: Share, start: u64) -> Self {
         FullNat {
-            pools: Pools::new(share),
+            pools: Pools::new(share, start),
             ..FullNat::default()
         }
     }

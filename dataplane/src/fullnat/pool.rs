@@ -89,6 +89,10 @@ struct Fifo {
 #[derive(Default)]
 pub struct Pools {
     share: Share,
+    /// Where each new FIFO starts (random per process): a restarted director, or the
+    /// other of a pair, does not hand out the same pairs in the same order, so a real
+    /// server's TIME_WAIT from the last process's connections is not met at once.
+    start: u64,
     /// Indexed by local address id; `None` until a pool names the address.
     in_use: Vec<Option<InUse>>,
     fifos: Vec<Fifo>,
@@ -97,9 +101,10 @@ pub struct Pools {
 }
 
 impl Pools {
-    pub fn new(share: Share) -> Self {
+    pub fn new(share: Share, start: u64) -> Self {
         Pools {
             share,
+            start,
             ..Pools::default()
         }
     }
@@ -149,6 +154,10 @@ impl Pools {
                     free.push_back(LocalPort::new(id, port));
                 }
             }
+        }
+        if !free.is_empty() {
+            let by = (self.start % free.len() as u64) as usize;
+            free.rotate_left(by);
         }
         Fifo {
             def: def.clone(),
@@ -273,7 +282,7 @@ mod tests {
     #[test]
     fn hands_out_each_pair_once_and_alternates_addresses() {
         let s = snap(&[(vec!["10.0.0.1", "10.0.0.2"], (2000, 2002))]);
-        let mut p = Pools::new(Share::default());
+        let mut p = Pools::new(Share::default(), 0);
         p.prepare(&s);
         let got: Vec<(u16, u16)> = std::iter::from_fn(|| p.take(0))
             .map(|l| (l.addr(), l.port()))
@@ -305,10 +314,13 @@ mod tests {
         let s = snap(&[(vec!["10.0.0.1"], (1024, 1100))]);
         let mut seen = std::collections::HashSet::new();
         for w in 0..3 {
-            let mut p = Pools::new(Share {
-                worker: w,
-                workers: 3,
-            });
+            let mut p = Pools::new(
+                Share {
+                    worker: w,
+                    workers: 3,
+                },
+                u64::from(w) * 7919,
+            );
             p.prepare(&s);
             while let Some(l) = p.take(0) {
                 assert!(seen.insert(l), "{l:?} handed out by two workers");
@@ -320,7 +332,7 @@ mod tests {
     #[test]
     fn a_reload_keeps_what_is_in_use() {
         let s1 = snap(&[(vec!["10.0.0.1"], (3000, 3003))]);
-        let mut p = Pools::new(Share::default());
+        let mut p = Pools::new(Share::default(), 0);
         p.prepare(&s1);
         let a = p.take(0).unwrap();
         let b = p.take(0).unwrap();
@@ -337,12 +349,24 @@ mod tests {
     }
 
     #[test]
+    fn the_first_pair_handed_out_depends_on_the_start() {
+        let s = snap(&[(vec!["10.0.0.1"], (5000, 5999))]);
+        let first = |start| {
+            let mut p = Pools::new(Share::default(), start);
+            p.prepare(&s);
+            p.take(0).unwrap().port()
+        };
+        assert_eq!(first(0), 5000);
+        assert_eq!(first(1_000_003), 5003);
+    }
+
+    #[test]
     fn equal_pools_are_one() {
         let s = snap(&[
             (vec!["10.0.0.1"], (4000, 4001)),
             (vec!["10.0.0.1"], (4000, 4001)),
         ]);
-        let mut p = Pools::new(Share::default());
+        let mut p = Pools::new(Share::default(), 0);
         p.prepare(&s);
         assert!(p.take(0).is_some());
         assert!(p.take(1).is_some());

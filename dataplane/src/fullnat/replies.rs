@@ -104,9 +104,14 @@ impl ReplyOps {
             && self.v6.removed.is_empty()
     }
 
-    /// No room for another removal: the sweep stops its turn here.
+    /// No room for another removal.
     pub fn is_full(&self) -> bool {
-        self.v4.removed.len() >= MAX_REPLY_OPS || self.v6.removed.len() >= MAX_REPLY_OPS
+        !self.room_for(1)
+    }
+
+    /// Room for `n` more removals of either family.
+    pub fn room_for(&self, n: usize) -> bool {
+        self.v4.removed.len() + n <= MAX_REPLY_OPS && self.v6.removed.len() + n <= MAX_REPLY_OPS
     }
 
     pub fn clear(&mut self) {

@@ -46,7 +46,8 @@ impl Pipeline {
         let entry = (self.adopt.as_mut()?)(p.key.fast_key_of())?;
         let svc = &snap.services[svc_idx];
         let dest = entry.stats_slot;
-        let named = svc.forwarding != Forwarding::Nat
+        // Only DR and TUN flows take the fast path, so only they are adopted from it.
+        let named = matches!(svc.forwarding, Forwarding::Dr | Forwarding::Tun)
             && svc.persistence.is_none()
             && svc.dests.contains(&dest)
             && snap

@@ -131,9 +131,10 @@ impl Pipeline {
         true
     }
 
-    /// Adds the client's address option to a segment that opens the connection: the SYN,
-    /// and the handshake's first ACK (a data-less ACK, once per flow), where the `toa`
-    /// module on a real server looks for it. Call before the rewrite; true when added
+    /// Turns a client's own address option into NOPs on every segment, then adds the
+    /// director's to a segment that opens the connection: the SYN, and the handshake's
+    /// first ACK (a data-less ACK, once per flow), where the `toa` module on a real
+    /// server looks for it. Call before the rewrite; true when added
     /// (the rewrite's TCP checksum is then computed whole, `toa::finish4`).
     pub(super) fn fullnat_toa<K: FamilyKey>(
         &mut self,
@@ -143,6 +144,10 @@ impl Pipeline {
     ) -> bool {
         if p.key.proto() != PROTO_TCP {
             return false;
+        }
+        // Only the director names the client: a client's own option would name anyone.
+        if toa::scrub_frame(pkt.data_mut(), K::IS_V6) {
+            self.counters.fullnat_toa_scrubbed.inc();
         }
         let syn = p.tcp_flags & (FLAG_SYN | FLAG_ACK) == FLAG_SYN;
         let first_ack = p.tcp_flags & (FLAG_SYN | FLAG_ACK | FLAG_FIN | FLAG_RST) == FLAG_ACK

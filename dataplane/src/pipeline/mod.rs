@@ -154,7 +154,7 @@ impl Pipeline {
             ip_ident: config.hash_seed as u16,
             fast: FastOps::default(),
             nat_conns: NatConnOps::default(),
-            fullnat: FullNat::new(config.share),
+            fullnat: FullNat::new(config.share, config.hash_seed),
             fullnat_pending: false,
             sync: None,
             adopt: None,

@@ -4,7 +4,9 @@
 
 use super::track::uncount;
 use super::{FamilyKey, Pipeline};
-use crate::flow::table::{FLAG_FULLNAT, FLAG_NAT_KNOWN, FLAG_OFFLOADED, FLAG_TEMPLATE};
+use crate::flow::table::{
+    FLAG_FULLNAT, FLAG_NAT_KNOWN, FLAG_OFFLOADED, FLAG_PAIR_BORROWED, FLAG_TEMPLATE, FLAG_TOA_ACKED,
+};
 use crate::flow::{Flow, FlowKey, FlowKey6};
 use crate::fullnat::SlotFamily;
 use crate::snapshot::{Forwarding, Snapshot};
@@ -146,7 +148,11 @@ impl Pipeline {
         f.expires = expires;
         f.template_seen = now;
         f.synced = now as u16;
-        f.flags = (f.flags & (FLAG_OFFLOADED | FLAG_NAT_KNOWN)) | flags;
+        // A FullNAT flow's pair stays marked: given back (or taken over) only through
+        // `release` and `install_fullnat`, or it would leak.
+        let kept =
+            FLAG_OFFLOADED | FLAG_NAT_KNOWN | FLAG_FULLNAT | FLAG_PAIR_BORROWED | FLAG_TOA_ACKED;
+        f.flags = (f.flags & kept) | flags;
         if !rec.template {
             let f = *f;
             let c = &self.counters.dests[f.dest as usize];

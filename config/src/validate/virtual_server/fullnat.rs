@@ -12,8 +12,9 @@ use crate::model::*;
 use crate::raw::*;
 use crate::spanned::Spanned;
 
-/// Every local address seen so far, with the pool it belongs to and where it was given.
-pub(in crate::validate) type Pools = HashMap<IpAddr, (LocalAddresses, u64)>;
+/// Every local address seen so far, with the pool it belongs to and where it was given
+/// (line, column).
+pub(in crate::validate) type Pools = HashMap<IpAddr, (LocalAddresses, (u64, u64))>;
 
 pub(super) fn check(
     ck: &mut Checker,
@@ -128,10 +129,10 @@ fn shared(ck: &mut Checker, a: &Spanned<IpAddr>, pool: &LocalAddresses, pools: &
     let (line, column) = at(a);
     match pools.get(&a.value) {
         None => {
-            pools.insert(a.value, (pool.clone(), line));
+            pools.insert(a.value, (pool.clone(), (line, column)));
         }
         Some((other, _)) if other == pool => {}
-        Some((_, first)) => ck.out.push(
+        Some((_, (first, _))) => ck.out.push(
             Diagnostic::new(
                 line,
                 column,
@@ -145,10 +146,36 @@ fn shared(ck: &mut Checker, a: &Spanned<IpAddr>, pool: &LocalAddresses, pools: &
     }
 }
 
-/// Across the file: at most `MAX_LOCAL_ADDRESSES` local addresses.
-pub(in crate::validate) fn count(ck: &mut Checker, pools: &Pools) {
+/// Across the file: at most `MAX_LOCAL_ADDRESSES` local addresses, and none of them
+/// another virtual server's VIP or real server (its replies would be taken for a
+/// FullNAT connection's, or its traffic for a service's).
+pub(in crate::validate) fn across(ck: &mut Checker, pools: &Pools, vss: &[VirtualServer]) {
+    let mut clashes: Vec<(&IpAddr, &(u64, u64), &str)> = pools
+        .iter()
+        .filter_map(|(a, (_, at))| {
+            let what = if vss.iter().any(|v| v.address == *a) {
+                "a virtual server's address"
+            } else if vss
+                .iter()
+                .any(|v| v.real_servers.iter().any(|r| r.address == *a))
+            {
+                "a real server's address"
+            } else {
+                return None;
+            };
+            Some((a, at, what))
+        })
+        .collect();
+    clashes.sort_by_key(|(_, at, _)| **at);
+    for (a, (line, column), what) in clashes {
+        ck.out.push(
+            Diagnostic::new(*line, *column, format!("local address {a} is also {what}")).hint(
+                "local addresses are the director's own, used for nothing else: give another",
+            ),
+        );
+    }
     if pools.len() > MAX_LOCAL_ADDRESSES {
-        let first = pools.values().map(|(_, l)| *l).min().unwrap_or(1);
+        let first = pools.values().map(|(_, (l, _))| *l).min().unwrap_or(1);
         ck.out.push(
             Diagnostic::new(
                 first,

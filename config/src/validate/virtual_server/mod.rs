@@ -34,9 +34,10 @@ pub(super) struct Seen {
     pub local: fullnat::Pools,
 }
 
-/// Across the file: not more local addresses than the director can hold.
-pub(super) fn count_local_addresses(ck: &mut Checker, seen: &Seen) {
-    fullnat::count(ck, &seen.local);
+/// Across the file: not more local addresses than the director can hold, and none that
+/// is another virtual server's or real server's address.
+pub(super) fn check_local_addresses(ck: &mut Checker, seen: &Seen, vss: &[VirtualServer]) {
+    fullnat::across(ck, &seen.local, vss);
 }
 
 /// `instances`: the file's VRRP instances, which `quorum_vrrp` may name.
