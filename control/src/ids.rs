@@ -92,6 +92,11 @@ impl DestRegistry {
         Ok(self.locals.clone())
     }
 
+    /// The FullNAT local addresses named so far, in id order.
+    pub fn local_ids(&self) -> &[IpAddr] {
+        &self.locals
+    }
+
     /// The service's slot in the per-worker service counters (never reused).
     pub fn service_id(&mut self, key: ServiceKey) -> u32 {
         let n = self.services.len() as u32;

@@ -96,7 +96,27 @@ fn an_exhausted_pool_drops_new_connections_and_keeps_the_established() {
         .map(|i| format!("curl -s --connect-timeout 3 -m 20 -o {dir}/slow{i}.bin http://{VIP}:8080/slow/f.bin & sleep 0.2"))
         .collect::<Vec<_>>()
         .join("; ");
-    lab.lab.sh("cl", &format!("{script}; wait; true")).unwrap();
+    lab.lab
+        .spawn("cl", "slow", &["sh", "-c", &format!("{script}; wait")])
+        .unwrap();
+    // While they run: every pair in use, as the status and the metrics say.
+    std::thread::sleep(Duration::from_millis(1500));
+    let bin = xvs_lab::tools::xvs_bin().unwrap().display().to_string();
+    let cfg = lab.lab.dir.join("xvs.yaml").display().to_string();
+    let status = lab
+        .lab
+        .sh("lb", &format!("{bin} status --config {cfg}"))
+        .unwrap();
+    for a in LOCALS {
+        assert!(
+            status.contains(&format!("  local {a}: 2 of 2 ports in use")),
+            "{status}"
+        );
+    }
+    assert_eq!(metric(&lab, "xvs_fullnat_local_ports_in_use{"), 4);
+    assert_eq!(metric(&lab, "xvs_fullnat_local_ports{"), 4);
+    let p = lab.lab.proc("slow").unwrap();
+    assert!(p.wait(Duration::from_secs(30)).is_some());
     let intact = (0..6)
         .filter(|i| std::fs::read(format!("{dir}/slow{i}.bin")).is_ok_and(|b| b == body))
         .count();

@@ -140,7 +140,7 @@ fn schedule_failures(o: &mut Out, cfg: &Config, registry: &mut DestRegistry, w: 
 }
 
 /// The counter families per worker.
-const PER_WORKER: [(&str, &str, Read<WorkerCounters>); 17] = [
+const PER_WORKER: [(&str, &str, Read<WorkerCounters>); 21] = [
     ("xvs_worker_rx_packets_total", "Frames received.", |c| {
         c.rx_packets.get()
     }),
@@ -216,7 +216,64 @@ const PER_WORKER: [(&str, &str, Read<WorkerCounters>); 17] = [
         "TCP and UDP checksums a virtual link (a veth) handed over partial, completed before forwarding.",
         |c| c.checksums_completed.get(),
     ),
+    (
+        "xvs_fullnat_toa_added_total",
+        "FullNAT segments (a SYN, the handshake's ACK) given the client's address option.",
+        |c| c.fullnat_toa_added.get(),
+    ),
+    (
+        "xvs_fullnat_toa_no_room_total",
+        "FullNAT opening segments without room for the client's address option (40 bytes of options in use, or IPv6 extension headers).",
+        |c| c.fullnat_toa_no_room.get(),
+    ),
+    (
+        "xvs_fullnat_toa_scrubbed_total",
+        "FullNAT segments that came with an address option of their own (a client's: turned into NOPs).",
+        |c| c.fullnat_toa_scrubbed.get(),
+    ),
+    (
+        "xvs_fullnat_replies_failed_total",
+        "FullNAT reply entries the steering program could not be told of or rid of (their replies go to the kernel untranslated).",
+        |c| c.fullnat_replies_failed.get(),
+    ),
 ];
+
+/// Per FullNAT local address: the pairs in use now (every worker's), and how many its
+/// pool has. New connections find none free when the two meet (`fullnat_no_port`).
+pub fn fullnat_locals(o: &mut Out, cfg: &Config, registry: &DestRegistry, w: AllWorkers<'_>) {
+    let pools: Vec<&xvs_config::LocalAddresses> = cfg
+        .virtual_servers
+        .iter()
+        .filter_map(|v| v.local.as_ref())
+        .collect();
+    if pools.is_empty() {
+        return;
+    }
+    o.family(
+        "xvs_fullnat_local_ports_in_use",
+        "gauge",
+        "FullNAT local address and port pairs held by connections now, per local address.",
+    );
+    o.family(
+        "xvs_fullnat_local_ports",
+        "gauge",
+        "FullNAT pairs a local address's pool has (its ports).",
+    );
+    for (id, addr) in registry.local_ids().iter().enumerate() {
+        let Some(pool) = pools.iter().find(|p| p.addresses.contains(addr)) else {
+            continue;
+        };
+        let a = addr.to_string();
+        let in_use = w.sum(|c| c.local_ports.get(id).map_or(0, |g| g.get()));
+        o.sample(
+            "xvs_fullnat_local_ports_in_use",
+            &[("local_address", &a)],
+            in_use,
+        );
+        let ports = u64::from(pool.ports.1 - pool.ports.0) + 1;
+        o.sample("xvs_fullnat_local_ports", &[("local_address", &a)], ports);
+    }
+}
 
 /// Per worker: frames, batches, kicks, flows, TX ring full, ICMP sent; the flow tables'
 /// fill; drops by reason.

@@ -123,6 +123,7 @@ pub fn render(c: &Common<'_>, lb: Option<Balancer<'_>>) -> String {
         health::overloaded(&mut o, c.cfg, lb.overload);
         health::checks(&mut o, c.cfg, lb.checks);
         dataplane::workers(&mut o, c.cfg, w);
+        dataplane::fullnat_locals(&mut o, c.cfg, lb.registry, w);
         dataplane::xsk(&mut o, lb.xsk);
         dataplane::fast_path(&mut o, &lb.fast_path);
         if let Some(x) = &lb.xdp {

@@ -110,6 +110,7 @@ mod tests {
             scheduler_flags: vec![],
             ops: false,
             forwarding: "Route",
+            local_addresses: vec![],
             totals: Totals::default(),
             rate: None,
             real_servers: vec![row(state)],

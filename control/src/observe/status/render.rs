@@ -114,6 +114,15 @@ fn service(s: &mut String, vs: &VirtualServerRow, req: Request) {
                 line += " ops";
             }
             let _ = writeln!(s, "{line}");
+            // FullNAT's local addresses (no ipvsadm line has them: a line of their own,
+            // which `->` parsers pass over).
+            for l in &vs.local_addresses {
+                let _ = writeln!(
+                    s,
+                    "  local {}: {} of {} ports in use",
+                    l.address, l.ports_in_use, l.ports
+                );
+            }
         }
     }
 }
@@ -243,6 +252,7 @@ mod tests {
             scheduler_flags: vec![],
             ops: false,
             forwarding: fwd,
+            local_addresses: vec![],
             totals: Totals::default(),
             rate: None,
             real_servers: dests,

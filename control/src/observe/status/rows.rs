@@ -116,9 +116,46 @@ pub struct VirtualServerRow {
     /// One-packet scheduling.
     pub ops: bool,
     pub forwarding: &'static str,
+    /// FullNAT: each local address, with the pairs its connections hold now and how
+    /// many its pool has (empty for the other methods).
+    pub local_addresses: Vec<LocalRow>,
     pub totals: Totals,
     pub rate: Option<Rate>,
     pub real_servers: Vec<RealServerRow>,
+}
+
+/// One FullNAT local address: `ports_in_use` of its `ports` (every worker's). New
+/// connections are dropped (`fullnat_no_port`) when the two meet.
+#[derive(Debug, Serialize)]
+pub struct LocalRow {
+    pub address: IpAddr,
+    pub ports_in_use: u64,
+    pub ports: u64,
+}
+
+/// A FullNAT virtual server's local addresses as `LocalRow`s.
+fn local_rows(
+    vs: &xvs_config::VirtualServer,
+    registry: &DestRegistry,
+    workers: &[Arc<WorkerCounters>],
+) -> Vec<LocalRow> {
+    let Some(l) = &vs.local else {
+        return Vec::new();
+    };
+    l.addresses
+        .iter()
+        .map(|a| {
+            let id = registry.local_ids().iter().position(|x| x == a);
+            let in_use = id.map_or(0, |id| {
+                AllWorkers(workers).sum(|c| c.local_ports.get(id).map_or(0, |g| g.get()))
+            });
+            LocalRow {
+                address: *a,
+                ports_in_use: in_use,
+                ports: u64::from(l.ports.1 - l.ports.0) + 1,
+            }
+        })
+        .collect()
 }
 
 /// Real server `id`'s totals: in summed over the workers, out from the steering program.
@@ -212,6 +249,7 @@ pub fn rows(
                     // As Alibaba's ipvsadm names it.
                     Forwarding::FullNat => "FullNat",
                 },
+                local_addresses: local_rows(vs, registry, workers),
                 totals,
                 rate,
                 real_servers,
