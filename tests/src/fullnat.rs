@@ -182,3 +182,14 @@ pub fn pair_config(state: &str, priority: u8, key: Option<&str>) -> String {
     }
     c
 }
+
+/// The IPv6 lab's configuration (after `add_ipv6`): one FullNAT virtual server on
+/// [VIP6]:port, rr over the real servers' IPv6 addresses, from `LOCAL6`.
+pub fn config6(port: u16, real_servers: usize) -> String {
+    let rs: String = (0..real_servers)
+        .map(|i| format!("      - {{ address: \"{}\", port: 80 }}\n", rs_addr6(i)))
+        .collect();
+    format!(
+        "interface: eth0\nflow_table_size: 65536\nvirtual_servers:\n  - name: web6\n    address: \"{VIP6}\"\n    port: {port}\n    protocol: tcp\n    scheduler: rr\n    forwarding: fullnat\n    local_addresses: [\"{LOCAL6}\"]\n    health_check: {{ type: tcp, delay_loop: 0.5, connect_timeout: 1, retry: 0 }}\n    real_servers:\n{rs}"
+    )
+}

@@ -341,3 +341,150 @@ fn a_vrrp_pair_with_sync_carries_the_downloads_across_the_masters_crash() {
     );
     lab.lab.stop("xvs2");
 }
+
+/// 1000 connections open at once over the two local addresses: each answered, the
+/// pairs spread over both addresses while they are held.
+#[test]
+fn a_thousand_concurrent_connections_over_two_local_addresses() {
+    let mut lab = lab(&[1, 1, 1], "1024-65535");
+    let script = format!(
+        r#"
+import socket, sys
+socks = []
+for i in range(1000):
+    s = socket.create_connection(("{VIP}", 8080), timeout=10)
+    socks.append(s)
+print("open", len(socks), flush=True)
+sys.stdin.readline()
+ok = 0
+for s in socks:
+    s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+for s in socks:
+    data = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    ok += data.startswith(b"HTTP/1.1 200")
+    s.close()
+print("answered", ok, flush=True)
+"#
+    );
+    let path = lab.lab.write("thousand.py", script).unwrap();
+    let fifo = lab.lab.dir.join("go");
+    lab.lab
+        .sh("cl", &format!("mkfifo {}", fifo.display()))
+        .unwrap();
+    let cmd = format!(
+        "ulimit -n 4096; exec python3 -u {} < {}",
+        path.display(),
+        fifo.display()
+    );
+    lab.lab
+        .spawn("cl", "thousand", &["sh", "-c", &cmd])
+        .unwrap();
+    // Writers to the fifo: one held open until the connections are all up.
+    let hold = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    lab.lab
+        .proc("thousand")
+        .unwrap()
+        .wait_for_log("open 1000", Duration::from_secs(60))
+        .unwrap();
+    let bin = xvs_lab::tools::xvs_bin().unwrap().display().to_string();
+    let cfg = lab.lab.dir.join("xvs.yaml").display().to_string();
+    let json = lab
+        .lab
+        .sh("lb", &format!("{bin} status --json --config {cfg}"))
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let held: Vec<u64> = v["virtual_servers"][0]["local_addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["ports_in_use"].as_u64().unwrap())
+        .collect();
+    assert_eq!(held.iter().sum::<u64>(), 1000, "{held:?}");
+    assert!(held.iter().all(|n| *n >= 400), "both addresses: {held:?}");
+    {
+        use std::io::Write;
+        let mut hold = hold;
+        hold.write_all(b"go\n").unwrap();
+    }
+    lab.lab
+        .proc("thousand")
+        .unwrap()
+        .wait_for_log("answered 1000", Duration::from_secs(60))
+        .unwrap();
+    lab.stop_clean().unwrap();
+}
+
+/// IPv6: requests from the local address to the real servers behind the router, the
+/// replies from [VIP6]:8080 to the client; with the real servers' program, nginx logs
+/// the client's IPv6 address.
+#[test]
+fn ipv6_end_to_end_with_the_client_restored() {
+    let mut lab = fullnat::build(2).expect("build the lab");
+    fullnat::add_ipv6(&lab).unwrap();
+    lab.start_web().unwrap();
+    let path = lab.write_config(&fullnat::config6(8080, 2)).unwrap();
+    lab.start_xvs(&path).unwrap();
+    let get = |lab: &DrLab, n: usize| {
+        lab.lab
+            .sh(
+                "cl",
+                &format!(
+                    "for i in $(seq {n}); do curl -s -m 5 http://[{}]:8080/ || echo FAIL; done",
+                    fullnat::VIP6
+                ),
+            )
+            .unwrap()
+    };
+    let out = get(&lab, 10);
+    let tally = DrLab::tally(&out.lines().map(str::to_string).collect::<Vec<_>>());
+    assert_eq!(
+        (tally.get("rs1"), tally.get("rs2")),
+        (Some(&5), Some(&5)),
+        "{tally:?}"
+    );
+    for i in 0..2 {
+        assert!(
+            lab.access_log(i)
+                .iter()
+                .all(|l| l.starts_with(&format!("{} ", fullnat::LOCAL6))),
+            "{:?}",
+            lab.access_log(i)
+        );
+    }
+    let bin = xvs_lab::tools::xvs_bin().unwrap().display().to_string();
+    for i in 0..2 {
+        let rs = format!("rs{}", i + 1);
+        lab.lab
+            .sh(
+                &rs,
+                &format!(
+                    "{bin} realserver up --mode fullnat --dev eth0 --local {}",
+                    fullnat::LOCAL6
+                ),
+            )
+            .unwrap();
+        std::fs::write(lab.lab.dir.join(&rs).join("access.log"), "").unwrap();
+    }
+    get(&lab, 4);
+    for i in 0..2 {
+        let log = lab.access_log(i);
+        assert!(!log.is_empty());
+        assert!(
+            log.iter()
+                .all(|l| l.starts_with(&format!("{} / 200", fullnat::CLIENT6))),
+            "{log:?}"
+        );
+        lab.lab
+            .sh(
+                &format!("rs{}", i + 1),
+                &format!("{bin} realserver down --mode fullnat --dev eth0"),
+            )
+            .unwrap();
+    }
+    lab.stop_clean().unwrap();
+}
