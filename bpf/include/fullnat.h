@@ -2,7 +2,8 @@
  * addresses (xvs_fnat_lips) that answers a connection a worker knows (xvs_fnat_conns,
  * keyed as the reply arrives) becomes one from VIP:vport to the client, and leaves
  * towards the client as a NAT reply does (nat.h's nat_send). One to a local address of
- * no known connection is the kernel's, untranslated and counted. */
+ * no known connection is the kernel's, untranslated and counted. An ICMP error about a
+ * FullNAT request goes on to its client too (`fnat_icmp`). */
 #ifndef XVS_FULLNAT_H
 #define XVS_FULLNAT_H
 
@@ -142,6 +143,85 @@ static __always_inline int fnat_reply6(struct xdp_md *ctx, struct ethhdr *eth, s
 	out6.stats_slot = v->stats_slot;
 	__builtin_memcpy(out6.src_mac, out.src_mac, ETH_ALEN);
 	return nat_send6(ctx, eth, ip6, &out6, XVS_STAT_FNAT_REPLY);
+}
+
+
+/* An ICMP error on its way to a local address, quoting a FullNAT request (LIP:lport →
+ * RIP:rport: a fragmentation-needed from the real server's path, say): it goes on to
+ * the connection's client as if about the client's own packet, as NAT's do. The quoted
+ * packet becomes CIP:cport → VIP:vport, the outer source the VIP and the destination
+ * the client; every checksum is updated (outer IP, ICMP, and the quoted IP and
+ * transport checksums when quoted whole). Returns -1 when it is none of that. */
+static __always_inline int fnat_icmp(struct xdp_md *ctx, struct ethhdr *eth, struct iphdr *ip,
+				     void *l4, void *end)
+{
+	struct xvs_fast_key k = {};
+	struct xvs_nat_value out = {};
+	struct xvs_icmphdr *icmp = l4;
+	struct xvs_fnat_value *v;
+	struct iphdr *in;
+	__be16 *ports, old16, new16;
+	__be32 caddr, vip, old_saddr, old_daddr;
+	__sum16 *l4sum;
+
+	if ((void *)(icmp + 1) > end)
+		return -1;
+	if (icmp->type != ICMP_DEST_UNREACH && icmp->type != ICMP_TIME_EXCEEDED &&
+	    icmp->type != ICMP_PARAMETERPROB && icmp->type != ICMP_SOURCE_QUENCH)
+		return -1;
+	if (!bpf_map_lookup_elem(&xvs_fnat_lips, &ip->daddr))
+		return -1;
+	in = (void *)(icmp + 1);
+	if ((void *)(in + 1) > end || in->ihl != 5 || in->saddr != ip->daddr)
+		return -1;
+	if (in->protocol != IPPROTO_TCP && in->protocol != IPPROTO_UDP)
+		return -1;
+	ports = (void *)(in + 1);
+	if ((void *)(ports + 2) > end)
+		return -1;
+	/* The quoted request, as its replies are keyed. */
+	k.saddr = in->daddr;
+	k.daddr = in->saddr;
+	k.sport = ports[1];
+	k.dport = ports[0];
+	k.proto = in->protocol;
+	v = bpf_map_lookup_elem(&xvs_fnat_conns, &k);
+	if (!v)
+		return count(XVS_STAT_PASS_FNAT_UNKNOWN, XDP_PASS);
+	__builtin_memcpy(&caddr, v->caddr, 4);
+	__builtin_memcpy(&vip, v->vip, 4);
+	old_saddr = in->saddr;
+	old_daddr = in->daddr;
+
+	/* The quoted transport checksum, if quoted: addresses and ports. */
+	l4sum = in->protocol == IPPROTO_TCP ? (void *)ports + 16 : (void *)ports + 6;
+	if ((void *)(l4sum + 1) <= end && (in->protocol == IPPROTO_TCP || *l4sum)) {
+		old16 = *l4sum;
+		new16 = csum_update32(csum_update32(old16, old_saddr, caddr), old_daddr, vip);
+		new16 = csum_update16(csum_update16(new16, ports[0], v->cport), ports[1], v->vport);
+		*l4sum = new16;
+		icmp->checksum = csum_update16(icmp->checksum, old16, new16);
+	}
+	icmp->checksum = csum_update16(icmp->checksum, ports[0], v->cport);
+	icmp->checksum = csum_update16(icmp->checksum, ports[1], v->vport);
+	ports[0] = v->cport;
+	ports[1] = v->vport;
+	old16 = in->check;
+	new16 = csum_update32(csum_update32(old16, old_saddr, caddr), old_daddr, vip);
+	in->check = new16;
+	icmp->checksum = csum_update16(icmp->checksum, old16, new16);
+	icmp->checksum = csum_update32(icmp->checksum, old_saddr, caddr);
+	icmp->checksum = csum_update32(icmp->checksum, old_daddr, vip);
+	in->saddr = caddr;
+	in->daddr = vip;
+
+	ip->check = csum_update32(ip->check, ip->saddr, vip);
+	ip->check = csum_update32(ip->check, ip->daddr, caddr);
+	ip->saddr = vip;
+	ip->daddr = caddr;
+	out.stats_slot = v->stats_slot;
+	fnat_out(eth, &out);
+	return nat_send(ctx, eth, ip, &out, XVS_STAT_FNAT_ICMP);
 }
 
 #endif

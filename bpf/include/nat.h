@@ -68,12 +68,12 @@ static __always_inline int nat_deliver(struct xdp_md *ctx, __u32 slot, __u32 out
 static __always_inline int nat_fib_send(struct xdp_md *ctx, struct ethhdr *eth,
 					struct bpf_fib_lookup *fib, __u32 out, __u32 slot, int stat)
 {
-	fib->ifindex = out ? out : ctx->ingress_ifindex;
+	fib->ifindex = out ? out : ingress_ifindex(ctx);
 	if (bpf_fib_lookup(ctx, fib, sizeof(*fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
 		return count(XVS_STAT_DROP_NAT_NO_NEIGH, XDP_DROP);
 	__builtin_memcpy(eth->h_dest, fib->dmac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, fib->smac, ETH_ALEN);
-	out = fib->ifindex == ctx->ingress_ifindex ? 0 : fib->ifindex;
+	out = fib->ifindex == ingress_ifindex(ctx) ? 0 : fib->ifindex;
 	if (stat == XVS_STAT_NAT_REPLY)
 		stat = XVS_STAT_NAT_REPLY_FIB;
 	return nat_deliver(ctx, slot, out, stat);
@@ -162,7 +162,7 @@ static __always_inline int addr6_eq(const struct in6_addr *a, const struct in6_a
  * interface (two-arm NAT), never from the clients' one. */
 static __always_inline int nat_side(struct xdp_md *ctx, struct xvs_steer_config *cfg)
 {
-	return !cfg || !cfg->external_ifindex || cfg->external_ifindex != ctx->ingress_ifindex;
+	return !cfg || !cfg->external_ifindex || cfg->external_ifindex != ingress_ifindex(ctx);
 }
 
 /* A NAT66 reply: source [RIP]:rport becomes [VIP]:vport; the transport checksum covers

@@ -21,7 +21,7 @@
 static __always_inline int may_learn(struct xdp_md *ctx, struct ethhdr *eth,
 				     struct bpf_fib_lookup *fib, struct xvs_nat_client *known)
 {
-	fib->ifindex = ctx->ingress_ifindex;
+	fib->ifindex = ingress_ifindex(ctx);
 	if (bpf_fib_lookup(ctx, fib, sizeof(*fib), 0) == BPF_FIB_LKUP_RET_SUCCESS)
 		return mac_eq(fib->dmac, eth->h_source);
 	return !known || bpf_ktime_get_coarse_ns() - known->learned >= XVS_NAT_CLIENT_FRESH_NS;

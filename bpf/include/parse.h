@@ -30,6 +30,18 @@ struct xvs_icmphdr {
 #define ICMP_TIME_EXCEEDED 11
 #define ICMP_PARAMETERPROB 12
 
+/* The packet's ingress ifindex, loaded straight from the context register. Read as
+ * `ctx->ingress_ifindex` in several inlined helpers, clang may keep `ctx + 12` as a
+ * pointer of its own and load through it later, which the verifier refuses
+ * ("dereference of modified ctx ptr"). 12: its offset in struct xdp_md. */
+static __always_inline __u32 ingress_ifindex(const struct xdp_md *ctx)
+{
+	__u32 v;
+
+	asm volatile("%0 = *(u32 *)(%1 + 12)" : "=r"(v) : "r"(ctx));
+	return v;
+}
+
 #define XVS_PARSE_TRUNCATED -1
 #define XVS_PARSE_BAD_HEADER -2
 

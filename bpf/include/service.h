@@ -29,7 +29,7 @@ struct svc_packet {
 /* Services live on the external interface only, when one is set (two-arm NAT). */
 static __always_inline int serves_here(struct xdp_md *ctx, const struct xvs_steer_config *cfg)
 {
-	return !(cfg && cfg->external_ifindex && cfg->external_ifindex != ctx->ingress_ifindex);
+	return !(cfg && cfg->external_ifindex && cfg->external_ifindex != ingress_ifindex(ctx));
 }
 
 static __always_inline struct xvs_svc_value *lookup_service(struct xvs_svc_key *key)

@@ -234,7 +234,8 @@ struct xvs_fast_value {
 	X(PASS_NAT_UNKNOWN, "pass_nat_unknown") /* from a NAT real server's port, of no connection the workers know: untranslated */ \
 	X(DROP_NAT_FRAGMENT, "drop_nat_fragment") /* a fragment from a NAT real server: never leaves untranslated */ \
 	X(FNAT_REPLY, "fnat_reply")         /* FullNAT reply translated (to VIP:vport → client) */ \
-	X(PASS_FNAT_UNKNOWN, "pass_fnat_unknown") /* to a FullNAT local address, of no connection the workers know */
+	X(PASS_FNAT_UNKNOWN, "pass_fnat_unknown") /* to a FullNAT local address, of no connection the workers know */ \
+	X(FNAT_ICMP, "fnat_icmp")           /* ICMP error quoting a FullNAT request, translated for its client */
 
 /* The TCP flag combinations a stack sends, a bit set indexed by flags & 0x37 (FIN, SYN,
  * RST, ACK, URG; PSH, ECE and CWR go with any): SYN, SYN+URG, SYN+ACK, RST, RST+ACK,

@@ -102,7 +102,9 @@ static __always_inline int steer4(struct xdp_md *ctx, struct hdr_cursor *c,
 		return count(XVS_STAT_PASS_FRAGMENT, XDP_PASS);
 	}
 	if (p->proto == IPPROTO_ICMP && nat_side(ctx, cfg)) {
-		ret = nat_icmp(ctx, p->eth, p->ip, c->pos, c->end);
+		ret = fnat_icmp(ctx, p->eth, p->ip, c->pos, c->end);
+		if (ret < 0)
+			ret = nat_icmp(ctx, p->eth, p->ip, c->pos, c->end);
 		if (ret >= 0)
 			return ret;
 	}
@@ -146,7 +148,7 @@ int xvs_steer(struct xdp_md *ctx)
 		return count(XVS_STAT_PASS_NOT_IP, XDP_PASS);
 	/* Unicast for another host (group bit clear, not our MAC): not ours to handle. A
 	 * VRRP backup, for one, must not forward what a switch floods to it. */
-	ifindex = ctx->ingress_ifindex;
+	ifindex = ingress_ifindex(ctx);
 	local = bpf_map_lookup_elem(&xvs_local_macs, &ifindex);
 	if (local && !(p.eth->h_dest[0] & 1) && !mac_eq(local->mac, p.eth->h_dest))
 		return count(XVS_STAT_PASS_NOT_OURS, XDP_PASS);

@@ -176,3 +176,57 @@ fn ipv6_replies_too() {
     assert_eq!((action, delta.get("fnat_reply")), (XDP_TX, 1));
     assert_eq!(ends(&out), (VIP6.into(), 80, CLIENT6.into(), 40000));
 }
+
+/// A fragmentation-needed from the real server's path, about a request the director
+/// sent from its local pair: it reaches the client as if about the client's own packet
+/// (from the VIP, quoting CIP:cport → VIP:vport), every checksum right.
+#[test]
+fn icmp_errors_about_a_request_reach_its_client() {
+    use etherparse::{icmpv4, Icmpv4Type, PacketBuilder};
+    let steer = steer();
+    let snap = snapshot(VIP.into(), RIP.into(), LIP.into());
+    let mut p = Pipeline::new(
+        &PipelineConfig::default(),
+        Arc::new(WorkerCounters::new(MAX_DESTS)),
+    );
+    p.prepare(&snap);
+    let mut req = fixtures::tcp_frame(CLIENT, 40000, VIP, 80, 0x18, b"big request");
+    // An established connection's data: its SYN first.
+    let mut syn = fixtures::tcp_frame(CLIENT, 40000, VIP, 80, 0x02, b"");
+    assert_eq!(p.process(&snap, 10, &mut syn), Verdict::Tx);
+    assert_eq!(p.process(&snap, 10, &mut req), Verdict::Tx);
+    let ops = p.fullnat_ops();
+    let (k, v) = (ops.v4.keys[0], ops.v4.values[0]);
+    steer.add_fnat_conn(false, bytes_of(&k), bytes_of(&v)).unwrap();
+    // The quoted part: the request's IP header and 8 bytes of its TCP header.
+    let quoted = &req[14..14 + 20 + 8];
+    let router = Ipv4Addr::new(10, 20, 0, 254);
+    let b = PacketBuilder::ethernet2([2, 0, 0, 0, 9, 9], DIRECTOR_MAC)
+        .ipv4(router.octets(), LIP.octets(), 64)
+        .icmpv4(Icmpv4Type::DestinationUnreachable(
+            icmpv4::DestUnreachableHeader::FragmentationNeeded { next_hop_mtu: 1400 },
+        ));
+    let mut icmp = Vec::new();
+    b.write(&mut icmp, quoted).unwrap();
+    let (action, out, d) = run(&steer, &icmp);
+    assert_eq!((action, d.get("fnat_icmp")), (XDP_TX, 1));
+    let sliced = SlicedPacket::from_ethernet(&out).unwrap();
+    let Some(NetSlice::Ipv4(ip)) = &sliced.net else { panic!() };
+    let h = ip.header().to_header();
+    assert_eq!((h.source, h.destination), (VIP.octets(), CLIENT.octets()));
+    assert_eq!(h.header_checksum, h.calc_header_checksum());
+    let Some(TransportSlice::Icmpv4(i)) = &sliced.transport else { panic!() };
+    let want = i.icmp_type().calc_checksum(i.payload());
+    assert_eq!(i.checksum(), want, "ICMP checksum");
+    let inner = etherparse::Ipv4HeaderSlice::from_slice(i.payload()).unwrap();
+    assert_eq!((inner.source_addr(), inner.destination_addr()), (CLIENT, VIP));
+    let inner_h = inner.to_header();
+    assert_eq!(inner_h.header_checksum, inner_h.calc_header_checksum());
+    let ports = &i.payload()[20..24];
+    assert_eq!(ports, &[40000u16.to_be_bytes(), 80u16.to_be_bytes()].concat()[..]);
+    // About a pair no connection holds: the kernel's.
+    let mut other = icmp.clone();
+    other[14 + 20 + 8 + 20] ^= 1;
+    let (action, _, d) = run(&steer, &other);
+    assert_eq!((action, d.get("fnat_icmp")), (XDP_PASS, 0));
+}
