@@ -197,7 +197,9 @@ fn icmp_errors_about_a_request_reach_its_client() {
     assert_eq!(p.process(&snap, 10, &mut req), Verdict::Tx);
     let ops = p.fullnat_ops();
     let (k, v) = (ops.v4.keys[0], ops.v4.values[0]);
-    steer.add_fnat_conn(false, bytes_of(&k), bytes_of(&v)).unwrap();
+    steer
+        .add_fnat_conn(false, bytes_of(&k), bytes_of(&v))
+        .unwrap();
     // The quoted part: the request's IP header and 8 bytes of its TCP header.
     let quoted = &req[14..14 + 20 + 8];
     let router = Ipv4Addr::new(10, 20, 0, 254);
@@ -211,19 +213,29 @@ fn icmp_errors_about_a_request_reach_its_client() {
     let (action, out, d) = run(&steer, &icmp);
     assert_eq!((action, d.get("fnat_icmp")), (XDP_TX, 1));
     let sliced = SlicedPacket::from_ethernet(&out).unwrap();
-    let Some(NetSlice::Ipv4(ip)) = &sliced.net else { panic!() };
+    let Some(NetSlice::Ipv4(ip)) = &sliced.net else {
+        panic!()
+    };
     let h = ip.header().to_header();
     assert_eq!((h.source, h.destination), (VIP.octets(), CLIENT.octets()));
     assert_eq!(h.header_checksum, h.calc_header_checksum());
-    let Some(TransportSlice::Icmpv4(i)) = &sliced.transport else { panic!() };
+    let Some(TransportSlice::Icmpv4(i)) = &sliced.transport else {
+        panic!()
+    };
     let want = i.icmp_type().calc_checksum(i.payload());
     assert_eq!(i.checksum(), want, "ICMP checksum");
     let inner = etherparse::Ipv4HeaderSlice::from_slice(i.payload()).unwrap();
-    assert_eq!((inner.source_addr(), inner.destination_addr()), (CLIENT, VIP));
+    assert_eq!(
+        (inner.source_addr(), inner.destination_addr()),
+        (CLIENT, VIP)
+    );
     let inner_h = inner.to_header();
     assert_eq!(inner_h.header_checksum, inner_h.calc_header_checksum());
     let ports = &i.payload()[20..24];
-    assert_eq!(ports, &[40000u16.to_be_bytes(), 80u16.to_be_bytes()].concat()[..]);
+    assert_eq!(
+        ports,
+        &[40000u16.to_be_bytes(), 80u16.to_be_bytes()].concat()[..]
+    );
     // About a pair no connection holds: the kernel's.
     let mut other = icmp.clone();
     other[14 + 20 + 8 + 20] ^= 1;

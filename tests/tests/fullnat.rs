@@ -488,3 +488,40 @@ fn ipv6_end_to_end_with_the_client_restored() {
     }
     lab.stop_clean().unwrap();
 }
+
+/// The path to the real servers is narrower than the client's (the router's inner link
+/// at MTU 1400): the router's fragmentation-needed goes to the local address the
+/// director's requests leave from, and the steering program sends it on to the client,
+/// whose kernel lowers its path MTU. A 300 kB upload then arrives whole, which it could
+/// not without the error (a path MTU black hole).
+#[test]
+fn a_fragmentation_needed_from_the_real_servers_path_reaches_the_client() {
+    let mut lab = lab(&[1], "1024-65535");
+    lab.lab.sh("rt", "ip link set eth1 mtu 1400").unwrap();
+    let dir = lab.lab.dir.display().to_string();
+    lab.lab
+        .sh(
+            "cl",
+            &format!("head -c 300000 {dir}/big.bin > {dir}/up.bin"),
+        )
+        .unwrap();
+    let code = lab
+        .lab
+        .sh(
+            "cl",
+            &format!("curl -s -m 20 -o /dev/null -w '%{{http_code}}' -T {dir}/up.bin http://{VIP}:8080/upload/up.bin"),
+        )
+        .unwrap();
+    assert!(code == "201" || code == "204", "{code}");
+    let want = lab
+        .lab
+        .sh("cl", &format!("sha256sum < {dir}/up.bin"))
+        .unwrap();
+    let got = lab
+        .lab
+        .sh("rs1", &format!("sha256sum < {dir}/rs1/www/upload/up.bin"))
+        .unwrap();
+    assert_eq!(got, want, "the upload, whole");
+    assert!(metric(&lab, "xvs_xdp_packets_total{outcome=\"fnat_icmp\"}") >= 1);
+    lab.stop_clean().unwrap();
+}
