@@ -24,6 +24,8 @@ pub const PORT: u16 = 80;
 pub const RS: &str = "10.0.0.11";
 /// NAT maps the port too, as in the labs.
 pub const NAT_PORT: u16 = 8080;
+/// FullNAT's local addresses (10.0.0.201 on): 17 × 64512 pairs, a million flows' worth.
+pub const LOCALS: u32 = 17;
 
 /// A way through the director.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -38,11 +40,15 @@ pub enum Path {
     IpForward,
     /// (d) nftables DNAT with conntrack.
     Nft,
+    /// (d') nftables DNAT and masquerade (both addresses, FullNAT's kernel twin).
+    NftMasq,
     /// (e), (f), (g): xvs with `fast_path: xdp`, named (the default `auto` keeps it on this
     /// chain too: its bridge ports run XDP, the generator writes whole checksums).
     XvsDr,
     XvsTun,
     XvsNat,
+    /// (h) xvs FullNAT, from `LOCALS` local addresses.
+    XvsFnat,
     /// xvs DR and TUN with `fast_path: off`: every packet through a worker.
     XvsDrWorkers,
     XvsTunWorkers,
@@ -54,15 +60,17 @@ pub enum Path {
 }
 
 impl Path {
-    pub const ALL: [Path; 13] = [
+    pub const ALL: [Path; 15] = [
         Path::Direct,
         Path::Fwd,
         Path::Bare,
         Path::IpForward,
         Path::Nft,
+        Path::NftMasq,
         Path::XvsDr,
         Path::XvsTun,
         Path::XvsNat,
+        Path::XvsFnat,
         Path::XvsDrWorkers,
         Path::XvsTunWorkers,
         Path::XvsDrWorkers2q,
@@ -77,9 +85,11 @@ impl Path {
             Path::Bare => "(b) bare AF_XDP loop (xvs's socket settings)",
             Path::IpForward => "(c) kernel ip_forward + route",
             Path::Nft => "(d) nftables DNAT + conntrack",
+            Path::NftMasq => "(d') nftables DNAT + masquerade",
             Path::XvsDr => "(e) xvs DR",
             Path::XvsTun => "(f) xvs TUN",
             Path::XvsNat => "(g) xvs NAT",
+            Path::XvsFnat => "(h) xvs FullNAT",
             Path::XvsDrWorkers => "(e) xvs DR, fast_path: off",
             Path::XvsTunWorkers => "(f) xvs TUN, fast_path: off",
             Path::XvsDrWorkers2q => "(e) xvs DR, fast_path: off, 2 queues, 2 workers",
@@ -95,9 +105,11 @@ impl Path {
             Path::Bare => "bare",
             Path::IpForward => "ipfwd",
             Path::Nft => "nft",
+            Path::NftMasq => "nft-masq",
             Path::XvsDr => "xvs-dr",
             Path::XvsTun => "xvs-tun",
             Path::XvsNat => "xvs-nat",
+            Path::XvsFnat => "xvs-fnat",
             Path::XvsDrWorkers => "xvs-dr-off",
             Path::XvsTunWorkers => "xvs-tun-off",
             Path::XvsDrWorkers2q => "xvs-dr-off-2q",
@@ -116,6 +128,7 @@ impl Path {
             Path::XvsDr
                 | Path::XvsTun
                 | Path::XvsNat
+                | Path::XvsFnat
                 | Path::XvsDrWorkers
                 | Path::XvsTunWorkers
                 | Path::XvsDrWorkers2q
@@ -370,8 +383,8 @@ impl Chain {
                 self.start_ip_forward()?;
                 Ok(None)
             }
-            Path::Nft => {
-                self.start_nft(syn)?;
+            Path::Nft | Path::NftMasq => {
+                self.start_nft(syn, path == Path::NftMasq)?;
                 Ok(None)
             }
             // Every other path is one of xvs's (`Path::is_xvs`).
@@ -427,11 +440,16 @@ impl Chain {
     }
 
     /// `Nft`: an nftables DNAT of the VIP's port (TCP for `syn`, else UDP) to the real
-    /// server.
-    fn start_nft(&self, syn: bool) -> Result<()> {
+    /// server; `NftMasq` (`masquerade`) the source too, to the director's address.
+    fn start_nft(&self, syn: bool, masquerade: bool) -> Result<()> {
         let proto = if syn { "tcp" } else { "udp" };
+        let post = if masquerade {
+            format!("  chain post {{\n    type nat hook postrouting priority srcnat; policy accept;\n    ip daddr {RS} {proto} dport {PORT} masquerade\n  }}\n")
+        } else {
+            String::new()
+        };
         let rules = format!(
-            "table ip xvsbench {{\n  chain pre {{\n    type nat hook prerouting priority dstnat; policy accept;\n    ip daddr {VIP} {proto} dport {PORT} dnat to {RS}\n  }}\n}}\n"
+            "table ip xvsbench {{\n  chain pre {{\n    type nat hook prerouting priority dstnat; policy accept;\n    ip daddr {VIP} {proto} dport {PORT} dnat to {RS}\n  }}\n{post}}}\n"
         );
         let f = self.lab.write("bench.nft", rules)?;
         self.lab.sh(
@@ -444,6 +462,13 @@ impl Chain {
     /// xvs's paths: its configuration for `path` (`extra` appended), xvs started, ready
     /// when its metrics endpoint answers.
     fn start_xvs(&self, path: Path, extra: &str) -> Result<Running> {
+        if path == Path::XvsFnat {
+            // The local addresses, on the director's link as /32s.
+            let add: Vec<String> = (1..=LOCALS)
+                .map(|i| format!("ip addr add 10.0.0.{}/32 dev eth0", 200 + i))
+                .collect();
+            self.lab.sh("lb", &add.join(" && "))?;
+        }
         let cfg = self
             .lab
             .write("xvs.yaml", xvs_config(path, extra))?
@@ -549,7 +574,15 @@ fn xvs_config(path: Path, extra: &str) -> String {
         | Path::XvsDr6
         | Path::XvsDr6Workers => ("dr", String::new()),
         Path::XvsTun | Path::XvsTunWorkers => ("tun", String::new()),
+        Path::XvsFnat => ("fullnat", format!(", port: {NAT_PORT}")),
         _ => ("nat", format!(", port: {NAT_PORT}")),
+    };
+    // FullNAT: a pair per flow, so enough addresses for a million UDP flows.
+    let locals = if path == Path::XvsFnat {
+        let a: Vec<String> = (1..=LOCALS).map(|i| format!("10.0.0.{}", 200 + i)).collect();
+        format!("    local_addresses: [{}]\n", a.join(", "))
+    } else {
+        String::new()
     };
     let fast = match path {
         Path::XvsDrWorkers | Path::XvsTunWorkers | Path::XvsDrWorkers2q | Path::XvsDr6Workers => {
@@ -569,7 +602,7 @@ fn xvs_config(path: Path, extra: &str) -> String {
     };
     for proto in ["udp", "tcp"] {
         y.push_str(&format!(
-            "  - name: bench-{proto}\n    address: {vip}\n    port: {PORT}\n    protocol: {proto}\n    scheduler: mh\n    forwarding: {fwd}\n    real_servers:\n      - {{ address: {rs}{rs_port} }}\n"
+            "  - name: bench-{proto}\n    address: {vip}\n    port: {PORT}\n    protocol: {proto}\n    scheduler: mh\n    forwarding: {fwd}\n{locals}    real_servers:\n      - {{ address: {rs}{rs_port} }}\n"
         ));
     }
     y.push_str(extra);

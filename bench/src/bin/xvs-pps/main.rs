@@ -158,7 +158,14 @@ fn run(a: &Args) -> Result<()> {
     let _ct = ConntrackMax::raise(u64::from(flows.iter().copied().max().unwrap_or(1)) * 2);
 
     let mut samples = Vec::new();
-    let syn_paths: Vec<Path> = [Path::Direct, Path::XvsDr, Path::XvsNat, Path::Nft]
+    let syn_paths: Vec<Path> = [
+        Path::Direct,
+        Path::XvsDr,
+        Path::XvsNat,
+        Path::XvsFnat,
+        Path::Nft,
+        Path::NftMasq,
+    ]
         .into_iter()
         .filter(|p| paths.contains(p))
         .collect();

@@ -173,6 +173,7 @@ fn render_summary(s: &mut String, rows: &BTreeMap<Key, Row>, flow_counts: &[u32]
         Path::Bare,
         Path::IpForward,
         Path::Nft,
+        Path::NftMasq,
     ]);
     for p in summary {
         let _ = write!(s, "| {} |", p.label());
@@ -328,6 +329,7 @@ pub fn targets(rows: &BTreeMap<Key, Row>, flows: &[u32]) -> String {
     };
     throughput_targets(&mut s, rows, many);
     cost_targets(&mut s, rows, many);
+    syn_targets(&mut s, rows);
     let full: u64 = rows
         .iter()
         .filter(|(k, _)| k.2.is_xvs())
@@ -436,6 +438,25 @@ fn cost_targets(s: &mut String, rows: &BTreeMap<Key, Row>, many: u32) {
         ratio(cost(Path::XvsDr), cost(Path::Fwd)),
         1.1,
         false,
+    );
+    target(
+        s,
+        "director cost, xvs FullNAT / xvs NAT",
+        ratio(cost(Path::XvsFnat), cost(Path::XvsNat)),
+        1.0,
+        false,
+    );
+}
+
+/// New connections: xvs FullNAT's SYNs per second over nftables DNAT + masquerade's.
+fn syn_targets(s: &mut String, rows: &BTreeMap<Key, Row>) {
+    let rate = |p: Path| rows.iter().find(|(k, _)| k.0 && k.2 == p).map(|(_, r)| r.pps);
+    target(
+        s,
+        "new connections per second, xvs FullNAT / nftables DNAT + masquerade",
+        ratio(rate(Path::XvsFnat), rate(Path::NftMasq)),
+        2.0,
+        true,
     );
 }
 
