@@ -40,7 +40,8 @@ pub enum Path {
     IpForward,
     /// (d) nftables DNAT with conntrack.
     Nft,
-    /// (d') nftables DNAT and masquerade (both addresses, FullNAT's kernel twin).
+    /// (d') nftables DNAT and SNAT to FullNAT's local addresses (both addresses: FullNAT's
+    /// kernel twin, given the same addresses, so the same number of source pairs).
     NftMasq,
     /// (e), (f), (g): xvs with `fast_path: xdp`, named (the default `auto` keeps it on this
     /// chain too: its bridge ports run XDP, the generator writes whole checksums).
@@ -85,7 +86,7 @@ impl Path {
             Path::Bare => "(b) bare AF_XDP loop (xvs's socket settings)",
             Path::IpForward => "(c) kernel ip_forward + route",
             Path::Nft => "(d) nftables DNAT + conntrack",
-            Path::NftMasq => "(d') nftables DNAT + masquerade",
+            Path::NftMasq => "(d') nftables DNAT + SNAT to the same local addresses",
             Path::XvsDr => "(e) xvs DR",
             Path::XvsTun => "(f) xvs TUN",
             Path::XvsNat => "(g) xvs NAT",
@@ -440,11 +441,14 @@ impl Chain {
     }
 
     /// `Nft`: an nftables DNAT of the VIP's port (TCP for `syn`, else UDP) to the real
-    /// server; `NftMasq` (`masquerade`) the source too, to the director's address.
-    fn start_nft(&self, syn: bool, masquerade: bool) -> Result<()> {
+    /// server; `NftMasq` (`snat`) the source too, to xvs FullNAT's local addresses (one
+    /// address's 64k ports would cap a million flows: an unfair baseline).
+    fn start_nft(&self, syn: bool, snat: bool) -> Result<()> {
         let proto = if syn { "tcp" } else { "udp" };
-        let post = if masquerade {
-            format!("  chain post {{\n    type nat hook postrouting priority srcnat; policy accept;\n    ip daddr {RS} {proto} dport {PORT} masquerade\n  }}\n")
+        let post = if snat {
+            self.add_locals()?;
+            let last = format!("10.0.0.{}", 200 + LOCALS);
+            format!("  chain post {{\n    type nat hook postrouting priority srcnat; policy accept;\n    ip daddr {RS} {proto} dport {PORT} snat to 10.0.0.201-{last}\n  }}\n")
         } else {
             String::new()
         };
@@ -461,13 +465,18 @@ impl Chain {
 
     /// xvs's paths: its configuration for `path` (`extra` appended), xvs started, ready
     /// when its metrics endpoint answers.
+    /// FullNAT's local addresses (and nftables SNAT's), on the director's link as /32s.
+    fn add_locals(&self) -> Result<()> {
+        let add: Vec<String> = (1..=LOCALS)
+            .map(|i| format!("ip addr add 10.0.0.{}/32 dev eth0", 200 + i))
+            .collect();
+        self.lab.sh("lb", &add.join(" && "))?;
+        Ok(())
+    }
+
     fn start_xvs(&self, path: Path, extra: &str) -> Result<Running> {
         if path == Path::XvsFnat {
-            // The local addresses, on the director's link as /32s.
-            let add: Vec<String> = (1..=LOCALS)
-                .map(|i| format!("ip addr add 10.0.0.{}/32 dev eth0", 200 + i))
-                .collect();
-            self.lab.sh("lb", &add.join(" && "))?;
+            self.add_locals()?;
         }
         let cfg = self
             .lab

@@ -448,12 +448,12 @@ fn cost_targets(s: &mut String, rows: &BTreeMap<Key, Row>, many: u32) {
     );
 }
 
-/// New connections: xvs FullNAT's SYNs per second over nftables DNAT + masquerade's.
+/// New connections: xvs FullNAT's SYNs per second over nftables DNAT + SNAT's.
 fn syn_targets(s: &mut String, rows: &BTreeMap<Key, Row>) {
     let rate = |p: Path| rows.iter().find(|(k, _)| k.0 && k.2 == p).map(|(_, r)| r.pps);
     target(
         s,
-        "new connections per second, xvs FullNAT / nftables DNAT + masquerade",
+        "new connections per second, xvs FullNAT / nftables DNAT + SNAT",
         ratio(rate(Path::XvsFnat), rate(Path::NftMasq)),
         2.0,
         true,
