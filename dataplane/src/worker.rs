@@ -164,6 +164,7 @@ impl Worker {
         self.pipeline
             .install_synced(&snap, now, SYNC_INSTALL_PER_TURN);
         self.apply_nat_conns();
+        self.apply_fullnat();
         let walking = self
             .pipeline
             .resync_walk(&mut self.resync, now, SYNC_WALK_BUCKETS_PER_TURN);

@@ -72,8 +72,8 @@ impl ReplyFamily for FastKey6 {
 pub struct ReplyOps {
     pub v4: ReplyBatch<FastKey>,
     pub v6: ReplyBatch<FastKey6>,
-    /// Ops that did not fit (never: a batch has fewer frames, and the sweep stops when
-    /// they are full).
+    /// Ops that did not fit (never: a batch has fewer frames, and the sweep and the
+    /// sync install stop when they are full).
     pub dropped: u64,
 }
 
@@ -104,14 +104,21 @@ impl ReplyOps {
             && self.v6.removed.is_empty()
     }
 
-    /// No room for another removal.
+    /// No room for another entry or removal.
     pub fn is_full(&self) -> bool {
         !self.room_for(1)
     }
 
-    /// Room for `n` more removals of either family.
+    /// Room for `n` more entries and `n` more removals, of either family.
     pub fn room_for(&self, n: usize) -> bool {
-        self.v4.removed.len() + n <= MAX_REPLY_OPS && self.v6.removed.len() + n <= MAX_REPLY_OPS
+        [
+            self.v4.keys.len(),
+            self.v4.removed.len(),
+            self.v6.keys.len(),
+            self.v6.removed.len(),
+        ]
+        .iter()
+        .all(|l| l + n <= MAX_REPLY_OPS)
     }
 
     pub fn clear(&mut self) {

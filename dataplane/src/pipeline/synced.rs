@@ -48,9 +48,9 @@ impl Pipeline {
         // pools among it) is readied here as a batch would.
         self.prepare(snap);
         let mut n = 0;
-        // A turn stops when the NAT connections to tell are full: the worker writes
-        // them, and the next turn goes on.
-        while n < max && !self.nat_conns.is_full() {
+        // A turn stops when the NAT connections to tell (or FullNAT's reply entries) are
+        // full: the worker writes them, and the next turn goes on.
+        while n < max && !self.nat_conns.is_full() && !self.fullnat.ops.is_full() {
             let Some(rec) = ch.inbound.pop() else { break };
             n += 1;
             if snap.dest(rec.dest).is_none() || rec.dest as usize >= self.counters.dests.len() {

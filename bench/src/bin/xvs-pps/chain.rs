@@ -588,7 +588,9 @@ fn xvs_config(path: Path, extra: &str) -> String {
     };
     // FullNAT: a pair per flow, so enough addresses for a million UDP flows.
     let locals = if path == Path::XvsFnat {
-        let a: Vec<String> = (1..=LOCALS).map(|i| format!("10.0.0.{}", 200 + i)).collect();
+        let a: Vec<String> = (1..=LOCALS)
+            .map(|i| format!("10.0.0.{}", 200 + i))
+            .collect();
         format!("    local_addresses: [{}]\n", a.join(", "))
     } else {
         String::new()

@@ -166,9 +166,9 @@ fn run(a: &Args) -> Result<()> {
         Path::Nft,
         Path::NftMasq,
     ]
-        .into_iter()
-        .filter(|p| paths.contains(p))
-        .collect();
+    .into_iter()
+    .filter(|p| paths.contains(p))
+    .collect();
     // Repetition outermost; within one, for each flow count, (a) runs between every two
     // paths (a, P1, a, P2, …, a), and each path's ratio is taken to its two neighbours
     // (`results::pair_ratios`), so the VM's drift over minutes cancels. The paths'

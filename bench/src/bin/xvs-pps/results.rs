@@ -450,7 +450,11 @@ fn cost_targets(s: &mut String, rows: &BTreeMap<Key, Row>, many: u32) {
 
 /// New connections: xvs FullNAT's SYNs per second over nftables DNAT + SNAT's.
 fn syn_targets(s: &mut String, rows: &BTreeMap<Key, Row>) {
-    let rate = |p: Path| rows.iter().find(|(k, _)| k.0 && k.2 == p).map(|(_, r)| r.pps);
+    let rate = |p: Path| {
+        rows.iter()
+            .find(|(k, _)| k.0 && k.2 == p)
+            .map(|(_, r)| r.pps)
+    };
     target(
         s,
         "new connections per second, xvs FullNAT / nftables DNAT + SNAT",
