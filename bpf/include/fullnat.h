@@ -224,4 +224,71 @@ static __always_inline int fnat_icmp(struct xdp_md *ctx, struct ethhdr *eth, str
 	return nat_send(ctx, eth, ip, &out, XVS_STAT_FNAT_ICMP);
 }
 
+
+/* fnat_icmp for IPv6: an ICMPv6 error (destination unreachable, packet too big, time
+ * exceeded, parameter problem) to a local address, quoting a FullNAT request. The
+ * ICMPv6 checksum covers the outer addresses too (the pseudo-header). */
+static __always_inline int fnat_icmp6(struct xdp_md *ctx, struct ethhdr *eth,
+				      struct ipv6hdr *ip6, void *l4, void *end)
+{
+	struct xvs_fast6_key k = {};
+	struct xvs_nat6_value out6 = {};
+	struct xvs_nat_value out = {};
+	struct xvs_icmphdr *icmp = l4;
+	struct xvs_fnat_value *v;
+	struct ipv6hdr *in;
+	__be16 *ports, old16, new16;
+	__sum16 *l4sum;
+
+	if ((void *)(icmp + 1) > end || icmp->type < 1 || icmp->type > 4)
+		return -1;
+	if (!bpf_map_lookup_elem(&xvs_fnat_lips6, &ip6->daddr))
+		return -1;
+	in = (void *)(icmp + 1);
+	if ((void *)(in + 1) > end || !addr6_eq(&in->saddr, &ip6->daddr))
+		return -1;
+	if (in->nexthdr != IPPROTO_TCP && in->nexthdr != IPPROTO_UDP)
+		return -1;
+	ports = (void *)(in + 1);
+	if ((void *)(ports + 2) > end)
+		return -1;
+	__builtin_memcpy(k.saddr, &in->daddr, sizeof(k.saddr));
+	__builtin_memcpy(k.daddr, &in->saddr, sizeof(k.daddr));
+	k.sport = ports[1];
+	k.dport = ports[0];
+	k.proto = in->nexthdr;
+	v = bpf_map_lookup_elem(&xvs_fnat_conns6, &k);
+	if (!v)
+		return count(XVS_STAT_PASS_FNAT_UNKNOWN, XDP_PASS);
+
+	/* The quoted transport checksum, if quoted: addresses and ports. */
+	l4sum = in->nexthdr == IPPROTO_TCP ? (void *)ports + 16 : (void *)ports + 6;
+	if ((void *)(l4sum + 1) <= end && (in->nexthdr == IPPROTO_TCP || *l4sum)) {
+		old16 = *l4sum;
+		new16 = csum_update128(old16, (__be32 *)&in->saddr, (__be32 *)v->caddr);
+		new16 = csum_update128(new16, (__be32 *)&in->daddr, (__be32 *)v->vip);
+		new16 = csum_update16(csum_update16(new16, ports[0], v->cport), ports[1], v->vport);
+		*l4sum = new16;
+		icmp->checksum = csum_update16(icmp->checksum, old16, new16);
+	}
+	icmp->checksum = csum_update16(icmp->checksum, ports[0], v->cport);
+	icmp->checksum = csum_update16(icmp->checksum, ports[1], v->vport);
+	ports[0] = v->cport;
+	ports[1] = v->vport;
+	icmp->checksum = csum_update128(icmp->checksum, (__be32 *)&in->saddr, (__be32 *)v->caddr);
+	icmp->checksum = csum_update128(icmp->checksum, (__be32 *)&in->daddr, (__be32 *)v->vip);
+	__builtin_memcpy(&in->saddr, v->caddr, sizeof(v->caddr));
+	__builtin_memcpy(&in->daddr, v->vip, sizeof(v->vip));
+	/* The outer addresses, in the pseudo-header. */
+	icmp->checksum = csum_update128(icmp->checksum, (__be32 *)&ip6->saddr, (__be32 *)v->vip);
+	icmp->checksum = csum_update128(icmp->checksum, (__be32 *)&ip6->daddr, (__be32 *)v->caddr);
+	__builtin_memcpy(&ip6->saddr, v->vip, sizeof(v->vip));
+	__builtin_memcpy(&ip6->daddr, v->caddr, sizeof(v->caddr));
+	fnat_out(eth, &out);
+	out6.out_ifindex = out.out_ifindex;
+	out6.stats_slot = v->stats_slot;
+	__builtin_memcpy(out6.src_mac, out.src_mac, ETH_ALEN);
+	return nat_send6(ctx, eth, ip6, &out6, XVS_STAT_FNAT_ICMP);
+}
+
 #endif

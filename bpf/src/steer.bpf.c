@@ -56,7 +56,9 @@ static __always_inline int steer6(struct xdp_md *ctx, struct hdr_cursor *c,
 	if (p->proto < 0)
 		return parse_error(p->proto);
 	if (p->proto == IPPROTO_ICMPV6 && nat_side(ctx, cfg)) {
-		ret = nat_icmp6(ctx, p->eth, p->ip6, c->pos, c->end);
+		ret = fnat_icmp6(ctx, p->eth, p->ip6, c->pos, c->end);
+		if (ret < 0)
+			ret = nat_icmp6(ctx, p->eth, p->ip6, c->pos, c->end);
 		if (ret >= 0)
 			return ret;
 	}

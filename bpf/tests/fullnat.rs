@@ -69,13 +69,29 @@ fn steer() -> Steer {
 /// Forwards the client's SYN through a pipeline, writes the reply entry it queued into
 /// the steering program's map, and returns the local port it took.
 fn open(steer: &Steer, snap: &Snapshot, syn: Vec<u8>) -> u16 {
+    let [f] = forwarded(steer, snap, [syn]);
+    let sliced = SlicedPacket::from_ethernet(&f).unwrap();
+    match sliced.transport {
+        Some(TransportSlice::Tcp(t)) => t.source_port(),
+        _ => panic!("tcp"),
+    }
+}
+
+/// A connection's frames, in order, through a pipeline, the reply entry written into the
+/// steering program's map; the frames as the director sent them.
+fn forwarded<const N: usize>(
+    steer: &Steer,
+    snap: &Snapshot,
+    mut frames: [Vec<u8>; N],
+) -> [Vec<u8>; N] {
     let mut p = Pipeline::new(
         &PipelineConfig::default(),
         Arc::new(WorkerCounters::new(MAX_DESTS)),
     );
     p.prepare(snap);
-    let mut f = syn;
-    assert_eq!(p.process(snap, 10, &mut f), Verdict::Tx);
+    for f in &mut frames {
+        assert_eq!(p.process(snap, 10, f), Verdict::Tx);
+    }
     let ops = p.fullnat_ops();
     for (k, v) in ops.v4.keys.iter().zip(&ops.v4.values) {
         steer
@@ -85,11 +101,7 @@ fn open(steer: &Steer, snap: &Snapshot, syn: Vec<u8>) -> u16 {
     for (k, v) in ops.v6.keys.iter().zip(&ops.v6.values) {
         steer.add_fnat_conn(true, bytes_of(k), bytes_of(v)).unwrap();
     }
-    let sliced = SlicedPacket::from_ethernet(&f).unwrap();
-    match sliced.transport {
-        Some(TransportSlice::Tcp(t)) => t.source_port(),
-        _ => panic!("tcp"),
-    }
+    frames
 }
 
 fn run(steer: &Steer, frame: &[u8]) -> (u32, Vec<u8>, XdpCounters) {
@@ -185,21 +197,9 @@ fn icmp_errors_about_a_request_reach_its_client() {
     use etherparse::{icmpv4, Icmpv4Type, PacketBuilder};
     let steer = steer();
     let snap = snapshot(VIP.into(), RIP.into(), LIP.into());
-    let mut p = Pipeline::new(
-        &PipelineConfig::default(),
-        Arc::new(WorkerCounters::new(MAX_DESTS)),
-    );
-    p.prepare(&snap);
-    let mut req = fixtures::tcp_frame(CLIENT, 40000, VIP, 80, 0x18, b"big request");
-    // An established connection's data: its SYN first.
-    let mut syn = fixtures::tcp_frame(CLIENT, 40000, VIP, 80, 0x02, b"");
-    assert_eq!(p.process(&snap, 10, &mut syn), Verdict::Tx);
-    assert_eq!(p.process(&snap, 10, &mut req), Verdict::Tx);
-    let ops = p.fullnat_ops();
-    let (k, v) = (ops.v4.keys[0], ops.v4.values[0]);
-    steer
-        .add_fnat_conn(false, bytes_of(&k), bytes_of(&v))
-        .unwrap();
+    let syn = fixtures::tcp_frame(CLIENT, 40000, VIP, 80, 0x02, b"");
+    let data = fixtures::tcp_frame(CLIENT, 40000, VIP, 80, 0x18, b"big request");
+    let [_, req] = forwarded(&steer, &snap, [syn, data]);
     // The quoted part: the request's IP header and 8 bytes of its TCP header.
     let quoted = &req[14..14 + 20 + 8];
     let router = Ipv4Addr::new(10, 20, 0, 254);
@@ -241,4 +241,57 @@ fn icmp_errors_about_a_request_reach_its_client() {
     other[14 + 20 + 8 + 20] ^= 1;
     let (action, _, d) = run(&steer, &other);
     assert_eq!((action, d.get("fnat_icmp")), (XDP_PASS, 0));
+}
+
+/// IPv6: a Packet Too Big from the real server's path about a request reaches the
+/// client, quoting the client's own packet, the ICMPv6 checksum (pseudo-header
+/// included) and the quoted TCP checksum right.
+#[test]
+fn icmpv6_errors_about_a_request_reach_its_client() {
+    use etherparse::{Icmpv6Type, PacketBuilder};
+    let steer = steer();
+    let snap = snapshot(VIP6.into(), RIP6.into(), LIP6.into());
+    let syn = fixtures::tcp6_frame(CLIENT6, 40000, VIP6, 80, 0x02, b"");
+    let data = fixtures::tcp6_frame(CLIENT6, 40000, VIP6, 80, 0x18, b"big request");
+    let [_, req] = forwarded(&steer, &snap, [syn, data]);
+    // The whole request quoted (IPv6 quotes as much as fits).
+    let quoted = req[14..].to_vec();
+    let router = Ipv6Addr::new(0xfd20, 0, 0, 0, 0, 0, 0, 0xfe);
+    let b = PacketBuilder::ethernet2([2, 0, 0, 0, 9, 9], DIRECTOR_MAC)
+        .ipv6(router.octets(), LIP6.octets(), 64)
+        .icmpv6(Icmpv6Type::PacketTooBig { mtu: 1280 });
+    let mut icmp = Vec::new();
+    b.write(&mut icmp, &quoted).unwrap();
+    let (action, out, d) = run(&steer, &icmp);
+    assert_eq!((action, d.get("fnat_icmp")), (XDP_TX, 1));
+    let sliced = SlicedPacket::from_ethernet(&out).unwrap();
+    let Some(NetSlice::Ipv6(ip)) = &sliced.net else {
+        panic!()
+    };
+    let h = ip.header();
+    assert_eq!((h.source_addr(), h.destination_addr()), (VIP6, CLIENT6));
+    let Some(TransportSlice::Icmpv6(i)) = &sliced.transport else {
+        panic!()
+    };
+    let want = i
+        .icmp_type()
+        .calc_checksum(h.source(), h.destination(), i.payload())
+        .unwrap();
+    assert_eq!(i.checksum(), want, "ICMPv6 checksum");
+    // The quoted packet: the client's own, its TCP checksum right.
+    let inner = SlicedPacket::from_ip(i.payload()).unwrap();
+    let Some(NetSlice::Ipv6(iip)) = &inner.net else {
+        panic!()
+    };
+    let ih = iip.header();
+    assert_eq!((ih.source_addr(), ih.destination_addr()), (CLIENT6, VIP6));
+    let Some(TransportSlice::Tcp(t)) = &inner.transport else {
+        panic!()
+    };
+    assert_eq!((t.source_port(), t.destination_port()), (40000, 80));
+    let want = t
+        .to_header()
+        .calc_checksum_ipv6(&ih.to_header(), t.payload())
+        .unwrap();
+    assert_eq!(t.checksum(), want, "quoted TCP checksum");
 }

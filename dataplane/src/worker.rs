@@ -289,11 +289,14 @@ impl Worker {
         while !self.stop.load(Ordering::Relaxed) {
             self.pipeline.counters().turns.inc();
             let epoch = self.epoch;
-            self.pipeline.counters().flow_dump.serve(
+            let pipeline = &self.pipeline;
+            pipeline.counters().flow_dump.serve(
                 &mut self.dump,
-                self.pipeline.flows(),
-                self.pipeline.flows6(),
-                SWEEP_MAX_BUCKETS as usize,
+                pipeline.flows(),
+                pipeline.flows6(),
+                (SWEEP_MAX_BUCKETS as usize, &|v6, i| {
+                    pipeline.local_of(v6, i)
+                }),
                 // Read the clock only when asked.
                 || epoch.elapsed().as_secs() as u32 + 1,
             );

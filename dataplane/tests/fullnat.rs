@@ -355,3 +355,26 @@ fn a_mass_expiry_never_loses_a_reply_removal() {
     let in_use: u64 = p.counters().local_ports.iter().map(|g| g.get()).sum();
     assert_eq!(in_use, 0);
 }
+
+/// `xvs status --connections` (the flow dump) shows a FullNAT connection with its pair.
+#[test]
+fn the_flow_dump_names_each_connections_local_pair() {
+    use xvs_dataplane::flow::dump::DumpCursor;
+    let snap = world((2000, 2999));
+    let mut p = common::pipeline();
+    let syn = send(&mut p, &snap, 10, 46000, FLAG_SYN, b"").unwrap();
+    let dump = std::sync::Arc::clone(p.counters());
+    let seq = dump.flow_dump.request(10);
+    let mut cur = DumpCursor::default();
+    let all = p.flows().buckets() + p.flows6().buckets();
+    dump.flow_dump.serve(
+        &mut cur,
+        p.flows(),
+        p.flows6(),
+        (all, &|v6, i| p.local_of(v6, i)),
+        || 10,
+    );
+    let a = dump.flow_dump.answer(seq).expect("answered");
+    assert_eq!(a.flows.len(), 1);
+    assert_eq!(a.flows[0].local, Some((syn.src.into(), syn.sport)));
+}

@@ -177,7 +177,7 @@ fn the_dump_lists_and_finds_ipv6_flows() {
     let mut cur = DumpCursor::default();
     let seq = dump.request(100);
     let all = p.flows().buckets() + p.flows6().buckets();
-    dump.serve(&mut cur, p.flows(), p.flows6(), all, || 1);
+    dump.serve(&mut cur, p.flows(), p.flows6(), (all, &|_, _| None), || 1);
     let a = dump.answer(seq).expect("answered");
     assert_eq!(a.live, 5);
     assert!(a.flows.iter().all(|f| f.key.saddr.is_ipv6()));
@@ -189,7 +189,7 @@ fn the_dump_lists_and_finds_ipv6_flows() {
         proto: 6,
     };
     let seq = dump.find(want);
-    dump.serve(&mut cur, p.flows(), p.flows6(), 1, || 1);
+    dump.serve(&mut cur, p.flows(), p.flows6(), (1, &|_, _| None), || 1);
     let found = dump.answer(seq).expect("answered");
     assert_eq!(found.flows.len(), 1);
     assert_eq!(found.flows[0].key, want);

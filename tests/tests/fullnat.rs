@@ -406,6 +406,16 @@ print("answered", ok, flush=True)
         .collect();
     assert_eq!(held.iter().sum::<u64>(), 1000, "{held:?}");
     assert!(held.iter().all(|n| *n >= 400), "both addresses: {held:?}");
+    // Each connection with the local pair it leaves from.
+    let conns = lab
+        .lab
+        .sh("lb", &format!("{bin} status --connections --config {cfg}"))
+        .unwrap();
+    let paired = conns
+        .lines()
+        .filter(|l| LOCALS.iter().any(|a| l.contains(&format!(" from {a}:"))))
+        .count();
+    assert_eq!(paired, 1000, "{conns}");
     {
         use std::io::Write;
         let mut hold = hold;

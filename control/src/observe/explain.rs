@@ -88,6 +88,16 @@ fn describe_service(out: &mut String, snap: &Snapshot, svc: &Service) {
         svc.persistence
             .map_or(String::new(), |p| format!(", persistence {} s", p.timeout))
     );
+    if let Some(l) = &svc.local {
+        let addrs: Vec<String> = l.addrs.iter().map(IpAddr::to_string).collect();
+        let _ = writeln!(
+            out,
+            "  its requests leave from a local address and port: {} ports {}-{} (docs/fullnat.md)",
+            addrs.join(", "),
+            l.ports.0,
+            l.ports.1
+        );
+    }
     for &id in &svc.dests {
         if let Some(d) = snap.dest(id) {
             let why = match (d.weight, d.mac) {
@@ -344,7 +354,8 @@ mod tests {
             std::thread::spawn(move || {
                 let mut cur = DumpCursor::default();
                 while !stop.load(Ordering::Relaxed) {
-                    w.flow_dump.serve(&mut cur, &table, &none6, 64, || now);
+                    w.flow_dump
+                        .serve(&mut cur, &table, &none6, (64, &|_, _| None), || now);
                     std::thread::sleep(std::time::Duration::from_millis(1));
                 }
             })

@@ -87,7 +87,13 @@ pub struct DumpedFlow {
     pub state: u8,
     /// A persistence template (client network → real server), not a connection.
     pub template: bool,
+    /// A FullNAT connection's local address and port.
+    pub local: Option<(IpAddr, u16)>,
 }
+
+/// A FullNAT flow's local pair, by family (true: IPv6) and slot: the worker's pipeline
+/// answers (`Pipeline::local_of`).
+pub type LocalOf<'a> = &'a dyn Fn(bool, usize) -> Option<(IpAddr, u16)>;
 
 /// A worker's answer to request `seq`.
 #[derive(Debug)]
@@ -161,14 +167,14 @@ impl FlowDump {
         cur: &mut DumpCursor,
         v4: &FlowTable,
         v6: &FlowTable<FlowKey6>,
-        slice: usize,
+        (slice, local): (usize, LocalOf<'_>),
         now: impl FnOnce() -> u32,
     ) {
         let seq = self.requested.load(Ordering::Acquire);
         if seq == cur.seen {
             return;
         }
-        self.walk(cur, seq, v4, v6, slice, now());
+        self.walk(cur, seq, (v4, v6), (slice, local), now());
     }
 
     #[cold]
@@ -176,9 +182,8 @@ impl FlowDump {
         &self,
         cur: &mut DumpCursor,
         seq: u64,
-        v4: &FlowTable,
-        v6: &FlowTable<FlowKey6>,
-        slice: usize,
+        (v4, v6): (&FlowTable, &FlowTable<FlowKey6>),
+        (slice, local): (usize, LocalOf<'_>),
         now: u32,
     ) {
         let Some(q) = self.query.load_full() else {
@@ -187,8 +192,8 @@ impl FlowDump {
         };
         if let Some(t) = q.find {
             // One lookup, no walk.
-            let flows: Vec<DumpedFlow> = find(v4, &t, now)
-                .or_else(|| find(v6, &t, now))
+            let flows: Vec<DumpedFlow> = find(v4, &t, now, |i| local(false, i))
+                .or_else(|| find(v6, &t, now, |i| local(true, i)))
                 .into_iter()
                 .collect();
             let live = flows.len();
@@ -223,13 +228,13 @@ impl FlowDump {
         };
         let end = next.saturating_add(slice.max(1));
         if next < b4 {
-            v4.iter_live_buckets(next, end.min(b4) - next, now)
-                .for_each(|f| take(copy(f, now)));
+            v4.iter_live_slots(next, end.min(b4) - next, now)
+                .for_each(|(i, f)| take(copy(f, now, local(false, i))));
         }
         if end > b4 {
             let from = next.max(b4) - b4;
-            v6.iter_live_buckets(from, end - b4 - from, now)
-                .for_each(|f| take(copy(f, now)));
+            v6.iter_live_slots(from, end - b4 - from, now)
+                .for_each(|(i, f)| take(copy(f, now, local(true, i))));
         }
         let next = end;
         if next >= b4 + v6.buckets() {
@@ -241,7 +246,7 @@ impl FlowDump {
     }
 }
 
-fn copy<K: Key>(f: &Flow<K>, now: u32) -> DumpedFlow
+fn copy<K: Key>(f: &Flow<K>, now: u32, local: Option<(IpAddr, u16)>) -> DumpedFlow
 where
     for<'a> Tuple: From<&'a K>,
 {
@@ -251,17 +256,23 @@ where
         expires_in: f.expires.saturating_sub(now),
         state: f.state,
         template: f.is_template(),
+        local,
     }
 }
 
 /// The live flow of `table` with tuple `t`, if the tuple is of its family.
-fn find<K: FromTuple>(table: &FlowTable<K>, t: &Tuple, now: u32) -> Option<DumpedFlow>
+fn find<K: FromTuple>(
+    table: &FlowTable<K>,
+    t: &Tuple,
+    now: u32,
+    local: impl Fn(usize) -> Option<(IpAddr, u16)>,
+) -> Option<DumpedFlow>
 where
     for<'a> Tuple: From<&'a K>,
 {
     let key = K::from_tuple(t)?;
     let i = table.lookup(&key, now).ok()?;
-    Some(copy(table.get(i), now))
+    Some(copy(table.get(i), now, local(i)))
 }
 
 #[cfg(test)]
@@ -299,12 +310,12 @@ mod tests {
         let dump = FlowDump::default();
         let mut cur = DumpCursor::default();
         let all = table.buckets() + 1; // and the IPv6 table's one bucket
-        dump.serve(&mut cur, &table, &none6(), all, || now);
+        dump.serve(&mut cur, &table, &none6(), (all, &|_, _| None), || now);
         assert!(dump.answer(1).is_none(), "nothing asked, nothing answered");
 
         let seq = dump.request(8);
         assert!(dump.answer(seq).is_none());
-        dump.serve(&mut cur, &table, &none6(), all, || now);
+        dump.serve(&mut cur, &table, &none6(), (all, &|_, _| None), || now);
         let a = dump.answer(seq).expect("answered");
         assert_eq!((a.flows.len(), a.live), (8, 20));
         assert!(a.flows.iter().all(|f| f.expires_in >= 10 && !f.template));
@@ -312,7 +323,7 @@ mod tests {
         // A later request gets a fresh answer; an old answer does not satisfy it.
         let seq2 = dump.request(100);
         assert!(dump.answer(seq2).is_none());
-        dump.serve(&mut cur, &table, &none6(), all, || now + 12);
+        dump.serve(&mut cur, &table, &none6(), (all, &|_, _| None), || now + 12);
         let b = dump.answer(seq2).expect("answered");
         // Flows with expires <= now + 12 (i < 3) are dead.
         assert_eq!((b.flows.len(), b.live), (17, 17));
@@ -329,20 +340,20 @@ mod tests {
         let turns = (table.buckets() + 1).div_ceil(slice);
         assert!(turns > 1, "the table needs several slices");
         for turn in 1..turns {
-            dump.serve(&mut cur, &table, &none6(), slice, || now);
+            dump.serve(&mut cur, &table, &none6(), (slice, &|_, _| None), || now);
             assert!(dump.answer(seq).is_none(), "no answer before the walk ends");
             assert!(cur.busy(), "turn {turn}: still walking");
         }
-        dump.serve(&mut cur, &table, &none6(), slice, || now);
+        dump.serve(&mut cur, &table, &none6(), (slice, &|_, _| None), || now);
         let a = dump.answer(seq).expect("answered after the last slice");
         assert_eq!((a.flows.len(), a.live), (200, 200), "every flow, each once");
         assert!(!cur.busy());
         // A new request in the middle of a walk starts it over.
         let first = dump.request(1000);
-        dump.serve(&mut cur, &table, &none6(), slice, || now);
+        dump.serve(&mut cur, &table, &none6(), (slice, &|_, _| None), || now);
         let second = dump.request(1000);
         for _ in 0..turns {
-            dump.serve(&mut cur, &table, &none6(), slice, || now);
+            dump.serve(&mut cur, &table, &none6(), (slice, &|_, _| None), || now);
         }
         let b = dump
             .answer(first)
@@ -358,7 +369,7 @@ mod tests {
         let mut cur = DumpCursor::default();
         let key = FlowKey::new(0x0a00_0001, 0x0a00_0064, 40007, 80, 6);
         let seq = dump.find(Tuple::from(&key));
-        dump.serve(&mut cur, &table, &none6(), 1, || now);
+        dump.serve(&mut cur, &table, &none6(), (1, &|_, _| None), || now);
         let a = dump.answer(seq).expect("answered in one turn");
         assert_eq!(a.flows.len(), 1);
         assert_eq!(
@@ -366,7 +377,7 @@ mod tests {
             (Tuple::from(&key), 7 % 3)
         );
         let missing = dump.find(Tuple::from(&FlowKey::new(1, 2, 3, 4, 6)));
-        dump.serve(&mut cur, &table, &none6(), 1, || now);
+        dump.serve(&mut cur, &table, &none6(), (1, &|_, _| None), || now);
         assert!(dump.answer(missing).expect("answered").flows.is_empty());
     }
 }

@@ -203,6 +203,28 @@ impl Pipeline {
         &self.tables.v6
     }
 
+    /// The local pair of the FullNAT flow in slot `index` of the IPv4 (IPv6: `v6`)
+    /// table, if it holds one (`xvs status --connections`).
+    pub fn local_of(&self, v6: bool, index: usize) -> Option<(std::net::IpAddr, u16)> {
+        use crate::flow::table::FLAG_FULLNAT;
+        use crate::fullnat::SlotFamily;
+        use crate::offload::{FastKey, FastKey6};
+        let fullnat = |flags: u8| flags & FLAG_FULLNAT != 0;
+        if v6 {
+            let t = &self.tables.v6;
+            (index < t.capacity() && fullnat(t.get(index).flags)).then_some(())?;
+            self.fullnat
+                .held_ref::<FastKey6>(index)
+                .map(|h| h.reply.local())
+        } else {
+            let t = &self.tables.v4;
+            (index < t.capacity() && fullnat(t.get(index).flags)).then_some(())?;
+            self.fullnat
+                .held_ref::<FastKey>(index)
+                .map(|h| h.reply.local())
+        }
+    }
+
     /// Readies the scheduler state for `snap`: rebuilt only when the generation changed.
     /// The first snapshot with an IPv6 service allocates the IPv6 flow table (once: a
     /// director that serves IPv4 only never pays for it).

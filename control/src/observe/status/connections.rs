@@ -22,6 +22,9 @@ pub struct ConnectionRow {
     #[serde(rename = "virtual")]
     pub virtual_: String,
     pub destination: String,
+    /// A FullNAT connection's local address and port (the source the real server sees).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local: Option<String>,
 }
 
 /// The workers' copies as rows; persistence templates show as ipvsadm shows them
@@ -62,6 +65,7 @@ pub fn connection_rows(
                 source: SocketAddr::new(k.saddr, k.sport).to_string(),
                 virtual_: SocketAddr::new(k.daddr, k.dport).to_string(),
                 destination,
+                local: f.local.map(|(a, p)| SocketAddr::new(a, p).to_string()),
             }
         })
         .collect();
@@ -92,11 +96,16 @@ pub fn render_connections(rows: &[ConnectionRow], live: usize, json: bool) -> St
     );
     for r in rows {
         let expire = format!("{:02}:{:02}", r.expires_in / 60, r.expires_in % 60);
-        let _ = writeln!(
+        let _ = write!(
             s,
             "{:<3} {:<6} {:<11} {:<18} {:<18} {}",
             r.protocol, expire, r.state, r.source, r.virtual_, r.destination
         );
+        // FullNAT's local pair, after ipvsadm's columns.
+        let _ = match &r.local {
+            Some(l) => writeln!(s, " from {l}"),
+            None => writeln!(s),
+        };
     }
     if live > rows.len() {
         let _ = writeln!(s, "({} more not shown)", live - rows.len());
@@ -132,6 +141,7 @@ mod tests {
             expires_in: 125,
             state,
             template,
+            local: None,
         };
         let answers = vec![
             Arc::new(Answer {
