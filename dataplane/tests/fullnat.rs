@@ -296,6 +296,24 @@ fn a_synced_connection_keeps_its_pair_on_the_peer() {
         }
     }
 
+    // A synced copy that expires (the connection's packets may be another worker's)
+    // gives its reserved pair back but leaves the reply entry alone: only the LRU, or
+    // the next connection on the pair, replaces it.
+    let (mut backup, inbound) = synced_pipeline(Share {
+        worker: 0,
+        workers: 1,
+    });
+    inbound.inbound.push(rec).unwrap();
+    backup.install_synced(&snap, 11, 10);
+    backup.fullnat_ops().clear();
+    backup.sweep(11 + 7200, usize::MAX);
+    assert!(
+        backup.fullnat_ops().v4.removed.is_empty(),
+        "the entry is left"
+    );
+    let in_use: u64 = backup.counters().local_ports.iter().map(|g| g.get()).sum();
+    assert_eq!(in_use, 0, "the pair is back");
+
     // A pair of an address this director does not have: the entry is not installed.
     let mut other = rec;
     other.local = Some(("192.0.2.99".parse().unwrap(), 3000));

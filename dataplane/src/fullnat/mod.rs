@@ -25,10 +25,15 @@ use crate::snapshot::Snapshot;
 pub struct Held<K> {
     pub pair: LocalPort,
     pub reply: K,
+    /// Installed from a peer (connection sync): every worker has a copy, and the one
+    /// the connection's packets reach may not be this one; this copy's end says
+    /// nothing of the connection's, so it leaves the reply entry to the LRU and to the
+    /// next connection on the pair (as NAT's entries are left).
+    pub synced: bool,
 }
 
 /// The per-slot pairs of one family's flow table.
-pub trait SlotFamily: ReplyFamily + Default {
+pub trait SlotFamily: ReplyFamily + Default + PartialEq {
     fn slots(f: &mut FullNat) -> &mut Vec<Held<Self>>;
     fn slots_ref(f: &FullNat) -> &[Held<Self>];
     /// The local address and port a reply key names (its destination).
@@ -135,7 +140,23 @@ impl FullNat {
     pub fn release<K: SlotFamily>(&mut self, index: usize) {
         if let Some(h) = self.held::<K>(index) {
             self.pools.give_back(h.pair);
-            self.ops.remove(h.reply);
+            if !h.synced {
+                self.ops.remove(h.reply);
+            }
+        }
+    }
+
+    /// A held flow's reply entry names another real server now: the old entry goes and
+    /// the slot keeps the new key (unless the copy is a synced one, see `Held`).
+    pub fn rekey<K: SlotFamily>(&mut self, index: usize, reply: K) {
+        let Some(h) = K::slots(self).get_mut(index) else {
+            return;
+        };
+        if h.reply != reply {
+            let old = std::mem::replace(&mut h.reply, reply);
+            if !h.synced {
+                self.ops.remove(old);
+            }
         }
     }
 }

@@ -42,6 +42,8 @@ impl Pipeline {
             if f.flags & FLAG_NAT_KNOWN == 0 {
                 K::table_mut(&mut self.tables).get_mut(index).flags |= FLAG_NAT_KNOWN;
                 let reply = k.fnat_reply_key(rip, rport, laddr, pair.port());
+                // Told again: for another real server, the old key goes.
+                self.fullnat.rekey::<K::Fast>(index, reply);
                 self.fullnat.ops.upsert(reply, k.fnat_value(dest));
             }
             return Ok((laddr, pair.port()));
@@ -58,7 +60,12 @@ impl Pipeline {
             }
         };
         let reply = k.fnat_reply_key(rip, rport, laddr, pair.port());
-        if !self.fullnat.hold::<K::Fast>(index, Held { pair, reply }) {
+        let held = Held {
+            pair,
+            reply,
+            synced: false,
+        };
+        if !self.fullnat.hold::<K::Fast>(index, held) {
             self.fullnat.pools.give_back(pair);
             return Err(DropReason::NoDestination);
         }
@@ -94,6 +101,7 @@ impl Pipeline {
             return false;
         };
         let pair = LocalPort::new(id, lport);
+        let reply = k.fnat_reply_key(rip, rport, laddr, lport);
         let f = *K::table(&self.tables).get(index);
         if f.flags & FLAG_FULLNAT != 0 {
             if self
@@ -101,6 +109,9 @@ impl Pipeline {
                 .held::<K::Fast>(index)
                 .is_some_and(|h| h.pair == pair)
             {
+                // The same pair, perhaps to another real server now.
+                self.fullnat.rekey::<K::Fast>(index, reply);
+                self.fullnat.ops.upsert(reply, k.fnat_value(dest));
                 return true;
             }
             release(&mut self.fullnat, &self.counters, index, &f);
@@ -109,8 +120,12 @@ impl Pipeline {
         if owned && !self.fullnat.pools.reserve(pair) {
             return false;
         }
-        let reply = k.fnat_reply_key(rip, rport, laddr, lport);
-        if !self.fullnat.hold::<K::Fast>(index, Held { pair, reply }) {
+        let held = Held {
+            pair,
+            reply,
+            synced: true,
+        };
+        if !self.fullnat.hold::<K::Fast>(index, held) {
             if owned {
                 self.fullnat.pools.give_back(pair);
             }
