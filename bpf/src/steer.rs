@@ -107,6 +107,35 @@ pub struct Steer {
     attached: Vec<(i32, XdpMode)>,
 }
 
+/// An address set's map entries (the address → 1), per family, sorted and deduplicated;
+/// refused when a family has more than `max`.
+type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+fn address_sets(
+    addrs: &[IpAddr],
+    what: &'static str,
+    max: u32,
+) -> Result<(Entries, Entries), BpfError> {
+    let set = |v6: bool| -> Entries {
+        let mut v: Entries = addrs
+            .iter()
+            .filter(|a| a.is_ipv6() == v6)
+            .map(|a| match a {
+                IpAddr::V4(a) => (a.octets().to_vec(), vec![1u8]),
+                IpAddr::V6(a) => (a.octets().to_vec(), vec![1u8]),
+            })
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    let (v4, v6) = (set(false), set(true));
+    let count = v4.len().max(v6.len());
+    if count > max as usize {
+        return Err(BpfError::TooMany { what, count, max });
+    }
+    Ok((v4, v6))
+}
+
 pub(crate) fn map_handle(obj: &Object, name: &'static str) -> Result<MapHandle, BpfError> {
     let map: Map<'_> = obj
         .maps()
@@ -371,29 +400,8 @@ impl Steer {
     /// Makes FullNAT's local address sets hold exactly `addrs` (each family in its
     /// map): a real server's packet to one of them is looked up as a reply.
     pub fn set_fnat_locals(&self, addrs: &[IpAddr]) -> Result<(), BpfError> {
-        let set = |v6: bool| -> Vec<(Vec<u8>, Vec<u8>)> {
-            let mut v: Vec<(Vec<u8>, Vec<u8>)> = addrs
-                .iter()
-                .filter(|a| a.is_ipv6() == v6)
-                .map(|a| match a {
-                    IpAddr::V4(a) => (a.octets().to_vec(), vec![1u8]),
-                    IpAddr::V6(a) => (a.octets().to_vec(), vec![1u8]),
-                })
-                .collect();
-            v.sort();
-            v.dedup();
-            v
-        };
-        let (v4, v6) = (set(false), set(true));
-        let count = v4.len().max(v6.len());
         let max = crate::abi::layout::MAX_FNAT_LOCALS;
-        if count > max as usize {
-            return Err(BpfError::TooMany {
-                what: "FullNAT local addresses",
-                count,
-                max,
-            });
-        }
+        let (v4, v6) = address_sets(addrs, "FullNAT local addresses", max)?;
         replace_all(&self.fnat_lips, MAP_FNAT_LIPS, &v4)?;
         replace_all(&self.fnat_lips6, MAP_FNAT_LIPS6, &v6)
     }
@@ -453,28 +461,7 @@ impl Steer {
     /// Makes the NAT real servers' address sets hold exactly `addrs` (each family in
     /// its map): a fragment from one is dropped rather than passed on untranslated.
     pub fn set_nat_addrs(&self, addrs: &[IpAddr]) -> Result<(), BpfError> {
-        let set = |v6: bool| -> Vec<(Vec<u8>, Vec<u8>)> {
-            let mut v: Vec<(Vec<u8>, Vec<u8>)> = addrs
-                .iter()
-                .filter(|a| a.is_ipv6() == v6)
-                .map(|a| match a {
-                    IpAddr::V4(a) => (a.octets().to_vec(), vec![1u8]),
-                    IpAddr::V6(a) => (a.octets().to_vec(), vec![1u8]),
-                })
-                .collect();
-            v.sort();
-            v.dedup();
-            v
-        };
-        let (v4, v6) = (set(false), set(true));
-        let count = v4.len().max(v6.len());
-        if count > MAX_NAT_BACKENDS as usize {
-            return Err(BpfError::TooMany {
-                what: "NAT real server addresses",
-                count,
-                max: MAX_NAT_BACKENDS,
-            });
-        }
+        let (v4, v6) = address_sets(addrs, "NAT real server addresses", MAX_NAT_BACKENDS)?;
         replace_all(&self.nat_addrs, MAP_NAT_ADDRS, &v4)?;
         replace_all(&self.nat_addrs6, MAP_NAT_ADDRS6, &v6)
     }
