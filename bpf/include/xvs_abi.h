@@ -119,9 +119,10 @@ struct xvs_nat6_value {
 	__u32 stats_slot;
 };
 
-/* Packets and bytes (whole frames) the program sent out for one NAT real server: its
- * translated replies and ICMP errors. Per CPU, summed at scrape time. DR and TUN replies
- * never cross the director, so only NAT has an outbound direction to count. */
+/* Packets and bytes (whole frames) the program sent out for one NAT or FullNAT real
+ * server: its translated replies and ICMP errors. Per CPU, summed at scrape time. DR and
+ * TUN replies never cross the director, so only NAT and FullNAT have an outbound
+ * direction to count. */
 #define XVS_MAX_NAT_OUT_SLOTS 65536
 struct xvs_nat_out {
 	__u64 packets;

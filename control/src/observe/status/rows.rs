@@ -18,7 +18,7 @@ use crate::observe::counters::AllWorkers;
 
 /// Connections, packets and bytes of a real server (or a virtual server: the sum). "In"
 /// is client to server (the workers count it); "out" is server to client, which crosses
-/// the director only in NAT (the steering program counts it). DR and TUN replies go
+/// the director only in NAT and FullNAT (the steering program counts it). DR and TUN replies go
 /// straight to the client, so their "out" stays 0, as in IPVS.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Totals {
