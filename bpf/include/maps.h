@@ -183,4 +183,20 @@ struct {
 	__uint(max_entries, XVS_MAX_NAT_OUT_SLOTS);
 } xvs_fast_stats SEC(".maps");
 
+/* The SYN guard (syn_guard.h): per RX queue, until when it is on. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xvs_syn_guard);
+	__uint(max_entries, XVS_MAX_QUEUES);
+} xvs_syn_guard SEC(".maps");
+
+/* The SYNs the guard shed (XVS_SYN_SEEN_SLOTS): a retransmission finds its bit. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u32[2]);
+	__uint(max_entries, XVS_SYN_SEEN_SLOTS);
+} xvs_syn_seen SEC(".maps");
+
 #endif

@@ -26,6 +26,8 @@ struct svc_packet {
 	int routed; /* IPv6: a routing header with segments left was walked */
 };
 
+#include "syn_guard.h"
+
 /* Services live on the external interface only, when one is set (two-arm NAT). */
 static __always_inline int serves_here(struct xdp_md *ctx, const struct xvs_steer_config *cfg)
 {
@@ -64,8 +66,9 @@ static __always_inline int to_worker(struct xdp_md *ctx)
 	return count(ret == XDP_REDIRECT ? XVS_STAT_STEERED : XVS_STAT_DROP_NO_SOCKET, ret);
 }
 
-/* A packet to service `svc`: dropped if the kernel's input checks would, else carried
- * by the fast path when the flow has an entry there, else handed to the workers. */
+/* A packet to service `svc`: dropped if the kernel's input checks would or if it is a
+ * new SYN the guard sheds, else carried by the fast path when the flow has an entry
+ * there, else handed to the workers. */
 static __always_inline int to_service(struct xdp_md *ctx, const struct svc_packet *p, int v6,
 				      const struct xvs_svc_value *svc,
 				      const struct xvs_steer_config *cfg,
@@ -78,6 +81,10 @@ static __always_inline int to_service(struct xdp_md *ctx, const struct svc_packe
 		   screen(ctx, p->eth, p->ip, p->l4, p->proto, p->end);
 	if (ret >= 0)
 		return count(ret, XDP_DROP);
+	/* Before anything is learned from it; a SYN never takes the fast path. */
+	ret = syn_guard(ctx, p, v6, cfg);
+	if (ret >= 0)
+		return ret;
 	if (svc->flags & XVS_SVC_F_NAT) {
 		if (v6)
 			learn_client6(ctx, p->eth, p->ip6, p->l4, p->proto, p->end);

@@ -67,6 +67,23 @@ struct xvs_steer_config {
  * the address, for the worker to complete; the worker recomputes any field it finds so,
  * so a whole checksum that merely looks partial is made right too. */
 #define XVS_CFG_PARTIAL_CSUM 2
+/* `syn_guard: on`: every queue's SYN guard is on (syn_guard.h). Without it a queue's
+ * guard is on only while its worker says it is overloaded (xvs_syn_guard). */
+#define XVS_CFG_SYN_GUARD 4
+
+/* The SYN guard of one RX queue: on until `until` (bpf_ktime_get_coarse_ns), written by
+ * the queue's worker when its RX ring backs up. */
+struct xvs_syn_guard {
+	__u64 until;
+};
+/* The SYNs the guard shed (xvs_syn_seen): a Bloom filter of one bit per SYN, by a hash
+ * of its addresses, ports and sequence number, kept for two epochs of 2^31 ns (2.1 s).
+ * A slot is two halves, one per epoch parity, each the epoch's low 8 bits and 24 bits of
+ * the filter: a half of an older epoch is cleared when its parity's epoch writes it, so
+ * the filter empties itself, and a bit set is never lost within its two epochs. */
+#define XVS_SYN_SEEN_SLOTS (1 << 22)
+#define XVS_SYN_EPOCH_SHIFT 31
+#define XVS_SYN_BITS 24
 
 /* The director's MAC on each interface the program is attached to: frames addressed to
  * another host (a switch flooding, a promiscuous NIC) are the kernel's to discard, not
@@ -236,7 +253,8 @@ struct xvs_fast_value {
 	X(DROP_NAT_FRAGMENT, "drop_nat_fragment") /* a fragment from a NAT real server: never leaves untranslated */ \
 	X(FNAT_REPLY, "fnat_reply")         /* FullNAT reply translated (to VIP:vport → client) */ \
 	X(PASS_FNAT_UNKNOWN, "pass_fnat_unknown") /* to a FullNAT local address, of no connection the workers know */ \
-	X(FNAT_ICMP, "fnat_icmp")           /* ICMP error quoting a FullNAT request, translated for its client */
+	X(FNAT_ICMP, "fnat_icmp")           /* ICMP error quoting a FullNAT request, translated for its client */ \
+	X(DROP_SYN_GUARD, "drop_syn_guard") /* a SYN shed by the guard: not a retransmission, while its queue is overloaded */
 
 /* The TCP flag combinations a stack sends, a bit set indexed by flags & 0x37 (FIN, SYN,
  * RST, ACK, URG; PSH, ECE and CWR go with any): SYN, SYN+URG, SYN+ACK, RST, RST+ACK,

@@ -67,6 +67,9 @@ int main(void)
 	OFF("STEER_CONFIG_OWNER", struct xvs_steer_config, owner);
 	printf("pub const CFG_NAT_RELAY: u32 = %d;\n", XVS_CFG_NAT_RELAY);
 	printf("pub const CFG_PARTIAL_CSUM: u32 = %d;\n", XVS_CFG_PARTIAL_CSUM);
+	printf("pub const CFG_SYN_GUARD: u32 = %d;\n", XVS_CFG_SYN_GUARD);
+	SIZE("SYN_GUARD", struct xvs_syn_guard);
+	printf("pub const SYN_SEEN_SLOTS: u32 = %d;\n", XVS_SYN_SEEN_SLOTS);
 	printf("pub const SVC_F_FAST: u32 = %d;\n", XVS_SVC_F_FAST);
 	printf("pub const MAX_FAST_FLOWS: u32 = %d;\n", XVS_MAX_FAST_FLOWS);
 	SIZE("FAST_KEY", struct xvs_fast_key);

@@ -41,6 +41,7 @@ pub(crate) const MAP_CONFIG: &str = "xvs_steer_config";
 const MAP_LOCAL_MACS: &str = "xvs_local_macs";
 const MAP_LOCAL_ADDRS: &str = "xvs_local_addrs";
 const MAP_LOCAL_ADDRS6: &str = "xvs_local_addrs6";
+const MAP_SYN_GUARD: &str = "xvs_syn_guard";
 
 /// How the operator asked for the program to be attached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,6 +105,7 @@ pub struct Steer {
     local_macs: MapHandle,
     local_addrs: MapHandle,
     local_addrs6: MapHandle,
+    syn_guard: MapHandle,
     attached: Vec<(i32, XdpMode)>,
 }
 
@@ -236,6 +238,7 @@ impl Steer {
             local_macs: map_handle(&obj, MAP_LOCAL_MACS)?,
             local_addrs: map_handle(&obj, MAP_LOCAL_ADDRS)?,
             local_addrs6: map_handle(&obj, MAP_LOCAL_ADDRS6)?,
+            syn_guard: map_handle(&obj, MAP_SYN_GUARD)?,
             prog_fd,
             obj,
             attached: Vec::new(),
@@ -343,12 +346,30 @@ impl Steer {
     /// checksums are moved as such for the workers to complete (`XVS_CFG_PARTIAL_CSUM`).
     pub fn set_nat_relay(&mut self, on: bool, partial: bool) -> Result<(), BpfError> {
         use crate::abi::layout::{CFG_NAT_RELAY, CFG_PARTIAL_CSUM};
-        self.config_value.2 = match (on, partial) {
+        let relay = match (on, partial) {
             (false, _) => 0,
             (true, false) => CFG_NAT_RELAY,
             (true, true) => CFG_NAT_RELAY | CFG_PARTIAL_CSUM,
         };
+        self.config_value.2 = (self.config_value.2 & !(CFG_NAT_RELAY | CFG_PARTIAL_CSUM)) | relay;
         self.write_config()
+    }
+
+    /// Turns the SYN guard on for every queue (`syn_guard: on`, `XVS_CFG_SYN_GUARD`);
+    /// off, each queue's is on while its worker asks (`syn_guard_fd`).
+    pub fn set_syn_guard_always(&mut self, on: bool) -> Result<(), BpfError> {
+        use crate::abi::layout::CFG_SYN_GUARD;
+        self.config_value.2 = if on {
+            self.config_value.2 | CFG_SYN_GUARD
+        } else {
+            self.config_value.2 & !CFG_SYN_GUARD
+        };
+        self.write_config()
+    }
+
+    /// A descriptor of `xvs_syn_guard` for a worker to turn its queue's guard on through.
+    pub fn syn_guard_fd(&self) -> Result<OwnedFd, BpfError> {
+        dup_map(&self.syn_guard, MAP_SYN_GUARD)
     }
 
     /// Records who writes the maps (`Leftover::owner` to a later process).

@@ -715,3 +715,113 @@ mod nat {
         assert_eq!(delta.get("nat_reply"), 0);
     }
 }
+
+/// The SYN guard (`bpf/include/syn_guard.h`): while on, a new connection's SYN passes
+/// only when it comes again (its retransmission).
+mod syn_guard {
+    use super::*;
+    use xvs_dataplane::syn_guard::GuardMap;
+
+    const SYN: u8 = 0x02;
+    const ACK: u8 = 0x10;
+    const SYN_ACK: u8 = 0x12;
+
+    fn syn(sport: u16, seq: u32) -> Vec<u8> {
+        let mut f = fixtures::tcp_frame(fixtures::CLIENT, sport, VIP, VIP_TCP_PORT, SYN, b"");
+        f[38..42].copy_from_slice(&seq.to_be_bytes());
+        f
+    }
+
+    fn syn6(sport: u16, seq: u32) -> Vec<u8> {
+        let mut f = fixtures::tcp6_frame(
+            fixtures::CLIENT6,
+            sport,
+            fixtures::VIP6,
+            VIP_TCP_PORT,
+            SYN,
+            b"",
+        );
+        f[58..62].copy_from_slice(&seq.to_be_bytes());
+        f
+    }
+
+    /// The steering program with a socket on queue 0 (the test run's queue).
+    fn guarded() -> (Steer, Xsk) {
+        let steer = loaded();
+        let xsk = loopback_socket();
+        steer.register_xsk(0, xsk.fd()).unwrap();
+        (steer, xsk)
+    }
+
+    /// Queue 0's guard on until `secs` from now (negative: ran out that long ago).
+    fn queue_guard(steer: &Steer, secs: i64) {
+        let now = xvs_dataplane::sys::monotonic_coarse_ns();
+        let until = now.saturating_add_signed(secs * 1_000_000_000);
+        let map = GuardMap::new(steer.syn_guard_fd().unwrap(), 0).unwrap();
+        assert!(map.set(until));
+    }
+
+    #[test]
+    fn off_every_syn_reaches_the_worker() {
+        let (steer, _xsk) = guarded();
+        let (action, d) = run(&steer, &syn(1000, 7));
+        assert_eq!(
+            (action, d.get("steered"), d.get("drop_syn_guard")),
+            (XDP_REDIRECT, 1, 0)
+        );
+        // A guard that ran out is off.
+        queue_guard(&steer, -1);
+        assert_eq!(run(&steer, &syn(1001, 7)).0, XDP_REDIRECT);
+    }
+
+    #[test]
+    fn a_new_syn_is_shed_and_its_retransmission_passes() {
+        let (mut steer, _xsk) = guarded();
+        steer.set_syn_guard_always(true).unwrap();
+        let (action, d) = run(&steer, &syn(2000, 0x1234_5678));
+        assert_eq!(
+            (action, d.get("drop_syn_guard"), d.get("steered")),
+            (XDP_DROP, 1, 0)
+        );
+        let (action, d) = run(&steer, &syn(2000, 0x1234_5678));
+        assert_eq!(
+            (action, d.get("steered"), d.get("drop_syn_guard")),
+            (XDP_REDIRECT, 1, 0)
+        );
+        // The same ports with another sequence number is another attempt: shed first.
+        assert_eq!(run(&steer, &syn(2000, 0x1234_5679)).0, XDP_DROP);
+        // Turned off, a new one passes at once.
+        steer.set_syn_guard_always(false).unwrap();
+        assert_eq!(run(&steer, &syn(2001, 1)).0, XDP_REDIRECT);
+    }
+
+    #[test]
+    fn known_flows_and_replies_are_never_shed() {
+        let (mut steer, _xsk) = guarded();
+        steer.set_syn_guard_always(true).unwrap();
+        for flags in [ACK, SYN_ACK, ACK | 0x08, 0x11, 0x04] {
+            let f = fixtures::tcp_frame(fixtures::CLIENT, 3000, VIP, VIP_TCP_PORT, flags, b"x");
+            let (action, d) = run(&steer, &f);
+            assert_eq!(
+                (action, d.get("drop_syn_guard")),
+                (XDP_REDIRECT, 0),
+                "flags {flags:#x}"
+            );
+        }
+        let udp = fixtures::udp_frame(fixtures::CLIENT, 3000, VIP, VIP_UDP_PORT, b"x");
+        assert_eq!(run(&steer, &udp).0, XDP_REDIRECT);
+    }
+
+    #[test]
+    fn an_overloaded_queue_guards_itself_over_ipv4_and_ipv6() {
+        let (steer, _xsk) = guarded();
+        queue_guard(&steer, 10);
+        assert_eq!(run(&steer, &syn(4000, 9)).0, XDP_DROP);
+        assert_eq!(run(&steer, &syn(4000, 9)).0, XDP_REDIRECT);
+        assert_eq!(run(&steer, &syn6(4000, 9)).0, XDP_DROP);
+        let (action, d) = run(&steer, &syn6(4000, 9));
+        assert_eq!((action, d.get("steered")), (XDP_REDIRECT, 1));
+        queue_guard(&steer, 0);
+        assert_eq!(run(&steer, &syn6(4001, 9)).0, XDP_REDIRECT);
+    }
+}

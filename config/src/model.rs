@@ -157,6 +157,18 @@ pub enum FastPath {
     Off,
 }
 
+/// When new connections' SYNs must be retransmitted to pass (see `syn_guard`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SynGuardMode {
+    /// On for an RX queue while its worker's ring backs up.
+    #[default]
+    Auto,
+    /// On for every queue, always.
+    On,
+    Off,
+}
+
 /// Which TCP packets may open a connection (see `sloppy_tcp`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -472,6 +484,7 @@ pub struct Config {
     pub expire_nodest_conn: NodestPolicy,
     pub fast_path: FastPath,
     pub sloppy_tcp: SloppyTcp,
+    pub syn_guard: SynGuardMode,
     /// Entries of the fast path's map.
     pub fast_path_flows: u32,
     /// Path MTU towards TUN real servers; `None`: the interface's MTU.

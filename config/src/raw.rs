@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use crate::model::{
     AuthType, CheckType, FastPath, Forwarding, NodestPolicy, Protocol, SchedFlag, Scheduler,
-    SloppyTcp, VrrpState, XdpMode,
+    SloppyTcp, SynGuardMode, VrrpState, XdpMode,
 };
 use crate::spanned::Spanned;
 
@@ -74,6 +74,18 @@ pub struct RawConfig {
     /// it. Reloadable.
     #[serde(default)]
     pub sloppy_tcp: Option<SloppyTcp>,
+    /// The SYN guard, against spoofed SYN floods: while it is on, a new TCP connection's
+    /// SYN reaches the workers only on its retransmission (the same addresses, ports and
+    /// sequence number, which a real client sends after a second and a flood never
+    /// does); the others are dropped in XDP and counted
+    /// (`xvs_xdp_packets_total{outcome="drop_syn_guard"}`). `auto` (default): on for an
+    /// RX queue while its worker's ring backs up (a quarter full), for a second after the
+    /// last time, twice as long each time it comes back at once, up to 16 s
+    /// (`xvs_syn_guard_engaged_total`); known flows are never affected. `on`: always, for
+    /// every new connection (each waits for its first retransmission). `off`: never.
+    /// Reloadable.
+    #[serde(default)]
+    pub syn_guard: Option<SynGuardMode>,
     /// Flows the fast path's map holds (1024 to 67108864; default 1048576). It is kernel
     /// memory allocated at start, about 100 bytes a flow: size it to the established
     /// flows a director carries, or a full map sends the least recent ones back through

@@ -108,6 +108,8 @@ pub struct WorkerCounters {
     pub icmp_frag_needed: Counter,
     /// Fast-path entries the worker queued and the kernel refused (or that did not fit).
     pub fast_path_failed: Counter,
+    /// Times the worker's RX ring backed up and it turned its queue's SYN guard on.
+    pub syn_guard_engaged: Counter,
     /// NAT connections the kernel refused to take in `xvs_nat_conns` (or that did not
     /// fit a batch): their replies are not translated.
     pub nat_conns_failed: Counter,
@@ -160,6 +162,7 @@ impl WorkerCounters {
             flows_expired: Counter::default(),
             icmp_frag_needed: Counter::default(),
             fast_path_failed: Counter::default(),
+            syn_guard_engaged: Counter::default(),
             nat_conns_failed: Counter::default(),
             nat_relayed: Counter::default(),
             checksums_completed: Counter::default(),

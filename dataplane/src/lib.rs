@@ -24,6 +24,7 @@ pub mod rewrite;
 pub mod sched;
 pub mod screen;
 pub mod snapshot;
+pub mod syn_guard;
 pub mod sync;
 pub mod verdict;
 pub mod wire;

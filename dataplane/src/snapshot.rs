@@ -278,6 +278,9 @@ pub struct Snapshot {
     /// The link may hand frames over with TCP and UDP checksums left partial (a veth):
     /// completed before they are forwarded (`rewrite::partial`).
     pub complete_partial: bool,
+    /// How the SYN guard is set (`syn_guard`): with `Auto`, a worker whose RX ring backs
+    /// up turns its queue's on.
+    pub syn_guard: crate::syn_guard::SynGuard,
     /// FullNAT's local addresses, indexed by the id flows hold (`fullnat::LocalPort`):
     /// control keeps an address's id for the life of the process.
     pub local_addrs: Vec<IpAddr>,
@@ -351,6 +354,7 @@ impl Snapshot {
             fast_generation: 0,
             nat_relay: false,
             complete_partial: false,
+            syn_guard: crate::syn_guard::SynGuard::default(),
             local_addrs,
             index4,
             index6,

@@ -16,6 +16,7 @@ use crate::nat_conns::NatConnMap;
 use crate::offload::{FastKey, FastKey6, FastMap};
 use crate::pipeline::{Pipeline, PipelineConfig, Prefetched, ResyncCursor};
 use crate::snapshot::{SharedSnapshot, Snapshot};
+use crate::syn_guard::{GuardMap, Pressure, SynGuard};
 use crate::verdict::{DropReason, Verdict};
 use crate::xsk::{BoundMode, ConsRing, ProdRing, Umem, Xsk, XskTx};
 
@@ -97,6 +98,9 @@ pub struct Worker {
     /// The flow tables hold a killed xvs's flows, to take up before the first batch.
     recovering: bool,
     fast_kept: bool,
+    /// The queue's entry of the steering program's SYN guard, and when it is needed.
+    guard: Option<GuardMap>,
+    pressure: Pressure,
 }
 
 impl Worker {
@@ -136,6 +140,8 @@ impl Worker {
             resync: ResyncCursor::default(),
             recovering: config.flow_file.as_ref().is_some_and(|f| f.recovered()),
             fast_kept: config.fast_kept,
+            guard: None,
+            pressure: Pressure::default(),
         };
         // A recovered file's clock started long ago: the sweep starts where it stands,
         // not with a backlog of every period since.
@@ -249,6 +255,42 @@ impl Worker {
         let failed = map.apply(ops) + std::mem::take(&mut ops.dropped);
         if failed > 0 {
             self.pipeline.counters().fast_path_failed.add(failed);
+        }
+    }
+
+    /// Turns the queue's SYN guard on through `map` when the RX ring backs up.
+    pub fn with_syn_guard(mut self, map: GuardMap) -> Self {
+        self.guard = Some(map);
+        self
+    }
+
+    /// Turns the queue's SYN guard on while the RX ring is backed up (`syn_guard: auto`),
+    /// and off at once when the setting leaves `auto`. Reads the clock only when backed
+    /// up; writes the map at most four times a hold.
+    #[inline]
+    fn guard_pressure(&mut self, mode: SynGuard) {
+        let Some(map) = self.guard.as_ref() else {
+            return;
+        };
+        if mode != SynGuard::Auto {
+            if self.pressure.is_set() {
+                map.set(0);
+                self.pressure.clear();
+            }
+            return;
+        }
+        if !Pressure::backed_up(self.xsk.rx.ready(), self.xsk.rx.size()) {
+            return;
+        }
+        if let Some((until, was_off)) = self
+            .pressure
+            .backed_up_at(crate::sys::monotonic_coarse_ns())
+        {
+            if was_off {
+                self.pipeline.counters().syn_guard_engaged.inc();
+            }
+            // A refused write leaves the guard off; tried again a quarter hold on.
+            map.set(until);
         }
     }
 
@@ -367,6 +409,7 @@ impl Worker {
         }
         let now = self.now();
         let snap = self.snapshot.load();
+        self.guard_pressure(snap.syn_guard);
         self.pipeline.prepare(&snap);
         self.prefetch_batch(n);
         // Refreshes the cached consumer indices the writes below are checked against.

@@ -103,6 +103,7 @@ fn config(raw: RawConfig, d: Dataplane, s: Settings, sections: Sections) -> Conf
         expire_nodest_conn: raw.expire_nodest_conn.unwrap_or_default(),
         fast_path: raw.fast_path.unwrap_or_default(),
         sloppy_tcp: raw.sloppy_tcp.unwrap_or_default(),
+        syn_guard: raw.syn_guard.unwrap_or_default(),
         fast_path_flows: d.fast_path_flows,
         cpus: d.cpus,
         af_xdp: d.af_xdp,

@@ -180,6 +180,7 @@ fn load_steering(
     steer.set_owner(takeover.owner)?;
     steer.set_fast_generation(publish::fast_generation(cfg, generation, local.xdp_tx))?;
     steer.set_nat_relay(publish::nat_relay(cfg, local.xdp_tx), local.partial_csums)?;
+    steer.set_syn_guard_always(cfg.syn_guard == xvs_config::SynGuardMode::On)?;
     let maps = SteerMaps::build(cfg, ifaces, registry)?;
     maps.write(&steer)?;
     Ok((steer, maps))
@@ -284,6 +285,7 @@ fn worker_maps(cfg: &Config, steer: &Steer) -> Result<WorkerMaps> {
         },
         nat_conns: steer.nat_conns_fds()?,
         fnat_conns: steer.fnat_conns_fds()?,
+        syn_guard: steer.syn_guard_fd()?,
     })
 }
 

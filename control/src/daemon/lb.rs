@@ -184,6 +184,7 @@ impl Lb {
     /// Makes `snap` the workers' and moves the fast path to its generation.
     fn install(&mut self, snap: std::sync::Arc<xvs_dataplane::Snapshot>) {
         let (fast, relay, partial) = (snap.fast_generation, snap.nat_relay, snap.complete_partial);
+        let guard_always = snap.syn_guard == xvs_dataplane::syn_guard::SynGuard::On;
         self.shared.store(snap);
         // After the snapshot: entries of the old one stop being used, and the workers,
         // on the new one, write them again.
@@ -192,6 +193,9 @@ impl Lb {
         }
         if let Err(e) = self.steer.set_nat_relay(relay, partial) {
             error!("handing NAT replies to the workers ({relay}): {e}");
+        }
+        if let Err(e) = self.steer.set_syn_guard_always(guard_always) {
+            error!("setting the SYN guard (always: {guard_always}): {e}");
         }
     }
 

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use xvs_dataplane::syn_guard::SynGuard;
 
 use anyhow::{Context, Result};
 use xvs_config::{Config, Forwarding as CfgForwarding, Scheduler as CfgScheduler};
@@ -151,6 +152,11 @@ pub fn build(
     snap.fast_generation = fast_generation(cfg, generation, local.xdp_tx);
     snap.nat_relay = nat_relay(cfg, local.xdp_tx);
     snap.complete_partial = local.partial_csums;
+    snap.syn_guard = match cfg.syn_guard {
+        xvs_config::SynGuardMode::Auto => SynGuard::Auto,
+        xvs_config::SynGuardMode::On => SynGuard::On,
+        xvs_config::SynGuardMode::Off => SynGuard::Off,
+    };
     Ok(snap)
 }
 

@@ -24,6 +24,8 @@ pub struct WorkerMaps {
     pub nat_conns: (std::os::fd::OwnedFd, std::os::fd::OwnedFd),
     /// FullNAT's reply entries.
     pub fnat_conns: (std::os::fd::OwnedFd, std::os::fd::OwnedFd),
+    /// The SYN guard's, one entry per queue.
+    pub syn_guard: std::os::fd::OwnedFd,
 }
 
 pub struct Workers {
@@ -101,6 +103,9 @@ impl Workers {
         let map = xvs_dataplane::fullnat::ReplyMap::new(v4, v6)
             .context("opening the FullNAT reply maps")?;
         worker = worker.with_fullnat_replies(map);
+        let map = xvs_dataplane::syn_guard::GuardMap::new(maps.syn_guard, q)
+            .context("opening the SYN guard's map")?;
+        worker = worker.with_syn_guard(map);
         if let Some(ch) = sync {
             worker = worker.with_sync(ch);
         }

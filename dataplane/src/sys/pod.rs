@@ -24,6 +24,8 @@ unsafe impl Pod for FastValue {}
 // SAFETY: repr(C) byte arrays and a u32 at offset 36, 40 bytes with no implicit padding
 // (asserted in `fullnat::replies`); any bytes are valid.
 unsafe impl Pod for crate::fullnat::FnatValue {}
+// SAFETY: repr(C), one u64: no padding, every bit pattern valid.
+unsafe impl Pod for crate::syn_guard::GuardValue {}
 // SAFETY: repr(C) integers and byte arrays (FlowKey's padding is a field), 32 bytes with
 // no implicit padding (asserted in `flow::table`); any bytes are a valid entry.
 unsafe impl Pod for Flow<FlowKey> {}

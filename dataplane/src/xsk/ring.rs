@@ -159,6 +159,18 @@ impl<T: Copy> ConsRing<T> {
         n.min(max)
     }
 
+    /// Entries known ready (as of the last time `peek` read the producer): right after
+    /// it did, the ring's whole backlog.
+    #[inline]
+    pub fn ready(&self) -> u32 {
+        self.cached_prod.wrapping_sub(self.cached_cons)
+    }
+
+    /// The ring's size.
+    pub fn size(&self) -> u32 {
+        self.mem.size
+    }
+
     /// The `i`th entry after the last released one, if the last `peek` made it
     /// available. Checked in every build: a slot the producer may be writing is never
     /// read.

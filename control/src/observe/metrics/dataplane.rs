@@ -140,7 +140,7 @@ fn schedule_failures(o: &mut Out, cfg: &Config, registry: &mut DestRegistry, w: 
 }
 
 /// The counter families per worker.
-const PER_WORKER: [(&str, &str, Read<WorkerCounters>); 21] = [
+const PER_WORKER: [(&str, &str, Read<WorkerCounters>); 22] = [
     ("xvs_worker_rx_packets_total", "Frames received.", |c| {
         c.rx_packets.get()
     }),
@@ -195,6 +195,11 @@ const PER_WORKER: [(&str, &str, Read<WorkerCounters>); 21] = [
         "xvs_icmp_frag_needed_total",
         "ICMP fragmentation-needed, or ICMPv6 Packet Too Big, sent (TUN).",
         |c| c.icmp_frag_needed.get(),
+    ),
+    (
+        "xvs_syn_guard_engaged_total",
+        "Times a worker's RX ring backed up and it turned its queue's SYN guard on (syn_guard: auto): new connections' SYNs then pass only when retransmitted.",
+        |c| c.syn_guard_engaged.get(),
     ),
     (
         "xvs_fast_path_failed_total",
