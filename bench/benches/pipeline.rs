@@ -201,12 +201,15 @@ fn new_flows_batched(c: &mut Criterion) {
     g.finish();
 }
 
-fn flow_table(c: &mut Criterion) {
-    let mut g = c.benchmark_group("flow_table");
-    g.throughput(Throughput::Elements(1));
-    let mut t = FlowTable::new(FLOWS as usize, 99);
-    let key = |i: u32| FlowKey::new(0x0b00_0000 | i, 0x0a00_0064, (i % 50000) as u16, 80, 6);
-    for i in 0..FLOWS / 2 {
+/// Inserts the flows `key(i)` for each `i` of `range` that the table does not hold yet;
+/// returns how many it inserted.
+fn fill(
+    t: &mut FlowTable<FlowKey>,
+    range: std::ops::Range<u32>,
+    key: impl Fn(u32) -> FlowKey,
+) -> u32 {
+    let mut n = 0;
+    for i in range {
         if let Err(slot) = t.lookup(&key(i), 1) {
             t.insert(
                 slot,
@@ -217,8 +220,18 @@ fn flow_table(c: &mut Criterion) {
                     ..Flow::default()
                 },
             );
+            n += 1;
         }
     }
+    n
+}
+
+fn flow_table(c: &mut Criterion) {
+    let mut g = c.benchmark_group("flow_table");
+    g.throughput(Throughput::Elements(1));
+    let mut t = FlowTable::new(FLOWS as usize, 99);
+    let key = |i: u32| FlowKey::new(0x0b00_0000 | i, 0x0a00_0064, (i % 50000) as u16, 80, 6);
+    fill(&mut t, 0..FLOWS / 2, key);
     let mut i = 0u32;
     g.bench_function("lookup_hit", |b| {
         b.iter(|| {
@@ -244,6 +257,31 @@ fn flow_table(c: &mut Criterion) {
             }
         })
     });
+    g.finish();
+}
+
+/// Concurrent sessions: a table holding 1M and 16M live IPv4 flows (32 bytes each, the
+/// whole of a worker's state for one), and a lookup of one of them picked at random, so
+/// that neither the bucket nor the entry is in a cache, as with a million clients.
+fn sessions(c: &mut Criterion) {
+    let mut g = c.benchmark_group("sessions");
+    g.throughput(Throughput::Elements(1));
+    let key = |i: u32| FlowKey::new(0x0b00_0000 ^ i, 0x0a00_0064, (i >> 8) as u16 | 1024, 80, 6);
+    for (name, flows) in [("1M", 1u32 << 20), ("16M", 1 << 24)] {
+        // Room for the flows at 3/4 occupancy: a worker's table sized for them.
+        let mut t = FlowTable::new((flows as usize) * 4 / 3, 99);
+        let held = fill(&mut t, 0..flows, key);
+        assert!(held > flows / 100 * 99, "the table holds the flows");
+        let mut x = 0x9e37_79b9_u32;
+        g.bench_function(format!("lookup_random_{name}_flows"), |b| {
+            b.iter(|| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                black_box(t.lookup(&key(x & (flows - 1)), 2).is_ok())
+            })
+        });
+    }
     g.finish();
 }
 
@@ -368,6 +406,7 @@ criterion_group!(
     established6,
     new_flows,
     flow_table,
+    sessions,
     maglev_build
 );
 criterion_main!(benches, batched);

@@ -191,7 +191,15 @@ struct {
 	__uint(max_entries, XVS_MAX_QUEUES);
 } xvs_syn_guard SEC(".maps");
 
-/* The SYNs the guard shed (XVS_SYN_SEEN_SLOTS): a retransmission finds its bit. */
+/* The SYN hash's key (one entry). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xvs_syn_key);
+	__uint(max_entries, 1);
+} xvs_syn_key SEC(".maps");
+
+/* The SYNs the guard shed (XVS_SYN_SEEN_SLOTS): a retransmission finds its bits. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);

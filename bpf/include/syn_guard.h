@@ -4,9 +4,10 @@
  * the worker only on its retransmission. A real client retransmits the same SYN (the
  * same addresses, ports and sequence number) after its RTO; a spoofed flood sends each
  * source once. Every SYN shed sets its bits in xvs_syn_seen (a Bloom filter that empties
- * itself: xvs_abi.h), where its retransmission finds them for 2 to 4 s; a flood SYN whose
- * bits others set passes too (measured: at most 0.35 % at 890k SYNs a second). The flood is
- * dropped here, at XDP's cost, and the ring is left to known flows and real clients. */
+ * itself: xvs_abi.h), where its retransmission finds them for 4.3 to 8.6 s; a flood SYN
+ * whose bits others set passes too, more often the faster the flood (docs/input.md). The
+ * flood is dropped here, at XDP's cost, and the ring is left to known flows, real clients
+ * and the few flood SYNs that pass. */
 #ifndef XVS_SYN_GUARD_H
 #define XVS_SYN_GUARD_H
 
@@ -44,21 +45,25 @@ static __always_inline int guard_on(struct xdp_md *ctx, const struct xvs_steer_c
 	return g && now < g->until;
 }
 
-/* The hash of a SYN: source, destination, ports and sequence number. */
-static __always_inline __u64 syn_hash(const struct svc_packet *p, int v6, const struct tcphdr *tcp)
+/* The keyed hash of a SYN: source, destination, ports and sequence number, each word
+ * mixed with the per-load key, so that where a SYN's bits fall cannot be worked out from
+ * outside (not a cryptographic MAC: the filter's answers are all an attacker sees). */
+static __always_inline __u64 syn_hash(const struct svc_packet *p, int v6, const struct tcphdr *tcp,
+				      const struct xvs_syn_key *key)
 {
-	__u64 h = ((__u64)tcp->seq << 32) | ((__u64)tcp->source << 16) | tcp->dest;
+	__u64 h = guard_mix(key->k[0] ^ (((__u64)tcp->seq << 32) | ((__u64)tcp->source << 16) |
+					 tcp->dest));
 	__u32 a[8];
 
 	if (v6) {
 		__builtin_memcpy(a, &p->ip6->saddr, 16);
 		__builtin_memcpy(a + 4, &p->ip6->daddr, 16);
-		h = guard_mix(h ^ (((__u64)a[0] << 32) | a[1]));
-		h = guard_mix(h ^ (((__u64)a[2] << 32) | a[3]));
-		h = guard_mix(h ^ (((__u64)a[4] << 32) | a[5]));
-		return guard_mix(h ^ (((__u64)a[6] << 32) | a[7]));
+		h = guard_mix(h ^ key->k[1] ^ (((__u64)a[0] << 32) | a[1]));
+		h = guard_mix(h ^ key->k[0] ^ (((__u64)a[2] << 32) | a[3]));
+		h = guard_mix(h ^ key->k[1] ^ (((__u64)a[4] << 32) | a[5]));
+		return guard_mix(h ^ key->k[0] ^ (((__u64)a[6] << 32) | a[7]));
 	}
-	return guard_mix(guard_mix(h) ^ (((__u64)p->ip->saddr << 32) | p->ip->daddr));
+	return guard_mix(h ^ key->k[1] ^ (((__u64)p->ip->saddr << 32) | p->ip->daddr));
 }
 
 /* Whether a filter half holds every bit of `bits` for the epoch `epoch` or the one
@@ -67,17 +72,19 @@ static __always_inline int seen_in(__u32 half, __u32 epoch, __u32 bits)
 {
 	__u32 e = half >> XVS_SYN_BITS;
 
-	return (half & bits) == bits && (e == (epoch & 0xff) || e == ((epoch - 1) & 0xff));
+	return (half & bits) == bits &&
+	       (e == (epoch & XVS_SYN_EPOCH_MASK) || e == ((epoch - 1) & XVS_SYN_EPOCH_MASK));
 }
 
 /* A new connection's SYN while the guard is on: dropped and remembered the first time,
- * let through when it comes again within two epochs. -1 for every other packet (and for
- * a retransmission): the caller goes on. */
+ * let through when it comes again within two epochs (4.3 to 8.6 s). -1 for every other
+ * packet (and for a retransmission): the caller goes on. */
 static __always_inline int syn_guard(struct xdp_md *ctx, const struct svc_packet *p, int v6,
 				     const struct xvs_steer_config *cfg)
 {
 	struct tcphdr *tcp = p->l4;
-	__u32 slot, bits, epoch, *halves, *cur;
+	__u32 slot, bits, epoch, tag, zero = 0, *halves, *cur;
+	struct xvs_syn_key *key;
 	__u64 h, now;
 
 	if (p->proto != IPPROTO_TCP || (void *)(tcp + 1) > p->end || !tcp->syn || tcp->ack)
@@ -85,11 +92,14 @@ static __always_inline int syn_guard(struct xdp_md *ctx, const struct svc_packet
 	now = bpf_ktime_get_coarse_ns();
 	if (!guard_on(ctx, cfg, now))
 		return -1;
-	h = syn_hash(p, v6, tcp);
+	key = bpf_map_lookup_elem(&xvs_syn_key, &zero);
+	if (!key)
+		return -1;
+	h = syn_hash(p, v6, tcp, key);
 	slot = (__u32)h & (XVS_SYN_SEEN_SLOTS - 1);
-	/* Three bits of the half's 24: a flood SYN passes only if all three are set. */
+	/* Three bits of the half's 20: a flood SYN passes only if all three are set. */
 	bits = (1U << ((__u32)(h >> 32) % XVS_SYN_BITS)) | (1U << ((__u32)(h >> 40) % XVS_SYN_BITS)) |
-	      (1U << ((__u32)(h >> 48) % XVS_SYN_BITS));
+	       (1U << ((__u32)(h >> 48) % XVS_SYN_BITS));
 	halves = bpf_map_lookup_elem(&xvs_syn_seen, &slot);
 	if (!halves)
 		return -1;
@@ -97,10 +107,15 @@ static __always_inline int syn_guard(struct xdp_md *ctx, const struct svc_packet
 	if (seen_in(halves[0], epoch, bits) || seen_in(halves[1], epoch, bits))
 		return -1;
 	cur = &halves[epoch & 1];
-	if ((*cur >> XVS_SYN_BITS) != (epoch & 0xff))
-		*cur = ((epoch & 0xff) << XVS_SYN_BITS) | bits;
+	tag = (epoch & XVS_SYN_EPOCH_MASK) << XVS_SYN_BITS;
+	/* Another CPU's bits in the same half are kept (an atomic or, of the whole 8-byte
+	 * slot: BPF has no 32-bit atomics before -mcpu=v3; the other half gets zeros); a half
+	 * of an older epoch is replaced (a race there may lose a bit: that SYN is shed once
+	 * more). */
+	if ((*cur & ~((1U << XVS_SYN_BITS) - 1)) != tag)
+		*cur = tag | bits;
 	else
-		*cur |= bits;
+		__sync_fetch_and_or((__u64 *)halves, (__u64)bits << (32 * (epoch & 1)));
 	return count(XVS_STAT_DROP_SYN_GUARD, XDP_DROP);
 }
 

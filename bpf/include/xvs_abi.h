@@ -76,14 +76,19 @@ struct xvs_steer_config {
 struct xvs_syn_guard {
 	__u64 until;
 };
-/* The SYNs the guard shed (xvs_syn_seen): a Bloom filter of one bit per SYN, by a hash
- * of its addresses, ports and sequence number, kept for two epochs of 2^31 ns (2.1 s).
- * A slot is two halves, one per epoch parity, each the epoch's low 8 bits and 24 bits of
- * the filter: a half of an older epoch is cleared when its parity's epoch writes it, so
- * the filter empties itself, and a bit set is never lost within its two epochs. */
+/* The SYNs the guard shed (xvs_syn_seen): a Bloom filter of three bits a SYN, by a keyed
+ * hash of its addresses, ports and sequence number (xvs_syn_key, random per load), kept
+ * for two epochs of 2^32 ns (4.3 s). A slot is two halves, one per epoch parity, each the
+ * epoch's low 12 bits and 20 bits of the filter: a half of an older epoch is cleared when
+ * its parity's epoch writes it, so the filter empties itself. */
 #define XVS_SYN_SEEN_SLOTS (1 << 22)
-#define XVS_SYN_EPOCH_SHIFT 31
-#define XVS_SYN_BITS 24
+#define XVS_SYN_EPOCH_SHIFT 32
+#define XVS_SYN_BITS 20
+#define XVS_SYN_EPOCH_MASK 0xfff
+/* The hash's key: written once when the program is loaded. */
+struct xvs_syn_key {
+	__u64 k[2];
+};
 
 /* The director's MAC on each interface the program is attached to: frames addressed to
  * another host (a switch flooding, a promiscuous NIC) are the kernel's to discard, not

@@ -30,6 +30,9 @@ const _: () = assert!(offset_of!(SvcKey, addr) == layout::SVC_KEY_ADDR);
 const _: () = assert!(offset_of!(SvcKey, port) == layout::SVC_KEY_PORT);
 const _: () = assert!(offset_of!(SvcKey, proto) == layout::SVC_KEY_PROTO);
 const _: () = assert!(layout::SVC_VALUE_SIZE == 4);
+// The worker writes its queue's SYN guard entry as the program reads it.
+const _: () = assert!(layout::SYN_GUARD_SIZE == size_of::<xvs_dataplane::syn_guard::GuardValue>());
+const _: () = assert!(layout::SYN_SEEN_SLOTS.is_power_of_two());
 const _: () = assert!(layout::XDP_COUNTERS_SIZE == 8 * XDP_STAT_LABELS.len());
 const _: () = assert!(layout::DECAP_COUNTERS_SIZE == 8 * layout::DECAP_STAT_LABELS.len());
 // The steering program and the pipeline accept the same TCP flags.

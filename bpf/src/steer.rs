@@ -42,6 +42,7 @@ const MAP_LOCAL_MACS: &str = "xvs_local_macs";
 const MAP_LOCAL_ADDRS: &str = "xvs_local_addrs";
 const MAP_LOCAL_ADDRS6: &str = "xvs_local_addrs6";
 const MAP_SYN_GUARD: &str = "xvs_syn_guard";
+const MAP_SYN_KEY: &str = "xvs_syn_key";
 
 /// How the operator asked for the program to be attached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -243,7 +244,43 @@ impl Steer {
             obj,
             attached: Vec::new(),
         };
+        steer.write_syn_key()?;
         Ok((steer, taken))
+    }
+
+    /// A fresh random key for the SYN guard's hash, so where a SYN's bits fall cannot be
+    /// worked out from outside.
+    fn write_syn_key(&self) -> Result<(), BpfError> {
+        use std::io::Read;
+        let mut key = [0u8; 16];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut key))
+            .map_err(|e| BpfError::Map {
+                op: "key (reading /dev/urandom)",
+                map: MAP_SYN_KEY,
+                source: e.into(),
+            })?;
+        map_handle(&self.obj, MAP_SYN_KEY)?
+            .update(&0u32.to_ne_bytes(), &key, MapFlags::ANY)
+            .map_err(|source| BpfError::Map {
+                op: "update",
+                map: MAP_SYN_KEY,
+                source,
+            })
+    }
+
+    /// Turns every queue's SYN guard off (`syn_guard` left `auto`: an idle queue's
+    /// worker would not do it before its next packet).
+    pub fn clear_syn_guards(&self) -> Result<(), BpfError> {
+        let keys: Vec<u8> = (0..MAX_QUEUES).flat_map(u32::to_ne_bytes).collect();
+        let values = vec![0u8; MAX_QUEUES as usize * 8];
+        self.syn_guard
+            .update_batch(&keys, &values, MAX_QUEUES, MapFlags::ANY, MapFlags::ANY)
+            .map_err(|source| BpfError::Map {
+                op: "update",
+                map: MAP_SYN_GUARD,
+                source,
+            })
     }
 
     /// The loaded program, for BPF_PROG_TEST_RUN.

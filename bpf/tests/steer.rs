@@ -824,4 +824,32 @@ mod syn_guard {
         queue_guard(&steer, 0);
         assert_eq!(run(&steer, &syn6(4001, 9)).0, XDP_REDIRECT);
     }
+
+    #[test]
+    fn the_guard_flag_and_the_nat_relay_flags_keep_each_other() {
+        let (mut steer, _xsk) = guarded();
+        steer.set_syn_guard_always(true).unwrap();
+        steer.set_nat_relay(true, true).unwrap();
+        steer.set_nat_relay(false, false).unwrap();
+        assert_eq!(run(&steer, &syn(5000, 1)).0, XDP_DROP, "still on");
+        steer.set_nat_relay(true, false).unwrap();
+        steer.set_syn_guard_always(false).unwrap();
+        assert_eq!(run(&steer, &syn(5001, 1)).0, XDP_REDIRECT);
+    }
+
+    #[test]
+    fn a_queue_guards_only_itself_and_clearing_turns_all_off() {
+        let (steer, _xsk) = guarded();
+        let other = GuardMap::new(steer.syn_guard_fd().unwrap(), 1).unwrap();
+        assert!(other.set(xvs_dataplane::sys::monotonic_coarse_ns() + 10_000_000_000));
+        assert_eq!(
+            run(&steer, &syn(6000, 1)).0,
+            XDP_REDIRECT,
+            "queue 0 is not guarded"
+        );
+        queue_guard(&steer, 10);
+        assert_eq!(run(&steer, &syn(6001, 1)).0, XDP_DROP);
+        steer.clear_syn_guards().unwrap();
+        assert_eq!(run(&steer, &syn(6002, 1)).0, XDP_REDIRECT);
+    }
 }

@@ -76,14 +76,15 @@ pub struct RawConfig {
     pub sloppy_tcp: Option<SloppyTcp>,
     /// The SYN guard, against spoofed SYN floods: while it is on, a new TCP connection's
     /// SYN reaches the workers only on its retransmission (the same addresses, ports and
-    /// sequence number, which a real client sends after a second and a flood never
-    /// does); the others are dropped in XDP and counted
-    /// (`xvs_xdp_packets_total{outcome="drop_syn_guard"}`). `auto` (default): on for an
-    /// RX queue while its worker's ring backs up (a quarter full), for a second after the
-    /// last time, twice as long each time it comes back at once, up to 16 s
-    /// (`xvs_syn_guard_engaged_total`); known flows are never affected. `on`: always, for
-    /// every new connection (each waits for its first retransmission). `off`: never.
-    /// Reloadable.
+    /// sequence number, which a real client sends again after a second or three and a
+    /// spoofed flood does not), within 4.3 to 8.6 s; the others are dropped in XDP and
+    /// counted (`xvs_xdp_packets_total{outcome="drop_syn_guard"}`). `auto` (default): on
+    /// for an RX queue once its worker's ring has stayed a quarter full for 10 ms with new
+    /// flows a quarter or more of what it took, for a second after the last time it saw
+    /// that, twice as long each time it comes back at once, up to 16 s
+    /// (`xvs_syn_guard_engaged_total`); known flows' packets are never shed. `on`:
+    /// always, for every new connection (each waits for its first retransmission). `off`:
+    /// never. Reloadable (docs/input.md).
     #[serde(default)]
     pub syn_guard: Option<SynGuardMode>,
     /// Flows the fast path's map holds (1024 to 67108864; default 1048576). It is kernel

@@ -23,11 +23,27 @@ pub enum SynGuard {
 /// A ring holding at least this share of its size (1/4) is backed up: the worker is not
 /// keeping up, and a burst more would overflow it.
 pub const BACKED_UP_SHARE: u32 = 4;
+/// How long the worker must stay overloaded before the guard goes on: a burst drains
+/// well within it; a flood does not.
+pub const SUSTAINED_NS: u64 = 10_000_000;
+/// The share of the frames taken over that time that must have opened a flow (1/4): a
+/// backlog of known flows' packets or datagrams is not the guard's to shed.
+pub const NEW_FLOW_SHARE: u64 = 4;
 /// How long the guard stays on after the ring was last seen backed up, at first.
 pub const HOLD_NS: u64 = 1_000_000_000;
 /// The longest hold: a flood that comes back as soon as the guard goes off doubles the
 /// hold each time, up to this.
 pub const MAX_HOLD_NS: u64 = 16 * HOLD_NS;
+
+/// What the worker had done by a batch: the time, the frames taken, the flows opened and
+/// the live flows evicted to make room for new ones (its counters).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Mark {
+    pub at: u64,
+    pub frames: u64,
+    pub opened: u64,
+    pub evicted: u64,
+}
 
 /// When the worker's queue needs the guard. Times are CLOCK_MONOTONIC_COARSE
 /// nanoseconds, the steering program's clock.
@@ -37,6 +53,10 @@ pub struct Pressure {
     until: u64,
     /// The current hold.
     hold: u64,
+    /// Since when the worker has been overloaded, without a batch that found it not.
+    since: Option<Mark>,
+    /// Live flows evicted by the last batch's end.
+    evicted: u64,
 }
 
 impl Pressure {
@@ -46,10 +66,34 @@ impl Pressure {
         ready >= size / BACKED_UP_SHARE
     }
 
-    /// The ring is backed up at `now`: the time the guard must be on until, when the
-    /// map must be written (turned on, or its end pushed on by more than a quarter of
-    /// the hold: at most four writes a hold), and whether it was off.
-    pub fn backed_up_at(&mut self, now: u64) -> Option<(u64, bool)> {
+    /// Whether a batch finds the worker overloaded: its ring backed up, or new flows
+    /// evicting live ones (the table is full: what a flood does to known connections).
+    #[inline]
+    pub fn overloaded(&mut self, backed_up: bool, evicted: u64) -> bool {
+        let evicting = evicted != self.evicted;
+        self.evicted = evicted;
+        backed_up || evicting
+    }
+
+    /// A batch found the worker not overloaded: an overload must start again to count.
+    #[inline]
+    pub fn drained(&mut self) {
+        self.since = None;
+    }
+
+    /// A batch found the worker overloaded at `m.at` (`m`: its counters then). Returns
+    /// the time the guard must be on until, when the map must be written, and whether it
+    /// was off: once the overload has lasted `SUSTAINED_NS` and new flows made at least a
+    /// `NEW_FLOW_SHARE` of the frames over it; then again when its end would move by
+    /// more than a quarter of the hold (at most four writes a hold).
+    pub fn overloaded_at(&mut self, m: Mark) -> Option<(u64, bool)> {
+        let first = *self.since.get_or_insert(m);
+        if m.at - first.at < SUSTAINED_NS
+            || (m.opened - first.opened) * NEW_FLOW_SHARE < m.frames - first.frames
+        {
+            return None;
+        }
+        let now = m.at;
         let was_off = now >= self.until;
         if was_off {
             // Back within a hold of the last release: the flood outlasts the hold.
@@ -117,6 +161,23 @@ mod tests {
     use super::*;
 
     const S: u64 = 1_000_000_000;
+    const MS: u64 = 1_000_000;
+
+    /// A backlog of new flows only, `at` ns in.
+    fn syns(at: u64) -> Mark {
+        Mark {
+            at,
+            frames: at / 1000,
+            opened: at / 1000,
+            evicted: 0,
+        }
+    }
+
+    /// Backed up from `t` for the sustained time: the guard's answer at its end.
+    fn sustained(p: &mut Pressure, t: u64) -> Option<(u64, bool)> {
+        assert_eq!(p.overloaded_at(syns(t)), None);
+        p.overloaded_at(syns(t + SUSTAINED_NS))
+    }
 
     #[test]
     fn a_quarter_full_ring_is_backed_up() {
@@ -126,15 +187,54 @@ mod tests {
     }
 
     #[test]
+    fn a_full_table_evicting_live_flows_is_an_overload() {
+        let mut p = Pressure::default();
+        assert!(!p.overloaded(false, 0));
+        assert!(p.overloaded(false, 3), "evictions since the last batch");
+        assert!(!p.overloaded(false, 3), "none since");
+        assert!(p.overloaded(true, 3), "a backed-up ring");
+    }
+
+    #[test]
+    fn a_burst_that_drains_never_turns_it_on() {
+        let mut p = Pressure::default();
+        for t in (0..100).map(|i| i * 5 * MS) {
+            assert_eq!(p.overloaded_at(syns(t)), None);
+            p.drained();
+        }
+        assert!(!p.is_set());
+    }
+
+    #[test]
+    fn a_backlog_of_known_flows_is_not_the_guards() {
+        let mut p = Pressure::default();
+        let m = |at: u64, opened: u64| Mark {
+            at,
+            frames: at / 1000,
+            opened,
+            evicted: 0,
+        };
+        assert_eq!(p.overloaded_at(m(0, 0)), None);
+        // A fifth of the frames opened flows: below the share.
+        assert_eq!(p.overloaded_at(m(20 * MS, 20 * MS / 1000 / 5)), None);
+        assert_eq!(
+            p.overloaded_at(m(20 * MS, 20 * MS / 1000 / 4)),
+            Some((20 * MS + HOLD_NS, true))
+        );
+    }
+
+    #[test]
     fn on_for_a_hold_and_written_at_most_four_times_a_hold() {
         let mut p = Pressure::default();
-        assert_eq!(p.backed_up_at(10 * S), Some((11 * S, true)));
+        let t = 10 * S;
+        let on = t + SUSTAINED_NS;
+        assert_eq!(sustained(&mut p, t), Some((on + S, true)));
         // Within a quarter hold: nothing to write.
-        assert_eq!(p.backed_up_at(10 * S + S / 4), None);
+        assert_eq!(p.overloaded_at(syns(on + S / 4)), None);
         // Past it: pushed on, still on.
         assert_eq!(
-            p.backed_up_at(10 * S + S / 4 + 1),
-            Some((11 * S + S / 4 + 1, false))
+            p.overloaded_at(syns(on + S / 4 + 1)),
+            Some((on + S / 4 + 1 + S, false))
         );
         assert!(p.is_set());
     }
@@ -143,27 +243,30 @@ mod tests {
     fn a_flood_back_within_a_hold_doubles_it_up_to_the_limit() {
         let mut p = Pressure::default();
         let mut t = 100 * S;
-        p.backed_up_at(t);
+        sustained(&mut p, t);
         assert_eq!(p.hold(), HOLD_NS);
         for want in [2, 4, 8, 16, 16] {
-            // Released at `t + hold`; back half a hold later.
-            t += p.hold() + p.hold() / 2;
-            assert!(p.backed_up_at(t).is_some_and(|(_, was_off)| was_off));
+            // Released a hold after it went on; back half a hold later.
+            t += SUSTAINED_NS + p.hold() + p.hold() / 2;
+            p.drained();
+            assert!(sustained(&mut p, t).is_some_and(|(_, was_off)| was_off));
             assert_eq!(p.hold(), want * S);
         }
         // Calm for a whole hold after the release: back to the first hold.
-        t += 2 * p.hold() + 1;
-        p.backed_up_at(t);
+        t += SUSTAINED_NS + 2 * p.hold() + 1;
+        p.drained();
+        sustained(&mut p, t);
         assert_eq!(p.hold(), HOLD_NS);
     }
 
     #[test]
     fn cleared_it_starts_afresh() {
         let mut p = Pressure::default();
-        p.backed_up_at(5 * S);
+        sustained(&mut p, 5 * S);
         p.clear();
         assert!(!p.is_set());
-        assert_eq!(p.backed_up_at(5 * S + 1), Some((6 * S + 1, true)));
+        let t = 6 * S;
+        assert_eq!(sustained(&mut p, t), Some((t + SUSTAINED_NS + S, true)));
         assert_eq!(p.hold(), HOLD_NS);
     }
 }

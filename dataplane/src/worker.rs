@@ -16,7 +16,7 @@ use crate::nat_conns::NatConnMap;
 use crate::offload::{FastKey, FastKey6, FastMap};
 use crate::pipeline::{Pipeline, PipelineConfig, Prefetched, ResyncCursor};
 use crate::snapshot::{SharedSnapshot, Snapshot};
-use crate::syn_guard::{GuardMap, Pressure, SynGuard};
+use crate::syn_guard::{GuardMap, Mark, Pressure, SynGuard};
 use crate::verdict::{DropReason, Verdict};
 use crate::xsk::{BoundMode, ConsRing, ProdRing, Umem, Xsk, XskTx};
 
@@ -264,9 +264,10 @@ impl Worker {
         self
     }
 
-    /// Turns the queue's SYN guard on while the RX ring is backed up (`syn_guard: auto`),
-    /// and off at once when the setting leaves `auto`. Reads the clock only when backed
-    /// up; writes the map at most four times a hold.
+    /// Turns the queue's SYN guard on while the worker stays overloaded by new flows (its
+    /// RX ring backed up, or live flows evicted: `syn_guard: auto`, `Pressure`), and off
+    /// when the setting leaves `auto` (control clears idle queues' too). Reads the clock
+    /// only when overloaded; writes the map at most four times a hold.
     #[inline]
     fn guard_pressure(&mut self, mode: SynGuard) {
         let Some(map) = self.guard.as_ref() else {
@@ -279,18 +280,24 @@ impl Worker {
             }
             return;
         }
-        if !Pressure::backed_up(self.xsk.rx.ready(), self.xsk.rx.size()) {
+        let c = self.pipeline.counters();
+        let backed_up = Pressure::backed_up(self.xsk.rx.ready(), self.xsk.rx.size());
+        let evicted = c.flows_evicted.get();
+        if !self.pressure.overloaded(backed_up, evicted) {
+            self.pressure.drained();
             return;
         }
-        if let Some((until, was_off)) = self
-            .pressure
-            .backed_up_at(crate::sys::monotonic_coarse_ns())
-        {
-            if was_off {
-                self.pipeline.counters().syn_guard_engaged.inc();
-            }
+        let mark = Mark {
+            at: crate::sys::monotonic_coarse_ns(),
+            frames: c.rx_packets.get(),
+            opened: c.flows_created.get(),
+            evicted,
+        };
+        if let Some((until, was_off)) = self.pressure.overloaded_at(mark) {
             // A refused write leaves the guard off; tried again a quarter hold on.
-            map.set(until);
+            if map.set(until) && was_off {
+                c.syn_guard_engaged.inc();
+            }
         }
     }
 

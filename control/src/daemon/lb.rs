@@ -184,7 +184,8 @@ impl Lb {
     /// Makes `snap` the workers' and moves the fast path to its generation.
     fn install(&mut self, snap: std::sync::Arc<xvs_dataplane::Snapshot>) {
         let (fast, relay, partial) = (snap.fast_generation, snap.nat_relay, snap.complete_partial);
-        let guard_always = snap.syn_guard == xvs_dataplane::syn_guard::SynGuard::On;
+        let guard = snap.syn_guard;
+        let guard_always = guard == xvs_dataplane::syn_guard::SynGuard::On;
         self.shared.store(snap);
         // After the snapshot: entries of the old one stop being used, and the workers,
         // on the new one, write them again.
@@ -196,6 +197,11 @@ impl Lb {
         }
         if let Err(e) = self.steer.set_syn_guard_always(guard_always) {
             error!("setting the SYN guard (always: {guard_always}): {e}");
+        }
+        if guard != xvs_dataplane::syn_guard::SynGuard::Auto {
+            if let Err(e) = self.steer.clear_syn_guards() {
+                error!("turning the queues' SYN guards off: {e}");
+            }
         }
     }
 

@@ -94,6 +94,8 @@ pub struct Window {
     pub secs: f64,
     /// YAML appended to every xvs configuration (`--xvs-extra`).
     pub xvs_extra: String,
+    /// The UDP frames' size (`--size`, bytes without the FCS); None: the smallest.
+    pub size: Option<usize>,
 }
 
 impl Window {
@@ -123,8 +125,13 @@ pub fn run(path: Path, flows: u32, syn: bool, w: &Window, (rep, seq): Place) -> 
         &["sink", "--dev", "eth0", "--warmup", &warm, "--secs", &secs],
         true,
     )?;
-    let extra: &[&str] = if syn { &["--syn"] } else { &[] };
-    let mut gen = chain.start_gen(path, flows, warmup + w.secs + 0.5, extra)?;
+    let size = w.size.map(|n| n.to_string());
+    let extra: Vec<&str> = match (syn, &size) {
+        (true, _) => vec!["--syn"],
+        (false, Some(n)) => vec!["--size", n],
+        (false, None) => Vec::new(),
+    };
+    let mut gen = chain.start_gen(path, flows, warmup + w.secs + 0.5, &extra)?;
     std::thread::sleep(Duration::from_secs_f64(warmup));
     let dpid = director
         .as_ref()

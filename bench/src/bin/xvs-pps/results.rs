@@ -132,7 +132,13 @@ fn flows_label(n: u32) -> String {
 }
 
 /// The tables, as Markdown.
-pub fn render(rows: &BTreeMap<Key, Row>, criterion: &[(String, f64)], header: &str) -> String {
+/// `frame`: the UDP frames' bytes without the FCS.
+pub fn render(
+    rows: &BTreeMap<Key, Row>,
+    criterion: &[(String, f64)],
+    header: &str,
+    frame: usize,
+) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "{header}");
     let flow_counts: Vec<u32> = {
@@ -140,7 +146,7 @@ pub fn render(rows: &BTreeMap<Key, Row>, criterion: &[(String, f64)], header: &s
         v.dedup();
         v
     };
-    render_summary(&mut s, rows, &flow_counts);
+    render_summary(&mut s, rows, &flow_counts, frame);
     let _ = writeln!(
         s,
         "\n## Every path: delivered pps (median), ratio to (a), CPU per packet\n"
@@ -150,7 +156,7 @@ pub fn render(rows: &BTreeMap<Key, Row>, criterion: &[(String, f64)], header: &s
         "Busy ns/packet: the whole machine's busy CPU time over the window per delivered packet. Director ≈: that minus the same for the client sending straight to the sink (the chain's own cost). Process ns/packet: the director's own process (xvs, the bare loop), from /proc/PID/stat.\n"
     );
     for f in &flow_counts {
-        render_paths(&mut s, rows, *f);
+        render_paths(&mut s, rows, *f, frame);
     }
     render_syn(&mut s, rows);
     render_criterion(&mut s, criterion);
@@ -158,10 +164,11 @@ pub fn render(rows: &BTreeMap<Key, Row>, criterion: &[(String, f64)], header: &s
 }
 
 /// The summary: each xvs path's and the bare loop's ratio to (a), per flow count.
-fn render_summary(s: &mut String, rows: &BTreeMap<Key, Row>, flow_counts: &[u32]) {
+fn render_summary(s: &mut String, rows: &BTreeMap<Key, Row>, flow_counts: &[u32], frame: usize) {
     let _ = writeln!(
         s,
-        "## xvs against the in-kernel XDP_TX forwarder (a), 64-byte UDP\n"
+        "## xvs against the in-kernel XDP_TX forwarder (a), {}-byte UDP\n",
+        frame + 4
     );
     let _ = write!(s, "| path |");
     for f in flow_counts {
@@ -192,23 +199,29 @@ fn render_summary(s: &mut String, rows: &BTreeMap<Key, Row>, flow_counts: &[u32]
 }
 
 /// Every path's table with `f` flows, then what the generator offered.
-fn render_paths(s: &mut String, rows: &BTreeMap<Key, Row>, f: u32) {
+fn render_paths(s: &mut String, rows: &BTreeMap<Key, Row>, f: u32, frame: usize) {
     let _ = writeln!(s, "### {}\n", flows_label(f));
-    let _ = writeln!(s, "| path | delivered pps | runs | ratio to (a), per pair | busy ns/packet | first CPU ns/packet | director ≈ ns/packet | process ns/packet | tx_ring_full | rx_ring_full |");
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(s, "| path | delivered pps | Gbit/s | runs | ratio to (a), per pair | busy ns/packet | first CPU ns/packet | director ≈ ns/packet | process ns/packet | tx_ring_full | rx_ring_full |");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|");
     for p in Path::ALL {
         let Some(r) = rows.get(&(false, f, p)) else {
             continue;
         };
-        render_path(s, rows, f, p, r);
+        render_path(s, rows, (f, frame), p, r);
     }
     if let Some(r) = rows.get(&(false, f, Path::Direct)) {
         let _ = writeln!(s, "\nOffered by the generator: {:.0} pps.\n", r.offered);
     }
 }
 
-/// Path `p`'s row (`r`) with `f` flows.
-fn render_path(s: &mut String, rows: &BTreeMap<Key, Row>, f: u32, p: Path, r: &Row) {
+/// Path `p`'s row (`r`) with `f` flows of `frame`-byte frames.
+fn render_path(
+    s: &mut String,
+    rows: &BTreeMap<Key, Row>,
+    (f, frame): (u32, usize),
+    p: Path,
+    r: &Row,
+) {
     let direct = rows.get(&(false, f, Path::Direct)).map(|r| r.busy_ns);
     let ratio = match p {
         Path::Fwd => "1 (the pairs' base)".to_string(),
@@ -222,9 +235,10 @@ fn render_path(s: &mut String, rows: &BTreeMap<Key, Row>, f: u32, p: Path, r: &R
     let runs: Vec<String> = r.runs.iter().map(|x| format!("{:.0}k", x / 1e3)).collect();
     let _ = writeln!(
         s,
-        "| {} | {:.0} | {} | {ratio} | {:.0} | {:.0} | {est} | {} | {} | {} |",
+        "| {} | {:.0} | {:.2} | {} | {ratio} | {:.0} | {:.0} | {est} | {} | {} | {} |",
         p.label(),
         r.pps,
+        gbits(r.pps, frame),
         runs.join(" "),
         r.busy_ns,
         r.first_cpu_ns,
@@ -240,6 +254,12 @@ fn render_path(s: &mut String, rows: &BTreeMap<Key, Row>, f: u32, p: Path, r: &R
             "—".into()
         },
     );
+}
+
+/// Gigabits a second of `pps` frames of `frame` bytes, counted with the FCS (not the
+/// preamble and gap).
+pub fn gbits(pps: f64, frame: usize) -> f64 {
+    pps * (frame as f64 + 4.0) * 8.0 / 1e9
 }
 
 /// New TCP connections per second, if any SYN run was made.
@@ -482,6 +502,13 @@ mod tests {
             seq,
             xvs: Vec::new(),
         }
+    }
+
+    #[test]
+    fn gigabits_count_the_frame_with_its_fcs() {
+        // 1M frames of 1514 bytes (1518 on the wire) a second: 12.144 Gbit/s.
+        assert!((gbits(1e6, 1514) - 12.144).abs() < 1e-9);
+        assert!((gbits(1e6, 60) - 0.512).abs() < 1e-9);
     }
 
     #[test]

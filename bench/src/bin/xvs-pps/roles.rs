@@ -107,6 +107,7 @@ pub fn generate(
     count: Option<u64>,
     tick: Option<Duration>,
     realtime: bool,
+    size: Option<usize>,
 ) -> Result<()> {
     let tick = tick.unwrap_or(Duration::from_millis(2));
     if realtime {
@@ -115,10 +116,13 @@ pub fn generate(
         xvs_dataplane::sys::set_fifo(10).context("SCHED_FIFO for the generator")?;
     }
     let ifindex = ifindex(dev)?;
-    let frame = match vip {
+    let mut frame = match vip {
         std::net::IpAddr::V4(v) => template(mac_of(dev)?, dst_mac, v, port, syn),
         std::net::IpAddr::V6(v) => template6(mac_of(dev)?, dst_mac, v, port, syn),
     };
+    if let Some(n) = size {
+        pad_udp(&mut frame, n)?;
+    }
     let mut gen = Sender::open(ifindex, frame, flows)?;
     let t0 = Instant::now();
     // The longest time between two bursts: the generator's own stalls.
@@ -160,6 +164,29 @@ pub fn generate(
         t0.elapsed().as_secs_f64(),
         stall.as_micros()
     );
+    Ok(())
+}
+
+/// The smallest frame the generator sends: 60 bytes, 64 on the wire with the FCS.
+pub const MIN_FRAME: usize = 60;
+/// The largest: a 1500-byte IP packet in an Ethernet frame.
+pub const MAX_FRAME: usize = 1514;
+
+/// Grows an IPv4 UDP template (`xvs_bpf::bench::template`) to `size` bytes of frame,
+/// the UDP payload made longer and both lengths with it (the generator writes the
+/// checksums).
+pub fn pad_udp(frame: &mut Vec<u8>, size: usize) -> Result<()> {
+    const ETH: usize = 14;
+    if !(MIN_FRAME..=MAX_FRAME).contains(&size) {
+        anyhow::bail!("--size {size}: frames are {MIN_FRAME} to {MAX_FRAME} bytes");
+    }
+    if frame.get(12..14) != Some(&[0x08, 0x00]) || frame.get(ETH + 9) != Some(&17) {
+        anyhow::bail!("--size applies to IPv4 UDP frames only");
+    }
+    frame.resize(size, 0);
+    let ip_len = (size - ETH) as u16;
+    frame[ETH + 2..ETH + 4].copy_from_slice(&ip_len.to_be_bytes());
+    frame[ETH + 24..ETH + 26].copy_from_slice(&(ip_len - 20).to_be_bytes());
     Ok(())
 }
 
@@ -318,5 +345,42 @@ impl Args {
 
     pub fn has(&self, name: &str) -> bool {
         self.0.iter().any(|a| *a == format!("--{name}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A padded frame is what etherparse reads as one UDP datagram of the whole size.
+    #[test]
+    fn padded_frames_are_one_whole_datagram() {
+        use etherparse::{NetSlice, SlicedPacket, TransportSlice};
+        let mac = [2, 0, 0, 0, 0, 1];
+        for size in [MIN_FRAME, 1000, MAX_FRAME] {
+            let mut f = template(mac, mac, "10.0.0.100".parse().unwrap(), 80, false);
+            pad_udp(&mut f, size).unwrap();
+            assert_eq!(f.len(), size);
+            let p = SlicedPacket::from_ethernet(&f).unwrap();
+            let Some(NetSlice::Ipv4(ip)) = p.net else {
+                panic!("not IPv4")
+            };
+            assert_eq!(usize::from(ip.header().total_len()), size - 14);
+            let Some(TransportSlice::Udp(u)) = p.transport else {
+                panic!("not UDP")
+            };
+            assert_eq!(usize::from(u.length()), size - 34);
+            assert_eq!(u.payload().len(), size - 42);
+        }
+    }
+
+    #[test]
+    fn sizes_out_of_range_or_other_frames_are_refused() {
+        let mac = [2, 0, 0, 0, 0, 1];
+        let mut f = template(mac, mac, "10.0.0.100".parse().unwrap(), 80, false);
+        assert!(pad_udp(&mut f.clone(), MAX_FRAME + 1).is_err());
+        assert!(pad_udp(&mut f, MIN_FRAME - 1).is_err());
+        let mut syn = template(mac, mac, "10.0.0.100".parse().unwrap(), 80, true);
+        assert!(pad_udp(&mut syn, 1000).is_err());
     }
 }
