@@ -33,7 +33,7 @@ demo: build
 bench: build
 	$(CARGO) bench -p xvs-bench
 	./target/release/xvs-pps run --out bench/RESULTS.md
-	./target/release/xvs-pps run --size 1514 --flows 1,1048576 --reps 3 --paths fwd,xvs-dr,xvs-nat,xvs-fnat,ipfwd,nft --out bench/RESULTS-data-rate.md
+	./target/release/xvs-pps run --size 1514 --flows 1 --reps 3 --paths fwd,xvs-dr,xvs-nat,xvs-fnat,ipfwd,nft --out bench/RESULTS-data-rate.md
 	./target/release/xvs-pps takeover --out bench/RESULTS.md
 
 # Every fuzz target for FUZZ_SECS seconds (default 60) from the checked-in seed corpora;
