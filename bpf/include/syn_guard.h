@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* The SYN guard: while a queue's worker is overloaded (its RX ring backs up, and it says
- * so in xvs_syn_guard), or always with `syn_guard: on`, a new connection's SYN reaches
+/* The SYN guard: while a queue's worker is overloaded by new flows (its RX ring backs up
+ * or its table evicts live flows, and it says so in xvs_syn_guard; `syn_guard: auto`), or
+ * always with `syn_guard: on`, a new connection's SYN reaches
  * the worker only on its retransmission. A real client retransmits the same SYN (the
  * same addresses, ports and sequence number) after its RTO; a spoofed flood sends each
  * source once. Every SYN shed sets its bits in xvs_syn_seen (a Bloom filter that empties
@@ -39,7 +40,9 @@ static __always_inline int guard_on(struct xdp_md *ctx, const struct xvs_steer_c
 	__u32 queue = ctx->rx_queue_index;
 	struct xvs_syn_guard *g;
 
-	if (cfg && (cfg->flags & XVS_CFG_SYN_GUARD))
+	if (!cfg || !(cfg->flags & (XVS_CFG_SYN_GUARD | XVS_CFG_SYN_GUARD_AUTO)))
+		return 0;
+	if (cfg->flags & XVS_CFG_SYN_GUARD)
 		return 1;
 	g = bpf_map_lookup_elem(&xvs_syn_guard, &queue);
 	return g && now < g->until;

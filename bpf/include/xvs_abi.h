@@ -67,12 +67,14 @@ struct xvs_steer_config {
  * the address, for the worker to complete; the worker recomputes any field it finds so,
  * so a whole checksum that merely looks partial is made right too. */
 #define XVS_CFG_PARTIAL_CSUM 2
-/* `syn_guard: on`: every queue's SYN guard is on (syn_guard.h). Without it a queue's
- * guard is on only while its worker says it is overloaded (xvs_syn_guard). */
+/* `syn_guard: on`: every queue's SYN guard is on (syn_guard.h). */
 #define XVS_CFG_SYN_GUARD 4
+/* `syn_guard: auto`: a queue's guard is on while its worker says it is overloaded by new
+ * flows (xvs_syn_guard). Neither flag: off, whatever the queues' entries say. */
+#define XVS_CFG_SYN_GUARD_AUTO 8
 
 /* The SYN guard of one RX queue: on until `until` (bpf_ktime_get_coarse_ns), written by
- * the queue's worker when its RX ring backs up. */
+ * the queue's worker when new flows overload it. */
 struct xvs_syn_guard {
 	__u64 until;
 };

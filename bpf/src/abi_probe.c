@@ -68,6 +68,7 @@ int main(void)
 	printf("pub const CFG_NAT_RELAY: u32 = %d;\n", XVS_CFG_NAT_RELAY);
 	printf("pub const CFG_PARTIAL_CSUM: u32 = %d;\n", XVS_CFG_PARTIAL_CSUM);
 	printf("pub const CFG_SYN_GUARD: u32 = %d;\n", XVS_CFG_SYN_GUARD);
+	printf("pub const CFG_SYN_GUARD_AUTO: u32 = %d;\n", XVS_CFG_SYN_GUARD_AUTO);
 	SIZE("SYN_GUARD", struct xvs_syn_guard);
 	printf("pub const SYN_SEEN_SLOTS: u32 = %d;\n", XVS_SYN_SEEN_SLOTS);
 	printf("pub const SVC_F_FAST: u32 = %d;\n", XVS_SVC_F_FAST);

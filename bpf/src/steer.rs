@@ -269,8 +269,8 @@ impl Steer {
             })
     }
 
-    /// Turns every queue's SYN guard off (`syn_guard` left `auto`: an idle queue's
-    /// worker would not do it before its next packet).
+    /// Turns every queue's SYN guard entry off (`syn_guard` left `auto`: the flag already
+    /// stops the program reading them; cleared, a later `auto` starts from none).
     pub fn clear_syn_guards(&self) -> Result<(), BpfError> {
         let keys: Vec<u8> = (0..MAX_QUEUES).flat_map(u32::to_ne_bytes).collect();
         let values = vec![0u8; MAX_QUEUES as usize * 8];
@@ -392,15 +392,19 @@ impl Steer {
         self.write_config()
     }
 
-    /// Turns the SYN guard on for every queue (`syn_guard: on`, `XVS_CFG_SYN_GUARD`);
-    /// off, each queue's is on while its worker asks (`syn_guard_fd`).
-    pub fn set_syn_guard_always(&mut self, on: bool) -> Result<(), BpfError> {
-        use crate::abi::layout::CFG_SYN_GUARD;
-        self.config_value.2 = if on {
-            self.config_value.2 | CFG_SYN_GUARD
-        } else {
-            self.config_value.2 & !CFG_SYN_GUARD
-        };
+    /// Sets the SYN guard: on for every queue (`syn_guard: on`, `XVS_CFG_SYN_GUARD`), on
+    /// for each queue while its worker asks (`auto`, `XVS_CFG_SYN_GUARD_AUTO`, through
+    /// `syn_guard_fd`), or off (neither), in one write.
+    pub fn set_syn_guard(&mut self, always: bool, auto: bool) -> Result<(), BpfError> {
+        use crate::abi::layout::{CFG_SYN_GUARD, CFG_SYN_GUARD_AUTO};
+        let mut flags = self.config_value.2 & !(CFG_SYN_GUARD | CFG_SYN_GUARD_AUTO);
+        if always {
+            flags |= CFG_SYN_GUARD;
+        }
+        if auto {
+            flags |= CFG_SYN_GUARD_AUTO;
+        }
+        self.config_value.2 = flags;
         self.write_config()
     }
 

@@ -745,9 +745,11 @@ mod syn_guard {
         f
     }
 
-    /// The steering program with a socket on queue 0 (the test run's queue).
+    /// The steering program with a socket on queue 0 (the test run's queue), the guard
+    /// on `auto` (each queue's as its worker says).
     fn guarded() -> (Steer, Xsk) {
-        let steer = loaded();
+        let mut steer = loaded();
+        steer.set_syn_guard(false, true).unwrap();
         let xsk = loopback_socket();
         steer.register_xsk(0, xsk.fd()).unwrap();
         (steer, xsk)
@@ -777,7 +779,7 @@ mod syn_guard {
     #[test]
     fn a_new_syn_is_shed_and_its_retransmission_passes() {
         let (mut steer, _xsk) = guarded();
-        steer.set_syn_guard_always(true).unwrap();
+        steer.set_syn_guard(true, false).unwrap();
         let (action, d) = run(&steer, &syn(2000, 0x1234_5678));
         assert_eq!(
             (action, d.get("drop_syn_guard"), d.get("steered")),
@@ -791,14 +793,14 @@ mod syn_guard {
         // The same ports with another sequence number is another attempt: shed first.
         assert_eq!(run(&steer, &syn(2000, 0x1234_5679)).0, XDP_DROP);
         // Turned off, a new one passes at once.
-        steer.set_syn_guard_always(false).unwrap();
+        steer.set_syn_guard(false, true).unwrap();
         assert_eq!(run(&steer, &syn(2001, 1)).0, XDP_REDIRECT);
     }
 
     #[test]
     fn known_flows_and_replies_are_never_shed() {
         let (mut steer, _xsk) = guarded();
-        steer.set_syn_guard_always(true).unwrap();
+        steer.set_syn_guard(true, false).unwrap();
         for flags in [ACK, SYN_ACK, ACK | 0x08, 0x11, 0x04] {
             let f = fixtures::tcp_frame(fixtures::CLIENT, 3000, VIP, VIP_TCP_PORT, flags, b"x");
             let (action, d) = run(&steer, &f);
@@ -810,6 +812,15 @@ mod syn_guard {
         }
         let udp = fixtures::udp_frame(fixtures::CLIENT, 3000, VIP, VIP_UDP_PORT, b"x");
         assert_eq!(run(&steer, &udp).0, XDP_REDIRECT);
+    }
+
+    #[test]
+    fn off_a_queue_entry_left_on_is_not_read() {
+        let (mut steer, _xsk) = guarded();
+        queue_guard(&steer, 10);
+        assert_eq!(run(&steer, &syn(7000, 1)).0, XDP_DROP);
+        steer.set_syn_guard(false, false).unwrap();
+        assert_eq!(run(&steer, &syn(7001, 1)).0, XDP_REDIRECT);
     }
 
     #[test]
@@ -828,12 +839,12 @@ mod syn_guard {
     #[test]
     fn the_guard_flag_and_the_nat_relay_flags_keep_each_other() {
         let (mut steer, _xsk) = guarded();
-        steer.set_syn_guard_always(true).unwrap();
+        steer.set_syn_guard(true, false).unwrap();
         steer.set_nat_relay(true, true).unwrap();
         steer.set_nat_relay(false, false).unwrap();
         assert_eq!(run(&steer, &syn(5000, 1)).0, XDP_DROP, "still on");
         steer.set_nat_relay(true, false).unwrap();
-        steer.set_syn_guard_always(false).unwrap();
+        steer.set_syn_guard(false, true).unwrap();
         assert_eq!(run(&steer, &syn(5001, 1)).0, XDP_REDIRECT);
     }
 

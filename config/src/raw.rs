@@ -79,9 +79,10 @@ pub struct RawConfig {
     /// sequence number, which a real client sends again after a second or three and a
     /// spoofed flood does not), within 4.3 to 8.6 s; the others are dropped in XDP and
     /// counted (`xvs_xdp_packets_total{outcome="drop_syn_guard"}`). `auto` (default): on
-    /// for an RX queue once its worker's ring has stayed a quarter full for 10 ms with new
-    /// flows a quarter or more of what it took, for a second after the last time it saw
-    /// that, twice as long each time it comes back at once, up to 16 s
+    /// for an RX queue once its worker has been overloaded for 10 ms (its ring a quarter
+    /// full, or new flows evicting live ones) with new flows a quarter or more of what it
+    /// took, for about a second after the last time it saw that, twice as long each time
+    /// it comes back at once, up to 16 s
     /// (`xvs_syn_guard_engaged_total`); known flows' packets are never shed. `on`:
     /// always, for every new connection (each waits for its first retransmission). `off`:
     /// never. Reloadable (docs/input.md).

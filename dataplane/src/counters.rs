@@ -108,8 +108,11 @@ pub struct WorkerCounters {
     pub icmp_frag_needed: Counter,
     /// Fast-path entries the worker queued and the kernel refused (or that did not fit).
     pub fast_path_failed: Counter,
-    /// Times the worker's RX ring backed up and it turned its queue's SYN guard on.
+    /// Times the worker, overloaded by new flows, turned its queue's SYN guard on.
     pub syn_guard_engaged: Counter,
+    /// Flows a packet's new flow evicted while they were not closing (not FIN_WAIT,
+    /// TIME_WAIT, CLOSE, CLOSE_WAIT, LAST_ACK): the SYN guard's sign of a full table.
+    pub live_evicted: Counter,
     /// NAT connections the kernel refused to take in `xvs_nat_conns` (or that did not
     /// fit a batch): their replies are not translated.
     pub nat_conns_failed: Counter,
@@ -163,6 +166,7 @@ impl WorkerCounters {
             icmp_frag_needed: Counter::default(),
             fast_path_failed: Counter::default(),
             syn_guard_engaged: Counter::default(),
+            live_evicted: Counter::default(),
             nat_conns_failed: Counter::default(),
             nat_relayed: Counter::default(),
             checksums_completed: Counter::default(),

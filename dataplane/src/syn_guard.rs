@@ -1,5 +1,6 @@
-//! The SYN guard, from the worker's side: when the worker's RX ring backs up, it turns its
-//! queue's guard on in the steering program (`xvs_syn_guard`), which then lets a new
+//! The SYN guard, from the worker's side: when new flows overload the worker (its RX ring
+//! backs up, or they evict live flows from its full table), it turns its queue's guard on
+//! in the steering program (`xvs_syn_guard`), which then lets a new
 //! connection's SYN through only on its retransmission (`bpf/include/syn_guard.h`): a
 //! spoofed flood, a SYN per source, is dropped in XDP and leaves the ring to known flows
 //! and real clients. `Pressure` decides when (sans I/O); `GuardMap` writes it.
@@ -29,7 +30,8 @@ pub const SUSTAINED_NS: u64 = 10_000_000;
 /// The share of the frames taken over that time that must have opened a flow (1/4): a
 /// backlog of known flows' packets or datagrams is not the guard's to shed.
 pub const NEW_FLOW_SHARE: u64 = 4;
-/// How long the guard stays on after the ring was last seen backed up, at first.
+/// How long the guard stays on after the worker was last seen overloaded, at first (0.75
+/// to 1 of it: the end is pushed on a quarter hold at a time).
 pub const HOLD_NS: u64 = 1_000_000_000;
 /// The longest hold: a flood that comes back as soon as the guard goes off doubles the
 /// hold each time, up to this.
@@ -55,6 +57,9 @@ pub struct Pressure {
     hold: u64,
     /// Since when the worker has been overloaded, without a batch that found it not.
     since: Option<Mark>,
+    /// When a batch last found it overloaded: a gap longer than `SUSTAINED_NS` (an idle
+    /// worker sees no batch) starts the overload afresh.
+    last: u64,
     /// Live flows evicted by the last batch's end.
     evicted: u64,
 }
@@ -87,6 +92,10 @@ impl Pressure {
     /// `NEW_FLOW_SHARE` of the frames over it; then again when its end would move by
     /// more than a quarter of the hold (at most four writes a hold).
     pub fn overloaded_at(&mut self, m: Mark) -> Option<(u64, bool)> {
+        if m.at.saturating_sub(self.last) > SUSTAINED_NS {
+            self.since = None;
+        }
+        self.last = m.at;
         let first = *self.since.get_or_insert(m);
         if m.at - first.at < SUSTAINED_NS
             || (m.opened - first.opened) * NEW_FLOW_SHARE < m.frames - first.frames
@@ -114,9 +123,13 @@ impl Pressure {
         self.until != 0
     }
 
-    /// Forgets the guard (turned off in the map by the caller).
-    pub fn clear(&mut self) {
-        *self = Pressure::default();
+    /// Forgets the guard (turned off in the map by the caller) and any overload under
+    /// way; `evicted`: the live evictions counted so far, the next batch's base.
+    pub fn clear(&mut self, evicted: u64) {
+        *self = Pressure {
+            evicted,
+            ..Pressure::default()
+        };
     }
 
     /// The current hold (0 before the first time).
@@ -196,6 +209,16 @@ mod tests {
     }
 
     #[test]
+    fn an_idle_gap_starts_the_overload_afresh() {
+        let mut p = Pressure::default();
+        assert_eq!(p.overloaded_at(syns(0)), None);
+        // The worker saw no batch for a second (idle): the next overloaded one is a
+        // start, not 10 ms of overload.
+        assert_eq!(p.overloaded_at(syns(S)), None);
+        assert!(p.overloaded_at(syns(S + SUSTAINED_NS)).is_some());
+    }
+
+    #[test]
     fn a_burst_that_drains_never_turns_it_on() {
         let mut p = Pressure::default();
         for t in (0..100).map(|i| i * 5 * MS) {
@@ -216,10 +239,11 @@ mod tests {
         };
         assert_eq!(p.overloaded_at(m(0, 0)), None);
         // A fifth of the frames opened flows: below the share.
-        assert_eq!(p.overloaded_at(m(20 * MS, 20 * MS / 1000 / 5)), None);
+        let at = SUSTAINED_NS;
+        assert_eq!(p.overloaded_at(m(at, at / 1000 / 5)), None);
         assert_eq!(
-            p.overloaded_at(m(20 * MS, 20 * MS / 1000 / 4)),
-            Some((20 * MS + HOLD_NS, true))
+            p.overloaded_at(m(at, at / 1000 / 4)),
+            Some((at + HOLD_NS, true))
         );
     }
 
@@ -229,13 +253,19 @@ mod tests {
         let t = 10 * S;
         let on = t + SUSTAINED_NS;
         assert_eq!(sustained(&mut p, t), Some((on + S, true)));
-        // Within a quarter hold: nothing to write.
-        assert_eq!(p.overloaded_at(syns(on + S / 4)), None);
-        // Past it: pushed on, still on.
-        assert_eq!(
-            p.overloaded_at(syns(on + S / 4 + 1)),
-            Some((on + S / 4 + 1 + S, false))
-        );
+        // Overloaded at every batch (1 ms apart) for two seconds more: pushed on a
+        // quarter hold at a time, never ending sooner than 3/4 of a hold ahead.
+        let mut writes = 0;
+        let mut until = on + S;
+        for now in (1..=2000).map(|ms| on + ms * MS) {
+            if let Some((u, was_off)) = p.overloaded_at(syns(now)) {
+                assert!(!was_off);
+                writes += 1;
+                until = u;
+            }
+            assert!(until >= now + S * 3 / 4, "on at {now}");
+        }
+        assert!((7..=8).contains(&writes), "{writes} writes in two holds");
         assert!(p.is_set());
     }
 
@@ -263,7 +293,7 @@ mod tests {
     fn cleared_it_starts_afresh() {
         let mut p = Pressure::default();
         sustained(&mut p, 5 * S);
-        p.clear();
+        p.clear(0);
         assert!(!p.is_set());
         let t = 6 * S;
         assert_eq!(sustained(&mut p, t), Some((t + SUSTAINED_NS + S, true)));

@@ -16,7 +16,7 @@ use crate::nat_conns::NatConnMap;
 use crate::offload::{FastKey, FastKey6, FastMap};
 use crate::pipeline::{Pipeline, PipelineConfig, Prefetched, ResyncCursor};
 use crate::snapshot::{SharedSnapshot, Snapshot};
-use crate::syn_guard::{GuardMap, Mark, Pressure, SynGuard};
+use crate::syn_guard::{GuardMap, Mark, Pressure, SynGuard, BACKED_UP_SHARE};
 use crate::verdict::{DropReason, Verdict};
 use crate::xsk::{BoundMode, ConsRing, ProdRing, Umem, Xsk, XskTx};
 
@@ -273,16 +273,18 @@ impl Worker {
         let Some(map) = self.guard.as_ref() else {
             return;
         };
+        let c = self.pipeline.counters();
+        let evicted = c.live_evicted.get();
         if mode != SynGuard::Auto {
             if self.pressure.is_set() {
                 map.set(0);
-                self.pressure.clear();
             }
+            // Back in `auto`, an overload starts afresh.
+            self.pressure.clear(evicted);
             return;
         }
-        let c = self.pipeline.counters();
-        let backed_up = Pressure::backed_up(self.xsk.rx.ready(), self.xsk.rx.size());
-        let evicted = c.flows_evicted.get();
+        let size = self.xsk.rx.size();
+        let backed_up = Pressure::backed_up(self.xsk.rx.backlog(size / BACKED_UP_SHARE), size);
         if !self.pressure.overloaded(backed_up, evicted) {
             self.pressure.drained();
             return;

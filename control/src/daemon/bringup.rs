@@ -180,7 +180,10 @@ fn load_steering(
     steer.set_owner(takeover.owner)?;
     steer.set_fast_generation(publish::fast_generation(cfg, generation, local.xdp_tx))?;
     steer.set_nat_relay(publish::nat_relay(cfg, local.xdp_tx), local.partial_csums)?;
-    steer.set_syn_guard_always(cfg.syn_guard == xvs_config::SynGuardMode::On)?;
+    steer.set_syn_guard(
+        cfg.syn_guard == xvs_config::SynGuardMode::On,
+        cfg.syn_guard == xvs_config::SynGuardMode::Auto,
+    )?;
     let maps = SteerMaps::build(cfg, ifaces, registry)?;
     maps.write(&steer)?;
     Ok((steer, maps))

@@ -185,7 +185,10 @@ impl Lb {
     fn install(&mut self, snap: std::sync::Arc<xvs_dataplane::Snapshot>) {
         let (fast, relay, partial) = (snap.fast_generation, snap.nat_relay, snap.complete_partial);
         let guard = snap.syn_guard;
-        let guard_always = guard == xvs_dataplane::syn_guard::SynGuard::On;
+        let (always, auto) = (
+            guard == xvs_dataplane::syn_guard::SynGuard::On,
+            guard == xvs_dataplane::syn_guard::SynGuard::Auto,
+        );
         self.shared.store(snap);
         // After the snapshot: entries of the old one stop being used, and the workers,
         // on the new one, write them again.
@@ -195,10 +198,10 @@ impl Lb {
         if let Err(e) = self.steer.set_nat_relay(relay, partial) {
             error!("handing NAT replies to the workers ({relay}): {e}");
         }
-        if let Err(e) = self.steer.set_syn_guard_always(guard_always) {
-            error!("setting the SYN guard (always: {guard_always}): {e}");
+        if let Err(e) = self.steer.set_syn_guard(always, auto) {
+            error!("setting the SYN guard ({guard:?}): {e}");
         }
-        if guard != xvs_dataplane::syn_guard::SynGuard::Auto {
+        if !auto {
             if let Err(e) = self.steer.clear_syn_guards() {
                 error!("turning the queues' SYN guards off: {e}");
             }

@@ -64,6 +64,18 @@ impl TcpState {
         }
     }
 
+    /// A connection on its way out (a FIN or RST seen): evicting it harms no one.
+    pub fn is_closing(self) -> bool {
+        matches!(
+            self,
+            TcpState::FinWait
+                | TcpState::TimeWait
+                | TcpState::Close
+                | TcpState::CloseWait
+                | TcpState::LastAck
+        )
+    }
+
     /// IPVS counts a connection active only while ESTABLISHED; lc, wlc, sed and nq weigh
     /// active connections 256 times an inactive one.
     pub fn is_active(self) -> bool {

@@ -144,9 +144,23 @@ impl Pipeline {
                 },
             },
         };
+        self.count_live_eviction::<K>(slot);
         self.reclaim::<K>(slot);
         self.start(slot.index, k, dest, now);
         Ok(slot.index)
+    }
+
+    /// Counts a packet's new flow taking the slot of a flow that was not closing
+    /// (`live_evicted`: the SYN guard's sign of a full table).
+    #[inline]
+    fn count_live_eviction<K: FamilyKey>(&self, slot: Slot) {
+        if !slot.evicts {
+            return;
+        }
+        let old = K::table(&self.tables).get(slot.index);
+        if old.occupied() && !old.is_template() && !old.tcp_state().is_closing() {
+            self.counters.live_evicted.inc();
+        }
     }
 
     /// The packet's effect on its flow: the TCP state and the gauges that follow it, and

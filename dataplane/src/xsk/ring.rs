@@ -159,10 +159,16 @@ impl<T: Copy> ConsRing<T> {
         n.min(max)
     }
 
-    /// Entries known ready (as of the last time `peek` read the producer): right after
-    /// it did, the ring's whole backlog.
+    /// Entries ready, at least `floor` of them known without reading the producer
+    /// again: the cached count when it reaches `floor`, else the producer's (a frame it
+    /// made available is only ever more to read).
     #[inline]
-    pub fn ready(&self) -> u32 {
+    pub fn backlog(&mut self, floor: u32) -> u32 {
+        let n = self.cached_prod.wrapping_sub(self.cached_cons);
+        if n >= floor {
+            return n;
+        }
+        self.cached_prod = self.mem.producer().load(Ordering::Acquire);
         self.cached_prod.wrapping_sub(self.cached_cons)
     }
 
