@@ -27,6 +27,12 @@ impl Counter {
         self.add(u64::MAX);
     }
 
+    /// For a value the owner publishes (a time): the owner only.
+    #[inline]
+    pub fn set(&self, v: u64) {
+        self.0.store(v, Relaxed);
+    }
+
     pub fn get(&self) -> u64 {
         self.0.load(Relaxed)
     }
@@ -110,6 +116,9 @@ pub struct WorkerCounters {
     pub fast_path_failed: Counter,
     /// Times the worker, overloaded by new flows, turned its queue's SYN guard on.
     pub syn_guard_engaged: Counter,
+    /// Until when (CLOCK_MONOTONIC_COARSE ns) the worker has its queue's SYN guard on
+    /// (0: off): what it last wrote into `xvs_syn_guard`.
+    pub syn_guard_until: Counter,
     /// Flows a packet's new flow evicted while they were not closing (not FIN_WAIT,
     /// TIME_WAIT, CLOSE, CLOSE_WAIT, LAST_ACK): the SYN guard's sign of a full table.
     pub live_evicted: Counter,
@@ -166,6 +175,7 @@ impl WorkerCounters {
             icmp_frag_needed: Counter::default(),
             fast_path_failed: Counter::default(),
             syn_guard_engaged: Counter::default(),
+            syn_guard_until: Counter::default(),
             live_evicted: Counter::default(),
             nat_conns_failed: Counter::default(),
             nat_relayed: Counter::default(),

@@ -278,6 +278,7 @@ impl Worker {
         if mode != SynGuard::Auto {
             if self.pressure.is_set() {
                 map.set(0);
+                c.syn_guard_until.set(0);
             }
             // Back in `auto`, an overload starts afresh.
             self.pressure.clear(evicted);
@@ -297,8 +298,11 @@ impl Worker {
         };
         if let Some((until, was_off)) = self.pressure.overloaded_at(mark) {
             // A refused write leaves the guard off; tried again a quarter hold on.
-            if map.set(until) && was_off {
-                c.syn_guard_engaged.inc();
+            if map.set(until) {
+                c.syn_guard_until.set(until);
+                if was_off {
+                    c.syn_guard_engaged.inc();
+                }
             }
         }
     }

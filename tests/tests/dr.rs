@@ -317,6 +317,11 @@ fn metrics_are_valid_and_count_every_connection() {
             )),
             "{scrape}"
         );
+        // A quiet director's SYN guard (auto) is off.
+        assert!(
+            scrape.contains(&format!("xvs_syn_guard_active{{worker=\"{w}\"}} 0\n")),
+            "{scrape}"
+        );
     }
     // OpenMetrics when asked: its content type, counter families without `_total`, `# EOF`.
     let om = lab

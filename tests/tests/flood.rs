@@ -57,6 +57,8 @@ fn sum(m: &BTreeMap<String, f64>, prefix: &str) -> f64 {
 /// What a flood did.
 struct Outcome {
     sent: u64,
+    /// `xvs_syn_guard_active` read 1 in a scrape during the flood.
+    seen_active: bool,
     ok: usize,
     tried: usize,
     scrape: BTreeMap<String, f64>,
@@ -165,6 +167,13 @@ fn flood(sources: u32, pps: Option<u64>, secs: f64, clients: usize, loop_secs: f
         argv.extend(["--pps", &rate]);
     }
     lab.lab.spawn("cl", "flood", &argv).unwrap();
+    // Whether the guard was seen on while the flood ran: a scrape a second, five times.
+    let mut seen_active = false;
+    for _ in 0..5 {
+        std::thread::sleep(Duration::from_secs(1));
+        let m = metrics::scrape(&lab.lab, "lb").unwrap();
+        seen_active |= sum(&m, "xvs_syn_guard_active") > 0.0;
+    }
     let out = {
         let flood = lab.lab.proc("flood").unwrap();
         flood
@@ -208,6 +217,7 @@ fn flood(sources: u32, pps: Option<u64>, secs: f64, clients: usize, loop_secs: f
         .unwrap();
     let o = Outcome {
         sent,
+        seen_active,
         ok,
         tried,
         scrape,
@@ -305,6 +315,10 @@ fn a_syn_flood_past_capacity_is_shed_and_real_clients_still_connect() {
         "the guard shed the flood"
     );
     assert!(o.get("xvs_syn_guard_engaged_total") >= 1.0, "counted");
+    assert!(
+        o.seen_active,
+        "xvs_syn_guard_active read 1 during the flood"
+    );
     assert!(
         o.lost() <= 0.01 * o.sent as f64,
         "the ring lost {}",

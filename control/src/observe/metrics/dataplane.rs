@@ -198,7 +198,7 @@ const PER_WORKER: [(&str, &str, Read<WorkerCounters>); 22] = [
     ),
     (
         "xvs_syn_guard_engaged_total",
-        "Times a worker's RX ring backed up and it turned its queue's SYN guard on (syn_guard: auto): new connections' SYNs then pass only when retransmitted.",
+        "Times a worker, overloaded by new flows (its RX ring backed up, or live flows evicted), turned its queue's SYN guard on (syn_guard: auto): new connections' SYNs then pass only when retransmitted.",
         |c| c.syn_guard_engaged.get(),
     ),
     (
@@ -317,6 +317,29 @@ fn flow_tables(o: &mut Out, cfg: &Config, w: AllWorkers<'_>) {
             "xvs_flow_table_capacity",
             &[("worker", &q.to_string())],
             cfg.flow_table_size as u64,
+        );
+    }
+    syn_guard_active(o, cfg, w);
+}
+
+/// Whether each worker's queue has its SYN guard on now (always with `syn_guard: on`).
+fn syn_guard_active(o: &mut Out, cfg: &Config, w: AllWorkers<'_>) {
+    o.family(
+        "xvs_syn_guard_active",
+        "gauge",
+        "1 while the worker's queue sheds new connections' first SYNs (syn_guard: on, or auto while the worker is overloaded by new flows), else 0.",
+    );
+    let now = xvs_dataplane::sys::monotonic_coarse_ns();
+    for (q, c) in w.each() {
+        let on = match cfg.syn_guard {
+            xvs_config::SynGuardMode::On => true,
+            xvs_config::SynGuardMode::Auto => c.syn_guard_until.get() > now,
+            xvs_config::SynGuardMode::Off => false,
+        };
+        o.sample(
+            "xvs_syn_guard_active",
+            &[("worker", &q.to_string())],
+            u64::from(on),
         );
     }
 }
