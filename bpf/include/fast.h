@@ -1,6 +1,7 @@
-/* The fast path: an established DR or TUN flow forwarded by the steering program itself,
- * with the decision its worker wrote into xvs_fast_flows; -1 sends the packet on to the
- * worker (no entry, a stale or idle one, SYN/FIN/RST, too big for the tunnel). */
+/* The fast path: an established DR, TUN or NAT flow's requests forwarded by the steering
+ * program itself, with the decision its worker wrote into xvs_fast_flows; -1 sends the
+ * packet on to the worker (no entry, a stale or idle one, SYN/FIN/RST, too big for the
+ * tunnel). */
 #ifndef XVS_FAST_H
 #define XVS_FAST_H
 
@@ -9,9 +10,11 @@
 #include <linux/ip.h>
 #include <linux/ipv6.h>
 #include <linux/tcp.h>
+#include <linux/udp.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "xvs_abi.h"
+#include "csum.h"
 #include "maps.h"
 
 #define XVS_NSEC_PER_SEC 1000000000ULL
@@ -68,9 +71,47 @@ static __always_inline int fast_encapsulate(struct xdp_md *ctx, const struct xvs
 	outer->protocol = IPPROTO_IPIP;
 	outer->check = 0;
 	outer->saddr = v->tun_saddr;
-	outer->daddr = v->tun_daddr;
+	outer->daddr = v->daddr;
 	outer->check = ipv4_csum(outer);
 	return XDP_TX;
+}
+
+/* The worker's NAT rewrite (dataplane/src/rewrite/nat.rs), in XDP: the destination
+ * becomes the real server's address and port, checksums updated incrementally (a UDP
+ * datagram without one stays so). It leaves by XDP_TX, or on a two-arm director by a
+ * redirect to the internal interface, from that interface's MAC. */
+static __always_inline int fast_dnat(struct ethhdr *eth, struct iphdr *ip, void *l4, void *end,
+				     int proto, const struct xvs_fast_value *v,
+				     const struct xvs_local_mac *local,
+				     const struct xvs_steer_config *cfg)
+{
+	__u32 out = cfg ? cfg->internal_ifindex : 0;
+	__be16 *dport = (__be16 *)l4 + 1;
+	__sum16 *l4sum;
+
+	if (out) {
+		local = bpf_map_lookup_elem(&xvs_local_macs, &out);
+		if (!local)
+			return -1;
+	}
+	if (proto == IPPROTO_TCP)
+		l4sum = &((struct tcphdr *)l4)->check;
+	else
+		l4sum = &((struct udphdr *)l4)->check;
+	if ((void *)(l4sum + 1) > end)
+		return -1;
+	if (proto == IPPROTO_TCP || *l4sum) {
+		*l4sum = csum_update16(csum_update32(*l4sum, ip->daddr, v->daddr), *dport,
+				       v->nat_port);
+		if (proto == IPPROTO_UDP && !*l4sum)
+			*l4sum = 0xffff;
+	}
+	ip->check = csum_update32(ip->check, ip->daddr, v->daddr);
+	ip->daddr = v->daddr;
+	*dport = v->nat_port;
+	__builtin_memcpy(eth->h_dest, v->dst_mac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, local->mac, ETH_ALEN);
+	return out ? bpf_redirect(out, 0) : XDP_TX;
 }
 
 /* Whether a packet may take the fast path at all: SYN, FIN and RST are the worker's. */
@@ -115,7 +156,7 @@ static __always_inline void fast_count(struct xvs_fast_value *v, __u64 len)
 	}
 }
 
-/* DR over IPv6: the MACs rewritten, as over IPv4 (no tunnel over IPv6 yet). */
+/* DR over IPv6: the MACs rewritten, as over IPv4 (no tunnel or NAT66 here yet). */
 static __always_inline int fast_path6(struct xdp_md *ctx, struct ethhdr *eth, struct ipv6hdr *ip6,
 				      void *l4, void *end, int proto, __u32 generation,
 				      const struct xvs_local_mac *local)
@@ -132,7 +173,7 @@ static __always_inline int fast_path6(struct xdp_md *ctx, struct ethhdr *eth, st
 	k.dport = ports[1];
 	k.proto = proto;
 	v = bpf_map_lookup_elem(&xvs_fast_flows6, &k);
-	if (!fast_live(v, generation) || v->tun)
+	if (!fast_live(v, generation) || v->tun || v->nat)
 		return -1;
 	__builtin_memcpy(eth->h_dest, v->dst_mac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, local->mac, ETH_ALEN);
@@ -141,9 +182,11 @@ static __always_inline int fast_path6(struct xdp_md *ctx, struct ethhdr *eth, st
 }
 
 static __always_inline int fast_path(struct xdp_md *ctx, struct ethhdr *eth, struct iphdr *ip,
-				     void *l4, void *end, int proto, __u32 generation,
+				     void *l4, void *end, int proto,
+				     const struct xvs_steer_config *cfg,
 				     const struct xvs_local_mac *local)
 {
+	__u32 generation = cfg ? cfg->fast_generation : 0;
 	struct xvs_fast_key k = {};
 	struct xvs_fast_value *v;
 	__be16 *ports = l4;
@@ -161,7 +204,11 @@ static __always_inline int fast_path(struct xdp_md *ctx, struct ethhdr *eth, str
 	if (!fast_live(v, generation))
 		return -1;
 	len = ctx->data_end - ctx->data;
-	if (v->tun) {
+	if (v->nat) {
+		ret = fast_dnat(eth, ip, l4, end, proto, v, local, cfg);
+		if (ret < 0)
+			return ret;
+	} else if (v->tun) {
 		if (bpf_ntohs(ip->tot_len) + sizeof(struct iphdr) > v->mtu)
 			return -1;
 		ret = fast_encapsulate(ctx, v, local->mac);

@@ -56,11 +56,14 @@ static __always_inline int opens_flow(void *l4, int proto, void *end)
 static __always_inline void learn_client(struct xdp_md *ctx, struct ethhdr *eth, struct iphdr *ip,
 					 void *l4, int proto, void *end)
 {
-	struct xvs_nat_client *known = bpf_map_lookup_elem(&xvs_nat_clients, &ip->saddr);
-	struct xvs_nat_client fresh = {};
+	struct xvs_nat_client fresh = {}, *known;
 	struct bpf_fib_lookup fib = {};
 
-	if (!opens_flow(l4, proto, end) || refreshed(known, eth))
+	/* Checked first: an established TCP flow's segment costs no lookup. */
+	if (!opens_flow(l4, proto, end))
+		return;
+	known = bpf_map_lookup_elem(&xvs_nat_clients, &ip->saddr);
+	if (refreshed(known, eth))
 		return;
 	fib.family = AF_INET;
 	fib.ipv4_src = ip->daddr;
@@ -76,11 +79,13 @@ static __always_inline void learn_client(struct xdp_md *ctx, struct ethhdr *eth,
 static __always_inline void learn_client6(struct xdp_md *ctx, struct ethhdr *eth,
 					  struct ipv6hdr *ip6, void *l4, int proto, void *end)
 {
-	struct xvs_nat_client *known = bpf_map_lookup_elem(&xvs_nat_clients6, &ip6->saddr);
-	struct xvs_nat_client fresh = {};
+	struct xvs_nat_client fresh = {}, *known;
 	struct bpf_fib_lookup fib = {};
 
-	if (!opens_flow(l4, proto, end) || refreshed(known, eth))
+	if (!opens_flow(l4, proto, end))
+		return;
+	known = bpf_map_lookup_elem(&xvs_nat_clients6, &ip6->saddr);
+	if (refreshed(known, eth))
 		return;
 	fib.family = AF_INET6;
 	__builtin_memcpy(fib.ipv6_src, &ip6->daddr, sizeof(fib.ipv6_src));

@@ -93,7 +93,7 @@ static __always_inline int to_service(struct xdp_md *ctx, const struct svc_packe
 	}
 	if (svc->flags & XVS_SVC_F_FAST) {
 		ret = v6 ? fast_path6(ctx, p->eth, p->ip6, p->l4, p->end, p->proto, generation, local) :
-			   fast_path(ctx, p->eth, p->ip, p->l4, p->end, p->proto, generation, local);
+			   fast_path(ctx, p->eth, p->ip, p->l4, p->end, p->proto, cfg, local);
 		if (ret >= 0)
 			return count(XVS_STAT_FAST_PATH, ret);
 	}

@@ -32,7 +32,7 @@ struct xvs_svc6_key {
 #define XVS_MAX_EXT_HEADERS 4
 
 #define XVS_SVC_F_NAT 1 /* NAT service: learn each client's MAC for the replies */
-#define XVS_SVC_F_FAST 2 /* DR/TUN service whose established flows may take the fast path */
+#define XVS_SVC_F_FAST 2 /* DR/TUN/NAT service whose established flows may take the fast path */
 
 struct xvs_svc_value {
 	__u32 flags; /* XVS_SVC_F_* */
@@ -50,7 +50,9 @@ struct xvs_steer_config {
 	__u32 fast_generation;
 	/* XVS_CFG_*: how frames the program sends leave. */
 	__u32 flags;
-	__u32 pad;
+	/* Two-arm NAT: the internal interface, where the fast path sends NAT requests (0:
+	 * one arm, they leave by XDP_TX). */
+	__u32 internal_ifindex;
 	/* Who wrote the maps: a fingerprint of xvs's build and configuration, never read
 	 * here. A restarted xvs that finds its own on the program it replaces (a killed
 	 * one's stays attached) takes the connection state in its maps over. */
@@ -190,7 +192,7 @@ struct xvs_fnat_value {
 	__be16 vport;
 	__u32 stats_slot; /* the real server's id: its slot in xvs_nat_out */
 };
-/* The XDP fast path: established DR and TUN flows that a worker handed over, forwarded
+/* The XDP fast path: established DR, TUN and NAT flows that a worker handed over, forwarded
  * by the steering program itself. The worker stays the source of truth: it writes an
  * entry when a flow is established (and again whenever one of the flow's packets reaches
  * it without SYN, FIN or RST: the entry was missing or stale), removes it at FIN, RST or
@@ -216,13 +218,13 @@ struct xvs_fast6_key {
 };
 
 struct xvs_fast_value {
-	__u8 dst_mac[6]; /* the real server's (DR) or the next hop's (TUN) */
-	__u8 tun;        /* 1: encapsulate in IPIP from tun_saddr to tun_daddr */
-	__u8 pad;
+	__u8 dst_mac[6]; /* the real server's (DR, NAT) or the next hop's (TUN) */
+	__u8 tun;        /* 1: encapsulate in IPIP from tun_saddr to daddr */
+	__u8 nat;        /* 1: the destination becomes daddr:nat_port (NAT, IPv4) */
 	__be32 tun_saddr;
-	__be32 tun_daddr;
+	__be32 daddr;     /* TUN: the outer destination; NAT: the real server's address */
 	__u16 mtu;        /* TUN: a packet that would not fit goes to the worker (ICMP) */
-	__u16 pad2;
+	__be16 nat_port;  /* NAT: the real server's port */
 	__u32 stats_slot; /* the real server's id: its slot in xvs_fast_stats */
 	__u32 generation; /* xvs_steer_config.fast_generation when written */
 	__u32 timeout;    /* seconds idle after which the worker decides again */
@@ -246,7 +248,7 @@ struct xvs_fast_value {
 	X(NAT_ICMP, "nat_icmp")             /* ICMP error quoting a NAT flow, translated */  \
 	X(DROP_NAT_NO_NEIGH, "drop_nat_no_neigh") /* NAT reply with no way to the client */ \
 	X(PASS_NOT_OURS, "pass_not_ours")   /* unicast to another host's MAC */               \
-	X(FAST_PATH, "fast_path")           /* an established DR/TUN flow forwarded in XDP */ \
+	X(FAST_PATH, "fast_path")           /* an established DR/TUN/NAT flow forwarded in XDP */ \
 	X(DROP_L2_MULTICAST, "drop_l2_multicast") /* to a service, in an L2 group frame */  \
 	X(DROP_BAD_IP_LENGTH, "drop_bad_ip_length") /* total length < IHL or > frame; IPv6 payload > frame */ \
 	X(DROP_BAD_IP_CHECKSUM, "drop_bad_ip_checksum")                                    \

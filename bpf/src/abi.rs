@@ -235,6 +235,7 @@ const _: () = assert!(layout::NAT6_KEY_SIZE == layout::SVC6_KEY_SIZE);
 const _: () = assert!(layout::NAT_CLIENT_MAC + 6 <= layout::NAT_CLIENT_SIZE);
 const _: () = assert!(layout::LOCAL_MAC_MAC + 6 <= layout::LOCAL_MAC_SIZE);
 const _: () = assert!(layout::STEER_CONFIG_EXTERNAL_IFINDEX + 4 <= layout::STEER_CONFIG_SIZE);
+const _: () = assert!(layout::STEER_CONFIG_INTERNAL_IFINDEX + 4 <= layout::STEER_CONFIG_SIZE);
 const _: () = assert!(layout::STEER_CONFIG_OWNER + 8 <= layout::STEER_CONFIG_SIZE);
 
 /// A MAC as the value of `xvs_local_macs` (`struct xvs_local_mac`).
@@ -258,23 +259,42 @@ pub fn nat_client_mac(v: &[u8]) -> Option<[u8; 6]> {
         .ok()
 }
 
-/// The one `xvs_steer_config` value (`struct xvs_steer_config`).
-pub fn steer_config_value(
-    external_ifindex: u32,
-    fast_generation: u32,
-    flags: u32,
-    owner: u64,
-) -> [u8; layout::STEER_CONFIG_SIZE] {
-    let mut v = [0u8; layout::STEER_CONFIG_SIZE];
-    v[layout::STEER_CONFIG_EXTERNAL_IFINDEX..layout::STEER_CONFIG_EXTERNAL_IFINDEX + 4]
-        .copy_from_slice(&external_ifindex.to_ne_bytes());
-    v[layout::STEER_CONFIG_FAST_GENERATION..layout::STEER_CONFIG_FAST_GENERATION + 4]
-        .copy_from_slice(&fast_generation.to_ne_bytes());
-    v[layout::STEER_CONFIG_FLAGS..layout::STEER_CONFIG_FLAGS + 4]
-        .copy_from_slice(&flags.to_ne_bytes());
-    v[layout::STEER_CONFIG_OWNER..layout::STEER_CONFIG_OWNER + 8]
-        .copy_from_slice(&owner.to_ne_bytes());
-    v
+/// The program-wide settings (`struct xvs_steer_config`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SteerConfig {
+    /// Services are steered only here (0: on any interface).
+    pub external_ifindex: u32,
+    /// Two-arm NAT: where the fast path sends NAT requests (0: one arm).
+    pub internal_ifindex: u32,
+    /// Fast-path entries of another generation are ignored (0: fast path off).
+    pub fast_generation: u32,
+    /// `XVS_CFG_*`.
+    pub flags: u32,
+    /// The writer's fingerprint (`Leftover::owner`).
+    pub owner: u64,
+}
+
+impl SteerConfig {
+    /// The map's value.
+    pub fn value(&self) -> [u8; layout::STEER_CONFIG_SIZE] {
+        let mut v = [0u8; layout::STEER_CONFIG_SIZE];
+        let mut put = |at: usize, bytes: &[u8]| v[at..at + bytes.len()].copy_from_slice(bytes);
+        put(
+            layout::STEER_CONFIG_EXTERNAL_IFINDEX,
+            &self.external_ifindex.to_ne_bytes(),
+        );
+        put(
+            layout::STEER_CONFIG_INTERNAL_IFINDEX,
+            &self.internal_ifindex.to_ne_bytes(),
+        );
+        put(
+            layout::STEER_CONFIG_FAST_GENERATION,
+            &self.fast_generation.to_ne_bytes(),
+        );
+        put(layout::STEER_CONFIG_FLAGS, &self.flags.to_ne_bytes());
+        put(layout::STEER_CONFIG_OWNER, &self.owner.to_ne_bytes());
+        v
+    }
 }
 
 /// The writer's fingerprint and fast-path generation in an `xvs_steer_config` value.
@@ -318,7 +338,9 @@ mod fast_layout {
     const _: () = assert!(offset_of!(FastValue, dst_mac) == l::FAST_VALUE_DST_MAC);
     const _: () = assert!(offset_of!(FastValue, tun) == l::FAST_VALUE_TUN);
     const _: () = assert!(offset_of!(FastValue, tun_saddr) == l::FAST_VALUE_TUN_SADDR);
-    const _: () = assert!(offset_of!(FastValue, tun_daddr) == l::FAST_VALUE_TUN_DADDR);
+    const _: () = assert!(offset_of!(FastValue, nat) == l::FAST_VALUE_NAT);
+    const _: () = assert!(offset_of!(FastValue, daddr) == l::FAST_VALUE_DADDR);
+    const _: () = assert!(offset_of!(FastValue, nat_port) == l::FAST_VALUE_NAT_PORT);
     const _: () = assert!(offset_of!(FastValue, mtu) == l::FAST_VALUE_MTU);
     const _: () = assert!(offset_of!(FastValue, stats_slot) == l::FAST_VALUE_STATS_SLOT);
     const _: () = assert!(offset_of!(FastValue, generation) == l::FAST_VALUE_GENERATION);

@@ -64,6 +64,7 @@ int main(void)
 	printf("];\n");
 	OFF("STEER_CONFIG_FAST_GENERATION", struct xvs_steer_config, fast_generation);
 	OFF("STEER_CONFIG_FLAGS", struct xvs_steer_config, flags);
+	OFF("STEER_CONFIG_INTERNAL_IFINDEX", struct xvs_steer_config, internal_ifindex);
 	OFF("STEER_CONFIG_OWNER", struct xvs_steer_config, owner);
 	printf("pub const CFG_NAT_RELAY: u32 = %d;\n", XVS_CFG_NAT_RELAY);
 	printf("pub const CFG_PARTIAL_CSUM: u32 = %d;\n", XVS_CFG_PARTIAL_CSUM);
@@ -89,7 +90,9 @@ int main(void)
 	OFF("FAST_VALUE_DST_MAC", struct xvs_fast_value, dst_mac);
 	OFF("FAST_VALUE_TUN", struct xvs_fast_value, tun);
 	OFF("FAST_VALUE_TUN_SADDR", struct xvs_fast_value, tun_saddr);
-	OFF("FAST_VALUE_TUN_DADDR", struct xvs_fast_value, tun_daddr);
+	OFF("FAST_VALUE_NAT", struct xvs_fast_value, nat);
+	OFF("FAST_VALUE_DADDR", struct xvs_fast_value, daddr);
+	OFF("FAST_VALUE_NAT_PORT", struct xvs_fast_value, nat_port);
 	OFF("FAST_VALUE_MTU", struct xvs_fast_value, mtu);
 	OFF("FAST_VALUE_STATS_SLOT", struct xvs_fast_value, stats_slot);
 	OFF("FAST_VALUE_GENERATION", struct xvs_fast_value, generation);

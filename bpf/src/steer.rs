@@ -99,7 +99,7 @@ pub struct Steer {
     fnat_conns6: MapHandle,
     config: MapHandle,
     /// What `config` holds: (external ifindex, fast-path generation, flags, owner).
-    config_value: (u32, u32, u32, u64),
+    config_value: crate::abi::SteerConfig,
     fast_flows: MapHandle,
     fast_flows6: MapHandle,
     fast_stats: MapHandle,
@@ -232,7 +232,7 @@ impl Steer {
             fnat_conns: map_handle(&obj, MAP_FNAT_CONNS)?,
             fnat_conns6: map_handle(&obj, MAP_FNAT_CONNS6)?,
             config: map_handle(&obj, MAP_CONFIG)?,
-            config_value: (0, 0, 0, 0),
+            config_value: crate::abi::SteerConfig::default(),
             fast_flows: map_handle(&obj, MAP_FAST_FLOWS)?,
             fast_flows6: map_handle(&obj, MAP_FAST_FLOWS6)?,
             fast_stats: map_handle(&obj, MAP_FAST_STATS)?,
@@ -367,14 +367,21 @@ impl Steer {
 
     /// Steers services only on `ifindex` (0: on any interface the program is on).
     pub fn set_external_ifindex(&mut self, ifindex: u32) -> Result<(), BpfError> {
-        self.config_value.0 = ifindex;
+        self.config_value.external_ifindex = ifindex;
+        self.write_config()
+    }
+
+    /// Two-arm NAT: the fast path sends NAT requests out of `ifindex`, the internal
+    /// interface (0: one arm, by `XDP_TX`).
+    pub fn set_internal_ifindex(&mut self, ifindex: u32) -> Result<(), BpfError> {
+        self.config_value.internal_ifindex = ifindex;
         self.write_config()
     }
 
     /// The fast path's generation: entries written under another are ignored (0: the
     /// fast path is off). Moved on after each published snapshot.
     pub fn set_fast_generation(&mut self, generation: u32) -> Result<(), BpfError> {
-        self.config_value.1 = generation;
+        self.config_value.fast_generation = generation;
         self.write_config()
     }
 
@@ -388,7 +395,8 @@ impl Steer {
             (true, false) => CFG_NAT_RELAY,
             (true, true) => CFG_NAT_RELAY | CFG_PARTIAL_CSUM,
         };
-        self.config_value.2 = (self.config_value.2 & !(CFG_NAT_RELAY | CFG_PARTIAL_CSUM)) | relay;
+        self.config_value.flags =
+            (self.config_value.flags & !(CFG_NAT_RELAY | CFG_PARTIAL_CSUM)) | relay;
         self.write_config()
     }
 
@@ -397,14 +405,14 @@ impl Steer {
     /// `syn_guard_fd`), or off (neither), in one write.
     pub fn set_syn_guard(&mut self, always: bool, auto: bool) -> Result<(), BpfError> {
         use crate::abi::layout::{CFG_SYN_GUARD, CFG_SYN_GUARD_AUTO};
-        let mut flags = self.config_value.2 & !(CFG_SYN_GUARD | CFG_SYN_GUARD_AUTO);
+        let mut flags = self.config_value.flags & !(CFG_SYN_GUARD | CFG_SYN_GUARD_AUTO);
         if always {
             flags |= CFG_SYN_GUARD;
         }
         if auto {
             flags |= CFG_SYN_GUARD_AUTO;
         }
-        self.config_value.2 = flags;
+        self.config_value.flags = flags;
         self.write_config()
     }
 
@@ -415,16 +423,15 @@ impl Steer {
 
     /// Records who writes the maps (`Leftover::owner` to a later process).
     pub fn set_owner(&mut self, owner: u64) -> Result<(), BpfError> {
-        self.config_value.3 = owner;
+        self.config_value.owner = owner;
         self.write_config()
     }
 
     fn write_config(&self) -> Result<(), BpfError> {
-        let (ext, gen, flags, owner) = self.config_value;
         self.config
             .update(
                 &0u32.to_ne_bytes(),
-                &crate::abi::steer_config_value(ext, gen, flags, owner),
+                &self.config_value.value(),
                 MapFlags::ANY,
             )
             .map_err(|source| BpfError::Map {

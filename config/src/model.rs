@@ -140,7 +140,7 @@ impl Default for AfXdp {
     }
 }
 
-/// Whether established DR/TUN flows are forwarded in XDP (see `fast_path`).
+/// Whether established DR, TUN and NAT flows are forwarded in XDP (see `fast_path`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FastPath {
@@ -149,8 +149,8 @@ pub enum FastPath {
     /// said once in the log and shown in `xvs status --dataplane` and /metrics.
     #[default]
     Auto,
-    /// The steering program forwards established DR and TUN flows itself and sends NAT
-    /// replies with `XDP_TX`, whatever the driver says.
+    /// The steering program forwards established DR, TUN and NAT (IPv4) flows itself and
+    /// sends NAT replies with `XDP_TX`, whatever the driver says.
     Xdp,
     /// Every packet goes to a worker; NAT replies, translated by the steering program,
     /// are sent by the workers too.

@@ -58,12 +58,13 @@ pub struct RawConfig {
     /// `auto` (default): as `xdp` while the interface delivers what XDP sends; when its
     /// driver counts `XDP_TX` frames undelivered (a veth whose peer runs no XDP program),
     /// as `off` from then on, said once in the log and shown by `xvs status --dataplane`
-    /// and `xvs_fast_path_active`. `xdp`: established DR and TUN flows are forwarded by
-    /// the steering program itself, in XDP, with the decision their worker made (SYN, FIN,
-    /// RST and every packet of a changed or idle flow still go to the workers), and NAT
-    /// replies leave with `XDP_TX`, whatever the driver says. `off`: every packet goes to
-    /// a worker, NAT replies too once translated. Persistent services always stay on the
-    /// workers. Restart-only.
+    /// and `xvs_fast_path_active`. `xdp`: established DR flows, and TUN and NAT ones over
+    /// IPv4, are forwarded by the steering program itself, in XDP, with the decision their
+    /// worker made (SYN, FIN, RST and every packet of a changed or idle flow still go to
+    /// the workers; a two-arm director's NAT requests leave by its internal interface),
+    /// and NAT replies leave with `XDP_TX`, whatever the driver says. `off`: every packet
+    /// goes to a worker, NAT replies too once translated. Persistent and FullNAT services
+    /// always stay on the workers. Restart-only.
     #[serde(default)]
     pub fast_path: Option<FastPath>,
     /// Which TCP packets may open a connection the director has not seen (IPVS's

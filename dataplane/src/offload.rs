@@ -1,5 +1,5 @@
 //! The XDP fast path, from the worker's side. The worker stays the source of truth: the
-//! pipeline, deciding a packet of an established DR or TUN flow, queues an entry for the
+//! pipeline, deciding a packet of an established DR, TUN or NAT flow, queues an entry for the
 //! steering program's `xvs_fast_flows` map (`FastOps`); the worker writes the batch's
 //! entries with one syscall (`FastMap`). The steering program then forwards the flow's
 //! next packets itself, except SYN, FIN and RST, which still come here (FIN and RST
@@ -74,14 +74,18 @@ pub enum FastKeyOf {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FastValue {
+    /// The real server's MAC (DR, NAT) or the next hop's (TUN).
     pub dst_mac: [u8; 6],
-    /// 1: IPIP from `tun_saddr` to `tun_daddr`.
+    /// 1: IPIP from `tun_saddr` to `daddr`.
     pub tun: u8,
-    pub pad: u8,
+    /// 1: the destination becomes `daddr`:`nat_port` (NAT over IPv4).
+    pub nat: u8,
     pub tun_saddr: [u8; 4],
-    pub tun_daddr: [u8; 4],
+    /// TUN: the outer destination; NAT: the real server's address.
+    pub daddr: [u8; 4],
     pub mtu: u16,
-    pub pad2: u16,
+    /// NAT: the real server's port, network order.
+    pub nat_port: [u8; 2],
     /// The real server's id (its slot in `xvs_fast_stats`).
     pub stats_slot: u32,
     pub generation: u32,

@@ -271,6 +271,10 @@ pub struct Snapshot {
     /// The XDP fast path's generation for this snapshot (0: fast path off): workers write
     /// it into the entries they hand over; the steering program ignores older ones.
     pub fast_generation: u32,
+    /// NAT flows may take the fast path too (with `fast_generation`): false on a two-arm
+    /// director whose internal interface may not deliver what XDP redirects to it (a
+    /// veth, under `fast_path: auto`: its losses are counted nowhere XDP's are).
+    pub fast_nat: bool,
     /// The steering program hands NAT replies it translated to the workers to send
     /// (`XDP_TX` does not deliver on this link, or the fast path is off): a frame from a
     /// NAT service's VIP:port is one of those, sent on as it is.
@@ -352,6 +356,7 @@ impl Snapshot {
             dests,
             tables,
             fast_generation: 0,
+            fast_nat: true,
             nat_relay: false,
             complete_partial: false,
             syn_guard: crate::syn_guard::SynGuard::default(),

@@ -231,7 +231,7 @@ impl Worker {
         }
     }
 
-    /// Hands established DR/TUN flows to the XDP fast path through `map`.
+    /// Hands established DR, TUN and NAT flows to the XDP fast path through `map`.
     pub fn with_fast_path(mut self, map: FastMap) -> Self {
         // A descriptor of its own for the pipeline's lookups of flows it never saw
         // (`pipeline/adopt.rs`); without one (no descriptor left) they are not adopted.

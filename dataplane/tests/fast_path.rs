@@ -71,7 +71,7 @@ fn tcp(flags: u8) -> Vec<u8> {
 /// traffic: a spoofed flood's one-packet flows never reach the shared map.
 #[test]
 fn a_udp_flow_is_handed_over_at_its_second_packet_with_its_decision() {
-    for fwd in [Forwarding::Dr, Forwarding::Tun] {
+    for fwd in [Forwarding::Dr, Forwarding::Tun, Forwarding::Nat] {
         let snap = world(fwd, 9, false);
         let mut p = pipeline();
         let frame = fixtures::udp_frame(CLIENT, 5353, VIP, VIP_UDP_PORT, b"q");
@@ -91,8 +91,11 @@ fn a_udp_flow_is_handed_over_at_its_second_packet_with_its_decision() {
         let v = ops.v4.values[0];
         assert_eq!(v.dst_mac, RS_MAC);
         assert_eq!(v.tun, u8::from(fwd == Forwarding::Tun));
+        assert_eq!(v.nat, u8::from(fwd == Forwarding::Nat));
         assert_eq!(v.tun_saddr, [10, 0, 0, 2]);
-        assert_eq!(v.tun_daddr, [10, 0, 0, 11]);
+        assert_eq!(v.daddr, [10, 0, 0, 11]);
+        // The server has no port of its own: NAT keeps the packet's.
+        assert_eq!(v.nat_port, VIP_UDP_PORT.to_be_bytes());
         assert_eq!((v.mtu, v.stats_slot, v.generation), (1500, 0, 9));
         assert_eq!(v.timeout, Timeouts::default().udp);
     }
@@ -144,16 +147,48 @@ fn a_reused_port_takes_the_entry_back() {
 }
 
 #[test]
-fn no_fast_path_when_off_for_nat_or_persistent_services() {
+fn no_fast_path_when_off_or_for_persistent_services() {
     let udp = fixtures::udp_frame(CLIENT, 5353, VIP, VIP_UDP_PORT, b"q");
     for snap in [
         world(Forwarding::Dr, 0, false),
-        world(Forwarding::Nat, 1, false),
+        world(Forwarding::Nat, 1, true),
         world(Forwarding::Dr, 1, true),
     ] {
         let mut p = pipeline();
-        assert_eq!(run(&mut p, &snap, &udp), (0, 0));
+        for _ in 0..3 {
+            assert_eq!(run(&mut p, &snap, &udp), (0, 0));
+        }
     }
+}
+
+/// A NAT flow's entry names the server's own port when it has one (mapped ports).
+#[test]
+fn a_nat_flow_is_handed_over_with_its_mapped_port() {
+    let mut snap = world(Forwarding::Nat, 1, false);
+    let mut dests: Vec<Option<Dest>> = vec![Some(Dest {
+        addr: Ipv4Addr::new(10, 0, 0, 11).into(),
+        port: 8080,
+        weight: 1,
+        mac: Some(RS_MAC),
+    })];
+    snap = Snapshot::new(
+        3,
+        DIRECTOR_MAC,
+        snap.services.clone(),
+        std::mem::take(&mut dests),
+    )
+    .unwrap();
+    snap.fast_generation = 1;
+    let mut p = pipeline();
+    assert_eq!(run(&mut p, &snap, &tcp(FLAG_SYN)), (0, 0), "SYN: not yet");
+    p.prepare(&snap);
+    assert_eq!(p.process(&snap, 10, &mut tcp(FLAG_ACK)), Verdict::Tx);
+    let ops = p.fast_ops();
+    let v = ops.v4.values[0];
+    assert_eq!(
+        (v.nat, v.daddr, v.nat_port),
+        (1, [10, 0, 0, 11], 8080u16.to_be_bytes())
+    );
 }
 
 #[test]
@@ -283,6 +318,52 @@ fn an_unknown_flow_in_the_fast_paths_map_is_adopted_only_as_it_names_a_real_serv
             assert_eq!(v, Verdict::Drop(DropReason::NoFlow));
             assert_eq!(c.flows_adopted.get(), 0);
         }
+    }
+}
+
+/// A NAT flow is adopted only from an entry that translates to the real server as this
+/// snapshot has it: a NAT entry, the server's address, its port.
+#[test]
+fn a_nat_flow_is_adopted_only_from_an_entry_naming_its_address_and_port() {
+    use xvs_dataplane::offload::FastValue;
+    let right = FastValue {
+        dst_mac: RS_MAC,
+        nat: 1,
+        daddr: [10, 0, 0, 11],
+        nat_port: VIP_TCP_PORT.to_be_bytes(),
+        ..FastValue::default()
+    };
+    let cases = [
+        (right, true),
+        (FastValue { nat: 0, ..right }, false),
+        (
+            FastValue {
+                daddr: [10, 0, 0, 12],
+                ..right
+            },
+            false,
+        ),
+        (
+            FastValue {
+                nat_port: [0x1f, 0x90],
+                ..right
+            },
+            false,
+        ),
+    ];
+    for (entry, adopted) in cases {
+        let snap = world(Forwarding::Nat, 9, false);
+        let mut p = pipeline();
+        p.set_adoption(Box::new(move |_| Some(entry)));
+        p.prepare(&snap);
+        let v = p.process(&snap, 10, &mut tcp(FLAG_ACK));
+        let want = if adopted {
+            Verdict::Tx
+        } else {
+            Verdict::Drop(DropReason::NoFlow)
+        };
+        assert_eq!(v, want, "{entry:?}");
+        assert_eq!(p.counters().flows_adopted.get(), u64::from(adopted));
     }
 }
 

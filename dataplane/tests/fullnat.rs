@@ -327,7 +327,7 @@ fn a_synced_connection_keeps_its_pair_on_the_peer() {
     );
 }
 
-/// The XDP fast path carries DR and TUN flows only: a FullNAT flow stays on the worker
+/// The XDP fast path carries DR, TUN and NAT flows only: a FullNAT flow stays on the worker
 /// (its rewrite is the worker's), even with the fast path on.
 #[test]
 fn fullnat_flows_never_take_the_fast_path() {

@@ -245,6 +245,18 @@ impl DrLab {
             // (CHECKSUM_PARTIAL); a bridge port without TX checksum offload completes it
             // before the director sees the frame, as a real wire would.
             lab.sh("sw", "ethtool -K lb tx off >/dev/null")?;
+            // Two arms: the internal port too takes what XDP redirects there (NAT
+            // requests on the fast path).
+            if lab
+                .sh("sw", "ip link show lb2 >/dev/null 2>&1 && echo yes || true")?
+                .trim()
+                == "yes"
+            {
+                lab.sh(
+                    "sw",
+                    &format!("ip link set dev lb2 xdpdrv obj {} sec xdp", pass.display()),
+                )?;
+            }
         }
         Ok(())
     }

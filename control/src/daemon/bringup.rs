@@ -211,9 +211,11 @@ fn queues(cfg: &Config, ifaces: &Ifaces) -> u32 {
 /// one step).
 fn attach(steer: &mut Steer, cfg: &Config, ifaces: &Ifaces) -> Result<()> {
     let mode = translate::attach_mode(cfg.xdp_mode);
-    if ifaces.internal.is_some() {
-        // Services on the clients' side only; the internal side gets NAT replies.
+    if let Some(int) = &ifaces.internal {
+        // Services on the clients' side only; the internal side gets NAT replies, and
+        // NAT requests the fast path forwards leave there.
         steer.set_external_ifindex(ifaces.external.ifindex)?;
+        steer.set_internal_ifindex(int.ifindex)?;
     }
     for i in ifaces.all() {
         steer.set_local_mac(i.ifindex, i.mac)?;

@@ -88,6 +88,9 @@ pub struct Local {
     pub xdp_tx: bool,
     /// The interface is a veth, whose frames may carry partial checksums.
     pub partial_csums: bool,
+    /// Two-arm NAT: the internal interface is a veth (a redirect its peer cannot take
+    /// is lost without a count `fast_path: auto` could read).
+    pub internal_veth: bool,
 }
 
 #[cfg(test)]
@@ -102,6 +105,7 @@ impl Local {
             internal_mac: None,
             xdp_tx: true,
             partial_csums: false,
+            internal_veth: false,
         }
     }
 }
@@ -150,6 +154,7 @@ pub fn build(
     snap.mtu = local.mtu;
     snap.internal_mac = local.internal_mac;
     snap.fast_generation = fast_generation(cfg, generation, local.xdp_tx);
+    snap.fast_nat = fast_nat(cfg, local.internal_veth);
     snap.nat_relay = nat_relay(cfg, local.xdp_tx);
     snap.complete_partial = local.partial_csums;
     snap.syn_guard = match cfg.syn_guard {
@@ -288,6 +293,15 @@ pub fn fast_generation(cfg: &Config, generation: u64, xdp_tx: bool) -> u32 {
     }
 }
 
+/// Whether NAT flows may take the fast path (besides `fast_generation`): one arm, where
+/// the requests leave by `XDP_TX` as DR's do; two arms, when the internal interface
+/// delivers what XDP redirects to it: a NIC does, a veth only if its peer runs XDP,
+/// which `auto` cannot see (its losses count in no XDP statistic), so there only `xdp`
+/// (the user saying the peer does) sends them there.
+pub fn fast_nat(cfg: &Config, internal_veth: bool) -> bool {
+    cfg.internal_interface.is_none() || !internal_veth || cfg.fast_path == xvs_config::FastPath::Xdp
+}
+
 /// Whether NAT replies the steering program translates are sent by the workers rather
 /// than with `XDP_TX`: with the fast path off, or `auto` and `XDP_TX` not delivered.
 /// One-arm only: two-arm replies arrive on the internal interface, where the workers
@@ -303,13 +317,16 @@ pub fn nat_relay(cfg: &Config, xdp_tx: bool) -> bool {
     }
 }
 
-/// Whether a virtual server's established flows may take the XDP fast path: DR and TUN
-/// ones, not persistent (templates live by the worker's packets), not one-packet.
+/// Whether a virtual server's established flows may take the XDP fast path: DR ones,
+/// TUN and NAT ones over IPv4 (the steering program tunnels and translates only
+/// those), not persistent (templates live by the worker's packets), not one-packet.
 fn fast(cfg: &Config, vs: &xvs_config::VirtualServer) -> bool {
-    cfg.fast_path != xvs_config::FastPath::Off
-        && !matches!(vs.forwarding, CfgForwarding::Nat | CfgForwarding::FullNat)
-        && vs.persistence.is_none()
-        && !vs.ops
+    let method = match vs.forwarding {
+        CfgForwarding::Dr => true,
+        CfgForwarding::Tun | CfgForwarding::Nat => vs.address.is_ipv4(),
+        CfgForwarding::FullNat => false,
+    };
+    cfg.fast_path != xvs_config::FastPath::Off && method && vs.persistence.is_none() && !vs.ops
 }
 
 /// Real servers (and sorry servers) whose MAC xvs needs: every configured address.
@@ -334,15 +351,16 @@ pub fn unresolved(cfg: &Config, macs: &HashMap<IpAddr, [u8; 6]>) -> Vec<IpAddr> 
 }
 
 /// A service's flags in the steering maps: NAT and FullNAT ones learn their clients'
-/// MACs, DR and TUN ones may take the fast path.
+/// MACs; DR, TUN and NAT ones may take the fast path (`fast`).
 fn service_flags(cfg: &Config, vs: &xvs_config::VirtualServer) -> u32 {
+    let mut flags = 0;
     if matches!(vs.forwarding, CfgForwarding::Nat | CfgForwarding::FullNat) {
-        xvs_bpf::abi::SVC_F_NAT
-    } else if fast(cfg, vs) {
-        xvs_bpf::abi::SVC_F_FAST
-    } else {
-        0
+        flags |= xvs_bpf::abi::SVC_F_NAT;
     }
+    if fast(cfg, vs) {
+        flags |= xvs_bpf::abi::SVC_F_FAST;
+    }
+    flags
 }
 
 /// The steering program's IPv4 services: every port of every virtual server, NAT ones
@@ -489,5 +507,53 @@ virtual_servers:
         assert_eq!(s3.services[0].dests, vec![0, 1]);
         assert_eq!(s3.dest(1).unwrap().weight, 0);
         assert_eq!(s3.dest(0).unwrap().weight, 1);
+    }
+
+    /// NAT flows take the fast path on one arm, and on two when the internal interface
+    /// is no veth or the user said `xdp`.
+    #[test]
+    fn nat_takes_the_fast_path_where_redirects_are_delivered() {
+        let cfg = |extra: &str| {
+            let y = format!("interface: eth0\n{extra}virtual_servers:\n  - {{ name: n, address: 10.0.0.100, port: 80, protocol: tcp, forwarding: nat, real_servers: [ {{ address: 10.0.0.11 }} ] }}\n");
+            xvs_config::parse("t", &y).unwrap()
+        };
+        assert!(fast_nat(&cfg(""), false));
+        assert!(fast_nat(&cfg("internal_interface: eth1\n"), false), "a NIC");
+        assert!(
+            !fast_nat(&cfg("internal_interface: eth1\n"), true),
+            "a veth, auto"
+        );
+        assert!(fast_nat(
+            &cfg("internal_interface: eth1\nfast_path: xdp\n"),
+            true
+        ));
+    }
+
+    /// The steering flags: NAT and FullNAT learn clients' MACs; DR, and TUN and NAT over
+    /// IPv4, may take the fast path, unless it is off or the service persistent.
+    #[test]
+    fn fast_path_flags_follow_what_the_program_can_rewrite() {
+        use xvs_bpf::abi::{SVC_F_FAST as FAST, SVC_F_NAT as NAT};
+        let vs = |fwd: &str, addr: &str, rs: &str, extra: &str| {
+            format!("  - {{ name: s{}, address: \"{addr}\", port: 80, protocol: tcp, forwarding: {fwd}{extra}, real_servers: [ {{ address: \"{rs}\" }} ] }}\n", fwd.len() + addr.len() + extra.len())
+        };
+        let flags = |fast_path: &str, server: String| {
+            let y = format!("interface: eth0\nfast_path: {fast_path}\nvirtual_servers:\n{server}");
+            let cfg = xvs_config::parse("t", &y).unwrap();
+            service_flags(&cfg, &cfg.virtual_servers[0])
+        };
+        let v4 = ("10.0.0.100", "10.0.0.11");
+        let v6 = ("2001:db8::100", "2001:db8::11");
+        assert_eq!(flags("auto", vs("dr", v4.0, v4.1, "")), FAST);
+        assert_eq!(flags("auto", vs("dr", v6.0, v6.1, "")), FAST);
+        assert_eq!(flags("auto", vs("tun", v4.0, v4.1, "")), FAST);
+        assert_eq!(flags("auto", vs("tun", v6.0, v6.1, "")), 0);
+        assert_eq!(flags("xdp", vs("nat", v4.0, v4.1, "")), NAT | FAST);
+        assert_eq!(flags("auto", vs("nat", v6.0, v6.1, "")), NAT);
+        assert_eq!(flags("off", vs("nat", v4.0, v4.1, "")), NAT);
+        assert_eq!(
+            flags("auto", vs("nat", v4.0, v4.1, ", persistence_timeout: 300")),
+            NAT
+        );
     }
 }

@@ -92,7 +92,7 @@ impl std::fmt::Display for Fallback {
 pub struct View {
     /// The configured `fast_path`.
     pub configured: &'static str,
-    /// Established DR and TUN flows leave by XDP.
+    /// Established DR, TUN and NAT flows leave by XDP.
     pub active: bool,
     /// NAT replies are sent by the workers, not with `XDP_TX`.
     pub nat_relay: bool,

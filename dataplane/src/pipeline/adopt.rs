@@ -3,7 +3,8 @@
 //! process starts a new fast-path generation, so each such flow's next packet reaches
 //! a worker, which would drop it (`no_flow`: only a SYN opens a TCP flow). Instead it
 //! looks the flow up in the map and, when the entry names a real server of the packet's
-//! service as this snapshot has it (the same id and MAC), adopts it as established; the
+//! service as this snapshot has it (the same id and MAC; for NAT, address and port),
+//! adopts it as established; the
 //! packet then goes on as any packet of a known flow, and the flow is offered to the
 //! fast path again under the new generation.
 
@@ -46,13 +47,19 @@ impl Pipeline {
         let entry = (self.adopt.as_mut()?)(p.key.fast_key_of())?;
         let svc = &snap.services[svc_idx];
         let dest = entry.stats_slot;
-        // Only DR and TUN flows take the fast path, so only they are adopted from it.
-        let named = matches!(svc.forwarding, Forwarding::Dr | Forwarding::Tun)
-            && svc.persistence.is_none()
+        // Only DR, TUN and NAT flows take the fast path, so only they are adopted from
+        // it; a NAT entry must name the server's address and port as this snapshot has
+        // them.
+        let nat = svc.forwarding == Forwarding::Nat;
+        let named = matches!(
+            svc.forwarding,
+            Forwarding::Dr | Forwarding::Tun | Forwarding::Nat
+        ) && svc.persistence.is_none()
             && svc.dests.contains(&dest)
-            && snap
-                .dest(dest)
-                .is_some_and(|d| d.mac == Some(entry.dst_mac));
+            && (entry.nat == 1) == nat
+            && snap.dest(dest).is_some_and(|d| {
+                d.mac == Some(entry.dst_mac) && (!nat || nat_names(d, &entry, p.key.ports().1))
+            });
         if !named {
             return None;
         }
@@ -66,4 +73,11 @@ impl Pipeline {
         self.counters.flows_adopted.inc();
         Some(slot.index)
     }
+}
+
+/// Whether a NAT entry's real server is `d`: its address, and its port (the packet's own,
+/// `vport`, when the server has none).
+fn nat_names(d: &crate::snapshot::Dest, entry: &FastValue, vport: u16) -> bool {
+    let port = if d.port == 0 { vport } else { d.port };
+    d.addr == std::net::IpAddr::from(entry.daddr) && entry.nat_port == port.to_be_bytes()
 }

@@ -1,5 +1,6 @@
-//! What a worker tells the steering program it may carry on its own: a DR or TUN flow's
-//! packets (the XDP fast path), and a NAT connection's replies (translated in XDP).
+//! What a worker tells the steering program it may carry on its own: a DR, TUN or NAT
+//! flow's requests (the XDP fast path), and a NAT connection's replies (translated in
+//! XDP).
 
 use std::net::IpAddr;
 
@@ -36,12 +37,13 @@ impl Pipeline {
         self.nat_conns.push(k.nat_reply_key(rip, rport));
     }
 
-    /// Hands a DR or TUN flow to the XDP fast path once it is established (any UDP
-    /// flow; TCP in ESTABLISHED), and again whenever a packet of it reaches the worker
-    /// all the same (the entry was missing, idle or stale). SYN, FIN and RST take it
-    /// back: the worker must see how the connection ends, or that the port is reused.
-    /// Persistent services, and IPv6 tunnels (the steering program encapsulates in IPv4
-    /// only), stay on the worker (templates live by the worker's packets).
+    /// Hands a DR, TUN or NAT flow to the XDP fast path once it is established (UDP
+    /// from its second packet; TCP in ESTABLISHED), and again whenever a packet of it
+    /// reaches the worker all the same (the entry was missing, idle or stale). SYN, FIN
+    /// and RST take it back: the worker must see how the connection ends, or that the
+    /// port is reused. Persistent services (templates live by the worker's packets), and
+    /// IPv6 tunnels and NAT66 (the steering program rewrites those in IPv4 only), stay
+    /// on the worker.
     pub(super) fn offer<K: FamilyKey>(
         &mut self,
         snap: &Snapshot,
@@ -51,19 +53,26 @@ impl Pipeline {
         dest: DestId,
         to: &Target,
     ) {
+        let (tun, nat) = (
+            svc.forwarding == Forwarding::Tun,
+            svc.forwarding == Forwarding::Nat,
+        );
         if snap.fast_generation == 0
-            || !matches!(svc.forwarding, Forwarding::Dr | Forwarding::Tun)
+            || !matches!(
+                svc.forwarding,
+                Forwarding::Dr | Forwarding::Tun | Forwarding::Nat
+            )
             || svc.persistence.is_some()
-            || (K::IS_V6 && svc.forwarding == Forwarding::Tun)
+            || (K::IS_V6 && (tun || nat))
+            || (nat && !snap.fast_nat)
         {
             return;
         }
         let Some(ttl) = self.offer_ttl(index, p) else {
             return;
         };
-        let tun = svc.forwarding == Forwarding::Tun;
-        // TUN's outer destination (TUN is IPv4's); unused by DR.
-        let tun_daddr = match to.addr {
+        // TUN's outer destination, NAT's real server (both IPv4 here); unused by DR.
+        let daddr = match to.addr {
             IpAddr::V4(a) => a.octets(),
             IpAddr::V6(_) => [0; 4],
         };
@@ -72,8 +81,10 @@ impl Pipeline {
             FastValue {
                 dst_mac: to.mac,
                 tun: u8::from(tun),
+                nat: u8::from(nat),
                 tun_saddr: snap.local_addr.octets(),
-                tun_daddr,
+                daddr,
+                nat_port: to.port.to_be_bytes(),
                 mtu: snap.mtu,
                 stats_slot: dest,
                 generation: snap.fast_generation,

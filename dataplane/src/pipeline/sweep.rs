@@ -102,7 +102,7 @@ fn sweep_table<K: FamilyKey>(
             };
             let until = seen(&f.key).map(|t| t.saturating_add(ttl));
             if let (Some(ch), Some(u)) = (sync, until.filter(|u| *u > now)) {
-                // Only DR and TUN flows take the fast path: no FullNAT pair.
+                // Only DR, TUN and NAT flows take the fast path: no FullNAT pair.
                 send_record(ch, counters, f, u - now, None);
             }
             until

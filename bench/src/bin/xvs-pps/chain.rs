@@ -50,9 +50,10 @@ pub enum Path {
     XvsNat,
     /// (h) xvs FullNAT, from `LOCALS` local addresses.
     XvsFnat,
-    /// xvs DR and TUN with `fast_path: off`: every packet through a worker.
+    /// xvs DR, TUN and NAT with `fast_path: off`: every packet through a worker.
     XvsDrWorkers,
     XvsTunWorkers,
+    XvsNatWorkers,
     /// xvs DR, `fast_path: off`, two RX queues and two workers (queue scaling).
     XvsDrWorkers2q,
     /// xvs DR over IPv6, with the fast path and without.
@@ -61,7 +62,7 @@ pub enum Path {
 }
 
 impl Path {
-    pub const ALL: [Path; 15] = [
+    pub const ALL: [Path; 16] = [
         Path::Direct,
         Path::Fwd,
         Path::Bare,
@@ -74,6 +75,7 @@ impl Path {
         Path::XvsFnat,
         Path::XvsDrWorkers,
         Path::XvsTunWorkers,
+        Path::XvsNatWorkers,
         Path::XvsDrWorkers2q,
         Path::XvsDr6,
         Path::XvsDr6Workers,
@@ -93,6 +95,7 @@ impl Path {
             Path::XvsFnat => "(h) xvs FullNAT",
             Path::XvsDrWorkers => "(e) xvs DR, fast_path: off",
             Path::XvsTunWorkers => "(f) xvs TUN, fast_path: off",
+            Path::XvsNatWorkers => "(g) xvs NAT, fast_path: off",
             Path::XvsDrWorkers2q => "(e) xvs DR, fast_path: off, 2 queues, 2 workers",
             Path::XvsDr6 => "(e6) xvs DR over IPv6",
             Path::XvsDr6Workers => "(e6) xvs DR over IPv6, fast_path: off",
@@ -113,6 +116,7 @@ impl Path {
             Path::XvsFnat => "xvs-fnat",
             Path::XvsDrWorkers => "xvs-dr-off",
             Path::XvsTunWorkers => "xvs-tun-off",
+            Path::XvsNatWorkers => "xvs-nat-off",
             Path::XvsDrWorkers2q => "xvs-dr-off-2q",
             Path::XvsDr6 => "xvs-dr6",
             Path::XvsDr6Workers => "xvs-dr6-off",
@@ -132,6 +136,7 @@ impl Path {
                 | Path::XvsFnat
                 | Path::XvsDrWorkers
                 | Path::XvsTunWorkers
+                | Path::XvsNatWorkers
                 | Path::XvsDrWorkers2q
                 | Path::XvsDr6
                 | Path::XvsDr6Workers
@@ -596,9 +601,11 @@ fn xvs_config(path: Path, extra: &str) -> String {
         String::new()
     };
     let fast = match path {
-        Path::XvsDrWorkers | Path::XvsTunWorkers | Path::XvsDrWorkers2q | Path::XvsDr6Workers => {
-            "off"
-        }
+        Path::XvsDrWorkers
+        | Path::XvsTunWorkers
+        | Path::XvsNatWorkers
+        | Path::XvsDrWorkers2q
+        | Path::XvsDr6Workers => "off",
         _ => "xdp",
     };
     // Room for a million flows in the flow table and the fast path's map, so that none is

@@ -420,7 +420,7 @@ pub fn fast_path(o: &mut Out, v: &crate::daemon::xdp_tx::View) {
     o.family(
         "xvs_fast_path_active",
         "gauge",
-        "1 while established DR and TUN flows leave by the XDP fast path; 0 when it is off or `auto` fell back (xvs status --dataplane says why).",
+        "1 while established DR, TUN and NAT flows leave by the XDP fast path; 0 when it is off or `auto` fell back (xvs status --dataplane says why).",
     );
     o.sample("xvs_fast_path_active", &[], u64::from(v.active));
     o.family(
