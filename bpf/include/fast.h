@@ -22,6 +22,11 @@
 #define IP_DF 0x4000
 #endif
 
+/* The fast path's "to the worker" after bpf_xdp_adjust_head was called: the verifier
+ * holds every packet pointer invalid from then on, so the caller must not read the frame
+ * again (plain -1: it may). */
+#define FAST_MOVED -2
+
 /* The IPv4 header checksum of a 20-byte header whose check field is zero. */
 static __always_inline __u16 ipv4_csum(const struct iphdr *ip)
 {
@@ -46,7 +51,7 @@ static __always_inline int fast_encapsulate(struct xdp_md *ctx, const struct xvs
 	void *data, *end;
 
 	if (bpf_xdp_adjust_head(ctx, -(int)sizeof(struct iphdr)))
-		return -1;
+		return FAST_MOVED;
 	data = (void *)(long)ctx->data;
 	end = (void *)(long)ctx->data_end;
 	eth = data;
@@ -55,7 +60,7 @@ static __always_inline int fast_encapsulate(struct xdp_md *ctx, const struct xvs
 	if ((void *)(inner + 1) > end) {
 		/* Cannot happen (the packet was parsed): give the worker its frame back. */
 		bpf_xdp_adjust_head(ctx, (int)sizeof(struct iphdr));
-		return -1;
+		return FAST_MOVED;
 	}
 	__builtin_memcpy(eth->h_dest, v->dst_mac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, src_mac, ETH_ALEN);

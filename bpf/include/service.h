@@ -68,7 +68,7 @@ static __always_inline int to_worker(struct xdp_md *ctx)
 
 /* A packet to service `svc`: dropped if the kernel's input checks would or if it is a
  * new SYN the guard sheds, else carried by the fast path when the flow has an entry
- * there, else handed to the workers. */
+ * there, else handed to the workers (a NAT client's MAC learned on the way). */
 static __always_inline int to_service(struct xdp_md *ctx, const struct svc_packet *p, int v6,
 				      const struct xvs_svc_value *svc,
 				      const struct xvs_steer_config *cfg,
@@ -85,17 +85,22 @@ static __always_inline int to_service(struct xdp_md *ctx, const struct svc_packe
 	ret = syn_guard(ctx, p, v6, cfg);
 	if (ret >= 0)
 		return ret;
-	if (svc->flags & XVS_SVC_F_NAT) {
-		if (v6)
-			learn_client6(ctx, p->eth, p->ip6, p->l4, p->proto, p->end);
-		else
-			learn_client(ctx, p->eth, p->ip, p->l4, p->proto, p->end);
-	}
 	if (svc->flags & XVS_SVC_F_FAST) {
 		ret = v6 ? fast_path6(ctx, p->eth, p->ip6, p->l4, p->end, p->proto, generation, local) :
 			   fast_path(ctx, p->eth, p->ip, p->l4, p->end, p->proto, cfg, local);
 		if (ret >= 0)
 			return count(XVS_STAT_FAST_PATH, ret);
+		if (ret == FAST_MOVED)
+			return to_worker(ctx);
+	}
+	/* Only from what goes to a worker: an established NAT flow's datagram on the fast
+	 * path would cost a lookup, and with more clients than the map holds a FIB lookup
+	 * and a write, for a MAC learned at the flow's first packets. */
+	if (svc->flags & XVS_SVC_F_NAT) {
+		if (v6)
+			learn_client6(ctx, p->eth, p->ip6, p->l4, p->proto, p->end);
+		else
+			learn_client(ctx, p->eth, p->ip, p->l4, p->proto, p->end);
 	}
 	return to_worker(ctx);
 }

@@ -61,8 +61,10 @@ pub struct RawConfig {
     /// and `xvs_fast_path_active`. `xdp`: established DR flows, and TUN and NAT ones over
     /// IPv4, are forwarded by the steering program itself, in XDP, with the decision their
     /// worker made (SYN, FIN, RST and every packet of a changed or idle flow still go to
-    /// the workers; a two-arm director's NAT requests leave by its internal interface),
-    /// and NAT replies leave with `XDP_TX`, whatever the driver says. `off`: every packet
+    /// the workers), and NAT replies leave with `XDP_TX`, whatever the driver says. On a
+    /// two-arm director, NAT requests take it only with `xdp`, redirected to the internal
+    /// interface (which must take XDP's frames; `auto` cannot tell, and keeps them on
+    /// the workers). `off`: every packet
     /// goes to a worker, NAT replies too once translated. Persistent and FullNAT services
     /// always stay on the workers. Restart-only.
     #[serde(default)]

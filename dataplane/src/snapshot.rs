@@ -272,8 +272,8 @@ pub struct Snapshot {
     /// it into the entries they hand over; the steering program ignores older ones.
     pub fast_generation: u32,
     /// NAT flows may take the fast path too (with `fast_generation`): false on a two-arm
-    /// director whose internal interface may not deliver what XDP redirects to it (a
-    /// veth, under `fast_path: auto`: its losses are counted nowhere XDP's are).
+    /// director unless `fast_path: xdp` says its internal interface takes what XDP
+    /// redirects there (`auto` cannot see those losses).
     pub fast_nat: bool,
     /// The steering program hands NAT replies it translated to the workers to send
     /// (`XDP_TX` does not deliver on this link, or the fast path is off): a frame from a

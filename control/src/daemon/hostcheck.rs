@@ -15,15 +15,21 @@ use crate::sys::netlink;
 pub fn warnings(cfg: &Config, ifaces: &Ifaces) -> Vec<String> {
     let mut out = Vec::new();
     // `auto` finds out by itself (daemon::xdp_tx); `xdp` insists.
-    let fast = cfg.fast_path == xvs_config::FastPath::Xdp
-        && cfg
-            .virtual_servers
-            .iter()
-            .any(|v| v.forwarding != Forwarding::Nat);
+    let fast = cfg.fast_path == xvs_config::FastPath::Xdp && !cfg.virtual_servers.is_empty();
     if fast && crate::sys::iface::is_veth(&ifaces.external.name) {
         out.push(format!(
             "{} looks like a veth: the fast path (and NAT replies) leave it with XDP_TX, which a veth delivers only when its peer runs an XDP program; attach one there (xvs's xvs_pass will do) or leave `fast_path` unset (auto: the director falls back when they are lost)",
             ifaces.external.name
+        ));
+    }
+    let nat = cfg
+        .virtual_servers
+        .iter()
+        .any(|v| v.forwarding == Forwarding::Nat);
+    if let Some(int) = ifaces.internal.as_ref().filter(|_| fast && nat) {
+        out.push(format!(
+            "fast_path xdp on two arms: established NAT requests are redirected by XDP to {}, which must take XDP frames (a NIC whose driver has XDP; a veth whose peer runs an XDP program; not a VLAN or a macvlan): leave `fast_path` unset (auto) to keep them on the workers",
+            int.name
         ));
     }
     let nat = |v6: bool| {

@@ -88,9 +88,6 @@ pub struct Local {
     pub xdp_tx: bool,
     /// The interface is a veth, whose frames may carry partial checksums.
     pub partial_csums: bool,
-    /// Two-arm NAT: the internal interface is a veth (a redirect its peer cannot take
-    /// is lost without a count `fast_path: auto` could read).
-    pub internal_veth: bool,
 }
 
 #[cfg(test)]
@@ -105,7 +102,6 @@ impl Local {
             internal_mac: None,
             xdp_tx: true,
             partial_csums: false,
-            internal_veth: false,
         }
     }
 }
@@ -154,7 +150,7 @@ pub fn build(
     snap.mtu = local.mtu;
     snap.internal_mac = local.internal_mac;
     snap.fast_generation = fast_generation(cfg, generation, local.xdp_tx);
-    snap.fast_nat = fast_nat(cfg, local.internal_veth);
+    snap.fast_nat = fast_nat(cfg);
     snap.nat_relay = nat_relay(cfg, local.xdp_tx);
     snap.complete_partial = local.partial_csums;
     snap.syn_guard = match cfg.syn_guard {
@@ -293,13 +289,13 @@ pub fn fast_generation(cfg: &Config, generation: u64, xdp_tx: bool) -> u32 {
     }
 }
 
-/// Whether NAT flows may take the fast path (besides `fast_generation`): one arm, where
-/// the requests leave by `XDP_TX` as DR's do; two arms, when the internal interface
-/// delivers what XDP redirects to it: a NIC does, a veth only if its peer runs XDP,
-/// which `auto` cannot see (its losses count in no XDP statistic), so there only `xdp`
-/// (the user saying the peer does) sends them there.
-pub fn fast_nat(cfg: &Config, internal_veth: bool) -> bool {
-    cfg.internal_interface.is_none() || !internal_veth || cfg.fast_path == xvs_config::FastPath::Xdp
+/// Whether NAT flows may take the fast path (besides `fast_generation`): on one arm,
+/// where the requests leave by `XDP_TX` as DR's do; on two only with `fast_path: xdp`,
+/// the user saying the internal interface takes what XDP redirects to it. `auto` cannot
+/// find that out: a veth whose peer runs no XDP, a VLAN or a macvlan (no
+/// `ndo_xdp_xmit`) lose the frames without a count in any XDP statistic.
+pub fn fast_nat(cfg: &Config) -> bool {
+    cfg.internal_interface.is_none() || cfg.fast_path == xvs_config::FastPath::Xdp
 }
 
 /// Whether NAT replies the steering program translates are sent by the workers rather
@@ -323,7 +319,8 @@ pub fn nat_relay(cfg: &Config, xdp_tx: bool) -> bool {
 fn fast(cfg: &Config, vs: &xvs_config::VirtualServer) -> bool {
     let method = match vs.forwarding {
         CfgForwarding::Dr => true,
-        CfgForwarding::Tun | CfgForwarding::Nat => vs.address.is_ipv4(),
+        CfgForwarding::Tun => vs.address.is_ipv4(),
+        CfgForwarding::Nat => vs.address.is_ipv4() && fast_nat(cfg),
         CfgForwarding::FullNat => false,
     };
     cfg.fast_path != xvs_config::FastPath::Off && method && vs.persistence.is_none() && !vs.ops
@@ -509,24 +506,24 @@ virtual_servers:
         assert_eq!(s3.dest(0).unwrap().weight, 1);
     }
 
-    /// NAT flows take the fast path on one arm, and on two when the internal interface
-    /// is no veth or the user said `xdp`.
+    /// NAT flows take the fast path on one arm, and on two only when the user said
+    /// `xdp`; the service flag and the snapshot agree.
     #[test]
     fn nat_takes_the_fast_path_where_redirects_are_delivered() {
         let cfg = |extra: &str| {
             let y = format!("interface: eth0\n{extra}virtual_servers:\n  - {{ name: n, address: 10.0.0.100, port: 80, protocol: tcp, forwarding: nat, real_servers: [ {{ address: 10.0.0.11 }} ] }}\n");
             xvs_config::parse("t", &y).unwrap()
         };
-        assert!(fast_nat(&cfg(""), false));
-        assert!(fast_nat(&cfg("internal_interface: eth1\n"), false), "a NIC");
-        assert!(
-            !fast_nat(&cfg("internal_interface: eth1\n"), true),
-            "a veth, auto"
-        );
-        assert!(fast_nat(
-            &cfg("internal_interface: eth1\nfast_path: xdp\n"),
-            true
-        ));
+        for (extra, on) in [
+            ("", true),
+            ("internal_interface: eth1\n", false),
+            ("internal_interface: eth1\nfast_path: xdp\n", true),
+        ] {
+            let c = cfg(extra);
+            assert_eq!(fast_nat(&c), on, "{extra}");
+            let flag = service_flags(&c, &c.virtual_servers[0]) & xvs_bpf::abi::SVC_F_FAST;
+            assert_eq!(flag != 0, on, "{extra}");
+        }
     }
 
     /// The steering flags: NAT and FullNAT learn clients' MACs; DR, and TUN and NAT over

@@ -91,7 +91,7 @@ pub async fn reload(
     lb: Option<&mut Lb>,
     monitors: &mut health::Monitors,
 ) -> Result<Config> {
-    let new = load(path).await?;
+    let mut new = load(path).await?;
     if new.interface.value != old.interface.value
         || new.internal_interface.as_ref().map(|i| &i.value)
             != old.internal_interface.as_ref().map(|i| &i.value)
@@ -137,6 +137,8 @@ pub async fn reload(
             later.join(", ")
         );
     }
+    // Every snapshot reads it (which flows XDP may carry): the running one stays.
+    new.fast_path = old.fast_path;
     limits::fit(&limits::Counts::of(&new))
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     if let Some(lb) = lb {

@@ -118,10 +118,6 @@ pub fn local_side(cfg: &Config, ifaces: &Ifaces) -> Result<Local> {
         mtu,
         xdp_tx: true,
         partial_csums: crate::sys::iface::is_veth(&iface.name),
-        internal_veth: ifaces
-            .internal
-            .as_ref()
-            .is_some_and(|i| crate::sys::iface::is_veth(&i.name)),
     })
 }
 
