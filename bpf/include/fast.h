@@ -16,6 +16,7 @@
 #include "xvs_abi.h"
 #include "csum.h"
 #include "maps.h"
+#include "nat_clients.h"
 
 #define XVS_NSEC_PER_SEC 1000000000ULL
 #ifndef IP_DF
@@ -135,20 +136,47 @@ static __always_inline int fast_eligible(void *l4, void *end, int proto, __u32 g
 	return (void *)(ports + 2) <= end;
 }
 
-/* An entry of the current generation, not idle past its timeout; its last-seen time
- * refreshed to the second (one write per flow and second, not per packet). */
-static __always_inline int fast_live(struct xvs_fast_value *v, __u32 generation)
+/* How long an entry of the current generation was idle (ns), or -1: none, stale, or
+ * idle past its timeout. Its last-seen time is refreshed to the second (one write per
+ * flow and second, not per packet). */
+static __always_inline __s64 fast_idle(struct xvs_fast_value *v, __u32 generation, __u64 now)
 {
-	__u64 now;
+	__u64 idle;
 
 	if (!v || v->generation != generation)
-		return 0;
-	now = bpf_ktime_get_coarse_ns();
-	if (now - v->last_seen > (__u64)v->timeout * XVS_NSEC_PER_SEC)
-		return 0;
-	if (now - v->last_seen >= XVS_NSEC_PER_SEC)
+		return -1;
+	idle = now - v->last_seen;
+	if (idle > (__u64)v->timeout * XVS_NSEC_PER_SEC)
+		return -1;
+	if (idle >= XVS_NSEC_PER_SEC)
 		v->last_seen = now;
-	return 1;
+	return (__s64)idle;
+}
+
+/* A UDP NAT client's learned MAC is confirmed by its flow's traffic at most once per
+ * 2^XVS_NAT_CONFIRM_SHIFT ns (17 s), well within nat_clients.h's half freshness. */
+#define XVS_NAT_CONFIRM_SHIFT 34
+
+/* What a NAT flow's worker does at its packets, kept up here (the worker sees only its
+ * SYN, FIN and RST): after idling half its timeout, its reply key is told again (the
+ * LRU map may have lost it, and its replies would leave untranslated); and a UDP
+ * client's learned MAC is confirmed (a spoofer must wait for the client's silence). */
+static __always_inline void fast_nat_keep(struct ethhdr *eth, struct iphdr *ip, __be16 *ports,
+					  int proto, const struct xvs_fast_value *v, __u64 idle,
+					  __u64 now)
+{
+	if (idle >= (__u64)v->timeout * XVS_NSEC_PER_SEC / 2) {
+		struct xvs_fast_key k = {
+			.saddr = v->daddr, .daddr = ip->saddr, .sport = v->nat_port,
+			.dport = ports[0], .proto = proto,
+		};
+		__u32 zero = 0;
+
+		bpf_map_update_elem(&xvs_nat_conns, &k, &zero, BPF_NOEXIST);
+	}
+	if (proto == IPPROTO_UDP &&
+	    (now >> XVS_NAT_CONFIRM_SHIFT) != ((now - idle) >> XVS_NAT_CONFIRM_SHIFT))
+		refreshed(bpf_map_lookup_elem(&xvs_nat_clients, &ip->saddr), eth);
 }
 
 static __always_inline void fast_count(struct xvs_fast_value *v, __u64 len)
@@ -178,7 +206,7 @@ static __always_inline int fast_path6(struct xdp_md *ctx, struct ethhdr *eth, st
 	k.dport = ports[1];
 	k.proto = proto;
 	v = bpf_map_lookup_elem(&xvs_fast_flows6, &k);
-	if (!fast_live(v, generation) || v->tun || v->nat)
+	if (fast_idle(v, generation, bpf_ktime_get_coarse_ns()) < 0 || v->tun || v->nat)
 		return -1;
 	__builtin_memcpy(eth->h_dest, v->dst_mac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, local->mac, ETH_ALEN);
@@ -195,7 +223,8 @@ static __always_inline int fast_path(struct xdp_md *ctx, struct ethhdr *eth, str
 	struct xvs_fast_key k = {};
 	struct xvs_fast_value *v;
 	__be16 *ports = l4;
-	__u64 len;
+	__u64 len, now;
+	__s64 idle;
 	int ret;
 
 	if (!fast_eligible(l4, end, proto, generation, local))
@@ -206,10 +235,13 @@ static __always_inline int fast_path(struct xdp_md *ctx, struct ethhdr *eth, str
 	k.dport = ports[1];
 	k.proto = proto;
 	v = bpf_map_lookup_elem(&xvs_fast_flows, &k);
-	if (!fast_live(v, generation))
+	now = bpf_ktime_get_coarse_ns();
+	idle = fast_idle(v, generation, now);
+	if (idle < 0)
 		return -1;
 	len = ctx->data_end - ctx->data;
 	if (v->nat) {
+		fast_nat_keep(eth, ip, ports, proto, v, idle, now);
 		ret = fast_dnat(eth, ip, l4, end, proto, v, local, cfg);
 		if (ret < 0)
 			return ret;

@@ -496,15 +496,44 @@ impl Steer {
     /// from `raddr:rport` to `caddr:cport` over `proto`.
     pub fn add_nat_conn(
         &self,
+        reply_from: (IpAddr, u16),
+        reply_to: (IpAddr, u16),
+        proto: u8,
+    ) -> Result<(), BpfError> {
+        let (map, name, key) = self.nat_conn_key(reply_from, reply_to, proto)?;
+        map.update(&key, &0u32.to_ne_bytes(), MapFlags::ANY)
+            .map_err(|source| BpfError::Map {
+                op: "update",
+                map: name,
+                source,
+            })
+    }
+
+    /// Whether a NAT connection is known: its replies from `raddr:rport` to
+    /// `caddr:cport` would be translated.
+    pub fn nat_conn_known(
+        &self,
+        reply_from: (IpAddr, u16),
+        reply_to: (IpAddr, u16),
+        proto: u8,
+    ) -> Result<bool, BpfError> {
+        let (map, name, key) = self.nat_conn_key(reply_from, reply_to, proto)?;
+        map.lookup(&key, MapFlags::ANY)
+            .map(|v| v.is_some())
+            .map_err(|source| BpfError::Map {
+                op: "lookup",
+                map: name,
+                source,
+            })
+    }
+
+    /// A NAT connection's reply key (`xvs_fast_key` or `xvs_fast6_key`) and its map.
+    fn nat_conn_key(
+        &self,
         (raddr, rport): (IpAddr, u16),
         (caddr, cport): (IpAddr, u16),
         proto: u8,
-    ) -> Result<(), BpfError> {
-        let ports = |k: &mut Vec<u8>| {
-            k.extend_from_slice(&rport.to_be_bytes());
-            k.extend_from_slice(&cport.to_be_bytes());
-            k.extend_from_slice(&[proto, 0, 0, 0]);
-        };
+    ) -> Result<(&MapHandle, &'static str, Vec<u8>), BpfError> {
         let (map, name, mut key) = match (raddr, caddr) {
             (IpAddr::V4(r), IpAddr::V4(c)) => (
                 &self.nat_conns,
@@ -518,13 +547,10 @@ impl Steer {
             ),
             _ => return Err(BpfError::FamilyMismatch),
         };
-        ports(&mut key);
-        map.update(&key, &0u32.to_ne_bytes(), MapFlags::ANY)
-            .map_err(|source| BpfError::Map {
-                op: "update",
-                map: name,
-                source,
-            })
+        key.extend_from_slice(&rport.to_be_bytes());
+        key.extend_from_slice(&cport.to_be_bytes());
+        key.extend_from_slice(&[proto, 0, 0, 0]);
+        Ok((map, name, key))
     }
 
     /// Makes the NAT real servers' address sets hold exactly `addrs` (each family in

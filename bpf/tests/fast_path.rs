@@ -213,6 +213,11 @@ fn an_established_ipv6_dr_flow_is_forwarded_in_xdp() {
 
 /// A NAT entry for `key` to RIP:RPORT (IPv4), written as the worker writes it.
 fn nat_entry(steer: &Steer, key: FlowKey, gen: u32) {
+    nat_entry_idle(steer, key, gen, 0);
+}
+
+/// `nat_entry`, its last packet `idle_secs` ago (its timeout: 60 s).
+fn nat_entry_idle(steer: &Steer, key: FlowKey, gen: u32, idle_secs: u64) {
     let (v4, v6) = steer.fast_flows_fds().unwrap();
     let mut ops = FastOps::default();
     ops.upsert(
@@ -225,7 +230,8 @@ fn nat_entry(steer: &Steer, key: FlowKey, gen: u32) {
             stats_slot: SLOT,
             generation: gen,
             timeout: 60,
-            last_seen: xvs_dataplane::sys::monotonic_coarse_ns(),
+            last_seen: xvs_dataplane::sys::monotonic_coarse_ns()
+                .saturating_sub(idle_secs * 1_000_000_000),
             ..FastValue::default()
         },
     );
@@ -334,4 +340,54 @@ fn a_two_arm_nat_request_leaves_by_the_internal_interface() {
     let mut want = frame.clone();
     xvs_dataplane::rewrite::nat::dnat(&mut want, RS_MAC, INTERNAL_MAC, RIP, RPORT);
     assert_eq!(out, want);
+}
+
+/// What a NAT flow's worker does at its packets, the fast path does for the flows it
+/// carries: one that wakes after idling half its timeout has its reply key written
+/// again (the LRU map may have lost it); a UDP client's learned MAC is confirmed by its
+/// flow's traffic, so a spoofer's datagram from another port cannot take it over.
+#[test]
+fn a_nat_flow_on_the_fast_path_keeps_its_reply_key_and_its_client() {
+    use std::net::IpAddr;
+    use xvs_bpf::abi::SVC_F_NAT;
+    use xvs_dataplane::fixtures::CLIENT_MAC;
+    let steer = loaded(5);
+    steer
+        .set_services(&[(SvcKey::new(VIP, VIP_UDP_PORT, 17), SVC_F_NAT | SVC_F_FAST)])
+        .unwrap();
+    let known = |sport: u16| {
+        steer
+            .nat_conn_known(
+                (IpAddr::from(RIP), RPORT),
+                (IpAddr::from(CLIENT), sport),
+                17,
+            )
+            .unwrap()
+    };
+    let datagram = |sport, mac: [u8; 6]| {
+        let mut f = fixtures::udp_frame(CLIENT, sport, VIP, VIP_UDP_PORT, b"d");
+        f[6..12].copy_from_slice(&mac);
+        f
+    };
+    // Idle 10 s of 60: nothing to tell; 40 s: told again.
+    nat_entry_idle(&steer, udp_key(5300), 5, 10);
+    assert_eq!(run(&steer, &datagram(5300, CLIENT_MAC)).0, XDP_TX);
+    assert!(!known(5300));
+    nat_entry_idle(&steer, udp_key(5301), 5, 40);
+    assert_eq!(run(&steer, &datagram(5301, CLIENT_MAC)).0, XDP_TX);
+    assert!(known(5301), "the reply key is back");
+
+    // The control: an entry a minute old (written without a time) is taken over by a
+    // datagram from another MAC, on a new flow (to the worker).
+    let attacker = [2, 0, 0, 0, 0, 0x66];
+    steer.set_nat_client(CLIENT, CLIENT_MAC).unwrap();
+    assert_eq!(run(&steer, &datagram(5399, attacker)).0, TO_WORKER);
+    assert_eq!(steer.nat_client(CLIENT), Some(attacker), "the control");
+    // The client's flow on the fast path, 20 s since its last datagram (past a 17 s
+    // epoch): its entry confirmed, and the same spoof then teaches nothing.
+    steer.set_nat_client(CLIENT, CLIENT_MAC).unwrap();
+    nat_entry_idle(&steer, udp_key(5302), 5, 20);
+    assert_eq!(run(&steer, &datagram(5302, CLIENT_MAC)).0, XDP_TX);
+    assert_eq!(run(&steer, &datagram(5398, attacker)).0, TO_WORKER);
+    assert_eq!(steer.nat_client(CLIENT), Some(CLIENT_MAC), "confirmed");
 }

@@ -97,11 +97,7 @@ fn a_udp_flow_is_handed_over_at_its_second_packet_with_its_decision() {
         // The server has no port of its own: NAT keeps the packet's.
         assert_eq!(v.nat_port, VIP_UDP_PORT.to_be_bytes());
         assert_eq!((v.mtu, v.stats_slot, v.generation), (1500, 0, 9));
-        // A NAT flow comes back to the worker after half its timeout idle, which tells
-        // its reply key again.
-        let udp = Timeouts::default().udp;
-        let want = if fwd == Forwarding::Nat { udp / 2 } else { udp };
-        assert_eq!(v.timeout, want, "{fwd:?}");
+        assert_eq!(v.timeout, Timeouts::default().udp, "{fwd:?}");
     }
 }
 

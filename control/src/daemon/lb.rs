@@ -167,7 +167,8 @@ impl Lb {
             }
             return Err(e.context("the running configuration is unchanged"));
         }
-        // A restart after this reload takes over what this configuration wrote.
+        // A restart after this reload takes over what this configuration wrote (with the
+        // restart-only `fast_path` it runs: a file that changed it starts anew).
         if let Err(e) = self.steer.set_owner(super::takeover::owner(new)) {
             warn!("recording the configuration in the steering settings: {e}");
         }

@@ -127,9 +127,6 @@ pub async fn reload(
             path.display()
         );
     }
-    for w in hostcheck::warnings(&new, ifaces) {
-        warn!("{w}");
-    }
     let later = restart_only(old, &new);
     if !later.is_empty() {
         warn!(
@@ -137,8 +134,12 @@ pub async fn reload(
             later.join(", ")
         );
     }
-    // Every snapshot reads it (which flows XDP may carry): the running one stays.
+    // Every snapshot reads it (which flows XDP may carry): the running one stays, and
+    // the warnings speak of it.
     new.fast_path = old.fast_path;
+    for w in hostcheck::warnings(&new, ifaces) {
+        warn!("{w}");
+    }
     limits::fit(&limits::Counts::of(&new))
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     if let Some(lb) = lb {

@@ -71,9 +71,6 @@ impl Pipeline {
         let Some(ttl) = self.offer_ttl(index, p) else {
             return;
         };
-        // A NAT flow idle past half its timeout comes back to the worker, which tells
-        // its reply key again (`track`): the LRU map may have lost it meanwhile.
-        let ttl = if nat { (ttl / 2).max(1) } else { ttl };
         // TUN's outer destination, NAT's real server (both IPv4 here); unused by DR.
         let daddr = match to.addr {
             IpAddr::V4(a) => a.octets(),
