@@ -39,11 +39,9 @@ fn loaded(gen: u32) -> Steer {
 }
 
 fn entry(steer: &Steer, key: FlowKey, gen: u32, tun: bool, mtu: u16, idle_secs: u64) {
-    let (v4, v6) = steer.fast_flows_fds().unwrap();
-    let map = FastMap::new(v4, v6).unwrap();
-    let mut ops = FastOps::default();
-    ops.upsert(
-        FastKey::of(&key),
+    write(
+        steer,
+        key,
         FastValue {
             dst_mac: RS_MAC,
             tun: u8::from(tun),
@@ -53,12 +51,23 @@ fn entry(steer: &Steer, key: FlowKey, gen: u32, tun: bool, mtu: u16, idle_secs: 
             stats_slot: SLOT,
             generation: gen,
             timeout: 60,
-            last_seen: xvs_dataplane::sys::monotonic_coarse_ns()
-                .saturating_sub(idle_secs * 1_000_000_000),
+            last_seen: seen_ago(idle_secs),
             ..FastValue::default()
         },
     );
-    assert_eq!(map.apply(&mut ops), 0, "written");
+}
+
+/// Writes `value` for `key` through the dataplane's own `FastMap`, as a worker does.
+fn write(steer: &Steer, key: FlowKey, value: FastValue) {
+    let (v4, v6) = steer.fast_flows_fds().unwrap();
+    let mut ops = FastOps::default();
+    ops.upsert(FastKey::of(&key), value);
+    assert_eq!(FastMap::new(v4, v6).unwrap().apply(&mut ops), 0, "written");
+}
+
+/// A `last_seen` `secs` ago.
+fn seen_ago(secs: u64) -> u64 {
+    xvs_dataplane::sys::monotonic_coarse_ns().saturating_sub(secs * 1_000_000_000)
 }
 
 /// Runs `frame`; returns the action, the output frame and the counters it moved.
@@ -218,10 +227,9 @@ fn nat_entry(steer: &Steer, key: FlowKey, gen: u32) {
 
 /// `nat_entry`, its last packet `idle_secs` ago (its timeout: 60 s).
 fn nat_entry_idle(steer: &Steer, key: FlowKey, gen: u32, idle_secs: u64) {
-    let (v4, v6) = steer.fast_flows_fds().unwrap();
-    let mut ops = FastOps::default();
-    ops.upsert(
-        FastKey::of(&key),
+    write(
+        steer,
+        key,
         FastValue {
             dst_mac: RS_MAC,
             nat: 1,
@@ -230,12 +238,10 @@ fn nat_entry_idle(steer: &Steer, key: FlowKey, gen: u32, idle_secs: u64) {
             stats_slot: SLOT,
             generation: gen,
             timeout: 60,
-            last_seen: xvs_dataplane::sys::monotonic_coarse_ns()
-                .saturating_sub(idle_secs * 1_000_000_000),
+            last_seen: seen_ago(idle_secs),
             ..FastValue::default()
         },
     );
-    assert_eq!(FastMap::new(v4, v6).unwrap().apply(&mut ops), 0, "written");
 }
 
 const RIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 11);

@@ -37,18 +37,25 @@ fn download_intact(lab: &DrLab) {
     assert_eq!(sums[0], sums[1], "20 MB through NAT, intact");
 }
 
-/// The steering program's count of `outcome`, from /metrics.
-fn xdp_packets(lab: &DrLab, outcome: &str) -> u64 {
+/// The sum of the director's /metrics samples whose line starts with `prefix`.
+fn metric_sum(lab: &DrLab, prefix: &str) -> u64 {
     let scrape = lab
         .lab
         .sh("lb", "curl -s -m 5 http://127.0.0.1:9147/metrics")
         .unwrap();
-    let prefix = format!("xvs_xdp_packets_total{{outcome=\"{outcome}\"}}");
     scrape
         .lines()
-        .filter(|l| l.starts_with(&prefix))
+        .filter(|l| l.starts_with(prefix))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum()
+}
+
+/// The steering program's count of `outcome`.
+fn xdp_packets(lab: &DrLab, outcome: &str) -> u64 {
+    metric_sum(
+        lab,
+        &format!("xvs_xdp_packets_total{{outcome=\"{outcome}\"}}"),
+    )
 }
 
 fn fast_path_packets(lab: &DrLab) -> u64 {
