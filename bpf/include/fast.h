@@ -136,14 +136,14 @@ static __always_inline int fast_eligible(void *l4, void *end, int proto, __u32 g
 	return (void *)(ports + 2) <= end;
 }
 
-/* How long an entry of the current generation was idle (ns), or -1: none, stale, or
- * idle past its timeout. Its last-seen time is refreshed to the second (one write per
+/* How long an entry of the current generation was idle (ns), or -1: stale, or idle
+ * past its timeout. Its last-seen time is refreshed to the second (one write per
  * flow and second, not per packet). */
 static __always_inline __s64 fast_idle(struct xvs_fast_value *v, __u32 generation, __u64 now)
 {
 	__u64 idle;
 
-	if (!v || v->generation != generation)
+	if (v->generation != generation)
 		return -1;
 	idle = now - v->last_seen;
 	if (idle > (__u64)v->timeout * XVS_NSEC_PER_SEC)
@@ -206,7 +206,7 @@ static __always_inline int fast_path6(struct xdp_md *ctx, struct ethhdr *eth, st
 	k.dport = ports[1];
 	k.proto = proto;
 	v = bpf_map_lookup_elem(&xvs_fast_flows6, &k);
-	if (fast_idle(v, generation, bpf_ktime_get_coarse_ns()) < 0 || v->tun || v->nat)
+	if (!v || fast_idle(v, generation, bpf_ktime_get_coarse_ns()) < 0 || v->tun || v->nat)
 		return -1;
 	__builtin_memcpy(eth->h_dest, v->dst_mac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, local->mac, ETH_ALEN);
@@ -235,6 +235,9 @@ static __always_inline int fast_path(struct xdp_md *ctx, struct ethhdr *eth, str
 	k.dport = ports[1];
 	k.proto = proto;
 	v = bpf_map_lookup_elem(&xvs_fast_flows, &k);
+	/* The clock only for a hit: a packet on its way to a worker does not pay for it. */
+	if (!v)
+		return -1;
 	now = bpf_ktime_get_coarse_ns();
 	idle = fast_idle(v, generation, now);
 	if (idle < 0)

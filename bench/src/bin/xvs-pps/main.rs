@@ -221,19 +221,20 @@ fn run(a: &Args) -> Result<()> {
     let rows = results::group(&samples);
     let crit = results::criterion(std::path::Path::new("target/criterion"));
     let header = format!(
-        "# xvs benchmark results\n\nWritten by `make bench` (`xvs-pps run --secs {} --warmup {} --reps {reps}`{}{}). {}.\n\nThe chain: client → bridge → director → real server, veth pairs in network namespaces on one host; the generator (BPF_PROG_RUN's live frames, or an AF_PACKET socket where the kernel refuses them: see `Offered` below, and docs/design.md) sends UDP from the client ({} bytes a frame on the wire, with the FCS), past what any path delivers when it can; a BPF sink counts what reaches the real server. The generator, the bridge, the director and the sink share the machine's CPUs, so the ratios are the chain's, not the director's alone: the director's own cost per packet is estimated beside them. Each measurement has a fresh chain and a warm-up long enough for every flow to reach the director twice, as xvs's fast path takes a UDP flow at its second packet (1 s, or 2 × flows / 120k s, at most 20 s).\n\n**Placement, the same for every path:** the generator and every packet of the chain — the bridge, the director's kernel or XDP work (the kernel's forwarding and nftables, the forwarder (a), xvs's steering program and fast path), the sink — on the last CPU, by RPS on every veth of the chain (a veth handles a frame on the CPU that sent it, so what an AF_XDP worker sends would otherwise carry the chain over to the worker's CPU, a CPU the kernel paths would not get). An AF_XDP path's user-space loop (xvs's workers, `cpus: [0]`; the bare loop) runs on the first CPU: the half a kernel path does not have. (Both halves on one CPU was tried: a worker sharing its CPU with the softirq that feeds it fell to a tenth of its rate.) The first CPU's busy time per packet is the AF_XDP loop's own cost; the kernel paths leave it idle.\n\n**Pairs:** within each of {reps} repetitions, (a) runs between every two paths (a, P1, a, P2, …, a; the paths' order turns each repetition), and a path's ratio is its rate over the geometric mean of its two neighbouring (a) runs: min / median / max over the repetitions. The figures of one run vary by ±10 % or more on this VM; a ratio to an (a) run made minutes apart would carry that drift.\n",
-        w.secs,
-        w.warmup,
-        match a.get("size") {
+        "# xvs benchmark results\n\nWritten by `make bench` (`xvs-pps run --secs {secs} --warmup {warmup} --reps {reps}`{size}{paths}). {machine}.\n\nThe chain: client → bridge → director → real server, veth pairs in network namespaces on one host; the generator (BPF_PROG_RUN's live frames, or an AF_PACKET socket where the kernel refuses them: see `Offered` below, and docs/design.md) sends UDP from the client ({wire} bytes a frame on the wire, with the FCS), past what any path delivers when it can; a BPF sink counts what reaches the real server. The generator, the bridge, the director and the sink share the machine's CPUs, so the ratios are the chain's, not the director's alone: the director's own cost per packet is estimated beside them. Each measurement has a fresh chain and a warm-up long enough for every flow to reach the director twice, as xvs's fast path takes a UDP flow at its second packet (1 s, or 2 × flows / 120k s, at most 20 s).\n\n**Placement, the same for every path:** the generator and every packet of the chain — the bridge, the director's kernel or XDP work (the kernel's forwarding and nftables, the forwarder (a), xvs's steering program and fast path), the sink — on the last CPU, by RPS on every veth of the chain (a veth handles a frame on the CPU that sent it, so what an AF_XDP worker sends would otherwise carry the chain over to the worker's CPU, a CPU the kernel paths would not get). An AF_XDP path's user-space loop (xvs's workers, `cpus: [0]`; the bare loop) runs on the first CPU: the half a kernel path does not have. (Both halves on one CPU was tried: a worker sharing its CPU with the softirq that feeds it fell to a tenth of its rate.) The first CPU's busy time per packet is the AF_XDP loop's own cost; the kernel paths leave it idle.\n\n**Pairs:** within each of {reps} repetitions, (a) runs between every two paths (a, P1, a, P2, …, a; the paths' order turns each repetition), and a path's ratio is its rate over the geometric mean of its two neighbouring (a) runs: min / median / max over the repetitions. The figures of one run vary by ±10 % or more on this VM; a ratio to an (a) run made minutes apart would carry that drift.\n",
+        secs = w.secs,
+        warmup = w.warmup,
+        // Named: positional arguments once went to the wrong places here.
+        size = match a.get("size") {
             Ok(n) => format!(" `--size {n}`"),
             Err(_) => String::new(),
         },
-        frame + 4,
-        match a.get("paths") {
+        paths = match a.get("paths") {
             Ok(p) => format!(" `--paths {p}`"),
             Err(_) => String::new(),
         },
-        machine()
+        machine = machine(),
+        wire = frame + 4,
     );
     let text = results::render(&rows, &crit, &header, frame) + &results::targets(&rows, &flows);
     print!("{text}");
