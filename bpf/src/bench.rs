@@ -142,13 +142,10 @@ impl TrafGen {
             repeat,
             ..Default::default()
         };
-        prog.test_run(input)
-            .map(|_| ())
-            .map_err(|source| BpfError::Map {
-                op: "run (BPF_PROG_RUN, live frames)",
-                map: "xvs_trafgen",
-                source,
-            })
+        prog.test_run(input).map(|_| ()).map_err(BpfError::map(
+            "run (BPF_PROG_RUN, live frames)",
+            "xvs_trafgen",
+        ))
     }
 
     /// One run without live frames (BPF_PROG_TEST_RUN): the frame the generator would
@@ -162,11 +159,7 @@ impl TrafGen {
         };
         prog.test_run(input)
             .map(|o| o.return_value)
-            .map_err(|source| BpfError::Map {
-                op: "run (BPF_PROG_TEST_RUN)",
-                map: "xvs_trafgen",
-                source,
-            })
+            .map_err(BpfError::map("run (BPF_PROG_TEST_RUN)", "xvs_trafgen"))
     }
 }
 
@@ -227,11 +220,7 @@ impl Sink {
         value[..8].copy_from_slice(&last.to_ne_bytes());
         self.gap
             .update(&0u32.to_ne_bytes(), &value, MapFlags::ANY)
-            .map_err(|source| BpfError::Map {
-                op: "write",
-                map: "xvs_sink_gap",
-                source,
-            })
+            .map_err(BpfError::map("write", "xvs_sink_gap"))
     }
 
     /// The longest gap so far (zero with `load`'s program).
@@ -248,11 +237,7 @@ impl Sink {
         let raw = self
             .gap
             .lookup(&0u32.to_ne_bytes(), MapFlags::ANY)
-            .map_err(|source| BpfError::Map {
-                op: "read",
-                map: "xvs_sink_gap",
-                source,
-            })?
+            .map_err(BpfError::map("read", "xvs_sink_gap"))?
             .unwrap_or_default();
         let word = |i: usize| {
             raw.get(i * 8..i * 8 + 8)

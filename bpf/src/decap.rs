@@ -81,11 +81,7 @@ impl Decap {
                 IpAddr::V6(a) => (&self.vips6, MAP_VIPS6, a.octets().to_vec()),
             };
             map.update(&key, &[1], MapFlags::ANY)
-                .map_err(|source| BpfError::Map {
-                    op: "update",
-                    map: name,
-                    source,
-                })?;
+                .map_err(BpfError::map("update", name))?;
         }
         Ok(())
     }

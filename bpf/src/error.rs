@@ -38,3 +38,13 @@ pub enum BpfError {
         max: u32,
     },
 }
+
+impl BpfError {
+    /// For `map_err`: the failure of `op` on map `map`.
+    pub(crate) fn map(
+        op: &'static str,
+        map: &'static str,
+    ) -> impl FnOnce(libbpf_rs::Error) -> BpfError {
+        move |source| BpfError::Map { op, map, source }
+    }
+}

@@ -144,11 +144,7 @@ pub(crate) fn map_handle(obj: &Object, name: &'static str) -> Result<MapHandle, 
         .maps()
         .find(|m| m.name() == name)
         .ok_or(BpfError::Missing { kind: "map", name })?;
-    MapHandle::try_from(&map).map_err(|source| BpfError::Map {
-        op: "open",
-        map: name,
-        source,
-    })
+    MapHandle::try_from(&map).map_err(BpfError::map("open", name))
 }
 
 impl Steer {
@@ -262,11 +258,7 @@ impl Steer {
             })?;
         map_handle(&self.obj, MAP_SYN_KEY)?
             .update(&0u32.to_ne_bytes(), &key, MapFlags::ANY)
-            .map_err(|source| BpfError::Map {
-                op: "update",
-                map: MAP_SYN_KEY,
-                source,
-            })
+            .map_err(BpfError::map("update", MAP_SYN_KEY))
     }
 
     /// Turns every queue's SYN guard entry off (`syn_guard` left `auto`: the flag already
@@ -276,11 +268,7 @@ impl Steer {
         let values = vec![0u8; MAX_QUEUES as usize * 8];
         self.syn_guard
             .update_batch(&keys, &values, MAX_QUEUES, MapFlags::ANY, MapFlags::ANY)
-            .map_err(|source| BpfError::Map {
-                op: "update",
-                map: MAP_SYN_GUARD,
-                source,
-            })
+            .map_err(BpfError::map("update", MAP_SYN_GUARD))
     }
 
     /// The loaded program, for BPF_PROG_TEST_RUN.
@@ -336,11 +324,7 @@ impl Steer {
                 &crate::abi::local_mac_value(mac),
                 MapFlags::ANY,
             )
-            .map_err(|source| BpfError::Map {
-                op: "update",
-                map: MAP_LOCAL_MACS,
-                source,
-            })
+            .map_err(BpfError::map("update", MAP_LOCAL_MACS))
     }
 
     /// The director's own addresses: packets to them are never NAT replies.
@@ -434,11 +418,7 @@ impl Steer {
                 &self.config_value.value(),
                 MapFlags::ANY,
             )
-            .map_err(|source| BpfError::Map {
-                op: "update",
-                map: MAP_CONFIG,
-                source,
-            })
+            .map_err(BpfError::map("update", MAP_CONFIG))
     }
 
     /// Descriptors of `xvs_fast_flows` and `xvs_fast_flows6` for a worker to write its
@@ -485,11 +465,7 @@ impl Steer {
             (&self.fnat_conns, MAP_FNAT_CONNS)
         };
         map.update(key, value, MapFlags::ANY)
-            .map_err(|source| BpfError::Map {
-                op: "update",
-                map: name,
-                source,
-            })
+            .map_err(BpfError::map("update", name))
     }
 
     /// Makes a NAT connection known (tests; the workers do it in life): its replies go
@@ -502,11 +478,7 @@ impl Steer {
     ) -> Result<(), BpfError> {
         let (map, name, key) = self.nat_conn_key(reply_from, reply_to, proto)?;
         map.update(&key, &0u32.to_ne_bytes(), MapFlags::ANY)
-            .map_err(|source| BpfError::Map {
-                op: "update",
-                map: name,
-                source,
-            })
+            .map_err(BpfError::map("update", name))
     }
 
     /// Whether a NAT connection is known: its replies from `raddr:rport` to
@@ -520,11 +492,7 @@ impl Steer {
         let (map, name, key) = self.nat_conn_key(reply_from, reply_to, proto)?;
         map.lookup(&key, MapFlags::ANY)
             .map(|v| v.is_some())
-            .map_err(|source| BpfError::Map {
-                op: "lookup",
-                map: name,
-                source,
-            })
+            .map_err(BpfError::map("lookup", name))
     }
 
     /// A NAT connection's reply key (`xvs_fast_key` or `xvs_fast6_key`) and its map.
@@ -627,11 +595,7 @@ impl Steer {
     pub fn set_nat_client(&self, client: impl Into<IpAddr>, mac: [u8; 6]) -> Result<(), BpfError> {
         let (map, name, key) = self.nat_clients_of(client.into());
         map.update(&key, &crate::abi::nat_client_value(mac), MapFlags::ANY)
-            .map_err(|source| BpfError::Map {
-                op: "update",
-                map: name,
-                source,
-            })
+            .map_err(BpfError::map("update", name))
     }
 
     /// The services the steering map holds now.
@@ -649,11 +613,7 @@ impl Steer {
         }
         self.xsks
             .update(&queue.to_ne_bytes(), &fd.to_ne_bytes(), MapFlags::ANY)
-            .map_err(|source| BpfError::Map {
-                op: "update",
-                map: MAP_XSKS,
-                source,
-            })
+            .map_err(BpfError::map("update", MAP_XSKS))
     }
 
     /// Removes queue `queue`'s socket: its packets go to the kernel again.
@@ -690,16 +650,9 @@ impl Steer {
             (&self.fast_stats, MAP_FAST_STATS),
         ] {
             let key = slot.to_ne_bytes();
-            let err = |op| {
-                move |source| BpfError::Map {
-                    op,
-                    map: name,
-                    source,
-                }
-            };
             let per_cpu = map
                 .lookup_percpu(&key, MapFlags::ANY)
-                .map_err(err("read"))?;
+                .map_err(BpfError::map("read", name))?;
             let zeros: Vec<Vec<u8>> = per_cpu
                 .into_iter()
                 .flatten()
@@ -707,7 +660,7 @@ impl Steer {
                 .collect();
             if !zeros.is_empty() {
                 map.update_percpu(&key, &zeros, MapFlags::ANY)
-                    .map_err(err("clear"))?;
+                    .map_err(BpfError::map("clear", name))?;
             }
         }
         Ok(())
@@ -733,11 +686,7 @@ pub(crate) fn sum_per_cpu(
 ) -> Result<(), BpfError> {
     let per_cpu = map
         .lookup_percpu(&key.to_ne_bytes(), MapFlags::ANY)
-        .map_err(|source| BpfError::Map {
-            op: "read",
-            map: name,
-            source,
-        })?;
+        .map_err(BpfError::map("read", name))?;
     for cpu in per_cpu.iter().flatten() {
         add(cpu);
     }
@@ -796,23 +745,17 @@ fn replace_all(
     name: &'static str,
     entries: &[(Vec<u8>, Vec<u8>)],
 ) -> Result<(), BpfError> {
-    let err = |op| {
-        move |source| BpfError::Map {
-            op,
-            map: name,
-            source,
-        }
-    };
     let wanted: HashSet<&[u8]> = entries.iter().map(|(k, _)| k.as_slice()).collect();
     let stale: Vec<Vec<u8>> = map
         .keys()
         .filter(|k| !wanted.contains(k.as_slice()))
         .collect();
     for k in stale {
-        map.delete(&k).map_err(err("delete"))?;
+        map.delete(&k).map_err(BpfError::map("delete", name))?;
     }
     for (k, v) in entries {
-        map.update(k, v, MapFlags::ANY).map_err(err("update"))?;
+        map.update(k, v, MapFlags::ANY)
+            .map_err(BpfError::map("update", name))?;
     }
     Ok(())
 }

@@ -84,11 +84,7 @@ impl Toa {
         for a in locals {
             self.trusted
                 .update(&toa_trusted_key(*a), &[1], MapFlags::ANY)
-                .map_err(|source| BpfError::Map {
-                    op: "update",
-                    map: MAP_TRUSTED,
-                    source,
-                })?;
+                .map_err(BpfError::map("update", MAP_TRUSTED))?;
         }
         Ok(())
     }
